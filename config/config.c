@@ -1,0 +1,1124 @@
+/*
+ * The configuration table and its loader.
+ *
+ * Every setting is one row of `options` below: name, type, bounds, default,
+ * reloadability and a one-line doc.  Everything else -- INI loading, the
+ * --set overrides, the sample config, the effective dump, docs/CONFIG.md --
+ * walks this table, so a setting added here is documented and validated
+ * everywhere at once.
+ *
+ * INI syntax is parsed by libinih (Debian's build exposes its compile-time
+ * options as globals, which we set before each parse).  inih does not report
+ * line numbers to the handler, so we feed it through our own line reader,
+ * which counts lines and keeps a copy of each for error messages.
+ */
+#include "config/config.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include <ini.h>
+
+enum opt_type {
+	T_STR,
+	T_INT,
+	T_DOUBLE,
+	T_BOOL,
+	T_ENUM,
+};
+
+#define OPT_RELOAD 0x1u /* may change on SIGHUP without a restart */
+
+struct enum_item {
+	const char *name;
+	int value;
+};
+
+/* A validator for one value; returns 0 or fills `why`. */
+typedef int (*opt_check_fn)(const void *value, char *why, size_t why_size);
+
+struct option {
+	const char *name; /* "section.key" */
+	enum opt_type type;
+	size_t off;  /* offset of the field in struct cfg */
+	size_t size; /* size of the field (the buffer size for strings) */
+	double min, max;
+	const struct enum_item *items; /* T_ENUM: NULL-terminated */
+	const char *def;	       /* default, as text */
+	unsigned flags;
+	opt_check_fn check; /* optional */
+	const char *doc;
+};
+
+static int check_brokers(const void *value, char *why, size_t why_size);
+static int check_topic(const void *value, char *why, size_t why_size);
+static int check_listen(const void *value, char *why, size_t why_size);
+
+static const struct enum_item input_formats[] = {
+    {"json", CFG_INPUT_JSON},
+    {"influx", CFG_INPUT_INFLUX},
+    {NULL, 0},
+};
+
+static const struct enum_item log_levels[] = {
+    {"error", CFG_LOG_ERROR},	{"warning", CFG_LOG_WARNING},
+    {"notice", CFG_LOG_NOTICE}, {"info", CFG_LOG_INFO},
+    {"debug", CFG_LOG_DEBUG},	{NULL, 0},
+};
+
+#define FIELD(f) offsetof(struct cfg, f), sizeof(((struct cfg *)0)->f)
+#define STR(n, f, def, fl, chk, doc)                              \
+	{                                                         \
+		n, T_STR, FIELD(f), 0, 0, NULL, def, fl, chk, doc \
+	}
+#define INT(n, f, lo, hi, def, fl, doc)                              \
+	{                                                            \
+		n, T_INT, FIELD(f), lo, hi, NULL, def, fl, NULL, doc \
+	}
+#define DBL(n, f, lo, hi, def, fl, doc)                                 \
+	{                                                               \
+		n, T_DOUBLE, FIELD(f), lo, hi, NULL, def, fl, NULL, doc \
+	}
+#define BOOL(n, f, def, fl, doc)                                    \
+	{                                                           \
+		n, T_BOOL, FIELD(f), 0, 1, NULL, def, fl, NULL, doc \
+	}
+#define ENUM(n, f, items, def, fl, doc)                              \
+	{                                                            \
+		n, T_ENUM, FIELD(f), 0, 0, items, def, fl, NULL, doc \
+	}
+
+/*
+ * The table.  Rows of one section stay together (a unit test checks it);
+ * the order here is the order of the sample config and of the docs.
+ */
+static const struct option options[] = {
+    STR("kafka.brokers", kafka.brokers, "localhost:9092", 0, check_brokers,
+	"Comma-separated Kafka bootstrap brokers, each host:port."),
+    STR("kafka.group", kafka.group, "driftcast", 0, NULL,
+	"Consumer group id; daemons sharing it share the partitions."),
+    STR("kafka.input_topic", kafka.input_topic, "measurements", 0, check_topic,
+	"Topic the measurements are consumed from."),
+    STR("kafka.output_topic", kafka.output_topic, "forecasts", 0, check_topic,
+	"Topic forecasts are produced to (JSON)."),
+    STR("kafka.deadletter_topic", kafka.deadletter_topic,
+	"driftcast-deadletter", 0, check_topic,
+	"Topic unusable messages go to, unchanged, with the reason in a "
+	"header."),
+    ENUM("kafka.input_format", kafka.input_format, input_formats, "json", 0,
+	 "Payload format of input messages: json or influx (line "
+	 "protocol)."),
+
+    STR("storage.path", storage.path, "/var/lib/driftcast/driftcast.db", 0,
+	NULL, "SQLite database holding versions, audit log and offsets."),
+
+    STR("model.path", model.path, "/var/lib/driftcast/model.dcm", 0, NULL,
+	"Base model file written by `driftcast train`."),
+    INT("model.lookback", model.lookback, 16, 720, "96", 0,
+	"Lookback window L in time steps (must match the model file)."),
+    INT("model.horizon", model.horizon, 1, 720, "96", 0,
+	"Forecast horizon H in time steps (must match the model file)."),
+
+    BOOL("ttt.enabled", ttt.enabled, "true", OPT_RELOAD,
+	 "Adapt per-series adapters at test time; false forecasts with "
+	 "the frozen base model."),
+    INT("ttt.every", ttt.every, 1, 1000000, "25", OPT_RELOAD,
+	"Adapt every this many observations of a series (plus early on "
+	"drift)."),
+
+    ENUM("log.level", log.level, log_levels, "info", OPT_RELOAD,
+	 "Least severe level logged: error, warning, notice, info or "
+	 "debug."),
+
+    STR("metrics.listen", metrics.listen, "127.0.0.1:9464", 0, check_listen,
+	"Prometheus metrics endpoint as host:port, or off to disable."),
+};
+
+#define N_OPTIONS (sizeof(options) / sizeof(options[0]))
+_Static_assert(N_OPTIONS <= CFG_MAX_OPTIONS, "raise CFG_MAX_OPTIONS");
+
+size_t cfg_option_count(void)
+{
+	return N_OPTIONS;
+}
+
+const char *cfg_option_name(size_t i)
+{
+	return i < N_OPTIONS ? options[i].name : NULL;
+}
+
+static const char *enum_name(const struct enum_item *items, int v)
+{
+	for (; items->name; items++)
+		if (items->value == v)
+			return items->name;
+	return "?";
+}
+
+const char *cfg_input_format_name(int v)
+{
+	return enum_name(input_formats, v);
+}
+
+const char *cfg_log_level_name(int v)
+{
+	return enum_name(log_levels, v);
+}
+
+/* ---- validators ------------------------------------------------------ */
+
+/* "host:port" with a non-empty host and a port in 1..65535.  IPv6 hosts
+ * go in brackets: [::1]:9092. */
+static int check_hostport(const char *s, size_t len, char *why, size_t why_size)
+{
+	const char *colon = NULL;
+	if (len > 0 && s[0] == '[') {
+		const char *close = memchr(s, ']', len);
+		if (!close || close + 1 >= s + len || close[1] != ':') {
+			snprintf(why, why_size,
+				 "expected [ipv6]:port, got '%.*s'", (int)len,
+				 s);
+			return -EINVAL;
+		}
+		colon = close + 1;
+	} else {
+		for (size_t i = 0; i < len; i++)
+			if (s[i] == ':')
+				colon = s + i;
+	}
+	if (!colon || colon == s) {
+		snprintf(why, why_size, "expected host:port, got '%.*s'",
+			 (int)len, s);
+		return -EINVAL;
+	}
+	const char *p = colon + 1, *end = s + len;
+	long port = 0;
+	if (p == end) {
+		snprintf(why, why_size, "missing port in '%.*s'", (int)len, s);
+		return -EINVAL;
+	}
+	for (; p < end; p++) {
+		if (!isdigit((unsigned char)*p) || port > 65535) {
+			snprintf(why, why_size, "bad port in '%.*s'", (int)len,
+				 s);
+			return -EINVAL;
+		}
+		port = port * 10 + (*p - '0');
+	}
+	if (port < 1 || port > 65535) {
+		snprintf(why, why_size, "port out of range 1..65535 in '%.*s'",
+			 (int)len, s);
+		return -EINVAL;
+	}
+	for (p = s; p < colon; p++) {
+		if (isspace((unsigned char)*p)) {
+			snprintf(why, why_size, "space in host '%.*s'",
+				 (int)len, s);
+			return -EINVAL;
+		}
+	}
+	return 0;
+}
+
+static int check_brokers(const void *value, char *why, size_t why_size)
+{
+	const char *s = value;
+	for (;;) {
+		while (*s == ' ')
+			s++;
+		const char *comma = strchr(s, ',');
+		size_t len = comma ? (size_t)(comma - s) : strlen(s);
+		while (len > 0 && s[len - 1] == ' ')
+			len--;
+		if (len == 0) {
+			snprintf(why, why_size, "empty broker in list");
+			return -EINVAL;
+		}
+		int r = check_hostport(s, len, why, why_size);
+		if (r < 0)
+			return r;
+		if (!comma)
+			return 0;
+		s = comma + 1;
+	}
+}
+
+/* Kafka's legal topic names: [a-zA-Z0-9._-], at most 249 characters. */
+static int check_topic(const void *value, char *why, size_t why_size)
+{
+	const char *s = value;
+	size_t n = strlen(s);
+	if (n > 249) {
+		snprintf(why, why_size,
+			 "topic name longer than 249 characters");
+		return -EINVAL;
+	}
+	if (!strcmp(s, ".") || !strcmp(s, "..")) {
+		snprintf(why, why_size, "'%s' is not a legal topic name", s);
+		return -EINVAL;
+	}
+	for (size_t i = 0; i < n; i++) {
+		unsigned char ch = (unsigned char)s[i];
+		if (!isalnum(ch) && ch != '.' && ch != '_' && ch != '-') {
+			snprintf(
+			    why, why_size,
+			    "illegal character '%c' in topic name (allowed: "
+			    "letters, digits, '.', '_', '-')",
+			    isprint(ch) ? ch : '?');
+			return -EINVAL;
+		}
+	}
+	return 0;
+}
+
+static int check_listen(const void *value, char *why, size_t why_size)
+{
+	const char *s = value;
+	if (!strcmp(s, "off"))
+		return 0;
+	return check_hostport(s, strlen(s), why, why_size);
+}
+
+/* ---- value conversion ------------------------------------------------ */
+
+static const char *bool_true[] = {"true", "yes", "on", "1", NULL};
+static const char *bool_false[] = {"false", "no", "off", "0", NULL};
+
+static bool in_list(const char *s, const char **list)
+{
+	for (; *list; list++)
+		if (!strcmp(s, *list))
+			return true;
+	return false;
+}
+
+/*
+ * Convert `text` for option o and store it at dst (inside a struct cfg).
+ * Returns 0, or -EINVAL with the reason in why.  dst is untouched on error.
+ */
+static int convert(const struct option *o, const char *text, void *dst,
+		   char *why, size_t why_size)
+{
+	size_t len = strlen(text);
+	if (len == 0) {
+		snprintf(why, why_size, "empty value");
+		return -EINVAL;
+	}
+	for (size_t i = 0; i < len; i++) {
+		if ((unsigned char)text[i] < 0x20 || text[i] == 0x7f) {
+			snprintf(why, why_size, "control character in value");
+			return -EINVAL;
+		}
+	}
+
+	switch (o->type) {
+	case T_STR: {
+		/* One pair of surrounding double quotes is optional. */
+		if (len >= 2 && text[0] == '"' && text[len - 1] == '"') {
+			text++;
+			len -= 2;
+			if (len == 0) {
+				snprintf(why, why_size, "empty value");
+				return -EINVAL;
+			}
+		}
+		if (len >= o->size) {
+			snprintf(why, why_size, "too long (at most %zu bytes)",
+				 o->size - 1);
+			return -EINVAL;
+		}
+		char tmp[CFG_PATH_MAX];
+		memcpy(tmp, text, len);
+		tmp[len] = '\0';
+		if (o->check && o->check(tmp, why, why_size) < 0)
+			return -EINVAL;
+		memcpy(dst, tmp, len + 1);
+		return 0;
+	}
+	case T_INT: {
+		char *end;
+		errno = 0;
+		long long v = strtoll(text, &end, 10);
+		if (end == text) {
+			snprintf(why, why_size, "not an integer");
+			return -EINVAL;
+		}
+		if (*end) {
+			snprintf(why, why_size,
+				 "trailing garbage '%s' after the integer %lld",
+				 end, v);
+			return -EINVAL;
+		}
+		if (errno == ERANGE || (double)v < o->min ||
+		    (double)v > o->max) {
+			snprintf(why, why_size, "out of range %.0f..%.0f",
+				 o->min, o->max);
+			return -EINVAL;
+		}
+		*(int *)dst = (int)v;
+		return 0;
+	}
+	case T_DOUBLE: {
+		char *end;
+		errno = 0;
+		double v = strtod(text, &end);
+		if (end == text) {
+			snprintf(why, why_size, "not a number");
+			return -EINVAL;
+		}
+		if (*end) {
+			snprintf(why, why_size,
+				 "trailing garbage '%s' after the number %g",
+				 end, v);
+			return -EINVAL;
+		}
+		if (!isfinite(v) || errno == ERANGE) {
+			snprintf(why, why_size, "not a finite number");
+			return -EINVAL;
+		}
+		if (v < o->min || v > o->max) {
+			snprintf(why, why_size, "out of range %g..%g", o->min,
+				 o->max);
+			return -EINVAL;
+		}
+		*(double *)dst = v;
+		return 0;
+	}
+	case T_BOOL:
+		if (in_list(text, bool_true)) {
+			*(bool *)dst = true;
+			return 0;
+		}
+		if (in_list(text, bool_false)) {
+			*(bool *)dst = false;
+			return 0;
+		}
+		snprintf(why, why_size,
+			 "not a boolean (use true/false, yes/no, on/off, 1/0)");
+		return -EINVAL;
+	case T_ENUM: {
+		for (const struct enum_item *it = o->items; it->name; it++) {
+			if (!strcmp(text, it->name)) {
+				*(int *)dst = it->value;
+				return 0;
+			}
+		}
+		size_t off = (size_t)snprintf(why, why_size, "must be one of:");
+		for (const struct enum_item *it = o->items;
+		     it->name && off < why_size; it++)
+			off += (size_t)snprintf(
+			    why + off, why_size - off, "%s %s",
+			    it == o->items ? "" : ",", it->name);
+		return -EINVAL;
+	}
+	}
+	snprintf(why, why_size, "internal error: unknown type");
+	return -EINVAL;
+}
+
+void cfg_defaults(struct cfg *c)
+{
+	char why[256];
+	memset(c, 0, sizeof(*c));
+	for (size_t i = 0; i < N_OPTIONS; i++) {
+		int r = convert(&options[i], options[i].def,
+				(char *)c + options[i].off, why, sizeof(why));
+		(void)r; /* defaults are checked by tests/config */
+	}
+}
+
+/* ---- error collection ------------------------------------------------ */
+
+struct errors {
+	char *buf;
+	size_t size, len;
+	int count;
+};
+
+static void err_add(struct errors *e, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+static void err_add(struct errors *e, const char *fmt, ...)
+{
+	e->count++;
+	if (!e->buf || e->size == 0 || e->len + 1 >= e->size)
+		return;
+	if (e->len > 0)
+		e->buf[e->len++] = '\n';
+	va_list ap;
+	va_start(ap, fmt);
+	int n = vsnprintf(e->buf + e->len, e->size - e->len, fmt, ap);
+	va_end(ap);
+	if (n < 0)
+		n = 0;
+	e->len += (size_t)n;
+	if (e->len >= e->size)
+		e->len = e->size - 1;
+}
+
+/* ---- "did you mean" -------------------------------------------------- */
+
+static size_t edit_distance(const char *a, const char *b)
+{
+	size_t la = strlen(a), lb = strlen(b);
+	if (la > 64 || lb > 64)
+		return SIZE_MAX;
+	size_t row[65];
+	for (size_t j = 0; j <= lb; j++)
+		row[j] = j;
+	for (size_t i = 1; i <= la; i++) {
+		size_t diag = row[0];
+		row[0] = i;
+		for (size_t j = 1; j <= lb; j++) {
+			size_t up = row[j];
+			size_t best = diag + (a[i - 1] != b[j - 1]);
+			if (up + 1 < best)
+				best = up + 1;
+			if (row[j - 1] + 1 < best)
+				best = row[j - 1] + 1;
+			row[j] = best;
+			diag = up;
+		}
+	}
+	return row[lb];
+}
+
+/* Closest option name to `name`, or NULL when nothing is close. */
+static const char *suggest_option(const char *name)
+{
+	const char *best = NULL;
+	size_t best_d = SIZE_MAX;
+	for (size_t i = 0; i < N_OPTIONS; i++) {
+		size_t d = edit_distance(name, options[i].name);
+		if (d < best_d) {
+			best_d = d;
+			best = options[i].name;
+		}
+	}
+	size_t limit = strlen(name) / 3;
+	if (limit < 2)
+		limit = 2;
+	return best_d <= limit ? best : NULL;
+}
+
+static bool section_known(const char *section, size_t len)
+{
+	for (size_t i = 0; i < N_OPTIONS; i++)
+		if (!strncmp(options[i].name, section, len) &&
+		    options[i].name[len] == '.')
+			return true;
+	return false;
+}
+
+static const char *suggest_section(const char *section)
+{
+	static char best[64];
+	size_t best_d = SIZE_MAX;
+	best[0] = '\0';
+	for (size_t i = 0; i < N_OPTIONS; i++) {
+		const char *dot = strchr(options[i].name, '.');
+		char sec[64];
+		size_t n = (size_t)(dot - options[i].name);
+		if (n >= sizeof(sec))
+			continue;
+		memcpy(sec, options[i].name, n);
+		sec[n] = '\0';
+		size_t d = edit_distance(section, sec);
+		if (d < best_d) {
+			best_d = d;
+			memcpy(best, sec, n + 1);
+		}
+	}
+	return best_d <= 2 ? best : NULL;
+}
+
+static int find_option(const char *name)
+{
+	for (size_t i = 0; i < N_OPTIONS; i++)
+		if (!strcmp(options[i].name, name))
+			return (int)i;
+	return -1;
+}
+
+/* ---- INI parsing ----------------------------------------------------- */
+
+#define MAX_LINE  4096
+#define MAX_LINES 100000
+
+struct loader {
+	const char *file;
+	FILE *fp;
+	int lineno;   /* line most recently handed to inih */
+	char **lines; /* copy of every line, for messages */
+	size_t nlines, cap;
+	bool in_bad_section; /* keys under an unknown [section] */
+	int syntax_line;     /* a syntax error we reported ourselves */
+	int oom;
+	char *text[N_OPTIONS]; /* raw value of each option seen */
+	int line[N_OPTIONS];
+	struct errors *err;
+};
+
+static void chomp(char *s)
+{
+	size_t n = strlen(s);
+	while (n > 0 && (s[n - 1] == '\n' || s[n - 1] == '\r'))
+		s[--n] = '\0';
+}
+
+static char *trim(char *s)
+{
+	while (isspace((unsigned char)*s))
+		s++;
+	size_t n = strlen(s);
+	while (n > 0 && isspace((unsigned char)s[n - 1]))
+		s[--n] = '\0';
+	return s;
+}
+
+/* fgets-like reader for inih: counts lines, keeps copies, catches lines too
+ * long to parse and section headers (inih does not report those). */
+static char *loader_read(char *str, int num, void *stream)
+{
+	struct loader *L = stream;
+	if (!fgets(str, num, L->fp))
+		return NULL;
+	L->lineno++;
+	size_t n = strlen(str);
+	if (n > 0 && str[n - 1] != '\n' && !feof(L->fp)) {
+		int ch;
+		while ((ch = fgetc(L->fp)) != EOF && ch != '\n')
+			;
+		err_add(L->err, "%s:%d: line longer than %d bytes", L->file,
+			L->lineno, MAX_LINE - 3);
+		str[0] = '\0';
+		n = 0;
+	}
+	if (L->nlines == L->cap) {
+		size_t cap = L->cap ? L->cap * 2 : 64;
+		char **p = realloc(L->lines, cap * sizeof(*p));
+		if (!p) {
+			L->oom = 1;
+			return NULL;
+		}
+		L->lines = p;
+		L->cap = cap;
+	}
+	char *copy = strdup(str);
+	if (!copy) {
+		L->oom = 1;
+		return NULL;
+	}
+	chomp(copy);
+	L->lines[L->nlines++] = copy;
+	if (L->nlines > MAX_LINES) {
+		err_add(L->err, "%s:%d: file has more than %d lines", L->file,
+			L->lineno, MAX_LINES);
+		return NULL;
+	}
+
+	/* Section header: check the name here, once, at its own line. */
+	char tmp[MAX_LINE];
+	snprintf(tmp, sizeof(tmp), "%s", copy);
+	char *t = trim(tmp);
+	if (t[0] == '[') {
+		char *close = strchr(t, ']');
+		if (!close) {
+			/* keys below it would be blamed on the wrong section */
+			err_add(
+			    L->err,
+			    "%s:%d: syntax error: expected '[section]', got "
+			    "'%s'",
+			    L->file, L->lineno, t);
+			L->in_bad_section = true;
+			L->syntax_line = L->lineno;
+		} else {
+			*close = '\0';
+			char *name = trim(t + 1);
+			L->in_bad_section = !section_known(name, strlen(name));
+			if (L->in_bad_section) {
+				const char *s = suggest_section(name);
+				if (s)
+					err_add(L->err,
+						"%s:%d: unknown section [%s] "
+						"(did you mean [%s]?)",
+						L->file, L->lineno, name, s);
+				else
+					err_add(L->err,
+						"%s:%d: unknown section [%s]",
+						L->file, L->lineno, name);
+			}
+		}
+	}
+	return str;
+}
+
+static int loader_on_value(void *user, const char *section, const char *name,
+			   const char *value)
+{
+	struct loader *L = user;
+	if (L->in_bad_section)
+		return 1; /* already reported at the section header */
+	if (!section[0]) {
+		err_add(L->err, "%s:%d: '%s' is outside any [section]", L->file,
+			L->lineno, name);
+		return 1;
+	}
+
+	char full[CFG_NAME_MAX * 2];
+	snprintf(full, sizeof(full), "%s.%s", section, name);
+	int i = find_option(full);
+	if (i < 0) {
+		const char *s = suggest_option(full);
+		if (s)
+			err_add(L->err,
+				"%s:%d: unknown key '%s' (did you mean '%s'?)",
+				L->file, L->lineno, full, s);
+		else
+			err_add(L->err, "%s:%d: unknown key '%s'", L->file,
+				L->lineno, full);
+		return 1;
+	}
+	if (L->text[i]) {
+		err_add(L->err,
+			"%s:%d: duplicate key '%s' (first set at line %d)",
+			L->file, L->lineno, full, L->line[i]);
+		return 1;
+	}
+	L->text[i] = strdup(value);
+	if (!L->text[i]) {
+		L->oom = 1;
+		return 0;
+	}
+	L->line[i] = L->lineno;
+	return 1;
+}
+
+static void loader_free(struct loader *L)
+{
+	for (size_t i = 0; i < L->nlines; i++)
+		free(L->lines[i]);
+	free(L->lines);
+	for (size_t i = 0; i < N_OPTIONS; i++)
+		free(L->text[i]);
+}
+
+/* Parse the file into L->text/L->line; syntax errors go to L->err.
+ * Returns 0 or a negative errno when the file cannot be read at all. */
+static int loader_parse(struct loader *L)
+{
+	struct stat st;
+	L->fp = fopen(L->file, "re");
+	if (!L->fp) {
+		int e = errno;
+		err_add(L->err, "%s: cannot open: %s", L->file, strerror(e));
+		return -e;
+	}
+	if (fstat(fileno(L->fp), &st) < 0 || !S_ISREG(st.st_mode)) {
+		fclose(L->fp);
+		L->fp = NULL;
+		err_add(L->err, "%s: cannot read: not a regular file", L->file);
+		return -EINVAL;
+	}
+	if (st.st_size > 1 << 20) {
+		fclose(L->fp);
+		L->fp = NULL;
+		err_add(L->err, "%s: cannot read: larger than 1 MiB", L->file);
+		return -EFBIG;
+	}
+
+	/* inih's options, as runtime globals in Debian's build. */
+	ini_use_stack = false;
+	ini_max_line = MAX_LINE;
+	ini_allow_realloc = false;
+	ini_allow_multiline = false;
+	ini_allow_inline_comments = true;
+	ini_stop_on_first_error = false;
+	ini_allow_no_value = false;
+
+	int r = ini_parse_stream(loader_read, L, loader_on_value, L);
+	int read_error = ferror(L->fp);
+	fclose(L->fp);
+	L->fp = NULL;
+
+	if (read_error) {
+		err_add(L->err, "%s: read error", L->file);
+		return -EIO;
+	}
+	if (L->oom || r == -2) {
+		err_add(L->err, "%s: out of memory", L->file);
+		return -ENOMEM;
+	}
+	if (r > 0 && r != L->syntax_line) {
+		/* inih reports only its first syntax error. */
+		const char *text =
+		    (size_t)r <= L->nlines ? L->lines[r - 1] : "";
+		char tmp[MAX_LINE];
+		snprintf(tmp, sizeof(tmp), "%s", text);
+		err_add(L->err,
+			"%s:%d: syntax error: expected '[section]' or 'key = "
+			"value', got '%s'",
+			L->file, r, trim(tmp));
+	}
+	return 0;
+}
+
+/* ---- cross-field checks ---------------------------------------------- */
+
+struct provenance {
+	const char *file;
+	int line[N_OPTIONS];		/* 0: not from the file */
+	const char *set_arg[N_OPTIONS]; /* the --set argument, if any */
+};
+
+/* "FILE:LINE" or "--set ARG" or "default" for option i, into buf. */
+static const char *where(const struct provenance *p, int i, char *buf, size_t n)
+{
+	if (p->set_arg[i])
+		snprintf(buf, n, "--set %s", p->set_arg[i]);
+	else if (p->line[i] > 0)
+		snprintf(buf, n, "%s:%d", p->file, p->line[i]);
+	else
+		snprintf(buf, n, "%s", p->file ? p->file : "defaults");
+	return buf;
+}
+
+/* Of two options, the one the user set last (the one to blame). */
+static int later(const struct provenance *p, int a, int b)
+{
+	if (p->set_arg[b] && !p->set_arg[a])
+		return b;
+	if (p->set_arg[a] && !p->set_arg[b])
+		return a;
+	return p->line[b] >= p->line[a] ? b : a;
+}
+
+static void check_distinct(const struct cfg *c, const struct provenance *p,
+			   struct errors *e, const char *na, const char *nb)
+{
+	int a = find_option(na), b = find_option(nb);
+	const char *va = (const char *)c + options[a].off;
+	const char *vb = (const char *)c + options[b].off;
+	if (strcmp(va, vb))
+		return;
+	int blame = later(p, a, b), other = blame == a ? b : a;
+	char w[CFG_PATH_MAX + 64], w2[CFG_PATH_MAX + 64];
+	err_add(e, "%s: %s must differ from %s (%s), both are '%s'",
+		where(p, blame, w, sizeof(w)), options[blame].name,
+		options[other].name, where(p, other, w2, sizeof(w2)), va);
+}
+
+static void check_relations(const struct cfg *c, const struct provenance *p,
+			    struct errors *e)
+{
+	check_distinct(c, p, e, "kafka.input_topic", "kafka.output_topic");
+	check_distinct(c, p, e, "kafka.input_topic", "kafka.deadletter_topic");
+	check_distinct(c, p, e, "kafka.output_topic", "kafka.deadletter_topic");
+}
+
+/* ---- load ------------------------------------------------------------ */
+
+int cfg_load(const char *path, const char *const *sets, size_t nsets,
+	     struct cfg *ret_cfg, struct cfg_sources *ret_src, char *errbuf,
+	     size_t errbuf_size)
+{
+	struct errors err = {errbuf, errbuf_size, 0, 0};
+	struct loader L = {0};
+	struct provenance prov = {0};
+	struct cfg tmp;
+	char why[512];
+	int r = 0;
+
+	if (errbuf && errbuf_size)
+		errbuf[0] = '\0';
+	cfg_defaults(&tmp);
+	prov.file = path;
+
+	/* 1. parse */
+	if (path) {
+		L.file = path;
+		L.err = &err;
+		r = loader_parse(&L);
+		if (r < 0)
+			goto out;
+	}
+
+	/* 2. per-key checks, in file order of the table */
+	for (size_t i = 0; path && i < N_OPTIONS; i++) {
+		if (!L.text[i])
+			continue;
+		prov.line[i] = L.line[i];
+		if (convert(&options[i], L.text[i],
+			    (char *)&tmp + options[i].off, why,
+			    sizeof(why)) < 0)
+			err_add(&err, "%s:%d: %s: %s: '%s'", path, L.line[i],
+				options[i].name, why, L.text[i]);
+	}
+
+	/* command-line overrides, in order; later ones win */
+	for (size_t k = 0; k < nsets; k++) {
+		const char *arg = sets[k];
+		const char *eq = strchr(arg, '=');
+		char name[CFG_NAME_MAX];
+		if (!eq || eq == arg || (size_t)(eq - arg) >= sizeof(name)) {
+			err_add(&err, "--set %s: expected section.key=value",
+				arg);
+			continue;
+		}
+		memcpy(name, arg, (size_t)(eq - arg));
+		name[eq - arg] = '\0';
+		char *tname = trim(name);
+		int i = find_option(tname);
+		if (i < 0) {
+			const char *s = suggest_option(tname);
+			if (s)
+				err_add(&err,
+					"--set %s: unknown key '%s' (did you "
+					"mean '%s'?)",
+					arg, tname, s);
+			else
+				err_add(&err, "--set %s: unknown key '%s'", arg,
+					tname);
+			continue;
+		}
+		char value[MAX_LINE];
+		snprintf(value, sizeof(value), "%s", eq + 1);
+		if (convert(&options[i], trim(value),
+			    (char *)&tmp + options[i].off, why,
+			    sizeof(why)) < 0) {
+			err_add(&err, "--set %s: %s: %s", arg, options[i].name,
+				why);
+			continue;
+		}
+		prov.set_arg[i] = arg;
+	}
+
+	/* 3. cross-field checks, only on individually valid values */
+	if (err.count == 0)
+		check_relations(&tmp, &prov, &err);
+
+	/* 4. assign */
+	if (err.count > 0) {
+		r = -EINVAL;
+		goto out;
+	}
+	*ret_cfg = tmp;
+	if (ret_src) {
+		memset(ret_src, 0, sizeof(*ret_src));
+		snprintf(ret_src->file, sizeof(ret_src->file), "%s",
+			 path ? path : "");
+		for (size_t i = 0; i < N_OPTIONS; i++) {
+			ret_src->line[i] = prov.line[i];
+			ret_src->origin[i] =
+			    prov.set_arg[i] ? CFG_ORIGIN_COMMAND_LINE
+			    : prov.line[i]  ? CFG_ORIGIN_FILE
+					    : CFG_ORIGIN_DEFAULT;
+		}
+	}
+out:
+	loader_free(&L);
+	return r;
+}
+
+/* ---- generated text -------------------------------------------------- */
+
+static void format_value(const struct option *o, const struct cfg *c, char *buf,
+			 size_t n)
+{
+	const void *v = (const char *)c + o->off;
+	switch (o->type) {
+	case T_STR:
+		snprintf(buf, n, "%s", (const char *)v);
+		break;
+	case T_INT:
+		snprintf(buf, n, "%d", *(const int *)v);
+		break;
+	case T_DOUBLE:
+		snprintf(buf, n, "%.9g", *(const double *)v);
+		break;
+	case T_BOOL:
+		snprintf(buf, n, "%s", *(const bool *)v ? "true" : "false");
+		break;
+	case T_ENUM:
+		snprintf(buf, n, "%s", enum_name(o->items, *(const int *)v));
+		break;
+	}
+}
+
+static const char *type_name(const struct option *o)
+{
+	switch (o->type) {
+	case T_STR:
+		return "string";
+	case T_INT:
+		return "integer";
+	case T_DOUBLE:
+		return "number";
+	case T_BOOL:
+		return "boolean";
+	case T_ENUM:
+		return "enum";
+	}
+	return "?";
+}
+
+static void format_allowed(const struct option *o, char *buf, size_t n)
+{
+	size_t off = 0;
+	buf[0] = '\0';
+	switch (o->type) {
+	case T_INT:
+		snprintf(buf, n, "%.0f..%.0f", o->min, o->max);
+		break;
+	case T_DOUBLE:
+		snprintf(buf, n, "%g..%g", o->min, o->max);
+		break;
+	case T_BOOL:
+		snprintf(buf, n, "true, false");
+		break;
+	case T_ENUM:
+		for (const struct enum_item *it = o->items; it->name && off < n;
+		     it++)
+			off += (size_t)snprintf(buf + off, n - off, "%s%s",
+						it == o->items ? "" : ", ",
+						it->name);
+		break;
+	case T_STR:
+		if (o->check == check_topic)
+			snprintf(buf, n, "Kafka topic name");
+		else if (o->check == check_brokers)
+			snprintf(buf, n, "host:port[,host:port...]");
+		else if (o->check == check_listen)
+			snprintf(buf, n, "host:port, or off");
+		else
+			snprintf(buf, n, "non-empty text");
+		break;
+	}
+}
+
+/* Section of option i, into buf ("kafka"). */
+static const char *section_of(const struct option *o, char *buf, size_t n)
+{
+	const char *dot = strchr(o->name, '.');
+	snprintf(buf, n, "%.*s", (int)(dot - o->name), o->name);
+	return buf;
+}
+
+void cfg_write_sample(FILE *f)
+{
+	char sec[64], prev[64] = "", allowed[256];
+	fprintf(f, "# driftcast configuration (generated by `driftcast config "
+		   "sample`).\n"
+		   "# Every setting is shown commented out at its default; "
+		   "uncomment to change.\n"
+		   "# Any setting can also be overridden with "
+		   "--set section.key=value.\n");
+	for (size_t i = 0; i < N_OPTIONS; i++) {
+		const struct option *o = &options[i];
+		section_of(o, sec, sizeof(sec));
+		if (strcmp(sec, prev)) {
+			fprintf(f, "\n[%s]\n", sec);
+			snprintf(prev, sizeof(prev), "%s", sec);
+		}
+		format_allowed(o, allowed, sizeof(allowed));
+		fprintf(f, "\n# %s\n# %s; %s%s\n#%s = %s\n", o->doc,
+			type_name(o), allowed,
+			(o->flags & OPT_RELOAD) ? "; reloads on SIGHUP" : "",
+			strchr(o->name, '.') + 1, o->def);
+	}
+}
+
+void cfg_write_markdown(FILE *f)
+{
+	char sec[64], prev[64] = "", allowed[256];
+	fprintf(
+	    f, "# Configuration reference\n\n"
+	       "Generated by `driftcast config doc` from the table in "
+	       "`config/config.c`; do not edit by hand\n"
+	       "(`meson compile -C build config-md` rebuilds it, and a test "
+	       "fails when this file is stale).\n\n"
+	       "driftcast reads an INI file (`[section]` then `key = value`; "
+	       "`#` or `;` start a comment line,\n"
+	       "` ;` an inline comment). Every setting can be overridden on "
+	       "the command line with\n"
+	       "`--set section.key=value`. Unknown keys, duplicate keys, empty "
+	       "values and values with\n"
+	       "trailing text are errors that stop start-up with `FILE:LINE:`. "
+	       "Settings marked *reload*\n"
+	       "change on SIGHUP; the others need a restart.\n");
+	for (size_t i = 0; i < N_OPTIONS; i++) {
+		const struct option *o = &options[i];
+		section_of(o, sec, sizeof(sec));
+		if (strcmp(sec, prev)) {
+			fprintf(
+			    f,
+			    "\n## [%s]\n\n"
+			    "| setting | type | default | allowed | reload | "
+			    "description |\n"
+			    "|---|---|---|---|---|---|\n",
+			    sec);
+			snprintf(prev, sizeof(prev), "%s", sec);
+		}
+		format_allowed(o, allowed, sizeof(allowed));
+		fprintf(f, "| `%s` | %s | `%s` | %s | %s | %s |\n", o->name,
+			type_name(o), o->def, allowed,
+			(o->flags & OPT_RELOAD) ? "reload" : "restart", o->doc);
+	}
+}
+
+void cfg_write_effective(FILE *f, const struct cfg *c,
+			 const struct cfg_sources *src)
+{
+	char sec[64], prev[64] = "", value[CFG_PATH_MAX + 64];
+	for (size_t i = 0; i < N_OPTIONS; i++) {
+		const struct option *o = &options[i];
+		section_of(o, sec, sizeof(sec));
+		if (strcmp(sec, prev)) {
+			fprintf(f, "%s[%s]\n", prev[0] ? "\n" : "", sec);
+			snprintf(prev, sizeof(prev), "%s", sec);
+		}
+		format_value(o, c, value, sizeof(value));
+		fprintf(f, "%s = %s", strchr(o->name, '.') + 1, value);
+		if (src) {
+			switch (src->origin[i]) {
+			case CFG_ORIGIN_DEFAULT:
+				fprintf(f, " ; default");
+				break;
+			case CFG_ORIGIN_FILE:
+				fprintf(f, " ; %s:%d", src->file, src->line[i]);
+				break;
+			case CFG_ORIGIN_COMMAND_LINE:
+				fprintf(f, " ; --set");
+				break;
+			}
+		}
+		fputc('\n', f);
+	}
+}
+
+size_t cfg_diff_static(const struct cfg *a, const struct cfg *b,
+		       const char **names, size_t max)
+{
+	size_t n = 0;
+	for (size_t i = 0; i < N_OPTIONS; i++) {
+		const struct option *o = &options[i];
+		if (o->flags & OPT_RELOAD)
+			continue;
+		const char *pa = (const char *)a + o->off;
+		const char *pb = (const char *)b + o->off;
+		bool differ = o->type == T_STR ? strcmp(pa, pb) != 0
+					       : memcmp(pa, pb, o->size) != 0;
+		if (differ) {
+			if (n < max)
+				names[n] = o->name;
+			n++;
+		}
+	}
+	return n;
+}

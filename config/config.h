@@ -1,0 +1,135 @@
+/*
+ * config: every driftcast setting, declared once in one table
+ * (config/config.c), with its type, bounds, default and documentation.
+ *
+ * Loading goes parse -> per-key checks -> cross-field checks -> assign.
+ * Nothing is assigned unless everything is valid, and every error names the
+ * file, the line and the offending text.  The sample config, the effective
+ * config dump and docs/CONFIG.md are all generated from the same table.
+ *
+ * This folder does no logging and never exits; errors come back as negative
+ * errno values plus human-readable text in a caller-provided buffer.
+ */
+#ifndef DRIFTCAST_CONFIG_H
+#define DRIFTCAST_CONFIG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdio.h>
+
+#define CFG_NAME_MAX 256  /* topics, group ids, host:port */
+#define CFG_PATH_MAX 1024 /* file system paths, broker lists */
+
+enum cfg_input_format {
+	CFG_INPUT_JSON = 0,
+	CFG_INPUT_INFLUX = 1,
+};
+
+/* Values are syslog(3) priorities, as the journal understands them. */
+enum cfg_log_level {
+	CFG_LOG_ERROR = 3,
+	CFG_LOG_WARNING = 4,
+	CFG_LOG_NOTICE = 5,
+	CFG_LOG_INFO = 6,
+	CFG_LOG_DEBUG = 7,
+};
+
+/*
+ * The effective configuration.  Plain data: copy it with '=' and compare
+ * fields directly.  Every field is described by one row of the table.
+ */
+struct cfg {
+	struct {
+		char brokers[CFG_PATH_MAX];
+		char group[CFG_NAME_MAX];
+		char input_topic[CFG_NAME_MAX];
+		char output_topic[CFG_NAME_MAX];
+		char deadletter_topic[CFG_NAME_MAX];
+		int input_format; /* enum cfg_input_format */
+	} kafka;
+	struct {
+		char path[CFG_PATH_MAX];
+	} storage;
+	struct {
+		char path[CFG_PATH_MAX];
+		int lookback;
+		int horizon;
+	} model;
+	struct {
+		bool enabled;
+		int every;
+	} ttt;
+	struct {
+		int level; /* enum cfg_log_level */
+	} log;
+	struct {
+		char listen[CFG_NAME_MAX]; /* "host:port" or "off" */
+	} metrics;
+};
+
+/* Where the current value of a setting came from. */
+enum cfg_origin {
+	CFG_ORIGIN_DEFAULT = 0,
+	CFG_ORIGIN_FILE,
+	CFG_ORIGIN_COMMAND_LINE,
+};
+
+/*
+ * The provenance of every setting of one load, parallel to the table: for
+ * setting i, origin[i] and line[i] (the line in `file` when origin is FILE).
+ */
+#define CFG_MAX_OPTIONS 128
+
+struct cfg_sources {
+	char file[CFG_PATH_MAX];
+	enum cfg_origin origin[CFG_MAX_OPTIONS];
+	int line[CFG_MAX_OPTIONS];
+};
+
+/* Fill *c with every setting's default.  Cannot fail (a unit test parses
+ * every default through the same checks as user input). */
+void cfg_defaults(struct cfg *c);
+
+/*
+ * Load the configuration: defaults, then the INI file at `path` (may be
+ * NULL for defaults only), then `nsets` command-line overrides of the form
+ * "section.key=value" (later ones win).
+ *
+ * On success returns 0, assigns *ret_cfg and, if ret_src is not NULL,
+ * *ret_src.  On failure returns -ENOENT/-EACCES/... when the file cannot be
+ * read, or -EINVAL when anything in it is invalid; *ret_cfg and *ret_src are
+ * untouched, and errbuf receives one line per error, each starting with
+ * "FILE:LINE: " (or "--set ...: " for overrides, "FILE: " when the file
+ * itself cannot be read).
+ */
+int cfg_load(const char *path, const char *const *sets, size_t nsets,
+	     struct cfg *ret_cfg, struct cfg_sources *ret_src, char *errbuf,
+	     size_t errbuf_size);
+
+/* Generated text, written to f: a commented sample configuration whose
+ * loading yields the defaults; the reference documentation in Markdown; the
+ * effective configuration c as INI with where each value came from
+ * (src may be NULL). */
+void cfg_write_sample(FILE *f);
+void cfg_write_markdown(FILE *f);
+void cfg_write_effective(FILE *f, const struct cfg *c,
+			 const struct cfg_sources *src);
+
+/*
+ * Reload support: compare two configurations.  Returns the number of
+ * settings that differ and cannot change at run time, and stores up to
+ * `max` of their names (static strings) in names.
+ */
+size_t cfg_diff_static(const struct cfg *a, const struct cfg *b,
+		       const char **names, size_t max);
+
+/* Table introspection, for tests and tools.  Names are static strings. */
+size_t cfg_option_count(void);
+const char *cfg_option_name(size_t i);
+
+/* Names of enum values, e.g. cfg_log_level_name(CFG_LOG_INFO) = "info".
+ * Return static strings. */
+const char *cfg_input_format_name(int v);
+const char *cfg_log_level_name(int v);
+
+#endif

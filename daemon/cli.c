@@ -1,0 +1,142 @@
+/*
+ * The git-style command line: `driftcast <command> [options]`.
+ *
+ * Each command lives in its own daemon/cmd_*.c and is one row of the
+ * table below.  Exit codes: 0 success, 1 runtime failure, 2 usage or
+ * configuration error.
+ */
+#include "daemon/daemon.h"
+
+#include <errno.h>
+#include <getopt.h>
+#include <gsl/gsl_errno.h>
+#include <gsl/gsl_version.h>
+#include <jansson.h>
+#include <librdkafka/rdkafka.h>
+#include <sqlite3.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <zlib.h>
+
+#include "forecast/forecast.h"
+
+static const struct dc_command commands[] = {
+    {"config", "check, show or generate configuration", dc_cmd_config},
+    {"version", "print versions of driftcast and its libraries",
+     dc_cmd_version},
+};
+
+#define N_COMMANDS (sizeof(commands) / sizeof(commands[0]))
+
+static void usage(FILE *f)
+{
+	fprintf(f, "Usage: driftcast <command> [options]\n"
+		   "       driftcast <command> --help\n"
+		   "       driftcast --version\n\n"
+		   "A streaming forecasting daemon that adapts at test "
+		   "time.\n\nCommands:\n");
+	for (size_t i = 0; i < N_COMMANDS; i++)
+		fprintf(f, "  %-10s %s\n", commands[i].name,
+			commands[i].summary);
+	fprintf(f, "\nExit status: 0 success, 1 runtime failure, 2 usage or "
+		   "configuration error.\n");
+}
+
+int dc_cmd_version(int argc, char **argv)
+{
+	char blas[512];
+	if (argc > 1 &&
+	    (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h"))) {
+		printf("Usage: driftcast version\n\nPrint the version of "
+		       "driftcast and of the libraries it runs on.\n");
+		return DC_EXIT_OK;
+	}
+	if (argc > 1) {
+		fprintf(stderr, "driftcast version: unexpected argument '%s'\n",
+			argv[1]);
+		return DC_EXIT_USAGE;
+	}
+	fc_blas_describe(blas, sizeof(blas));
+	printf("driftcast %s\n", DRIFTCAST_VERSION);
+	printf("  BLAS:       %s\n", blas);
+	printf("  GSL:        %s\n", gsl_version);
+	printf("  SQLite:     %s\n", sqlite3_libversion());
+	printf("  librdkafka: %s\n", rd_kafka_version_str());
+	printf("  jansson:    %s\n", jansson_version_str());
+	printf("  zlib:       %s\n", zlibVersion());
+	return DC_EXIT_OK;
+}
+
+int dc_cfg_args_add_set(struct dc_cfg_args *a, const char *arg)
+{
+	if (a->nsets >= DC_MAX_SETS) {
+		fprintf(stderr, "driftcast: too many --set options (max %d)\n",
+			DC_MAX_SETS);
+		return -E2BIG;
+	}
+	a->sets[a->nsets++] = arg;
+	return 0;
+}
+
+int dc_cfg_args_load(const struct dc_cfg_args *a, struct cfg *ret_cfg,
+		     struct cfg_sources *ret_src)
+{
+	char err[8192];
+	int r = cfg_load(a->file, a->sets, a->nsets, ret_cfg, ret_src, err,
+			 sizeof(err));
+	if (r < 0) {
+		fprintf(stderr, "%s\n", err);
+		return DC_EXIT_USAGE;
+	}
+	return DC_EXIT_OK;
+}
+
+/* GSL aborts on errors by default; nothing below main may abort. */
+static void gsl_quiet_handler(const char *reason, const char *file, int line,
+			      int gsl_errno)
+{
+	(void)reason;
+	(void)file;
+	(void)line;
+	(void)gsl_errno;
+}
+
+int dc_main(int argc, char **argv)
+{
+	log_init();
+	gsl_set_error_handler(gsl_quiet_handler);
+
+	if (argc < 2) {
+		usage(stderr);
+		return DC_EXIT_USAGE;
+	}
+	const char *name = argv[1];
+	if (!strcmp(name, "--help") || !strcmp(name, "-h") ||
+	    !strcmp(name, "help")) {
+		if (argc > 2 && strcmp(name, "help") == 0) {
+			/* `driftcast help CMD` = `driftcast CMD --help` */
+			for (size_t i = 0; i < N_COMMANDS; i++) {
+				if (!strcmp(argv[2], commands[i].name)) {
+					char *sub[] = {argv[2], "--help", NULL};
+					optind = 0;
+					return commands[i].run(2, sub);
+				}
+			}
+		}
+		usage(stdout);
+		return DC_EXIT_OK;
+	}
+	if (!strcmp(name, "--version") || !strcmp(name, "-V"))
+		return dc_cmd_version(1, argv + 1);
+
+	for (size_t i = 0; i < N_COMMANDS; i++) {
+		if (!strcmp(name, commands[i].name)) {
+			optind = 0; /* each command runs its own getopt */
+			return commands[i].run(argc - 1, argv + 1);
+		}
+	}
+	fprintf(stderr, "driftcast: unknown command '%s'\n\n", name);
+	usage(stderr);
+	return DC_EXIT_USAGE;
+}

@@ -1,0 +1,121 @@
+/*
+ * daemon: process concerns -- the command line, logging, Kafka, signals,
+ * systemd notification, metrics and the demo.  Only this folder logs and
+ * decides exit codes.
+ */
+#ifndef DRIFTCAST_DAEMON_H
+#define DRIFTCAST_DAEMON_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <syslog.h>
+
+#include "config/config.h"
+
+/* ---- exit codes -------------------------------------------------------- */
+
+#define DC_EXIT_OK	0 /* success */
+#define DC_EXIT_FAILURE 1 /* runtime failure */
+#define DC_EXIT_USAGE	2 /* usage or configuration error */
+
+/* ---- command line ----------------------------------------------------- */
+
+/* Entry point of the driftcast binary: dispatches argv[1] to a command.
+ * Returns the process exit code. */
+int dc_main(int argc, char **argv);
+
+/* One git-style command.  run() gets argv with argv[0] = the command name
+ * and returns an exit code. */
+struct dc_command {
+	const char *name;
+	const char *summary;
+	int (*run)(int argc, char **argv);
+};
+
+/* The settings file and --set overrides gathered from a command line. */
+#define DC_MAX_SETS 128
+struct dc_cfg_args {
+	const char *file;
+	const char *sets[DC_MAX_SETS];
+	size_t nsets;
+};
+
+/* Record one --set argument; prints an error and returns -E2BIG when there
+ * are too many. */
+int dc_cfg_args_add_set(struct dc_cfg_args *a, const char *arg);
+
+/* Load the configuration named by a; on error print every error line to
+ * stderr and return DC_EXIT_USAGE.  Returns DC_EXIT_OK on success. */
+int dc_cfg_args_load(const struct dc_cfg_args *a, struct cfg *ret_cfg,
+		     struct cfg_sources *ret_src);
+
+/* Commands (daemon/cmd_*.c). */
+int dc_cmd_config(int argc, char **argv);
+int dc_cmd_version(int argc, char **argv);
+
+/* ---- logging -----------------------------------------------------------
+ * Levels are syslog(3) priorities.  The macros test the level before any
+ * argument is evaluated or formatted.  Under systemd (JOURNAL_STREAM names
+ * our stderr) lines carry "<N>" priority prefixes; otherwise they are plain,
+ * with a timestamp unless stderr is a terminal.
+ */
+
+extern int log_max_level;
+
+void log_init(void);
+void log_set_level(int level);
+void log_emit(int level, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+#define log_at(level, ...)                              \
+	do {                                            \
+		if ((level) <= log_max_level)           \
+			log_emit((level), __VA_ARGS__); \
+	} while (0)
+#define log_error(...)	 log_at(LOG_ERR, __VA_ARGS__)
+#define log_warning(...) log_at(LOG_WARNING, __VA_ARGS__)
+#define log_notice(...)	 log_at(LOG_NOTICE, __VA_ARGS__)
+#define log_info(...)	 log_at(LOG_INFO, __VA_ARGS__)
+#define log_debug(...)	 log_at(LOG_DEBUG, __VA_ARGS__)
+
+/*
+ * Rate limiting for per-message paths: at most `burst` messages per
+ * `interval_usec`.  When a new interval begins after suppressions,
+ * log_ratelimit_test() reports how many were suppressed in *ret_missed.
+ */
+struct log_ratelimit {
+	uint64_t interval_usec;
+	unsigned burst;
+	uint64_t begin_usec;
+	unsigned num;
+	unsigned missed;
+};
+
+#define LOG_RATELIMIT_INIT(interval_ms, burst_)                 \
+	{                                                       \
+		.interval_usec = (uint64_t)(interval_ms)*1000u, \
+		.burst = (burst_)                               \
+	}
+
+/* Returns true when a message may be logged at time now_usec. */
+bool log_ratelimit_test(struct log_ratelimit *rl, uint64_t now_usec,
+			unsigned *ret_missed);
+
+uint64_t dc_now_monotonic_usec(void);
+
+#define log_ratelimited(rl, level, ...)                                      \
+	do {                                                                 \
+		unsigned missed_;                                            \
+		if ((level) <= log_max_level &&                              \
+		    log_ratelimit_test((rl), dc_now_monotonic_usec(),        \
+				       &missed_)) {                          \
+			if (missed_)                                         \
+				log_emit((level),                            \
+					 "(%u similar messages suppressed)", \
+					 missed_);                           \
+			log_emit((level), __VA_ARGS__);                      \
+		}                                                            \
+	} while (0)
+
+#endif

@@ -1,0 +1,399 @@
+/*
+ * Unit tests of the configuration table and loader: every bad input the
+ * foundation issue lists gets one clear FILE:LINE: error and nothing is
+ * assigned; defaults, the sample and the dump round-trip.
+ */
+#include <criterion/criterion.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "config/config.h"
+
+static char path[256];
+
+/* Write `text` to a fresh temporary file; its name goes to `path`. */
+static const char *write_conf(const char *text)
+{
+	snprintf(path, sizeof(path), "/tmp/dc-test-config-XXXXXX");
+	int fd = mkstemp(path);
+	cr_assert(fd >= 0);
+	size_t n = strlen(text);
+	cr_assert(write(fd, text, n) == (ssize_t)n);
+	close(fd);
+	return path;
+}
+
+static void cleanup(void)
+{
+	if (path[0])
+		unlink(path);
+}
+
+TestSuite(config, .fini = cleanup);
+
+/* Load text; expect failure; the first error line must start with
+ * "PATH:LINE:" and contain `needle`. */
+static void expect_error(const char *text, int line, const char *needle)
+{
+	char err[4096], prefix[300];
+	struct cfg c, before;
+	const char *p = write_conf(text);
+	memset(&c, 0xab, sizeof(c));
+	before = c;
+	int r = cfg_load(p, NULL, 0, &c, NULL, err, sizeof(err));
+	cr_assert_eq(r, -EINVAL, "expected -EINVAL, got %d (%s)", r, err);
+	snprintf(prefix, sizeof(prefix), "%s:%d: ", p, line);
+	cr_assert(strncmp(err, prefix, strlen(prefix)) == 0,
+		  "error '%s' does not start with '%s'", err, prefix);
+	cr_assert(strstr(err, needle), "error '%s' lacks '%s'", err, needle);
+	cr_assert(!strchr(err, '\n'), "expected one error line, got '%s'", err);
+	cr_assert(memcmp(&c, &before, sizeof(c)) == 0,
+		  "config assigned despite the error");
+}
+
+Test(config, defaults_pass_their_own_checks)
+{
+	struct cfg a, b;
+	char err[1024];
+	cfg_defaults(&a);
+	cr_assert_eq(cfg_load(NULL, NULL, 0, &b, NULL, err, sizeof(err)), 0,
+		     "%s", err);
+	cr_assert_str_eq(a.kafka.brokers, "localhost:9092");
+	cr_assert_eq(a.model.lookback, 96);
+	cr_assert_eq(a.ttt.every, 25);
+	cr_assert_eq(a.ttt.enabled, true);
+	cr_assert_eq(a.log.level, CFG_LOG_INFO);
+	cr_assert_eq(a.kafka.input_format, CFG_INPUT_JSON);
+	cr_assert_str_eq(a.metrics.listen, "127.0.0.1:9464");
+	cr_assert_eq(memcmp(&a, &b, sizeof(a)), 0);
+}
+
+Test(config, table_sections_are_contiguous_and_names_unique)
+{
+	size_t n = cfg_option_count();
+	cr_assert(n >= 14);
+	for (size_t i = 0; i < n; i++) {
+		const char *a = cfg_option_name(i);
+		cr_assert(strchr(a, '.'), "%s has no section", a);
+		for (size_t j = i + 1; j < n; j++) {
+			const char *b = cfg_option_name(j);
+			cr_assert_str_neq(a, b);
+			/* a section seen before j must not reappear after a
+			 * different section */
+			size_t la = (size_t)(strchr(a, '.') - a);
+			size_t lb = (size_t)(strchr(b, '.') - b);
+			if (j > i + 1 && la == lb && !strncmp(a, b, la)) {
+				const char *m = cfg_option_name(j - 1);
+				size_t lm = (size_t)(strchr(m, '.') - m);
+				cr_assert(lm == la && !strncmp(a, m, la),
+					  "section of %s is split", b);
+			}
+		}
+	}
+}
+
+Test(config, good_file_assigns_values_and_sources)
+{
+	struct cfg c;
+	struct cfg_sources src;
+	char err[1024];
+	const char *p = write_conf("# comment\n"
+				   "[kafka]\n"
+				   "brokers = a:1, b:2\n"
+				   "input_format = influx ; inline comment\n"
+				   "\n"
+				   "[ttt]\n"
+				   "every = 10\n"
+				   "enabled = no\n"
+				   "[storage]\n"
+				   "path = \"/tmp/x.db\"\n");
+	cr_assert_eq(cfg_load(p, NULL, 0, &c, &src, err, sizeof(err)), 0, "%s",
+		     err);
+	cr_assert_str_eq(c.kafka.brokers, "a:1, b:2");
+	cr_assert_eq(c.kafka.input_format, CFG_INPUT_INFLUX);
+	cr_assert_eq(c.ttt.every, 10);
+	cr_assert_eq(c.ttt.enabled, false);
+	cr_assert_str_eq(c.storage.path, "/tmp/x.db");
+	cr_assert_eq(c.model.horizon, 96);
+	size_t every = 0;
+	for (size_t i = 0; i < cfg_option_count(); i++)
+		if (!strcmp(cfg_option_name(i), "ttt.every"))
+			every = i;
+	cr_assert_eq(src.origin[every], CFG_ORIGIN_FILE);
+	cr_assert_eq(src.line[every], 7);
+}
+
+Test(config, set_overrides_file)
+{
+	struct cfg c;
+	struct cfg_sources src;
+	char err[1024];
+	const char *p = write_conf("[ttt]\nevery = 10\n");
+	const char *sets[] = {"ttt.every=30", "log.level = debug"};
+	cr_assert_eq(cfg_load(p, sets, 2, &c, &src, err, sizeof(err)), 0, "%s",
+		     err);
+	cr_assert_eq(c.ttt.every, 30);
+	cr_assert_eq(c.log.level, CFG_LOG_DEBUG);
+}
+
+Test(config, missing_file)
+{
+	char err[1024];
+	struct cfg c;
+	int r = cfg_load("/nonexistent/driftcast.conf", NULL, 0, &c, NULL, err,
+			 sizeof(err));
+	cr_assert_eq(r, -ENOENT);
+	cr_assert(strstr(err, "/nonexistent/driftcast.conf: cannot open: No "
+			      "such file"),
+		  "%s", err);
+}
+
+Test(config, unreadable_file)
+{
+	char err[1024];
+	struct cfg c;
+	const char *p = write_conf("[ttt]\nevery = 3\n");
+	cr_assert_eq(chmod(p, 0), 0);
+	/* root reads anything: drop to nobody for this test process */
+	if (geteuid() == 0)
+		cr_assert_eq(seteuid(65534), 0);
+	int r = cfg_load(p, NULL, 0, &c, NULL, err, sizeof(err));
+	if (getuid() == 0)
+		cr_assert_eq(seteuid(0), 0);
+	cr_assert_eq(r, -EACCES, "%d %s", r, err);
+	cr_assert(strstr(err, ": cannot open: Permission denied"), "%s", err);
+}
+
+Test(config, directory_is_refused)
+{
+	char err[1024];
+	struct cfg c;
+	int r = cfg_load("/tmp", NULL, 0, &c, NULL, err, sizeof(err));
+	cr_assert_lt(r, 0);
+	cr_assert(strstr(err, "/tmp: cannot read: not a regular file"), "%s",
+		  err);
+}
+
+Test(config, syntax_error)
+{
+	expect_error("[kafka]\nbrokers = a:1\nthis line has no equals\n", 3,
+		     "syntax error");
+}
+
+Test(config, unclosed_section)
+{
+	expect_error("[kafka\nbrokers = a:1\n", 1, "syntax error");
+}
+
+Test(config, unknown_section_with_suggestion)
+{
+	expect_error("[kafak]\nbrokers = a:1\n", 1,
+		     "unknown section [kafak] (did you mean [kafka]?)");
+}
+
+Test(config, unknown_key_with_suggestion)
+{
+	expect_error("[kafka]\nbrokres = a:1\n", 2,
+		     "unknown key 'kafka.brokres' (did you mean "
+		     "'kafka.brokers'?)");
+}
+
+Test(config, unknown_key_without_suggestion)
+{
+	expect_error("[ttt]\nzzzzzzzzzzzz = 1\n", 2,
+		     "unknown key 'ttt.zzzzzzzzzzzz'");
+}
+
+Test(config, duplicate_key)
+{
+	expect_error("[ttt]\nevery = 3\n\nevery = 4\n", 4,
+		     "duplicate key 'ttt.every' (first set at line 2)");
+}
+
+Test(config, wrong_type)
+{
+	expect_error("[ttt]\nenabled = maybe\n", 2, "not a boolean");
+}
+
+Test(config, wrong_type_integer)
+{
+	expect_error("[model]\nlookback = ninety-six\n", 2,
+		     "model.lookback: not an integer: 'ninety-six'");
+}
+
+Test(config, out_of_bounds)
+{
+	expect_error("[model]\nhorizon = 721\n", 2,
+		     "model.horizon: out of range 1..720: '721'");
+}
+
+Test(config, out_of_bounds_huge)
+{
+	expect_error("[ttt]\nevery = 99999999999999999999999\n", 2,
+		     "out of range");
+}
+
+Test(config, empty_value)
+{
+	expect_error("[kafka]\ngroup =\n", 2, "kafka.group: empty value");
+}
+
+Test(config, trailing_garbage)
+{
+	expect_error("[ttt]\nevery = 10x\n", 2,
+		     "ttt.every: trailing garbage 'x' after the integer 10: "
+		     "'10x'");
+}
+
+Test(config, bad_enum_lists_choices)
+{
+	expect_error("[kafka]\ninput_format = xml\n", 2,
+		     "must be one of: json, influx");
+}
+
+Test(config, bad_broker_list)
+{
+	expect_error("[kafka]\nbrokers = a:1,,b:2\n", 2, "empty broker");
+}
+
+Test(config, bad_port)
+{
+	expect_error("[metrics]\nlisten = 127.0.0.1:70000\n", 2,
+		     "port out of range");
+}
+
+Test(config, bad_topic)
+{
+	expect_error("[kafka]\noutput_topic = fore casts\n", 2,
+		     "illegal character ' ' in topic name");
+}
+
+Test(config, key_outside_section)
+{
+	expect_error("every = 3\n", 1, "outside any [section]");
+}
+
+Test(config, line_too_long)
+{
+	char text[6000];
+	memcpy(text, "[kafka]\ngroup = ", 16);
+	memset(text + 16, 'g', 5000);
+	strcpy(text + 5016, "\n");
+	expect_error(text, 2, "line longer than");
+}
+
+Test(config, cross_field_conflict_blames_later_line)
+{
+	expect_error("[kafka]\ninput_topic = t1\noutput_topic = t1\n", 3,
+		     "kafka.output_topic must differ from kafka.input_topic");
+}
+
+Test(config, every_error_is_reported)
+{
+	char err[4096];
+	struct cfg c;
+	const char *p = write_conf("[ttt]\nevery = 0\nenabled = 2\n");
+	cr_assert_eq(cfg_load(p, NULL, 0, &c, NULL, err, sizeof(err)), -EINVAL);
+	cr_assert(strchr(err, '\n'), "expected two lines: %s", err);
+	cr_assert(strstr(err, ":2: ttt.every"), "%s", err);
+	cr_assert(strstr(err, ":3: ttt.enabled"), "%s", err);
+}
+
+Test(config, bad_set_arguments)
+{
+	char err[1024];
+	struct cfg c;
+	const char *s1[] = {"ttt.every=10x"};
+	cr_assert_eq(cfg_load(NULL, s1, 1, &c, NULL, err, sizeof(err)),
+		     -EINVAL);
+	cr_assert(strstr(err, "--set ttt.every=10x: ttt.every: trailing"), "%s",
+		  err);
+	const char *s2[] = {"ttt.evry=10"};
+	cr_assert_eq(cfg_load(NULL, s2, 1, &c, NULL, err, sizeof(err)),
+		     -EINVAL);
+	cr_assert(strstr(err, "did you mean 'ttt.every'"), "%s", err);
+	const char *s3[] = {"noequals"};
+	cr_assert_eq(cfg_load(NULL, s3, 1, &c, NULL, err, sizeof(err)),
+		     -EINVAL);
+	cr_assert(strstr(err, "expected section.key=value"), "%s", err);
+	const char *s4[] = {"kafka.output_topic=measurements"};
+	cr_assert_eq(cfg_load(NULL, s4, 1, &c, NULL, err, sizeof(err)),
+		     -EINVAL);
+	cr_assert(strstr(err, "--set kafka.output_topic=measurements: "
+			      "kafka.output_topic must differ"),
+		  "%s", err);
+}
+
+static char *capture(void (*fn)(FILE *, const struct cfg *),
+		     const struct cfg *c)
+{
+	char *buf = NULL;
+	size_t n = 0;
+	FILE *f = open_memstream(&buf, &n);
+	cr_assert(f);
+	fn(f, c);
+	fclose(f);
+	return buf;
+}
+
+static void dump_fn(FILE *f, const struct cfg *c)
+{
+	cfg_write_effective(f, c, NULL);
+}
+
+static void sample_fn(FILE *f, const struct cfg *c)
+{
+	(void)c;
+	cfg_write_sample(f);
+}
+
+Test(config, sample_loads_to_defaults)
+{
+	struct cfg a, b;
+	char err[1024];
+	char *s = capture(sample_fn, NULL);
+	cr_assert(strstr(s, "#every = 25"));
+	cr_assert(strstr(s, "[metrics]"));
+	cfg_defaults(&a);
+	cr_assert_eq(
+	    cfg_load(write_conf(s), NULL, 0, &b, NULL, err, sizeof(err)), 0,
+	    "%s", err);
+	cr_assert_eq(memcmp(&a, &b, sizeof(a)), 0);
+	free(s);
+}
+
+Test(config, dump_round_trips)
+{
+	struct cfg a, b;
+	char err[1024];
+	const char *sets[] = {"ttt.every=7", "kafka.brokers=h1:1,h2:2",
+			      "log.level=warning", "ttt.enabled=false"};
+	cr_assert_eq(cfg_load(NULL, sets, 4, &a, NULL, err, sizeof(err)), 0,
+		     "%s", err);
+	char *s = capture(dump_fn, &a);
+	cr_assert_eq(
+	    cfg_load(write_conf(s), NULL, 0, &b, NULL, err, sizeof(err)), 0,
+	    "%s\n%s", err, s);
+	cr_assert_eq(memcmp(&a, &b, sizeof(a)), 0);
+	free(s);
+}
+
+Test(config, diff_static_names_restart_only_settings)
+{
+	struct cfg a, b;
+	const char *names[8];
+	cfg_defaults(&a);
+	b = a;
+	b.ttt.every = 3;	     /* reloadable */
+	b.log.level = CFG_LOG_DEBUG; /* reloadable */
+	cr_assert_eq(cfg_diff_static(&a, &b, names, 8), 0);
+	snprintf(b.kafka.group, sizeof(b.kafka.group), "other");
+	b.model.horizon = 24;
+	cr_assert_eq(cfg_diff_static(&a, &b, names, 8), 2);
+	cr_assert_str_eq(names[0], "kafka.group");
+	cr_assert_str_eq(names[1], "model.horizon");
+}

@@ -1,0 +1,152 @@
+/*
+ * The command line as a user meets it: exit codes (0 ok, 1 runtime, 2 usage
+ * or config), --help on every command, and `config check` printing
+ * FILE:LINE: for every kind of bad configuration.
+ */
+#include <criterion/criterion.h>
+#include <sys/stat.h>
+
+#include "../testutil.h"
+
+static struct run_result R;
+
+#define RUN(...)                                                  \
+	do {                                                      \
+		char *argv_[] = {"driftcast", __VA_ARGS__, NULL}; \
+		cr_assert_eq(tu_run(&R, argv_), 0);               \
+	} while (0)
+
+Test(cli, no_arguments_is_a_usage_error)
+{
+	char *argv[] = {"driftcast", NULL};
+	cr_assert_eq(tu_run(&R, argv), 0);
+	cr_assert_eq(R.status, 2);
+	cr_assert(strstr(R.err, "Usage: driftcast <command>"));
+}
+
+Test(cli, unknown_command)
+{
+	RUN("frobnicate");
+	cr_assert_eq(R.status, 2);
+	cr_assert(strstr(R.err, "unknown command 'frobnicate'"));
+}
+
+Test(cli, version)
+{
+	RUN("--version");
+	cr_assert_eq(R.status, 0);
+	cr_assert(strstr(R.out, "driftcast "));
+	cr_assert(strstr(R.out, "openblas"), "%s", R.out);
+	cr_assert_null(strstr(R.out, "gslcblas"));
+}
+
+Test(cli, every_command_has_help)
+{
+	RUN("--help");
+	cr_assert_eq(R.status, 0);
+	/* each line "  NAME  summary" after "Commands:" names a command */
+	char *p = strstr(R.out, "Commands:\n");
+	cr_assert(p);
+	p += strlen("Commands:\n");
+	int n = 0;
+	while (p[0] == ' ' && p[1] == ' ') {
+		char name[64];
+		cr_assert_eq(sscanf(p, " %63s", name), 1);
+		struct run_result *h = malloc(sizeof(*h));
+		char *argv[] = {"driftcast", name, "--help", NULL};
+		cr_assert_eq(tu_run(h, argv), 0);
+		cr_assert_eq(h->status, 0, "%s --help exited %d", name,
+			     h->status);
+		cr_assert(strstr(h->out, "Usage: driftcast"), "%s --help: %s",
+			  name, h->out);
+		free(h);
+		n++;
+		p = strchr(p, '\n') + 1;
+	}
+	cr_assert_geq(n, 2);
+}
+
+Test(cli, config_check_ok)
+{
+	char t[] = "/tmp/dc-cli-XXXXXX";
+	tu_write_temp(t, "[ttt]\nevery = 12\n");
+	RUN("config", "check", t);
+	cr_assert_eq(R.status, 0, "%s", R.err);
+	cr_assert(strstr(R.out, ": ok"));
+	unlink(t);
+}
+
+struct bad_case {
+	const char *text;
+	int line;
+	const char *needle;
+};
+
+static const struct bad_case bad[] = {
+    {"[kafka]\nno equals here\n", 2, "syntax error"},
+    {"[nope]\nx = 1\n", 1, "unknown section [nope]"},
+    {"[ttt]\nevry = 1\n", 2, "did you mean 'ttt.every'"},
+    {"[ttt]\nevery = 1\nevery = 2\n", 3, "duplicate key"},
+    {"[ttt]\nenabled = perhaps\n", 2, "not a boolean"},
+    {"[model]\nlookback = 5\n", 2, "out of range 16..720"},
+    {"[kafka]\nbrokers =\n", 2, "empty value"},
+    {"[ttt]\nevery = 10x\n", 2, "trailing garbage 'x'"},
+    {"[kafka]\ninput_topic = a\ndeadletter_topic = a\n", 3, "must differ"},
+};
+
+Test(cli, config_check_bad_cases_print_file_line_and_exit_2)
+{
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		char t[] = "/tmp/dc-cli-XXXXXX", prefix[64];
+		tu_write_temp(t, bad[i].text);
+		RUN("config", "check", t);
+		cr_assert_eq(R.status, 2, "case %zu exited %d", i, R.status);
+		snprintf(prefix, sizeof(prefix), "%s:%d: ", t, bad[i].line);
+		cr_assert(strncmp(R.err, prefix, strlen(prefix)) == 0,
+			  "case %zu: '%s' lacks prefix '%s'", i, R.err, prefix);
+		cr_assert(strstr(R.err, bad[i].needle), "case %zu: %s", i,
+			  R.err);
+		unlink(t);
+	}
+}
+
+Test(cli, config_check_missing_and_unreadable_files)
+{
+	RUN("config", "check", "/nonexistent.conf");
+	cr_assert_eq(R.status, 2);
+	cr_assert(strstr(R.err, "/nonexistent.conf: cannot open: No such file"),
+		  "%s", R.err);
+	RUN("config", "check", "/tmp");
+	cr_assert_eq(R.status, 2);
+	cr_assert(strstr(R.err, "/tmp: cannot read: not a regular file"));
+	RUN("config", "check");
+	cr_assert_eq(R.status, 2);
+}
+
+Test(cli, config_dump_applies_set_and_names_origins)
+{
+	char t[] = "/tmp/dc-cli-XXXXXX";
+	tu_write_temp(t, "[ttt]\nevery = 12\n");
+	RUN("config", "dump", t, "--set", "model.horizon=24");
+	cr_assert_eq(R.status, 0, "%s", R.err);
+	char expect[128];
+	snprintf(expect, sizeof(expect), "every = 12 ; %s:2", t);
+	cr_assert(strstr(R.out, expect), "%s", R.out);
+	cr_assert(strstr(R.out, "horizon = 24 ; --set"), "%s", R.out);
+	cr_assert(strstr(R.out, "lookback = 96 ; default"), "%s", R.out);
+	RUN("config", "dump", "--set", "ttt.every=x");
+	cr_assert_eq(R.status, 2);
+	unlink(t);
+}
+
+Test(cli, config_sample_is_valid_config)
+{
+	char t[] = "/tmp/dc-cli-XXXXXX";
+	RUN("config", "sample");
+	cr_assert_eq(R.status, 0);
+	cr_assert(strstr(R.out, "[kafka]"));
+	tu_write_temp(t, R.out);
+	RUN("config", "check", t);
+	cr_assert_eq(R.status, 0, "%s", R.err);
+	unlink(t);
+}
