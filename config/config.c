@@ -66,6 +66,12 @@ static const struct enum_item input_formats[] = {
     {NULL, 0},
 };
 
+static const struct enum_item offset_resets[] = {
+    {"earliest", CFG_OFFSET_EARLIEST},
+    {"latest", CFG_OFFSET_LATEST},
+    {NULL, 0},
+};
+
 static const struct enum_item log_levels[] = {
     {"error", CFG_LOG_ERROR},	{"warning", CFG_LOG_WARNING},
     {"notice", CFG_LOG_NOTICE}, {"info", CFG_LOG_INFO},
@@ -114,6 +120,17 @@ static const struct option options[] = {
     ENUM("kafka.input_format", kafka.input_format, input_formats, "json", 0,
 	 "Payload format of input messages: json or influx (line "
 	 "protocol)."),
+    INT("kafka.session_timeout_ms", kafka.session_timeout_ms, 1000, 300000,
+	"45000", 0,
+	"Consumer group session timeout; a dead member's partitions move "
+	"after this long."),
+    ENUM("kafka.offset_reset", kafka.offset_reset, offset_resets, "earliest", 0,
+	 "Where a partition without a committed or applied offset starts: "
+	 "earliest or latest."),
+    INT("kafka.max_poll_records", kafka.max_poll_records, 1, 1000000, "10000",
+	OPT_RELOAD,
+	"Messages processed per batch before state is made durable and "
+	"offsets are committed."),
 
     STR("storage.path", storage.path, "/var/lib/driftcast/driftcast.db", 0,
 	NULL, "SQLite database holding versions, audit log and offsets."),

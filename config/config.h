@@ -25,6 +25,11 @@ enum cfg_input_format {
 	CFG_INPUT_INFLUX = 1,
 };
 
+enum cfg_offset_reset {
+	CFG_OFFSET_EARLIEST = 0,
+	CFG_OFFSET_LATEST = 1,
+};
+
 /* Values are syslog(3) priorities, as the journal understands them. */
 enum cfg_log_level {
 	CFG_LOG_ERROR = 3,
@@ -46,6 +51,9 @@ struct cfg {
 		char output_topic[CFG_NAME_MAX];
 		char deadletter_topic[CFG_NAME_MAX];
 		int input_format; /* enum cfg_input_format */
+		int session_timeout_ms;
+		int offset_reset; /* enum cfg_offset_reset */
+		int max_poll_records;
 	} kafka;
 	struct {
 		char path[CFG_PATH_MAX];
