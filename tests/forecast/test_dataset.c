@@ -1,0 +1,245 @@
+/*
+ * Dataset loading, splits and scaling (forecast/dataset.c) against
+ * ../shared/EVAL.md, on the real benchmark files (skipped when the shared
+ * data folder is absent) and on small bad CSVs written here.
+ * The data folder is $DRIFTCAST_DATA, else $SOURCE_ROOT/../shared/data.
+ */
+#include <criterion/criterion.h>
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "forecast/forecast.h"
+
+static char errbuf[512];
+
+static const char *data_path(const char *rel, char *buf, size_t size)
+{
+	const char *d = getenv("DRIFTCAST_DATA");
+	const char *root = getenv("SOURCE_ROOT");
+	if (d)
+		snprintf(buf, size, "%s/%s", d, rel);
+	else
+		snprintf(buf, size, "%s/../shared/data/%s", root ? root : ".",
+			 rel);
+	return buf;
+}
+
+static struct fc_dataset *load_shared(const char *rel, const char *cols)
+{
+	char p[1024];
+	struct fc_dataset *d = NULL;
+	data_path(rel, p, sizeof(p));
+	if (access(p, R_OK) != 0)
+		cr_skip_test("no shared data at %s", p);
+	int rc = fc_dataset_load(p, cols, &d, errbuf, sizeof(errbuf));
+	cr_assert_eq(rc, 0, "load %s: %s", p, errbuf);
+	return d;
+}
+
+/* Write text to a fresh temporary file named like name; returns path. */
+static char *write_tmp(const char *name, const char *text, char *buf,
+		       size_t size)
+{
+	snprintf(buf, size, "/tmp/dc-ds-%d-%s", (int)getpid(), name);
+	FILE *f = fopen(buf, "w");
+	cr_assert(f);
+	fputs(text, f);
+	fclose(f);
+	return buf;
+}
+
+Test(dataset, etth1_split_matches_eval_md)
+{
+	struct fc_dataset *d = load_shared("ETT/ETTh1.csv", NULL);
+	cr_assert_str_eq(d->name, "ETTh1");
+	cr_assert_eq(d->n_rows, 17420);
+	cr_assert_eq(d->n_cols, 7);
+	cr_assert_str_eq(d->col_names[0], "HUFL");
+	cr_assert_str_eq(d->col_names[6], "OT");
+	cr_assert_eq(d->train_end, 10452);
+	cr_assert_eq(d->val_end, 13936);
+	cr_assert_eq(d->n_rows - d->val_end, 3484);
+	cr_assert_eq(fc_dataset_split_start(d, FC_SPLIT_TEST, 96), 13840);
+	cr_assert_eq(fc_dataset_split_start(d, FC_SPLIT_VAL, 96), 10356);
+	cr_assert_eq(fc_dataset_split_start(d, FC_SPLIT_TRAIN, 96), 0);
+	cr_assert_eq(fc_dataset_split_windows(d, FC_SPLIT_TEST, 96, 96), 3389);
+	cr_assert_eq(fc_dataset_split_windows(d, FC_SPLIT_TRAIN, 96, 96),
+		     10452 - 192 + 1);
+	cr_assert_eq(fc_dataset_split_windows(d, FC_SPLIT_TEST, 96, 720),
+		     3580 - 816 + 1);
+	cr_assert_float_eq(d->step_seconds, 3600.0, 1e-9);
+	/* 2016-07-01 00:00:00 UTC */
+	cr_assert_float_eq(d->timestamps[0], 1467331200.0, 1e-6);
+	cr_assert_float_eq(d->raw[6], 30.5310001373291f, 1e-4);
+	/* Scaling uses the train rows only: train mean 0, std 1 ... */
+	for (int j = 0; j < d->n_cols; j++) {
+		double s = 0, ss = 0;
+		for (int i = 0; i < d->train_end; i++) {
+			double v = d->scaled[(size_t)i * 7 + (size_t)j];
+			s += v;
+			ss += v * v;
+		}
+		s /= d->train_end;
+		cr_assert(fabs(s) < 1e-4, "col %d train mean %g", j, s);
+		cr_assert(fabs(ss / d->train_end - s * s - 1.0) < 1e-3);
+		cr_assert(d->std[j] > 0.0f);
+	}
+	/* ... and the test rows of OT are shifted (the regime change). */
+	double t = 0;
+	for (int i = d->val_end; i < d->n_rows; i++)
+		t += (double)d->scaled[(size_t)i * 7 + 6];
+	cr_assert(t / (d->n_rows - d->val_end) < -0.5);
+	fc_dataset_free(d);
+}
+
+Test(dataset, ettm1_gz_split)
+{
+	struct fc_dataset *d = load_shared("ETT/ETTm1.csv.gz", "OT");
+	cr_assert_str_eq(d->name, "ETTm1");
+	cr_assert_eq(d->n_rows, 69680);
+	cr_assert_eq(d->n_cols, 1);
+	cr_assert_eq(d->train_end, 41808);
+	cr_assert_eq(d->val_end, 55744);
+	cr_assert_float_eq(d->step_seconds, 900.0, 1e-9);
+	fc_dataset_free(d);
+}
+
+Test(dataset, weather_crlf_replacement_bytes_duplicate_and_gap)
+{
+	struct fc_dataset *d = load_shared("weather/weather.csv.gz", NULL);
+	cr_assert_str_eq(d->name, "weather");
+	cr_assert_eq(d->n_rows, 52696);
+	cr_assert_eq(d->n_cols, 21);
+	cr_assert_eq(d->train_end, 36887);
+	cr_assert_eq(d->val_end, 42157);
+	cr_assert_eq(d->n_rows - d->val_end, 10539);
+	cr_assert_str_eq(d->col_names[0], "p (mbar)");
+	cr_assert_str_eq(d->col_names[20], "OT"); /* no '\r' left */
+	cr_assert_str_eq(d->col_names[16], "SWDR (W/m\xEF\xBF\xBD)");
+	cr_assert_float_eq(d->step_seconds, 600.0, 1e-9);
+	/* Rows kept as they are: the duplicated timestamp stays. */
+	cr_assert_float_eq(d->timestamps[19043], d->timestamps[19044], 1e-9);
+	cr_assert_float_eq(d->raw[20], 428.1f, 1e-3);
+	fc_dataset_free(d);
+}
+
+Test(dataset, exchange_rate_csv_dates_and_no_final_newline)
+{
+	struct fc_dataset *d =
+	    load_shared("exchange_rate/exchange_rate.csv", "OT,0");
+	cr_assert_str_eq(d->name, "exchange_rate");
+	cr_assert_eq(d->n_rows, 7588);
+	cr_assert_eq(d->n_cols, 2);
+	cr_assert_str_eq(d->col_names[0], "OT");
+	cr_assert_str_eq(d->col_names[1], "0");
+	cr_assert_eq(d->train_end, 5311);
+	cr_assert_eq(d->val_end, 6071);
+	cr_assert_eq(fc_dataset_split_windows(d, FC_SPLIT_TEST, 96, 96),
+		     1517 + 96 - 192 + 1);
+	cr_assert_float_eq(d->timestamps[0], 631152000.0, 1e-6); /* 1990 */
+	cr_assert_float_eq(d->step_seconds, 86400.0, 1e-9);
+	cr_assert_float_eq(d->raw[0], 0.593f, 1e-6);
+	cr_assert_float_eq(d->raw[1], 0.7855f, 1e-6);
+	fc_dataset_free(d);
+}
+
+Test(dataset, exchange_rate_txt_gz_no_header_no_time)
+{
+	struct fc_dataset *d =
+	    load_shared("exchange_rate/exchange_rate.txt.gz", NULL);
+	cr_assert_str_eq(d->name, "exchange_rate");
+	cr_assert_eq(d->n_rows, 7588);
+	cr_assert_eq(d->n_cols, 8);
+	cr_assert_str_eq(d->col_names[6], "6");
+	cr_assert_float_eq(d->raw[6], 0.593f, 1e-6); /* LSTNet col 6 = OT */
+	cr_assert_float_eq(d->timestamps[5], 5.0, 0);
+	cr_assert_eq(d->train_end, 5311);
+	fc_dataset_free(d);
+}
+
+static void expect_error(const char *name, const char *text, const char *cols,
+			 const char *want)
+{
+	char p[256], want_full[512];
+	struct fc_dataset *d = (struct fc_dataset *)0x1;
+	write_tmp(name, text, p, sizeof(p));
+	errbuf[0] = '\0';
+	int rc = fc_dataset_load(p, cols, &d, errbuf, sizeof(errbuf));
+	cr_assert_lt(rc, 0, "%s loaded", name);
+	cr_assert_eq(d, (struct fc_dataset *)0x1, "ret touched on failure");
+	snprintf(want_full, sizeof(want_full), "%s%s", p, want);
+	cr_assert(strstr(errbuf, want_full), "got '%s', want '%s'", errbuf,
+		  want_full);
+	unlink(p);
+}
+
+#define ROWS10                                         \
+	"2020-01-01 00:00,1,2\n2020-01-01 01:00,2,3\n" \
+	"2020-01-01 02:00,3,4\n2020-01-01 03:00,4,5\n" \
+	"2020-01-01 04:00,5,6\n2020-01-01 05:00,6,7\n" \
+	"2020-01-01 06:00,7,8\n2020-01-01 07:00,8,9\n" \
+	"2020-01-01 08:00,9,10\n"
+
+Test(dataset, bad_csvs_report_file_and_line)
+{
+	expect_error("ragged.csv", "date,a,b\n2020-01-01,1,2\n2020-01-02,1\n",
+		     NULL, ":3: too few fields");
+	expect_error("long.csv", "date,a,b\n2020-01-01,1,2,3\n", NULL,
+		     ":2: too many fields");
+	expect_error("nonnum.csv",
+		     "date,a,b\n2020-01-01,1,2\n2020-01-02,1,x1\n", NULL,
+		     ":3: column 'b': not a finite number: 'x1'");
+	expect_error("empty.csv", "date,a,b\n2020-01-01,1,\n", NULL,
+		     ":2: column 'b': empty cell");
+	expect_error("nan.csv", "date,a,b\n2020-01-01,1,nan\n", NULL,
+		     ":2: column 'b': not a finite number");
+	expect_error("badts.csv", "date,a\n2020-13-01,1\n", NULL,
+		     ":2: column 'date': not a timestamp");
+	expect_error("unknown.csv", "date,a,b\n" ROWS10, "a,zz",
+		     ":1: unknown column 'zz'");
+	expect_error("few.csv", "date,a,b\n2020-01-01,1,2\n", NULL,
+		     ":2: too few rows (1 data rows");
+	expect_error("nothing.csv", "", NULL, ":1: empty file");
+}
+
+Test(dataset, missing_file)
+{
+	struct fc_dataset *d = NULL;
+	int rc = fc_dataset_load("/nonexistent/x.csv", NULL, &d, errbuf,
+				 sizeof(errbuf));
+	cr_assert_eq(rc, -ENOENT);
+	cr_assert(strstr(errbuf, "/nonexistent/x.csv: cannot open"));
+}
+
+Test(dataset, small_file_seventy_ten_twenty_and_constant_column)
+{
+	char p[256];
+	struct fc_dataset *d = NULL;
+	/* 10 rows, CRLF, a BOM, quoted header, a constant column. */
+	write_tmp("small.csv",
+		  "\xEF\xBB\xBF\"ts\",\"a\",c\r\n"
+		  "0,1,5\r\n3600,2,5\r\n7200,3,5\r\n10800,4,5\r\n14400,5,5\r\n"
+		  "18000,6,5\r\n21600,7,5\r\n25200,8,5\r\n28800,9,5\r\n"
+		  "32400,10,5",
+		  p, sizeof(p));
+	cr_assert_eq(fc_dataset_load(p, "all", &d, errbuf, sizeof(errbuf)), 0,
+		     "%s", errbuf);
+	cr_assert_eq(d->n_rows, 10);
+	cr_assert_eq(d->n_cols, 2);
+	cr_assert_str_eq(d->col_names[0], "a");
+	cr_assert_eq(d->train_end, 7);
+	cr_assert_eq(d->val_end, 8);
+	cr_assert_float_eq(d->timestamps[9], 32400.0, 0);
+	cr_assert_float_eq(d->step_seconds, 3600.0, 0);
+	cr_assert_float_eq(d->mean[0], 4.0f, 1e-6);
+	cr_assert_float_eq(d->std[0], 2.0f, 1e-6); /* population std 1..7 */
+	cr_assert_float_eq(d->scaled[(size_t)9 * 2], 3.0f, 1e-6);
+	cr_assert_float_eq(d->std[1], 1.0f, 0); /* constant: scale 1 */
+	cr_assert_float_eq(d->scaled[1], 0.0f, 0);
+	fc_dataset_free(d);
+	unlink(p);
+}
