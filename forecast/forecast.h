@@ -9,6 +9,7 @@
 #define DRIFTCAST_FORECAST_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 /* ---- BLAS -------------------------------------------------------------
  * All matrix products go through GSL's gsl_blas_* interface, which the
@@ -24,6 +25,241 @@ const char *fc_blas_provider(void);
 
 /* Set the number of BLAS threads (>= 1); returns the number in effect. */
 int fc_blas_set_threads(int n);
+
+/* ---- the model ---------------------------------------------------------
+ * One base model serves every series (channel-independent, univariate
+ * windows); each series owns an adapter block.  Dimension letters used in
+ * the shape comments below:
+ *   B batch (windows), L lookback, H horizon, P patch length, S stride,
+ *   N patches = (L - P) / S + 2 (the lookback is padded at its end with S
+ *   copies of its last value), D width, F feed-forward width, r LoRA rank.
+ *
+ * Forward, for each window x[L] (raw values, e.g. dataset-scaled):
+ *   instance normalisation (mean/std of the window) -> optional mask
+ *   (hidden points get value 0, indicator 1) -> patches [N, 2P] (values and
+ *   mask indicator) -> linear embedding 2P -> D (+ learned positions for
+ *   the transformer) -> backbone (GRU layers, or pre-LayerNorm transformer
+ *   encoder layers) -> final LayerNorm -> two heads:
+ *     forecast: flatten [N*D] -> linear -> H -> calibration -> de-normalise
+ *     recon:    per token D -> P, overlapping patches averaged back onto
+ *               the L time points (normalised space).
+ */
+
+enum fc_backbone { FC_BACKBONE_GRU = 0, FC_BACKBONE_TRANSFORMER = 1 };
+
+#define FC_MAX_LAYERS 4
+
+/* The architecture.  Fixed for the lifetime of a model; stored in its
+ * file.  fc_config_default() fills the defaults shown. */
+struct fc_config {
+	int backbone;	  /* enum fc_backbone; FC_BACKBONE_GRU */
+	int lookback;	  /* L, 96; 16..720 */
+	int horizon;	  /* H, 96; 1..720 */
+	int patch_len;	  /* P, 16 */
+	int patch_stride; /* S, 8 */
+	int d_model;	  /* D, 64 */
+	int n_layers;	  /* 1 (gru) .. FC_MAX_LAYERS; 2 */
+	int n_heads;	  /* transformer heads, D % n_heads == 0; 4 */
+	int d_ff;	  /* transformer feed-forward width F; 2 * D */
+	int lora_rank;	  /* r, 4; 1..64 */
+	float mask_ratio; /* share of L hidden by fc_mask_sample; 0.33 */
+	int mask_seg;	  /* length of one hidden segment; P */
+};
+
+void fc_config_default(struct fc_config *c);
+
+/* 0, or -EINVAL with the first violated rule in errbuf. */
+int fc_config_check(const struct fc_config *c, char *errbuf,
+		    size_t errbuf_size);
+
+/* N, the number of patches (tokens) for the config. */
+int fc_config_patches(const struct fc_config *c);
+
+/* Name of a backbone ("gru", "transformer"), and back (-EINVAL). */
+const char *fc_backbone_name(int backbone);
+int fc_backbone_parse(const char *name, int *ret_backbone);
+
+/*
+ * struct fc_model: the base weights, the config, and the scaler of the
+ * data it was trained on (per-channel train mean/std and channel names).
+ * Immutable after load: any number of threads may forecast with one model
+ * at the same time, each with its own workspace.
+ */
+struct fc_model;
+
+/* A new model with freshly initialised weights (deterministic for seed),
+ * owned by the caller; free with fc_model_free(). */
+int fc_model_new(const struct fc_config *c, uint64_t seed,
+		 struct fc_model **ret, char *errbuf, size_t errbuf_size);
+void fc_model_free(struct fc_model *m);
+
+/* The config (lives as long as m). */
+const struct fc_config *fc_model_config(const struct fc_model *m);
+
+/* Number of base weights (floats). */
+size_t fc_model_param_count(const struct fc_model *m);
+
+/*
+ * The scaler stored with the model: n channels with their train mean and
+ * std and names (NULL names = "0", "1", ...).  set copies its arguments;
+ * get returns pointers that live as long as m (n = 0 when none is set).
+ */
+int fc_model_set_scaler(struct fc_model *m, int n, const float *mean,
+			const float *std, const char *const *names);
+int fc_model_scaler(const struct fc_model *m, const float **ret_mean,
+		    const float **ret_std, const char *const **ret_names);
+
+/*
+ * Model files: magic "DCMODEL\0", format version, full config, scaler,
+ * tensor table, weights, CRC-32 of everything before it.  Saving writes
+ * path.tmp and renames it.  Loading refuses (-EINVAL, or -errno for I/O)
+ * a truncated file, a wrong magic, a newer format version, a checksum
+ * mismatch, an invalid config, a tensor table that does not match the
+ * config and non-finite weights, each with the reason in errbuf.  The
+ * loaded model is owned by the caller.
+ */
+int fc_model_save(const struct fc_model *m, const char *path, char *errbuf,
+		  size_t errbuf_size);
+int fc_model_load(const char *path, struct fc_model **ret, char *errbuf,
+		  size_t errbuf_size);
+
+/* ---- adapters ------------------------------------------------------------
+ * All adapter weights of one series are one contiguous float block of
+ * fc_adapter_len(m) floats with a fixed layout (so a snapshot, a rollback
+ * and a stored version are one memcpy / one BLOB).  The block is grouped by
+ * family, each family one contiguous range:
+ *   FC_ADAPT_ENC:   LoRA (A [r, in], B [out, r], delta = B A) on the patch
+ *                   embedding and on the backbone's projections (GRU input
+ *                   and hidden weights; attention query and value, and
+ *                   both feed-forward weights);
+ *   FC_ADAPT_NORM:  additive deltas on every LayerNorm's gain and bias;
+ *   FC_ADAPT_HEAD:  LoRA on the forecast head (optional);
+ *   FC_ADAPT_CALIB: the output calibration y' = (1 + a) * y + c per horizon
+ *                   step (normalised space); only forecast loss reaches it.
+ * fc_adapter_init() gives B = 0 (A small random), every delta 0 and a = c =
+ * 0, so forecasting with the initial adapter is bit-identical to the frozen
+ * model (adapter NULL).
+ */
+enum fc_adapt_family {
+	FC_ADAPT_ENC = 1u << 0,
+	FC_ADAPT_NORM = 1u << 1,
+	FC_ADAPT_HEAD = 1u << 2,
+	FC_ADAPT_CALIB = 1u << 3,
+	FC_ADAPT_ALL = 0xfu,
+};
+
+size_t fc_adapter_len(const struct fc_model *m); /* floats */
+
+/* Fill adapter[fc_adapter_len] with the identity adapter (deterministic
+ * for seed). */
+void fc_adapter_init(const struct fc_model *m, float *adapter, uint64_t seed);
+
+/* The range [*ret_off, *ret_off + *ret_len) of one family (a single bit)
+ * in the block; -EINVAL for an unknown family. */
+int fc_adapter_family_range(const struct fc_model *m, unsigned family,
+			    size_t *ret_off, size_t *ret_len);
+
+/* The adapter tensor table, i = 0 .. count-1: name (static or owned by m),
+ * offset and length in floats, family bit.  -ERANGE past the end. */
+size_t fc_adapter_tensor_count(const struct fc_model *m);
+int fc_adapter_tensor(const struct fc_model *m, size_t i, const char **ret_name,
+		      size_t *ret_off, size_t *ret_len, unsigned *ret_family);
+
+/* ---- workspaces ----------------------------------------------------------
+ * Every activation and gradient buffer of a forward/backward pass for up
+ * to max_batch windows (forecast windows + reconstruction windows), for
+ * models with this config.  Allocated once; forecast and loss calls do no
+ * allocation.  One workspace per thread; it is not shared.
+ */
+struct fc_workspace;
+
+int fc_workspace_new(const struct fc_model *m, int max_batch,
+		     struct fc_workspace **ret);
+void fc_workspace_free(struct fc_workspace *ws);
+int fc_workspace_max_batch(const struct fc_workspace *ws);
+
+/* ---- forecasting ----------------------------------------------------- */
+
+/*
+ * Forecast b windows: x [b, L] raw values -> y [b, H], same units.
+ * adapter: a block of fc_adapter_len floats, or NULL for the frozen model.
+ * Returns 0; -EINVAL when b > the workspace's max batch or the workspace
+ * was made for another config, or when a window holds a non-finite value
+ * (y is then unspecified).
+ */
+int fc_forecast(const struct fc_model *m, const float *adapter,
+		struct fc_workspace *ws, const float *x, int b, float *y);
+
+/* ---- masking and losses --------------------------------------------------
+ * A tiny deterministic RNG (splitmix64), so that masks and initialisation
+ * depend only on a seed.
+ */
+uint64_t fc_rng_next(uint64_t *state);
+float fc_rng_uniform(uint64_t *state); /* [0, 1) */
+
+/*
+ * Masked-segment sampler: mask [L], 1 = hidden, 0 = visible.  Hides
+ * contiguous segments of seg points at uniformly random starts until
+ * exactly round(ratio * L) points are hidden (the last segment is cut
+ * short; segments may touch or overlap).  Deterministic given *rng, which
+ * it advances.  ratio in [0, 0.9], seg >= 1.
+ */
+void fc_mask_sample(float *mask, int L, float ratio, int seg, uint64_t *rng);
+
+/*
+ * One batch for the loss: bf forecast windows with their observed
+ * horizon (matured windows), and br reconstruction windows with their
+ * masks.  Either part may be empty.  bf + br <= the workspace's max batch.
+ */
+struct fc_batch {
+	const float *xf; /* [bf, L] raw lookback of forecast windows */
+	const float *yf; /* [bf, H] raw observed horizon */
+	int bf;
+	const float *xr; /* [br, L] raw reconstruction windows */
+	const float *mr; /* [br, L] masks, 1 = hidden (fc_mask_sample) */
+	int br;
+	float wf; /* weight of the forecast MSE */
+	float wr; /* weight of the masked-reconstruction MSE */
+};
+
+struct fc_loss {
+	float total;	/* wf * forecast + wr * recon */
+	float forecast; /* mean over bf * H of (y_hat - y)^2, raw units */
+	float recon;	/* mean over hidden points of the squared error,
+			   in each window's normalised space */
+};
+
+/*
+ * Loss of a batch and, when grad is not NULL, its gradient with respect to
+ * the adapter block: grad [fc_adapter_len] is overwritten; entries of
+ * families not in `families` are set to 0.  adapter may be NULL (frozen
+ * model; grad must then be NULL).  No allocation.  Returns 0, or -EINVAL
+ * (batch too large, non-finite input; *ret untouched).
+ */
+int fc_loss_grad(const struct fc_model *m, const float *adapter,
+		 struct fc_workspace *ws, const struct fc_batch *batch,
+		 float *grad, unsigned families, struct fc_loss *ret);
+
+/* ---- optimizer -----------------------------------------------------------
+ * Adam with decoupled weight decay (AdamW).  Its state is a caller-owned
+ * block of fc_adam_state_len(n) floats (first and second moments) kept
+ * next to the n parameters it updates; zero it to start.  step is the
+ * 1-based step count (bias correction).  With lr = 0 nothing changes.
+ */
+struct fc_adam {
+	float lr;	    /* 1e-3 */
+	float beta1, beta2; /* 0.9, 0.999 */
+	float eps;	    /* 1e-8 */
+	float weight_decay; /* 0 */
+};
+
+size_t fc_adam_state_len(size_t n);
+void fc_adam_step(const struct fc_adam *opt, float *param, const float *grad,
+		  float *state, size_t n, long step);
+
+/* Scale grad [n] so that its L2 norm is at most max_norm (> 0); returns
+ * the norm before clipping. */
+float fc_grad_clip(float *grad, size_t n, float max_norm);
 
 /* ---- datasets (forecast/dataset.c) -----------------------------------
  * A CSV (or .csv.gz) of time series: first column a timestamp (or none, for
@@ -69,5 +305,76 @@ int fc_dataset_split_start(const struct fc_dataset *d, enum fc_split s,
 			   int lookback);
 int fc_dataset_split_windows(const struct fc_dataset *d, enum fc_split s,
 			     int lookback, int horizon);
+
+/* ---- offline training (forecast/train.c) -------------------------------
+ * Pretrain a model on the train split of a dataset, every channel as its
+ * own univariate series: loss = forecast MSE + recon_weight * masked-
+ * reconstruction MSE (each window is seen twice: unmasked for the forecast,
+ * masked for the reconstruction), AdamW, gradient clipping, early stopping
+ * on the validation forecast MSE (the best epoch's weights are returned).
+ * Deterministic for a given seed and thread count.  The test split is
+ * never looked at.
+ */
+#define FC_TRAIN_MAX_EPOCHS 200
+
+struct fc_train_config {
+	int epochs;	    /* maximum, 30 */
+	int batch;	    /* windows per step, 64 */
+	float lr;	    /* 1e-3 */
+	float weight_decay; /* AdamW, 1e-4 */
+	float recon_weight; /* lambda, 0.5 */
+	float clip;	    /* global gradient norm, 1.0 */
+	int patience;	    /* epochs without validation gain, 3 */
+	uint64_t seed;	    /* 1 */
+	int threads;	    /* BLAS threads, 1 */
+};
+
+void fc_train_config_default(struct fc_train_config *t);
+
+struct fc_train_progress {
+	int epoch, epochs; /* 1-based epoch, maximum */
+	int step, steps;   /* 1-based step within the epoch, steps in it */
+	float loss;	   /* running mean training loss of this epoch */
+	double elapsed;	   /* seconds since training started */
+	double eta;	   /* seconds left in this epoch (estimate) */
+	int epoch_done;	   /* 1 at the end of an epoch: val_mse is set */
+	float val_mse;	   /* validation forecast MSE (scaled space) */
+	int improved;	   /* the epoch is the best so far */
+};
+
+/* Called after every step and at the end of every epoch; return nonzero
+ * to stop training (fc_train then returns -ECANCELED). */
+typedef int (*fc_train_progress_fn)(void *user,
+				    const struct fc_train_progress *p);
+
+struct fc_train_report {
+	int epochs_run, best_epoch;
+	int train_windows, val_windows; /* per channel */
+	int channels;
+	int threads; /* BLAS threads in effect */
+	double seconds;
+	float train_loss[FC_TRAIN_MAX_EPOCHS]; /* per epoch, mean */
+	float val_mse[FC_TRAIN_MAX_EPOCHS];    /* per epoch */
+	float best_val_mse;
+};
+
+/*
+ * Train a new model with config mc on d (scaled values), lookback and
+ * horizon from mc.  On success *ret is the best model (owned by the
+ * caller, scaler set from d) and *report is filled.  progress may be NULL.
+ */
+int fc_train(const struct fc_config *mc, const struct fc_train_config *tc,
+	     const struct fc_dataset *d, fc_train_progress_fn progress,
+	     void *user, struct fc_model **ret, struct fc_train_report *report,
+	     char *errbuf, size_t errbuf_size);
+
+/*
+ * Forecast accuracy on a split under ../shared/EVAL.md: every window
+ * (stride 1) of every channel, scaled space, MSE and MAE over every
+ * horizon step.  adapter may be NULL.  ws must allow >= 1 window.
+ */
+int fc_evaluate(const struct fc_model *m, const float *adapter,
+		struct fc_workspace *ws, const struct fc_dataset *d,
+		enum fc_split split, double *ret_mse, double *ret_mae);
 
 #endif
