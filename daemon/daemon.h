@@ -54,6 +54,66 @@ int dc_cfg_args_load(const struct dc_cfg_args *a, struct cfg *ret_cfg,
 int dc_cmd_config(int argc, char **argv);
 int dc_cmd_version(int argc, char **argv);
 
+/* ---- Kafka (daemon/kafka.c) -------------------------------------------
+ * One consumer-group member (cooperative-sticky, offsets stored only by
+ * dc_kafka_commit after state is durable) and one idempotent producer.
+ */
+#include <librdkafka/rdkafka.h>
+
+struct dc_kafka;
+
+struct dc_kafka_hooks {
+	void *user;
+	/* Last offset of topic/partition whose effect is durable in SQLite,
+	 * or -1.  Consumption of an assigned partition resumes after it. */
+	int64_t (*applied_offset)(void *user, const char *topic,
+				  int32_t partition);
+	/* Called (from dc_kafka_poll) before partitions are assigned. */
+	void (*on_assign)(void *user,
+			  const rd_kafka_topic_partition_list_t *parts);
+	/* Called before partitions are revoked: make everything applied so
+	 * far durable now.  lost: the group already gave them away (do not
+	 * commit offsets). */
+	void (*on_revoke)(void *user,
+			  const rd_kafka_topic_partition_list_t *parts,
+			  bool lost);
+};
+
+/* Create the consumer (subscribed to kafka.input_topic) and the producer.
+ * *ret is owned by the caller (dc_kafka_free closes the consumer, which
+ * leaves the group, and flushes the producer for up to 10 s). */
+int dc_kafka_new(const struct cfg *c, const struct dc_kafka_hooks *hooks,
+		 struct dc_kafka **ret, char *errbuf, size_t errbuf_size);
+void dc_kafka_free(struct dc_kafka *k);
+
+/* Next message or NULL after timeout_ms; serves callbacks.  The caller
+ * destroys the message with rd_kafka_message_destroy(). */
+rd_kafka_message_t *dc_kafka_poll(struct dc_kafka *k, int timeout_ms);
+
+/* True after a fatal librdkafka error; *ret_reason describes it. */
+bool dc_kafka_fatal(const struct dc_kafka *k, const char **ret_reason);
+
+/* Produce a copy of payload to topic, keyed; reason (may be NULL) goes in
+ * a "driftcast-reason" header.  Blocks while the producer queue is full. */
+int dc_kafka_produce(struct dc_kafka *k, const char *topic, const void *key,
+		     size_t key_len, const void *payload, size_t len,
+		     const char *reason);
+
+/* Wait until everything produced is delivered; *ret_failed = deliveries
+ * that failed since the previous flush.  -ETIMEDOUT if still in flight. */
+int dc_kafka_flush(struct dc_kafka *k, int timeout_ms, long *ret_failed);
+
+/* Asynchronously commit offsets (next offset to read per partition). */
+int dc_kafka_commit(struct dc_kafka *k,
+		    const rd_kafka_topic_partition_list_t *offsets);
+
+/* Pause or resume every assigned partition (backpressure). */
+int dc_kafka_pause(struct dc_kafka *k, bool pause);
+
+/* Messages behind the high watermark over the assignment, or -1. */
+int64_t dc_kafka_lag(struct dc_kafka *k);
+int dc_kafka_assigned_count(const struct dc_kafka *k);
+
 /* ---- logging -----------------------------------------------------------
  * Levels are syslog(3) priorities.  The macros test the level before any
  * argument is evaluated or formatted.  Under systemd (JOURNAL_STREAM names

@@ -1,0 +1,381 @@
+/*
+ * Kafka for the daemon: one consumer-group member for the input topic and
+ * one idempotent producer for the forecasts and dead-letter topics.
+ *
+ * Offsets are never stored automatically.  The run loop makes a batch
+ * durable in SQLite (with the last applied offset of each partition) and
+ * only then calls dc_kafka_commit().  On assignment, each partition starts
+ * after the offset SQLite says was applied last, so a replay after a crash
+ * or a rebalance never applies a message twice; the Kafka commit is only an
+ * optimisation and may fail harmlessly (the mock cluster refuses commits
+ * during a rebalance, see shared/notes/kafka-mock.md).
+ *
+ * Assignment is cooperative-sticky everywhere (mixed strategies crash the
+ * mock cluster), so the rebalance callback uses incremental assign/unassign.
+ */
+#include "daemon/daemon.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+struct dc_kafka {
+	rd_kafka_t *consumer;
+	rd_kafka_t *producer;
+	rd_kafka_topic_partition_list_t *assigned; /* current assignment */
+	struct dc_kafka_hooks hooks;
+	char input_topic[CFG_NAME_MAX];
+	bool paused;
+	bool fatal;
+	char fatal_reason[512];
+	/* Producer delivery accounting: in flight and failed since the last
+	 * dc_kafka_flush(). */
+	long in_flight;
+	long failed;
+	struct log_ratelimit rl_log;
+};
+
+static int set(rd_kafka_conf_t *conf, const char *k, const char *v, char *err,
+	       size_t n)
+{
+	char e[512];
+	if (rd_kafka_conf_set(conf, k, v, e, sizeof(e)) != RD_KAFKA_CONF_OK) {
+		snprintf(err, n, "kafka setting %s=%s: %s", k, v, e);
+		return -EINVAL;
+	}
+	return 0;
+}
+
+static void on_log(const rd_kafka_t *rk, int level, const char *fac,
+		   const char *buf)
+{
+	struct dc_kafka *k = rd_kafka_opaque(rk);
+	if (k)
+		log_ratelimited(&k->rl_log, level, "kafka %s: %s", fac, buf);
+}
+
+static void on_error(rd_kafka_t *rk, int err, const char *reason, void *opaque)
+{
+	struct dc_kafka *k = opaque;
+	if (err == RD_KAFKA_RESP_ERR__FATAL) {
+		char buf[512];
+		rd_kafka_fatal_error(rk, buf, sizeof(buf));
+		snprintf(k->fatal_reason, sizeof(k->fatal_reason), "%s", buf);
+		k->fatal = true;
+		log_error("kafka fatal error: %s", buf);
+		return;
+	}
+	/* Broker down, transport errors, ...: librdkafka retries them. */
+	log_ratelimited(&k->rl_log, LOG_WARNING, "kafka: %s: %s",
+			rd_kafka_err2name((rd_kafka_resp_err_t)err), reason);
+}
+
+static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *m,
+			void *opaque)
+{
+	struct dc_kafka *k = opaque;
+	(void)rk;
+	k->in_flight--;
+	if (m->err) {
+		k->failed++;
+		log_ratelimited(
+		    &k->rl_log, LOG_ERR, "delivery to %s failed: %s",
+		    rd_kafka_topic_name(m->rkt), rd_kafka_err2str(m->err));
+	}
+}
+
+static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
+			 rd_kafka_topic_partition_list_t *parts, void *opaque)
+{
+	struct dc_kafka *k = opaque;
+	rd_kafka_error_t *e = NULL;
+
+	if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
+		for (int i = 0; i < parts->cnt; i++) {
+			rd_kafka_topic_partition_t *p = &parts->elems[i];
+			int64_t applied =
+			    k->hooks.applied_offset
+				? k->hooks.applied_offset(
+				      k->hooks.user, p->topic, p->partition)
+				: -1;
+			/* Start after what SQLite has applied; without a
+			 * record, from the committed offset (or the reset
+			 * policy). */
+			p->offset = applied >= 0 ? applied + 1
+						 : RD_KAFKA_OFFSET_INVALID;
+			rd_kafka_topic_partition_list_add(k->assigned, p->topic,
+							  p->partition);
+			log_info("assigned %s[%d] from %s%lld", p->topic,
+				 p->partition,
+				 applied >= 0 ? "applied offset+1 = " : "",
+				 applied >= 0 ? (long long)applied + 1 : -1LL);
+		}
+		if (k->hooks.on_assign)
+			k->hooks.on_assign(k->hooks.user, parts);
+		e = rd_kafka_incremental_assign(rk, parts);
+	} else if (err == RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS) {
+		bool lost = rd_kafka_assignment_lost(rk);
+		/* Make everything applied so far durable before the
+		 * partitions go; the new owner starts after it. */
+		if (k->hooks.on_revoke)
+			k->hooks.on_revoke(k->hooks.user, parts, lost);
+		for (int i = 0; i < parts->cnt; i++) {
+			rd_kafka_topic_partition_list_del(
+			    k->assigned, parts->elems[i].topic,
+			    parts->elems[i].partition);
+			log_info("revoked %s[%d]%s", parts->elems[i].topic,
+				 parts->elems[i].partition,
+				 lost ? " (lost)" : "");
+		}
+		e = rd_kafka_incremental_unassign(rk, parts);
+	} else {
+		log_error("rebalance error: %s", rd_kafka_err2str(err));
+		rd_kafka_assign(rk, NULL);
+		rd_kafka_topic_partition_list_destroy(k->assigned);
+		k->assigned = rd_kafka_topic_partition_list_new(8);
+	}
+	if (e) {
+		log_error("incremental rebalance: %s",
+			  rd_kafka_error_string(e));
+		rd_kafka_error_destroy(e);
+	}
+}
+
+static rd_kafka_conf_t *common_conf(const struct cfg *c, struct dc_kafka *k,
+				    char *err, size_t n)
+{
+	rd_kafka_conf_t *conf = rd_kafka_conf_new();
+	if (set(conf, "bootstrap.servers", c->kafka.brokers, err, n) < 0 ||
+	    set(conf, "client.id", "driftcast", err, n) < 0 ||
+	    set(conf, "log.connection.close", "false", err, n) < 0) {
+		rd_kafka_conf_destroy(conf);
+		return NULL;
+	}
+	rd_kafka_conf_set_opaque(conf, k);
+	rd_kafka_conf_set_log_cb(conf, on_log);
+	rd_kafka_conf_set_error_cb(conf, on_error);
+	return conf;
+}
+
+int dc_kafka_new(const struct cfg *c, const struct dc_kafka_hooks *hooks,
+		 struct dc_kafka **ret, char *err, size_t n)
+{
+	struct dc_kafka *k = calloc(1, sizeof(*k));
+	rd_kafka_conf_t *conf = NULL;
+	char buf[64], e[512];
+	int r = -EINVAL;
+
+	if (!k)
+		return -ENOMEM;
+	k->rl_log = (struct log_ratelimit)LOG_RATELIMIT_INIT(10000, 20);
+	if (hooks)
+		k->hooks = *hooks;
+	snprintf(k->input_topic, sizeof(k->input_topic), "%s",
+		 c->kafka.input_topic);
+	k->assigned = rd_kafka_topic_partition_list_new(8);
+
+	/* consumer */
+	if (!(conf = common_conf(c, k, err, n)))
+		goto fail;
+	snprintf(buf, sizeof(buf), "%d", c->kafka.session_timeout_ms);
+	char hb[32];
+	int hbms = c->kafka.session_timeout_ms / 10;
+	snprintf(hb, sizeof(hb), "%d", hbms < 100 ? 100 : hbms);
+	if (set(conf, "group.id", c->kafka.group, err, n) < 0 ||
+	    set(conf, "partition.assignment.strategy", "cooperative-sticky",
+		err, n) < 0 ||
+	    set(conf, "enable.auto.offset.store", "false", err, n) < 0 ||
+	    set(conf, "enable.auto.commit", "false", err, n) < 0 ||
+	    set(conf, "enable.partition.eof", "false", err, n) < 0 ||
+	    set(conf, "session.timeout.ms", buf, err, n) < 0 ||
+	    set(conf, "heartbeat.interval.ms", hb, err, n) < 0 ||
+	    set(conf, "auto.offset.reset",
+		c->kafka.offset_reset == CFG_OFFSET_LATEST ? "latest"
+							   : "earliest",
+		err, n) < 0 ||
+	    /* bound the prefetch: backpressure instead of memory growth */
+	    set(conf, "queued.max.messages.kbytes", "16384", err, n) < 0)
+		goto fail;
+	rd_kafka_conf_set_rebalance_cb(conf, on_rebalance);
+	k->consumer = rd_kafka_new(RD_KAFKA_CONSUMER, conf, e, sizeof(e));
+	if (!k->consumer) {
+		snprintf(err, n, "kafka consumer: %s", e);
+		goto fail;
+	}
+	conf = NULL; /* owned by the handle now */
+	rd_kafka_poll_set_consumer(k->consumer);
+
+	/* producer: idempotent, never gives up on a message by itself */
+	if (!(conf = common_conf(c, k, err, n)))
+		goto fail;
+	if (set(conf, "enable.idempotence", "true", err, n) < 0 ||
+	    set(conf, "message.timeout.ms", "0", err, n) < 0 ||
+	    set(conf, "linger.ms", "5", err, n) < 0)
+		goto fail;
+	rd_kafka_conf_set_dr_msg_cb(conf, on_delivery);
+	k->producer = rd_kafka_new(RD_KAFKA_PRODUCER, conf, e, sizeof(e));
+	if (!k->producer) {
+		snprintf(err, n, "kafka producer: %s", e);
+		goto fail;
+	}
+	conf = NULL;
+
+	rd_kafka_topic_partition_list_t *topics =
+	    rd_kafka_topic_partition_list_new(1);
+	rd_kafka_topic_partition_list_add(topics, c->kafka.input_topic,
+					  RD_KAFKA_PARTITION_UA);
+	rd_kafka_resp_err_t kerr = rd_kafka_subscribe(k->consumer, topics);
+	rd_kafka_topic_partition_list_destroy(topics);
+	if (kerr) {
+		snprintf(err, n, "subscribe to %s: %s", c->kafka.input_topic,
+			 rd_kafka_err2str(kerr));
+		goto fail;
+	}
+	*ret = k;
+	return 0;
+fail:
+	if (conf)
+		rd_kafka_conf_destroy(conf);
+	dc_kafka_free(k);
+	return r;
+}
+
+void dc_kafka_free(struct dc_kafka *k)
+{
+	if (!k)
+		return;
+	if (k->consumer) {
+		rd_kafka_consumer_close(k->consumer);
+		rd_kafka_destroy(k->consumer);
+	}
+	if (k->producer) {
+		rd_kafka_flush(k->producer, 10000);
+		rd_kafka_destroy(k->producer);
+	}
+	if (k->assigned)
+		rd_kafka_topic_partition_list_destroy(k->assigned);
+	free(k);
+}
+
+rd_kafka_message_t *dc_kafka_poll(struct dc_kafka *k, int timeout_ms)
+{
+	rd_kafka_poll(k->producer, 0); /* delivery reports */
+	return rd_kafka_consumer_poll(k->consumer, timeout_ms);
+}
+
+bool dc_kafka_fatal(const struct dc_kafka *k, const char **ret_reason)
+{
+	if (ret_reason)
+		*ret_reason = k->fatal_reason;
+	return k->fatal;
+}
+
+int dc_kafka_produce(struct dc_kafka *k, const char *topic, const void *key,
+		     size_t key_len, const void *payload, size_t len,
+		     const char *reason)
+{
+	rd_kafka_resp_err_t err;
+	for (;;) {
+		if (reason)
+			err = rd_kafka_producev(
+			    k->producer, RD_KAFKA_V_TOPIC(topic),
+			    RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+			    RD_KAFKA_V_KEY((void *)key, key_len),
+			    RD_KAFKA_V_VALUE((void *)payload, len),
+			    RD_KAFKA_V_HEADER("driftcast-reason", reason,
+					      (ssize_t)strlen(reason)),
+			    RD_KAFKA_V_END);
+		else
+			err = rd_kafka_producev(
+			    k->producer, RD_KAFKA_V_TOPIC(topic),
+			    RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+			    RD_KAFKA_V_KEY((void *)key, key_len),
+			    RD_KAFKA_V_VALUE((void *)payload, len),
+			    RD_KAFKA_V_END);
+		if (err != RD_KAFKA_RESP_ERR__QUEUE_FULL)
+			break;
+		/* backpressure from the producer queue: serve deliveries */
+		rd_kafka_poll(k->producer, 50);
+	}
+	if (err) {
+		log_ratelimited(&k->rl_log, LOG_ERR, "produce to %s: %s", topic,
+				rd_kafka_err2str(err));
+		return -EIO;
+	}
+	k->in_flight++;
+	return 0;
+}
+
+int dc_kafka_flush(struct dc_kafka *k, int timeout_ms, long *ret_failed)
+{
+	rd_kafka_resp_err_t err = rd_kafka_flush(k->producer, timeout_ms);
+	if (ret_failed)
+		*ret_failed = k->failed;
+	k->failed = 0;
+	return err == RD_KAFKA_RESP_ERR__TIMED_OUT ? -ETIMEDOUT : 0;
+}
+
+int dc_kafka_commit(struct dc_kafka *k,
+		    const rd_kafka_topic_partition_list_t *offsets)
+{
+	if (!offsets || offsets->cnt == 0)
+		return 0;
+	rd_kafka_resp_err_t err = rd_kafka_commit(k->consumer, offsets, 1);
+	if (err) {
+		log_ratelimited(&k->rl_log, LOG_NOTICE,
+				"offset commit: %s (harmless: SQLite holds the "
+				"applied offsets)",
+				rd_kafka_err2str(err));
+		return -EIO;
+	}
+	return 0;
+}
+
+int dc_kafka_pause(struct dc_kafka *k, bool pause)
+{
+	if (pause == k->paused)
+		return 0;
+	rd_kafka_topic_partition_list_t *a = NULL;
+	if (rd_kafka_assignment(k->consumer, &a) || !a)
+		return -EIO;
+	rd_kafka_resp_err_t err =
+	    pause ? rd_kafka_pause_partitions(k->consumer, a)
+		  : rd_kafka_resume_partitions(k->consumer, a);
+	rd_kafka_topic_partition_list_destroy(a);
+	if (err)
+		return -EIO;
+	k->paused = pause;
+	return 0;
+}
+
+int64_t dc_kafka_lag(struct dc_kafka *k)
+{
+	rd_kafka_topic_partition_list_t *a = NULL;
+	int64_t lag = 0;
+	if (rd_kafka_assignment(k->consumer, &a) || !a)
+		return -1;
+	if (rd_kafka_position(k->consumer, a) == RD_KAFKA_RESP_ERR_NO_ERROR) {
+		for (int i = 0; i < a->cnt; i++) {
+			int64_t lo, hi;
+			if (rd_kafka_get_watermark_offsets(
+				k->consumer, a->elems[i].topic,
+				a->elems[i].partition, &lo,
+				&hi) != RD_KAFKA_RESP_ERR_NO_ERROR ||
+			    hi < 0)
+				continue;
+			int64_t pos = a->elems[i].offset;
+			if (pos < 0)
+				pos = lo;
+			if (hi > pos)
+				lag += hi - pos;
+		}
+	}
+	rd_kafka_topic_partition_list_destroy(a);
+	return lag;
+}
+
+int dc_kafka_assigned_count(const struct dc_kafka *k)
+{
+	return k->assigned ? k->assigned->cnt : 0;
+}
