@@ -72,6 +72,11 @@ static const struct enum_item offset_resets[] = {
     {NULL, 0},
 };
 
+static const struct enum_item ts_units[] = {
+    {"auto", CFG_TS_AUTO}, {"s", CFG_TS_S},   {"ms", CFG_TS_MS},
+    {"us", CFG_TS_US},	   {"ns", CFG_TS_NS}, {NULL, 0},
+};
+
 static const struct enum_item log_levels[] = {
     {"error", CFG_LOG_ERROR},	{"warning", CFG_LOG_WARNING},
     {"notice", CFG_LOG_NOTICE}, {"info", CFG_LOG_INFO},
@@ -120,6 +125,13 @@ static const struct option options[] = {
     ENUM("kafka.input_format", kafka.input_format, input_formats, "json", 0,
 	 "Payload format of input messages: json or influx (line "
 	 "protocol)."),
+    ENUM("kafka.ts_unit", kafka.ts_unit, ts_units, "auto", 0,
+	 "Unit of numeric timestamps: auto (by magnitude, see "
+	 "docs/INPUT.md), s, ms, us or ns."),
+    INT("kafka.max_message_bytes", kafka.max_message_bytes, 64, 16777216,
+	"1048576", 0,
+	"Input messages larger than this many bytes are dead-lettered "
+	"unparsed."),
     INT("kafka.session_timeout_ms", kafka.session_timeout_ms, 1000, 300000,
 	"45000", 0,
 	"Consumer group session timeout; a dead member's partitions move "
@@ -181,6 +193,11 @@ static const char *enum_name(const struct enum_item *items, int v)
 const char *cfg_input_format_name(int v)
 {
 	return enum_name(input_formats, v);
+}
+
+const char *cfg_ts_unit_name(int v)
+{
+	return enum_name(ts_units, v);
 }
 
 const char *cfg_log_level_name(int v)

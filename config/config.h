@@ -25,6 +25,16 @@ enum cfg_input_format {
 	CFG_INPUT_INFLUX = 1,
 };
 
+/* Unit of numeric input timestamps (docs/INPUT.md); AUTO detects it from
+ * the magnitude. */
+enum cfg_ts_unit {
+	CFG_TS_AUTO = 0,
+	CFG_TS_S = 1,
+	CFG_TS_MS = 2,
+	CFG_TS_US = 3,
+	CFG_TS_NS = 4,
+};
+
 enum cfg_offset_reset {
 	CFG_OFFSET_EARLIEST = 0,
 	CFG_OFFSET_LATEST = 1,
@@ -54,6 +64,9 @@ struct cfg {
 		int session_timeout_ms;
 		int offset_reset; /* enum cfg_offset_reset */
 		int max_poll_records;
+		/* message parsing (daemon/parse.c) */
+		int ts_unit;	       /* enum cfg_ts_unit */
+		int max_message_bytes; /* larger payloads are dead-lettered */
 	} kafka;
 	struct {
 		char path[CFG_PATH_MAX];
@@ -138,6 +151,7 @@ const char *cfg_option_name(size_t i);
 /* Names of enum values, e.g. cfg_log_level_name(CFG_LOG_INFO) = "info".
  * Return static strings. */
 const char *cfg_input_format_name(int v);
+const char *cfg_ts_unit_name(int v);
 const char *cfg_log_level_name(int v);
 
 #endif
