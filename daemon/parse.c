@@ -611,7 +611,8 @@ static int parse_json(struct dc_parser *p, const char *payload, size_t len,
 	p->arena.used = 0;
 	p->arena.overflowed = false;
 	tl_arena = &p->arena;
-	root = json_loadb(payload, len, JSON_REJECT_DUPLICATES, &je);
+	root = json_loadb(payload, len,
+			  JSON_REJECT_DUPLICATES | JSON_DECODE_ANY, &je);
 	if (!root)
 		rc = json_load_error(&je, err);
 	else
@@ -908,6 +909,9 @@ static int lp_line(struct dc_parser *p, const char *s, const char *end,
 		const char *eq = lp_scan(k, end, ",= ", ",= ");
 		char fname[DC_SERIES_MAX + 1];
 		size_t flen;
+		if (*n == first && (eq >= end || *eq == ' '))
+			return fail(err, DC_REASON_MISSING_FIELD,
+				    "line %d: no fields", line);
 		if (eq >= end || *eq != '=' || eq == k)
 			return fail(err, DC_REASON_BAD_LINE,
 				    "line %d: bad field (want key=value)",
