@@ -4,14 +4,32 @@
  * causal evaluator.  No I/O, no logging: results come back as status codes
  * and as events through a callback.
  *
- * (First cut of the event types, so storage/ and daemon/ can be written
- * against them; the engine API follows in this header.)
+ * One engine serves many series with one shared base model (forecast/);
+ * each series owns a ring buffer of its recent values and, depending on
+ * ttt.scope, its own adapter block (or shares one per group or globally).
+ * The daemon calls ttt_engine_observe() per measurement from one thread;
+ * the evaluator (ttt_eval_run) replays a dataset through the very same
+ * calls.
+ *
+ * Order of work inside one observe() call (this is what makes the online
+ * loop causal and what tests/ttt checks):
+ *   1. validate and append the value (gaps, duplicates, late values);
+ *   2. forecast from the last L values with the current adapter and emit
+ *      TTT_EV_FORECAST -- before anything below can use this value;
+ *   3. shadow scoring and drift sampling on windows already matured;
+ *   4. maybe adapt (schedule or drift), guard, accept/reject;
+ *   5. maybe roll back / reset.
+ * An update at time t only ever reads values with timestamps <= t, and
+ * forecast windows (lookback ending at t) are emitted before any update at
+ * t, so no window is ever forecast by a state that has seen its horizon.
  */
 #ifndef DRIFTCAST_TTT_H
 #define DRIFTCAST_TTT_H
 
 #include <stddef.h>
 #include <stdint.h>
+
+struct fc_model;
 
 enum ttt_event_type {
 	TTT_EV_FORECAST = 0,   /* a forecast was issued */
@@ -53,8 +71,219 @@ struct ttt_event {
 	int horizon;
 	const float *adapter; /* new version's adapter block, or NULL */
 	size_t adapter_len;   /* floats */
+	/* Added by the engine (ttt/engine.c): */
+	int64_t data_from, data_until; /* adaptations: oldest and newest
+					  timestamp of the data used */
+	float value;		       /* TTT_EV_REJECTED_VALUE: the value */
+	int filled;		       /* TTT_EV_GAP_FILLED: points filled */
+	float detector_stat;	       /* TTT_EV_DRIFT: statistic that fired */
 };
 
 typedef void (*ttt_event_fn)(void *user, const struct ttt_event *ev);
+
+/* ---- parameters ----------------------------------------------------------
+ * The [ttt] settings (config/config.c documents each), as plain data; the
+ * daemon maps struct cfg onto this.  ttt_params_default() gives the
+ * defaults of the settings table.
+ */
+enum ttt_drift_kind { TTT_DRIFT_NONE = 0, TTT_DRIFT_PH, TTT_DRIFT_ADWIN };
+enum ttt_reset_policy {
+	TTT_RESET_ROLLBACK = 0, /* to the last good version (else anchor) */
+	TTT_RESET_SOFT,		/* a += alpha * (anchor - a) */
+	TTT_RESET_HARD,		/* a = anchor */
+};
+enum ttt_scope { TTT_SCOPE_SERIES = 0, TTT_SCOPE_GROUP, TTT_SCOPE_GLOBAL };
+
+struct ttt_params {
+	int enabled;	   /* 0: forecast with the frozen model only */
+	int every;	   /* adapt every this many observations (K) */
+	float w_recon;	   /* weight of masked reconstruction */
+	float w_matured;   /* weight of forecast MSE on matured windows */
+	float w_anchor;	   /* weight of ||a - anchor||^2 */
+	float lr;	   /* Adam learning rate */
+	int steps;	   /* optimizer steps per adaptation */
+	float clip;	   /* gradient norm clip per step */
+	float max_update;  /* max L2 norm of one accepted update */
+	unsigned families; /* FC_ADAPT_* bits that adapt */
+	int recon_windows; /* lookback windows in the recon batch */
+	int step_windows;  /* matured windows in the step batch */
+	int guard_windows; /* most recent matured windows, held out */
+	int window_stride; /* spacing of the windows of one batch */
+	int guard;	   /* 0: accept every candidate (for ablations) */
+	float guard_tol;   /* accept iff guard_after <= guard_before*(1+tol) */
+	int drift;	   /* enum ttt_drift_kind */
+	int drift_every;   /* sample the recon loss every this many obs */
+	float ph_delta, ph_lambda; /* Page-Hinkley tolerance, threshold */
+	float adwin_delta;	   /* ADWIN confidence */
+	int drift_min_gap;	   /* min observations between adaptations
+				      when drift triggers early */
+	int shadow_every;	   /* score adapted vs frozen every n obs */
+	float rollback_margin;	   /* relative margin over the shadow */
+	int rollback_window;	   /* samples (EWMA span, min count) */
+	int reset_policy;	   /* enum ttt_reset_policy */
+	float reset_alpha;	   /* soft reset interpolation */
+	int scope;		   /* enum ttt_scope */
+	char group_sep;		   /* group key = key up to the last sep */
+	int ephemeral; /* adapt per forecast on its own lookback, discard */
+	int max_gap;   /* gaps up to this many steps are interpolated */
+	int64_t step;  /* series step in ts units; 0 = from the data */
+	uint64_t seed; /* masks */
+};
+
+void ttt_params_default(struct ttt_params *p);
+
+/* 0, or -EINVAL with the first violated rule in errbuf. */
+int ttt_params_check(const struct ttt_params *p, char *errbuf,
+		     size_t errbuf_size);
+
+/* ---- the engine ------------------------------------------------------- */
+
+struct ttt_engine;
+
+/*
+ * A new engine over model m (borrowed: it must outlive the engine) with a
+ * copy of params.  cb (may be NULL) receives every event synchronously,
+ * from inside ttt_engine_observe() and friends; it must not call back into
+ * the engine.  *ret is owned by the caller (ttt_engine_free).
+ */
+int ttt_engine_new(const struct fc_model *m, const struct ttt_params *params,
+		   ttt_event_fn cb, void *user, struct ttt_engine **ret,
+		   char *errbuf, size_t errbuf_size);
+void ttt_engine_free(struct ttt_engine *e);
+
+/*
+ * Feed one measurement of series `key` (copied on first sight) at
+ * timestamp ts (integer units, regular per series).  Returns 0 and, when
+ * the series has a full lookback, *ret_forecast (may be NULL) points to
+ * the H forecast values (valid until the next call into the engine), else
+ * NULL.  Data problems are not errors: a duplicate or late timestamp, a
+ * misaligned one or a non-finite value is dropped with
+ * TTT_EV_REJECTED_VALUE (return 0, *ret_forecast NULL); a gap of at most
+ * max_gap steps is filled by linear interpolation (TTT_EV_GAP_FILLED); a
+ * longer gap restarts the series' history (its adapter is kept).
+ * Returns -ENOMEM, or -EINVAL for an empty key.
+ */
+int ttt_engine_observe(struct ttt_engine *e, const char *key, int64_t ts,
+		       float value, const float **ret_forecast);
+
+/* Replace the parameters (SIGHUP).  Everything may change at run time
+ * except scope, families and ring geometry (recon/step/guard windows,
+ * stride), which would need a restart: -EINVAL with the reason. */
+int ttt_engine_set_params(struct ttt_engine *e, const struct ttt_params *p,
+			  char *errbuf, size_t errbuf_size);
+
+/*
+ * Set the adapter of series key (creating the series if needed) from
+ * storage or an operator rollback: adapter holds len floats, either the
+ * full block (fc_adapter_len) or NULL for the identity; version becomes
+ * the current and last good version; last_ts (or INT64_MIN) tells the
+ * engine which timestamps are late.  Emits TTT_EV_ROLLBACK with trigger
+ * MANUAL when manual is nonzero.  -EINVAL on a length mismatch or a
+ * non-finite weight.
+ */
+int ttt_engine_restore_series(struct ttt_engine *e, const char *key,
+			      const float *adapter, size_t len,
+			      uint64_t version, int64_t last_ts, int manual);
+
+/* The current adapter of series key expanded to the full block
+ * (fc_adapter_len floats, copied into out) and its version; -ENOENT for
+ * an unknown series. */
+int ttt_engine_series_adapter(const struct ttt_engine *e, const char *key,
+			      float *out, size_t len, uint64_t *ret_version);
+
+struct ttt_stats {
+	uint64_t observations, forecasts;
+	uint64_t accepted, rejected, rollbacks, resets, drifts;
+	uint64_t gap_filled, rejected_values;
+	uint64_t adaptations; /* accepted + rejected */
+	double adapt_seconds; /* wall time inside adaptations */
+	size_t series, adapters;
+	size_t bytes_series;   /* memory of all series (ring, state, key) */
+	size_t bytes_adapters; /* memory of all adapter states */
+	size_t bytes_shared;   /* workspace and scratch, once per engine */
+	size_t adapter_params; /* floats adapted per adapter state */
+};
+
+void ttt_engine_stats(const struct ttt_engine *e, struct ttt_stats *ret);
+
+/* ---- drift detectors (ttt/detect.c) ------------------------------------
+ * Fixed-size state, no allocation.  update() returns 1 when the detector
+ * fires (it then resets itself), 0 otherwise.
+ */
+struct ttt_ph {
+	double mean, cum, min_cum;
+	long n;
+};
+void ttt_ph_init(struct ttt_ph *ph);
+int ttt_ph_update(struct ttt_ph *ph, float x, float delta, float lambda,
+		  float *ret_stat);
+
+#define TTT_ADWIN_MAX 32 /* bounded window: the last 32 samples */
+struct ttt_adwin {
+	float v[TTT_ADWIN_MAX];
+	int head, n;
+};
+void ttt_adwin_init(struct ttt_adwin *a);
+int ttt_adwin_update(struct ttt_adwin *a, float x, float delta,
+		     float *ret_stat);
+
+/* ---- naive baselines (ttt/naive.c) ---------------------------------------
+ * y [H] from the history x [n] ending at the forecast origin: persistence
+ * repeats x[n-1]; seasonal naive repeats the last full period,
+ * y[h] = x[n - period + (h mod period)] (needs n >= period >= 1; the
+ * period may exceed the model's lookback, e.g. 144 for 10-minute data).
+ */
+void ttt_naive_persistence(float *y, const float *x, int n, int H);
+void ttt_naive_seasonal(float *y, const float *x, int n, int H, int period);
+
+/* The seasonal period for a sampling step in seconds: 24 for hourly, 96
+ * for 15-minute, 144 for 10-minute, 7 for daily data (one day, or one
+ * week for daily data); otherwise one day of steps if that divides evenly
+ * and fits, else 1. */
+int ttt_season_period(double step_seconds);
+
+/* ---- the causal evaluator (ttt/eval.c) ---------------------------------
+ * Replays the test split of a dataset (../shared/EVAL.md) through one
+ * engine per arm, in time order, every channel a series "NAME/COLUMN".
+ * Each window is scored as soon as its forecast is emitted, which is
+ * before the engine sees any value of its horizon.
+ */
+enum ttt_arm {
+	TTT_ARM_FROZEN = 0,
+	TTT_ARM_RECON,
+	TTT_ARM_HYBRID,
+	TTT_ARM_PERSISTENCE,
+	TTT_ARM_SEASONAL,
+	TTT_ARM_COUNT,
+};
+const char *ttt_arm_name(int arm);
+int ttt_arm_parse(const char *name, int *ret_arm);
+
+struct ttt_arm_result {
+	int ran;
+	double mse, mae;
+	long windows; /* scored windows (all channels) */
+	struct ttt_stats stats;
+	double seconds;	      /* wall time of the arm */
+	double adapt_ms_mean; /* per adaptation */
+};
+
+struct fc_dataset;
+
+/* Called every few hundred rows; return nonzero to cancel (-ECANCELED). */
+typedef int (*ttt_eval_progress_fn)(void *user, int arm, long done, long total);
+
+/*
+ * Run the arms whose bits are set in arm_mask (1u << TTT_ARM_*) with
+ * params (recon: w_matured forced to 0; hybrid: params as given; frozen:
+ * enabled = 0).  d must hold the scaled values the model was trained on.
+ * results[TTT_ARM_COUNT] is filled.  Returns 0 or a negative errno with
+ * errbuf.
+ */
+int ttt_eval_run(const struct fc_model *m, const struct fc_dataset *d,
+		 const struct ttt_params *params, unsigned arm_mask,
+		 ttt_eval_progress_fn progress, void *user,
+		 struct ttt_arm_result *results, char *errbuf,
+		 size_t errbuf_size);
 
 #endif

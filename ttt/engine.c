@@ -1,0 +1,1086 @@
+/*
+ * The test-time-training engine: per-series online state and the
+ * adaptation loop (see ttt.h for the order of work inside one observe()).
+ *
+ * Memory.  A series is one allocation: its struct, its ring buffer of
+ * R = L + H + (guard_windows + step_windows) * stride floats and its key.
+ * An adapter state (one per series, per group or one global, by ttt.scope)
+ * is one allocation: the active part of the adapter block (the range that
+ * covers the adapting families, n_ad floats) and the last good version of
+ * it.  The anchor is the identity adapter, shared by every series.
+ * Optimizer state, gradients, batches and the full adapter block used to
+ * call forecast/ live once per engine and only during an adaptation; so
+ * nothing is allocated per observation, only when a series or group is
+ * first seen.
+ *
+ * Windows and the ring.  Values are numbered by their position i since the
+ * series (re)started, n values so far (the newest is i = n - 1).  A window
+ * with origin i has lookback [i - L + 1, i] and horizon [i + 1, i + H]; it
+ * is matured once i + H <= n - 1.  An adaptation at n uses
+ *   guard windows (held out):   i = n - 1 - H - j * stride,  j < G
+ *   step windows (matured):     i = n - 1 - H - (G + j) * stride, j < M
+ *   reconstruction windows:     i = n - 1 - j * stride,  j < Rw
+ * all inside the ring.  Matured windows are normalised by their own
+ * lookback's mean and std before the loss, so the forecast loss and the
+ * guard are scale-free (the model normalises each window the same way, so
+ * this changes no forecast).
+ *
+ * Shadow and rollback.  Every shadow_every observations, the newest
+ * matured window is forecast by the current adapter and by the frozen
+ * model; both errors feed exponentially weighted means with span
+ * rollback_window.  With at least rollback_window samples, an adapter
+ * whose mean error exceeds the shadow's by the margin is rolled back (or
+ * reset, by policy), and one that does not becomes the last good version.
+ */
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "forecast/forecast.h"
+#include "ttt/ttt.h"
+
+struct adstate {
+	struct adstate *next; /* hash chain (group and global scope) */
+	float *a;	      /* [n_ad] current, active range */
+	float *good;	      /* [n_ad] last good version */
+	uint64_t version, good_version, next_version;
+	int identity; /* a is the anchor: forecast with the frozen path */
+	float ew_adapt, ew_shadow;
+	int n_track;
+	size_t bytes;
+	char key[];
+};
+
+struct series {
+	struct series *next; /* hash chain */
+	struct adstate *ad;
+	float *ring; /* [R] */
+	int64_t last_ts, step;
+	long n;		  /* values since the series (re)started */
+	long since_adapt; /* values since the last adaptation */
+	uint64_t n_adapt; /* adaptations so far (mask seeds) */
+	uint64_t hash;
+	int has_ts;
+	struct ttt_ph ph;
+	struct ttt_adwin adwin;
+	size_t bytes;
+	char key[];
+};
+
+struct table {
+	void **b; /* buckets; entries chain through their first member */
+	size_t nb, count;
+};
+
+struct ttt_engine {
+	const struct fc_model *m;
+	struct ttt_params p;
+	ttt_event_fn cb;
+	void *user;
+	int L, H, R;
+	size_t A;	     /* fc_adapter_len */
+	size_t ad_off, n_ad; /* active range */
+	int maxb;
+	struct table series, groups;
+	struct adstate *global;
+	struct fc_workspace *ws;
+	/* scratch, once per engine */
+	float *ident; /* [A] the anchor (identity adapter) */
+	float *full;  /* [A] expanded current adapter */
+	float *cand;  /* [A] expanded candidate */
+	float *grad;  /* [A] */
+	float *adam;  /* [2 n_ad] */
+	float *xb;    /* [maxb, L] */
+	float *yb;    /* [maxb, H] */
+	float *mb;    /* [maxb, L] masks */
+	float *yh;    /* [maxb, H] */
+	float *out;   /* [H] last forecast */
+	struct ttt_stats st;
+	size_t bytes_shared;
+};
+
+/* The same check-and-explain helper as ttt/params.c. */
+#define CHECK(cond, ...)                                                    \
+	do {                                                                \
+		if (!(cond)) {                                              \
+			if (errbuf && errbuf_size)                          \
+				snprintf(errbuf, errbuf_size, __VA_ARGS__); \
+			return -EINVAL;                                     \
+		}                                                           \
+	} while (0)
+
+/* ---- hash tables ----------------------------------------------------- */
+
+static uint64_t hash_key(const char *s)
+{
+	uint64_t h = 1469598103934665603ull;
+	for (; *s; s++) {
+		h ^= (unsigned char)*s;
+		h *= 1099511628211ull;
+	}
+	return h;
+}
+
+static uint64_t hash_keyn(const char *s, size_t n)
+{
+	uint64_t h = 1469598103934665603ull;
+	for (size_t i = 0; i < n; i++) {
+		h ^= (unsigned char)s[i];
+		h *= 1099511628211ull;
+	}
+	return h;
+}
+
+static struct series *series_find(const struct ttt_engine *e, const char *key,
+				  uint64_t h)
+{
+	if (!e->series.nb)
+		return NULL;
+	for (struct series *s = e->series.b[h & (e->series.nb - 1)]; s;
+	     s = s->next)
+		if (s->hash == h && strcmp(s->key, key) == 0)
+			return s;
+	return NULL;
+}
+
+/* Grow a table to at least nb buckets; entries are rehashed with hf. */
+static int table_grow(struct table *t, uint64_t (*hf)(void *))
+{
+	size_t nb = t->nb ? t->nb * 2 : 64;
+	void **b = calloc(nb, sizeof(void *));
+	if (!b)
+		return -ENOMEM;
+	for (size_t i = 0; i < t->nb; i++) {
+		void *x = t->b[i];
+		while (x) {
+			void *next = *(void **)x;
+			size_t k = hf(x) & (nb - 1);
+			*(void **)x = b[k];
+			b[k] = x;
+			x = next;
+		}
+	}
+	free(t->b);
+	t->b = b;
+	t->nb = nb;
+	return 0;
+}
+
+static uint64_t series_hash(void *x)
+{
+	return ((struct series *)x)->hash;
+}
+
+static uint64_t ad_hash(void *x)
+{
+	return hash_key(((struct adstate *)x)->key);
+}
+
+/* ---- events ---------------------------------------------------------- */
+
+static void emit(struct ttt_engine *e, struct ttt_event *ev)
+{
+	if (e->cb)
+		e->cb(e->user, ev);
+}
+
+static void ev_init(struct ttt_event *ev, enum ttt_event_type type,
+		    const struct series *s)
+{
+	memset(ev, 0, sizeof(*ev));
+	ev->type = type;
+	ev->series = s->key;
+	ev->ts = s->last_ts;
+}
+
+/* ---- adapter states -------------------------------------------------- */
+
+static struct adstate *ad_new(struct ttt_engine *e, const char *key,
+			      size_t keylen)
+{
+	size_t bytes = sizeof(struct adstate) + keylen + 1;
+	size_t fl = 2 * e->n_ad * sizeof(float);
+	struct adstate *a;
+	bytes = (bytes + 15) & ~(size_t)15;
+	a = calloc(1, bytes + fl);
+	if (!a)
+		return NULL;
+	memcpy(a->key, key, keylen);
+	a->key[keylen] = '\0';
+	a->a = (float *)((char *)a + bytes);
+	a->good = a->a + e->n_ad;
+	memcpy(a->a, e->ident + e->ad_off, e->n_ad * sizeof(float));
+	memcpy(a->good, a->a, e->n_ad * sizeof(float));
+	a->identity = 1;
+	a->next_version = 1;
+	a->bytes = bytes + fl;
+	e->st.adapters++;
+	e->st.bytes_adapters += a->bytes;
+	return a;
+}
+
+static struct adstate *ad_for_key(struct ttt_engine *e, const char *key)
+{
+	size_t len = strlen(key);
+	if (e->p.scope == TTT_SCOPE_GLOBAL) {
+		if (!e->global)
+			e->global = ad_new(e, "*", 1);
+		return e->global;
+	}
+	if (e->p.scope == TTT_SCOPE_GROUP) {
+		const char *sep = strrchr(key, e->p.group_sep);
+		if (sep)
+			len = (size_t)(sep - key);
+	}
+	uint64_t h = hash_keyn(key, len);
+	if (e->groups.nb) {
+		for (struct adstate *a = e->groups.b[h & (e->groups.nb - 1)]; a;
+		     a = a->next)
+			if (strlen(a->key) == len &&
+			    memcmp(a->key, key, len) == 0)
+				return a;
+	}
+	if (e->groups.count + 1 > e->groups.nb &&
+	    table_grow(&e->groups, ad_hash) < 0)
+		return NULL;
+	struct adstate *a = ad_new(e, key, len);
+	if (!a)
+		return NULL;
+	size_t k = h & (e->groups.nb - 1);
+	a->next = e->groups.b[k];
+	e->groups.b[k] = a;
+	e->groups.count++;
+	return a;
+}
+
+static struct series *series_get(struct ttt_engine *e, const char *key)
+{
+	uint64_t h = hash_key(key);
+	struct series *s = series_find(e, key, h);
+	size_t keylen, bytes;
+	if (s)
+		return s;
+	if (e->series.count + 1 > e->series.nb &&
+	    table_grow(&e->series, series_hash) < 0)
+		return NULL;
+	keylen = strlen(key);
+	bytes = (sizeof(struct series) + keylen + 1 + 15) & ~(size_t)15;
+	s = calloc(1, bytes + (size_t)e->R * sizeof(float));
+	if (!s)
+		return NULL;
+	memcpy(s->key, key, keylen + 1);
+	s->ring = (float *)((char *)s + bytes);
+	s->hash = h;
+	s->step = e->p.step;
+	s->bytes = bytes + (size_t)e->R * sizeof(float) + sizeof(void *);
+	ttt_ph_init(&s->ph);
+	ttt_adwin_init(&s->adwin);
+	s->ad = ad_for_key(e, key);
+	if (!s->ad) {
+		free(s);
+		return NULL;
+	}
+	size_t k = h & (e->series.nb - 1);
+	s->next = e->series.b[k];
+	e->series.b[k] = s;
+	e->series.count++;
+	e->st.series++;
+	e->st.bytes_series += s->bytes;
+	return s;
+}
+
+/* ---- engine lifetime ------------------------------------------------- */
+
+static void engine_free_tables(struct ttt_engine *e)
+{
+	for (size_t i = 0; i < e->series.nb; i++) {
+		struct series *s = e->series.b[i];
+		while (s) {
+			struct series *n = s->next;
+			free(s);
+			s = n;
+		}
+	}
+	free(e->series.b);
+	for (size_t i = 0; i < e->groups.nb; i++) {
+		struct adstate *a = e->groups.b[i];
+		while (a) {
+			struct adstate *n = a->next;
+			free(a);
+			a = n;
+		}
+	}
+	free(e->groups.b);
+	free(e->global);
+}
+
+void ttt_engine_free(struct ttt_engine *e)
+{
+	if (!e)
+		return;
+	engine_free_tables(e);
+	fc_workspace_free(e->ws);
+	free(e->ident);
+	free(e);
+}
+
+/* The range of the block that covers every family in fam. */
+static int active_range(const struct fc_model *m, unsigned fam, size_t *ret_off,
+			size_t *ret_len)
+{
+	size_t lo = (size_t)-1, hi = 0;
+	for (unsigned bit = 1; bit <= FC_ADAPT_CALIB; bit <<= 1) {
+		size_t off, len;
+		if (!(fam & bit))
+			continue;
+		if (fc_adapter_family_range(m, bit, &off, &len) < 0)
+			return -EINVAL;
+		if (len == 0)
+			continue;
+		if (off < lo)
+			lo = off;
+		if (off + len > hi)
+			hi = off + len;
+	}
+	if (hi == 0)
+		return -EINVAL;
+	*ret_off = lo;
+	*ret_len = hi - lo;
+	return 0;
+}
+
+int ttt_engine_new(const struct fc_model *m, const struct ttt_params *params,
+		   ttt_event_fn cb, void *user, struct ttt_engine **ret,
+		   char *errbuf, size_t errbuf_size)
+{
+	const struct fc_config *c = fc_model_config(m);
+	struct ttt_engine *e;
+	int rc = ttt_params_check(params, errbuf, errbuf_size);
+	if (rc < 0)
+		return rc;
+	e = calloc(1, sizeof(*e));
+	if (!e)
+		return -ENOMEM;
+	e->m = m;
+	e->p = *params;
+	e->cb = cb;
+	e->user = user;
+	e->L = c->lookback;
+	e->H = c->horizon;
+	e->R = e->L + e->H +
+	       (params->guard_windows + params->step_windows) *
+		   params->window_stride;
+	e->A = fc_adapter_len(m);
+	if (active_range(m, params->families, &e->ad_off, &e->n_ad) < 0) {
+		if (errbuf && errbuf_size)
+			snprintf(errbuf, errbuf_size,
+				 "ttt.families: the model has no adapter "
+				 "weights in the chosen families");
+		free(e);
+		return -EINVAL;
+	}
+	/* Scratch rows hold the step batch and the held-out guard windows
+	 * side by side; the workspace needs the larger of the two. */
+	e->maxb = params->recon_windows + params->step_windows +
+		  params->guard_windows;
+	int wsb = params->recon_windows + params->step_windows;
+	if (wsb < params->guard_windows)
+		wsb = params->guard_windows;
+	if (wsb < 1)
+		wsb = 1;
+	rc = fc_workspace_new(m, wsb, &e->ws);
+	if (rc < 0) {
+		free(e);
+		return rc;
+	}
+	size_t L = (size_t)e->L, H = (size_t)e->H, B = (size_t)e->maxb;
+	size_t nfl = 4 * e->A + 2 * e->n_ad + B * L * 2 + B * H * 2 + H;
+	e->ident = calloc(nfl, sizeof(float));
+	if (!e->ident) {
+		ttt_engine_free(e);
+		return -ENOMEM;
+	}
+	e->full = e->ident + e->A;
+	e->cand = e->full + e->A;
+	e->grad = e->cand + e->A;
+	e->adam = e->grad + e->A;
+	e->xb = e->adam + 2 * e->n_ad;
+	e->mb = e->xb + B * L;
+	e->yb = e->mb + B * L;
+	e->yh = e->yb + B * H;
+	e->out = e->yh + B * H;
+	fc_adapter_init(m, e->ident, params->seed);
+	memcpy(e->full, e->ident, e->A * sizeof(float));
+	e->bytes_shared = sizeof(*e) + nfl * sizeof(float);
+	e->st.adapter_params = e->n_ad;
+	*ret = e;
+	return 0;
+}
+
+int ttt_engine_set_params(struct ttt_engine *e, const struct ttt_params *p,
+			  char *errbuf, size_t errbuf_size)
+{
+	int rc = ttt_params_check(p, errbuf, errbuf_size);
+	if (rc < 0)
+		return rc;
+	CHECK(p->scope == e->p.scope, "ttt.scope cannot change at run time");
+	CHECK(p->families == e->p.families,
+	      "ttt.families cannot change at run time");
+	CHECK(p->recon_windows == e->p.recon_windows &&
+		  p->step_windows == e->p.step_windows &&
+		  p->guard_windows == e->p.guard_windows &&
+		  p->window_stride == e->p.window_stride,
+	      "ttt window counts and stride cannot change at run time");
+	CHECK(p->seed == e->p.seed, "ttt.seed cannot change at run time");
+	e->p = *p;
+	return 0;
+}
+
+void ttt_engine_stats(const struct ttt_engine *e, struct ttt_stats *ret)
+{
+	*ret = e->st;
+	ret->bytes_shared = e->bytes_shared + e->series.nb * sizeof(void *) +
+			    e->groups.nb * sizeof(void *);
+	ret->adaptations = e->st.accepted + e->st.rejected;
+}
+
+/* ---- ring access ----------------------------------------------------- */
+
+/* Copy values [i0, i0 + len) (positions since restart) into dst. */
+static void ring_copy(const struct ttt_engine *e, const struct series *s,
+		      long i0, int len, float *dst)
+{
+	for (int k = 0; k < len; k++)
+		dst[k] = s->ring[(size_t)((i0 + k) % e->R)];
+}
+
+static void ring_push(const struct ttt_engine *e, struct series *s, float v)
+{
+	s->ring[(size_t)(s->n % e->R)] = v;
+	s->n++;
+	s->since_adapt++;
+}
+
+/* Oldest position still in the ring. */
+static long ring_first(const struct ttt_engine *e, const struct series *s)
+{
+	return s->n > e->R ? s->n - e->R : 0;
+}
+
+/* Load the matured window with origin i into x [L] and y [H], both
+ * normalised by the lookback's mean and std. */
+static void load_matured(const struct ttt_engine *e, const struct series *s,
+			 long i, float *x, float *y)
+{
+	int L = e->L, H = e->H;
+	double sum = 0.0, sq = 0.0, mean, sd;
+	ring_copy(e, s, i - L + 1, L, x);
+	ring_copy(e, s, i + 1, H, y);
+	for (int k = 0; k < L; k++)
+		sum += (double)x[k];
+	mean = sum / L;
+	for (int k = 0; k < L; k++)
+		sq += ((double)x[k] - mean) * ((double)x[k] - mean);
+	sd = sqrt(sq / L + 1e-5);
+	for (int k = 0; k < L; k++)
+		x[k] = (float)(((double)x[k] - mean) / sd);
+	for (int k = 0; k < H; k++)
+		y[k] = (float)(((double)y[k] - mean) / sd);
+}
+
+/* The adapter block to forecast with for ad: NULL for the identity
+ * (bit-identical to the frozen model, and cheaper), else e->full. */
+static const float *expand(struct ttt_engine *e, const struct adstate *ad)
+{
+	if (ad->identity)
+		return NULL;
+	memcpy(e->full + e->ad_off, ad->a, e->n_ad * sizeof(float));
+	return e->full;
+}
+
+/* Mean squared error of forecasting b windows x [b, L] against y [b, H]
+ * (normalised) with adapter (may be NULL).  NAN on failure. */
+static float batch_mse(struct ttt_engine *e, const float *adapter,
+		       const float *x, const float *y, int b)
+{
+	double s = 0.0;
+	if (fc_forecast(e->m, adapter, e->ws, x, b, e->yh) < 0)
+		return NAN;
+	for (size_t k = 0; k < (size_t)b * (size_t)e->H; k++) {
+		double d = (double)e->yh[k] - (double)y[k];
+		s += d * d;
+	}
+	return (float)(s / ((double)b * e->H));
+}
+
+static float sqdist(const float *a, const float *b, size_t n)
+{
+	double s = 0.0;
+	for (size_t i = 0; i < n; i++) {
+		double d = (double)a[i] - (double)b[i];
+		s += d * d;
+	}
+	return (float)s;
+}
+
+/* ---- adaptation ------------------------------------------------------ */
+
+static uint64_t mask_seed(const struct ttt_engine *e, const struct series *s,
+			  uint64_t salt)
+{
+	uint64_t st = e->p.seed ^ s->hash ^ (salt * 0x9E3779B97F4A7C15ull);
+	return fc_rng_next(&st);
+}
+
+/*
+ * Run the bounded optimizer steps from cand (expanded block) on batch;
+ * cand is updated in place.  Returns the loss before the first and after
+ * the last step, and the steps taken.
+ */
+static int run_steps(struct ttt_engine *e, const struct fc_batch *batch,
+		     float *ret_before, float *ret_after)
+{
+	const float *anchor = e->ident + e->ad_off;
+	float *c = e->cand + e->ad_off;
+	struct fc_adam opt = {e->p.lr, 0.9f, 0.999f, 1e-8f, 0.0f};
+	struct fc_loss loss;
+	int steps = 0;
+	memset(e->adam, 0, 2 * e->n_ad * sizeof(float));
+	for (int k = 0; k < e->p.steps; k++) {
+		if (fc_loss_grad(e->m, e->cand, e->ws, batch, e->grad,
+				 e->p.families, &loss) < 0)
+			return -EINVAL;
+		float anc = e->p.w_anchor * sqdist(c, anchor, e->n_ad);
+		if (k == 0)
+			*ret_before = loss.total + anc;
+		float *g = e->grad + e->ad_off;
+		for (size_t i = 0; i < e->n_ad; i++)
+			g[i] += 2.0f * e->p.w_anchor * (c[i] - anchor[i]);
+		fc_grad_clip(g, e->n_ad, e->p.clip);
+		fc_adam_step(&opt, c, g, e->adam, e->n_ad, k + 1);
+		steps++;
+	}
+	if (fc_loss_grad(e->m, e->cand, e->ws, batch, NULL, e->p.families,
+			 &loss) < 0)
+		return -EINVAL;
+	*ret_after = loss.total + e->p.w_anchor * sqdist(c, anchor, e->n_ad);
+	if (steps == 0)
+		*ret_before = *ret_after;
+	return steps;
+}
+
+/* Scale the update cand - cur to at most max_update; returns its norm. */
+static float bound_update(struct ttt_engine *e, const float *cur)
+{
+	float *c = e->cand + e->ad_off;
+	float norm = sqrtf(sqdist(c, cur, e->n_ad));
+	if (norm > e->p.max_update) {
+		float f = e->p.max_update / norm;
+		for (size_t i = 0; i < e->n_ad; i++)
+			c[i] = cur[i] + f * (c[i] - cur[i]);
+		norm = e->p.max_update;
+	}
+	return norm;
+}
+
+static double now_seconds(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+static void adapt(struct ttt_engine *e, struct series *s, enum ttt_trigger trig)
+{
+	struct adstate *ad = s->ad;
+	const int L = e->L, H = e->H, stride = e->p.window_stride;
+	const long first = ring_first(e, s), last = s->n - 1;
+	int ng = 0, nm = 0, nr = 0;
+	long oldest = last;
+	struct ttt_event ev;
+	float before = 0, after = 0, g_before, g_after, norm;
+	double t0 = now_seconds();
+
+	/* Guard windows (held out) and matured step windows. */
+	float *gx = e->xb, *gy = e->yb;
+	for (int j = 0; j < e->p.guard_windows; j++) {
+		long i = last - H - (long)j * stride;
+		if (i - L + 1 < first)
+			break;
+		load_matured(e, s, i, gx + (size_t)ng * L, gy + (size_t)ng * H);
+		oldest = i - L + 1;
+		ng++;
+	}
+	if (ng == 0)
+		return; /* not enough matured data yet: wait */
+	s->since_adapt = 0;
+
+	/* Candidate from the current adapter. */
+	memcpy(e->cand, e->ident, e->A * sizeof(float));
+	memcpy(e->cand + e->ad_off, ad->a, e->n_ad * sizeof(float));
+
+	/* Guard error of the current adapter (before the step batch
+	 * overwrites the scratch). */
+	g_before = batch_mse(e, expand(e, ad), gx, gy, ng);
+
+	/* Keep the guard windows aside: move them to the end of xb/yb. */
+	size_t Bm = (size_t)e->maxb;
+	float *gxs = e->xb + (Bm - (size_t)ng) * L;
+	float *gys = e->yb + (Bm - (size_t)ng) * H;
+	memmove(gxs, gx, (size_t)ng * L * sizeof(float));
+	memmove(gys, gy, (size_t)ng * H * sizeof(float));
+	/* Step batch: matured windows first, then recon windows, in the
+	 * rows before the guard windows (maxb = recon + step + guard). */
+	size_t cap = Bm - (size_t)ng;
+	if (e->p.w_matured > 0.0f) {
+		for (int j = 0; j < e->p.step_windows && (size_t)nm < cap;
+		     j++) {
+			long i =
+			    last - H - (long)(e->p.guard_windows + j) * stride;
+			if (i - L + 1 < first)
+				break;
+			load_matured(e, s, i, e->xb + (size_t)nm * L,
+				     e->yb + (size_t)nm * H);
+			if (i - L + 1 < oldest)
+				oldest = i - L + 1;
+			nm++;
+		}
+	}
+	if (e->p.w_recon > 0.0f) {
+		uint64_t rng = mask_seed(e, s, s->n_adapt + 1);
+		for (int j = 0;
+		     j < e->p.recon_windows && (size_t)(nm + nr) < cap; j++) {
+			long i = last - (long)j * stride;
+			if (i - L + 1 < first)
+				break;
+			ring_copy(e, s, i - L + 1, L,
+				  e->xb + (size_t)(nm + nr) * L);
+			fc_mask_sample(e->mb + (size_t)nr * L, L,
+				       fc_model_config(e->m)->mask_ratio,
+				       fc_model_config(e->m)->mask_seg, &rng);
+			if (i - L + 1 < oldest)
+				oldest = i - L + 1;
+			nr++;
+		}
+	}
+	s->n_adapt++;
+	ev_init(&ev, TTT_EV_ADAPT_REJECTED, s);
+	ev.trigger = trig;
+	ev.version_from = ad->version;
+	ev.data_until = s->last_ts;
+	ev.data_from = s->last_ts - (int64_t)(last - oldest) * s->step;
+	if (nm + nr == 0) {
+		ev.reason = "no data for the step batch";
+		goto rejected;
+	}
+	struct fc_batch batch = {
+	    .xf = e->xb,
+	    .yf = e->yb,
+	    .bf = nm,
+	    .xr = e->xb + (size_t)nm * L,
+	    .mr = e->mb,
+	    .br = nr,
+	    .wf = e->p.w_matured,
+	    .wr = e->p.w_recon,
+	};
+	int steps = run_steps(e, &batch, &before, &after);
+	if (steps < 0) {
+		ev.reason = "loss evaluation failed (non-finite data)";
+		goto rejected;
+	}
+	norm = bound_update(e, ad->a);
+	g_after = batch_mse(e, e->cand, gxs, gys, ng);
+	ev.steps = steps;
+	ev.loss_before = before;
+	ev.loss_after = after;
+	ev.guard_before = g_before;
+	ev.guard_after = g_after;
+	ev.update_norm = norm;
+	if (!isfinite(g_after) || !isfinite(before) || !isfinite(after)) {
+		ev.reason = "non-finite loss";
+		goto rejected;
+	}
+	if (e->p.guard && !(g_after <= g_before * (1.0f + e->p.guard_tol))) {
+		ev.reason = "guard: held-out matured error got worse";
+		goto rejected;
+	}
+	/* Accepted: a new version. */
+	memcpy(ad->a, e->cand + e->ad_off, e->n_ad * sizeof(float));
+	ad->identity = 0;
+	ad->version = ad->next_version++;
+	ev.type = TTT_EV_ADAPT_ACCEPTED;
+	ev.version_to = ad->version;
+	ev.reason = trig == TTT_TRIGGER_DRIFT ? "drift" : "schedule";
+	ev.adapter = e->cand;
+	ev.adapter_len = e->A;
+	e->st.accepted++;
+	e->st.adapt_seconds += now_seconds() - t0;
+	emit(e, &ev);
+	return;
+rejected:
+	ev.version_to = ad->version;
+	e->st.rejected++;
+	e->st.adapt_seconds += now_seconds() - t0;
+	emit(e, &ev);
+}
+
+/* Ephemeral mode: adapt a copy on the current lookback only (masked
+ * reconstruction, anchored, bounded), forecast with it into e->out and
+ * discard it. */
+static int forecast_ephemeral(struct ttt_engine *e, struct series *s)
+{
+	const int L = e->L;
+	float before, after;
+	double t0 = now_seconds();
+	uint64_t rng = mask_seed(e, s, (uint64_t)s->n);
+	ring_copy(e, s, s->n - L, L, e->xb);
+	fc_mask_sample(e->mb, L, fc_model_config(e->m)->mask_ratio,
+		       fc_model_config(e->m)->mask_seg, &rng);
+	memcpy(e->cand, e->ident, e->A * sizeof(float));
+	memcpy(e->cand + e->ad_off, s->ad->a, e->n_ad * sizeof(float));
+	struct fc_batch batch = {.xr = e->xb,
+				 .mr = e->mb,
+				 .br = 1,
+				 .wr =
+				     e->p.w_recon > 0.0f ? e->p.w_recon : 1.0f};
+	if (run_steps(e, &batch, &before, &after) >= 0)
+		bound_update(e, s->ad->a);
+	else
+		memcpy(e->cand + e->ad_off, s->ad->a, e->n_ad * sizeof(float));
+	e->st.adapt_seconds += now_seconds() - t0;
+	return fc_forecast(e->m, e->cand, e->ws, e->xb, 1, e->out);
+}
+
+/* ---- shadow, rollback, reset ----------------------------------------- */
+
+static void track_reset(struct adstate *ad)
+{
+	ad->ew_adapt = ad->ew_shadow = 0.0f;
+	ad->n_track = 0;
+}
+
+static void set_anchor(struct ttt_engine *e, struct adstate *ad)
+{
+	memcpy(ad->a, e->ident + e->ad_off, e->n_ad * sizeof(float));
+	ad->identity = 1;
+}
+
+static void shadow_step(struct ttt_engine *e, struct series *s)
+{
+	struct adstate *ad = s->ad;
+	const int L = e->L, H = e->H;
+	long i = s->n - 1 - H;
+	struct ttt_event ev;
+	if (ad->identity || i - L + 1 < ring_first(e, s))
+		return;
+	load_matured(e, s, i, e->xb, e->yb);
+	float ea = batch_mse(e, expand(e, ad), e->xb, e->yb, 1);
+	float es = batch_mse(e, NULL, e->xb, e->yb, 1);
+	if (!isfinite(ea) || !isfinite(es))
+		return;
+	float w = 2.0f / ((float)e->p.rollback_window + 1.0f);
+	if (ad->n_track == 0) {
+		ad->ew_adapt = ea;
+		ad->ew_shadow = es;
+	} else {
+		ad->ew_adapt += w * (ea - ad->ew_adapt);
+		ad->ew_shadow += w * (es - ad->ew_shadow);
+	}
+	ad->n_track++;
+	if (ad->n_track < e->p.rollback_window)
+		return;
+	if (ad->ew_adapt <= ad->ew_shadow * (1.0f + e->p.rollback_margin)) {
+		if (ad->ew_adapt <= ad->ew_shadow &&
+		    ad->good_version != ad->version) {
+			memcpy(ad->good, ad->a, e->n_ad * sizeof(float));
+			ad->good_version = ad->version;
+		}
+		return;
+	}
+	/* Realised-worse than the frozen shadow: fall back. */
+	ev_init(&ev, TTT_EV_ROLLBACK, s);
+	ev.trigger = TTT_TRIGGER_SHADOW;
+	ev.version_from = ad->version;
+	ev.adapted_error = ad->ew_adapt;
+	ev.shadow_error = ad->ew_shadow;
+	if (e->p.reset_policy == TTT_RESET_ROLLBACK &&
+	    ad->good_version != ad->version) {
+		memcpy(ad->a, ad->good, e->n_ad * sizeof(float));
+		ad->version = ad->good_version;
+		ad->identity = ad->version == 0;
+		ev.reason = "adapted error above the shadow's: back to the "
+			    "last good version";
+		e->st.rollbacks++;
+	} else if (e->p.reset_policy == TTT_RESET_SOFT) {
+		const float *anc = e->ident + e->ad_off;
+		for (size_t k = 0; k < e->n_ad; k++)
+			ad->a[k] += e->p.reset_alpha * (anc[k] - ad->a[k]);
+		ad->version = ad->next_version++;
+		if (e->p.reset_alpha >= 1.0f)
+			ad->identity = 1;
+		ev.type = TTT_EV_RESET;
+		ev.reason = "adapted error above the shadow's: soft reset "
+			    "toward the anchor";
+		e->st.resets++;
+	} else {
+		set_anchor(e, ad);
+		ad->version = ad->next_version++;
+		memcpy(ad->good, ad->a, e->n_ad * sizeof(float));
+		ad->good_version = ad->version;
+		ev.type = TTT_EV_RESET;
+		ev.reason = "adapted error above the shadow's: hard reset to "
+			    "the anchor";
+		e->st.resets++;
+	}
+	ev.version_to = ad->version;
+	ev.adapter = expand(e, ad);
+	if (!ev.adapter) {
+		memcpy(e->full, e->ident, e->A * sizeof(float));
+		ev.adapter = e->full;
+	}
+	ev.adapter_len = e->A;
+	track_reset(ad);
+	emit(e, &ev);
+}
+
+/* Sample the reconstruction loss of the current lookback and feed the
+ * drift detector; returns 1 when it fires. */
+static int drift_step(struct ttt_engine *e, struct series *s)
+{
+	const int L = e->L;
+	struct fc_loss loss;
+	struct ttt_event ev;
+	float stat = 0.0f;
+	int fired;
+	uint64_t rng = mask_seed(e, s, ~(uint64_t)s->n);
+	ring_copy(e, s, s->n - L, L, e->xb);
+	fc_mask_sample(e->mb, L, fc_model_config(e->m)->mask_ratio,
+		       fc_model_config(e->m)->mask_seg, &rng);
+	struct fc_batch batch = {.xr = e->xb, .mr = e->mb, .br = 1, .wr = 1.0f};
+	if (fc_loss_grad(e->m, expand(e, s->ad), e->ws, &batch, NULL,
+			 e->p.families, &loss) < 0)
+		return 0;
+	if (e->p.drift == TTT_DRIFT_PH)
+		fired = ttt_ph_update(&s->ph, loss.recon, e->p.ph_delta,
+				      e->p.ph_lambda, &stat);
+	else
+		fired = ttt_adwin_update(&s->adwin, loss.recon,
+					 e->p.adwin_delta, &stat);
+	if (!fired)
+		return 0;
+	ev_init(&ev, TTT_EV_DRIFT, s);
+	ev.trigger = TTT_TRIGGER_DRIFT;
+	ev.detector_stat = stat;
+	ev.loss_after = loss.recon;
+	ev.version_from = ev.version_to = s->ad->version;
+	ev.reason = e->p.drift == TTT_DRIFT_PH
+			? "Page-Hinkley: reconstruction loss rose"
+			: "ADWIN: reconstruction loss changed";
+	e->st.drifts++;
+	emit(e, &ev);
+	return 1;
+}
+
+/* ---- observe ------------------------------------------------------------ */
+
+static void reject_value(struct ttt_engine *e, struct series *s, int64_t ts,
+			 float v, const char *why)
+{
+	struct ttt_event ev;
+	ev_init(&ev, TTT_EV_REJECTED_VALUE, s);
+	ev.ts = ts;
+	ev.value = v;
+	ev.reason = why;
+	ev.version_from = ev.version_to = s->ad->version;
+	e->st.rejected_values++;
+	emit(e, &ev);
+}
+
+static void restart_history(struct series *s)
+{
+	s->n = 0;
+	s->since_adapt = 0;
+	ttt_ph_init(&s->ph);
+	ttt_adwin_init(&s->adwin);
+}
+
+int ttt_engine_observe(struct ttt_engine *e, const char *key, int64_t ts,
+		       float value, const float **ret_forecast)
+{
+	struct series *s;
+	struct ttt_event ev;
+	if (ret_forecast)
+		*ret_forecast = NULL;
+	if (!key || !*key)
+		return -EINVAL;
+	s = series_get(e, key);
+	if (!s)
+		return -ENOMEM;
+	e->st.observations++;
+
+	/* 1. validate and append */
+	if (!isfinite(value)) {
+		reject_value(e, s, ts, value, "non-finite value");
+		return 0;
+	}
+	if (s->has_ts) {
+		int64_t d = ts - s->last_ts;
+		if (d == 0) {
+			reject_value(e, s, ts, value, "duplicate timestamp");
+			return 0;
+		}
+		if (d < 0) {
+			reject_value(e, s, ts, value,
+				     "late value (timestamp before the last)");
+			return 0;
+		}
+		if (s->step == 0)
+			s->step = d;
+		if (d % s->step != 0) {
+			reject_value(e, s, ts, value,
+				     "timestamp not on the series' step");
+			return 0;
+		}
+		int64_t missing = d / s->step - 1;
+		if (missing > 0 && missing <= e->p.max_gap && s->n > 0) {
+			float v0 = s->ring[(size_t)((s->n - 1) % e->R)];
+			for (int64_t k = 1; k <= missing; k++)
+				ring_push(e, s,
+					  v0 + (value - v0) * (float)k /
+						   (float)(missing + 1));
+			ev_init(&ev, TTT_EV_GAP_FILLED, s);
+			ev.ts = ts;
+			ev.filled = (int)missing;
+			ev.reason = "short gap filled by linear interpolation";
+			ev.version_from = ev.version_to = s->ad->version;
+			e->st.gap_filled++;
+			emit(e, &ev);
+		} else if (missing > 0) {
+			restart_history(s);
+			ev_init(&ev, TTT_EV_GAP_FILLED, s);
+			ev.ts = ts;
+			ev.filled = 0;
+			ev.reason = "gap longer than ttt.max_gap: history "
+				    "restarted";
+			ev.version_from = ev.version_to = s->ad->version;
+			e->st.gap_filled++;
+			emit(e, &ev);
+		}
+	}
+	s->has_ts = 1;
+	s->last_ts = ts;
+	ring_push(e, s, value);
+	if (s->n < e->L)
+		return 0;
+
+	/* 2. forecast, emitted before anything can learn from this value */
+	int rc;
+	if (e->p.enabled && e->p.ephemeral && e->p.steps > 0)
+		rc = forecast_ephemeral(e, s);
+	else {
+		ring_copy(e, s, s->n - e->L, e->L, e->xb);
+		rc = fc_forecast(e->m, e->p.enabled ? expand(e, s->ad) : NULL,
+				 e->ws, e->xb, 1, e->out);
+	}
+	if (rc < 0)
+		return rc;
+	e->st.forecasts++;
+	ev_init(&ev, TTT_EV_FORECAST, s);
+	ev.forecast = e->out;
+	ev.horizon = e->H;
+	ev.version_from = ev.version_to = s->ad->version;
+	emit(e, &ev);
+	if (ret_forecast)
+		*ret_forecast = e->out;
+	if (!e->p.enabled || e->p.ephemeral)
+		return 0;
+
+	/* 3. shadow scoring and drift sampling */
+	if (e->p.shadow_every > 0 && s->n % e->p.shadow_every == 0)
+		shadow_step(e, s);
+	int drift = 0;
+	if (e->p.drift != TTT_DRIFT_NONE && s->n % e->p.drift_every == 0)
+		drift = drift_step(e, s);
+
+	/* 4. adapt on schedule or early on drift */
+	if (e->p.steps > 0) {
+		if (s->since_adapt >= e->p.every)
+			adapt(e, s, TTT_TRIGGER_SCHEDULE);
+		else if (drift && s->since_adapt >= e->p.drift_min_gap)
+			adapt(e, s, TTT_TRIGGER_DRIFT);
+	}
+	if (ret_forecast)
+		*ret_forecast = e->out;
+	return 0;
+}
+
+/* ---- restore and inspection ------------------------------------------- */
+
+int ttt_engine_restore_series(struct ttt_engine *e, const char *key,
+			      const float *adapter, size_t len,
+			      uint64_t version, int64_t last_ts, int manual)
+{
+	struct series *s;
+	struct adstate *ad;
+	struct ttt_event ev;
+	if (!key || !*key)
+		return -EINVAL;
+	if (adapter) {
+		if (len != e->A)
+			return -EINVAL;
+		for (size_t i = 0; i < len; i++)
+			if (!isfinite(adapter[i]))
+				return -EINVAL;
+	}
+	s = series_get(e, key);
+	if (!s)
+		return -ENOMEM;
+	ad = s->ad;
+	ev_init(&ev, TTT_EV_ROLLBACK, s);
+	ev.version_from = ad->version;
+	if (adapter) {
+		memcpy(ad->a, adapter + e->ad_off, e->n_ad * sizeof(float));
+		ad->identity = 0;
+	} else {
+		set_anchor(e, ad);
+	}
+	memcpy(ad->good, ad->a, e->n_ad * sizeof(float));
+	ad->version = ad->good_version = version;
+	if (ad->next_version <= version)
+		ad->next_version = version + 1;
+	track_reset(ad);
+	if (last_ts != INT64_MIN) {
+		s->last_ts = last_ts;
+		s->has_ts = 1;
+	}
+	if (manual) {
+		ev.trigger = TTT_TRIGGER_MANUAL;
+		ev.version_to = version;
+		ev.reason = "operator rollback";
+		memcpy(e->cand, e->ident, e->A * sizeof(float));
+		memcpy(e->cand + e->ad_off, ad->a, e->n_ad * sizeof(float));
+		ev.adapter = e->cand;
+		ev.adapter_len = e->A;
+		e->st.rollbacks++;
+		emit(e, &ev);
+	}
+	return 0;
+}
+
+int ttt_engine_series_adapter(const struct ttt_engine *e, const char *key,
+			      float *out, size_t len, uint64_t *ret_version)
+{
+	const struct series *s = series_find(e, key, hash_key(key));
+	if (!s)
+		return -ENOENT;
+	if (len != e->A)
+		return -EINVAL;
+	memcpy(out, e->ident, e->A * sizeof(float));
+	memcpy(out + e->ad_off, s->ad->a, e->n_ad * sizeof(float));
+	if (ret_version)
+		*ret_version = s->ad->version;
+	return 0;
+}
