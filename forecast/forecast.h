@@ -327,6 +327,7 @@ struct fc_train_config {
 	int patience;	    /* epochs without validation gain, 3 */
 	uint64_t seed;	    /* 1 */
 	int threads;	    /* BLAS threads, 1 */
+	int epoch_windows;  /* windows drawn per epoch, 0 = all of them */
 };
 
 void fc_train_config_default(struct fc_train_config *t);

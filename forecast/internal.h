@@ -1,0 +1,43 @@
+/*
+ * Private to forecast/: the definitions behind the opaque model and
+ * workspace types, shared by model.c, modelfile.c and train.c.
+ */
+#ifndef DRIFTCAST_FORECAST_INTERNAL_H
+#define DRIFTCAST_FORECAST_INTERNAL_H
+
+#include "forecast/forecast.h"
+#include "forecast/nn.h"
+
+#define FC_NAME_MAX 64 /* channel names in the scaler, with the NUL */
+
+struct fc_model {
+	struct fc_config cfg;
+	struct nn_layout lo;
+	float *params;		    /* [lo.n_params], one block */
+	int n_ch;		    /* scaler */
+	float *mean, *std;	    /* [n_ch] */
+	char (*names)[FC_NAME_MAX]; /* [n_ch] */
+	const char **name_ptrs;	    /* [n_ch] into names */
+};
+
+struct fc_workspace {
+	struct fc_config cfg; /* of the models it serves */
+	struct nn_layout lo;
+	int max_batch;
+	float *mem; /* one block: acts, grads, scratch, gp, grad adapter */
+	struct nn_acts a, g;
+	float *scratch; /* [lo.scratch] merged adapted weights */
+	float *gp;	/* [lo.n_params] gradients of the effective weights */
+	float *gad;	/* [lo.n_adapter] adapter gradient (all families) */
+};
+
+/* Allocate a model's blocks for cfg (params zeroed); no init. */
+int fc_model_alloc(const struct fc_config *cfg, struct fc_model **ret);
+
+/* Loss (and with want_grad the gradients: base weights in ws->gp, adapter
+ * in ws->gad when adapter is not NULL) of a batch under params p. */
+int fc_pass(const struct fc_model *m, const float *p, const float *adapter,
+	    struct fc_workspace *ws, const struct fc_batch *b, int want_grad,
+	    struct fc_loss *ret);
+
+#endif

@@ -1,0 +1,505 @@
+/*
+ * The public model API: configs, models, adapters, workspaces, forecasting,
+ * the masked-segment sampler, losses with gradients, AdamW and clipping.
+ * The arithmetic lives in nn.c; this file owns memory and checks input.
+ */
+#include "forecast/internal.h"
+
+#include <errno.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static int fail(char *errbuf, size_t size, int err, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
+static int fail(char *errbuf, size_t size, int err, const char *fmt, ...)
+{
+	if (errbuf && size) {
+		va_list ap;
+		va_start(ap, fmt);
+		vsnprintf(errbuf, size, fmt, ap);
+		va_end(ap);
+	}
+	return err;
+}
+
+/* ---- config ------------------------------------------------------------ */
+
+void fc_config_default(struct fc_config *c)
+{
+	memset(c, 0, sizeof(*c));
+	c->backbone = FC_BACKBONE_GRU;
+	c->lookback = 96;
+	c->horizon = 96;
+	c->patch_len = 16;
+	c->patch_stride = 8;
+	c->d_model = 64;
+	c->n_layers = 1;
+	c->n_heads = 4;
+	c->d_ff = 128;
+	c->lora_rank = 4;
+	c->mask_ratio = 0.33f;
+	c->mask_seg = 16;
+}
+
+int fc_config_patches(const struct fc_config *c)
+{
+	if (c->patch_stride <= 0 || c->lookback < c->patch_len)
+		return 0;
+	return (c->lookback - c->patch_len) / c->patch_stride + 2;
+}
+
+int fc_config_check(const struct fc_config *c, char *errbuf, size_t size)
+{
+	if (c->backbone != FC_BACKBONE_GRU &&
+	    c->backbone != FC_BACKBONE_TRANSFORMER)
+		return fail(errbuf, size, -EINVAL, "unknown backbone %d",
+			    c->backbone);
+	if (c->lookback < 16 || c->lookback > 720)
+		return fail(errbuf, size, -EINVAL,
+			    "lookback %d out of range 16..720", c->lookback);
+	if (c->horizon < 1 || c->horizon > 720)
+		return fail(errbuf, size, -EINVAL,
+			    "horizon %d out of range 1..720", c->horizon);
+	if (c->patch_len < 1 || c->patch_len > c->lookback ||
+	    c->patch_stride < 1 || c->patch_stride > c->patch_len)
+		return fail(errbuf, size, -EINVAL,
+			    "patch %d / stride %d do not fit lookback %d",
+			    c->patch_len, c->patch_stride, c->lookback);
+	if (fc_config_patches(c) > NN_MAX_TOKENS)
+		return fail(errbuf, size, -EINVAL, "%d patches exceed %d",
+			    fc_config_patches(c), NN_MAX_TOKENS);
+	if (c->d_model < 2 || c->d_model > 1024)
+		return fail(errbuf, size, -EINVAL,
+			    "width %d out of range 2..1024", c->d_model);
+	if (c->n_layers < 1 || c->n_layers > FC_MAX_LAYERS)
+		return fail(errbuf, size, -EINVAL,
+			    "layers %d out of range 1..%d", c->n_layers,
+			    FC_MAX_LAYERS);
+	if (c->backbone == FC_BACKBONE_TRANSFORMER &&
+	    (c->n_heads < 1 || c->d_model % c->n_heads))
+		return fail(errbuf, size, -EINVAL,
+			    "heads %d must divide width %d", c->n_heads,
+			    c->d_model);
+	if (c->d_ff < 1 || c->d_ff > 8192)
+		return fail(errbuf, size, -EINVAL,
+			    "feed-forward width %d out of range 1..8192",
+			    c->d_ff);
+	if (c->lora_rank < 1 || c->lora_rank > 64)
+		return fail(errbuf, size, -EINVAL,
+			    "LoRA rank %d out of range 1..64", c->lora_rank);
+	if (!(c->mask_ratio >= 0.0f && c->mask_ratio <= 0.9f))
+		return fail(errbuf, size, -EINVAL,
+			    "mask ratio %g out of range 0..0.9",
+			    (double)c->mask_ratio);
+	if (c->mask_seg < 1 || c->mask_seg > c->lookback)
+		return fail(errbuf, size, -EINVAL,
+			    "mask segment %d out of range 1..lookback",
+			    c->mask_seg);
+	return 0;
+}
+
+const char *fc_backbone_name(int backbone)
+{
+	return backbone == FC_BACKBONE_GRU	     ? "gru"
+	       : backbone == FC_BACKBONE_TRANSFORMER ? "transformer"
+						     : "unknown";
+}
+
+int fc_backbone_parse(const char *name, int *ret_backbone)
+{
+	if (!strcmp(name, "gru"))
+		*ret_backbone = FC_BACKBONE_GRU;
+	else if (!strcmp(name, "transformer"))
+		*ret_backbone = FC_BACKBONE_TRANSFORMER;
+	else
+		return -EINVAL;
+	return 0;
+}
+
+/* ---- models ----------------------------------------------------------------
+ */
+
+int fc_model_alloc(const struct fc_config *cfg, struct fc_model **ret)
+{
+	struct fc_model *m = calloc(1, sizeof(*m));
+	if (!m)
+		return -ENOMEM;
+	m->cfg = *cfg;
+	nn_layout(&m->lo, cfg);
+	m->params = calloc(m->lo.n_params, sizeof(float));
+	if (!m->params) {
+		free(m);
+		return -ENOMEM;
+	}
+	*ret = m;
+	return 0;
+}
+
+int fc_model_new(const struct fc_config *c, uint64_t seed,
+		 struct fc_model **ret, char *errbuf, size_t errbuf_size)
+{
+	struct fc_model *m;
+	int r = fc_config_check(c, errbuf, errbuf_size);
+	if (r < 0)
+		return r;
+	r = fc_model_alloc(c, &m);
+	if (r < 0)
+		return fail(errbuf, errbuf_size, r, "out of memory");
+	nn_init_params(&m->lo, m->params, seed);
+	*ret = m;
+	return 0;
+}
+
+static void scaler_free(struct fc_model *m)
+{
+	free(m->mean);
+	free(m->std);
+	free(m->names);
+	free(m->name_ptrs);
+	m->mean = m->std = NULL;
+	m->names = NULL;
+	m->name_ptrs = NULL;
+	m->n_ch = 0;
+}
+
+void fc_model_free(struct fc_model *m)
+{
+	if (!m)
+		return;
+	scaler_free(m);
+	free(m->params);
+	free(m);
+}
+
+const struct fc_config *fc_model_config(const struct fc_model *m)
+{
+	return &m->cfg;
+}
+
+size_t fc_model_param_count(const struct fc_model *m)
+{
+	return m->lo.n_params;
+}
+
+int fc_model_set_scaler(struct fc_model *m, int n, const float *mean,
+			const float *std, const char *const *names)
+{
+	if (n < 0 || n > 100000)
+		return -EINVAL;
+	float *mu = calloc((size_t)n + 1, sizeof(float));
+	float *sd = calloc((size_t)n + 1, sizeof(float));
+	char(*nm)[FC_NAME_MAX] = calloc((size_t)n + 1, FC_NAME_MAX);
+	const char **np = calloc((size_t)n + 1, sizeof(char *));
+	if (!mu || !sd || !nm || !np) {
+		free(mu), free(sd), free(nm), free(np);
+		return -ENOMEM;
+	}
+	for (int i = 0; i < n; i++) {
+		mu[i] = mean[i];
+		sd[i] = std[i];
+		if (names && names[i])
+			snprintf(nm[i], FC_NAME_MAX, "%s", names[i]);
+		else
+			snprintf(nm[i], FC_NAME_MAX, "%d", i);
+		np[i] = nm[i];
+	}
+	scaler_free(m);
+	m->n_ch = n;
+	m->mean = mu;
+	m->std = sd;
+	m->names = nm;
+	m->name_ptrs = np;
+	return 0;
+}
+
+int fc_model_scaler(const struct fc_model *m, const float **ret_mean,
+		    const float **ret_std, const char *const **ret_names)
+{
+	if (ret_mean)
+		*ret_mean = m->mean;
+	if (ret_std)
+		*ret_std = m->std;
+	if (ret_names)
+		*ret_names = (const char *const *)m->name_ptrs;
+	return m->n_ch;
+}
+
+/* ---- adapters ------------------------------------------------------------ */
+
+size_t fc_adapter_len(const struct fc_model *m)
+{
+	return m->lo.n_adapter;
+}
+
+void fc_adapter_init(const struct fc_model *m, float *adapter, uint64_t seed)
+{
+	nn_init_adapter(&m->lo, adapter, seed);
+}
+
+int fc_adapter_family_range(const struct fc_model *m, unsigned family,
+			    size_t *ret_off, size_t *ret_len)
+{
+	for (int i = 0; i < 4; i++)
+		if (family == 1u << i) {
+			*ret_off = m->lo.fam_off[i];
+			*ret_len = m->lo.fam_len[i];
+			return 0;
+		}
+	return -EINVAL;
+}
+
+size_t fc_adapter_tensor_count(const struct fc_model *m)
+{
+	size_t n = 0;
+	for (int k = 0; k < A_COUNT; k++)
+		for (int l = 0; l < FC_MAX_LAYERS; l++)
+			if (m->lo.alen[k][l])
+				n++;
+	return n;
+}
+
+int fc_adapter_tensor(const struct fc_model *m, size_t i, const char **ret_name,
+		      size_t *ret_off, size_t *ret_len, unsigned *ret_family)
+{
+	/* in block order: by offset */
+	size_t n = 0;
+	size_t best_off = 0;
+	int bk = -1, bl = -1;
+	for (size_t want = 0; want <= i; want++) {
+		bk = -1;
+		for (int k = 0; k < A_COUNT; k++)
+			for (int l = 0; l < FC_MAX_LAYERS; l++) {
+				if (!m->lo.alen[k][l])
+					continue;
+				size_t o = m->lo.aoff[k][l];
+				if ((want == 0 || o > best_off) &&
+				    (bk < 0 || o < m->lo.aoff[bk][bl])) {
+					bk = k;
+					bl = l;
+				}
+			}
+		if (bk < 0)
+			return -ERANGE;
+		best_off = m->lo.aoff[bk][bl];
+		n++;
+	}
+	(void)n;
+	if (ret_name)
+		*ret_name = nn_atensor_name(bk);
+	if (ret_off)
+		*ret_off = m->lo.aoff[bk][bl];
+	if (ret_len)
+		*ret_len = m->lo.alen[bk][bl];
+	if (ret_family)
+		*ret_family = m->lo.afamily[bk];
+	return 0;
+}
+
+/* ---- workspaces -------------------------------------------------------- */
+
+int fc_workspace_new(const struct fc_model *m, int max_batch,
+		     struct fc_workspace **ret)
+{
+	if (max_batch < 1 || max_batch > 1000000)
+		return -EINVAL;
+	struct fc_workspace *ws = calloc(1, sizeof(*ws));
+	if (!ws)
+		return -ENOMEM;
+	ws->cfg = m->cfg;
+	ws->lo = m->lo;
+	ws->max_batch = max_batch;
+	size_t na = nn_acts_carve(&ws->a, NULL, &ws->lo, max_batch);
+	size_t tot =
+	    2 * na + ws->lo.scratch + ws->lo.n_params + ws->lo.n_adapter;
+	ws->mem = calloc(tot, sizeof(float));
+	if (!ws->mem) {
+		free(ws);
+		return -ENOMEM;
+	}
+	nn_acts_carve(&ws->a, ws->mem, &ws->lo, max_batch);
+	nn_acts_carve(&ws->g, ws->mem + na, &ws->lo, max_batch);
+	ws->scratch = ws->mem + 2 * na;
+	ws->gp = ws->scratch + ws->lo.scratch;
+	ws->gad = ws->gp + ws->lo.n_params;
+	*ret = ws;
+	return 0;
+}
+
+void fc_workspace_free(struct fc_workspace *ws)
+{
+	if (!ws)
+		return;
+	free(ws->mem);
+	free(ws);
+}
+
+int fc_workspace_max_batch(const struct fc_workspace *ws)
+{
+	return ws->max_batch;
+}
+
+static int ws_fits(const struct fc_model *m, const struct fc_workspace *ws,
+		   int rows)
+{
+	return rows >= 0 && rows <= ws->max_batch &&
+	       !memcmp(&ws->cfg, &m->cfg, sizeof(m->cfg));
+}
+
+/* ---- forecasting and losses ------------------------------------------- */
+
+int fc_forecast(const struct fc_model *m, const float *adapter,
+		struct fc_workspace *ws, const float *x, int b, float *y)
+{
+	if (!ws_fits(m, ws, b))
+		return -EINVAL;
+	if (b == 0)
+		return 0;
+	const struct nn_layout *lo = &m->lo;
+	struct nn_weights w;
+	nn_weights(&w, lo, m->params, adapter, ws->scratch);
+	memcpy(ws->a.x, x, sizeof(float) * (size_t)b * lo->L);
+	memset(ws->a.m, 0, sizeof(float) * (size_t)b * lo->L);
+	int r = nn_forward(lo, &w, &ws->a, b, 0);
+	if (r < 0)
+		return r;
+	memcpy(y, ws->a.pred, sizeof(float) * (size_t)b * lo->H);
+	return 0;
+}
+
+int fc_pass(const struct fc_model *m, const float *p, const float *adapter,
+	    struct fc_workspace *ws, const struct fc_batch *bt, int want_grad,
+	    struct fc_loss *ret)
+{
+	const struct nn_layout *lo = &m->lo;
+	int bf = bt->bf, br = bt->br, L = lo->L;
+	if (bf < 0 || br < 0 || !ws_fits(m, ws, bf + br))
+		return -EINVAL;
+	if ((bf && (!bt->xf || !bt->yf)) || (br && (!bt->xr || !bt->mr)))
+		return -EINVAL;
+	for (size_t i = 0; i < (size_t)bf * lo->H; i++)
+		if (!isfinite(bt->yf[i]))
+			return -EINVAL;
+	struct nn_weights w;
+	nn_weights(&w, lo, p, adapter, ws->scratch);
+	if (bf) {
+		memcpy(ws->a.x, bt->xf, sizeof(float) * (size_t)bf * L);
+		memset(ws->a.m, 0, sizeof(float) * (size_t)bf * L);
+	}
+	if (br) {
+		memcpy(ws->a.x + (size_t)bf * L, bt->xr,
+		       sizeof(float) * (size_t)br * L);
+		memcpy(ws->a.m + (size_t)bf * L, bt->mr,
+		       sizeof(float) * (size_t)br * L);
+	}
+	int r = nn_forward(lo, &w, &ws->a, bf, br);
+	if (r < 0)
+		return r;
+	float lf, lr;
+	nn_loss(lo, &ws->a, want_grad ? &ws->g : NULL, bt->yf, bf, br, bt->wf,
+		bt->wr, &lf, &lr);
+	if (!isfinite(lf) || !isfinite(lr))
+		return -ERANGE;
+	if (want_grad)
+		nn_backward(lo, &w, adapter, &ws->a, &ws->g, bf, br, ws->gp,
+			    adapter ? ws->gad : NULL);
+	ret->forecast = lf;
+	ret->recon = lr;
+	ret->total = bt->wf * lf + bt->wr * lr;
+	return 0;
+}
+
+int fc_loss_grad(const struct fc_model *m, const float *adapter,
+		 struct fc_workspace *ws, const struct fc_batch *batch,
+		 float *grad, unsigned families, struct fc_loss *ret)
+{
+	if (grad && !adapter)
+		return -EINVAL;
+	struct fc_loss l;
+	int r = fc_pass(m, m->params, adapter, ws, batch, grad != NULL, &l);
+	if (r < 0)
+		return r;
+	if (grad) {
+		memcpy(grad, ws->gad, sizeof(float) * m->lo.n_adapter);
+		for (int i = 0; i < 4; i++)
+			if (!(families & (1u << i)))
+				memset(grad + m->lo.fam_off[i], 0,
+				       sizeof(float) * m->lo.fam_len[i]);
+	}
+	*ret = l;
+	return 0;
+}
+
+/* ---- randomness and masks --------------------------------------------------
+ */
+
+uint64_t fc_rng_next(uint64_t *state)
+{
+	return nn_splitmix(state);
+}
+
+float fc_rng_uniform(uint64_t *state)
+{
+	return (float)(nn_splitmix(state) >> 40) * (1.0f / 16777216.0f);
+}
+
+void fc_mask_sample(float *mask, int L, float ratio, int seg, uint64_t *rng)
+{
+	int target = (int)lrintf(ratio * (float)L), hidden = 0;
+	if (seg < 1)
+		seg = 1;
+	if (seg > L)
+		seg = L;
+	if (target > L)
+		target = L;
+	memset(mask, 0, sizeof(float) * (size_t)L);
+	while (hidden < target) {
+		int start = (int)(nn_splitmix(rng) % (uint64_t)(L - seg + 1));
+		for (int t = start; t < start + seg && hidden < target; t++)
+			if (mask[t] == 0.0f) {
+				mask[t] = 1.0f;
+				hidden++;
+			}
+	}
+}
+
+/* ---- optimizer ---------------------------------------------------------- */
+
+size_t fc_adam_state_len(size_t n)
+{
+	return 2 * n;
+}
+
+void fc_adam_step(const struct fc_adam *o, float *param, const float *grad,
+		  float *state, size_t n, long step)
+{
+	float *mo = state, *v = state + n;
+	double bc1 = 1.0 - pow((double)o->beta1, (double)step);
+	double bc2 = 1.0 - pow((double)o->beta2, (double)step);
+	float c1 = (float)(1.0 / bc1), c2 = (float)(1.0 / bc2);
+	for (size_t i = 0; i < n; i++) {
+		float g = grad[i];
+		mo[i] = o->beta1 * mo[i] + (1.0f - o->beta1) * g;
+		v[i] = o->beta2 * v[i] + (1.0f - o->beta2) * g * g;
+		float mh = mo[i] * c1, vh = v[i] * c2;
+		param[i] -= o->lr * (mh / (sqrtf(vh) + o->eps) +
+				     o->weight_decay * param[i]);
+	}
+}
+
+float fc_grad_clip(float *grad, size_t n, float max_norm)
+{
+	double s = 0;
+	for (size_t i = 0; i < n; i++)
+		s += (double)grad[i] * (double)grad[i];
+	float norm = (float)sqrt(s);
+	if (norm > max_norm && norm > 0.0f) {
+		float k = max_norm / norm;
+		for (size_t i = 0; i < n; i++)
+			grad[i] *= k;
+	}
+	return norm;
+}

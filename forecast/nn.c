@@ -1,0 +1,1034 @@
+/*
+ * The network: layers as forward/backward pairs over caller-owned flat
+ * buffers (karpathy/llm.c style), the layout of base weights and adapter
+ * blocks, and the whole-model forward, loss and backward.
+ *
+ * Forward stores what backward needs; backward mirrors forward in reverse
+ * and accumulates (+=) into gradient buffers.  Argument order: outputs,
+ * inputs, sizes.  Written over fc_real so that the same code compiles in
+ * double precision for the gradient checks (see nn.h).  Dimension letters:
+ * see nn.h.
+ */
+#include "forecast/nn.h"
+
+#include <errno.h>
+#include <gsl/gsl_cblas.h>
+#include <math.h>
+#include <string.h>
+
+#ifdef FC_REAL_DOUBLE
+#define GEMM  cblas_dgemm
+#define R_(x) (x)
+#define SQRT  sqrt
+#define EXP   exp
+#define TANH  tanh
+#else
+#define GEMM  cblas_sgemm
+#define R_(x) ((float)(x))
+#define SQRT  sqrtf
+#define EXP   expf
+#define TANH  tanhf
+#endif
+
+/* C [M, N] = op(A) [M, K] op(B) [K, N] + beta C, row-major. */
+static void mm(int ta, int tb, int M, int N, int K, const fc_real *A, int lda,
+	       const fc_real *B, int ldb, fc_real beta, fc_real *C, int ldc)
+{
+	if (M <= 0 || N <= 0)
+		return;
+	if (K <= 0) {
+		for (int i = 0; i < M; i++)
+			for (int j = 0; j < N; j++)
+				C[(size_t)i * ldc + j] *= beta;
+		return;
+	}
+	GEMM(CblasRowMajor, ta ? CblasTrans : CblasNoTrans,
+	     tb ? CblasTrans : CblasNoTrans, M, N, K, R_(1.0), A, lda, B, ldb,
+	     beta, C, ldc);
+}
+
+/* ---- layers ------------------------------------------------------------ */
+
+void NN(linear_forward)(fc_real *out, const fc_real *inp, const fc_real *w,
+			const fc_real *b, int BT, int C, int OC)
+{
+	/* out [BT, OC] = inp [BT, C] @ w [OC, C]^T + b [OC] */
+	mm(0, 1, BT, OC, C, inp, C, w, C, R_(0.0), out, OC);
+	if (b)
+		for (int i = 0; i < BT; i++)
+			for (int o = 0; o < OC; o++)
+				out[(size_t)i * OC + o] += b[o];
+}
+
+void NN(linear_backward)(fc_real *dinp, fc_real *dw, fc_real *db,
+			 const fc_real *dout, const fc_real *inp,
+			 const fc_real *w, int BT, int C, int OC)
+{
+	if (dinp) /* dinp [BT, C] += dout [BT, OC] @ w [OC, C] */
+		mm(0, 0, BT, C, OC, dout, OC, w, C, R_(1.0), dinp, C);
+	if (dw) /* dw [OC, C] += dout^T @ inp */
+		mm(1, 0, OC, C, BT, dout, OC, inp, C, R_(1.0), dw, C);
+	if (db)
+		for (int i = 0; i < BT; i++)
+			for (int o = 0; o < OC; o++)
+				db[o] += dout[(size_t)i * OC + o];
+}
+
+void NN(layernorm_forward)(fc_real *out, fc_real *mean, fc_real *rstd,
+			   const fc_real *inp, const fc_real *w,
+			   const fc_real *b, int BT, int C)
+{
+	for (int i = 0; i < BT; i++) {
+		const fc_real *x = inp + (size_t)i * C;
+		fc_real *o = out + (size_t)i * C;
+		fc_real m = 0, v = 0;
+		for (int c = 0; c < C; c++)
+			m += x[c];
+		m /= (fc_real)C;
+		for (int c = 0; c < C; c++)
+			v += (x[c] - m) * (x[c] - m);
+		v /= (fc_real)C;
+		fc_real s = R_(1.0) / SQRT(v + R_(NN_LN_EPS));
+		for (int c = 0; c < C; c++)
+			o[c] = (x[c] - m) * s * w[c] + b[c];
+		mean[i] = m;
+		rstd[i] = s;
+	}
+}
+
+void NN(layernorm_backward)(fc_real *dinp, fc_real *dw, fc_real *db,
+			    const fc_real *dout, const fc_real *inp,
+			    const fc_real *w, const fc_real *mean,
+			    const fc_real *rstd, int BT, int C)
+{
+	for (int i = 0; i < BT; i++) {
+		const fc_real *x = inp + (size_t)i * C;
+		const fc_real *d = dout + (size_t)i * C;
+		fc_real m = mean[i], s = rstd[i];
+		fc_real dnorm_mean = 0, dnorm_norm_mean = 0;
+		for (int c = 0; c < C; c++) {
+			fc_real n = (x[c] - m) * s;
+			fc_real dn = w[c] * d[c];
+			dnorm_mean += dn;
+			dnorm_norm_mean += dn * n;
+		}
+		dnorm_mean /= (fc_real)C;
+		dnorm_norm_mean /= (fc_real)C;
+		for (int c = 0; c < C; c++) {
+			fc_real n = (x[c] - m) * s;
+			fc_real dn = w[c] * d[c];
+			if (db)
+				db[c] += d[c];
+			if (dw)
+				dw[c] += n * d[c];
+			if (dinp)
+				dinp[(size_t)i * C + c] +=
+				    (dn - dnorm_mean - n * dnorm_norm_mean) * s;
+		}
+	}
+}
+
+#define GELU_K R_(0.7978845608028654) /* sqrt(2 / pi) */
+
+void NN(gelu_forward)(fc_real *out, const fc_real *inp, int n)
+{
+	for (int i = 0; i < n; i++) {
+		fc_real x = inp[i];
+		fc_real u = GELU_K * (x + R_(0.044715) * x * x * x);
+		out[i] = R_(0.5) * x * (R_(1.0) + TANH(u));
+	}
+}
+
+void NN(gelu_backward)(fc_real *dinp, const fc_real *inp, const fc_real *dout,
+		       int n)
+{
+	for (int i = 0; i < n; i++) {
+		fc_real x = inp[i];
+		fc_real u = GELU_K * (x + R_(0.044715) * x * x * x);
+		fc_real t = TANH(u);
+		fc_real du = GELU_K * (R_(1.0) + R_(3.0 * 0.044715) * x * x);
+		fc_real g = R_(0.5) * (R_(1.0) + t) +
+			    R_(0.5) * x * (R_(1.0) - t * t) * du;
+		dinp[i] += g * dout[i];
+	}
+}
+
+void NN(attention_forward)(fc_real *out, fc_real *att, const fc_real *qkv,
+			   int B, int T, int C, int NH)
+{
+	/* non-causal multi-head self-attention over T tokens */
+	int hs = C / NH;
+	fc_real scale = R_(1.0) / SQRT((fc_real)hs);
+	for (int b = 0; b < B; b++)
+		for (int h = 0; h < NH; h++)
+			for (int t = 0; t < T; t++) {
+				const fc_real *q =
+				    qkv + ((size_t)b * T + t) * 3 * C + h * hs;
+				fc_real *a =
+				    att + (((size_t)b * NH + h) * T + t) * T;
+				fc_real mx = -INFINITY, sum = 0;
+				for (int t2 = 0; t2 < T; t2++) {
+					const fc_real *k =
+					    qkv + ((size_t)b * T + t2) * 3 * C +
+					    C + h * hs;
+					fc_real v = 0;
+					for (int i = 0; i < hs; i++)
+						v += q[i] * k[i];
+					v *= scale;
+					a[t2] = v;
+					if (v > mx)
+						mx = v;
+				}
+				for (int t2 = 0; t2 < T; t2++) {
+					a[t2] = EXP(a[t2] - mx);
+					sum += a[t2];
+				}
+				for (int t2 = 0; t2 < T; t2++)
+					a[t2] /= sum;
+				fc_real *o =
+				    out + ((size_t)b * T + t) * C + h * hs;
+				for (int i = 0; i < hs; i++)
+					o[i] = 0;
+				for (int t2 = 0; t2 < T; t2++) {
+					const fc_real *v =
+					    qkv + ((size_t)b * T + t2) * 3 * C +
+					    2 * C + h * hs;
+					for (int i = 0; i < hs; i++)
+						o[i] += a[t2] * v[i];
+				}
+			}
+}
+
+void NN(attention_backward)(fc_real *dqkv, const fc_real *dout,
+			    const fc_real *qkv, const fc_real *att, int B,
+			    int T, int C, int NH)
+{
+	int hs = C / NH;
+	fc_real scale = R_(1.0) / SQRT((fc_real)hs);
+	fc_real datt[NN_MAX_TOKENS];
+	for (int b = 0; b < B; b++)
+		for (int h = 0; h < NH; h++)
+			for (int t = 0; t < T; t++) {
+				size_t qo =
+				    ((size_t)b * T + t) * 3 * C + h * hs;
+				const fc_real *a =
+				    att + (((size_t)b * NH + h) * T + t) * T;
+				const fc_real *d =
+				    dout + ((size_t)b * T + t) * C + h * hs;
+				fc_real dot = 0;
+				for (int t2 = 0; t2 < T; t2++) {
+					size_t vo =
+					    ((size_t)b * T + t2) * 3 * C +
+					    2 * C + h * hs;
+					fc_real s = 0;
+					for (int i = 0; i < hs; i++) {
+						s += d[i] * qkv[vo + i];
+						dqkv[vo + i] += a[t2] * d[i];
+					}
+					datt[t2] = s;
+					dot += a[t2] * s;
+				}
+				for (int t2 = 0; t2 < T; t2++) {
+					fc_real dp =
+					    a[t2] * (datt[t2] - dot) * scale;
+					size_t ko =
+					    ((size_t)b * T + t2) * 3 * C + C +
+					    h * hs;
+					for (int i = 0; i < hs; i++) {
+						dqkv[qo + i] +=
+						    dp * qkv[ko + i];
+						dqkv[ko + i] +=
+						    dp * qkv[qo + i];
+					}
+				}
+			}
+}
+
+static fc_real sigm(fc_real x)
+{
+	return R_(1.0) / (R_(1.0) + EXP(-x));
+}
+
+void NN(gru_forward)(fc_real *h, fc_real *gi, fc_real *gh, fc_real *gate,
+		     const fc_real *inp, const fc_real *wih, const fc_real *bih,
+		     const fc_real *whh, const fc_real *bhh, int B, int T,
+		     int C, int D)
+{
+	int G = 3 * D;
+	/* gi [B*T, 3D] = inp @ wih^T + bih, all steps at once */
+	NN(linear_forward)(gi, inp, wih, bih, B * T, C, G);
+	for (int t = 0; t < T; t++) {
+		/* gh[:, t] [B, 3D] = h[:, t-1] @ whh^T + bhh (h[-1] = 0) */
+		for (int b = 0; b < B; b++)
+			memcpy(gh + ((size_t)b * T + t) * G, bhh,
+			       sizeof(fc_real) * (size_t)G);
+		if (t > 0)
+			mm(0, 1, B, G, D, h + (size_t)(t - 1) * D, T * D, whh,
+			   D, R_(1.0), gh + (size_t)t * G, T * G);
+		for (int b = 0; b < B; b++) {
+			size_t o = ((size_t)b * T + t);
+			const fc_real *xi = gi + o * G, *hh = gh + o * G;
+			fc_real *g = gate + o * G, *ho = h + o * D;
+			const fc_real *hp = t > 0 ? h + (o - 1) * D : NULL;
+			for (int j = 0; j < D; j++) {
+				fc_real r = sigm(xi[j] + hh[j]);
+				fc_real z = sigm(xi[D + j] + hh[D + j]);
+				fc_real n =
+				    TANH(xi[2 * D + j] + r * hh[2 * D + j]);
+				fc_real prev = hp ? hp[j] : R_(0.0);
+				g[j] = r;
+				g[D + j] = z;
+				g[2 * D + j] = n;
+				ho[j] = (R_(1.0) - z) * n + z * prev;
+			}
+		}
+	}
+}
+
+void NN(gru_backward)(fc_real *dinp, fc_real *dwih, fc_real *dbih,
+		      fc_real *dwhh, fc_real *dbhh, fc_real *dh, fc_real *dgi,
+		      fc_real *dgh, const fc_real *inp, const fc_real *h,
+		      const fc_real *gh, const fc_real *gate,
+		      const fc_real *wih, const fc_real *whh, int B, int T,
+		      int C, int D)
+{
+	/* dh [B, T, D] holds dL/dh from above; the recurrence adds into it
+	 * as we go back in time (it is consumed). */
+	int G = 3 * D;
+	for (int t = T - 1; t >= 0; t--) {
+		for (int b = 0; b < B; b++) {
+			size_t o = ((size_t)b * T + t);
+			const fc_real *g = gate + o * G, *hh = gh + o * G;
+			const fc_real *d = dh + o * D;
+			fc_real *dxi = dgi + o * G, *dhh = dgh + o * G;
+			fc_real *dprev = t > 0 ? dh + (o - 1) * D : NULL;
+			const fc_real *hp = t > 0 ? h + (o - 1) * D : NULL;
+			for (int j = 0; j < D; j++) {
+				fc_real r = g[j], z = g[D + j],
+					n = g[2 * D + j];
+				fc_real prev = hp ? hp[j] : R_(0.0);
+				fc_real dn = d[j] * (R_(1.0) - z);
+				fc_real dz = d[j] * (prev - n);
+				if (dprev)
+					dprev[j] += d[j] * z;
+				fc_real dan = dn * (R_(1.0) - n * n);
+				fc_real dr = dan * hh[2 * D + j];
+				fc_real dar = dr * r * (R_(1.0) - r);
+				fc_real daz = dz * z * (R_(1.0) - z);
+				dxi[j] = dar;
+				dxi[D + j] = daz;
+				dxi[2 * D + j] = dan;
+				dhh[j] = dar;
+				dhh[D + j] = daz;
+				dhh[2 * D + j] = dan * r;
+			}
+		}
+		if (t > 0) /* dh[:, t-1] += dgh[:, t] @ whh */
+			mm(0, 0, B, D, G, dgh + (size_t)t * G, T * G, whh, D,
+			   R_(1.0), dh + (size_t)(t - 1) * D, T * D);
+	}
+	/* weights: dwhh += sum_t dgh[:, t]^T @ h[:, t-1]; dbhh over all t */
+	if (dwhh)
+		for (int t = 1; t < T; t++)
+			mm(1, 0, G, D, B, dgh + (size_t)t * G, T * G,
+			   h + (size_t)(t - 1) * D, T * D, R_(1.0), dwhh, D);
+	if (dbhh)
+		for (size_t i = 0; i < (size_t)B * T; i++)
+			for (int k = 0; k < G; k++)
+				dbhh[k] += dgh[i * G + k];
+	NN(linear_backward)(dinp, dwih, dbih, dgi, inp, wih, B * T, C, G);
+}
+
+/* ---- layout -------------------------------------------------------------- */
+
+static const char *const tensor_names[T_COUNT] = {
+    "emb.w",  "emb.b",	 "pos",	    "ln1.w",   "ln1.b",	  "qkv.w", "qkv.b",
+    "proj.w", "proj.b",	 "ln2.w",   "ln2.b",   "fc1.w",	  "fc1.b", "fc2.w",
+    "fc2.b",  "gru.wih", "gru.bih", "gru.whh", "gru.bhh", "lnf.w", "lnf.b",
+    "head.w", "head.b",	 "rec.w",   "rec.b",
+};
+
+static const char *const atensor_names[A_COUNT] = {
+    "emb.lora_a",     "emb.lora_b",	"gru.wih.lora_a", "gru.wih.lora_b",
+    "gru.whh.lora_a", "gru.whh.lora_b", "q.lora_a",	  "q.lora_b",
+    "v.lora_a",	      "v.lora_b",	"fc1.lora_a",	  "fc1.lora_b",
+    "fc2.lora_a",     "fc2.lora_b",	"ln1.w.delta",	  "ln1.b.delta",
+    "ln2.w.delta",    "ln2.b.delta",	"lnf.w.delta",	  "lnf.b.delta",
+    "head.lora_a",    "head.lora_b",	"calib.scale",	  "calib.shift",
+};
+
+const char *NN(tensor_name)(int kind)
+{
+	return kind >= 0 && kind < T_COUNT ? tensor_names[kind] : "?";
+}
+
+const char *NN(atensor_name)(int kind)
+{
+	return kind >= 0 && kind < A_COUNT ? atensor_names[kind] : "?";
+}
+
+static int per_layer(int kind)
+{
+	return kind >= T_LN1_W && kind <= T_GRU_BHH;
+}
+
+static int aper_layer(int kind)
+{
+	return kind >= A_IH_A && kind <= A_LN2_B;
+}
+
+void NN(layout)(struct nn_layout *lo, const struct fc_config *c)
+{
+	memset(lo, 0, sizeof(*lo));
+	int gru = c->backbone == FC_BACKBONE_GRU, tf = !gru;
+	int L = c->lookback, H = c->horizon, P = c->patch_len;
+	int S = c->patch_stride, D = c->d_model, F = c->d_ff;
+	int N = fc_config_patches(c), r = c->lora_rank;
+	lo->gru = gru;
+	lo->L = L, lo->H = H, lo->P = P, lo->S = S, lo->N = N, lo->D = D;
+	lo->F = F, lo->NL = c->n_layers, lo->NH = c->n_heads, lo->r = r;
+	int rows[T_COUNT] = {
+	    [T_EMB_W] = D,
+	    [T_EMB_B] = D,
+	    [T_POS] = tf ? N : 0,
+	    [T_LN1_W] = tf * D,
+	    [T_LN1_B] = tf * D,
+	    [T_QKV_W] = tf * 3 * D,
+	    [T_QKV_B] = tf * 3 * D,
+	    [T_PROJ_W] = tf * D,
+	    [T_PROJ_B] = tf * D,
+	    [T_LN2_W] = tf * D,
+	    [T_LN2_B] = tf * D,
+	    [T_FC1_W] = tf * F,
+	    [T_FC1_B] = tf * F,
+	    [T_FC2_W] = tf * D,
+	    [T_FC2_B] = tf * D,
+	    [T_GRU_WIH] = gru * 3 * D,
+	    [T_GRU_BIH] = gru * 3 * D,
+	    [T_GRU_WHH] = gru * 3 * D,
+	    [T_GRU_BHH] = gru * 3 * D,
+	    [T_LNF_W] = D,
+	    [T_LNF_B] = D,
+	    [T_HEAD_W] = H,
+	    [T_HEAD_B] = H,
+	    [T_REC_W] = P,
+	    [T_REC_B] = P,
+	};
+	int cols[T_COUNT] = {
+	    [T_EMB_W] = 2 * P,	[T_POS] = D,   [T_QKV_W] = D,	[T_PROJ_W] = D,
+	    [T_FC1_W] = D,	[T_FC2_W] = F, [T_GRU_WIH] = D, [T_GRU_WHH] = D,
+	    [T_HEAD_W] = N * D, [T_REC_W] = D,
+	};
+	size_t off = 0;
+	for (int k = 0; k < T_COUNT; k++) {
+		lo->rows[k] = rows[k];
+		lo->cols[k] = cols[k] ? cols[k] : 1;
+		int nl = per_layer(k) ? lo->NL : 1;
+		for (int l = 0; l < nl; l++) {
+			lo->off[k][l] = off;
+			lo->len[k][l] = (size_t)rows[k] * (size_t)lo->cols[k];
+			off += lo->len[k][l];
+		}
+	}
+	lo->n_params = off;
+
+	/* adapter: [r, in] and [out, r] pairs, grouped by family */
+	int arows[A_COUNT] = {
+	    [A_EMB_A] = r,	    [A_EMB_B] = D,	[A_IH_A] = gru * r,
+	    [A_IH_B] = gru * 3 * D, [A_HH_A] = gru * r, [A_HH_B] = gru * 3 * D,
+	    [A_Q_A] = tf * r,	    [A_Q_B] = tf * D,	[A_V_A] = tf * r,
+	    [A_V_B] = tf * D,	    [A_FC1_A] = tf * r, [A_FC1_B] = tf * F,
+	    [A_FC2_A] = tf * r,	    [A_FC2_B] = tf * D, [A_LN1_W] = tf * D,
+	    [A_LN1_B] = tf * D,	    [A_LN2_W] = tf * D, [A_LN2_B] = tf * D,
+	    [A_LNF_W] = D,	    [A_LNF_B] = D,	[A_HEAD_A] = r,
+	    [A_HEAD_B] = H,	    [A_CAL_A] = H,	[A_CAL_C] = H,
+	};
+	int acols[A_COUNT] = {
+	    [A_EMB_A] = 2 * P, [A_EMB_B] = r, [A_IH_A] = D,
+	    [A_IH_B] = r,      [A_HH_A] = D,  [A_HH_B] = r,
+	    [A_Q_A] = D,       [A_Q_B] = r,   [A_V_A] = D,
+	    [A_V_B] = r,       [A_FC1_A] = D, [A_FC1_B] = r,
+	    [A_FC2_A] = F,     [A_FC2_B] = r, [A_HEAD_A] = N * D,
+	    [A_HEAD_B] = r,
+	};
+	off = 0;
+	for (int fam = 0; fam < 4; fam++) {
+		lo->fam_off[fam] = off;
+		for (int k = 0; k < A_COUNT; k++) {
+			unsigned f = k <= A_FC2_B    ? FC_ADAPT_ENC
+				     : k <= A_LNF_B  ? FC_ADAPT_NORM
+				     : k <= A_HEAD_B ? FC_ADAPT_HEAD
+						     : FC_ADAPT_CALIB;
+			if (f != 1u << fam)
+				continue;
+			lo->afamily[k] = f;
+			lo->arows[k] = arows[k];
+			lo->acols[k] = acols[k] ? acols[k] : 1;
+			int nl = aper_layer(k) ? lo->NL : 1;
+			for (int l = 0; l < nl; l++) {
+				lo->aoff[k][l] = off;
+				lo->alen[k][l] =
+				    (size_t)arows[k] * (size_t)lo->acols[k];
+				off += lo->alen[k][l];
+			}
+		}
+		lo->fam_len[fam] = off - lo->fam_off[fam];
+	}
+	lo->n_adapter = off;
+	/* merged copies: emb.w, head.w, and per layer the adapted weights */
+	size_t s = lo->len[T_EMB_W][0] + lo->len[T_HEAD_W][0];
+	for (int l = 0; l < lo->NL; l++)
+		s += lo->len[T_GRU_WIH][l] + lo->len[T_GRU_WHH][l] +
+		     lo->len[T_QKV_W][l] + lo->len[T_FC1_W][l] +
+		     lo->len[T_FC2_W][l] + lo->len[T_LN1_W][l] +
+		     lo->len[T_LN1_B][l] + lo->len[T_LN2_W][l] +
+		     lo->len[T_LN2_B][l];
+	s += lo->len[T_LNF_W][0] + lo->len[T_LNF_B][0];
+	lo->scratch = s;
+}
+
+/* ---- initialisation -------------------------------------------------- */
+
+static void fill_uniform(fc_real *p, size_t n, double bound, uint64_t *rng)
+{
+	for (size_t i = 0; i < n; i++)
+		p[i] = (fc_real)((2.0 * nn_uniform(rng) - 1.0) * bound);
+}
+
+void NN(init_params)(const struct nn_layout *lo, fc_real *p, uint64_t seed)
+{
+	uint64_t rng = seed ^ 0x5eed0000f00dull;
+	for (int k = 0; k < T_COUNT; k++) {
+		int nl = per_layer(k) ? lo->NL : 1;
+		for (int l = 0; l < nl; l++) {
+			fc_real *t = p + lo->off[k][l];
+			size_t n = lo->len[k][l];
+			switch (k) {
+			case T_LN1_W:
+			case T_LN2_W:
+			case T_LNF_W:
+				for (size_t i = 0; i < n; i++)
+					t[i] = R_(1.0);
+				break;
+			case T_LN1_B:
+			case T_LN2_B:
+			case T_LNF_B:
+				memset(t, 0, sizeof(fc_real) * n);
+				break;
+			case T_POS:
+				fill_uniform(t, n, 0.02, &rng);
+				break;
+			case T_GRU_WIH:
+			case T_GRU_BIH:
+			case T_GRU_WHH:
+			case T_GRU_BHH:
+				fill_uniform(t, n, 1.0 / sqrt((double)lo->D),
+					     &rng);
+				break;
+			default: {
+				/* linear (PyTorch): U(-1/sqrt(in), 1/sqrt(in))
+				 * for the weight and its bias */
+				int wk = (k == T_EMB_B || k == T_QKV_B ||
+					  k == T_PROJ_B || k == T_FC1_B ||
+					  k == T_FC2_B || k == T_HEAD_B ||
+					  k == T_REC_B)
+					     ? k - 1
+					     : k;
+				fill_uniform(t, n,
+					     1.0 / sqrt((double)lo->cols[wk]),
+					     &rng);
+			}
+			}
+		}
+	}
+}
+
+void NN(init_adapter)(const struct nn_layout *lo, fc_real *a, uint64_t seed)
+{
+	uint64_t rng = seed ^ 0xada97e55ull;
+	memset(a, 0, sizeof(fc_real) * lo->n_adapter);
+	/* LoRA A: U(-1/sqrt(in), 1/sqrt(in)); B, deltas, calibration: 0 */
+	static const int akinds[] = {A_EMB_A, A_IH_A,  A_HH_A,	A_Q_A,
+				     A_V_A,   A_FC1_A, A_FC2_A, A_HEAD_A};
+	for (size_t i = 0; i < sizeof(akinds) / sizeof(akinds[0]); i++) {
+		int k = akinds[i];
+		int nl = aper_layer(k) ? lo->NL : 1;
+		for (int l = 0; l < nl; l++)
+			fill_uniform(a + lo->aoff[k][l], lo->alen[k][l],
+				     1.0 / sqrt((double)lo->acols[k]), &rng);
+	}
+}
+
+/* ---- activations ------------------------------------------------------- */
+
+size_t NN(acts_carve)(struct nn_acts *a, fc_real *mem,
+		      const struct nn_layout *lo, int R)
+{
+	size_t tot = 0, r = (size_t)R;
+	size_t N = (size_t)lo->N, D = (size_t)lo->D, L = (size_t)lo->L;
+	size_t F = (size_t)lo->F, H = (size_t)lo->H, P = (size_t)lo->P;
+	size_t NH = (size_t)lo->NH;
+	memset(a, 0, sizeof(*a));
+#define CARVE(field, n)                                 \
+	do {                                            \
+		size_t n_ = (n);                        \
+		(field) = mem && n_ ? mem + tot : NULL; \
+		tot += n_;                              \
+	} while (0)
+	CARVE(a->x, r * L);
+	CARVE(a->m, r * L);
+	CARVE(a->mu, r);
+	CARVE(a->sd, r);
+	CARVE(a->xn, r * L);
+	CARVE(a->tok, r * N * 2 * P);
+	CARVE(a->emb, r * N * D);
+	for (int l = 0; l < lo->NL; l++) {
+		if (lo->gru) {
+			CARVE(a->gi[l], r * N * 3 * D);
+			CARVE(a->gh[l], r * N * 3 * D);
+			CARVE(a->gate[l], r * N * 3 * D);
+			CARVE(a->h[l], r * N * D);
+		} else {
+			CARVE(a->ln1[l], r * N * D);
+			CARVE(a->ln1_mean[l], r * N);
+			CARVE(a->ln1_rstd[l], r * N);
+			CARVE(a->qkv[l], r * N * 3 * D);
+			CARVE(a->att[l], r * NH * N * N);
+			CARVE(a->atty[l], r * N * D);
+			CARVE(a->res1[l], r * N * D);
+			CARVE(a->ln2[l], r * N * D);
+			CARVE(a->ln2_mean[l], r * N);
+			CARVE(a->ln2_rstd[l], r * N);
+			CARVE(a->fch[l], r * N * F);
+			CARVE(a->fcg[l], r * N * F);
+			CARVE(a->res2[l], r * N * D);
+		}
+	}
+	CARVE(a->lnf, r * N * D);
+	CARVE(a->lnf_mean, r * N);
+	CARVE(a->lnf_rstd, r * N);
+	CARVE(a->fc, r * H);
+	CARVE(a->pred, r * H);
+	CARVE(a->rec, r * N * P);
+	CARVE(a->recon, r * L);
+	CARVE(a->tmp, r * 3 * D);
+#undef CARVE
+	return tot;
+}
+
+/* ---- adapters merged into effective weights ---------------------------- */
+
+/* dst [out, in] = src + B [out, r] @ A [r, in] (rows of dst from row0) */
+static void lora_merge(fc_real *dst, const fc_real *A, const fc_real *B,
+		       int out, int in, int r)
+{
+	mm(0, 0, out, in, r, B, r, A, in, R_(1.0), dst, in);
+}
+
+void NN(weights)(struct nn_weights *w, const struct nn_layout *lo,
+		 const fc_real *p, const fc_real *ad, fc_real *scratch)
+{
+	memset(w, 0, sizeof(*w));
+	for (int k = 0; k < T_COUNT; k++) {
+		int nl = per_layer(k) ? lo->NL : 1;
+		for (int l = 0; l < nl; l++)
+			w->t[k][l] = lo->len[k][l] ? p + lo->off[k][l] : NULL;
+	}
+	if (!ad)
+		return;
+	int D = lo->D, r = lo->r;
+	fc_real *s = scratch;
+#define COPY(k, l)                                       \
+	({                                               \
+		fc_real *d_ = s;                         \
+		memcpy(d_, p + lo->off[k][l],            \
+		       sizeof(fc_real) * lo->len[k][l]); \
+		s += lo->len[k][l];                      \
+		w->t[k][l] = d_;                         \
+		d_;                                      \
+	})
+#define AD(k, l) (ad + lo->aoff[k][l])
+	fc_real *e = COPY(T_EMB_W, 0);
+	lora_merge(e, AD(A_EMB_A, 0), AD(A_EMB_B, 0), D, 2 * lo->P, r);
+	for (int l = 0; l < lo->NL; l++) {
+		if (lo->gru) {
+			e = COPY(T_GRU_WIH, l);
+			lora_merge(e, AD(A_IH_A, l), AD(A_IH_B, l), 3 * D, D,
+				   r);
+			e = COPY(T_GRU_WHH, l);
+			lora_merge(e, AD(A_HH_A, l), AD(A_HH_B, l), 3 * D, D,
+				   r);
+			continue;
+		}
+		e = COPY(T_QKV_W, l);
+		lora_merge(e, AD(A_Q_A, l), AD(A_Q_B, l), D, D, r);
+		lora_merge(e + (size_t)2 * D * D, AD(A_V_A, l), AD(A_V_B, l), D,
+			   D, r);
+		e = COPY(T_FC1_W, l);
+		lora_merge(e, AD(A_FC1_A, l), AD(A_FC1_B, l), lo->F, D, r);
+		e = COPY(T_FC2_W, l);
+		lora_merge(e, AD(A_FC2_A, l), AD(A_FC2_B, l), D, lo->F, r);
+		static const int nk[4] = {T_LN1_W, T_LN1_B, T_LN2_W, T_LN2_B};
+		static const int na[4] = {A_LN1_W, A_LN1_B, A_LN2_W, A_LN2_B};
+		for (int i = 0; i < 4; i++) {
+			e = COPY(nk[i], l);
+			for (int j = 0; j < D; j++)
+				e[j] += AD(na[i], l)[j];
+		}
+	}
+	e = COPY(T_LNF_W, 0);
+	for (int j = 0; j < D; j++)
+		e[j] += AD(A_LNF_W, 0)[j];
+	e = COPY(T_LNF_B, 0);
+	for (int j = 0; j < D; j++)
+		e[j] += AD(A_LNF_B, 0)[j];
+	e = COPY(T_HEAD_W, 0);
+	lora_merge(e, AD(A_HEAD_A, 0), AD(A_HEAD_B, 0), lo->H, lo->N * D, r);
+	w->cal_a = AD(A_CAL_A, 0);
+	w->cal_c = AD(A_CAL_C, 0);
+#undef COPY
+#undef AD
+}
+
+/* ---- the model ----------------------------------------------------------- */
+
+#define W(k, l) (w->t[k][l])
+
+int NN(forward)(const struct nn_layout *lo, const struct nn_weights *w,
+		struct nn_acts *a, int bf, int br)
+{
+	int R = bf + br, L = lo->L, N = lo->N, D = lo->D, P = lo->P;
+	int S = lo->S, H = lo->H;
+	int RN = R * N;
+	/* instance normalisation, masking, patching */
+	for (int b = 0; b < R; b++) {
+		const fc_real *x = a->x + (size_t)b * L;
+		const fc_real *m = a->m + (size_t)b * L;
+		fc_real *xn = a->xn + (size_t)b * L;
+		double mu = 0, var = 0;
+		for (int t = 0; t < L; t++)
+			mu += (double)x[t];
+		mu /= L;
+		for (int t = 0; t < L; t++)
+			var += ((double)x[t] - mu) * ((double)x[t] - mu);
+		var /= L;
+		if (!isfinite(mu) || !isfinite(var))
+			return -EINVAL;
+		fc_real sd = (fc_real)sqrt(var + NN_IN_EPS);
+		a->mu[b] = (fc_real)mu;
+		a->sd[b] = sd;
+		for (int t = 0; t < L; t++)
+			xn[t] = (x[t] - (fc_real)mu) / sd;
+		fc_real *tk = a->tok + (size_t)b * N * 2 * P;
+		for (int n = 0; n < N; n++)
+			for (int p = 0; p < P; p++) {
+				int t = n * S + p;
+				if (t > L - 1)
+					t = L - 1; /* end padding */
+				tk[(size_t)n * 2 * P + p] =
+				    xn[t] * (R_(1.0) - m[t]);
+				tk[(size_t)n * 2 * P + P + p] = m[t];
+			}
+	}
+	NN(linear_forward)
+	(a->emb, a->tok, W(T_EMB_W, 0), W(T_EMB_B, 0), RN, 2 * P, D);
+	if (!lo->gru)
+		for (int b = 0; b < R; b++)
+			for (size_t i = 0; i < (size_t)N * D; i++)
+				a->emb[(size_t)b * N * D + i] += W(T_POS, 0)[i];
+	const fc_real *cur = a->emb;
+	for (int l = 0; l < lo->NL; l++) {
+		if (lo->gru) {
+			NN(gru_forward)
+			(a->h[l], a->gi[l], a->gh[l], a->gate[l], cur,
+			 W(T_GRU_WIH, l), W(T_GRU_BIH, l), W(T_GRU_WHH, l),
+			 W(T_GRU_BHH, l), R, N, D, D);
+			cur = a->h[l];
+			continue;
+		}
+		NN(layernorm_forward)
+		(a->ln1[l], a->ln1_mean[l], a->ln1_rstd[l], cur, W(T_LN1_W, l),
+		 W(T_LN1_B, l), RN, D);
+		NN(linear_forward)
+		(a->qkv[l], a->ln1[l], W(T_QKV_W, l), W(T_QKV_B, l), RN, D,
+		 3 * D);
+		NN(attention_forward)
+		(a->atty[l], a->att[l], a->qkv[l], R, N, D, lo->NH);
+		NN(linear_forward)
+		(a->res1[l], a->atty[l], W(T_PROJ_W, l), W(T_PROJ_B, l), RN, D,
+		 D);
+		for (size_t i = 0; i < (size_t)RN * D; i++)
+			a->res1[l][i] += cur[i];
+		NN(layernorm_forward)
+		(a->ln2[l], a->ln2_mean[l], a->ln2_rstd[l], a->res1[l],
+		 W(T_LN2_W, l), W(T_LN2_B, l), RN, D);
+		NN(linear_forward)
+		(a->fch[l], a->ln2[l], W(T_FC1_W, l), W(T_FC1_B, l), RN, D,
+		 lo->F);
+		NN(gelu_forward)(a->fcg[l], a->fch[l], RN * lo->F);
+		NN(linear_forward)
+		(a->res2[l], a->fcg[l], W(T_FC2_W, l), W(T_FC2_B, l), RN, lo->F,
+		 D);
+		for (size_t i = 0; i < (size_t)RN * D; i++)
+			a->res2[l][i] += a->res1[l][i];
+		cur = a->res2[l];
+	}
+	NN(layernorm_forward)
+	(a->lnf, a->lnf_mean, a->lnf_rstd, cur, W(T_LNF_W, 0), W(T_LNF_B, 0),
+	 RN, D);
+	/* forecast head on rows [0, bf) */
+	if (bf > 0) {
+		NN(linear_forward)
+		(a->fc, a->lnf, W(T_HEAD_W, 0), W(T_HEAD_B, 0), bf, N * D, H);
+		for (int b = 0; b < bf; b++)
+			for (int j = 0; j < H; j++) {
+				fc_real y = a->fc[(size_t)b * H + j];
+				if (w->cal_a)
+					y = (R_(1.0) + w->cal_a[j]) * y +
+					    w->cal_c[j];
+				a->pred[(size_t)b * H + j] =
+				    y * a->sd[b] + a->mu[b];
+			}
+	}
+	/* reconstruction head on rows [bf, R) */
+	if (br > 0) {
+		size_t o = (size_t)bf * N;
+		fc_real *rec = a->rec + o * P;
+		NN(linear_forward)
+		(rec, a->lnf + o * D, W(T_REC_W, 0), W(T_REC_B, 0), br * N, D,
+		 P);
+		for (int b = 0; b < br; b++) {
+			fc_real *rc = a->recon + (size_t)(bf + b) * L;
+			const fc_real *rb = rec + (size_t)b * N * P;
+			memset(rc, 0, sizeof(fc_real) * (size_t)L);
+			for (int n = 0; n < N; n++)
+				for (int p = 0; p < P; p++)
+					if (n * S + p < L)
+						rc[n * S + p] +=
+						    rb[(size_t)n * P + p];
+			for (int t = 0; t < L; t++) {
+				/* patches covering t: n with nS <= t < nS+P */
+				int hi = t / S, lo_n = (t - P) / S + 1;
+				if (t < P)
+					lo_n = 0;
+				if (hi > N - 1)
+					hi = N - 1;
+				rc[t] /= (fc_real)(hi - lo_n + 1);
+			}
+		}
+	}
+	return 0;
+}
+
+void NN(loss)(const struct nn_layout *lo, const struct nn_acts *a,
+	      struct nn_acts *g, const fc_real *y, int bf, int br, fc_real wf,
+	      fc_real wr, fc_real *ret_lf, fc_real *ret_lr)
+{
+	int H = lo->H, L = lo->L;
+	double lf = 0, lr = 0, cnt = 0;
+	for (size_t i = 0; i < (size_t)bf * H; i++) {
+		double e = (double)a->pred[i] - (double)y[i];
+		lf += e * e;
+	}
+	if (bf > 0)
+		lf /= (double)bf * H;
+	for (int b = bf; b < bf + br; b++)
+		for (int t = 0; t < L; t++) {
+			size_t i = (size_t)b * L + t;
+			if (a->m[i] != R_(0.0)) {
+				double e =
+				    (double)a->recon[i] - (double)a->xn[i];
+				lr += e * e;
+				cnt += 1;
+			}
+		}
+	if (cnt > 0)
+		lr /= cnt;
+	if (g) {
+		fc_real sf = bf > 0 ? (fc_real)(2.0 / ((double)bf * H)) : 0;
+		for (size_t i = 0; i < (size_t)bf * H; i++)
+			g->pred[i] = wf * sf * (a->pred[i] - y[i]);
+		fc_real sr = cnt > 0 ? (fc_real)(2.0 / cnt) : 0;
+		for (int b = bf; b < bf + br; b++)
+			for (int t = 0; t < L; t++) {
+				size_t i = (size_t)b * L + t;
+				g->recon[i] =
+				    a->m[i] != R_(0.0)
+					? wr * sr * (a->recon[i] - a->xn[i])
+					: R_(0.0);
+			}
+	}
+	*ret_lf = (fc_real)lf;
+	*ret_lr = (fc_real)lr;
+}
+
+/* dA [r, in] = B^T @ dW; dB [out, r] = dW @ A^T (dW [out, in] rows) */
+static void lora_grad(fc_real *dA, fc_real *dB, const fc_real *dW,
+		      const fc_real *A, const fc_real *B, int out, int in,
+		      int r)
+{
+	mm(1, 0, r, in, out, B, r, dW, in, R_(0.0), dA, in);
+	mm(0, 1, out, r, in, dW, in, A, in, R_(0.0), dB, r);
+}
+
+void NN(backward)(const struct nn_layout *lo, const struct nn_weights *w,
+		  const fc_real *ad, const struct nn_acts *a, struct nn_acts *g,
+		  int bf, int br, fc_real *gp, fc_real *gad)
+{
+	int R = bf + br, L = lo->L, N = lo->N, D = lo->D, P = lo->P;
+	int S = lo->S, H = lo->H, RN = R * N, F = lo->F;
+	memset(gp, 0, sizeof(fc_real) * lo->n_params);
+	if (gad)
+		memset(gad, 0, sizeof(fc_real) * lo->n_adapter);
+#define GP(k, l) (gp + lo->off[k][l])
+#define GA(k, l) (gad + lo->aoff[k][l])
+#define AD(k, l) (ad + lo->aoff[k][l])
+	memset(g->lnf, 0, sizeof(fc_real) * (size_t)RN * D);
+	if (bf > 0) {
+		for (int b = 0; b < bf; b++)
+			for (int j = 0; j < H; j++) {
+				size_t i = (size_t)b * H + j;
+				fc_real dy = g->pred[i] * a->sd[b];
+				if (w->cal_a) {
+					if (gad) {
+						GA(A_CAL_A, 0)
+						[j] += dy * a->fc[i];
+						GA(A_CAL_C, 0)[j] += dy;
+					}
+					dy *= R_(1.0) + w->cal_a[j];
+				}
+				g->fc[i] = dy;
+			}
+		NN(linear_backward)
+		(g->lnf, GP(T_HEAD_W, 0), GP(T_HEAD_B, 0), g->fc, a->lnf,
+		 W(T_HEAD_W, 0), bf, N * D, H);
+	}
+	if (br > 0) {
+		size_t o = (size_t)bf * N;
+		fc_real *drec = g->rec + o * P;
+		for (int b = 0; b < br; b++) {
+			const fc_real *dr = g->recon + (size_t)(bf + b) * L;
+			fc_real *db = drec + (size_t)b * N * P;
+			for (int n = 0; n < N; n++)
+				for (int p = 0; p < P; p++) {
+					int t = n * S + p;
+					fc_real v = 0;
+					if (t < L) {
+						int hi = t / S,
+						    lo_n =
+							t < P ? 0
+							      : (t - P) / S + 1;
+						if (hi > N - 1)
+							hi = N - 1;
+						v = dr[t] /
+						    (fc_real)(hi - lo_n + 1);
+					}
+					db[(size_t)n * P + p] = v;
+				}
+		}
+		NN(linear_backward)
+		(g->lnf + o * D, GP(T_REC_W, 0), GP(T_REC_B, 0), drec,
+		 a->lnf + o * D, W(T_REC_W, 0), br * N, D, P);
+	}
+	/* final LayerNorm: dcur = gradient w.r.t. the backbone output */
+	const fc_real *last = lo->gru ? a->h[lo->NL - 1] : a->res2[lo->NL - 1];
+	fc_real *dcur = lo->gru ? g->h[lo->NL - 1] : g->res2[lo->NL - 1];
+	memset(dcur, 0, sizeof(fc_real) * (size_t)RN * D);
+	NN(layernorm_backward)
+	(dcur, GP(T_LNF_W, 0), GP(T_LNF_B, 0), g->lnf, last, W(T_LNF_W, 0),
+	 a->lnf_mean, a->lnf_rstd, RN, D);
+	for (int l = lo->NL - 1; l >= 0; l--) {
+		const fc_real *in = l == 0    ? a->emb
+				    : lo->gru ? a->h[l - 1]
+					      : a->res2[l - 1];
+		fc_real *din = l == 0	 ? g->emb
+			       : lo->gru ? g->h[l - 1]
+					 : g->res2[l - 1];
+		memset(din, 0, sizeof(fc_real) * (size_t)RN * D);
+		if (lo->gru) {
+			NN(gru_backward)
+			(din, GP(T_GRU_WIH, l), GP(T_GRU_BIH, l),
+			 GP(T_GRU_WHH, l), GP(T_GRU_BHH, l), g->h[l], g->gi[l],
+			 g->gh[l], in, a->h[l], a->gh[l], a->gate[l],
+			 W(T_GRU_WIH, l), W(T_GRU_WHH, l), R, N, D, D);
+			continue;
+		}
+		/* res2 = res1 + fc2(gelu(fc1(ln2(res1)))) */
+		fc_real *dres2 = g->res2[l], *dres1 = g->res1[l];
+		memcpy(dres1, dres2, sizeof(fc_real) * (size_t)RN * D);
+		memset(g->fcg[l], 0, sizeof(fc_real) * (size_t)RN * F);
+		NN(linear_backward)
+		(g->fcg[l], GP(T_FC2_W, l), GP(T_FC2_B, l), dres2, a->fcg[l],
+		 W(T_FC2_W, l), RN, F, D);
+		memset(g->fch[l], 0, sizeof(fc_real) * (size_t)RN * F);
+		NN(gelu_backward)(g->fch[l], a->fch[l], g->fcg[l], RN * F);
+		memset(g->ln2[l], 0, sizeof(fc_real) * (size_t)RN * D);
+		NN(linear_backward)
+		(g->ln2[l], GP(T_FC1_W, l), GP(T_FC1_B, l), g->fch[l],
+		 a->ln2[l], W(T_FC1_W, l), RN, D, F);
+		NN(layernorm_backward)
+		(dres1, GP(T_LN2_W, l), GP(T_LN2_B, l), g->ln2[l], a->res1[l],
+		 W(T_LN2_W, l), a->ln2_mean[l], a->ln2_rstd[l], RN, D);
+		/* res1 = in + proj(attn(qkv(ln1(in)))) */
+		memcpy(din, dres1, sizeof(fc_real) * (size_t)RN * D);
+		memset(g->atty[l], 0, sizeof(fc_real) * (size_t)RN * D);
+		NN(linear_backward)
+		(g->atty[l], GP(T_PROJ_W, l), GP(T_PROJ_B, l), dres1,
+		 a->atty[l], W(T_PROJ_W, l), RN, D, D);
+		memset(g->qkv[l], 0, sizeof(fc_real) * (size_t)RN * 3 * D);
+		NN(attention_backward)
+		(g->qkv[l], g->atty[l], a->qkv[l], a->att[l], R, N, D, lo->NH);
+		memset(g->ln1[l], 0, sizeof(fc_real) * (size_t)RN * D);
+		NN(linear_backward)
+		(g->ln1[l], GP(T_QKV_W, l), GP(T_QKV_B, l), g->qkv[l],
+		 a->ln1[l], W(T_QKV_W, l), RN, D, 3 * D);
+		NN(layernorm_backward)
+		(din, GP(T_LN1_W, l), GP(T_LN1_B, l), g->ln1[l], in,
+		 W(T_LN1_W, l), a->ln1_mean[l], a->ln1_rstd[l], RN, D);
+	}
+	if (!lo->gru)
+		for (int b = 0; b < R; b++)
+			for (size_t i = 0; i < (size_t)N * D; i++)
+				GP(T_POS, 0)
+				[i] += g->emb[(size_t)b * N * D + i];
+	NN(linear_backward)
+	(NULL, GP(T_EMB_W, 0), GP(T_EMB_B, 0), g->emb, a->tok, W(T_EMB_W, 0),
+	 RN, 2 * P, D);
+	if (!gad || !ad)
+		return;
+	/* adapter gradients from the effective weights' gradients */
+	int r = lo->r;
+	lora_grad(GA(A_EMB_A, 0), GA(A_EMB_B, 0), GP(T_EMB_W, 0),
+		  AD(A_EMB_A, 0), AD(A_EMB_B, 0), D, 2 * P, r);
+	for (int l = 0; l < lo->NL; l++) {
+		if (lo->gru) {
+			lora_grad(GA(A_IH_A, l), GA(A_IH_B, l),
+				  GP(T_GRU_WIH, l), AD(A_IH_A, l),
+				  AD(A_IH_B, l), 3 * D, D, r);
+			lora_grad(GA(A_HH_A, l), GA(A_HH_B, l),
+				  GP(T_GRU_WHH, l), AD(A_HH_A, l),
+				  AD(A_HH_B, l), 3 * D, D, r);
+			continue;
+		}
+		lora_grad(GA(A_Q_A, l), GA(A_Q_B, l), GP(T_QKV_W, l),
+			  AD(A_Q_A, l), AD(A_Q_B, l), D, D, r);
+		lora_grad(GA(A_V_A, l), GA(A_V_B, l),
+			  GP(T_QKV_W, l) + (size_t)2 * D * D, AD(A_V_A, l),
+			  AD(A_V_B, l), D, D, r);
+		lora_grad(GA(A_FC1_A, l), GA(A_FC1_B, l), GP(T_FC1_W, l),
+			  AD(A_FC1_A, l), AD(A_FC1_B, l), F, D, r);
+		lora_grad(GA(A_FC2_A, l), GA(A_FC2_B, l), GP(T_FC2_W, l),
+			  AD(A_FC2_A, l), AD(A_FC2_B, l), D, F, r);
+		memcpy(GA(A_LN1_W, l), GP(T_LN1_W, l), sizeof(fc_real) * D);
+		memcpy(GA(A_LN1_B, l), GP(T_LN1_B, l), sizeof(fc_real) * D);
+		memcpy(GA(A_LN2_W, l), GP(T_LN2_W, l), sizeof(fc_real) * D);
+		memcpy(GA(A_LN2_B, l), GP(T_LN2_B, l), sizeof(fc_real) * D);
+	}
+	memcpy(GA(A_LNF_W, 0), GP(T_LNF_W, 0), sizeof(fc_real) * D);
+	memcpy(GA(A_LNF_B, 0), GP(T_LNF_B, 0), sizeof(fc_real) * D);
+	lora_grad(GA(A_HEAD_A, 0), GA(A_HEAD_B, 0), GP(T_HEAD_W, 0),
+		  AD(A_HEAD_A, 0), AD(A_HEAD_B, 0), H, N * D, r);
+#undef GP
+#undef GA
+#undef AD
+}

@@ -1,0 +1,237 @@
+/*
+ * Private header of forecast/: the network over caller-owned flat buffers.
+ *
+ * nn.c is written over fc_real and compiled twice: as float into the
+ * library (names nn_*), and with -DFC_REAL_DOUBLE into a test-only library
+ * (names nnd_*, sgemm -> dgemm) for the finite-difference gradient checks.
+ * Both can be linked into one program.
+ *
+ * Legend of dimension letters: R rows (windows) of a pass, the first bf of
+ * them forecast windows and the next br reconstruction windows; L lookback,
+ * H horizon, P patch length, S stride, N patches, D width, F feed-forward
+ * width, NH heads, r LoRA rank.
+ */
+#ifndef DRIFTCAST_FORECAST_NN_H
+#define DRIFTCAST_FORECAST_NN_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "forecast/forecast.h"
+
+#ifdef FC_REAL_DOUBLE
+typedef double fc_real;
+#define NN(name) nnd_##name
+#else
+typedef float fc_real;
+#define NN(name) nn_##name
+#endif
+
+#define NN_MAX_TOKENS 128 /* N for L = 720 is 90 */
+#define NN_LN_EPS     1e-5
+#define NN_IN_EPS     1e-5 /* instance normalisation */
+
+/* Base weights, PyTorch layout ([out, in] for linear maps).  Tensors of a
+ * kind that does not apply to the backbone have length 0. */
+enum nn_tensor {
+	T_EMB_W,   /* [D, 2P] */
+	T_EMB_B,   /* [D] */
+	T_POS,	   /* [N, D] transformer */
+	T_LN1_W,   /* [D] per layer, transformer */
+	T_LN1_B,   /* [D] */
+	T_QKV_W,   /* [3D, D] */
+	T_QKV_B,   /* [3D] */
+	T_PROJ_W,  /* [D, D] */
+	T_PROJ_B,  /* [D] */
+	T_LN2_W,   /* [D] */
+	T_LN2_B,   /* [D] */
+	T_FC1_W,   /* [F, D] */
+	T_FC1_B,   /* [F] */
+	T_FC2_W,   /* [D, F] */
+	T_FC2_B,   /* [D] */
+	T_GRU_WIH, /* [3D, D] per layer, gru; gates r, z, n */
+	T_GRU_BIH, /* [3D] */
+	T_GRU_WHH, /* [3D, D] */
+	T_GRU_BHH, /* [3D] */
+	T_LNF_W,   /* [D] */
+	T_LNF_B,   /* [D] */
+	T_HEAD_W,  /* [H, N*D] */
+	T_HEAD_B,  /* [H] */
+	T_REC_W,   /* [P, D] */
+	T_REC_B,   /* [P] */
+	T_COUNT
+};
+
+/* Adapter tensors; LoRA pairs are A [r, in] then B [out, r]. */
+enum nn_atensor {
+	A_EMB_A,
+	A_EMB_B,
+	A_IH_A, /* per layer, gru */
+	A_IH_B,
+	A_HH_A,
+	A_HH_B,
+	A_Q_A, /* per layer, transformer: rows [0, D) of qkv */
+	A_Q_B,
+	A_V_A, /* rows [2D, 3D) of qkv */
+	A_V_B,
+	A_FC1_A,
+	A_FC1_B,
+	A_FC2_A,
+	A_FC2_B,
+	A_LN1_W, /* [D] deltas, per layer, transformer (family NORM) */
+	A_LN1_B,
+	A_LN2_W,
+	A_LN2_B,
+	A_LNF_W,
+	A_LNF_B,
+	A_HEAD_A, /* family HEAD */
+	A_HEAD_B,
+	A_CAL_A, /* [H] scale - 1, family CALIB */
+	A_CAL_C, /* [H] shift */
+	A_COUNT
+};
+
+struct nn_layout {
+	int gru; /* backbone is the GRU */
+	int L, H, P, S, N, D, F, NL, NH, r;
+	size_t off[T_COUNT][FC_MAX_LAYERS], len[T_COUNT][FC_MAX_LAYERS];
+	int rows[T_COUNT], cols[T_COUNT];
+	size_t n_params;
+	size_t aoff[A_COUNT][FC_MAX_LAYERS], alen[A_COUNT][FC_MAX_LAYERS];
+	int arows[A_COUNT], acols[A_COUNT];
+	unsigned afamily[A_COUNT];
+	size_t n_adapter;
+	size_t fam_off[4], fam_len[4]; /* by bit index */
+	size_t scratch;		       /* floats for merged (adapted) weights */
+};
+
+/* Effective weights of one pass: base tensors, or merged copies. */
+struct nn_weights {
+	const fc_real *t[T_COUNT][FC_MAX_LAYERS];
+	const fc_real *cal_a, *cal_c; /* [H] or NULL (identity) */
+};
+
+/* Activations of one pass for up to R rows; the same struct, allocated a
+ * second time, holds their gradients. */
+struct nn_acts {
+	fc_real *x, *m;		      /* [R, L] raw input, mask (1 = hidden) */
+	fc_real *mu, *sd;	      /* [R] */
+	fc_real *xn;		      /* [R, L] normalised */
+	fc_real *tok;		      /* [R, N, 2P] */
+	fc_real *emb;		      /* [R, N, D] */
+	fc_real *gi[FC_MAX_LAYERS];   /* [R, N, 3D] gru input projections */
+	fc_real *gh[FC_MAX_LAYERS];   /* [R, N, 3D] gru hidden projections */
+	fc_real *gate[FC_MAX_LAYERS]; /* [R, N, 3D] r, z, n */
+	fc_real *h[FC_MAX_LAYERS];    /* [R, N, D] gru outputs */
+	fc_real *ln1[FC_MAX_LAYERS];  /* [R, N, D] */
+	fc_real *ln1_mean[FC_MAX_LAYERS], *ln1_rstd[FC_MAX_LAYERS]; /* [R, N] */
+	fc_real *qkv[FC_MAX_LAYERS];  /* [R, N, 3D] */
+	fc_real *att[FC_MAX_LAYERS];  /* [R, NH, N, N] softmax */
+	fc_real *atty[FC_MAX_LAYERS]; /* [R, N, D] */
+	fc_real *res1[FC_MAX_LAYERS]; /* [R, N, D] */
+	fc_real *ln2[FC_MAX_LAYERS];  /* [R, N, D] */
+	fc_real *ln2_mean[FC_MAX_LAYERS], *ln2_rstd[FC_MAX_LAYERS]; /* [R, N] */
+	fc_real *fch[FC_MAX_LAYERS];  /* [R, N, F] */
+	fc_real *fcg[FC_MAX_LAYERS];  /* [R, N, F] gelu */
+	fc_real *res2[FC_MAX_LAYERS]; /* [R, N, D] */
+	fc_real *lnf;		      /* [R, N, D] */
+	fc_real *lnf_mean, *lnf_rstd; /* [R, N] */
+	fc_real *fc;		      /* [R, H] head, normalised */
+	fc_real *pred;		      /* [R, H] calibrated, de-normalised */
+	fc_real *rec;		      /* [R, N, P] */
+	fc_real *recon;		      /* [R, L] */
+	fc_real *tmp;		      /* [R, 3D] scratch */
+};
+
+/* The splitmix64 generator behind fc_rng_*. */
+static inline uint64_t nn_splitmix(uint64_t *s)
+{
+	uint64_t z = (*s += 0x9e3779b97f4a7c15ull);
+	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+	z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+	return z ^ (z >> 31);
+}
+
+static inline double nn_uniform(uint64_t *s)
+{
+	return (double)(nn_splitmix(s) >> 11) * (1.0 / 9007199254740992.0);
+}
+
+/* Layout of a (checked) config. */
+void NN(layout)(struct nn_layout *lo, const struct fc_config *c);
+const char *NN(tensor_name)(int kind);
+const char *NN(atensor_name)(int kind);
+
+/* Initialise base weights [n_params] / the identity adapter [n_adapter]. */
+void NN(init_params)(const struct nn_layout *lo, fc_real *p, uint64_t seed);
+void NN(init_adapter)(const struct nn_layout *lo, fc_real *a, uint64_t seed);
+
+/* Carve the activation struct out of mem (NULL: only count); returns the
+ * number of fc_real needed for R rows. */
+size_t NN(acts_carve)(struct nn_acts *a, fc_real *mem,
+		      const struct nn_layout *lo, int R);
+
+/* Effective weights: base p, plus the adapter (may be NULL) merged into
+ * copies in scratch [lo->scratch]. */
+void NN(weights)(struct nn_weights *w, const struct nn_layout *lo,
+		 const fc_real *p, const fc_real *adapter, fc_real *scratch);
+
+/* Forward of R = bf + br rows whose a->x and a->m are filled (mask rows
+ * of forecast windows all 0).  Returns -EINVAL on a non-finite window. */
+int NN(forward)(const struct nn_layout *lo, const struct nn_weights *w,
+		struct nn_acts *a, int bf, int br);
+
+/* Losses of a forward pass; fills g->pred [bf, H] and g->recon [br, L]
+ * (rows bf..) with their gradients scaled by wf and wr.  y [bf, H]. */
+void NN(loss)(const struct nn_layout *lo, const struct nn_acts *a,
+	      struct nn_acts *g, const fc_real *y, int bf, int br, fc_real wf,
+	      fc_real wr, fc_real *ret_lf, fc_real *ret_lr);
+
+/* Backward: gradients of the effective weights into gp [n_params]
+ * (overwritten), and when gadapter is not NULL, of the adapter (all
+ * families; overwritten).  g holds the loss gradients from NN(loss); its
+ * other buffers are scratch. */
+void NN(backward)(const struct nn_layout *lo, const struct nn_weights *w,
+		  const fc_real *adapter, const struct nn_acts *a,
+		  struct nn_acts *g, int bf, int br, fc_real *gp,
+		  fc_real *gadapter);
+
+/* ---- layers (exported for the gradient checks) ------------------------ */
+
+/* out [BT, OC] = inp [BT, C] W^T [C, OC] + b (b may be NULL) */
+void NN(linear_forward)(fc_real *out, const fc_real *inp, const fc_real *w,
+			const fc_real *b, int BT, int C, int OC);
+/* dinp, dw, db may be NULL; accumulate. */
+void NN(linear_backward)(fc_real *dinp, fc_real *dw, fc_real *db,
+			 const fc_real *dout, const fc_real *inp,
+			 const fc_real *w, int BT, int C, int OC);
+void NN(layernorm_forward)(fc_real *out, fc_real *mean, fc_real *rstd,
+			   const fc_real *inp, const fc_real *w,
+			   const fc_real *b, int BT, int C);
+void NN(layernorm_backward)(fc_real *dinp, fc_real *dw, fc_real *db,
+			    const fc_real *dout, const fc_real *inp,
+			    const fc_real *w, const fc_real *mean,
+			    const fc_real *rstd, int BT, int C);
+void NN(gelu_forward)(fc_real *out, const fc_real *inp, int n);
+void NN(gelu_backward)(fc_real *dinp, const fc_real *inp, const fc_real *dout,
+		       int n);
+/* qkv [B, T, 3C] -> out [B, T, C], att [B, NH, T, T] */
+void NN(attention_forward)(fc_real *out, fc_real *att, const fc_real *qkv,
+			   int B, int T, int C, int NH);
+void NN(attention_backward)(fc_real *dqkv, const fc_real *dout,
+			    const fc_real *qkv, const fc_real *att, int B,
+			    int T, int C, int NH);
+/* One GRU layer over T steps: inp [B, T, C] -> h [B, T, D]; gi, gh, gate
+ * [B, T, 3D] saved.  tmp [B, 3D] scratch (backward: also dh carry). */
+void NN(gru_forward)(fc_real *h, fc_real *gi, fc_real *gh, fc_real *gate,
+		     const fc_real *inp, const fc_real *wih, const fc_real *bih,
+		     const fc_real *whh, const fc_real *bhh, int B, int T,
+		     int C, int D);
+void NN(gru_backward)(fc_real *dinp, fc_real *dwih, fc_real *dbih,
+		      fc_real *dwhh, fc_real *dbhh, fc_real *dh, fc_real *dgi,
+		      fc_real *dgh, const fc_real *inp, const fc_real *h,
+		      const fc_real *gh, const fc_real *gate,
+		      const fc_real *wih, const fc_real *whh, int B, int T,
+		      int C, int D);
+
+#endif

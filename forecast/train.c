@@ -1,0 +1,284 @@
+/*
+ * Offline pretraining and split evaluation.
+ *
+ * Every channel of the dataset is its own univariate series; a training
+ * example is (channel, window).  Each step draws a batch of windows from a
+ * seeded shuffle, samples one mask per window, and runs one pass of 2B rows:
+ * the B windows unmasked for the forecast loss and the same B windows masked
+ * for the reconstruction loss.  No I/O, no logging: progress goes through
+ * the callback.
+ */
+#include "forecast/internal.h"
+
+#include <errno.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+static int fail(char *errbuf, size_t size, int err, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
+static int fail(char *errbuf, size_t size, int err, const char *fmt, ...)
+{
+	if (errbuf && size) {
+		va_list ap;
+		va_start(ap, fmt);
+		vsnprintf(errbuf, size, fmt, ap);
+		va_end(ap);
+	}
+	return err;
+}
+
+static double now_sec(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+void fc_train_config_default(struct fc_train_config *t)
+{
+	memset(t, 0, sizeof(*t));
+	t->epochs = 30;
+	t->batch = 64;
+	t->lr = 1e-3f;
+	t->weight_decay = 1e-4f;
+	t->recon_weight = 0.5f;
+	t->clip = 1.0f;
+	t->patience = 3;
+	t->seed = 1;
+	t->threads = 1;
+	t->epoch_windows = 0;
+}
+
+/* window w of channel c starting at row s: x [L], y [H] */
+static void gather(const struct fc_dataset *d, int c, int row, int L, int H,
+		   float *x, float *y)
+{
+	const float *v = d->scaled + (size_t)row * d->n_cols + c;
+	for (int t = 0; t < L; t++)
+		x[t] = v[(size_t)t * d->n_cols];
+	if (y)
+		for (int t = 0; t < H; t++)
+			y[t] = v[(size_t)(L + t) * d->n_cols];
+}
+
+int fc_evaluate(const struct fc_model *m, const float *adapter,
+		struct fc_workspace *ws, const struct fc_dataset *d,
+		enum fc_split split, double *ret_mse, double *ret_mae)
+{
+	int L = m->cfg.lookback, H = m->cfg.horizon;
+	int nw = fc_dataset_split_windows(d, split, L, H);
+	int s = fc_dataset_split_start(d, split, L);
+	int B = fc_workspace_max_batch(ws);
+	if (nw <= 0)
+		return -EINVAL;
+	/* scratch for one chunk: inputs, targets, outputs in the workspace's
+	 * gradient buffers would alias; use the activation-free tail of the
+	 * gradient block instead: g.x [B, L], g.pred [B, H], g.fc [B, H] */
+	float *x = ws->g.x, *y = ws->g.pred, *out = ws->g.fc;
+	double se = 0, ae = 0;
+	for (int c = 0; c < d->n_cols; c++)
+		for (int i0 = 0; i0 < nw; i0 += B) {
+			int b = nw - i0 < B ? nw - i0 : B;
+			for (int j = 0; j < b; j++)
+				gather(d, c, s + i0 + j, L, H,
+				       x + (size_t)j * L, y + (size_t)j * H);
+			int r = fc_forecast(m, adapter, ws, x, b, out);
+			if (r < 0)
+				return r;
+			for (size_t k = 0; k < (size_t)b * H; k++) {
+				double e = (double)out[k] - (double)y[k];
+				se += e * e;
+				ae += fabs(e);
+			}
+		}
+	double n = (double)nw * d->n_cols * H;
+	*ret_mse = se / n;
+	*ret_mae = ae / n;
+	return 0;
+}
+
+int fc_train(const struct fc_config *mc, const struct fc_train_config *tc,
+	     const struct fc_dataset *d, fc_train_progress_fn progress,
+	     void *user, struct fc_model **ret, struct fc_train_report *rep,
+	     char *errbuf, size_t errbuf_size)
+{
+	int L = mc->lookback, H = mc->horizon, r;
+	r = fc_config_check(mc, errbuf, errbuf_size);
+	if (r < 0)
+		return r;
+	if (tc->epochs < 1 || tc->epochs > FC_TRAIN_MAX_EPOCHS ||
+	    tc->batch < 1 || tc->batch > 65536 || !(tc->lr >= 0.0f) ||
+	    tc->patience < 1 || !(tc->clip > 0.0f) || tc->threads < 1)
+		return fail(errbuf, errbuf_size, -EINVAL,
+			    "invalid training settings (epochs 1..%d, batch "
+			    ">= 1, lr >= 0, patience >= 1, clip > 0)",
+			    FC_TRAIN_MAX_EPOCHS);
+	int ntr = fc_dataset_split_windows(d, FC_SPLIT_TRAIN, L, H);
+	int nva = fc_dataset_split_windows(d, FC_SPLIT_VAL, L, H);
+	int s_tr = fc_dataset_split_start(d, FC_SPLIT_TRAIN, L);
+	if (ntr < 1 || nva < 1)
+		return fail(errbuf, errbuf_size, -EINVAL,
+			    "%s: too short for lookback %d and horizon %d "
+			    "(%d train, %d validation windows)",
+			    d->name, L, H, ntr, nva);
+	memset(rep, 0, sizeof(*rep));
+	rep->threads = fc_blas_set_threads(tc->threads);
+	rep->train_windows = ntr;
+	rep->val_windows = nva;
+	rep->channels = d->n_cols;
+
+	struct fc_model *m = NULL;
+	struct fc_workspace *ws = NULL;
+	int B = tc->batch, C = d->n_cols;
+	size_t total = (size_t)ntr * (size_t)C;
+	size_t np;
+	uint32_t *idx = NULL;
+	float *xb = NULL, *best = NULL, *adam = NULL;
+	r = fc_model_new(mc, tc->seed, &m, errbuf, errbuf_size);
+	if (r < 0)
+		return r;
+	np = m->lo.n_params;
+	r = fc_model_set_scaler(m, C, d->mean, d->std,
+				(const char *const *)d->col_names);
+	if (r >= 0)
+		r = fc_workspace_new(m, 2 * B, &ws);
+	idx = malloc(sizeof(*idx) * total);
+	xb = malloc(sizeof(float) * (size_t)B * (2 * (size_t)L + (size_t)H));
+	best = malloc(sizeof(float) * np);
+	adam = calloc(fc_adam_state_len(np), sizeof(float));
+	if (r < 0 || !idx || !xb || !best || !adam) {
+		r = fail(errbuf, errbuf_size, -ENOMEM, "out of memory");
+		goto out;
+	}
+	float *yb = xb + (size_t)B * L, *mb = yb + (size_t)B * H;
+	for (size_t i = 0; i < total; i++)
+		idx[i] = (uint32_t)i;
+	memcpy(best, m->params, sizeof(float) * np);
+
+	struct fc_adam opt = {tc->lr, 0.9f, 0.999f, 1e-8f, tc->weight_decay};
+	uint64_t rng = tc->seed * 0x9e3779b97f4a7c15ull + 7;
+	size_t per_epoch = total;
+	if (tc->epoch_windows > 0 && (size_t)tc->epoch_windows < total)
+		per_epoch = (size_t)tc->epoch_windows;
+	int steps = (int)((per_epoch + (size_t)B - 1) / (size_t)B);
+	long step_no = 0;
+	float best_val = INFINITY;
+	int bad = 0;
+	double t0 = now_sec();
+	for (int ep = 1; ep <= tc->epochs; ep++) {
+		/* Fisher-Yates over all windows; the epoch uses a prefix */
+		for (size_t i = total - 1; i > 0; i--) {
+			size_t j = (size_t)(fc_rng_next(&rng) % (i + 1));
+			uint32_t t = idx[i];
+			idx[i] = idx[j];
+			idx[j] = t;
+		}
+		double sum = 0, te = now_sec();
+		for (int st = 0; st < steps; st++) {
+			size_t i0 = (size_t)st * (size_t)B;
+			int b = per_epoch - i0 < (size_t)B
+				    ? (int)(per_epoch - i0)
+				    : B;
+			for (int j = 0; j < b; j++) {
+				uint32_t id = idx[i0 + (size_t)j];
+				int c = (int)(id / (uint32_t)ntr);
+				int w = (int)(id % (uint32_t)ntr);
+				gather(d, c, s_tr + w, L, H, xb + (size_t)j * L,
+				       yb + (size_t)j * H);
+				fc_mask_sample(mb + (size_t)j * L, L,
+					       mc->mask_ratio, mc->mask_seg,
+					       &rng);
+			}
+			struct fc_batch bt = {xb, yb, b,    xb,
+					      mb, b,  1.0f, tc->recon_weight};
+			struct fc_loss loss;
+			r = fc_pass(m, m->params, NULL, ws, &bt, 1, &loss);
+			if (r < 0) {
+				r = fail(errbuf, errbuf_size, r,
+					 "epoch %d step %d: %s", ep, st + 1,
+					 r == -ERANGE ? "loss is not finite"
+						      : "invalid window");
+				goto out;
+			}
+			fc_grad_clip(ws->gp, np, tc->clip);
+			fc_adam_step(&opt, m->params, ws->gp, adam, np,
+				     ++step_no);
+			sum += (double)loss.total;
+			if (progress) {
+				double el = now_sec() - te;
+				struct fc_train_progress p = {
+				    .epoch = ep,
+				    .epochs = tc->epochs,
+				    .step = st + 1,
+				    .steps = steps,
+				    .loss = (float)(sum / (st + 1)),
+				    .elapsed = now_sec() - t0,
+				    .eta = el / (st + 1) * (steps - st - 1),
+				};
+				if (progress(user, &p)) {
+					r = fail(errbuf, errbuf_size,
+						 -ECANCELED, "interrupted");
+					goto out;
+				}
+			}
+		}
+		double mse, mae;
+		r = fc_evaluate(m, NULL, ws, d, FC_SPLIT_VAL, &mse, &mae);
+		if (r < 0) {
+			r = fail(errbuf, errbuf_size, r,
+				 "validation failed: invalid window");
+			goto out;
+		}
+		rep->epochs_run = ep;
+		rep->train_loss[ep - 1] = (float)(sum / steps);
+		rep->val_mse[ep - 1] = (float)mse;
+		int improved = (float)mse < best_val;
+		if (improved) {
+			best_val = (float)mse;
+			rep->best_epoch = ep;
+			memcpy(best, m->params, sizeof(float) * np);
+			bad = 0;
+		} else {
+			bad++;
+		}
+		if (progress) {
+			struct fc_train_progress p = {
+			    .epoch = ep,
+			    .epochs = tc->epochs,
+			    .step = steps,
+			    .steps = steps,
+			    .loss = rep->train_loss[ep - 1],
+			    .elapsed = now_sec() - t0,
+			    .epoch_done = 1,
+			    .val_mse = (float)mse,
+			    .improved = improved,
+			};
+			if (progress(user, &p)) {
+				r = fail(errbuf, errbuf_size, -ECANCELED,
+					 "interrupted");
+				goto out;
+			}
+		}
+		if (bad >= tc->patience)
+			break;
+	}
+	memcpy(m->params, best, sizeof(float) * np);
+	rep->best_val_mse = best_val;
+	rep->seconds = now_sec() - t0;
+	*ret = m;
+	m = NULL;
+	r = 0;
+out:
+	fc_model_free(m);
+	fc_workspace_free(ws);
+	free(idx);
+	free(xb);
+	free(best);
+	free(adam);
+	return r;
+}

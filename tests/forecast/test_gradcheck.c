@@ -1,0 +1,412 @@
+/*
+ * Central finite-difference gradient checks in double precision (nn.c
+ * compiled with -DFC_REAL_DOUBLE, names nnd_*), on small random shapes:
+ * every layer's inputs and parameters, and the whole model's forecast and
+ * reconstruction losses with respect to every base tensor and every
+ * adapter tensor, for both backbones.
+ */
+#include <criterion/criterion.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "forecast/forecast.h"
+#define FC_REAL_DOUBLE
+#include "forecast/nn.h"
+
+#define EPS 1e-6
+#define TOL 1e-6 /* relative, with an absolute floor */
+
+static uint64_t rng = 12345;
+
+/* every buffer of a test, freed by the suite's fini */
+static void *allocs[256];
+static int n_allocs;
+
+static void *track(void *p)
+{
+	cr_assert(p);
+	cr_assert_lt(n_allocs, 256);
+	allocs[n_allocs++] = p;
+	return p;
+}
+
+static void free_all(void)
+{
+	while (n_allocs > 0)
+		free(allocs[--n_allocs]);
+}
+
+TestSuite(gradcheck, .fini = free_all);
+
+static void fill(double *p, size_t n, double scale)
+{
+	for (size_t i = 0; i < n; i++)
+		p[i] = (2.0 * nn_uniform(&rng) - 1.0) * scale;
+}
+
+static double *rnd(size_t n, double scale)
+{
+	double *p = track(malloc(sizeof(double) * (n ? n : 1)));
+	fill(p, n, scale);
+	return p;
+}
+
+static double *zeros(size_t n)
+{
+	return track(calloc(n ? n : 1, sizeof(double)));
+}
+
+static void expect_close(double analytic, double numeric, const char *what,
+			 size_t i)
+{
+	double err = fabs(analytic - numeric);
+	double scale = fmax(fabs(analytic), fabs(numeric));
+	cr_expect(err <= TOL * fmax(scale, 1e-2) + 1e-9,
+		  "%s[%zu]: analytic %.10g numeric %.10g", what, i, analytic,
+		  numeric);
+}
+
+/* ---- layers: loss = sum(out * proj) for a fixed random proj ---------- */
+
+typedef void (*fwd_fn)(void *ctx, double *out);
+
+struct probe {
+	fwd_fn f;
+	void *ctx;
+	double *out, *proj;
+	size_t n_out;
+};
+
+static double probe_loss(struct probe *p)
+{
+	p->f(p->ctx, p->out);
+	double s = 0;
+	for (size_t i = 0; i < p->n_out; i++)
+		s += p->out[i] * p->proj[i];
+	return s;
+}
+
+static void check_wrt(struct probe *p, double *x, const double *grad, size_t n,
+		      const char *what)
+{
+	size_t stride = n > 60 ? n / 60 : 1;
+	for (size_t i = 0; i < n; i += stride) {
+		double keep = x[i];
+		x[i] = keep + EPS;
+		double lp = probe_loss(p);
+		x[i] = keep - EPS;
+		double lm = probe_loss(p);
+		x[i] = keep;
+		expect_close(grad[i], (lp - lm) / (2 * EPS), what, i);
+	}
+}
+
+struct lin {
+	double *inp, *w, *b;
+	int BT, C, OC;
+};
+
+static void lin_f(void *c, double *out)
+{
+	struct lin *l = c;
+	nnd_linear_forward(out, l->inp, l->w, l->b, l->BT, l->C, l->OC);
+}
+
+Test(gradcheck, linear)
+{
+	struct lin l = {rnd(5 * 7, 1), rnd(4 * 7, 1), rnd(4, 1), 5, 7, 4};
+	struct probe p = {lin_f, &l, zeros(20), rnd(20, 1), 20};
+	double *di = zeros(35), *dw = zeros(28), *db = zeros(4);
+	nnd_linear_backward(di, dw, db, p.proj, l.inp, l.w, 5, 7, 4);
+	check_wrt(&p, l.inp, di, 35, "linear.dinp");
+	check_wrt(&p, l.w, dw, 28, "linear.dw");
+	check_wrt(&p, l.b, db, 4, "linear.db");
+}
+
+struct ln {
+	double *inp, *w, *b, *mean, *rstd;
+	int BT, C;
+};
+
+static void ln_f(void *c, double *out)
+{
+	struct ln *l = c;
+	nnd_layernorm_forward(out, l->mean, l->rstd, l->inp, l->w, l->b, l->BT,
+			      l->C);
+}
+
+Test(gradcheck, layernorm)
+{
+	struct ln l = {rnd(4 * 6, 2), rnd(6, 1), rnd(6, 1), zeros(4),
+		       zeros(4),      4,	 6};
+	struct probe p = {ln_f, &l, zeros(24), rnd(24, 1), 24};
+	probe_loss(&p);
+	double *di = zeros(24), *dw = zeros(6), *db = zeros(6);
+	nnd_layernorm_backward(di, dw, db, p.proj, l.inp, l.w, l.mean, l.rstd,
+			       4, 6);
+	check_wrt(&p, l.inp, di, 24, "layernorm.dinp");
+	check_wrt(&p, l.w, dw, 6, "layernorm.dw");
+	check_wrt(&p, l.b, db, 6, "layernorm.db");
+}
+
+struct gl {
+	double *inp;
+	int n;
+};
+
+static void gelu_f(void *c, double *out)
+{
+	struct gl *g = c;
+	nnd_gelu_forward(out, g->inp, g->n);
+}
+
+Test(gradcheck, gelu)
+{
+	struct gl g = {rnd(30, 3), 30};
+	struct probe p = {gelu_f, &g, zeros(30), rnd(30, 1), 30};
+	double *di = zeros(30);
+	nnd_gelu_backward(di, g.inp, p.proj, 30);
+	check_wrt(&p, g.inp, di, 30, "gelu.dinp");
+}
+
+struct at {
+	double *qkv, *att;
+	int B, T, C, NH;
+};
+
+static void att_f(void *c, double *out)
+{
+	struct at *a = c;
+	nnd_attention_forward(out, a->att, a->qkv, a->B, a->T, a->C, a->NH);
+}
+
+Test(gradcheck, attention)
+{
+	int B = 2, T = 5, C = 6, NH = 2;
+	struct at a = {rnd((size_t)B * T * 3 * C, 1),
+		       zeros((size_t)B * NH * T * T),
+		       B,
+		       T,
+		       C,
+		       NH};
+	size_t no = (size_t)B * T * C;
+	struct probe p = {att_f, &a, zeros(no), rnd(no, 1), no};
+	probe_loss(&p);
+	double *dq = zeros((size_t)B * T * 3 * C);
+	nnd_attention_backward(dq, p.proj, a.qkv, a.att, B, T, C, NH);
+	check_wrt(&p, a.qkv, dq, (size_t)B * T * 3 * C, "attention.dqkv");
+}
+
+struct gr {
+	double *inp, *wih, *bih, *whh, *bhh, *gi, *gh, *gate;
+	int B, T, C, D;
+};
+
+static void gru_f(void *c, double *out)
+{
+	struct gr *g = c;
+	nnd_gru_forward(out, g->gi, g->gh, g->gate, g->inp, g->wih, g->bih,
+			g->whh, g->bhh, g->B, g->T, g->C, g->D);
+}
+
+Test(gradcheck, gru)
+{
+	int B = 2, T = 4, C = 3, D = 5, G = 15;
+	struct gr g = {rnd((size_t)B * T * C, 1),
+		       rnd((size_t)G * C, 0.7),
+		       rnd(G, 0.5),
+		       rnd((size_t)G * D, 0.7),
+		       rnd(G, 0.5),
+		       zeros((size_t)B * T * G),
+		       zeros((size_t)B * T * G),
+		       zeros((size_t)B * T * G),
+		       B,
+		       T,
+		       C,
+		       D};
+	size_t no = (size_t)B * T * D;
+	struct probe p = {gru_f, &g, zeros(no), rnd(no, 1), no};
+	probe_loss(&p);
+	double *dh = zeros(no), *di = zeros((size_t)B * T * C);
+	double *dwih = zeros((size_t)G * C), *dbih = zeros(G);
+	double *dwhh = zeros((size_t)G * D), *dbhh = zeros(G);
+	double *dgi = zeros((size_t)B * T * G), *dgh = zeros((size_t)B * T * G);
+	memcpy(dh, p.proj, sizeof(double) * no);
+	nnd_gru_backward(di, dwih, dbih, dwhh, dbhh, dh, dgi, dgh, g.inp, p.out,
+			 g.gh, g.gate, g.wih, g.whh, B, T, C, D);
+	check_wrt(&p, g.inp, di, (size_t)B * T * C, "gru.dinp");
+	check_wrt(&p, g.wih, dwih, (size_t)G * C, "gru.dwih");
+	check_wrt(&p, g.bih, dbih, G, "gru.dbih");
+	check_wrt(&p, g.whh, dwhh, (size_t)G * D, "gru.dwhh");
+	check_wrt(&p, g.bhh, dbhh, G, "gru.dbhh");
+}
+
+/* ---- the whole model ----------------------------------------------- */
+
+struct whole {
+	struct nn_layout lo;
+	double *p, *ad, *scratch, *y, *actmem, *gradmem, *gp, *gad;
+	struct nn_acts a, g;
+	int bf, br;
+	double wf, wr;
+};
+
+static double whole_loss(struct whole *w)
+{
+	struct nn_weights ew;
+	double lf, lr;
+	nnd_weights(&ew, &w->lo, w->p, w->ad, w->scratch);
+	cr_assert_eq(nnd_forward(&w->lo, &ew, &w->a, w->bf, w->br), 0);
+	nnd_loss(&w->lo, &w->a, NULL, w->y, w->bf, w->br, w->wf, w->wr, &lf,
+		 &lr);
+	return w->wf * lf + w->wr * lr;
+}
+
+static void whole_check(int backbone, double wf, double wr, int with_adapter)
+{
+	struct fc_config c;
+	fc_config_default(&c);
+	c.backbone = backbone;
+	c.lookback = 32;
+	c.horizon = 5;
+	c.patch_len = 8;
+	c.patch_stride = 4;
+	c.d_model = 8;
+	c.n_layers = 2;
+	c.n_heads = 2;
+	c.d_ff = 12;
+	c.lora_rank = 2;
+	c.mask_seg = 5;
+	char err[256];
+	cr_assert_eq(fc_config_check(&c, err, sizeof(err)), 0, "%s", err);
+	struct whole w = {.bf = 3, .br = 2, .wf = wf, .wr = wr};
+	nnd_layout(&w.lo, &c);
+	int R = w.bf + w.br, L = w.lo.L;
+	w.p = zeros(w.lo.n_params);
+	nnd_init_params(&w.lo, w.p, 7);
+	for (size_t i = 0; i < w.lo.n_params; i++) /* break symmetries */
+		w.p[i] += (2.0 * nn_uniform(&rng) - 1.0) * 0.2;
+	w.ad = with_adapter ? rnd(w.lo.n_adapter, 0.3) : NULL;
+	w.scratch = zeros(w.lo.scratch);
+	size_t na = nnd_acts_carve(&w.a, NULL, &w.lo, R);
+	w.actmem = zeros(na);
+	w.gradmem = zeros(na);
+	nnd_acts_carve(&w.a, w.actmem, &w.lo, R);
+	nnd_acts_carve(&w.g, w.gradmem, &w.lo, R);
+	fill(w.a.x, (size_t)R * L, 2.0);
+	for (int b = w.bf; b < R; b++) {
+		float m[32];
+		fc_mask_sample(m, L, 0.33f, 5, &rng);
+		for (int t = 0; t < L; t++)
+			w.a.m[(size_t)b * L + t] = m[t];
+	}
+	w.y = rnd((size_t)w.bf * w.lo.H, 1.5);
+	w.gp = zeros(w.lo.n_params);
+	w.gad = zeros(w.lo.n_adapter);
+
+	/* analytic */
+	struct nn_weights ew;
+	double lf, lr;
+	nnd_weights(&ew, &w.lo, w.p, w.ad, w.scratch);
+	cr_assert_eq(nnd_forward(&w.lo, &ew, &w.a, w.bf, w.br), 0);
+	nnd_loss(&w.lo, &w.a, &w.g, w.y, w.bf, w.br, wf, wr, &lf, &lr);
+	cr_assert(lf > 0 && lr > 0);
+	nnd_backward(&w.lo, &ew, w.ad, &w.a, &w.g, w.bf, w.br, w.gp,
+		     w.ad ? w.gad : NULL);
+
+	int checked = 0;
+	for (int k = 0; k < T_COUNT; k++)
+		for (int l = 0; l < FC_MAX_LAYERS; l++) {
+			size_t n = w.lo.len[k][l];
+			if (!n)
+				continue;
+			double *t = w.p + w.lo.off[k][l];
+			const double *gt = w.gp + w.lo.off[k][l];
+			size_t stride = n > 12 ? n / 12 : 1;
+			char what[64];
+			snprintf(what, sizeof(what), "%s %s[%d]",
+				 backbone ? "transformer" : "gru",
+				 nnd_tensor_name(k), l);
+			double gnorm = 0;
+			for (size_t i = 0; i < n; i++)
+				gnorm += fabs(gt[i]);
+			/* the other head's weights get no gradient */
+			int idle = (k == T_HEAD_W || k == T_HEAD_B) ? wf == 0
+				   : (k == T_REC_W || k == T_REC_B) ? wr == 0
+								    : 0;
+			if (idle)
+				cr_expect_eq(gnorm, 0.0, "%s not idle", what);
+			else
+				cr_expect(gnorm > 0, "%s has no gradient",
+					  what);
+			for (size_t i = 0; i < n; i += stride) {
+				double keep = t[i];
+				t[i] = keep + EPS;
+				double lp = whole_loss(&w);
+				t[i] = keep - EPS;
+				double lm = whole_loss(&w);
+				t[i] = keep;
+				expect_close(gt[i], (lp - lm) / (2 * EPS), what,
+					     i);
+				checked++;
+			}
+		}
+	cr_assert_gt(checked, 100);
+	if (!w.ad)
+		return;
+	for (int k = 0; k < A_COUNT; k++)
+		for (int l = 0; l < FC_MAX_LAYERS; l++) {
+			size_t n = w.lo.alen[k][l];
+			if (!n)
+				continue;
+			double *t = w.ad + w.lo.aoff[k][l];
+			const double *gt = w.gad + w.lo.aoff[k][l];
+			size_t stride = n > 8 ? n / 8 : 1;
+			char what[64];
+			snprintf(what, sizeof(what), "%s adapter %s[%d]",
+				 backbone ? "transformer" : "gru",
+				 nnd_atensor_name(k), l);
+			for (size_t i = 0; i < n; i += stride) {
+				double keep = t[i];
+				t[i] = keep + EPS;
+				double lp = whole_loss(&w);
+				t[i] = keep - EPS;
+				double lm = whole_loss(&w);
+				t[i] = keep;
+				expect_close(gt[i], (lp - lm) / (2 * EPS), what,
+					     i);
+			}
+		}
+}
+
+Test(gradcheck, gru_model_forecast_loss)
+{
+	whole_check(FC_BACKBONE_GRU, 1.0, 0.0, 1);
+}
+
+Test(gradcheck, gru_model_recon_loss)
+{
+	whole_check(FC_BACKBONE_GRU, 0.0, 1.0, 1);
+}
+
+Test(gradcheck, gru_model_joint_frozen)
+{
+	whole_check(FC_BACKBONE_GRU, 1.0, 0.7, 0);
+}
+
+Test(gradcheck, transformer_model_forecast_loss)
+{
+	whole_check(FC_BACKBONE_TRANSFORMER, 1.0, 0.0, 1);
+}
+
+Test(gradcheck, transformer_model_recon_loss)
+{
+	whole_check(FC_BACKBONE_TRANSFORMER, 0.0, 1.0, 1);
+}
+
+Test(gradcheck, transformer_model_joint_frozen)
+{
+	whole_check(FC_BACKBONE_TRANSFORMER, 1.0, 0.7, 0);
+}
