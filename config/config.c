@@ -59,6 +59,8 @@ struct option {
 static int check_brokers(const void *value, char *why, size_t why_size);
 static int check_topic(const void *value, char *why, size_t why_size);
 static int check_listen(const void *value, char *why, size_t why_size);
+static int check_families(const void *value, char *why, size_t why_size);
+static int check_one_char(const void *value, char *why, size_t why_size);
 
 static const struct enum_item input_formats[] = {
     {"json", CFG_INPUT_JSON},
@@ -72,9 +74,36 @@ static const struct enum_item offset_resets[] = {
     {NULL, 0},
 };
 
+static const struct enum_item backbones[] = {
+    {"gru", CFG_BACKBONE_GRU},
+    {"transformer", CFG_BACKBONE_TRANSFORMER},
+    {NULL, 0},
+};
+
 static const struct enum_item ts_units[] = {
     {"auto", CFG_TS_AUTO}, {"s", CFG_TS_S},   {"ms", CFG_TS_MS},
     {"us", CFG_TS_US},	   {"ns", CFG_TS_NS}, {NULL, 0},
+};
+
+static const struct enum_item ttt_drifts[] = {
+    {"none", CFG_TTT_DRIFT_NONE},
+    {"page_hinkley", CFG_TTT_DRIFT_PH},
+    {"adwin", CFG_TTT_DRIFT_ADWIN},
+    {NULL, 0},
+};
+
+static const struct enum_item ttt_resets[] = {
+    {"rollback", CFG_TTT_RESET_ROLLBACK},
+    {"soft", CFG_TTT_RESET_SOFT},
+    {"hard", CFG_TTT_RESET_HARD},
+    {NULL, 0},
+};
+
+static const struct enum_item ttt_scopes[] = {
+    {"series", CFG_TTT_SCOPE_SERIES},
+    {"group", CFG_TTT_SCOPE_GROUP},
+    {"global", CFG_TTT_SCOPE_GLOBAL},
+    {NULL, 0},
 };
 
 static const struct enum_item log_levels[] = {
@@ -153,6 +182,41 @@ static const struct option options[] = {
 	"Lookback window L in time steps (must match the model file)."),
     INT("model.horizon", model.horizon, 1, 720, "96", 0,
 	"Forecast horizon H in time steps (must match the model file)."),
+    ENUM("model.backbone", model.backbone, backbones, "gru", 0,
+	 "Backbone `driftcast train` builds: gru or transformer (a model "
+	 "file records its own)."),
+    INT("model.width", model.width, 8, 1024, "64", 0,
+	"Model width D (token embedding size) for `driftcast train`."),
+    INT("model.layers", model.layers, 1, 4, "1", 0,
+	"GRU or transformer layers for `driftcast train`."),
+    INT("model.heads", model.heads, 1, 64, "4", 0,
+	"Attention heads of the transformer; must divide model.width."),
+    INT("model.ff", model.ff, 8, 8192, "128", 0,
+	"Feed-forward width of the transformer layers."),
+    INT("model.lora_rank", model.lora_rank, 1, 64, "4", 0,
+	"Rank of the LoRA adapters on the embedding, backbone and head."),
+    DBL("model.mask_ratio", model.mask_ratio, 0.05, 0.9, "0.33", 0,
+	"Share of the lookback hidden by the masked-segment objective."),
+
+    INT("train.epochs", train.epochs, 1, 200, "30", 0,
+	"Maximum training epochs (early stopping usually ends sooner)."),
+    INT("train.batch", train.batch, 1, 4096, "64", 0,
+	"Windows per optimizer step."),
+    DBL("train.lr", train.lr, 0, 1, "0.001", 0, "AdamW learning rate."),
+    DBL("train.weight_decay", train.weight_decay, 0, 1, "0.0001", 0,
+	"AdamW decoupled weight decay."),
+    DBL("train.recon_weight", train.recon_weight, 0, 100, "0.5", 0,
+	"Weight lambda of the masked-reconstruction loss in pretraining."),
+    DBL("train.clip", train.clip, 0.001, 1000, "1.0", 0,
+	"Gradients are clipped to this global L2 norm."),
+    INT("train.patience", train.patience, 1, 100, "3", 0,
+	"Stop after this many epochs without a better validation MSE."),
+    INT("train.seed", train.seed, 0, 2147483647, "1", 0,
+	"Seed of initialisation, shuffling and masks."),
+    INT("train.threads", train.threads, 1, 64, "1", 0,
+	"BLAS threads used by `driftcast train`."),
+    INT("train.epoch_windows", train.epoch_windows, 0, 100000000, "0", 0,
+	"Windows drawn per epoch (0 = every training window)."),
 
     BOOL("ttt.enabled", ttt.enabled, "true", OPT_RELOAD,
 	 "Adapt per-series adapters at test time; false forecasts with "
@@ -160,6 +224,87 @@ static const struct option options[] = {
     INT("ttt.every", ttt.every, 1, 1000000, "25", OPT_RELOAD,
 	"Adapt every this many observations of a series (plus early on "
 	"drift)."),
+    DBL("ttt.w_recon", ttt.w_recon, 0, 1000, "1.0", OPT_RELOAD,
+	"Weight of the masked-segment reconstruction loss on recent "
+	"lookback windows (label-free)."),
+    DBL("ttt.w_matured", ttt.w_matured, 0, 1000, "1.0", OPT_RELOAD,
+	"Weight of the forecast MSE on matured windows (whose whole horizon "
+	"has arrived); 0 = reconstruction only."),
+    DBL("ttt.w_anchor", ttt.w_anchor, 0, 1000, "0.01", OPT_RELOAD,
+	"Weight of the squared distance of the adapter to its anchor."),
+    DBL("ttt.lr", ttt.lr, 0, 1, "0.001", OPT_RELOAD,
+	"Adam learning rate of the adapter steps."),
+    INT("ttt.steps", ttt.steps, 0, 100, "1", OPT_RELOAD,
+	"Optimizer steps per adaptation (0 disables adaptation)."),
+    DBL("ttt.clip", ttt.clip, 1e-6, 1e6, "1.0", OPT_RELOAD,
+	"Gradient L2 norm clip per step."),
+    DBL("ttt.max_update", ttt.max_update, 1e-6, 1e6, "0.5", OPT_RELOAD,
+	"Largest L2 norm one adaptation may move the adapter (a poisoning "
+	"defence); larger updates are scaled down."),
+    STR("ttt.families", ttt.families, "enc,norm,calib", 0, check_families,
+	"Adapter families that adapt: comma list of enc (LoRA on embedding "
+	"and backbone), norm (normalisation affines), head (LoRA on the "
+	"forecast head), calib (output calibration), or all."),
+    INT("ttt.recon_windows", ttt.recon_windows, 0, 64, "4", 0,
+	"Most recent lookback windows in the reconstruction batch."),
+    INT("ttt.step_windows", ttt.step_windows, 0, 64, "4", 0,
+	"Matured windows in the step batch (older than the guard's)."),
+    INT("ttt.guard_windows", ttt.guard_windows, 1, 64, "2", 0,
+	"Most recent matured windows held out from the step for the "
+	"guard."),
+    INT("ttt.window_stride", ttt.window_stride, 1, 1000, "4", 0,
+	"Spacing in time steps between the windows of one batch."),
+    BOOL("ttt.guard", ttt.guard, "true", OPT_RELOAD,
+	 "Accept a candidate only if the held-out matured error does not "
+	 "get worse (false only for ablations)."),
+    DBL("ttt.guard_tol", ttt.guard_tol, 0, 10, "0", OPT_RELOAD,
+	"Relative tolerance of the guard: accept if the candidate's error "
+	"<= the current one's * (1 + tol)."),
+    ENUM("ttt.drift", ttt.drift, ttt_drifts, "page_hinkley", OPT_RELOAD,
+	 "Drift detector on the reconstruction loss: none, page_hinkley or "
+	 "adwin; a drift adapts early."),
+    INT("ttt.drift_every", ttt.drift_every, 1, 1000000, "5", OPT_RELOAD,
+	"Sample the reconstruction loss for the detector every this many "
+	"observations."),
+    DBL("ttt.ph_delta", ttt.ph_delta, 0, 1000, "0.01", OPT_RELOAD,
+	"Page-Hinkley: tolerated increase of the loss per sample."),
+    DBL("ttt.ph_lambda", ttt.ph_lambda, 1e-6, 1e6, "1.0", OPT_RELOAD,
+	"Page-Hinkley: alarm threshold of the cumulative increase."),
+    DBL("ttt.adwin_delta", ttt.adwin_delta, 1e-9, 0.5, "0.002", OPT_RELOAD,
+	"ADWIN: confidence of a cut (smaller = fewer alarms)."),
+    INT("ttt.drift_min_gap", ttt.drift_min_gap, 0, 1000000, "5", OPT_RELOAD,
+	"Least observations since the last adaptation before a drift "
+	"adapts early."),
+    INT("ttt.shadow_every", ttt.shadow_every, 0, 1000000, "5", OPT_RELOAD,
+	"Score the adapted model and the frozen shadow on the newest matured "
+	"window every this many observations (0 = never: no rollback)."),
+    DBL("ttt.rollback_margin", ttt.rollback_margin, 0, 10, "0.05", OPT_RELOAD,
+	"Roll back when the adapted error exceeds the shadow's by this "
+	"relative margin."),
+    INT("ttt.rollback_window", ttt.rollback_window, 1, 1000000, "20",
+	OPT_RELOAD,
+	"Shadow samples averaged (EWMA span) and needed before a "
+	"rollback."),
+    ENUM("ttt.reset", ttt.reset, ttt_resets, "rollback", OPT_RELOAD,
+	 "What a realised-worse adapter falls back to: rollback (last good "
+	 "version), soft (toward the anchor by reset_alpha) or hard (the "
+	 "anchor)."),
+    DBL("ttt.reset_alpha", ttt.reset_alpha, 0, 1, "0.5", OPT_RELOAD,
+	"Soft reset: share of the way back to the anchor."),
+    ENUM("ttt.scope", ttt.scope, ttt_scopes, "series", 0,
+	 "Who owns an adapter: each series, each group (key prefix up to "
+	 "the last group_sep) or one global adapter."),
+    STR("ttt.group_sep", ttt.group_sep, "/", 0, check_one_char,
+	"Separator whose last occurrence ends a series key's group "
+	"prefix."),
+    BOOL("ttt.ephemeral", ttt.ephemeral, "false", OPT_RELOAD,
+	 "Adapt on each forecast's own lookback, forecast, and discard "
+	 "(per-request adaptation; no versions)."),
+    INT("ttt.max_gap", ttt.max_gap, 0, 100000, "4", OPT_RELOAD,
+	"Gaps of up to this many missing steps are filled by linear "
+	"interpolation; longer gaps restart the series' history."),
+    INT("ttt.seed", ttt.seed, 0, 2147483647, "1", 0,
+	"Seed of the reconstruction masks and adapter initialisation."),
 
     ENUM("log.level", log.level, log_levels, "info", OPT_RELOAD,
 	 "Least severe level logged: error, warning, notice, info or "
@@ -307,6 +452,42 @@ static int check_topic(const void *value, char *why, size_t why_size)
 			    isprint(ch) ? ch : '?');
 			return -EINVAL;
 		}
+	}
+	return 0;
+}
+
+static int check_families(const void *value, char *why, size_t why_size)
+{
+	static const char *const names[] = {"enc", "norm", "head", "calib",
+					    "all"};
+	const char *s = value;
+	for (;;) {
+		const char *comma = strchr(s, ',');
+		size_t len = comma ? (size_t)(comma - s) : strlen(s);
+		int ok = 0;
+		for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
+			if (strlen(names[i]) == len &&
+			    !strncmp(s, names[i], len))
+				ok = 1;
+		if (!ok) {
+			snprintf(why, why_size,
+				 "unknown adapter family '%.*s' (allowed: enc, "
+				 "norm, head, calib, all)",
+				 (int)len, s);
+			return -EINVAL;
+		}
+		if (!comma)
+			return 0;
+		s = comma + 1;
+	}
+}
+
+static int check_one_char(const void *value, char *why, size_t why_size)
+{
+	const char *s = value;
+	if (strlen(s) != 1) {
+		snprintf(why, why_size, "must be exactly one character");
+		return -EINVAL;
 	}
 	return 0;
 }
@@ -854,6 +1035,15 @@ static void check_relations(const struct cfg *c, const struct provenance *p,
 	check_distinct(c, p, e, "kafka.input_topic", "kafka.output_topic");
 	check_distinct(c, p, e, "kafka.input_topic", "kafka.deadletter_topic");
 	check_distinct(c, p, e, "kafka.output_topic", "kafka.deadletter_topic");
+	if (c->model.width % c->model.heads) {
+		int a = find_option("model.width"),
+		    b = find_option("model.heads");
+		int blame = later(p, a, b);
+		char w[CFG_PATH_MAX + 64];
+		err_add(e, "%s: model.heads (%d) must divide model.width (%d)",
+			where(p, blame, w, sizeof(w)), c->model.heads,
+			c->model.width);
+	}
 }
 
 /* ---- load ------------------------------------------------------------ */
@@ -1030,6 +1220,10 @@ static void format_allowed(const struct option *o, char *buf, size_t n)
 			snprintf(buf, n, "host:port[,host:port...]");
 		else if (o->check == check_listen)
 			snprintf(buf, n, "host:port, or off");
+		else if (o->check == check_families)
+			snprintf(buf, n, "enc, norm, head, calib, all");
+		else if (o->check == check_one_char)
+			snprintf(buf, n, "one character");
 		else
 			snprintf(buf, n, "non-empty text");
 		break;

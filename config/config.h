@@ -35,9 +35,33 @@ enum cfg_ts_unit {
 	CFG_TS_NS = 4,
 };
 
+/* [ttt] enums; the values equal ttt/ttt.h's (ttt_drift_kind,
+ * ttt_reset_policy, ttt_scope). */
+enum cfg_ttt_drift {
+	CFG_TTT_DRIFT_NONE = 0,
+	CFG_TTT_DRIFT_PH = 1,
+	CFG_TTT_DRIFT_ADWIN = 2,
+};
+enum cfg_ttt_reset {
+	CFG_TTT_RESET_ROLLBACK = 0,
+	CFG_TTT_RESET_SOFT = 1,
+	CFG_TTT_RESET_HARD = 2,
+};
+enum cfg_ttt_scope {
+	CFG_TTT_SCOPE_SERIES = 0,
+	CFG_TTT_SCOPE_GROUP = 1,
+	CFG_TTT_SCOPE_GLOBAL = 2,
+};
+
 enum cfg_offset_reset {
 	CFG_OFFSET_EARLIEST = 0,
 	CFG_OFFSET_LATEST = 1,
+};
+
+/* Same values as forecast.h's enum fc_backbone. */
+enum cfg_backbone {
+	CFG_BACKBONE_GRU = 0,
+	CFG_BACKBONE_TRANSFORMER = 1,
 };
 
 /* Values are syslog(3) priorities, as the journal understands them. */
@@ -75,10 +99,52 @@ struct cfg {
 		char path[CFG_PATH_MAX];
 		int lookback;
 		int horizon;
+		int backbone; /* enum cfg_backbone */
+		int width;
+		int layers;
+		int heads;
+		int ff;
+		int lora_rank;
+		double mask_ratio;
 	} model;
+	struct {
+		int epochs;
+		int batch;
+		double lr;
+		double weight_decay;
+		double recon_weight;
+		double clip;
+		int patience;
+		int seed;
+		int threads;
+		int epoch_windows;
+	} train;
 	struct {
 		bool enabled;
 		int every;
+		double w_recon, w_matured, w_anchor;
+		double lr;
+		int steps;
+		double clip, max_update;
+		char families[CFG_NAME_MAX]; /* "enc,norm,head,calib" subset */
+		int recon_windows, step_windows, guard_windows;
+		int window_stride;
+		bool guard;
+		double guard_tol;
+		int drift; /* enum cfg_ttt_drift */
+		int drift_every;
+		double ph_delta, ph_lambda, adwin_delta;
+		int drift_min_gap;
+		int shadow_every;
+		double rollback_margin;
+		int rollback_window;
+		int reset; /* enum cfg_ttt_reset */
+		double reset_alpha;
+		int scope; /* enum cfg_ttt_scope */
+		char group_sep[8];
+		bool ephemeral;
+		int max_gap;
+		int seed;
 	} ttt;
 	struct {
 		int level; /* enum cfg_log_level */
