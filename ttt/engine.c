@@ -420,23 +420,27 @@ int ttt_engine_new(const struct fc_model *m, const struct ttt_params *params,
 	return 0;
 }
 
-int ttt_engine_set_params(struct ttt_engine *e, const struct ttt_params *p,
-			  char *errbuf, size_t errbuf_size)
+int ttt_engine_set_params(struct ttt_engine *e, const struct ttt_params *p)
 {
-	int rc = ttt_params_check(p, errbuf, errbuf_size);
-	if (rc < 0)
-		return rc;
-	CHECK(p->scope == e->p.scope, "ttt.scope cannot change at run time");
-	CHECK(p->families == e->p.families,
-	      "ttt.families cannot change at run time");
-	CHECK(p->recon_windows == e->p.recon_windows &&
-		  p->step_windows == e->p.step_windows &&
-		  p->guard_windows == e->p.guard_windows &&
-		  p->window_stride == e->p.window_stride,
-	      "ttt window counts and stride cannot change at run time");
-	CHECK(p->seed == e->p.seed, "ttt.seed cannot change at run time");
-	e->p = *p;
+	struct ttt_params n = *p;
+	if (ttt_params_check(p, NULL, 0) < 0)
+		return -EINVAL;
+	/* restart-only settings keep their running values */
+	n.scope = e->p.scope;
+	n.group_sep = e->p.group_sep;
+	n.families = e->p.families;
+	n.recon_windows = e->p.recon_windows;
+	n.step_windows = e->p.step_windows;
+	n.guard_windows = e->p.guard_windows;
+	n.window_stride = e->p.window_stride;
+	n.seed = e->p.seed;
+	e->p = n;
 	return 0;
+}
+
+size_t ttt_engine_series_count(const struct ttt_engine *e)
+{
+	return e->series.count;
 }
 
 void ttt_engine_stats(const struct ttt_engine *e, struct ttt_stats *ret)
@@ -908,12 +912,10 @@ static void restart_history(struct series *s)
 }
 
 int ttt_engine_observe(struct ttt_engine *e, const char *key, int64_t ts,
-		       float value, const float **ret_forecast)
+		       float value)
 {
 	struct series *s;
 	struct ttt_event ev;
-	if (ret_forecast)
-		*ret_forecast = NULL;
 	if (!key || !*key)
 		return -EINVAL;
 	s = series_get(e, key);
@@ -993,8 +995,6 @@ int ttt_engine_observe(struct ttt_engine *e, const char *key, int64_t ts,
 	ev.horizon = e->H;
 	ev.version_from = ev.version_to = s->ad->version;
 	emit(e, &ev);
-	if (ret_forecast)
-		*ret_forecast = e->out;
 	if (!e->p.enabled || e->p.ephemeral)
 		return 0;
 
@@ -1012,8 +1012,6 @@ int ttt_engine_observe(struct ttt_engine *e, const char *key, int64_t ts,
 		else if (drift && s->since_adapt >= e->p.drift_min_gap)
 			adapt(e, s, TTT_TRIGGER_DRIFT);
 	}
-	if (ret_forecast)
-		*ret_forecast = e->out;
 	return 0;
 }
 
@@ -1021,11 +1019,10 @@ int ttt_engine_observe(struct ttt_engine *e, const char *key, int64_t ts,
 
 int ttt_engine_restore_series(struct ttt_engine *e, const char *key,
 			      const float *adapter, size_t len,
-			      uint64_t version, int64_t last_ts, int manual)
+			      uint64_t version, int64_t last_ts)
 {
 	struct series *s;
 	struct adstate *ad;
-	struct ttt_event ev;
 	if (!key || !*key)
 		return -EINVAL;
 	if (adapter) {
@@ -1039,8 +1036,6 @@ int ttt_engine_restore_series(struct ttt_engine *e, const char *key,
 	if (!s)
 		return -ENOMEM;
 	ad = s->ad;
-	ev_init(&ev, TTT_EV_ROLLBACK, s);
-	ev.version_from = ad->version;
 	if (adapter) {
 		memcpy(ad->a, adapter + e->ad_off, e->n_ad * sizeof(float));
 		ad->identity = 0;
@@ -1055,17 +1050,6 @@ int ttt_engine_restore_series(struct ttt_engine *e, const char *key,
 	if (last_ts != INT64_MIN) {
 		s->last_ts = last_ts;
 		s->has_ts = 1;
-	}
-	if (manual) {
-		ev.trigger = TTT_TRIGGER_MANUAL;
-		ev.version_to = version;
-		ev.reason = "operator rollback";
-		memcpy(e->cand, e->ident, e->A * sizeof(float));
-		memcpy(e->cand + e->ad_off, ad->a, e->n_ad * sizeof(float));
-		ev.adapter = e->cand;
-		ev.adapter_len = e->A;
-		e->st.rollbacks++;
-		emit(e, &ev);
 	}
 	return 0;
 }

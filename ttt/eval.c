@@ -133,6 +133,24 @@ static int run_naive(const struct fc_dataset *d, int arm, int L, int H,
 	return 0;
 }
 
+/* Forecast events of the engine of one model arm go here. */
+struct model_ctx {
+	struct acc *a;
+	const struct fc_dataset *d;
+	int c, r, H;
+};
+
+static void on_event(void *user, const struct ttt_event *ev)
+{
+	struct model_ctx *x = user;
+	if (ev->type != TTT_EV_FORECAST)
+		return;
+	/* The forecast of the window whose lookback ends at row r (the
+	 * engine's timestamp is the row index). */
+	if (ev->ts == x->r && x->r + x->H <= x->d->n_rows - 1)
+		score(x->a, x->d, x->c, x->r, ev->forecast, x->H);
+}
+
 static int run_model(const struct fc_model *m, const struct fc_dataset *d,
 		     const struct ttt_params *p, int arm,
 		     ttt_eval_progress_fn progress, void *user,
@@ -158,23 +176,23 @@ static int run_model(const struct fc_model *m, const struct fc_dataset *d,
 			goto out;
 		}
 	}
-	rc = ttt_engine_new(m, p, NULL, NULL, &e, errbuf, errbuf_size);
+	struct model_ctx ctx = {.a = &a, .d = d, .H = H};
+	rc = ttt_engine_new(m, p, on_event, &ctx, &e, errbuf, errbuf_size);
 	if (rc < 0)
 		goto out;
 	for (int r = start; r < n; r++) {
 		for (int c = 0; c < C; c++) {
-			const float *y = NULL;
+			ctx.c = c;
+			ctx.r = r;
 			rc = ttt_engine_observe(
-			    e, keys[c], r, d->scaled[(size_t)r * C + (size_t)c],
-			    &y);
+			    e, keys[c], r,
+			    d->scaled[(size_t)r * C + (size_t)c]);
 			if (rc < 0) {
 				snprintf(errbuf, errbuf_size,
 					 "%s row %d: engine: %s", keys[c], r,
 					 strerror(-rc));
 				goto out;
 			}
-			if (y && r + H <= n - 1)
-				score(&a, d, c, r, y, H);
 		}
 		if (progress && (r - start) % 64 == 0 &&
 		    progress(user, arm, r - start, n - start)) {

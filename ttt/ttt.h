@@ -153,43 +153,47 @@ void ttt_engine_free(struct ttt_engine *e);
 
 /*
  * Feed one measurement of series `key` (copied on first sight) at
- * timestamp ts (integer units, regular per series).  Returns 0 and, when
- * the series has a full lookback, *ret_forecast (may be NULL) points to
- * the H forecast values (valid until the next call into the engine), else
- * NULL.  Data problems are not errors: a duplicate or late timestamp, a
- * misaligned one or a non-finite value is dropped with
- * TTT_EV_REJECTED_VALUE (return 0, *ret_forecast NULL); a gap of at most
- * max_gap steps is filled by linear interpolation (TTT_EV_GAP_FILLED); a
- * longer gap restarts the series' history (its adapter is kept).
- * Returns -ENOMEM, or -EINVAL for an empty key.
+ * timestamp ts (integer units, regular per series).  When the series has
+ * a full lookback, the forecast is delivered as TTT_EV_FORECAST (its
+ * values live until the callback returns).  Data problems are not errors:
+ * a duplicate or late timestamp, a misaligned one or a non-finite value is
+ * dropped with TTT_EV_REJECTED_VALUE; a gap of at most max_gap steps is
+ * filled by linear interpolation (TTT_EV_GAP_FILLED, filled > 0); a longer
+ * gap restarts the series' history (TTT_EV_GAP_FILLED, filled = 0; its
+ * adapter is kept).  Returns 0, -ENOMEM, or -EINVAL for an empty key.
  */
 int ttt_engine_observe(struct ttt_engine *e, const char *key, int64_t ts,
-		       float value, const float **ret_forecast);
+		       float value);
 
-/* Replace the parameters (SIGHUP).  Everything may change at run time
- * except scope, families and ring geometry (recon/step/guard windows,
- * stride), which would need a restart: -EINVAL with the reason. */
-int ttt_engine_set_params(struct ttt_engine *e, const struct ttt_params *p,
-			  char *errbuf, size_t errbuf_size);
+/*
+ * Replace the parameters (SIGHUP).  Settings that cannot change at run
+ * time -- scope, group_sep, families, the batch windows and stride, seed --
+ * keep their running values (the config table marks them restart-only).
+ * Returns -EINVAL (nothing changes) for invalid parameters.
+ */
+int ttt_engine_set_params(struct ttt_engine *e, const struct ttt_params *p);
 
 /*
  * Set the adapter of series key (creating the series if needed) from
- * storage or an operator rollback: adapter holds len floats, either the
- * full block (fc_adapter_len) or NULL for the identity; version becomes
- * the current and last good version; last_ts (or INT64_MIN) tells the
- * engine which timestamps are late.  Emits TTT_EV_ROLLBACK with trigger
- * MANUAL when manual is nonzero.  -EINVAL on a length mismatch or a
- * non-finite weight.
+ * storage or an operator rollback: adapter holds len floats, the full
+ * block (len = fc_adapter_len), or is NULL for the identity (anchor);
+ * version becomes the current and last good version; last_ts (INT64_MIN:
+ * unknown) tells the engine which timestamps are late.  With scope group
+ * or global this sets the shared adapter.  No event is emitted.  -EINVAL
+ * on a length mismatch or a non-finite weight, -ENOMEM.
  */
 int ttt_engine_restore_series(struct ttt_engine *e, const char *key,
 			      const float *adapter, size_t len,
-			      uint64_t version, int64_t last_ts, int manual);
+			      uint64_t version, int64_t last_ts);
 
 /* The current adapter of series key expanded to the full block
- * (fc_adapter_len floats, copied into out) and its version; -ENOENT for
- * an unknown series. */
+ * (len = fc_adapter_len floats, copied into out) and its version;
+ * -ENOENT for an unknown series. */
 int ttt_engine_series_adapter(const struct ttt_engine *e, const char *key,
 			      float *out, size_t len, uint64_t *ret_version);
+
+/* Number of series seen. */
+size_t ttt_engine_series_count(const struct ttt_engine *e);
 
 struct ttt_stats {
 	uint64_t observations, forecasts;
