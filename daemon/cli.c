@@ -23,6 +23,7 @@
 
 static const struct dc_command commands[] = {
     {"config", "check, show or generate configuration", dc_cmd_config},
+    {"train", "pretrain a base model on a CSV", dc_cmd_train},
     {"version", "print versions of driftcast and its libraries",
      dc_cmd_version},
 };

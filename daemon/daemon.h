@@ -52,6 +52,7 @@ int dc_cfg_args_load(const struct dc_cfg_args *a, struct cfg *ret_cfg,
 
 /* Commands (daemon/cmd_*.c). */
 int dc_cmd_config(int argc, char **argv);
+int dc_cmd_train(int argc, char **argv);
 int dc_cmd_version(int argc, char **argv);
 
 /* ---- Kafka (daemon/kafka.c) -------------------------------------------
