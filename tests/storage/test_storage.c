@@ -1,0 +1,909 @@
+/*
+ * storage/: the write path, restore, history, versions, rollback,
+ * retention, migrations, and every bad file the issue lists (not a
+ * database, corrupt, read-only file or directory, newer schema, full disk,
+ * checksum failure).
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+
+#include "tests/storage/storeutil.h"
+
+/* ---- restore collector ----------------------------------------------- */
+
+struct got {
+	int n, bad;
+	char series[16][32];
+	uint64_t version[16];
+	float first[16];
+	int status[16];
+};
+
+static int collect(void *user, const struct store_restored *r)
+{
+	struct got *g = user;
+	if (g->n >= 16)
+		return 1;
+	snprintf(g->series[g->n], 32, "%s", r->series);
+	g->version[g->n] = r->version;
+	g->status[g->n] = r->status;
+	g->first[g->n] = r->adapter ? r->adapter[0] : NAN;
+	if (r->status)
+		g->bad++;
+	g->n++;
+	return 0;
+}
+
+static struct got restore_all(struct store *s)
+{
+	struct got g = {0};
+	char err[512];
+	size_t bad = 0;
+	int r = store_restore(s, NULL, collect, &g, &bad, err, sizeof(err));
+	cr_assert_eq(r, 0, "restore: %s", err);
+	cr_assert_eq((int)bad, g.bad);
+	return g;
+}
+
+/* Three series: a with versions 0..2, b with 0..5, c with 0 only. */
+static void fill_three(struct store *s)
+{
+	cr_assert_eq(su_version(s, "a", STORE_EV_INIT, 0, 0, 1000, 0.0f), 0);
+	cr_assert_eq(su_version(s, "b", STORE_EV_INIT, 0, 0, 1000, 10.0f), 0);
+	cr_assert_eq(su_version(s, "c", STORE_EV_INIT, 0, 0, 1000, 20.0f), 0);
+	for (int v = 1; v <= 5; v++) {
+		if (v <= 2)
+			cr_assert_eq(su_version(s, "a", STORE_EV_ADAPT_ACCEPTED,
+						(uint64_t)v - 1, (uint64_t)v,
+						1000 + 3600 * v, (float)v),
+				     0);
+		cr_assert_eq(su_version(s, "b", STORE_EV_ADAPT_ACCEPTED,
+					(uint64_t)v - 1, (uint64_t)v,
+					1000 + 3600 * v, 10.0f + (float)v),
+			     0);
+	}
+	su_commit(s);
+}
+
+Test(storage, open_creates_and_migrates)
+{
+	char dir[64], path[128];
+	su_tmpdb(dir, sizeof(dir), path, sizeof(path));
+	struct store *s = su_open(path, NULL);
+	cr_assert_eq(store_schema_version(s), STORE_SCHEMA_VERSION);
+	store_free(s);
+	sqlite3 *db = su_raw(path);
+	cr_assert_eq(su_int(db, "PRAGMA user_version"), STORE_SCHEMA_VERSION);
+	cr_assert_eq(su_int(db, "PRAGMA application_id"), STORE_APPLICATION_ID);
+	char mode[16];
+	su_text(db, "PRAGMA journal_mode", mode, sizeof(mode));
+	cr_assert_str_eq(mode, "wal");
+	cr_assert_eq(su_int(db, "SELECT count(*) FROM sqlite_master WHERE "
+				"type = 'view'"),
+		     7);
+	sqlite3_close(db);
+	/* reopening an up-to-date file migrates nothing */
+	s = su_open(path, NULL);
+	store_free(s);
+	su_rmdir(dir);
+}
+
+Test(storage, write_restore_and_versions)
+{
+	char dir[64], path[128];
+	su_tmpdb(dir, sizeof(dir), path, sizeof(path));
+	struct store *s = su_open(path, NULL);
+	fill_three(s);
+	struct got g = restore_all(s);
+	cr_assert_eq(g.n, 3);
+	cr_assert_str_eq(g.series[0], "a");
+	cr_assert_eq(g.version[0], 2);
+	cr_assert_float_eq(g.first[0], 2.0f, 0);
+	cr_assert_eq(g.version[1], 5);
+	cr_assert_float_eq(g.first[1], 15.0f, 0);
+	cr_assert_eq(g.version[2], 0);
+	cr_assert_eq(g.bad, 0);
+	store_free(s);
+
+	/* lineage: every version's parent is the previous one */
+	sqlite3 *db = su_raw(path);
+	cr_assert_eq(su_int(db, "SELECT count(*) FROM versions v JOIN series "
+				"s ON s.id = v.series_id WHERE s.key = 'b' "
+				"AND v.number > 0 AND (v.parent_number != "
+				"v.number - 1 OR (SELECT number FROM versions "
+				"p WHERE p.id = v.parent_id) != v.number - "
+				"1)"),
+		     0);
+	cr_assert_eq(su_int(db, "SELECT max(depth) FROM v_lineage WHERE "
+				"series = 'b' AND version = 5"),
+		     5);
+	cr_assert_eq(su_int(db, "SELECT count(*) FROM versions WHERE reason "
+				"= 'init' AND parent_id IS NULL"),
+		     3);
+	sqlite3_close(db);
+	su_rmdir(dir);
+}
+
+struct vlist {
+	int n;
+	uint64_t number[16];
+	int64_t parent[16];
+	bool current[16];
+};
+
+static int vcollect(void *user, const struct store_version *v)
+{
+	struct vlist *l = user;
+	l->number[l->n] = v->number;
+	l->parent[l->n] = v->parent_number;
+	l->current[l->n] = v->current;
+	l->n++;
+	return l->n >= 16;
+}
+
+Test(storage, versions_oldest_first_and_unknown_series)
+{
+	char dir[64], path[128], err[512];
+	su_tmpdb(dir, sizeof(dir), path, sizeof(path));
+	struct store *s = su_open(path, NULL);
+	fill_three(s);
+	struct vlist l = {0};
+	cr_assert_eq(store_versions(s, "a", vcollect, &l, err, sizeof(err)), 0);
+	cr_assert_eq(l.n, 3);
+	cr_assert_eq(l.number[0], 0);
+	cr_assert_eq(l.parent[0], -1);
+	cr_assert_eq(l.number[2], 2);
+	cr_assert_eq(l.parent[2], 1);
+	cr_assert(l.current[2] && !l.current[1]);
+	cr_assert_eq(store_versions(s, "nope", vcollect, &l, err, sizeof(err)),
+		     -ENOENT);
+	cr_assert(strstr(err, "nope"));
+	store_free(s);
+	su_rmdir(dir);
+}
+
+Test(storage, duplicate_version_refused_batch_survives)
+{
+	char dir[64], path[128];
+	su_tmpdb(dir, sizeof(dir), path, sizeof(path));
+	struct store *s = su_open(path, NULL);
+	cr_assert_eq(su_version(s, "a", STORE_EV_INIT, 0, 0, 1, 0.0f), 0);
+	cr_assert_eq(su_version(s, "a", STORE_EV_ADAPT_ACCEPTED, 0, 1, 2, 1.0f),
+		     0);
+	cr_assert_eq(su_version(s, "a", STORE_EV_ADAPT_ACCEPTED, 0, 1, 3, 9.0f),
+		     -EEXIST);
+	cr_assert_eq(store_degraded(s, NULL, 0), 0);
+	cr_assert_eq(su_version(s, "a", STORE_EV_ADAPT_ACCEPTED, 1, 2, 4, 2.0f),
+		     0);
+	su_commit(s);
+	struct got g = restore_all(s);
+	cr_assert_eq(g.version[0], 2);
+	cr_assert_float_eq(g.first[0], 2.0f, 0);
+	store_free(s);
+	sqlite3 *db = su_raw(path);
+	/* the refused event left no audit row either */
+	cr_assert_eq(su_int(db, "SELECT count(*) FROM audit"), 3);
+	sqlite3_close(db);
+	su_rmdir(dir);
+}
+
+Test(storage, offsets_commit_with_the_batch_only)
+{
+	char dir[64], path[128], err[512];
+	su_tmpdb(dir, sizeof(dir), path, sizeof(path));
+	struct store *s = su_open(path, NULL);
+	int64_t off = -1;
+	bool found = true;
+	cr_assert_eq(
+	    store_offset_get(s, "in", 3, &off, &found, err, sizeof(err)), 0);
+	cr_assert(!found);
+	cr_assert_eq(off, 0);
+	/* aborted batch: neither the version nor the offset exists */
+	cr_assert_eq(su_version(s, "a", STORE_EV_INIT, 0, 0, 1, 0.0f), 0);
+	cr_assert_eq(store_offset_put(s, "in", 3, 42, err, sizeof(err)), 0);
+	store_batch_abort(s);
+	cr_assert_eq(
+	    store_offset_get(s, "in", 3, &off, &found, err, sizeof(err)), 0);
+	cr_assert(!found);
+	cr_assert_eq(restore_all(s).n, 0);
+	/* committed batch: both */
+	cr_assert_eq(su_version(s, "a", STORE_EV_INIT, 0, 0, 1, 0.0f), 0);
+	cr_assert_eq(store_offset_put(s, "in", 3, 42, err, sizeof(err)), 0);
+	cr_assert_eq(store_offset_put(s, "in", 3, 43, err, sizeof(err)), 0);
+	su_commit(s);
+	cr_assert_eq(
+	    store_offset_get(s, "in", 3, &off, &found, err, sizeof(err)), 0);
+	cr_assert(found);
+	cr_assert_eq(off, 43);
+	cr_assert_eq(store_offset_put(s, "", 3, 1, err, sizeof(err)), -EINVAL);
+	cr_assert_eq(store_offset_put(s, "in", -1, 1, err, sizeof(err)),
+		     -EINVAL);
+	store_free(s);
+	su_rmdir(dir);
+}
+
+struct hist {
+	int n;
+	char series[32][16];
+	int type[32];
+	int64_t ts[32];
+};
+
+static int hcollect(void *user, const struct store_event *ev)
+{
+	struct hist *h = user;
+	snprintf(h->series[h->n], 16, "%s", ev->series);
+	h->type[h->n] = ev->type;
+	h->ts[h->n] = ev->ts;
+	h->n++;
+	return h->n >= 32;
+}
+
+Test(storage, history_by_series_and_since)
+{
+	char dir[64], path[128], err[512];
+	su_tmpdb(dir, sizeof(dir), path, sizeof(path));
+	struct store *s = su_open(path, NULL);
+	fill_three(s);
+	struct store_event rej = {
+	    .type = STORE_EV_ADAPT_REJECTED,
+	    .trigger = STORE_TRIGGER_DRIFT,
+	    .series = "a",
+	    .ts = 99999,
+	    .version_from = 2,
+	    .version_to = 2,
+	    .guard_before = 1.0f,
+	    .guard_after = 3.0f,
+	    .reason = "guard: worse on held-out windows",
+	};
+	cr_assert_eq(store_event_put(s, &rej, err, sizeof(err)), 0);
+	su_commit(s);
+	struct hist h = {0};
+	cr_assert_eq(store_history(s, "a", 0, hcollect, &h, err, sizeof(err)),
+		     0);
+	cr_assert_eq(h.n, 4);
+	cr_assert_eq(h.type[0], STORE_EV_INIT);
+	cr_assert_eq(h.type[3], STORE_EV_ADAPT_REJECTED);
+	for (int i = 1; i < h.n; i++)
+		cr_assert(h.ts[i] >= h.ts[i - 1]);
+	memset(&h, 0, sizeof(h));
+	cr_assert_eq(store_history(s, NULL, 1000 + 3600 * 2, hcollect, &h, err,
+				   sizeof(err)),
+		     0);
+	/* a@2, b@2..5, the rejection */
+	cr_assert_eq(h.n, 1 + 4 + 1);
+	memset(&h, 0, sizeof(h));
+	cr_assert_eq(store_history(s, "zzz", 0, hcollect, &h, err, sizeof(err)),
+		     0);
+	cr_assert_eq(h.n, 0);
+	store_free(s);
+	su_rmdir(dir);
+}
+
+Test(storage, versions_immutable_audit_append_only)
+{
+	char dir[64], path[128];
+	su_tmpdb(dir, sizeof(dir), path, sizeof(path));
+	struct store *s = su_open(path, NULL);
+	fill_three(s);
+	store_free(s);
+	sqlite3 *db = su_raw(path);
+	char *msg = NULL;
+	cr_assert_neq(sqlite3_exec(db, "UPDATE versions SET note = 'x'", NULL,
+				   NULL, &msg),
+		      SQLITE_OK);
+	cr_assert(strstr(msg, "immutable"), "%s", msg);
+	sqlite3_free(msg);
+	cr_assert_neq(sqlite3_exec(db, "DELETE FROM audit", NULL, NULL, &msg),
+		      SQLITE_OK);
+	cr_assert(strstr(msg, "append-only"), "%s", msg);
+	sqlite3_free(msg);
+	cr_assert_neq(
+	    sqlite3_exec(db, "UPDATE audit SET reason = 'x'", NULL, NULL, &msg),
+	    SQLITE_OK);
+	sqlite3_free(msg);
+	sqlite3_close(db);
+	su_rmdir(dir);
+}
+
+/* Flip a byte of one version's blob behind the trigger's back. */
+static void damage_blob(const char *path, const char *series, int number)
+{
+	char sql[512];
+	sqlite3 *db = su_raw(path);
+	snprintf(sql, sizeof(sql),
+		 "DROP TRIGGER IF EXISTS versions_immutable; "
+		 "UPDATE versions SET adapter = "
+		 "cast(zeroblob(length(adapter)) AS BLOB) WHERE number = %d "
+		 "AND series_id = (SELECT id FROM series WHERE key = '%s');",
+		 number, series);
+	su_exec(db, sql);
+	sqlite3_close(db);
+}
+
+Test(storage, checksum_failure_reported_on_restore_and_rollback)
+{
+	char dir[64], path[128], err[512];
+	su_tmpdb(dir, sizeof(dir), path, sizeof(path));
+	struct store *s = su_open(path, NULL);
+	fill_three(s);
+	store_free(s);
+	damage_blob(path, "b", 5); /* b's current */
+	damage_blob(path, "a", 0); /* an old version of a */
+	s = su_open(path, NULL);
+	struct got g = restore_all(s);
+	cr_assert_eq(g.n, 3);
+	cr_assert_eq(g.bad, 1);
+	cr_assert_eq(g.status[1], -EBADMSG);
+	cr_assert(isnan(g.first[1]));
+	cr_assert_eq(g.status[0], 0);
+	cr_assert_eq(g.status[2], 0);
+	struct store_rollback_result res;
+	struct store_rollback_target t = {.number = 0};
+	cr_assert_eq(store_rollback(s, "a", &t, "test", &res, err, sizeof(err)),
+		     -EBADMSG);
+	cr_assert(strstr(err, "checksum"), "%s", err);
+	/* nothing was written, the store is not degraded */
+	cr_assert_eq(store_degraded(s, NULL, 0), 0);
+	g = restore_all(s);
+	cr_assert_eq(g.version[0], 2);
+	store_free(s);
+	su_rmdir(dir);
+}
+
+Test(storage, rollback_by_number_and_time)
+{
+	char dir[64], path[128], err[512];
+	su_tmpdb(dir, sizeof(dir), path, sizeof(path));
+	struct store *s = su_open(path, NULL);
+	fill_three(s);
+	struct store_rollback_result res;
+	struct store_rollback_target t = {.number = 1};
+	cr_assert_eq(store_rollback(s, "b", &t, "bad adaptation", &res, err,
+				    sizeof(err)),
+		     0, "%s", err);
+	cr_assert_eq(res.from_version, 5);
+	cr_assert_eq(res.restored, 1);
+	cr_assert_eq(res.new_version, 6);
+	cr_assert_eq(res.adapter_len, SU_ADAPTER_LEN);
+	cr_assert_float_eq(res.adapter[0], 11.0f, 0);
+	cr_assert(!res.via_daemon);
+	struct got g = restore_all(s);
+	cr_assert_eq(g.version[1], 6);
+	cr_assert_float_eq(g.first[1], 11.0f, 0);
+
+	/* by time: at ts 1000 + 3600 * 3 + 10 version 3 was current */
+	t = (struct store_rollback_target){.by_time = true,
+					   .at = 1000 + 3600 * 3 + 10};
+	cr_assert_eq(
+	    store_rollback(s, "b", &t, "back to 3", &res, err, sizeof(err)), 0,
+	    "%s", err);
+	cr_assert_eq(res.restored, 3);
+	cr_assert_eq(res.new_version, 7);
+	cr_assert_float_eq(res.adapter[0], 13.0f, 0);
+	store_free(s);
+
+	sqlite3 *db = su_raw(path);
+	/* nothing deleted: 6 original + 2 new versions of b */
+	cr_assert_eq(su_int(db, "SELECT count(*) FROM v_versions WHERE series "
+				"= 'b'"),
+		     8);
+	cr_assert_eq(su_int(db, "SELECT parent FROM v_versions WHERE series = "
+				"'b' AND version = 7"),
+		     6);
+	cr_assert_eq(su_int(db, "SELECT restored_from FROM v_versions WHERE "
+				"series = 'b' AND version = 7"),
+		     3);
+	cr_assert_eq(su_int(db, "SELECT count(*) FROM v_history WHERE series "
+				"= 'b' AND event = 'manual' AND "
+				"triggered_by = 'manual'"),
+		     2);
+	char why[256];
+	su_text(db,
+		"SELECT reason FROM v_history WHERE series = 'b' AND "
+		"version_to = 6",
+		why, sizeof(why));
+	cr_assert(strstr(why, "bad adaptation"), "%s", why);
+	/* content of the new version is byte-identical to the restored one */
+	cr_assert_eq(su_int(db, "SELECT a.adapter = b.adapter FROM versions "
+				"a, versions b, series s WHERE s.key = 'b' "
+				"AND a.series_id = s.id AND b.series_id = s.id "
+				"AND a.number = 6 AND b.number = 1"),
+		     1);
+	sqlite3_close(db);
+	su_rmdir(dir);
+}
+
+Test(storage, rollback_refusals)
+{
+	char dir[64], path[128], err[512];
+	su_tmpdb(dir, sizeof(dir), path, sizeof(path));
+	struct store *s = su_open(path, NULL);
+	fill_three(s);
+	struct store_rollback_result res;
+	/* version 4 exists for b, not for a */
+	struct store_rollback_target t = {.number = 4};
+	cr_assert_eq(store_rollback(s, "a", &t, "x", &res, err, sizeof(err)),
+		     -EINVAL);
+	cr_assert(strstr(err, "has no version 4"), "%s", err);
+	t.number = 99;
+	cr_assert_eq(store_rollback(s, "b", &t, "x", &res, err, sizeof(err)),
+		     -EINVAL);
+	t.number = 5;
+	cr_assert_eq(store_rollback(s, "b", &t, "x", &res, err, sizeof(err)),
+		     -EINVAL);
+	cr_assert(strstr(err, "already the current"), "%s", err);
+	t.number = 1;
+	cr_assert_eq(store_rollback(s, "nope", &t, "x", &res, err, sizeof(err)),
+		     -ENOENT);
+	cr_assert_eq(store_rollback(s, "b", &t, "", &res, err, sizeof(err)),
+		     -EINVAL);
+	t = (struct store_rollback_target){.by_time = true, .at = 10};
+	cr_assert_eq(store_rollback(s, "b", &t, "x", &res, err, sizeof(err)),
+		     -EINVAL);
+	cr_assert(strstr(err, "no version at"), "%s", err);
+	cr_assert_eq(store_degraded(s, NULL, 0), 0);
+	store_free(s);
+	sqlite3 *db = su_raw(path);
+	cr_assert_eq(su_int(db, "SELECT count(*) FROM versions"), 3 + 6 + 1);
+	cr_assert_eq(su_int(db, "SELECT count(*) FROM audit WHERE event = "
+				"'manual'"),
+		     0);
+	sqlite3_close(db);
+	su_rmdir(dir);
+}
+
+static void write_file(const char *path, const void *data, size_t n)
+{
+	FILE *f = fopen(path, "wb");
+	cr_assert(f);
+	cr_assert_eq(fwrite(data, 1, n, f), n);
+	fclose(f);
+}
+
+static size_t read_file(const char *path, char *buf, size_t n)
+{
+	FILE *f = fopen(path, "rb");
+	if (!f)
+		return 0;
+	size_t k = fread(buf, 1, n, f);
+	fclose(f);
+	return k;
+}
+
+Test(storage, not_a_database_refused_then_renamed_on_request)
+{
+	char dir[64], path[128], err[512], buf[256];
+	static const char text[] = "this is not a database, but a text file "
+				   "of enough length to be read as a header";
+	su_tmpdb(dir, sizeof(dir), path, sizeof(path));
+	write_file(path, text, sizeof(text));
+	struct store *s = NULL;
+	cr_assert_eq(store_open(path, NULL, &s, err, sizeof(err)),
+		     -ENOTRECOVERABLE);
+	cr_assert(strstr(err, "not a database") || strstr(err, "corrupt"), "%s",
+		  err);
+	cr_assert_null(s);
+	/* untouched */
+	cr_assert_eq(read_file(path, buf, sizeof(buf)), sizeof(text));
+	cr_assert_eq(memcmp(buf, text, sizeof(text)), 0);
+	struct store_options ro = {.read_only = true};
+	cr_assert_eq(store_open(path, &ro, &s, err, sizeof(err)),
+		     -ENOTRECOVERABLE);
+
+	struct store_options o = {.rename_corrupt = true};
+	s = su_open(path, &o);
+	const char *aside = store_renamed_path(s);
+	cr_assert(strstr(aside, ".corrupt-"), "%s", aside);
+	cr_assert_eq(read_file(aside, buf, sizeof(buf)), sizeof(text));
+	cr_assert_eq(memcmp(buf, text, sizeof(text)), 0);
+	cr_assert_eq(su_version(s, "a", STORE_EV_INIT, 0, 0, 1, 0.0f), 0);
+	su_commit(s);
+	store_free(s);
+	su_rmdir(dir);
+}
+
+Test(storage, foreign_sqlite_database_refused)
+{
+	char dir[64], path[128], err[512];
+	su_tmpdb(dir, sizeof(dir), path, sizeof(path));
+	sqlite3 *db = su_raw(path);
+	su_exec(db, "CREATE TABLE customers (id INTEGER, name TEXT); "
+		    "INSERT INTO customers VALUES (1, 'x');");
+	sqlite3_close(db);
+	struct store *s = NULL;
+	cr_assert_eq(store_open(path, NULL, &s, err, sizeof(err)),
+		     -ENOTRECOVERABLE);
+	cr_assert(strstr(err, "not a driftcast"), "%s", err);
+	db = su_raw(path);
+	cr_assert_eq(su_int(db, "SELECT count(*) FROM customers"), 1);
+	cr_assert_eq(su_int(db, "PRAGMA user_version"), 0);
+	sqlite3_close(db);
+	su_rmdir(dir);
+}
+
+Test(storage, corrupt_database_detected_and_renamed_on_request)
+{
+	char dir[64], path[128], err[512];
+	su_tmpdb(dir, sizeof(dir), path, sizeof(path));
+	struct store *s = su_open(path, NULL);
+	for (int i = 0; i < 200; i++) {
+		char key[32];
+		snprintf(key, sizeof(key), "series-%03d", i);
+		cr_assert_eq(
+		    su_version(s, key, STORE_EV_INIT, 0, 0, 1, (float)i), 0);
+	}
+	su_commit(s);
+	store_free(s); /* checkpoints the WAL into the file */
+	struct stat st;
+	cr_assert_eq(stat(path, &st), 0);
+	cr_assert(st.st_size > 16 * 4096);
+	/* garbage over pages 3..8 */
+	int fd = open(path, O_WRONLY);
+	char junk[6 * 4096];
+	memset(junk, 0xA5, sizeof(junk));
+	cr_assert_eq(pwrite(fd, junk, sizeof(junk), 2 * 4096),
+		     (ssize_t)sizeof(junk));
+	close(fd);
+
+	struct store_options chk = {.check = true};
+	cr_assert_eq(store_open(path, &chk, &s, err, sizeof(err)),
+		     -ENOTRECOVERABLE);
+	cr_assert(strstr(err, "corrupt"), "%s", err);
+	/* without the up-front check, the first read that meets it fails */
+	struct store_options ro = {.read_only = true};
+	int r = store_open(path, &ro, &s, err, sizeof(err));
+	if (r == 0) {
+		struct got g = {0};
+		r = store_restore(s, NULL, collect, &g, NULL, err, sizeof(err));
+		store_free(s);
+	}
+	cr_assert_eq(r, -ENOTRECOVERABLE, "%d %s", r, err);
+	cr_assert_eq(stat(path, &st), 0, "the corrupt file is kept");
+
+	chk.rename_corrupt = true;
+	s = su_open(path, &chk);
+	cr_assert(strstr(store_renamed_path(s), ".corrupt-"));
+	cr_assert_eq(restore_all(s).n, 0);
+	store_free(s);
+	su_rmdir(dir);
+}
+
+Test(storage, newer_schema_refused_untouched)
+{
+	char dir[64], path[128], err[512];
+	su_tmpdb(dir, sizeof(dir), path, sizeof(path));
+	struct store *s = su_open(path, NULL);
+	fill_three(s);
+	store_free(s);
+	sqlite3 *db = su_raw(path);
+	su_exec(db, "PRAGMA user_version = 99");
+	sqlite3_close(db);
+	struct stat a, b;
+	cr_assert_eq(stat(path, &a), 0);
+	cr_assert_eq(store_open(path, NULL, &s, err, sizeof(err)),
+		     -EPROTONOSUPPORT);
+	cr_assert(strstr(err, "newer driftcast"), "%s", err);
+	struct store_options ro = {.read_only = true};
+	cr_assert_eq(store_open(path, &ro, &s, err, sizeof(err)),
+		     -EPROTONOSUPPORT);
+	cr_assert_eq(stat(path, &b), 0);
+	cr_assert_eq(a.st_size, b.st_size);
+	cr_assert_eq(a.st_mtim.tv_sec, b.st_mtim.tv_sec);
+	cr_assert_eq(a.st_mtim.tv_nsec, b.st_mtim.tv_nsec);
+	db = su_raw(path);
+	cr_assert_eq(su_int(db, "PRAGMA user_version"), 99);
+	sqlite3_close(db);
+	su_rmdir(dir);
+}
+
+Test(storage, missing_file_read_only)
+{
+	char err[512];
+	struct store *s = NULL;
+	struct store_options ro = {.read_only = true};
+	cr_assert_eq(
+	    store_open("/tmp/dc-no-such-dir/x.db", &ro, &s, err, sizeof(err)),
+	    -ENOENT);
+	cr_assert(strstr(err, "x.db"));
+	cr_assert_eq(
+	    store_open("/tmp/dc-no-such-dir/x.db", NULL, &s, err, sizeof(err)),
+	    -ENOENT);
+}
+
+/* Run fn as an unprivileged user (root ignores file modes). */
+static int as_nobody(int (*fn)(const char *), const char *path)
+{
+	pid_t pid = fork();
+	cr_assert(pid >= 0);
+	if (pid == 0) {
+		if (geteuid() == 0 && (setgid(65534) < 0 || setuid(65534) < 0))
+			_exit(100);
+		_exit(fn(path));
+	}
+	int st;
+	cr_assert_eq(waitpid(pid, &st, 0), pid);
+	cr_assert(WIFEXITED(st));
+	return WEXITSTATUS(st);
+}
+
+/* Exit codes: 0 = refused with a clear message and the read-only open
+ * works, else a step number. */
+static int try_write_then_read(const char *path)
+{
+	char err[512];
+	struct store *s = NULL;
+	int r = store_open(path, NULL, &s, err, sizeof(err));
+	if (r != -EACCES && r != -EROFS)
+		return 1;
+	if (!strstr(err, "not writable"))
+		return 2;
+	struct store_options ro = {.read_only = true};
+	if (store_open(path, &ro, &s, err, sizeof(err)) < 0)
+		return 3;
+	size_t bad = 1;
+	struct got g = {0};
+	r = store_restore(s, NULL, collect, &g, &bad, err, sizeof(err));
+	int ok = r == 0 && g.n == 3 && bad == 0;
+	if (ok &&
+	    su_version(s, "a", STORE_EV_ADAPT_ACCEPTED, 2, 3, 1, 0) != -EROFS)
+		ok = 0;
+	store_free(s);
+	return ok ? 0 : 4;
+}
+
+Test(storage, read_only_file_and_directory)
+{
+	char dir[64], path[128];
+	su_tmpdb(dir, sizeof(dir), path, sizeof(path));
+	struct store *s = su_open(path, NULL);
+	fill_three(s);
+	store_free(s);
+	/* read-only file in a writable directory */
+	cr_assert_eq(chmod(dir, 0777), 0);
+	cr_assert_eq(chmod(path, 0444), 0);
+	cr_assert_eq(as_nobody(try_write_then_read, path), 0, "step %d",
+		     as_nobody(try_write_then_read, path));
+	/* writable file (for nobody) in a read-only directory */
+	cr_assert_eq(chmod(path, 0666), 0);
+	cr_assert_eq(chmod(dir, 0555), 0);
+	cr_assert_eq(as_nobody(try_write_then_read, path), 0, "step %d",
+		     as_nobody(try_write_then_read, path));
+	chmod(dir, 0755);
+	su_rmdir(dir);
+}
+
+Test(storage, disk_full_degrades_then_recovers)
+{
+	char dir[64], path[128], err[512];
+	su_tmpdb(dir, sizeof(dir), path, sizeof(path));
+	struct store *s = su_open(path, NULL);
+	fill_three(s);
+	cr_assert_eq(store_offset_put(s, "in", 0, 10, err, sizeof(err)), 0);
+	su_commit(s);
+	char sql[64];
+	sqlite3 *db = su_raw(path);
+	long long pages = su_int(db, "PRAGMA page_count");
+	sqlite3_close(db);
+	snprintf(sql, sizeof(sql), "PRAGMA max_page_count = %lld", pages);
+	cr_assert_eq(store_debug_exec(s, sql, err, sizeof(err)), 0);
+
+	/* big adapters until the file cannot grow */
+	static float big[16384];
+	int r = 0;
+	for (int v = 6; v < 200 && r == 0; v++) {
+		struct store_event ev = {
+		    .type = STORE_EV_ADAPT_ACCEPTED,
+		    .series = "b",
+		    .version_from = (uint64_t)v - 1,
+		    .version_to = (uint64_t)v,
+		    .reason = "fill",
+		    .adapter = big,
+		    .adapter_len = 16384,
+		};
+		r = store_event_put(s, &ev, err, sizeof(err));
+		if (r == 0)
+			r = store_offset_put(s, "in", 0, 10 + v, err,
+					     sizeof(err));
+		if (r == 0 && v % 4 == 0)
+			r = store_batch_commit(s, err, sizeof(err));
+	}
+	cr_assert_eq(r, -ENOSPC, "%d %s", r, err);
+	cr_assert(strstr(err, "full"), "%s", err);
+	char why[512];
+	cr_assert_eq(store_degraded(s, why, sizeof(why)), -ENOSPC);
+	cr_assert(strstr(why, "full"), "%s", why);
+	/* reads keep working; the failed batch left nothing behind */
+	struct got g = restore_all(s);
+	cr_assert_eq(g.n, 3);
+	int64_t off;
+	bool found;
+	cr_assert_eq(
+	    store_offset_get(s, "in", 0, &off, &found, err, sizeof(err)), 0);
+	db = su_raw(path);
+	cr_assert_eq(su_int(db, "SELECT current_version FROM series WHERE "
+				"key = 'b'"),
+		     (long long)(off - 10 < 5 ? 5 : off - 10));
+	sqlite3_close(db);
+	/* space again: the next batch commits and the state clears */
+	cr_assert_eq(store_debug_exec(s, "PRAGMA max_page_count = 1000000", err,
+				      sizeof(err)),
+		     0);
+	cr_assert_eq(su_version(s, "c", STORE_EV_ADAPT_ACCEPTED, 0, 1, 5, 1.0f),
+		     0);
+	su_commit(s);
+	cr_assert_eq(store_degraded(s, NULL, 0), 0);
+	store_free(s);
+	su_rmdir(dir);
+}
+
+Test(storage, migrates_v1_in_place)
+{
+	char dir[64], path[128];
+	su_tmpdb(dir, sizeof(dir), path, sizeof(path));
+	struct store_options v1 = {.target_schema = 1};
+	struct store *s = su_open(path, &v1);
+	cr_assert_eq(store_schema_version(s), 1);
+	fill_three(s);
+	store_free(s);
+	sqlite3 *db = su_raw(path);
+	cr_assert_eq(su_int(db, "PRAGMA user_version"), 1);
+	cr_assert_eq(su_int(db, "SELECT count(*) FROM sqlite_master WHERE "
+				"name = 'control'"),
+		     0);
+	sqlite3_close(db);
+	/* a read-only open of an older schema works and does not migrate */
+	struct store_options ro = {.read_only = true};
+	s = su_open(path, &ro);
+	cr_assert_eq(store_schema_version(s), 1);
+	cr_assert_eq(restore_all(s).n, 3);
+	store_free(s);
+
+	s = su_open(path, NULL);
+	cr_assert_eq(store_schema_version(s), 2);
+	struct got g = restore_all(s);
+	cr_assert_eq(g.n, 3);
+	cr_assert_eq(g.version[1], 5);
+	store_free(s);
+	db = su_raw(path);
+	cr_assert_eq(su_int(db, "PRAGMA user_version"), 2);
+	cr_assert_eq(su_int(db, "SELECT count(*) FROM v_history"), 3 + 2 + 5);
+	cr_assert_eq(su_int(db, "SELECT count(*) FROM control"), 0);
+	sqlite3_close(db);
+	su_rmdir(dir);
+}
+
+Test(storage, batch_due_by_rows_and_time)
+{
+	char dir[64], path[128];
+	su_tmpdb(dir, sizeof(dir), path, sizeof(path));
+	struct store_options o = {.batch_rows = 4, .batch_ms = 100};
+	struct store *s = su_open(path, &o);
+	cr_assert(!store_batch_due(s));
+	cr_assert_eq(su_version(s, "a", STORE_EV_INIT, 0, 0, 1, 0.0f), 0);
+	/* series + version + audit */
+	cr_assert_eq(store_batch_rows(s), 3);
+	cr_assert(!store_batch_due(s));
+	cr_assert_eq(su_version(s, "a", STORE_EV_ADAPT_ACCEPTED, 0, 1, 2, 1.0f),
+		     0);
+	cr_assert(store_batch_due(s));
+	su_commit(s);
+	cr_assert(!store_batch_due(s));
+	cr_assert_eq(su_version(s, "a", STORE_EV_ADAPT_ACCEPTED, 1, 2, 3, 2.0f),
+		     0);
+	cr_assert(!store_batch_due(s));
+	usleep(150000);
+	cr_assert(store_batch_due(s));
+	store_free(s); /* commits */
+	s = su_open(path, NULL);
+	cr_assert_eq(restore_all(s).version[0], 2);
+	store_free(s);
+	su_rmdir(dir);
+}
+
+Test(storage, forecasts_and_errors_idempotent)
+{
+	char dir[64], path[128], err[512];
+	su_tmpdb(dir, sizeof(dir), path, sizeof(path));
+	struct store *s = su_open(path, NULL);
+	float f[4] = {1, 2, 3, 4};
+	struct store_event ev = {.type = STORE_EV_FORECAST,
+				 .series = "a",
+				 .ts = 100,
+				 .version_to = 0,
+				 .forecast = f,
+				 .horizon = 4};
+	cr_assert_eq(store_event_put(s, &ev, err, sizeof(err)), 0);
+	f[0] = 9;
+	cr_assert_eq(store_event_put(s, &ev, err, sizeof(err)), 0);
+	ev.horizon = 0;
+	cr_assert_eq(store_event_put(s, &ev, err, sizeof(err)), -EINVAL);
+	cr_assert_eq(
+	    store_error_put(s, "a", 100, 0, 0.5f, 0.7f, err, sizeof(err)), 0);
+	cr_assert_eq(
+	    store_error_put(s, "a", 100, 0, 0.25f, 0.7f, err, sizeof(err)), 0);
+	cr_assert_eq(store_series_put(s, "a", 100, "active", err, sizeof(err)),
+		     0);
+	su_commit(s);
+	store_free(s);
+	sqlite3 *db = su_raw(path);
+	cr_assert_eq(su_int(db, "SELECT count(*) FROM forecasts"), 1);
+	cr_assert_eq(su_int(db, "SELECT count(*) FROM audit"), 0);
+	cr_assert_eq(su_int(db, "SELECT count(*) FROM errors"), 1);
+	cr_assert_eq(su_int(db, "SELECT horizon * 4 = length(vals) FROM "
+				"forecasts"),
+		     1);
+	cr_assert_eq(su_int(db, "SELECT adapted_error * 4 FROM errors"), 1);
+	cr_assert_eq(su_int(db, "SELECT last_ts FROM series"), 100);
+	sqlite3_close(db);
+	su_rmdir(dir);
+}
+
+Test(storage, prune_keeps_last_n_current_and_audit)
+{
+	char dir[64], path[128], err[512];
+	su_tmpdb(dir, sizeof(dir), path, sizeof(path));
+	struct store *s = su_open(path, NULL);
+	fill_three(s);
+	float f[2] = {1, 2};
+	for (int i = 0; i < 10; i++) {
+		struct store_event ev = {.type = STORE_EV_FORECAST,
+					 .series = "a",
+					 .ts = i,
+					 .forecast = f,
+					 .horizon = 2};
+		cr_assert_eq(store_event_put(s, &ev, err, sizeof(err)), 0);
+		cr_assert_eq(
+		    store_error_put(s, "a", i, 1, 0.1f, 0.2f, err, sizeof(err)),
+		    0);
+	}
+	su_commit(s);
+	struct store_retention keep = {
+	    .keep_versions = 2, .keep_days = 30, .batch = 3};
+	size_t del = 0, total = 0;
+	bool more = false;
+	/* now: nothing is older than 30 days */
+	cr_assert_eq(store_prune(s, &keep, store_now_ms(), &del, &more, err,
+				 sizeof(err)),
+		     0);
+	cr_assert_eq(del, 0);
+	/* 31 days later, in batches of at most 3 rows */
+	int64_t later = store_now_ms() + 31LL * 86400000;
+	int calls = 0;
+	do {
+		cr_assert_eq(
+		    store_prune(s, &keep, later, &del, &more, err, sizeof(err)),
+		    0, "%s", err);
+		cr_assert_leq(del, 3);
+		total += del;
+		calls++;
+	} while ((more || del) && calls < 100);
+	/* a: 3 -> 2 versions, b: 6 -> 2, c: 1 -> 1; 10 forecasts, 10 errors */
+	cr_assert_eq(total, 1 + 4 + 10 + 10);
+	cr_assert_gt(calls, 5);
+	keep.keep_days = 0; /* retention off */
+	cr_assert_eq(
+	    store_prune(s, &keep, later, &del, &more, err, sizeof(err)), 0);
+	cr_assert_eq(del, 0);
+	struct got g = restore_all(s);
+	cr_assert_eq(g.version[1], 5);
+	cr_assert_eq(g.bad, 0);
+	store_free(s);
+	sqlite3 *db = su_raw(path);
+	char list[64];
+	su_text(db,
+		"SELECT group_concat(version) FROM (SELECT version FROM "
+		"v_versions WHERE series = 'b' ORDER BY version)",
+		list, sizeof(list));
+	cr_assert_str_eq(list, "4,5");
+	cr_assert_eq(su_int(db, "SELECT count(*) FROM audit"), 3 + 2 + 5);
+	cr_assert_eq(su_int(db, "SELECT count(*) FROM forecasts"), 0);
+	/* a dangling parent link still names its number */
+	cr_assert_eq(su_int(db, "SELECT parent FROM v_versions WHERE series = "
+				"'b' AND version = 4"),
+		     3);
+	sqlite3_close(db);
+	su_rmdir(dir);
+}
