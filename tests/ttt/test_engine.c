@@ -1,0 +1,583 @@
+/*
+ * The TTT engine (ttt/engine.c) on a small randomly initialised model:
+ * causality (garbage after t changes nothing up to t; every window is
+ * forecast before any update that used its horizon), timestamp handling,
+ * the guard and the update bound, rollback and resets, restore, scopes,
+ * ephemeral mode and memory per series.
+ */
+#include <criterion/criterion.h>
+#include <errno.h>
+#include <math.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "forecast/forecast.h"
+#include "ttt/ttt.h"
+
+#define L 32
+#define H 8
+
+static struct fc_model *small_model(void)
+{
+	struct fc_config c;
+	struct fc_model *m = NULL;
+	char err[256];
+	fc_config_default(&c);
+	c.lookback = L;
+	c.horizon = H;
+	c.patch_len = 8;
+	c.patch_stride = 4;
+	c.mask_seg = 8;
+	c.d_model = 16;
+	c.n_layers = 1;
+	c.d_ff = 32;
+	c.lora_rank = 2;
+	cr_assert_eq(fc_model_new(&c, 42, &m, err, sizeof(err)), 0, "%s", err);
+	return m;
+}
+
+/* A series with a daily-like cycle, noise and a level shift at 150. */
+static float series_value(int i)
+{
+	uint64_t s = (uint64_t)i * 0x9E3779B97F4A7C15ull + 1;
+	float noise = fc_rng_uniform(&s) - 0.5f;
+	return sinf((float)i * 0.3f) + 0.2f * noise + (i >= 150 ? 2.0f : 0.0f);
+}
+
+static void fast_params(struct ttt_params *p)
+{
+	ttt_params_default(p);
+	p->every = 5;
+	p->steps = 3;
+	p->lr = 0.02f;
+	p->max_update = 1.0f;
+	p->window_stride = 2;
+	p->shadow_every = 2;
+	p->rollback_window = 4;
+	p->drift_every = 2;
+	p->families = FC_ADAPT_ALL;
+}
+
+/* ---- an event log ---------------------------------------------------- */
+
+struct logged {
+	struct ttt_event ev; /* pointers cleared */
+	float forecast[H];
+	uint64_t adapter_hash;
+	int64_t obs_ts; /* timestamp being observed when it was emitted */
+	int obs_index;	/* which observe() call */
+};
+
+struct log {
+	struct logged *v;
+	int n, cap;
+	int64_t obs_ts;
+	int obs_index;
+};
+
+static uint64_t hash_floats(const float *x, size_t n)
+{
+	uint64_t h = 1469598103934665603ull;
+	const unsigned char *b = (const unsigned char *)x;
+	for (size_t i = 0; i < n * sizeof(float); i++) {
+		h ^= b[i];
+		h *= 1099511628211ull;
+	}
+	return h;
+}
+
+static void on_event(void *user, const struct ttt_event *ev)
+{
+	struct log *lg = user;
+	if (lg->n == lg->cap) {
+		lg->cap = lg->cap ? 2 * lg->cap : 1024;
+		lg->v = realloc(lg->v, (size_t)lg->cap * sizeof(*lg->v));
+		cr_assert(lg->v);
+	}
+	struct logged *x = &lg->v[lg->n++];
+	memset(x, 0, sizeof(*x));
+	x->ev = *ev;
+	if (ev->forecast)
+		memcpy(x->forecast, ev->forecast, sizeof(x->forecast));
+	if (ev->adapter)
+		x->adapter_hash = hash_floats(ev->adapter, ev->adapter_len);
+	x->ev.forecast = NULL;
+	x->ev.adapter = NULL;
+	x->ev.series = NULL;
+	x->ev.reason = NULL;
+	x->obs_ts = lg->obs_ts;
+	x->obs_index = lg->obs_index;
+}
+
+static int count(const struct log *lg, enum ttt_event_type t)
+{
+	int c = 0;
+	for (int i = 0; i < lg->n; i++)
+		c += lg->v[i].ev.type == t;
+	return c;
+}
+
+static void feed(struct ttt_engine *e, struct log *lg, const char *key,
+		 int64_t ts, float v)
+{
+	lg->obs_ts = ts;
+	lg->obs_index++;
+	cr_assert_eq(ttt_engine_observe(e, key, ts, v), 0);
+}
+
+/* ---- causality ------------------------------------------------------- */
+
+Test(engine, garbage_after_t_changes_nothing_up_to_t)
+{
+	struct fc_model *m = small_model();
+	struct ttt_params p;
+	struct ttt_engine *ea, *eb;
+	struct log la = {0}, lb = {0};
+	const int T = 220, N = 300;
+	size_t A = fc_adapter_len(m);
+	float *ada = malloc(A * sizeof(float)),
+	      *adb = malloc(A * sizeof(float));
+	uint64_t va, vb;
+	char err[256];
+	fast_params(&p);
+	cr_assert_eq(
+	    ttt_engine_new(m, &p, on_event, &la, &ea, err, sizeof(err)), 0,
+	    "%s", err);
+	cr_assert_eq(
+	    ttt_engine_new(m, &p, on_event, &lb, &eb, err, sizeof(err)), 0);
+	int na_at_t = -1, nb_at_t = -1;
+	for (int i = 0; i < N; i++) {
+		float v = series_value(i);
+		/* garbage after T: huge values, and NaNs */
+		float g = i % 7 == 0 ? NAN : 1e4f * (float)((i * 37) % 11 - 5);
+		feed(ea, &la, "s", (int64_t)i * 60, v);
+		feed(eb, &lb, "s", (int64_t)i * 60, i <= T ? v : g);
+		if (i == T) {
+			na_at_t = la.n;
+			nb_at_t = lb.n;
+			cr_assert_eq(
+			    ttt_engine_series_adapter(ea, "s", ada, A, &va), 0);
+			cr_assert_eq(
+			    ttt_engine_series_adapter(eb, "s", adb, A, &vb), 0);
+		}
+	}
+	/* The streams really differ after T ... */
+	cr_assert_neq(la.n, lb.n);
+	/* ... and everything up to T is bit-identical. */
+	cr_assert_eq(na_at_t, nb_at_t);
+	cr_assert_eq(memcmp(la.v, lb.v, (size_t)na_at_t * sizeof(*la.v)), 0,
+		     "event logs differ before t");
+	cr_assert_eq(va, vb);
+	cr_assert_eq(memcmp(ada, adb, A * sizeof(float)), 0);
+	/* The test means something: adaptation happened before T. */
+	int accepted = 0, forecasts = 0;
+	for (int i = 0; i < na_at_t; i++) {
+		accepted += la.v[i].ev.type == TTT_EV_ADAPT_ACCEPTED;
+		forecasts += la.v[i].ev.type == TTT_EV_FORECAST;
+	}
+	cr_assert_gt(accepted, 0, "no accepted adaptation before t");
+	cr_assert_gt(va, 0);
+	cr_assert_eq(forecasts, T + 1 - (L - 1));
+	ttt_engine_free(ea);
+	ttt_engine_free(eb);
+	free(la.v);
+	free(lb.v);
+	free(ada);
+	free(adb);
+	fc_model_free(m);
+}
+
+Test(engine, every_window_forecast_before_updates_that_saw_its_horizon)
+{
+	struct fc_model *m = small_model();
+	struct ttt_params p;
+	struct ttt_engine *e;
+	struct log lg = {0};
+	char err[256];
+	fast_params(&p);
+	cr_assert_eq(ttt_engine_new(m, &p, on_event, &lg, &e, err, sizeof(err)),
+		     0, "%s", err);
+	for (int i = 0; i < 300; i++)
+		feed(e, &lg, "s", i, series_value(i));
+	int updates = 0;
+	for (int u = 0; u < lg.n; u++) {
+		const struct logged *U = &lg.v[u];
+		if (U->ev.type != TTT_EV_ADAPT_ACCEPTED &&
+		    U->ev.type != TTT_EV_ADAPT_REJECTED)
+			continue;
+		updates++;
+		/* only data that has arrived */
+		cr_assert_leq(U->ev.data_until, U->obs_ts);
+		cr_assert_leq(U->ev.data_from, U->ev.data_until);
+		for (int f = 0; f < lg.n; f++) {
+			const struct logged *F = &lg.v[f];
+			if (F->ev.type != TTT_EV_FORECAST)
+				continue;
+			/* F's horizon starts at F.ts + 1: an update that
+			 * read it must come after F. */
+			if (U->ev.data_until > F->ev.ts)
+				cr_assert_lt(f, u,
+					     "window %ld forecast after an "
+					     "update that used data up to %ld",
+					     (long)F->ev.ts,
+					     (long)U->ev.data_until);
+		}
+	}
+	cr_assert_gt(updates, 10);
+	/* Within one observe(), the forecast is the first event. */
+	for (int i = 1; i < lg.n; i++)
+		if (lg.v[i].ev.type == TTT_EV_FORECAST)
+			cr_assert(lg.v[i - 1].obs_index < lg.v[i].obs_index ||
+				      lg.v[i - 1].ev.type == TTT_EV_GAP_FILLED,
+				  "forecast not first in its observe()");
+	ttt_engine_free(e);
+	free(lg.v);
+	fc_model_free(m);
+}
+
+/* ---- timestamps ------------------------------------------------------ */
+
+Test(engine, gaps_duplicates_late_and_nonfinite_values)
+{
+	struct fc_model *m = small_model();
+	struct ttt_params p;
+	struct ttt_engine *e;
+	struct fc_workspace *ws;
+	struct log lg = {0};
+	float x[L], want[H];
+	char err[256];
+	ttt_params_default(&p);
+	p.enabled = 0; /* frozen: forecasts are a pure function of the ring */
+	p.max_gap = 3;
+	cr_assert_eq(ttt_engine_new(m, &p, on_event, &lg, &e, err, sizeof(err)),
+		     0, "%s", err);
+	cr_assert_eq(fc_workspace_new(m, 1, &ws), 0);
+	int64_t ts = 1000;
+	for (int i = 0; i < L - 3; i++, ts += 10)
+		feed(e, &lg, "k", ts, (float)i);
+	ts -= 10; /* last accepted timestamp */
+	int n0 = lg.n;
+	feed(e, &lg, "k", ts, 5.0f);	  /* duplicate */
+	feed(e, &lg, "k", ts - 10, 5.0f); /* late */
+	feed(e, &lg, "k", ts + 5, 5.0f);  /* not on the 10 s step */
+	feed(e, &lg, "k", ts + 10, NAN);  /* non-finite */
+	feed(e, &lg, "k", ts + 10, INFINITY);
+	cr_assert_eq(lg.n - n0, 5);
+	for (int i = n0; i < lg.n; i++)
+		cr_assert_eq(lg.v[i].ev.type, TTT_EV_REJECTED_VALUE);
+	/* Values 0 .. 28 so far; a gap of 2 missing steps before 31 is
+	 * filled with 29, 30, which completes the lookback 0 .. 31. */
+	feed(e, &lg, "k", ts + 30, 31.0f);
+	cr_assert_eq(lg.v[lg.n - 2].ev.type, TTT_EV_GAP_FILLED);
+	cr_assert_eq(lg.v[lg.n - 2].ev.filled, 2);
+	cr_assert_eq(lg.v[lg.n - 1].ev.type, TTT_EV_FORECAST);
+	for (int i = 0; i < L; i++)
+		x[i] = (float)i;
+	cr_assert_eq(fc_forecast(m, NULL, ws, x, 1, want), 0);
+	cr_assert_eq(memcmp(lg.v[lg.n - 1].forecast, want, sizeof(want)), 0,
+		     "forecast does not see the interpolated values");
+	ts += 30;
+	/* A gap longer than max_gap restarts the history: no forecast until
+	 * L new values. */
+	int f0 = count(&lg, TTT_EV_FORECAST);
+	feed(e, &lg, "k", ts + 160, 1.0f);
+	cr_assert_eq(lg.v[lg.n - 1].ev.type, TTT_EV_GAP_FILLED);
+	cr_assert_eq(count(&lg, TTT_EV_FORECAST), f0);
+	cr_assert_eq(lg.v[lg.n - 1].ev.filled, 0);
+	for (int i = 1; i < L - 1; i++)
+		feed(e, &lg, "k", ts + 160 + 10 * i, 1.0f);
+	cr_assert_eq(count(&lg, TTT_EV_FORECAST), f0);
+	feed(e, &lg, "k", ts + 160 + 10 * (L - 1), 1.0f);
+	cr_assert_eq(count(&lg, TTT_EV_FORECAST), f0 + 1);
+	struct ttt_stats st;
+	ttt_engine_stats(e, &st);
+	cr_assert_eq(st.rejected_values, 5);
+	cr_assert_eq(st.gap_filled, 2);
+	cr_assert_eq(ttt_engine_observe(e, "", 1, 1.0f), -EINVAL);
+	fc_workspace_free(ws);
+	ttt_engine_free(e);
+	free(lg.v);
+	fc_model_free(m);
+}
+
+/* ---- guard, bound, rollback ------------------------------------------- */
+
+Test(engine, guard_decides_and_updates_are_bounded)
+{
+	struct fc_model *m = small_model();
+	struct ttt_params p;
+	struct ttt_engine *e;
+	struct log lg = {0};
+	char err[256];
+	fast_params(&p);
+	p.lr = 0.2f; /* big steps: some candidates must fail the guard */
+	p.max_update = 0.3f;
+	p.shadow_every = 0;
+	cr_assert_eq(ttt_engine_new(m, &p, on_event, &lg, &e, err, sizeof(err)),
+		     0, "%s", err);
+	for (int i = 0; i < 400; i++)
+		feed(e, &lg, "s", i, series_value(i));
+	int acc = 0, rej = 0;
+	uint64_t version = 0;
+	for (int i = 0; i < lg.n; i++) {
+		const struct ttt_event *ev = &lg.v[i].ev;
+		if (ev->type == TTT_EV_ADAPT_ACCEPTED) {
+			acc++;
+			cr_assert_leq(ev->guard_after, ev->guard_before);
+			cr_assert_leq(ev->update_norm, 0.3f * 1.0001f);
+			cr_assert_eq(ev->version_from, version);
+			cr_assert_eq(ev->version_to, version + 1);
+			cr_assert_gt(ev->steps, 0);
+			version = ev->version_to;
+		} else if (ev->type == TTT_EV_ADAPT_REJECTED) {
+			rej++;
+			cr_assert_gt(ev->guard_after, ev->guard_before);
+			cr_assert_eq(ev->version_to, ev->version_from);
+		}
+	}
+	cr_assert_gt(acc, 0);
+	cr_assert_gt(rej, 0);
+	struct ttt_stats st;
+	ttt_engine_stats(e, &st);
+	cr_assert_eq(st.accepted, (uint64_t)acc);
+	cr_assert_eq(st.rejected, (uint64_t)rej);
+	cr_assert_gt(st.adapt_seconds, 0.0);
+	ttt_engine_free(e);
+	free(lg.v);
+	fc_model_free(m);
+}
+
+static void run_unguarded(int policy, struct log *lg, struct ttt_engine **ret,
+			  struct fc_model *m)
+{
+	struct ttt_params p;
+	char err[256];
+	fast_params(&p);
+	p.guard = 0;
+	p.lr = 0.5f;
+	p.steps = 5;
+	p.max_update = 50.0f;
+	p.w_recon = 1.0f;
+	p.w_matured = 0.0f;
+	p.w_anchor = 0.0f;
+	p.shadow_every = 1;
+	p.rollback_window = 3;
+	p.rollback_margin = 0.0f;
+	p.reset_policy = policy;
+	cr_assert_eq(ttt_engine_new(m, &p, on_event, lg, ret, err, sizeof(err)),
+		     0, "%s", err);
+	for (int i = 0; i < 300; i++)
+		feed(*ret, lg, "s", i, series_value(i));
+}
+
+Test(engine, unguarded_damage_is_rolled_back_or_reset)
+{
+	struct fc_model *m = small_model();
+	size_t A = fc_adapter_len(m);
+	float *ident = malloc(A * sizeof(float)),
+	      *cur = malloc(A * sizeof(float));
+	struct ttt_engine *e;
+	uint64_t v;
+	fc_adapter_init(m, ident, 1);
+
+	struct log l1 = {0};
+	run_unguarded(TTT_RESET_HARD, &l1, &e, m);
+	cr_assert_gt(count(&l1, TTT_EV_RESET), 0, "no reset");
+	/* Right after a hard reset the adapter is the anchor. */
+	for (int i = 0; i < l1.n; i++)
+		if (l1.v[i].ev.type == TTT_EV_RESET)
+			cr_assert_eq(l1.v[i].adapter_hash,
+				     hash_floats(ident, A));
+	ttt_engine_free(e);
+
+	struct log l2 = {0};
+	run_unguarded(TTT_RESET_ROLLBACK, &l2, &e, m);
+	cr_assert_gt(count(&l2, TTT_EV_ROLLBACK), 0, "no rollback");
+	for (int i = 0; i < l2.n; i++)
+		if (l2.v[i].ev.type == TTT_EV_ROLLBACK) {
+			cr_assert_gt(l2.v[i].ev.adapted_error,
+				     l2.v[i].ev.shadow_error);
+			cr_assert_lt(l2.v[i].ev.version_to,
+				     l2.v[i].ev.version_from);
+		}
+	cr_assert_eq(ttt_engine_series_adapter(e, "s", cur, A, &v), 0);
+	ttt_engine_free(e);
+
+	struct log l3 = {0};
+	run_unguarded(TTT_RESET_SOFT, &l3, &e, m);
+	cr_assert_gt(count(&l3, TTT_EV_RESET), 0, "no soft reset");
+	ttt_engine_free(e);
+
+	free(l1.v);
+	free(l2.v);
+	free(l3.v);
+	free(ident);
+	free(cur);
+	fc_model_free(m);
+}
+
+/* ---- restore, params, scopes, ephemeral -------------------------------- */
+
+Test(engine, restore_and_set_params)
+{
+	struct fc_model *m = small_model();
+	struct ttt_params p;
+	struct ttt_engine *e;
+	size_t A = fc_adapter_len(m);
+	float *a = malloc(A * sizeof(float)), *b = malloc(A * sizeof(float));
+	uint64_t v;
+	char err[256];
+	ttt_params_default(&p);
+	cr_assert_eq(ttt_engine_new(m, &p, NULL, NULL, &e, err, sizeof(err)), 0,
+		     "%s", err);
+	fc_adapter_init(m, a, 1);
+	for (size_t i = 0; i < A; i++)
+		a[i] += 0.001f * (float)(i % 13);
+	cr_assert_eq(ttt_engine_restore_series(e, "x", a, A, 7, 100), 0);
+	cr_assert_eq(ttt_engine_series_adapter(e, "x", b, A, &v), 0);
+	cr_assert_eq(v, 7);
+	/* the adapting families' range is restored exactly */
+	size_t off, len;
+	cr_assert_eq(fc_adapter_family_range(m, FC_ADAPT_CALIB, &off, &len), 0);
+	cr_assert_eq(memcmp(a + off, b + off, len * sizeof(float)), 0);
+	cr_assert_eq(ttt_engine_restore_series(e, "x", a, A - 1, 8, 100),
+		     -EINVAL);
+	a[0] = NAN;
+	cr_assert_eq(ttt_engine_restore_series(e, "x", a, A, 8, 100), -EINVAL);
+	cr_assert_eq(ttt_engine_series_adapter(e, "nope", b, A, &v), -ENOENT);
+	/* late values are judged against the restored last_ts */
+	struct log lg = {0};
+	ttt_engine_free(e);
+	cr_assert_eq(ttt_engine_new(m, &p, on_event, &lg, &e, err, sizeof(err)),
+		     0);
+	cr_assert_eq(ttt_engine_restore_series(e, "x", NULL, 0, 3, 100), 0);
+	feed(e, &lg, "x", 90, 1.0f);
+	cr_assert_eq(lg.v[lg.n - 1].ev.type, TTT_EV_REJECTED_VALUE);
+	cr_assert_eq(ttt_engine_series_count(e), 1);
+	/* params: invalid ones refused, restart-only ones kept */
+	struct ttt_params q = p;
+	q.every = 0;
+	cr_assert_eq(ttt_engine_set_params(e, &q), -EINVAL);
+	q = p;
+	q.every = 3;
+	q.scope = TTT_SCOPE_GLOBAL;
+	cr_assert_eq(ttt_engine_set_params(e, &q), 0);
+	ttt_engine_observe(e, "y", 1, 1.0f);
+	struct ttt_stats st;
+	ttt_engine_stats(e, &st);
+	cr_assert_eq(st.adapters, 2, "scope changed at run time");
+	ttt_engine_free(e);
+	free(lg.v);
+	free(a);
+	free(b);
+	fc_model_free(m);
+}
+
+Test(engine, global_scope_shares_one_adapter)
+{
+	struct fc_model *m = small_model();
+	struct ttt_params p;
+	struct ttt_engine *e;
+	struct log lg = {0};
+	size_t A = fc_adapter_len(m);
+	float *a = malloc(A * sizeof(float)), *b = malloc(A * sizeof(float));
+	uint64_t va, vb;
+	char err[256];
+	fast_params(&p);
+	p.scope = TTT_SCOPE_GROUP;
+	cr_assert_eq(ttt_engine_new(m, &p, on_event, &lg, &e, err, sizeof(err)),
+		     0, "%s", err);
+	for (int i = 0; i < 200; i++) {
+		feed(e, &lg, "dev1/a", i, series_value(i));
+		feed(e, &lg, "dev1/b", i, series_value(i + 17));
+		feed(e, &lg, "dev2/a", i, 0.5f * series_value(i + 5));
+	}
+	struct ttt_stats st;
+	ttt_engine_stats(e, &st);
+	cr_assert_eq(st.series, 3);
+	cr_assert_eq(st.adapters, 2);
+	cr_assert_gt(st.accepted, 0);
+	ttt_engine_series_adapter(e, "dev1/a", a, A, &va);
+	ttt_engine_series_adapter(e, "dev1/b", b, A, &vb);
+	cr_assert_eq(va, vb);
+	cr_assert_eq(memcmp(a, b, A * sizeof(float)), 0);
+	ttt_engine_free(e);
+	free(lg.v);
+	free(a);
+	free(b);
+	fc_model_free(m);
+}
+
+Test(engine, ephemeral_adapts_per_forecast_and_keeps_no_version)
+{
+	struct fc_model *m = small_model();
+	struct ttt_params p;
+	struct ttt_engine *ef, *ee;
+	struct log lf = {0}, le = {0};
+	char err[256];
+	fast_params(&p);
+	p.enabled = 0;
+	cr_assert_eq(
+	    ttt_engine_new(m, &p, on_event, &lf, &ef, err, sizeof(err)), 0);
+	p.enabled = 1;
+	p.ephemeral = 1;
+	p.lr = 0.05f;
+	cr_assert_eq(
+	    ttt_engine_new(m, &p, on_event, &le, &ee, err, sizeof(err)), 0);
+	for (int i = 0; i < 100; i++) {
+		feed(ef, &lf, "s", i, series_value(i));
+		feed(ee, &le, "s", i, series_value(i));
+	}
+	cr_assert_eq(lf.n, le.n);
+	cr_assert_eq(count(&le, TTT_EV_ADAPT_ACCEPTED), 0);
+	int differ = 0;
+	for (int i = 0; i < le.n; i++) {
+		cr_assert_eq(le.v[i].ev.version_to, 0);
+		differ += memcmp(le.v[i].forecast, lf.v[i].forecast,
+				 sizeof(lf.v[i].forecast)) != 0;
+	}
+	cr_assert_gt(differ, 0, "ephemeral adaptation changed nothing");
+	ttt_engine_free(ef);
+	ttt_engine_free(ee);
+	free(lf.v);
+	free(le.v);
+	fc_model_free(m);
+}
+
+/* ---- memory ------------------------------------------------------------ */
+
+Test(engine, memory_per_series_at_default_model_size)
+{
+	struct fc_config c;
+	struct fc_model *m = NULL;
+	struct ttt_params p;
+	struct ttt_engine *e;
+	struct ttt_stats st;
+	char err[256], key[32];
+	fc_config_default(&c); /* L = 96, H = 96, D = 64 */
+	cr_assert_eq(fc_model_new(&c, 1, &m, err, sizeof(err)), 0, "%s", err);
+	const unsigned fams[] = {FC_ADAPT_CALIB,
+				 FC_ADAPT_ENC | FC_ADAPT_NORM | FC_ADAPT_CALIB};
+	for (size_t k = 0; k < 2; k++) {
+		ttt_params_default(&p);
+		p.families = fams[k];
+		cr_assert_eq(
+		    ttt_engine_new(m, &p, NULL, NULL, &e, err, sizeof(err)), 0,
+		    "%s", err);
+		for (int i = 0; i < 100; i++) {
+			snprintf(key, sizeof(key), "meter-%05d", i);
+			ttt_engine_observe(e, key, 0, 1.0f);
+		}
+		ttt_engine_stats(e, &st);
+		size_t per = (st.bytes_series + st.bytes_adapters) / st.series;
+		cr_log_info("families %#x: %zu adapter floats, %zu bytes per "
+			    "series",
+			    fams[k], st.adapter_params, per);
+		if (k == 0)
+			cr_assert_leq(per, 4096, "%zu bytes per series", per);
+		ttt_engine_free(e);
+	}
+	fc_model_free(m);
+}
