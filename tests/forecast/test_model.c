@@ -1,0 +1,368 @@
+/*
+ * Invariants of the forecasting core (float build): the initial adapter
+ * forecasts exactly like the frozen model, save -> load -> forecast is
+ * bit-identical, an optimizer step with lr 0 changes nothing, the same seed
+ * gives the same training curve, family masks, the masked-segment sampler,
+ * and input checks.
+ */
+#include <criterion/criterion.h>
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "forecast/forecast.h"
+
+static struct fc_model *m;
+static struct fc_workspace *ws;
+static float *bufs[16];
+static int nbufs;
+
+static float *buf(size_t n)
+{
+	float *p = calloc(n ? n : 1, sizeof(float));
+	cr_assert(p);
+	cr_assert_lt(nbufs, 16);
+	bufs[nbufs++] = p;
+	return p;
+}
+
+static void teardown(void)
+{
+	fc_workspace_free(ws);
+	fc_model_free(m);
+	ws = NULL;
+	m = NULL;
+	while (nbufs > 0)
+		free(bufs[--nbufs]);
+}
+
+TestSuite(model, .fini = teardown);
+
+static void small_config(struct fc_config *c, int backbone)
+{
+	fc_config_default(c);
+	c->backbone = backbone;
+	c->lookback = 48;
+	c->horizon = 12;
+	c->d_model = 16;
+	c->n_layers = 2;
+	c->n_heads = 2;
+	c->d_ff = 24;
+}
+
+static void make(int backbone, int max_batch)
+{
+	struct fc_config c;
+	char err[256];
+	small_config(&c, backbone);
+	cr_assert_eq(fc_model_new(&c, 3, &m, err, sizeof(err)), 0, "%s", err);
+	cr_assert_eq(fc_workspace_new(m, max_batch, &ws), 0);
+}
+
+static void series(float *x, size_t n, unsigned seed)
+{
+	uint64_t r = seed;
+	for (size_t i = 0; i < n; i++)
+		x[i] = 3.0f + 2.0f * sinf((float)i * 0.3f) +
+		       0.3f * fc_rng_uniform(&r);
+}
+
+static void identity_adapter(int backbone)
+{
+	make(backbone, 4);
+	const struct fc_config *c = fc_model_config(m);
+	float *x = buf((size_t)4 * c->lookback), *y0 = buf(4 * 12),
+	      *y1 = buf(4 * 12), *ad = buf(fc_adapter_len(m));
+	series(x, (size_t)4 * c->lookback, 1);
+	fc_adapter_init(m, ad, 9);
+	cr_assert_eq(fc_forecast(m, NULL, ws, x, 4, y0), 0);
+	cr_assert_eq(fc_forecast(m, ad, ws, x, 4, y1), 0);
+	cr_assert_eq(memcmp(y0, y1, sizeof(float) * 48), 0,
+		     "initial adapter differs from the frozen model");
+	/* and the adapter does act once it moves */
+	size_t off, len;
+	cr_assert_eq(fc_adapter_family_range(m, FC_ADAPT_CALIB, &off, &len), 0);
+	ad[off + len - 1] = 0.5f; /* shift of the last horizon step */
+	cr_assert_eq(fc_forecast(m, ad, ws, x, 4, y1), 0);
+	cr_assert_neq(y0[11], y1[11]);
+	cr_assert_eq(y0[0], y1[0]);
+}
+
+Test(model, initial_adapter_is_frozen_gru)
+{
+	identity_adapter(FC_BACKBONE_GRU);
+}
+
+Test(model, initial_adapter_is_frozen_transformer)
+{
+	identity_adapter(FC_BACKBONE_TRANSFORMER);
+}
+
+Test(model, forecast_is_batch_independent)
+{
+	make(FC_BACKBONE_GRU, 8);
+	float *x = buf(8 * 48), *y8 = buf(8 * 12), *y1 = buf(12);
+	series(x, 8 * 48, 2);
+	cr_assert_eq(fc_forecast(m, NULL, ws, x, 8, y8), 0);
+	cr_assert_eq(fc_forecast(m, NULL, ws, x + 5 * 48, 1, y1), 0);
+	for (int j = 0; j < 12; j++)
+		cr_assert_float_eq(y1[j], y8[5 * 12 + j], 1e-4);
+}
+
+static void save_load(int backbone)
+{
+	make(backbone, 3);
+	char path[] = "/tmp/dc-model-XXXXXX", err[256];
+	int fd = mkstemp(path);
+	cr_assert_geq(fd, 0);
+	close(fd);
+	float mean[2] = {1.5f, -2.0f}, sd[2] = {0.5f, 3.0f};
+	const char *names[2] = {"OT", "HUFL"};
+	cr_assert_eq(fc_model_set_scaler(m, 2, mean, sd, names), 0);
+	cr_assert_eq(fc_model_save(m, path, err, sizeof(err)), 0, "%s", err);
+	struct fc_model *m2 = NULL;
+	cr_assert_eq(fc_model_load(path, &m2, err, sizeof(err)), 0, "%s", err);
+	unlink(path);
+	cr_assert_eq(memcmp(fc_model_config(m), fc_model_config(m2),
+			    sizeof(struct fc_config)),
+		     0);
+	const float *mu, *s;
+	const char *const *nm;
+	cr_assert_eq(fc_model_scaler(m2, &mu, &s, &nm), 2);
+	cr_assert_eq(mu[1], -2.0f);
+	cr_assert_eq(s[0], 0.5f);
+	cr_assert_str_eq(nm[1], "HUFL");
+	float *x = buf(3 * 48), *y0 = buf(36), *y1 = buf(36);
+	float *ad = buf(fc_adapter_len(m));
+	series(x, 3 * 48, 3);
+	fc_adapter_init(m, ad, 1);
+	for (size_t i = 0; i < fc_adapter_len(m); i++)
+		ad[i] += 0.01f * (float)((i % 7) - 3);
+	cr_assert_eq(fc_forecast(m, ad, ws, x, 3, y0), 0);
+	cr_assert_eq(fc_forecast(m2, ad, ws, x, 3, y1), 0);
+	cr_assert_eq(memcmp(y0, y1, sizeof(float) * 36), 0);
+	fc_model_free(m2);
+}
+
+Test(model, save_load_forecast_bit_identical_gru)
+{
+	save_load(FC_BACKBONE_GRU);
+}
+
+Test(model, save_load_forecast_bit_identical_transformer)
+{
+	save_load(FC_BACKBONE_TRANSFORMER);
+}
+
+Test(model, adam_with_lr_zero_changes_nothing)
+{
+	size_t n = 1000;
+	float *p = buf(n), *p0 = buf(n), *g = buf(n);
+	float *st = buf(fc_adam_state_len(n));
+	series(p, n, 4);
+	series(g, n, 5);
+	memcpy(p0, p, sizeof(float) * n);
+	struct fc_adam o = {0.0f, 0.9f, 0.999f, 1e-8f, 0.01f};
+	fc_adam_step(&o, p, g, st, n, 1);
+	cr_assert_eq(memcmp(p, p0, sizeof(float) * n), 0);
+	o.lr = 1e-2f;
+	fc_adam_step(&o, p, g, st, n, 2);
+	cr_assert_neq(memcmp(p, p0, sizeof(float) * n), 0);
+	/* Adam's first step moves every weight by about lr */
+	for (size_t i = 0; i < n; i++)
+		p[i] = 0;
+	memset(st, 0, sizeof(float) * 2 * n);
+	o.weight_decay = 0;
+	fc_adam_step(&o, p, g, st, n, 1);
+	for (size_t i = 0; i < n; i++)
+		cr_assert_float_eq(fabsf(p[i]), 1e-2f, 1e-4);
+}
+
+Test(model, grad_clip_global_norm)
+{
+	float g[4] = {3, 4, 0, 0};
+	cr_assert_float_eq(fc_grad_clip(g, 4, 1.0f), 5.0f, 1e-6);
+	cr_assert_float_eq(g[0], 0.6f, 1e-6);
+	cr_assert_float_eq(g[1], 0.8f, 1e-6);
+	cr_assert_float_eq(fc_grad_clip(g, 4, 2.0f), 1.0f, 1e-6);
+	cr_assert_float_eq(g[1], 0.8f, 1e-6); /* below the bound: unchanged */
+}
+
+Test(model, mask_sampler_covers_the_share_in_segments)
+{
+	float a[96], b[96];
+	uint64_t r1 = 42, r2 = 42, r3 = 43;
+	fc_mask_sample(a, 96, 0.33f, 16, &r1);
+	fc_mask_sample(b, 96, 0.33f, 16, &r2);
+	cr_assert_eq(memcmp(a, b, sizeof(a)), 0, "not deterministic");
+	int hidden = 0, runs = 0;
+	for (int t = 0; t < 96; t++) {
+		hidden += a[t] == 1.0f;
+		cr_assert(a[t] == 0.0f || a[t] == 1.0f);
+		runs += a[t] == 1.0f && (t == 0 || a[t - 1] == 0.0f);
+	}
+	cr_assert_eq(hidden, 32); /* round(0.33 * 96) */
+	cr_assert_leq(runs, 3, "%d runs: segments are not contiguous", runs);
+	fc_mask_sample(b, 96, 0.33f, 16, &r3);
+	cr_assert_neq(memcmp(a, b, sizeof(a)), 0);
+}
+
+Test(model, loss_grad_respects_families)
+{
+	make(FC_BACKBONE_TRANSFORMER, 6);
+	size_t n = fc_adapter_len(m);
+	float *ad = buf(n), *g = buf(n), *x = buf(3 * 48), *y = buf(3 * 12),
+	      *mk = buf(3 * 48);
+	fc_adapter_init(m, ad, 1);
+	series(x, 3 * 48, 6);
+	series(y, 3 * 12, 7);
+	uint64_t r = 1;
+	for (int i = 0; i < 3; i++)
+		fc_mask_sample(mk + i * 48, 48, 0.33f, 8, &r);
+	/* reconstruction only: the calibration and the head get nothing */
+	struct fc_batch bt = {NULL, NULL, 0, x, mk, 3, 0.0f, 1.0f};
+	struct fc_loss l;
+	cr_assert_eq(fc_loss_grad(m, ad, ws, &bt, g, FC_ADAPT_ALL, &l), 0);
+	cr_assert_gt(l.recon, 0.0f);
+	for (int fam = 0; fam < 4; fam++) {
+		size_t off, len;
+		double s = 0;
+		fc_adapter_family_range(m, 1u << fam, &off, &len);
+		cr_assert_gt(len, 0);
+		for (size_t i = off; i < off + len; i++)
+			s += fabs((double)g[i]);
+		if (1u << fam == FC_ADAPT_ENC || 1u << fam == FC_ADAPT_NORM)
+			cr_assert_gt(s, 0.0, "family %d has no recon grad",
+				     fam);
+		else
+			cr_assert_eq(s, 0.0, "family %d has recon grad", fam);
+	}
+	/* forecast only, CALIB selected: everything else is zeroed */
+	struct fc_batch bf = {x, y, 3, NULL, NULL, 0, 1.0f, 0.0f};
+	cr_assert_eq(fc_loss_grad(m, ad, ws, &bf, g, FC_ADAPT_CALIB, &l), 0);
+	size_t off, len;
+	fc_adapter_family_range(m, FC_ADAPT_CALIB, &off, &len);
+	double in = 0, out = 0;
+	for (size_t i = 0; i < n; i++)
+		*(i >= off && i < off + len ? &in : &out) += fabs((double)g[i]);
+	cr_assert_gt(in, 0.0);
+	cr_assert_eq(out, 0.0);
+	/* too many windows, NaN input */
+	struct fc_batch big = {x, y, 3, x, mk, 4, 1.0f, 1.0f};
+	cr_assert_eq(fc_loss_grad(m, ad, ws, &big, g, FC_ADAPT_ALL, &l),
+		     -EINVAL);
+	x[5] = NAN;
+	cr_assert_eq(fc_forecast(m, NULL, ws, x, 1, y), -EINVAL);
+}
+
+Test(model, adapter_steps_reduce_the_recon_loss)
+{
+	make(FC_BACKBONE_GRU, 8);
+	size_t n = fc_adapter_len(m);
+	float *ad = buf(n), *g = buf(n), *st = buf(fc_adam_state_len(n));
+	float *x = buf(8 * 48), *mk = buf(8 * 48);
+	fc_adapter_init(m, ad, 1);
+	series(x, 8 * 48, 8);
+	uint64_t r = 5;
+	for (int i = 0; i < 8; i++)
+		fc_mask_sample(mk + i * 48, 48, 0.33f, 8, &r);
+	struct fc_batch bt = {NULL, NULL, 0, x, mk, 8, 0.0f, 1.0f};
+	struct fc_adam o = {1e-2f, 0.9f, 0.999f, 1e-8f, 0.0f};
+	struct fc_loss l0, l;
+	cr_assert_eq(fc_loss_grad(m, ad, ws, &bt, g, FC_ADAPT_ENC, &l0), 0);
+	for (int s = 1; s <= 30; s++) {
+		cr_assert_eq(fc_loss_grad(m, ad, ws, &bt, g, FC_ADAPT_ENC, &l),
+			     0);
+		fc_grad_clip(g, n, 1.0f);
+		fc_adam_step(&o, ad, g, st, n, s);
+	}
+	cr_assert_eq(fc_loss_grad(m, NULL, ws, &bt, g, 0, &l), -EINVAL);
+	cr_assert_eq(fc_loss_grad(m, ad, ws, &bt, g, FC_ADAPT_ENC, &l), 0);
+	cr_assert_lt(l.recon, 0.8f * l0.recon, "recon %g -> %g",
+		     (double)l0.recon, (double)l.recon);
+}
+
+/* ---- training on a small synthetic dataset ----------------------------- */
+
+static struct fc_dataset *synthetic(void)
+{
+	static float raw[900 * 2], mean[2] = {0, 0}, sd[2] = {1, 1};
+	static char n0[] = "a", n1[] = "b";
+	static char *names[2] = {n0, n1};
+	static struct fc_dataset d;
+	uint64_t r = 11;
+	for (int t = 0; t < 900; t++) {
+		raw[t * 2] = sinf((float)t * 0.26f) + 0.1f * fc_rng_uniform(&r);
+		raw[t * 2 + 1] =
+		    cosf((float)t * 0.13f) * 0.5f + 0.1f * fc_rng_uniform(&r);
+	}
+	memset(&d, 0, sizeof(d));
+	snprintf(d.name, sizeof(d.name), "synthetic");
+	d.n_rows = 900;
+	d.n_cols = 2;
+	d.col_names = names;
+	d.raw = raw;
+	d.scaled = raw;
+	d.mean = mean;
+	d.std = sd;
+	d.train_end = 600;
+	d.val_end = 750;
+	return &d;
+}
+
+static int count_calls(void *user, const struct fc_train_progress *p)
+{
+	int *n = user;
+	(*n) += p->epoch_done;
+	return 0;
+}
+
+Test(model, same_seed_same_training_curve, .timeout = 120)
+{
+	struct fc_config c;
+	struct fc_train_config t;
+	small_config(&c, FC_BACKBONE_GRU);
+	c.n_layers = 1;
+	fc_train_config_default(&t);
+	t.epochs = 3;
+	t.patience = 5;
+	t.batch = 32;
+	t.epoch_windows = 256;
+	struct fc_dataset *d = synthetic();
+	struct fc_model *a = NULL, *b = NULL, *cm = NULL;
+	struct fc_train_report ra, rb, rc;
+	char err[256];
+	int epochs = 0;
+	cr_assert_eq(fc_train(&c, &t, d, count_calls, &epochs, &a, &ra, err,
+			      sizeof(err)),
+		     0, "%s", err);
+	cr_assert_eq(epochs, 3);
+	cr_assert_eq(fc_train(&c, &t, d, NULL, NULL, &b, &rb, err, sizeof(err)),
+		     0);
+	cr_assert_eq(ra.epochs_run, 3);
+	cr_assert_eq(
+	    memcmp(ra.train_loss, rb.train_loss, sizeof(ra.train_loss)), 0);
+	cr_assert_eq(memcmp(ra.val_mse, rb.val_mse, sizeof(ra.val_mse)), 0);
+	cr_assert_lt(ra.train_loss[2], ra.train_loss[0], "does not learn");
+	t.seed = 2;
+	cr_assert_eq(
+	    fc_train(&c, &t, d, NULL, NULL, &cm, &rc, err, sizeof(err)), 0);
+	cr_assert_neq(ra.train_loss[0], rc.train_loss[0]);
+	/* the scaler travels with the model */
+	const char *const *nm;
+	cr_assert_eq(fc_model_scaler(a, NULL, NULL, &nm), 2);
+	cr_assert_str_eq(nm[1], "b");
+	/* evaluation of the returned model agrees with the report */
+	struct fc_workspace *w = NULL;
+	double mse, mae;
+	cr_assert_eq(fc_workspace_new(a, 16, &w), 0);
+	cr_assert_eq(fc_evaluate(a, NULL, w, d, FC_SPLIT_VAL, &mse, &mae), 0);
+	cr_assert_float_eq(mse, (double)ra.best_val_mse, 1e-4);
+	fc_workspace_free(w);
+	fc_model_free(a);
+	fc_model_free(b);
+	fc_model_free(cm);
+}
