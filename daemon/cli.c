@@ -23,9 +23,15 @@
 
 static const struct dc_command commands[] = {
     {"config", "check, show or generate configuration", dc_cmd_config},
+    {"history", "the adaptation audit log of a series, from SQLite",
+     dc_cmd_history},
+    {"rollback", "roll a series back to an earlier adapter version",
+     dc_cmd_rollback},
     {"train", "pretrain a base model on a CSV", dc_cmd_train},
     {"version", "print versions of driftcast and its libraries",
      dc_cmd_version},
+    {"versions", "the adapter versions of a series, oldest first",
+     dc_cmd_versions},
 };
 
 #define N_COMMANDS (sizeof(commands) / sizeof(commands[0]))

@@ -54,6 +54,9 @@ int dc_cfg_args_load(const struct dc_cfg_args *a, struct cfg *ret_cfg,
 int dc_cmd_config(int argc, char **argv);
 int dc_cmd_train(int argc, char **argv);
 int dc_cmd_version(int argc, char **argv);
+int dc_cmd_history(int argc, char **argv);  /* daemon/cmd_history.c */
+int dc_cmd_versions(int argc, char **argv); /* daemon/cmd_versions.c */
+int dc_cmd_rollback(int argc, char **argv); /* daemon/cmd_rollback.c */
 
 /* ---- Kafka (daemon/kafka.c) -------------------------------------------
  * One consumer-group member (cooperative-sticky, offsets stored only by

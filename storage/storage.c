@@ -32,6 +32,8 @@
 
 /* ---- SQL ----------------------------------------------------------------- */
 
+/* The first read of a file: "not a database" shows up here. */
+static const char SQL_PROBE[] = "SELECT count(*) FROM sqlite_master";
 static const char SQL_BEGIN[] = "BEGIN IMMEDIATE";
 static const char SQL_COMMIT[] = "COMMIT";
 static const char SQL_ROLLBACK[] = "ROLLBACK";
@@ -504,14 +506,16 @@ static int pragma_int(struct store *s, const char *sql, int64_t *ret,
 	int rc = sqlite3_prepare_v2(s->db, sql, -1, &st, NULL);
 	int r = 0;
 	if (rc != SQLITE_OK) {
-		r = db_fail(s, rc, errbuf, errbuf_size, sql);
+		r = db_fail(s, rc, errbuf, errbuf_size,
+			    sql == SQL_PROBE ? "reading the database" : sql);
 		goto out;
 	}
 	rc = sqlite3_step(st);
 	if (rc == SQLITE_ROW)
 		*ret = sqlite3_column_int64(st, 0);
 	else
-		r = db_fail(s, rc, errbuf, errbuf_size, sql);
+		r = db_fail(s, rc, errbuf, errbuf_size,
+			    sql == SQL_PROBE ? "reading the database" : sql);
 out:
 	sqlite3_finalize(st);
 	return r;
@@ -704,14 +708,12 @@ static int open_once(struct store *s, char *errbuf, size_t errbuf_size)
 			       "%s: the database file is read-only", s->path);
 
 	/* The first read of the header: NOTADB shows up here. */
-	r = pragma_int(s, "SELECT count(*) FROM sqlite_master", &ntables,
-		       errbuf, errbuf_size);
+	r = pragma_int(s, SQL_PROBE, &ntables, errbuf, errbuf_size);
 	if (r < 0 && o->read_only &&
 	    (sqlite3_errcode(s->db) == SQLITE_CANTOPEN ||
 	     sqlite3_errcode(s->db) == SQLITE_READONLY) &&
 	    (r = reopen_immutable(s, errbuf, errbuf_size)) == 0)
-		r = pragma_int(s, "SELECT count(*) FROM sqlite_master",
-			       &ntables, errbuf, errbuf_size);
+		r = pragma_int(s, SQL_PROBE, &ntables, errbuf, errbuf_size);
 	if (r < 0)
 		return r;
 	if ((r = pragma_int(s, "PRAGMA user_version", &uv, errbuf,
@@ -908,12 +910,12 @@ size_t store_batch_rows(const struct store *s)
 	return s->batch_rows;
 }
 
-bool store_batch_due(const struct store *s)
+bool store_batch_due(const struct store *s, int64_t now_ms)
 {
 	if (!s->in_batch)
 		return false;
 	return s->batch_rows >= (size_t)s->opts.batch_rows ||
-	       mono_ms() - s->batch_start_ms >= s->opts.batch_ms;
+	       now_ms - s->batch_start_ms >= s->opts.batch_ms;
 }
 
 /* ---- base models ----------------------------------------------------------
@@ -1573,6 +1575,8 @@ int store_versions(struct store *s, const char *series, store_version_fn fn,
 		return r;
 	if ((r = series_get(s, series, false, &sr, errbuf, errbuf_size)) < 0)
 		return r;
+	if (!fn)
+		return 0;
 	if ((r = prep(s, SQ_VERSIONS, &st, errbuf, errbuf_size)) < 0)
 		return r;
 	sqlite3_bind_text(st, 1, series, -1, SQLITE_STATIC);

@@ -207,11 +207,12 @@ int store_series_put(struct store *s, const char *series, int64_t last_ts,
 int store_offset_put(struct store *s, const char *topic, int32_t partition,
 		     int64_t next_offset, char *errbuf, size_t errbuf_size);
 
-/* Rows written in the open batch, and whether it should be committed now
- * (opts.batch_rows reached, or opts.batch_ms elapsed on CLOCK_MONOTONIC
- * since it opened). */
+/* Rows written in the open batch, and whether it should be committed now:
+ * opts.batch_rows reached, or opts.batch_ms elapsed since it opened.
+ * now_ms is CLOCK_MONOTONIC in milliseconds (storage stamps the batch's
+ * start with the same clock). */
 size_t store_batch_rows(const struct store *s);
-bool store_batch_due(const struct store *s);
+bool store_batch_due(const struct store *s, int64_t now_ms);
 
 /* Commit the open batch (no-op when none).  On failure the batch is rolled
  * back, the store is degraded (see store_degraded) and the error returned:
@@ -281,7 +282,8 @@ struct store_version {
 };
 typedef int (*store_version_fn)(void *user, const struct store_version *v);
 
-/* Versions of one series, oldest first.  -ENOENT for an unknown series. */
+/* Versions of one series, oldest first.  -ENOENT for an unknown series;
+ * fn may be NULL to check only that. */
 int store_versions(struct store *s, const char *series, store_version_fn fn,
 		   void *user, char *errbuf, size_t errbuf_size);
 

@@ -8,8 +8,16 @@
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
+#include <time.h>
 
 #include "tests/storage/storeutil.h"
+
+static int64_t mono(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
 
 /* ---- restore collector ----------------------------------------------- */
 
@@ -781,21 +789,21 @@ Test(storage, batch_due_by_rows_and_time)
 	su_tmpdb(dir, sizeof(dir), path, sizeof(path));
 	struct store_options o = {.batch_rows = 4, .batch_ms = 100};
 	struct store *s = su_open(path, &o);
-	cr_assert(!store_batch_due(s));
+	cr_assert(!store_batch_due(s, mono()));
 	cr_assert_eq(su_version(s, "a", STORE_EV_INIT, 0, 0, 1, 0.0f), 0);
 	/* series + version + audit */
 	cr_assert_eq(store_batch_rows(s), 3);
-	cr_assert(!store_batch_due(s));
+	cr_assert(!store_batch_due(s, mono()));
 	cr_assert_eq(su_version(s, "a", STORE_EV_ADAPT_ACCEPTED, 0, 1, 2, 1.0f),
 		     0);
-	cr_assert(store_batch_due(s));
+	cr_assert(store_batch_due(s, mono()));
 	su_commit(s);
-	cr_assert(!store_batch_due(s));
+	cr_assert(!store_batch_due(s, mono()));
 	cr_assert_eq(su_version(s, "a", STORE_EV_ADAPT_ACCEPTED, 1, 2, 3, 2.0f),
 		     0);
-	cr_assert(!store_batch_due(s));
+	cr_assert(!store_batch_due(s, mono()));
 	usleep(150000);
-	cr_assert(store_batch_due(s));
+	cr_assert(store_batch_due(s, mono()));
 	store_free(s); /* commits */
 	s = su_open(path, NULL);
 	cr_assert_eq(restore_all(s).version[0], 2);

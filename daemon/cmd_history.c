@@ -1,0 +1,254 @@
+/*
+ * `driftcast history --db FILE [--series S] [--since T] [--format F]`: the
+ * audit log (adaptations, rejections, drift alarms, resets, rollbacks,
+ * operator actions) of one series or of all, oldest first, as a table, CSV
+ * or JSON.  Opens the database read-only, so it works while a daemon
+ * writes.
+ */
+#include "daemon/daemon.h"
+
+#include <errno.h>
+#include <getopt.h>
+#include <jansson.h>
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+
+#include "storage/storage.h"
+
+enum fmt { FMT_TABLE, FMT_CSV, FMT_JSON };
+
+static void history_usage(FILE *f)
+{
+	fprintf(f,
+		"Usage: driftcast history --db FILE [--series S] [--since T] "
+		"[--format table|csv|json]\n\n"
+		"Print the audit log of one series (or all), oldest first.\n\n"
+		"Options:\n"
+		"  -d, --db FILE      the SQLite database (opened read-only)\n"
+		"  -s, --series S     only this series\n"
+		"  -S, --since T      only events at or after series time T: "
+		"epoch seconds\n"
+		"                     or YYYY-MM-DD[THH:MM[:SS]] (UTC)\n"
+		"  -f, --format F     table (default), csv or json; csv and "
+		"json carry\n"
+		"                     a series column\n"
+		"  -h, --help         show this help\n\n"
+		"Exit status: 0 success, 1 runtime failure, 2 usage error.\n");
+}
+
+static void fmt_utc(int64_t ts, char *buf, size_t n)
+{
+	time_t t = (time_t)ts;
+	struct tm tm;
+	if (gmtime_r(&t, &tm))
+		strftime(buf, n, "%Y-%m-%dT%H:%M:%SZ", &tm);
+	else
+		snprintf(buf, n, "%lld", (long long)ts);
+}
+
+/* A float for CSV/table: empty (csv) or "-" (table) when absent. */
+static const char *fnum(float v, char *buf, size_t n, const char *none)
+{
+	if (!isfinite(v))
+		return none;
+	snprintf(buf, n, "%.6g", (double)v);
+	return buf;
+}
+
+static void csv_field(FILE *f, const char *s)
+{
+	if (!s)
+		s = "";
+	if (!strpbrk(s, ",\"\n\r")) {
+		fputs(s, f);
+		return;
+	}
+	fputc('"', f);
+	for (; *s; s++) {
+		if (*s == '"')
+			fputc('"', f);
+		fputc(*s, f);
+	}
+	fputc('"', f);
+}
+
+static json_t *jnum(float v)
+{
+	return isfinite(v) ? json_real((double)v) : json_null();
+}
+
+struct out {
+	enum fmt fmt;
+	size_t n;
+};
+
+static int print_event(void *user, const struct store_event *ev)
+{
+	struct out *o = user;
+	char t[32], b[8][32];
+	fmt_utc(ev->ts, t, sizeof(t));
+	const char *type = store_event_type_name(ev->type);
+	const char *trig = store_trigger_name(ev->trigger);
+	if (o->fmt == FMT_TABLE) {
+		printf("%-20s %-16s %-14s %-8s %5llu %5llu %9s %9s %9s %9s  "
+		       "%s\n",
+		       t, ev->series, type, trig,
+		       (unsigned long long)ev->version_from,
+		       (unsigned long long)ev->version_to,
+		       fnum(ev->loss_before, b[0], 32, "-"),
+		       fnum(ev->loss_after, b[1], 32, "-"),
+		       fnum(ev->guard_before, b[2], 32, "-"),
+		       fnum(ev->guard_after, b[3], 32, "-"), ev->reason);
+	} else if (o->fmt == FMT_CSV) {
+		printf("%lld,%s,%lld,", (long long)ev->id, t,
+		       (long long)ev->ts);
+		csv_field(stdout, ev->series);
+		printf(",%s,%s,%llu,%llu,%d,%s,%s,%s,%s,%s,%s,%s,", type, trig,
+		       (unsigned long long)ev->version_from,
+		       (unsigned long long)ev->version_to, ev->steps,
+		       fnum(ev->loss_before, b[0], 32, ""),
+		       fnum(ev->loss_after, b[1], 32, ""),
+		       fnum(ev->guard_before, b[2], 32, ""),
+		       fnum(ev->guard_after, b[3], 32, ""),
+		       fnum(ev->update_norm, b[4], 32, ""),
+		       fnum(ev->adapted_error, b[5], 32, ""),
+		       fnum(ev->shadow_error, b[6], 32, ""));
+		csv_field(stdout, ev->reason);
+		putchar('\n');
+	} else {
+		json_t *j = json_object();
+		json_object_set_new(j, "id", json_integer(ev->id));
+		json_object_set_new(j, "time", json_string(t));
+		json_object_set_new(j, "ts", json_integer(ev->ts));
+		json_object_set_new(j, "series", json_string(ev->series));
+		json_object_set_new(j, "event", json_string(type));
+		json_object_set_new(j, "trigger", json_string(trig));
+		json_object_set_new(j, "version_from",
+				    json_integer((json_int_t)ev->version_from));
+		json_object_set_new(j, "version_to",
+				    json_integer((json_int_t)ev->version_to));
+		json_object_set_new(j, "steps", json_integer(ev->steps));
+		json_object_set_new(j, "loss_before", jnum(ev->loss_before));
+		json_object_set_new(j, "loss_after", jnum(ev->loss_after));
+		json_object_set_new(j, "guard_before", jnum(ev->guard_before));
+		json_object_set_new(j, "guard_after", jnum(ev->guard_after));
+		json_object_set_new(j, "update_norm", jnum(ev->update_norm));
+		json_object_set_new(j, "adapted_error",
+				    jnum(ev->adapted_error));
+		json_object_set_new(j, "shadow_error", jnum(ev->shadow_error));
+		json_object_set_new(j, "reason",
+				    json_string(ev->reason ? ev->reason : ""));
+		char *s = json_dumps(j, JSON_COMPACT | JSON_PRESERVE_ORDER |
+					    JSON_REAL_PRECISION(7));
+		printf("%s%s", o->n ? ",\n" : "", s ? s : "null");
+		free(s);
+		json_decref(j);
+	}
+	o->n++;
+	return 0;
+}
+
+int dc_cmd_history(int argc, char **argv)
+{
+	static const struct option longopts[] = {
+	    {"db", required_argument, NULL, 'd'},
+	    {"series", required_argument, NULL, 's'},
+	    {"since", required_argument, NULL, 'S'},
+	    {"format", required_argument, NULL, 'f'},
+	    {"help", no_argument, NULL, 'h'},
+	    {NULL, 0, NULL, 0},
+	};
+	const char *db = NULL, *series = NULL;
+	int64_t since = INT64_MIN;
+	struct out o = {FMT_TABLE, 0};
+	int c;
+
+	while ((c = getopt_long(argc, argv, "d:s:S:f:h", longopts, NULL)) !=
+	       -1) {
+		switch (c) {
+		case 'd':
+			db = optarg;
+			break;
+		case 's':
+			series = optarg;
+			break;
+		case 'S':
+			if (store_parse_time(optarg, &since) < 0) {
+				fprintf(stderr,
+					"driftcast history: --since '%s': not "
+					"a time (epoch seconds or "
+					"YYYY-MM-DD[THH:MM[:SS]])\n",
+					optarg);
+				return DC_EXIT_USAGE;
+			}
+			break;
+		case 'f':
+			if (!strcmp(optarg, "table"))
+				o.fmt = FMT_TABLE;
+			else if (!strcmp(optarg, "csv"))
+				o.fmt = FMT_CSV;
+			else if (!strcmp(optarg, "json"))
+				o.fmt = FMT_JSON;
+			else {
+				fprintf(stderr,
+					"driftcast history: --format '%s': "
+					"expected table, csv or json\n",
+					optarg);
+				return DC_EXIT_USAGE;
+			}
+			break;
+		case 'h':
+			history_usage(stdout);
+			return DC_EXIT_OK;
+		default:
+			history_usage(stderr);
+			return DC_EXIT_USAGE;
+		}
+	}
+	if (optind < argc) {
+		fprintf(stderr, "driftcast history: unexpected argument '%s'\n",
+			argv[optind]);
+		return DC_EXIT_USAGE;
+	}
+	if (!db) {
+		fprintf(stderr, "driftcast history: --db FILE is required\n");
+		return DC_EXIT_USAGE;
+	}
+
+	char err[1024];
+	struct store *s = NULL;
+	struct store_options so = {.read_only = true};
+	if (store_open(db, &so, &s, err, sizeof(err)) < 0) {
+		fprintf(stderr, "driftcast history: %s\n", err);
+		return DC_EXIT_FAILURE;
+	}
+	if (o.fmt == FMT_TABLE)
+		printf("%-20s %-16s %-14s %-8s %5s %5s %9s %9s %9s %9s  %s\n",
+		       "time", "series", "event", "trigger", "from", "to",
+		       "loss_bef", "loss_aft", "guard_bef", "guard_aft",
+		       "reason");
+	else if (o.fmt == FMT_CSV)
+		printf("id,time,ts,series,event,trigger,version_from,"
+		       "version_to,steps,loss_before,loss_after,guard_before,"
+		       "guard_after,update_norm,adapted_error,shadow_error,"
+		       "reason\n");
+	else
+		printf("[");
+	int r =
+	    store_history(s, series, since, print_event, &o, err, sizeof(err));
+	if (o.fmt == FMT_JSON)
+		printf("%s]\n", o.n ? "\n" : "");
+	store_free(s);
+	if (r < 0) {
+		fprintf(stderr, "driftcast history: %s\n", err);
+		return DC_EXIT_FAILURE;
+	}
+	if (fflush(stdout) != 0) {
+		fprintf(stderr, "driftcast history: writing output: %s\n",
+			strerror(errno));
+		return DC_EXIT_FAILURE;
+	}
+	return DC_EXIT_OK;
+}

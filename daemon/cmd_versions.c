@@ -1,0 +1,239 @@
+/*
+ * `driftcast versions --db FILE --series S [--format F]`: the adapter
+ * versions of one series, oldest first, with their parent, reason, losses,
+ * size and checksum, and which one is current.  Read-only.
+ */
+#include "daemon/daemon.h"
+
+#include <errno.h>
+#include <getopt.h>
+#include <jansson.h>
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+
+#include "storage/storage.h"
+
+enum fmt { FMT_TABLE, FMT_CSV, FMT_JSON };
+
+static void versions_usage(FILE *f)
+{
+	fprintf(f,
+		"Usage: driftcast versions --db FILE --series S "
+		"[--format table|csv|json]\n\n"
+		"Print the adapter versions of one series, oldest first.\n\n"
+		"Options:\n"
+		"  -d, --db FILE      the SQLite database (opened read-only)\n"
+		"  -s, --series S     the series (required)\n"
+		"  -f, --format F     table (default), csv or json\n"
+		"  -h, --help         show this help\n\n"
+		"Exit status: 0 success, 1 runtime failure (also: unknown "
+		"series), 2 usage error.\n");
+}
+
+static void fmt_utc(int64_t ts, char *buf, size_t n)
+{
+	time_t t = (time_t)ts;
+	struct tm tm;
+	if (gmtime_r(&t, &tm))
+		strftime(buf, n, "%Y-%m-%dT%H:%M:%SZ", &tm);
+	else
+		snprintf(buf, n, "%lld", (long long)ts);
+}
+
+static const char *fnum(float v, char *buf, size_t n, const char *none)
+{
+	if (!isfinite(v))
+		return none;
+	snprintf(buf, n, "%.6g", (double)v);
+	return buf;
+}
+
+static void csv_field(FILE *f, const char *s)
+{
+	if (!s)
+		s = "";
+	if (!strpbrk(s, ",\"\n\r")) {
+		fputs(s, f);
+		return;
+	}
+	fputc('"', f);
+	for (; *s; s++) {
+		if (*s == '"')
+			fputc('"', f);
+		fputc(*s, f);
+	}
+	fputc('"', f);
+}
+
+static json_t *jnum(float v)
+{
+	return isfinite(v) ? json_real((double)v) : json_null();
+}
+
+struct out {
+	enum fmt fmt;
+	size_t n;
+};
+
+static int print_version(void *user, const struct store_version *v)
+{
+	struct out *o = user;
+	char t[32], parent[24], b[4][32];
+	fmt_utc(v->ts, t, sizeof(t));
+	if (v->parent_number >= 0)
+		snprintf(parent, sizeof(parent), "%lld",
+			 (long long)v->parent_number);
+	else
+		parent[0] = '\0';
+	if (o->fmt == FMT_TABLE) {
+		printf("%7llu %7s %-8s %-20s %-3s %9s %9s %9s %9s %7zu %08x  "
+		       "%s\n",
+		       (unsigned long long)v->number, parent[0] ? parent : "-",
+		       v->reason, t, v->current ? "*" : "",
+		       fnum(v->loss_before, b[0], 32, "-"),
+		       fnum(v->loss_after, b[1], 32, "-"),
+		       fnum(v->guard_before, b[2], 32, "-"),
+		       fnum(v->guard_after, b[3], 32, "-"), v->adapter_len,
+		       v->checksum, v->note);
+	} else if (o->fmt == FMT_CSV) {
+		csv_field(stdout, v->series);
+		printf(",%llu,%s,%s,%s,%lld,%d,%s,%s,%s,%s,%zu,%08x,",
+		       (unsigned long long)v->number, parent, v->reason, t,
+		       (long long)v->ts, v->current ? 1 : 0,
+		       fnum(v->loss_before, b[0], 32, ""),
+		       fnum(v->loss_after, b[1], 32, ""),
+		       fnum(v->guard_before, b[2], 32, ""),
+		       fnum(v->guard_after, b[3], 32, ""), v->adapter_len,
+		       v->checksum);
+		csv_field(stdout, v->note);
+		putchar('\n');
+	} else {
+		char crc[16];
+		snprintf(crc, sizeof(crc), "%08x", v->checksum);
+		json_t *j = json_object();
+		json_object_set_new(j, "series", json_string(v->series));
+		json_object_set_new(j, "version",
+				    json_integer((json_int_t)v->number));
+		json_object_set_new(j, "parent",
+				    v->parent_number >= 0
+					? json_integer(v->parent_number)
+					: json_null());
+		json_object_set_new(j, "reason", json_string(v->reason));
+		json_object_set_new(j, "time", json_string(t));
+		json_object_set_new(j, "ts", json_integer(v->ts));
+		json_object_set_new(j, "current", json_boolean(v->current));
+		json_object_set_new(j, "loss_before", jnum(v->loss_before));
+		json_object_set_new(j, "loss_after", jnum(v->loss_after));
+		json_object_set_new(j, "guard_before", jnum(v->guard_before));
+		json_object_set_new(j, "guard_after", jnum(v->guard_after));
+		json_object_set_new(j, "adapter_len",
+				    json_integer((json_int_t)v->adapter_len));
+		json_object_set_new(j, "checksum", json_string(crc));
+		json_object_set_new(j, "note", json_string(v->note));
+		char *s = json_dumps(j, JSON_COMPACT | JSON_PRESERVE_ORDER |
+					    JSON_REAL_PRECISION(7));
+		printf("%s%s", o->n ? ",\n" : "", s ? s : "null");
+		free(s);
+		json_decref(j);
+	}
+	o->n++;
+	return 0;
+}
+
+int dc_cmd_versions(int argc, char **argv)
+{
+	static const struct option longopts[] = {
+	    {"db", required_argument, NULL, 'd'},
+	    {"series", required_argument, NULL, 's'},
+	    {"format", required_argument, NULL, 'f'},
+	    {"help", no_argument, NULL, 'h'},
+	    {NULL, 0, NULL, 0},
+	};
+	const char *db = NULL, *series = NULL;
+	struct out o = {FMT_TABLE, 0};
+	int c;
+
+	while ((c = getopt_long(argc, argv, "d:s:f:h", longopts, NULL)) != -1) {
+		switch (c) {
+		case 'd':
+			db = optarg;
+			break;
+		case 's':
+			series = optarg;
+			break;
+		case 'f':
+			if (!strcmp(optarg, "table"))
+				o.fmt = FMT_TABLE;
+			else if (!strcmp(optarg, "csv"))
+				o.fmt = FMT_CSV;
+			else if (!strcmp(optarg, "json"))
+				o.fmt = FMT_JSON;
+			else {
+				fprintf(stderr,
+					"driftcast versions: --format '%s': "
+					"expected table, csv or json\n",
+					optarg);
+				return DC_EXIT_USAGE;
+			}
+			break;
+		case 'h':
+			versions_usage(stdout);
+			return DC_EXIT_OK;
+		default:
+			versions_usage(stderr);
+			return DC_EXIT_USAGE;
+		}
+	}
+	if (optind < argc) {
+		fprintf(stderr,
+			"driftcast versions: unexpected argument '%s'\n",
+			argv[optind]);
+		return DC_EXIT_USAGE;
+	}
+	if (!db || !series) {
+		fprintf(stderr, "driftcast versions: --db FILE and --series S "
+				"are required\n");
+		return DC_EXIT_USAGE;
+	}
+
+	char err[1024];
+	struct store *s = NULL;
+	struct store_options so = {.read_only = true};
+	if (store_open(db, &so, &s, err, sizeof(err)) < 0) {
+		fprintf(stderr, "driftcast versions: %s\n", err);
+		return DC_EXIT_FAILURE;
+	}
+	/* Print the header only once the series is known to exist. */
+	int r = store_versions(s, series, NULL, NULL, err, sizeof(err));
+	if (r == 0) {
+		if (o.fmt == FMT_TABLE)
+			printf("%7s %7s %-8s %-20s %-3s %9s %9s %9s %9s %7s "
+			       "%-8s  %s\n",
+			       "version", "parent", "reason", "time", "cur",
+			       "loss_bef", "loss_aft", "guard_bef", "guard_aft",
+			       "floats", "crc32", "note");
+		else if (o.fmt == FMT_CSV)
+			printf("series,version,parent,reason,time,ts,current,"
+			       "loss_before,loss_after,guard_before,"
+			       "guard_after,adapter_len,checksum,note\n");
+		else
+			printf("[");
+		r = store_versions(s, series, print_version, &o, err,
+				   sizeof(err));
+		if (o.fmt == FMT_JSON)
+			printf("%s]\n", o.n ? "\n" : "");
+	}
+	store_free(s);
+	if (r < 0) {
+		fprintf(stderr, "driftcast versions: %s\n", err);
+		return DC_EXIT_FAILURE;
+	}
+	if (fflush(stdout) != 0) {
+		fprintf(stderr, "driftcast versions: writing output: %s\n",
+			strerror(errno));
+		return DC_EXIT_FAILURE;
+	}
+	return DC_EXIT_OK;
+}
