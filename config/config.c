@@ -175,6 +175,40 @@ static const struct option options[] = {
 
     STR("storage.path", storage.path, "/var/lib/driftcast/driftcast.db", 0,
 	NULL, "SQLite database holding versions, audit log and offsets."),
+    INT("storage.batch_rows", storage.batch_rows, 1, 1000000, "5000", 0,
+	"Commit a storage transaction after this many rows (versions, audit "
+	"events, forecasts, errors)."),
+    INT("storage.batch_ms", storage.batch_ms, 1, 60000, "200", 0,
+	"... or this many milliseconds after it began, whichever comes "
+	"first."),
+    INT("storage.busy_timeout_ms", storage.busy_timeout_ms, 0, 600000, "5000",
+	0,
+	"How long a write waits for another process's lock (e.g. "
+	"`driftcast rollback`)."),
+    INT("storage.keep_versions", storage.keep_versions, 1, 1000000, "100",
+	OPT_RELOAD,
+	"Retention: always keep the last this many adapter versions of each "
+	"series (and the current one)."),
+    INT("storage.keep_days", storage.keep_days, 0, 36500, "90", OPT_RELOAD,
+	"Retention: also keep versions, forecasts and realised errors younger "
+	"than this many days; 0 keeps everything.  Audit rows are never "
+	"deleted."),
+    INT("storage.prune_batch", storage.prune_batch, 1, 100000, "500",
+	OPT_RELOAD,
+	"Retention deletes at most this many rows per step, so the daemon "
+	"never stalls."),
+    INT("storage.prune_every_ms", storage.prune_every_ms, 10, 3600000, "1000",
+	OPT_RELOAD, "Pause between two retention steps."),
+    INT("storage.control_poll_ms", storage.control_poll_ms, 50, 1000, "250",
+	OPT_RELOAD,
+	"How often the daemon looks for operator requests (`driftcast "
+	"rollback`) in the database."),
+    BOOL("storage.rename_corrupt", storage.rename_corrupt, "false", 0,
+	 "At start, rename a corrupt database (or a file that is not one) to "
+	 "PATH.corrupt-TIME and start a fresh one, instead of refusing to "
+	 "start."),
+    BOOL("storage.check_on_start", storage.check_on_start, "false", 0,
+	 "Run PRAGMA quick_check at start (reads the whole file)."),
 
     STR("model.path", model.path, "/var/lib/driftcast/model.dcm", 0, NULL,
 	"Base model file written by `driftcast train`."),

@@ -94,6 +94,16 @@ struct cfg {
 	} kafka;
 	struct {
 		char path[CFG_PATH_MAX];
+		int batch_rows;	     /* commit a batch after this many rows */
+		int batch_ms;	     /* ... or this long after it opened */
+		int busy_timeout_ms; /* wait for another writer's lock */
+		int keep_versions;   /* retention: last N versions per series */
+		int keep_days;	     /* ... plus everything younger; 0 = all */
+		int prune_batch;     /* rows deleted per pruning step */
+		int prune_every_ms;  /* pause between pruning steps */
+		int control_poll_ms; /* operator requests (rollback) */
+		bool rename_corrupt; /* move a corrupt file aside */
+		bool check_on_start; /* PRAGMA quick_check at start */
 	} storage;
 	struct {
 		char path[CFG_PATH_MAX];
