@@ -366,3 +366,19 @@ Test(model, same_seed_same_training_curve, .timeout = 120)
 	fc_model_free(b);
 	fc_model_free(cm);
 }
+
+float nn_tanh_for_test(float x); /* forecast/nn.c, float build */
+
+Test(model, fast_tanh_matches_libm)
+{
+	double worst = 0;
+	for (int i = -20000; i <= 20000; i++) {
+		float x = (float)i * 0.001f;
+		double e = fabs((double)nn_tanh_for_test(x) - tanh((double)x));
+		if (e > worst)
+			worst = e;
+	}
+	cr_assert_lt(worst, 1e-6, "max error %g", worst);
+	cr_assert_eq(nn_tanh_for_test(100.0f), 1.0f);
+	cr_assert_eq(nn_tanh_for_test(-100.0f), -1.0f);
+}
