@@ -1,0 +1,173 @@
+/*
+ * Model files that must be refused, each with its reason: missing,
+ * empty, truncated, wrong magic, newer format version, checksum mismatch,
+ * non-finite weights (with a valid checksum), an invalid config, trailing
+ * bytes.  And a good file loads.
+ */
+#include <criterion/criterion.h>
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <zlib.h>
+
+#include "forecast/forecast.h"
+
+static char path[64];
+static unsigned char *bytes;
+static size_t n_bytes;
+
+static void setup(void)
+{
+	struct fc_config c;
+	struct fc_model *m;
+	char err[256];
+	fc_config_default(&c);
+	c.lookback = 32;
+	c.horizon = 8;
+	c.d_model = 8;
+	cr_assert_eq(fc_model_new(&c, 1, &m, err, sizeof(err)), 0);
+	snprintf(path, sizeof(path), "/tmp/dc-mf-%d.dcm", (int)getpid());
+	cr_assert_eq(fc_model_save(m, path, err, sizeof(err)), 0, "%s", err);
+	fc_model_free(m);
+	FILE *f = fopen(path, "rb");
+	cr_assert(f);
+	fseek(f, 0, SEEK_END);
+	n_bytes = (size_t)ftell(f);
+	fseek(f, 0, SEEK_SET);
+	bytes = malloc(n_bytes);
+	cr_assert_eq(fread(bytes, 1, n_bytes, f), n_bytes);
+	fclose(f);
+}
+
+static void teardown(void)
+{
+	unlink(path);
+	free(bytes);
+	bytes = NULL;
+}
+
+TestSuite(modelfile, .init = setup, .fini = teardown);
+
+static void write_file(const unsigned char *b, size_t n)
+{
+	FILE *f = fopen(path, "wb");
+	cr_assert(f);
+	cr_assert_eq(fwrite(b, 1, n, f), n);
+	fclose(f);
+}
+
+static void fix_crc(unsigned char *b, size_t n)
+{
+	uint32_t c = (uint32_t)crc32(0L, b, (uInt)(n - 4));
+	for (int i = 0; i < 4; i++)
+		b[n - 4 + i] = (unsigned char)(c >> (8 * i));
+}
+
+/* load must fail with -EINVAL (or want) and a reason containing `why` */
+static void refused(int want, const char *why)
+{
+	struct fc_model *m = NULL;
+	char err[512] = "";
+	int r = fc_model_load(path, &m, err, sizeof(err));
+	cr_assert_eq(r, want, "load returned %d (%s)", r, err);
+	cr_assert_null(m);
+	cr_assert(strstr(err, why), "reason '%s' lacks '%s'", err, why);
+	cr_assert(strstr(err, path), "reason '%s' lacks the path", err);
+}
+
+Test(modelfile, good_file_loads)
+{
+	struct fc_model *m = NULL;
+	char err[256];
+	cr_assert_eq(fc_model_load(path, &m, err, sizeof(err)), 0, "%s", err);
+	cr_assert_eq(fc_model_config(m)->lookback, 32);
+	fc_model_free(m);
+}
+
+Test(modelfile, missing_file)
+{
+	unlink(path);
+	refused(-ENOENT, "No such file");
+}
+
+Test(modelfile, empty_file)
+{
+	write_file(bytes, 0);
+	refused(-EINVAL, "truncated");
+}
+
+Test(modelfile, truncated_file)
+{
+	write_file(bytes, n_bytes - 100);
+	refused(-EINVAL, "truncated");
+	write_file(bytes, 30);
+	refused(-EINVAL, "truncated");
+}
+
+Test(modelfile, trailing_bytes)
+{
+	unsigned char *b = malloc(n_bytes + 3);
+	memcpy(b, bytes, n_bytes);
+	memset(b + n_bytes, 0, 3);
+	write_file(b, n_bytes + 3);
+	free(b);
+	refused(-EINVAL, "trailing bytes");
+}
+
+Test(modelfile, wrong_magic)
+{
+	bytes[0] = 'X';
+	write_file(bytes, n_bytes);
+	refused(-EINVAL, "wrong magic");
+}
+
+Test(modelfile, newer_version)
+{
+	bytes[8] = 2; /* version u32 little-endian after the magic */
+	fix_crc(bytes, n_bytes);
+	write_file(bytes, n_bytes);
+	refused(-EINVAL, "newer");
+}
+
+Test(modelfile, checksum_mismatch)
+{
+	bytes[n_bytes / 2] ^= 0x10; /* one bit in the weights */
+	write_file(bytes, n_bytes);
+	refused(-EINVAL, "checksum mismatch");
+}
+
+Test(modelfile, non_finite_weight)
+{
+	float nan = NAN;
+	memcpy(bytes + n_bytes - 4 - 4 * 3, &nan, 4); /* a rec.b weight */
+	fix_crc(bytes, n_bytes);
+	write_file(bytes, n_bytes);
+	refused(-EINVAL, "non-finite weight");
+}
+
+Test(modelfile, invalid_config)
+{
+	/* d_model is the 6th i32 of the config, after magic, version, size */
+	size_t off = 8 + 4 + 8 + 5 * 4;
+	bytes[off] = 0;
+	bytes[off + 1] = 0;
+	fix_crc(bytes, n_bytes);
+	write_file(bytes, n_bytes);
+	refused(-EINVAL, "invalid config");
+}
+
+Test(modelfile, save_to_unwritable_place)
+{
+	struct fc_config c;
+	struct fc_model *m;
+	char err[256];
+	fc_config_default(&c);
+	cr_assert_eq(fc_model_new(&c, 1, &m, err, sizeof(err)), 0);
+	int r = fc_model_save(m, "/nonexistent-dir/x.dcm", err, sizeof(err));
+	fc_model_free(m);
+	cr_assert_eq(r, -ENOENT);
+	cr_assert(strstr(err, "/nonexistent-dir/x.dcm"), "%s", err);
+}
