@@ -169,7 +169,8 @@ int fc_adapter_tensor(const struct fc_model *m, size_t i, const char **ret_name,
  * Every activation and gradient buffer of a forward/backward pass for up
  * to max_batch windows (forecast windows + reconstruction windows), for
  * models with this config.  Allocated once; forecast and loss calls do no
- * allocation.  One workspace per thread; it is not shared.
+ * allocation (with fc_blas_set_threads(1): OpenBLAS's threaded GEMM
+ * allocates inside each call).  One workspace per thread; not shared.
  */
 struct fc_workspace;
 
