@@ -266,7 +266,7 @@ static const struct option options[] = {
 	"has arrived); 0 = reconstruction only."),
     DBL("ttt.w_anchor", ttt.w_anchor, 0, 1000, "0.01", OPT_RELOAD,
 	"Weight of the squared distance of the adapter to its anchor."),
-    DBL("ttt.lr", ttt.lr, 0, 1, "0.001", OPT_RELOAD,
+    DBL("ttt.lr", ttt.lr, 0, 1, "0.0003", OPT_RELOAD,
 	"Adam learning rate of the adapter steps."),
     INT("ttt.steps", ttt.steps, 0, 100, "1", OPT_RELOAD,
 	"Optimizer steps per adaptation (0 disables adaptation)."),
@@ -278,7 +278,7 @@ static const struct option options[] = {
     STR("ttt.families", ttt.families, "enc,norm,calib", 0, check_families,
 	"Adapter families that adapt: comma list of enc (LoRA on embedding "
 	"and backbone), norm (normalisation affines), head (LoRA on the "
-	"forecast head), calib (output calibration), or all."),
+	"forecast head), calib (output calibration)."),
     INT("ttt.recon_windows", ttt.recon_windows, 0, 64, "4", 0,
 	"Most recent lookback windows in the reconstruction batch."),
     INT("ttt.step_windows", ttt.step_windows, 0, 64, "4", 0,
@@ -492,8 +492,7 @@ static int check_topic(const void *value, char *why, size_t why_size)
 
 static int check_families(const void *value, char *why, size_t why_size)
 {
-	static const char *const names[] = {"enc", "norm", "head", "calib",
-					    "all"};
+	static const char *const names[] = {"enc", "norm", "head", "calib"};
 	const char *s = value;
 	for (;;) {
 		const char *comma = strchr(s, ',');
@@ -506,7 +505,7 @@ static int check_families(const void *value, char *why, size_t why_size)
 		if (!ok) {
 			snprintf(why, why_size,
 				 "unknown adapter family '%.*s' (allowed: enc, "
-				 "norm, head, calib, all)",
+				 "norm, head, calib)",
 				 (int)len, s);
 			return -EINVAL;
 		}
@@ -1255,7 +1254,7 @@ static void format_allowed(const struct option *o, char *buf, size_t n)
 		else if (o->check == check_listen)
 			snprintf(buf, n, "host:port, or off");
 		else if (o->check == check_families)
-			snprintf(buf, n, "enc, norm, head, calib, all");
+			snprintf(buf, n, "enc, norm, head, calib");
 		else if (o->check == check_one_char)
 			snprintf(buf, n, "one character");
 		else

@@ -20,7 +20,7 @@ void ttt_params_default(struct ttt_params *p)
 	p->w_recon = 1.0f;
 	p->w_matured = 1.0f;
 	p->w_anchor = 0.01f;
-	p->lr = 1e-3f;
+	p->lr = 3e-4f;
 	p->steps = 1;
 	p->clip = 1.0f;
 	p->max_update = 0.5f;
