@@ -23,6 +23,9 @@
 
 static const struct dc_command commands[] = {
     {"config", "check, show or generate configuration", dc_cmd_config},
+    {"demo", "the whole pipeline on bundled data and an in-process Kafka",
+     dc_cmd_demo},
+    {"run", "the daemon: Kafka in, forecasts out, adapt, persist", dc_cmd_run},
     {"history", "the adaptation audit log of a series, from SQLite",
      dc_cmd_history},
     {"rollback", "roll a series back to an earlier adapter version",

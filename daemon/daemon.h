@@ -118,6 +118,53 @@ int dc_kafka_pause(struct dc_kafka *k, bool pause);
 int64_t dc_kafka_lag(struct dc_kafka *k);
 int dc_kafka_assigned_count(const struct dc_kafka *k);
 
+/* ---- the daemon loop (daemon/run.c) ------------------------------------
+ * `driftcast run` and `driftcast demo` both call dc_run().
+ */
+struct dc_run_stats {
+	uint64_t messages;	 /* consumed and not skipped */
+	uint64_t skipped_replay; /* at or below the applied offset */
+	uint64_t deadlettered;
+	uint64_t dead_by_reason[32]; /* by enum dc_reason */
+	uint64_t observations;
+	uint64_t forecasts;
+	uint64_t accepted, rejected, drifts, rollbacks, resets;
+	uint64_t manual_rollbacks; /* operator rollbacks applied */
+	uint64_t restored;	   /* series restored at start */
+	uint64_t batches;	   /* SQLite transactions committed */
+	int64_t lag;		   /* consumer lag, -1 unknown */
+	size_t series;
+	int assigned;  /* partitions */
+	bool degraded; /* storage cannot write */
+};
+
+struct dc_run_options {
+	const char *config_path; /* may be NULL: defaults */
+	const char *const *sets; /* --set overrides */
+	size_t nsets;
+	/* Called from the loop about every 100 ms; return true to stop as on
+	 * SIGTERM (the demo stops when it has consumed everything). */
+	bool (*tick)(void *user, const struct dc_run_stats *st);
+	void *user;
+};
+
+/* Run until SIGTERM/SIGINT (or tick says stop).  Returns an exit code:
+ * 0 after a clean drain, 1 on a runtime failure, 2 on a configuration or
+ * model problem.  *ret_stats (may be NULL) gets the final counters. */
+int dc_run(const struct dc_run_options *opts, struct dc_run_stats *ret_stats);
+
+/* The [ttt] settings of c as engine parameters (daemon/ttt_cfg.c); 0 or
+ * -EINVAL with the reason.  families: "enc,norm,head,calib" -> FC_ADAPT_*
+ * bits. */
+struct ttt_params;
+int dc_ttt_params_from_cfg(struct ttt_params *p, const struct cfg *c,
+			   char *errbuf, size_t errbuf_size);
+int dc_ttt_families(const char *list, unsigned *ret, char *errbuf,
+		    size_t errbuf_size);
+
+int dc_cmd_run(int argc, char **argv);
+int dc_cmd_demo(int argc, char **argv);
+
 /* ---- logging -----------------------------------------------------------
  * Levels are syslog(3) priorities.  The macros test the level before any
  * argument is evaluated or formatted.  Under systemd (JOURNAL_STREAM names

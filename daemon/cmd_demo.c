@@ -1,0 +1,524 @@
+/*
+ * `driftcast demo`: the whole pipeline on an embedded default.
+ *
+ *   1. a base model for the bundled data/ETTh1.csv (trained once, then
+ *      cached next to the demo database);
+ *   2. librdkafka's mock cluster, in this process, as the Kafka broker (a
+ *      real Kafka protocol peer on 127.0.0.1; its bootstrap address is
+ *      printed, so kcat can watch);
+ *   3. the test period of ETTh1 produced as JSON messages, one per channel
+ *      and hour, keyed by series (ETTh1/HUFL, ..., ETTh1/OT);
+ *   4. the real daemon loop (dc_run, the same code as `driftcast run`)
+ *      against it, with a fresh SQLite database;
+ *   5. a summary: frozen vs adapted error, adaptations accepted / rejected
+ *      / rolled back, where the database is, and SQL to try.
+ */
+#include "daemon/daemon.h"
+
+#include <errno.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <librdkafka/rdkafka_mock.h>
+#include <math.h>
+#include <sqlite3.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "forecast/forecast.h"
+
+#define DEMO_INPUT  "measurements"
+#define DEMO_OUTPUT "forecasts"
+#define DEMO_DEAD   "driftcast-deadletter"
+
+struct demo {
+	const char *data;
+	char workdir[1024];
+	char model_path[1200];
+	char db_path[1200];
+	const char *backbone;
+	bool quick;
+	bool tty;
+	uint64_t produced;
+	uint64_t started_us;
+	uint64_t last_print_us;
+};
+
+static void demo_usage(FILE *f)
+{
+	fprintf(
+	    f, "Usage: driftcast demo [--quick] [--data FILE] [--workdir DIR] "
+	       "[--backbone gru|transformer]\n\n"
+	       "Run the whole pipeline on an embedded default: train (once, "
+	       "then cached) a\n"
+	       "base model on the bundled ETTh1 data, start librdkafka's mock "
+	       "Kafka cluster in\n"
+	       "this process, produce the test period as messages (7 channels "
+	       "= 7 series),\n"
+	       "run the real daemon loop against it with a fresh SQLite "
+	       "database, and print\n"
+	       "what happened.\n\n"
+	       "Options:\n"
+	       "  --quick            a short run (the first 600 hours of the "
+	       "test period)\n"
+	       "  --data FILE        the CSV to use (default: data/ETTh1.csv)\n"
+	       "  --workdir DIR      model cache and database (default: "
+	       "build/demo, or\n"
+	       "                     ./driftcast-demo when there is no build/ "
+	       "here)\n"
+	       "  --backbone NAME    gru (default) or transformer\n"
+	       "  -h, --help         show this help\n");
+}
+
+static int mkdir_p(const char *path)
+{
+	char tmp[1024];
+	snprintf(tmp, sizeof(tmp), "%s", path);
+	for (char *p = tmp + 1; *p; p++) {
+		if (*p != '/')
+			continue;
+		*p = '\0';
+		if (mkdir(tmp, 0755) < 0 && errno != EEXIST)
+			return -errno;
+		*p = '/';
+	}
+	if (mkdir(tmp, 0755) < 0 && errno != EEXIST)
+		return -errno;
+	return 0;
+}
+
+/* ---- 1. the model ------------------------------------------------------ */
+
+static int on_train_progress(void *user, const struct fc_train_progress *p)
+{
+	struct demo *d = user;
+	if (p->epoch_done) {
+		fprintf(
+		    stderr,
+		    "%s  epoch %d/%d  train loss %.4f  validation MSE %.4f%s "
+		    "(%.0f s)\n",
+		    d->tty ? "\r\033[K" : "", p->epoch, p->epochs,
+		    (double)p->loss, (double)p->val_mse,
+		    p->improved ? "  best so far" : "", p->elapsed);
+	} else if (d->tty && (p->step % 20 == 0 || p->step == p->steps)) {
+		fprintf(
+		    stderr,
+		    "\r\033[K  epoch %d/%d  step %d/%d  loss %.4f  eta %.0f s",
+		    p->epoch, p->epochs, p->step, p->steps, (double)p->loss,
+		    p->eta);
+	}
+	return 0;
+}
+
+static int ensure_model(struct demo *d, const struct fc_dataset *ds)
+{
+	char err[1024];
+	struct fc_model *m = NULL;
+	int e;
+
+	snprintf(d->model_path, sizeof(d->model_path), "%s/%s-%s-L96-H96.dcm",
+		 d->workdir, ds->name, d->backbone);
+	e = fc_model_load(d->model_path, &m, err, sizeof(err));
+	if (e == 0) {
+		printf("  using the cached model %s\n", d->model_path);
+		fc_model_free(m);
+		return 0;
+	}
+	if (e != -ENOENT)
+		printf("  cached model unusable (%s): training again\n", err);
+
+	struct fc_config mc;
+	struct fc_train_config tc;
+	struct fc_train_report rep;
+	fc_config_default(&mc);
+	fc_train_config_default(&tc);
+	if (fc_backbone_parse(d->backbone, &mc.backbone) < 0) {
+		fprintf(stderr, "driftcast demo: unknown backbone '%s'\n",
+			d->backbone);
+		return -EINVAL;
+	}
+	if (mc.backbone == FC_BACKBONE_GRU)
+		mc.n_layers = 1;
+	if (d->quick && tc.epochs > 4)
+		tc.epochs = 4;
+	printf("  training a %s base model on the train split of %s (%d "
+	       "channels, lookback 96, horizon 96, at most %d epochs); it is "
+	       "cached for the next run\n",
+	       d->backbone, ds->name, ds->n_cols, tc.epochs);
+	e = fc_train(&mc, &tc, ds, on_train_progress, d, &m, &rep, err,
+		     sizeof(err));
+	if (d->tty)
+		fprintf(stderr, "\r\033[K");
+	if (e < 0) {
+		fprintf(stderr, "driftcast demo: training failed: %s\n", err);
+		return e;
+	}
+	printf("  trained in %.0f s: best validation MSE %.4f at epoch %d "
+	       "(%d BLAS thread%s)\n",
+	       rep.seconds, (double)rep.best_val_mse, rep.best_epoch,
+	       rep.threads, rep.threads == 1 ? "" : "s");
+	e = fc_model_save(m, d->model_path, err, sizeof(err));
+	fc_model_free(m);
+	if (e < 0) {
+		fprintf(stderr, "driftcast demo: %s\n", err);
+		return e;
+	}
+	return 0;
+}
+
+/* ---- 2. the broker ----------------------------------------------------- */
+
+struct cluster {
+	rd_kafka_t *owner; /* the handle the mock cluster lives on */
+	rd_kafka_mock_cluster_t *mc;
+	char bootstraps[512];
+};
+
+static int cluster_start(struct cluster *c)
+{
+	char err[512];
+	rd_kafka_conf_t *conf = rd_kafka_conf_new();
+	rd_kafka_conf_set(conf, "log_level", "3", err, sizeof(err));
+	c->owner = rd_kafka_new(RD_KAFKA_PRODUCER, conf, err, sizeof(err));
+	if (!c->owner) {
+		fprintf(stderr, "driftcast demo: %s\n", err);
+		return -EIO;
+	}
+	c->mc = rd_kafka_mock_cluster_new(c->owner, 1);
+	if (!c->mc) {
+		fprintf(stderr, "driftcast demo: cannot start the mock Kafka "
+				"cluster\n");
+		return -EIO;
+	}
+	snprintf(c->bootstraps, sizeof(c->bootstraps), "%s",
+		 rd_kafka_mock_cluster_bootstraps(c->mc));
+	if (rd_kafka_mock_topic_create(c->mc, DEMO_INPUT, 4, 1) ||
+	    rd_kafka_mock_topic_create(c->mc, DEMO_OUTPUT, 4, 1) ||
+	    rd_kafka_mock_topic_create(c->mc, DEMO_DEAD, 1, 1)) {
+		fprintf(stderr, "driftcast demo: cannot create topics\n");
+		return -EIO;
+	}
+	return 0;
+}
+
+static void cluster_stop(struct cluster *c)
+{
+	if (c->mc)
+		rd_kafka_mock_cluster_destroy(c->mc);
+	if (c->owner)
+		rd_kafka_destroy(c->owner);
+}
+
+/* ---- 3. the messages ----------------------------------------------------- */
+
+static int produce_test_period(struct demo *d, const struct cluster *c,
+			       const struct fc_dataset *ds, int *ret_first,
+			       int *ret_last)
+{
+	char err[512], key[256], payload[512];
+	rd_kafka_conf_t *conf = rd_kafka_conf_new();
+	if (rd_kafka_conf_set(conf, "bootstrap.servers", c->bootstraps, err,
+			      sizeof(err)) ||
+	    rd_kafka_conf_set(conf, "linger.ms", "20", err, sizeof(err)) ||
+	    rd_kafka_conf_set(conf, "log_level", "3", err, sizeof(err))) {
+		rd_kafka_conf_destroy(conf);
+		fprintf(stderr, "driftcast demo: %s\n", err);
+		return -EINVAL;
+	}
+	rd_kafka_t *p = rd_kafka_new(RD_KAFKA_PRODUCER, conf, err, sizeof(err));
+	if (!p) {
+		fprintf(stderr, "driftcast demo: %s\n", err);
+		return -EIO;
+	}
+	int first = fc_dataset_split_start(ds, FC_SPLIT_TEST, 96);
+	int last = ds->n_rows;
+	if (d->quick && last > first + 96 + 600)
+		last = first + 96 + 600;
+	for (int row = first; row < last; row++) {
+		for (int ch = 0; ch < ds->n_cols; ch++) {
+			snprintf(key, sizeof(key), "%s/%s", ds->name,
+				 ds->col_names[ch]);
+			int n = snprintf(
+			    payload, sizeof(payload),
+			    "{\"series\":\"%s\",\"ts\":%.0f,\"value\":%.9g}",
+			    key, ds->timestamps[row],
+			    (double)ds->raw[(size_t)row * (size_t)ds->n_cols +
+					    (size_t)ch]);
+			rd_kafka_resp_err_t e;
+			while ((e = rd_kafka_producev(
+				    p, RD_KAFKA_V_TOPIC(DEMO_INPUT),
+				    RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+				    RD_KAFKA_V_KEY(key, strlen(key)),
+				    RD_KAFKA_V_VALUE(payload, (size_t)n),
+				    RD_KAFKA_V_END)) ==
+			       RD_KAFKA_RESP_ERR__QUEUE_FULL)
+				rd_kafka_poll(p, 10);
+			if (e) {
+				fprintf(stderr, "driftcast demo: produce: %s\n",
+					rd_kafka_err2str(e));
+				rd_kafka_destroy(p);
+				return -EIO;
+			}
+			d->produced++;
+		}
+	}
+	rd_kafka_flush(p, 30000);
+	int left = rd_kafka_outq_len(p);
+	rd_kafka_destroy(p);
+	if (left > 0) {
+		fprintf(stderr, "driftcast demo: %d messages not delivered\n",
+			left);
+		return -EIO;
+	}
+	*ret_first = first;
+	*ret_last = last;
+	return 0;
+}
+
+/* ---- 4. the daemon ------------------------------------------------------- */
+
+static bool demo_tick(void *user, const struct dc_run_stats *st)
+{
+	struct demo *d = user;
+	uint64_t now = dc_now_monotonic_usec();
+	bool done = st->messages + st->skipped_replay >= d->produced;
+	if (done || now - d->last_print_us > (d->tty ? 250000u : 5000000u)) {
+		d->last_print_us = now;
+		double secs = (double)(now - d->started_us) / 1e6;
+		fprintf(stderr,
+			"%s  %" PRIu64 "/%" PRIu64 " messages  %" PRIu64
+			" forecasts  %" PRIu64 " adaptations accepted  %" PRIu64
+			" rejected  %" PRIu64 " rolled back  %.0f s%s",
+			d->tty ? "\r\033[K" : "", st->messages, d->produced,
+			st->forecasts, st->accepted, st->rejected,
+			st->rollbacks, secs, d->tty ? "" : "\n");
+	}
+	if (done && d->tty)
+		fputc('\n', stderr);
+	return done;
+}
+
+/* ---- 5. the summary
+ * ---------------------------------------------------------- */
+
+static double query_double(sqlite3 *db, const char *sql)
+{
+	sqlite3_stmt *st = NULL;
+	double v = NAN;
+	if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) == SQLITE_OK &&
+	    sqlite3_step(st) == SQLITE_ROW &&
+	    sqlite3_column_type(st, 0) != SQLITE_NULL)
+		v = sqlite3_column_double(st, 0);
+	sqlite3_finalize(st);
+	return v;
+}
+
+static void summary(struct demo *d, const struct fc_dataset *ds,
+		    const struct dc_run_stats *st, double seconds)
+{
+	sqlite3 *db = NULL;
+	char uri[1300];
+	snprintf(uri, sizeof(uri), "file:%s?mode=ro", d->db_path);
+	if (sqlite3_open_v2(uri, &db, SQLITE_OPEN_READONLY | SQLITE_OPEN_URI,
+			    NULL) != SQLITE_OK) {
+		printf("cannot open %s: %s\n", d->db_path, sqlite3_errmsg(db));
+		sqlite3_close(db);
+		return;
+	}
+
+	/* Realised errors are in each series' own units; dividing by the
+	 * series' train variance puts them on EVAL.md's scaled footing. */
+	double sum_a = 0, sum_s = 0;
+	int n_series = 0;
+	for (int ch = 0; ch < ds->n_cols; ch++) {
+		char sql[512];
+		snprintf(sql, sizeof(sql),
+			 "SELECT avg(adapted_error) FROM realised_errors WHERE "
+			 "series = '%s/%s'",
+			 ds->name, ds->col_names[ch]);
+		double a = query_double(db, sql);
+		snprintf(sql, sizeof(sql),
+			 "SELECT avg(shadow_error) FROM realised_errors WHERE "
+			 "series = '%s/%s'",
+			 ds->name, ds->col_names[ch]);
+		double s = query_double(db, sql);
+		if (isnan(a) || isnan(s))
+			continue;
+		double var = (double)ds->std[ch] * (double)ds->std[ch];
+		sum_a += a / var;
+		sum_s += s / var;
+		n_series++;
+	}
+	double versions = query_double(db, "SELECT count(*) FROM versions");
+	double audit = query_double(db, "SELECT count(*) FROM audit");
+	sqlite3_close(db);
+
+	printf("\n== what happened (%.0f s of streaming)\n", seconds);
+	printf("  %" PRIu64 " messages -> %" PRIu64 " forecasts of the next "
+	       "96 hours, %" PRIu64 " dead-lettered\n",
+	       st->messages, st->forecasts, st->deadlettered);
+	if (n_series > 0) {
+		double fa = sum_a / n_series, fs = sum_s / n_series;
+		printf("  realised forecast error (MSE in train-scaled units, "
+		       "mean over the %d series):\n"
+		       "    frozen base model  %.4f\n"
+		       "    with adaptation    %.4f  (%+.1f %%)\n",
+		       n_series, fs, fa, fs > 0 ? 100.0 * (fa - fs) / fs : 0.0);
+	} else {
+		printf("  no forecast matured yet: run without --quick for "
+		       "error numbers\n");
+	}
+	printf("  adaptations: %" PRIu64 " accepted, %" PRIu64
+	       " rejected by the guard, %" PRIu64 " rolled back, %" PRIu64
+	       " drift alarms\n",
+	       st->accepted, st->rejected, st->rollbacks, st->drifts);
+	printf("  database: %s (%.0f adapter versions, %.0f audit events)\n",
+	       d->db_path, versions, audit);
+	printf("\n== try\n");
+	printf("  sqlite3 %s \"SELECT type, count(*) FROM audit GROUP BY "
+	       "type;\"\n",
+	       d->db_path);
+	printf("  sqlite3 -header -column %s \"SELECT * FROM "
+	       "adaptation_effect LIMIT 10;\"\n",
+	       d->db_path);
+	printf("  build/driftcast versions --db %s --series %s/OT\n",
+	       d->db_path, ds->name);
+	printf("  (docs/SQL.md has more queries; `driftcast rollback --db "
+	       "... --series ... --to-version N --reason ...` rolls a series "
+	       "back)\n");
+}
+
+int dc_cmd_demo(int argc, char **argv)
+{
+	static const struct option longopts[] = {
+	    {"quick", no_argument, NULL, 'q'},
+	    {"data", required_argument, NULL, 'd'},
+	    {"workdir", required_argument, NULL, 'w'},
+	    {"backbone", required_argument, NULL, 'b'},
+	    {"help", no_argument, NULL, 'h'},
+	    {NULL, 0, NULL, 0},
+	};
+	struct demo d = {.data = "data/ETTh1.csv", .backbone = "gru"};
+	const char *workdir = NULL;
+	struct fc_dataset *ds = NULL;
+	struct cluster c = {0};
+	char err[1024];
+	int opt, rc = DC_EXIT_FAILURE;
+
+	while ((opt = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
+		switch (opt) {
+		case 'q':
+			d.quick = true;
+			break;
+		case 'd':
+			d.data = optarg;
+			break;
+		case 'w':
+			workdir = optarg;
+			break;
+		case 'b':
+			d.backbone = optarg;
+			break;
+		case 'h':
+			demo_usage(stdout);
+			return DC_EXIT_OK;
+		default:
+			demo_usage(stderr);
+			return DC_EXIT_USAGE;
+		}
+	}
+	if (optind < argc) {
+		fprintf(stderr, "driftcast demo: unexpected argument '%s'\n",
+			argv[optind]);
+		return DC_EXIT_USAGE;
+	}
+	struct stat sb;
+	if (!workdir)
+		workdir = stat("build", &sb) == 0 && S_ISDIR(sb.st_mode)
+			      ? "build/demo"
+			      : "driftcast-demo";
+	snprintf(d.workdir, sizeof(d.workdir), "%s", workdir);
+	d.tty = isatty(STDERR_FILENO);
+	setvbuf(stdout, NULL, _IOLBF, 0);
+
+	printf("== 1. data and base model\n");
+	if (fc_dataset_load(d.data, NULL, &ds, err, sizeof(err)) < 0) {
+		fprintf(stderr, "driftcast demo: %s\n", err);
+		return DC_EXIT_USAGE;
+	}
+	printf("  %s: %d rows x %d channels; train %d / validation %d / "
+	       "test %d rows\n",
+	       d.data, ds->n_rows, ds->n_cols, ds->train_end,
+	       ds->val_end - ds->train_end, ds->n_rows - ds->val_end);
+	if (mkdir_p(d.workdir) < 0) {
+		fprintf(stderr, "driftcast demo: cannot create %s: %s\n",
+			d.workdir, strerror(errno));
+		goto out;
+	}
+	if (ensure_model(&d, ds) < 0)
+		goto out;
+
+	printf("\n== 2. Kafka: librdkafka's mock cluster, in this process\n");
+	if (cluster_start(&c) < 0)
+		goto out;
+	printf("  brokers %s; topics %s (4 partitions), %s, %s\n", c.bootstraps,
+	       DEMO_INPUT, DEMO_OUTPUT, DEMO_DEAD);
+	printf("  watch it: kcat -b %s -C -t %s -o end\n", c.bootstraps,
+	       DEMO_OUTPUT);
+
+	printf("\n== 3. producing the test period\n");
+	int first, last;
+	if (produce_test_period(&d, &c, ds, &first, &last) < 0)
+		goto out;
+	printf("  %" PRIu64 " messages: rows %d..%d of %s, %d series, keyed "
+	       "by series\n",
+	       d.produced, first, last - 1, d.data, ds->n_cols);
+
+	printf("\n== 4. the daemon loop (the code of `driftcast run`)\n");
+	snprintf(d.db_path, sizeof(d.db_path), "%s/demo.db", d.workdir);
+	const char *suffixes[] = {"", "-wal", "-shm", ".lock"};
+	for (size_t i = 0; i < 4; i++) {
+		char p[1300];
+		snprintf(p, sizeof(p), "%s%s", d.db_path, suffixes[i]);
+		unlink(p);
+	}
+	char s_brokers[600], s_db[1300], s_model[1300];
+	snprintf(s_brokers, sizeof(s_brokers), "kafka.brokers=%s",
+		 c.bootstraps);
+	snprintf(s_db, sizeof(s_db), "storage.path=%s", d.db_path);
+	snprintf(s_model, sizeof(s_model), "model.path=%s", d.model_path);
+	const char *sets[] = {
+	    s_brokers,
+	    s_db,
+	    s_model,
+	    "kafka.input_topic=" DEMO_INPUT,
+	    "kafka.output_topic=" DEMO_OUTPUT,
+	    "kafka.deadletter_topic=" DEMO_DEAD,
+	    "kafka.group=driftcast-demo",
+	    "kafka.session_timeout_ms=6000",
+	    "metrics.listen=off",
+	    "log.level=warning",
+	};
+	struct dc_run_options o = {
+	    .sets = sets,
+	    .nsets = sizeof(sets) / sizeof(sets[0]),
+	    .tick = demo_tick,
+	    .user = &d,
+	};
+	struct dc_run_stats st;
+	d.started_us = dc_now_monotonic_usec();
+	rc = dc_run(&o, &st);
+	double secs = (double)(dc_now_monotonic_usec() - d.started_us) / 1e6;
+	if (rc != DC_EXIT_OK) {
+		fprintf(stderr, "driftcast demo: the daemon loop failed\n");
+		goto out;
+	}
+	summary(&d, ds, &st, secs);
+out:
+	cluster_stop(&c);
+	fc_dataset_free(ds);
+	return rc;
+}

@@ -1,0 +1,740 @@
+/*
+ * `driftcast run`: the daemon's main loop.
+ *
+ *   poll a message -> skip it if SQLite says it was applied already ->
+ *   parse (unusable: to the dead-letter topic, unchanged, with the reason)
+ *   -> the TTT engine, whose events go into the open SQLite batch and whose
+ *   forecasts go into an outbox -> when the batch is due:
+ *     1. wait until the dead letters of the batch are delivered,
+ *     2. commit the SQLite transaction (events, versions, and the next
+ *        offset of every partition touched),
+ *     3. produce the batch's forecasts and wait for their delivery,
+ *     4. commit the Kafka offsets (best effort: SQLite is the authority).
+ *
+ * A crash anywhere replays from the offsets SQLite holds, so no adapter
+ * update is applied twice and nothing is lost; forecasts are at least once
+ * (idempotent by series and origin time).
+ *
+ * Signal handlers only set flags.  Everything else -- reload, stop, the
+ * watchdog, STATUS=, operator rollbacks from the control table -- happens
+ * here, in the loop, between messages.
+ */
+#include "daemon/daemon.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <math.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "forecast/forecast.h"
+#include "storage/storage.h"
+#include "ttt/ttt.h"
+
+#define MAX_OBS_PER_MESSAGE 1024
+#define MAX_PARTITIONS	    4096
+#define CONTROL_POLL_MS	    250
+#define STATUS_MS	    1000
+
+static volatile sig_atomic_t got_stop, got_reload;
+
+/* Metrics arrive with daemon/metrics.c. */
+static void dc_metrics_update(const struct dc_run_stats *st)
+{
+	(void)st;
+}
+
+static void on_stop_signal(int sig)
+{
+	(void)sig;
+	got_stop = 1;
+}
+
+static void on_reload_signal(int sig)
+{
+	(void)sig;
+	got_reload = 1;
+}
+
+/* A growable byte buffer, reused across batches (no allocation once it
+ * has grown to the batch's size). */
+struct outbox {
+	char *buf;
+	size_t len, cap;
+	/* offsets of the records: key_off, key_len, val_off, val_len */
+	size_t *rec;
+	size_t nrec, caprec;
+};
+
+static int outbox_reserve(struct outbox *o, size_t more)
+{
+	if (o->len + more <= o->cap)
+		return 0;
+	size_t cap = o->cap ? o->cap : 65536;
+	while (cap < o->len + more)
+		cap *= 2;
+	char *p = realloc(o->buf, cap);
+	if (!p)
+		return -ENOMEM;
+	o->buf = p;
+	o->cap = cap;
+	return 0;
+}
+
+static int outbox_add(struct outbox *o, const char *key, size_t key_len,
+		      const char *val, size_t val_len)
+{
+	if (o->nrec == o->caprec) {
+		size_t cap = o->caprec ? o->caprec * 2 : 1024;
+		size_t *p = realloc(o->rec, cap * 4 * sizeof(*p));
+		if (!p)
+			return -ENOMEM;
+		o->rec = p;
+		o->caprec = cap;
+	}
+	if (outbox_reserve(o, key_len + val_len) < 0)
+		return -ENOMEM;
+	size_t *r = &o->rec[o->nrec * 4];
+	r[0] = o->len;
+	r[1] = key_len;
+	memcpy(o->buf + o->len, key, key_len);
+	o->len += key_len;
+	r[2] = o->len;
+	r[3] = val_len;
+	memcpy(o->buf + o->len, val, val_len);
+	o->len += val_len;
+	o->nrec++;
+	return 0;
+}
+
+static void outbox_clear(struct outbox *o)
+{
+	o->len = 0;
+	o->nrec = 0;
+}
+
+static void outbox_free(struct outbox *o)
+{
+	free(o->buf);
+	free(o->rec);
+}
+
+struct run {
+	struct cfg cfg;
+	const struct dc_run_options *opts;
+	struct dc_kafka *kafka;
+	struct store *store;
+	struct fc_model *model;
+	struct ttt_engine *engine;
+	struct dc_parser *parser;
+	int64_t model_id;
+	char model_name[128];
+
+	struct dc_obs *obs; /* [MAX_OBS_PER_MESSAGE] */
+
+	/* Per partition of the input topic: the next offset to apply
+	 * (-1: unknown) and the next offset of the open batch (-1: none). */
+	int64_t applied_next[MAX_PARTITIONS];
+	int64_t batch_next[MAX_PARTITIONS];
+	bool batch_dirty;
+	size_t batch_messages;
+
+	struct outbox forecasts;
+	struct dc_run_stats st;
+	bool degraded;
+
+	struct log_ratelimit rl_dead, rl_store, rl_engine;
+	char err[1024];
+};
+
+/* ---- engine events -> storage and the forecast outbox ----------------- */
+
+static int format_forecast(struct run *r, const struct ttt_event *ev, char *buf,
+			   size_t size)
+{
+	size_t off = (size_t)snprintf(
+	    buf, size,
+	    "{\"series\":\"%s\",\"origin\":%" PRId64
+	    ",\"model\":\"%s\",\"adapter_version\":%" PRIu64 ",\"horizon\":[",
+	    ev->series, ev->ts, r->model_name, ev->version_to);
+	for (int i = 0; i < ev->horizon && off < size; i++)
+		off += (size_t)snprintf(buf + off, size - off, "%s%.9g",
+					i ? "," : "", (double)ev->forecast[i]);
+	if (off < size)
+		off += (size_t)snprintf(buf + off, size - off, "]}");
+	return off < size ? (int)off : -ENOSPC;
+}
+
+/* Series keys are JSON-safe: the parser admits only printable UTF-8, but
+ * quotes and backslashes could still appear; escape them. */
+static void json_escape(char *dst, size_t size, const char *src)
+{
+	size_t o = 0;
+	for (; *src && o + 7 < size; src++) {
+		unsigned char ch = (unsigned char)*src;
+		if (ch == '"' || ch == '\\') {
+			dst[o++] = '\\';
+			dst[o++] = (char)ch;
+		} else if (ch < 0x20) {
+			o += (size_t)snprintf(dst + o, size - o, "\\u%04x", ch);
+		} else {
+			dst[o++] = (char)ch;
+		}
+	}
+	dst[o] = '\0';
+}
+
+static void on_engine_event(void *user, const struct ttt_event *ev)
+{
+	struct run *r = user;
+	struct store_event se = {
+	    .type = (int)ev->type,
+	    .trigger = (int)ev->trigger,
+	    .series = ev->series,
+	    .ts = ev->ts,
+	    .version_from = ev->version_from,
+	    .version_to = ev->version_to,
+	    .steps = ev->steps,
+	    .loss_before = ev->loss_before,
+	    .loss_after = ev->loss_after,
+	    .guard_before = ev->guard_before,
+	    .guard_after = ev->guard_after,
+	    .update_norm = ev->update_norm,
+	    .adapted_error = ev->adapted_error,
+	    .shadow_error = ev->shadow_error,
+	    .reason = ev->reason,
+	    .forecast = ev->forecast,
+	    .horizon = ev->horizon,
+	    .adapter = ev->adapter,
+	    .adapter_len = ev->adapter_len,
+	};
+
+	switch (ev->type) {
+	case TTT_EV_FORECAST: {
+		char key[2 * DC_SERIES_MAX + 8], json[16384];
+		r->st.forecasts++;
+		json_escape(key, sizeof(key), ev->series);
+		struct ttt_event esc = *ev;
+		esc.series = key;
+		int n = format_forecast(r, &esc, json, sizeof(json));
+		if (n > 0 &&
+		    outbox_add(&r->forecasts, ev->series, strlen(ev->series),
+			       json, (size_t)n) < 0)
+			log_ratelimited(&r->rl_engine, LOG_ERR,
+					"out of memory queueing a forecast");
+		break;
+	}
+	case TTT_EV_ADAPT_ACCEPTED:
+		r->st.accepted++;
+		break;
+	case TTT_EV_ADAPT_REJECTED:
+		r->st.rejected++;
+		break;
+	case TTT_EV_DRIFT:
+		r->st.drifts++;
+		break;
+	case TTT_EV_ROLLBACK:
+		r->st.rollbacks++;
+		break;
+	case TTT_EV_RESET:
+		r->st.resets++;
+		break;
+	default:
+		break;
+	}
+	if (store_event_put(r->store, &se, r->err, sizeof(r->err)) < 0)
+		log_ratelimited(&r->rl_store, LOG_ERR, "storage: %s", r->err);
+}
+
+/* ---- the batch ---------------------------------------------------------- */
+
+static void degrade(struct run *r, bool on, const char *why)
+{
+	if (on && !r->degraded)
+		log_error("storage degraded, forecasting continues without "
+			  "persistence: %s",
+			  why);
+	else if (!on && r->degraded)
+		log_notice("storage recovered");
+	r->degraded = on;
+	r->st.degraded = on;
+}
+
+/* Make the open batch durable, publish its forecasts, commit offsets. */
+static int flush_batch(struct run *r, bool commit_kafka)
+{
+	long failed = 0;
+	int rc = 0;
+
+	if (!r->batch_dirty && r->forecasts.nrec == 0)
+		return 0;
+
+	/* 1. dead letters of this batch delivered (never lose a message) */
+	while (dc_kafka_flush(r->kafka, 1000, &failed) == -ETIMEDOUT) {
+		log_warning("waiting for the dead-letter topic to accept "
+			    "messages");
+		if (got_stop > 1)
+			return -ETIMEDOUT;
+	}
+
+	/* 2. SQLite: the state and the offsets it came from */
+	for (int p = 0; p < MAX_PARTITIONS; p++) {
+		if (r->batch_next[p] < 0)
+			continue;
+		if (store_offset_put(r->store, r->cfg.kafka.input_topic, p,
+				     r->batch_next[p], r->err,
+				     sizeof(r->err)) < 0)
+			log_ratelimited(&r->rl_store, LOG_ERR, "storage: %s",
+					r->err);
+	}
+	bool durable =
+	    store_batch_commit(r->store, r->err, sizeof(r->err)) == 0;
+	degrade(r, !durable, r->err);
+	if (durable)
+		r->st.batches++;
+
+	/* 3. forecasts (kept even when degraded: forecasting continues) */
+	for (size_t i = 0; i < r->forecasts.nrec; i++) {
+		const size_t *rec = &r->forecasts.rec[i * 4];
+		if (dc_kafka_produce(r->kafka, r->cfg.kafka.output_topic,
+				     r->forecasts.buf + rec[0], rec[1],
+				     r->forecasts.buf + rec[2], rec[3],
+				     NULL) < 0)
+			rc = -EIO;
+	}
+	outbox_clear(&r->forecasts);
+	while (dc_kafka_flush(r->kafka, 1000, &failed) == -ETIMEDOUT) {
+		log_warning("waiting for the forecasts topic to accept "
+			    "messages");
+		if (got_stop > 1)
+			return -ETIMEDOUT;
+	}
+	if (failed)
+		rc = -EIO;
+
+	/* 4. Kafka offsets: only for what SQLite made durable */
+	if (durable && commit_kafka) {
+		rd_kafka_topic_partition_list_t *l =
+		    rd_kafka_topic_partition_list_new(8);
+		for (int p = 0; p < MAX_PARTITIONS; p++)
+			if (r->batch_next[p] >= 0)
+				rd_kafka_topic_partition_list_add(
+				    l, r->cfg.kafka.input_topic, p)
+				    ->offset = r->batch_next[p];
+		dc_kafka_commit(r->kafka, l);
+		rd_kafka_topic_partition_list_destroy(l);
+	}
+	for (int p = 0; p < MAX_PARTITIONS; p++)
+		r->batch_next[p] = -1;
+	r->batch_dirty = false;
+	r->batch_messages = 0;
+	return rc;
+}
+
+/* ---- Kafka hooks ----------------------------------------------------------
+ */
+
+static int64_t hook_applied_offset(void *user, const char *topic,
+				   int32_t partition)
+{
+	struct run *r = user;
+	int64_t next = 0;
+	bool found = false;
+	if (partition < 0 || partition >= MAX_PARTITIONS)
+		return -1;
+	if (store_offset_get(r->store, topic, partition, &next, &found, r->err,
+			     sizeof(r->err)) < 0) {
+		log_error("storage: applied offset of %s[%d]: %s", topic,
+			  partition, r->err);
+		found = false;
+	}
+	r->applied_next[partition] = found ? next : -1;
+	return found ? next - 1 : -1;
+}
+
+static void hook_on_revoke(void *user,
+			   const rd_kafka_topic_partition_list_t *parts,
+			   bool lost)
+{
+	struct run *r = user;
+	flush_batch(r, !lost);
+	for (int i = 0; i < parts->cnt; i++) {
+		int32_t p = parts->elems[i].partition;
+		if (p >= 0 && p < MAX_PARTITIONS)
+			r->applied_next[p] = -1;
+	}
+}
+
+/* ---- messages ---------------------------------------------------------------
+ */
+
+static void dead_letter(struct run *r, const rd_kafka_message_t *m,
+			const char *reason, int reason_class)
+{
+	r->st.deadlettered++;
+	if (reason_class >= 0 && reason_class < DC_REASON_COUNT)
+		r->st.dead_by_reason[reason_class]++;
+	log_ratelimited(&r->rl_dead, LOG_WARNING,
+			"dead letter (partition %d offset %" PRId64 "): %s",
+			m->partition, m->offset, reason);
+	dc_kafka_produce(r->kafka, r->cfg.kafka.deadletter_topic, m->key,
+			 m->key_len, m->payload, m->len, reason);
+}
+
+static void handle_message(struct run *r, const rd_kafka_message_t *m)
+{
+	int32_t p = m->partition;
+	if (p < 0 || p >= MAX_PARTITIONS) {
+		dead_letter(r, m, "partition number out of range", -1);
+		return;
+	}
+	if (r->applied_next[p] >= 0 && m->offset < r->applied_next[p]) {
+		r->st.skipped_replay++; /* applied before a crash/rebalance */
+		return;
+	}
+	r->st.messages++;
+
+	size_t n = 0;
+	struct dc_parse_error perr;
+	if (dc_parse(r->parser, m->payload, m->len, m->key, m->key_len, r->obs,
+		     MAX_OBS_PER_MESSAGE, &n, &perr) < 0) {
+		dead_letter(r, m, perr.text, perr.reason);
+	} else {
+		for (size_t i = 0; i < n; i++) {
+			struct dc_obs *o = &r->obs[i];
+			r->st.observations++;
+			int e =
+			    ttt_engine_observe(r->engine, o->series,
+					       o->ts_ns / 1000000000, o->value);
+			if (e < 0)
+				log_ratelimited(&r->rl_engine, LOG_WARNING,
+						"series %s: observation "
+						"refused: %s",
+						o->series, strerror(-e));
+		}
+	}
+	r->batch_next[p] = m->offset + 1;
+	r->applied_next[p] = m->offset + 1;
+	r->batch_dirty = true;
+	r->batch_messages++;
+}
+
+/* ---- start-up pieces
+ * ---------------------------------------------------------- */
+
+static int restore_one(void *user, const struct store_restored *rs)
+{
+	struct run *r = user;
+	if (rs->status < 0) {
+		log_error("series %s: stored adapter version %" PRIu64
+			  " fails its checksum; it starts from the base "
+			  "adapter",
+			  rs->series, rs->version);
+		return 0;
+	}
+	int e = ttt_engine_restore_series(r->engine, rs->series, rs->adapter,
+					  rs->adapter_len, rs->version,
+					  rs->last_ts);
+	if (e < 0)
+		log_error("series %s: cannot restore version %" PRIu64 ": %s",
+			  rs->series, rs->version, strerror(-e));
+	else
+		r->st.restored++;
+	return 0;
+}
+
+static int register_model(struct run *r)
+{
+	FILE *f = fopen(r->cfg.model.path, "rb");
+	char *bytes = NULL;
+	long n;
+	int e = -EIO;
+	if (!f)
+		return -errno;
+	if (fseek(f, 0, SEEK_END) == 0 && (n = ftell(f)) > 0 &&
+	    fseek(f, 0, SEEK_SET) == 0 && (bytes = malloc((size_t)n)) &&
+	    fread(bytes, 1, (size_t)n, f) == (size_t)n) {
+		const char *base = strrchr(r->cfg.model.path, '/');
+		snprintf(r->model_name, sizeof(r->model_name), "%.120s",
+			 base ? base + 1 : r->cfg.model.path);
+		char desc[256];
+		const struct fc_config *mc = fc_model_config(r->model);
+		snprintf(desc, sizeof(desc),
+			 "backbone=%s lookback=%d horizon=%d d_model=%d "
+			 "layers=%d",
+			 fc_backbone_name(mc->backbone), mc->lookback,
+			 mc->horizon, mc->d_model, mc->n_layers);
+		e = store_model_register(r->store, r->model_name, desc, bytes,
+					 (size_t)n, NULL, &r->model_id, r->err,
+					 sizeof(r->err));
+	}
+	free(bytes);
+	fclose(f);
+	return e;
+}
+
+static void apply_runtime_settings(struct run *r, const struct cfg *c)
+{
+	log_set_level(c->log.level);
+	struct ttt_params tp;
+	char err[512];
+	if (dc_ttt_params_from_cfg(&tp, c, err, sizeof(err)) < 0 ||
+	    ttt_engine_set_params(r->engine, &tp) < 0)
+		log_error("reload: TTT settings refused: %s", err);
+}
+
+static void reload(struct run *r)
+{
+	struct cfg c;
+	char err[8192];
+	const char *names[16];
+
+	notify_reloading(dc_now_monotonic_usec());
+	if (cfg_load(r->opts->config_path, r->opts->sets, r->opts->nsets, &c,
+		     NULL, err, sizeof(err)) < 0) {
+		log_error(
+		    "reload failed, keeping the running configuration:\n%s",
+		    err);
+		notify_status(dc_now_monotonic_usec(), true,
+			      "reload failed: %s", err);
+		notify_ready();
+		return;
+	}
+	size_t n = cfg_diff_static(&r->cfg, &c, names, 16);
+	for (size_t i = 0; i < n && i < 16; i++)
+		log_warning("reload: %s changed but needs a restart; the "
+			    "running value stays",
+			    names[i]);
+	apply_runtime_settings(r, &c);
+	/* keep restart-only settings as they are */
+	r->cfg.ttt = c.ttt;
+	r->cfg.log = c.log;
+	r->cfg.kafka.max_poll_records = c.kafka.max_poll_records;
+	log_notice("configuration reloaded (%zu restart-only change%s "
+		   "ignored)",
+		   n, n == 1 ? "" : "s");
+	notify_ready();
+}
+
+static void control_poll(struct run *r)
+{
+	struct store_rollback_result rb;
+	for (;;) {
+		int e =
+		    store_control_poll(r->store, &rb, r->err, sizeof(r->err));
+		if (e == 0)
+			return;
+		if (e < 0) {
+			log_error("operator rollback refused: %s", r->err);
+			return;
+		}
+		e = ttt_engine_restore_series(r->engine, rb.series, rb.adapter,
+					      rb.adapter_len, rb.new_version,
+					      INT64_MIN);
+		if (e < 0)
+			log_error("operator rollback of %s to version %" PRIu64
+				  " stored but not applied: %s",
+				  rb.series, rb.restored, strerror(-e));
+		else
+			log_notice("operator rollback: %s now runs version "
+				   "%" PRIu64 " (content of version %" PRIu64
+				   ")",
+				   rb.series, rb.new_version, rb.restored);
+		r->st.manual_rollbacks++;
+	}
+}
+
+static void publish_status(struct run *r)
+{
+	r->st.lag = dc_kafka_lag(r->kafka);
+	r->st.series = ttt_engine_series_count(r->engine);
+	r->st.assigned = dc_kafka_assigned_count(r->kafka);
+	dc_metrics_update(&r->st);
+	notify_status(dc_now_monotonic_usec(), false,
+		      "%d partitions, %zu series, lag %" PRId64 ", %" PRIu64
+		      " adaptations accepted, %" PRIu64 " rejected, %" PRIu64
+		      " rollbacks%s",
+		      r->st.assigned, r->st.series, r->st.lag, r->st.accepted,
+		      r->st.rejected, r->st.rollbacks,
+		      r->degraded ? ", STORAGE DEGRADED" : "");
+}
+
+int dc_run(const struct dc_run_options *opts, struct dc_run_stats *ret_stats)
+{
+	struct run *r = calloc(1, sizeof(*r));
+	struct sigaction sa = {0};
+	struct store_options so = {0};
+	int rc = DC_EXIT_FAILURE, e;
+
+	if (!r)
+		return DC_EXIT_FAILURE;
+	r->opts = opts;
+	r->rl_dead = (struct log_ratelimit)LOG_RATELIMIT_INIT(10000, 10);
+	r->rl_store = (struct log_ratelimit)LOG_RATELIMIT_INIT(10000, 10);
+	r->rl_engine = (struct log_ratelimit)LOG_RATELIMIT_INIT(10000, 10);
+	for (int p = 0; p < MAX_PARTITIONS; p++)
+		r->applied_next[p] = r->batch_next[p] = -1;
+
+	if (cfg_load(opts->config_path, opts->sets, opts->nsets, &r->cfg, NULL,
+		     r->err, sizeof(r->err)) < 0) {
+		fprintf(stderr, "%s\n", r->err);
+		free(r);
+		return DC_EXIT_USAGE;
+	}
+	log_set_level(r->cfg.log.level);
+	notify_init();
+
+	got_stop = got_reload = 0;
+	sa.sa_handler = on_stop_signal;
+	sigaction(SIGTERM, &sa, NULL);
+	sigaction(SIGINT, &sa, NULL);
+	sa.sa_handler = on_reload_signal;
+	sigaction(SIGHUP, &sa, NULL);
+	signal(SIGPIPE, SIG_IGN);
+
+	/* model */
+	e = fc_model_load(r->cfg.model.path, &r->model, r->err, sizeof(r->err));
+	if (e < 0) {
+		log_error("model %s: %s", r->cfg.model.path, r->err);
+		rc = DC_EXIT_USAGE;
+		goto out;
+	}
+	const struct fc_config *mc = fc_model_config(r->model);
+	if (mc->lookback != r->cfg.model.lookback ||
+	    mc->horizon != r->cfg.model.horizon) {
+		log_error("model %s has lookback %d and horizon %d, the "
+			  "configuration says model.lookback = %d, "
+			  "model.horizon = %d",
+			  r->cfg.model.path, mc->lookback, mc->horizon,
+			  r->cfg.model.lookback, r->cfg.model.horizon);
+		rc = DC_EXIT_USAGE;
+		goto out;
+	}
+
+	/* storage: migrated before READY */
+	so.daemon = true;
+	so.batch_rows = 100000;
+	e = store_open(r->cfg.storage.path, &so, &r->store, r->err,
+		       sizeof(r->err));
+	if (e < 0) {
+		log_error("storage %s: %s", r->cfg.storage.path, r->err);
+		goto out;
+	}
+	if (register_model(r) < 0)
+		log_warning("storage: cannot register the base model: %s",
+			    r->err);
+
+	/* engine, restored from storage */
+	struct ttt_params tp;
+	if (dc_ttt_params_from_cfg(&tp, &r->cfg, r->err, sizeof(r->err)) < 0) {
+		log_error("[ttt] settings: %s", r->err);
+		rc = DC_EXIT_USAGE;
+		goto out;
+	}
+	e = ttt_engine_new(r->model, &tp, on_engine_event, r, &r->engine,
+			   r->err, sizeof(r->err));
+	if (e < 0) {
+		log_error("engine: %s", r->err);
+		goto out;
+	}
+	size_t bad = 0;
+	if (store_restore(r->store, NULL, restore_one, r, &bad, r->err,
+			  sizeof(r->err)) < 0)
+		log_error("storage: restore: %s", r->err);
+	log_info("restored %" PRIu64 " series from %s (%zu unusable)",
+		 r->st.restored, r->cfg.storage.path, bad);
+
+	struct dc_parse_opts po = {
+	    .format = r->cfg.kafka.input_format,
+	    .ts_unit = r->cfg.kafka.ts_unit,
+	    .max_message_bytes = (size_t)r->cfg.kafka.max_message_bytes,
+	};
+	r->parser = dc_parser_new(&po);
+	r->obs = calloc(MAX_OBS_PER_MESSAGE, sizeof(*r->obs));
+	if (!r->parser || !r->obs) {
+		log_error("out of memory");
+		goto out;
+	}
+
+	struct dc_kafka_hooks hooks = {
+	    .user = r,
+	    .applied_offset = hook_applied_offset,
+	    .on_revoke = hook_on_revoke,
+	};
+	e = dc_kafka_new(&r->cfg, &hooks, &r->kafka, r->err, sizeof(r->err));
+	if (e < 0) {
+		log_error("kafka: %s", r->err);
+		goto out;
+	}
+
+	log_notice("driftcast %s running: %s -> %s (dead letters: %s), "
+		   "model %s, database %s",
+		   DRIFTCAST_VERSION, r->cfg.kafka.input_topic,
+		   r->cfg.kafka.output_topic, r->cfg.kafka.deadletter_topic,
+		   r->cfg.model.path, r->cfg.storage.path);
+	notify_ready();
+
+	uint64_t last_control = 0, last_status = 0;
+	while (!got_stop) {
+		rd_kafka_message_t *m = dc_kafka_poll(r->kafka, 100);
+		if (m) {
+			if (!m->err)
+				handle_message(r, m);
+			else if (m->err != RD_KAFKA_RESP_ERR__PARTITION_EOF)
+				log_ratelimited(&r->rl_dead, LOG_WARNING,
+						"consumer: %s",
+						rd_kafka_message_errstr(m));
+			rd_kafka_message_destroy(m);
+		}
+		uint64_t now = dc_now_monotonic_usec();
+		int64_t now_ms = (int64_t)(now / 1000);
+		if (r->batch_dirty &&
+		    (!m ||
+		     r->batch_messages >=
+			 (size_t)r->cfg.kafka.max_poll_records ||
+		     store_batch_due(r->store, now_ms)))
+			flush_batch(r, true);
+
+		const char *why;
+		if (dc_kafka_fatal(r->kafka, &why)) {
+			log_error("stopping on a fatal Kafka error: %s", why);
+			flush_batch(r, false);
+			goto out;
+		}
+		if (now - last_control >= CONTROL_POLL_MS * 1000u) {
+			last_control = now;
+			control_poll(r);
+		}
+		if (now - last_status >= STATUS_MS * 1000u) {
+			last_status = now;
+			publish_status(r);
+		}
+		notify_watchdog_tick(now);
+		if (got_reload) {
+			got_reload = 0;
+			reload(r);
+		}
+		if (opts->tick && opts->tick(opts->user, &r->st))
+			break;
+	}
+
+	notify_stopping();
+	log_notice("stopping: making the last batch durable");
+	flush_batch(r, true);
+	publish_status(r);
+	rc = DC_EXIT_OK;
+out:
+	if (ret_stats)
+		*ret_stats = r->st;
+	dc_kafka_free(r->kafka); /* leaves the group */
+	dc_parser_free(r->parser);
+	free(r->obs);
+	outbox_free(&r->forecasts);
+	ttt_engine_free(r->engine);
+	store_free(r->store);
+	fc_model_free(r->model);
+	free(r);
+	return rc;
+}

@@ -1,0 +1,77 @@
+/*
+ * struct cfg ([ttt] settings) -> struct ttt_params.  ttt/ does not depend
+ * on config/, so the one mapping lives here, used by `driftcast run`,
+ * `driftcast demo` and `driftcast eval` alike.
+ */
+#include "daemon/daemon.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "forecast/forecast.h"
+#include "ttt/ttt.h"
+
+int dc_ttt_families(const char *list, unsigned *ret, char *err, size_t n)
+{
+	unsigned f = 0;
+	char buf[CFG_NAME_MAX], *save = NULL;
+	snprintf(buf, sizeof(buf), "%s", list);
+	for (char *t = strtok_r(buf, ", ", &save); t;
+	     t = strtok_r(NULL, ", ", &save)) {
+		if (!strcmp(t, "enc"))
+			f |= FC_ADAPT_ENC;
+		else if (!strcmp(t, "norm"))
+			f |= FC_ADAPT_NORM;
+		else if (!strcmp(t, "head"))
+			f |= FC_ADAPT_HEAD;
+		else if (!strcmp(t, "calib"))
+			f |= FC_ADAPT_CALIB;
+		else {
+			snprintf(err, n, "unknown adapter family '%s'", t);
+			return -EINVAL;
+		}
+	}
+	*ret = f;
+	return 0;
+}
+
+int dc_ttt_params_from_cfg(struct ttt_params *p, const struct cfg *c, char *err,
+			   size_t n)
+{
+	ttt_params_default(p);
+	p->enabled = c->ttt.enabled;
+	p->every = c->ttt.every;
+	p->w_recon = (float)c->ttt.w_recon;
+	p->w_matured = (float)c->ttt.w_matured;
+	p->w_anchor = (float)c->ttt.w_anchor;
+	p->lr = (float)c->ttt.lr;
+	p->steps = c->ttt.steps;
+	p->clip = (float)c->ttt.clip;
+	p->max_update = (float)c->ttt.max_update;
+	if (dc_ttt_families(c->ttt.families, &p->families, err, n) < 0)
+		return -EINVAL;
+	p->recon_windows = c->ttt.recon_windows;
+	p->step_windows = c->ttt.step_windows;
+	p->guard_windows = c->ttt.guard_windows;
+	p->window_stride = c->ttt.window_stride;
+	p->guard = c->ttt.guard;
+	p->guard_tol = (float)c->ttt.guard_tol;
+	p->drift = c->ttt.drift;
+	p->drift_every = c->ttt.drift_every;
+	p->ph_delta = (float)c->ttt.ph_delta;
+	p->ph_lambda = (float)c->ttt.ph_lambda;
+	p->adwin_delta = (float)c->ttt.adwin_delta;
+	p->drift_min_gap = c->ttt.drift_min_gap;
+	p->shadow_every = c->ttt.shadow_every;
+	p->rollback_margin = (float)c->ttt.rollback_margin;
+	p->rollback_window = c->ttt.rollback_window;
+	p->reset_policy = c->ttt.reset;
+	p->reset_alpha = (float)c->ttt.reset_alpha;
+	p->scope = c->ttt.scope;
+	p->group_sep = c->ttt.group_sep[0];
+	p->ephemeral = c->ttt.ephemeral;
+	p->max_gap = c->ttt.max_gap;
+	p->seed = (uint64_t)c->ttt.seed;
+	return ttt_params_check(p, err, n);
+}
