@@ -25,6 +25,7 @@ static const struct dc_command commands[] = {
     {"config", "check, show or generate configuration", dc_cmd_config},
     {"demo", "the whole pipeline on bundled data and an in-process Kafka",
      dc_cmd_demo},
+    {"eval", "replay a CSV through the online engine, causally", dc_cmd_eval},
     {"run", "the daemon: Kafka in, forecasts out, adapt, persist", dc_cmd_run},
     {"history", "the adaptation audit log of a series, from SQLite",
      dc_cmd_history},

@@ -57,6 +57,7 @@ int dc_cmd_version(int argc, char **argv);
 int dc_cmd_history(int argc, char **argv);  /* daemon/cmd_history.c */
 int dc_cmd_versions(int argc, char **argv); /* daemon/cmd_versions.c */
 int dc_cmd_rollback(int argc, char **argv); /* daemon/cmd_rollback.c */
+int dc_cmd_eval(int argc, char **argv);
 
 /* ---- Kafka (daemon/kafka.c) -------------------------------------------
  * One consumer-group member (cooperative-sticky, offsets stored only by

@@ -1,0 +1,383 @@
+/*
+ * `driftcast eval`: replay the test split of a CSV through the TTT engine
+ * the daemon uses (ttt_eval_run -> ttt_engine_observe), causally, as
+ * ../shared/EVAL.md says, and report frozen vs adapted vs naive accuracy:
+ * a table on stdout and, with --json, the object EVAL.md describes.
+ * The [ttt] settings map onto the engine's parameters through
+ * dc_ttt_params_from_cfg() (daemon/ttt_cfg.c), as for `driftcast run`.
+ */
+#include "daemon/daemon.h"
+
+#include <errno.h>
+#include <getopt.h>
+#include <jansson.h>
+#include <math.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "forecast/forecast.h"
+#include "ttt/ttt.h"
+
+/* ---- the command -------------------------------------------------------- */
+
+static void eval_usage(FILE *f)
+{
+	fprintf(
+	    f,
+	    "Usage: driftcast eval --model MODEL --data FILE [options]\n\n"
+	    "Replay the test split of FILE (../shared/EVAL.md: ETT* 60/20/20,\n"
+	    "others 70/10/20, z-scored with train statistics) through the\n"
+	    "online TTT engine, causally: every window is forecast and scored\n"
+	    "before the engine sees any value of its horizon.  Prints MSE and\n"
+	    "MAE per arm; --json writes EVAL.md's JSON object.\n\n"
+	    "Options:\n"
+	    "  --model MODEL         model file from `driftcast train`\n"
+	    "  --data FILE           .csv or .csv.gz (first column timestamp)\n"
+	    "  --json OUT            write the JSON report to OUT\n"
+	    "  --arms LIST           comma list of frozen, ttt_recon, "
+	    "ttt_hybrid,\n"
+	    "                        persistence, seasonal_naive (default "
+	    "all)\n"
+	    "  --columns LIST|all    channels (default: all numeric)\n"
+	    "  --config FILE         settings file ([ttt])\n"
+	    "  -s, --set KEY=VALUE   override one setting, e.g. "
+	    "ttt.lr=1e-3\n"
+	    "  -q, --quiet           no progress output\n"
+	    "  -h, --help            show this help\n\n"
+	    "Exit status: 0 success, 1 runtime failure, 2 usage or "
+	    "configuration error.\n");
+}
+
+static volatile sig_atomic_t interrupted;
+
+static void on_sigint(int sig)
+{
+	(void)sig;
+	interrupted = 1;
+}
+
+struct progress {
+	int tty, quiet;
+	double last;
+	double t0;
+};
+
+static double mono(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+static int on_progress(void *user, int arm, long done, long total)
+{
+	struct progress *s = user;
+	if (interrupted)
+		return 1;
+	if (s->quiet || !s->tty)
+		return 0;
+	double now = mono();
+	if (now - s->last < 0.2 && done != total)
+		return 0;
+	s->last = now;
+	int width = 30, k = total ? (int)((double)width * done / total) : 0;
+	char bar[64];
+	for (int i = 0; i < width; i++)
+		bar[i] = i < k ? '#' : '.';
+	bar[width] = '\0';
+	fprintf(stderr, "\r\033[K%-15s [%s] %ld/%ld", ttt_arm_name(arm), bar,
+		done, total);
+	return 0;
+}
+
+static int parse_arms(const char *s, unsigned *ret)
+{
+	unsigned mask = 0;
+	char *copy = strdup(s), *save = NULL;
+	if (!copy)
+		return -ENOMEM;
+	for (char *t = strtok_r(copy, ",", &save); t;
+	     t = strtok_r(NULL, ",", &save)) {
+		int arm;
+		if (ttt_arm_parse(t, &arm) < 0) {
+			fprintf(stderr,
+				"driftcast eval: unknown arm '%s' (allowed: "
+				"frozen, ttt_recon, ttt_hybrid, persistence, "
+				"seasonal_naive)\n",
+				t);
+			free(copy);
+			return -EINVAL;
+		}
+		mask |= 1u << arm;
+	}
+	free(copy);
+	if (!mask) {
+		fprintf(stderr, "driftcast eval: --arms is empty\n");
+		return -EINVAL;
+	}
+	*ret = mask;
+	return 0;
+}
+
+static const char *drift_name(int d)
+{
+	return d == TTT_DRIFT_PH      ? "page_hinkley"
+	       : d == TTT_DRIFT_ADWIN ? "adwin"
+				      : "none";
+}
+
+static json_t *params_json(const struct ttt_params *p, const char *families)
+{
+	static const char *const scopes[] = {"series", "group", "global"};
+	static const char *const resets[] = {"rollback", "soft", "hard"};
+	json_t *o = json_object();
+	json_object_set_new(o, "every", json_integer(p->every));
+	json_object_set_new(o, "w_recon", json_real((double)p->w_recon));
+	json_object_set_new(o, "w_matured", json_real((double)p->w_matured));
+	json_object_set_new(o, "w_anchor", json_real((double)p->w_anchor));
+	json_object_set_new(o, "lr", json_real((double)p->lr));
+	json_object_set_new(o, "steps", json_integer(p->steps));
+	json_object_set_new(o, "max_update", json_real((double)p->max_update));
+	json_object_set_new(o, "families", json_string(families));
+	json_object_set_new(o, "recon_windows", json_integer(p->recon_windows));
+	json_object_set_new(o, "step_windows", json_integer(p->step_windows));
+	json_object_set_new(o, "guard_windows", json_integer(p->guard_windows));
+	json_object_set_new(o, "window_stride", json_integer(p->window_stride));
+	json_object_set_new(o, "guard", json_boolean(p->guard));
+	json_object_set_new(o, "guard_tol", json_real((double)p->guard_tol));
+	json_object_set_new(o, "drift", json_string(drift_name(p->drift)));
+	json_object_set_new(o, "shadow_every", json_integer(p->shadow_every));
+	json_object_set_new(o, "rollback_margin",
+			    json_real((double)p->rollback_margin));
+	json_object_set_new(o, "rollback_window",
+			    json_integer(p->rollback_window));
+	json_object_set_new(o, "reset", json_string(resets[p->reset_policy]));
+	json_object_set_new(o, "scope", json_string(scopes[p->scope]));
+	json_object_set_new(o, "ephemeral", json_boolean(p->ephemeral));
+	return o;
+}
+
+static json_t *arm_json(int arm, const struct ttt_arm_result *r)
+{
+	json_t *o = json_object();
+	json_object_set_new(o, "mse", json_real(r->mse));
+	json_object_set_new(o, "mae", json_real(r->mae));
+	json_object_set_new(o, "windows", json_integer(r->windows));
+	json_object_set_new(o, "seconds", json_real(r->seconds));
+	if (arm == TTT_ARM_RECON || arm == TTT_ARM_HYBRID) {
+		const struct ttt_stats *s = &r->stats;
+		json_object_set_new(o, "accepted",
+				    json_integer((json_int_t)s->accepted));
+		json_object_set_new(o, "rejected",
+				    json_integer((json_int_t)s->rejected));
+		json_object_set_new(o, "rollbacks",
+				    json_integer((json_int_t)s->rollbacks));
+		json_object_set_new(o, "resets",
+				    json_integer((json_int_t)s->resets));
+		json_object_set_new(o, "drifts",
+				    json_integer((json_int_t)s->drifts));
+		json_object_set_new(
+		    o, "adapter_params",
+		    json_integer((json_int_t)s->adapter_params));
+		json_object_set_new(o, "adapt_ms_mean",
+				    json_real(r->adapt_ms_mean));
+		json_object_set_new(
+		    o, "bytes_per_series",
+		    json_integer((json_int_t)(s->series ? (s->bytes_series +
+							   s->bytes_adapters) /
+							      s->series
+							: 0)));
+	}
+	return o;
+}
+
+static int write_json(const char *path, const struct fc_dataset *d,
+		      const struct fc_config *mc, const struct ttt_params *p,
+		      const char *families, const struct ttt_arm_result *res)
+{
+	json_t *o = json_object(), *arms = json_object();
+	json_object_set_new(o, "dataset", json_string(d->name));
+	json_object_set_new(o, "lookback", json_integer(mc->lookback));
+	json_object_set_new(o, "horizon", json_integer(mc->horizon));
+	json_object_set_new(o, "backbone",
+			    json_string(fc_backbone_name(mc->backbone)));
+	json_object_set_new(
+	    o, "split",
+	    json_pack("{s:i, s:i, s:i, s:i, s:i}", "train", d->train_end, "val",
+		      d->val_end - d->train_end, "test", d->n_rows - d->val_end,
+		      "test_windows",
+		      fc_dataset_split_windows(d, FC_SPLIT_TEST, mc->lookback,
+					       mc->horizon),
+		      "channels", d->n_cols));
+	json_object_set_new(o, "season_period",
+			    json_integer(ttt_season_period(d->step_seconds)));
+	json_object_set_new(o, "ttt", params_json(p, families));
+	for (int a = 0; a < TTT_ARM_COUNT; a++)
+		if (res[a].ran)
+			json_object_set_new(arms, ttt_arm_name(a),
+					    arm_json(a, &res[a]));
+	json_object_set_new(o, "arms", arms);
+	int r = json_dump_file(o, path, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+	json_decref(o);
+	return r == 0 ? 0 : -EIO;
+}
+
+int dc_cmd_eval(int argc, char **argv)
+{
+	enum { O_MODEL = 256, O_DATA, O_JSON, O_ARMS, O_COLUMNS, O_CONFIG };
+	static const struct option longopts[] = {
+	    {"model", required_argument, NULL, O_MODEL},
+	    {"data", required_argument, NULL, O_DATA},
+	    {"json", required_argument, NULL, O_JSON},
+	    {"arms", required_argument, NULL, O_ARMS},
+	    {"columns", required_argument, NULL, O_COLUMNS},
+	    {"config", required_argument, NULL, O_CONFIG},
+	    {"set", required_argument, NULL, 's'},
+	    {"quiet", no_argument, NULL, 'q'},
+	    {"help", no_argument, NULL, 'h'},
+	    {NULL, 0, NULL, 0},
+	};
+	struct dc_cfg_args ca = {0};
+	const char *model_path = NULL, *data = NULL, *json = NULL;
+	const char *columns = NULL;
+	unsigned arms = (1u << TTT_ARM_COUNT) - 1;
+	int quiet = 0, c;
+	optind = 1;
+	while ((c = getopt_long(argc, argv, "s:qh", longopts, NULL)) != -1) {
+		switch (c) {
+		case O_MODEL:
+			model_path = optarg;
+			break;
+		case O_DATA:
+			data = optarg;
+			break;
+		case O_JSON:
+			json = optarg;
+			break;
+		case O_ARMS:
+			if (parse_arms(optarg, &arms) < 0)
+				return DC_EXIT_USAGE;
+			break;
+		case O_COLUMNS:
+			columns = optarg;
+			break;
+		case O_CONFIG:
+			ca.file = optarg;
+			break;
+		case 's':
+			if (dc_cfg_args_add_set(&ca, optarg) < 0)
+				return DC_EXIT_USAGE;
+			break;
+		case 'q':
+			quiet = 1;
+			break;
+		case 'h':
+			eval_usage(stdout);
+			return DC_EXIT_OK;
+		default:
+			eval_usage(stderr);
+			return DC_EXIT_USAGE;
+		}
+	}
+	if (optind < argc) {
+		fprintf(stderr, "driftcast eval: unexpected argument '%s'\n",
+			argv[optind]);
+		return DC_EXIT_USAGE;
+	}
+	if (!model_path || !data) {
+		fprintf(stderr, "driftcast eval: --model and --data are "
+				"required (see --help)\n");
+		return DC_EXIT_USAGE;
+	}
+	struct cfg cfg;
+	int r = dc_cfg_args_load(&ca, &cfg, NULL);
+	if (r != DC_EXIT_OK)
+		return r;
+	struct ttt_params tp;
+	char err[1024];
+	if (dc_ttt_params_from_cfg(&tp, &cfg, err, sizeof(err)) < 0) {
+		fprintf(stderr, "driftcast eval: %s\n", err);
+		return DC_EXIT_USAGE;
+	}
+
+	struct fc_model *m = NULL;
+	struct fc_dataset *d = NULL;
+	struct ttt_arm_result res[TTT_ARM_COUNT];
+	int rc;
+	if (fc_model_load(model_path, &m, err, sizeof(err)) < 0) {
+		fprintf(stderr, "driftcast eval: %s\n", err);
+		return DC_EXIT_FAILURE;
+	}
+	if (fc_dataset_load(data, columns, &d, err, sizeof(err)) < 0) {
+		fprintf(stderr, "driftcast eval: %s\n", err);
+		fc_model_free(m);
+		return DC_EXIT_FAILURE;
+	}
+	const struct fc_config *mc = fc_model_config(m);
+	const float *smean, *sstd;
+	const char *const *snames;
+	int ns = fc_model_scaler(m, &smean, &sstd, &snames);
+	if (ns > 0 && ns != d->n_cols && !quiet)
+		fprintf(stderr,
+			"driftcast eval: note: the model was trained on %d "
+			"channels, %s has %d\n",
+			ns, data, d->n_cols);
+
+	/* One series at a time at batch 1: BLAS threads only add overhead
+	 * (and spin on a shared machine). */
+	fc_blas_set_threads(1);
+	struct progress ps = {.tty = isatty(2), .quiet = quiet, .t0 = mono()};
+	struct sigaction sa = {0}, old;
+	sa.sa_handler = on_sigint;
+	sigaction(SIGINT, &sa, &old);
+	rc = ttt_eval_run(m, d, &tp, arms, on_progress, &ps, res, err,
+			  sizeof(err));
+	sigaction(SIGINT, &old, NULL);
+	if (ps.tty && !quiet)
+		fprintf(stderr, "\r\033[K");
+	if (rc < 0) {
+		fprintf(stderr, "driftcast eval: %s\n",
+			rc == -ECANCELED ? "interrupted" : err);
+		fc_dataset_free(d);
+		fc_model_free(m);
+		return DC_EXIT_FAILURE;
+	}
+
+	printf("%s  L=%d H=%d %s  test windows %d x %d channels\n", d->name,
+	       mc->lookback, mc->horizon, fc_backbone_name(mc->backbone),
+	       fc_dataset_split_windows(d, FC_SPLIT_TEST, mc->lookback,
+					mc->horizon),
+	       d->n_cols);
+	printf("%-15s %9s %9s %8s %8s %6s %6s %9s %8s\n", "arm", "mse", "mae",
+	       "accepted", "rejected", "rollbk", "resets", "adapt_ms",
+	       "seconds");
+	for (int a = 0; a < TTT_ARM_COUNT; a++) {
+		if (!res[a].ran)
+			continue;
+		if (a == TTT_ARM_RECON || a == TTT_ARM_HYBRID)
+			printf("%-15s %9.5f %9.5f %8llu %8llu %6llu %6llu "
+			       "%9.3f %8.1f\n",
+			       ttt_arm_name(a), res[a].mse, res[a].mae,
+			       (unsigned long long)res[a].stats.accepted,
+			       (unsigned long long)res[a].stats.rejected,
+			       (unsigned long long)res[a].stats.rollbacks,
+			       (unsigned long long)res[a].stats.resets,
+			       res[a].adapt_ms_mean, res[a].seconds);
+		else
+			printf("%-15s %9.5f %9.5f %8s %8s %6s %6s %9s %8.1f\n",
+			       ttt_arm_name(a), res[a].mse, res[a].mae, "-",
+			       "-", "-", "-", "-", res[a].seconds);
+	}
+	rc = DC_EXIT_OK;
+	if (json && write_json(json, d, mc, &tp, cfg.ttt.families, res) < 0) {
+		fprintf(stderr, "driftcast eval: cannot write %s\n", json);
+		rc = DC_EXIT_FAILURE;
+	}
+	fc_dataset_free(d);
+	fc_model_free(m);
+	return rc;
+}

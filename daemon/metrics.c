@@ -1,0 +1,338 @@
+/*
+ * Prometheus metrics: text exposition format 0.0.4 over HTTP (libmicrohttpd)
+ * on metrics.listen.
+ *
+ * The main loop writes, the HTTP thread reads, and they share nothing but
+ * relaxed atomics: the loop's counters are monotonic and each value is read
+ * on its own, so no lock is needed and a scrape never stalls the loop.
+ * (A scrape may see counter A from one loop iteration and B from the next;
+ * Prometheus tolerates that, and histogram _count is derived from the
+ * buckets read in the same pass, so it stays consistent with them.)
+ * Resident memory is read from /proc at scrape time by the HTTP thread.
+ */
+#include "daemon/daemon.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netdb.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <microhttpd.h>
+
+/* Upper bounds of the latency buckets, in microseconds (+Inf implied). */
+static const uint64_t lat_bounds_us[] = {
+    1000,   2500,   5000,    10000,   25000,   50000,	 100000,
+    250000, 500000, 1000000, 2500000, 5000000, 10000000,
+};
+#define N_LAT_BUCKETS (sizeof(lat_bounds_us) / sizeof(lat_bounds_us[0]) + 1)
+
+struct dc_metrics {
+	/* counters (monotonic) */
+	_Atomic uint64_t messages, skipped, observations, deadlettered;
+	_Atomic uint64_t dead_by_reason[DC_REASON_COUNT];
+	_Atomic uint64_t forecasts, accepted, rejected, drifts, rollbacks,
+	    manual_rollbacks, resets, batches;
+	/* gauges */
+	_Atomic int64_t lag, series, assigned, degraded, restored;
+	/* end-to-end latency histogram (non-cumulative buckets) */
+	_Atomic uint64_t lat_bucket[N_LAT_BUCKETS];
+	_Atomic uint64_t lat_sum_us;
+
+	struct MHD_Daemon *httpd;
+	int port;
+};
+
+#define LOAD(x)	    atomic_load_explicit(&(x), memory_order_relaxed)
+#define STORE(x, v) atomic_store_explicit(&(x), (v), memory_order_relaxed)
+
+struct dc_metrics *dc_metrics_new(void)
+{
+	return calloc(1, sizeof(struct dc_metrics));
+}
+
+void dc_metrics_free(struct dc_metrics *m)
+{
+	if (!m)
+		return;
+	if (m->httpd)
+		MHD_stop_daemon(m->httpd);
+	free(m);
+}
+
+int dc_metrics_port(const struct dc_metrics *m)
+{
+	return m ? m->port : 0;
+}
+
+void dc_metrics_publish(struct dc_metrics *m, const struct dc_run_stats *st)
+{
+	if (!m)
+		return;
+	STORE(m->messages, st->messages);
+	STORE(m->skipped, st->skipped_replay);
+	STORE(m->observations, st->observations);
+	STORE(m->deadlettered, st->deadlettered);
+	for (int i = 0; i < DC_REASON_COUNT && i < 32; i++)
+		STORE(m->dead_by_reason[i], st->dead_by_reason[i]);
+	STORE(m->forecasts, st->forecasts);
+	STORE(m->accepted, st->accepted);
+	STORE(m->rejected, st->rejected);
+	STORE(m->drifts, st->drifts);
+	STORE(m->rollbacks, st->rollbacks);
+	STORE(m->manual_rollbacks, st->manual_rollbacks);
+	STORE(m->resets, st->resets);
+	STORE(m->batches, st->batches);
+	STORE(m->lag, st->lag);
+	STORE(m->series, (int64_t)st->series);
+	STORE(m->assigned, st->assigned);
+	STORE(m->degraded, st->degraded ? 1 : 0);
+	STORE(m->restored, (int64_t)st->restored);
+}
+
+void dc_metrics_observe_latency(struct dc_metrics *m, uint64_t usec)
+{
+	size_t b = 0;
+	if (!m)
+		return;
+	while (b < N_LAT_BUCKETS - 1 && usec > lat_bounds_us[b])
+		b++;
+	atomic_fetch_add_explicit(&m->lat_bucket[b], 1, memory_order_relaxed);
+	atomic_fetch_add_explicit(&m->lat_sum_us, usec, memory_order_relaxed);
+}
+
+/* ---- exposition ---------------------------------------------------------
+ */
+
+static long resident_bytes(void)
+{
+	long pages_total = 0, pages_rss = 0;
+	FILE *f = fopen("/proc/self/statm", "r");
+	if (!f)
+		return -1;
+	if (fscanf(f, "%ld %ld", &pages_total, &pages_rss) != 2)
+		pages_rss = -1;
+	fclose(f);
+	return pages_rss < 0 ? -1 : pages_rss * sysconf(_SC_PAGESIZE);
+}
+
+static void counter(FILE *f, const char *name, const char *help, uint64_t v)
+{
+	fprintf(f, "# HELP %s %s\n# TYPE %s counter\n%s %llu\n", name, help,
+		name, name, (unsigned long long)v);
+}
+
+static void gauge(FILE *f, const char *name, const char *help, int64_t v)
+{
+	fprintf(f, "# HELP %s %s\n# TYPE %s gauge\n%s %lld\n", name, help, name,
+		name, (long long)v);
+}
+
+/* Write the whole exposition to f. */
+void dc_metrics_write(struct dc_metrics *m, FILE *f)
+{
+	fprintf(f,
+		"# HELP driftcast_build_info Version of the running "
+		"daemon.\n# TYPE driftcast_build_info gauge\n"
+		"driftcast_build_info{version=\"%s\"} 1\n",
+		DRIFTCAST_VERSION);
+	counter(f, "driftcast_messages_total",
+		"Input messages consumed (replays of applied offsets "
+		"excluded).",
+		LOAD(m->messages));
+	counter(f, "driftcast_messages_skipped_total",
+		"Replayed messages at or below the applied offset, skipped.",
+		LOAD(m->skipped));
+	counter(f, "driftcast_observations_total",
+		"Observations (series, time, value) parsed from messages.",
+		LOAD(m->observations));
+
+	fprintf(f, "# HELP driftcast_deadletter_total Messages sent to the "
+		   "dead-letter topic, by reason class (docs/INPUT.md).\n"
+		   "# TYPE driftcast_deadletter_total counter\n");
+	uint64_t classified = 0;
+	for (int i = 1; i < DC_REASON_COUNT; i++) {
+		uint64_t v = LOAD(m->dead_by_reason[i]);
+		classified += v;
+		fprintf(f, "driftcast_deadletter_total{reason=\"%s\"} %llu\n",
+			dc_reason_name(i), (unsigned long long)v);
+	}
+	uint64_t all = LOAD(m->deadlettered);
+	fprintf(f, "driftcast_deadletter_total{reason=\"other\"} %llu\n",
+		(unsigned long long)(all > classified ? all - classified : 0));
+
+	counter(f, "driftcast_forecasts_total", "Forecasts produced.",
+		LOAD(m->forecasts));
+	fprintf(f,
+		"# HELP driftcast_adaptations_total Test-time adaptation "
+		"steps, by guard verdict.\n"
+		"# TYPE driftcast_adaptations_total counter\n"
+		"driftcast_adaptations_total{result=\"accepted\"} %llu\n"
+		"driftcast_adaptations_total{result=\"rejected\"} %llu\n",
+		(unsigned long long)LOAD(m->accepted),
+		(unsigned long long)LOAD(m->rejected));
+	fprintf(f,
+		"# HELP driftcast_rollbacks_total Series rolled back to an "
+		"earlier adapter version.\n"
+		"# TYPE driftcast_rollbacks_total counter\n"
+		"driftcast_rollbacks_total{trigger=\"automatic\"} %llu\n"
+		"driftcast_rollbacks_total{trigger=\"operator\"} %llu\n",
+		(unsigned long long)LOAD(m->rollbacks),
+		(unsigned long long)LOAD(m->manual_rollbacks));
+	counter(f, "driftcast_drift_alarms_total", "Drift detector alarms.",
+		LOAD(m->drifts));
+	counter(f, "driftcast_resets_total",
+		"Adapter resets (soft or hard) by policy.", LOAD(m->resets));
+	counter(f, "driftcast_batches_total",
+		"SQLite transactions committed by the loop.", LOAD(m->batches));
+
+	gauge(f, "driftcast_consumer_lag_messages",
+	      "Messages behind the end of the assigned partitions (-1: "
+	      "unknown).",
+	      LOAD(m->lag));
+	gauge(f, "driftcast_series", "Series held in memory.", LOAD(m->series));
+	gauge(f, "driftcast_assigned_partitions",
+	      "Input partitions assigned to this member.", LOAD(m->assigned));
+	gauge(f, "driftcast_storage_degraded",
+	      "1 when the database cannot be written.", LOAD(m->degraded));
+	gauge(f, "driftcast_series_restored",
+	      "Series restored from the database at start.", LOAD(m->restored));
+	gauge(f, "process_resident_memory_bytes", "Resident memory size.",
+	      resident_bytes());
+
+	fprintf(f, "# HELP driftcast_e2e_latency_seconds From the Kafka "
+		   "message timestamp (produce time) to its forecast being "
+		   "produced.\n"
+		   "# TYPE driftcast_e2e_latency_seconds histogram\n");
+	uint64_t cum = 0;
+	for (size_t b = 0; b < N_LAT_BUCKETS; b++) {
+		cum += LOAD(m->lat_bucket[b]);
+		if (b < N_LAT_BUCKETS - 1)
+			fprintf(
+			    f,
+			    "driftcast_e2e_latency_seconds_bucket{le=\"%g\"} "
+			    "%llu\n",
+			    (double)lat_bounds_us[b] / 1e6,
+			    (unsigned long long)cum);
+		else
+			fprintf(
+			    f,
+			    "driftcast_e2e_latency_seconds_bucket{le=\"+Inf\"} "
+			    "%llu\n",
+			    (unsigned long long)cum);
+	}
+	fprintf(f,
+		"driftcast_e2e_latency_seconds_sum %.6f\n"
+		"driftcast_e2e_latency_seconds_count %llu\n",
+		(double)LOAD(m->lat_sum_us) / 1e6, (unsigned long long)cum);
+}
+
+static enum MHD_Result serve(void *cls, struct MHD_Connection *c,
+			     const char *url, const char *method,
+			     const char *version, const char *upload,
+			     size_t *upload_size, void **con_cls)
+{
+	struct dc_metrics *m = cls;
+	struct MHD_Response *r;
+	enum MHD_Result ret;
+	unsigned status = MHD_HTTP_OK;
+	char *body = NULL;
+	size_t len = 0;
+	(void)version;
+	(void)upload;
+	(void)upload_size;
+	(void)con_cls;
+
+	if (strcmp(method, "GET") && strcmp(method, "HEAD")) {
+		static const char msg[] = "method not allowed\n";
+		r = MHD_create_response_from_buffer(
+		    sizeof(msg) - 1, (void *)msg, MHD_RESPMEM_PERSISTENT);
+		status = MHD_HTTP_METHOD_NOT_ALLOWED;
+		MHD_add_response_header(r, "Allow", "GET, HEAD");
+	} else if (!strcmp(url, "/metrics")) {
+		FILE *f = open_memstream(&body, &len);
+		if (!f)
+			return MHD_NO;
+		dc_metrics_write(m, f);
+		if (fclose(f) != 0) {
+			free(body);
+			return MHD_NO;
+		}
+		r = MHD_create_response_from_buffer(len, body,
+						    MHD_RESPMEM_MUST_FREE);
+		MHD_add_response_header(r, "Content-Type",
+					"text/plain; version=0.0.4; "
+					"charset=utf-8");
+	} else {
+		static const char msg[] =
+		    "driftcast: metrics are at /metrics\n";
+		r = MHD_create_response_from_buffer(
+		    sizeof(msg) - 1, (void *)msg, MHD_RESPMEM_PERSISTENT);
+		status = strcmp(url, "/") ? MHD_HTTP_NOT_FOUND : MHD_HTTP_OK;
+	}
+	if (!r)
+		return MHD_NO;
+	ret = MHD_queue_response(c, status, r);
+	MHD_destroy_response(r);
+	return ret;
+}
+
+int dc_metrics_listen(struct dc_metrics *m, const char *listen, char *errbuf,
+		      size_t errbuf_size)
+{
+	char host[CFG_NAME_MAX], port[16];
+	struct addrinfo hints = {.ai_socktype = SOCK_STREAM,
+				 .ai_flags = AI_NUMERICSERV | AI_PASSIVE},
+			*ai = NULL;
+	const char *colon;
+	size_t hlen;
+
+	if (!strcmp(listen, "off"))
+		return 0;
+	if (m->httpd) {
+		snprintf(errbuf, errbuf_size, "metrics already listening");
+		return -EALREADY;
+	}
+	colon = strrchr(listen, ':');
+	if (!colon || strlen(colon + 1) >= sizeof(port) ||
+	    (size_t)(colon - listen) >= sizeof(host)) {
+		snprintf(errbuf, errbuf_size, "bad metrics.listen '%s'",
+			 listen);
+		return -EINVAL;
+	}
+	hlen = (size_t)(colon - listen);
+	if (hlen >= 2 && listen[0] == '[' && listen[hlen - 1] == ']') {
+		memcpy(host, listen + 1, hlen - 2);
+		host[hlen - 2] = '\0';
+	} else {
+		memcpy(host, listen, hlen);
+		host[hlen] = '\0';
+	}
+	snprintf(port, sizeof(port), "%s", colon + 1);
+	int e = getaddrinfo(host, port, &hints, &ai);
+	if (e) {
+		snprintf(errbuf, errbuf_size, "metrics.listen '%s': %s", listen,
+			 gai_strerror(e));
+		return -EINVAL;
+	}
+	unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_POLL;
+	if (ai->ai_family == AF_INET6)
+		flags |= MHD_USE_IPv6;
+	m->httpd = MHD_start_daemon(
+	    flags, 0, NULL, NULL, serve, m, MHD_OPTION_SOCK_ADDR, ai->ai_addr,
+	    MHD_OPTION_CONNECTION_LIMIT, 16u, MHD_OPTION_CONNECTION_TIMEOUT,
+	    10u, MHD_OPTION_END);
+	freeaddrinfo(ai);
+	if (!m->httpd) {
+		snprintf(errbuf, errbuf_size,
+			 "cannot listen on %s for metrics (in use?)", listen);
+		return -EADDRINUSE;
+	}
+	const union MHD_DaemonInfo *info =
+	    MHD_get_daemon_info(m->httpd, MHD_DAEMON_INFO_BIND_PORT);
+	m->port = info ? info->port : 0;
+	return 0;
+}
