@@ -354,4 +354,30 @@ int notify_status(uint64_t now_usec, bool force, const char *fmt, ...)
  * returns 0 after one comparison. */
 int notify_watchdog_tick(uint64_t now_usec);
 
+/* ---- Prometheus metrics (daemon/metrics.c) ------------------------------
+ * The main loop writes relaxed atomics (no locks); an HTTP thread
+ * (libmicrohttpd) only reads them and renders the text format on
+ * GET /metrics.  Names and labels are documented in the output's # HELP
+ * lines.  Update functions accept NULL (metrics off).
+ */
+struct dc_metrics;
+struct dc_run_stats;
+
+/* Zeroed metrics, not yet served; NULL on allocation failure.  Free with
+ * dc_metrics_free() (accepts NULL), which also stops the HTTP thread. */
+struct dc_metrics *dc_metrics_new(void);
+void dc_metrics_free(struct dc_metrics *m);
+/* Serve on listen ("host:port", "[v6]:port", port 0 = any free port), or do
+ * nothing for "off".  0, or a negative errno with the reason in errbuf. */
+int dc_metrics_listen(struct dc_metrics *m, const char *listen, char *errbuf,
+		      size_t errbuf_size);
+/* The bound TCP port, 0 when not listening. */
+int dc_metrics_port(const struct dc_metrics *m);
+/* Copy the loop's counters and gauges (a few dozen relaxed stores). */
+void dc_metrics_publish(struct dc_metrics *m, const struct dc_run_stats *st);
+/* One end-to-end latency sample, in microseconds. */
+void dc_metrics_observe_latency(struct dc_metrics *m, uint64_t usec);
+/* The exposition text, as served (for tests and `driftcast` tools). */
+void dc_metrics_write(struct dc_metrics *m, FILE *f);
+
 #endif
