@@ -264,7 +264,8 @@ static double whole_loss(struct whole *w)
 	return w->wf * lf + w->wr * lr;
 }
 
-static void whole_check(int backbone, double wf, double wr, int with_adapter)
+static void whole_check_rows(int backbone, double wf, double wr,
+			     int with_adapter, int bf, int br)
 {
 	struct fc_config c;
 	fc_config_default(&c);
@@ -281,7 +282,7 @@ static void whole_check(int backbone, double wf, double wr, int with_adapter)
 	c.mask_seg = 5;
 	char err[256];
 	cr_assert_eq(fc_config_check(&c, err, sizeof(err)), 0, "%s", err);
-	struct whole w = {.bf = 3, .br = 2, .wf = wf, .wr = wr};
+	struct whole w = {.bf = bf, .br = br, .wf = wf, .wr = wr};
 	nnd_layout(&w.lo, &c);
 	int R = w.bf + w.br, L = w.lo.L;
 	w.p = zeros(w.lo.n_params);
@@ -379,6 +380,22 @@ static void whole_check(int backbone, double wf, double wr, int with_adapter)
 					     i);
 			}
 		}
+}
+
+static void whole_check(int backbone, double wf, double wr, int with_adapter)
+{
+	whole_check_rows(backbone, wf, wr, with_adapter, 3, 2);
+}
+
+/* one window of each kind: the GEMV paths of batch 1 */
+Test(gradcheck, gru_model_one_window_each)
+{
+	whole_check_rows(FC_BACKBONE_GRU, 1.0, 0.7, 1, 1, 1);
+}
+
+Test(gradcheck, transformer_model_one_window_each)
+{
+	whole_check_rows(FC_BACKBONE_TRANSFORMER, 1.0, 0.7, 1, 1, 1);
 }
 
 Test(gradcheck, gru_model_forecast_loss)
