@@ -64,6 +64,30 @@ const char *dc_reason_name(int reason)
 	return reason_names[reason];
 }
 
+static size_t utf8_valid_prefix(const unsigned char *s, size_t len);
+
+/* Make the reason text safe for a Kafka header and a log line: control
+ * characters and bytes that are not UTF-8 (jansson quotes input tokens; we
+ * truncate series names) become '?'. */
+static void sanitize(char *t)
+{
+	size_t n = strlen(t), i = 0;
+	while (i < n) {
+		unsigned char c = (unsigned char)t[i];
+		size_t k = c >= 0xf0 ? 4 : c >= 0xe0 ? 3 : c >= 0xc0 ? 2 : 1;
+		if (c < 0x80) {
+			if (c < 0x20 || c == 0x7f)
+				t[i] = '?';
+			i++;
+		} else if (i + k <= n &&
+			   utf8_valid_prefix((unsigned char *)t + i, k) == k) {
+			i += k;
+		} else {
+			t[i++] = '?';
+		}
+	}
+}
+
 /* Fill err with "<class>: <details>" and return -EBADMSG. */
 __attribute__((format(printf, 3, 4))) static int
 fail(struct dc_parse_error *err, int reason, const char *fmt, ...)
@@ -78,6 +102,7 @@ fail(struct dc_parse_error *err, int reason, const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(err->text + n, sizeof(err->text) - (size_t)n, fmt, ap);
 	va_end(ap);
+	sanitize(err->text);
 	return -EBADMSG;
 }
 

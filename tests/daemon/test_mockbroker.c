@@ -35,6 +35,7 @@ static const char *mockbroker_exe(void)
 	return exe_path;
 }
 static char bs[1024];
+static char fifo[600];
 static int notify_fd = -1, cmd_fd = -1;
 static FILE *reply;
 static pid_t pid;
@@ -75,6 +76,7 @@ static void start(void)
 	cr_assert_eq(pipe2(in, O_CLOEXEC), 0);
 	cr_assert_eq(pipe2(out, O_CLOEXEC), 0);
 	snprintf(path, sizeof(path), "%s/bootstraps", dir);
+	snprintf(fifo, sizeof(fifo), "%s/control", dir);
 	char errf[512];
 	snprintf(errf, sizeof(errf), "%s/stderr", dir);
 	posix_spawn_file_actions_t fa;
@@ -83,9 +85,17 @@ static void start(void)
 	posix_spawn_file_actions_adddup2(&fa, out[1], 1);
 	posix_spawn_file_actions_addopen(&fa, 2, errf,
 					 O_WRONLY | O_CREAT | O_TRUNC, 0600);
-	char *argv[] = {(char *)exe,   "--brokers",	    "3",
-			"--topic",     "measurements:4",    "-t",
-			"forecasts:2", "--bootstraps-file", path,
+	char *argv[] = {(char *)exe,
+			"--brokers",
+			"3",
+			"--topic",
+			"measurements:4",
+			"-t",
+			"forecasts:2",
+			"--bootstraps-file",
+			path,
+			"--control",
+			fifo,
 			NULL};
 	cr_assert_eq(posix_spawn(&pid, exe, &fa, NULL, argv, environ), 0);
 	posix_spawn_file_actions_destroy(&fa);
@@ -178,6 +188,14 @@ Test(mockbroker, kcat_round_trip_faults_and_clean_exit, .init = start,
 			 "error: unknown error name 'NO_SUCH_ERROR'");
 	cr_assert_str_eq(command("down 7"), "error: usage: down BROKER (1..3 "
 					    "or -1)");
+	/* the same commands work through the FIFO */
+	int ctl = open(fifo, O_WRONLY | O_CLOEXEC);
+	cr_assert_geq(ctl, 0);
+	cr_assert_eq(write(ctl, "rtt 1 0\n", 8), 8);
+	close(ctl);
+	char line[256];
+	cr_assert_not_null(fgets(line, sizeof(line), reply));
+	cr_assert_str_eq(line, "ok\n");
 	cr_assert_str_eq(command("topic extra 2"), "ok");
 	cr_assert_str_eq(command("rtt 2 5"), "ok");
 	cr_assert_str_eq(command("leader measurements 0 2"), "ok");

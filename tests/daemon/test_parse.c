@@ -33,6 +33,26 @@ static int parse(int fmt, int unit, const char *payload, size_t len,
 	return rc;
 }
 
+/* Minimal UTF-8 well-formedness check for reason texts. */
+static bool g_utf8_ok(const char *s)
+{
+	const unsigned char *p = (const unsigned char *)s;
+	while (*p) {
+		int k = *p < 0x80    ? 0
+			: *p >= 0xf0 ? 3
+			: *p >= 0xe0 ? 2
+			: *p >= 0xc2 ? 1
+				     : -1;
+		if (k < 0)
+			return false;
+		p++;
+		for (; k > 0; k--, p++)
+			if ((*p & 0xc0) != 0x80)
+				return false;
+	}
+	return true;
+}
+
 struct bad {
 	int fmt;
 	const char *payload;
@@ -237,6 +257,12 @@ static const struct bad catalogue[] = {
 	"line 2: no fields"),
     BADN(I, "cpu v=1\0 1700000000000000000", 28, DC_REASON_BAD_LINE,
 	 "NUL byte"),
+    /* reason texts stay printable UTF-8 whatever the input quoted */
+    BAD(J, "{\"series\": \"a\", \"ts\": 1, \"value\": \x01\x02}",
+	DC_REASON_BAD_JSON, "invalid token near '?'"),
+    BADK(J, "{\"series\": \"b\", \"ts\": 1, \"value\": 1}",
+	 "012345678901234567890123456789012345678\xc3\xa4",
+	 DC_REASON_KEY_MISMATCH, "345678?' != series 'b'"),
 };
 
 Test(parse, catalogue_of_malformed_messages)
@@ -258,6 +284,12 @@ Test(parse, catalogue_of_malformed_messages)
 			     dc_reason_name(b->reason), err.text, b->payload);
 		cr_expect(strstr(err.text, b->text),
 			  "#%zu: text '%s' lacks '%s'", i, err.text, b->text);
+		for (const unsigned char *c = (const unsigned char *)err.text;
+		     *c; c++)
+			cr_expect(*c >= 0x20 && *c != 0x7f,
+				  "#%zu: control byte in '%s'", i, err.text);
+		cr_expect(g_utf8_ok(err.text), "#%zu: text not UTF-8: %s", i,
+			  err.text);
 		cr_expect(!strncmp(err.text, dc_reason_name(b->reason),
 				   strlen(dc_reason_name(b->reason))),
 			  "#%zu: text '%s' does not start with its class", i,
