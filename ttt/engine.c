@@ -703,6 +703,13 @@ static void adapt(struct ttt_engine *e, struct series *s, enum ttt_trigger trig)
 	ev.guard_before = g_before;
 	ev.guard_after = g_after;
 	ev.update_norm = norm;
+	if (!(norm > 0.0f)) {
+		/* e.g. reconstruction only with families it does not reach
+		 * (calib): no new version for an unchanged adapter */
+		ev.reason = "zero update: no gradient reaches the adapting "
+			    "families";
+		goto rejected;
+	}
 	if (!isfinite(g_after) || !isfinite(before) || !isfinite(after)) {
 		ev.reason = "non-finite loss";
 		goto rejected;
