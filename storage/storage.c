@@ -129,20 +129,67 @@ static const char SQL_VERSIONS[] =
     "ORDER BY v.number";
 /* lineage check used by versions: the parent row may have been pruned */
 
-static const char SQL_DATA_VERSION[] = "PRAGMA data_version";
-static const char SQL_CONTROL_PENDING[] =
-    "SELECT id, series, by_time, target, reason FROM control "
+/* The control table of the main database records each applied request
+ * in the transaction of its rollback (a re-delivered request is then
+ * recognised); requests themselves travel through the sidecar below. */
+static const char SQL_CONTROL_RECORD[] =
+    "INSERT INTO control (id, created_at, kind, series, by_time, target, "
+    "reason, status, result, from_version, restored, new_version, done_at) "
+    "VALUES (?1, ?2, 'rollback', ?3, ?4, ?5, ?6, 'applied', ?7, ?8, ?9, "
+    "?10, ?11)";
+static const char SQL_CONTROL_SEEN[] =
+    "SELECT from_version, restored, new_version, result FROM control "
+    "WHERE id = ?1";
+
+/*
+ * The request sidecar "<path>.control": a tiny SQLite file of its own, so
+ * that `driftcast rollback` can leave a request without waiting for the
+ * main database's write lock, which a busy daemon holds almost all the
+ * time (one batch after another).
+ */
+static const char SQL_CTL_SCHEMA[] =
+    "PRAGMA journal_mode = WAL;\n"
+    "CREATE TABLE IF NOT EXISTS requests (\n"
+    "  id INTEGER PRIMARY KEY,\n"
+    "  created_at INTEGER NOT NULL,\n"
+    "  kind TEXT NOT NULL DEFAULT 'rollback',\n"
+    "  series TEXT NOT NULL,\n"
+    "  by_time INTEGER NOT NULL,\n"
+    "  target INTEGER NOT NULL,\n"
+    "  reason TEXT NOT NULL,\n"
+    "  status TEXT NOT NULL DEFAULT 'pending',\n"
+    "  result TEXT NOT NULL DEFAULT '',\n"
+    "  from_version INTEGER,\n"
+    "  restored INTEGER,\n"
+    "  new_version INTEGER,\n"
+    "  done_at INTEGER\n"
+    ");\n"
+    "CREATE INDEX IF NOT EXISTS requests_pending ON requests (id) "
+    "WHERE status = 'pending';\n";
+static const char SQL_CTL_DATA_VERSION[] = "PRAGMA data_version";
+static const char SQL_CTL_PENDING[] =
+    "SELECT id, series, by_time, target, reason, created_at FROM requests "
     "WHERE status = 'pending' ORDER BY id LIMIT 1";
-static const char SQL_CONTROL_INSERT[] =
-    "INSERT INTO control (created_at, kind, series, by_time, target, "
-    "reason) VALUES (?1, 'rollback', ?2, ?3, ?4, ?5)";
-static const char SQL_CONTROL_GET[] =
+static const char SQL_CTL_INSERT[] =
+    "INSERT INTO requests (created_at, series, by_time, target, reason) "
+    "VALUES (?1, ?2, ?3, ?4, ?5)";
+static const char SQL_CTL_GET[] =
     "SELECT status, result, from_version, restored, new_version "
-    "FROM control WHERE id = ?1";
-static const char SQL_CONTROL_DONE[] =
-    "UPDATE control SET status = ?2, result = ?3, from_version = ?4, "
+    "FROM requests WHERE id = ?1";
+static const char SQL_CTL_DONE[] =
+    "UPDATE requests SET status = ?2, result = ?3, from_version = ?4, "
     "restored = ?5, new_version = ?6, done_at = ?7 "
     "WHERE id = ?1 AND status = 'pending'";
+
+enum cq { CQ_DATA_VERSION, CQ_PENDING, CQ_INSERT, CQ_GET, CQ_DONE, CQ__COUNT };
+
+static const char *const ctl_sql_text[CQ__COUNT] = {
+    [CQ_DATA_VERSION] = SQL_CTL_DATA_VERSION,
+    [CQ_PENDING] = SQL_CTL_PENDING,
+    [CQ_INSERT] = SQL_CTL_INSERT,
+    [CQ_GET] = SQL_CTL_GET,
+    [CQ_DONE] = SQL_CTL_DONE,
+};
 
 static const char SQL_PRUNE_SCAN[] =
     "SELECT v.id, v.id != coalesce(s.current_version_id, -1) AND "
@@ -183,11 +230,8 @@ enum sq {
 	SQ_HISTORY_ALL,
 	SQ_HISTORY_ONE,
 	SQ_VERSIONS,
-	SQ_DATA_VERSION,
-	SQ_CONTROL_PENDING,
-	SQ_CONTROL_INSERT,
-	SQ_CONTROL_GET,
-	SQ_CONTROL_DONE,
+	SQ_CONTROL_RECORD,
+	SQ_CONTROL_SEEN,
 	SQ_PRUNE_SCAN,
 	SQ_PRUNE_VERSION,
 	SQ_PRUNE_FORECASTS,
@@ -220,11 +264,8 @@ static const char *const sql_text[SQ__COUNT] = {
     [SQ_HISTORY_ALL] = SQL_HISTORY_ALL,
     [SQ_HISTORY_ONE] = SQL_HISTORY_ONE,
     [SQ_VERSIONS] = SQL_VERSIONS,
-    [SQ_DATA_VERSION] = SQL_DATA_VERSION,
-    [SQ_CONTROL_PENDING] = SQL_CONTROL_PENDING,
-    [SQ_CONTROL_INSERT] = SQL_CONTROL_INSERT,
-    [SQ_CONTROL_GET] = SQL_CONTROL_GET,
-    [SQ_CONTROL_DONE] = SQL_CONTROL_DONE,
+    [SQ_CONTROL_RECORD] = SQL_CONTROL_RECORD,
+    [SQ_CONTROL_SEEN] = SQL_CONTROL_SEEN,
     [SQ_PRUNE_SCAN] = SQL_PRUNE_SCAN,
     [SQ_PRUNE_VERSION] = SQL_PRUNE_VERSION,
     [SQ_PRUNE_FORECASTS] = SQL_PRUNE_FORECASTS,
@@ -251,7 +292,9 @@ struct store {
 	int degraded; /* 0 or the negative errno of the last failed write */
 	char degraded_msg[PATH_MAX + 512];
 
-	int64_t control_dv; /* PRAGMA data_version at the last empty poll */
+	sqlite3 *ctl; /* the request sidecar, opened on first use */
+	sqlite3_stmt *cstmt[CQ__COUNT];
+	int64_t control_dv; /* sidecar data_version at the last empty poll */
 	bool control_dv_valid;
 
 	float *buf; /* blob copies (restore), grown as needed */
@@ -475,8 +518,11 @@ static void finalize_all(struct store *s)
 	}
 }
 
+static void ctl_close(struct store *s);
+
 static void close_db(struct store *s)
 {
+	ctl_close(s);
 	finalize_all(s);
 	if (s->db)
 		sqlite3_close_v2(s->db);
@@ -751,7 +797,9 @@ static int open_once(struct store *s, char *errbuf, size_t errbuf_size)
 	 * Kafka offsets it carries, even across power loss. */
 	if ((r = exec_script(s,
 			     "PRAGMA journal_mode = WAL; "
-			     "PRAGMA synchronous = FULL;",
+			     "PRAGMA synchronous = FULL; "
+			     "PRAGMA cache_size = -65536; "
+			     "PRAGMA wal_autocheckpoint = 8192;",
 			     errbuf, errbuf_size, "setting WAL mode")) < 0)
 		return r;
 	int target = o->target_schema ? o->target_schema : STORE_SCHEMA_VERSION;
@@ -1742,14 +1790,95 @@ out:
 	return r;
 }
 
-static int control_done(struct store *s, int64_t id, const char *status,
-			const char *result,
-			const struct store_rollback_result *res, char *errbuf,
-			size_t errbuf_size)
+/* ---- the request sidecar ---------------------------------------------- */
+
+struct ctl_req {
+	int64_t id;
+	int64_t created_at;
+	char series[STORE_KEY_MAX];
+	struct store_rollback_target t;
+	char reason[STORE_REASON_MAX];
+};
+
+static int ctl_fail(struct store *s, int rc, char *errbuf, size_t errbuf_size,
+		    const char *what)
+{
+	int r = errno_from_sqlite(rc);
+	return set_err(errbuf, errbuf_size, r ? r : -EIO, "%s.control: %s: %s",
+		       s->path, what,
+		       s->ctl ? sqlite3_errmsg(s->ctl) : sqlite3_errstr(rc));
+}
+
+static void ctl_close(struct store *s)
+{
+	for (int i = 0; i < CQ__COUNT; i++) {
+		sqlite3_finalize(s->cstmt[i]);
+		s->cstmt[i] = NULL;
+	}
+	if (s->ctl)
+		sqlite3_close_v2(s->ctl);
+	s->ctl = NULL;
+}
+
+static int ctl_open(struct store *s, char *errbuf, size_t errbuf_size)
+{
+	char cp[PATH_MAX + 16], *msg = NULL;
+	int rc;
+	if (s->ctl)
+		return 0;
+	snprintf(cp, sizeof(cp), "%s.control", s->path);
+	rc = sqlite3_open_v2(cp, &s->ctl,
+			     SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE |
+				 SQLITE_OPEN_NOMUTEX,
+			     NULL);
+	if (rc == SQLITE_OK) {
+		sqlite3_extended_result_codes(s->ctl, 1);
+		sqlite3_busy_timeout(s->ctl, s->opts.busy_timeout_ms);
+		rc = sqlite3_exec(s->ctl, SQL_CTL_SCHEMA, NULL, NULL, &msg);
+	}
+	if (rc != SQLITE_OK) {
+		int r = set_err(errbuf, errbuf_size,
+				errno_from_sqlite(rc) ? errno_from_sqlite(rc)
+						      : -EIO,
+				"%s: %s", cp,
+				msg ? msg
+				    : (s->ctl ? sqlite3_errmsg(s->ctl)
+					      : sqlite3_errstr(rc)));
+		sqlite3_free(msg);
+		ctl_close(s);
+		return r;
+	}
+	return 0;
+}
+
+static int cprep(struct store *s, enum cq q, sqlite3_stmt **ret, char *errbuf,
+		 size_t errbuf_size)
+{
+	int r = ctl_open(s, errbuf, errbuf_size);
+	if (r < 0)
+		return r;
+	if (!s->cstmt[q]) {
+		int rc = sqlite3_prepare_v3(s->ctl, ctl_sql_text[q], -1,
+					    SQLITE_PREPARE_PERSISTENT,
+					    &s->cstmt[q], NULL);
+		if (rc != SQLITE_OK) {
+			s->cstmt[q] = NULL;
+			return ctl_fail(s, rc, errbuf, errbuf_size,
+					"preparing a statement");
+		}
+	}
+	*ret = s->cstmt[q];
+	return 0;
+}
+
+/* Mark a request done (only if still pending); *ret_changed tells. */
+static int ctl_done(struct store *s, int64_t id, const char *status,
+		    const char *result, const struct store_rollback_result *res,
+		    bool *ret_changed, char *errbuf, size_t errbuf_size)
 {
 	sqlite3_stmt *st = NULL;
 	int r, rc;
-	if ((r = prep(s, SQ_CONTROL_DONE, &st, errbuf, errbuf_size)) < 0)
+	if ((r = cprep(s, CQ_DONE, &st, errbuf, errbuf_size)) < 0)
 		return r;
 	sqlite3_bind_int64(st, 1, id);
 	sqlite3_bind_text(st, 2, status, -1, SQLITE_STATIC);
@@ -1762,17 +1891,78 @@ static int control_done(struct store *s, int64_t id, const char *status,
 	sqlite3_bind_int64(st, 7, store_now_ms());
 	rc = sqlite3_step(st);
 	if (rc != SQLITE_DONE)
-		r = db_fail(s, rc, errbuf, errbuf_size,
-			    "acknowledging a request");
+		r = ctl_fail(s, rc, errbuf, errbuf_size,
+			     "acknowledging a request");
+	else if (ret_changed)
+		*ret_changed = sqlite3_changes(s->ctl) == 1;
 	reset_stmt(st);
 	return r;
 }
 
-/* The rollback itself, inside an open transaction.  control_id > 0 marks
- * that control request applied in the same transaction. */
+/* Record an applied request in the main database (same transaction as its
+ * rollback). */
+static int control_record(struct store *s, const struct ctl_req *q,
+			  const struct store_rollback_result *res,
+			  const char *result, char *errbuf, size_t errbuf_size)
+{
+	sqlite3_stmt *st = NULL;
+	int r, rc;
+	if ((r = prep(s, SQ_CONTROL_RECORD, &st, errbuf, errbuf_size)) < 0)
+		return r;
+	sqlite3_bind_int64(st, 1, q->id);
+	sqlite3_bind_int64(st, 2, q->created_at);
+	sqlite3_bind_text(st, 3, q->series, -1, SQLITE_STATIC);
+	sqlite3_bind_int(st, 4, q->t.by_time);
+	sqlite3_bind_int64(st, 5,
+			   q->t.by_time ? q->t.at : (int64_t)q->t.number);
+	sqlite3_bind_text(st, 6, q->reason, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 7, result, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 8, (int64_t)res->from_version);
+	sqlite3_bind_int64(st, 9, (int64_t)res->restored);
+	sqlite3_bind_int64(st, 10, (int64_t)res->new_version);
+	sqlite3_bind_int64(st, 11, store_now_ms());
+	rc = sqlite3_step(st);
+	if (rc != SQLITE_DONE)
+		r = db_fail(s, rc, errbuf, errbuf_size,
+			    "recording a control request");
+	reset_stmt(st);
+	return r;
+}
+
+/* Was request id already applied (and recorded) in the main database? */
+static int control_seen(struct store *s, int64_t id,
+			struct store_rollback_result *res, char *result,
+			size_t result_size, bool *ret_seen, char *errbuf,
+			size_t errbuf_size)
+{
+	sqlite3_stmt *st = NULL;
+	int r, rc;
+	if ((r = prep(s, SQ_CONTROL_SEEN, &st, errbuf, errbuf_size)) < 0)
+		return r;
+	sqlite3_bind_int64(st, 1, id);
+	rc = sqlite3_step(st);
+	*ret_seen = rc == SQLITE_ROW;
+	if (rc == SQLITE_ROW) {
+		res->from_version = (uint64_t)sqlite3_column_int64(st, 0);
+		res->restored = (uint64_t)sqlite3_column_int64(st, 1);
+		res->new_version = (uint64_t)sqlite3_column_int64(st, 2);
+		snprintf(result, result_size, "%s",
+			 (const char *)sqlite3_column_text(st, 3));
+	} else if (rc != SQLITE_DONE) {
+		r = db_fail(s, rc, errbuf, errbuf_size,
+			    "reading the control table");
+	}
+	reset_stmt(st);
+	return r;
+}
+
+/* ---- rollback ------------------------------------------------------------ */
+
+/* The rollback itself, inside an open transaction.  With a request q, it
+ * is recorded in the control table in the same transaction. */
 static int rollback_txn(struct store *s, const char *series,
 			const struct store_rollback_target *t,
-			const char *reason, int64_t control_id,
+			const char *reason, const struct ctl_req *q,
 			struct store_rollback_result *ret, char *errbuf,
 			size_t errbuf_size)
 {
@@ -1840,16 +2030,21 @@ static int rollback_txn(struct store *s, const char *series,
 	res.new_version = number;
 	res.adapter = s->rb_adapter;
 	res.adapter_len = tr.adapter_len;
-	if (control_id > 0 && (r = control_done(s, control_id, "applied", note,
-						&res, errbuf, errbuf_size)) < 0)
+	if (q &&
+	    (r = control_record(s, q, &res, note, errbuf, errbuf_size)) < 0)
 		return r;
 	*ret = res;
 	return 0;
 }
 
+static bool refused(int r)
+{
+	return r == -EINVAL || r == -ENOENT || r == -EBADMSG;
+}
+
 static int rollback_one(struct store *s, const char *series,
 			const struct store_rollback_target *t,
-			const char *reason, int64_t control_id,
+			const char *reason, const struct ctl_req *q,
 			struct store_rollback_result *ret, char *errbuf,
 			size_t errbuf_size)
 {
@@ -1862,10 +2057,9 @@ static int rollback_one(struct store *s, const char *series,
 		return r;
 	if ((r = store_batch_begin(s, errbuf, errbuf_size)) < 0)
 		return r;
-	r = rollback_txn(s, series, t, reason, control_id, ret, errbuf,
-			 errbuf_size);
+	r = rollback_txn(s, series, t, reason, q, ret, errbuf, errbuf_size);
 	if (r < 0) {
-		if (batch_survives(r) || r == -ENOENT || r == -EBADMSG)
+		if (batch_survives(r) || refused(r))
 			store_batch_abort(s);
 		else
 			batch_fail(s, r, errbuf, errbuf_size);
@@ -1879,7 +2073,8 @@ int store_rollback(struct store *s, const char *series,
 		   struct store_rollback_result *ret, char *errbuf,
 		   size_t errbuf_size)
 {
-	return rollback_one(s, series, t, reason, 0, ret, errbuf, errbuf_size);
+	return rollback_one(s, series, t, reason, NULL, ret, errbuf,
+			    errbuf_size);
 }
 
 static void sleep_ms(int ms)
@@ -1888,15 +2083,16 @@ static void sleep_ms(int ms)
 	nanosleep(&ts, NULL);
 }
 
-/* Read a control row's outcome.  Returns 1 when still pending. */
-static int control_read(struct store *s, int64_t id,
-			struct store_rollback_result *res, char *result,
-			size_t result_size, int *ret_status, char *errbuf,
-			size_t errbuf_size)
+/* Read a request's outcome: *ret_status 0 pending, 1 applied, 2 failed,
+ * 3 cancelled. */
+static int ctl_read(struct store *s, int64_t id,
+		    struct store_rollback_result *res, char *result,
+		    size_t result_size, int *ret_status, char *errbuf,
+		    size_t errbuf_size)
 {
 	sqlite3_stmt *st = NULL;
 	int r, rc;
-	if ((r = prep(s, SQ_CONTROL_GET, &st, errbuf, errbuf_size)) < 0)
+	if ((r = cprep(s, CQ_GET, &st, errbuf, errbuf_size)) < 0)
 		return r;
 	sqlite3_bind_int64(st, 1, id);
 	rc = sqlite3_step(st);
@@ -1904,8 +2100,8 @@ static int control_read(struct store *s, int64_t id,
 		r = rc == SQLITE_DONE ? set_err(errbuf, errbuf_size, -ENOENT,
 						"control request %lld vanished",
 						(long long)id)
-				      : db_fail(s, rc, errbuf, errbuf_size,
-						"reading a control request");
+				      : ctl_fail(s, rc, errbuf, errbuf_size,
+						 "reading a request");
 		goto out;
 	}
 	const char *status = (const char *)sqlite3_column_text(st, 0);
@@ -1918,7 +2114,6 @@ static int control_read(struct store *s, int64_t id,
 		      : !strcmp(status, "applied") ? 1
 		      : !strcmp(status, "failed")  ? 2
 						   : 3;
-	r = *ret_status == 0;
 out:
 	reset_stmt(st);
 	return r;
@@ -1942,6 +2137,8 @@ int store_rollback_request(struct store *s, const char *series,
 		return set_err(errbuf, errbuf_size, -EINVAL,
 			       "a rollback needs a reason (at most %d bytes)",
 			       STORE_REASON_MAX - 1);
+	if (timeout_ms <= 0)
+		timeout_ms = 5000;
 	snprintf(lp, sizeof(lp), "%s.lock", s->path);
 	int fd = open(lp, O_RDWR | O_CLOEXEC);
 	if (fd < 0 || flock(fd, LOCK_EX | LOCK_NB) == 0 ||
@@ -1964,7 +2161,7 @@ int store_rollback_request(struct store *s, const char *series,
 	if ((r = resolve_target(s, series, t, &sr, &tr, errbuf, errbuf_size)) <
 	    0)
 		return r;
-	if ((r = prep(s, SQ_CONTROL_INSERT, &st, errbuf, errbuf_size)) < 0)
+	if ((r = cprep(s, CQ_INSERT, &st, errbuf, errbuf_size)) < 0)
 		return r;
 	sqlite3_bind_int64(st, 1, store_now_ms());
 	sqlite3_bind_text(st, 2, series, -1, SQLITE_STATIC);
@@ -1972,30 +2169,31 @@ int store_rollback_request(struct store *s, const char *series,
 	sqlite3_bind_int64(st, 4, t->by_time ? t->at : (int64_t)t->number);
 	sqlite3_bind_text(st, 5, reason, -1, SQLITE_STATIC);
 	rc = sqlite3_step(st);
-	id = sqlite3_last_insert_rowid(s->db);
-	reset_stmt(st);
+	id = sqlite3_last_insert_rowid(s->ctl);
 	if (rc != SQLITE_DONE)
-		return db_fail(s, rc, errbuf, errbuf_size,
-			       "writing a control request");
+		r = ctl_fail(s, rc, errbuf, errbuf_size,
+			     "writing a control request");
+	reset_stmt(st);
+	if (r < 0)
+		return r;
 
-	int64_t deadline = mono_ms() + (timeout_ms > 0 ? timeout_ms : 5000);
+	int64_t deadline = mono_ms() + timeout_ms;
 	for (;;) {
 		sleep_ms(20);
-		r = control_read(s, id, &res, result, sizeof(result), &status,
-				 errbuf, errbuf_size);
-		if (r < 0)
+		if ((r = ctl_read(s, id, &res, result, sizeof(result), &status,
+				  errbuf, errbuf_size)) < 0)
 			return r;
-		if (r == 0)
+		if (status != 0)
 			break;
 		if (mono_ms() < deadline)
 			continue;
 		/* Cancel unless the daemon took it in the meantime. */
-		struct store_rollback_result none = {0};
-		if ((r = control_done(s, id, "cancelled",
-				      "no daemon answered in time", &none,
-				      errbuf, errbuf_size)) < 0)
+		bool changed = false;
+		if ((r = ctl_done(s, id, "cancelled",
+				  "no daemon answered in time", NULL, &changed,
+				  errbuf, errbuf_size)) < 0)
 			return r;
-		if (sqlite3_changes(s->db) == 1)
+		if (changed)
 			return set_err(errbuf, errbuf_size, -ETIMEDOUT,
 				       "%s: a daemon holds the database but "
 				       "did not apply the rollback within "
@@ -2011,66 +2209,97 @@ int store_rollback_request(struct store *s, const char *series,
 	return 0;
 }
 
-int store_control_poll(struct store *s, struct store_rollback_result *ret,
-		       char *errbuf, size_t errbuf_size)
+/* The oldest pending request; 0 when none, 1 when *q is filled. */
+static int ctl_pending(struct store *s, struct ctl_req *q, char *errbuf,
+		       size_t errbuf_size)
 {
 	sqlite3_stmt *st = NULL;
-	char series[STORE_KEY_MAX], reason[STORE_REASON_MAX];
-	struct store_rollback_target t = {0};
-	int64_t id, dv = 0;
+	int64_t dv = 0;
 	int r, rc;
 
-	if (s->schema < 2 || s->opts.read_only)
-		return 0;
-	if ((r = prep(s, SQ_DATA_VERSION, &st, errbuf, errbuf_size)) < 0)
+	if ((r = cprep(s, CQ_DATA_VERSION, &st, errbuf, errbuf_size)) < 0)
 		return r;
 	rc = sqlite3_step(st);
 	if (rc == SQLITE_ROW)
 		dv = sqlite3_column_int64(st, 0);
 	else
-		r = db_fail(s, rc, errbuf, errbuf_size, "data_version");
+		r = ctl_fail(s, rc, errbuf, errbuf_size, "data_version");
 	reset_stmt(st);
 	if (r < 0)
 		return r;
 	if (s->control_dv_valid && dv == s->control_dv)
 		return 0;
 
-	if ((r = prep(s, SQ_CONTROL_PENDING, &st, errbuf, errbuf_size)) < 0)
+	if ((r = cprep(s, CQ_PENDING, &st, errbuf, errbuf_size)) < 0)
 		return r;
 	rc = sqlite3_step(st);
 	if (rc == SQLITE_DONE) {
 		s->control_dv = dv;
 		s->control_dv_valid = true;
-		reset_stmt(st);
-		return 0;
+	} else if (rc == SQLITE_ROW) {
+		memset(q, 0, sizeof(*q));
+		q->id = sqlite3_column_int64(st, 0);
+		snprintf(q->series, sizeof(q->series), "%s",
+			 sqlite3_column_text(st, 1));
+		q->t.by_time = sqlite3_column_int(st, 2) != 0;
+		if (q->t.by_time)
+			q->t.at = sqlite3_column_int64(st, 3);
+		else
+			q->t.number = (uint64_t)sqlite3_column_int64(st, 3);
+		snprintf(q->reason, sizeof(q->reason), "%s",
+			 sqlite3_column_text(st, 4));
+		q->created_at = sqlite3_column_int64(st, 5);
+		/* more may be pending: look again at the next poll */
+		s->control_dv_valid = false;
+		r = 1;
+	} else {
+		r = ctl_fail(s, rc, errbuf, errbuf_size, "reading requests");
 	}
-	if (rc != SQLITE_ROW) {
-		r = db_fail(s, rc, errbuf, errbuf_size, "reading requests");
-		reset_stmt(st);
-		return r;
-	}
-	id = sqlite3_column_int64(st, 0);
-	snprintf(series, sizeof(series), "%s", sqlite3_column_text(st, 1));
-	t.by_time = sqlite3_column_int(st, 2) != 0;
-	if (t.by_time)
-		t.at = sqlite3_column_int64(st, 3);
-	else
-		t.number = (uint64_t)sqlite3_column_int64(st, 3);
-	snprintf(reason, sizeof(reason), "%s", sqlite3_column_text(st, 4));
 	reset_stmt(st);
+	return r;
+}
 
-	/* More may be pending: look again at the next poll. */
-	s->control_dv_valid = false;
-	r = rollback_one(s, series, &t, reason, id, ret, errbuf, errbuf_size);
+int store_control_poll(struct store *s, struct store_rollback_result *ret,
+		       char *errbuf, size_t errbuf_size)
+{
+	char result[STORE_REASON_MAX + 64];
+	struct ctl_req q;
+	int r;
+
+	if (s->schema < 2 || s->opts.read_only)
+		return 0;
+	if ((r = ctl_pending(s, &q, errbuf, errbuf_size)) <= 0)
+		return r;
+
+	/* Applied before a crash, not yet acknowledged: acknowledge only. */
+	struct store_rollback_result done = {0};
+	bool seen = false;
+	if ((r = control_seen(s, q.id, &done, result, sizeof(result), &seen,
+			      errbuf, errbuf_size)) < 0)
+		return r;
+	if (seen) {
+		r = ctl_done(s, q.id, "applied", result, &done, NULL, errbuf,
+			     errbuf_size);
+		return r < 0 ? r : 0;
+	}
+
+	r = rollback_one(s, q.series, &q.t, q.reason, &q, ret, errbuf,
+			 errbuf_size);
 	if (r == 0) {
+		char note[STORE_REASON_MAX + 64];
+		snprintf(note, sizeof(note), "rollback to version %llu: %s",
+			 (unsigned long long)ret->restored, q.reason);
+		/* An acknowledgement lost here is repeated from the control
+		 * table at the next poll. */
+		ctl_done(s, q.id, "applied", note, ret, NULL, NULL, 0);
 		ret->via_daemon = true;
 		return 1;
 	}
-	if (r == -EINVAL || r == -ENOENT || r == -EBADMSG) {
+	if (refused(r)) {
 		char msg[STORE_REASON_MAX];
 		snprintf(msg, sizeof(msg), "%s",
 			 errbuf && errbuf_size ? errbuf : strerror(-r));
-		control_done(s, id, "failed", msg, NULL, NULL, 0);
+		ctl_done(s, q.id, "failed", msg, NULL, NULL, NULL, 0);
 	}
 	return r;
 }

@@ -322,11 +322,13 @@ int store_rollback(struct store *s, const char *series,
 
 /*
  * What `driftcast rollback` calls.  When no daemon holds the database's
- * lock, performs store_rollback() itself (holding the lock meanwhile).
- * Otherwise it validates the target, inserts a pending request into the
- * control table and waits up to timeout_ms for the daemon to apply it
- * (ret->via_daemon = true); on timeout the request is cancelled and
- * -ETIMEDOUT returned.
+ * lock ("<path>.lock"), performs store_rollback() itself (holding the lock
+ * meanwhile).  Otherwise it validates the target, leaves a request in the
+ * sidecar database "<path>.control" (its own small SQLite file, so the
+ * request never waits for the main database's write lock, which a busy
+ * daemon holds batch after batch) and waits up to timeout_ms for the
+ * daemon to apply it (ret->via_daemon = true, ret->adapter = NULL); on
+ * timeout the request is cancelled and -ETIMEDOUT returned.
  */
 int store_rollback_request(struct store *s, const char *series,
 			   const struct store_rollback_target *t,
@@ -336,12 +338,15 @@ int store_rollback_request(struct store *s, const char *series,
 
 /*
  * The daemon's side, cheap enough to call every 250 ms: returns 0 when no
- * request is pending (one PRAGMA data_version when nothing changed), or 1
- * after applying the oldest pending request with store_rollback() and
- * acknowledging it in the same transaction; *ret then says what to load
- * into the engine (series, new_version, adapter).  A refused request is
- * acknowledged as failed and the error returned (negative), so the caller
- * logs it and polls again.
+ * request is pending (one PRAGMA data_version on the sidecar when nothing
+ * changed), or 1 after applying the oldest pending request with
+ * store_rollback() (an open batch is committed first); the request is
+ * recorded in the main database's control table in the rollback's own
+ * transaction, then acknowledged in the sidecar (a request applied just
+ * before a crash is recognised and only acknowledged).  *ret then says what
+ * to load into the engine (series, new_version, adapter).  A refused
+ * request is acknowledged as failed and the error returned (negative), so
+ * the caller logs it and polls again.
  */
 int store_control_poll(struct store *s, struct store_rollback_result *ret,
 		       char *errbuf, size_t errbuf_size);
