@@ -5,9 +5,9 @@
  * Memory.  A series is one allocation: its struct, its ring buffer of
  * R = L + H + (guard_windows + step_windows) * stride floats and its key.
  * An adapter state (one per series, per group or one global, by ttt.scope)
- * is one allocation: the active part of the adapter block (the range that
- * covers the adapting families, n_ad floats) and the last good version of
- * it.  The anchor is the identity adapter, shared by every series.
+ * is one allocation: the active part of the adapter block (the ranges of
+ * the adapting families, packed, n_ad floats) and the last good version
+ * of it.  The anchor is the identity adapter, shared by every series.
  * Optimizer state, gradients, batches and the full adapter block used to
  * call forecast/ live once per engine and only during an adaptation; so
  * nothing is allocated per observation, only when a series or group is
@@ -81,23 +81,28 @@ struct ttt_engine {
 	ttt_event_fn cb;
 	void *user;
 	int L, H, R;
-	size_t A;	     /* fc_adapter_len */
-	size_t ad_off, n_ad; /* active range */
+	size_t A;		       /* fc_adapter_len */
+	size_t seg_off[4], seg_len[4]; /* active family ranges in the block */
+	int nseg;
+	size_t n_ad; /* floats in the active ranges, packed */
 	int maxb;
 	struct table series, groups;
 	struct adstate *global;
 	struct fc_workspace *ws;
 	/* scratch, once per engine */
-	float *ident; /* [A] the anchor (identity adapter) */
-	float *full;  /* [A] expanded current adapter */
-	float *cand;  /* [A] expanded candidate */
-	float *grad;  /* [A] */
-	float *adam;  /* [2 n_ad] */
-	float *xb;    /* [maxb, L] */
-	float *yb;    /* [maxb, H] */
-	float *mb;    /* [maxb, L] masks */
-	float *yh;    /* [maxb, H] */
-	float *out;   /* [H] last forecast */
+	float *ident;  /* [A] the anchor (identity adapter) */
+	float *full;   /* [A] expanded current adapter */
+	float *cand;   /* [A] expanded candidate */
+	float *grad;   /* [A] */
+	float *adam;   /* [2 n_ad] */
+	float *anchor; /* [n_ad] the identity, packed */
+	float *cc;     /* [n_ad] candidate, packed */
+	float *gc;     /* [n_ad] its gradient, packed */
+	float *xb;     /* [maxb, L] */
+	float *yb;     /* [maxb, H] */
+	float *mb;     /* [maxb, L] masks */
+	float *yh;     /* [maxb, H] */
+	float *out;    /* [H] last forecast */
 	struct ttt_stats st;
 	size_t bytes_shared;
 };
@@ -212,7 +217,7 @@ static struct adstate *ad_new(struct ttt_engine *e, const char *key,
 	a->key[keylen] = '\0';
 	a->a = (float *)((char *)a + bytes);
 	a->good = a->a + e->n_ad;
-	memcpy(a->a, e->ident + e->ad_off, e->n_ad * sizeof(float));
+	memcpy(a->a, e->anchor, e->n_ad * sizeof(float));
 	memcpy(a->good, a->a, e->n_ad * sizeof(float));
 	a->identity = 1;
 	a->next_version = 1;
@@ -327,29 +332,44 @@ void ttt_engine_free(struct ttt_engine *e)
 	free(e);
 }
 
-/* The range of the block that covers every family in fam. */
-static int active_range(const struct fc_model *m, unsigned fam, size_t *ret_off,
-			size_t *ret_len)
+/* The ranges of the families in fam, in block order. */
+static int active_segments(struct ttt_engine *e, unsigned fam)
 {
-	size_t lo = (size_t)-1, hi = 0;
+	e->nseg = 0;
+	e->n_ad = 0;
 	for (unsigned bit = 1; bit <= FC_ADAPT_CALIB; bit <<= 1) {
 		size_t off, len;
 		if (!(fam & bit))
 			continue;
-		if (fc_adapter_family_range(m, bit, &off, &len) < 0)
+		if (fc_adapter_family_range(e->m, bit, &off, &len) < 0)
 			return -EINVAL;
 		if (len == 0)
 			continue;
-		if (off < lo)
-			lo = off;
-		if (off + len > hi)
-			hi = off + len;
+		e->seg_off[e->nseg] = off;
+		e->seg_len[e->nseg] = len;
+		e->nseg++;
+		e->n_ad += len;
 	}
-	if (hi == 0)
-		return -EINVAL;
-	*ret_off = lo;
-	*ret_len = hi - lo;
-	return 0;
+	return e->n_ad ? 0 : -EINVAL;
+}
+
+/* Full block -> packed active part, and back. */
+static void pack(const struct ttt_engine *e, float *dst, const float *full)
+{
+	for (int i = 0; i < e->nseg; i++) {
+		memcpy(dst, full + e->seg_off[i],
+		       e->seg_len[i] * sizeof(float));
+		dst += e->seg_len[i];
+	}
+}
+
+static void unpack(const struct ttt_engine *e, float *full, const float *src)
+{
+	for (int i = 0; i < e->nseg; i++) {
+		memcpy(full + e->seg_off[i], src,
+		       e->seg_len[i] * sizeof(float));
+		src += e->seg_len[i];
+	}
 }
 
 int ttt_engine_new(const struct fc_model *m, const struct ttt_params *params,
@@ -374,7 +394,7 @@ int ttt_engine_new(const struct fc_model *m, const struct ttt_params *params,
 	       (params->guard_windows + params->step_windows) *
 		   params->window_stride;
 	e->A = fc_adapter_len(m);
-	if (active_range(m, params->families, &e->ad_off, &e->n_ad) < 0) {
+	if (active_segments(e, params->families) < 0) {
 		if (errbuf && errbuf_size)
 			snprintf(errbuf, errbuf_size,
 				 "ttt.families: the model has no adapter "
@@ -397,7 +417,7 @@ int ttt_engine_new(const struct fc_model *m, const struct ttt_params *params,
 		return rc;
 	}
 	size_t L = (size_t)e->L, H = (size_t)e->H, B = (size_t)e->maxb;
-	size_t nfl = 4 * e->A + 2 * e->n_ad + B * L * 2 + B * H * 2 + H;
+	size_t nfl = 4 * e->A + 5 * e->n_ad + B * L * 2 + B * H * 2 + H;
 	e->ident = calloc(nfl, sizeof(float));
 	if (!e->ident) {
 		ttt_engine_free(e);
@@ -407,13 +427,18 @@ int ttt_engine_new(const struct fc_model *m, const struct ttt_params *params,
 	e->cand = e->full + e->A;
 	e->grad = e->cand + e->A;
 	e->adam = e->grad + e->A;
-	e->xb = e->adam + 2 * e->n_ad;
+	e->anchor = e->adam + 2 * e->n_ad;
+	e->cc = e->anchor + e->n_ad;
+	e->gc = e->cc + e->n_ad;
+	e->xb = e->gc + e->n_ad;
 	e->mb = e->xb + B * L;
 	e->yb = e->mb + B * L;
 	e->yh = e->yb + B * H;
 	e->out = e->yh + B * H;
 	fc_adapter_init(m, e->ident, params->seed);
 	memcpy(e->full, e->ident, e->A * sizeof(float));
+	memcpy(e->cand, e->ident, e->A * sizeof(float));
+	pack(e, e->anchor, e->ident);
 	e->bytes_shared = sizeof(*e) + nfl * sizeof(float);
 	e->st.adapter_params = e->n_ad;
 	*ret = e;
@@ -501,7 +526,7 @@ static const float *expand(struct ttt_engine *e, const struct adstate *ad)
 {
 	if (ad->identity)
 		return NULL;
-	memcpy(e->full + e->ad_off, ad->a, e->n_ad * sizeof(float));
+	unpack(e, e->full, ad->a);
 	return e->full;
 }
 
@@ -547,26 +572,28 @@ static uint64_t mask_seed(const struct ttt_engine *e, const struct series *s,
 static int run_steps(struct ttt_engine *e, const struct fc_batch *batch,
 		     float *ret_before, float *ret_after)
 {
-	const float *anchor = e->ident + e->ad_off;
-	float *c = e->cand + e->ad_off;
+	const float *anchor = e->anchor;
+	float *c = e->cc, *g = e->gc;
 	struct fc_adam opt = {e->p.lr, 0.9f, 0.999f, 1e-8f, 0.0f};
 	struct fc_loss loss;
 	int steps = 0;
 	memset(e->adam, 0, 2 * e->n_ad * sizeof(float));
 	for (int k = 0; k < e->p.steps; k++) {
+		unpack(e, e->cand, c);
 		if (fc_loss_grad(e->m, e->cand, e->ws, batch, e->grad,
 				 e->p.families, &loss) < 0)
 			return -EINVAL;
 		float anc = e->p.w_anchor * sqdist(c, anchor, e->n_ad);
 		if (k == 0)
 			*ret_before = loss.total + anc;
-		float *g = e->grad + e->ad_off;
+		pack(e, g, e->grad);
 		for (size_t i = 0; i < e->n_ad; i++)
 			g[i] += 2.0f * e->p.w_anchor * (c[i] - anchor[i]);
 		fc_grad_clip(g, e->n_ad, e->p.clip);
 		fc_adam_step(&opt, c, g, e->adam, e->n_ad, k + 1);
 		steps++;
 	}
+	unpack(e, e->cand, c);
 	if (fc_loss_grad(e->m, e->cand, e->ws, batch, NULL, e->p.families,
 			 &loss) < 0)
 		return -EINVAL;
@@ -579,7 +606,7 @@ static int run_steps(struct ttt_engine *e, const struct fc_batch *batch,
 /* Scale the update cand - cur to at most max_update; returns its norm. */
 static float bound_update(struct ttt_engine *e, const float *cur)
 {
-	float *c = e->cand + e->ad_off;
+	float *c = e->cc;
 	float norm = sqrtf(sqdist(c, cur, e->n_ad));
 	if (norm > e->p.max_update) {
 		float f = e->p.max_update / norm;
@@ -587,6 +614,7 @@ static float bound_update(struct ttt_engine *e, const float *cur)
 			c[i] = cur[i] + f * (c[i] - cur[i]);
 		norm = e->p.max_update;
 	}
+	unpack(e, e->cand, c);
 	return norm;
 }
 
@@ -623,8 +651,8 @@ static void adapt(struct ttt_engine *e, struct series *s, enum ttt_trigger trig)
 	s->since_adapt = 0;
 
 	/* Candidate from the current adapter. */
-	memcpy(e->cand, e->ident, e->A * sizeof(float));
-	memcpy(e->cand + e->ad_off, ad->a, e->n_ad * sizeof(float));
+	memcpy(e->cc, ad->a, e->n_ad * sizeof(float));
+	unpack(e, e->cand, e->cc);
 
 	/* Guard error of the current adapter (before the step batch
 	 * overwrites the scratch). */
@@ -719,7 +747,7 @@ static void adapt(struct ttt_engine *e, struct series *s, enum ttt_trigger trig)
 		goto rejected;
 	}
 	/* Accepted: a new version. */
-	memcpy(ad->a, e->cand + e->ad_off, e->n_ad * sizeof(float));
+	memcpy(ad->a, e->cc, e->n_ad * sizeof(float));
 	ad->identity = 0;
 	ad->version = ad->next_version++;
 	ev.type = TTT_EV_ADAPT_ACCEPTED;
@@ -750,8 +778,8 @@ static int forecast_ephemeral(struct ttt_engine *e, struct series *s)
 	ring_copy(e, s, s->n - L, L, e->xb);
 	fc_mask_sample(e->mb, L, fc_model_config(e->m)->mask_ratio,
 		       fc_model_config(e->m)->mask_seg, &rng);
-	memcpy(e->cand, e->ident, e->A * sizeof(float));
-	memcpy(e->cand + e->ad_off, s->ad->a, e->n_ad * sizeof(float));
+	memcpy(e->cc, s->ad->a, e->n_ad * sizeof(float));
+	unpack(e, e->cand, e->cc);
 	struct fc_batch batch = {.xr = e->xb,
 				 .mr = e->mb,
 				 .br = 1,
@@ -760,7 +788,7 @@ static int forecast_ephemeral(struct ttt_engine *e, struct series *s)
 	if (run_steps(e, &batch, &before, &after) >= 0)
 		bound_update(e, s->ad->a);
 	else
-		memcpy(e->cand + e->ad_off, s->ad->a, e->n_ad * sizeof(float));
+		unpack(e, e->cand, s->ad->a);
 	e->st.adapt_seconds += now_seconds() - t0;
 	return fc_forecast(e->m, e->cand, e->ws, e->xb, 1, e->out);
 }
@@ -775,7 +803,7 @@ static void track_reset(struct adstate *ad)
 
 static void set_anchor(struct ttt_engine *e, struct adstate *ad)
 {
-	memcpy(ad->a, e->ident + e->ad_off, e->n_ad * sizeof(float));
+	memcpy(ad->a, e->anchor, e->n_ad * sizeof(float));
 	ad->identity = 1;
 }
 
@@ -826,7 +854,7 @@ static void shadow_step(struct ttt_engine *e, struct series *s)
 			    "last good version";
 		e->st.rollbacks++;
 	} else if (e->p.reset_policy == TTT_RESET_SOFT) {
-		const float *anc = e->ident + e->ad_off;
+		const float *anc = e->anchor;
 		for (size_t k = 0; k < e->n_ad; k++)
 			ad->a[k] += e->p.reset_alpha * (anc[k] - ad->a[k]);
 		ad->version = ad->next_version++;
@@ -1044,7 +1072,7 @@ int ttt_engine_restore_series(struct ttt_engine *e, const char *key,
 		return -ENOMEM;
 	ad = s->ad;
 	if (adapter) {
-		memcpy(ad->a, adapter + e->ad_off, e->n_ad * sizeof(float));
+		pack(e, ad->a, adapter);
 		ad->identity = 0;
 	} else {
 		set_anchor(e, ad);
@@ -1070,7 +1098,7 @@ int ttt_engine_series_adapter(const struct ttt_engine *e, const char *key,
 	if (len != e->A)
 		return -EINVAL;
 	memcpy(out, e->ident, e->A * sizeof(float));
-	memcpy(out + e->ad_off, s->ad->a, e->n_ad * sizeof(float));
+	unpack(e, out, s->ad->a);
 	if (ret_version)
 		*ret_version = s->ad->version;
 	return 0;
