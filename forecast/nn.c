@@ -37,7 +37,9 @@
 static inline float fast_tanhf(float x)
 {
 	const float clamp = 7.90531110763549805f;
-	x = x > clamp ? clamp : x < -clamp ? -clamp : x;
+	/* two selects that map onto minps/maxps (NaN passes through) */
+	x = x < clamp ? x : clamp;
+	x = x > -clamp ? x : -clamp;
 	float x2 = x * x;
 	float p = -2.76076847742355e-16f;
 	p = p * x2 + 2.00018790482477e-13f;
@@ -59,6 +61,15 @@ float nn_tanh_for_test(float x)
 {
 	return fast_tanhf(x);
 }
+#endif
+
+/* Hot elementwise loops are compiled twice, for x86-64-v3 (AVX2, FMA) and
+ * baseline, and picked at load time (the build itself stays portable). */
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) && \
+    !defined(__SANITIZE_ADDRESS__)
+#define FC_VEC __attribute__((target_clones("arch=x86-64-v3", "default")))
+#else
+#define FC_VEC
 #endif
 
 /* C [M, N] = op(A) [M, K] op(B) [K, N] + beta C, row-major. */
@@ -117,9 +128,9 @@ void NN(linear_backward)(fc_real *dinp, fc_real *dw, fc_real *db,
 				db[o] += dout[(size_t)i * OC + o];
 }
 
-void NN(layernorm_forward)(fc_real *out, fc_real *mean, fc_real *rstd,
-			   const fc_real *inp, const fc_real *w,
-			   const fc_real *b, int BT, int C)
+FC_VEC void NN(layernorm_forward)(fc_real *out, fc_real *mean, fc_real *rstd,
+				  const fc_real *inp, const fc_real *w,
+				  const fc_real *b, int BT, int C)
 {
 	for (int i = 0; i < BT; i++) {
 		const fc_real *x = inp + (size_t)i * C;
@@ -173,7 +184,7 @@ void NN(layernorm_backward)(fc_real *dinp, fc_real *dw, fc_real *db,
 
 #define GELU_K R_(0.7978845608028654) /* sqrt(2 / pi) */
 
-void NN(gelu_forward)(fc_real *out, const fc_real *inp, int n)
+FC_VEC void NN(gelu_forward)(fc_real *out, const fc_real *inp, int n)
 {
 	for (int i = 0; i < n; i++) {
 		fc_real x = inp[i];
@@ -182,8 +193,8 @@ void NN(gelu_forward)(fc_real *out, const fc_real *inp, int n)
 	}
 }
 
-void NN(gelu_backward)(fc_real *dinp, const fc_real *inp, const fc_real *dout,
-		       int n)
+FC_VEC void NN(gelu_backward)(fc_real *dinp, const fc_real *inp,
+			      const fc_real *dout, int n)
 {
 	for (int i = 0; i < n; i++) {
 		fc_real x = inp[i];
@@ -283,6 +294,25 @@ static inline fc_real sigm(fc_real x)
 	return R_(0.5) + R_(0.5) * TANH(R_(0.5) * x);
 }
 
+static const fc_real zeros[1024]; /* h[-1]; D <= 1024 (fc_config_check) */
+
+/* One step's gates of one window: g [3D] = r, z, n; ho [D]. */
+FC_VEC static void gru_gates(fc_real *restrict g, fc_real *restrict ho,
+			     const fc_real *restrict xi,
+			     const fc_real *restrict hh,
+			     const fc_real *restrict hp, int D)
+{
+	for (int j = 0; j < D; j++) {
+		fc_real r = sigm(xi[j] + hh[j]);
+		fc_real z = sigm(xi[D + j] + hh[D + j]);
+		fc_real n = TANH(xi[2 * D + j] + r * hh[2 * D + j]);
+		g[j] = r;
+		g[D + j] = z;
+		g[2 * D + j] = n;
+		ho[j] = (R_(1.0) - z) * n + z * hp[j];
+	}
+}
+
 void NN(gru_forward)(fc_real *h, fc_real *gi, fc_real *gh, fc_real *gate,
 		     const fc_real *inp, const fc_real *wih, const fc_real *bih,
 		     const fc_real *whh, const fc_real *bhh, int B, int T,
@@ -301,20 +331,9 @@ void NN(gru_forward)(fc_real *h, fc_real *gi, fc_real *gh, fc_real *gate,
 			   D, R_(1.0), gh + (size_t)t * G, T * G);
 		for (int b = 0; b < B; b++) {
 			size_t o = ((size_t)b * T + t);
-			const fc_real *xi = gi + o * G, *hh = gh + o * G;
-			fc_real *g = gate + o * G, *ho = h + o * D;
-			const fc_real *hp = t > 0 ? h + (o - 1) * D : NULL;
-			for (int j = 0; j < D; j++) {
-				fc_real r = sigm(xi[j] + hh[j]);
-				fc_real z = sigm(xi[D + j] + hh[D + j]);
-				fc_real n =
-				    TANH(xi[2 * D + j] + r * hh[2 * D + j]);
-				fc_real prev = hp ? hp[j] : R_(0.0);
-				g[j] = r;
-				g[D + j] = z;
-				g[2 * D + j] = n;
-				ho[j] = (R_(1.0) - z) * n + z * prev;
-			}
+			gru_gates(gate + o * G, h + o * D, gi + o * G,
+				  gh + o * G, t > 0 ? h + (o - 1) * D : zeros,
+				  D);
 		}
 	}
 }
