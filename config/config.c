@@ -248,7 +248,7 @@ static const struct option options[] = {
     INT("train.seed", train.seed, 0, 2147483647, "1", 0,
 	"Seed of initialisation, shuffling and masks."),
     INT("train.threads", train.threads, 1, 64, "1", 0,
-	"BLAS threads used by `driftcast train`."),
+	"Worker threads splitting each `driftcast train` batch."),
     INT("train.epoch_windows", train.epoch_windows, 0, 100000000, "0", 0,
 	"Windows drawn per epoch (0 = every training window)."),
 

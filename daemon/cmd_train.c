@@ -38,7 +38,7 @@ static void train_usage(FILE *f)
 	    "  --columns LIST|all    channels to use (default all numeric)\n"
 	    "  --seed N              seed (train.seed)\n"
 	    "  --epochs N            maximum epochs (train.epochs)\n"
-	    "  --threads N           BLAS threads (train.threads)\n"
+	    "  --threads N           worker threads per batch (train.threads)\n"
 	    "  --json REPORT         write a JSON report\n"
 	    "  --config FILE         settings file ([model], [train])\n"
 	    "  -s, --set KEY=VALUE   override one setting (repeatable)\n"

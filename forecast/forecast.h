@@ -327,7 +327,7 @@ struct fc_train_config {
 	float clip;	    /* global gradient norm, 1.0 */
 	int patience;	    /* epochs without validation gain, 3 */
 	uint64_t seed;	    /* 1 */
-	int threads;	    /* BLAS threads, 1 */
+	int threads;	    /* worker threads splitting each batch, 1 */
 	int epoch_windows;  /* windows drawn per epoch, 0 = all of them */
 };
 
@@ -353,7 +353,7 @@ struct fc_train_report {
 	int epochs_run, best_epoch;
 	int train_windows, val_windows; /* per channel */
 	int channels;
-	int threads; /* BLAS threads in effect */
+	int threads; /* worker threads used (BLAS runs single-threaded) */
 	double seconds;
 	float train_loss[FC_TRAIN_MAX_EPOCHS]; /* per epoch, mean */
 	float val_mse[FC_TRAIN_MAX_EPOCHS];    /* per epoch */

@@ -5,13 +5,18 @@
  * example is (channel, window).  Each step draws a batch of windows from a
  * seeded shuffle, samples one mask per window, and runs one pass of 2B rows:
  * the B windows unmasked for the forecast loss and the same B windows masked
- * for the reconstruction loss.  No I/O, no logging: progress goes through
- * the callback.
+ * for the reconstruction loss.  With threads > 1 the batch is split into
+ * one contiguous slice per worker thread (each with its own workspace,
+ * single-threaded BLAS), the slices' losses are weighted by their share of
+ * the batch and their gradients summed in a fixed order, so a run is
+ * deterministic for a given seed and thread count.  No I/O, no logging:
+ * progress goes through the callback.
  */
 #include "forecast/internal.h"
 
 #include <errno.h>
 #include <math.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -102,6 +107,103 @@ int fc_evaluate(const struct fc_model *m, const float *adapter,
 	return 0;
 }
 
+#define MAX_WORKERS 16
+
+struct worker {
+	struct fc_model *m;
+	struct fc_workspace *ws;
+	struct fc_batch bt;
+	struct fc_loss loss;
+	int rc;
+};
+
+struct pool {
+	struct fc_model *m;
+	int n; /* workers; worker 0 runs on the caller's thread */
+	struct worker w[MAX_WORKERS];
+};
+
+static void *worker_main(void *arg)
+{
+	struct worker *w = arg;
+	w->rc = w->bt.bf + w->bt.br > 0 ? fc_pass(w->m, w->m->params, NULL,
+						  w->ws, &w->bt, 1, &w->loss)
+					: 0;
+	return NULL;
+}
+
+/* One step over the whole batch: every worker takes a contiguous slice
+ * (threads 1..n-1 are started for the step and joined); returns the first
+ * error; the summed gradient is left in worker 0's ws->gp. */
+static int pool_step(struct pool *p, const float *x, const float *y,
+		     const float *mk, int b, int L, int H, float wr,
+		     struct fc_loss *ret)
+{
+	int per = (b + p->n - 1) / p->n, started = 0;
+	pthread_t th[MAX_WORKERS];
+	for (int i = 0; i < p->n; i++) {
+		int lo = i * per, hi = lo + per < b ? lo + per : b;
+		int nb = hi > lo ? hi - lo : 0;
+		float share = (float)nb / (float)b;
+		p->w[i].bt = (struct fc_batch){x + (size_t)lo * L,
+					       y + (size_t)lo * H,
+					       nb,
+					       x + (size_t)lo * L,
+					       mk + (size_t)lo * L,
+					       nb,
+					       share,
+					       share * wr};
+	}
+	for (int i = 1; i < p->n; i++) {
+		if (pthread_create(&th[i], NULL, worker_main, &p->w[i]) != 0)
+			break;
+		started = i;
+	}
+	for (int i = started + 1; i < p->n; i++) /* could not start: here */
+		worker_main(&p->w[i]);
+	worker_main(&p->w[0]);
+	for (int i = 1; i <= started; i++)
+		pthread_join(th[i], NULL);
+	struct fc_loss sum = {0, 0, 0};
+	size_t np = p->m->lo.n_params;
+	for (int i = 0; i < p->n; i++) {
+		struct worker *w = &p->w[i];
+		if (w->rc < 0)
+			return w->rc;
+		if (w->bt.bf == 0)
+			continue;
+		sum.total += w->loss.total;
+		sum.forecast += w->bt.wf * w->loss.forecast;
+		sum.recon += w->bt.wf * w->loss.recon;
+		if (i > 0)
+			for (size_t k = 0; k < np; k++)
+				p->w[0].ws->gp[k] += w->ws->gp[k];
+	}
+	*ret = sum;
+	return 0;
+}
+
+static void pool_free(struct pool *p)
+{
+	for (int i = 0; i < p->n; i++)
+		fc_workspace_free(p->w[i].ws);
+}
+
+/* n workers with workspaces for their slice of b windows (x2 rows). */
+static int pool_init(struct pool *p, struct fc_model *m, int n, int b)
+{
+	memset(p, 0, sizeof(*p));
+	p->m = m;
+	int per = (b + n - 1) / n;
+	for (int i = 0; i < n; i++) {
+		p->w[i].m = m;
+		p->n = i + 1;
+		if (fc_workspace_new(m, 2 * per, &p->w[i].ws) < 0)
+			return -ENOMEM;
+	}
+	return 0;
+}
+
 int fc_train(const struct fc_config *mc, const struct fc_train_config *tc,
 	     const struct fc_dataset *d, fc_train_progress_fn progress,
 	     void *user, struct fc_model **ret, struct fc_train_report *rep,
@@ -127,13 +229,19 @@ int fc_train(const struct fc_config *mc, const struct fc_train_config *tc,
 			    "(%d train, %d validation windows)",
 			    d->name, L, H, ntr, nva);
 	memset(rep, 0, sizeof(*rep));
-	rep->threads = fc_blas_set_threads(tc->threads);
+	/* own split across worker threads; BLAS stays single-threaded */
+	fc_blas_set_threads(1);
+	int nthreads = tc->threads < MAX_WORKERS ? tc->threads : MAX_WORKERS;
+	if (nthreads > tc->batch)
+		nthreads = tc->batch;
+	rep->threads = nthreads;
 	rep->train_windows = ntr;
 	rep->val_windows = nva;
 	rep->channels = d->n_cols;
 
 	struct fc_model *m = NULL;
 	struct fc_workspace *ws = NULL;
+	struct pool pool = {0};
 	int B = tc->batch, C = d->n_cols;
 	size_t total = (size_t)ntr * (size_t)C;
 	size_t np;
@@ -147,6 +255,8 @@ int fc_train(const struct fc_config *mc, const struct fc_train_config *tc,
 				(const char *const *)d->col_names);
 	if (r >= 0)
 		r = fc_workspace_new(m, 2 * B, &ws);
+	if (r >= 0)
+		r = pool_init(&pool, m, nthreads, B);
 	idx = malloc(sizeof(*idx) * total);
 	xb = malloc(sizeof(float) * (size_t)B * (2 * (size_t)L + (size_t)H));
 	best = malloc(sizeof(float) * np);
@@ -194,10 +304,9 @@ int fc_train(const struct fc_config *mc, const struct fc_train_config *tc,
 					       mc->mask_ratio, mc->mask_seg,
 					       &rng);
 			}
-			struct fc_batch bt = {xb, yb, b,    xb,
-					      mb, b,  1.0f, tc->recon_weight};
 			struct fc_loss loss;
-			r = fc_pass(m, m->params, NULL, ws, &bt, 1, &loss);
+			r = pool_step(&pool, xb, yb, mb, b, L, H,
+				      tc->recon_weight, &loss);
 			if (r < 0) {
 				r = fail(errbuf, errbuf_size, r,
 					 "epoch %d step %d: %s", ep, st + 1,
@@ -205,9 +314,9 @@ int fc_train(const struct fc_config *mc, const struct fc_train_config *tc,
 						      : "invalid window");
 				goto out;
 			}
-			fc_grad_clip(ws->gp, np, tc->clip);
-			fc_adam_step(&opt, m->params, ws->gp, adam, np,
-				     ++step_no);
+			float *gp = pool.w[0].ws->gp;
+			fc_grad_clip(gp, np, tc->clip);
+			fc_adam_step(&opt, m->params, gp, adam, np, ++step_no);
 			sum += (double)loss.total;
 			if (progress) {
 				double el = now_sec() - te;
@@ -276,6 +385,7 @@ int fc_train(const struct fc_config *mc, const struct fc_train_config *tc,
 out:
 	fc_model_free(m);
 	fc_workspace_free(ws);
+	pool_free(&pool);
 	free(idx);
 	free(xb);
 	free(best);

@@ -351,6 +351,27 @@ Test(model, same_seed_same_training_curve, .timeout = 120)
 	cr_assert_eq(
 	    fc_train(&c, &t, d, NULL, NULL, &cm, &rc, err, sizeof(err)), 0);
 	cr_assert_neq(ra.train_loss[0], rc.train_loss[0]);
+	/* two worker threads: deterministic, and the same sums up to
+	 * rounding */
+	struct fc_model *p2 = NULL, *q2 = NULL;
+	struct fc_train_report rp, rq;
+	t.seed = 1;
+	t.threads = 2;
+	cr_assert_eq(
+	    fc_train(&c, &t, d, NULL, NULL, &p2, &rp, err, sizeof(err)), 0);
+	cr_assert_eq(
+	    fc_train(&c, &t, d, NULL, NULL, &q2, &rq, err, sizeof(err)), 0);
+	cr_assert_eq(rp.threads, 2);
+	cr_assert_eq(
+	    memcmp(rp.train_loss, rq.train_loss, sizeof(rp.train_loss)), 0);
+	for (int e = 0; e < 3; e++)
+		cr_assert_float_eq(rp.train_loss[e], ra.train_loss[e],
+				   1e-3f * ra.train_loss[e],
+				   "epoch %d: 2 threads %g, 1 thread %g", e,
+				   (double)rp.train_loss[e],
+				   (double)ra.train_loss[e]);
+	fc_model_free(p2);
+	fc_model_free(q2);
 	/* the scaler travels with the model */
 	const char *const *nm;
 	cr_assert_eq(fc_model_scaler(a, NULL, NULL, &nm), 2);
