@@ -20,6 +20,7 @@
 #include <unistd.h>
 
 #include "forecast/forecast.h"
+#include "storage/storage.h"
 #include "ttt/ttt.h"
 
 /* ---- the command -------------------------------------------------------- */
@@ -43,6 +44,12 @@ static void eval_usage(FILE *f)
 	    "                        persistence, seasonal_naive (default "
 	    "all)\n"
 	    "  --columns LIST|all    channels (default: all numeric)\n"
+	    "  --db FILE             also write the adapting arms' audit "
+	    "events\n"
+	    "                        and adapter versions to this SQLite "
+	    "file\n"
+	    "                        (series \"ARM/DATASET/COLUMN\"; no "
+	    "forecast rows)\n"
 	    "  --config FILE         settings file ([ttt])\n"
 	    "  -s, --set KEY=VALUE   override one setting, e.g. "
 	    "ttt.lr=1e-3\n"
@@ -64,7 +71,57 @@ struct progress {
 	int tty, quiet;
 	double last;
 	double t0;
+	/* --db */
+	struct store *store;
+	long stored, store_errors;
+	char store_err[512];
 };
+
+static int64_t mono_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Store every audit event of the adapting arms (not forecasts: one row
+ * per window per arm would dwarf the rest), one transaction per batch. */
+static void on_tap(void *user, int arm, const struct ttt_event *ev)
+{
+	struct progress *s = user;
+	char key[STORE_KEY_MAX];
+	if (!s->store || ev->type == TTT_EV_FORECAST)
+		return;
+	snprintf(key, sizeof(key), "%s/%s", ttt_arm_name(arm), ev->series);
+	struct store_event se = {
+	    .type = (int)ev->type,
+	    .trigger = (int)ev->trigger,
+	    .series = key,
+	    .ts = ev->ts,
+	    .version_from = ev->version_from,
+	    .version_to = ev->version_to,
+	    .steps = ev->steps,
+	    .loss_before = ev->loss_before,
+	    .loss_after = ev->loss_after,
+	    .guard_before = ev->guard_before,
+	    .guard_after = ev->guard_after,
+	    .update_norm = ev->update_norm,
+	    .adapted_error = ev->adapted_error,
+	    .shadow_error = ev->shadow_error,
+	    .reason = ev->reason,
+	    .adapter = ev->adapter,
+	    .adapter_len = ev->adapter_len,
+	};
+	if (store_event_put(s->store, &se, s->store_err, sizeof(s->store_err)) <
+	    0)
+		s->store_errors++;
+	else
+		s->stored++;
+	if (store_batch_due(s->store, mono_ms()) &&
+	    store_batch_commit(s->store, s->store_err, sizeof(s->store_err)) <
+		0)
+		s->store_errors++;
+}
 
 static double mono(void)
 {
@@ -228,7 +285,15 @@ static int write_json(const char *path, const struct fc_dataset *d,
 
 int dc_cmd_eval(int argc, char **argv)
 {
-	enum { O_MODEL = 256, O_DATA, O_JSON, O_ARMS, O_COLUMNS, O_CONFIG };
+	enum {
+		O_MODEL = 256,
+		O_DATA,
+		O_JSON,
+		O_ARMS,
+		O_COLUMNS,
+		O_CONFIG,
+		O_DB,
+	};
 	static const struct option longopts[] = {
 	    {"model", required_argument, NULL, O_MODEL},
 	    {"data", required_argument, NULL, O_DATA},
@@ -236,6 +301,7 @@ int dc_cmd_eval(int argc, char **argv)
 	    {"arms", required_argument, NULL, O_ARMS},
 	    {"columns", required_argument, NULL, O_COLUMNS},
 	    {"config", required_argument, NULL, O_CONFIG},
+	    {"db", required_argument, NULL, O_DB},
 	    {"set", required_argument, NULL, 's'},
 	    {"quiet", no_argument, NULL, 'q'},
 	    {"help", no_argument, NULL, 'h'},
@@ -243,7 +309,7 @@ int dc_cmd_eval(int argc, char **argv)
 	};
 	struct dc_cfg_args ca = {0};
 	const char *model_path = NULL, *data = NULL, *json = NULL;
-	const char *columns = NULL;
+	const char *columns = NULL, *db = NULL;
 	unsigned arms = (1u << TTT_ARM_COUNT) - 1;
 	int quiet = 0, c;
 	optind = 1;
@@ -267,6 +333,9 @@ int dc_cmd_eval(int argc, char **argv)
 			break;
 		case O_CONFIG:
 			ca.file = optarg;
+			break;
+		case O_DB:
+			db = optarg;
 			break;
 		case 's':
 			if (dc_cfg_args_add_set(&ca, optarg) < 0)
@@ -331,17 +400,42 @@ int dc_cmd_eval(int argc, char **argv)
 	 * (and spin on a shared machine). */
 	fc_blas_set_threads(1);
 	struct progress ps = {.tty = isatty(2), .quiet = quiet, .t0 = mono()};
+	if (db && store_open(db, NULL, &ps.store, err, sizeof(err)) < 0) {
+		fprintf(stderr, "driftcast eval: %s\n", err);
+		fc_dataset_free(d);
+		fc_model_free(m);
+		return DC_EXIT_FAILURE;
+	}
 	struct sigaction sa = {0}, old;
 	sa.sa_handler = on_sigint;
 	sigaction(SIGINT, &sa, &old);
-	rc = ttt_eval_run(m, d, &tp, arms, on_progress, &ps, res, err,
+	rc = ttt_eval_run(m, d, &tp, arms, on_progress, on_tap, &ps, res, err,
 			  sizeof(err));
+	if (ps.store) {
+		if (store_batch_commit(ps.store, ps.store_err,
+				       sizeof(ps.store_err)) < 0)
+			ps.store_errors++;
+		if (ps.store_errors)
+			fprintf(stderr,
+				"driftcast eval: %s: %ld event(s) not stored, "
+				"last: %s\n",
+				db, ps.store_errors, ps.store_err);
+		else if (!quiet)
+			fprintf(stderr,
+				"driftcast eval: %ld events stored in %s\n",
+				ps.stored, db);
+		store_free(ps.store);
+		if (ps.store_errors && rc == 0)
+			rc = -EIO;
+	}
 	sigaction(SIGINT, &old, NULL);
 	if (ps.tty && !quiet)
 		fprintf(stderr, "\r\033[K");
 	if (rc < 0) {
 		fprintf(stderr, "driftcast eval: %s\n",
-			rc == -ECANCELED ? "interrupted" : err);
+			rc == -ECANCELED ? "interrupted"
+			: rc == -EIO	 ? "storage failed"
+					 : err);
 		fc_dataset_free(d);
 		fc_model_free(m);
 		return DC_EXIT_FAILURE;

@@ -47,7 +47,8 @@ struct adstate {
 	float *a;	      /* [n_ad] current, active range */
 	float *good;	      /* [n_ad] last good version */
 	uint64_t version, good_version, next_version;
-	int identity; /* a is the anchor: forecast with the frozen path */
+	int identity;	   /* a is the anchor: forecast with the frozen path */
+	int good_identity; /* good is the anchor */
 	float ew_adapt, ew_shadow;
 	int n_track;
 	size_t bytes;
@@ -220,6 +221,7 @@ static struct adstate *ad_new(struct ttt_engine *e, const char *key,
 	memcpy(a->a, e->anchor, e->n_ad * sizeof(float));
 	memcpy(a->good, a->a, e->n_ad * sizeof(float));
 	a->identity = 1;
+	a->good_identity = 1;
 	a->next_version = 1;
 	a->bytes = bytes + fl;
 	e->st.adapters++;
@@ -836,6 +838,7 @@ static void shadow_step(struct ttt_engine *e, struct series *s)
 		    ad->good_version != ad->version) {
 			memcpy(ad->good, ad->a, e->n_ad * sizeof(float));
 			ad->good_version = ad->version;
+			ad->good_identity = ad->identity;
 		}
 		return;
 	}
@@ -847,9 +850,12 @@ static void shadow_step(struct ttt_engine *e, struct series *s)
 	ev.shadow_error = ad->ew_shadow;
 	if (e->p.reset_policy == TTT_RESET_ROLLBACK &&
 	    ad->good_version != ad->version) {
+		/* The restored content becomes a new version (versions are
+		 * immutable; storage links it to its parent). */
 		memcpy(ad->a, ad->good, e->n_ad * sizeof(float));
-		ad->version = ad->good_version;
-		ad->identity = ad->version == 0;
+		ev.version_restored = ad->good_version;
+		ad->version = ad->next_version++;
+		ad->identity = ad->good_identity;
 		ev.reason = "adapted error above the shadow's: back to the "
 			    "last good version";
 		e->st.rollbacks++;
@@ -869,6 +875,7 @@ static void shadow_step(struct ttt_engine *e, struct series *s)
 		ad->version = ad->next_version++;
 		memcpy(ad->good, ad->a, e->n_ad * sizeof(float));
 		ad->good_version = ad->version;
+		ad->good_identity = 1;
 		ev.type = TTT_EV_RESET;
 		ev.reason = "adapted error above the shadow's: hard reset to "
 			    "the anchor";
@@ -1078,6 +1085,7 @@ int ttt_engine_restore_series(struct ttt_engine *e, const char *key,
 		set_anchor(e, ad);
 	}
 	memcpy(ad->good, ad->a, e->n_ad * sizeof(float));
+	ad->good_identity = ad->identity;
 	ad->version = ad->good_version = version;
 	if (ad->next_version <= version)
 		ad->next_version = version + 1;

@@ -137,24 +137,27 @@ static int run_naive(const struct fc_dataset *d, int arm, int L, int H,
 struct model_ctx {
 	struct acc *a;
 	const struct fc_dataset *d;
-	int c, r, H;
+	int c, r, H, arm;
+	ttt_eval_tap_fn tap;
+	void *user;
 };
 
 static void on_event(void *user, const struct ttt_event *ev)
 {
 	struct model_ctx *x = user;
-	if (ev->type != TTT_EV_FORECAST)
-		return;
 	/* The forecast of the window whose lookback ends at row r (the
 	 * engine's timestamp is the row index). */
-	if (ev->ts == x->r && x->r + x->H <= x->d->n_rows - 1)
+	if (ev->type == TTT_EV_FORECAST && ev->ts == x->r &&
+	    x->r + x->H <= x->d->n_rows - 1)
 		score(x->a, x->d, x->c, x->r, ev->forecast, x->H);
+	if (x->tap)
+		x->tap(x->user, x->arm, ev);
 }
 
 static int run_model(const struct fc_model *m, const struct fc_dataset *d,
 		     const struct ttt_params *p, int arm,
-		     ttt_eval_progress_fn progress, void *user,
-		     struct ttt_arm_result *res, char *errbuf,
+		     ttt_eval_progress_fn progress, ttt_eval_tap_fn tap,
+		     void *user, struct ttt_arm_result *res, char *errbuf,
 		     size_t errbuf_size)
 {
 	const struct fc_config *mc = fc_model_config(m);
@@ -176,7 +179,8 @@ static int run_model(const struct fc_model *m, const struct fc_dataset *d,
 			goto out;
 		}
 	}
-	struct model_ctx ctx = {.a = &a, .d = d, .H = H};
+	struct model_ctx ctx = {
+	    .a = &a, .d = d, .H = H, .arm = arm, .tap = tap, .user = user};
 	rc = ttt_engine_new(m, p, on_event, &ctx, &e, errbuf, errbuf_size);
 	if (rc < 0)
 		goto out;
@@ -215,7 +219,7 @@ out:
 
 int ttt_eval_run(const struct fc_model *m, const struct fc_dataset *d,
 		 const struct ttt_params *params, unsigned arm_mask,
-		 ttt_eval_progress_fn progress, void *user,
+		 ttt_eval_progress_fn progress, ttt_eval_tap_fn tap, void *user,
 		 struct ttt_arm_result *results, char *errbuf,
 		 size_t errbuf_size)
 {
@@ -253,7 +257,7 @@ int ttt_eval_run(const struct fc_model *m, const struct fc_dataset *d,
 			rc = run_naive(d, arm, L, H, progress, user,
 				       &results[arm], errbuf, errbuf_size);
 		else
-			rc = run_model(m, d, &p, arm, progress, user,
+			rc = run_model(m, d, &p, arm, progress, tap, user,
 				       &results[arm], errbuf, errbuf_size);
 		if (rc < 0)
 			return rc;

@@ -77,6 +77,8 @@ struct ttt_event {
 	float value;		       /* TTT_EV_REJECTED_VALUE: the value */
 	int filled;		       /* TTT_EV_GAP_FILLED: points filled */
 	float detector_stat;	       /* TTT_EV_DRIFT: statistic that fired */
+	uint64_t version_restored;     /* TTT_EV_ROLLBACK: the good version
+					  whose content version_to repeats */
 };
 
 typedef void (*ttt_event_fn)(void *user, const struct ttt_event *ev);
@@ -277,16 +279,22 @@ struct fc_dataset;
 /* Called every few hundred rows; return nonzero to cancel (-ECANCELED). */
 typedef int (*ttt_eval_progress_fn)(void *user, int arm, long done, long total);
 
+/* Sees every engine event of the model arms (e.g. to store them), after
+ * the evaluator has scored it; same lifetime rules as ttt_event_fn. */
+typedef void (*ttt_eval_tap_fn)(void *user, int arm,
+				const struct ttt_event *ev);
+
 /*
  * Run the arms whose bits are set in arm_mask (1u << TTT_ARM_*) with
  * params (recon: w_matured forced to 0; hybrid: params as given; frozen:
  * enabled = 0).  d must hold the scaled values the model was trained on.
- * results[TTT_ARM_COUNT] is filled.  Returns 0 or a negative errno with
+ * progress and tap may be NULL; both get user.  results[TTT_ARM_COUNT]
+ * is filled.  Returns 0 or a negative errno with
  * errbuf.
  */
 int ttt_eval_run(const struct fc_model *m, const struct fc_dataset *d,
 		 const struct ttt_params *params, unsigned arm_mask,
-		 ttt_eval_progress_fn progress, void *user,
+		 ttt_eval_progress_fn progress, ttt_eval_tap_fn tap, void *user,
 		 struct ttt_arm_result *results, char *errbuf,
 		 size_t errbuf_size);
 

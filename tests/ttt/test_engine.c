@@ -399,7 +399,10 @@ Test(engine, unguarded_damage_is_rolled_back_or_reset)
 		if (l2.v[i].ev.type == TTT_EV_ROLLBACK) {
 			cr_assert_gt(l2.v[i].ev.adapted_error,
 				     l2.v[i].ev.shadow_error);
-			cr_assert_lt(l2.v[i].ev.version_to,
+			/* a new version with the good version's content */
+			cr_assert_gt(l2.v[i].ev.version_to,
+				     l2.v[i].ev.version_from);
+			cr_assert_lt(l2.v[i].ev.version_restored,
 				     l2.v[i].ev.version_from);
 		}
 	cr_assert_eq(ttt_engine_series_adapter(e, "s", cur, A, &v), 0);

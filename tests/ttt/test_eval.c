@@ -9,6 +9,7 @@
 #include <errno.h>
 #include <jansson.h>
 #include <math.h>
+#include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -83,7 +84,7 @@ Test(eval, frozen_arm_matches_offline_evaluation_and_naive_brute_force)
 	ttt_params_default(&p);
 	p.every = 5;
 	cr_assert_eq(ttt_eval_run(m, d, &p, (1u << TTT_ARM_COUNT) - 1, NULL,
-				  NULL, res, err, sizeof(err)),
+				  NULL, NULL, res, err, sizeof(err)),
 		     0, "%s", err);
 	int nw = fc_dataset_split_windows(d, FC_SPLIT_TEST, L, H);
 	cr_assert_gt(nw, 0);
@@ -170,6 +171,35 @@ Test(eval, cli_writes_eval_md_json)
 	cr_assert(json_is_real(json_object_get(hy, "adapt_ms_mean")));
 	json_decref(o);
 	unlink(out);
+
+	/* --db: audit rows and one version per accepted update */
+	char db[300], wal[320], shm[320];
+	snprintf(db, sizeof(db), "%s.db", csv);
+	char *with_db[] = {"driftcast", "eval",	       "--model", model,
+			   "--data",	csv,	       "--arms",  "ttt_hybrid",
+			   "--set",	"ttt.every=5", "--db",	  db,
+			   "-q",	NULL};
+	cr_assert_eq(tu_run(r, with_db), 0);
+	cr_assert_eq(r->status, 0, "stderr: %s", r->err);
+	sqlite3 *sq;
+	sqlite3_stmt *st;
+	cr_assert_eq(sqlite3_open(db, &sq), SQLITE_OK);
+	cr_assert_eq(
+	    sqlite3_prepare_v2(sq,
+			       "SELECT (SELECT count(*) FROM versions), "
+			       "(SELECT count(*) FROM audit)",
+			       -1, &st, NULL),
+	    SQLITE_OK);
+	cr_assert_eq(sqlite3_step(st), SQLITE_ROW);
+	cr_assert_gt(sqlite3_column_int(st, 0), 0);
+	cr_assert_gt(sqlite3_column_int(st, 1), sqlite3_column_int(st, 0) - 1);
+	sqlite3_finalize(st);
+	sqlite3_close(sq);
+	snprintf(wal, sizeof(wal), "%s-wal", db);
+	snprintf(shm, sizeof(shm), "%s-shm", db);
+	unlink(db);
+	unlink(wal);
+	unlink(shm);
 
 	/* usage and runtime errors */
 	char *bad_arm[] = {"driftcast", "eval",		"--model",
