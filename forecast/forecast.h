@@ -123,6 +123,12 @@ int fc_model_save(const struct fc_model *m, const char *path, char *errbuf,
 int fc_model_load(const char *path, struct fc_model **ret, char *errbuf,
 		  size_t errbuf_size);
 
+/* The same from n bytes in memory (e.g. a BLOB); name stands for the path
+ * in messages (NULL: "model").  buf is not kept. */
+int fc_model_load_buffer(const void *buf, size_t n, const char *name,
+			 struct fc_model **ret, char *errbuf,
+			 size_t errbuf_size);
+
 /* ---- adapters ------------------------------------------------------------
  * All adapter weights of one series are one contiguous float block of
  * fc_adapter_len(m) floats with a fixed layout (so a snapshot, a rollback

@@ -291,6 +291,15 @@ static int parse(const char *path, const unsigned char *buf, size_t n,
 	if (nch > 100000)
 		return fail(eb, es, -EINVAL, "%s: %u scaler channels", path,
 			    nch);
+	/* the weights alone must fit in the file before anything is
+	 * allocated for them */
+	struct nn_layout lo;
+	nn_layout(&lo, &c);
+	if (lo.n_params > n / 4)
+		return fail(eb, es, -EINVAL,
+			    "%s: %zu bytes cannot hold the %zu weights of its "
+			    "config",
+			    path, n, lo.n_params);
 	struct fc_model *m;
 	if (fc_model_alloc(&c, &m) < 0)
 		return fail(eb, es, -ENOMEM, "out of memory");
@@ -370,6 +379,13 @@ out:
 	free(mean), free(std), free(names), free(np);
 	fc_model_free(m);
 	return ret_code;
+}
+
+int fc_model_load_buffer(const void *buf, size_t n, const char *name,
+			 struct fc_model **ret, char *errbuf,
+			 size_t errbuf_size)
+{
+	return parse(name ? name : "model", buf, n, ret, errbuf, errbuf_size);
 }
 
 int fc_model_load(const char *path, struct fc_model **ret, char *errbuf,

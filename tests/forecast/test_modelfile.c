@@ -171,3 +171,56 @@ Test(modelfile, save_to_unwritable_place)
 	cr_assert_eq(r, -ENOENT);
 	cr_assert(strstr(err, "/nonexistent-dir/x.dcm"), "%s", err);
 }
+
+/* Mutation fuzzing in-process (deterministic): random bit flips, byte
+ * overwrites and truncations, half of them with a repaired checksum so
+ * that the parser behind it is reached.  Every load either succeeds or
+ * fails with -EINVAL and a reason; never a crash (ASan build) or a model
+ * with non-finite weights. */
+Test(modelfile, mutations_never_crash)
+{
+	uint64_t r = 99;
+	unsigned char *b = malloc(n_bytes);
+	cr_assert(b);
+	int ok = 0, refused_n = 0;
+	for (int it = 0; it < 3000; it++) {
+		size_t n = n_bytes;
+		memcpy(b, bytes, n_bytes);
+		int kind = (int)(fc_rng_next(&r) % 4);
+		int edits = 1 + (int)(fc_rng_next(&r) % 4);
+		for (int e = 0; e < edits; e++) {
+			/* bias towards the header, where the structure is */
+			size_t lim = fc_rng_next(&r) % 2 ? 160 : n;
+			size_t at =
+			    (size_t)(fc_rng_next(&r) % (lim < n ? lim : n));
+			if (kind == 0)
+				b[at] ^=
+				    (unsigned char)(1u
+						    << (fc_rng_next(&r) % 8));
+			else if (kind == 1)
+				b[at] = (unsigned char)fc_rng_next(&r);
+			else if (kind == 2)
+				b[at] = 0xff;
+		}
+		if (kind == 3)
+			n = (size_t)(fc_rng_next(&r) % n_bytes);
+		if (fc_rng_next(&r) % 2 && n >= 4)
+			fix_crc(b, n);
+		struct fc_model *m = NULL;
+		char err[512] = "";
+		int rc =
+		    fc_model_load_buffer(b, n, "fuzz", &m, err, sizeof(err));
+		if (rc == 0) {
+			cr_assert(m);
+			ok++;
+			fc_model_free(m);
+		} else {
+			cr_assert_eq(rc, -EINVAL, "rc %d: %s", rc, err);
+			cr_assert_null(m);
+			cr_assert(strstr(err, "fuzz"), "%s", err);
+			refused_n++;
+		}
+	}
+	free(b);
+	cr_assert_gt(refused_n, 1000);
+}
