@@ -290,6 +290,11 @@ struct store {
 	int64_t batch_start_ms; /* CLOCK_MONOTONIC */
 
 	int degraded; /* 0 or the negative errno of the last failed write */
+	/* A write of the open batch failed and it was rolled back: later
+	 * writes are refused with this error until the caller learns it from
+	 * store_batch_commit() (or drops it with store_batch_abort()), so a
+	 * batch is never committed with a hole in it. */
+	int poisoned;
 	char degraded_msg[PATH_MAX + 512];
 
 	sqlite3 *ctl; /* the request sidecar, opened on first use */
@@ -905,6 +910,7 @@ static int batch_fail(struct store *s, int r, char *errbuf, size_t errbuf_size)
 			 strerror(-r));
 	store_batch_abort(s);
 	degrade(s, r, tmp);
+	s->poisoned = r;
 	return r;
 }
 
@@ -915,10 +921,16 @@ int store_batch_begin(struct store *s, char *errbuf, size_t errbuf_size)
 	if (s->opts.read_only)
 		return set_err(errbuf, errbuf_size, -EROFS,
 			       "%s: opened read-only", s->path);
+	if (s->poisoned)
+		return set_err(errbuf, errbuf_size, s->poisoned,
+			       "%s (the batch was rolled back; commit or abort "
+			       "it before writing again)",
+			       s->degraded_msg);
 	int r = step_done(s, SQ_BEGIN, errbuf, errbuf_size,
 			  "beginning a transaction");
 	if (r < 0) {
 		degrade(s, r, errbuf && errbuf_size ? errbuf : "BEGIN failed");
+		s->poisoned = r;
 		return r;
 	}
 	s->in_batch = true;
@@ -929,12 +941,22 @@ int store_batch_begin(struct store *s, char *errbuf, size_t errbuf_size)
 
 int store_batch_commit(struct store *s, char *errbuf, size_t errbuf_size)
 {
+	if (s->poisoned) {
+		int p = s->poisoned;
+		s->poisoned = 0;
+		return set_err(errbuf, errbuf_size, p,
+			       "%s (the batch was rolled back)",
+			       s->degraded_msg);
+	}
 	if (!s->in_batch)
 		return 0;
 	int r =
 	    step_done(s, SQ_COMMIT, errbuf, errbuf_size, "committing a batch");
-	if (r < 0)
-		return batch_fail(s, r, errbuf, errbuf_size);
+	if (r < 0) {
+		batch_fail(s, r, errbuf, errbuf_size);
+		s->poisoned = 0; /* the caller learns it right here */
+		return r;
+	}
 	s->in_batch = false;
 	s->batch_rows = 0;
 	s->degraded = 0;
@@ -944,6 +966,7 @@ int store_batch_commit(struct store *s, char *errbuf, size_t errbuf_size)
 
 void store_batch_abort(struct store *s)
 {
+	s->poisoned = 0;
 	if (!s->in_batch)
 		return;
 	/* May fail when SQLite already rolled back (e.g. on SQLITE_FULL). */

@@ -216,10 +216,16 @@ bool store_batch_due(const struct store *s, int64_t now_ms);
 
 /* Commit the open batch (no-op when none).  On failure the batch is rolled
  * back, the store is degraded (see store_degraded) and the error returned:
- * none of the batch's rows, versions or offsets exist. */
+ * none of the batch's rows, versions or offsets exist.
+ *
+ * A write that fails other than by refusing its own input (-EINVAL,
+ * -EEXIST, -E2BIG) rolls the whole batch back at once; every later write
+ * then returns the same error, and this call returns it too (and clears
+ * it), so a batch with a hole in it is never committed together with its
+ * Kafka offsets.  The next write after that starts a fresh batch. */
 int store_batch_commit(struct store *s, char *errbuf, size_t errbuf_size);
 
-/* Roll back the open batch.  */
+/* Roll back the open batch (and forget a failed one). */
 void store_batch_abort(struct store *s);
 
 /* ---- reads --------------------------------------------------------------- */

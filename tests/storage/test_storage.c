@@ -735,10 +735,21 @@ Test(storage, disk_full_degrades_then_recovers)
 				"key = 'b'"),
 		     (long long)(off - 10 < 5 ? 5 : off - 10));
 	sqlite3_close(db);
-	/* space again: the next batch commits and the state clears */
+	/* space again, but the failed batch must be reported before more of
+	 * it is written: no batch with a hole in it gets committed */
 	cr_assert_eq(store_debug_exec(s, "PRAGMA max_page_count = 1000000", err,
 				      sizeof(err)),
 		     0);
+	cr_assert_eq(su_version(s, "c", STORE_EV_ADAPT_ACCEPTED, 0, 1, 5, 1.0f),
+		     -ENOSPC);
+	cr_assert_eq(store_offset_put(s, "in", 0, 999, err, sizeof(err)),
+		     -ENOSPC);
+	cr_assert_eq(store_batch_commit(s, err, sizeof(err)), -ENOSPC);
+	cr_assert(strstr(err, "rolled back"), "%s", err);
+	cr_assert_eq(
+	    store_offset_get(s, "in", 0, &off, &found, err, sizeof(err)), 0);
+	cr_assert_neq(off, 999);
+	/* the next batch commits and the state clears */
 	cr_assert_eq(su_version(s, "c", STORE_EV_ADAPT_ACCEPTED, 0, 1, 5, 1.0f),
 		     0);
 	su_commit(s);
