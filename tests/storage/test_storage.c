@@ -926,3 +926,42 @@ Test(storage, prune_keeps_last_n_current_and_audit)
 	sqlite3_close(db);
 	su_rmdir(dir);
 }
+
+/* Count versions through the sqlite3 shell; -1 when it failed. */
+static long shell_count(const char *path)
+{
+	char cmd[512], out[64] = "";
+	snprintf(cmd, sizeof(cmd),
+		 "sqlite3 -readonly -cmd '.timeout 0' '%s' 'SELECT count(*) "
+		 "FROM versions' 2>&1",
+		 path);
+	FILE *p = popen(cmd, "r");
+	cr_assert(p);
+	if (!fgets(out, sizeof(out), p))
+		out[0] = '\0';
+	int st = pclose(p);
+	char *end;
+	long n = strtol(out, &end, 10);
+	if (st != 0 || end == out)
+		return -1;
+	return n;
+}
+
+Test(storage, sqlite3_shell_reads_while_a_batch_is_open)
+{
+	char dir[64], path[128];
+	if (system("command -v sqlite3 >/dev/null 2>&1") != 0)
+		cr_skip_test("no sqlite3 shell");
+	su_tmpdb(dir, sizeof(dir), path, sizeof(path));
+	struct store *s = su_open(path, NULL);
+	fill_three(s);
+	/* an open batch holds the write lock; readers see the last commit
+	 * without waiting (.timeout 0: a lock would fail the shell) */
+	cr_assert_eq(su_version(s, "c", STORE_EV_ADAPT_ACCEPTED, 0, 1, 9, 1.0f),
+		     0);
+	cr_assert_eq(shell_count(path), 10);
+	su_commit(s);
+	cr_assert_eq(shell_count(path), 11);
+	store_free(s);
+	su_rmdir(dir);
+}
