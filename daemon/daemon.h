@@ -290,6 +290,7 @@ struct dc_parse_opts {
 	int format;		  /* enum cfg_input_format */
 	int ts_unit;		  /* enum cfg_ts_unit */
 	size_t max_message_bytes; /* 0: no limit */
+	bool no_fast_path;	  /* JSON: always decode with jansson (tests) */
 };
 
 struct dc_parser;
@@ -312,6 +313,8 @@ int dc_parse(struct dc_parser *p, const void *payload, size_t len,
 /* Messages whose JSON did not fit the arena (heap was used), for tests and
  * metrics. */
 uint64_t dc_parser_heap_fallbacks(const struct dc_parser *p);
+/* JSON messages accepted by the single-pass fast path (no jansson DOM). */
+uint64_t dc_parser_fast_hits(const struct dc_parser *p);
 
 /*
  * Timestamp helpers, exposed for tests.  dc_ts_from_rfc3339 parses

@@ -37,6 +37,7 @@ struct dc_parser {
 	struct dc_parse_opts opts;
 	struct arena arena;
 	uint64_t heap_fallbacks;
+	uint64_t fast_hits;
 };
 
 static const char *const reason_names[DC_REASON_COUNT] = {
@@ -179,6 +180,11 @@ uint64_t dc_parser_heap_fallbacks(const struct dc_parser *p)
 	return p->heap_fallbacks;
 }
 
+uint64_t dc_parser_fast_hits(const struct dc_parser *p)
+{
+	return p->fast_hits;
+}
+
 /* ---- text checks ----------------------------------------------------- */
 
 /* Length of the valid UTF-8 prefix of s[0..len) (== len when valid):
@@ -191,7 +197,15 @@ static size_t utf8_valid_prefix(const unsigned char *s, size_t len)
 		size_t n;
 		unsigned lo = 0x80, hi = 0xbf;
 		if (c < 0x80) {
+			/* ASCII runs, eight bytes at a time */
+			uint64_t w;
 			i++;
+			while (i + 8 <= len) {
+				memcpy(&w, s + i, 8);
+				if (w & UINT64_C(0x8080808080808080))
+					break;
+				i += 8;
+			}
 			continue;
 		} else if (c >= 0xc2 && c <= 0xdf) {
 			n = 1;
@@ -625,6 +639,278 @@ static int parse_json_root(struct dc_parser *p, json_t *root, const char *key,
 	return 0;
 }
 
+/*
+ * JSON fast path.  Messages of the documented shape -- one flat object whose
+ * keys are only series/ts/value/values, strings without escapes, numbers --
+ * are decoded here in one pass without building a DOM.  It only ever
+ * *accepts*: anything else, and every message that turns out to be
+ * unusable, goes to jansson, which is the reference and writes every reason.
+ * tests/fuzz/fuzz_parse_json.c checks that both paths agree on every input.
+ */
+
+#define FAST_MAX_VALUES 64
+
+struct fspan {
+	const char *s;
+	size_t len;
+};
+
+struct fast_msg {
+	struct fspan series, ts, value;
+	bool has_series, has_ts, has_value, has_values, ts_is_string;
+	size_t nvalues;
+	struct fspan names[FAST_MAX_VALUES], values[FAST_MAX_VALUES];
+};
+
+static const char *fast_ws(const char *s, const char *end)
+{
+	while (s < end && (*s == ' ' || *s == '\t' || *s == '\n' || *s == '\r'))
+		s++;
+	return s;
+}
+
+/* A string without escapes or control characters; s at the quote. */
+static const char *fast_string(const char *s, const char *end,
+			       struct fspan *ret)
+{
+	const char *b = ++s;
+	while (s < end && *s != '"') {
+		if (*s == '\\' || (unsigned char)*s < 0x20)
+			return NULL;
+		s++;
+	}
+	if (s >= end)
+		return NULL;
+	*ret = (struct fspan){b, (size_t)(s - b)};
+	return s + 1;
+}
+
+/* A JSON number token, by the grammar; returns its end or NULL. */
+static const char *fast_number(const char *s, const char *end,
+			       struct fspan *ret)
+{
+	const char *b = s;
+	if (s < end && *s == '-')
+		s++;
+	if (s < end && *s == '0')
+		s++;
+	else if (s < end && *s >= '1' && *s <= '9')
+		while (s < end && *s >= '0' && *s <= '9')
+			s++;
+	else
+		return NULL;
+	if (s < end && *s == '.') {
+		s++;
+		if (s >= end || *s < '0' || *s > '9')
+			return NULL;
+		while (s < end && *s >= '0' && *s <= '9')
+			s++;
+	}
+	if (s < end && (*s == 'e' || *s == 'E')) {
+		s++;
+		if (s < end && (*s == '+' || *s == '-'))
+			s++;
+		if (s >= end || *s < '0' || *s > '9')
+			return NULL;
+		while (s < end && *s >= '0' && *s <= '9')
+			s++;
+	}
+	*ret = (struct fspan){b, (size_t)(s - b)};
+	return s;
+}
+
+static bool fspan_eq(struct fspan a, const char *lit)
+{
+	return a.len == strlen(lit) && !memcmp(a.s, lit, a.len);
+}
+
+/* Scan the document into m; false when it is not of the fast shape. */
+static bool fast_scan(const char *s, const char *end, struct fast_msg *m)
+{
+	struct fspan k;
+	s = fast_ws(s, end);
+	if (s >= end || *s != '{')
+		return false;
+	s = fast_ws(s + 1, end);
+	for (;;) {
+		if (s >= end || *s != '"' || !(s = fast_string(s, end, &k)))
+			return false;
+		s = fast_ws(s, end);
+		if (s >= end || *s != ':')
+			return false;
+		s = fast_ws(s + 1, end);
+		if (s >= end)
+			return false;
+		if (fspan_eq(k, "series") && !m->has_series && *s == '"') {
+			s = fast_string(s, end, &m->series);
+			m->has_series = true;
+		} else if (fspan_eq(k, "ts") && !m->has_ts) {
+			m->ts_is_string = *s == '"';
+			s = m->ts_is_string ? fast_string(s, end, &m->ts)
+					    : fast_number(s, end, &m->ts);
+			m->has_ts = true;
+		} else if (fspan_eq(k, "value") && !m->has_value) {
+			s = fast_number(s, end, &m->value);
+			m->has_value = true;
+		} else if (fspan_eq(k, "values") && !m->has_values &&
+			   *s == '{') {
+			m->has_values = true;
+			s = fast_ws(s + 1, end);
+			for (;;) {
+				size_t i = m->nvalues;
+				if (i == FAST_MAX_VALUES || s >= end ||
+				    *s != '"' ||
+				    !(s = fast_string(s, end, &m->names[i])))
+					return false;
+				for (size_t j = 0; j < i; j++)
+					if (m->names[j].len ==
+						m->names[i].len &&
+					    !memcmp(m->names[j].s,
+						    m->names[i].s,
+						    m->names[i].len))
+						return false; /* duplicate */
+				s = fast_ws(s, end);
+				if (s >= end || *s != ':')
+					return false;
+				s = fast_ws(s + 1, end);
+				if (!(s = fast_number(s, end, &m->values[i])))
+					return false;
+				m->nvalues++;
+				s = fast_ws(s, end);
+				if (s < end && *s == ',') {
+					s = fast_ws(s + 1, end);
+					continue;
+				}
+				if (s >= end || *s != '}')
+					return false;
+				s++;
+				break;
+			}
+		} else {
+			return false;
+		}
+		if (!s)
+			return false;
+		s = fast_ws(s, end);
+		if (s < end && *s == ',') {
+			s = fast_ws(s + 1, end);
+			continue;
+		}
+		if (s >= end || *s != '}')
+			return false;
+		return fast_ws(s + 1, end) == end;
+	}
+}
+
+static bool fast_is_integer(struct fspan t)
+{
+	return !memchr(t.s, '.', t.len) && !memchr(t.s, 'e', t.len) &&
+	       !memchr(t.s, 'E', t.len);
+}
+
+/* Convert a number token as jansson would: integers with strtoll (range
+ * errors are jansson's), reals with strtod (overflow is jansson's). */
+static bool fast_convert(struct fspan t, bool *is_int, long long *ret_i,
+			 double *ret_d)
+{
+	char buf[64];
+	if (t.len >= sizeof(buf))
+		return false;
+	memcpy(buf, t.s, t.len);
+	buf[t.len] = '\0';
+	errno = 0;
+	*is_int = fast_is_integer(t);
+	if (*is_int) {
+		*ret_i = strtoll(buf, NULL, 10);
+		return errno != ERANGE;
+	}
+	*ret_d = strtod(buf, NULL);
+	return isfinite(*ret_d);
+}
+
+static bool fast_value(struct fspan t, double *ret)
+{
+	bool is_int;
+	long long i = 0;
+	double d = 0;
+	if (!fast_convert(t, &is_int, &i, &d))
+		return false;
+	if (is_int) {
+		if (i > (long long)DC_VALUE_MAX || i < -(long long)DC_VALUE_MAX)
+			return false;
+		d = (double)i;
+	}
+	if (fabs(d) > DC_VALUE_MAX)
+		return false;
+	*ret = d;
+	return true;
+}
+
+/* true when the message was fully and validly decoded into obs. */
+static bool parse_json_fast(struct dc_parser *p, const char *payload,
+			    size_t len, const char *key, size_t key_len,
+			    struct dc_obs *obs, size_t max_obs, size_t *ret_n)
+{
+	struct fast_msg m;
+	struct dc_parse_error scratch;
+	const char *series;
+	size_t slen;
+	int64_t ts;
+
+	m.has_series = m.has_ts = m.has_value = m.has_values = false;
+	m.nvalues = 0;
+	if (!fast_scan(payload, payload + len, &m) || !m.has_ts ||
+	    m.has_value == m.has_values)
+		return false;
+	if (m.has_series) {
+		series = m.series.s;
+		slen = m.series.len;
+		if (check_series(series, slen, "", &scratch) < 0)
+			return false;
+		if (key && (key_len != slen || memcmp(key, series, slen)))
+			return false;
+	} else if (key) {
+		series = key;
+		slen = key_len;
+	} else {
+		return false;
+	}
+	if (m.ts_is_string) {
+		if (dc_ts_from_rfc3339(m.ts.s, m.ts.len, &ts) < 0)
+			return false;
+	} else {
+		bool is_int;
+		long long i = 0;
+		double d = 0;
+		if (!fast_convert(m.ts, &is_int, &i, &d))
+			return false;
+		if ((is_int
+			 ? dc_ts_from_epoch(i, p->opts.ts_unit, &ts)
+			 : dc_ts_from_epoch_real(d, p->opts.ts_unit, &ts)) < 0)
+			return false;
+	}
+	if (m.has_value) {
+		if (max_obs < 1 || !fast_value(m.value, &obs[0].value) ||
+		    make_series(obs[0].series, series, slen, NULL, 0,
+				&scratch) < 0)
+			return false;
+		obs[0].ts_ns = ts;
+		*ret_n = 1;
+		return true;
+	}
+	if (m.nvalues == 0 || m.nvalues > max_obs)
+		return false;
+	for (size_t i = 0; i < m.nvalues; i++) {
+		if (!fast_value(m.values[i], &obs[i].value) ||
+		    make_series(obs[i].series, series, slen, m.names[i].s,
+				m.names[i].len, &scratch) < 0)
+			return false;
+		obs[i].ts_ns = ts;
+	}
+	*ret_n = m.nvalues;
+	return true;
+}
+
 static int parse_json(struct dc_parser *p, const char *payload, size_t len,
 		      const char *key, size_t key_len, struct dc_obs *obs,
 		      size_t max_obs, size_t *ret_n, struct dc_parse_error *err)
@@ -633,6 +919,12 @@ static int parse_json(struct dc_parser *p, const char *payload, size_t len,
 	json_t *root;
 	int rc;
 
+	if (!p->opts.no_fast_path &&
+	    parse_json_fast(p, payload, len, key, key_len, obs, max_obs,
+			    ret_n)) {
+		p->fast_hits++;
+		return 0;
+	}
 	p->arena.used = 0;
 	p->arena.overflowed = false;
 	tl_arena = &p->arena;
@@ -658,20 +950,31 @@ struct span {
 	size_t len;
 };
 
+/* Character sets of line-protocol syntax, as bit masks. */
+#define LP_COMMA 1u
+#define LP_EQ	 2u
+#define LP_SPACE 4u
+#define LP_ALL	 (LP_COMMA | LP_EQ | LP_SPACE)
+
+static inline unsigned lp_class(char c)
+{
+	return c == ',' ? LP_COMMA : c == '=' ? LP_EQ : c == ' ' ? LP_SPACE : 0;
+}
+
 /*
  * Scan an element up to an unescaped stop character (or end).  `escapable`
- * lists what a backslash escapes in this element; any other backslash is
+ * is what a backslash escapes in this element; any other backslash is
  * literal, as in InfluxDB's parser.
  */
-static const char *lp_scan(const char *s, const char *end, const char *stops,
-			   const char *escapable)
+static const char *lp_scan(const char *s, const char *end, unsigned stops,
+			   unsigned escapable)
 {
 	while (s < end) {
-		if (*s == '\\' && s + 1 < end && strchr(escapable, s[1])) {
+		if (*s == '\\' && s + 1 < end && (lp_class(s[1]) & escapable)) {
 			s += 2;
 			continue;
 		}
-		if (strchr(stops, *s))
+		if (lp_class(*s) & stops)
 			return s;
 		s++;
 	}
@@ -679,12 +982,12 @@ static const char *lp_scan(const char *s, const char *end, const char *stops,
 }
 
 /* Copy an element into out, removing escapes; returns the length. */
-static size_t lp_unescape(char *out, struct span sp, const char *escapable)
+static size_t lp_unescape(char *out, struct span sp, unsigned escapable)
 {
 	size_t n = 0;
 	for (size_t i = 0; i < sp.len; i++) {
 		if (sp.s[i] == '\\' && i + 1 < sp.len &&
-		    strchr(escapable, sp.s[i + 1]))
+		    (lp_class(sp.s[i + 1]) & escapable))
 			i++;
 		out[n++] = sp.s[i];
 	}
@@ -696,6 +999,8 @@ static bool lp_is_bool(const char *s, size_t n)
 	static const char *const names[] = {"t",     "T",     "true", "True",
 					    "TRUE",  "f",     "F",    "false",
 					    "False", "FALSE", NULL};
+	if (!strchr("tTfF", s[0]))
+		return false;
 	for (size_t i = 0; names[i]; i++)
 		if (strlen(names[i]) == n && !memcmp(names[i], s, n))
 			return true;
@@ -843,7 +1148,7 @@ static int lp_line(struct dc_parser *p, const char *s, const char *end,
 	int rc;
 
 	/* measurement: escapes for ',' and ' ' */
-	q = lp_scan(s, end, ", ", ", ");
+	q = lp_scan(s, end, LP_COMMA | LP_SPACE, LP_COMMA | LP_SPACE);
 	meas = (struct span){s, (size_t)(q - s)};
 	if (meas.len == 0)
 		return fail(err, DC_REASON_BAD_LINE,
@@ -851,12 +1156,12 @@ static int lp_line(struct dc_parser *p, const char *s, const char *end,
 	/* tag set */
 	while (q < end && *q == ',') {
 		const char *k = q + 1;
-		const char *eq = lp_scan(k, end, ",= ", ",= ");
+		const char *eq = lp_scan(k, end, LP_ALL, LP_ALL);
 		if (eq >= end || *eq != '=' || eq == k)
 			return fail(err, DC_REASON_BAD_LINE,
 				    "line %d: bad tag (want key=value)", line);
 		const char *v = eq + 1;
-		q = lp_scan(v, end, ",= ", ",= ");
+		q = lp_scan(v, end, LP_ALL, LP_ALL);
 		if (q == v || (q < end && *q == '='))
 			return fail(err, DC_REASON_BAD_LINE,
 				    "line %d: bad tag value", line);
@@ -909,7 +1214,7 @@ static int lp_line(struct dc_parser *p, const char *s, const char *end,
 				    "line %d: series tag is %zu bytes (limit "
 				    "%d)",
 				    line, v.len, DC_SERIES_MAX);
-		plen = lp_unescape(prefix, v, ",= ");
+		plen = lp_unescape(prefix, v, LP_ALL);
 	} else {
 		size_t need = meas.len;
 		for (size_t i = 0; i < ntags; i++)
@@ -931,7 +1236,7 @@ static int lp_line(struct dc_parser *p, const char *s, const char *end,
 	/* field set */
 	for (;;) {
 		const char *k = q;
-		const char *eq = lp_scan(k, end, ",= ", ",= ");
+		const char *eq = lp_scan(k, end, LP_ALL, LP_ALL);
 		char fname[DC_SERIES_MAX + 1];
 		size_t flen;
 		if (*n == first && (eq >= end || *eq == ' '))
@@ -946,7 +1251,7 @@ static int lp_line(struct dc_parser *p, const char *s, const char *end,
 			return fail(err, DC_REASON_BAD_SERIES,
 				    "line %d: field key is %zu bytes", line,
 				    fk.len);
-		flen = lp_unescape(fname, fk, ",= ");
+		flen = lp_unescape(fname, fk, LP_ALL);
 		fname[flen] = '\0';
 		const char *v = eq + 1;
 		if (v < end && *v == '"') {
@@ -960,7 +1265,7 @@ static int lp_line(struct dc_parser *p, const char *s, const char *end,
 					    line);
 			q = c + 1;
 		} else {
-			q = lp_scan(v, end, ", ", "");
+			q = lp_scan(v, end, LP_COMMA | LP_SPACE, 0);
 		}
 		double val = 0;
 		rc = lp_value((struct span){v, (size_t)(q - v)}, fname, line,

@@ -583,7 +583,8 @@ Test(parse, reason_names_are_distinct_labels)
 
 Test(parse, json_uses_the_arena_not_the_heap)
 {
-	struct dc_parse_opts o = {.format = J, .max_message_bytes = 1 << 20};
+	struct dc_parse_opts o = {
+	    .format = J, .max_message_bytes = 1 << 20, .no_fast_path = true};
 	struct dc_parser *p = dc_parser_new(&o);
 	struct dc_parse_error err;
 	size_t n;
@@ -626,4 +627,64 @@ Test(parse, parser_new_rejects_bad_options)
 	cr_assert_null(dc_parser_new(&o));
 	cr_assert_null(dc_parser_new(NULL));
 	dc_parser_free(NULL);
+}
+
+/* The JSON fast path takes the documented shapes and agrees with jansson on
+ * everything (the fuzz target checks the same on arbitrary input). */
+Test(parse, json_fast_path_agrees_with_jansson)
+{
+	struct dc_parse_opts fo = {.format = J, .max_message_bytes = LIMIT};
+	struct dc_parse_opts so = fo;
+	so.no_fast_path = true;
+	struct dc_parser *fast = dc_parser_new(&fo), *slow = dc_parser_new(&so);
+	static struct dc_obs a[MAXOBS], b[MAXOBS];
+	const char *good[] = {
+	    "{\"series\": \"meter-17\", \"ts\": 1700000000, \"value\": 12.3}",
+	    "{\"value\":-0.5e-3,\"ts\":\"2023-11-14T22:13:20.5+01:00\","
+	    "\"series\":\"m\"}",
+	    " {\"series\": \"tx-3\", \"ts\": 1700000000000, \"values\": "
+	    "{\"OT\": 30.5, \"HUFL\": 5, \"x\": 0}}\r\n",
+	    "{\"series\": \"z\xc3\xa4hler\", \"ts\": 1700000000.25, \"value\": "
+	    "1e-400}",
+	    "{\"series\": \"a\", \"ts\": 0, \"value\": -1000000000000000}",
+	};
+	for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++) {
+		struct dc_parse_error ea, eb;
+		size_t na = 0, nb = 0;
+		uint64_t hits = dc_parser_fast_hits(fast);
+		cr_assert_eq(dc_parse(fast, good[i], strlen(good[i]), NULL, 0,
+				      a, MAXOBS, &na, &ea),
+			     0, "%s: %s", good[i], ea.text);
+		cr_assert_eq(dc_parser_fast_hits(fast), hits + 1, "%s",
+			     good[i]);
+		cr_assert_eq(dc_parse(slow, good[i], strlen(good[i]), NULL, 0,
+				      b, MAXOBS, &nb, &eb),
+			     0);
+		cr_assert_eq(na, nb);
+		for (size_t k = 0; k < na; k++) {
+			cr_assert_str_eq(a[k].series, b[k].series);
+			cr_assert_eq(a[k].ts_ns, b[k].ts_ns);
+			cr_assert(
+			    !memcmp(&a[k].value, &b[k].value, sizeof(double)));
+		}
+	}
+	cr_assert_eq(dc_parser_fast_hits(slow), 0);
+	/* every malformed JSON message gets jansson's verdict */
+	for (size_t i = 0; i < sizeof(catalogue) / sizeof(catalogue[0]); i++) {
+		const struct bad *c = &catalogue[i];
+		struct dc_parse_error ea, eb;
+		size_t na, nb;
+		if (c->fmt != J)
+			continue;
+		size_t len = c->len < 0 ? strlen(c->payload) : (size_t)c->len;
+		size_t klen = c->key ? strlen(c->key) : 0;
+		int ra = dc_parse(fast, c->payload, len, c->key, klen, a,
+				  MAXOBS, &na, &ea);
+		int rb = dc_parse(slow, c->payload, len, c->key, klen, b,
+				  MAXOBS, &nb, &eb);
+		cr_assert_eq(ra, rb, "#%zu", i);
+		cr_assert_str_eq(ea.text, eb.text, "#%zu", i);
+	}
+	dc_parser_free(fast);
+	dc_parser_free(slow);
 }

@@ -4,6 +4,9 @@
  * 3); then one length byte and the key; the rest is the payload.  Besides
  * "no crash, no leak, no UB", every result must keep the contract of
  * dc_parse(): observations are valid, errors carry a class and text.
+ * For JSON it is also a differential test: the single-pass fast path and
+ * jansson must give the same result (observations or reason) on every
+ * input.
  */
 #ifndef DRIFTCAST_FUZZ_PARSE_H
 #define DRIFTCAST_FUZZ_PARSE_H
@@ -20,8 +23,10 @@
 
 static int fuzz_parse_one(int format, const uint8_t *data, size_t size)
 {
-	static struct dc_obs obs[FUZZ_MAX_OBS];
-	static struct dc_parser *parsers[5];
+	static struct dc_obs obs[FUZZ_MAX_OBS], ref[FUZZ_MAX_OBS];
+	static struct dc_parser *parsers[5], *slow[5];
+	struct dc_parse_error ref_err;
+	size_t ref_n = 0;
 	struct dc_parse_error err;
 	const uint8_t *key = NULL;
 	size_t key_len = 0, n = 0;
@@ -43,7 +48,9 @@ static int fuzz_parse_one(int format, const uint8_t *data, size_t size)
 					  .ts_unit = unit,
 					  .max_message_bytes = 65536};
 		parsers[unit] = dc_parser_new(&o);
-		if (!parsers[unit])
+		o.no_fast_path = true;
+		slow[unit] = dc_parser_new(&o);
+		if (!parsers[unit] || !slow[unit])
 			abort();
 	}
 	/* copy so that reads past the end are caught by ASan */
@@ -51,6 +58,25 @@ static int fuzz_parse_one(int format, const uint8_t *data, size_t size)
 	memcpy(payload, data, size);
 	int rc = dc_parse(parsers[unit], payload, size, key, key_len, obs,
 			  FUZZ_MAX_OBS, &n, &err);
+	if (format == CFG_INPUT_JSON) {
+		int ref_rc = dc_parse(slow[unit], payload, size, key, key_len,
+				      ref, FUZZ_MAX_OBS, &ref_n, &ref_err);
+		if (ref_rc != rc)
+			abort();
+		if (rc == 0) {
+			if (ref_n != n)
+				abort();
+			for (size_t i = 0; i < n; i++)
+				if (strcmp(ref[i].series, obs[i].series) ||
+				    ref[i].ts_ns != obs[i].ts_ns ||
+				    memcmp(&ref[i].value, &obs[i].value,
+					   sizeof(double)))
+					abort();
+		} else if (ref_err.reason != err.reason ||
+			   strcmp(ref_err.text, err.text)) {
+			abort();
+		}
+	}
 	free(payload);
 	if (rc == 0) {
 		if (n < 1 || n > FUZZ_MAX_OBS)
