@@ -13,8 +13,9 @@
 struct fc_model {
 	struct fc_config cfg;
 	struct nn_layout lo;
-	float *params;		    /* [lo.n_params], one block */
-	int n_ch;		    /* scaler */
+	uint64_t id;   /* unique in the process: workspace caches key on it */
+	float *params; /* [lo.n_params], one block */
+	int n_ch;      /* scaler */
 	float *mean, *std;	    /* [n_ch] */
 	char (*names)[FC_NAME_MAX]; /* [n_ch] */
 	const char **name_ptrs;	    /* [n_ch] into names */
@@ -29,6 +30,14 @@ struct fc_workspace {
 	float *scratch; /* [lo.scratch] merged adapted weights */
 	float *gp;	/* [lo.n_params] gradients of the effective weights */
 	float *gad;	/* [lo.n_adapter] adapter gradient (all families) */
+	/* merged weights of the last adapter: reused while the same model
+	 * and an adapter with equal contents come back (a series forecasting
+	 * step after step with an unchanged adapter) */
+	float *cached;		    /* [lo.n_adapter] copy of that adapter */
+	uint64_t cached_model;	    /* id of the model they belong to */
+	const float *cached_params; /* the base weights they were merged into */
+	struct nn_weights cached_w;
+	int cache_valid;
 };
 
 /* Allocate a model's blocks for cfg (params zeroed); no init. */

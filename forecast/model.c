@@ -128,7 +128,9 @@ int fc_model_alloc(const struct fc_config *cfg, struct fc_model **ret)
 	struct fc_model *m = calloc(1, sizeof(*m));
 	if (!m)
 		return -ENOMEM;
+	static uint64_t next_id;
 	m->cfg = *cfg;
+	m->id = __atomic_add_fetch(&next_id, 1, __ATOMIC_RELAXED);
 	nn_layout(&m->lo, cfg);
 	m->params = calloc(m->lo.n_params, sizeof(float));
 	if (!m->params) {
@@ -314,7 +316,7 @@ int fc_workspace_new(const struct fc_model *m, int max_batch,
 	ws->max_batch = max_batch;
 	size_t na = nn_acts_carve(&ws->a, NULL, &ws->lo, max_batch);
 	size_t tot =
-	    2 * na + ws->lo.scratch + ws->lo.n_params + ws->lo.n_adapter;
+	    2 * na + ws->lo.scratch + ws->lo.n_params + 2 * ws->lo.n_adapter;
 	ws->mem = calloc(tot, sizeof(float));
 	if (!ws->mem) {
 		free(ws);
@@ -325,6 +327,7 @@ int fc_workspace_new(const struct fc_model *m, int max_batch,
 	ws->scratch = ws->mem + 2 * na;
 	ws->gp = ws->scratch + ws->lo.scratch;
 	ws->gad = ws->gp + ws->lo.n_params;
+	ws->cached = ws->gad + ws->lo.n_adapter;
 	*ret = ws;
 	return 0;
 }
@@ -351,6 +354,37 @@ static int ws_fits(const struct fc_model *m, const struct fc_workspace *ws,
 
 /* ---- forecasting and losses ------------------------------------------- */
 
+/* Effective weights for base p and adapter (may be NULL), merged into the
+ * workspace unless the cached merge is for equal contents. */
+static void effective(struct nn_weights *w, const struct fc_model *m,
+		      const float *p, const float *adapter,
+		      struct fc_workspace *ws)
+{
+	const struct nn_layout *lo = &m->lo;
+	size_t bytes = sizeof(float) * lo->n_adapter;
+	if (!adapter) {
+		/* base pointers only; the merged copies stay valid */
+		nn_weights(w, lo, p, NULL, NULL);
+		return;
+	}
+	if (ws->cache_valid && ws->cached_model == m->id &&
+	    ws->cached_params == p && !memcmp(ws->cached, adapter, bytes)) {
+		*w = ws->cached_w;
+		w->cal_a = adapter + (ws->cached_w.cal_a - ws->cached);
+		w->cal_c = adapter + (ws->cached_w.cal_c - ws->cached);
+		return;
+	}
+	nn_weights(w, lo, p, adapter, ws->scratch);
+	memcpy(ws->cached, adapter, bytes);
+	ws->cached_params = p;
+	ws->cached_model = m->id;
+	ws->cached_w = *w;
+	/* calibration pointers relative to the cached copy */
+	ws->cached_w.cal_a = ws->cached + (w->cal_a - adapter);
+	ws->cached_w.cal_c = ws->cached + (w->cal_c - adapter);
+	ws->cache_valid = 1;
+}
+
 int fc_forecast(const struct fc_model *m, const float *adapter,
 		struct fc_workspace *ws, const float *x, int b, float *y)
 {
@@ -360,7 +394,7 @@ int fc_forecast(const struct fc_model *m, const float *adapter,
 		return 0;
 	const struct nn_layout *lo = &m->lo;
 	struct nn_weights w;
-	nn_weights(&w, lo, m->params, adapter, ws->scratch);
+	effective(&w, m, m->params, adapter, ws);
 	memcpy(ws->a.x, x, sizeof(float) * (size_t)b * lo->L);
 	memset(ws->a.m, 0, sizeof(float) * (size_t)b * lo->L);
 	int r = nn_forward(lo, &w, &ws->a, b, 0);
@@ -384,7 +418,7 @@ int fc_pass(const struct fc_model *m, const float *p, const float *adapter,
 		if (!isfinite(bt->yf[i]))
 			return -EINVAL;
 	struct nn_weights w;
-	nn_weights(&w, lo, p, adapter, ws->scratch);
+	effective(&w, m, p, adapter, ws);
 	if (bf) {
 		memcpy(ws->a.x, bt->xf, sizeof(float) * (size_t)bf * L);
 		memset(ws->a.m, 0, sizeof(float) * (size_t)bf * L);

@@ -403,3 +403,38 @@ Test(model, fast_tanh_matches_libm)
 	cr_assert_eq(nn_tanh_for_test(100.0f), 1.0f);
 	cr_assert_eq(nn_tanh_for_test(-100.0f), -1.0f);
 }
+
+/* The workspace reuses merged adapter weights only for the same model and
+ * an adapter with equal contents. */
+Test(model, merged_adapter_cache_follows_contents_and_model)
+{
+	make(FC_BACKBONE_GRU, 2);
+	struct fc_config c;
+	char err[256];
+	small_config(&c, FC_BACKBONE_GRU);
+	struct fc_model *m2 = NULL;
+	struct fc_workspace *ws2 = NULL;
+	cr_assert_eq(fc_model_new(&c, 77, &m2, err, sizeof(err)), 0);
+	cr_assert_eq(fc_workspace_new(m2, 2, &ws2), 0);
+	size_t n = fc_adapter_len(m);
+	float *ad = buf(n), *x = buf(2 * 48), *y1 = buf(24), *y2 = buf(24),
+	      *y3 = buf(24);
+	fc_adapter_init(m, ad, 1);
+	for (size_t i = 0; i < n; i++)
+		ad[i] += 0.05f * (float)((int)(i % 5) - 2);
+	series(x, 2 * 48, 9);
+	cr_assert_eq(fc_forecast(m, ad, ws, x, 2, y1), 0);
+	ad[3] += 0.5f; /* an embedding LoRA weight, changed in place */
+	cr_assert_eq(fc_forecast(m, ad, ws, x, 2, y2), 0);
+	cr_assert_neq(memcmp(y1, y2, sizeof(float) * 24), 0);
+	ad[3] -= 0.5f;
+	cr_assert_eq(fc_forecast(m, ad, ws, x, 2, y2), 0);
+	cr_assert_eq(memcmp(y1, y2, sizeof(float) * 24), 0);
+	/* another model with the same config through the same workspace */
+	cr_assert_eq(fc_forecast(m2, ad, ws, x, 2, y2), 0);
+	cr_assert_eq(fc_forecast(m2, ad, ws2, x, 2, y3), 0);
+	cr_assert_eq(memcmp(y2, y3, sizeof(float) * 24), 0);
+	cr_assert_neq(memcmp(y1, y2, sizeof(float) * 24), 0);
+	fc_workspace_free(ws2);
+	fc_model_free(m2);
+}
