@@ -148,6 +148,7 @@ static int write_report(const char *path, const char *data,
 		      rep->train_windows));
 	json_object_set_new(o, "threads", json_integer(rep->threads));
 	json_object_set_new(o, "seconds", json_real(rep->seconds));
+	json_object_set_new(o, "cpu_seconds", json_real(rep->cpu_seconds));
 	json_object_set_new(o, "epochs_run", json_integer(rep->epochs_run));
 	json_object_set_new(o, "best_epoch", json_integer(rep->best_epoch));
 	json_object_set_new(
@@ -362,11 +363,11 @@ int dc_cmd_train(int argc, char **argv)
 			fc_evaluate(m, NULL, ws, d, FC_SPLIT_TEST, &tm, &ta);
 	}
 	fc_workspace_free(ws);
-	printf("%s: %s L=%d H=%d, %d epochs (best %d), %.1f s, %d "
-	       "thread%s; val mse %.4f mae %.4f; test mse %.4f mae %.4f\n",
+	printf("%s: %s L=%d H=%d, %d epochs (best %d), %.1f s (%.1f s CPU), "
+	       "%d thread%s; val mse %.4f mae %.4f; test mse %.4f mae %.4f\n",
 	       out, fc_backbone_name(mc.backbone), mc.lookback, mc.horizon,
-	       rep.epochs_run, rep.best_epoch, rep.seconds, rep.threads,
-	       rep.threads == 1 ? "" : "s", vm, va, tm, ta);
+	       rep.epochs_run, rep.best_epoch, rep.seconds, rep.cpu_seconds,
+	       rep.threads, rep.threads == 1 ? "" : "s", vm, va, tm, ta);
 	if (json &&
 	    write_report(json, data, d, &mc, &tc, &rep, fc_adapter_len(m),
 			 fc_model_param_count(m), vm, va, tm, ta) < 0) {

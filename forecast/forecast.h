@@ -359,8 +359,9 @@ struct fc_train_report {
 	int epochs_run, best_epoch;
 	int train_windows, val_windows; /* per channel */
 	int channels;
-	int threads; /* worker threads used (BLAS runs single-threaded) */
-	double seconds;
+	int threads;	/* worker threads used (BLAS runs single-threaded) */
+	double seconds; /* wall clock */
+	double cpu_seconds; /* CPU time of the process (all threads) */
 	float train_loss[FC_TRAIN_MAX_EPOCHS]; /* per epoch, mean */
 	float val_mse[FC_TRAIN_MAX_EPOCHS];    /* per epoch */
 	float best_val_mse;

@@ -44,6 +44,13 @@ static double now_sec(void)
 	return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
 }
 
+static double cpu_sec(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
 void fc_train_config_default(struct fc_train_config *t)
 {
 	memset(t, 0, sizeof(*t));
@@ -279,7 +286,7 @@ int fc_train(const struct fc_config *mc, const struct fc_train_config *tc,
 	long step_no = 0;
 	float best_val = INFINITY;
 	int bad = 0;
-	double t0 = now_sec();
+	double t0 = now_sec(), c0 = cpu_sec();
 	for (int ep = 1; ep <= tc->epochs; ep++) {
 		/* Fisher-Yates over all windows; the epoch uses a prefix */
 		for (size_t i = total - 1; i > 0; i--) {
@@ -379,6 +386,7 @@ int fc_train(const struct fc_config *mc, const struct fc_train_config *tc,
 	memcpy(m->params, best, sizeof(float) * np);
 	rep->best_val_mse = best_val;
 	rep->seconds = now_sec() - t0;
+	rep->cpu_seconds = cpu_sec() - c0;
 	*ret = m;
 	m = NULL;
 	r = 0;
