@@ -44,6 +44,8 @@ static void eval_usage(FILE *f)
 	    "                        persistence, seasonal_naive (default "
 	    "all)\n"
 	    "  --columns LIST|all    channels (default: all numeric)\n"
+	    "  --split test|val      replay the test split (default) or the\n"
+	    "                        validation split, to tune settings\n"
 	    "  --db FILE             also write the adapting arms' audit "
 	    "events\n"
 	    "                        and adapter versions to this SQLite "
@@ -252,9 +254,10 @@ static json_t *arm_json(int arm, const struct ttt_arm_result *r)
 	return o;
 }
 
-static int write_json(const char *path, const struct fc_dataset *d,
-		      const struct fc_config *mc, const struct ttt_params *p,
-		      const char *families, const struct ttt_arm_result *res)
+static int write_json(const char *path, enum fc_split split,
+		      const struct fc_dataset *d, const struct fc_config *mc,
+		      const struct ttt_params *p, const char *families,
+		      const struct ttt_arm_result *res)
 {
 	json_t *o = json_object(), *arms = json_object();
 	json_object_set_new(o, "dataset", json_string(d->name));
@@ -270,6 +273,9 @@ static int write_json(const char *path, const struct fc_dataset *d,
 		      fc_dataset_split_windows(d, FC_SPLIT_TEST, mc->lookback,
 					       mc->horizon),
 		      "channels", d->n_cols));
+	json_object_set_new(
+	    o, "replayed_split",
+	    json_string(split == FC_SPLIT_VAL ? "val" : "test"));
 	json_object_set_new(o, "season_period",
 			    json_integer(ttt_season_period(d->step_seconds)));
 	json_object_set_new(o, "ttt", params_json(p, families));
@@ -293,6 +299,7 @@ int dc_cmd_eval(int argc, char **argv)
 		O_COLUMNS,
 		O_CONFIG,
 		O_DB,
+		O_SPLIT,
 	};
 	static const struct option longopts[] = {
 	    {"model", required_argument, NULL, O_MODEL},
@@ -302,6 +309,7 @@ int dc_cmd_eval(int argc, char **argv)
 	    {"columns", required_argument, NULL, O_COLUMNS},
 	    {"config", required_argument, NULL, O_CONFIG},
 	    {"db", required_argument, NULL, O_DB},
+	    {"split", required_argument, NULL, O_SPLIT},
 	    {"set", required_argument, NULL, 's'},
 	    {"quiet", no_argument, NULL, 'q'},
 	    {"help", no_argument, NULL, 'h'},
@@ -312,6 +320,7 @@ int dc_cmd_eval(int argc, char **argv)
 	const char *columns = NULL, *db = NULL;
 	unsigned arms = (1u << TTT_ARM_COUNT) - 1;
 	int quiet = 0, c;
+	enum fc_split split = FC_SPLIT_TEST;
 	optind = 1;
 	while ((c = getopt_long(argc, argv, "s:qh", longopts, NULL)) != -1) {
 		switch (c) {
@@ -336,6 +345,17 @@ int dc_cmd_eval(int argc, char **argv)
 			break;
 		case O_DB:
 			db = optarg;
+			break;
+		case O_SPLIT:
+			if (!strcmp(optarg, "test")) {
+				split = FC_SPLIT_TEST;
+			} else if (!strcmp(optarg, "val")) {
+				split = FC_SPLIT_VAL;
+			} else {
+				fprintf(stderr, "driftcast eval: --split must "
+						"be test or val\n");
+				return DC_EXIT_USAGE;
+			}
 			break;
 		case 's':
 			if (dc_cfg_args_add_set(&ca, optarg) < 0)
@@ -409,8 +429,8 @@ int dc_cmd_eval(int argc, char **argv)
 	struct sigaction sa = {0}, old;
 	sa.sa_handler = on_sigint;
 	sigaction(SIGINT, &sa, &old);
-	rc = ttt_eval_run(m, d, &tp, arms, on_progress, on_tap, &ps, res, err,
-			  sizeof(err));
+	rc = ttt_eval_run(m, d, split, &tp, arms, on_progress, on_tap, &ps, res,
+			  err, sizeof(err));
 	if (ps.store) {
 		if (store_batch_commit(ps.store, ps.store_err,
 				       sizeof(ps.store_err)) < 0)
@@ -441,10 +461,10 @@ int dc_cmd_eval(int argc, char **argv)
 		return DC_EXIT_FAILURE;
 	}
 
-	printf("%s  L=%d H=%d %s  test windows %d x %d channels\n", d->name,
+	printf("%s  L=%d H=%d %s  %s windows %d x %d channels\n", d->name,
 	       mc->lookback, mc->horizon, fc_backbone_name(mc->backbone),
-	       fc_dataset_split_windows(d, FC_SPLIT_TEST, mc->lookback,
-					mc->horizon),
+	       split == FC_SPLIT_VAL ? "val" : "test",
+	       fc_dataset_split_windows(d, split, mc->lookback, mc->horizon),
 	       d->n_cols);
 	printf("%-15s %9s %9s %8s %8s %6s %6s %9s %8s\n", "arm", "mse", "mae",
 	       "accepted", "rejected", "rollbk", "resets", "adapt_ms",
@@ -467,7 +487,8 @@ int dc_cmd_eval(int argc, char **argv)
 			       "-", "-", "-", "-", res[a].seconds);
 	}
 	rc = DC_EXIT_OK;
-	if (json && write_json(json, d, mc, &tp, cfg.ttt.families, res) < 0) {
+	if (json &&
+	    write_json(json, split, d, mc, &tp, cfg.ttt.families, res) < 0) {
 		fprintf(stderr, "driftcast eval: cannot write %s\n", json);
 		rc = DC_EXIT_FAILURE;
 	}

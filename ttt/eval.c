@@ -11,6 +11,8 @@
  * window is scored before any update that could have used its data.
  * Windows whose horizon runs past the end of the file are not scored
  * (there are exactly fc_dataset_split_windows(TEST) scored per channel).
+ * The validation split can be replayed the same way, to choose settings
+ * without looking at the test split.
  *
  * The naive arms read the same rows directly: persistence repeats the
  * window's last value; seasonal naive the last period before the origin
@@ -87,13 +89,23 @@ static void finish(struct ttt_arm_result *res, const struct acc *a, int H,
 				 : 0.0;
 }
 
-static int run_naive(const struct fc_dataset *d, int arm, int L, int H,
-		     ttt_eval_progress_fn progress, void *user,
+/* Rows [start, end) of the split replayed. */
+static int split_rows(const struct fc_dataset *d, enum fc_split split, int L,
+		      int *ret_end)
+{
+	*ret_end = split == FC_SPLIT_TEST  ? d->n_rows
+		   : split == FC_SPLIT_VAL ? d->val_end
+					   : d->train_end;
+	return fc_dataset_split_start(d, split, L);
+}
+
+static int run_naive(const struct fc_dataset *d, enum fc_split split, int arm,
+		     int L, int H, ttt_eval_progress_fn progress, void *user,
 		     struct ttt_arm_result *res, char *errbuf,
 		     size_t errbuf_size)
 {
-	int n = d->n_rows, C = d->n_cols;
-	int start = fc_dataset_split_start(d, FC_SPLIT_TEST, L);
+	int n, C = d->n_cols;
+	int start = split_rows(d, split, L, &n);
 	int period = ttt_season_period(d->step_seconds);
 	float *col = malloc((size_t)n * sizeof(float));
 	float *y = malloc((size_t)H * sizeof(float));
@@ -137,7 +149,7 @@ static int run_naive(const struct fc_dataset *d, int arm, int L, int H,
 struct model_ctx {
 	struct acc *a;
 	const struct fc_dataset *d;
-	int c, r, H, arm;
+	int c, r, H, arm, end;
 	ttt_eval_tap_fn tap;
 	void *user;
 };
@@ -148,21 +160,21 @@ static void on_event(void *user, const struct ttt_event *ev)
 	/* The forecast of the window whose lookback ends at row r (the
 	 * engine's timestamp is the row index). */
 	if (ev->type == TTT_EV_FORECAST && ev->ts == x->r &&
-	    x->r + x->H <= x->d->n_rows - 1)
+	    x->r + x->H <= x->end - 1)
 		score(x->a, x->d, x->c, x->r, ev->forecast, x->H);
 	if (x->tap)
 		x->tap(x->user, x->arm, ev);
 }
 
 static int run_model(const struct fc_model *m, const struct fc_dataset *d,
-		     const struct ttt_params *p, int arm,
+		     enum fc_split split, const struct ttt_params *p, int arm,
 		     ttt_eval_progress_fn progress, ttt_eval_tap_fn tap,
 		     void *user, struct ttt_arm_result *res, char *errbuf,
 		     size_t errbuf_size)
 {
 	const struct fc_config *mc = fc_model_config(m);
-	int L = mc->lookback, H = mc->horizon, n = d->n_rows, C = d->n_cols;
-	int start = fc_dataset_split_start(d, FC_SPLIT_TEST, L);
+	int L = mc->lookback, H = mc->horizon, n, C = d->n_cols;
+	int start = split_rows(d, split, L, &n);
 	struct ttt_engine *e = NULL;
 	struct acc a = {0};
 	char **keys;
@@ -180,7 +192,14 @@ static int run_model(const struct fc_model *m, const struct fc_dataset *d,
 		}
 	}
 	struct model_ctx ctx = {
-	    .a = &a, .d = d, .H = H, .arm = arm, .tap = tap, .user = user};
+	    .a = &a,
+	    .d = d,
+	    .H = H,
+	    .arm = arm,
+	    .end = n,
+	    .tap = tap,
+	    .user = user,
+	};
 	rc = ttt_engine_new(m, p, on_event, &ctx, &e, errbuf, errbuf_size);
 	if (rc < 0)
 		goto out;
@@ -218,18 +237,19 @@ out:
 }
 
 int ttt_eval_run(const struct fc_model *m, const struct fc_dataset *d,
-		 const struct ttt_params *params, unsigned arm_mask,
-		 ttt_eval_progress_fn progress, ttt_eval_tap_fn tap, void *user,
+		 enum fc_split split, const struct ttt_params *params,
+		 unsigned arm_mask, ttt_eval_progress_fn progress,
+		 ttt_eval_tap_fn tap, void *user,
 		 struct ttt_arm_result *results, char *errbuf,
 		 size_t errbuf_size)
 {
 	const struct fc_config *mc = fc_model_config(m);
 	int L = mc->lookback, H = mc->horizon;
 	memset(results, 0, TTT_ARM_COUNT * sizeof(*results));
-	if (fc_dataset_split_windows(d, FC_SPLIT_TEST, L, H) <= 0) {
+	if (fc_dataset_split_windows(d, split, L, H) <= 0) {
 		snprintf(errbuf, errbuf_size,
-			 "%s: the test split has no window of L=%d, H=%d",
-			 d->name, L, H);
+			 "%s: the split has no window of L=%d, H=%d", d->name,
+			 L, H);
 		return -EINVAL;
 	}
 	for (int arm = 0; arm < TTT_ARM_COUNT; arm++) {
@@ -254,11 +274,12 @@ int ttt_eval_run(const struct fc_model *m, const struct fc_dataset *d,
 			break;
 		}
 		if (arm == TTT_ARM_PERSISTENCE || arm == TTT_ARM_SEASONAL)
-			rc = run_naive(d, arm, L, H, progress, user,
+			rc = run_naive(d, split, arm, L, H, progress, user,
 				       &results[arm], errbuf, errbuf_size);
 		else
-			rc = run_model(m, d, &p, arm, progress, tap, user,
-				       &results[arm], errbuf, errbuf_size);
+			rc =
+			    run_model(m, d, split, &p, arm, progress, tap, user,
+				      &results[arm], errbuf, errbuf_size);
 		if (rc < 0)
 			return rc;
 	}

@@ -274,7 +274,7 @@ struct ttt_arm_result {
 	double adapt_ms_mean; /* per adaptation */
 };
 
-struct fc_dataset;
+#include "forecast/forecast.h" /* struct fc_dataset, enum fc_split */
 
 /* Called every few hundred rows; return nonzero to cancel (-ECANCELED). */
 typedef int (*ttt_eval_progress_fn)(void *user, int arm, long done, long total);
@@ -285,7 +285,8 @@ typedef void (*ttt_eval_tap_fn)(void *user, int arm,
 				const struct ttt_event *ev);
 
 /*
- * Run the arms whose bits are set in arm_mask (1u << TTT_ARM_*) with
+ * Replay split (FC_SPLIT_TEST for EVAL.md; FC_SPLIT_VAL to tune settings)
+ * and run the arms whose bits are set in arm_mask (1u << TTT_ARM_*) with
  * params (recon: w_matured forced to 0; hybrid: params as given; frozen:
  * enabled = 0).  d must hold the scaled values the model was trained on.
  * progress and tap may be NULL; both get user.  results[TTT_ARM_COUNT]
@@ -293,8 +294,9 @@ typedef void (*ttt_eval_tap_fn)(void *user, int arm,
  * errbuf.
  */
 int ttt_eval_run(const struct fc_model *m, const struct fc_dataset *d,
-		 const struct ttt_params *params, unsigned arm_mask,
-		 ttt_eval_progress_fn progress, ttt_eval_tap_fn tap, void *user,
+		 enum fc_split split, const struct ttt_params *params,
+		 unsigned arm_mask, ttt_eval_progress_fn progress,
+		 ttt_eval_tap_fn tap, void *user,
 		 struct ttt_arm_result *results, char *errbuf,
 		 size_t errbuf_size);
 

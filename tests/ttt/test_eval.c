@@ -83,8 +83,9 @@ Test(eval, frozen_arm_matches_offline_evaluation_and_naive_brute_force)
 	cr_assert_eq(fc_workspace_new(m, 4, &ws), 0);
 	ttt_params_default(&p);
 	p.every = 5;
-	cr_assert_eq(ttt_eval_run(m, d, &p, (1u << TTT_ARM_COUNT) - 1, NULL,
-				  NULL, NULL, res, err, sizeof(err)),
+	cr_assert_eq(ttt_eval_run(m, d, FC_SPLIT_TEST, &p,
+				  (1u << TTT_ARM_COUNT) - 1, NULL, NULL, NULL,
+				  res, err, sizeof(err)),
 		     0, "%s", err);
 	int nw = fc_dataset_split_windows(d, FC_SPLIT_TEST, L, H);
 	cr_assert_gt(nw, 0);
