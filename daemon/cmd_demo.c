@@ -335,15 +335,17 @@ static void summary(struct demo *d, const struct fc_dataset *ds,
 	int n_series = 0;
 	for (int ch = 0; ch < ds->n_cols; ch++) {
 		char sql[512];
-		snprintf(sql, sizeof(sql),
-			 "SELECT avg(adapted_error) FROM realised_errors WHERE "
-			 "series = '%s/%s'",
-			 ds->name, ds->col_names[ch]);
+		snprintf(
+		    sql, sizeof(sql),
+		    "SELECT avg(e.adapted_error) FROM errors e JOIN series s "
+		    "ON s.id = e.series_id WHERE s.key = '%s/%s'",
+		    ds->name, ds->col_names[ch]);
 		double a = query_double(db, sql);
-		snprintf(sql, sizeof(sql),
-			 "SELECT avg(shadow_error) FROM realised_errors WHERE "
-			 "series = '%s/%s'",
-			 ds->name, ds->col_names[ch]);
+		snprintf(
+		    sql, sizeof(sql),
+		    "SELECT avg(e.shadow_error) FROM errors e JOIN series s "
+		    "ON s.id = e.series_id WHERE s.key = '%s/%s'",
+		    ds->name, ds->col_names[ch]);
 		double s = query_double(db, sql);
 		if (isnan(a) || isnan(s))
 			continue;
@@ -378,11 +380,12 @@ static void summary(struct demo *d, const struct fc_dataset *ds,
 	printf("  database: %s (%.0f adapter versions, %.0f audit events)\n",
 	       d->db_path, versions, audit);
 	printf("\n== try\n");
-	printf("  sqlite3 %s \"SELECT type, count(*) FROM audit GROUP BY "
-	       "type;\"\n",
+	printf("  sqlite3 -header -column %s \"SELECT event, count(*) FROM "
+	       "audit GROUP BY event;\"\n",
 	       d->db_path);
-	printf("  sqlite3 -header -column %s \"SELECT * FROM "
-	       "adaptation_effect LIMIT 10;\"\n",
+	printf("  sqlite3 -header -column %s \"SELECT series, version, "
+	       "error_before, error_after, n_after FROM v_adaptation_effect "
+	       "WHERE n_after > 0 LIMIT 10;\"\n",
 	       d->db_path);
 	printf("  build/driftcast versions --db %s --series %s/OT\n",
 	       d->db_path, ds->name);

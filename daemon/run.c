@@ -28,23 +28,21 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "forecast/forecast.h"
 #include "storage/storage.h"
 #include "ttt/ttt.h"
 
 #define MAX_OBS_PER_MESSAGE 1024
-#define MAX_PARTITIONS	    4096
-#define CONTROL_POLL_MS	    250
-#define STATUS_MS	    1000
+
+_Static_assert(DC_REASON_COUNT < 32,
+	       "dc_run_stats.dead_by_reason is too small");
+#define MAX_PARTITIONS	4096
+#define CONTROL_POLL_MS 250
+#define STATUS_MS	1000
 
 static volatile sig_atomic_t got_stop, got_reload;
-
-/* Metrics arrive with daemon/metrics.c. */
-static void dc_metrics_update(const struct dc_run_stats *st)
-{
-	(void)st;
-}
 
 static void on_stop_signal(int sig)
 {
@@ -133,6 +131,8 @@ struct run {
 	char model_name[128];
 
 	struct dc_obs *obs; /* [MAX_OBS_PER_MESSAGE] */
+	float *adapter;	    /* [fc_adapter_len] scratch for new series */
+	size_t adapter_len;
 
 	/* Per partition of the input topic: the next offset to apply
 	 * (-1: unknown) and the next offset of the open batch (-1: none). */
@@ -142,8 +142,18 @@ struct run {
 	size_t batch_messages;
 
 	struct outbox forecasts;
+	/* Kafka CreateTime (wall ms) of the batch's messages that produced a
+	 * forecast, for the end-to-end latency histogram. */
+	int64_t *lat_ts;
+	size_t n_lat, cap_lat;
 	struct dc_run_stats st;
+	struct dc_metrics *metrics;
 	bool degraded;
+
+	/* Values of the current message the engine refused (duplicate, late,
+	 * off-step): the message goes to the dead-letter topic too. */
+	char rejected[DC_PARSE_TEXT_MAX * 2];
+	int n_rejected;
 
 	struct log_ratelimit rl_dead, rl_store, rl_engine;
 	char err[1024];
@@ -241,6 +251,12 @@ static void on_engine_event(void *user, const struct ttt_event *ev)
 	case TTT_EV_RESET:
 		r->st.resets++;
 		break;
+	case TTT_EV_REJECTED_VALUE:
+		if (r->n_rejected++ == 0)
+			snprintf(r->rejected, sizeof(r->rejected),
+				 "rejected_value: %.200s: %s", ev->series,
+				 ev->reason ? ev->reason : "refused");
+		break;
 	default:
 		break;
 	}
@@ -249,6 +265,26 @@ static void on_engine_event(void *user, const struct ttt_event *ev)
 }
 
 /* ---- the batch ---------------------------------------------------------- */
+
+static void note_latency_origin(struct run *r, int64_t created_ms)
+{
+	if (r->n_lat == r->cap_lat) {
+		size_t cap = r->cap_lat ? r->cap_lat * 2 : 4096;
+		int64_t *p = realloc(r->lat_ts, cap * sizeof(*p));
+		if (!p)
+			return; /* a missing latency sample is harmless */
+		r->lat_ts = p;
+		r->cap_lat = cap;
+	}
+	r->lat_ts[r->n_lat++] = created_ms;
+}
+
+static int64_t wall_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
 
 static void degrade(struct run *r, bool on, const char *why)
 {
@@ -313,6 +349,14 @@ static int flush_batch(struct run *r, bool commit_kafka)
 	}
 	if (failed)
 		rc = -EIO;
+	int64_t now_wall = wall_ms();
+	for (size_t i = 0; i < r->n_lat; i++)
+		dc_metrics_observe_latency(
+		    r->metrics,
+		    now_wall > r->lat_ts[i]
+			? (uint64_t)(now_wall - r->lat_ts[i]) * 1000u
+			: 0);
+	r->n_lat = 0;
 
 	/* 4. Kafka offsets: only for what SQLite made durable */
 	if (durable && commit_kafka) {
@@ -370,12 +414,36 @@ static void hook_on_revoke(void *user,
 /* ---- messages ---------------------------------------------------------------
  */
 
+/* A series seen for the first time: its initial adapter is version 0,
+ * the root of its lineage (and a target for rollbacks). */
+static void record_init(struct run *r, const char *series, int64_t ts)
+{
+	uint64_t version = 0;
+	if (ttt_engine_series_adapter(r->engine, series, r->adapter,
+				      r->adapter_len, &version) < 0)
+		return;
+	struct store_event se = {
+	    .type = STORE_EV_INIT,
+	    .series = series,
+	    .ts = ts,
+	    .version_from = version,
+	    .version_to = version,
+	    .reason = "initial adapter (identity: forecasts equal the "
+		      "base model's)",
+	    .adapter = r->adapter,
+	    .adapter_len = r->adapter_len,
+	};
+	if (store_event_put(r->store, &se, r->err, sizeof(r->err)) < 0)
+		log_ratelimited(&r->rl_store, LOG_ERR, "storage: %s", r->err);
+}
+
 static void dead_letter(struct run *r, const rd_kafka_message_t *m,
 			const char *reason, int reason_class)
 {
 	r->st.deadlettered++;
-	if (reason_class >= 0 && reason_class < DC_REASON_COUNT)
-		r->st.dead_by_reason[reason_class]++;
+	if (reason_class >= 0 && reason_class <= DC_REASON_COUNT)
+		r->st
+		    .dead_by_reason[reason_class]++; /* COUNT: engine refused */
 	log_ratelimited(&r->rl_dead, LOG_WARNING,
 			"dead letter (partition %d offset %" PRId64 "): %s",
 			m->partition, m->offset, reason);
@@ -402,17 +470,39 @@ static void handle_message(struct run *r, const rd_kafka_message_t *m)
 		     MAX_OBS_PER_MESSAGE, &n, &perr) < 0) {
 		dead_letter(r, m, perr.text, perr.reason);
 	} else {
+		r->n_rejected = 0;
+		uint64_t forecasts_before = r->st.forecasts;
 		for (size_t i = 0; i < n; i++) {
 			struct dc_obs *o = &r->obs[i];
 			r->st.observations++;
-			int e =
-			    ttt_engine_observe(r->engine, o->series,
-					       o->ts_ns / 1000000000, o->value);
+			size_t known = ttt_engine_series_count(r->engine);
+			int64_t ts = o->ts_ns / 1000000000;
+			int e = ttt_engine_observe(r->engine, o->series, ts,
+						   (float)o->value);
+			if (e == 0 &&
+			    ttt_engine_series_count(r->engine) > known)
+				record_init(r, o->series, ts);
 			if (e < 0)
 				log_ratelimited(&r->rl_engine, LOG_WARNING,
 						"series %s: observation "
 						"refused: %s",
 						o->series, strerror(-e));
+		}
+		rd_kafka_timestamp_type_t tt;
+		int64_t created = rd_kafka_message_timestamp(m, &tt);
+		if (r->st.forecasts > forecasts_before && created > 0)
+			note_latency_origin(r, created);
+		if (r->n_rejected > 0) {
+			/* e.g. "rejected_value: s1: duplicate timestamp"; the
+			 * other values of the message were used. */
+			if (r->n_rejected > 1 && n > 1) {
+				size_t l = strlen(r->rejected);
+				snprintf(r->rejected + l,
+					 sizeof(r->rejected) - l,
+					 " (and %d more of %zu values)",
+					 r->n_rejected - 1, n);
+			}
+			dead_letter(r, m, r->rejected, DC_REASON_COUNT);
 		}
 	}
 	r->batch_next[p] = m->offset + 1;
@@ -434,9 +524,12 @@ static int restore_one(void *user, const struct store_restored *rs)
 			  rs->series, rs->version);
 		return 0;
 	}
-	int e = ttt_engine_restore_series(r->engine, rs->series, rs->adapter,
-					  rs->adapter_len, rs->version,
-					  rs->last_ts);
+	/* last_ts stays unknown: the engine infers a series' step from
+	 * consecutive timestamps, and the gap across a restart is not one;
+	 * replays are already excluded by the applied offsets. */
+	int e =
+	    ttt_engine_restore_series(r->engine, rs->series, rs->adapter,
+				      rs->adapter_len, rs->version, INT64_MIN);
 	if (e < 0)
 		log_error("series %s: cannot restore version %" PRIu64 ": %s",
 			  rs->series, rs->version, strerror(-e));
@@ -551,7 +644,7 @@ static void publish_status(struct run *r)
 	r->st.lag = dc_kafka_lag(r->kafka);
 	r->st.series = ttt_engine_series_count(r->engine);
 	r->st.assigned = dc_kafka_assigned_count(r->kafka);
-	dc_metrics_update(&r->st);
+	dc_metrics_publish(r->metrics, &r->st);
 	notify_status(dc_now_monotonic_usec(), false,
 		      "%d partitions, %zu series, lag %" PRId64 ", %" PRIu64
 		      " adaptations accepted, %" PRIu64 " rejected, %" PRIu64
@@ -653,10 +746,23 @@ int dc_run(const struct dc_run_options *opts, struct dc_run_stats *ret_stats)
 	};
 	r->parser = dc_parser_new(&po);
 	r->obs = calloc(MAX_OBS_PER_MESSAGE, sizeof(*r->obs));
-	if (!r->parser || !r->obs) {
+	r->adapter_len = fc_adapter_len(r->model);
+	r->adapter = calloc(r->adapter_len, sizeof(float));
+	if (!r->parser || !r->obs || !r->adapter) {
 		log_error("out of memory");
 		goto out;
 	}
+
+	r->metrics = dc_metrics_new();
+	if (!r->metrics || dc_metrics_listen(r->metrics, r->cfg.metrics.listen,
+					     r->err, sizeof(r->err)) < 0) {
+		log_error("metrics on %s: %s", r->cfg.metrics.listen, r->err);
+		rc = DC_EXIT_USAGE;
+		goto out;
+	}
+	if (dc_metrics_port(r->metrics) > 0)
+		log_info("metrics on http://%s/metrics (port %d)",
+			 r->cfg.metrics.listen, dc_metrics_port(r->metrics));
 
 	struct dc_kafka_hooks hooks = {
 	    .user = r,
@@ -729,9 +835,12 @@ out:
 	if (ret_stats)
 		*ret_stats = r->st;
 	dc_kafka_free(r->kafka); /* leaves the group */
+	dc_metrics_free(r->metrics);
 	dc_parser_free(r->parser);
 	free(r->obs);
+	free(r->adapter);
 	outbox_free(&r->forecasts);
+	free(r->lat_ts);
 	ttt_engine_free(r->engine);
 	store_free(r->store);
 	fc_model_free(r->model);

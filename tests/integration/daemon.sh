@@ -1,0 +1,380 @@
+#!/usr/bin/env bash
+# Integration test of `driftcast run` against a real Kafka protocol peer
+# (driftcast-mockbroker: librdkafka's mock cluster over TCP), with kcat as
+# the external client that produces the input and consumes the forecasts
+# and dead-letter topics.  Output: TAP.
+#
+# Covers: READY/WATCHDOG/RELOADING/STOPPING through a NOTIFY_SOCKET we
+# listen on; good messages -> forecasts; a catalogue of malformed messages
+# -> the dead-letter topic with reasons while good messages keep flowing;
+# metrics; SIGHUP reload; an operator rollback from another process applied
+# by the running daemon; injected request errors and a broker down/up;
+# SIGTERM drains and exits 0; restart with the same group without duplicate
+# versions; kill -9 at random points, then integrity, lineage and offsets.
+#
+# Needs: DRIFTCAST, MOCKBROKER (set by meson), kcat, python3, sqlite3.
+set -u
+
+BIN=${DRIFTCAST:?DRIFTCAST must name the driftcast binary}
+MB=${MOCKBROKER:?MOCKBROKER must name driftcast-mockbroker}
+HERE=$(cd "$(dirname "$0")" && pwd)
+WORK=$(mktemp -d /tmp/dc-int-XXXXXX)
+L=32
+H=8
+SERIES="s1 s2 s3 s4"
+T0=1700000000 # epoch seconds; hourly steps
+
+n=0
+failed=0
+pids=()
+ok() {
+    n=$((n + 1))
+    echo "ok $n - $*"
+}
+not_ok() {
+    n=$((n + 1))
+    failed=$((failed + 1))
+    echo "not ok $n - $*"
+}
+check() {
+    local desc=$1
+    shift
+    if "$@"; then ok "$desc"; else not_ok "$desc"; fi
+}
+diag() { echo "# $*"; }
+bail() {
+    echo "Bail out! $*"
+    diag "daemon log tail:"
+    tail -n 30 "$WORK/daemon.log" 2>/dev/null | sed 's/^/#   /'
+    exit 1
+}
+cleanup() {
+    for p in "${pids[@]}"; do kill -9 "$p" 2>/dev/null; done
+    wait 2>/dev/null
+    if [ "$failed" -eq 0 ]; then rm -rf "$WORK"; else diag "kept $WORK"; fi
+}
+trap cleanup EXIT
+
+# wait_for SECONDS COMMAND...: poll until the command succeeds
+wait_for() {
+    local t=$1
+    shift
+    local end=$((SECONDS + t))
+    while [ $SECONDS -lt $end ]; do
+        "$@" && return 0
+        sleep 0.2
+    done
+    return 1
+}
+
+# ---- fixtures ------------------------------------------------------------
+
+# A small hourly CSV: two channels of daily cycles plus noise.
+awk -v t0=$T0 'BEGIN {
+    srand(7); print "date,a,b";
+    for (i = 0; i < 2400; i++) {
+        t = t0 - 2400 * 3600 + i * 3600;
+        printf "%s,%.4f,%.4f\n", strftime("%Y-%m-%d %H:%M:%S", t, 1),
+            10 + 3 * sin(i * 2 * 3.14159 / 24) + rand(),
+            5 + 2 * cos(i * 2 * 3.14159 / 24) + rand();
+    }
+}' > "$WORK/train.csv"
+"$BIN" train --data "$WORK/train.csv" --out "$WORK/model.dcm" --lookback $L \
+    --horizon $H --epochs 2 --set model.width=16 --set model.layers=1 \
+    --quiet > "$WORK/train.log" 2>&1 || bail "driftcast train failed: $(tail -3 "$WORK/train.log" | tr "\n" " ")"
+
+"$MB" -t measurements:4 -t forecasts:4 -t deadletter:1 \
+    -f "$WORK/bootstraps" -c "$WORK/control" > "$WORK/mb.log" 2>&1 &
+pids+=($!)
+wait_for 10 test -s "$WORK/bootstraps" || bail "mock broker did not start"
+BS=$(cat "$WORK/bootstraps")
+diag "mock cluster at $BS"
+mbctl() { echo "$*" > "$WORK/control"; }
+
+metrics_port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+write_conf() {
+    cat > "$WORK/driftcast.conf" <<EOF
+[kafka]
+brokers = $BS
+group = it-group
+input_topic = measurements
+output_topic = forecasts
+deadletter_topic = deadletter
+session_timeout_ms = 6000
+max_message_bytes = 65536
+max_poll_records = 500
+
+[storage]
+path = $WORK/driftcast.db
+
+[model]
+path = $WORK/model.dcm
+lookback = $L
+horizon = $H
+
+[ttt]
+every = 8
+
+[log]
+level = ${1:-info}
+
+[metrics]
+listen = 127.0.0.1:$metrics_port
+EOF
+}
+write_conf info
+check "config check accepts the test configuration" \
+    "$BIN" config check "$WORK/driftcast.conf" > /dev/null
+
+python3 "$HERE/notify_listen.py" "$WORK/notify.sock" "$WORK/notify.log" &
+pids+=($!)
+wait_for 5 grep -q LISTENING "$WORK/notify.log" 2>/dev/null || bail "notify listener"
+
+daemon_pid=
+start_daemon() {
+    NOTIFY_SOCKET="$WORK/notify.sock" WATCHDOG_USEC=1000000 \
+        "$BIN" run --config "$WORK/driftcast.conf" >> "$WORK/daemon.log" 2>&1 &
+    daemon_pid=$!
+    pids+=($daemon_pid)
+}
+
+# produce_steps FROM TO: hourly values of every series, keyed by series
+produce_steps() {
+    local from=$1 to=$2
+    for s in $SERIES; do
+        awk -v s=$s -v from=$from -v to=$to -v t0=$T0 'BEGIN {
+            for (i = from; i < to; i++)
+                printf "%s:{\"series\":\"%s\",\"ts\":%d,\"value\":%.4f}\n",
+                    s, s, t0 + i * 3600, 10 + 3 * sin(i * 2 * 3.14159 / 24)
+        }'
+    done | kcat -P -b "$BS" -t measurements -K:
+}
+
+count_topic() { # count_topic TOPIC
+    kcat -C -b "$BS" -t "$1" -o beginning -e -q -f '%o\n' 2>/dev/null | wc -l
+}
+
+notified() { grep -q "$1" "$WORK/notify.log"; }
+readies() { grep -c '^READY=1$' "$WORK/notify.log"; }
+ready_more_than() { test "$(readies)" -gt "$1"; }
+topic_ge() { test "$(count_topic "$1")" -ge "$2"; } # re-counted on every poll
+
+# ---- start, READY -----------------------------------------------------------
+
+start_daemon
+wait_for 30 notified 'READY=1' || bail "no READY=1"
+ok "READY=1 after the database, the model and the subscription"
+
+# ---- good messages -> forecasts ------------------------------------------------
+
+produce_steps 0 60
+expected=$(( 4 * (60 - L + 1) ))
+wait_for 60 topic_ge forecasts $expected
+got=$(count_topic forecasts)
+check "forecasts for every full lookback ($got of $expected)" test "$got" -eq $expected
+
+kcat -C -b "$BS" -t forecasts -o beginning -e -q -f '%s\n' > "$WORK/forecasts.json" 2>/dev/null
+check "forecast messages are JSON with series, origin, model, adapter_version and $H values" \
+    python3 - "$WORK/forecasts.json" $H <<'EOF'
+import json, sys
+n = 0
+for line in open(sys.argv[1]):
+    f = json.loads(line)
+    assert f["series"] in ("s1", "s2", "s3", "s4"), f
+    assert isinstance(f["origin"], int)
+    assert "model" in f and isinstance(f["adapter_version"], int)
+    assert len(f["horizon"]) == int(sys.argv[2])
+    assert all(isinstance(v, (int, float)) for v in f["horizon"])
+    n += 1
+assert n > 0
+EOF
+
+# ---- the malformed catalogue -------------------------------------------------------
+
+cat_dir="$WORK/bad"
+mkdir -p "$cat_dir"
+i=0
+bad() { # bad KEY PAYLOAD: one message per file (kcat sends a file as one message)
+    i=$((i + 1))
+    printf '%s' "$2" > "$cat_dir/$i.msg"
+    echo "$1" > "$cat_dir/$i.key"
+}
+ts=$((T0 + 3600 * 60))
+bad - '{'
+bad - 'not json at all'
+bad - '[]'
+bad - '{"series":"s1","ts":'$ts'}'
+bad - '{"series":"s1","value":1}'
+bad - '{"ts":'$ts',"value":1}'
+bad - '{"series":"s1","ts":"yesterday","value":1}'
+bad - '{"series":"s1","ts":'$ts',"value":"12"}'
+bad - '{"series":"s1","ts":'$ts',"value":NaN}'
+bad - '{"series":"s1","ts":'$ts',"value":Infinity}'
+bad - '{"series":"s1","ts":'$ts',"value":1e308}'
+bad - '{"series":"s1","ts":'$ts',"value":1e999}'
+bad - '{"series":"","ts":'$ts',"value":1}'
+bad - '{"series":"s1","ts":'$ts',"value":1,"value":2}'
+bad - '{"series":"s1","ts":-5,"value":1}'
+bad - '{"series":"s1","ts":99999999999999999999,"value":1}'
+bad - '{"series":"s1","ts":"2023-13-45T99:00:00Z","value":1}'
+bad - '{"series":"s1","ts":'$ts',"values":{}}'
+bad - '{"series":"s1","ts":'$ts',"values":{"a":"x"}}'
+bad - '{"series":"s1","ts":'$ts',"value":null}'
+bad - '{"series":"s1","ts":'$ts',"value":true}'
+bad - '{"series":"s1","ts":'$ts',"value":[1,2]}'
+bad - '{"series":{"n":1},"ts":'$ts',"value":1}'
+bad - "$(printf '{"series":"s\xff\xfe","ts":%d,"value":1}' $ts)"
+bad - '{"series":"a\u0001b","ts":'$ts',"value":1}'
+bad - "$(head -c 70000 /dev/zero | tr '\0' ' '){}"
+bad other '{"series":"s1","ts":'$ts',"value":1}'
+bad - "{\"series\":\"$(head -c 300 /dev/zero | tr '\0' x)\",\"ts\":$ts,\"value\":1}"
+bad - '{"series":"s1","ts":'$ts',"value":1} trailing'
+bad - '{"series":"s1","ts":1700000000.5.5,"value":1}'
+bad - "$(head -c 5000 /dev/zero | tr '\0' '[')"
+bad - 'cpu,host=a usage=1 1700000000000000000'
+bad - ' '
+# already seen timestamps and a late one: the engine refuses them
+bad s2 '{"series":"s2","ts":'$((T0 + 3600 * 10))',"value":1}'
+bad s3 '{"series":"s3","ts":'$((T0 + 3600 * 59))',"value":1}'
+n_bad=$i
+for f in $(ls "$cat_dir"/*.msg | sort -V); do
+    key=$(cat "${f%.msg}.key")
+    if [ "$key" = - ]; then
+        kcat -P -b "$BS" -t measurements "$f"
+    else
+        kcat -P -b "$BS" -t measurements -k "$key" "$f"
+    fi
+done
+# good messages keep flowing behind them
+produce_steps 60 70
+wait_for 60 topic_ge deadletter $n_bad
+got=$(count_topic deadletter)
+check "all $n_bad malformed messages are dead-lettered (got $got)" test "$got" -eq $n_bad
+kcat -C -b "$BS" -t deadletter -o beginning -e -q -f '%h\n' > "$WORK/dead.hdr" 2>/dev/null
+check "every dead letter carries a driftcast-reason header" \
+    test "$(grep -c '^driftcast-reason=.\+' "$WORK/dead.hdr")" -eq $n_bad
+diag "dead-letter reasons: $(sed 's/^driftcast-reason=//; s/:.*//' "$WORK/dead.hdr" | sort | uniq -c | tr -s ' ' | tr '\n' ';')"
+check "duplicate and late timestamps are dead-lettered by the engine" \
+    test "$(grep -c 'rejected_value' "$WORK/dead.hdr")" -eq 2
+kcat -C -b "$BS" -t deadletter -o beginning -e -q -f '%s\n' > "$WORK/dead.payloads" 2>/dev/null
+check "dead letters keep the payload unchanged" grep -qF '{"series":"s1","ts":'$ts',"value":1} trailing' "$WORK/dead.payloads"
+expected=$(( 4 * (70 - L + 1) ))
+wait_for 30 topic_ge forecasts $expected
+check "good messages kept flowing between the bad ones" test "$(count_topic forecasts)" -eq $expected
+
+# ---- metrics ---------------------------------------------------------------------------
+
+python3 - "$metrics_port" > "$WORK/metrics.txt" 2>&1 <<'EOF'
+import sys, urllib.request
+print(urllib.request.urlopen(f"http://127.0.0.1:{sys.argv[1]}/metrics", timeout=5).read().decode())
+EOF
+check "metrics: Prometheus text with messages, dead letters, forecasts and latency" \
+    grep -q 'driftcast_forecasts_total' "$WORK/metrics.txt"
+check "metrics: dead letters counted" grep -Eq 'driftcast_deadletter(ed)?_total.* [1-9]' "$WORK/metrics.txt"
+
+# ---- watchdog, reload ---------------------------------------------------------------------
+
+check "WATCHDOG=1 pings from the main loop" wait_for 5 notified 'WATCHDOG=1'
+write_conf debug
+kill -HUP "$daemon_pid"
+check "SIGHUP: RELOADING=1 with MONOTONIC_USEC" wait_for 10 notified 'RELOADING=1|MONOTONIC_USEC='
+check "SIGHUP: READY=1 again after the reload" wait_for 10 grep -q 'configuration reloaded' "$WORK/daemon.log"
+
+# ---- operator rollback from another process ---------------------------------------------
+
+versions=$("$BIN" versions --db "$WORK/driftcast.db" --series s1 --format csv 2>/dev/null | tail -n +2 | wc -l)
+if [ "$versions" -ge 1 ]; then
+    t_start=$(date +%s.%N)
+    "$BIN" rollback --db "$WORK/driftcast.db" --series s1 --to-version 0 \
+        --reason "integration test" > "$WORK/rollback.out" 2>&1
+    rc=$?
+    t_end=$(date +%s.%N)
+    check "driftcast rollback against a running daemon exits 0" test $rc -eq 0
+    check "the daemon applied the rollback (via the control table)" \
+        grep -qi 'daemon' "$WORK/rollback.out"
+    check "applied within one second" python3 -c "import sys; sys.exit(0 if $t_end - $t_start <= 1.0 else 1)"
+    check "the running daemon logged the operator rollback" \
+        wait_for 5 grep -q 'operator rollback: s1' "$WORK/daemon.log"
+else
+    not_ok "series s1 has adapter versions to roll back to (has $versions)"
+fi
+
+# ---- injected request errors, broker down and up ---------------------------------------
+
+mbctl "error Produce 3 NOT_LEADER_FOR_PARTITION REQUEST_TIMED_OUT"
+mbctl "error Fetch 3 NOT_LEADER_FOR_PARTITION"
+produce_steps 70 75
+before=$(count_topic forecasts)
+mbctl "down -1"
+sleep 3
+mbctl "up -1"
+produce_steps 75 80
+expected=$(( 4 * (80 - L + 1) ))
+wait_for 60 topic_ge forecasts $expected
+check "after request errors and a broker outage every forecast arrives ($(count_topic forecasts)/$expected)" \
+    test "$(count_topic forecasts)" -ge $expected
+check "the daemon survived the outage" kill -0 "$daemon_pid"
+
+# ---- SIGTERM drains and exits 0 ---------------------------------------------------------------
+
+kill -TERM "$daemon_pid"
+wait "$daemon_pid"
+rc=$?
+check "SIGTERM: exit status 0" test $rc -eq 0
+check "SIGTERM: STOPPING=1" notified 'STOPPING=1'
+
+# A replayed message would adapt again at the same series time: a second
+# ttt/drift version (or adaptation audit row) with the same ts.
+dups() {
+    sqlite3 "$WORK/driftcast.db" "SELECT (SELECT count(*) FROM (SELECT 1 FROM versions WHERE reason IN ('ttt', 'drift') GROUP BY series_id, ts HAVING count(*) > 1)) + (SELECT count(*) FROM (SELECT 1 FROM audit WHERE event IN ('adapt_accepted', 'adapt_rejected') GROUP BY series_id, ts HAVING count(*) > 1));"
+}
+check "no duplicate versions after the first run" test "$(dups)" = 0
+
+# ---- restart with the same group ----------------------------------------------------------------
+
+v_before=$(sqlite3 "$WORK/driftcast.db" "SELECT count(*) FROM versions;")
+r0=$(readies)
+start_daemon
+wait_for 30 ready_more_than "$r0" || bail "no READY=1 after restart"
+produce_steps 80 $((80 + L + 10))
+expected=$(( 4 * (80 - L + 1) + 4 * 11 ))
+wait_for 60 topic_ge forecasts $expected
+check "restart: forecasts resume once the lookback has refilled" \
+    test "$(count_topic forecasts)" -ge $expected
+kill -TERM "$daemon_pid"
+wait "$daemon_pid"
+check "restart: no duplicate versions" test "$(dups)" = 0
+check "restart: versions only grew" test "$(sqlite3 "$WORK/driftcast.db" 'SELECT count(*) FROM versions;')" -ge "$v_before"
+
+# ---- kill -9 at random points ---------------------------------------------------------------------
+
+step=$((80 + L + 10))
+for k in 1 2 3 4 5; do
+    start_daemon
+    produce_steps $step $((step + 15))
+    step=$((step + 15))
+    sleep "0.$((RANDOM % 9 + 1))"
+    kill -9 "$daemon_pid" 2>/dev/null
+    wait "$daemon_pid" 2>/dev/null
+done
+r0=$(readies)
+start_daemon
+wait_for 30 ready_more_than "$r0" || bail "no READY=1 after the crashes"
+# everything consumed: the applied offsets reach the end of every partition
+ends=$(kcat -C -b "$BS" -t measurements -o beginning -e -q -f '%p %o\n' 2>/dev/null |
+    awk '{ if ($2 + 1 > e[$1]) e[$1] = $2 + 1 } END { for (p in e) print p, e[p] }' | sort)
+applied_at_end() { test "$(applied)" = "$ends"; }
+applied() {
+    sqlite3 "$WORK/driftcast.db" "SELECT partition, next_offset FROM kafka_offsets WHERE topic = 'measurements' ORDER BY partition;" | tr '|' ' '
+}
+check "kill -9: every message applied after restart (offsets at the end of every partition)" \
+    wait_for 60 applied_at_end
+kill -TERM "$daemon_pid"
+wait "$daemon_pid"
+check "kill -9: integrity_check ok" test "$(sqlite3 "$WORK/driftcast.db" 'PRAGMA integrity_check;')" = ok
+check "kill -9: no duplicate versions" test "$(dups)" = 0
+check "kill -9: every version's parent exists (lineage intact)" test "$(sqlite3 "$WORK/driftcast.db" \
+    "SELECT count(*) FROM versions v WHERE v.parent_id IS NOT NULL AND v.parent_id != 0 AND NOT EXISTS (SELECT 1 FROM versions p WHERE p.id = v.parent_id);")" = 0
+
+echo "1..$n"
+[ "$failed" -eq 0 ]
