@@ -965,3 +965,34 @@ Test(storage, sqlite3_shell_reads_while_a_batch_is_open)
 	store_free(s);
 	su_rmdir(dir);
 }
+
+Test(storage, another_writer_between_batches_is_seen)
+{
+	char dir[64], path[128], err[512];
+	su_tmpdb(dir, sizeof(dir), path, sizeof(path));
+	struct store *a = su_open(path, NULL);
+	cr_assert_eq(su_version(a, "x", STORE_EV_INIT, 0, 0, 1, 0.0f), 0);
+	cr_assert_eq(su_version(a, "x", STORE_EV_ADAPT_ACCEPTED, 0, 1, 2, 1.0f),
+		     0);
+	su_commit(a);
+	/* another connection rolls x back to 0 (as version 2) */
+	struct store *b = su_open(path, NULL);
+	struct store_rollback_result res;
+	struct store_rollback_target t = {.number = 0};
+	cr_assert_eq(store_rollback(b, "x", &t, "op", &res, err, sizeof(err)),
+		     0, "%s", err);
+	cr_assert_eq(res.new_version, 2);
+	store_free(b);
+	/* a's next version hangs under the rollback, not under its own last
+	 * version (its cached series row is stale) */
+	cr_assert_eq(su_version(a, "x", STORE_EV_ADAPT_ACCEPTED, 2, 3, 3, 3.0f),
+		     0);
+	su_commit(a);
+	store_free(a);
+	sqlite3 *db = su_raw(path);
+	cr_assert_eq(su_int(db, "SELECT parent FROM v_versions WHERE series = "
+				"'x' AND version = 3"),
+		     2);
+	sqlite3_close(db);
+	su_rmdir(dir);
+}
