@@ -266,7 +266,7 @@ static const struct option options[] = {
 	"has arrived); 0 = reconstruction only."),
     DBL("ttt.w_anchor", ttt.w_anchor, 0, 1000, "0.01", OPT_RELOAD,
 	"Weight of the squared distance of the adapter to its anchor."),
-    DBL("ttt.lr", ttt.lr, 0, 1, "0.0003", OPT_RELOAD,
+    DBL("ttt.lr", ttt.lr, 0, 1, "0.003", OPT_RELOAD,
 	"Adam learning rate of the adapter steps."),
     INT("ttt.steps", ttt.steps, 0, 100, "1", OPT_RELOAD,
 	"Optimizer steps per adaptation (0 disables adaptation)."),
@@ -275,7 +275,7 @@ static const struct option options[] = {
     DBL("ttt.max_update", ttt.max_update, 1e-6, 1e6, "0.5", OPT_RELOAD,
 	"Largest L2 norm one adaptation may move the adapter (a poisoning "
 	"defence); larger updates are scaled down."),
-    STR("ttt.families", ttt.families, "enc,norm,calib", 0, check_families,
+    STR("ttt.families", ttt.families, "calib", 0, check_families,
 	"Adapter families that adapt: comma list of enc (LoRA on embedding "
 	"and backbone), norm (normalisation affines), head (LoRA on the "
 	"forecast head), calib (output calibration)."),

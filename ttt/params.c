@@ -20,11 +20,11 @@ void ttt_params_default(struct ttt_params *p)
 	p->w_recon = 1.0f;
 	p->w_matured = 1.0f;
 	p->w_anchor = 0.01f;
-	p->lr = 3e-4f;
+	p->lr = 3e-3f;
 	p->steps = 1;
 	p->clip = 1.0f;
 	p->max_update = 0.5f;
-	p->families = FC_ADAPT_ENC | FC_ADAPT_NORM | FC_ADAPT_CALIB;
+	p->families = FC_ADAPT_CALIB;
 	p->recon_windows = 4;
 	p->step_windows = 4;
 	p->guard_windows = 2;
