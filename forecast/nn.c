@@ -396,6 +396,90 @@ void NN(gru_backward)(fc_real *dinp, fc_real *dwih, fc_real *dbih,
 	NN(linear_backward)(dinp, dwih, dbih, dgi, inp, wih, B * T, C, G);
 }
 
+int NN(instnorm_forward)(fc_real *xn, fc_real *mu, fc_real *sd,
+			 const fc_real *x, int B, int L)
+{
+	for (int b = 0; b < B; b++) {
+		const fc_real *xb = x + (size_t)b * L;
+		fc_real *o = xn + (size_t)b * L;
+		double m = 0, var = 0; /* double: long windows, large offsets */
+		for (int t = 0; t < L; t++)
+			m += (double)xb[t];
+		m /= L;
+		for (int t = 0; t < L; t++)
+			var += ((double)xb[t] - m) * ((double)xb[t] - m);
+		var /= L;
+		if (!isfinite(m) || !isfinite(var))
+			return -EINVAL;
+		fc_real s = (fc_real)sqrt(var + NN_IN_EPS);
+		mu[b] = (fc_real)m;
+		sd[b] = s;
+		for (int t = 0; t < L; t++)
+			o[t] = (xb[t] - mu[b]) / s;
+	}
+	return 0;
+}
+
+void NN(instnorm_backward)(fc_real *dx, const fc_real *dxn, const fc_real *dmu,
+			   const fc_real *dsd, const fc_real *x,
+			   const fc_real *xn, const fc_real *mu,
+			   const fc_real *sd, int B, int L)
+{
+	for (int b = 0; b < B; b++) {
+		const fc_real *d = dxn + (size_t)b * L, *n = xn + (size_t)b * L;
+		const fc_real *xb = x + (size_t)b * L;
+		fc_real mean_d = 0, mean_dn = 0;
+		for (int t = 0; t < L; t++) {
+			mean_d += d[t];
+			mean_dn += d[t] * n[t];
+		}
+		mean_d /= (fc_real)L;
+		mean_dn /= (fc_real)L;
+		fc_real gmu = dmu ? dmu[b] / (fc_real)L : R_(0.0);
+		fc_real gsd = dsd ? dsd[b] / ((fc_real)L * sd[b]) : R_(0.0);
+		for (int t = 0; t < L; t++)
+			dx[(size_t)b * L + t] +=
+			    (d[t] - mean_d - n[t] * mean_dn) / sd[b] + gmu +
+			    gsd * (xb[t] - mu[b]);
+	}
+}
+
+void NN(patch_forward)(fc_real *tok, const fc_real *xn, const fc_real *m, int B,
+		       int L, int N, int P, int S)
+{
+	for (int b = 0; b < B; b++) {
+		const fc_real *xb = xn + (size_t)b * L, *mb = m + (size_t)b * L;
+		fc_real *tk = tok + (size_t)b * N * 2 * P;
+		for (int n = 0; n < N; n++)
+			for (int p = 0; p < P; p++) {
+				int t = n * S + p;
+				if (t > L - 1)
+					t = L - 1; /* end padding */
+				tk[(size_t)n * 2 * P + p] =
+				    xb[t] * (R_(1.0) - mb[t]);
+				tk[(size_t)n * 2 * P + P + p] = mb[t];
+			}
+	}
+}
+
+void NN(patch_backward)(fc_real *dxn, const fc_real *dtok, const fc_real *m,
+			int B, int L, int N, int P, int S)
+{
+	for (int b = 0; b < B; b++) {
+		const fc_real *mb = m + (size_t)b * L;
+		const fc_real *dt = dtok + (size_t)b * N * 2 * P;
+		for (int n = 0; n < N; n++)
+			for (int p = 0; p < P; p++) {
+				int t = n * S + p;
+				if (t > L - 1)
+					t = L - 1;
+				dxn[(size_t)b * L + t] +=
+				    dt[(size_t)n * 2 * P + p] *
+				    (R_(1.0) - mb[t]);
+			}
+	}
+}
+
 /* ---- layout -------------------------------------------------------------- */
 
 static const char *const tensor_names[T_COUNT] = {
@@ -758,35 +842,9 @@ int NN(forward)(const struct nn_layout *lo, const struct nn_weights *w,
 	int S = lo->S, H = lo->H;
 	int RN = R * N;
 	/* instance normalisation, masking, patching */
-	for (int b = 0; b < R; b++) {
-		const fc_real *x = a->x + (size_t)b * L;
-		const fc_real *m = a->m + (size_t)b * L;
-		fc_real *xn = a->xn + (size_t)b * L;
-		double mu = 0, var = 0;
-		for (int t = 0; t < L; t++)
-			mu += (double)x[t];
-		mu /= L;
-		for (int t = 0; t < L; t++)
-			var += ((double)x[t] - mu) * ((double)x[t] - mu);
-		var /= L;
-		if (!isfinite(mu) || !isfinite(var))
-			return -EINVAL;
-		fc_real sd = (fc_real)sqrt(var + NN_IN_EPS);
-		a->mu[b] = (fc_real)mu;
-		a->sd[b] = sd;
-		for (int t = 0; t < L; t++)
-			xn[t] = (x[t] - (fc_real)mu) / sd;
-		fc_real *tk = a->tok + (size_t)b * N * 2 * P;
-		for (int n = 0; n < N; n++)
-			for (int p = 0; p < P; p++) {
-				int t = n * S + p;
-				if (t > L - 1)
-					t = L - 1; /* end padding */
-				tk[(size_t)n * 2 * P + p] =
-				    xn[t] * (R_(1.0) - m[t]);
-				tk[(size_t)n * 2 * P + P + p] = m[t];
-			}
-	}
+	if (NN(instnorm_forward)(a->xn, a->mu, a->sd, a->x, R, L) < 0)
+		return -EINVAL;
+	NN(patch_forward)(a->tok, a->xn, a->m, R, L, N, P, S);
 	NN(linear_forward)
 	(a->emb, a->tok, W(T_EMB_W, 0), W(T_EMB_B, 0), RN, 2 * P, D);
 	if (!lo->gru)

@@ -198,6 +198,23 @@ void NN(backward)(const struct nn_layout *lo, const struct nn_weights *w,
 
 /* ---- layers (exported for the gradient checks) ------------------------ */
 
+/* Instance normalisation: xn [B, L], mu, sd [B] from x [B, L]; -EINVAL on
+ * a non-finite window.  Backward takes dL/dxn and, from the
+ * de-normalisation y * sd + mu, dL/dmu and dL/dsd (either may be NULL). */
+int NN(instnorm_forward)(fc_real *xn, fc_real *mu, fc_real *sd,
+			 const fc_real *x, int B, int L);
+void NN(instnorm_backward)(fc_real *dx, const fc_real *dxn, const fc_real *dmu,
+			   const fc_real *dsd, const fc_real *x,
+			   const fc_real *xn, const fc_real *mu,
+			   const fc_real *sd, int B, int L);
+/* Masking and patching: tok [B, N, 2P] = hidden-zeroed values and mask
+ * indicators of patches of xn [B, L], m [B, L] (end padding repeats the
+ * last point). */
+void NN(patch_forward)(fc_real *tok, const fc_real *xn, const fc_real *m, int B,
+		       int L, int N, int P, int S);
+void NN(patch_backward)(fc_real *dxn, const fc_real *dtok, const fc_real *m,
+			int B, int L, int N, int P, int S);
+
 /* out [BT, OC] = inp [BT, C] W^T [C, OC] + b (b may be NULL) */
 void NN(linear_forward)(fc_real *out, const fc_real *inp, const fc_real *w,
 			const fc_real *b, int BT, int C, int OC);

@@ -243,6 +243,50 @@ Test(gradcheck, gru)
 	check_wrt(&p, g.bhh, dbhh, G, "gru.dbhh");
 }
 
+/* instance normalisation -> masking and patching, with the window
+ * statistics as outputs too (the de-normalisation uses them) */
+struct inp {
+	double *x, *m, *xn, *mu, *sd;
+	int B, L, N, P, S;
+};
+
+static void inp_f(void *c, double *out)
+{
+	struct inp *q = c;
+	size_t nt = (size_t)q->B * q->N * 2 * q->P;
+	cr_assert_eq(
+	    nnd_instnorm_forward(q->xn, q->mu, q->sd, q->x, q->B, q->L), 0);
+	nnd_patch_forward(out, q->xn, q->m, q->B, q->L, q->N, q->P, q->S);
+	memcpy(out + nt, q->mu, sizeof(double) * q->B);
+	memcpy(out + nt + q->B, q->sd, sizeof(double) * q->B);
+}
+
+Test(gradcheck, instnorm_and_patching)
+{
+	int B = 2, L = 20, P = 6, S = 3, N = (L - P) / S + 2;
+	size_t nt = (size_t)B * N * 2 * P, no = nt + 2 * (size_t)B;
+	struct inp q = {rnd((size_t)B * L, 2),
+			zeros((size_t)B * L),
+			zeros((size_t)B * L),
+			zeros(B),
+			zeros(B),
+			B,
+			L,
+			N,
+			P,
+			S};
+	for (int t = 4; t < 9; t++) /* a hidden segment */
+		q.m[L + t] = 1;
+	q.m[L - 1] = 1; /* the last point, repeated by the padding */
+	struct probe p = {inp_f, &q, zeros(no), rnd(no, 1), no};
+	probe_loss(&p);
+	double *dxn = zeros((size_t)B * L), *dx = zeros((size_t)B * L);
+	nnd_patch_backward(dxn, p.proj, q.m, B, L, N, P, S);
+	nnd_instnorm_backward(dx, dxn, p.proj + nt, p.proj + nt + B, q.x, q.xn,
+			      q.mu, q.sd, B, L);
+	check_wrt(&p, q.x, dx, (size_t)B * L, "instnorm+patch.dx");
+}
+
 /* ---- the whole model ----------------------------------------------- */
 
 struct whole {
