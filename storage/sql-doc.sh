@@ -71,7 +71,7 @@ in one transaction); \`PRAGMA application_id\` is 1148347508 ("Drft").
 | \`v_history\` | audit event, with the series key and a readable time |
 | \`v_versions\` | version, with series key, parent number, hex checksum, whether current, model name |
 | \`v_series\` | series: status, current version, last time, number of versions |
-| \`v_lineage\` | (version, ancestor) pair back to the initial version, with the depth; filter on series and version |
+| \`v_lineage\` | (version, ancestor) pair back to the initial version, with the depth; filter on series and version (it enumerates every pair first: on a large database start from one version as in query 3) |
 | \`v_adaptation_effect\` | version with a parent: mean realised error of the forecasts made by the parent vs by this version |
 | \`v_daily_activity\` | (day, series): adaptations, rejections, drift alarms, rollbacks, resets |
 | \`v_daily_adaptations\` | day: the same summed over series, and how many series adapted |
