@@ -87,11 +87,10 @@ int main(int argc, char **argv)
 		const char *name;
 		unsigned fam;
 	} fams[] = {
-	    {"calib", FC_ADAPT_CALIB},
+	    {"calib (default)", FC_ADAPT_CALIB},
 	    {"head", FC_ADAPT_HEAD},
 	    {"norm,calib", FC_ADAPT_NORM | FC_ADAPT_CALIB},
-	    {"enc,norm,calib (default)",
-	     FC_ADAPT_ENC | FC_ADAPT_NORM | FC_ADAPT_CALIB},
+	    {"enc,norm,calib", FC_ADAPT_ENC | FC_ADAPT_NORM | FC_ADAPT_CALIB},
 	    {"enc,norm,head,calib", FC_ADAPT_ALL},
 	};
 	printf("%-26s %8s %9s %9s %9s %11s %11s\n", "families", "floats",
