@@ -124,6 +124,18 @@ Test(eval, frozen_arm_matches_offline_evaluation_and_naive_brute_force)
 	cr_assert_gt(res[TTT_ARM_RECON].stats.adaptations, 0);
 	cr_assert_eq(res[TTT_ARM_FROZEN].stats.adaptations, 0);
 	cr_assert_gt(res[TTT_ARM_HYBRID].stats.adapter_params, 0);
+	/* the validation split replays the same way */
+	cr_assert_eq(ttt_eval_run(m, d, FC_SPLIT_VAL, &p, 1u << TTT_ARM_FROZEN,
+				  NULL, NULL, NULL, res, err, sizeof(err)),
+		     0, "%s", err);
+	cr_assert_eq(fc_evaluate(m, NULL, ws, d, FC_SPLIT_VAL, &mse, &mae), 0);
+	cr_assert_eq(res[TTT_ARM_FROZEN].windows,
+		     (long)fc_dataset_split_windows(d, FC_SPLIT_VAL, L, H) *
+			 d->n_cols);
+	cr_assert(fabs(res[TTT_ARM_FROZEN].mse - mse) <= 1e-6 * mse,
+		  "val: frozen %.9f vs offline %.9f", res[TTT_ARM_FROZEN].mse,
+		  mse);
+	cr_assert_eq(res[TTT_ARM_HYBRID].ran, 0);
 	fc_workspace_free(ws);
 	fc_dataset_free(d);
 	fc_model_free(m);
