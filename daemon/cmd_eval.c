@@ -52,7 +52,11 @@ static void eval_usage(FILE *f)
 	    "file\n"
 	    "                        (series \"ARM/DATASET/COLUMN\"; no "
 	    "forecast rows)\n"
-	    "  --config FILE         settings file ([ttt])\n"
+	    "  --config FILE         settings file ([ttt]); ttt.every "
+	    "defaults to\n"
+	    "                        one season + 1 (25 hourly, 97 15-min, "
+	    "145\n"
+	    "                        10-min, 8 daily) as EVAL.md says\n"
 	    "  -s, --set KEY=VALUE   override one setting, e.g. "
 	    "ttt.lr=1e-3\n"
 	    "  -q, --quiet           no progress output\n"
@@ -383,7 +387,8 @@ int dc_cmd_eval(int argc, char **argv)
 		return DC_EXIT_USAGE;
 	}
 	struct cfg cfg;
-	int r = dc_cfg_args_load(&ca, &cfg, NULL);
+	struct cfg_sources src;
+	int r = dc_cfg_args_load(&ca, &cfg, &src);
 	if (r != DC_EXIT_OK)
 		return r;
 	struct ttt_params tp;
@@ -419,6 +424,12 @@ int dc_cmd_eval(int argc, char **argv)
 	/* One series at a time at batch 1: BLAS threads only add overhead
 	 * (and spin on a shared machine). */
 	fc_blas_set_threads(1);
+	/* EVAL.md: adapt every K windows, by default one period + 1 (25 for
+	 * hourly data), unless ttt.every was set explicitly. */
+	for (size_t i = 0; i < cfg_option_count(); i++)
+		if (!strcmp(cfg_option_name(i), "ttt.every") &&
+		    src.origin[i] == CFG_ORIGIN_DEFAULT)
+			tp.every = ttt_season_period(d->step_seconds) + 1;
 	struct progress ps = {.tty = isatty(2), .quiet = quiet, .t0 = mono()};
 	if (db && store_open(db, NULL, &ps.store, err, sizeof(err)) < 0) {
 		fprintf(stderr, "driftcast eval: %s\n", err);
