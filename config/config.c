@@ -844,8 +844,12 @@ static char *loader_read(char *str, int num, void *stream)
 		int ch;
 		while ((ch = fgetc(L->fp)) != EOF && ch != '\n')
 			;
-		err_add(L->err, "%s:%d: line longer than %d bytes", L->file,
-			L->lineno, MAX_LINE - 3);
+		/* Debian's libinih 55 reads lines into a fixed 200-byte buffer
+		 * whatever ini_max_line says: report its real limit. */
+		err_add(L->err,
+			"%s:%d: line longer than %d bytes (the INI parser's "
+			"limit; use --set for longer values)",
+			L->file, L->lineno, num - 3);
 		str[0] = '\0';
 		n = 0;
 	}
@@ -1272,6 +1276,27 @@ static const char *section_of(const struct option *o, char *buf, size_t n)
 	return buf;
 }
 
+/* text as "# " comment lines of at most 78 columns (the INI parser's line
+ * limit is 197 bytes, and the sample must load back). */
+static void write_comment(FILE *f, const char *text)
+{
+	const char *p = text;
+	while (*p) {
+		size_t len = strlen(p), cut = len;
+		if (len > 76) {
+			cut = 76;
+			while (cut > 0 && p[cut] != ' ')
+				cut--;
+			if (cut == 0)
+				cut = 76;
+		}
+		fprintf(f, "# %.*s\n", (int)cut, p);
+		p += cut;
+		while (*p == ' ')
+			p++;
+	}
+}
+
 void cfg_write_sample(FILE *f)
 {
 	char sec[64], prev[64] = "", allowed[256];
@@ -1289,8 +1314,9 @@ void cfg_write_sample(FILE *f)
 			snprintf(prev, sizeof(prev), "%s", sec);
 		}
 		format_allowed(o, allowed, sizeof(allowed));
-		fprintf(f, "\n# %s\n# %s; %s%s\n#%s = %s\n", o->doc,
-			type_name(o), allowed,
+		fputc('\n', f);
+		write_comment(f, o->doc);
+		fprintf(f, "# %s; %s%s\n#%s = %s\n", type_name(o), allowed,
 			(o->flags & OPT_RELOAD) ? "; reloads on SIGHUP" : "",
 			strchr(o->name, '.') + 1, o->def);
 	}

@@ -166,6 +166,14 @@ int dc_ttt_families(const char *list, unsigned *ret, char *errbuf,
 int dc_cmd_run(int argc, char **argv);
 int dc_cmd_demo(int argc, char **argv);
 
+/* ---- formatting (daemon/fmt.c) ------------------------------------------
+ * f as JSON text that strtof() reads back as the same float (up to 9
+ * significant digits, plain notation between 1e-4 and 1e9, %g outside),
+ * into p (at least 32 bytes); returns the length, no NUL written.  f must
+ * be finite.
+ */
+size_t dc_format_float(char *p, float f);
+
 /* ---- logging -----------------------------------------------------------
  * Levels are syslog(3) priorities.  The macros test the level before any
  * argument is evaluated or formatted.  Under systemd (JOURNAL_STREAM names

@@ -148,7 +148,10 @@ static rd_kafka_conf_t *common_conf(const struct cfg *c, struct dc_kafka *k,
 	rd_kafka_conf_t *conf = rd_kafka_conf_new();
 	if (set(conf, "bootstrap.servers", c->kafka.brokers, err, n) < 0 ||
 	    set(conf, "client.id", "driftcast", err, n) < 0 ||
-	    set(conf, "log.connection.close", "false", err, n) < 0) {
+	    set(conf, "log.connection.close", "false", err, n) < 0 ||
+	    /* small requests (acks, commits) otherwise wait for Nagle and
+	     * the peer's delayed ACK: ~40 ms per round trip */
+	    set(conf, "socket.nagle.disable", "true", err, n) < 0) {
 		rd_kafka_conf_destroy(conf);
 		return NULL;
 	}

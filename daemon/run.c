@@ -38,9 +38,8 @@
 
 _Static_assert(DC_REASON_COUNT < 32,
 	       "dc_run_stats.dead_by_reason is too small");
-#define MAX_PARTITIONS	4096
-#define CONTROL_POLL_MS 250
-#define STATUS_MS	1000
+#define MAX_PARTITIONS 4096
+#define STATUS_MS      1000
 
 static volatile sig_atomic_t got_stop, got_reload;
 
@@ -169,12 +168,19 @@ static int format_forecast(struct run *r, const struct ttt_event *ev, char *buf,
 	    "{\"series\":\"%s\",\"origin\":%" PRId64
 	    ",\"model\":\"%s\",\"adapter_version\":%" PRIu64 ",\"horizon\":[",
 	    ev->series, ev->ts, r->model_name, ev->version_to);
-	for (int i = 0; i < ev->horizon && off < size; i++)
-		off += (size_t)snprintf(buf + off, size - off, "%s%.9g",
-					i ? "," : "", (double)ev->forecast[i]);
-	if (off < size)
-		off += (size_t)snprintf(buf + off, size - off, "]}");
-	return off < size ? (int)off : -ENOSPC;
+	for (int i = 0; i < ev->horizon; i++) {
+		if (off + 32 >= size)
+			return -ENOSPC;
+		if (i)
+			buf[off++] = ',';
+		off += dc_format_float(buf + off, ev->forecast[i]);
+	}
+	if (off + 3 >= size)
+		return -ENOSPC;
+	buf[off++] = ']';
+	buf[off++] = '}';
+	buf[off] = '\0';
+	return (int)off;
 }
 
 /* Series keys are JSON-safe: the parser admits only printable UTF-8, but
@@ -605,6 +611,11 @@ static void reload(struct run *r)
 	r->cfg.ttt = c.ttt;
 	r->cfg.log = c.log;
 	r->cfg.kafka.max_poll_records = c.kafka.max_poll_records;
+	r->cfg.storage.keep_versions = c.storage.keep_versions;
+	r->cfg.storage.keep_days = c.storage.keep_days;
+	r->cfg.storage.prune_batch = c.storage.prune_batch;
+	r->cfg.storage.prune_every_ms = c.storage.prune_every_ms;
+	r->cfg.storage.control_poll_ms = c.storage.control_poll_ms;
 	log_notice("configuration reloaded (%zu restart-only change%s "
 		   "ignored)",
 		   n, n == 1 ? "" : "s");
@@ -637,6 +648,26 @@ static void control_poll(struct run *r)
 				   rb.series, rb.new_version, rb.restored);
 		r->st.manual_rollbacks++;
 	}
+}
+
+/* One small retention step (at most storage.prune_batch rows), between
+ * batches, so the loop never stalls on a big delete. */
+static void prune_step(struct run *r)
+{
+	struct store_retention ret = {
+	    .keep_versions = r->cfg.storage.keep_versions,
+	    .keep_days = r->cfg.storage.keep_days,
+	    .batch = r->cfg.storage.prune_batch,
+	};
+	size_t deleted = 0;
+	if (r->cfg.storage.keep_days == 0 || r->batch_dirty)
+		return;
+	if (store_prune(r->store, &ret, store_now_ms(), &deleted, NULL, r->err,
+			sizeof(r->err)) < 0)
+		log_ratelimited(&r->rl_store, LOG_WARNING, "retention: %s",
+				r->err);
+	else if (deleted)
+		log_debug("retention: %zu old rows pruned", deleted);
 }
 
 static void publish_status(struct run *r)
@@ -678,6 +709,9 @@ int dc_run(const struct dc_run_options *opts, struct dc_run_stats *ret_stats)
 	}
 	log_set_level(r->cfg.log.level);
 	notify_init();
+	/* One thread: the loop forecasts small batches, where OpenBLAS's
+	 * worker threads only spin (sched_yield) and steal the core. */
+	fc_blas_set_threads(1);
 
 	got_stop = got_reload = 0;
 	sa.sa_handler = on_stop_signal;
@@ -708,7 +742,11 @@ int dc_run(const struct dc_run_options *opts, struct dc_run_stats *ret_stats)
 
 	/* storage: migrated before READY */
 	so.daemon = true;
-	so.batch_rows = 100000;
+	so.batch_rows = r->cfg.storage.batch_rows;
+	so.batch_ms = r->cfg.storage.batch_ms;
+	so.busy_timeout_ms = r->cfg.storage.busy_timeout_ms;
+	so.rename_corrupt = r->cfg.storage.rename_corrupt;
+	so.check = r->cfg.storage.check_on_start;
 	e = store_open(r->cfg.storage.path, &so, &r->store, r->err,
 		       sizeof(r->err));
 	if (e < 0) {
@@ -782,7 +820,7 @@ int dc_run(const struct dc_run_options *opts, struct dc_run_stats *ret_stats)
 		   r->cfg.model.path, r->cfg.storage.path);
 	notify_ready();
 
-	uint64_t last_control = 0, last_status = 0;
+	uint64_t last_control = 0, last_status = 0, last_prune = 0;
 	while (!got_stop) {
 		rd_kafka_message_t *m = dc_kafka_poll(r->kafka, 100);
 		if (m) {
@@ -809,9 +847,15 @@ int dc_run(const struct dc_run_options *opts, struct dc_run_stats *ret_stats)
 			flush_batch(r, false);
 			goto out;
 		}
-		if (now - last_control >= CONTROL_POLL_MS * 1000u) {
+		if (now - last_control >=
+		    (uint64_t)r->cfg.storage.control_poll_ms * 1000u) {
 			last_control = now;
 			control_poll(r);
+		}
+		if (now - last_prune >=
+		    (uint64_t)r->cfg.storage.prune_every_ms * 1000u) {
+			last_prune = now;
+			prune_step(r);
 		}
 		if (now - last_status >= STATUS_MS * 1000u) {
 			last_status = now;

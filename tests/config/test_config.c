@@ -283,7 +283,7 @@ Test(config, line_too_long)
 	memcpy(text, "[kafka]\ngroup = ", 16);
 	memset(text + 16, 'g', 5000);
 	strcpy(text + 5016, "\n");
-	expect_error(text, 2, "line longer than");
+	expect_error(text, 2, "line longer than 197 bytes");
 }
 
 Test(config, cross_field_conflict_blames_later_line)

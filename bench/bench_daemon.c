@@ -1,0 +1,442 @@
+/*
+ * bench-daemon: the daemon loop (dc_run, the code of `driftcast run`)
+ * end to end through librdkafka's mock cluster, in one process.
+ *
+ *   throughput  N series; L warm-up steps each (not timed), then S timed
+ *               steps each, every one of which yields a forecast: messages
+ *               per second of the timed phase, with TTT on or off.
+ *   ingest      N series that never fill a lookback (fewer than L steps),
+ *               so no forecast is computed: parse + engine append + SQLite
+ *               batches, messages per second.
+ *   latency     messages produced at a fixed rate by a second thread;
+ *               end-to-end latency from the message's CreateTime to its
+ *               forecast being delivered, p50/p99 from the daemon's own
+ *               histogram (driftcast_e2e_latency_seconds).
+ *   memory      resident set size after N series have been seen.
+ *
+ * The model is a fresh random GRU (d=64 unless --width), L=96, H=96: the
+ * cost of a forecast does not depend on the weights.  Everything runs on
+ * this machine's cores: the daemon thread, librdkafka's threads, the mock
+ * broker thread and (latency mode) the producer thread share them.
+ *
+ * Usage: bench-daemon [--mode throughput|ingest|latency|memory]
+ *                     [--series N] [--steps S] [--ttt on|off]
+ *                     [--rate MSG_PER_S] [--seconds T] [--backbone B]
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <librdkafka/rdkafka.h>
+#include <librdkafka/rdkafka_mock.h>
+#include <math.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "daemon/daemon.h"
+#include "forecast/forecast.h"
+
+#define L  96
+#define H  96
+#define T0 1700000000
+
+struct bench {
+	const char *mode;
+	int series, steps, width;
+	bool ttt;
+	double rate, seconds;
+	const char *backbone;
+	char dir[64];
+	char bootstraps[256];
+	rd_kafka_mock_cluster_t *mc;
+	rd_kafka_t *owner;
+	rd_kafka_t *producer;
+	uint64_t target; /* messages the daemon must have consumed */
+	uint64_t t_mark; /* usec when the timed phase started */
+	uint64_t m_mark; /* messages consumed when it started */
+	uint64_t t_done;
+	uint64_t m_done;
+	int phase; /* 0 warm-up, 1 timed */
+	uint64_t warm_msgs;
+	volatile int produced_all;
+	struct dc_run_stats last;
+	int metrics_port;
+	char metrics[65536]; /* scraped when done */
+};
+
+static int free_port(void)
+{
+	struct sockaddr_in a = {.sin_family = AF_INET};
+	socklen_t n = sizeof(a);
+	int fd = socket(AF_INET, SOCK_STREAM, 0), port = -1;
+	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	if (fd >= 0 && bind(fd, (struct sockaddr *)&a, sizeof(a)) == 0 &&
+	    getsockname(fd, (struct sockaddr *)&a, &n) == 0)
+		port = ntohs(a.sin_port);
+	if (fd >= 0)
+		close(fd);
+	return port;
+}
+
+/* GET /metrics from the daemon's own endpoint (HTTP/1.0, one read loop). */
+static void scrape(struct bench *b)
+{
+	struct sockaddr_in a = {.sin_family = AF_INET,
+				.sin_port = htons((uint16_t)b->metrics_port)};
+	int fd = socket(AF_INET, SOCK_STREAM, 0);
+	size_t off = 0;
+	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	b->metrics[0] = '\0';
+	if (fd < 0 || connect(fd, (struct sockaddr *)&a, sizeof(a)) < 0) {
+		if (fd >= 0)
+			close(fd);
+		return;
+	}
+	const char req[] = "GET /metrics HTTP/1.0\r\n\r\n";
+	if (write(fd, req, sizeof(req) - 1) == (ssize_t)sizeof(req) - 1) {
+		ssize_t r;
+		while (off + 1 < sizeof(b->metrics) &&
+		       (r = read(fd, b->metrics + off,
+				 sizeof(b->metrics) - 1 - off)) > 0)
+			off += (size_t)r;
+	}
+	b->metrics[off] = '\0';
+	close(fd);
+}
+
+static double now_s(void)
+{
+	return (double)dc_now_monotonic_usec() / 1e6;
+}
+
+static long rss_kb(void)
+{
+	FILE *f = fopen("/proc/self/status", "r");
+	char line[256];
+	long kb = -1;
+	while (f && fgets(line, sizeof(line), f))
+		if (sscanf(line, "VmRSS: %ld kB", &kb) == 1)
+			break;
+	if (f)
+		fclose(f);
+	return kb;
+}
+
+static void produce_range(struct bench *b, int from, int to)
+{
+	char key[32], payload[128];
+	for (int t = from; t < to; t++) {
+		for (int s = 0; s < b->series; s++) {
+			int kl = snprintf(key, sizeof(key), "m%d", s);
+			double v = 10.0 + 3.0 * sin((double)(t + s) * 0.2618) +
+				   0.1 * (double)(s % 7);
+			int n = snprintf(payload, sizeof(payload),
+					 "{\"series\":\"m%d\",\"ts\":%d,"
+					 "\"value\":%.4f}",
+					 s, T0 + t * 3600, v);
+			while (rd_kafka_producev(
+				   b->producer,
+				   RD_KAFKA_V_TOPIC("measurements"),
+				   RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+				   RD_KAFKA_V_KEY(key, (size_t)kl),
+				   RD_KAFKA_V_VALUE(payload, (size_t)n),
+				   RD_KAFKA_V_END) ==
+			       RD_KAFKA_RESP_ERR__QUEUE_FULL)
+				rd_kafka_poll(b->producer, 5);
+		}
+	}
+	rd_kafka_flush(b->producer, 60000);
+}
+
+/* The latency mode's producer: `rate` messages per second, round-robin
+ * over the series, each series one step further per round. */
+static void *paced_producer(void *arg)
+{
+	struct bench *b = arg;
+	char key[32], payload[128];
+	double start = now_s();
+	uint64_t sent = 0;
+	int t = L, s = 0;
+	while (now_s() - start < b->seconds) {
+		double due = start + (double)sent / b->rate;
+		double wait = due - now_s();
+		if (wait > 0)
+			usleep((useconds_t)(wait * 1e6));
+		int kl = snprintf(key, sizeof(key), "m%d", s);
+		int n = snprintf(
+		    payload, sizeof(payload),
+		    "{\"series\":\"m%d\",\"ts\":%d,\"value\":%.4f}", s,
+		    T0 + t * 3600, 10.0 + 3.0 * sin((double)(t + s) * 0.2618));
+		rd_kafka_producev(b->producer, RD_KAFKA_V_TOPIC("measurements"),
+				  RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+				  RD_KAFKA_V_KEY(key, (size_t)kl),
+				  RD_KAFKA_V_VALUE(payload, (size_t)n),
+				  RD_KAFKA_V_END);
+		rd_kafka_poll(b->producer, 0);
+		sent++;
+		if (++s == b->series) {
+			s = 0;
+			t++;
+		}
+	}
+	rd_kafka_flush(b->producer, 60000);
+	b->target += sent;
+	b->produced_all = 1;
+	return NULL;
+}
+
+static bool tick(void *user, const struct dc_run_stats *st)
+{
+	struct bench *b = user;
+	uint64_t consumed = st->messages + st->skipped_replay;
+	b->last = *st;
+	if (b->phase == 0 && consumed >= b->warm_msgs) {
+		b->phase = 1;
+		b->t_mark = dc_now_monotonic_usec();
+		b->m_mark = consumed;
+	}
+	if (b->produced_all && consumed >= b->target) {
+		/* the last batch's forecasts are delivered at the next flush;
+		 * scrape after one more tick */
+		if (b->t_done == 0) {
+			b->t_done = dc_now_monotonic_usec();
+			b->m_done = consumed;
+			return false;
+		}
+		scrape(b);
+		return true;
+	}
+	return false;
+}
+
+static void *warm_then_timed(void *arg)
+{
+	struct bench *b = arg;
+	int warm = strcmp(b->mode, "throughput") ? 0 : L - 1;
+	if (warm)
+		produce_range(b, 0, warm);
+	/* the timed phase starts producing only once the warm-up is in */
+	while (b->phase == 0 && warm)
+		usleep(1000);
+	produce_range(b, warm, warm + b->steps);
+	b->produced_all = 1;
+	return NULL;
+}
+
+static int setup(struct bench *b, char *model_path, size_t n)
+{
+	char err[512];
+	rd_kafka_conf_t *conf = rd_kafka_conf_new();
+	rd_kafka_conf_set(conf, "log_level", "3", err, sizeof(err));
+	b->owner = rd_kafka_new(RD_KAFKA_PRODUCER, conf, err, sizeof(err));
+	if (!b->owner || !(b->mc = rd_kafka_mock_cluster_new(b->owner, 1)))
+		return -EIO;
+	snprintf(b->bootstraps, sizeof(b->bootstraps), "%s",
+		 rd_kafka_mock_cluster_bootstraps(b->mc));
+	/* 64 partitions: the mock keeps 5 MiB per partition */
+	rd_kafka_mock_topic_create(b->mc, "measurements", 64, 1);
+	rd_kafka_mock_topic_create(b->mc, "forecasts", 64, 1);
+	rd_kafka_mock_topic_create(b->mc, "deadletter", 1, 1);
+
+	conf = rd_kafka_conf_new();
+	rd_kafka_conf_set(conf, "bootstrap.servers", b->bootstraps, err,
+			  sizeof(err));
+	rd_kafka_conf_set(conf, "linger.ms", "10", err, sizeof(err));
+	rd_kafka_conf_set(conf, "queue.buffering.max.messages", "1000000", err,
+			  sizeof(err));
+	b->producer = rd_kafka_new(RD_KAFKA_PRODUCER, conf, err, sizeof(err));
+	if (!b->producer)
+		return -EIO;
+
+	struct fc_config mc;
+	struct fc_model *m = NULL;
+	fc_config_default(&mc);
+	mc.lookback = L;
+	mc.horizon = H;
+	mc.d_model = b->width;
+	if (fc_backbone_parse(b->backbone, &mc.backbone) < 0)
+		return -EINVAL;
+	if (mc.backbone == FC_BACKBONE_GRU)
+		mc.n_layers = 1;
+	if (fc_model_new(&mc, 1, &m, err, sizeof(err)) < 0) {
+		fprintf(stderr, "model: %s\n", err);
+		return -EINVAL;
+	}
+	snprintf(model_path, n, "%s/model.dcm", b->dir);
+	int r = fc_model_save(m, model_path, err, sizeof(err));
+	fc_model_free(m);
+	return r;
+}
+
+/* p-quantile (seconds) from the daemon's latency histogram text. */
+static double hist_quantile(const char *text, double q)
+{
+	double le[64], cnt[64];
+	int n = 0;
+	const char *p = text;
+	while ((p = strstr(p, "_bucket{le=\"")) && n < 64) {
+		p += strlen("_bucket{le=\"");
+		double bound =
+		    strncmp(p, "+Inf", 4) ? atof(p) : (double)INFINITY;
+		const char *sp = strchr(p, ' ');
+		if (!sp)
+			break;
+		le[n] = bound;
+		cnt[n] = atof(sp + 1);
+		n++;
+	}
+	if (n == 0 || cnt[n - 1] <= 0)
+		return NAN;
+	double want = q * cnt[n - 1];
+	for (int i = 0; i < n; i++)
+		if (cnt[i] >= want)
+			return le[i];
+	return (double)INFINITY;
+}
+
+int main(int argc, char **argv)
+{
+	static const struct option opts[] = {
+	    {"mode", required_argument, NULL, 'm'},
+	    {"series", required_argument, NULL, 'n'},
+	    {"steps", required_argument, NULL, 's'},
+	    {"ttt", required_argument, NULL, 't'},
+	    {"rate", required_argument, NULL, 'r'},
+	    {"seconds", required_argument, NULL, 'S'},
+	    {"width", required_argument, NULL, 'w'},
+	    {"backbone", required_argument, NULL, 'b'},
+	    {NULL, 0, NULL, 0},
+	};
+	struct bench b = {.mode = "throughput",
+			  .series = 10000,
+			  .steps = 20,
+			  .width = 64,
+			  .ttt = true,
+			  .rate = 10000,
+			  .seconds = 20,
+			  .backbone = "gru"};
+	int c;
+	while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+		switch (c) {
+		case 'm':
+			b.mode = optarg;
+			break;
+		case 'n':
+			b.series = atoi(optarg);
+			break;
+		case 's':
+			b.steps = atoi(optarg);
+			break;
+		case 't':
+			b.ttt = !strcmp(optarg, "on");
+			break;
+		case 'r':
+			b.rate = atof(optarg);
+			break;
+		case 'S':
+			b.seconds = atof(optarg);
+			break;
+		case 'w':
+			b.width = atoi(optarg);
+			break;
+		case 'b':
+			b.backbone = optarg;
+			break;
+		default:
+			fprintf(stderr,
+				"see the header of bench/bench_daemon.c\n");
+			return 2;
+		}
+	}
+	if (!strcmp(b.mode, "ingest") && b.steps >= L)
+		b.steps = L - 1;
+	log_init();
+	log_set_level(LOG_WARNING);
+	snprintf(b.dir, sizeof(b.dir), "/tmp/dc-bench-daemon-XXXXXX");
+	if (!mkdtemp(b.dir))
+		return 1;
+	char model[128], s_brokers[300], s_db[128], s_model[160], s_ttt[32];
+	char s_metrics[64];
+	b.metrics_port = free_port();
+	snprintf(s_metrics, sizeof(s_metrics), "metrics.listen=127.0.0.1:%d",
+		 b.metrics_port);
+	if (setup(&b, model, sizeof(model)) < 0) {
+		fprintf(stderr, "bench-daemon: setup failed\n");
+		return 1;
+	}
+	snprintf(s_brokers, sizeof(s_brokers), "kafka.brokers=%s",
+		 b.bootstraps);
+	snprintf(s_db, sizeof(s_db), "storage.path=%s/bench.db", b.dir);
+	snprintf(s_model, sizeof(s_model), "model.path=%s", model);
+	snprintf(s_ttt, sizeof(s_ttt), "ttt.enabled=%s",
+		 b.ttt ? "true" : "false");
+	const char *sets[] = {s_brokers,
+			      s_db,
+			      s_model,
+			      s_ttt,
+			      "kafka.deadletter_topic=deadletter",
+			      "kafka.group=bench",
+			      "kafka.session_timeout_ms=6000",
+			      "kafka.max_poll_records=20000",
+			      s_metrics,
+			      "log.level=warning"};
+	struct dc_run_options o = {.sets = sets,
+				   .nsets = sizeof(sets) / sizeof(sets[0]),
+				   .tick = tick,
+				   .user = &b};
+
+	pthread_t th;
+	int warm = !strcmp(b.mode, "throughput") ? L - 1 : 0;
+	if (!strcmp(b.mode, "latency")) {
+		/* warm every series up first, untimed */
+		b.warm_msgs = (uint64_t)b.series * (uint64_t)(L - 1);
+		b.target = b.warm_msgs;
+		produce_range(&b, 0, L - 1);
+		pthread_create(&th, NULL, paced_producer, &b);
+	} else {
+		b.warm_msgs = (uint64_t)b.series * (uint64_t)warm;
+		b.target = b.warm_msgs + (uint64_t)b.series * (uint64_t)b.steps;
+		if (!warm)
+			b.phase = 1, b.t_mark = dc_now_monotonic_usec();
+		pthread_create(&th, NULL, warm_then_timed, &b);
+	}
+	double t0 = now_s();
+	struct dc_run_stats st;
+	int rc = dc_run(&o, &st);
+	pthread_join(th, NULL);
+	double total = now_s() - t0;
+	long rss = rss_kb();
+
+	printf("bench-daemon mode=%s backbone=%s width=%d series=%d ttt=%s\n",
+	       b.mode, b.backbone, b.width, b.series, b.ttt ? "on" : "off");
+	printf("  run exit %d, %.1f s in all; %" PRIu64 " messages, %" PRIu64
+	       " forecasts, %" PRIu64 " adaptations accepted, %" PRIu64
+	       " rejected, %" PRIu64 " dead letters\n",
+	       rc, total, st.messages, st.forecasts, st.accepted, st.rejected,
+	       st.deadlettered);
+	if (strcmp(b.mode, "latency")) {
+		double secs = (double)(b.t_done - b.t_mark) / 1e6;
+		uint64_t msgs = b.m_done - b.m_mark;
+		printf("  timed phase: %" PRIu64 " messages in %.2f s = %.0f "
+		       "messages/s\n",
+		       msgs, secs, secs > 0 ? (double)msgs / secs : 0);
+	}
+	printf("  resident memory %.1f MiB with %zu series (%.0f bytes per "
+	       "series above a %d-series baseline is not separated here)\n",
+	       (double)rss / 1024.0, st.series,
+	       st.series ? (double)rss * 1024.0 / (double)st.series : 0, 0);
+	printf("  end-to-end latency (message CreateTime -> forecast "
+	       "delivered), from the daemon's histogram: p50 <= %g s, p99 <= "
+	       "%g s\n",
+	       hist_quantile(b.metrics, 0.50), hist_quantile(b.metrics, 0.99));
+	rd_kafka_destroy(b.producer);
+	rd_kafka_mock_cluster_destroy(b.mc);
+	rd_kafka_destroy(b.owner);
+	return rc;
+}
