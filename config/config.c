@@ -204,10 +204,9 @@ static const struct option options[] = {
 	"How often the daemon looks for operator requests (`driftcast "
 	"rollback`) in the database."),
     BOOL("storage.rename_corrupt", storage.rename_corrupt, "false", 0,
-	 "At start, rename a corrupt database (or a file that is not one) to "
-	 "PATH.corrupt-TIME and start a fresh one, instead of refusing to "
-	 "start.  Damage inside the file is seen at start only with "
-	 "storage.check_on_start."),
+	 "At start, move a corrupt database (or a non-database file) to "
+	 "PATH.corrupt-TIME and start fresh; inner damage is seen only with "
+	 "check_on_start."),
     BOOL("storage.check_on_start", storage.check_on_start, "false", 0,
 	 "Run PRAGMA quick_check at start (reads the whole file)."),
 
