@@ -1789,13 +1789,8 @@ static int resolve_target(struct store *s, const char *series,
 	}
 	tr.id = sqlite3_column_int64(st, 0);
 	tr.number = (uint64_t)sqlite3_column_int64(st, 1);
-	if (tr.id == sr.cur_id) {
-		r = set_err(errbuf, errbuf_size, -EINVAL,
-			    "version %llu is already the current version of "
-			    "series '%s'",
-			    (unsigned long long)tr.number, series);
-		goto out;
-	}
+	/* The current version itself is a valid target: it re-installs that
+	 * content (a running daemon reloads it) as a new version. */
 	r = blob_copy(st, 2, 3, 4, &s->rb_adapter, &s->rb_cap, &tr.adapter_len);
 	if (r == -EBADMSG)
 		set_err(errbuf, errbuf_size, r,

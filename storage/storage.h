@@ -317,6 +317,7 @@ struct store_rollback_result {
  * verified), whose parent is the current version and whose number is the
  * current + 1, plus a STORE_EV_MANUAL audit event carrying reason; all in
  * one transaction (an open batch is committed first).  Nothing is deleted.
+ * The current version is a valid target (its content is re-installed).
  * Refuses (-EINVAL, with the reason) a number that does not exist for the
  * series (even if it exists for another), a time before the first version;
  * -ENOENT for an unknown series; -EBADMSG when the target blob is corrupt.

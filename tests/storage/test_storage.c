@@ -439,10 +439,6 @@ Test(storage, rollback_refusals)
 	t.number = 99;
 	cr_assert_eq(store_rollback(s, "b", &t, "x", &res, err, sizeof(err)),
 		     -EINVAL);
-	t.number = 5;
-	cr_assert_eq(store_rollback(s, "b", &t, "x", &res, err, sizeof(err)),
-		     -EINVAL);
-	cr_assert(strstr(err, "already the current"), "%s", err);
 	t.number = 1;
 	cr_assert_eq(store_rollback(s, "nope", &t, "x", &res, err, sizeof(err)),
 		     -ENOENT);
@@ -993,6 +989,31 @@ Test(storage, another_writer_between_batches_is_seen)
 	cr_assert_eq(su_int(db, "SELECT parent FROM v_versions WHERE series = "
 				"'x' AND version = 3"),
 		     2);
+	sqlite3_close(db);
+	su_rmdir(dir);
+}
+
+Test(storage, rollback_to_the_current_version_reinstalls_it)
+{
+	char dir[64], path[128], err[512];
+	su_tmpdb(dir, sizeof(dir), path, sizeof(path));
+	struct store *s = su_open(path, NULL);
+	fill_three(s);
+	struct store_rollback_result res;
+	struct store_rollback_target t = {.number = 0};
+	cr_assert_eq(
+	    store_rollback(s, "c", &t, "reload", &res, err, sizeof(err)), 0,
+	    "%s", err);
+	cr_assert_eq(res.from_version, 0);
+	cr_assert_eq(res.restored, 0);
+	cr_assert_eq(res.new_version, 1);
+	cr_assert_float_eq(res.adapter[0], 20.0f, 0);
+	store_free(s);
+	sqlite3 *db = su_raw(path);
+	cr_assert_eq(su_int(db, "SELECT count(*) FROM v_versions WHERE series "
+				"= 'c' AND version = 1 AND parent = 0 AND "
+				"reason = 'manual'"),
+		     1);
 	sqlite3_close(db);
 	su_rmdir(dir);
 }
