@@ -49,7 +49,10 @@ struct store;
 /* ---- open / close ------------------------------------------------------ */
 
 struct store_options {
-	bool read_only; /* open ?mode=ro; never creates or migrates */
+	/* Open read-only; never creates or migrates.  In a directory it
+	 * cannot write, a WAL database without a -wal file is opened as
+	 * immutable (nobody can be writing it). */
+	bool read_only;
 	/* A file that is not a SQLite database or is corrupt is renamed to
 	 * "<path>.corrupt-<UTC time>" (with its -wal/-shm) and a fresh
 	 * database created.  Off by default: such a file is an error and
@@ -58,10 +61,10 @@ struct store_options {
 	/* Run PRAGMA quick_check at open (O(size): off for big databases;
 	 * corruption is also detected by every later statement). */
 	bool check;
-	/* The running daemon: takes an exclusive lock on "<path>.lock" so
-	 * that `driftcast rollback` sends its request through the control
-	 * table instead of writing itself.  Fails with -EBUSY when another
-	 * daemon holds it. */
+	/* The running daemon: takes an exclusive flock on "<path>.lock" so
+	 * that `driftcast rollback` sends its request through the sidecar
+	 * "<path>.control" (see store_control_poll) instead of writing
+	 * itself.  Fails with -EBUSY when another daemon holds it. */
 	bool daemon;
 	int busy_timeout_ms; /* 0 = 5000 */
 	int batch_rows;	     /* store_batch_due(): rows per batch, 0 = 1000 */
@@ -76,6 +79,10 @@ struct store_options {
  * opts may be NULL for defaults.  On success *ret is a new store owned by
  * the caller (close with store_free).  Migrations run in order, each in one
  * transaction; a failure leaves the file at the last completed version.
+ * Writes use WAL with synchronous=FULL: a committed batch survives power
+ * loss, so the Kafka offsets it carries may be committed.  A caller that
+ * must keep running when the file cannot be written (-EROFS, -EACCES) can
+ * retry with read_only to restore state and run without persistence.
  */
 int store_open(const char *path, const struct store_options *opts,
 	       struct store **ret, char *errbuf, size_t errbuf_size);
