@@ -22,6 +22,7 @@
  * Usage: bench-daemon [--mode throughput|ingest|latency|memory]
  *                     [--series N] [--steps S] [--ttt on|off]
  *                     [--rate MSG_PER_S] [--seconds T] [--backbone B]
+ *                     [--batch-ms MS] (storage.batch_ms, default 200)
  */
 #include <errno.h>
 #include <getopt.h>
@@ -48,7 +49,7 @@
 
 struct bench {
 	const char *mode;
-	int series, steps, width;
+	int series, steps, width, batch_ms;
 	bool ttt;
 	double rate, seconds;
 	const char *backbone;
@@ -160,6 +161,8 @@ static void *paced_producer(void *arg)
 {
 	struct bench *b = arg;
 	char key[32], payload[128];
+	while (b->phase == 0) /* the warm-up backlog is consumed first */
+		usleep(1000);
 	double start = now_s();
 	uint64_t sent = 0;
 	int t = L, s = 0;
@@ -311,6 +314,7 @@ int main(int argc, char **argv)
 	    {"seconds", required_argument, NULL, 'S'},
 	    {"width", required_argument, NULL, 'w'},
 	    {"backbone", required_argument, NULL, 'b'},
+	    {"batch-ms", required_argument, NULL, 'B'},
 	    {NULL, 0, NULL, 0},
 	};
 	struct bench b = {.mode = "throughput",
@@ -320,7 +324,8 @@ int main(int argc, char **argv)
 			  .ttt = true,
 			  .rate = 10000,
 			  .seconds = 20,
-			  .backbone = "gru"};
+			  .backbone = "gru",
+			  .batch_ms = 200};
 	int c;
 	while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
 		switch (c) {
@@ -348,6 +353,9 @@ int main(int argc, char **argv)
 		case 'b':
 			b.backbone = optarg;
 			break;
+		case 'B':
+			b.batch_ms = atoi(optarg);
+			break;
 		default:
 			fprintf(stderr,
 				"see the header of bench/bench_daemon.c\n");
@@ -362,7 +370,8 @@ int main(int argc, char **argv)
 	if (!mkdtemp(b.dir))
 		return 1;
 	char model[128], s_brokers[300], s_db[128], s_model[160], s_ttt[32];
-	char s_metrics[64];
+	char s_metrics[64], s_batch[64];
+	snprintf(s_batch, sizeof(s_batch), "storage.batch_ms=%d", b.batch_ms);
 	b.metrics_port = free_port();
 	snprintf(s_metrics, sizeof(s_metrics), "metrics.listen=127.0.0.1:%d",
 		 b.metrics_port);
@@ -385,6 +394,7 @@ int main(int argc, char **argv)
 			      "kafka.session_timeout_ms=6000",
 			      "kafka.max_poll_records=20000",
 			      s_metrics,
+			      s_batch,
 			      "log.level=warning"};
 	struct dc_run_options o = {.sets = sets,
 				   .nsets = sizeof(sets) / sizeof(sets[0]),

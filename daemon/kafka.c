@@ -197,6 +197,9 @@ int dc_kafka_new(const struct cfg *c, const struct dc_kafka_hooks *hooks,
 		c->kafka.offset_reset == CFG_OFFSET_LATEST ? "latest"
 							   : "earliest",
 		err, n) < 0 ||
+	    /* a caught-up consumer gets new messages within 20 ms (the
+	     * default parks an empty fetch for 500 ms) */
+	    set(conf, "fetch.wait.max.ms", "20", err, n) < 0 ||
 	    /* bound the prefetch: backpressure instead of memory growth */
 	    set(conf, "queued.max.messages.kbytes", "16384", err, n) < 0)
 		goto fail;
