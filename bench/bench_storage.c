@@ -504,6 +504,8 @@ static int bench_demo(const char *path)
 				    .shadow_error = (float)d->shadow,
 				    .reason = "Page-Hinkley on the "
 					      "reconstruction loss",
+				    .detector_stat =
+					(float)(50.0 * (d->level - base)),
 				};
 				if (demo_put(s, &ev) < 0)
 					return 1;
@@ -538,6 +540,8 @@ static int bench_demo(const char *path)
 			    .shadow_error = NAN,
 			    .reason = ok ? "guard passed"
 					 : "guard: worse on held-out windows",
+			    .data_from = ts - 96 * 3600,
+			    .data_until = ts,
 			};
 			if (ok) {
 				for (int k = 0; k < DEMO_FLOATS; k++)
@@ -583,6 +587,7 @@ static int bench_demo(const char *path)
 					      "windows",
 				    .adapter = d->good_adapter,
 				    .adapter_len = DEMO_FLOATS,
+				    .version_restored = d->good,
 				};
 				if (demo_put(s, &rb) < 0)
 					return 1;

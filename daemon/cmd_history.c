@@ -84,6 +84,68 @@ struct out {
 	size_t n;
 };
 
+/* The fields that apply to one event type only: empty / null elsewhere.
+ * Columns data_from,data_until,value,filled,detector_stat,
+ * version_restored. */
+static void print_extra_csv(const struct store_event *ev)
+{
+	char b[2][32];
+	bool adapt = ev->type == STORE_EV_ADAPT_ACCEPTED ||
+		     ev->type == STORE_EV_ADAPT_REJECTED;
+	if (adapt && (ev->data_from || ev->data_until))
+		printf("%lld,%lld,", (long long)ev->data_from,
+		       (long long)ev->data_until);
+	else
+		printf(",,");
+	if (ev->type == STORE_EV_REJECTED_VALUE && !isnan(ev->value))
+		printf("%.9g,", (double)ev->value);
+	else
+		printf(",");
+	if (ev->type == STORE_EV_GAP_FILLED)
+		printf("%d,", ev->filled);
+	else
+		printf(",");
+	printf("%s,", ev->type == STORE_EV_DRIFT
+			  ? fnum(ev->detector_stat, b[0], 32, "")
+			  : "");
+	if (ev->type == STORE_EV_ROLLBACK)
+		snprintf(b[1], 32, "%llu",
+			 (unsigned long long)ev->version_restored);
+	else
+		b[1][0] = '\0';
+	printf("%s,", b[1]);
+}
+
+static void add_extra_json(json_t *j, const struct store_event *ev)
+{
+	bool adapt = ev->type == STORE_EV_ADAPT_ACCEPTED ||
+		     ev->type == STORE_EV_ADAPT_REJECTED;
+	bool window = adapt && (ev->data_from || ev->data_until);
+	json_object_set_new(j, "data_from",
+			    window ? json_integer(ev->data_from) : json_null());
+	json_object_set_new(j, "data_until",
+			    window ? json_integer(ev->data_until)
+				   : json_null());
+	/* JSON has no infinity: a non-finite rejected value is a string */
+	json_t *v = json_null();
+	if (ev->type == STORE_EV_REJECTED_VALUE && isfinite(ev->value))
+		v = json_real((double)ev->value);
+	else if (ev->type == STORE_EV_REJECTED_VALUE && isinf(ev->value))
+		v = json_string(ev->value > 0 ? "inf" : "-inf");
+	json_object_set_new(j, "value", v);
+	json_object_set_new(j, "filled",
+			    ev->type == STORE_EV_GAP_FILLED
+				? json_integer(ev->filled)
+				: json_null());
+	json_object_set_new(j, "detector_stat",
+			    ev->type == STORE_EV_DRIFT ? jnum(ev->detector_stat)
+						       : json_null());
+	json_object_set_new(j, "version_restored",
+			    ev->type == STORE_EV_ROLLBACK
+				? json_integer((json_int_t)ev->version_restored)
+				: json_null());
+}
+
 static int print_event(void *user, const struct store_event *ev)
 {
 	struct out *o = user;
@@ -115,6 +177,7 @@ static int print_event(void *user, const struct store_event *ev)
 		       fnum(ev->update_norm, b[4], 32, ""),
 		       fnum(ev->adapted_error, b[5], 32, ""),
 		       fnum(ev->shadow_error, b[6], 32, ""));
+		print_extra_csv(ev);
 		csv_field(stdout, ev->reason);
 		putchar('\n');
 	} else {
@@ -138,6 +201,7 @@ static int print_event(void *user, const struct store_event *ev)
 		json_object_set_new(j, "adapted_error",
 				    jnum(ev->adapted_error));
 		json_object_set_new(j, "shadow_error", jnum(ev->shadow_error));
+		add_extra_json(j, ev);
 		json_object_set_new(j, "reason",
 				    json_string(ev->reason ? ev->reason : ""));
 		char *s = json_dumps(j, JSON_COMPACT | JSON_PRESERVE_ORDER |
@@ -233,7 +297,8 @@ int dc_cmd_history(int argc, char **argv)
 		printf("id,time,ts,series,event,trigger,version_from,"
 		       "version_to,steps,loss_before,loss_after,guard_before,"
 		       "guard_after,update_norm,adapted_error,shadow_error,"
-		       "reason\n");
+		       "data_from,data_until,value,filled,detector_stat,"
+		       "version_restored,reason\n");
 	else
 		printf("[");
 	int r =

@@ -8,6 +8,9 @@
  *      forecasts, realised errors, Kafka offsets, and their indexes
  *   2  the control table (operator requests to a running daemon) and the
  *      views users query
+ *   3  the engine's later event fields in the audit log (data window of an
+ *      adaptation, rejected value, points gap-filled, detector statistic,
+ *      the version a rollback restored), and v_history with them
  */
 #include "storage/storage_private.h"
 
@@ -213,7 +216,26 @@ static const char MIGRATION_2[] =
     "  sum(adaptations > 0) AS series_adapted\n"
     "FROM v_daily_activity GROUP BY day;\n";
 
-static const char *const migrations[] = {MIGRATION_1, MIGRATION_2};
+static const char MIGRATION_3[] =
+    "ALTER TABLE audit ADD COLUMN data_from INTEGER;\n"
+    "ALTER TABLE audit ADD COLUMN data_until INTEGER;\n"
+    "ALTER TABLE audit ADD COLUMN rejected_value REAL;\n"
+    "ALTER TABLE audit ADD COLUMN gap_filled INTEGER;\n"
+    "ALTER TABLE audit ADD COLUMN detector_stat REAL;\n"
+    "ALTER TABLE audit ADD COLUMN version_restored INTEGER;\n"
+    "DROP VIEW v_history;\n"
+    "CREATE VIEW v_history AS\n"
+    "SELECT a.id, s.key AS series, a.ts,\n"
+    "  datetime(a.ts, 'unixepoch') AS time, a.event, a.triggered_by,\n"
+    "  a.version_from, a.version_to, a.steps, a.loss_before,\n"
+    "  a.loss_after, a.guard_before, a.guard_after, a.update_norm,\n"
+    "  a.adapted_error, a.shadow_error, a.reason,\n"
+    "  a.data_from, a.data_until, a.rejected_value, a.gap_filled,\n"
+    "  a.detector_stat, a.version_restored,\n"
+    "  datetime(a.created_at / 1000, 'unixepoch') AS recorded_at\n"
+    "FROM audit a JOIN series s ON s.id = a.series_id;\n";
+
+static const char *const migrations[] = {MIGRATION_1, MIGRATION_2, MIGRATION_3};
 
 _Static_assert(sizeof(migrations) / sizeof(migrations[0]) ==
 		   STORE_SCHEMA_VERSION,

@@ -148,8 +148,9 @@ FROM v_history WHERE event IN ('rollback', 'reset', 'manual')
 ORDER BY ts, id LIMIT 12;"
 
 q "10. Drift alarms and what followed within two hours" \
-	"Each drift alarm with the next adaptation attempt of the same series." \
-	"SELECT d.time, d.series, round(d.adapted_error, 3) AS adapted_err,
+	"Each drift alarm (with the detector statistic that fired) and the next adaptation attempt of the same series." \
+	"SELECT d.time, d.series, round(d.detector_stat, 2) AS stat,
+       round(d.adapted_error, 3) AS adapted_err,
        round(d.shadow_error, 3) AS frozen_err,
        (SELECT a.event || ' ' || a.version_from || '->' || a.version_to
         FROM v_history a
@@ -166,7 +167,7 @@ WHERE s.key = 'ETTh1/MUFL' AND v.ts <= strftime('%s', '2016-07-20T00:00')
 ORDER BY v.id DESC LIMIT 1;"
 
 q "12. Versions that restored older content" \
-	"Rollbacks are new versions whose content is an earlier one: \`restored_from\` names it (manual rollbacks) and the checksum shows the identical bytes." \
+	"Rollbacks are new versions whose content is an earlier one: \`restored_from\` names it and the checksum shows the identical bytes." \
 	"SELECT r.series, r.version, r.parent, r.reason, r.restored_from, r.checksum,
        (SELECT group_concat(o.version) FROM v_versions o
         WHERE o.series = r.series AND o.checksum = r.checksum AND o.version < r.version)

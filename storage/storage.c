@@ -68,12 +68,20 @@ static const char SQL_VERSION_RANGE[] =
     "SELECT min(number), max(number), min(ts) FROM versions "
     "WHERE series_id = ?1";
 
+#define AUDIT_INSERT_V1                                                       \
+	"INSERT INTO audit (created_at, series_id, ts, event, triggered_by, " \
+	"version_from, version_to, steps, loss_before, loss_after, "          \
+	"guard_before, guard_after, update_norm, adapted_error, "             \
+	"shadow_error, reason"
+/* Schemas 1 and 2 (a store opened with an older target_schema) */
+static const char SQL_AUDIT_INSERT_V1[] =
+    AUDIT_INSERT_V1 ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, "
+		    "?11, ?12, ?13, ?14, ?15, ?16)";
 static const char SQL_AUDIT_INSERT[] =
-    "INSERT INTO audit (created_at, series_id, ts, event, triggered_by, "
-    "version_from, version_to, steps, loss_before, loss_after, "
-    "guard_before, guard_after, update_norm, adapted_error, shadow_error, "
-    "reason) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, "
-    "?13, ?14, ?15, ?16)";
+    AUDIT_INSERT_V1 ", data_from, data_until, rejected_value, gap_filled, "
+		    "detector_stat, version_restored) VALUES (?1, ?2, ?3, ?4, "
+		    "?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, "
+		    "?17, ?18, ?19, ?20, ?21, ?22)";
 
 static const char SQL_FORECAST_PUT[] =
     "INSERT INTO forecasts (series_id, origin_ts, horizon, vals, model_id, "
@@ -113,12 +121,21 @@ static const char SQL_RESTORE_ONE[] = RESTORE_COLUMNS " WHERE s.key = ?1";
 	"SELECT a.id, s.key, a.ts, a.event, a.triggered_by, a.version_from, " \
 	"a.version_to, a.steps, a.loss_before, a.loss_after, "                \
 	"a.guard_before, a.guard_after, a.update_norm, a.adapted_error, "     \
-	"a.shadow_error, a.reason, a.created_at "                             \
-	"FROM audit a JOIN series s ON s.id = a.series_id "
-static const char SQL_HISTORY_ALL[] =
-    HISTORY_COLUMNS "WHERE a.ts >= ?2 ORDER BY a.ts, a.id";
-static const char SQL_HISTORY_ONE[] =
-    HISTORY_COLUMNS "WHERE s.key = ?1 AND a.ts >= ?2 ORDER BY a.ts, a.id";
+	"a.shadow_error, a.reason, a.created_at, "
+#define HISTORY_FROM "FROM audit a JOIN series s ON s.id = a.series_id "
+#define HISTORY_V3                                                    \
+	"a.data_from, a.data_until, a.rejected_value, a.gap_filled, " \
+	"a.detector_stat, a.version_restored "
+/* a read-only open does not migrate: older files lack the v3 columns */
+#define HISTORY_V1 "NULL, NULL, NULL, NULL, NULL, NULL "
+static const char SQL_HISTORY_ALL[] = HISTORY_COLUMNS HISTORY_V3 HISTORY_FROM
+    "WHERE a.ts >= ?2 ORDER BY a.ts, a.id";
+static const char SQL_HISTORY_ONE[] = HISTORY_COLUMNS HISTORY_V3 HISTORY_FROM
+    "WHERE s.key = ?1 AND a.ts >= ?2 ORDER BY a.ts, a.id";
+static const char SQL_HISTORY_ALL_V1[] = HISTORY_COLUMNS HISTORY_V1 HISTORY_FROM
+    "WHERE a.ts >= ?2 ORDER BY a.ts, a.id";
+static const char SQL_HISTORY_ONE_V1[] = HISTORY_COLUMNS HISTORY_V1 HISTORY_FROM
+    "WHERE s.key = ?1 AND a.ts >= ?2 ORDER BY a.ts, a.id";
 
 static const char SQL_VERSIONS[] =
     "SELECT v.id, v.number, v.parent_id, v.parent_number, v.model_id, "
@@ -219,6 +236,7 @@ enum sq {
 	SQ_VERSION_AT,
 	SQ_VERSION_RANGE,
 	SQ_AUDIT_INSERT,
+	SQ_AUDIT_INSERT_V1,
 	SQ_FORECAST_PUT,
 	SQ_ERROR_PUT,
 	SQ_OFFSET_PUT,
@@ -229,6 +247,8 @@ enum sq {
 	SQ_RESTORE_ONE,
 	SQ_HISTORY_ALL,
 	SQ_HISTORY_ONE,
+	SQ_HISTORY_ALL_V1,
+	SQ_HISTORY_ONE_V1,
 	SQ_VERSIONS,
 	SQ_CONTROL_RECORD,
 	SQ_CONTROL_SEEN,
@@ -253,6 +273,7 @@ static const char *const sql_text[SQ__COUNT] = {
     [SQ_VERSION_AT] = SQL_VERSION_AT,
     [SQ_VERSION_RANGE] = SQL_VERSION_RANGE,
     [SQ_AUDIT_INSERT] = SQL_AUDIT_INSERT,
+    [SQ_AUDIT_INSERT_V1] = SQL_AUDIT_INSERT_V1,
     [SQ_FORECAST_PUT] = SQL_FORECAST_PUT,
     [SQ_ERROR_PUT] = SQL_ERROR_PUT,
     [SQ_OFFSET_PUT] = SQL_OFFSET_PUT,
@@ -263,6 +284,8 @@ static const char *const sql_text[SQ__COUNT] = {
     [SQ_RESTORE_ONE] = SQL_RESTORE_ONE,
     [SQ_HISTORY_ALL] = SQL_HISTORY_ALL,
     [SQ_HISTORY_ONE] = SQL_HISTORY_ONE,
+    [SQ_HISTORY_ALL_V1] = SQL_HISTORY_ALL_V1,
+    [SQ_HISTORY_ONE_V1] = SQL_HISTORY_ONE_V1,
     [SQ_VERSIONS] = SQL_VERSIONS,
     [SQ_CONTROL_RECORD] = SQL_CONTROL_RECORD,
     [SQ_CONTROL_SEEN] = SQL_CONTROL_SEEN,
@@ -1268,7 +1291,9 @@ static int audit_insert(struct store *s, int64_t series_id,
 {
 	sqlite3_stmt *st = NULL;
 	int r, rc;
-	if ((r = prep(s, SQ_AUDIT_INSERT, &st, errbuf, errbuf_size)) < 0)
+	bool v3 = s->schema >= 3;
+	if ((r = prep(s, v3 ? SQ_AUDIT_INSERT : SQ_AUDIT_INSERT_V1, &st, errbuf,
+		      errbuf_size)) < 0)
 		return r;
 	sqlite3_bind_int64(st, 1, store_now_ms());
 	sqlite3_bind_int64(st, 2, series_id);
@@ -1289,6 +1314,24 @@ static int audit_insert(struct store *s, int64_t series_id,
 	bind_float(st, 15, ev->shadow_error);
 	sqlite3_bind_text(st, 16, ev->reason ? ev->reason : "", -1,
 			  SQLITE_STATIC);
+	if (v3) { /* each only where it applies, else NULL */
+		if ((ev->type == STORE_EV_ADAPT_ACCEPTED ||
+		     ev->type == STORE_EV_ADAPT_REJECTED) &&
+		    (ev->data_from || ev->data_until)) {
+			sqlite3_bind_int64(st, 17, ev->data_from);
+			sqlite3_bind_int64(st, 18, ev->data_until);
+		}
+		/* an infinite rejected value is kept; NaN becomes NULL */
+		if (ev->type == STORE_EV_REJECTED_VALUE)
+			sqlite3_bind_double(st, 19, (double)ev->value);
+		if (ev->type == STORE_EV_GAP_FILLED)
+			sqlite3_bind_int(st, 20, ev->filled);
+		if (ev->type == STORE_EV_DRIFT)
+			bind_float(st, 21, ev->detector_stat);
+		if (ev->type == STORE_EV_ROLLBACK)
+			sqlite3_bind_int64(st, 22,
+					   (int64_t)ev->version_restored);
+	}
 	rc = sqlite3_step(st);
 	if (rc != SQLITE_DONE)
 		r = db_fail(s, rc, errbuf, errbuf_size, "writing an audit row");
@@ -1363,7 +1406,9 @@ int store_event_put(struct store *s, const struct store_event *ev, char *errbuf,
 		struct version_new v = {
 		    .reason = version_reason(ev, &sr),
 		    .note = ev->reason,
-		    .restored_from = -1,
+		    .restored_from = ev->type == STORE_EV_ROLLBACK
+					 ? (int64_t)ev->version_restored
+					 : -1,
 		    .ts = ev->ts,
 		    .number = ev->version_to,
 		    .loss_before = ev->loss_before,
@@ -1592,8 +1637,10 @@ int store_history(struct store *s, const char *series, int64_t since,
 	sqlite3_stmt *st = NULL;
 	int r, rc;
 
-	if ((r = prep(s, series ? SQ_HISTORY_ONE : SQ_HISTORY_ALL, &st, errbuf,
-		      errbuf_size)) < 0)
+	enum sq q = s->schema >= 3
+			? (series ? SQ_HISTORY_ONE : SQ_HISTORY_ALL)
+			: (series ? SQ_HISTORY_ONE_V1 : SQ_HISTORY_ALL_V1);
+	if ((r = prep(s, q, &st, errbuf, errbuf_size)) < 0)
 		return r;
 	if (series)
 		sqlite3_bind_text(st, 1, series, -1, SQLITE_STATIC);
@@ -1621,6 +1668,12 @@ int store_history(struct store *s, const char *series, int64_t since,
 		    .shadow_error = col_float(st, 14),
 		    .reason = (const char *)sqlite3_column_text(st, 15),
 		    .created_at = sqlite3_column_int64(st, 16),
+		    .data_from = sqlite3_column_int64(st, 17),
+		    .data_until = sqlite3_column_int64(st, 18),
+		    .value = col_float(st, 19),
+		    .filled = sqlite3_column_int(st, 20),
+		    .detector_stat = col_float(st, 21),
+		    .version_restored = (uint64_t)sqlite3_column_int64(st, 22),
 		};
 		int stop = fn(user, &ev);
 		if (stop) {

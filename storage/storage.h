@@ -40,7 +40,7 @@
 #include <stdint.h>
 
 /* Latest schema version this build writes (PRAGMA user_version). */
-#define STORE_SCHEMA_VERSION 2
+#define STORE_SCHEMA_VERSION 3
 #define STORE_KEY_MAX	     256 /* series keys, topic names (bytes, incl. NUL) */
 #define STORE_REASON_MAX     512
 
@@ -171,8 +171,15 @@ struct store_event {
 	int horizon;
 	const float *adapter; /* a new version's adapter block, or NULL */
 	size_t adapter_len;   /* floats */
-	int64_t created_at;   /* read side only */
-	int64_t id;	      /* read side only: audit row id */
+	/* Later engine fields (schema 3), stored where they apply: */
+	int64_t data_from, data_until; /* ADAPT_*: data window used */
+	float value;		       /* REJECTED_VALUE: the value */
+	int filled;		       /* GAP_FILLED: points filled */
+	float detector_stat;	       /* DRIFT: statistic that fired */
+	uint64_t version_restored;     /* ROLLBACK: the good version whose
+					* content version_to repeats */
+	int64_t created_at;	       /* read side only */
+	int64_t id;		       /* read side only: audit row id */
 };
 
 /* ---- the write path: batches ---------------------------------------------

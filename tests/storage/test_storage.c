@@ -777,13 +777,13 @@ Test(storage, migrates_v1_in_place)
 	store_free(s);
 
 	s = su_open(path, NULL);
-	cr_assert_eq(store_schema_version(s), 2);
+	cr_assert_eq(store_schema_version(s), STORE_SCHEMA_VERSION);
 	struct got g = restore_all(s);
 	cr_assert_eq(g.n, 3);
 	cr_assert_eq(g.version[1], 5);
 	store_free(s);
 	db = su_raw(path);
-	cr_assert_eq(su_int(db, "PRAGMA user_version"), 2);
+	cr_assert_eq(su_int(db, "PRAGMA user_version"), STORE_SCHEMA_VERSION);
 	cr_assert_eq(su_int(db, "SELECT count(*) FROM v_history"), 3 + 2 + 5);
 	cr_assert_eq(su_int(db, "SELECT count(*) FROM control"), 0);
 	sqlite3_close(db);
@@ -1014,6 +1014,120 @@ Test(storage, rollback_to_the_current_version_reinstalls_it)
 				"= 'c' AND version = 1 AND parent = 0 AND "
 				"reason = 'manual'"),
 		     1);
+	sqlite3_close(db);
+	su_rmdir(dir);
+}
+
+struct evs {
+	int n;
+	struct store_event ev[8];
+};
+
+static int ecollect(void *user, const struct store_event *ev)
+{
+	struct evs *e = user;
+	if (e->n < 8)
+		e->ev[e->n++] = *ev; /* pointers are not kept */
+	return 0;
+}
+
+Test(storage, engine_fields_round_trip)
+{
+	char dir[64], path[128], err[512];
+	su_tmpdb(dir, sizeof(dir), path, sizeof(path));
+	struct store *s = su_open(path, NULL);
+	fill_three(s); /* a: 0..2 */
+	float a[SU_ADAPTER_LEN];
+	su_fill(a, SU_ADAPTER_LEN, 1.0f);
+	struct store_event evs[] = {
+	    {.type = STORE_EV_ADAPT_ACCEPTED,
+	     .series = "a",
+	     .ts = 90000,
+	     .version_from = 2,
+	     .version_to = 3,
+	     .data_from = 80000,
+	     .data_until = 89000,
+	     .adapter = a,
+	     .adapter_len = SU_ADAPTER_LEN},
+	    {.type = STORE_EV_DRIFT,
+	     .series = "a",
+	     .ts = 90001,
+	     .detector_stat = 7.5f},
+	    {.type = STORE_EV_ROLLBACK,
+	     .trigger = STORE_TRIGGER_SHADOW,
+	     .series = "a",
+	     .ts = 90002,
+	     .version_from = 3,
+	     .version_to = 4,
+	     .version_restored = 1,
+	     .adapter = a,
+	     .adapter_len = SU_ADAPTER_LEN},
+	    {.type = STORE_EV_REJECTED_VALUE,
+	     .series = "a",
+	     .ts = 90003,
+	     .value = INFINITY},
+	    {.type = STORE_EV_GAP_FILLED,
+	     .series = "a",
+	     .ts = 90004,
+	     .filled = 3,
+	     .detector_stat = 99.0f /* not a drift: not stored */},
+	};
+	for (size_t i = 0; i < sizeof(evs) / sizeof(evs[0]); i++)
+		cr_assert_eq(store_event_put(s, &evs[i], err, sizeof(err)), 0,
+			     "%s", err);
+	su_commit(s);
+	struct evs got = {0};
+	cr_assert_eq(
+	    store_history(s, "a", 90000, ecollect, &got, err, sizeof(err)), 0);
+	cr_assert_eq(got.n, 5);
+	cr_assert_eq(got.ev[0].data_from, 80000);
+	cr_assert_eq(got.ev[0].data_until, 89000);
+	cr_assert_float_eq(got.ev[1].detector_stat, 7.5f, 0);
+	cr_assert_eq(got.ev[2].version_restored, 1);
+	cr_assert(isinf(got.ev[3].value));
+	cr_assert_eq(got.ev[4].filled, 3);
+	cr_assert(isnan(got.ev[4].detector_stat));
+	store_free(s);
+	sqlite3 *db = su_raw(path);
+	cr_assert_eq(su_int(db, "SELECT restored_from FROM v_versions WHERE "
+				"series = 'a' AND version = 4"),
+		     1);
+	cr_assert_eq(su_int(db, "SELECT version_restored FROM v_history "
+				"WHERE event = 'rollback'"),
+		     1);
+	cr_assert_eq(su_int(db, "SELECT count(*) FROM audit WHERE "
+				"data_from IS NOT NULL"),
+		     1);
+	sqlite3_close(db);
+	su_rmdir(dir);
+}
+
+Test(storage, migrates_v2_to_v3_and_reads_old_files)
+{
+	char dir[64], path[128], err[512];
+	su_tmpdb(dir, sizeof(dir), path, sizeof(path));
+	struct store_options v2 = {.target_schema = 2};
+	struct store *s = su_open(path, &v2);
+	fill_three(s);
+	store_free(s);
+	/* a read-only open of the old file reads its history */
+	struct store_options ro = {.read_only = true};
+	s = su_open(path, &ro);
+	cr_assert_eq(store_schema_version(s), 2);
+	struct evs got = {0};
+	cr_assert_eq(store_history(s, "c", 0, ecollect, &got, err, sizeof(err)),
+		     0, "%s", err);
+	cr_assert_eq(got.n, 1);
+	store_free(s);
+	/* in place to the latest */
+	s = su_open(path, NULL);
+	cr_assert_eq(store_schema_version(s), STORE_SCHEMA_VERSION);
+	cr_assert_eq(restore_all(s).version[1], 5);
+	store_free(s);
+	sqlite3 *db = su_raw(path);
+	cr_assert_eq(su_int(db, "SELECT count(*) FROM v_history WHERE "
+				"version_restored IS NULL"),
+		     10);
 	sqlite3_close(db);
 	su_rmdir(dir);
 }
