@@ -99,27 +99,8 @@ static void on_tap(void *user, int arm, const struct ttt_event *ev)
 	if (!s->store || ev->type == TTT_EV_FORECAST)
 		return;
 	snprintf(key, sizeof(key), "%s/%s", ttt_arm_name(arm), ev->series);
-	struct store_event se = {
-	    .type = (int)ev->type,
-	    .trigger = (int)ev->trigger,
-	    .series = key,
-	    .ts = ev->ts,
-	    .version_from = ev->version_from,
-	    .version_to = ev->version_to,
-	    .steps = ev->steps,
-	    .loss_before = ev->loss_before,
-	    .loss_after = ev->loss_after,
-	    .guard_before = ev->guard_before,
-	    .guard_after = ev->guard_after,
-	    .update_norm = ev->update_norm,
-	    .adapted_error = ev->adapted_error,
-	    .shadow_error = ev->shadow_error,
-	    .reason = ev->reason,
-	    .adapter = ev->adapter,
-	    .adapter_len = ev->adapter_len,
-	};
-	if (store_event_put(s->store, &se, s->store_err, sizeof(s->store_err)) <
-	    0)
+	if (dc_record_event(s->store, ev, key, s->store_err,
+			    sizeof(s->store_err)) < 0)
 		s->store_errors++;
 	else
 		s->stored++;

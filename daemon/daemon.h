@@ -163,6 +163,16 @@ int dc_ttt_params_from_cfg(struct ttt_params *p, const struct cfg *c,
 int dc_ttt_families(const char *list, unsigned *ret, char *errbuf,
 		    size_t errbuf_size);
 
+/* Record one engine event in the store's open batch (daemon/record.c):
+ * realised errors to the errors table, forecasts to the forecasts table,
+ * everything else to the audit log (and a version when it carries an
+ * adapter).  series overrides ev->series when not NULL.  0 or the
+ * storage's negative errno with errbuf. */
+struct store;
+struct ttt_event;
+int dc_record_event(struct store *s, const struct ttt_event *ev,
+		    const char *series, char *errbuf, size_t errbuf_size);
+
 int dc_cmd_run(int argc, char **argv);
 int dc_cmd_demo(int argc, char **argv);
 

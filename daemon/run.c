@@ -205,27 +205,6 @@ static void json_escape(char *dst, size_t size, const char *src)
 static void on_engine_event(void *user, const struct ttt_event *ev)
 {
 	struct run *r = user;
-	struct store_event se = {
-	    .type = (int)ev->type,
-	    .trigger = (int)ev->trigger,
-	    .series = ev->series,
-	    .ts = ev->ts,
-	    .version_from = ev->version_from,
-	    .version_to = ev->version_to,
-	    .steps = ev->steps,
-	    .loss_before = ev->loss_before,
-	    .loss_after = ev->loss_after,
-	    .guard_before = ev->guard_before,
-	    .guard_after = ev->guard_after,
-	    .update_norm = ev->update_norm,
-	    .adapted_error = ev->adapted_error,
-	    .shadow_error = ev->shadow_error,
-	    .reason = ev->reason,
-	    .forecast = ev->forecast,
-	    .horizon = ev->horizon,
-	    .adapter = ev->adapter,
-	    .adapter_len = ev->adapter_len,
-	};
 
 	switch (ev->type) {
 	case TTT_EV_FORECAST: {
@@ -266,7 +245,7 @@ static void on_engine_event(void *user, const struct ttt_event *ev)
 	default:
 		break;
 	}
-	if (store_event_put(r->store, &se, r->err, sizeof(r->err)) < 0)
+	if (dc_record_event(r->store, ev, NULL, r->err, sizeof(r->err)) < 0)
 		log_ratelimited(&r->rl_store, LOG_ERR, "storage: %s", r->err);
 }
 

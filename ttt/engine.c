@@ -815,12 +815,24 @@ static void shadow_step(struct ttt_engine *e, struct series *s)
 	const int L = e->L, H = e->H;
 	long i = s->n - 1 - H;
 	struct ttt_event ev;
-	if (ad->identity || i - L + 1 < ring_first(e, s))
+	if (i - L + 1 < ring_first(e, s))
 		return;
 	load_matured(e, s, i, e->xb, e->yb);
-	float ea = batch_mse(e, expand(e, ad), e->xb, e->yb, 1);
 	float es = batch_mse(e, NULL, e->xb, e->yb, 1);
+	float ea =
+	    ad->identity ? es : batch_mse(e, expand(e, ad), e->xb, e->yb, 1);
 	if (!isfinite(ea) || !isfinite(es))
+		return;
+	/* The realised error of the newest matured window, for the record
+	 * (storage's errors table): its origin is H steps back. */
+	ev_init(&ev, TTT_EV_REALISED, s);
+	ev.ts = s->last_ts - (int64_t)H * s->step;
+	ev.version_from = ev.version_to = ad->version;
+	ev.adapted_error = ea;
+	ev.shadow_error = es;
+	ev.horizon = H;
+	emit(e, &ev);
+	if (ad->identity)
 		return;
 	float w = 2.0f / ((float)e->p.rollback_window + 1.0f);
 	if (ad->n_track == 0) {

@@ -40,6 +40,9 @@ enum ttt_event_type {
 	TTT_EV_RESET,	       /* soft or hard reset toward the anchor */
 	TTT_EV_GAP_FILLED,     /* short gap filled by interpolation */
 	TTT_EV_REJECTED_VALUE, /* duplicate, late or non-finite value */
+	TTT_EV_REALISED,       /* a matured window scored: ts is its forecast
+				  origin, adapted_error (current adapter) and
+				  shadow_error (frozen model), MSE over H */
 };
 
 enum ttt_trigger {

@@ -125,8 +125,8 @@ listen = 127.0.0.1:$metrics_port
 EOF
 }
 write_conf info
-check "config check accepts the test configuration" \
-    "$BIN" config check "$WORK/driftcast.conf" > /dev/null
+config_ok() { "$BIN" config check "$1" > /dev/null; }
+check "config check accepts the test configuration" config_ok "$WORK/driftcast.conf"
 
 python3 "$HERE/notify_listen.py" "$WORK/notify.sock" "$WORK/notify.log" &
 pids+=($!)
