@@ -177,6 +177,9 @@ int fc_adapter_tensor(const struct fc_model *m, size_t i, const char **ret_name,
  * models with this config.  Allocated once; forecast and loss calls do no
  * allocation (with fc_blas_set_threads(1): OpenBLAS's threaded GEMM
  * allocates inside each call).  One workspace per thread; not shared.
+ * It keeps the merged weights of the last adapter and reuses them while
+ * the same model and an adapter with equal contents come back (compared
+ * on every call, so adapters may be updated in place).
  */
 struct fc_workspace;
 
@@ -319,7 +322,8 @@ int fc_dataset_split_windows(const struct fc_dataset *d, enum fc_split s,
  * reconstruction MSE (each window is seen twice: unmasked for the forecast,
  * masked for the reconstruction), AdamW, gradient clipping, early stopping
  * on the validation forecast MSE (the best epoch's weights are returned).
- * Deterministic for a given seed and thread count.  The test split is
+ * Deterministic for a given seed and thread count (it sets BLAS to one
+ * thread and splits batches itself).  The test split is
  * never looked at.
  */
 #define FC_TRAIN_MAX_EPOCHS 200
