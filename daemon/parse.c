@@ -56,6 +56,7 @@ static const char *const reason_names[DC_REASON_COUNT] = {
     [DC_REASON_BAD_SERIES] = "bad_series",
     [DC_REASON_KEY_MISMATCH] = "key_mismatch",
     [DC_REASON_TOO_MANY_VALUES] = "too_many_values",
+    [DC_REASON_REJECTED_VALUE] = "rejected_value",
 };
 
 const char *dc_reason_name(int reason)

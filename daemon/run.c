@@ -426,9 +426,8 @@ static void dead_letter(struct run *r, const rd_kafka_message_t *m,
 			const char *reason, int reason_class)
 {
 	r->st.deadlettered++;
-	if (reason_class >= 0 && reason_class <= DC_REASON_COUNT)
-		r->st
-		    .dead_by_reason[reason_class]++; /* COUNT: engine refused */
+	if (reason_class >= 0 && reason_class < DC_REASON_COUNT)
+		r->st.dead_by_reason[reason_class]++;
 	log_ratelimited(&r->rl_dead, LOG_WARNING,
 			"dead letter (partition %d offset %" PRId64 "): %s",
 			m->partition, m->offset, reason);
@@ -487,7 +486,8 @@ static void handle_message(struct run *r, const rd_kafka_message_t *m)
 					 " (and %d more of %zu values)",
 					 r->n_rejected - 1, n);
 			}
-			dead_letter(r, m, r->rejected, DC_REASON_COUNT);
+			dead_letter(r, m, r->rejected,
+				    DC_REASON_REJECTED_VALUE);
 		}
 	}
 	r->batch_next[p] = m->offset + 1;
