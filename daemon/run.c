@@ -43,10 +43,12 @@ _Static_assert(DC_REASON_COUNT < 32,
 
 static volatile sig_atomic_t got_stop, got_reload;
 
+/* The first SIGTERM/SIGINT drains; a second one also gives up waiting for
+ * Kafka to accept what is in flight (it is replayed after the restart). */
 static void on_stop_signal(int sig)
 {
 	(void)sig;
-	got_stop = 1;
+	got_stop = got_stop ? 2 : 1;
 }
 
 static void on_reload_signal(int sig)
