@@ -17,8 +17,6 @@
 
 #include "storage/storage.h"
 
-enum fmt { FMT_TABLE, FMT_CSV, FMT_JSON };
-
 static void history_usage(FILE *f)
 {
 	fprintf(f,
@@ -38,49 +36,8 @@ static void history_usage(FILE *f)
 		"Exit status: 0 success, 1 runtime failure, 2 usage error.\n");
 }
 
-static void fmt_utc(int64_t ts, char *buf, size_t n)
-{
-	time_t t = (time_t)ts;
-	struct tm tm;
-	if (gmtime_r(&t, &tm))
-		strftime(buf, n, "%Y-%m-%dT%H:%M:%SZ", &tm);
-	else
-		snprintf(buf, n, "%lld", (long long)ts);
-}
-
-/* A float for CSV/table: empty (csv) or "-" (table) when absent. */
-static const char *fnum(float v, char *buf, size_t n, const char *none)
-{
-	if (!isfinite(v))
-		return none;
-	snprintf(buf, n, "%.6g", (double)v);
-	return buf;
-}
-
-static void csv_field(FILE *f, const char *s)
-{
-	if (!s)
-		s = "";
-	if (!strpbrk(s, ",\"\n\r")) {
-		fputs(s, f);
-		return;
-	}
-	fputc('"', f);
-	for (; *s; s++) {
-		if (*s == '"')
-			fputc('"', f);
-		fputc(*s, f);
-	}
-	fputc('"', f);
-}
-
-static json_t *jnum(float v)
-{
-	return isfinite(v) ? json_real((double)v) : json_null();
-}
-
 struct out {
-	enum fmt fmt;
+	enum dc_format fmt;
 	size_t n;
 };
 
@@ -106,7 +63,7 @@ static void print_extra_csv(const struct store_event *ev)
 	else
 		printf(",");
 	printf("%s,", ev->type == STORE_EV_DRIFT
-			  ? fnum(ev->detector_stat, b[0], 32, "")
+			  ? dc_fmt_num(ev->detector_stat, b[0], 32, "")
 			  : "");
 	if (ev->type == STORE_EV_ROLLBACK)
 		snprintf(b[1], 32, "%llu",
@@ -138,8 +95,9 @@ static void add_extra_json(json_t *j, const struct store_event *ev)
 				? json_integer(ev->filled)
 				: json_null());
 	json_object_set_new(j, "detector_stat",
-			    ev->type == STORE_EV_DRIFT ? jnum(ev->detector_stat)
-						       : json_null());
+			    ev->type == STORE_EV_DRIFT
+				? dc_json_num(ev->detector_stat)
+				: json_null());
 	json_object_set_new(j, "version_restored",
 			    ev->type == STORE_EV_ROLLBACK
 				? json_integer((json_int_t)ev->version_restored)
@@ -150,35 +108,35 @@ static int print_event(void *user, const struct store_event *ev)
 {
 	struct out *o = user;
 	char t[32], b[8][32];
-	fmt_utc(ev->ts, t, sizeof(t));
+	dc_fmt_utc(ev->ts, t, sizeof(t));
 	const char *type = store_event_type_name(ev->type);
 	const char *trig = store_trigger_name(ev->trigger);
-	if (o->fmt == FMT_TABLE) {
+	if (o->fmt == DC_FORMAT_TABLE) {
 		printf("%-20s %-16s %-14s %-8s %5llu %5llu %9s %9s %9s %9s  "
 		       "%s\n",
 		       t, ev->series, type, trig,
 		       (unsigned long long)ev->version_from,
 		       (unsigned long long)ev->version_to,
-		       fnum(ev->loss_before, b[0], 32, "-"),
-		       fnum(ev->loss_after, b[1], 32, "-"),
-		       fnum(ev->guard_before, b[2], 32, "-"),
-		       fnum(ev->guard_after, b[3], 32, "-"), ev->reason);
-	} else if (o->fmt == FMT_CSV) {
+		       dc_fmt_num(ev->loss_before, b[0], 32, "-"),
+		       dc_fmt_num(ev->loss_after, b[1], 32, "-"),
+		       dc_fmt_num(ev->guard_before, b[2], 32, "-"),
+		       dc_fmt_num(ev->guard_after, b[3], 32, "-"), ev->reason);
+	} else if (o->fmt == DC_FORMAT_CSV) {
 		printf("%lld,%s,%lld,", (long long)ev->id, t,
 		       (long long)ev->ts);
-		csv_field(stdout, ev->series);
+		dc_csv_field(stdout, ev->series);
 		printf(",%s,%s,%llu,%llu,%d,%s,%s,%s,%s,%s,%s,%s,", type, trig,
 		       (unsigned long long)ev->version_from,
 		       (unsigned long long)ev->version_to, ev->steps,
-		       fnum(ev->loss_before, b[0], 32, ""),
-		       fnum(ev->loss_after, b[1], 32, ""),
-		       fnum(ev->guard_before, b[2], 32, ""),
-		       fnum(ev->guard_after, b[3], 32, ""),
-		       fnum(ev->update_norm, b[4], 32, ""),
-		       fnum(ev->adapted_error, b[5], 32, ""),
-		       fnum(ev->shadow_error, b[6], 32, ""));
+		       dc_fmt_num(ev->loss_before, b[0], 32, ""),
+		       dc_fmt_num(ev->loss_after, b[1], 32, ""),
+		       dc_fmt_num(ev->guard_before, b[2], 32, ""),
+		       dc_fmt_num(ev->guard_after, b[3], 32, ""),
+		       dc_fmt_num(ev->update_norm, b[4], 32, ""),
+		       dc_fmt_num(ev->adapted_error, b[5], 32, ""),
+		       dc_fmt_num(ev->shadow_error, b[6], 32, ""));
 		print_extra_csv(ev);
-		csv_field(stdout, ev->reason);
+		dc_csv_field(stdout, ev->reason);
 		putchar('\n');
 	} else {
 		json_t *j = json_object();
@@ -193,14 +151,20 @@ static int print_event(void *user, const struct store_event *ev)
 		json_object_set_new(j, "version_to",
 				    json_integer((json_int_t)ev->version_to));
 		json_object_set_new(j, "steps", json_integer(ev->steps));
-		json_object_set_new(j, "loss_before", jnum(ev->loss_before));
-		json_object_set_new(j, "loss_after", jnum(ev->loss_after));
-		json_object_set_new(j, "guard_before", jnum(ev->guard_before));
-		json_object_set_new(j, "guard_after", jnum(ev->guard_after));
-		json_object_set_new(j, "update_norm", jnum(ev->update_norm));
+		json_object_set_new(j, "loss_before",
+				    dc_json_num(ev->loss_before));
+		json_object_set_new(j, "loss_after",
+				    dc_json_num(ev->loss_after));
+		json_object_set_new(j, "guard_before",
+				    dc_json_num(ev->guard_before));
+		json_object_set_new(j, "guard_after",
+				    dc_json_num(ev->guard_after));
+		json_object_set_new(j, "update_norm",
+				    dc_json_num(ev->update_norm));
 		json_object_set_new(j, "adapted_error",
-				    jnum(ev->adapted_error));
-		json_object_set_new(j, "shadow_error", jnum(ev->shadow_error));
+				    dc_json_num(ev->adapted_error));
+		json_object_set_new(j, "shadow_error",
+				    dc_json_num(ev->shadow_error));
 		add_extra_json(j, ev);
 		json_object_set_new(j, "reason",
 				    json_string(ev->reason ? ev->reason : ""));
@@ -226,7 +190,7 @@ int dc_cmd_history(int argc, char **argv)
 	};
 	const char *db = NULL, *series = NULL;
 	int64_t since = INT64_MIN;
-	struct out o = {FMT_TABLE, 0};
+	struct out o = {DC_FORMAT_TABLE, 0};
 	int c;
 
 	while ((c = getopt_long(argc, argv, "d:s:S:f:h", longopts, NULL)) !=
@@ -250,11 +214,11 @@ int dc_cmd_history(int argc, char **argv)
 			break;
 		case 'f':
 			if (!strcmp(optarg, "table"))
-				o.fmt = FMT_TABLE;
+				o.fmt = DC_FORMAT_TABLE;
 			else if (!strcmp(optarg, "csv"))
-				o.fmt = FMT_CSV;
+				o.fmt = DC_FORMAT_CSV;
 			else if (!strcmp(optarg, "json"))
-				o.fmt = FMT_JSON;
+				o.fmt = DC_FORMAT_JSON;
 			else {
 				fprintf(stderr,
 					"driftcast history: --format '%s': "
@@ -288,12 +252,12 @@ int dc_cmd_history(int argc, char **argv)
 		fprintf(stderr, "driftcast history: %s\n", err);
 		return DC_EXIT_FAILURE;
 	}
-	if (o.fmt == FMT_TABLE)
+	if (o.fmt == DC_FORMAT_TABLE)
 		printf("%-20s %-16s %-14s %-8s %5s %5s %9s %9s %9s %9s  %s\n",
 		       "time", "series", "event", "trigger", "from", "to",
 		       "loss_bef", "loss_aft", "guard_bef", "guard_aft",
 		       "reason");
-	else if (o.fmt == FMT_CSV)
+	else if (o.fmt == DC_FORMAT_CSV)
 		printf("id,time,ts,series,event,trigger,version_from,"
 		       "version_to,steps,loss_before,loss_after,guard_before,"
 		       "guard_after,update_norm,adapted_error,shadow_error,"
@@ -303,7 +267,7 @@ int dc_cmd_history(int argc, char **argv)
 		printf("[");
 	int r =
 	    store_history(s, series, since, print_event, &o, err, sizeof(err));
-	if (o.fmt == FMT_JSON)
+	if (o.fmt == DC_FORMAT_JSON)
 		printf("%s]\n", o.n ? "\n" : "");
 	store_free(s);
 	if (r < 0) {

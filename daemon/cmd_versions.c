@@ -15,8 +15,6 @@
 
 #include "storage/storage.h"
 
-enum fmt { FMT_TABLE, FMT_CSV, FMT_JSON };
-
 static void versions_usage(FILE *f)
 {
 	fprintf(f,
@@ -32,48 +30,8 @@ static void versions_usage(FILE *f)
 		"series), 2 usage error.\n");
 }
 
-static void fmt_utc(int64_t ts, char *buf, size_t n)
-{
-	time_t t = (time_t)ts;
-	struct tm tm;
-	if (gmtime_r(&t, &tm))
-		strftime(buf, n, "%Y-%m-%dT%H:%M:%SZ", &tm);
-	else
-		snprintf(buf, n, "%lld", (long long)ts);
-}
-
-static const char *fnum(float v, char *buf, size_t n, const char *none)
-{
-	if (!isfinite(v))
-		return none;
-	snprintf(buf, n, "%.6g", (double)v);
-	return buf;
-}
-
-static void csv_field(FILE *f, const char *s)
-{
-	if (!s)
-		s = "";
-	if (!strpbrk(s, ",\"\n\r")) {
-		fputs(s, f);
-		return;
-	}
-	fputc('"', f);
-	for (; *s; s++) {
-		if (*s == '"')
-			fputc('"', f);
-		fputc(*s, f);
-	}
-	fputc('"', f);
-}
-
-static json_t *jnum(float v)
-{
-	return isfinite(v) ? json_real((double)v) : json_null();
-}
-
 struct out {
-	enum fmt fmt;
+	enum dc_format fmt;
 	size_t n;
 };
 
@@ -81,33 +39,33 @@ static int print_version(void *user, const struct store_version *v)
 {
 	struct out *o = user;
 	char t[32], parent[24], b[4][32];
-	fmt_utc(v->ts, t, sizeof(t));
+	dc_fmt_utc(v->ts, t, sizeof(t));
 	if (v->parent_number >= 0)
 		snprintf(parent, sizeof(parent), "%lld",
 			 (long long)v->parent_number);
 	else
 		parent[0] = '\0';
-	if (o->fmt == FMT_TABLE) {
+	if (o->fmt == DC_FORMAT_TABLE) {
 		printf("%7llu %7s %-8s %-20s %-3s %9s %9s %9s %9s %7zu %08x  "
 		       "%s\n",
 		       (unsigned long long)v->number, parent[0] ? parent : "-",
 		       v->reason, t, v->current ? "*" : "",
-		       fnum(v->loss_before, b[0], 32, "-"),
-		       fnum(v->loss_after, b[1], 32, "-"),
-		       fnum(v->guard_before, b[2], 32, "-"),
-		       fnum(v->guard_after, b[3], 32, "-"), v->adapter_len,
-		       v->checksum, v->note);
-	} else if (o->fmt == FMT_CSV) {
-		csv_field(stdout, v->series);
+		       dc_fmt_num(v->loss_before, b[0], 32, "-"),
+		       dc_fmt_num(v->loss_after, b[1], 32, "-"),
+		       dc_fmt_num(v->guard_before, b[2], 32, "-"),
+		       dc_fmt_num(v->guard_after, b[3], 32, "-"),
+		       v->adapter_len, v->checksum, v->note);
+	} else if (o->fmt == DC_FORMAT_CSV) {
+		dc_csv_field(stdout, v->series);
 		printf(",%llu,%s,%s,%s,%lld,%d,%s,%s,%s,%s,%zu,%08x,",
 		       (unsigned long long)v->number, parent, v->reason, t,
 		       (long long)v->ts, v->current ? 1 : 0,
-		       fnum(v->loss_before, b[0], 32, ""),
-		       fnum(v->loss_after, b[1], 32, ""),
-		       fnum(v->guard_before, b[2], 32, ""),
-		       fnum(v->guard_after, b[3], 32, ""), v->adapter_len,
+		       dc_fmt_num(v->loss_before, b[0], 32, ""),
+		       dc_fmt_num(v->loss_after, b[1], 32, ""),
+		       dc_fmt_num(v->guard_before, b[2], 32, ""),
+		       dc_fmt_num(v->guard_after, b[3], 32, ""), v->adapter_len,
 		       v->checksum);
-		csv_field(stdout, v->note);
+		dc_csv_field(stdout, v->note);
 		putchar('\n');
 	} else {
 		char crc[16];
@@ -124,10 +82,14 @@ static int print_version(void *user, const struct store_version *v)
 		json_object_set_new(j, "time", json_string(t));
 		json_object_set_new(j, "ts", json_integer(v->ts));
 		json_object_set_new(j, "current", json_boolean(v->current));
-		json_object_set_new(j, "loss_before", jnum(v->loss_before));
-		json_object_set_new(j, "loss_after", jnum(v->loss_after));
-		json_object_set_new(j, "guard_before", jnum(v->guard_before));
-		json_object_set_new(j, "guard_after", jnum(v->guard_after));
+		json_object_set_new(j, "loss_before",
+				    dc_json_num(v->loss_before));
+		json_object_set_new(j, "loss_after",
+				    dc_json_num(v->loss_after));
+		json_object_set_new(j, "guard_before",
+				    dc_json_num(v->guard_before));
+		json_object_set_new(j, "guard_after",
+				    dc_json_num(v->guard_after));
 		json_object_set_new(j, "adapter_len",
 				    json_integer((json_int_t)v->adapter_len));
 		json_object_set_new(j, "checksum", json_string(crc));
@@ -152,7 +114,7 @@ int dc_cmd_versions(int argc, char **argv)
 	    {NULL, 0, NULL, 0},
 	};
 	const char *db = NULL, *series = NULL;
-	struct out o = {FMT_TABLE, 0};
+	struct out o = {DC_FORMAT_TABLE, 0};
 	int c;
 
 	while ((c = getopt_long(argc, argv, "d:s:f:h", longopts, NULL)) != -1) {
@@ -165,11 +127,11 @@ int dc_cmd_versions(int argc, char **argv)
 			break;
 		case 'f':
 			if (!strcmp(optarg, "table"))
-				o.fmt = FMT_TABLE;
+				o.fmt = DC_FORMAT_TABLE;
 			else if (!strcmp(optarg, "csv"))
-				o.fmt = FMT_CSV;
+				o.fmt = DC_FORMAT_CSV;
 			else if (!strcmp(optarg, "json"))
-				o.fmt = FMT_JSON;
+				o.fmt = DC_FORMAT_JSON;
 			else {
 				fprintf(stderr,
 					"driftcast versions: --format '%s': "
@@ -208,13 +170,13 @@ int dc_cmd_versions(int argc, char **argv)
 	/* Print the header only once the series is known to exist. */
 	int r = store_versions(s, series, NULL, NULL, err, sizeof(err));
 	if (r == 0) {
-		if (o.fmt == FMT_TABLE)
+		if (o.fmt == DC_FORMAT_TABLE)
 			printf("%7s %7s %-8s %-20s %-3s %9s %9s %9s %9s %7s "
 			       "%-8s  %s\n",
 			       "version", "parent", "reason", "time", "cur",
 			       "loss_bef", "loss_aft", "guard_bef", "guard_aft",
 			       "floats", "crc32", "note");
-		else if (o.fmt == FMT_CSV)
+		else if (o.fmt == DC_FORMAT_CSV)
 			printf("series,version,parent,reason,time,ts,current,"
 			       "loss_before,loss_after,guard_before,"
 			       "guard_after,adapter_len,checksum,note\n");
@@ -222,7 +184,7 @@ int dc_cmd_versions(int argc, char **argv)
 			printf("[");
 		r = store_versions(s, series, print_version, &o, err,
 				   sizeof(err));
-		if (o.fmt == FMT_JSON)
+		if (o.fmt == DC_FORMAT_JSON)
 			printf("%s]\n", o.n ? "\n" : "");
 	}
 	store_free(s);

@@ -9,7 +9,10 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <syslog.h>
+
+#include <jansson.h>
 
 #include "config/config.h"
 
@@ -183,6 +186,18 @@ int dc_cmd_demo(int argc, char **argv);
  * be finite.
  */
 size_t dc_format_float(char *p, float f);
+
+/* Output of the read-only commands (history, versions). */
+enum dc_format { DC_FORMAT_TABLE, DC_FORMAT_CSV, DC_FORMAT_JSON };
+/* ts (epoch seconds) as "YYYY-MM-DDTHH:MM:SSZ" into buf. */
+void dc_fmt_utc(int64_t ts, char *buf, size_t n);
+/* v with 6 digits into buf, or `none` (a static string) when not finite;
+ * returns the string to print. */
+const char *dc_fmt_num(float v, char *buf, size_t n, const char *none);
+/* One CSV field, quoted when it holds a comma, quote or line break. */
+void dc_csv_field(FILE *f, const char *s);
+/* v as a JSON number, or null when not finite (a new reference). */
+json_t *dc_json_num(float v);
 
 /* ---- logging -----------------------------------------------------------
  * Levels are syslog(3) priorities.  The macros test the level before any

@@ -5,8 +5,11 @@
  */
 #include "daemon/daemon.h"
 
+#include <jansson.h>
 #include <math.h>
 #include <stdio.h>
+#include <string.h>
+#include <time.h>
 
 /*
  * A float as the shortest of up to 9 significant digits (enough to read
@@ -72,4 +75,44 @@ size_t dc_format_float(char *p, float f)
 			p[n++] = d[i];
 	}
 	return n;
+}
+
+void dc_fmt_utc(int64_t ts, char *buf, size_t n)
+{
+	time_t t = (time_t)ts;
+	struct tm tm;
+	if (gmtime_r(&t, &tm))
+		strftime(buf, n, "%Y-%m-%dT%H:%M:%SZ", &tm);
+	else
+		snprintf(buf, n, "%lld", (long long)ts);
+}
+
+const char *dc_fmt_num(float v, char *buf, size_t n, const char *none)
+{
+	if (!isfinite(v))
+		return none;
+	snprintf(buf, n, "%.6g", (double)v);
+	return buf;
+}
+
+void dc_csv_field(FILE *f, const char *s)
+{
+	if (!s)
+		s = "";
+	if (!strpbrk(s, ",\"\n\r")) {
+		fputs(s, f);
+		return;
+	}
+	fputc('"', f);
+	for (; *s; s++) {
+		if (*s == '"')
+			fputc('"', f);
+		fputc(*s, f);
+	}
+	fputc('"', f);
+}
+
+json_t *dc_json_num(float v)
+{
+	return isfinite(v) ? json_real((double)v) : json_null();
 }
