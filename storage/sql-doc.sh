@@ -2,6 +2,7 @@
 # Regenerate docs/SQL.md: the views and useful queries, each with its output.
 #
 #   storage/sql-doc.sh [DB]           (from the source root, after building)
+#   SQL_DOC_NOTE="what DB is" storage/sql-doc.sh DB
 #
 # Without DB, a synthetic replay is written to a temporary file by
 # `build/bench/bench-storage demo` (see bench/bench_storage.c).  Once the
@@ -19,7 +20,7 @@ if [ -z "$db" ]; then
 	"$BUILD/bench/bench-storage" demo "$db" >/dev/null
 	source_text="a synthetic replay written through the storage API by \`build/bench/bench-storage demo\` (7 series of an ETTh1-like hourly feed over 60 days, with forecasts, realised errors, scheduled and drift-triggered adaptations, guard rejections, shadow rollbacks, a soft reset and an operator rollback).  The demo database does not exist yet; when it does, regenerate this file from it with \`storage/sql-doc.sh DB\`"
 else
-	source_text="\`$(basename "$db")\`"
+	source_text="\`$(basename "$db")\`${SQL_DOC_NOTE:+, $SQL_DOC_NOTE}"
 fi
 
 q() { # title, description, sql
