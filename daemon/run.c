@@ -132,8 +132,6 @@ struct run {
 	char model_name[128];
 
 	struct dc_obs *obs; /* [MAX_OBS_PER_MESSAGE] */
-	float *adapter;	    /* [fc_adapter_len] scratch for new series */
-	size_t adapter_len;
 
 	/* Per partition of the input topic: the next offset to apply
 	 * (-1: unknown) and the next offset of the open batch (-1: none). */
@@ -401,24 +399,21 @@ static void hook_on_revoke(void *user,
 /* ---- messages ---------------------------------------------------------------
  */
 
-/* A series seen for the first time: its initial adapter is version 0,
- * the root of its lineage (and a target for rollbacks). */
+/* A series seen for the first time: its initial adapter is version 0, the
+ * root of its lineage and a target for rollbacks.  It is the identity
+ * adapter of the base model, stored as an empty blob: the same for every
+ * series, so a million series do not store a million copies of it. */
 static void record_init(struct run *r, const char *series, int64_t ts)
 {
-	uint64_t version = 0;
-	if (ttt_engine_series_adapter(r->engine, series, r->adapter,
-				      r->adapter_len, &version) < 0)
-		return;
+	static const float identity[1];
 	struct store_event se = {
 	    .type = STORE_EV_INIT,
 	    .series = series,
 	    .ts = ts,
-	    .version_from = version,
-	    .version_to = version,
-	    .reason = "initial adapter (identity: forecasts equal the "
-		      "base model's)",
-	    .adapter = r->adapter,
-	    .adapter_len = r->adapter_len,
+	    .reason = "initial adapter: the identity (forecasts equal the "
+		      "base model's); stored empty",
+	    .adapter = identity,
+	    .adapter_len = 0,
 	};
 	if (store_event_put(r->store, &se, r->err, sizeof(r->err)) < 0)
 		log_ratelimited(&r->rl_store, LOG_ERR, "storage: %s", r->err);
@@ -514,9 +509,9 @@ static int restore_one(void *user, const struct store_restored *rs)
 	/* last_ts stays unknown: the engine infers a series' step from
 	 * consecutive timestamps, and the gap across a restart is not one;
 	 * replays are already excluded by the applied offsets. */
-	int e =
-	    ttt_engine_restore_series(r->engine, rs->series, rs->adapter,
-				      rs->adapter_len, rs->version, INT64_MIN);
+	int e = ttt_engine_restore_series(
+	    r->engine, rs->series, rs->adapter_len ? rs->adapter : NULL,
+	    rs->adapter_len, rs->version, INT64_MIN);
 	if (e < 0)
 		log_error("series %s: cannot restore version %" PRIu64 ": %s",
 			  rs->series, rs->version, strerror(-e));
@@ -615,9 +610,9 @@ static void control_poll(struct run *r)
 			log_error("operator rollback refused: %s", r->err);
 			return;
 		}
-		e = ttt_engine_restore_series(r->engine, rb.series, rb.adapter,
-					      rb.adapter_len, rb.new_version,
-					      INT64_MIN);
+		e = ttt_engine_restore_series(
+		    r->engine, rb.series, rb.adapter_len ? rb.adapter : NULL,
+		    rb.adapter_len, rb.new_version, INT64_MIN);
 		if (e < 0)
 			log_error("operator rollback of %s to version %" PRIu64
 				  " stored but not applied: %s",
@@ -765,9 +760,7 @@ int dc_run(const struct dc_run_options *opts, struct dc_run_stats *ret_stats)
 	};
 	r->parser = dc_parser_new(&po);
 	r->obs = calloc(MAX_OBS_PER_MESSAGE, sizeof(*r->obs));
-	r->adapter_len = fc_adapter_len(r->model);
-	r->adapter = calloc(r->adapter_len, sizeof(float));
-	if (!r->parser || !r->obs || !r->adapter) {
+	if (!r->parser || !r->obs) {
 		log_error("out of memory");
 		goto out;
 	}
@@ -863,7 +856,6 @@ out:
 	dc_metrics_free(r->metrics);
 	dc_parser_free(r->parser);
 	free(r->obs);
-	free(r->adapter);
 	outbox_free(&r->forecasts);
 	free(r->lat_ts);
 	ttt_engine_free(r->engine);
