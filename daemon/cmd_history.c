@@ -168,11 +168,7 @@ static int print_event(void *user, const struct store_event *ev)
 		add_extra_json(j, ev);
 		json_object_set_new(j, "reason",
 				    json_string(ev->reason ? ev->reason : ""));
-		char *s = json_dumps(j, JSON_COMPACT | JSON_PRESERVE_ORDER |
-					    JSON_REAL_PRECISION(7));
-		printf("%s%s", o->n ? ",\n" : "", s ? s : "null");
-		free(s);
-		json_decref(j);
+		dc_json_emit(j, o->n);
 	}
 	o->n++;
 	return 0;
@@ -213,19 +209,8 @@ int dc_cmd_history(int argc, char **argv)
 			}
 			break;
 		case 'f':
-			if (!strcmp(optarg, "table"))
-				o.fmt = DC_FORMAT_TABLE;
-			else if (!strcmp(optarg, "csv"))
-				o.fmt = DC_FORMAT_CSV;
-			else if (!strcmp(optarg, "json"))
-				o.fmt = DC_FORMAT_JSON;
-			else {
-				fprintf(stderr,
-					"driftcast history: --format '%s': "
-					"expected table, csv or json\n",
-					optarg);
+			if (dc_format_parse("history", optarg, &o.fmt) < 0)
 				return DC_EXIT_USAGE;
-			}
 			break;
 		case 'h':
 			history_usage(stdout);

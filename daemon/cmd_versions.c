@@ -94,11 +94,7 @@ static int print_version(void *user, const struct store_version *v)
 				    json_integer((json_int_t)v->adapter_len));
 		json_object_set_new(j, "checksum", json_string(crc));
 		json_object_set_new(j, "note", json_string(v->note));
-		char *s = json_dumps(j, JSON_COMPACT | JSON_PRESERVE_ORDER |
-					    JSON_REAL_PRECISION(7));
-		printf("%s%s", o->n ? ",\n" : "", s ? s : "null");
-		free(s);
-		json_decref(j);
+		dc_json_emit(j, o->n);
 	}
 	o->n++;
 	return 0;
@@ -126,19 +122,8 @@ int dc_cmd_versions(int argc, char **argv)
 			series = optarg;
 			break;
 		case 'f':
-			if (!strcmp(optarg, "table"))
-				o.fmt = DC_FORMAT_TABLE;
-			else if (!strcmp(optarg, "csv"))
-				o.fmt = DC_FORMAT_CSV;
-			else if (!strcmp(optarg, "json"))
-				o.fmt = DC_FORMAT_JSON;
-			else {
-				fprintf(stderr,
-					"driftcast versions: --format '%s': "
-					"expected table, csv or json\n",
-					optarg);
+			if (dc_format_parse("versions", optarg, &o.fmt) < 0)
 				return DC_EXIT_USAGE;
-			}
 			break;
 		case 'h':
 			versions_usage(stdout);

@@ -198,6 +198,11 @@ const char *dc_fmt_num(float v, char *buf, size_t n, const char *none);
 void dc_csv_field(FILE *f, const char *s);
 /* v as a JSON number, or null when not finite (a new reference). */
 json_t *dc_json_num(float v);
+/* --format TEXT of command cmd; prints the error and returns -EINVAL. */
+int dc_format_parse(const char *cmd, const char *text, enum dc_format *ret);
+/* Print j compactly as element `index` of a JSON array (a ",\n" before
+ * every element but the first) and release it. */
+void dc_json_emit(json_t *j, size_t index);
 
 /* ---- logging -----------------------------------------------------------
  * Levels are syslog(3) priorities.  The macros test the level before any

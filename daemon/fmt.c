@@ -6,8 +6,10 @@
 #include "daemon/daemon.h"
 
 #include <jansson.h>
+#include <errno.h>
 #include <math.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
@@ -115,4 +117,31 @@ void dc_csv_field(FILE *f, const char *s)
 json_t *dc_json_num(float v)
 {
 	return isfinite(v) ? json_real((double)v) : json_null();
+}
+
+int dc_format_parse(const char *cmd, const char *text, enum dc_format *ret)
+{
+	if (!strcmp(text, "table"))
+		*ret = DC_FORMAT_TABLE;
+	else if (!strcmp(text, "csv"))
+		*ret = DC_FORMAT_CSV;
+	else if (!strcmp(text, "json"))
+		*ret = DC_FORMAT_JSON;
+	else {
+		fprintf(stderr,
+			"driftcast %s: --format '%s': expected table, csv or "
+			"json\n",
+			cmd, text);
+		return -EINVAL;
+	}
+	return 0;
+}
+
+void dc_json_emit(json_t *j, size_t index)
+{
+	char *s = json_dumps(j, JSON_COMPACT | JSON_PRESERVE_ORDER |
+				    JSON_REAL_PRECISION(7));
+	printf("%s%s", index ? ",\n" : "", s ? s : "null");
+	free(s);
+	json_decref(j);
 }
