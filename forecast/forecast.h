@@ -200,6 +200,20 @@ int fc_workspace_max_batch(const struct fc_workspace *ws);
 int fc_forecast(const struct fc_model *m, const float *adapter,
 		struct fc_workspace *ws, const float *x, int b, float *y);
 
+/*
+ * Forecast b windows x [b, L] into y [b, H] with the base weights and, per
+ * window, only an adapter's output calibration: cal[i] points at the
+ * calibration family of window i's adapter block (the range
+ * fc_adapter_family_range(m, FC_ADAPT_CALIB, ...) gives: H scales - 1, then
+ * H shifts), or is NULL for the identity; cal itself may be NULL.  The same
+ * as fc_forecast() of each window with its own adapter when that adapter's
+ * other families are at their initial values -- which lets the windows of
+ * many series share one batched pass.
+ */
+int fc_forecast_calibrated(const struct fc_model *m, struct fc_workspace *ws,
+			   const float *x, int b, const float *const *cal,
+			   float *y);
+
 /* ---- masking and losses --------------------------------------------------
  * A tiny deterministic RNG (splitmix64), so that masks and initialisation
  * depend only on a seed.

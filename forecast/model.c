@@ -404,6 +404,27 @@ int fc_forecast(const struct fc_model *m, const float *adapter,
 	return 0;
 }
 
+int fc_forecast_calibrated(const struct fc_model *m, struct fc_workspace *ws,
+			   const float *x, int b, const float *const *cal,
+			   float *y)
+{
+	if (!ws_fits(m, ws, b))
+		return -EINVAL;
+	if (b == 0)
+		return 0;
+	const struct nn_layout *lo = &m->lo;
+	struct nn_weights w;
+	effective(&w, m, m->params, NULL, ws);
+	w.cal_row = cal;
+	memcpy(ws->a.x, x, sizeof(float) * (size_t)b * lo->L);
+	memset(ws->a.m, 0, sizeof(float) * (size_t)b * lo->L);
+	int r = nn_forward(lo, &w, &ws->a, b, 0);
+	if (r < 0)
+		return r;
+	memcpy(y, ws->a.pred, sizeof(float) * (size_t)b * lo->H);
+	return 0;
+}
+
 int fc_pass(const struct fc_model *m, const float *p, const float *adapter,
 	    struct fc_workspace *ws, const struct fc_batch *bt, int want_grad,
 	    struct fc_loss *ret)

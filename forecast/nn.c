@@ -895,15 +895,20 @@ int NN(forward)(const struct nn_layout *lo, const struct nn_weights *w,
 	if (bf > 0) {
 		NN(linear_forward)
 		(a->fc, a->lnf, W(T_HEAD_W, 0), W(T_HEAD_B, 0), bf, N * D, H);
-		for (int b = 0; b < bf; b++)
+		for (int b = 0; b < bf; b++) {
+			const fc_real *ca = w->cal_a, *cc = w->cal_c;
+			if (w->cal_row) {
+				ca = w->cal_row[b];
+				cc = ca ? ca + H : NULL;
+			}
 			for (int j = 0; j < H; j++) {
 				fc_real y = a->fc[(size_t)b * H + j];
-				if (w->cal_a)
-					y = (R_(1.0) + w->cal_a[j]) * y +
-					    w->cal_c[j];
+				if (ca)
+					y = (R_(1.0) + ca[j]) * y + cc[j];
 				a->pred[(size_t)b * H + j] =
 				    y * a->sd[b] + a->mu[b];
 			}
+		}
 	}
 	/* reconstruction head on rows [bf, R) */
 	if (br > 0) {

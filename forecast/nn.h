@@ -109,6 +109,10 @@ struct nn_layout {
 struct nn_weights {
 	const fc_real *t[T_COUNT][FC_MAX_LAYERS];
 	const fc_real *cal_a, *cal_c; /* [H] or NULL (identity) */
+	/* Forward only: when set, row b of the forecast head is calibrated
+	 * by cal_row[b] ([2H]: scale - 1, then shift; NULL = identity)
+	 * instead of by cal_a/cal_c. */
+	const fc_real *const *cal_row;
 };
 
 /* Activations of one pass for up to R rows; the same struct, allocated a

@@ -101,6 +101,56 @@ Test(model, initial_adapter_is_frozen_transformer)
 	identity_adapter(FC_BACKBONE_TRANSFORMER);
 }
 
+/* One batched pass with a different calibration per window equals
+ * forecasting each window with its own adapter (other families initial). */
+static void per_window_calibration(int backbone)
+{
+	make(backbone, 4);
+	const struct fc_config *c = fc_model_config(m);
+	size_t A = fc_adapter_len(m), off, len;
+	const int H = c->horizon;
+	float *x = buf((size_t)4 * c->lookback), *y = buf(4 * 12),
+	      *want = buf(4 * 12), *ad = buf(4 * A);
+	series(x, (size_t)4 * c->lookback, 4);
+	cr_assert_eq(fc_adapter_family_range(m, FC_ADAPT_CALIB, &off, &len), 0);
+	cr_assert_eq(len, (size_t)2 * H);
+	uint64_t rng = 11;
+	const float *cal[4];
+	for (int i = 0; i < 4; i++) {
+		fc_adapter_init(m, ad + i * A, 9);
+		for (size_t k = 0; k < len; k++)
+			ad[i * A + off + k] =
+			    0.2f * fc_rng_uniform(&rng) - 0.1f;
+		cal[i] = i == 1 ? NULL : ad + i * A + off;
+	}
+	cr_assert_eq(fc_forecast_calibrated(m, ws, x, 4, cal, y), 0);
+	for (int i = 0; i < 4; i++) {
+		cr_assert_eq(
+		    fc_forecast(m, i == 1 ? NULL : ad + i * A, ws, x, 4, want),
+		    0);
+		cr_assert_eq(
+		    memcmp(y + i * H, want + i * H, sizeof(float) * (size_t)H),
+		    0, "window %d differs", i);
+	}
+	/* the calibration does act: window 1 (identity) != window 0 */
+	cr_assert_eq(fc_forecast(m, NULL, ws, x, 4, want), 0);
+	cr_assert_neq(memcmp(y, want, sizeof(float) * (size_t)H), 0);
+	/* no calibration at all is the frozen model */
+	cr_assert_eq(fc_forecast_calibrated(m, ws, x, 4, NULL, y), 0);
+	cr_assert_eq(memcmp(y, want, sizeof(float) * 4 * (size_t)H), 0);
+	cr_assert_eq(fc_forecast_calibrated(m, ws, x, 5, NULL, y), -EINVAL);
+}
+
+Test(model, per_window_calibration_gru)
+{
+	per_window_calibration(FC_BACKBONE_GRU);
+}
+
+Test(model, per_window_calibration_transformer)
+{
+	per_window_calibration(FC_BACKBONE_TRANSFORMER);
+}
+
 Test(model, forecast_is_batch_independent)
 {
 	make(FC_BACKBONE_GRU, 8);
