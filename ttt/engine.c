@@ -104,6 +104,23 @@ struct ttt_engine {
 	float *mb;     /* [maxb, L] masks */
 	float *yh;     /* [maxb, H] */
 	float *out;    /* [H] last forecast */
+	/* Deferred forecasts (ttt_engine_defer_forecasts): up to qmax queued
+	 * windows with a snapshot of their calibration, forecast together by
+	 * ttt_engine_flush(). */
+	int qmax, qn;
+	uint64_t tag; /* ttt_engine_set_tag(), copied into events */
+	struct fc_workspace *wsq;
+	float *qx;	     /* [qmax, L] lookbacks */
+	float *qcal;	     /* [qmax, 2H] calibration snapshots */
+	const float **qcalp; /* [qmax] into qcal, or NULL (identity) */
+	float *qy;	     /* [qmax, H] */
+	struct qslot {
+		const char *key; /* the series' own copy (never freed
+				    before the engine) */
+		int64_t ts;
+		uint64_t version, tag;
+	} * qs;
+	int calib_only; /* the adapting families are the calibration only */
 	struct ttt_stats st;
 	size_t bytes_shared;
 };
@@ -189,6 +206,7 @@ static uint64_t ad_hash(void *x)
 
 static void emit(struct ttt_engine *e, struct ttt_event *ev)
 {
+	ev->tag = e->tag;
 	if (e->cb)
 		e->cb(e->user, ev);
 }
@@ -330,6 +348,10 @@ void ttt_engine_free(struct ttt_engine *e)
 		return;
 	engine_free_tables(e);
 	fc_workspace_free(e->ws);
+	fc_workspace_free(e->wsq);
+	free(e->qx);
+	free(e->qs);
+	free(e->qcalp);
 	free(e->ident);
 	free(e);
 }
@@ -411,8 +433,10 @@ int ttt_engine_new(const struct fc_model *m, const struct ttt_params *params,
 	int wsb = params->recon_windows + params->step_windows;
 	if (wsb < params->guard_windows)
 		wsb = params->guard_windows;
-	if (wsb < 1)
-		wsb = 1;
+	if (wsb < 2)
+		wsb = 2; /* the shadow's frozen + adapted pair */
+	if (e->maxb < 2)
+		e->maxb = 2;
 	rc = fc_workspace_new(m, wsb, &e->ws);
 	if (rc < 0) {
 		free(e);
@@ -441,6 +465,7 @@ int ttt_engine_new(const struct fc_model *m, const struct ttt_params *params,
 	memcpy(e->full, e->ident, e->A * sizeof(float));
 	memcpy(e->cand, e->ident, e->A * sizeof(float));
 	pack(e, e->anchor, e->ident);
+	e->calib_only = params->families == FC_ADAPT_CALIB && e->nseg == 1;
 	e->bytes_shared = sizeof(*e) + nfl * sizeof(float);
 	e->st.adapter_params = e->n_ad;
 	*ret = e;
@@ -452,6 +477,10 @@ int ttt_engine_set_params(struct ttt_engine *e, const struct ttt_params *p)
 	struct ttt_params n = *p;
 	if (ttt_params_check(p, NULL, 0) < 0)
 		return -EINVAL;
+	/* queued forecasts were taken under the old settings */
+	int rc = ttt_engine_flush(e);
+	if (rc < 0)
+		return rc;
 	/* restart-only settings keep their running values */
 	n.scope = e->p.scope;
 	n.group_sep = e->p.group_sep;
@@ -818,9 +847,23 @@ static void shadow_step(struct ttt_engine *e, struct series *s)
 	if (i - L + 1 < ring_first(e, s))
 		return;
 	load_matured(e, s, i, e->xb, e->yb);
-	float es = batch_mse(e, NULL, e->xb, e->yb, 1);
-	float ea =
-	    ad->identity ? es : batch_mse(e, expand(e, ad), e->xb, e->yb, 1);
+	float es, ea;
+	if (e->calib_only && !ad->identity) {
+		/* frozen and adapted in one pass: they share the backbone */
+		es = ea = NAN;
+		memcpy(e->xb + L, e->xb, (size_t)L * sizeof(float));
+		const float *cal[2] = {NULL, ad->a};
+		if (fc_forecast_calibrated(e->m, e->ws, e->xb, 2, cal, e->yh) ==
+		    0) {
+			es = sqdist(e->yh, e->yb, (size_t)H) / (float)H;
+			ea = sqdist(e->yh + H, e->yb, (size_t)H) / (float)H;
+		}
+	} else {
+		es = batch_mse(e, NULL, e->xb, e->yb, 1);
+		ea = ad->identity
+			 ? es
+			 : batch_mse(e, expand(e, ad), e->xb, e->yb, 1);
+	}
 	if (!isfinite(ea) || !isfinite(es))
 		return;
 	/* The realised error of the newest matured window, for the record
@@ -918,8 +961,11 @@ static int drift_step(struct ttt_engine *e, struct series *s)
 	fc_mask_sample(e->mb, L, fc_model_config(e->m)->mask_ratio,
 		       fc_model_config(e->m)->mask_seg, &rng);
 	struct fc_batch batch = {.xr = e->xb, .mr = e->mb, .br = 1, .wr = 1.0f};
-	if (fc_loss_grad(e->m, expand(e, s->ad), e->ws, &batch, NULL,
-			 e->p.families, &loss) < 0)
+	/* The reconstruction head does not pass through the output
+	 * calibration: with calibration-only adapters the frozen pass gives
+	 * the same loss without merging the adapter into the weights. */
+	if (fc_loss_grad(e->m, e->calib_only ? NULL : expand(e, s->ad), e->ws,
+			 &batch, NULL, e->p.families, &loss) < 0)
 		return 0;
 	if (e->p.drift == TTT_DRIFT_PH)
 		fired = ttt_ph_update(&s->ph, loss.recon, e->p.ph_delta,
@@ -955,6 +1001,116 @@ static void reject_value(struct ttt_engine *e, struct series *s, int64_t ts,
 	ev.version_from = ev.version_to = s->ad->version;
 	e->st.rejected_values++;
 	emit(e, &ev);
+}
+
+/* ---- deferred forecasts ------------------------------------------------ */
+
+/* Queued forecasts share one batched pass: the frozen backbone with each
+ * window's own output calibration, which is exact when the calibration is
+ * the only adapting family (or TTT is off, or the adapter is the
+ * identity).  Other families merge into the weights: forecast at once. */
+static int deferrable(const struct ttt_engine *e)
+{
+	if (e->qmax == 0)
+		return 0;
+	if (!e->p.enabled)
+		return 1;
+	return e->calib_only && !(e->p.ephemeral && e->p.steps > 0);
+}
+
+static int enqueue_forecast(struct ttt_engine *e, struct series *s)
+{
+	const int L = e->L, H = e->H;
+	int k = e->qn;
+	ring_copy(e, s, s->n - L, L, e->qx + (size_t)k * L);
+	if (!e->p.enabled || s->ad->identity) {
+		e->qcalp[k] = NULL;
+	} else {
+		float *c = e->qcal + (size_t)k * 2 * H;
+		memcpy(c, s->ad->a, (size_t)2 * H * sizeof(float));
+		e->qcalp[k] = c;
+	}
+	e->qs[k] = (struct qslot){.key = s->key,
+				  .ts = s->last_ts,
+				  .version = s->ad->version,
+				  .tag = e->tag};
+	e->qn++;
+	if (e->qn == e->qmax)
+		return ttt_engine_flush(e);
+	return 0;
+}
+
+int ttt_engine_flush(struct ttt_engine *e)
+{
+	int n = e->qn, rc;
+	if (n == 0)
+		return 0;
+	e->qn = 0;
+	rc = fc_forecast_calibrated(e->m, e->wsq, e->qx, n, e->qcalp, e->qy);
+	if (rc < 0)
+		return rc;
+	for (int k = 0; k < n; k++) {
+		struct ttt_event ev;
+		memset(&ev, 0, sizeof(ev));
+		ev.type = TTT_EV_FORECAST;
+		ev.series = e->qs[k].key;
+		ev.ts = e->qs[k].ts;
+		ev.version_from = ev.version_to = e->qs[k].version;
+		ev.forecast = e->qy + (size_t)k * e->H;
+		ev.horizon = e->H;
+		ev.tag = e->qs[k].tag;
+		e->st.forecasts++;
+		if (e->cb)
+			e->cb(e->user, &ev);
+	}
+	return 0;
+}
+
+int ttt_engine_defer_forecasts(struct ttt_engine *e, int max)
+{
+	if (max < 0 || max > 65536)
+		return -EINVAL;
+	int rc = ttt_engine_flush(e);
+	if (rc < 0)
+		return rc;
+	fc_workspace_free(e->wsq);
+	free(e->qx);
+	free(e->qs);
+	free(e->qcalp);
+	e->wsq = NULL;
+	e->qx = NULL;
+	e->qs = NULL;
+	e->qcalp = NULL;
+	e->qmax = 0;
+	if (max <= 1)
+		return 0;
+	size_t L = (size_t)e->L, H = (size_t)e->H, Q = (size_t)max;
+	rc = fc_workspace_new(e->m, max, &e->wsq);
+	if (rc < 0)
+		return rc;
+	e->qx = malloc(Q * (L + 3 * H) * sizeof(float));
+	e->qs = malloc(Q * sizeof(*e->qs));
+	e->qcalp = malloc(Q * sizeof(*e->qcalp));
+	if (!e->qx || !e->qs || !e->qcalp) {
+		fc_workspace_free(e->wsq);
+		free(e->qx);
+		free(e->qs);
+		free(e->qcalp);
+		e->wsq = NULL;
+		e->qx = NULL;
+		e->qs = NULL;
+		e->qcalp = NULL;
+		return -ENOMEM;
+	}
+	e->qcal = e->qx + Q * L;
+	e->qy = e->qcal + Q * 2 * H;
+	e->qmax = max;
+	return 0;
+}
+
+void ttt_engine_set_tag(struct ttt_engine *e, uint64_t tag)
+{
+	e->tag = tag;
 }
 
 static void restart_history(struct series *s)
@@ -1032,8 +1188,15 @@ int ttt_engine_observe(struct ttt_engine *e, const char *key, int64_t ts,
 	if (s->n < e->L)
 		return 0;
 
-	/* 2. forecast, emitted before anything can learn from this value */
+	/* 2. forecast, emitted (or queued with a snapshot of the adapter)
+	 * before anything can learn from this value */
 	int rc;
+	if (deferrable(e)) {
+		rc = enqueue_forecast(e, s);
+		if (rc < 0)
+			return rc;
+		goto learn;
+	}
 	if (e->p.enabled && e->p.ephemeral && e->p.steps > 0)
 		rc = forecast_ephemeral(e, s);
 	else {
@@ -1049,6 +1212,7 @@ int ttt_engine_observe(struct ttt_engine *e, const char *key, int64_t ts,
 	ev.horizon = e->H;
 	ev.version_from = ev.version_to = s->ad->version;
 	emit(e, &ev);
+learn:
 	if (!e->p.enabled || e->p.ephemeral)
 		return 0;
 

@@ -82,6 +82,8 @@ struct ttt_event {
 	float detector_stat;	       /* TTT_EV_DRIFT: statistic that fired */
 	uint64_t version_restored;     /* TTT_EV_ROLLBACK: the good version
 					  whose content version_to repeats */
+	uint64_t tag; /* ttt_engine_set_tag() when the observation that
+			 caused the event was fed */
 };
 
 typedef void (*ttt_event_fn)(void *user, const struct ttt_event *ev);
@@ -169,6 +171,29 @@ void ttt_engine_free(struct ttt_engine *e);
  */
 int ttt_engine_observe(struct ttt_engine *e, const char *key, int64_t ts,
 		       float value);
+
+/*
+ * Forecast in batches: with max > 1, a forecast that can share a batched
+ * pass (the calibration is the only adapting family, or TTT is off) is
+ * queued with a snapshot of its series' adapter instead of computed at
+ * once, and its TTT_EV_FORECAST comes out of ttt_engine_flush() -- called
+ * by the engine when max are queued, and by the caller before it needs
+ * them (e.g. before committing a batch).  The forecasts are those the
+ * observations would have produced at once (up to float rounding, which
+ * depends on the batch size); what the engine learns afterwards never
+ * reaches a queued forecast.  max <= 1 turns batching off (flushing
+ * first).  0, -EINVAL, -ENOMEM.  Forecasts still queued when the engine
+ * is freed are dropped.
+ */
+int ttt_engine_defer_forecasts(struct ttt_engine *e, int max);
+
+/* Emit the queued forecasts (in the order of their observations); 0, or a
+ * negative errno from forecast/ (they are dropped). */
+int ttt_engine_flush(struct ttt_engine *e);
+
+/* A caller's value copied into the tag of every event caused by the next
+ * observations (e.g. the Kafka timestamp of the message they came in). */
+void ttt_engine_set_tag(struct ttt_engine *e, uint64_t tag);
 
 /*
  * Replace the parameters (SIGHUP).  Settings that cannot change at run

@@ -584,3 +584,102 @@ Test(engine, memory_per_series_at_default_model_size)
 	}
 	fc_model_free(m);
 }
+
+/* ---- batched (deferred) forecasts -------------------------------------- */
+
+/* Feed three interleaved series through one engine; with batch > 1 the
+ * forecasts are queued and flushed. */
+static void run_interleaved(struct ttt_engine *e, struct log *lg, int batch)
+{
+	static const char *keys[3] = {"a", "b", "c"};
+	cr_assert_eq(ttt_engine_defer_forecasts(e, batch), 0);
+	for (int i = 0; i < 260; i++)
+		for (int k = 0; k < 3; k++) {
+			ttt_engine_set_tag(e, (uint64_t)(i * 3 + k + 1));
+			feed(e, lg, keys[k], 1000 + i,
+			     series_value(i + 40 * k) * (float)(k + 1));
+		}
+	cr_assert_eq(ttt_engine_flush(e), 0);
+}
+
+static void deferred_equals_immediate(unsigned families)
+{
+	struct fc_model *m = small_model();
+	struct ttt_params p;
+	struct ttt_engine *e1, *e2;
+	struct log l1 = {0}, l2 = {0};
+	char err[256];
+	fast_params(&p);
+	p.families = families;
+	cr_assert_eq(
+	    ttt_engine_new(m, &p, on_event, &l1, &e1, err, sizeof(err)), 0,
+	    "%s", err);
+	cr_assert_eq(
+	    ttt_engine_new(m, &p, on_event, &l2, &e2, err, sizeof(err)), 0,
+	    "%s", err);
+	run_interleaved(e1, &l1, 0);
+	run_interleaved(e2, &l2, 7);
+	cr_assert_eq(l1.n, l2.n);
+	cr_assert_gt(count(&l1, TTT_EV_ADAPT_ACCEPTED), 0,
+		     "the stream must adapt for the test to mean anything");
+	/* the learning events are the same, in the same order */
+	int i1 = 0, i2 = 0, nf = 0, deferred = 0;
+	for (;;) {
+		while (i1 < l1.n && l1.v[i1].ev.type == TTT_EV_FORECAST)
+			i1++;
+		while (i2 < l2.n && l2.v[i2].ev.type == TTT_EV_FORECAST)
+			i2++;
+		if (i1 == l1.n || i2 == l2.n)
+			break;
+		cr_assert_eq(l1.v[i1].ev.type, l2.v[i2].ev.type);
+		cr_assert_eq(l1.v[i1].ev.version_to, l2.v[i2].ev.version_to);
+		cr_assert_eq(l1.v[i1].adapter_hash, l2.v[i2].adapter_hash);
+		cr_assert_eq(l1.v[i1].ev.tag, l2.v[i2].ev.tag);
+		i1++, i2++;
+	}
+	cr_assert(i1 == l1.n && i2 == l2.n);
+	/* the forecasts: same observations, versions, values (to rounding) */
+	i1 = i2 = 0;
+	for (;;) {
+		while (i1 < l1.n && l1.v[i1].ev.type != TTT_EV_FORECAST)
+			i1++;
+		while (i2 < l2.n && l2.v[i2].ev.type != TTT_EV_FORECAST)
+			i2++;
+		if (i1 == l1.n || i2 == l2.n)
+			break;
+		const struct logged *a = &l1.v[i1], *b = &l2.v[i2];
+		cr_assert_eq(a->ev.tag, b->ev.tag);
+		cr_assert_eq(a->ev.ts, b->ev.ts);
+		cr_assert_eq(a->ev.version_to, b->ev.version_to);
+		for (int j = 0; j < H; j++)
+			cr_assert_float_eq(a->forecast[j], b->forecast[j],
+					   1e-4f *
+					       (1.0f + fabsf(a->forecast[j])),
+					   "forecast %d step %d", nf, j);
+		/* emitted later than its observation when batched */
+		deferred += b->obs_index != a->obs_index;
+		nf++;
+		i1++, i2++;
+	}
+	cr_assert(i1 == l1.n && i2 == l2.n);
+	cr_assert_eq(nf, 3 * (260 - L + 1));
+	if (families == FC_ADAPT_CALIB)
+		cr_assert_gt(deferred, nf / 2, "forecasts were not batched");
+	else
+		cr_assert_eq(deferred, 0, "only the calibration can batch");
+	ttt_engine_free(e1);
+	ttt_engine_free(e2);
+	free(l1.v);
+	free(l2.v);
+	fc_model_free(m);
+}
+
+Test(engine, deferred_forecasts_equal_immediate_calibration)
+{
+	deferred_equals_immediate(FC_ADAPT_CALIB);
+}
+
+Test(engine, deferred_forecasts_fall_back_with_other_families)
+{
+	deferred_equals_immediate(FC_ADAPT_ALL);
+}
