@@ -7,13 +7,37 @@
  *               per second of the timed phase, with TTT on or off.
  *   ingest      N series that never fill a lookback (fewer than L steps),
  *               so no forecast is computed: parse + engine append + SQLite
- *               batches, messages per second.
+ *               batches, messages per second, in two phases that cost very
+ *               differently:
+ *                 first sight  step 0 of every series: each message is a
+ *                              new series (engine entry, and a series row,
+ *                              version 0 and an audit row in SQLite);
+ *                 steady state steps 1..S-1 of the known series, after a
+ *                              restart of dc_run on the same database and
+ *                              group (the series are restored from SQLite).
+ *               Each phase's messages are produced before its dc_run
+ *               starts, so the daemon drains a backlog and the producer
+ *               does not compete for the cores; the timed window runs from
+ *               the first message consumed (the mock's ~3 s group join is
+ *               not ingest) to the last, plus the CPU time of the commit
+ *               that makes the last one durable (the loop idles up to
+ *               100 ms in poll before that commit; idle is not ingest).
  *   latency     messages produced at a fixed rate by a second thread;
  *               end-to-end latency from the message's CreateTime to its
  *               forecast being delivered, p50/p99 from the daemon's own
  *               histogram (driftcast_e2e_latency_seconds).
  * Every mode also prints the resident set size at the end (the whole
  * process, so including the in-process mock broker and its messages).
+ *
+ * Wall-clock rates on a shared machine are noisy, so next to each one the
+ * bench prints the CPU time of the thread that runs dc_run (the daemon
+ * loop: parse, engine, SQLite, librdkafka's consumer-side API calls;
+ * CLOCK_THREAD_CPUTIME_ID read in the tick callback, which runs on that
+ * thread) and messages per daemon-CPU-second, plus the CPU time of the
+ * whole process over the same window (librdkafka's threads and the mock
+ * broker included).  The CLOCK_MONOTONIC window of each timed phase is
+ * printed too, for `perf record -k CLOCK_MONOTONIC` + `perf report
+ * --time START,END`.
  *
  * The model is a fresh random GRU (d=64 unless --width), L=96, H=96: the
  * cost of a forecast does not depend on the weights.  Everything runs on
@@ -37,6 +61,7 @@
 #include <string.h>
 #include <time.h>
 #include <arpa/inet.h>
+#include <ftw.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -47,6 +72,25 @@
 #define L  96
 #define H  96
 #define T0 1700000000
+
+/* A point of a timed window, taken on the daemon thread (in the tick). */
+struct mark {
+	uint64_t wall_us;  /* CLOCK_MONOTONIC */
+	uint64_t cpu_ns;   /* the daemon thread's CPU time */
+	uint64_t proc_ns;  /* the whole process's CPU time */
+	uint64_t consumed; /* messages consumed (applied or skipped) */
+};
+
+/* One timed ingest phase: from the first message consumed (start) to the
+ * target (last), and on to the commit that makes it durable (end). */
+struct window {
+	uint64_t target;
+	struct mark start, last, end;
+	bool started, reached;
+	uint64_t prev_batches;
+	long rss_kb; /* at the end, inside dc_run (the engine is live) */
+	struct dc_run_stats st;
+};
 
 struct bench {
 	const char *mode;
@@ -64,7 +108,9 @@ struct bench {
 	uint64_t m_mark; /* messages consumed when it started */
 	uint64_t t_done;
 	uint64_t m_done;
-	int phase; /* 0 warm-up, 1 timed */
+	struct mark cpu_mark, cpu_done; /* throughput: the timed phase */
+	struct window win;		/* ingest: the running phase */
+	int phase;			/* 0 warm-up, 1 timed */
 	uint64_t warm_msgs;
 	volatile int produced_all;
 	struct dc_run_stats last;
@@ -110,6 +156,22 @@ static void scrape(struct bench *b)
 	}
 	b->metrics[off] = '\0';
 	close(fd);
+}
+
+static uint64_t clock_ns(clockid_t id)
+{
+	struct timespec ts;
+	clock_gettime(id, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+/* Called on the thread that runs dc_run (tick callbacks run there). */
+static void mark_now(struct mark *m, uint64_t consumed)
+{
+	m->wall_us = dc_now_monotonic_usec();
+	m->cpu_ns = clock_ns(CLOCK_THREAD_CPUTIME_ID);
+	m->proc_ns = clock_ns(CLOCK_PROCESS_CPUTIME_ID);
+	m->consumed = consumed;
 }
 
 static double now_s(void)
@@ -204,6 +266,7 @@ static bool tick(void *user, const struct dc_run_stats *st)
 		b->phase = 1;
 		b->t_mark = dc_now_monotonic_usec();
 		b->m_mark = consumed;
+		mark_now(&b->cpu_mark, consumed);
 	}
 	if (b->produced_all && consumed >= b->target) {
 		/* the last batch's forecasts are delivered at the next flush;
@@ -211,12 +274,42 @@ static bool tick(void *user, const struct dc_run_stats *st)
 		if (b->t_done == 0) {
 			b->t_done = dc_now_monotonic_usec();
 			b->m_done = consumed;
+			mark_now(&b->cpu_done, consumed);
 			return false;
 		}
 		scrape(b);
 		return true;
 	}
 	return false;
+}
+
+/* The ingest phases' tick: marks the window, stops once the target's
+ * batch is durable (st->batches moved on; in the very iteration that
+ * consumed the last message, or a later one). */
+static bool tick_ingest(void *user, const struct dc_run_stats *st)
+{
+	struct bench *b = user;
+	struct window *w = &b->win;
+	uint64_t consumed = st->messages + st->skipped_replay;
+	bool committed = st->batches > w->prev_batches;
+
+	w->prev_batches = st->batches;
+	if (!w->started && consumed > 0) {
+		mark_now(&w->start, consumed);
+		w->started = true;
+	}
+	if (!w->reached) {
+		if (consumed < w->target)
+			return false;
+		mark_now(&w->last, consumed);
+		w->reached = true;
+	}
+	if (!committed && !st->degraded)
+		return false;
+	mark_now(&w->end, consumed);
+	w->rss_kb = rss_kb();
+	w->st = *st;
+	return true;
 }
 
 static void *warm_then_timed(void *arg)
@@ -304,6 +397,154 @@ static double hist_quantile(const char *text, double q)
 	return (double)INFINITY;
 }
 
+static int remove_one(const char *path, const struct stat *sb, int flag,
+		      struct FTW *ftw)
+{
+	(void)sb;
+	(void)flag;
+	(void)ftw;
+	return remove(path) < 0 ? -1 : 0;
+}
+
+/* The bench's scratch directory (database, model): gone at the end. */
+static void remove_dir(const char *dir)
+{
+	nftw(dir, remove_one, 8, FTW_DEPTH | FTW_PHYS);
+}
+
+/* One dc_run (the code of `driftcast run`) against the mock cluster, with
+ * the bench's database and model; returns its exit code. */
+static int run_daemon(struct bench *b, const char *model,
+		      bool (*tick_fn)(void *, const struct dc_run_stats *),
+		      struct dc_run_stats *st)
+{
+	char s_brokers[300], s_db[128], s_model[160], s_ttt[32];
+	char s_metrics[64], s_batch[64];
+	snprintf(s_batch, sizeof(s_batch), "storage.batch_ms=%d", b->batch_ms);
+	b->metrics_port = free_port();
+	snprintf(s_metrics, sizeof(s_metrics), "metrics.listen=127.0.0.1:%d",
+		 b->metrics_port);
+	snprintf(s_brokers, sizeof(s_brokers), "kafka.brokers=%s",
+		 b->bootstraps);
+	snprintf(s_db, sizeof(s_db), "storage.path=%s/bench.db", b->dir);
+	snprintf(s_model, sizeof(s_model), "model.path=%s", model);
+	snprintf(s_ttt, sizeof(s_ttt), "ttt.enabled=%s",
+		 b->ttt ? "true" : "false");
+	const char *sets[] = {s_brokers,
+			      s_db,
+			      s_model,
+			      s_ttt,
+			      "kafka.deadletter_topic=deadletter",
+			      "kafka.group=bench",
+			      "kafka.session_timeout_ms=6000",
+			      "kafka.max_poll_records=20000",
+			      s_metrics,
+			      s_batch,
+			      getenv("BENCH_LOG") ? "log.level=info"
+						  : "log.level=warning"};
+	struct dc_run_options o = {.sets = sets,
+				   .nsets = sizeof(sets) / sizeof(sets[0]),
+				   .tick = tick_fn,
+				   .user = b};
+	return dc_run(&o, st);
+}
+
+static void print_totals(int rc, double total, const struct dc_run_stats *st)
+{
+	printf("  run exit %d, %.1f s in all; %" PRIu64 " messages, %" PRIu64
+	       " forecasts, %" PRIu64 " adaptations accepted, %" PRIu64
+	       " rejected, %" PRIu64 " dead letters\n",
+	       rc, total, st->messages, st->forecasts, st->accepted,
+	       st->rejected, st->deadlettered);
+}
+
+/* "daemon thread X s CPU = N messages per CPU-second (U us/message);
+ * process Y s CPU" for a window of msgs messages. */
+static void print_cpu(const char *what, const struct mark *a,
+		      const struct mark *z, uint64_t msgs)
+{
+	double cpu = (double)(z->cpu_ns - a->cpu_ns) / 1e9;
+	double proc = (double)(z->proc_ns - a->proc_ns) / 1e9;
+	printf("  %s: daemon thread %.2f s CPU = %.0f messages per "
+	       "daemon-CPU-second (%.2f us/message); whole process %.2f s "
+	       "CPU (%.2f us/message)\n",
+	       what, cpu, cpu > 0 ? (double)msgs / cpu : 0,
+	       msgs ? cpu * 1e6 / (double)msgs : 0, proc,
+	       msgs ? proc * 1e6 / (double)msgs : 0);
+}
+
+/* Run one ingest phase over what was produced; 0 or dc_run's code. */
+static int ingest_phase(struct bench *b, const char *model, uint64_t target,
+			const char *name, double *ret_wall, double *ret_cpu,
+			uint64_t *ret_msgs)
+{
+	struct dc_run_stats st;
+	memset(&b->win, 0, sizeof(b->win));
+	b->win.target = target;
+	double t0 = now_s();
+	int rc = run_daemon(b, model, tick_ingest, &st);
+	double total = now_s() - t0;
+	struct window *w = &b->win;
+	print_totals(rc, total, &st);
+	if (!w->started || !w->reached || w->end.wall_us == 0) {
+		printf("  %s: did not complete\n", name);
+		return rc ? rc : 1;
+	}
+	uint64_t msgs = w->end.consumed - w->start.consumed;
+	/* wall: first to last message, plus the final commit's CPU time
+	 * (the loop idles in poll up to 100 ms before it commits) */
+	double wall = (double)(w->last.wall_us - w->start.wall_us) / 1e6 +
+		      (double)(w->end.cpu_ns - w->last.cpu_ns) / 1e9;
+	double cpu = (double)(w->end.cpu_ns - w->start.cpu_ns) / 1e9;
+	printf("  %s: %" PRIu64 " messages in %.2f s wall = %.0f "
+	       "messages/s\n",
+	       name, msgs, wall, wall > 0 ? (double)msgs / wall : 0);
+	print_cpu(name, &w->start, &w->end, msgs);
+	printf("  %s: CLOCK_MONOTONIC window %.6f..%.6f s; resident memory "
+	       "%.1f MiB at its end (whole process)\n",
+	       name, (double)w->start.wall_us / 1e6,
+	       (double)w->end.wall_us / 1e6, (double)w->rss_kb / 1024.0);
+	*ret_wall = wall;
+	*ret_cpu = cpu;
+	*ret_msgs = msgs;
+	return rc;
+}
+
+/* --mode ingest: first sight of every series, then the steady state. */
+static int bench_ingest(struct bench *b, const char *model)
+{
+	double wa, ca, wb, cb;
+	uint64_t ma, mb;
+	int rc;
+
+	b->target = (uint64_t)b->series;
+	produce_range(b, 0, 1);
+	long rss0 = rss_kb();
+	rc = ingest_phase(b, model, (uint64_t)b->series,
+			  "first sight (every message a new series)", &wa, &ca,
+			  &ma);
+	if (rc)
+		return rc;
+	long rss_a = b->win.rss_kb;
+	produce_range(b, 1, b->steps);
+	rc = ingest_phase(
+	    b, model, (uint64_t)b->series * (uint64_t)(b->steps - 1),
+	    "steady state (known series, restored at start)", &wb, &cb, &mb);
+	if (rc)
+		return rc;
+	printf("  ingest, both phases: %" PRIu64 " messages in %.2f s wall = "
+	       "%.0f messages/s; daemon thread %.2f s CPU = %.0f messages "
+	       "per daemon-CPU-second\n",
+	       ma + mb, wa + wb, (double)(ma + mb) / (wa + wb), ca + cb,
+	       (double)(ma + mb) / (ca + cb));
+	printf("  resident memory %.1f MiB with %d series after first sight "
+	       "(whole process, mock broker and its messages included; %.1f "
+	       "MiB before the daemon started, with step 0 of every series in "
+	       "the mock)\n",
+	       (double)rss_a / 1024.0, b->series, (double)rss0 / 1024.0);
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
 	static const struct option opts[] = {
@@ -365,88 +606,69 @@ int main(int argc, char **argv)
 	}
 	if (!strcmp(b.mode, "ingest") && b.steps >= L)
 		b.steps = L - 1;
+	if (!strcmp(b.mode, "ingest") && b.steps < 2)
+		b.steps = 2; /* a first-sight and a steady-state step */
 	log_init();
-	log_set_level(LOG_WARNING);
+	log_set_level(getenv("BENCH_LOG") ? LOG_INFO : LOG_WARNING);
 	snprintf(b.dir, sizeof(b.dir), "/tmp/dc-bench-daemon-XXXXXX");
 	if (!mkdtemp(b.dir))
 		return 1;
-	char model[128], s_brokers[300], s_db[128], s_model[160], s_ttt[32];
-	char s_metrics[64], s_batch[64];
-	snprintf(s_batch, sizeof(s_batch), "storage.batch_ms=%d", b.batch_ms);
-	b.metrics_port = free_port();
-	snprintf(s_metrics, sizeof(s_metrics), "metrics.listen=127.0.0.1:%d",
-		 b.metrics_port);
+	char model[128];
 	if (setup(&b, model, sizeof(model)) < 0) {
 		fprintf(stderr, "bench-daemon: setup failed\n");
+		remove_dir(b.dir);
 		return 1;
 	}
-	snprintf(s_brokers, sizeof(s_brokers), "kafka.brokers=%s",
-		 b.bootstraps);
-	snprintf(s_db, sizeof(s_db), "storage.path=%s/bench.db", b.dir);
-	snprintf(s_model, sizeof(s_model), "model.path=%s", model);
-	snprintf(s_ttt, sizeof(s_ttt), "ttt.enabled=%s",
-		 b.ttt ? "true" : "false");
-	const char *sets[] = {s_brokers,
-			      s_db,
-			      s_model,
-			      s_ttt,
-			      "kafka.deadletter_topic=deadletter",
-			      "kafka.group=bench",
-			      "kafka.session_timeout_ms=6000",
-			      "kafka.max_poll_records=20000",
-			      s_metrics,
-			      s_batch,
-			      "log.level=warning"};
-	struct dc_run_options o = {.sets = sets,
-				   .nsets = sizeof(sets) / sizeof(sets[0]),
-				   .tick = tick,
-				   .user = &b};
-
-	pthread_t th;
-	int warm = !strcmp(b.mode, "throughput") ? L - 1 : 0;
-	if (!strcmp(b.mode, "latency")) {
-		/* warm every series up first, untimed */
-		b.warm_msgs = (uint64_t)b.series * (uint64_t)(L - 1);
-		b.target = b.warm_msgs;
-		produce_range(&b, 0, L - 1);
-		pthread_create(&th, NULL, paced_producer, &b);
-	} else {
-		b.warm_msgs = (uint64_t)b.series * (uint64_t)warm;
-		b.target = b.warm_msgs + (uint64_t)b.series * (uint64_t)b.steps;
-		if (!warm)
-			b.phase = 1, b.t_mark = dc_now_monotonic_usec();
-		pthread_create(&th, NULL, warm_then_timed, &b);
-	}
-	double t0 = now_s();
-	struct dc_run_stats st;
-	int rc = dc_run(&o, &st);
-	pthread_join(th, NULL);
-	double total = now_s() - t0;
-	long rss = rss_kb();
-
 	printf("bench-daemon mode=%s backbone=%s width=%d series=%d ttt=%s\n",
 	       b.mode, b.backbone, b.width, b.series, b.ttt ? "on" : "off");
-	printf("  run exit %d, %.1f s in all; %" PRIu64 " messages, %" PRIu64
-	       " forecasts, %" PRIu64 " adaptations accepted, %" PRIu64
-	       " rejected, %" PRIu64 " dead letters\n",
-	       rc, total, st.messages, st.forecasts, st.accepted, st.rejected,
-	       st.deadlettered);
-	if (strcmp(b.mode, "latency")) {
-		double secs = (double)(b.t_done - b.t_mark) / 1e6;
-		uint64_t msgs = b.m_done - b.m_mark;
-		printf("  timed phase: %" PRIu64 " messages in %.2f s = %.0f "
-		       "messages/s\n",
-		       msgs, secs, secs > 0 ? (double)msgs / secs : 0);
+
+	int rc;
+	if (!strcmp(b.mode, "ingest")) {
+		rc = bench_ingest(&b, model);
+	} else {
+		pthread_t th;
+		int warm = !strcmp(b.mode, "throughput") ? L - 1 : 0;
+		if (!strcmp(b.mode, "latency")) {
+			/* warm every series up first, untimed */
+			b.warm_msgs = (uint64_t)b.series * (uint64_t)(L - 1);
+			b.target = b.warm_msgs;
+			produce_range(&b, 0, L - 1);
+			pthread_create(&th, NULL, paced_producer, &b);
+		} else {
+			b.warm_msgs = (uint64_t)b.series * (uint64_t)warm;
+			b.target = b.warm_msgs +
+				   (uint64_t)b.series * (uint64_t)b.steps;
+			pthread_create(&th, NULL, warm_then_timed, &b);
+		}
+		double t0 = now_s();
+		struct dc_run_stats st;
+		rc = run_daemon(&b, model, tick, &st);
+		pthread_join(th, NULL);
+		double total = now_s() - t0;
+		long rss = rss_kb();
+
+		print_totals(rc, total, &st);
+		if (strcmp(b.mode, "latency")) {
+			double secs = (double)(b.t_done - b.t_mark) / 1e6;
+			uint64_t msgs = b.m_done - b.m_mark;
+			printf("  timed phase: %" PRIu64
+			       " messages in %.2f s = %.0f messages/s\n",
+			       msgs, secs, secs > 0 ? (double)msgs / secs : 0);
+			print_cpu("timed phase", &b.cpu_mark, &b.cpu_done,
+				  msgs);
+		}
+		printf("  resident memory %.1f MiB with %zu series (whole "
+		       "process, mock broker and its messages included)\n",
+		       (double)rss / 1024.0, st.series);
+		printf("  end-to-end latency (message CreateTime -> forecast "
+		       "delivered), from the daemon's histogram: p50 <= %g s, "
+		       "p99 <= %g s\n",
+		       hist_quantile(b.metrics, 0.50),
+		       hist_quantile(b.metrics, 0.99));
 	}
-	printf("  resident memory %.1f MiB with %zu series (whole process, "
-	       "mock broker and its messages included)\n",
-	       (double)rss / 1024.0, st.series);
-	printf("  end-to-end latency (message CreateTime -> forecast "
-	       "delivered), from the daemon's histogram: p50 <= %g s, p99 <= "
-	       "%g s\n",
-	       hist_quantile(b.metrics, 0.50), hist_quantile(b.metrics, 0.99));
 	rd_kafka_destroy(b.producer);
 	rd_kafka_mock_cluster_destroy(b.mc);
 	rd_kafka_destroy(b.owner);
+	remove_dir(b.dir);
 	return rc;
 }
