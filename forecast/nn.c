@@ -132,20 +132,80 @@ void NN(linear_backward)(fc_real *dinp, fc_real *dw, fc_real *db,
 				db[o] += dout[(size_t)i * OC + o];
 }
 
+/* 32-byte vectors of fc_real (8 floats or 4 doubles), written with gcc's
+ * vector extension: in the x86-64-v3 clones they are AVX registers, in the
+ * baseline build pairs of SSE registers.  Never passed by value to a
+ * function that is not inlined (that would change the baseline ABI). */
+#define VL ((int)(32 / sizeof(fc_real)))
+typedef fc_real vreal __attribute__((vector_size(32)));
+#ifdef FC_REAL_DOUBLE
+typedef int64_t vmask __attribute__((vector_size(32)));
+#else
+typedef int32_t vmask __attribute__((vector_size(32)));
+#endif
+#define ALWAYS_INLINE static inline __attribute__((always_inline))
+
+/* an unaligned load (a macro: an inline function would return a vector) */
+#define vload(p)                              \
+	({                                    \
+		vreal v_;                     \
+		memcpy(&v_, (p), sizeof(v_)); \
+		v_;                           \
+	})
+
+ALWAYS_INLINE fc_real hsum(const vreal *v)
+{
+	fc_real s[VL];
+	memcpy(s, v, sizeof(s));
+	for (int k = VL / 2; k > 0; k /= 2)
+		for (int j = 0; j < k; j++)
+			s[j] += s[j + k];
+	return s[0];
+}
+
+/* The reductions of LayerNorm in two vector accumulators (a single float
+ * accumulator is a chain of C dependent adds that gcc may not reorder);
+ * the order of the sum changes, not its precision. */
+ALWAYS_INLINE fc_real vsum(const fc_real *x, int n)
+{
+	vreal a0 = {0}, a1 = {0};
+	int c = 0;
+	for (; c + 2 * VL <= n; c += 2 * VL) {
+		a0 += vload(x + c);
+		a1 += vload(x + c + VL);
+	}
+	a0 += a1;
+	fc_real s = hsum(&a0);
+	for (; c < n; c++)
+		s += x[c];
+	return s;
+}
+
+ALWAYS_INLINE fc_real vsumsq(const fc_real *x, fc_real m, int n)
+{
+	vreal a0 = {0}, a1 = {0};
+	int c = 0;
+	for (; c + 2 * VL <= n; c += 2 * VL) {
+		vreal u = vload(x + c) - m, v = vload(x + c + VL) - m;
+		a0 += u * u;
+		a1 += v * v;
+	}
+	a0 += a1;
+	fc_real s = hsum(&a0);
+	for (; c < n; c++)
+		s += (x[c] - m) * (x[c] - m);
+	return s;
+}
+
 FC_VEC void NN(layernorm_forward)(fc_real *out, fc_real *mean, fc_real *rstd,
 				  const fc_real *inp, const fc_real *w,
 				  const fc_real *b, int BT, int C)
 {
 	for (int i = 0; i < BT; i++) {
-		const fc_real *x = inp + (size_t)i * C;
-		fc_real *o = out + (size_t)i * C;
-		fc_real m = 0, v = 0;
-		for (int c = 0; c < C; c++)
-			m += x[c];
-		m /= (fc_real)C;
-		for (int c = 0; c < C; c++)
-			v += (x[c] - m) * (x[c] - m);
-		v /= (fc_real)C;
+		const fc_real *restrict x = inp + (size_t)i * C;
+		fc_real *restrict o = out + (size_t)i * C;
+		fc_real m = vsum(x, C) / (fc_real)C;
+		fc_real v = vsumsq(x, m, C) / (fc_real)C;
 		fc_real s = R_(1.0) / SQRT(v + R_(NN_LN_EPS));
 		for (int c = 0; c < C; c++)
 			o[c] = (x[c] - m) * s * w[c] + b[c];
@@ -154,34 +214,45 @@ FC_VEC void NN(layernorm_forward)(fc_real *out, fc_real *mean, fc_real *rstd,
 	}
 }
 
-void NN(layernorm_backward)(fc_real *dinp, fc_real *dw, fc_real *db,
-			    const fc_real *dout, const fc_real *inp,
-			    const fc_real *w, const fc_real *mean,
-			    const fc_real *rstd, int BT, int C)
+FC_VEC void NN(layernorm_backward)(fc_real *dinp, fc_real *dw, fc_real *db,
+				   const fc_real *dout, const fc_real *inp,
+				   const fc_real *w, const fc_real *mean,
+				   const fc_real *rstd, int BT, int C)
 {
 	for (int i = 0; i < BT; i++) {
-		const fc_real *x = inp + (size_t)i * C;
-		const fc_real *d = dout + (size_t)i * C;
+		const fc_real *restrict x = inp + (size_t)i * C;
+		const fc_real *restrict d = dout + (size_t)i * C;
 		fc_real m = mean[i], s = rstd[i];
-		fc_real dnorm_mean = 0, dnorm_norm_mean = 0;
-		for (int c = 0; c < C; c++) {
-			fc_real n = (x[c] - m) * s;
+		/* mean of dn = w d and of dn * n, n = (x - m) s */
+		vreal a1 = {0}, a2 = {0};
+		int c = 0;
+		for (; c + VL <= C; c += VL) {
+			vreal dn = vload(w + c) * vload(d + c);
+			a1 += dn;
+			a2 += dn * ((vload(x + c) - m) * s);
+		}
+		fc_real dnorm_mean = hsum(&a1), dnorm_norm_mean = hsum(&a2);
+		for (; c < C; c++) {
 			fc_real dn = w[c] * d[c];
 			dnorm_mean += dn;
-			dnorm_norm_mean += dn * n;
+			dnorm_norm_mean += dn * ((x[c] - m) * s);
 		}
 		dnorm_mean /= (fc_real)C;
 		dnorm_norm_mean /= (fc_real)C;
-		for (int c = 0; c < C; c++) {
-			fc_real n = (x[c] - m) * s;
-			fc_real dn = w[c] * d[c];
-			if (db)
+		if (db)
+			for (c = 0; c < C; c++)
 				db[c] += d[c];
-			if (dw)
-				dw[c] += n * d[c];
-			if (dinp)
-				dinp[(size_t)i * C + c] +=
+		if (dw)
+			for (c = 0; c < C; c++)
+				dw[c] += ((x[c] - m) * s) * d[c];
+		if (dinp) {
+			fc_real *restrict di = dinp + (size_t)i * C;
+			for (c = 0; c < C; c++) {
+				fc_real n = (x[c] - m) * s;
+				fc_real dn = w[c] * d[c];
+				di[c] +=
 				    (dn - dnorm_mean - n * dnorm_norm_mean) * s;
+			}
 		}
 	}
 }
@@ -211,8 +282,8 @@ FC_VEC void NN(gelu_backward)(fc_real *dinp, const fc_real *inp,
 	}
 }
 
-void NN(attention_forward)(fc_real *out, fc_real *att, const fc_real *qkv,
-			   int B, int T, int C, int NH)
+static void attention_forward_mm(fc_real *out, fc_real *att, const fc_real *qkv,
+				 int B, int T, int C, int NH)
 {
 	/* non-causal multi-head self-attention over T tokens; per (window,
 	 * head) two small GEMMs on strided views of qkv [B, T, 3C] */
@@ -247,9 +318,9 @@ void NN(attention_forward)(fc_real *out, fc_real *att, const fc_real *qkv,
 		}
 }
 
-void NN(attention_backward)(fc_real *dqkv, const fc_real *dout,
-			    const fc_real *qkv, const fc_real *att, int B,
-			    int T, int C, int NH)
+static void attention_backward_ref(fc_real *dqkv, const fc_real *dout,
+				   const fc_real *qkv, const fc_real *att,
+				   int B, int T, int C, int NH)
 {
 	int hs = C / NH;
 	fc_real scale = R_(1.0) / SQRT((fc_real)hs);
@@ -290,6 +361,299 @@ void NN(attention_backward)(fc_real *dqkv, const fc_real *dout,
 					}
 				}
 			}
+}
+
+/*
+ * Attention with VL windows side by side: the q, k, v of one head of VL
+ * windows are gathered into lane-interleaved buffers ([T, hs] of vectors,
+ * lane = window), so that every product, the softmax and its backward are
+ * plain vector arithmetic with no tails, no horizontal sums and no tiny
+ * GEMM calls (per (window, head) they would be 12 x 12 x 16).  The buffers
+ * live on the stack; shapes that do not fit use the loops above.
+ */
+#define ATT_LANE_MAX 4096 /* vectors of stack buffer (128 KiB) */
+
+#ifdef FC_REAL_DOUBLE
+ALWAYS_INLINE void vexp(vreal *x)
+{
+	for (int k = 0; k < VL; k++)
+		(*x)[k] = exp((*x)[k]);
+}
+#else
+/* e^x for x <= 0 (the softmax's shifted scores), as Cephes' expf: x =
+ * n ln2 + r, |r| <= ln2 / 2, a degree-5 polynomial for e^r and 2^n by
+ * exponent bits; within 2 ulp of expf.  Below -87.3 it returns about
+ * 1e-38 instead of a denormal or 0 (next to the softmax's max term, 1). */
+ALWAYS_INLINE void vexp(vreal *px)
+{
+	const vreal lo = {-87.3365f, -87.3365f, -87.3365f, -87.3365f,
+			  -87.3365f, -87.3365f, -87.3365f, -87.3365f};
+	vreal x = *px;
+	vmask below = x < lo;
+	x = (vreal)(((vmask)lo & below) | ((vmask)x & ~below));
+	vreal magic = (vreal){0} + 12582912.0f; /* 1.5 * 2^23: rounds */
+	vreal n = (x * 1.44269504088896341f + magic) - magic;
+	vreal r = x - n * 0.693359375f;
+	r = r - n * -2.12194440e-4f;
+	vreal p = (vreal){0} + 1.9875691500e-4f;
+	p = p * r + 1.3981999507e-3f;
+	p = p * r + 8.3334519073e-3f;
+	p = p * r + 4.1665795894e-2f;
+	p = p * r + 1.6666665459e-1f;
+	p = p * r + 5.0000001201e-1f;
+	p = p * (r * r) + r + 1.0f;
+	vmask e = (__builtin_convertvector(n, vmask) + 127) << 23;
+	*px = p * (vreal)e;
+}
+#endif
+
+/* *m = max(*m, *a) per lane (by pointer: 32-byte vectors passed by value
+ * would change the ABI of the baseline build) */
+ALWAYS_INLINE void vmax(vreal *m, const vreal *a)
+{
+	vmask gt = *a > *m;
+	*m = (vreal)(((vmask)*a & gt) | ((vmask)*m & ~gt));
+}
+
+/* Gather rows [T, n] (row stride ld) of the VL windows src[w] (window
+ * stride in fc_real) into dst [T, n] of vectors. */
+ALWAYS_INLINE void lane_gather(vreal *restrict dst,
+			       const fc_real *const *restrict src, int T, int n,
+			       size_t ld)
+{
+	for (int t = 0; t < T; t++)
+		for (int i = 0; i < n; i++) {
+			vreal v;
+			for (int w = 0; w < VL; w++)
+				v[w] = src[w][(size_t)t * ld + (size_t)i];
+			dst[(size_t)t * n + i] = v;
+		}
+}
+
+FC_VEC static void attention_forward_lanes(fc_real *out, fc_real *att,
+					   const fc_real *qkv, int B, int T,
+					   int C, int NH)
+{
+	int hs = C / NH;
+	fc_real scale = R_(1.0) / SQRT((fc_real)hs);
+	size_t T3C = (size_t)T * 3 * C;
+	vreal buf[ATT_LANE_MAX];
+	vreal *Q = buf, *K = Q + T * hs, *V = K + T * hs, *S = V + T * hs;
+	for (int b0 = 0; b0 < B; b0 += VL) {
+		int nb = B - b0 < VL ? B - b0 : VL;
+		for (int h = 0; h < NH; h++) {
+			/* lanes past the end repeat window b0 (discarded) */
+			const fc_real *src[VL];
+			for (int w = 0; w < VL; w++)
+				src[w] = qkv +
+					 (size_t)(b0 + (w < nb ? w : 0)) * T3C +
+					 (size_t)h * hs;
+			const fc_real *srck[VL], *srcv[VL];
+			for (int w = 0; w < VL; w++)
+				srck[w] = src[w] + C, srcv[w] = src[w] + 2 * C;
+			lane_gather(Q, src, T, hs, 3 * (size_t)C);
+			lane_gather(K, srck, T, hs, 3 * (size_t)C);
+			lane_gather(V, srcv, T, hs, 3 * (size_t)C);
+			for (int t = 0; t < T; t++) {
+				const vreal *q = Q + (size_t)t * hs;
+				vreal *s = S + (size_t)t * T;
+				int t2 = 0;
+				for (; t2 + 4 <= T; t2 += 4) {
+					const vreal *k0 = K + (size_t)t2 * hs;
+					vreal a0 = {0}, a1 = {0}, a2 = {0},
+					      a3 = {0};
+					for (int i = 0; i < hs; i++) {
+						a0 += q[i] * k0[i];
+						a1 += q[i] * k0[hs + i];
+						a2 += q[i] * k0[2 * hs + i];
+						a3 += q[i] * k0[3 * hs + i];
+					}
+					s[t2] = a0 * scale;
+					s[t2 + 1] = a1 * scale;
+					s[t2 + 2] = a2 * scale;
+					s[t2 + 3] = a3 * scale;
+				}
+				for (; t2 < T; t2++) {
+					const vreal *k0 = K + (size_t)t2 * hs;
+					vreal a0 = {0};
+					for (int i = 0; i < hs; i++)
+						a0 += q[i] * k0[i];
+					s[t2] = a0 * scale;
+				}
+				vreal mx = s[0];
+				for (t2 = 1; t2 < T; t2++)
+					vmax(&mx, &s[t2]);
+				vreal sum = {0};
+				for (t2 = 0; t2 < T; t2++) {
+					vreal e = s[t2] - mx;
+					vexp(&e);
+					s[t2] = e;
+					sum += e;
+				}
+				vreal inv = R_(1.0) / sum;
+				for (t2 = 0; t2 < T; t2++)
+					s[t2] *= inv;
+				/* out [t, hs] = s [T] V [T, hs] */
+				fc_real *o[VL];
+				for (int w = 0; w < nb; w++)
+					o[w] = out +
+					       ((size_t)(b0 + w) * T + t) * C +
+					       (size_t)h * hs;
+				int i = 0;
+				for (; i + 4 <= hs; i += 4) {
+					vreal a0 = {0}, a1 = {0}, a2 = {0},
+					      a3 = {0};
+					for (t2 = 0; t2 < T; t2++) {
+						const vreal *v =
+						    V + (size_t)t2 * hs + i;
+						a0 += s[t2] * v[0];
+						a1 += s[t2] * v[1];
+						a2 += s[t2] * v[2];
+						a3 += s[t2] * v[3];
+					}
+					for (int w = 0; w < nb; w++) {
+						o[w][i] = a0[w];
+						o[w][i + 1] = a1[w];
+						o[w][i + 2] = a2[w];
+						o[w][i + 3] = a3[w];
+					}
+				}
+				for (; i < hs; i++) {
+					vreal a0 = {0};
+					for (t2 = 0; t2 < T; t2++)
+						a0 += s[t2] *
+						      V[(size_t)t2 * hs + i];
+					for (int w = 0; w < nb; w++)
+						o[w][i] = a0[w];
+				}
+			}
+			/* att [B, NH, T, T] for backward */
+			for (int w = 0; w < nb; w++) {
+				fc_real *a =
+				    att + ((size_t)(b0 + w) * NH + h) * T * T;
+				for (int k = 0; k < T * T; k++)
+					a[k] = S[k][w];
+			}
+		}
+	}
+}
+
+FC_VEC static void attention_backward_lanes(fc_real *dqkv, const fc_real *dout,
+					    const fc_real *qkv,
+					    const fc_real *att, int B, int T,
+					    int C, int NH)
+{
+	int hs = C / NH;
+	fc_real scale = R_(1.0) / SQRT((fc_real)hs);
+	size_t T3C = (size_t)T * 3 * C, TC = (size_t)T * C;
+	vreal buf[ATT_LANE_MAX];
+	vreal *Q = buf, *K = Q + T * hs, *V = K + T * hs, *Dd = V + T * hs;
+	vreal *A = Dd + T * hs, *P = A + T * T;
+	for (int b0 = 0; b0 < B; b0 += VL) {
+		int nb = B - b0 < VL ? B - b0 : VL;
+		for (int h = 0; h < NH; h++) {
+			const fc_real *sq[VL], *sk[VL], *sv[VL], *sd[VL],
+			    *sa[VL];
+			for (int w = 0; w < VL; w++) {
+				size_t b = (size_t)b0 + (w < nb ? w : 0);
+				sq[w] = qkv + b * T3C + (size_t)h * hs;
+				sk[w] = sq[w] + C;
+				sv[w] = sq[w] + 2 * C;
+				sd[w] = dout + b * TC + (size_t)h * hs;
+				sa[w] = att + (b * NH + h) * T * T;
+			}
+			lane_gather(Q, sq, T, hs, 3 * (size_t)C);
+			lane_gather(K, sk, T, hs, 3 * (size_t)C);
+			lane_gather(V, sv, T, hs, 3 * (size_t)C);
+			lane_gather(Dd, sd, T, hs, (size_t)C);
+			lane_gather(A, sa, 1, T * T, 0);
+			/* datt [t, t2] = d [t] . v [t2]; then the softmax's
+			 * backward, scaled: p = a (datt - a . datt) scale */
+			for (int t = 0; t < T; t++) {
+				const vreal *d = Dd + (size_t)t * hs;
+				vreal *p = P + (size_t)t * T;
+				const vreal *a = A + (size_t)t * T;
+				int t2 = 0;
+				for (; t2 + 4 <= T; t2 += 4) {
+					const vreal *v0 = V + (size_t)t2 * hs;
+					vreal a0 = {0}, a1 = {0}, a2 = {0},
+					      a3 = {0};
+					for (int i = 0; i < hs; i++) {
+						a0 += d[i] * v0[i];
+						a1 += d[i] * v0[hs + i];
+						a2 += d[i] * v0[2 * hs + i];
+						a3 += d[i] * v0[3 * hs + i];
+					}
+					p[t2] = a0;
+					p[t2 + 1] = a1;
+					p[t2 + 2] = a2;
+					p[t2 + 3] = a3;
+				}
+				for (; t2 < T; t2++) {
+					const vreal *v0 = V + (size_t)t2 * hs;
+					vreal a0 = {0};
+					for (int i = 0; i < hs; i++)
+						a0 += d[i] * v0[i];
+					p[t2] = a0;
+				}
+				vreal dot = {0};
+				for (t2 = 0; t2 < T; t2++)
+					dot += a[t2] * p[t2];
+				for (t2 = 0; t2 < T; t2++)
+					p[t2] = a[t2] * (p[t2] - dot) * scale;
+			}
+			/* dq [t] = sum_t2 p [t, t2] k [t2]; dk [t2] = sum_t
+			 * p [t, t2] q [t]; dv [t2] = sum_t a [t, t2] d [t] */
+			for (int t = 0; t < T; t++) {
+				const vreal *p = P + (size_t)t * T;
+				const vreal *pc = P + t, *ac = A + t;
+				fc_real *dq[VL], *dk[VL], *dv[VL];
+				for (int w = 0; w < nb; w++) {
+					dq[w] = dqkv + (size_t)(b0 + w) * T3C +
+						(size_t)t * 3 * C +
+						(size_t)h * hs;
+					dk[w] = dq[w] + C;
+					dv[w] = dq[w] + 2 * C;
+				}
+				for (int i = 0; i < hs; i++) {
+					vreal gq = {0}, gk = {0}, gv = {0};
+					for (int t2 = 0; t2 < T; t2++) {
+						size_t o = (size_t)t2 * hs + i;
+						gq += p[t2] * K[o];
+						gk += pc[(size_t)t2 * T] * Q[o];
+						gv +=
+						    ac[(size_t)t2 * T] * Dd[o];
+					}
+					for (int w = 0; w < nb; w++) {
+						dq[w][i] += gq[w];
+						dk[w][i] += gk[w];
+						dv[w][i] += gv[w];
+					}
+				}
+			}
+		}
+	}
+}
+
+void NN(attention_forward)(fc_real *out, fc_real *att, const fc_real *qkv,
+			   int B, int T, int C, int NH)
+{
+	int hs = C / NH;
+	if ((size_t)3 * T * hs + (size_t)T * T <= ATT_LANE_MAX)
+		attention_forward_lanes(out, att, qkv, B, T, C, NH);
+	else
+		attention_forward_mm(out, att, qkv, B, T, C, NH);
+}
+
+void NN(attention_backward)(fc_real *dqkv, const fc_real *dout,
+			    const fc_real *qkv, const fc_real *att, int B,
+			    int T, int C, int NH)
+{
+	int hs = C / NH;
+	if ((size_t)4 * T * hs + (size_t)2 * T * T <= ATT_LANE_MAX)
+		attention_backward_lanes(dqkv, dout, qkv, att, B, T, C, NH);
+	else
+		attention_backward_ref(dqkv, dout, qkv, att, B, T, C, NH);
 }
 
 static inline fc_real sigm(fc_real x)
