@@ -172,6 +172,12 @@ static const struct option options[] = {
 	OPT_RELOAD,
 	"Messages processed per batch before state is made durable and "
 	"offsets are committed."),
+    INT("kafka.max_in_flight", kafka.max_in_flight, 100, 1000000, "50000",
+	OPT_RELOAD,
+	"Produced messages (forecasts, dead letters) the broker has not "
+	"acknowledged yet; above this the input partitions are paused "
+	"(backpressure: memory stays bounded while the broker is slow or "
+	"down) and resumed when half of them are delivered."),
 
     STR("storage.path", storage.path, "/var/lib/driftcast/driftcast.db", 0,
 	NULL, "SQLite database holding versions, audit log and offsets."),
@@ -231,6 +237,12 @@ static const struct option options[] = {
 	"Rank of the LoRA adapters on the embedding, backbone and head."),
     DBL("model.mask_ratio", model.mask_ratio, 0.05, 0.9, "0.33", 0,
 	"Share of the lookback hidden by the masked-segment objective."),
+    INT("model.forecast_batch", model.forecast_batch, 1, 4096, "256", 0,
+	"Forecasts of this many series share one batched pass (the daemon's "
+	"throughput); a batch is also cut when the storage batch commits, so "
+	"no forecast waits longer than storage.batch_ms. 1 forecasts each "
+	"message on arrival. Batching applies when ttt.families is calib "
+	"or TTT is off."),
 
     INT("train.epochs", train.epochs, 1, 200, "30", 0,
 	"Maximum training epochs (early stopping usually ends sooner)."),

@@ -88,6 +88,7 @@ struct cfg {
 		int session_timeout_ms;
 		int offset_reset; /* enum cfg_offset_reset */
 		int max_poll_records;
+		int max_in_flight; /* unacknowledged produced messages */
 		/* message parsing (daemon/parse.c) */
 		int ts_unit;	       /* enum cfg_ts_unit */
 		int max_message_bytes; /* larger payloads are dead-lettered */
@@ -116,6 +117,7 @@ struct cfg {
 		int ff;
 		int lora_rank;
 		double mask_ratio;
+		int forecast_batch; /* windows per batched forecast pass */
 	} model;
 	struct {
 		int epochs;

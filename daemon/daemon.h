@@ -85,6 +85,9 @@ struct dc_kafka_hooks {
 	void (*on_revoke)(void *user,
 			  const rd_kafka_topic_partition_list_t *parts,
 			  bool lost);
+	/* Called (from dc_kafka_poll/flush) when a message produced with
+	 * origin_ms > 0 is delivered (failed: it could not be). */
+	void (*on_delivered)(void *user, int64_t origin_ms, bool failed);
 };
 
 /* Create the consumer (subscribed to kafka.input_topic) and the producer.
@@ -102,10 +105,14 @@ rd_kafka_message_t *dc_kafka_poll(struct dc_kafka *k, int timeout_ms);
 bool dc_kafka_fatal(const struct dc_kafka *k, const char **ret_reason);
 
 /* Produce a copy of payload to topic, keyed; reason (may be NULL) goes in
- * a "driftcast-reason" header.  Blocks while the producer queue is full. */
+ * a "driftcast-reason" header; origin_ms > 0 comes back to the
+ * on_delivered hook.  Blocks while the producer queue is full. */
 int dc_kafka_produce(struct dc_kafka *k, const char *topic, const void *key,
 		     size_t key_len, const void *payload, size_t len,
-		     const char *reason);
+		     const char *reason, int64_t origin_ms);
+
+/* Messages produced and not yet delivered (or failed). */
+long dc_kafka_in_flight(const struct dc_kafka *k);
 
 /* Wait until everything produced is delivered; *ret_failed = deliveries
  * that failed since the previous flush.  -ETIMEDOUT if still in flight. */
@@ -115,8 +122,10 @@ int dc_kafka_flush(struct dc_kafka *k, int timeout_ms, long *ret_failed);
 int dc_kafka_commit(struct dc_kafka *k,
 		    const rd_kafka_topic_partition_list_t *offsets);
 
-/* Pause or resume every assigned partition (backpressure). */
+/* Pause or resume every assigned partition, and those assigned while
+ * paused (backpressure). */
 int dc_kafka_pause(struct dc_kafka *k, bool pause);
+bool dc_kafka_paused(const struct dc_kafka *k);
 
 /* Messages behind the high watermark over the assignment, or -1. */
 int64_t dc_kafka_lag(struct dc_kafka *k);
@@ -125,6 +134,22 @@ int dc_kafka_assigned_count(const struct dc_kafka *k);
 /* ---- the daemon loop (daemon/run.c) ------------------------------------
  * `driftcast run` and `driftcast demo` both call dc_run().
  */
+/* Phases of the loop's time (dc_run_stats.phase_us). */
+enum dc_phase {
+	DC_PHASE_POLL,	   /* waiting for / fetching the next message */
+	DC_PHASE_MESSAGE,  /* parse, engine (adaptation included), rows */
+	DC_PHASE_FORECAST, /* batched forecast passes at batch end */
+	DC_PHASE_DEADLETTER_WAIT, /* dead letters delivered before commit */
+	DC_PHASE_COMMIT,	  /* SQLite batch commit */
+	DC_PHASE_PRODUCE,	  /* forecasts handed to librdkafka */
+	DC_PHASE_DELIVERY_WAIT,	  /* forecasts acknowledged by Kafka */
+	DC_PHASE_OTHER,		  /* control, retention, status, commit */
+	DC_PHASE_COUNT
+};
+
+/* "poll", "message", ... */
+const char *dc_phase_name(int phase);
+
 struct dc_run_stats {
 	uint64_t messages;	 /* consumed and not skipped */
 	uint64_t skipped_replay; /* at or below the applied offset */
@@ -136,7 +161,11 @@ struct dc_run_stats {
 	uint64_t manual_rollbacks; /* operator rollbacks applied */
 	uint64_t restored;	   /* series restored at start */
 	uint64_t batches;	   /* SQLite transactions committed */
-	int64_t lag;		   /* consumer lag, -1 unknown */
+	uint64_t pauses;	   /* input paused for backpressure */
+	bool paused;		   /* input paused now */
+	/* Where the loop's wall time went, in microseconds, by phase */
+	uint64_t phase_us[DC_PHASE_COUNT];
+	int64_t lag; /* consumer lag, -1 unknown */
 	size_t series;
 	int assigned;  /* partitions */
 	bool degraded; /* storage cannot write */

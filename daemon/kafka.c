@@ -17,6 +17,7 @@
 
 #include <errno.h>
 #include <stdio.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -77,6 +78,10 @@ static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *m,
 	struct dc_kafka *k = opaque;
 	(void)rk;
 	k->in_flight--;
+	if (k->hooks.on_delivered && m->_private)
+		k->hooks.on_delivered(k->hooks.user,
+				      (int64_t)(intptr_t)m->_private,
+				      m->err != RD_KAFKA_RESP_ERR_NO_ERROR);
 	if (m->err) {
 		k->failed++;
 		log_ratelimited(
@@ -114,6 +119,9 @@ static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
 		if (k->hooks.on_assign)
 			k->hooks.on_assign(k->hooks.user, parts);
 		e = rd_kafka_incremental_assign(rk, parts);
+		/* paused for backpressure: so are partitions that arrive */
+		if (!e && k->paused)
+			rd_kafka_pause_partitions(rk, parts);
 	} else if (err == RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS) {
 		bool lost = rd_kafka_assignment_lost(rk);
 		/* Make everything applied so far durable before the
@@ -212,12 +220,19 @@ int dc_kafka_new(const struct cfg *c, const struct dc_kafka_hooks *hooks,
 	conf = NULL; /* owned by the handle now */
 	rd_kafka_poll_set_consumer(k->consumer);
 
-	/* producer: idempotent, never gives up on a message by itself */
+	/* producer: idempotent, never gives up on a message by itself; its
+	 * queue holds twice what the loop lets be in flight before pausing */
+	char qmax[32];
+	snprintf(qmax, sizeof(qmax), "%d",
+		 c->kafka.max_in_flight * 2 > 100000
+		     ? c->kafka.max_in_flight * 2
+		     : 100000);
 	if (!(conf = common_conf(c, k, err, n)))
 		goto fail;
 	if (set(conf, "enable.idempotence", "true", err, n) < 0 ||
 	    set(conf, "message.timeout.ms", "0", err, n) < 0 ||
 	    set(conf, "linger.ms", "5", err, n) < 0 ||
+	    set(conf, "queue.buffering.max.messages", qmax, err, n) < 0 ||
 	    /* forecast JSON (H numbers) shrinks about 3x */
 	    set(conf, "compression.codec", "lz4", err, n) < 0)
 		goto fail;
@@ -281,8 +296,9 @@ bool dc_kafka_fatal(const struct dc_kafka *k, const char **ret_reason)
 
 int dc_kafka_produce(struct dc_kafka *k, const char *topic, const void *key,
 		     size_t key_len, const void *payload, size_t len,
-		     const char *reason)
+		     const char *reason, int64_t origin_ms)
 {
+	void *opaque = (void *)(intptr_t)(origin_ms > 0 ? origin_ms : 0);
 	rd_kafka_resp_err_t err;
 	for (;;) {
 		if (reason)
@@ -293,14 +309,14 @@ int dc_kafka_produce(struct dc_kafka *k, const char *topic, const void *key,
 			    RD_KAFKA_V_VALUE((void *)payload, len),
 			    RD_KAFKA_V_HEADER("driftcast-reason", reason,
 					      (ssize_t)strlen(reason)),
-			    RD_KAFKA_V_END);
+			    RD_KAFKA_V_OPAQUE(opaque), RD_KAFKA_V_END);
 		else
 			err = rd_kafka_producev(
 			    k->producer, RD_KAFKA_V_TOPIC(topic),
 			    RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
 			    RD_KAFKA_V_KEY((void *)key, key_len),
 			    RD_KAFKA_V_VALUE((void *)payload, len),
-			    RD_KAFKA_V_END);
+			    RD_KAFKA_V_OPAQUE(opaque), RD_KAFKA_V_END);
 		if (err != RD_KAFKA_RESP_ERR__QUEUE_FULL)
 			break;
 		/* backpressure from the producer queue: serve deliveries */
@@ -355,6 +371,16 @@ int dc_kafka_pause(struct dc_kafka *k, bool pause)
 		return -EIO;
 	k->paused = pause;
 	return 0;
+}
+
+long dc_kafka_in_flight(const struct dc_kafka *k)
+{
+	return k->in_flight;
+}
+
+bool dc_kafka_paused(const struct dc_kafka *k)
+{
+	return k->paused;
 }
 
 int64_t dc_kafka_lag(struct dc_kafka *k)

@@ -38,6 +38,7 @@ struct dc_metrics {
 	    manual_rollbacks, resets, batches;
 	/* gauges */
 	_Atomic int64_t lag, series, assigned, degraded, restored;
+	_Atomic uint64_t phase_us[DC_PHASE_COUNT];
 	/* end-to-end latency histogram (non-cumulative buckets) */
 	_Atomic uint64_t lat_bucket[N_LAT_BUCKETS];
 	_Atomic uint64_t lat_sum_us;
@@ -91,6 +92,23 @@ void dc_metrics_publish(struct dc_metrics *m, const struct dc_run_stats *st)
 	STORE(m->assigned, st->assigned);
 	STORE(m->degraded, st->degraded ? 1 : 0);
 	STORE(m->restored, (int64_t)st->restored);
+	for (int i = 0; i < DC_PHASE_COUNT; i++)
+		STORE(m->phase_us[i], st->phase_us[i]);
+}
+
+const char *dc_phase_name(int phase)
+{
+	static const char *const names[DC_PHASE_COUNT] = {
+	    [DC_PHASE_POLL] = "poll",
+	    [DC_PHASE_MESSAGE] = "message",
+	    [DC_PHASE_FORECAST] = "forecast",
+	    [DC_PHASE_DEADLETTER_WAIT] = "deadletter_wait",
+	    [DC_PHASE_COMMIT] = "commit",
+	    [DC_PHASE_PRODUCE] = "produce",
+	    [DC_PHASE_DELIVERY_WAIT] = "delivery_wait",
+	    [DC_PHASE_OTHER] = "other",
+	};
+	return phase >= 0 && phase < DC_PHASE_COUNT ? names[phase] : "?";
 }
 
 void dc_metrics_observe_latency(struct dc_metrics *m, uint64_t usec)
@@ -188,6 +206,12 @@ void dc_metrics_write(struct dc_metrics *m, FILE *f)
 		"Adapter resets (soft or hard) by policy.", LOAD(m->resets));
 	counter(f, "driftcast_batches_total",
 		"SQLite transactions committed by the loop.", LOAD(m->batches));
+	fprintf(f, "# HELP driftcast_loop_seconds_total Wall time of the main "
+		   "loop by phase (what bounds throughput).\n"
+		   "# TYPE driftcast_loop_seconds_total counter\n");
+	for (int i = 0; i < DC_PHASE_COUNT; i++)
+		fprintf(f, "driftcast_loop_seconds_total{phase=\"%s\"} %.6f\n",
+			dc_phase_name(i), (double)LOAD(m->phase_us[i]) / 1e6);
 
 	gauge(f, "driftcast_consumer_lag_messages",
 	      "Messages behind the end of the assigned partitions (-1: "

@@ -62,7 +62,8 @@ static void on_reload_signal(int sig)
 struct outbox {
 	char *buf;
 	size_t len, cap;
-	/* offsets of the records: key_off, key_len, val_off, val_len */
+	/* the records: key_off, key_len, val_off, val_len, origin_ms (the
+	 * Kafka CreateTime of the message behind it, or 0) */
 	size_t *rec;
 	size_t nrec, caprec;
 };
@@ -82,12 +83,14 @@ static int outbox_reserve(struct outbox *o, size_t more)
 	return 0;
 }
 
+#define OUTBOX_FIELDS 5
+
 static int outbox_add(struct outbox *o, const char *key, size_t key_len,
-		      const char *val, size_t val_len)
+		      const char *val, size_t val_len, int64_t origin_ms)
 {
 	if (o->nrec == o->caprec) {
 		size_t cap = o->caprec ? o->caprec * 2 : 1024;
-		size_t *p = realloc(o->rec, cap * 4 * sizeof(*p));
+		size_t *p = realloc(o->rec, cap * OUTBOX_FIELDS * sizeof(*p));
 		if (!p)
 			return -ENOMEM;
 		o->rec = p;
@@ -95,7 +98,7 @@ static int outbox_add(struct outbox *o, const char *key, size_t key_len,
 	}
 	if (outbox_reserve(o, key_len + val_len) < 0)
 		return -ENOMEM;
-	size_t *r = &o->rec[o->nrec * 4];
+	size_t *r = &o->rec[o->nrec * OUTBOX_FIELDS];
 	r[0] = o->len;
 	r[1] = key_len;
 	memcpy(o->buf + o->len, key, key_len);
@@ -104,6 +107,7 @@ static int outbox_add(struct outbox *o, const char *key, size_t key_len,
 	r[3] = val_len;
 	memcpy(o->buf + o->len, val, val_len);
 	o->len += val_len;
+	r[4] = origin_ms > 0 ? (size_t)origin_ms : 0;
 	o->nrec++;
 	return 0;
 }
@@ -141,10 +145,7 @@ struct run {
 	size_t batch_messages;
 
 	struct outbox forecasts;
-	/* Kafka CreateTime (wall ms) of the batch's messages that produced a
-	 * forecast, for the end-to-end latency histogram. */
-	int64_t *lat_ts;
-	size_t n_lat, cap_lat;
+	size_t batch_dead; /* dead letters produced in the open batch */
 	struct dc_run_stats st;
 	struct dc_metrics *metrics;
 	bool degraded;
@@ -154,9 +155,18 @@ struct run {
 	char rejected[DC_PARSE_TEXT_MAX * 2];
 	int n_rejected;
 
+	uint64_t t_lap; /* end of the last timed phase (lap()) */
 	struct log_ratelimit rl_dead, rl_store, rl_engine;
 	char err[1024];
 };
+
+/* Charge the time since the last lap to phase. */
+static void lap(struct run *r, int phase)
+{
+	uint64_t now = dc_now_monotonic_usec();
+	r->st.phase_us[phase] += now - r->t_lap;
+	r->t_lap = now;
+}
 
 /* ---- engine events -> storage and the forecast outbox ----------------- */
 
@@ -214,9 +224,10 @@ static void on_engine_event(void *user, const struct ttt_event *ev)
 		struct ttt_event esc = *ev;
 		esc.series = key;
 		int n = format_forecast(r, &esc, json, sizeof(json));
+		/* the tag is the Kafka CreateTime of the message */
 		if (n > 0 &&
 		    outbox_add(&r->forecasts, ev->series, strlen(ev->series),
-			       json, (size_t)n) < 0)
+			       json, (size_t)n, (int64_t)ev->tag) < 0)
 			log_ratelimited(&r->rl_engine, LOG_ERR,
 					"out of memory queueing a forecast");
 		break;
@@ -251,19 +262,6 @@ static void on_engine_event(void *user, const struct ttt_event *ev)
 
 /* ---- the batch ---------------------------------------------------------- */
 
-static void note_latency_origin(struct run *r, int64_t created_ms)
-{
-	if (r->n_lat == r->cap_lat) {
-		size_t cap = r->cap_lat ? r->cap_lat * 2 : 4096;
-		int64_t *p = realloc(r->lat_ts, cap * sizeof(*p));
-		if (!p)
-			return; /* a missing latency sample is harmless */
-		r->lat_ts = p;
-		r->cap_lat = cap;
-	}
-	r->lat_ts[r->n_lat++] = created_ms;
-}
-
 static int64_t wall_ms(void)
 {
 	struct timespec ts;
@@ -283,22 +281,48 @@ static void degrade(struct run *r, bool on, const char *why)
 	r->st.degraded = on;
 }
 
-/* Make the open batch durable, publish its forecasts, commit offsets. */
-static int flush_batch(struct run *r, bool commit_kafka)
+/* Wait until everything produced is acknowledged by the broker (the
+ * second SIGTERM gives up: it is replayed after the restart). */
+static int drain_deliveries(struct run *r, const char *what)
 {
 	long failed = 0;
+	while (dc_kafka_flush(r->kafka, 1000, &failed) == -ETIMEDOUT) {
+		log_warning("waiting for the %s to accept messages (%ld in "
+			    "flight)",
+			    what, dc_kafka_in_flight(r->kafka));
+		if (got_stop > 1)
+			return -ETIMEDOUT;
+	}
+	return failed ? -EIO : 0;
+}
+
+/*
+ * Make the open batch durable, publish its forecasts, commit offsets.
+ * Forecasts are handed to the producer and not waited for: they are
+ * derived data, and idempotent delivery retries them until the broker has
+ * them; dead letters are the only copy of a message, so a batch with dead
+ * letters waits for them before SQLite marks their offsets applied.
+ */
+static int flush_batch(struct run *r, bool commit_kafka)
+{
 	int rc = 0;
 
+	/* the batch's queued forecasts: into the outbox and SQLite */
+	lap(r, DC_PHASE_OTHER);
+	int e = ttt_engine_flush(r->engine);
+	lap(r, DC_PHASE_FORECAST);
+	if (e < 0)
+		log_ratelimited(&r->rl_engine, LOG_ERR,
+				"forecasts of the batch lost: %s",
+				strerror(-e));
 	if (!r->batch_dirty && r->forecasts.nrec == 0)
 		return 0;
 
 	/* 1. dead letters of this batch delivered (never lose a message) */
-	while (dc_kafka_flush(r->kafka, 1000, &failed) == -ETIMEDOUT) {
-		log_warning("waiting for the dead-letter topic to accept "
-			    "messages");
-		if (got_stop > 1)
-			return -ETIMEDOUT;
-	}
+	if (r->batch_dead > 0 &&
+	    drain_deliveries(r, "dead-letter topic") == -ETIMEDOUT)
+		return -ETIMEDOUT;
+	lap(r, DC_PHASE_DEADLETTER_WAIT);
 
 	/* 2. SQLite: the state and the offsets it came from */
 	for (int p = 0; p < MAX_PARTITIONS; p++) {
@@ -315,33 +339,19 @@ static int flush_batch(struct run *r, bool commit_kafka)
 	degrade(r, !durable, r->err);
 	if (durable)
 		r->st.batches++;
+	lap(r, DC_PHASE_COMMIT);
 
 	/* 3. forecasts (kept even when degraded: forecasting continues) */
 	for (size_t i = 0; i < r->forecasts.nrec; i++) {
-		const size_t *rec = &r->forecasts.rec[i * 4];
+		const size_t *rec = &r->forecasts.rec[i * OUTBOX_FIELDS];
 		if (dc_kafka_produce(r->kafka, r->cfg.kafka.output_topic,
 				     r->forecasts.buf + rec[0], rec[1],
-				     r->forecasts.buf + rec[2], rec[3],
-				     NULL) < 0)
+				     r->forecasts.buf + rec[2], rec[3], NULL,
+				     (int64_t)rec[4]) < 0)
 			rc = -EIO;
 	}
 	outbox_clear(&r->forecasts);
-	while (dc_kafka_flush(r->kafka, 1000, &failed) == -ETIMEDOUT) {
-		log_warning("waiting for the forecasts topic to accept "
-			    "messages");
-		if (got_stop > 1)
-			return -ETIMEDOUT;
-	}
-	if (failed)
-		rc = -EIO;
-	int64_t now_wall = wall_ms();
-	for (size_t i = 0; i < r->n_lat; i++)
-		dc_metrics_observe_latency(
-		    r->metrics,
-		    now_wall > r->lat_ts[i]
-			? (uint64_t)(now_wall - r->lat_ts[i]) * 1000u
-			: 0);
-	r->n_lat = 0;
+	lap(r, DC_PHASE_PRODUCE);
 
 	/* 4. Kafka offsets: only for what SQLite made durable */
 	if (durable && commit_kafka) {
@@ -359,7 +369,28 @@ static int flush_batch(struct run *r, bool commit_kafka)
 		r->batch_next[p] = -1;
 	r->batch_dirty = false;
 	r->batch_messages = 0;
+	r->batch_dead = 0;
 	return rc;
+}
+
+/* Backpressure: pause the input while too much is unacknowledged. */
+static void backpressure(struct run *r)
+{
+	long n = dc_kafka_in_flight(r->kafka);
+	bool paused = dc_kafka_paused(r->kafka);
+	if (!paused && n > r->cfg.kafka.max_in_flight) {
+		if (dc_kafka_pause(r->kafka, true) == 0) {
+			r->st.pauses++;
+			log_warning("input paused: %ld produced messages not "
+				    "yet acknowledged (kafka.max_in_flight = "
+				    "%d)",
+				    n, r->cfg.kafka.max_in_flight);
+		}
+	} else if (paused && n <= r->cfg.kafka.max_in_flight / 2) {
+		if (dc_kafka_pause(r->kafka, false) == 0)
+			log_notice("input resumed: %ld in flight", n);
+	}
+	r->st.paused = dc_kafka_paused(r->kafka);
 }
 
 /* ---- Kafka hooks ----------------------------------------------------------
@@ -381,6 +412,17 @@ static int64_t hook_applied_offset(void *user, const char *topic,
 	}
 	r->applied_next[partition] = found ? next : -1;
 	return found ? next - 1 : -1;
+}
+
+static void hook_on_delivered(void *user, int64_t origin_ms, bool failed)
+{
+	struct run *r = user;
+	if (failed)
+		return;
+	int64_t now = wall_ms();
+	dc_metrics_observe_latency(
+	    r->metrics,
+	    now > origin_ms ? (uint64_t)(now - origin_ms) * 1000u : 0);
 }
 
 static void hook_on_revoke(void *user,
@@ -429,7 +471,8 @@ static void dead_letter(struct run *r, const rd_kafka_message_t *m,
 			"dead letter (partition %d offset %" PRId64 "): %s",
 			m->partition, m->offset, reason);
 	dc_kafka_produce(r->kafka, r->cfg.kafka.deadletter_topic, m->key,
-			 m->key_len, m->payload, m->len, reason);
+			 m->key_len, m->payload, m->len, reason, 0);
+	r->batch_dead++;
 }
 
 static void handle_message(struct run *r, const rd_kafka_message_t *m)
@@ -452,7 +495,10 @@ static void handle_message(struct run *r, const rd_kafka_message_t *m)
 		dead_letter(r, m, perr.text, perr.reason);
 	} else {
 		r->n_rejected = 0;
-		uint64_t forecasts_before = r->st.forecasts;
+		rd_kafka_timestamp_type_t tt;
+		int64_t created = rd_kafka_message_timestamp(m, &tt);
+		ttt_engine_set_tag(r->engine,
+				   created > 0 ? (uint64_t)created : 0);
 		for (size_t i = 0; i < n; i++) {
 			struct dc_obs *o = &r->obs[i];
 			r->st.observations++;
@@ -469,10 +515,6 @@ static void handle_message(struct run *r, const rd_kafka_message_t *m)
 						"refused: %s",
 						o->series, strerror(-e));
 		}
-		rd_kafka_timestamp_type_t tt;
-		int64_t created = rd_kafka_message_timestamp(m, &tt);
-		if (r->st.forecasts > forecasts_before && created > 0)
-			note_latency_origin(r, created);
 		if (r->n_rejected > 0) {
 			/* e.g. "rejected_value: s1: duplicate timestamp"; the
 			 * other values of the message were used. */
@@ -746,6 +788,12 @@ int dc_run(const struct dc_run_options *opts, struct dc_run_stats *ret_stats)
 		log_error("engine: %s", r->err);
 		goto out;
 	}
+	e = ttt_engine_defer_forecasts(r->engine, r->cfg.model.forecast_batch);
+	if (e < 0) {
+		log_error("engine: forecast batches of %d: %s",
+			  r->cfg.model.forecast_batch, strerror(-e));
+		goto out;
+	}
 	size_t bad = 0;
 	if (store_restore(r->store, NULL, restore_one, r, &bad, r->err,
 			  sizeof(r->err)) < 0)
@@ -780,6 +828,7 @@ int dc_run(const struct dc_run_options *opts, struct dc_run_stats *ret_stats)
 	    .user = r,
 	    .applied_offset = hook_applied_offset,
 	    .on_revoke = hook_on_revoke,
+	    .on_delivered = hook_on_delivered,
 	};
 	e = dc_kafka_new(&r->cfg, &hooks, &r->kafka, r->err, sizeof(r->err));
 	if (e < 0) {
@@ -795,8 +844,11 @@ int dc_run(const struct dc_run_options *opts, struct dc_run_stats *ret_stats)
 	notify_ready();
 
 	uint64_t last_control = 0, last_status = 0, last_prune = 0;
+	r->t_lap = dc_now_monotonic_usec();
 	while (!got_stop) {
+		lap(r, DC_PHASE_OTHER);
 		rd_kafka_message_t *m = dc_kafka_poll(r->kafka, 100);
+		lap(r, DC_PHASE_POLL);
 		if (m) {
 			if (!m->err)
 				handle_message(r, m);
@@ -805,6 +857,7 @@ int dc_run(const struct dc_run_options *opts, struct dc_run_stats *ret_stats)
 						"consumer: %s",
 						rd_kafka_message_errstr(m));
 			rd_kafka_message_destroy(m);
+			lap(r, DC_PHASE_MESSAGE);
 		}
 		uint64_t now = dc_now_monotonic_usec();
 		int64_t now_ms = (int64_t)(now / 1000);
@@ -835,6 +888,7 @@ int dc_run(const struct dc_run_options *opts, struct dc_run_stats *ret_stats)
 			last_status = now;
 			publish_status(r);
 		}
+		backpressure(r);
 		notify_watchdog_tick(now);
 		if (got_reload) {
 			got_reload = 0;
@@ -847,7 +901,17 @@ int dc_run(const struct dc_run_options *opts, struct dc_run_stats *ret_stats)
 	notify_stopping();
 	log_notice("stopping: making the last batch durable");
 	flush_batch(r, true);
+	lap(r, DC_PHASE_OTHER);
+	drain_deliveries(r, "forecasts topic");
+	lap(r, DC_PHASE_DELIVERY_WAIT);
 	publish_status(r);
+	char phases[512];
+	size_t o = 0;
+	for (int i = 0; i < DC_PHASE_COUNT && o < sizeof(phases); i++)
+		o += (size_t)snprintf(
+		    phases + o, sizeof(phases) - o, "%s%s %.2f", i ? ", " : "",
+		    dc_phase_name(i), (double)r->st.phase_us[i] / 1e6);
+	log_info("loop seconds by phase: %s", phases);
 	rc = DC_EXIT_OK;
 out:
 	if (ret_stats)
@@ -857,7 +921,6 @@ out:
 	dc_parser_free(r->parser);
 	free(r->obs);
 	outbox_free(&r->forecasts);
-	free(r->lat_ts);
 	ttt_engine_free(r->engine);
 	store_free(r->store);
 	fc_model_free(r->model);
