@@ -415,19 +415,157 @@ ALWAYS_INLINE void vmax(vreal *m, const vreal *a)
 	*m = (vreal)(((vmask)*a & gt) | ((vmask)*m & ~gt));
 }
 
-/* Gather rows [T, n] (row stride ld) of the VL windows src[w] (window
- * stride in fc_real) into dst [T, n] of vectors. */
+/* r [VL] rows of VL -> its columns, in registers */
+ALWAYS_INLINE void vtranspose(vreal *r)
+{
+#ifdef FC_REAL_DOUBLE
+	const vmask lo = {0, 4, 2, 6}, hi = {1, 5, 3, 7};
+	const vmask l2 = {0, 1, 4, 5}, h2 = {2, 3, 6, 7};
+	vreal t0 = __builtin_shuffle(r[0], r[1], lo);
+	vreal t1 = __builtin_shuffle(r[0], r[1], hi);
+	vreal t2 = __builtin_shuffle(r[2], r[3], lo);
+	vreal t3 = __builtin_shuffle(r[2], r[3], hi);
+	r[0] = __builtin_shuffle(t0, t2, l2);
+	r[1] = __builtin_shuffle(t1, t3, l2);
+	r[2] = __builtin_shuffle(t0, t2, h2);
+	r[3] = __builtin_shuffle(t1, t3, h2);
+#else
+	const vmask ulo = {0, 8, 1, 9, 4, 12, 5, 13};
+	const vmask uhi = {2, 10, 3, 11, 6, 14, 7, 15};
+	const vmask slo = {0, 1, 8, 9, 4, 5, 12, 13};
+	const vmask shi = {2, 3, 10, 11, 6, 7, 14, 15};
+	const vmask plo = {0, 1, 2, 3, 8, 9, 10, 11};
+	const vmask phi = {4, 5, 6, 7, 12, 13, 14, 15};
+	vreal t[8], u[8];
+	for (int k = 0; k < 8; k += 2) {
+		t[k] = __builtin_shuffle(r[k], r[k + 1], ulo);
+		t[k + 1] = __builtin_shuffle(r[k], r[k + 1], uhi);
+	}
+	for (int k = 0; k < 8; k += 4) {
+		u[k] = __builtin_shuffle(t[k], t[k + 2], slo);
+		u[k + 1] = __builtin_shuffle(t[k], t[k + 2], shi);
+		u[k + 2] = __builtin_shuffle(t[k + 1], t[k + 3], slo);
+		u[k + 3] = __builtin_shuffle(t[k + 1], t[k + 3], shi);
+	}
+	for (int k = 0; k < 4; k++) {
+		r[k] = __builtin_shuffle(u[k], u[k + 4], plo);
+		r[k + 4] = __builtin_shuffle(u[k], u[k + 4], phi);
+	}
+#endif
+}
+
+/* Gather rows [T, n] (row stride ld) of the VL windows src[w] into dst
+ * [T, n] of vectors (lane w = window w), VL x VL blocks at a time. */
 ALWAYS_INLINE void lane_gather(vreal *restrict dst,
 			       const fc_real *const *restrict src, int T, int n,
 			       size_t ld)
 {
-	for (int t = 0; t < T; t++)
-		for (int i = 0; i < n; i++) {
-			vreal v;
+	for (int t = 0; t < T; t++) {
+		vreal *d = dst + (size_t)t * n;
+		size_t o = (size_t)t * ld;
+		int i = 0;
+		for (; i + VL <= n; i += VL) {
+			vreal r[VL];
 			for (int w = 0; w < VL; w++)
-				v[w] = src[w][(size_t)t * ld + (size_t)i];
-			dst[(size_t)t * n + i] = v;
+				r[w] = vload(src[w] + o + i);
+			vtranspose(r);
+			for (int j = 0; j < VL; j++)
+				d[i + j] = r[j];
 		}
+		for (; i < n; i++)
+			for (int w = 0; w < VL; w++)
+				d[i][w] = src[w][o + i];
+	}
+}
+
+/* The other way: v [VL] (lane w = window w, element j) -> dst[w] [VL] for
+ * the nb first windows; stored, or added (acc). */
+ALWAYS_INLINE void lane_scatter(fc_real *const *restrict dst, vreal *v, int nb,
+				int acc)
+{
+	vtranspose(v);
+	for (int w = 0; w < nb; w++) {
+		if (acc)
+			v[w] += vload(dst[w]);
+		memcpy(dst[w], &v[w], sizeof(vreal));
+	}
+}
+
+/* c [n] of the nb first windows = lanes of v [n] (n scalars per window) */
+ALWAYS_INLINE void lane_put(fc_real *const *restrict dst, size_t off,
+			    const vreal *restrict v, int n, int nb, int acc)
+{
+	int i = 0;
+	for (; i + VL <= n; i += VL) {
+		vreal r[VL];
+		fc_real *d[VL];
+		for (int j = 0; j < VL; j++)
+			r[j] = v[i + j];
+		for (int w = 0; w < nb; w++)
+			d[w] = dst[w] + off + i;
+		lane_scatter(d, r, nb, acc);
+	}
+	for (; i < n; i++)
+		for (int w = 0; w < nb; w++) {
+			if (acc)
+				dst[w][off + i] += v[i][w];
+			else
+				dst[w][off + i] = v[i][w];
+		}
+}
+
+/* o [n] = sum_t2 s [t2] x [t2, n] (x row stride n), all vectors */
+ALWAYS_INLINE void lane_matvec(vreal *restrict o, const vreal *restrict s,
+			       size_t ss, const vreal *restrict x, int T, int n)
+{
+	int i = 0;
+	for (; i + VL <= n; i += VL) {
+		vreal a[VL] = {{0}};
+		for (int t2 = 0; t2 < T; t2++) {
+			const vreal *xr = x + (size_t)t2 * n + i;
+			vreal sv = s[(size_t)t2 * ss];
+			for (int j = 0; j < VL; j++)
+				a[j] += sv * xr[j];
+		}
+		for (int j = 0; j < VL; j++)
+			o[i + j] = a[j];
+	}
+	for (; i < n; i++) {
+		vreal a0 = {0};
+		for (int t2 = 0; t2 < T; t2++)
+			a0 += s[(size_t)t2 * ss] * x[(size_t)t2 * n + i];
+		o[i] = a0;
+	}
+}
+
+/* s [t2] = (q . k [t2]) * scale, t2 < T: dot products over n, four
+ * at a time */
+ALWAYS_INLINE void lane_dots(vreal *restrict s, const vreal *restrict q,
+			     const vreal *restrict k, int T, int n,
+			     fc_real scale)
+{
+	int t2 = 0;
+	for (; t2 + 4 <= T; t2 += 4) {
+		const vreal *k0 = k + (size_t)t2 * n;
+		vreal a0 = {0}, a1 = {0}, a2 = {0}, a3 = {0};
+		for (int i = 0; i < n; i++) {
+			a0 += q[i] * k0[i];
+			a1 += q[i] * k0[n + i];
+			a2 += q[i] * k0[2 * n + i];
+			a3 += q[i] * k0[3 * n + i];
+		}
+		s[t2] = a0 * scale;
+		s[t2 + 1] = a1 * scale;
+		s[t2 + 2] = a2 * scale;
+		s[t2 + 3] = a3 * scale;
+	}
+	for (; t2 < T; t2++) {
+		const vreal *k0 = k + (size_t)t2 * n;
+		vreal a0 = {0};
+		for (int i = 0; i < n; i++)
+			a0 += q[i] * k0[i];
+		s[t2] = a0 * scale;
+	}
 }
 
 FC_VEC static void attention_forward_lanes(fc_real *out, fc_real *att,
@@ -439,101 +577,49 @@ FC_VEC static void attention_forward_lanes(fc_real *out, fc_real *att,
 	size_t T3C = (size_t)T * 3 * C;
 	vreal buf[ATT_LANE_MAX];
 	vreal *Q = buf, *K = Q + T * hs, *V = K + T * hs, *S = V + T * hs;
+	vreal *O = S + T * T;
 	for (int b0 = 0; b0 < B; b0 += VL) {
 		int nb = B - b0 < VL ? B - b0 : VL;
 		for (int h = 0; h < NH; h++) {
 			/* lanes past the end repeat window b0 (discarded) */
-			const fc_real *src[VL];
-			for (int w = 0; w < VL; w++)
-				src[w] = qkv +
-					 (size_t)(b0 + (w < nb ? w : 0)) * T3C +
-					 (size_t)h * hs;
-			const fc_real *srck[VL], *srcv[VL];
-			for (int w = 0; w < VL; w++)
-				srck[w] = src[w] + C, srcv[w] = src[w] + 2 * C;
-			lane_gather(Q, src, T, hs, 3 * (size_t)C);
-			lane_gather(K, srck, T, hs, 3 * (size_t)C);
-			lane_gather(V, srcv, T, hs, 3 * (size_t)C);
+			const fc_real *sq[VL], *sk[VL], *sv[VL];
+			fc_real *so[VL], *sa[VL];
+			for (int w = 0; w < VL; w++) {
+				size_t b = (size_t)b0 + (w < nb ? w : 0);
+				sq[w] = qkv + b * T3C + (size_t)h * hs;
+				sk[w] = sq[w] + C;
+				sv[w] = sq[w] + 2 * C;
+				so[w] = out + b * T * C + (size_t)h * hs;
+				sa[w] = att + (b * NH + h) * T * T;
+			}
+			lane_gather(Q, sq, T, hs, 3 * (size_t)C);
+			lane_gather(K, sk, T, hs, 3 * (size_t)C);
+			lane_gather(V, sv, T, hs, 3 * (size_t)C);
 			for (int t = 0; t < T; t++) {
-				const vreal *q = Q + (size_t)t * hs;
 				vreal *s = S + (size_t)t * T;
-				int t2 = 0;
-				for (; t2 + 4 <= T; t2 += 4) {
-					const vreal *k0 = K + (size_t)t2 * hs;
-					vreal a0 = {0}, a1 = {0}, a2 = {0},
-					      a3 = {0};
-					for (int i = 0; i < hs; i++) {
-						a0 += q[i] * k0[i];
-						a1 += q[i] * k0[hs + i];
-						a2 += q[i] * k0[2 * hs + i];
-						a3 += q[i] * k0[3 * hs + i];
-					}
-					s[t2] = a0 * scale;
-					s[t2 + 1] = a1 * scale;
-					s[t2 + 2] = a2 * scale;
-					s[t2 + 3] = a3 * scale;
-				}
-				for (; t2 < T; t2++) {
-					const vreal *k0 = K + (size_t)t2 * hs;
-					vreal a0 = {0};
-					for (int i = 0; i < hs; i++)
-						a0 += q[i] * k0[i];
-					s[t2] = a0 * scale;
-				}
+				lane_dots(s, Q + (size_t)t * hs, K, T, hs,
+					  scale);
 				vreal mx = s[0];
-				for (t2 = 1; t2 < T; t2++)
+				for (int t2 = 1; t2 < T; t2++)
 					vmax(&mx, &s[t2]);
 				vreal sum = {0};
-				for (t2 = 0; t2 < T; t2++) {
+				for (int t2 = 0; t2 < T; t2++) {
 					vreal e = s[t2] - mx;
 					vexp(&e);
 					s[t2] = e;
 					sum += e;
 				}
 				vreal inv = R_(1.0) / sum;
-				for (t2 = 0; t2 < T; t2++)
+				for (int t2 = 0; t2 < T; t2++)
 					s[t2] *= inv;
 				/* out [t, hs] = s [T] V [T, hs] */
-				fc_real *o[VL];
-				for (int w = 0; w < nb; w++)
-					o[w] = out +
-					       ((size_t)(b0 + w) * T + t) * C +
-					       (size_t)h * hs;
-				int i = 0;
-				for (; i + 4 <= hs; i += 4) {
-					vreal a0 = {0}, a1 = {0}, a2 = {0},
-					      a3 = {0};
-					for (t2 = 0; t2 < T; t2++) {
-						const vreal *v =
-						    V + (size_t)t2 * hs + i;
-						a0 += s[t2] * v[0];
-						a1 += s[t2] * v[1];
-						a2 += s[t2] * v[2];
-						a3 += s[t2] * v[3];
-					}
-					for (int w = 0; w < nb; w++) {
-						o[w][i] = a0[w];
-						o[w][i + 1] = a1[w];
-						o[w][i + 2] = a2[w];
-						o[w][i + 3] = a3[w];
-					}
-				}
-				for (; i < hs; i++) {
-					vreal a0 = {0};
-					for (t2 = 0; t2 < T; t2++)
-						a0 += s[t2] *
-						      V[(size_t)t2 * hs + i];
-					for (int w = 0; w < nb; w++)
-						o[w][i] = a0[w];
-				}
+				lane_matvec(O + (size_t)t * hs, s, 1, V, T, hs);
 			}
+			for (int t = 0; t < T; t++)
+				lane_put(so, (size_t)t * C, O + (size_t)t * hs,
+					 hs, nb, 0);
 			/* att [B, NH, T, T] for backward */
-			for (int w = 0; w < nb; w++) {
-				fc_real *a =
-				    att + ((size_t)(b0 + w) * NH + h) * T * T;
-				for (int k = 0; k < T * T; k++)
-					a[k] = S[k][w];
-			}
+			lane_put(sa, 0, S, T * T, nb, 0);
 		}
 	}
 }
@@ -548,12 +634,13 @@ FC_VEC static void attention_backward_lanes(fc_real *dqkv, const fc_real *dout,
 	size_t T3C = (size_t)T * 3 * C, TC = (size_t)T * C;
 	vreal buf[ATT_LANE_MAX];
 	vreal *Q = buf, *K = Q + T * hs, *V = K + T * hs, *Dd = V + T * hs;
-	vreal *A = Dd + T * hs, *P = A + T * T;
+	vreal *A = Dd + T * hs, *P = A + T * T, *G = P + T * T;
 	for (int b0 = 0; b0 < B; b0 += VL) {
 		int nb = B - b0 < VL ? B - b0 : VL;
 		for (int h = 0; h < NH; h++) {
 			const fc_real *sq[VL], *sk[VL], *sv[VL], *sd[VL],
 			    *sa[VL];
+			fc_real *gq[VL], *gk[VL], *gv[VL];
 			for (int w = 0; w < VL; w++) {
 				size_t b = (size_t)b0 + (w < nb ? w : 0);
 				sq[w] = qkv + b * T3C + (size_t)h * hs;
@@ -561,75 +648,38 @@ FC_VEC static void attention_backward_lanes(fc_real *dqkv, const fc_real *dout,
 				sv[w] = sq[w] + 2 * C;
 				sd[w] = dout + b * TC + (size_t)h * hs;
 				sa[w] = att + (b * NH + h) * T * T;
+				gq[w] = dqkv + b * T3C + (size_t)h * hs;
+				gk[w] = gq[w] + C;
+				gv[w] = gq[w] + 2 * C;
 			}
 			lane_gather(Q, sq, T, hs, 3 * (size_t)C);
 			lane_gather(K, sk, T, hs, 3 * (size_t)C);
 			lane_gather(V, sv, T, hs, 3 * (size_t)C);
 			lane_gather(Dd, sd, T, hs, (size_t)C);
-			lane_gather(A, sa, 1, T * T, 0);
+			lane_gather(A, (const fc_real *const *)sa, 1, T * T, 0);
 			/* datt [t, t2] = d [t] . v [t2]; then the softmax's
 			 * backward, scaled: p = a (datt - a . datt) scale */
 			for (int t = 0; t < T; t++) {
-				const vreal *d = Dd + (size_t)t * hs;
 				vreal *p = P + (size_t)t * T;
 				const vreal *a = A + (size_t)t * T;
-				int t2 = 0;
-				for (; t2 + 4 <= T; t2 += 4) {
-					const vreal *v0 = V + (size_t)t2 * hs;
-					vreal a0 = {0}, a1 = {0}, a2 = {0},
-					      a3 = {0};
-					for (int i = 0; i < hs; i++) {
-						a0 += d[i] * v0[i];
-						a1 += d[i] * v0[hs + i];
-						a2 += d[i] * v0[2 * hs + i];
-						a3 += d[i] * v0[3 * hs + i];
-					}
-					p[t2] = a0;
-					p[t2 + 1] = a1;
-					p[t2 + 2] = a2;
-					p[t2 + 3] = a3;
-				}
-				for (; t2 < T; t2++) {
-					const vreal *v0 = V + (size_t)t2 * hs;
-					vreal a0 = {0};
-					for (int i = 0; i < hs; i++)
-						a0 += d[i] * v0[i];
-					p[t2] = a0;
-				}
+				lane_dots(p, Dd + (size_t)t * hs, V, T, hs,
+					  R_(1.0));
 				vreal dot = {0};
-				for (t2 = 0; t2 < T; t2++)
+				for (int t2 = 0; t2 < T; t2++)
 					dot += a[t2] * p[t2];
-				for (t2 = 0; t2 < T; t2++)
+				for (int t2 = 0; t2 < T; t2++)
 					p[t2] = a[t2] * (p[t2] - dot) * scale;
 			}
 			/* dq [t] = sum_t2 p [t, t2] k [t2]; dk [t2] = sum_t
 			 * p [t, t2] q [t]; dv [t2] = sum_t a [t, t2] d [t] */
 			for (int t = 0; t < T; t++) {
-				const vreal *p = P + (size_t)t * T;
-				const vreal *pc = P + t, *ac = A + t;
-				fc_real *dq[VL], *dk[VL], *dv[VL];
-				for (int w = 0; w < nb; w++) {
-					dq[w] = dqkv + (size_t)(b0 + w) * T3C +
-						(size_t)t * 3 * C +
-						(size_t)h * hs;
-					dk[w] = dq[w] + C;
-					dv[w] = dq[w] + 2 * C;
-				}
-				for (int i = 0; i < hs; i++) {
-					vreal gq = {0}, gk = {0}, gv = {0};
-					for (int t2 = 0; t2 < T; t2++) {
-						size_t o = (size_t)t2 * hs + i;
-						gq += p[t2] * K[o];
-						gk += pc[(size_t)t2 * T] * Q[o];
-						gv +=
-						    ac[(size_t)t2 * T] * Dd[o];
-					}
-					for (int w = 0; w < nb; w++) {
-						dq[w][i] += gq[w];
-						dk[w][i] += gk[w];
-						dv[w][i] += gv[w];
-					}
-				}
+				size_t o = (size_t)t * 3 * C;
+				lane_matvec(G, P + (size_t)t * T, 1, K, T, hs);
+				lane_put(gq, o, G, hs, nb, 1);
+				lane_matvec(G, P + t, (size_t)T, Q, T, hs);
+				lane_put(gk, o, G, hs, nb, 1);
+				lane_matvec(G, A + t, (size_t)T, Dd, T, hs);
+				lane_put(gv, o, G, hs, nb, 1);
 			}
 		}
 	}
@@ -639,7 +689,7 @@ void NN(attention_forward)(fc_real *out, fc_real *att, const fc_real *qkv,
 			   int B, int T, int C, int NH)
 {
 	int hs = C / NH;
-	if ((size_t)3 * T * hs + (size_t)T * T <= ATT_LANE_MAX)
+	if ((size_t)4 * T * hs + (size_t)T * T <= ATT_LANE_MAX)
 		attention_forward_lanes(out, att, qkv, B, T, C, NH);
 	else
 		attention_forward_mm(out, att, qkv, B, T, C, NH);
@@ -650,7 +700,7 @@ void NN(attention_backward)(fc_real *dqkv, const fc_real *dout,
 			    int T, int C, int NH)
 {
 	int hs = C / NH;
-	if ((size_t)4 * T * hs + (size_t)2 * T * T <= ATT_LANE_MAX)
+	if ((size_t)4 * T * hs + (size_t)hs + (size_t)2 * T * T <= ATT_LANE_MAX)
 		attention_backward_lanes(dqkv, dout, qkv, att, B, T, C, NH);
 	else
 		attention_backward_ref(dqkv, dout, qkv, att, B, T, C, NH);
@@ -1066,59 +1116,84 @@ void NN(init_adapter)(const struct nn_layout *lo, fc_real *a, uint64_t seed)
 
 /* ---- activations ------------------------------------------------------- */
 
+/* Every buffer of struct nn_acts with its floats per row (window): the
+ * one list behind acts_carve and acts_view. */
+#define ACTS_FIELDS(F)                                 \
+	do {                                           \
+		F(x, L);                               \
+		F(m, L);                               \
+		F(mu, 1);                              \
+		F(sd, 1);                              \
+		F(xn, L);                              \
+		F(tok, N * 2 * P);                     \
+		F(emb, N *D);                          \
+		for (int l = 0; l < lo->NL; l++) {     \
+			if (lo->gru) {                 \
+				F(gi[l], N * 3 * D);   \
+				F(gh[l], N * 3 * D);   \
+				F(gate[l], N * 3 * D); \
+				F(h[l], N *D);         \
+			} else {                       \
+				F(ln1[l], N *D);       \
+				F(ln1_mean[l], N);     \
+				F(ln1_rstd[l], N);     \
+				F(qkv[l], N * 3 * D);  \
+				F(att[l], NH *N *N);   \
+				F(atty[l], N *D);      \
+				F(res1[l], N *D);      \
+				F(ln2[l], N *D);       \
+				F(ln2_mean[l], N);     \
+				F(ln2_rstd[l], N);     \
+				F(fch[l], N *F_);      \
+				F(fcg[l], N *F_);      \
+				F(res2[l], N *D);      \
+			}                              \
+		}                                      \
+		F(lnf, N *D);                          \
+		F(lnf_mean, N);                        \
+		F(lnf_rstd, N);                        \
+		F(fc, H);                              \
+		F(pred, H);                            \
+		F(rec, N *P);                          \
+		F(recon, L);                           \
+		F(tmp, 3 * D);                         \
+	} while (0)
+
+#define ACTS_DIMS                                                        \
+	size_t N = (size_t)lo->N, D = (size_t)lo->D, L = (size_t)lo->L;  \
+	size_t F_ = (size_t)lo->F, H = (size_t)lo->H, P = (size_t)lo->P; \
+	size_t NH = (size_t)lo->NH
+
 size_t NN(acts_carve)(struct nn_acts *a, fc_real *mem,
 		      const struct nn_layout *lo, int R)
 {
 	size_t tot = 0, r = (size_t)R;
-	size_t N = (size_t)lo->N, D = (size_t)lo->D, L = (size_t)lo->L;
-	size_t F = (size_t)lo->F, H = (size_t)lo->H, P = (size_t)lo->P;
-	size_t NH = (size_t)lo->NH;
+	ACTS_DIMS;
 	memset(a, 0, sizeof(*a));
-#define CARVE(field, n)                                 \
-	do {                                            \
-		size_t n_ = (n);                        \
-		(field) = mem && n_ ? mem + tot : NULL; \
-		tot += n_;                              \
+#define CARVE(field, per_row)                            \
+	do {                                             \
+		size_t n_ = r * (per_row);               \
+		a->field = mem && n_ ? mem + tot : NULL; \
+		tot += n_;                               \
 	} while (0)
-	CARVE(a->x, r * L);
-	CARVE(a->m, r * L);
-	CARVE(a->mu, r);
-	CARVE(a->sd, r);
-	CARVE(a->xn, r * L);
-	CARVE(a->tok, r * N * 2 * P);
-	CARVE(a->emb, r * N * D);
-	for (int l = 0; l < lo->NL; l++) {
-		if (lo->gru) {
-			CARVE(a->gi[l], r * N * 3 * D);
-			CARVE(a->gh[l], r * N * 3 * D);
-			CARVE(a->gate[l], r * N * 3 * D);
-			CARVE(a->h[l], r * N * D);
-		} else {
-			CARVE(a->ln1[l], r * N * D);
-			CARVE(a->ln1_mean[l], r * N);
-			CARVE(a->ln1_rstd[l], r * N);
-			CARVE(a->qkv[l], r * N * 3 * D);
-			CARVE(a->att[l], r * NH * N * N);
-			CARVE(a->atty[l], r * N * D);
-			CARVE(a->res1[l], r * N * D);
-			CARVE(a->ln2[l], r * N * D);
-			CARVE(a->ln2_mean[l], r * N);
-			CARVE(a->ln2_rstd[l], r * N);
-			CARVE(a->fch[l], r * N * F);
-			CARVE(a->fcg[l], r * N * F);
-			CARVE(a->res2[l], r * N * D);
-		}
-	}
-	CARVE(a->lnf, r * N * D);
-	CARVE(a->lnf_mean, r * N);
-	CARVE(a->lnf_rstd, r * N);
-	CARVE(a->fc, r * H);
-	CARVE(a->pred, r * H);
-	CARVE(a->rec, r * N * P);
-	CARVE(a->recon, r * L);
-	CARVE(a->tmp, r * 3 * D);
+	ACTS_FIELDS(CARVE);
 #undef CARVE
 	return tot;
+}
+
+/* v = the rows [r0, ...) of a (every buffer is row-major by window) */
+static void acts_view(struct nn_acts *v, const struct nn_acts *a,
+		      const struct nn_layout *lo, int r0)
+{
+	size_t r = (size_t)r0;
+	ACTS_DIMS;
+	memset(v, 0, sizeof(*v));
+#define VIEW(field, per_row)                                           \
+	do {                                                           \
+		v->field = a->field ? a->field + r * (per_row) : NULL; \
+	} while (0)
+	ACTS_FIELDS(VIEW);
+#undef VIEW
 }
 
 /* ---- adapters merged into effective weights ---------------------------- */
@@ -1199,22 +1274,84 @@ void NN(weights)(struct nn_weights *w, const struct nn_layout *lo,
 
 #define W(k, l) (w->t[k][l])
 
-int NN(forward)(const struct nn_layout *lo, const struct nn_weights *w,
-		struct nn_acts *a, int bf, int br)
+/* ---- fused elementwise passes of the transformer layer ------------------ */
+
+/* out [BT, C] = inp [BT, C] + b [C]: a residual and the bias of the GEMM
+ * that then accumulates into out (one pass instead of two) */
+FC_VEC static void residual_bias(fc_real *restrict out,
+				 const fc_real *restrict inp,
+				 const fc_real *restrict b, int BT, int C)
+{
+	for (size_t i = 0; i < (size_t)BT; i++)
+		for (int c = 0; c < C; c++)
+			out[i * C + c] = inp[i * C + c] + b[c];
+}
+
+/* fch [BT, F] += b [F]; fcg = gelu(fch): the bias of the GEMM that wrote
+ * fch, and the activation, in one pass */
+FC_VEC static void bias_gelu(fc_real *restrict fcg, fc_real *restrict fch,
+			     const fc_real *restrict b, int BT, int F)
+{
+	for (size_t i = 0; i < (size_t)BT; i++)
+		for (int c = 0; c < F; c++) {
+			fc_real x = fch[i * F + c] + b[c];
+			fc_real u = GELU_K * (x + R_(0.044715) * x * x * x);
+			fch[i * F + c] = x;
+			fcg[i * F + c] = R_(0.5) * x * (R_(1.0) + TANH(u));
+		}
+}
+
+/* db [C] += column sums of d [BT, C] */
+FC_VEC static void bias_grad(fc_real *restrict db, const fc_real *restrict d,
+			     int BT, int C)
+{
+	for (size_t i = 0; i < (size_t)BT; i++)
+		for (int c = 0; c < C; c++)
+			db[c] += d[i * C + c];
+}
+
+/* out [BT, OC] (+)= inp [BT, C] @ w [OC, C]^T, no bias */
+static void matmul_wt(fc_real *out, const fc_real *inp, const fc_real *w,
+		      int BT, int C, int OC, fc_real beta)
+{
+	mm(0, 1, BT, OC, C, inp, C, w, C, beta, out, OC);
+}
+
+/* Windows per chunk of a pass: the transformer runs its layers over a few
+ * windows at a time so that their activations stay in L2 between a GEMM
+ * and the elementwise pass after it; the GRU keeps large chunks (its
+ * recurrence is one GEMM per step over the chunk's windows). */
+static int chunk_windows(const struct nn_layout *lo)
+{
+	if (lo->gru)
+		return 1 << 20;
+	int per = lo->N * (3 * lo->D + lo->F) * (int)sizeof(fc_real);
+	int c = (512 << 10) / (per > 0 ? per : 1);
+	return c < 4 ? 4 : c > 64 ? 64 : c;
+}
+
+/* Forward of the rows of one chunk: bf forecast rows, then br recon rows,
+ * a and w->cal_row are views at the chunk's first row. */
+static int forward_rows(const struct nn_layout *lo, const struct nn_weights *w,
+			struct nn_acts *a, int bf, int br)
 {
 	int R = bf + br, L = lo->L, N = lo->N, D = lo->D, P = lo->P;
-	int S = lo->S, H = lo->H;
+	int S = lo->S, H = lo->H, F = lo->F;
 	int RN = R * N;
 	/* instance normalisation, masking, patching */
 	if (NN(instnorm_forward)(a->xn, a->mu, a->sd, a->x, R, L) < 0)
 		return -EINVAL;
 	NN(patch_forward)(a->tok, a->xn, a->m, R, L, N, P, S);
-	NN(linear_forward)
-	(a->emb, a->tok, W(T_EMB_W, 0), W(T_EMB_B, 0), RN, 2 * P, D);
-	if (!lo->gru)
+	if (lo->gru) {
+		NN(linear_forward)
+		(a->emb, a->tok, W(T_EMB_W, 0), W(T_EMB_B, 0), RN, 2 * P, D);
+	} else {
+		/* emb = bias + positions, then the product on top */
 		for (int b = 0; b < R; b++)
-			for (size_t i = 0; i < (size_t)N * D; i++)
-				a->emb[(size_t)b * N * D + i] += W(T_POS, 0)[i];
+			residual_bias(a->emb + (size_t)b * N * D, W(T_POS, 0),
+				      W(T_EMB_B, 0), N, D);
+		matmul_wt(a->emb, a->tok, W(T_EMB_W, 0), RN, 2 * P, D, R_(1.0));
+	}
 	const fc_real *cur = a->emb;
 	for (int l = 0; l < lo->NL; l++) {
 		if (lo->gru) {
@@ -1233,23 +1370,20 @@ int NN(forward)(const struct nn_layout *lo, const struct nn_weights *w,
 		 3 * D);
 		NN(attention_forward)
 		(a->atty[l], a->att[l], a->qkv[l], R, N, D, lo->NH);
-		NN(linear_forward)
-		(a->res1[l], a->atty[l], W(T_PROJ_W, l), W(T_PROJ_B, l), RN, D,
-		 D);
-		for (size_t i = 0; i < (size_t)RN * D; i++)
-			a->res1[l][i] += cur[i];
+		/* res1 = cur + proj(atty) */
+		residual_bias(a->res1[l], cur, W(T_PROJ_B, l), RN, D);
+		matmul_wt(a->res1[l], a->atty[l], W(T_PROJ_W, l), RN, D, D,
+			  R_(1.0));
 		NN(layernorm_forward)
 		(a->ln2[l], a->ln2_mean[l], a->ln2_rstd[l], a->res1[l],
 		 W(T_LN2_W, l), W(T_LN2_B, l), RN, D);
-		NN(linear_forward)
-		(a->fch[l], a->ln2[l], W(T_FC1_W, l), W(T_FC1_B, l), RN, D,
-		 lo->F);
-		NN(gelu_forward)(a->fcg[l], a->fch[l], RN * lo->F);
-		NN(linear_forward)
-		(a->res2[l], a->fcg[l], W(T_FC2_W, l), W(T_FC2_B, l), RN, lo->F,
-		 D);
-		for (size_t i = 0; i < (size_t)RN * D; i++)
-			a->res2[l][i] += a->res1[l][i];
+		matmul_wt(a->fch[l], a->ln2[l], W(T_FC1_W, l), RN, D, F,
+			  R_(0.0));
+		bias_gelu(a->fcg[l], a->fch[l], W(T_FC1_B, l), RN, F);
+		/* res2 = res1 + fc2(fcg) */
+		residual_bias(a->res2[l], a->res1[l], W(T_FC2_B, l), RN, D);
+		matmul_wt(a->res2[l], a->fcg[l], W(T_FC2_W, l), RN, F, D,
+			  R_(1.0));
 		cur = a->res2[l];
 	}
 	NN(layernorm_forward)
@@ -1300,6 +1434,33 @@ int NN(forward)(const struct nn_layout *lo, const struct nn_weights *w,
 				rc[t] /= (fc_real)(hi - lo_n + 1);
 			}
 		}
+	}
+	return 0;
+}
+
+/* The rows [c0, c0 + nr) of a pass with bf forecast rows: how many of
+ * them are forecast rows. */
+static int chunk_forecast_rows(int c0, int nr, int bf)
+{
+	int nf = bf - c0;
+	return nf < 0 ? 0 : nf > nr ? nr : nf;
+}
+
+int NN(forward)(const struct nn_layout *lo, const struct nn_weights *w,
+		struct nn_acts *a, int bf, int br)
+{
+	int R = bf + br, cw = chunk_windows(lo);
+	for (int c0 = 0; c0 < R; c0 += cw) {
+		int nr = R - c0 < cw ? R - c0 : cw;
+		int nf = chunk_forecast_rows(c0, nr, bf);
+		struct nn_acts v;
+		struct nn_weights wc = *w;
+		acts_view(&v, a, lo, c0);
+		if (w->cal_row && nf > 0)
+			wc.cal_row = w->cal_row + c0;
+		int r = forward_rows(lo, &wc, &v, nf, nr - nf);
+		if (r < 0)
+			return r;
 	}
 	return 0;
 }
@@ -1355,18 +1516,17 @@ static void lora_grad(fc_real *dA, fc_real *dB, const fc_real *dW,
 	mm(0, 1, out, r, in, dW, in, A, in, R_(0.0), dB, r);
 }
 
-void NN(backward)(const struct nn_layout *lo, const struct nn_weights *w,
-		  const fc_real *ad, const struct nn_acts *a, struct nn_acts *g,
-		  int bf, int br, fc_real *gp, fc_real *gad)
+/* Backward of the rows of one chunk (views, as forward_rows), adding into
+ * gp and, for the calibration, gad. */
+static void backward_rows(const struct nn_layout *lo,
+			  const struct nn_weights *w, const struct nn_acts *a,
+			  struct nn_acts *g, int bf, int br, fc_real *gp,
+			  fc_real *gad)
 {
 	int R = bf + br, L = lo->L, N = lo->N, D = lo->D, P = lo->P;
 	int S = lo->S, H = lo->H, RN = R * N, F = lo->F;
-	memset(gp, 0, sizeof(fc_real) * lo->n_params);
-	if (gad)
-		memset(gad, 0, sizeof(fc_real) * lo->n_adapter);
 #define GP(k, l) (gp + lo->off[k][l])
 #define GA(k, l) (gad + lo->aoff[k][l])
-#define AD(k, l) (ad + lo->aoff[k][l])
 	memset(g->lnf, 0, sizeof(fc_real) * (size_t)RN * D);
 	if (bf > 0) {
 		for (int b = 0; b < bf; b++)
@@ -1428,8 +1588,8 @@ void NN(backward)(const struct nn_layout *lo, const struct nn_weights *w,
 		fc_real *din = l == 0	 ? g->emb
 			       : lo->gru ? g->h[l - 1]
 					 : g->res2[l - 1];
-		memset(din, 0, sizeof(fc_real) * (size_t)RN * D);
 		if (lo->gru) {
+			memset(din, 0, sizeof(fc_real) * (size_t)RN * D);
 			NN(gru_backward)
 			(din, GP(T_GRU_WIH, l), GP(T_GRU_BIH, l),
 			 GP(T_GRU_WHH, l), GP(T_GRU_BHH, l), g->h[l], g->gi[l],
@@ -1437,35 +1597,39 @@ void NN(backward)(const struct nn_layout *lo, const struct nn_weights *w,
 			 W(T_GRU_WIH, l), W(T_GRU_WHH, l), R, N, D, D);
 			continue;
 		}
-		/* res2 = res1 + fc2(gelu(fc1(ln2(res1)))) */
-		fc_real *dres2 = g->res2[l], *dres1 = g->res1[l];
-		memcpy(dres1, dres2, sizeof(fc_real) * (size_t)RN * D);
-		memset(g->fcg[l], 0, sizeof(fc_real) * (size_t)RN * F);
-		NN(linear_backward)
-		(g->fcg[l], GP(T_FC2_W, l), GP(T_FC2_B, l), dres2, a->fcg[l],
-		 W(T_FC2_W, l), RN, F, D);
+		/* res2 = res1 + fc2(gelu(fc1(ln2(res1)))); the residual
+		 * gradients are not copied: dres2 itself is dres1's start */
+		fc_real *dres1 = g->res2[l];
+		mm(0, 0, RN, F, D, dres1, D, W(T_FC2_W, l), F, R_(0.0),
+		   g->fcg[l], F);
+		mm(1, 0, D, F, RN, dres1, D, a->fcg[l], F, R_(1.0),
+		   GP(T_FC2_W, l), F);
+		bias_grad(GP(T_FC2_B, l), dres1, RN, D);
 		memset(g->fch[l], 0, sizeof(fc_real) * (size_t)RN * F);
 		NN(gelu_backward)(g->fch[l], a->fch[l], g->fcg[l], RN * F);
-		memset(g->ln2[l], 0, sizeof(fc_real) * (size_t)RN * D);
-		NN(linear_backward)
-		(g->ln2[l], GP(T_FC1_W, l), GP(T_FC1_B, l), g->fch[l],
-		 a->ln2[l], W(T_FC1_W, l), RN, D, F);
+		mm(0, 0, RN, D, F, g->fch[l], F, W(T_FC1_W, l), D, R_(0.0),
+		   g->ln2[l], D);
+		mm(1, 0, F, D, RN, g->fch[l], F, a->ln2[l], D, R_(1.0),
+		   GP(T_FC1_W, l), D);
+		bias_grad(GP(T_FC1_B, l), g->fch[l], RN, F);
 		NN(layernorm_backward)
 		(dres1, GP(T_LN2_W, l), GP(T_LN2_B, l), g->ln2[l], a->res1[l],
 		 W(T_LN2_W, l), a->ln2_mean[l], a->ln2_rstd[l], RN, D);
-		/* res1 = in + proj(attn(qkv(ln1(in)))) */
+		/* res1 = in + proj(attn(qkv(ln1(in)))): din starts as dres1 */
 		memcpy(din, dres1, sizeof(fc_real) * (size_t)RN * D);
-		memset(g->atty[l], 0, sizeof(fc_real) * (size_t)RN * D);
-		NN(linear_backward)
-		(g->atty[l], GP(T_PROJ_W, l), GP(T_PROJ_B, l), dres1,
-		 a->atty[l], W(T_PROJ_W, l), RN, D, D);
+		mm(0, 0, RN, D, D, dres1, D, W(T_PROJ_W, l), D, R_(0.0),
+		   g->atty[l], D);
+		mm(1, 0, D, D, RN, dres1, D, a->atty[l], D, R_(1.0),
+		   GP(T_PROJ_W, l), D);
+		bias_grad(GP(T_PROJ_B, l), dres1, RN, D);
 		memset(g->qkv[l], 0, sizeof(fc_real) * (size_t)RN * 3 * D);
 		NN(attention_backward)
 		(g->qkv[l], g->atty[l], a->qkv[l], a->att[l], R, N, D, lo->NH);
-		memset(g->ln1[l], 0, sizeof(fc_real) * (size_t)RN * D);
-		NN(linear_backward)
-		(g->ln1[l], GP(T_QKV_W, l), GP(T_QKV_B, l), g->qkv[l],
-		 a->ln1[l], W(T_QKV_W, l), RN, D, 3 * D);
+		mm(0, 0, RN, D, 3 * D, g->qkv[l], 3 * D, W(T_QKV_W, l), D,
+		   R_(0.0), g->ln1[l], D);
+		mm(1, 0, 3 * D, D, RN, g->qkv[l], 3 * D, a->ln1[l], D, R_(1.0),
+		   GP(T_QKV_W, l), D);
+		bias_grad(GP(T_QKV_B, l), g->qkv[l], RN, 3 * D);
 		NN(layernorm_backward)
 		(din, GP(T_LN1_W, l), GP(T_LN1_B, l), g->ln1[l], in,
 		 W(T_LN1_W, l), a->ln1_mean[l], a->ln1_rstd[l], RN, D);
@@ -1478,6 +1642,30 @@ void NN(backward)(const struct nn_layout *lo, const struct nn_weights *w,
 	NN(linear_backward)
 	(NULL, GP(T_EMB_W, 0), GP(T_EMB_B, 0), g->emb, a->tok, W(T_EMB_W, 0),
 	 RN, 2 * P, D);
+#undef GP
+#undef GA
+}
+
+void NN(backward)(const struct nn_layout *lo, const struct nn_weights *w,
+		  const fc_real *ad, const struct nn_acts *a, struct nn_acts *g,
+		  int bf, int br, fc_real *gp, fc_real *gad)
+{
+	int R = bf + br, N = lo->N, D = lo->D, P = lo->P;
+	int H = lo->H, F = lo->F, cw = chunk_windows(lo);
+	memset(gp, 0, sizeof(fc_real) * lo->n_params);
+	if (gad)
+		memset(gad, 0, sizeof(fc_real) * lo->n_adapter);
+	for (int c0 = 0; c0 < R; c0 += cw) {
+		int nr = R - c0 < cw ? R - c0 : cw;
+		int nf = chunk_forecast_rows(c0, nr, bf);
+		struct nn_acts va, vg;
+		acts_view(&va, a, lo, c0);
+		acts_view(&vg, g, lo, c0);
+		backward_rows(lo, w, &va, &vg, nf, nr - nf, gp, gad);
+	}
+#define GP(k, l) (gp + lo->off[k][l])
+#define GA(k, l) (gad + lo->aoff[k][l])
+#define AD(k, l) (ad + lo->aoff[k][l])
 	if (!gad || !ad)
 		return;
 	/* adapter gradients from the effective weights' gradients */
