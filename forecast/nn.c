@@ -201,16 +201,27 @@ FC_VEC void NN(layernorm_forward)(fc_real *out, fc_real *mean, fc_real *rstd,
 				  const fc_real *inp, const fc_real *w,
 				  const fc_real *b, int BT, int C)
 {
-	for (int i = 0; i < BT; i++) {
-		const fc_real *restrict x = inp + (size_t)i * C;
-		fc_real *restrict o = out + (size_t)i * C;
-		fc_real m = vsum(x, C) / (fc_real)C;
-		fc_real v = vsumsq(x, m, C) / (fc_real)C;
-		fc_real s = R_(1.0) / SQRT(v + R_(NN_LN_EPS));
-		for (int c = 0; c < C; c++)
-			o[c] = (x[c] - m) * s * w[c] + b[c];
-		mean[i] = m;
-		rstd[i] = s;
+	/* four rows at a time: each row's statistics are a chain of
+	 * dependent steps (sum, mean, squares, sqrt, division) that the
+	 * other rows' chains overlap */
+	for (int i0 = 0; i0 < BT; i0 += 4) {
+		int nr = BT - i0 < 4 ? BT - i0 : 4;
+		fc_real m[4], s[4];
+		for (int k = 0; k < nr; k++)
+			m[k] = vsum(inp + (size_t)(i0 + k) * C, C) / (fc_real)C;
+		for (int k = 0; k < nr; k++)
+			s[k] = vsumsq(inp + (size_t)(i0 + k) * C, m[k], C) /
+			       (fc_real)C;
+		for (int k = 0; k < nr; k++)
+			s[k] = R_(1.0) / SQRT(s[k] + R_(NN_LN_EPS));
+		for (int k = 0; k < nr; k++) {
+			const fc_real *restrict x = inp + (size_t)(i0 + k) * C;
+			fc_real *restrict o = out + (size_t)(i0 + k) * C;
+			for (int c = 0; c < C; c++)
+				o[c] = (x[c] - m[k]) * s[k] * w[c] + b[c];
+			mean[i0 + k] = m[k];
+			rstd[i0 + k] = s[k];
+		}
 	}
 }
 
@@ -618,8 +629,17 @@ FC_VEC static void attention_forward_lanes(fc_real *out, fc_real *att,
 			for (int t = 0; t < T; t++)
 				lane_put(so, (size_t)t * C, O + (size_t)t * hs,
 					 hs, nb, 0);
-			/* att [B, NH, T, T] for backward */
-			lane_put(sa, 0, S, T * T, nb, 0);
+			/* att for backward: a full group of VL windows keeps
+			 * its softmax lane-interleaved ([NH, T, T] vectors
+			 * over the group's rows of att), a partial one as
+			 * [B, NH, T, T] */
+			if (nb == VL)
+				memcpy(att +
+					   ((size_t)b0 * NH + (size_t)h * VL) *
+					       T * T,
+				       S, sizeof(vreal) * T * T);
+			else
+				lane_put(sa, 0, S, T * T, nb, 0);
 		}
 	}
 }
@@ -656,7 +676,15 @@ FC_VEC static void attention_backward_lanes(fc_real *dqkv, const fc_real *dout,
 			lane_gather(K, sk, T, hs, 3 * (size_t)C);
 			lane_gather(V, sv, T, hs, 3 * (size_t)C);
 			lane_gather(Dd, sd, T, hs, (size_t)C);
-			lane_gather(A, (const fc_real *const *)sa, 1, T * T, 0);
+			if (nb == VL) /* see attention_forward_lanes */
+				memcpy(A,
+				       att +
+					   ((size_t)b0 * NH + (size_t)h * VL) *
+					       T * T,
+				       sizeof(vreal) * T * T);
+			else
+				lane_gather(A, (const fc_real *const *)sa, 1,
+					    T * T, 0);
 			/* datt [t, t2] = d [t] . v [t2]; then the softmax's
 			 * backward, scaled: p = a (datt - a . datt) scale */
 			for (int t = 0; t < T; t++) {
@@ -685,11 +713,19 @@ FC_VEC static void attention_backward_lanes(fc_real *dqkv, const fc_real *dout,
 	}
 }
 
+/* Whether a shape runs on the lane kernels (their stack buffers hold it);
+ * forward and backward must agree: they share att's layout. */
+static int att_lanes(int T, int hs)
+{
+	return (size_t)4 * T * hs + (size_t)hs + (size_t)2 * T * T <=
+	       ATT_LANE_MAX;
+}
+
 void NN(attention_forward)(fc_real *out, fc_real *att, const fc_real *qkv,
 			   int B, int T, int C, int NH)
 {
 	int hs = C / NH;
-	if ((size_t)4 * T * hs + (size_t)T * T <= ATT_LANE_MAX)
+	if (att_lanes(T, hs))
 		attention_forward_lanes(out, att, qkv, B, T, C, NH);
 	else
 		attention_forward_mm(out, att, qkv, B, T, C, NH);
@@ -700,7 +736,7 @@ void NN(attention_backward)(fc_real *dqkv, const fc_real *dout,
 			    int T, int C, int NH)
 {
 	int hs = C / NH;
-	if ((size_t)4 * T * hs + (size_t)hs + (size_t)2 * T * T <= ATT_LANE_MAX)
+	if (att_lanes(T, hs))
 		attention_backward_lanes(dqkv, dout, qkv, att, B, T, C, NH);
 	else
 		attention_backward_ref(dqkv, dout, qkv, att, B, T, C, NH);

@@ -130,7 +130,8 @@ struct nn_acts {
 	fc_real *ln1[FC_MAX_LAYERS];  /* [R, N, D] */
 	fc_real *ln1_mean[FC_MAX_LAYERS], *ln1_rstd[FC_MAX_LAYERS]; /* [R, N] */
 	fc_real *qkv[FC_MAX_LAYERS];  /* [R, N, 3D] */
-	fc_real *att[FC_MAX_LAYERS];  /* [R, NH, N, N] softmax */
+	fc_real *att[FC_MAX_LAYERS];  /* [R, NH, N, N] softmax (layout
+					 private to the attention layer) */
 	fc_real *atty[FC_MAX_LAYERS]; /* [R, N, D] */
 	fc_real *res1[FC_MAX_LAYERS]; /* [R, N, D] */
 	fc_real *ln2[FC_MAX_LAYERS];  /* [R, N, D] */
@@ -236,7 +237,9 @@ void NN(layernorm_backward)(fc_real *dinp, fc_real *dw, fc_real *db,
 void NN(gelu_forward)(fc_real *out, const fc_real *inp, int n);
 void NN(gelu_backward)(fc_real *dinp, const fc_real *inp, const fc_real *dout,
 		       int n);
-/* qkv [B, T, 3C] -> out [B, T, C], att [B, NH, T, T] */
+/* qkv [B, T, 3C] -> out [B, T, C], att [B, NH, T, T] (the softmax, for
+ * backward only: in groups of 8 windows (4 in double) it is stored
+ * interleaved by window, so the same B must be passed to both) */
 void NN(attention_forward)(fc_real *out, fc_real *att, const fc_real *qkv,
 			   int B, int T, int C, int NH);
 void NN(attention_backward)(fc_real *dqkv, const fc_real *dout,
