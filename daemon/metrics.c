@@ -35,9 +35,9 @@ struct dc_metrics {
 	_Atomic uint64_t messages, skipped, observations, deadlettered;
 	_Atomic uint64_t dead_by_reason[DC_REASON_COUNT];
 	_Atomic uint64_t forecasts, accepted, rejected, drifts, rollbacks,
-	    manual_rollbacks, resets, batches;
+	    manual_rollbacks, resets, batches, pauses;
 	/* gauges */
-	_Atomic int64_t lag, series, assigned, degraded, restored;
+	_Atomic int64_t lag, series, assigned, degraded, restored, paused;
 	_Atomic uint64_t phase_us[DC_PHASE_COUNT];
 	/* end-to-end latency histogram (non-cumulative buckets) */
 	_Atomic uint64_t lat_bucket[N_LAT_BUCKETS];
@@ -87,6 +87,8 @@ void dc_metrics_publish(struct dc_metrics *m, const struct dc_run_stats *st)
 	STORE(m->manual_rollbacks, st->manual_rollbacks);
 	STORE(m->resets, st->resets);
 	STORE(m->batches, st->batches);
+	STORE(m->pauses, st->pauses);
+	STORE(m->paused, st->paused ? 1 : 0);
 	STORE(m->lag, st->lag);
 	STORE(m->series, (int64_t)st->series);
 	STORE(m->assigned, st->assigned);
@@ -220,6 +222,12 @@ void dc_metrics_write(struct dc_metrics *m, FILE *f)
 	gauge(f, "driftcast_series", "Series held in memory.", LOAD(m->series));
 	gauge(f, "driftcast_assigned_partitions",
 	      "Input partitions assigned to this member.", LOAD(m->assigned));
+	counter(f, "driftcast_input_pauses_total",
+		"Times the input was paused because more than "
+		"kafka.max_in_flight produced messages were unacknowledged.",
+		LOAD(m->pauses));
+	gauge(f, "driftcast_input_paused",
+	      "1 while the input is paused for backpressure.", LOAD(m->paused));
 	gauge(f, "driftcast_storage_degraded",
 	      "1 when the database cannot be written.", LOAD(m->degraded));
 	gauge(f, "driftcast_series_restored",

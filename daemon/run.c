@@ -629,6 +629,7 @@ static void reload(struct run *r)
 	r->cfg.ttt = c.ttt;
 	r->cfg.log = c.log;
 	r->cfg.kafka.max_poll_records = c.kafka.max_poll_records;
+	r->cfg.kafka.max_in_flight = c.kafka.max_in_flight;
 	r->cfg.storage.keep_versions = c.storage.keep_versions;
 	r->cfg.storage.keep_days = c.storage.keep_days;
 	r->cfg.storage.prune_batch = c.storage.prune_batch;

@@ -317,6 +317,37 @@ check "after request errors and a broker outage every forecast arrives ($(count_
     test "$(count_topic forecasts)" -ge $expected
 check "the daemon survived the outage" kill -0 "$daemon_pid"
 
+# ---- backpressure: input paused while forecasts wait for the broker ---------------------------
+
+# kafka.max_in_flight is reloadable: 100.  The daemon is stopped while 4
+# new series bring 4 * (60 - L + 1) forecasts, then the broker refuses
+# the next 40 Produce requests (retriable): the forecasts stay in flight.
+reloads=$(grep -c 'configuration reloaded' "$WORK/daemon.log")
+sed -i 's/^max_poll_records = 500$/&\nmax_in_flight = 100/' "$WORK/driftcast.conf"
+kill -HUP "$daemon_pid"
+reloaded() { test "$(grep -c 'configuration reloaded' "$WORK/daemon.log")" -gt "$reloads"; }
+wait_for 10 reloaded || diag "no reload seen"
+kill -STOP "$daemon_pid"
+for s in bp1 bp2 bp3 bp4; do
+    awk -v s=$s -v t0=$T0 'BEGIN {
+        for (i = 0; i < 60; i++)
+            printf "%s:{\"series\":\"%s\",\"ts\":%d,\"value\":%.4f}\n",
+                s, s, t0 + i * 3600, 5 + 2 * cos(i * 2 * 3.14159 / 24)
+    }'
+done | kcat -P -b "$BS" -t measurements -K: 2>/dev/null
+mbctl "error Produce 40 NOT_ENOUGH_REPLICAS"
+kill -CONT "$daemon_pid"
+check "backpressure: input paused above kafka.max_in_flight" \
+    wait_for 30 grep -q 'input paused: [0-9]* produced messages not yet acknowledged' "$WORK/daemon.log"
+check "backpressure: input resumed once half were delivered" \
+    wait_for 30 grep -q 'input resumed' "$WORK/daemon.log"
+curl_metrics() { python3 -c 'import sys, urllib.request; sys.stdout.write(urllib.request.urlopen("http://127.0.0.1:'$metrics_port'/metrics").read().decode())'; }
+paused_counted() { curl_metrics | grep -q '^driftcast_input_pauses_total [1-9]'; }
+check "backpressure: metrics count the pause" wait_for 5 paused_counted
+bp_forecasts() { kcat -C -b "$BS" -t forecasts -o beginning -e -q -f '%k\n' 2>/dev/null | grep -c '^bp'; }
+bp_all() { test "$(bp_forecasts)" -eq $(( 4 * (60 - L + 1) )); }
+check "backpressure: every forecast of the paused period arrives, once" wait_for 60 bp_all
+
 # ---- SIGTERM drains and exits 0 ---------------------------------------------------------------
 
 kill -TERM "$daemon_pid"
