@@ -43,6 +43,9 @@ static const char SQL_SERIES_GET[] =
     "FROM series WHERE key = ?1";
 static const char SQL_SERIES_INSERT[] =
     "INSERT INTO series (key, model_id, created_at) VALUES (?1, ?2, ?3)";
+static const char SQL_SERIES_INSERT_NEW[] =
+    "INSERT INTO series (key, model_id, created_at) VALUES (?1, ?2, ?3) "
+    "ON CONFLICT (key) DO NOTHING";
 static const char SQL_SERIES_SET_CURRENT[] =
     "UPDATE series SET current_version_id = ?2, current_version = ?3, "
     "last_ts = max(coalesce(last_ts, ?4), ?4) WHERE id = ?1";
@@ -228,6 +231,7 @@ enum sq {
 	SQ_ROLLBACK,
 	SQ_SERIES_GET,
 	SQ_SERIES_INSERT,
+	SQ_SERIES_INSERT_NEW,
 	SQ_SERIES_SET_CURRENT,
 	SQ_SERIES_PUT,
 	SQ_VERSION_INSERT,
@@ -265,6 +269,7 @@ static const char *const sql_text[SQ__COUNT] = {
     [SQ_ROLLBACK] = SQL_ROLLBACK,
     [SQ_SERIES_GET] = SQL_SERIES_GET,
     [SQ_SERIES_INSERT] = SQL_SERIES_INSERT,
+    [SQ_SERIES_INSERT_NEW] = SQL_SERIES_INSERT_NEW,
     [SQ_SERIES_SET_CURRENT] = SQL_SERIES_SET_CURRENT,
     [SQ_SERIES_PUT] = SQL_SERIES_PUT,
     [SQ_VERSION_INSERT] = SQL_VERSION_INSERT,
@@ -620,12 +625,32 @@ out:
 	return r;
 }
 
-static int migrate(struct store *s, int from, int to, char *errbuf,
-		   size_t errbuf_size)
+/* A migration that edited sqlite_schema in place: SQLite's procedure for
+ * it increments schema_version in the same transaction, so that other
+ * connections reload the schema. */
+static int bump_schema_version(struct store *s, char *errbuf,
+			       size_t errbuf_size, const char *what)
+{
+	char sql[64];
+	int64_t sv = 0;
+	int r =
+	    pragma_int(s, "PRAGMA schema_version", &sv, errbuf, errbuf_size);
+	if (r < 0)
+		return r;
+	snprintf(sql, sizeof(sql), "PRAGMA schema_version = %lld",
+		 (long long)sv + 1);
+	return exec_script(s, sql, errbuf, errbuf_size, what);
+}
+
+/* Migrate from..to, each step in one transaction.  *ret_reopen is set when
+ * a step edited the schema text, which this connection does not reload. */
+static int migrate(struct store *s, int from, int to, bool *ret_reopen,
+		   char *errbuf, size_t errbuf_size)
 {
 	char what[64], uv[64];
 	for (int v = from + 1; v <= to; v++) {
 		int r;
+		bool edits = store_migration_edits_schema(v);
 		snprintf(what, sizeof(what), "migration to schema %d", v);
 		snprintf(uv, sizeof(uv), "PRAGMA user_version = %d", v);
 		if ((r = exec_script(s, "BEGIN IMMEDIATE", errbuf, errbuf_size,
@@ -633,6 +658,8 @@ static int migrate(struct store *s, int from, int to, char *errbuf,
 			return r;
 		if ((r = exec_script(s, store_migration_sql(v), errbuf,
 				     errbuf_size, what)) < 0 ||
+		    (edits && (r = bump_schema_version(s, errbuf, errbuf_size,
+						       what)) < 0) ||
 		    (r = exec_script(s, uv, errbuf, errbuf_size, what)) < 0 ||
 		    (r = exec_script(s, "COMMIT", errbuf, errbuf_size, what)) <
 			0) {
@@ -640,6 +667,8 @@ static int migrate(struct store *s, int from, int to, char *errbuf,
 			return r;
 		}
 		s->schema = v;
+		if (edits)
+			*ret_reopen = true;
 	}
 	return 0;
 }
@@ -831,8 +860,14 @@ static int open_once(struct store *s, char *errbuf, size_t errbuf_size)
 			     errbuf, errbuf_size, "setting WAL mode")) < 0)
 		return r;
 	int target = o->target_schema ? o->target_schema : STORE_SCHEMA_VERSION;
-	if (target > s->schema)
-		return migrate(s, s->schema, target, errbuf, errbuf_size);
+	bool reopen = false;
+	if (target > s->schema && (r = migrate(s, s->schema, target, &reopen,
+					       errbuf, errbuf_size)) < 0)
+		return r;
+	if (reopen) { /* once: the file is at the target schema now */
+		close_db(s);
+		return open_once(s, errbuf, errbuf_size);
+	}
 	return 0;
 }
 
@@ -1158,6 +1193,36 @@ out:
 	return r;
 }
 
+/* series_get() for a series the caller believes new (STORE_EV_INIT, its
+ * first event): insert first and look up only if the key was there after
+ * all, which saves the lookup of a key that almost never is. */
+static int series_get_new(struct store *s, const char *key,
+			  struct series_row *ret, char *errbuf,
+			  size_t errbuf_size)
+{
+	sqlite3_stmt *st = NULL;
+	int r, rc;
+
+	if ((r = prep(s, SQ_SERIES_INSERT_NEW, &st, errbuf, errbuf_size)) < 0)
+		return r;
+	sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC);
+	bind_id(st, 2, s->model_id);
+	sqlite3_bind_int64(st, 3, store_now_ms());
+	rc = sqlite3_step(st);
+	if (rc != SQLITE_DONE) {
+		r = db_fail(s, rc, errbuf, errbuf_size, "adding a series");
+	} else if (sqlite3_changes(s->db) == 1) {
+		*ret =
+		    (struct series_row){.id = sqlite3_last_insert_rowid(s->db)};
+		s->batch_rows++;
+	} else {
+		reset_stmt(st);
+		return series_get(s, key, true, ret, errbuf, errbuf_size);
+	}
+	reset_stmt(st);
+	return r;
+}
+
 static const char *version_reason(const struct store_event *ev,
 				  const struct series_row *sr)
 {
@@ -1396,7 +1461,10 @@ int store_event_put(struct store *s, const struct store_event *ev, char *errbuf,
 			       "adapter_len without adapter");
 	if ((r = store_batch_begin(s, errbuf, errbuf_size)) < 0)
 		return r;
-	if ((r = series_get(s, ev->series, true, &sr, errbuf, errbuf_size)) < 0)
+	r = ev->type == STORE_EV_INIT
+		? series_get_new(s, ev->series, &sr, errbuf, errbuf_size)
+		: series_get(s, ev->series, true, &sr, errbuf, errbuf_size);
+	if (r < 0)
 		goto out;
 	if (ev->type == STORE_EV_FORECAST) {
 		r = forecast_insert(s, sr.id, ev, errbuf, errbuf_size);

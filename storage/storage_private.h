@@ -12,6 +12,12 @@
 /* The SQL of migration `version` (1-based), or NULL. */
 const char *store_migration_sql(int version);
 
+/* Whether migration `version` edits sqlite_schema directly (writable_schema):
+ * the migration then also increments PRAGMA schema_version, and the
+ * connection is reopened after it, since SQLite does not reload the schema
+ * of the connection that made such an edit. */
+bool store_migration_edits_schema(int version);
+
 /* Test hook: run sql on the store's connection (e.g. PRAGMA
  * max_page_count to simulate a full disk).  Returns 0 or a negative errno
  * with sqlite's message in errbuf. */

@@ -1131,3 +1131,133 @@ Test(storage, migrates_v2_to_v3_and_reads_old_files)
 	sqlite3_close(db);
 	su_rmdir(dir);
 }
+
+/* Opcodes of the statement sql on db that are op (EXPLAIN). */
+static int explain_count(sqlite3 *db, const char *sql, const char *op)
+{
+	char buf[1024];
+	sqlite3_stmt *st = NULL;
+	int n = 0;
+	snprintf(buf, sizeof(buf), "EXPLAIN %s", sql);
+	cr_assert_eq(sqlite3_prepare_v2(db, buf, -1, &st, NULL), SQLITE_OK,
+		     "%s", sqlite3_errmsg(db));
+	while (sqlite3_step(st) == SQLITE_ROW)
+		n += !strcmp((const char *)sqlite3_column_text(st, 1), op);
+	sqlite3_finalize(st);
+	return n;
+}
+
+#define VERSION_INSERT                                                        \
+	"INSERT INTO versions (series_id, number, ts, created_at, reason, "   \
+	"adapter, adapter_len, checksum) VALUES (1, 99, 0, 0, '%s', x'', 0, " \
+	"0)"
+
+/* Schema 4: the CHECK on versions.reason is the same constraint, written so
+ * that a version insert builds no temporary index of the allowed values. */
+static void check_reason_constraint(const char *path)
+{
+	char sql[512], err[256];
+	sqlite3 *db = su_raw(path);
+	su_text(db, "PRAGMA integrity_check", err, sizeof(err));
+	cr_assert_str_eq(err, "ok");
+	snprintf(sql, sizeof(sql), VERSION_INSERT, "ttt");
+	cr_assert_eq(explain_count(db, sql, "OpenEphemeral"), 0);
+	snprintf(sql, sizeof(sql), VERSION_INSERT, "bogus");
+	cr_assert_eq(sqlite3_exec(db, sql, NULL, NULL, NULL),
+		     SQLITE_CONSTRAINT);
+	static const char *const ok[] = {"init",     "ttt",   "drift",
+					 "rollback", "reset", "manual"};
+	su_exec(db, "BEGIN");
+	for (int i = 0; i < 6; i++) {
+		snprintf(sql, sizeof(sql),
+			 VERSION_INSERT " ON CONFLICT DO NOTHING", ok[i]);
+		su_exec(db, sql);
+	}
+	su_exec(db, "ROLLBACK");
+	sqlite3_close(db);
+}
+
+Test(storage, version_reason_check_without_temporary_index)
+{
+	char dir[64], path[128], sql[512], err[1024] = "";
+	su_tmpdb(dir, sizeof(dir), path, sizeof(path));
+	struct store *s = su_open(path, NULL);
+	fill_three(s);
+	/* the store's own connection (reopened after the migration) checks
+	 * with the new text: SQLite names the failed constraint */
+	snprintf(sql, sizeof(sql), VERSION_INSERT, "bogus");
+	cr_assert_lt(store_debug_exec(s, sql, err, sizeof(err)), 0);
+	cr_assert(strstr(err, "reason = 'init' OR"), "%s", err);
+	store_free(s);
+	check_reason_constraint(path);
+	su_rmdir(dir);
+}
+
+Test(storage, migrates_v3_to_v4_in_place)
+{
+	char dir[64], path[128];
+	su_tmpdb(dir, sizeof(dir), path, sizeof(path));
+	struct store_options v3 = {.target_schema = 3};
+	struct store *s = su_open(path, &v3);
+	fill_three(s);
+	store_free(s);
+	sqlite3 *db = su_raw(path);
+	char sql[512];
+	snprintf(sql, sizeof(sql), VERSION_INSERT, "ttt");
+	cr_assert_eq(explain_count(db, sql, "OpenEphemeral"), 1);
+	long long sv = su_int(db, "PRAGMA schema_version");
+	sqlite3_close(db);
+
+	s = su_open(path, NULL);
+	cr_assert_eq(store_schema_version(s), STORE_SCHEMA_VERSION);
+	struct got g = restore_all(s);
+	cr_assert_eq(g.n, 3);
+	cr_assert_eq(g.version[1], 5);
+	/* writes go on after the reopen */
+	cr_assert_eq(
+	    su_version(s, "c", STORE_EV_ADAPT_ACCEPTED, 0, 1, 9000, 1.0f), 0);
+	su_commit(s);
+	store_free(s);
+	db = su_raw(path);
+	cr_assert_eq(su_int(db, "PRAGMA user_version"), STORE_SCHEMA_VERSION);
+	cr_assert_gt(su_int(db, "PRAGMA schema_version"), sv);
+	cr_assert_eq(su_int(db, "SELECT count(*) FROM versions"),
+		     3 + 2 + 5 + 1);
+	sqlite3_close(db);
+	check_reason_constraint(path);
+	su_rmdir(dir);
+}
+
+/* The first event of a series (INIT) inserts before it looks up: a series
+ * that exists after all (here from a forecast) keeps its row. */
+Test(storage, init_of_an_existing_series_uses_its_row)
+{
+	char dir[64], path[128], err[512];
+	su_tmpdb(dir, sizeof(dir), path, sizeof(path));
+	struct store *s = su_open(path, NULL);
+	float f[4] = {1, 2, 3, 4};
+	struct store_event fc = {.type = STORE_EV_FORECAST,
+				 .series = "x",
+				 .ts = 100,
+				 .forecast = f,
+				 .horizon = 4};
+	cr_assert_eq(store_event_put(s, &fc, err, sizeof(err)), 0, "%s", err);
+	cr_assert_eq(su_version(s, "x", STORE_EV_INIT, 0, 0, 100, 1.0f), 0);
+	cr_assert_eq(su_version(s, "y", STORE_EV_INIT, 0, 0, 100, 2.0f), 0);
+	/* version 0 again: refused, the batch survives */
+	cr_assert_eq(su_version(s, "y", STORE_EV_INIT, 0, 0, 100, 2.0f),
+		     -EEXIST);
+	su_commit(s);
+	struct got g = restore_all(s);
+	cr_assert_eq(g.n, 2);
+	store_free(s);
+	sqlite3 *db = su_raw(path);
+	cr_assert_eq(su_int(db, "SELECT count(*) FROM series"), 2);
+	cr_assert_eq(su_int(db, "SELECT count(*) FROM versions v JOIN series s "
+				"ON s.id = v.series_id WHERE s.key = 'x' AND "
+				"v.id = s.current_version_id"),
+		     1);
+	cr_assert_eq(su_int(db, "SELECT count(*) FROM forecasts"), 1);
+	sqlite3_close(db);
+	su_rmdir(dir);
+}
