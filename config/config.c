@@ -187,6 +187,13 @@ static const struct option options[] = {
     INT("storage.batch_ms", storage.batch_ms, 1, 60000, "200", 0,
 	"... or this many milliseconds after it began, whichever comes "
 	"first."),
+    INT("storage.forecast_sample", storage.forecast_sample, 0, 1000000, "1",
+	OPT_RELOAD,
+	"Keep 1 in this many forecasts in the forecasts table (chosen by a "
+	"hash of series and origin time, so the same ones on a replay); 1 "
+	"keeps all, 0 none. Every forecast still goes to the forecasts "
+	"topic; a row per forecast is a large share of the daemon's "
+	"per-message cost at high rates."),
     INT("storage.busy_timeout_ms", storage.busy_timeout_ms, 0, 600000, "5000",
 	0,
 	"How long a write waits for another process's lock (e.g. "

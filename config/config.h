@@ -97,6 +97,7 @@ struct cfg {
 		char path[CFG_PATH_MAX];
 		int batch_rows;	     /* commit a batch after this many rows */
 		int batch_ms;	     /* ... or this long after it opened */
+		int forecast_sample; /* keep 1 in N forecasts as rows */
 		int busy_timeout_ms; /* wait for another writer's lock */
 		int keep_versions;   /* retention: last N versions per series */
 		int keep_days;	     /* ... plus everything younger; 0 = all */

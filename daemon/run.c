@@ -212,6 +212,22 @@ static void json_escape(char *dst, size_t size, const char *src)
 	dst[o] = '\0';
 }
 
+/* storage.forecast_sample: 1 in N forecasts becomes a row, chosen by a
+ * hash of series and origin time (the same choice on a replay). */
+static bool keep_forecast_row(const struct run *r, const struct ttt_event *ev)
+{
+	int n = r->cfg.storage.forecast_sample;
+	if (n <= 1)
+		return n == 1;
+	uint64_t h = 1469598103934665603ull ^ (uint64_t)ev->ts;
+	for (const char *p = ev->series; *p; p++)
+		h = (h ^ (unsigned char)*p) * 1099511628211ull;
+	h ^= h >> 29;
+	h *= 0xbf58476d1ce4e5b9ull;
+	h ^= h >> 32;
+	return h % (uint64_t)n == 0;
+}
+
 static void on_engine_event(void *user, const struct ttt_event *ev)
 {
 	struct run *r = user;
@@ -256,6 +272,8 @@ static void on_engine_event(void *user, const struct ttt_event *ev)
 	default:
 		break;
 	}
+	if (ev->type == TTT_EV_FORECAST && !keep_forecast_row(r, ev))
+		return;
 	if (dc_record_event(r->store, ev, NULL, r->err, sizeof(r->err)) < 0)
 		log_ratelimited(&r->rl_store, LOG_ERR, "storage: %s", r->err);
 }
@@ -630,6 +648,7 @@ static void reload(struct run *r)
 	r->cfg.log = c.log;
 	r->cfg.kafka.max_poll_records = c.kafka.max_poll_records;
 	r->cfg.kafka.max_in_flight = c.kafka.max_in_flight;
+	r->cfg.storage.forecast_sample = c.storage.forecast_sample;
 	r->cfg.storage.keep_versions = c.storage.keep_versions;
 	r->cfg.storage.keep_days = c.storage.keep_days;
 	r->cfg.storage.prune_batch = c.storage.prune_batch;

@@ -348,6 +348,27 @@ bp_forecasts() { kcat -C -b "$BS" -t forecasts -o beginning -e -q -f '%k\n' 2>/d
 bp_all() { test "$(bp_forecasts)" -eq $(( 4 * (60 - L + 1) )); }
 check "backpressure: every forecast of the paused period arrives, once" wait_for 60 bp_all
 
+# storage.forecast_sample = 0 (reloadable): forecasts still reach the topic,
+# no longer the forecasts table.
+rows() { sqlite3 "$WORK/driftcast.db" 'SELECT count(*) FROM forecasts;'; }
+rows_before=$(rows)
+reloads=$(grep -c 'configuration reloaded' "$WORK/daemon.log")
+sed -i "s|^path = $WORK/driftcast.db\$|&\nforecast_sample = 0|" "$WORK/driftcast.conf"
+kill -HUP "$daemon_pid"
+wait_for 10 reloaded || diag "no reload seen"
+for s in bp1 bp2 bp3 bp4; do
+    awk -v s=$s -v t0=$T0 'BEGIN {
+        for (i = 60; i < 70; i++)
+            printf "%s:{\"series\":\"%s\",\"ts\":%d,\"value\":%.4f}\n",
+                s, s, t0 + i * 3600, 5 + 2 * cos(i * 2 * 3.14159 / 24)
+    }'
+done | kcat -P -b "$BS" -t measurements -K: 2>/dev/null
+bp_all() { test "$(bp_forecasts)" -eq $(( 4 * (70 - L + 1) )); }
+check "forecast_sample = 0: forecasts keep reaching the topic" wait_for 60 bp_all
+check "forecast_sample = 0: no new rows in the forecasts table ($(rows) vs $rows_before)" \
+    test "$(rows)" -eq "$rows_before"
+sed -i '/^forecast_sample = 0$/d' "$WORK/driftcast.conf"
+
 # ---- SIGTERM drains and exits 0 ---------------------------------------------------------------
 
 kill -TERM "$daemon_pid"
