@@ -397,7 +397,7 @@ int fc_forecast(const struct fc_model *m, const float *adapter,
 	effective(&w, m, m->params, adapter, ws);
 	memcpy(ws->a.x, x, sizeof(float) * (size_t)b * lo->L);
 	memset(ws->a.m, 0, sizeof(float) * (size_t)b * lo->L);
-	int r = nn_forward(lo, &w, &ws->a, b, 0);
+	int r = nn_forecast(lo, &w, &ws->a, b);
 	if (r < 0)
 		return r;
 	memcpy(y, ws->a.pred, sizeof(float) * (size_t)b * lo->H);
@@ -418,7 +418,7 @@ int fc_forecast_calibrated(const struct fc_model *m, struct fc_workspace *ws,
 	w.cal_row = cal;
 	memcpy(ws->a.x, x, sizeof(float) * (size_t)b * lo->L);
 	memset(ws->a.m, 0, sizeof(float) * (size_t)b * lo->L);
-	int r = nn_forward(lo, &w, &ws->a, b, 0);
+	int r = nn_forecast(lo, &w, &ws->a, b);
 	if (r < 0)
 		return r;
 	memcpy(y, ws->a.pred, sizeof(float) * (size_t)b * lo->H);

@@ -1363,7 +1363,8 @@ static int chunk_windows(const struct nn_layout *lo)
 		return 1 << 20;
 	int per = lo->N * (3 * lo->D + lo->F) * (int)sizeof(fc_real);
 	int c = (512 << 10) / (per > 0 ? per : 1);
-	return c < 4 ? 4 : c > 64 ? 64 : c;
+	c &= ~7; /* whole groups of the attention's lanes */
+	return c < 8 ? 8 : c > 64 ? 64 : c;
 }
 
 /* Forward of the rows of one chunk: bf forecast rows, then br recon rows,
@@ -1482,8 +1483,12 @@ static int chunk_forecast_rows(int c0, int nr, int bf)
 	return nf < 0 ? 0 : nf > nr ? nr : nf;
 }
 
-int NN(forward)(const struct nn_layout *lo, const struct nn_weights *w,
-		struct nn_acts *a, int bf, int br)
+/* Forward in chunks; keep = 0 (forecast only): every chunk's activations
+ * overwrite the first chunk's, which stay in cache, and only the per-row
+ * results (pred, fc, mu, sd) land at their rows. */
+static int forward_chunks(const struct nn_layout *lo,
+			  const struct nn_weights *w, struct nn_acts *a, int bf,
+			  int br, int keep)
 {
 	int R = bf + br, cw = chunk_windows(lo);
 	for (int c0 = 0; c0 < R; c0 += cw) {
@@ -1491,7 +1496,16 @@ int NN(forward)(const struct nn_layout *lo, const struct nn_weights *w,
 		int nf = chunk_forecast_rows(c0, nr, bf);
 		struct nn_acts v;
 		struct nn_weights wc = *w;
-		acts_view(&v, a, lo, c0);
+		acts_view(&v, a, lo, keep ? c0 : 0);
+		if (!keep) {
+			size_t r0 = (size_t)c0;
+			v.x = a->x + r0 * lo->L;
+			v.m = a->m + r0 * lo->L;
+			v.mu = a->mu + r0;
+			v.sd = a->sd + r0;
+			v.fc = a->fc + r0 * lo->H;
+			v.pred = a->pred + r0 * lo->H;
+		}
 		if (w->cal_row && nf > 0)
 			wc.cal_row = w->cal_row + c0;
 		int r = forward_rows(lo, &wc, &v, nf, nr - nf);
@@ -1499,6 +1513,18 @@ int NN(forward)(const struct nn_layout *lo, const struct nn_weights *w,
 			return r;
 	}
 	return 0;
+}
+
+int NN(forward)(const struct nn_layout *lo, const struct nn_weights *w,
+		struct nn_acts *a, int bf, int br)
+{
+	return forward_chunks(lo, w, a, bf, br, 1);
+}
+
+int NN(forecast)(const struct nn_layout *lo, const struct nn_weights *w,
+		 struct nn_acts *a, int b)
+{
+	return forward_chunks(lo, w, a, b, 0, 0);
 }
 
 void NN(loss)(const struct nn_layout *lo, const struct nn_acts *a,

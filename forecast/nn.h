@@ -186,6 +186,12 @@ void NN(weights)(struct nn_weights *w, const struct nn_layout *lo,
 int NN(forward)(const struct nn_layout *lo, const struct nn_weights *w,
 		struct nn_acts *a, int bf, int br);
 
+/* The same for b forecast rows when no backward follows: only a->pred
+ * (and a->fc, mu, sd) hold results for every row afterwards; the other
+ * buffers are scratch (faster: they stay in cache). */
+int NN(forecast)(const struct nn_layout *lo, const struct nn_weights *w,
+		 struct nn_acts *a, int b);
+
 /* Losses of a forward pass; fills g->pred [bf, H] and g->recon [br, L]
  * (rows bf..) with their gradients scaled by wf and wr.  y [bf, H]. */
 void NN(loss)(const struct nn_layout *lo, const struct nn_acts *a,
