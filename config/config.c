@@ -80,6 +80,14 @@ static const struct enum_item backbones[] = {
     {NULL, 0},
 };
 
+static const struct enum_item lr_schedules[] = {
+    {"constant", CFG_LR_CONSTANT},
+    {"plateau", CFG_LR_PLATEAU},
+    {"step", CFG_LR_STEP},
+    {"cosine", CFG_LR_COSINE},
+    {NULL, 0},
+};
+
 static const struct enum_item ts_units[] = {
     {"auto", CFG_TS_AUTO}, {"s", CFG_TS_S},   {"ms", CFG_TS_MS},
     {"us", CFG_TS_US},	   {"ns", CFG_TS_NS}, {NULL, 0},
@@ -270,6 +278,19 @@ static const struct option options[] = {
 	"Worker threads splitting each `driftcast train` batch."),
     INT("train.epoch_windows", train.epoch_windows, 0, 100000000, "0", 0,
 	"Windows drawn per epoch (0 = every training window)."),
+    ENUM("train.lr_schedule", train.lr_schedule, lr_schedules, "constant", 0,
+	 "Learning-rate schedule: constant; plateau (multiply by "
+	 "train.lr_factor after every epoch whose validation MSE is not the "
+	 "best so far); step (multiply by train.lr_factor after every "
+	 "epoch); cosine (per step from train.lr down to 0 over "
+	 "train.epochs epochs)."),
+    DBL("train.lr_factor", train.lr_factor, 0.01, 1, "0.5", 0,
+	"Learning-rate multiplier of the plateau and step schedules."),
+    DBL("train.ema", train.ema, 0, 0.9999, "0", 0,
+	"Decay of an exponential moving average of the weights, updated "
+	"after every step; when > 0 the average is what is validated, early "
+	"stopped and saved (e.g. 0.999 averages about the last 1000 steps); "
+	"0 = off."),
 
     BOOL("ttt.enabled", ttt.enabled, "true", OPT_RELOAD,
 	 "Adapt per-series adapters at test time; false forecasts with "

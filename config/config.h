@@ -64,6 +64,14 @@ enum cfg_backbone {
 	CFG_BACKBONE_TRANSFORMER = 1,
 };
 
+/* Same values as forecast.h's enum fc_lr_schedule. */
+enum cfg_lr_schedule {
+	CFG_LR_CONSTANT = 0,
+	CFG_LR_PLATEAU = 1,
+	CFG_LR_STEP = 2,
+	CFG_LR_COSINE = 3,
+};
+
 /* Values are syslog(3) priorities, as the journal understands them. */
 enum cfg_log_level {
 	CFG_LOG_ERROR = 3,
@@ -131,6 +139,9 @@ struct cfg {
 		int seed;
 		int threads;
 		int epoch_windows;
+		int lr_schedule; /* enum cfg_lr_schedule */
+		double lr_factor;
+		double ema;
 	} train;
 	struct {
 		bool enabled;

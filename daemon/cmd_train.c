@@ -72,11 +72,11 @@ static int on_progress(void *user, const struct fc_train_progress *p)
 		if (s->tty)
 			fprintf(stderr, "\r\033[K");
 		fprintf(stderr,
-			"epoch %d/%d: train loss %.4f, val mse %.4f%s "
-			"(%.1f s)\n",
+			"epoch %d/%d: train loss %.4f, val mse %.4f%s, "
+			"lr %.3g (%.1f s)\n",
 			p->epoch, p->epochs, (double)p->loss,
 			(double)p->val_mse, p->improved ? " *" : "",
-			p->elapsed);
+			(double)p->lr, p->elapsed);
 		return 0;
 	}
 	if (!s->tty)
@@ -106,6 +106,13 @@ static int parse_int(const char *s, int lo, int hi, int *ret)
 	return 0;
 }
 
+static const char *lr_schedule_name(int s)
+{
+	static const char *const names[] = {"constant", "plateau", "step",
+					    "cosine"};
+	return s >= 0 && s < 4 ? names[s] : "?";
+}
+
 static int write_report(const char *path, const char *data,
 			const struct fc_dataset *d, const struct fc_config *mc,
 			const struct fc_train_config *tc,
@@ -116,9 +123,10 @@ static int write_report(const char *path, const char *data,
 	json_t *o = json_object(), *curve = json_array();
 	for (int i = 0; i < rep->epochs_run; i++)
 		json_array_append_new(
-		    curve, json_pack("{s:i, s:f, s:f}", "epoch", i + 1,
+		    curve, json_pack("{s:i, s:f, s:f, s:f}", "epoch", i + 1,
 				     "train_loss", (double)rep->train_loss[i],
-				     "val_mse", (double)rep->val_mse[i]));
+				     "val_mse", (double)rep->val_mse[i], "lr",
+				     (double)rep->lr[i]));
 	json_object_set_new(o, "dataset", json_string(d->name));
 	json_object_set_new(o, "data", json_string(data));
 	json_object_set_new(o, "backbone",
@@ -134,12 +142,15 @@ static int write_report(const char *path, const char *data,
 		      (json_int_t)adapter_len));
 	json_object_set_new(
 	    o, "train",
-	    json_pack("{s:i, s:i, s:f, s:f, s:f, s:i, s:I, s:i}", "epochs",
-		      tc->epochs, "batch", tc->batch, "lr", (double)tc->lr,
-		      "weight_decay", (double)tc->weight_decay, "recon_weight",
-		      (double)tc->recon_weight, "patience", tc->patience,
-		      "seed", (json_int_t)tc->seed, "epoch_windows",
-		      tc->epoch_windows));
+	    json_pack("{s:i, s:i, s:f, s:f, s:f, s:i, s:I, s:i, s:s, s:f, "
+		      "s:f}",
+		      "epochs", tc->epochs, "batch", tc->batch, "lr",
+		      (double)tc->lr, "weight_decay", (double)tc->weight_decay,
+		      "recon_weight", (double)tc->recon_weight, "patience",
+		      tc->patience, "seed", (json_int_t)tc->seed,
+		      "epoch_windows", tc->epoch_windows, "lr_schedule",
+		      lr_schedule_name(tc->lr_schedule), "lr_factor",
+		      (double)tc->lr_factor, "ema", (double)tc->ema));
 	json_object_set_new(
 	    o, "split",
 	    json_pack("{s:i, s:i, s:i, s:i, s:i}", "train", d->train_end, "val",
@@ -306,6 +317,9 @@ int dc_cmd_train(int argc, char **argv)
 	tc.seed = (uint64_t)(seed >= 0 ? seed : cfg.train.seed);
 	tc.threads = threads > 0 ? threads : cfg.train.threads;
 	tc.epoch_windows = cfg.train.epoch_windows;
+	tc.lr_schedule = cfg.train.lr_schedule;
+	tc.lr_factor = (float)cfg.train.lr_factor;
+	tc.ema = (float)cfg.train.ema;
 	char err[1024];
 	if (fc_config_check(&mc, err, sizeof(err)) < 0) {
 		fprintf(stderr, "driftcast train: %s\n", err);
@@ -327,12 +341,12 @@ int dc_cmd_train(int argc, char **argv)
 	if (!quiet)
 		fprintf(stderr,
 			"driftcast train: %s, %d channels, %d train rows; %s "
-			"L=%d H=%d D=%d layers=%d; batch %d, lr %g, threads "
-			"%d\n",
+			"L=%d H=%d D=%d layers=%d; batch %d, lr %g (%s), "
+			"threads %d\n",
 			d->name, d->n_cols, d->train_end,
 			fc_backbone_name(mc.backbone), mc.lookback, mc.horizon,
 			mc.d_model, mc.n_layers, tc.batch, (double)tc.lr,
-			tc.threads);
+			lr_schedule_name(tc.lr_schedule), tc.threads);
 	struct fc_model *m = NULL;
 	struct fc_train_report rep;
 	r = fc_train(&mc, &tc, d, on_progress, &ps, &m, &rep, err, sizeof(err));

@@ -335,12 +335,22 @@ int fc_dataset_split_windows(const struct fc_dataset *d, enum fc_split s,
  * own univariate series: loss = forecast MSE + recon_weight * masked-
  * reconstruction MSE (each window is seen twice: unmasked for the forecast,
  * masked for the reconstruction), AdamW, gradient clipping, early stopping
- * on the validation forecast MSE (the best epoch's weights are returned).
+ * on the validation forecast MSE (the best epoch's weights are returned;
+ * with ema > 0, the best epoch's moving average of the weights).
  * Deterministic for a given seed and thread count (it sets BLAS to one
  * thread and splits batches itself).  The test split is
  * never looked at.
  */
 #define FC_TRAIN_MAX_EPOCHS 200
+
+/* Learning-rate schedule of fc_train (lr is the starting rate). */
+enum fc_lr_schedule {
+	FC_LR_CONSTANT = 0, /* lr throughout */
+	FC_LR_PLATEAU = 1,  /* lr *= lr_factor after an epoch without a
+			     * better validation MSE */
+	FC_LR_STEP = 2,	    /* lr *= lr_factor after every epoch */
+	FC_LR_COSINE = 3,   /* per step, cosine from lr to 0 over `epochs` */
+};
 
 struct fc_train_config {
 	int epochs;	    /* maximum, 30 */
@@ -353,6 +363,11 @@ struct fc_train_config {
 	uint64_t seed;	    /* 1 */
 	int threads;	    /* worker threads splitting each batch, 1 */
 	int epoch_windows;  /* windows drawn per epoch, 0 = all of them */
+	int lr_schedule;    /* enum fc_lr_schedule, FC_LR_CONSTANT */
+	float lr_factor;    /* PLATEAU and STEP multiplier, 0.5 */
+	float ema;	    /* decay of an exponential moving average of
+			     * the weights, which is what is validated and
+			     * returned; 0 = off (the raw weights), 0 */
 };
 
 void fc_train_config_default(struct fc_train_config *t);
@@ -366,6 +381,7 @@ struct fc_train_progress {
 	int epoch_done;	   /* 1 at the end of an epoch: val_mse is set */
 	float val_mse;	   /* validation forecast MSE (scaled space) */
 	int improved;	   /* the epoch is the best so far */
+	float lr;	   /* learning rate of the current step */
 };
 
 /* Called after every step and at the end of every epoch; return nonzero
@@ -382,6 +398,7 @@ struct fc_train_report {
 	double cpu_seconds; /* CPU time of the process (all threads) */
 	float train_loss[FC_TRAIN_MAX_EPOCHS]; /* per epoch, mean */
 	float val_mse[FC_TRAIN_MAX_EPOCHS];    /* per epoch */
+	float lr[FC_TRAIN_MAX_EPOCHS]; /* per epoch, at its first step */
 	float best_val_mse;
 };
 

@@ -9,8 +9,11 @@
  * one contiguous slice per worker thread (each with its own workspace,
  * single-threaded BLAS), the slices' losses are weighted by their share of
  * the batch and their gradients summed in a fixed order, so a run is
- * deterministic for a given seed and thread count.  No I/O, no logging:
- * progress goes through the callback.
+ * deterministic for a given seed and thread count.  The learning rate
+ * follows tc->lr_schedule; with tc->ema > 0 an exponential moving average
+ * of the weights (Polyak averaging) is kept next to them, and it is the
+ * average that is validated, early-stopped on and returned.  No I/O, no
+ * logging: progress goes through the callback.
  */
 #include "forecast/internal.h"
 
@@ -64,6 +67,20 @@ void fc_train_config_default(struct fc_train_config *t)
 	t->seed = 1;
 	t->threads = 1;
 	t->epoch_windows = 0;
+	t->lr_schedule = FC_LR_CONSTANT;
+	t->lr_factor = 0.5f;
+	t->ema = 0.0f;
+}
+
+/* Learning rate of step `k` (0-based, of `n` in the whole run) in an epoch
+ * whose plateau/step rate is `lr_ep`. */
+static float sched_lr(const struct fc_train_config *tc, float lr_ep, long k,
+		      long n)
+{
+	if (tc->lr_schedule != FC_LR_COSINE)
+		return lr_ep;
+	return (float)((double)tc->lr * 0.5 *
+		       (1.0 + cos(M_PI * (double)k / (double)n)));
 }
 
 /* window w of channel c starting at row s: x [L], y [H] */
@@ -222,10 +239,15 @@ int fc_train(const struct fc_config *mc, const struct fc_train_config *tc,
 		return r;
 	if (tc->epochs < 1 || tc->epochs > FC_TRAIN_MAX_EPOCHS ||
 	    tc->batch < 1 || tc->batch > 65536 || !(tc->lr >= 0.0f) ||
-	    tc->patience < 1 || !(tc->clip > 0.0f) || tc->threads < 1)
+	    tc->patience < 1 || !(tc->clip > 0.0f) || tc->threads < 1 ||
+	    tc->lr_schedule < FC_LR_CONSTANT ||
+	    tc->lr_schedule > FC_LR_COSINE ||
+	    !(tc->lr_factor > 0.0f && tc->lr_factor <= 1.0f) ||
+	    !(tc->ema >= 0.0f && tc->ema < 1.0f))
 		return fail(errbuf, errbuf_size, -EINVAL,
 			    "invalid training settings (epochs 1..%d, batch "
-			    ">= 1, lr >= 0, patience >= 1, clip > 0)",
+			    ">= 1, lr >= 0, patience >= 1, clip > 0, "
+			    "lr_factor in (0, 1], ema in [0, 1))",
 			    FC_TRAIN_MAX_EPOCHS);
 	int ntr = fc_dataset_split_windows(d, FC_SPLIT_TRAIN, L, H);
 	int nva = fc_dataset_split_windows(d, FC_SPLIT_VAL, L, H);
@@ -253,7 +275,7 @@ int fc_train(const struct fc_config *mc, const struct fc_train_config *tc,
 	size_t total = (size_t)ntr * (size_t)C;
 	size_t np;
 	uint32_t *idx = NULL;
-	float *xb = NULL, *best = NULL, *adam = NULL;
+	float *xb = NULL, *best = NULL, *adam = NULL, *ema = NULL, *raw = NULL;
 	r = fc_model_new(mc, tc->seed, &m, errbuf, errbuf_size);
 	if (r < 0)
 		return r;
@@ -268,7 +290,12 @@ int fc_train(const struct fc_config *mc, const struct fc_train_config *tc,
 	xb = malloc(sizeof(float) * (size_t)B * (2 * (size_t)L + (size_t)H));
 	best = malloc(sizeof(float) * np);
 	adam = calloc(fc_adam_state_len(np), sizeof(float));
-	if (r < 0 || !idx || !xb || !best || !adam) {
+	if (tc->ema > 0.0f) {
+		ema = calloc(np, sizeof(float));
+		raw = malloc(sizeof(float) * np);
+	}
+	if (r < 0 || !idx || !xb || !best || !adam ||
+	    (tc->ema > 0.0f && (!ema || !raw))) {
 		r = fail(errbuf, errbuf_size, -ENOMEM, "out of memory");
 		goto out;
 	}
@@ -284,7 +311,7 @@ int fc_train(const struct fc_config *mc, const struct fc_train_config *tc,
 		per_epoch = (size_t)tc->epoch_windows;
 	int steps = (int)((per_epoch + (size_t)B - 1) / (size_t)B);
 	long step_no = 0;
-	float best_val = INFINITY;
+	float best_val = INFINITY, lr_ep = tc->lr;
 	int bad = 0;
 	double t0 = now_sec(), c0 = cpu_sec();
 	for (int ep = 1; ep <= tc->epochs; ep++) {
@@ -296,6 +323,8 @@ int fc_train(const struct fc_config *mc, const struct fc_train_config *tc,
 			idx[j] = t;
 		}
 		double sum = 0, te = now_sec();
+		rep->lr[ep - 1] =
+		    sched_lr(tc, lr_ep, step_no, (long)tc->epochs * steps);
 		for (int st = 0; st < steps; st++) {
 			size_t i0 = (size_t)st * (size_t)B;
 			int b = per_epoch - i0 < (size_t)B
@@ -323,7 +352,14 @@ int fc_train(const struct fc_config *mc, const struct fc_train_config *tc,
 			}
 			float *gp = pool.w[0].ws->gp;
 			fc_grad_clip(gp, np, tc->clip);
+			opt.lr = sched_lr(tc, lr_ep, step_no,
+					  (long)tc->epochs * steps);
 			fc_adam_step(&opt, m->params, gp, adam, np, ++step_no);
+			if (ema) { /* from 0; debiased when it is used */
+				float k = 1.0f - tc->ema;
+				for (size_t i = 0; i < np; i++)
+					ema[i] += k * (m->params[i] - ema[i]);
+			}
 			sum += (double)loss.total;
 			if (progress) {
 				double el = now_sec() - te;
@@ -335,6 +371,7 @@ int fc_train(const struct fc_config *mc, const struct fc_train_config *tc,
 				    .loss = (float)(sum / (st + 1)),
 				    .elapsed = now_sec() - t0,
 				    .eta = el / (st + 1) * (steps - st - 1),
+				    .lr = opt.lr,
 				};
 				if (progress(user, &p)) {
 					r = fail(errbuf, errbuf_size,
@@ -344,6 +381,14 @@ int fc_train(const struct fc_config *mc, const struct fc_train_config *tc,
 			}
 		}
 		double mse, mae;
+		if (ema) { /* validate (and keep) the averaged weights,
+			    * bias-corrected as Adam's moments are */
+			float cb = (float)(1.0 / (1.0 - pow((double)tc->ema,
+							    (double)step_no)));
+			memcpy(raw, m->params, sizeof(float) * np);
+			for (size_t i = 0; i < np; i++)
+				m->params[i] = ema[i] * cb;
+		}
 		r = fc_evaluate(m, NULL, ws, d, FC_SPLIT_VAL, &mse, &mae);
 		if (r < 0) {
 			r = fail(errbuf, errbuf_size, r,
@@ -361,7 +406,13 @@ int fc_train(const struct fc_config *mc, const struct fc_train_config *tc,
 			bad = 0;
 		} else {
 			bad++;
+			if (tc->lr_schedule == FC_LR_PLATEAU)
+				lr_ep *= tc->lr_factor;
 		}
+		if (tc->lr_schedule == FC_LR_STEP)
+			lr_ep *= tc->lr_factor;
+		if (ema)
+			memcpy(m->params, raw, sizeof(float) * np);
 		if (progress) {
 			struct fc_train_progress p = {
 			    .epoch = ep,
@@ -373,6 +424,7 @@ int fc_train(const struct fc_config *mc, const struct fc_train_config *tc,
 			    .epoch_done = 1,
 			    .val_mse = (float)mse,
 			    .improved = improved,
+			    .lr = rep->lr[ep - 1],
 			};
 			if (progress(user, &p)) {
 				r = fail(errbuf, errbuf_size, -ECANCELED,
@@ -398,5 +450,7 @@ out:
 	free(xb);
 	free(best);
 	free(adam);
+	free(ema);
+	free(raw);
 	return r;
 }

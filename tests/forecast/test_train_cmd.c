@@ -121,3 +121,69 @@ Test(train_cmd, trains_saves_reports_deterministically)
 	cr_assert_eq(system(cmd), 0, "same seed, different model files");
 	free(r);
 }
+
+/* train.lr_schedule=step halves the rate every epoch (the JSON curve says
+ * so), train.ema validates and saves the averaged weights, and both stay
+ * deterministic for a seed; out-of-range values are usage errors. */
+Test(train_cmd, lr_schedule_and_ema)
+{
+	struct run_result *r = malloc(sizeof(*r));
+	cr_assert(r);
+	char *args[] = {"driftcast",  "train",
+			"--data",     csv,
+			"--out",      model,
+			"--lookback", "48",
+			"--horizon",  "12",
+			"--epochs",   "3",
+			"--json",     report,
+			"--set",      "model.width=16",
+			"--set",      "train.lr_schedule=step",
+			"--set",      "train.ema=0.9",
+			"--set",      "train.patience=5",
+			NULL};
+	tu_run(r, args);
+	cr_assert_eq(r->status, 0, "%s", r->err);
+	json_error_t je;
+	json_t *j = json_load_file(report, 0, &je);
+	cr_assert(j, "%s", je.text);
+	json_t *curve = json_object_get(j, "curve");
+	cr_assert_eq(json_array_size(curve), 3);
+	for (int e = 0; e < 3; e++) {
+		json_t *c = json_array_get(curve, (size_t)e);
+		double lr = json_real_value(json_object_get(c, "lr"));
+		double vm = json_real_value(json_object_get(c, "val_mse"));
+		cr_assert_float_eq(lr, 1e-3 / (1 << e), 1e-9, "epoch %d lr %g",
+				   e + 1, lr);
+		cr_assert(isfinite(vm) && vm > 0, "epoch %d val %g", e + 1, vm);
+	}
+	json_t *tr = json_object_get(j, "train");
+	cr_assert_str_eq(json_string_value(json_object_get(tr, "lr_schedule")),
+			 "step");
+	cr_assert_float_eq(json_real_value(json_object_get(tr, "ema")), 0.9,
+			   1e-6);
+	/* the saved model is the best epoch's average */
+	int best = (int)json_integer_value(json_object_get(j, "best_epoch"));
+	double vbest = json_real_value(json_object_get(
+	    json_array_get(curve, (size_t)best - 1), "val_mse"));
+	double vsaved =
+	    json_real_value(json_object_get(json_object_get(j, "val"), "mse"));
+	cr_assert_float_eq(vsaved, vbest, 1e-5 * vbest, "%g vs %g", vsaved,
+			   vbest);
+	json_decref(j);
+
+	args[5] = model2;
+	tu_run(r, args);
+	cr_assert_eq(r->status, 0, "%s", r->err);
+	char cmd[256];
+	snprintf(cmd, sizeof(cmd), "cmp -s %s %s", model, model2);
+	cr_assert_eq(system(cmd), 0, "same seed, different model files");
+
+	args[19] = "train.ema=1";
+	tu_run(r, args);
+	cr_assert_eq(r->status, 2, "%s", r->err);
+	args[19] = "train.ema=0.9";
+	args[17] = "train.lr_schedule=linear";
+	tu_run(r, args);
+	cr_assert_eq(r->status, 2, "%s", r->err);
+	free(r);
+}
