@@ -293,6 +293,21 @@ FC_VEC void NN(gelu_backward)(fc_real *dinp, const fc_real *inp,
 	}
 }
 
+/* the same, writing dinp instead of adding to it */
+FC_VEC static void gelu_backward_set(fc_real *dinp, const fc_real *inp,
+				     const fc_real *dout, int n)
+{
+	for (int i = 0; i < n; i++) {
+		fc_real x = inp[i];
+		fc_real u = GELU_K * (x + R_(0.044715) * x * x * x);
+		fc_real t = TANH(u);
+		fc_real du = GELU_K * (R_(1.0) + R_(3.0 * 0.044715) * x * x);
+		fc_real g = R_(0.5) * (R_(1.0) + t) +
+			    R_(0.5) * x * (R_(1.0) - t * t) * du;
+		dinp[i] = g * dout[i];
+	}
+}
+
 static void attention_forward_mm(fc_real *out, fc_real *att, const fc_real *qkv,
 				 int B, int T, int C, int NH)
 {
@@ -644,10 +659,11 @@ FC_VEC static void attention_forward_lanes(fc_real *out, fc_real *att,
 	}
 }
 
+/* acc = 0: dqkv is written, not added to (every element of it is) */
 FC_VEC static void attention_backward_lanes(fc_real *dqkv, const fc_real *dout,
 					    const fc_real *qkv,
 					    const fc_real *att, int B, int T,
-					    int C, int NH)
+					    int C, int NH, int acc)
 {
 	int hs = C / NH;
 	fc_real scale = R_(1.0) / SQRT((fc_real)hs);
@@ -703,11 +719,11 @@ FC_VEC static void attention_backward_lanes(fc_real *dqkv, const fc_real *dout,
 			for (int t = 0; t < T; t++) {
 				size_t o = (size_t)t * 3 * C;
 				lane_matvec(G, P + (size_t)t * T, 1, K, T, hs);
-				lane_put(gq, o, G, hs, nb, 1);
+				lane_put(gq, o, G, hs, nb, acc);
 				lane_matvec(G, P + t, (size_t)T, Q, T, hs);
-				lane_put(gk, o, G, hs, nb, 1);
+				lane_put(gk, o, G, hs, nb, acc);
 				lane_matvec(G, A + t, (size_t)T, Dd, T, hs);
-				lane_put(gv, o, G, hs, nb, 1);
+				lane_put(gv, o, G, hs, nb, acc);
 			}
 		}
 	}
@@ -737,7 +753,7 @@ void NN(attention_backward)(fc_real *dqkv, const fc_real *dout,
 {
 	int hs = C / NH;
 	if (att_lanes(T, hs))
-		attention_backward_lanes(dqkv, dout, qkv, att, B, T, C, NH);
+		attention_backward_lanes(dqkv, dout, qkv, att, B, T, C, NH, 1);
 	else
 		attention_backward_ref(dqkv, dout, qkv, att, B, T, C, NH);
 }
@@ -1667,8 +1683,7 @@ static void backward_rows(const struct nn_layout *lo,
 		mm(1, 0, D, F, RN, dres1, D, a->fcg[l], F, R_(1.0),
 		   GP(T_FC2_W, l), F);
 		bias_grad(GP(T_FC2_B, l), dres1, RN, D);
-		memset(g->fch[l], 0, sizeof(fc_real) * (size_t)RN * F);
-		NN(gelu_backward)(g->fch[l], a->fch[l], g->fcg[l], RN * F);
+		gelu_backward_set(g->fch[l], a->fch[l], g->fcg[l], RN * F);
 		mm(0, 0, RN, D, F, g->fch[l], F, W(T_FC1_W, l), D, R_(0.0),
 		   g->ln2[l], D);
 		mm(1, 0, F, D, RN, g->fch[l], F, a->ln2[l], D, R_(1.0),
@@ -1684,9 +1699,17 @@ static void backward_rows(const struct nn_layout *lo,
 		mm(1, 0, D, D, RN, dres1, D, a->atty[l], D, R_(1.0),
 		   GP(T_PROJ_W, l), D);
 		bias_grad(GP(T_PROJ_B, l), dres1, RN, D);
-		memset(g->qkv[l], 0, sizeof(fc_real) * (size_t)RN * 3 * D);
-		NN(attention_backward)
-		(g->qkv[l], g->atty[l], a->qkv[l], a->att[l], R, N, D, lo->NH);
+		if (att_lanes(N, D / lo->NH)) {
+			attention_backward_lanes(g->qkv[l], g->atty[l],
+						 a->qkv[l], a->att[l], R, N, D,
+						 lo->NH, 0);
+		} else {
+			memset(g->qkv[l], 0,
+			       sizeof(fc_real) * (size_t)RN * 3 * D);
+			NN(attention_backward)
+			(g->qkv[l], g->atty[l], a->qkv[l], a->att[l], R, N, D,
+			 lo->NH);
+		}
 		mm(0, 0, RN, D, 3 * D, g->qkv[l], 3 * D, W(T_QKV_W, l), D,
 		   R_(0.0), g->ln1[l], D);
 		mm(1, 0, 3 * D, D, RN, g->qkv[l], 3 * D, a->ln1[l], D, R_(1.0),
