@@ -688,3 +688,98 @@ Test(parse, json_fast_path_agrees_with_jansson)
 	dc_parser_free(fast);
 	dc_parser_free(slow);
 }
+
+/* The fast path converts common number tokens itself (exact decimal
+ * mantissa times an exact power of ten, else libc): every value must be the
+ * double jansson's strtod gives, bit for bit, on edge cases and on random
+ * tokens of every length, exponent and sign. */
+Test(parse, json_fast_numbers_bit_identical)
+{
+	struct dc_parse_opts fo = {.format = J, .max_message_bytes = LIMIT};
+	struct dc_parse_opts so = fo;
+	so.no_fast_path = true;
+	struct dc_parser *fast = dc_parser_new(&fo), *slow = dc_parser_new(&so);
+	static struct dc_obs a[MAXOBS], b[MAXOBS];
+	static const char *const edge[] = {
+	    "0",
+	    "-0",
+	    "-0.0",
+	    "0.1",
+	    "2.675",
+	    "12.3456",
+	    "9007199254740992.0",
+	    "9007199254740993.0",
+	    "900719925474099.3",
+	    "123456789012345678",
+	    "-123456789012345678",
+	    "1234567890123456789",
+	    "0.000000000000000000001",
+	    "1e22",
+	    "1e-22",
+	    "1e23",
+	    "4.9e-324",
+	    "123456789012345678e-40",
+	    "1.0E+2",
+	    "1E-0",
+	    "0.30000000000000004",
+	    "999999999999999999",
+	    "1e15",
+	    "1e16",
+	};
+	uint64_t x = 0x9E3779B97F4A7C15ull;
+	char tok[64], msg[160];
+	size_t nfast = 0;
+	for (int i = 0; i < 40000; i++) {
+		if ((size_t)i < sizeof(edge) / sizeof(edge[0])) {
+			snprintf(tok, sizeof(tok), "%s", edge[i]);
+		} else {
+			/* xorshift: digits before/after the point, exponent */
+			x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+			int nint = 1 + (int)(x % 12),
+			    nfrac = (int)(x >> 8) % 12;
+			int hasexp = (int)(x >> 16) % 3 == 0;
+			int ex = (int)((x >> 20) % 41) - 25;
+			size_t o = 0;
+			if ((x >> 30) & 1)
+				tok[o++] = '-';
+			uint64_t d = x >> 32;
+			for (int k = 0; k < nint;
+			     k++, d = d * 6364136223846793005ull + 1)
+				tok[o++] = (char)('0' + (k == 0 && nint > 1
+							     ? 1 + (d >> 60) % 9
+							     : (d >> 60) % 10));
+			if (nfrac) {
+				tok[o++] = '.';
+				for (int k = 0; k < nfrac;
+				     k++, d = d * 6364136223846793005ull + 1)
+					tok[o++] = (char)('0' + (d >> 60) % 10);
+			}
+			if (hasexp)
+				o += (size_t)snprintf(tok + o, sizeof(tok) - o,
+						      "e%d", ex);
+			tok[o] = '\0';
+		}
+		int n = snprintf(msg, sizeof(msg),
+				 "{\"series\":\"s\",\"ts\":1700000000,"
+				 "\"value\":%s}",
+				 tok);
+		struct dc_parse_error ea, eb;
+		size_t na = 0, nb = 0;
+		uint64_t hits = dc_parser_fast_hits(fast);
+		int ra = dc_parse(fast, msg, (size_t)n, NULL, 0, a, MAXOBS, &na,
+				  &ea);
+		int rb = dc_parse(slow, msg, (size_t)n, NULL, 0, b, MAXOBS, &nb,
+				  &eb);
+		cr_assert_eq(ra, rb, "%s", tok);
+		nfast += dc_parser_fast_hits(fast) - hits;
+		if (ra == 0)
+			cr_assert(
+			    !memcmp(&a[0].value, &b[0].value, sizeof(double)),
+			    "%s: %.17g vs %.17g", tok, a[0].value, b[0].value);
+		else
+			cr_assert_str_eq(ea.text, eb.text, "%s", tok);
+	}
+	cr_assert_gt(nfast, 20000, "%zu", nfast);
+	dc_parser_free(fast);
+	dc_parser_free(slow);
+}
