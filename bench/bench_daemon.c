@@ -78,6 +78,7 @@ struct mark {
 	uint64_t wall_us;  /* CLOCK_MONOTONIC */
 	uint64_t cpu_ns;   /* the daemon thread's CPU time */
 	uint64_t proc_ns;  /* the whole process's CPU time */
+	uint64_t wait_ns;  /* the daemon thread's time runnable, not running */
 	uint64_t consumed; /* messages consumed (applied or skipped) */
 };
 
@@ -172,6 +173,13 @@ static void mark_now(struct mark *m, uint64_t consumed)
 	m->cpu_ns = clock_ns(CLOCK_THREAD_CPUTIME_ID);
 	m->proc_ns = clock_ns(CLOCK_PROCESS_CPUTIME_ID);
 	m->consumed = consumed;
+	/* schedstat: on-CPU ns, ns waiting on a run queue, timeslices */
+	unsigned long long run = 0, wait = 0;
+	FILE *f = fopen("/proc/thread-self/schedstat", "r");
+	if (f && fscanf(f, "%llu %llu", &run, &wait) == 2)
+		m->wait_ns = wait;
+	if (f)
+		fclose(f);
 }
 
 static double now_s(void)
@@ -459,7 +467,9 @@ static void print_totals(int rc, double total, const struct dc_run_stats *st)
 }
 
 /* "daemon thread X s CPU = N messages per CPU-second (U us/message);
- * process Y s CPU" for a window of msgs messages. */
+ * process Y s CPU" for a window of msgs messages, and where the daemon
+ * thread's wall time went: on a core, runnable but waiting for one (the
+ * machine is shared), or blocked (Kafka, fsync, idle). */
 static void print_cpu(const char *what, const struct mark *a,
 		      const struct mark *z, uint64_t msgs)
 {
@@ -471,6 +481,11 @@ static void print_cpu(const char *what, const struct mark *a,
 	       what, cpu, cpu > 0 ? (double)msgs / cpu : 0,
 	       msgs ? cpu * 1e6 / (double)msgs : 0, proc,
 	       msgs ? proc * 1e6 / (double)msgs : 0);
+	double wall = (double)(z->wall_us - a->wall_us) / 1e6;
+	double wait = (double)(z->wait_ns - a->wait_ns) / 1e9;
+	printf("  %s: daemon thread's %.2f s of wall clock: %.2f s on a core, "
+	       "%.2f s runnable waiting for a core, %.2f s blocked\n",
+	       what, wall, cpu, wait, wall - cpu - wait);
 }
 
 /* Run one ingest phase over what was produced; 0 or dc_run's code. */
