@@ -43,6 +43,10 @@ struct fc_workspace {
 /* Allocate a model's blocks for cfg (params zeroed); no init. */
 int fc_model_alloc(const struct fc_config *cfg, struct fc_model **ret);
 
+/* fc_pass(want_grad): the adapter's calibration gradient only (in
+ * ws->gad; ws->gp untouched). */
+#define FC_PASS_GRAD_CALIB 2
+
 /* Loss (and with want_grad the gradients: base weights in ws->gp, adapter
  * in ws->gad when adapter is not NULL) of a batch under params p. */
 int fc_pass(const struct fc_model *m, const float *p, const float *adapter,

@@ -354,8 +354,27 @@ static int ws_fits(const struct fc_model *m, const struct fc_workspace *ws,
 
 /* ---- forecasting and losses ------------------------------------------- */
 
+/* Merging adapter changes no base weight when every LoRA B and every
+ * norm delta is zero (B = 0 makes B @ A = 0 whatever A is): the case of
+ * every series that adapts its output calibration only. */
+static int merge_is_identity(const struct nn_layout *lo, const float *ad)
+{
+	static const int zero[] = {A_EMB_B, A_IH_B,  A_HH_B,  A_Q_B,   A_V_B,
+				   A_FC1_B, A_FC2_B, A_LN1_W, A_LN1_B, A_LN2_W,
+				   A_LN2_B, A_LNF_W, A_LNF_B, A_HEAD_B};
+	for (size_t i = 0; i < sizeof(zero) / sizeof(zero[0]); i++)
+		for (int l = 0; l < FC_MAX_LAYERS; l++) {
+			const float *t = ad + lo->aoff[zero[i]][l];
+			for (size_t k = 0; k < lo->alen[zero[i]][l]; k++)
+				if (t[k] != 0.0f)
+					return 0;
+		}
+	return 1;
+}
+
 /* Effective weights for base p and adapter (may be NULL), merged into the
- * workspace unless the cached merge is for equal contents. */
+ * workspace unless the merge would change nothing or the cached merge is
+ * for equal contents. */
 static void effective(struct nn_weights *w, const struct fc_model *m,
 		      const float *p, const float *adapter,
 		      struct fc_workspace *ws)
@@ -365,6 +384,13 @@ static void effective(struct nn_weights *w, const struct fc_model *m,
 	if (!adapter) {
 		/* base pointers only; the merged copies stay valid */
 		nn_weights(w, lo, p, NULL, NULL);
+		return;
+	}
+	if (merge_is_identity(lo, adapter)) {
+		/* bit-identical to the merge, without copying the weights */
+		nn_weights(w, lo, p, NULL, NULL);
+		w->cal_a = adapter + lo->aoff[A_CAL_A][0];
+		w->cal_c = adapter + lo->aoff[A_CAL_C][0];
 		return;
 	}
 	if (ws->cache_valid && ws->cached_model == m->id &&
@@ -458,9 +484,25 @@ int fc_pass(const struct fc_model *m, const float *p, const float *adapter,
 		bt->wr, &lf, &lr);
 	if (!isfinite(lf) || !isfinite(lr))
 		return -ERANGE;
-	if (want_grad)
+	if (want_grad == FC_PASS_GRAD_CALIB && adapter) {
+		/* The output calibration is the model's last step: its
+		 * gradient needs no backward pass through the rest (the same
+		 * expressions as nn_backward's forecast head). */
+		const size_t H = (size_t)lo->H;
+		float *ga = ws->gad + lo->aoff[A_CAL_A][0];
+		float *gc = ws->gad + lo->aoff[A_CAL_C][0];
+		memset(ws->gad, 0, sizeof(float) * lo->n_adapter);
+		for (int b = 0; b < bf; b++)
+			for (size_t j = 0; j < H; j++) {
+				size_t i = (size_t)b * H + j;
+				float dy = ws->g.pred[i] * ws->a.sd[b];
+				ga[j] += dy * ws->a.fc[i];
+				gc[j] += dy;
+			}
+	} else if (want_grad) {
 		nn_backward(lo, &w, adapter, &ws->a, &ws->g, bf, br, ws->gp,
 			    adapter ? ws->gad : NULL);
+	}
 	ret->forecast = lf;
 	ret->recon = lr;
 	ret->total = bt->wf * lf + bt->wr * lr;
@@ -474,7 +516,10 @@ int fc_loss_grad(const struct fc_model *m, const float *adapter,
 	if (grad && !adapter)
 		return -EINVAL;
 	struct fc_loss l;
-	int r = fc_pass(m, m->params, adapter, ws, batch, grad != NULL, &l);
+	int want = !grad			? 0
+		   : families == FC_ADAPT_CALIB ? FC_PASS_GRAD_CALIB
+						: 1;
+	int r = fc_pass(m, m->params, adapter, ws, batch, want, &l);
 	if (r < 0)
 		return r;
 	if (grad) {

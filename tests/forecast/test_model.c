@@ -488,3 +488,78 @@ Test(model, merged_adapter_cache_follows_contents_and_model)
 	fc_workspace_free(ws2);
 	fc_model_free(m2);
 }
+
+/* The calibration-only gradient (no backward pass through the model) is
+ * the calibration part of the full gradient, for adapters whose other
+ * families are initial (the merge-free path) and for adapters with moved
+ * LoRA weights (merged). */
+static void calib_gradient_shortcut(int backbone)
+{
+	make(backbone, 6);
+	const struct fc_config *c = fc_model_config(m);
+	const size_t L = (size_t)c->lookback, H = (size_t)c->horizon;
+	size_t A = fc_adapter_len(m), off, len;
+	float *x = buf(6 * L), *y = buf(3 * H), *mask = buf(3 * L),
+	      *ad = buf(A), *g1 = buf(A), *g2 = buf(A);
+	series(x, 6 * L, 5);
+	series(y, 3 * H, 6);
+	uint64_t rng = 3;
+	for (int i = 0; i < 3; i++)
+		fc_mask_sample(mask + i * L, (int)L, 0.33f, c->mask_seg, &rng);
+	struct fc_batch bt = {.xf = x,
+			      .yf = y,
+			      .bf = 3,
+			      .xr = x + 3 * L,
+			      .mr = mask,
+			      .br = 3,
+			      .wf = 1.0f,
+			      .wr = 0.5f};
+	cr_assert_eq(fc_adapter_family_range(m, FC_ADAPT_CALIB, &off, &len), 0);
+	for (int moved = 0; moved < 2; moved++) {
+		fc_adapter_init(m, ad, 9);
+		for (size_t k = 0; k < len; k++)
+			ad[off + k] = 0.3f * fc_rng_uniform(&rng) - 0.15f;
+		if (moved) /* a nonzero LoRA B: the merged path */
+			for (size_t i = 0; i < fc_adapter_tensor_count(m);
+			     i++) {
+				const char *name;
+				size_t o, n;
+				unsigned fam;
+				cr_assert_eq(fc_adapter_tensor(m, i, &name, &o,
+							       &n, &fam),
+					     0);
+				if (strstr(name, "lora_b"))
+					for (size_t k = 0; k < n; k++)
+						ad[o + k] = 0.01f;
+			}
+		struct fc_loss l1, l2;
+		cr_assert_eq(
+		    fc_loss_grad(m, ad, ws, &bt, g1, FC_ADAPT_ALL, &l1), 0);
+		cr_assert_eq(
+		    fc_loss_grad(m, ad, ws, &bt, g2, FC_ADAPT_CALIB, &l2), 0);
+		cr_assert_eq(l1.total, l2.total);
+		float nrm = 0.0f;
+		for (size_t k = 0; k < len; k++)
+			nrm += fabsf(g1[off + k]);
+		cr_assert_gt(nrm, 0.0f);
+		for (size_t k = 0; k < A; k++) {
+			bool in = k >= off && k < off + len;
+			if (!in)
+				cr_assert_eq(g2[k], 0.0f, "entry %zu", k);
+			else
+				cr_assert_float_eq(
+				    g2[k], g1[k], 1e-5f * (1.0f + fabsf(g1[k])),
+				    "moved %d entry %zu", moved, k - off);
+		}
+	}
+}
+
+Test(model, calibration_gradient_shortcut_gru)
+{
+	calib_gradient_shortcut(FC_BACKBONE_GRU);
+}
+
+Test(model, calibration_gradient_shortcut_transformer)
+{
+	calib_gradient_shortcut(FC_BACKBONE_TRANSFORMER);
+}
