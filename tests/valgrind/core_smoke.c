@@ -99,6 +99,8 @@ static int run(int backbone)
 	bad |= check(
 	    ttt_engine_new(m2, &p, on_event, NULL, &e, err, sizeof(err)) == 0,
 	    err);
+	/* forecasts queued and batched (ttt_engine_defer_forecasts) */
+	bad |= check(!e || ttt_engine_defer_forecasts(e, 4) == 0, "defer");
 	for (int t = 0; e && t < 120; t++)
 		for (int k = 0; k < 3; k++) {
 			char key[16];
@@ -107,6 +109,7 @@ static int run(int backbone)
 					   sinf((float)(t + k) * 0.26f) +
 					       (t > 80 ? 2.0f : 0.0f));
 		}
+	bad |= check(!e || ttt_engine_flush(e) == 0, "flush");
 	bad |= check(events > 0, "events");
 	ttt_engine_free(e);
 	free(a);
