@@ -288,9 +288,10 @@ static const struct option options[] = {
 	"Learning-rate multiplier of the plateau and step schedules."),
     DBL("train.ema", train.ema, 0, 0.9999, "0", 0,
 	"Decay of an exponential moving average of the weights, updated "
-	"after every step; when > 0 the average is what is validated, early "
-	"stopped and saved (e.g. 0.999 averages about the last 1000 steps); "
-	"0 = off."),
+	"after every step (0.999 averages about the last 1000 steps). When "
+	"> 0, both the weights and their average are validated after every "
+	"epoch, and the better of the two is the epoch's candidate for early "
+	"stopping and for the saved model; 0 = off."),
 
     BOOL("ttt.enabled", ttt.enabled, "true", OPT_RELOAD,
 	 "Adapt per-series adapters at test time; false forecasts with "

@@ -71,12 +71,14 @@ static int on_progress(void *user, const struct fc_train_progress *p)
 	if (p->epoch_done) {
 		if (s->tty)
 			fprintf(stderr, "\r\033[K");
-		fprintf(stderr,
-			"epoch %d/%d: train loss %.4f, val mse %.4f%s, "
-			"lr %.3g (%.1f s)\n",
+		fprintf(stderr, "epoch %d/%d: train loss %.4f, val mse %.4f",
 			p->epoch, p->epochs, (double)p->loss,
-			(double)p->val_mse, p->improved ? " *" : "",
-			(double)p->lr, p->elapsed);
+			(double)p->val_mse);
+		if (!isnan(p->val_mse_ema))
+			fprintf(stderr, " (average %.4f)",
+				(double)p->val_mse_ema);
+		fprintf(stderr, "%s, lr %.3g (%.1f s)\n",
+			p->improved ? " *" : "", (double)p->lr, p->elapsed);
 		return 0;
 	}
 	if (!s->tty)
@@ -121,12 +123,17 @@ static int write_report(const char *path, const char *data,
 			double test_mse, double test_mae)
 {
 	json_t *o = json_object(), *curve = json_array();
-	for (int i = 0; i < rep->epochs_run; i++)
-		json_array_append_new(
-		    curve, json_pack("{s:i, s:f, s:f, s:f}", "epoch", i + 1,
-				     "train_loss", (double)rep->train_loss[i],
-				     "val_mse", (double)rep->val_mse[i], "lr",
-				     (double)rep->lr[i]));
+	for (int i = 0; i < rep->epochs_run; i++) {
+		json_t *e = json_pack("{s:i, s:f, s:f, s:f}", "epoch", i + 1,
+				      "train_loss", (double)rep->train_loss[i],
+				      "val_mse", (double)rep->val_mse[i], "lr",
+				      (double)rep->lr[i]);
+		if (!isnan(rep->val_mse_ema[i])) /* of the weights' average */
+			json_object_set_new(
+			    e, "val_mse_ema",
+			    json_real((double)rep->val_mse_ema[i]));
+		json_array_append_new(curve, e);
+	}
 	json_object_set_new(o, "dataset", json_string(d->name));
 	json_object_set_new(o, "data", json_string(data));
 	json_object_set_new(o, "backbone",
@@ -162,6 +169,8 @@ static int write_report(const char *path, const char *data,
 	json_object_set_new(o, "cpu_seconds", json_real(rep->cpu_seconds));
 	json_object_set_new(o, "epochs_run", json_integer(rep->epochs_run));
 	json_object_set_new(o, "best_epoch", json_integer(rep->best_epoch));
+	json_object_set_new(o, "best_weights",
+			    json_string(rep->best_is_ema ? "average" : "raw"));
 	json_object_set_new(
 	    o, "seconds_per_epoch",
 	    json_real(rep->epochs_run ? rep->seconds / rep->epochs_run : 0));

@@ -336,7 +336,8 @@ int fc_dataset_split_windows(const struct fc_dataset *d, enum fc_split s,
  * reconstruction MSE (each window is seen twice: unmasked for the forecast,
  * masked for the reconstruction), AdamW, gradient clipping, early stopping
  * on the validation forecast MSE (the best epoch's weights are returned;
- * with ema > 0, the best epoch's moving average of the weights).
+ * with ema > 0 the moving average of the weights is validated too, and
+ * the better of the two is the epoch's candidate).
  * Deterministic for a given seed and thread count (it sets BLAS to one
  * thread and splits batches itself).  The test split is
  * never looked at.
@@ -366,8 +367,8 @@ struct fc_train_config {
 	int lr_schedule;    /* enum fc_lr_schedule, FC_LR_CONSTANT */
 	float lr_factor;    /* PLATEAU and STEP multiplier, 0.5 */
 	float ema;	    /* decay of an exponential moving average of
-			     * the weights, which is what is validated and
-			     * returned; 0 = off (the raw weights), 0 */
+			     * the weights, validated next to them; 0 =
+			     * off, 0 */
 };
 
 void fc_train_config_default(struct fc_train_config *t);
@@ -380,6 +381,7 @@ struct fc_train_progress {
 	double eta;	   /* seconds left in this epoch (estimate) */
 	int epoch_done;	   /* 1 at the end of an epoch: val_mse is set */
 	float val_mse;	   /* validation forecast MSE (scaled space) */
+	float val_mse_ema; /* the same of the weights' average (NAN: off) */
 	int improved;	   /* the epoch is the best so far */
 	float lr;	   /* learning rate of the current step */
 };
@@ -396,10 +398,12 @@ struct fc_train_report {
 	int threads;	/* worker threads used (BLAS runs single-threaded) */
 	double seconds; /* wall clock */
 	double cpu_seconds; /* CPU time of the process (all threads) */
-	float train_loss[FC_TRAIN_MAX_EPOCHS]; /* per epoch, mean */
-	float val_mse[FC_TRAIN_MAX_EPOCHS];    /* per epoch */
+	float train_loss[FC_TRAIN_MAX_EPOCHS];	/* per epoch, mean */
+	float val_mse[FC_TRAIN_MAX_EPOCHS];	/* per epoch */
+	float val_mse_ema[FC_TRAIN_MAX_EPOCHS]; /* average's, NAN: no ema */
 	float lr[FC_TRAIN_MAX_EPOCHS]; /* per epoch, at its first step */
 	float best_val_mse;
+	int best_is_ema; /* the returned model is the weights' average */
 };
 
 /*

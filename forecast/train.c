@@ -10,9 +10,11 @@
  * single-threaded BLAS), the slices' losses are weighted by their share of
  * the batch and their gradients summed in a fixed order, so a run is
  * deterministic for a given seed and thread count.  The learning rate
- * follows tc->lr_schedule; with tc->ema > 0 an exponential moving average
- * of the weights (Polyak averaging) is kept next to them, and it is the
- * average that is validated, early-stopped on and returned.  No I/O, no
+ * follows tc->lr_schedule.  With tc->ema > 0 an exponential moving average
+ * of the weights (Polyak averaging) is kept next to them; it does not
+ * change the training trajectory, and after every epoch both the weights
+ * and their average are validated: the better of the two is the epoch's
+ * candidate for early stopping and for the returned model.  No I/O, no
  * logging: progress goes through the callback.
  */
 #include "forecast/internal.h"
@@ -380,16 +382,24 @@ int fc_train(const struct fc_config *mc, const struct fc_train_config *tc,
 				}
 			}
 		}
-		double mse, mae;
-		if (ema) { /* validate (and keep) the averaged weights,
-			    * bias-corrected as Adam's moments are */
+		double mse, mae, mse_ema = NAN;
+		int use_ema = 0;
+		r = fc_evaluate(m, NULL, ws, d, FC_SPLIT_VAL, &mse, &mae);
+		if (r >= 0 && ema) {
+			/* the average (bias-corrected as Adam's moments are)
+			 * is a second candidate: whichever of the two
+			 * validates better is this epoch's model */
 			float cb = (float)(1.0 / (1.0 - pow((double)tc->ema,
 							    (double)step_no)));
 			memcpy(raw, m->params, sizeof(float) * np);
 			for (size_t i = 0; i < np; i++)
 				m->params[i] = ema[i] * cb;
+			r = fc_evaluate(m, NULL, ws, d, FC_SPLIT_VAL, &mse_ema,
+					&mae);
+			use_ema = mse_ema < mse;
+			if (!use_ema)
+				memcpy(m->params, raw, sizeof(float) * np);
 		}
-		r = fc_evaluate(m, NULL, ws, d, FC_SPLIT_VAL, &mse, &mae);
 		if (r < 0) {
 			r = fail(errbuf, errbuf_size, r,
 				 "validation failed: invalid window");
@@ -398,10 +408,13 @@ int fc_train(const struct fc_config *mc, const struct fc_train_config *tc,
 		rep->epochs_run = ep;
 		rep->train_loss[ep - 1] = (float)(sum / steps);
 		rep->val_mse[ep - 1] = (float)mse;
-		int improved = (float)mse < best_val;
+		rep->val_mse_ema[ep - 1] = (float)mse_ema;
+		float v = (float)(use_ema ? mse_ema : mse);
+		int improved = v < best_val;
 		if (improved) {
-			best_val = (float)mse;
+			best_val = v;
 			rep->best_epoch = ep;
+			rep->best_is_ema = use_ema;
 			memcpy(best, m->params, sizeof(float) * np);
 			bad = 0;
 		} else {
@@ -411,7 +424,7 @@ int fc_train(const struct fc_config *mc, const struct fc_train_config *tc,
 		}
 		if (tc->lr_schedule == FC_LR_STEP)
 			lr_ep *= tc->lr_factor;
-		if (ema)
+		if (use_ema)
 			memcpy(m->params, raw, sizeof(float) * np);
 		if (progress) {
 			struct fc_train_progress p = {
@@ -423,6 +436,7 @@ int fc_train(const struct fc_config *mc, const struct fc_train_config *tc,
 			    .elapsed = now_sec() - t0,
 			    .epoch_done = 1,
 			    .val_mse = (float)mse,
+			    .val_mse_ema = (float)mse_ema,
 			    .improved = improved,
 			    .lr = rep->lr[ep - 1],
 			};

@@ -123,8 +123,9 @@ Test(train_cmd, trains_saves_reports_deterministically)
 }
 
 /* train.lr_schedule=step halves the rate every epoch (the JSON curve says
- * so), train.ema validates and saves the averaged weights, and both stay
- * deterministic for a seed; out-of-range values are usage errors. */
+ * so), train.ema validates the weights' average next to them and saves the
+ * better, and both stay deterministic for a seed; out-of-range values are
+ * usage errors. */
 Test(train_cmd, lr_schedule_and_ema)
 {
 	struct run_result *r = malloc(sizeof(*r));
@@ -152,19 +153,26 @@ Test(train_cmd, lr_schedule_and_ema)
 		json_t *c = json_array_get(curve, (size_t)e);
 		double lr = json_real_value(json_object_get(c, "lr"));
 		double vm = json_real_value(json_object_get(c, "val_mse"));
+		double ve = json_real_value(json_object_get(c, "val_mse_ema"));
 		cr_assert_float_eq(lr, 1e-3 / (1 << e), 1e-9, "epoch %d lr %g",
 				   e + 1, lr);
 		cr_assert(isfinite(vm) && vm > 0, "epoch %d val %g", e + 1, vm);
+		cr_assert(isfinite(ve) && ve > 0, "epoch %d average %g", e + 1,
+			  ve);
 	}
 	json_t *tr = json_object_get(j, "train");
 	cr_assert_str_eq(json_string_value(json_object_get(tr, "lr_schedule")),
 			 "step");
 	cr_assert_float_eq(json_real_value(json_object_get(tr, "ema")), 0.9,
 			   1e-6);
-	/* the saved model is the best epoch's average */
+	/* the saved model is the better of the best epoch's two */
 	int best = (int)json_integer_value(json_object_get(j, "best_epoch"));
-	double vbest = json_real_value(json_object_get(
-	    json_array_get(curve, (size_t)best - 1), "val_mse"));
+	json_t *cb = json_array_get(curve, (size_t)best - 1);
+	double vraw = json_real_value(json_object_get(cb, "val_mse"));
+	double vavg = json_real_value(json_object_get(cb, "val_mse_ema"));
+	double vbest = vavg < vraw ? vavg : vraw;
+	cr_assert_str_eq(json_string_value(json_object_get(j, "best_weights")),
+			 vavg < vraw ? "average" : "raw");
 	double vsaved =
 	    json_real_value(json_object_get(json_object_get(j, "val"), "mse"));
 	cr_assert_float_eq(vsaved, vbest, 1e-5 * vbest, "%g vs %g", vsaved,
