@@ -6,7 +6,8 @@
  * work done), best of repeated runs.
  *
  *   - sgemm peak: best GFLOP/s of square products (n = 256 .. 1024);
- *   - forward (frozen forecast) at batch 1 and 256 for both backbones:
+ *   - forward (frozen forecast) at batch 1 and 256 for both backbones
+ *     (GRU with 1 and 2 layers, transformer with 2):
  *     windows/s, microseconds per window, achieved GFLOP/s (matrix FLOPs of
  *     the forward pass counted from the config) and its share of the peak;
  *   - with a data file: seconds per training epoch (every training window
@@ -205,6 +206,7 @@ int main(int argc, char **argv)
 	double peak = sgemm_peak(budget);
 	printf("sgemm peak (1 thread, n = 256..1024): %.1f GFLOP/s\n", peak);
 	forward_bench(FC_BACKBONE_GRU, 1, peak, budget);
+	forward_bench(FC_BACKBONE_GRU, 2, peak, budget);
 	forward_bench(FC_BACKBONE_TRANSFORMER, 2, peak, budget);
 	if (train) {
 		train_bench(train, FC_BACKBONE_GRU, 1);
