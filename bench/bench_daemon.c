@@ -48,6 +48,8 @@
  *                     [--series N] [--steps S] [--ttt on|off]
  *                     [--rate MSG_PER_S] [--seconds T] [--backbone B]
  *                     [--batch-ms MS] (storage.batch_ms, default 200)
+ *                     [--set KEY=VALUE ...] (any daemon setting, e.g.
+ *                      storage.forecast_sample=0)
  */
 #include <errno.h>
 #include <getopt.h>
@@ -96,6 +98,8 @@ struct window {
 struct bench {
 	const char *mode;
 	int series, steps, width, batch_ms;
+	const char *extra[16]; /* --set K=V, after the bench's own */
+	int nextra;
 	bool ttt;
 	double rate, seconds;
 	const char *backbone;
@@ -438,22 +442,23 @@ static int run_daemon(struct bench *b, const char *model,
 	snprintf(s_model, sizeof(s_model), "model.path=%s", model);
 	snprintf(s_ttt, sizeof(s_ttt), "ttt.enabled=%s",
 		 b->ttt ? "true" : "false");
-	const char *sets[] = {s_brokers,
-			      s_db,
-			      s_model,
-			      s_ttt,
-			      "kafka.deadletter_topic=deadletter",
-			      "kafka.group=bench",
-			      "kafka.session_timeout_ms=6000",
-			      "kafka.max_poll_records=20000",
-			      s_metrics,
-			      s_batch,
-			      getenv("BENCH_LOG") ? "log.level=info"
-						  : "log.level=warning"};
-	struct dc_run_options o = {.sets = sets,
-				   .nsets = sizeof(sets) / sizeof(sets[0]),
-				   .tick = tick_fn,
-				   .user = b};
+	const char *sets[32] = {s_brokers,
+				s_db,
+				s_model,
+				s_ttt,
+				"kafka.deadletter_topic=deadletter",
+				"kafka.group=bench",
+				"kafka.session_timeout_ms=6000",
+				"kafka.max_poll_records=20000",
+				s_metrics,
+				s_batch,
+				getenv("BENCH_LOG") ? "log.level=info"
+						    : "log.level=warning"};
+	size_t nsets = 11;
+	for (int i = 0; i < b->nextra; i++)
+		sets[nsets++] = b->extra[i];
+	struct dc_run_options o = {
+	    .sets = sets, .nsets = nsets, .tick = tick_fn, .user = b};
 	return dc_run(&o, st);
 }
 
@@ -572,6 +577,7 @@ int main(int argc, char **argv)
 	    {"width", required_argument, NULL, 'w'},
 	    {"backbone", required_argument, NULL, 'b'},
 	    {"batch-ms", required_argument, NULL, 'B'},
+	    {"set", required_argument, NULL, 'X'},
 	    {NULL, 0, NULL, 0},
 	};
 	struct bench b = {.mode = "throughput",
@@ -612,6 +618,14 @@ int main(int argc, char **argv)
 			break;
 		case 'B':
 			b.batch_ms = atoi(optarg);
+			break;
+		case 'X':
+			if (b.nextra == sizeof(b.extra) / sizeof(b.extra[0])) {
+				fprintf(stderr,
+					"bench-daemon: too many --set\n");
+				return 2;
+			}
+			b.extra[b.nextra++] = optarg;
 			break;
 		default:
 			fprintf(stderr,

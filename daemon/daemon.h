@@ -101,6 +101,10 @@ void dc_kafka_free(struct dc_kafka *k);
  * destroys the message with rd_kafka_message_destroy(). */
 rd_kafka_message_t *dc_kafka_poll(struct dc_kafka *k, int timeout_ms);
 
+/* Serve the producer's callbacks (delivery reports) now; dc_kafka_poll
+ * serves them only every 256th message while input flows. */
+void dc_kafka_serve_producer(struct dc_kafka *k);
+
 /* True after a fatal librdkafka error; *ret_reason describes it. */
 bool dc_kafka_fatal(const struct dc_kafka *k, const char **ret_reason);
 

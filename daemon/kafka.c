@@ -320,6 +320,12 @@ rd_kafka_message_t *dc_kafka_poll(struct dc_kafka *k, int timeout_ms)
 	return m;
 }
 
+void dc_kafka_serve_producer(struct dc_kafka *k)
+{
+	rd_kafka_poll(k->producer, 0);
+	k->polls = 0;
+}
+
 bool dc_kafka_fatal(const struct dc_kafka *k, const char **ret_reason)
 {
 	if (ret_reason)

@@ -863,7 +863,8 @@ int dc_run(const struct dc_run_options *opts, struct dc_run_stats *ret_stats)
 		   r->cfg.model.path, r->cfg.storage.path);
 	notify_ready();
 
-	uint64_t last_control = 0, last_status = 0, last_prune = 0;
+	uint64_t last_control = 0, last_status = 0, last_prune = 0,
+		 last_delivery = 0;
 	r->t_lap = dc_now_monotonic_usec();
 	while (!got_stop) {
 		lap(r, DC_PHASE_OTHER);
@@ -881,6 +882,12 @@ int dc_run(const struct dc_run_options *opts, struct dc_run_stats *ret_stats)
 		}
 		uint64_t now = dc_now_monotonic_usec();
 		int64_t now_ms = (int64_t)(now / 1000);
+		/* delivery reports at least every millisecond: they time the
+		 * end-to-end latency and count what is in flight */
+		if (now - last_delivery >= 1000) {
+			last_delivery = now;
+			dc_kafka_serve_producer(r->kafka);
+		}
 		if (r->batch_dirty &&
 		    (!m ||
 		     r->batch_messages >=
