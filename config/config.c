@@ -286,12 +286,13 @@ static const struct option options[] = {
 	 "train.epochs epochs)."),
     DBL("train.lr_factor", train.lr_factor, 0.01, 1, "0.5", 0,
 	"Learning-rate multiplier of the plateau and step schedules."),
-    DBL("train.ema", train.ema, 0, 0.9999, "0", 0,
+    DBL("train.ema", train.ema, 0, 0.9999, "0.9998", 0,
 	"Decay of an exponential moving average of the weights, updated "
-	"after every step (0.999 averages about the last 1000 steps). When "
-	"> 0, both the weights and their average are validated after every "
-	"epoch, and the better of the two is the epoch's candidate for early "
-	"stopping and for the saved model; 0 = off."),
+	"after every step (0.9998 averages about the last 5000 steps, for "
+	"short runs nearly all of them). When > 0, both the weights and "
+	"their average are validated after every epoch, and the better of "
+	"the two is the epoch's candidate for early stopping and for the "
+	"saved model; 0 = off (the weights only)."),
 
     BOOL("ttt.enabled", ttt.enabled, "true", OPT_RELOAD,
 	 "Adapt per-series adapters at test time; false forecasts with "

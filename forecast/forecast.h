@@ -368,7 +368,7 @@ struct fc_train_config {
 	float lr_factor;    /* PLATEAU and STEP multiplier, 0.5 */
 	float ema;	    /* decay of an exponential moving average of
 			     * the weights, validated next to them; 0 =
-			     * off, 0 */
+			     * off, 0.9998 */
 };
 
 void fc_train_config_default(struct fc_train_config *t);

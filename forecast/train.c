@@ -71,7 +71,7 @@ void fc_train_config_default(struct fc_train_config *t)
 	t->epoch_windows = 0;
 	t->lr_schedule = FC_LR_CONSTANT;
 	t->lr_factor = 0.5f;
-	t->ema = 0.0f;
+	t->ema = 0.9998f;
 }
 
 /* Learning rate of step `k` (0-based, of `n` in the whole run) in an epoch
