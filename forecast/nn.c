@@ -96,6 +96,14 @@ static void mm(int ta, int tb, int M, int N, int K, const fc_real *A, int lda,
 			     A, inca, beta, C, 1);
 		return;
 	}
+	if (beta == R_(0.0) && ldc == N) {
+		/* OpenBLAS clears C for beta 0 with its own loop over the
+		 * columns of C (short rows here, N <= 3D), measured at 3 % of
+		 * a transformer training step; glibc's memset of the
+		 * contiguous block is several times faster */
+		memset(C, 0, sizeof(fc_real) * (size_t)M * N);
+		beta = R_(1.0);
+	}
 	GEMM(CblasRowMajor, ta ? CblasTrans : CblasNoTrans,
 	     tb ? CblasTrans : CblasNoTrans, M, N, K, R_(1.0), A, lda, B, ldb,
 	     beta, C, ldc);
@@ -1384,13 +1392,36 @@ static int chunk_windows(const struct nn_layout *lo)
 	return c < 8 ? 8 : c > 64 ? 64 : c;
 }
 
+/* Forecast head of rows [0, bf) of a (views at the first row):
+ * fc = head(lnf), pred = calibrated and de-normalised fc. */
+static void forecast_head(const struct nn_layout *lo,
+			  const struct nn_weights *w, struct nn_acts *a, int bf)
+{
+	int N = lo->N, D = lo->D, H = lo->H;
+	NN(linear_forward)
+	(a->fc, a->lnf, W(T_HEAD_W, 0), W(T_HEAD_B, 0), bf, N * D, H);
+	for (int b = 0; b < bf; b++) {
+		const fc_real *ca = w->cal_a, *cc = w->cal_c;
+		if (w->cal_row) {
+			ca = w->cal_row[b];
+			cc = ca ? ca + H : NULL;
+		}
+		for (int j = 0; j < H; j++) {
+			fc_real y = a->fc[(size_t)b * H + j];
+			if (ca)
+				y = (R_(1.0) + ca[j]) * y + cc[j];
+			a->pred[(size_t)b * H + j] = y * a->sd[b] + a->mu[b];
+		}
+	}
+}
+
 /* Forward of the rows of one chunk: bf forecast rows, then br recon rows,
  * a and w->cal_row are views at the chunk's first row. */
 static int forward_rows(const struct nn_layout *lo, const struct nn_weights *w,
-			struct nn_acts *a, int bf, int br)
+			struct nn_acts *a, int bf, int br, int head)
 {
 	int R = bf + br, L = lo->L, N = lo->N, D = lo->D, P = lo->P;
-	int S = lo->S, H = lo->H, F = lo->F;
+	int S = lo->S, F = lo->F;
 	int RN = R * N;
 	/* instance normalisation, masking, patching */
 	if (NN(instnorm_forward)(a->xn, a->mu, a->sd, a->x, R, L) < 0)
@@ -1443,25 +1474,10 @@ static int forward_rows(const struct nn_layout *lo, const struct nn_weights *w,
 	NN(layernorm_forward)
 	(a->lnf, a->lnf_mean, a->lnf_rstd, cur, W(T_LNF_W, 0), W(T_LNF_B, 0),
 	 RN, D);
-	/* forecast head on rows [0, bf) */
-	if (bf > 0) {
-		NN(linear_forward)
-		(a->fc, a->lnf, W(T_HEAD_W, 0), W(T_HEAD_B, 0), bf, N * D, H);
-		for (int b = 0; b < bf; b++) {
-			const fc_real *ca = w->cal_a, *cc = w->cal_c;
-			if (w->cal_row) {
-				ca = w->cal_row[b];
-				cc = ca ? ca + H : NULL;
-			}
-			for (int j = 0; j < H; j++) {
-				fc_real y = a->fc[(size_t)b * H + j];
-				if (ca)
-					y = (R_(1.0) + ca[j]) * y + cc[j];
-				a->pred[(size_t)b * H + j] =
-				    y * a->sd[b] + a->mu[b];
-			}
-		}
-	}
+	/* forecast head on rows [0, bf), unless the caller runs it over
+	 * all chunks' forecast rows at once */
+	if (bf > 0 && head)
+		forecast_head(lo, w, a, bf);
 	/* reconstruction head on rows [bf, R) */
 	if (br > 0) {
 		size_t o = (size_t)bf * N;
@@ -1525,10 +1541,14 @@ static int forward_chunks(const struct nn_layout *lo,
 		}
 		if (w->cal_row && nf > 0)
 			wc.cal_row = w->cal_row + c0;
-		int r = forward_rows(lo, &wc, &v, nf, nr - nf);
+		int r = forward_rows(lo, &wc, &v, nf, nr - nf, !keep);
 		if (r < 0)
 			return r;
 	}
+	/* with the activations kept, the head runs once over all forecast
+	 * rows: one GEMM that packs the head's weights once */
+	if (keep && bf > 0)
+		forecast_head(lo, w, a, bf);
 	return 0;
 }
 
@@ -1595,37 +1615,50 @@ static void lora_grad(fc_real *dA, fc_real *dB, const fc_real *dW,
 	mm(0, 1, out, r, in, dW, in, A, in, R_(0.0), dB, r);
 }
 
-/* Backward of the rows of one chunk (views, as forward_rows), adding into
- * gp and, for the calibration, gad. */
-static void backward_rows(const struct nn_layout *lo,
-			  const struct nn_weights *w, const struct nn_acts *a,
-			  struct nn_acts *g, int bf, int br, fc_real *gp,
-			  fc_real *gad)
+/* Backward of forecast_head over rows [0, bf) (all chunks at once):
+ * writes g->lnf of those rows, adds into gp and, for the calibration,
+ * gad. */
+static void forecast_head_backward(const struct nn_layout *lo,
+				   const struct nn_weights *w,
+				   const struct nn_acts *a, struct nn_acts *g,
+				   int bf, fc_real *gp, fc_real *gad)
 {
-	int R = bf + br, L = lo->L, N = lo->N, D = lo->D, P = lo->P;
-	int S = lo->S, H = lo->H, RN = R * N, F = lo->F;
+	int N = lo->N, D = lo->D, H = lo->H;
 #define GP(k, l) (gp + lo->off[k][l])
 #define GA(k, l) (gad + lo->aoff[k][l])
-	memset(g->lnf, 0, sizeof(fc_real) * (size_t)RN * D);
-	if (bf > 0) {
-		for (int b = 0; b < bf; b++)
-			for (int j = 0; j < H; j++) {
-				size_t i = (size_t)b * H + j;
-				fc_real dy = g->pred[i] * a->sd[b];
-				if (w->cal_a) {
-					if (gad) {
-						GA(A_CAL_A, 0)
-						[j] += dy * a->fc[i];
-						GA(A_CAL_C, 0)[j] += dy;
-					}
-					dy *= R_(1.0) + w->cal_a[j];
+	for (int b = 0; b < bf; b++)
+		for (int j = 0; j < H; j++) {
+			size_t i = (size_t)b * H + j;
+			fc_real dy = g->pred[i] * a->sd[b];
+			if (w->cal_a) {
+				if (gad) {
+					GA(A_CAL_A, 0)[j] += dy * a->fc[i];
+					GA(A_CAL_C, 0)[j] += dy;
 				}
-				g->fc[i] = dy;
+				dy *= R_(1.0) + w->cal_a[j];
 			}
-		NN(linear_backward)
-		(g->lnf, GP(T_HEAD_W, 0), GP(T_HEAD_B, 0), g->fc, a->lnf,
-		 W(T_HEAD_W, 0), bf, N * D, H);
-	}
+			g->fc[i] = dy;
+		}
+	mm(0, 0, bf, N * D, H, g->fc, H, W(T_HEAD_W, 0), N * D, R_(0.0), g->lnf,
+	   N * D);
+	NN(linear_backward)
+	(NULL, GP(T_HEAD_W, 0), GP(T_HEAD_B, 0), g->fc, a->lnf, W(T_HEAD_W, 0),
+	 bf, N * D, H);
+#undef GP
+#undef GA
+}
+
+/* Backward of the rows of one chunk (views, as forward_rows) after
+ * forecast_head_backward, adding into gp. */
+static void backward_rows(const struct nn_layout *lo,
+			  const struct nn_weights *w, const struct nn_acts *a,
+			  struct nn_acts *g, int bf, int br, fc_real *gp)
+{
+	int R = bf + br, L = lo->L, N = lo->N, D = lo->D, P = lo->P;
+	int S = lo->S, RN = R * N, F = lo->F;
+#define GP(k, l) (gp + lo->off[k][l])
+	/* g->lnf: the forecast rows were written by forecast_head_backward,
+	 * the recon rows are written here (beta 0) */
 	if (br > 0) {
 		size_t o = (size_t)bf * N;
 		fc_real *drec = g->rec + o * P;
@@ -1649,9 +1682,11 @@ static void backward_rows(const struct nn_layout *lo,
 					db[(size_t)n * P + p] = v;
 				}
 		}
+		mm(0, 0, br * N, D, P, drec, P, W(T_REC_W, 0), D, R_(0.0),
+		   g->lnf + o * D, D);
 		NN(linear_backward)
-		(g->lnf + o * D, GP(T_REC_W, 0), GP(T_REC_B, 0), drec,
-		 a->lnf + o * D, W(T_REC_W, 0), br * N, D, P);
+		(NULL, GP(T_REC_W, 0), GP(T_REC_B, 0), drec, a->lnf + o * D,
+		 W(T_REC_W, 0), br * N, D, P);
 	}
 	/* final LayerNorm: dcur = gradient w.r.t. the backbone output */
 	const fc_real *last = lo->gru ? a->h[lo->NL - 1] : a->res2[lo->NL - 1];
@@ -1664,10 +1699,8 @@ static void backward_rows(const struct nn_layout *lo,
 		const fc_real *in = l == 0    ? a->emb
 				    : lo->gru ? a->h[l - 1]
 					      : a->res2[l - 1];
-		fc_real *din = l == 0	 ? g->emb
-			       : lo->gru ? g->h[l - 1]
-					 : g->res2[l - 1];
 		if (lo->gru) {
+			fc_real *din = l == 0 ? g->emb : g->h[l - 1];
 			memset(din, 0, sizeof(fc_real) * (size_t)RN * D);
 			NN(gru_backward)
 			(din, GP(T_GRU_WIH, l), GP(T_GRU_BIH, l),
@@ -1677,8 +1710,11 @@ static void backward_rows(const struct nn_layout *lo,
 			continue;
 		}
 		/* res2 = res1 + fc2(gelu(fc1(ln2(res1)))); the residual
-		 * gradients are not copied: dres2 itself is dres1's start */
-		fc_real *dres1 = g->res2[l];
+		 * gradients are not copied: dres2 itself is dres1's start,
+		 * and dres1 becomes din in place (one buffer, dcur, for
+		 * every layer: g->res2 of the other layers and g->emb stay
+		 * unused) */
+		fc_real *dres1 = dcur;
 		mm(0, 0, RN, F, D, dres1, D, W(T_FC2_W, l), F, R_(0.0),
 		   g->fcg[l], F);
 		mm(1, 0, D, F, RN, dres1, D, a->fcg[l], F, R_(1.0),
@@ -1693,8 +1729,9 @@ static void backward_rows(const struct nn_layout *lo,
 		NN(layernorm_backward)
 		(dres1, GP(T_LN2_W, l), GP(T_LN2_B, l), g->ln2[l], a->res1[l],
 		 W(T_LN2_W, l), a->ln2_mean[l], a->ln2_rstd[l], RN, D);
-		/* res1 = in + proj(attn(qkv(ln1(in)))): din starts as dres1 */
-		memcpy(din, dres1, sizeof(fc_real) * (size_t)RN * D);
+		/* res1 = in + proj(attn(qkv(ln1(in)))): din is dres1 plus
+		 * the LayerNorm's gradient, added last (nothing reads dres1
+		 * after the projection's backward) */
 		mm(0, 0, RN, D, D, dres1, D, W(T_PROJ_W, l), D, R_(0.0),
 		   g->atty[l], D);
 		mm(1, 0, D, D, RN, dres1, D, a->atty[l], D, R_(1.0),
@@ -1717,19 +1754,20 @@ static void backward_rows(const struct nn_layout *lo,
 		   GP(T_QKV_W, l), D);
 		bias_grad(GP(T_QKV_B, l), g->qkv[l], RN, 3 * D);
 		NN(layernorm_backward)
-		(din, GP(T_LN1_W, l), GP(T_LN1_B, l), g->ln1[l], in,
+		(dres1, GP(T_LN1_W, l), GP(T_LN1_B, l), g->ln1[l], in,
 		 W(T_LN1_W, l), a->ln1_mean[l], a->ln1_rstd[l], RN, D);
 	}
+	/* gradient of the embedding output */
+	const fc_real *demb = lo->gru ? g->emb : dcur;
 	if (!lo->gru)
 		for (int b = 0; b < R; b++)
 			for (size_t i = 0; i < (size_t)N * D; i++)
 				GP(T_POS, 0)
-	[i] += g->emb[(size_t)b * N * D + i];
+	[i] += demb[(size_t)b * N * D + i];
 	NN(linear_backward)
-	(NULL, GP(T_EMB_W, 0), GP(T_EMB_B, 0), g->emb, a->tok, W(T_EMB_W, 0),
-	 RN, 2 * P, D);
+	(NULL, GP(T_EMB_W, 0), GP(T_EMB_B, 0), demb, a->tok, W(T_EMB_W, 0), RN,
+	 2 * P, D);
 #undef GP
-#undef GA
 }
 
 void NN(backward)(const struct nn_layout *lo, const struct nn_weights *w,
@@ -1741,13 +1779,15 @@ void NN(backward)(const struct nn_layout *lo, const struct nn_weights *w,
 	memset(gp, 0, sizeof(fc_real) * lo->n_params);
 	if (gad)
 		memset(gad, 0, sizeof(fc_real) * lo->n_adapter);
+	if (bf > 0)
+		forecast_head_backward(lo, w, a, g, bf, gp, gad);
 	for (int c0 = 0; c0 < R; c0 += cw) {
 		int nr = R - c0 < cw ? R - c0 : cw;
 		int nf = chunk_forecast_rows(c0, nr, bf);
 		struct nn_acts va, vg;
 		acts_view(&va, a, lo, c0);
 		acts_view(&vg, g, lo, c0);
-		backward_rows(lo, w, &va, &vg, nf, nr - nf, gp, gad);
+		backward_rows(lo, w, &va, &vg, nf, nr - nf, gp);
 	}
 #define GP(k, l) (gp + lo->off[k][l])
 #define GA(k, l) (gad + lo->aoff[k][l])
