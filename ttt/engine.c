@@ -222,29 +222,54 @@ static void ev_init(struct ttt_event *ev, enum ttt_event_type type,
 
 /* ---- adapter states -------------------------------------------------- */
 
+/* A new adapter state: the identity, sharing the engine's anchor until
+ * it first changes (ad_own), so series that never adapt cost no adapter
+ * memory. */
 static struct adstate *ad_new(struct ttt_engine *e, const char *key,
 			      size_t keylen)
 {
 	size_t bytes = sizeof(struct adstate) + keylen + 1;
-	size_t fl = 2 * e->n_ad * sizeof(float);
 	struct adstate *a;
 	bytes = (bytes + 15) & ~(size_t)15;
-	a = calloc(1, bytes + fl);
+	a = calloc(1, bytes);
 	if (!a)
 		return NULL;
 	memcpy(a->key, key, keylen);
 	a->key[keylen] = '\0';
-	a->a = (float *)((char *)a + bytes);
-	a->good = a->a + e->n_ad;
-	memcpy(a->a, e->anchor, e->n_ad * sizeof(float));
-	memcpy(a->good, a->a, e->n_ad * sizeof(float));
+	a->a = a->good = e->anchor;
 	a->identity = 1;
 	a->good_identity = 1;
 	a->next_version = 1;
-	a->bytes = bytes + fl;
+	a->bytes = bytes;
 	e->st.adapters++;
 	e->st.bytes_adapters += a->bytes;
 	return a;
+}
+
+/* Give ad its own current and last-good blocks (copies of the anchor)
+ * before they are written; 0 or -ENOMEM. */
+static int ad_own(struct ttt_engine *e, struct adstate *ad)
+{
+	if (ad->a != e->anchor)
+		return 0;
+	size_t fl = 2 * e->n_ad * sizeof(float);
+	float *b = malloc(fl);
+	if (!b)
+		return -ENOMEM;
+	memcpy(b, e->anchor, e->n_ad * sizeof(float));
+	memcpy(b + e->n_ad, e->anchor, e->n_ad * sizeof(float));
+	ad->a = b;
+	ad->good = b + e->n_ad;
+	ad->bytes += fl;
+	e->st.bytes_adapters += fl;
+	return 0;
+}
+
+static void ad_free(const struct ttt_engine *e, struct adstate *ad)
+{
+	if (ad && ad->a != e->anchor)
+		free(ad->a);
+	free(ad);
 }
 
 static struct adstate *ad_for_key(struct ttt_engine *e, const char *key)
@@ -334,12 +359,12 @@ static void engine_free_tables(struct ttt_engine *e)
 		struct adstate *a = e->groups.b[i];
 		while (a) {
 			struct adstate *n = a->next;
-			free(a);
+			ad_free(e, a);
 			a = n;
 		}
 	}
 	free(e->groups.b);
-	free(e->global);
+	ad_free(e, e->global);
 }
 
 void ttt_engine_free(struct ttt_engine *e)
@@ -778,6 +803,10 @@ static void adapt(struct ttt_engine *e, struct series *s, enum ttt_trigger trig)
 		goto rejected;
 	}
 	/* Accepted: a new version. */
+	if (ad_own(e, ad) < 0) {
+		ev.reason = "out of memory for the adapter";
+		goto rejected;
+	}
 	memcpy(ad->a, e->cc, e->n_ad * sizeof(float));
 	ad->identity = 0;
 	ad->version = ad->next_version++;
@@ -834,7 +863,8 @@ static void track_reset(struct adstate *ad)
 
 static void set_anchor(struct ttt_engine *e, struct adstate *ad)
 {
-	memcpy(ad->a, e->anchor, e->n_ad * sizeof(float));
+	if (ad->a != e->anchor)
+		memcpy(ad->a, e->anchor, e->n_ad * sizeof(float));
 	ad->identity = 1;
 }
 
@@ -875,7 +905,7 @@ static void shadow_step(struct ttt_engine *e, struct series *s)
 	ev.shadow_error = es;
 	ev.horizon = H;
 	emit(e, &ev);
-	if (ad->identity)
+	if (ad->identity || ad_own(e, ad) < 0)
 		return;
 	float w = 2.0f / ((float)e->p.rollback_window + 1.0f);
 	if (ad->n_track == 0) {
@@ -1255,12 +1285,15 @@ int ttt_engine_restore_series(struct ttt_engine *e, const char *key,
 		return -ENOMEM;
 	ad = s->ad;
 	if (adapter) {
+		if (ad_own(e, ad) < 0)
+			return -ENOMEM;
 		pack(e, ad->a, adapter);
 		ad->identity = 0;
 	} else {
 		set_anchor(e, ad);
 	}
-	memcpy(ad->good, ad->a, e->n_ad * sizeof(float));
+	if (ad->a != e->anchor)
+		memcpy(ad->good, ad->a, e->n_ad * sizeof(float));
 	ad->good_identity = ad->identity;
 	ad->version = ad->good_version = version;
 	if (ad->next_version <= version)
