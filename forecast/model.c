@@ -418,8 +418,11 @@ static void effective(struct nn_weights *w, const struct fc_model *m,
 	ws->cache_valid = 1;
 }
 
-int fc_forecast(const struct fc_model *m, const float *adapter,
-		struct fc_workspace *ws, const float *x, int b, float *y)
+/* Forecast b windows x into y with adapter (may be NULL) and, when cal is
+ * not NULL, a calibration per window instead of the adapter's. */
+static int forecast(const struct fc_model *m, const float *adapter,
+		    const float *const *cal, struct fc_workspace *ws,
+		    const float *x, int b, float *y)
 {
 	if (!ws_fits(m, ws, b))
 		return -EINVAL;
@@ -428,6 +431,7 @@ int fc_forecast(const struct fc_model *m, const float *adapter,
 	const struct nn_layout *lo = &m->lo;
 	struct nn_weights w;
 	effective(&w, m, m->params, adapter, ws);
+	w.cal_row = cal;
 	memcpy(ws->a.x, x, sizeof(float) * (size_t)b * lo->L);
 	memset(ws->a.m, 0, sizeof(float) * (size_t)b * lo->L);
 	int r = nn_forecast(lo, &w, &ws->a, b);
@@ -437,25 +441,17 @@ int fc_forecast(const struct fc_model *m, const float *adapter,
 	return 0;
 }
 
+int fc_forecast(const struct fc_model *m, const float *adapter,
+		struct fc_workspace *ws, const float *x, int b, float *y)
+{
+	return forecast(m, adapter, NULL, ws, x, b, y);
+}
+
 int fc_forecast_calibrated(const struct fc_model *m, struct fc_workspace *ws,
 			   const float *x, int b, const float *const *cal,
 			   float *y)
 {
-	if (!ws_fits(m, ws, b))
-		return -EINVAL;
-	if (b == 0)
-		return 0;
-	const struct nn_layout *lo = &m->lo;
-	struct nn_weights w;
-	effective(&w, m, m->params, NULL, ws);
-	w.cal_row = cal;
-	memcpy(ws->a.x, x, sizeof(float) * (size_t)b * lo->L);
-	memset(ws->a.m, 0, sizeof(float) * (size_t)b * lo->L);
-	int r = nn_forecast(lo, &w, &ws->a, b);
-	if (r < 0)
-		return r;
-	memcpy(y, ws->a.pred, sizeof(float) * (size_t)b * lo->H);
-	return 0;
+	return forecast(m, NULL, cal, ws, x, b, y);
 }
 
 int fc_pass(const struct fc_model *m, const float *p, const float *adapter,

@@ -367,16 +367,15 @@ static void engine_free_tables(struct ttt_engine *e)
 	ad_free(e, e->global);
 }
 
+static void queue_free(struct ttt_engine *e);
+
 void ttt_engine_free(struct ttt_engine *e)
 {
 	if (!e)
 		return;
 	engine_free_tables(e);
 	fc_workspace_free(e->ws);
-	fc_workspace_free(e->wsq);
-	free(e->qx);
-	free(e->qs);
-	free(e->qcalp);
+	queue_free(e);
 	free(e->ident);
 	free(e);
 }
@@ -1096,13 +1095,8 @@ int ttt_engine_flush(struct ttt_engine *e)
 	return 0;
 }
 
-int ttt_engine_defer_forecasts(struct ttt_engine *e, int max)
+static void queue_free(struct ttt_engine *e)
 {
-	if (max < 0 || max > 65536)
-		return -EINVAL;
-	int rc = ttt_engine_flush(e);
-	if (rc < 0)
-		return rc;
 	fc_workspace_free(e->wsq);
 	free(e->qx);
 	free(e->qs);
@@ -1112,6 +1106,16 @@ int ttt_engine_defer_forecasts(struct ttt_engine *e, int max)
 	e->qs = NULL;
 	e->qcalp = NULL;
 	e->qmax = 0;
+}
+
+int ttt_engine_defer_forecasts(struct ttt_engine *e, int max)
+{
+	if (max < 0 || max > 65536)
+		return -EINVAL;
+	int rc = ttt_engine_flush(e);
+	if (rc < 0)
+		return rc;
+	queue_free(e);
 	if (max <= 1)
 		return 0;
 	size_t L = (size_t)e->L, H = (size_t)e->H, Q = (size_t)max;
@@ -1122,14 +1126,7 @@ int ttt_engine_defer_forecasts(struct ttt_engine *e, int max)
 	e->qs = malloc(Q * sizeof(*e->qs));
 	e->qcalp = malloc(Q * sizeof(*e->qcalp));
 	if (!e->qx || !e->qs || !e->qcalp) {
-		fc_workspace_free(e->wsq);
-		free(e->qx);
-		free(e->qs);
-		free(e->qcalp);
-		e->wsq = NULL;
-		e->qx = NULL;
-		e->qs = NULL;
-		e->qcalp = NULL;
+		queue_free(e);
 		return -ENOMEM;
 	}
 	e->qcal = e->qx + Q * L;

@@ -328,13 +328,16 @@ kill -HUP "$daemon_pid"
 reloaded() { test "$(grep -c 'configuration reloaded' "$WORK/daemon.log")" -gt "$reloads"; }
 wait_for 10 reloaded || diag "no reload seen"
 kill -STOP "$daemon_pid"
-for s in bp1 bp2 bp3 bp4; do
-    awk -v s=$s -v t0=$T0 'BEGIN {
-        for (i = 0; i < 60; i++)
-            printf "%s:{\"series\":\"%s\",\"ts\":%d,\"value\":%.4f}\n",
-                s, s, t0 + i * 3600, 5 + 2 * cos(i * 2 * 3.14159 / 24)
-    }'
-done | kcat -P -b "$BS" -t measurements -K: 2>/dev/null
+produce_bp() { # produce_bp FROM TO: steps of the series bp1..bp4
+    for s in bp1 bp2 bp3 bp4; do
+        awk -v s=$s -v from=$1 -v to=$2 -v t0=$T0 'BEGIN {
+            for (i = from; i < to; i++)
+                printf "%s:{\"series\":\"%s\",\"ts\":%d,\"value\":%.4f}\n",
+                    s, s, t0 + i * 3600, 5 + 2 * cos(i * 2 * 3.14159 / 24)
+        }'
+    done | kcat -P -b "$BS" -t measurements -K: 2>/dev/null
+}
+produce_bp 0 60
 mbctl "error Produce 40 NOT_ENOUGH_REPLICAS"
 kill -CONT "$daemon_pid"
 check "backpressure: input paused above kafka.max_in_flight" \
@@ -356,13 +359,7 @@ reloads=$(grep -c 'configuration reloaded' "$WORK/daemon.log")
 sed -i "s|^path = $WORK/driftcast.db\$|&\nforecast_sample = 0|" "$WORK/driftcast.conf"
 kill -HUP "$daemon_pid"
 wait_for 10 reloaded || diag "no reload seen"
-for s in bp1 bp2 bp3 bp4; do
-    awk -v s=$s -v t0=$T0 'BEGIN {
-        for (i = 60; i < 70; i++)
-            printf "%s:{\"series\":\"%s\",\"ts\":%d,\"value\":%.4f}\n",
-                s, s, t0 + i * 3600, 5 + 2 * cos(i * 2 * 3.14159 / 24)
-    }'
-done | kcat -P -b "$BS" -t measurements -K: 2>/dev/null
+produce_bp 60 70
 bp_all() { test "$(bp_forecasts)" -eq $(( 4 * (70 - L + 1) )); }
 check "forecast_sample = 0: forecasts keep reaching the topic" wait_for 60 bp_all
 check "forecast_sample = 0: no new rows in the forecasts table ($(rows) vs $rows_before)" \
