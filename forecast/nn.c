@@ -301,21 +301,6 @@ FC_VEC void NN(gelu_backward)(fc_real *dinp, const fc_real *inp,
 	}
 }
 
-/* the same, writing dinp instead of adding to it */
-FC_VEC static void gelu_backward_set(fc_real *dinp, const fc_real *inp,
-				     const fc_real *dout, int n)
-{
-	for (int i = 0; i < n; i++) {
-		fc_real x = inp[i];
-		fc_real u = GELU_K * (x + R_(0.044715) * x * x * x);
-		fc_real t = TANH(u);
-		fc_real du = GELU_K * (R_(1.0) + R_(3.0 * 0.044715) * x * x);
-		fc_real g = R_(0.5) * (R_(1.0) + t) +
-			    R_(0.5) * x * (R_(1.0) - t * t) * du;
-		dinp[i] = g * dout[i];
-	}
-}
-
 static void attention_forward_mm(fc_real *out, fc_real *att, const fc_real *qkv,
 				 int B, int T, int C, int NH)
 {
@@ -1361,6 +1346,33 @@ FC_VEC static void bias_gelu(fc_real *restrict fcg, fc_real *restrict fch,
 		}
 }
 
+/* The same for a pass that backward follows: fch = gelu'(fch + b) instead
+ * (the only use backward has for the pre-activation), so that backward
+ * multiplies instead of evaluating tanh again. */
+FC_VEC static void bias_gelu_deriv(fc_real *restrict fcg, fc_real *restrict fch,
+				   const fc_real *restrict b, int BT, int F)
+{
+	for (size_t i = 0; i < (size_t)BT; i++)
+		for (int c = 0; c < F; c++) {
+			fc_real x = fch[i * F + c] + b[c];
+			fc_real u = GELU_K * (x + R_(0.044715) * x * x * x);
+			fc_real t = TANH(u);
+			fc_real du =
+			    GELU_K * (R_(1.0) + R_(3.0 * 0.044715) * x * x);
+			fch[i * F + c] = R_(0.5) * (R_(1.0) + t) +
+					 R_(0.5) * x * (R_(1.0) - t * t) * du;
+			fcg[i * F + c] = R_(0.5) * x * (R_(1.0) + t);
+		}
+}
+
+/* out [n] = a [n] * b [n] */
+FC_VEC static void mul_set(fc_real *restrict out, const fc_real *restrict a,
+			   const fc_real *restrict b, int n)
+{
+	for (int i = 0; i < n; i++)
+		out[i] = a[i] * b[i];
+}
+
 /* db [C] += column sums of d [BT, C] */
 FC_VEC static void bias_grad(fc_real *restrict db, const fc_real *restrict d,
 			     int BT, int C)
@@ -1416,9 +1428,11 @@ static void forecast_head(const struct nn_layout *lo,
 }
 
 /* Forward of the rows of one chunk: bf forecast rows, then br recon rows,
- * a and w->cal_row are views at the chunk's first row. */
+ * a and w->cal_row are views at the chunk's first row.  keep: a backward
+ * may follow (the activations are kept, fch holds GELU's derivative, and
+ * the caller runs the forecast head over all chunks at once). */
 static int forward_rows(const struct nn_layout *lo, const struct nn_weights *w,
-			struct nn_acts *a, int bf, int br, int head)
+			struct nn_acts *a, int bf, int br, int keep)
 {
 	int R = bf + br, L = lo->L, N = lo->N, D = lo->D, P = lo->P;
 	int S = lo->S, F = lo->F;
@@ -1464,7 +1478,11 @@ static int forward_rows(const struct nn_layout *lo, const struct nn_weights *w,
 		 W(T_LN2_W, l), W(T_LN2_B, l), RN, D);
 		matmul_wt(a->fch[l], a->ln2[l], W(T_FC1_W, l), RN, D, F,
 			  R_(0.0));
-		bias_gelu(a->fcg[l], a->fch[l], W(T_FC1_B, l), RN, F);
+		if (!keep)
+			bias_gelu(a->fcg[l], a->fch[l], W(T_FC1_B, l), RN, F);
+		else
+			bias_gelu_deriv(a->fcg[l], a->fch[l], W(T_FC1_B, l), RN,
+					F);
 		/* res2 = res1 + fc2(fcg) */
 		residual_bias(a->res2[l], a->res1[l], W(T_FC2_B, l), RN, D);
 		matmul_wt(a->res2[l], a->fcg[l], W(T_FC2_W, l), RN, F, D,
@@ -1476,7 +1494,7 @@ static int forward_rows(const struct nn_layout *lo, const struct nn_weights *w,
 	 RN, D);
 	/* forecast head on rows [0, bf), unless the caller runs it over
 	 * all chunks' forecast rows at once */
-	if (bf > 0 && head)
+	if (bf > 0 && !keep)
 		forecast_head(lo, w, a, bf);
 	/* reconstruction head on rows [bf, R) */
 	if (br > 0) {
@@ -1541,7 +1559,7 @@ static int forward_chunks(const struct nn_layout *lo,
 		}
 		if (w->cal_row && nf > 0)
 			wc.cal_row = w->cal_row + c0;
-		int r = forward_rows(lo, &wc, &v, nf, nr - nf, !keep);
+		int r = forward_rows(lo, &wc, &v, nf, nr - nf, keep);
 		if (r < 0)
 			return r;
 	}
@@ -1720,7 +1738,8 @@ static void backward_rows(const struct nn_layout *lo,
 		mm(1, 0, D, F, RN, dres1, D, a->fcg[l], F, R_(1.0),
 		   GP(T_FC2_W, l), F);
 		bias_grad(GP(T_FC2_B, l), dres1, RN, D);
-		gelu_backward_set(g->fch[l], a->fch[l], g->fcg[l], RN * F);
+		/* a->fch holds GELU's derivative (bias_gelu_deriv) */
+		mul_set(g->fch[l], a->fch[l], g->fcg[l], RN * F);
 		mm(0, 0, RN, D, F, g->fch[l], F, W(T_FC1_W, l), D, R_(0.0),
 		   g->ln2[l], D);
 		mm(1, 0, F, D, RN, g->fch[l], F, a->ln2[l], D, R_(1.0),
@@ -1786,7 +1805,13 @@ void NN(backward)(const struct nn_layout *lo, const struct nn_weights *w,
 		int nf = chunk_forecast_rows(c0, nr, bf);
 		struct nn_acts va, vg;
 		acts_view(&va, a, lo, c0);
-		acts_view(&vg, g, lo, c0);
+		/* the gradients inside a chunk are scratch: every chunk uses
+		 * the first chunk's rows, which stay in cache (the memsets
+		 * and GEMM writes to rows last touched a chunk ago went to
+		 * L3); only what crosses the chunk loop is at its rows */
+		acts_view(&vg, g, lo, 0);
+		vg.lnf = g->lnf + (size_t)c0 * N * D;
+		vg.recon = g->recon + (size_t)c0 * lo->L;
 		backward_rows(lo, w, &va, &vg, nf, nr - nf, gp);
 	}
 #define GP(k, l) (gp + lo->off[k][l])

@@ -136,7 +136,8 @@ struct nn_acts {
 	fc_real *res1[FC_MAX_LAYERS]; /* [R, N, D] */
 	fc_real *ln2[FC_MAX_LAYERS];  /* [R, N, D] */
 	fc_real *ln2_mean[FC_MAX_LAYERS], *ln2_rstd[FC_MAX_LAYERS]; /* [R, N] */
-	fc_real *fch[FC_MAX_LAYERS];  /* [R, N, F] */
+	fc_real *fch[FC_MAX_LAYERS];  /* [R, N, F] (after nn_forward: GELU's
+					 derivative there) */
 	fc_real *fcg[FC_MAX_LAYERS];  /* [R, N, F] gelu */
 	fc_real *res2[FC_MAX_LAYERS]; /* [R, N, D] */
 	fc_real *lnf;		      /* [R, N, D] */
