@@ -1778,11 +1778,8 @@ static void backward_rows(const struct nn_layout *lo,
 	}
 	/* gradient of the embedding output */
 	const fc_real *demb = lo->gru ? g->emb : dcur;
-	if (!lo->gru)
-		for (int b = 0; b < R; b++)
-			for (size_t i = 0; i < (size_t)N * D; i++)
-				GP(T_POS, 0)
-	[i] += demb[(size_t)b * N * D + i];
+	if (!lo->gru) /* positions: summed over the windows, in order */
+		bias_grad(GP(T_POS, 0), demb, R, N * D);
 	NN(linear_backward)
 	(NULL, GP(T_EMB_W, 0), GP(T_EMB_B, 0), demb, a->tok, W(T_EMB_W, 0), RN,
 	 2 * P, D);
