@@ -142,6 +142,7 @@ struct run {
 	int64_t applied_next[MAX_PARTITIONS];
 	int64_t batch_next[MAX_PARTITIONS];
 	bool batch_dirty;
+	uint64_t batch_due_usec; /* when the open batch must be flushed */
 	size_t batch_messages;
 
 	struct outbox forecasts;
@@ -391,6 +392,25 @@ static int flush_batch(struct run *r, bool commit_kafka)
 	return rc;
 }
 
+/* How long the loop may wait for input: not past the open batch's due
+ * time (its forecasts wait for it), and briefly while produced messages
+ * are unacknowledged (their delivery reports are served between waits). */
+static int poll_timeout_ms(struct run *r)
+{
+	int t = 100;
+	if (r->batch_dirty) {
+		uint64_t now = dc_now_monotonic_usec();
+		uint64_t left = r->batch_due_usec > now
+				    ? (r->batch_due_usec - now + 999) / 1000
+				    : 0;
+		if (left < (uint64_t)t)
+			t = (int)left;
+	}
+	if (t > 5 && dc_kafka_in_flight(r->kafka) > 0)
+		t = 5;
+	return t;
+}
+
 /* Backpressure: pause the input while too much is unacknowledged. */
 static void backpressure(struct run *r)
 {
@@ -549,6 +569,9 @@ static void handle_message(struct run *r, const rd_kafka_message_t *m)
 	}
 	r->batch_next[p] = m->offset + 1;
 	r->applied_next[p] = m->offset + 1;
+	if (!r->batch_dirty)
+		r->batch_due_usec = dc_now_monotonic_usec() +
+				    (uint64_t)r->cfg.storage.batch_ms * 1000u;
 	r->batch_dirty = true;
 	r->batch_messages++;
 }
@@ -868,7 +891,8 @@ int dc_run(const struct dc_run_options *opts, struct dc_run_stats *ret_stats)
 	r->t_lap = dc_now_monotonic_usec();
 	while (!got_stop) {
 		lap(r, DC_PHASE_OTHER);
-		rd_kafka_message_t *m = dc_kafka_poll(r->kafka, 100);
+		rd_kafka_message_t *m =
+		    dc_kafka_poll(r->kafka, poll_timeout_ms(r));
 		lap(r, DC_PHASE_POLL);
 		if (m) {
 			if (!m->err)
