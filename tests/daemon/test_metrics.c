@@ -175,6 +175,7 @@ Test(metrics, scrape_after_publish)
 struct hammer {
 	struct dc_metrics *m;
 	volatile bool stop;
+	volatile long rounds;
 };
 
 static void *hammer_main(void *arg)
@@ -186,6 +187,7 @@ static void *hammer_main(void *arg)
 		st.forecasts++;
 		dc_metrics_publish(h->m, &st);
 		dc_metrics_observe_latency(h->m, 1500);
+		h->rounds++;
 	}
 	return NULL;
 }
@@ -198,6 +200,10 @@ Test(metrics, counters_stay_monotonic_under_concurrent_updates)
 		     0);
 	pthread_t t;
 	pthread_create(&t, NULL, hammer_main, &h);
+	/* on a loaded machine the writer may not have run yet */
+	for (int w = 0; w < 5000 && h.rounds == 0; w++)
+		usleep(1000);
+	cr_assert_gt(h.rounds, 0, "the writer thread never ran");
 	double last = -1, last_count = -1;
 	for (int i = 0; i < 20; i++) {
 		cr_assert_eq(http(dc_metrics_port(h.m), "GET", "/metrics"),
