@@ -1431,6 +1431,16 @@ void cfg_write_effective(FILE *f, const struct cfg *c,
 	}
 }
 
+void cfg_apply_reloadable(struct cfg *running, const struct cfg *loaded)
+{
+	for (size_t i = 0; i < N_OPTIONS; i++) {
+		const struct option *o = &options[i];
+		if (o->flags & OPT_RELOAD)
+			memcpy((char *)running + o->off,
+			       (const char *)loaded + o->off, o->size);
+	}
+}
+
 size_t cfg_diff_static(const struct cfg *a, const struct cfg *b,
 		       const char **names, size_t max)
 {

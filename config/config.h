@@ -226,6 +226,10 @@ void cfg_write_markdown(FILE *f);
 void cfg_write_effective(FILE *f, const struct cfg *c,
 			 const struct cfg_sources *src);
 
+/* Reload support: copy every setting the table marks reloadable from
+ * loaded into running; restart-only settings keep their running values. */
+void cfg_apply_reloadable(struct cfg *running, const struct cfg *loaded);
+
 /*
  * Reload support: compare two configurations.  Returns the number of
  * settings that differ and cannot change at run time, and stores up to

@@ -161,12 +161,13 @@ struct run {
 	char err[1024];
 };
 
-/* Charge the time since the last lap to phase. */
-static void lap(struct run *r, int phase)
+/* Charge the time since the last lap to phase; returns the time now. */
+static uint64_t lap(struct run *r, int phase)
 {
 	uint64_t now = dc_now_monotonic_usec();
 	r->st.phase_us[phase] += now - r->t_lap;
 	r->t_lap = now;
+	return now;
 }
 
 /* ---- engine events -> storage and the forecast outbox ----------------- */
@@ -395,11 +396,10 @@ static int flush_batch(struct run *r, bool commit_kafka)
 /* How long the loop may wait for input: not past the open batch's due
  * time (its forecasts wait for it), and briefly while produced messages
  * are unacknowledged (their delivery reports are served between waits). */
-static int poll_timeout_ms(struct run *r)
+static int poll_timeout_ms(struct run *r, uint64_t now)
 {
 	int t = 100;
 	if (r->batch_dirty) {
-		uint64_t now = dc_now_monotonic_usec();
 		uint64_t left = r->batch_due_usec > now
 				    ? (r->batch_due_usec - now + 999) / 1000
 				    : 0;
@@ -665,18 +665,9 @@ static void reload(struct run *r)
 		log_warning("reload: %s changed but needs a restart; the "
 			    "running value stays",
 			    names[i]);
-	apply_runtime_settings(r, &c);
-	/* keep restart-only settings as they are */
-	r->cfg.ttt = c.ttt;
-	r->cfg.log = c.log;
-	r->cfg.kafka.max_poll_records = c.kafka.max_poll_records;
-	r->cfg.kafka.max_in_flight = c.kafka.max_in_flight;
-	r->cfg.storage.forecast_sample = c.storage.forecast_sample;
-	r->cfg.storage.keep_versions = c.storage.keep_versions;
-	r->cfg.storage.keep_days = c.storage.keep_days;
-	r->cfg.storage.prune_batch = c.storage.prune_batch;
-	r->cfg.storage.prune_every_ms = c.storage.prune_every_ms;
-	r->cfg.storage.control_poll_ms = c.storage.control_poll_ms;
+	/* restart-only settings keep their running values */
+	cfg_apply_reloadable(&r->cfg, &c);
+	apply_runtime_settings(r, &r->cfg);
 	log_notice("configuration reloaded (%zu restart-only change%s "
 		   "ignored)",
 		   n, n == 1 ? "" : "s");
@@ -890,10 +881,10 @@ int dc_run(const struct dc_run_options *opts, struct dc_run_stats *ret_stats)
 		 last_delivery = 0;
 	r->t_lap = dc_now_monotonic_usec();
 	while (!got_stop) {
-		lap(r, DC_PHASE_OTHER);
+		uint64_t t = lap(r, DC_PHASE_OTHER);
 		rd_kafka_message_t *m =
-		    dc_kafka_poll(r->kafka, poll_timeout_ms(r));
-		lap(r, DC_PHASE_POLL);
+		    dc_kafka_poll(r->kafka, poll_timeout_ms(r, t));
+		uint64_t now = lap(r, DC_PHASE_POLL);
 		if (m) {
 			if (!m->err)
 				handle_message(r, m);
@@ -902,9 +893,8 @@ int dc_run(const struct dc_run_options *opts, struct dc_run_stats *ret_stats)
 						"consumer: %s",
 						rd_kafka_message_errstr(m));
 			rd_kafka_message_destroy(m);
-			lap(r, DC_PHASE_MESSAGE);
+			now = lap(r, DC_PHASE_MESSAGE);
 		}
-		uint64_t now = dc_now_monotonic_usec();
 		int64_t now_ms = (int64_t)(now / 1000);
 		/* delivery reports at least every millisecond: they time the
 		 * end-to-end latency and count what is in flight */

@@ -397,3 +397,29 @@ Test(config, diff_static_names_restart_only_settings)
 	cr_assert_str_eq(names[0], "kafka.group");
 	cr_assert_str_eq(names[1], "model.horizon");
 }
+
+Test(config, apply_reloadable_copies_exactly_the_reloadable_settings)
+{
+	struct cfg run, loaded;
+	cfg_defaults(&run);
+	loaded = run;
+	loaded.ttt.every = 3;		  /* reloadable */
+	loaded.kafka.max_in_flight = 777; /* reloadable */
+	loaded.storage.forecast_sample = 0;
+	loaded.log.level = CFG_LOG_DEBUG;
+	loaded.model.horizon = 24; /* restart-only */
+	snprintf(loaded.kafka.group, sizeof(loaded.kafka.group), "other");
+	cfg_apply_reloadable(&run, &loaded);
+	cr_assert_eq(run.ttt.every, 3);
+	cr_assert_eq(run.kafka.max_in_flight, 777);
+	cr_assert_eq(run.storage.forecast_sample, 0);
+	cr_assert_eq(run.log.level, CFG_LOG_DEBUG);
+	cr_assert_eq(run.model.horizon, 96);
+	cr_assert_str_eq(run.kafka.group, "driftcast");
+	/* what is left differs in restart-only settings only */
+	const char *names[8];
+	cr_assert_eq(cfg_diff_static(&run, &loaded, names, 8), 2);
+	loaded.model.horizon = 96;
+	snprintf(loaded.kafka.group, sizeof(loaded.kafka.group), "driftcast");
+	cr_assert_eq(memcmp(&run, &loaded, sizeof(run)), 0);
+}
