@@ -1139,6 +1139,15 @@ static int check_key(const char *key, const char *what, char *errbuf,
 	return 0;
 }
 
+/* The parameters of SQ_SERIES_INSERT and SQ_SERIES_INSERT_NEW: key, the
+ * base model, the time it was first seen. */
+static void bind_new_series(struct store *s, sqlite3_stmt *st, const char *key)
+{
+	sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC);
+	bind_id(st, 2, s->model_id);
+	sqlite3_bind_int64(st, 3, store_now_ms());
+}
+
 /* Look the series up; with create, insert it when missing.  Returns
  * -ENOENT when missing and !create. */
 static int series_get(struct store *s, const char *key, bool create,
@@ -1176,9 +1185,7 @@ static int series_get(struct store *s, const char *key, bool create,
 	reset_stmt(st);
 	if ((r = prep(s, SQ_SERIES_INSERT, &st, errbuf, errbuf_size)) < 0)
 		return r;
-	sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC);
-	bind_id(st, 2, s->model_id);
-	sqlite3_bind_int64(st, 3, store_now_ms());
+	bind_new_series(s, st, key);
 	rc = sqlite3_step(st);
 	if (rc != SQLITE_DONE) {
 		r = db_fail(s, rc, errbuf, errbuf_size, "adding a series");
@@ -1205,9 +1212,7 @@ static int series_get_new(struct store *s, const char *key,
 
 	if ((r = prep(s, SQ_SERIES_INSERT_NEW, &st, errbuf, errbuf_size)) < 0)
 		return r;
-	sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC);
-	bind_id(st, 2, s->model_id);
-	sqlite3_bind_int64(st, 3, store_now_ms());
+	bind_new_series(s, st, key);
 	rc = sqlite3_step(st);
 	if (rc != SQLITE_DONE) {
 		r = db_fail(s, rc, errbuf, errbuf_size, "adding a series");
