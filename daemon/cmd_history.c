@@ -108,7 +108,7 @@ static int print_event(void *user, const struct store_event *ev)
 {
 	struct out *o = user;
 	char t[32], b[8][32];
-	dc_fmt_utc(ev->ts, t, sizeof(t));
+	store_format_time(ev->ts, t, sizeof(t));
 	const char *type = store_event_type_name(ev->type);
 	const char *trig = store_trigger_name(ev->trigger);
 	if (o->fmt == DC_FORMAT_TABLE) {

@@ -39,7 +39,7 @@ static int print_version(void *user, const struct store_version *v)
 {
 	struct out *o = user;
 	char t[32], parent[24], b[4][32];
-	dc_fmt_utc(v->ts, t, sizeof(t));
+	store_format_time(v->ts, t, sizeof(t));
 	if (v->parent_number >= 0)
 		snprintf(parent, sizeof(parent), "%lld",
 			 (long long)v->parent_number);

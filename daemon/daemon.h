@@ -222,8 +222,6 @@ size_t dc_format_float(char *p, float f);
 
 /* Output of the read-only commands (history, versions). */
 enum dc_format { DC_FORMAT_TABLE, DC_FORMAT_CSV, DC_FORMAT_JSON };
-/* ts (epoch seconds) as "YYYY-MM-DDTHH:MM:SSZ" into buf. */
-void dc_fmt_utc(int64_t ts, char *buf, size_t n);
 /* v with 6 digits into buf, or `none` (a static string) when not finite;
  * returns the string to print. */
 const char *dc_fmt_num(float v, char *buf, size_t n, const char *none);

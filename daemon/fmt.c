@@ -11,7 +11,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 /*
  * A float as the shortest of up to 9 significant digits (enough to read
@@ -77,16 +76,6 @@ size_t dc_format_float(char *p, float f)
 			p[n++] = d[i];
 	}
 	return n;
-}
-
-void dc_fmt_utc(int64_t ts, char *buf, size_t n)
-{
-	time_t t = (time_t)ts;
-	struct tm tm;
-	if (gmtime_r(&t, &tm))
-		strftime(buf, n, "%Y-%m-%dT%H:%M:%SZ", &tm);
-	else
-		snprintf(buf, n, "%lld", (long long)ts);
 }
 
 const char *dc_fmt_num(float v, char *buf, size_t n, const char *none)

@@ -1821,7 +1821,7 @@ struct target_row {
 	size_t adapter_len; /* floats, copied into s->rb_adapter */
 };
 
-static void fmt_time(int64_t ts, char *buf, size_t n)
+void store_format_time(int64_t ts, char *buf, size_t n)
 {
 	time_t t = (time_t)ts;
 	struct tm tm;
@@ -1853,8 +1853,8 @@ static int target_missing(struct store *s, const struct series_row *sr,
 		hi = sqlite3_column_int64(st, 1),
 		t0 = sqlite3_column_int64(st, 2);
 	if (t->by_time) {
-		fmt_time(t->at, when, sizeof(when));
-		fmt_time(t0, first, sizeof(first));
+		store_format_time(t->at, when, sizeof(when));
+		store_format_time(t0, first, sizeof(first));
 		r = set_err(errbuf, errbuf_size, -EINVAL,
 			    "series '%s' had no version at %s (its first "
 			    "surviving version is from %s)",

@@ -402,6 +402,10 @@ int store_prune(struct store *s, const struct store_retention *r,
 /* Wall clock in epoch ms (what created_at holds). */
 int64_t store_now_ms(void);
 
+/* Epoch seconds ts as UTC "YYYY-MM-DDTHH:MM:SSZ" into buf (the number
+ * itself when out of range): how series times are shown to people. */
+void store_format_time(int64_t ts, char *buf, size_t n);
+
 /* Parse a time for --since/--at: epoch seconds, or an ISO 8601 UTC date
  * "YYYY-MM-DD", "YYYY-MM-DDTHH:MM[:SS][Z]" (space allowed for T). */
 int store_parse_time(const char *text, int64_t *ret_ts);
