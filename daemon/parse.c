@@ -725,6 +725,21 @@ static bool fspan_eq(struct fspan a, const char *lit)
 	return a.len == strlen(lit) && !memcmp(a.s, lit, a.len);
 }
 
+/* After an object member at *ps: ',' gives 1 with *ps at the next member,
+ * '}' gives 0 with *ps just past it, anything else -1. */
+static int fast_next_member(const char **ps, const char *end)
+{
+	const char *s = fast_ws(*ps, end);
+	if (s < end && *s == ',') {
+		*ps = fast_ws(s + 1, end);
+		return 1;
+	}
+	if (s >= end || *s != '}')
+		return -1;
+	*ps = s + 1;
+	return 0;
+}
+
 /* Scan the document into m; false when it is not of the fast shape. */
 static bool fast_scan(const char *s, const char *end, struct fast_msg *m)
 {
@@ -777,29 +792,22 @@ static bool fast_scan(const char *s, const char *end, struct fast_msg *m)
 				if (!(s = fast_number(s, end, &m->values[i])))
 					return false;
 				m->nvalues++;
-				s = fast_ws(s, end);
-				if (s < end && *s == ',') {
-					s = fast_ws(s + 1, end);
-					continue;
-				}
-				if (s >= end || *s != '}')
+				int more = fast_next_member(&s, end);
+				if (more < 0)
 					return false;
-				s++;
-				break;
+				if (!more)
+					break;
 			}
 		} else {
 			return false;
 		}
 		if (!s)
 			return false;
-		s = fast_ws(s, end);
-		if (s < end && *s == ',') {
-			s = fast_ws(s + 1, end);
-			continue;
-		}
-		if (s >= end || *s != '}')
+		int more = fast_next_member(&s, end);
+		if (more < 0)
 			return false;
-		return fast_ws(s + 1, end) == end;
+		if (!more)
+			return fast_ws(s, end) == end;
 	}
 }
 
