@@ -585,19 +585,25 @@ static const float *expand(struct ttt_engine *e, const struct adstate *ad)
 	return e->full;
 }
 
+/* Mean squared difference of a [n] and b [n], summed in double. */
+static float mse(const float *a, const float *b, size_t n)
+{
+	double s = 0.0;
+	for (size_t k = 0; k < n; k++) {
+		double d = (double)a[k] - (double)b[k];
+		s += d * d;
+	}
+	return (float)(s / (double)n);
+}
+
 /* Mean squared error of forecasting b windows x [b, L] against y [b, H]
  * (normalised) with adapter (may be NULL).  NAN on failure. */
 static float batch_mse(struct ttt_engine *e, const float *adapter,
 		       const float *x, const float *y, int b)
 {
-	double s = 0.0;
 	if (fc_forecast(e->m, adapter, e->ws, x, b, e->yh) < 0)
 		return NAN;
-	for (size_t k = 0; k < (size_t)b * (size_t)e->H; k++) {
-		double d = (double)e->yh[k] - (double)y[k];
-		s += d * d;
-	}
-	return (float)(s / ((double)b * e->H));
+	return mse(e->yh, y, (size_t)b * (size_t)e->H);
 }
 
 static float sqdist(const float *a, const float *b, size_t n)
@@ -884,8 +890,8 @@ static void shadow_step(struct ttt_engine *e, struct series *s)
 		const float *cal[2] = {NULL, ad->a};
 		if (fc_forecast_calibrated(e->m, e->ws, e->xb, 2, cal, e->yh) ==
 		    0) {
-			es = sqdist(e->yh, e->yb, (size_t)H) / (float)H;
-			ea = sqdist(e->yh + H, e->yb, (size_t)H) / (float)H;
+			es = mse(e->yh, e->yb, (size_t)H);
+			ea = mse(e->yh + H, e->yb, (size_t)H);
 		}
 	} else {
 		es = batch_mse(e, NULL, e->xb, e->yb, 1);
