@@ -25,7 +25,18 @@
  *   latency     messages produced at a fixed rate by a second thread;
  *               end-to-end latency from the message's CreateTime to its
  *               forecast being delivered, p50/p99 from the daemon's own
- *               histogram (driftcast_e2e_latency_seconds).
+ *               histogram (driftcast_e2e_latency_seconds), for the whole
+ *               run and for every second of it.
+ *               The mock broker answers a Fetch by walking the partition's
+ *               list of message sets from the oldest (librdkafka 2.0.2
+ *               rdkafka_mock.c, "FIXME: Maintain an index"), one set per
+ *               partition per Fetch, and a paced producer appends ~1/linger
+ *               small sets per partition per second: with many partitions
+ *               the mock thread's Fetch cost grows with the run's length
+ *               until it saturates and latency climbs by the second (64
+ *               partitions: seconds after ~15 s).  A real broker indexes
+ *               offsets; use --partitions 4 to measure the daemon rather
+ *               than that walk.
  * Every mode also prints the resident set size at the end (the whole
  * process, so including the in-process mock broker and its messages).
  *
@@ -50,6 +61,10 @@
  *                     [--batch-ms MS] (storage.batch_ms, default 200)
  *                     [--set KEY=VALUE ...] (any daemon setting, e.g.
  *                      storage.forecast_sample=0)
+ *                     [--partitions N] (of the input topic, default 64)
+ *                     [--linger-ms MS] (the load producer's, default 10)
+ * The load producer compresses (lz4), so the warm-up backlog fits the
+ * mock's 5 MiB per partition with fewer partitions.
  */
 #include <errno.h>
 #include <getopt.h>
@@ -97,7 +112,7 @@ struct window {
 
 struct bench {
 	const char *mode;
-	int series, steps, width, batch_ms;
+	int series, steps, width, batch_ms, partitions, linger_ms;
 	const char *extra[16]; /* --set K=V, after the bench's own */
 	int nextra;
 	bool ttt;
@@ -121,6 +136,8 @@ struct bench {
 	struct dc_run_stats last;
 	int metrics_port;
 	char metrics[65536]; /* scraped when done */
+	uint64_t t_sec;	     /* latency: last per-second scrape */
+	double prev_cnt[64]; /* ... its histogram counts */
 };
 
 static int free_port(void)
@@ -269,11 +286,72 @@ static void *paced_producer(void *arg)
 	return NULL;
 }
 
+/* The buckets of the daemon's latency histogram text (cumulative counts,
+ * upper bounds in seconds); returns how many. */
+static int hist_parse(const char *text, double *le, double *cnt, int max)
+{
+	int n = 0;
+	const char *p = text;
+	while ((p = strstr(p, "_bucket{le=\"")) && n < max) {
+		p += strlen("_bucket{le=\"");
+		le[n] = strncmp(p, "+Inf", 4) ? atof(p) : (double)INFINITY;
+		const char *sp = strchr(p, ' ');
+		if (!sp)
+			break;
+		cnt[n++] = atof(sp + 1);
+	}
+	return n;
+}
+
+/* The upper bound of the bucket holding the q-quantile; NaN when empty. */
+static double bucket_quantile(const double *le, const double *cnt, int n,
+			      double q)
+{
+	if (n == 0 || cnt[n - 1] <= 0)
+		return NAN;
+	for (int i = 0; i < n; i++)
+		if (cnt[i] >= q * cnt[n - 1])
+			return le[i];
+	return (double)INFINITY;
+}
+
+/* p-quantile (seconds) from the daemon's latency histogram text. */
+static double hist_quantile(const char *text, double q)
+{
+	double le[64], cnt[64];
+	return bucket_quantile(le, cnt, hist_parse(text, le, cnt, 64), q);
+}
+
+/* Latency mode: once a second, the quantiles of the forecasts delivered in
+ * that second (from the difference of two scrapes), so a run shows whether
+ * latency holds or drifts (e.g. the mock's fetch slowing down). */
+static void per_second(struct bench *b, uint64_t consumed)
+{
+	uint64_t now = dc_now_monotonic_usec();
+	if (now - b->t_sec < 1000000)
+		return;
+	b->t_sec = now;
+	scrape(b);
+	double le[64], cnt[64], d[64] = {0};
+	int n = hist_parse(b->metrics, le, cnt, 64);
+	for (int i = 0; i < n; i++) {
+		d[i] = cnt[i] - b->prev_cnt[i];
+		b->prev_cnt[i] = cnt[i];
+	}
+	printf("  t=%5.1f s consumed %" PRIu64
+	       " delivered %.0f forecasts: p50 <= %g s, p99 <= %g s\n",
+	       (double)(now - b->t_mark) / 1e6, consumed, n ? d[n - 1] : 0.0,
+	       bucket_quantile(le, d, n, 0.50),
+	       bucket_quantile(le, d, n, 0.99));
+}
+
 static bool tick(void *user, const struct dc_run_stats *st)
 {
 	struct bench *b = user;
 	uint64_t consumed = st->messages + st->skipped_replay;
 	b->last = *st;
+	if (b->phase == 1 && !strcmp(b->mode, "latency"))
+		per_second(b, consumed);
 	if (b->phase == 0 && consumed >= b->warm_msgs) {
 		b->phase = 1;
 		b->t_mark = dc_now_monotonic_usec();
@@ -348,17 +426,21 @@ static int setup(struct bench *b, char *model_path, size_t n)
 		return -EIO;
 	snprintf(b->bootstraps, sizeof(b->bootstraps), "%s",
 		 rd_kafka_mock_cluster_bootstraps(b->mc));
-	/* 64 partitions: the mock keeps 5 MiB per partition */
-	rd_kafka_mock_topic_create(b->mc, "measurements", 64, 1);
+	/* 64 partitions by default: the mock keeps 5 MiB per partition */
+	rd_kafka_mock_topic_create(b->mc, "measurements", b->partitions, 1);
 	rd_kafka_mock_topic_create(b->mc, "forecasts", 64, 1);
 	rd_kafka_mock_topic_create(b->mc, "deadletter", 1, 1);
 
 	conf = rd_kafka_conf_new();
 	rd_kafka_conf_set(conf, "bootstrap.servers", b->bootstraps, err,
 			  sizeof(err));
-	rd_kafka_conf_set(conf, "linger.ms", "10", err, sizeof(err));
+	char linger[16];
+	snprintf(linger, sizeof(linger), "%d", b->linger_ms);
+	rd_kafka_conf_set(conf, "linger.ms", linger, err, sizeof(err));
 	rd_kafka_conf_set(conf, "queue.buffering.max.messages", "1000000", err,
 			  sizeof(err));
+	/* ~4x less of the mock's 5 MiB per partition per message */
+	rd_kafka_conf_set(conf, "compression.codec", "lz4", err, sizeof(err));
 	b->producer = rd_kafka_new(RD_KAFKA_PRODUCER, conf, err, sizeof(err));
 	if (!b->producer)
 		return -EIO;
@@ -381,32 +463,6 @@ static int setup(struct bench *b, char *model_path, size_t n)
 	int r = fc_model_save(m, model_path, err, sizeof(err));
 	fc_model_free(m);
 	return r;
-}
-
-/* p-quantile (seconds) from the daemon's latency histogram text. */
-static double hist_quantile(const char *text, double q)
-{
-	double le[64], cnt[64];
-	int n = 0;
-	const char *p = text;
-	while ((p = strstr(p, "_bucket{le=\"")) && n < 64) {
-		p += strlen("_bucket{le=\"");
-		double bound =
-		    strncmp(p, "+Inf", 4) ? atof(p) : (double)INFINITY;
-		const char *sp = strchr(p, ' ');
-		if (!sp)
-			break;
-		le[n] = bound;
-		cnt[n] = atof(sp + 1);
-		n++;
-	}
-	if (n == 0 || cnt[n - 1] <= 0)
-		return NAN;
-	double want = q * cnt[n - 1];
-	for (int i = 0; i < n; i++)
-		if (cnt[i] >= want)
-			return le[i];
-	return (double)INFINITY;
 }
 
 static int remove_one(const char *path, const struct stat *sb, int flag,
@@ -578,6 +634,8 @@ int main(int argc, char **argv)
 	    {"backbone", required_argument, NULL, 'b'},
 	    {"batch-ms", required_argument, NULL, 'B'},
 	    {"set", required_argument, NULL, 'X'},
+	    {"partitions", required_argument, NULL, 'P'},
+	    {"linger-ms", required_argument, NULL, 'G'},
 	    {NULL, 0, NULL, 0},
 	};
 	struct bench b = {.mode = "throughput",
@@ -588,7 +646,9 @@ int main(int argc, char **argv)
 			  .rate = 10000,
 			  .seconds = 20,
 			  .backbone = "gru",
-			  .batch_ms = 200};
+			  .batch_ms = 200,
+			  .partitions = 64,
+			  .linger_ms = 10};
 	int c;
 	while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
 		switch (c) {
@@ -618,6 +678,12 @@ int main(int argc, char **argv)
 			break;
 		case 'B':
 			b.batch_ms = atoi(optarg);
+			break;
+		case 'P':
+			b.partitions = atoi(optarg);
+			break;
+		case 'G':
+			b.linger_ms = atoi(optarg);
 			break;
 		case 'X':
 			if (b.nextra == sizeof(b.extra) / sizeof(b.extra[0])) {
