@@ -97,6 +97,12 @@ int dc_kafka_new(const struct cfg *c, const struct dc_kafka_hooks *hooks,
 		 struct dc_kafka **ret, char *errbuf, size_t errbuf_size);
 void dc_kafka_free(struct dc_kafka *k);
 
+/* librdkafka's own check of one pass-through property (cfg_kprop_check_fn;
+ * registered with cfg_set_kprop_check before configurations are loaded):
+ * 0, or -1 with librdkafka's reason in why. */
+int dc_kafka_check_property(const char *name, const char *value, char *why,
+			    size_t why_size);
+
 /* Next message or NULL after timeout_ms; serves callbacks.  The caller
  * destroys the message with rd_kafka_message_destroy(). */
 rd_kafka_message_t *dc_kafka_poll(struct dc_kafka *k, int timeout_ms);

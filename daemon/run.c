@@ -753,6 +753,8 @@ int dc_run(const struct dc_run_options *opts, struct dc_run_stats *ret_stats)
 	for (int p = 0; p < MAX_PARTITIONS; p++)
 		r->applied_next[p] = r->batch_next[p] = -1;
 
+	/* also when called without dc_main (benchmarks, tests) */
+	cfg_set_kprop_check(dc_kafka_check_property);
 	if (cfg_load(opts->config_path, opts->sets, opts->nsets, &r->cfg, NULL,
 		     r->err, sizeof(r->err)) < 0) {
 		fprintf(stderr, "%s\n", r->err);

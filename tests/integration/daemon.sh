@@ -122,6 +122,13 @@ level = ${1:-info}
 
 [metrics]
 listen = 127.0.0.1:$metrics_port
+
+# passed to librdkafka as they are (the path a SASL/TLS cluster's settings
+# take); the mock parks an empty Fetch for the whole wait
+[librdkafka]
+client.id = it-driftcast
+[librdkafka.consumer]
+fetch.wait.max.ms = 10
 EOF
 }
 write_conf info
