@@ -286,14 +286,18 @@ static void *paced_producer(void *arg)
 	return NULL;
 }
 
-/* The buckets of the daemon's latency histogram text (cumulative counts,
- * upper bounds in seconds); returns how many. */
-static int hist_parse(const char *text, double *le, double *cnt, int max)
+/* The buckets of one of the daemon's latency histograms (metric name, e.g.
+ * driftcast_e2e_latency_seconds) in its metrics text: cumulative counts,
+ * upper bounds in seconds; returns how many. */
+static int hist_parse(const char *text, const char *name, double *le,
+		      double *cnt, int max)
 {
+	char key[128];
 	int n = 0;
 	const char *p = text;
-	while ((p = strstr(p, "_bucket{le=\"")) && n < max) {
-		p += strlen("_bucket{le=\"");
+	snprintf(key, sizeof(key), "%s_bucket{le=\"", name);
+	while ((p = strstr(p, key)) && n < max) {
+		p += strlen(key);
 		le[n] = strncmp(p, "+Inf", 4) ? atof(p) : (double)INFINITY;
 		const char *sp = strchr(p, ' ');
 		if (!sp)
@@ -315,11 +319,11 @@ static double bucket_quantile(const double *le, const double *cnt, int n,
 	return (double)INFINITY;
 }
 
-/* p-quantile (seconds) from the daemon's latency histogram text. */
-static double hist_quantile(const char *text, double q)
+/* q-quantile (seconds) of one latency histogram in the metrics text. */
+static double hist_quantile(const char *text, const char *name, double q)
 {
 	double le[64], cnt[64];
-	return bucket_quantile(le, cnt, hist_parse(text, le, cnt, 64), q);
+	return bucket_quantile(le, cnt, hist_parse(text, name, le, cnt, 64), q);
 }
 
 /* Latency mode: once a second, the quantiles of the forecasts delivered in
@@ -333,7 +337,8 @@ static void per_second(struct bench *b, uint64_t consumed)
 	b->t_sec = now;
 	scrape(b);
 	double le[64], cnt[64], d[64] = {0};
-	int n = hist_parse(b->metrics, le, cnt, 64);
+	int n = hist_parse(b->metrics, "driftcast_e2e_latency_seconds", le, cnt,
+			   64);
 	for (int i = 0; i < n; i++) {
 		d[i] = cnt[i] - b->prev_cnt[i];
 		b->prev_cnt[i] = cnt[i];
@@ -755,11 +760,21 @@ int main(int argc, char **argv)
 		printf("  resident memory %.1f MiB with %zu series (whole "
 		       "process, mock broker and its messages included)\n",
 		       (double)rss / 1024.0, st.series);
-		printf("  end-to-end latency (message CreateTime -> forecast "
-		       "delivered), from the daemon's histogram: p50 <= %g s, "
-		       "p99 <= %g s\n",
-		       hist_quantile(b.metrics, 0.50),
-		       hist_quantile(b.metrics, 0.99));
+		static const char *const legs[][2] = {
+		    {"driftcast_e2e_latency_seconds",
+		     "end to end (message CreateTime -> forecast acked)"},
+		    {"driftcast_processing_latency_seconds",
+		     "  in the daemon (consumed -> handed to the producer)"},
+		    {"driftcast_delivery_latency_seconds",
+		     "  delivery (handed to the producer -> acked)"},
+		};
+		printf("  latency from the daemon's histograms (bucket upper "
+		       "bounds):\n");
+		for (int i = 0; i < 3; i++)
+			printf("    %-54s p50 <= %g s, p99 <= %g s\n",
+			       legs[i][1],
+			       hist_quantile(b.metrics, legs[i][0], 0.50),
+			       hist_quantile(b.metrics, legs[i][0], 0.99));
 	}
 	rd_kafka_destroy(b.producer);
 	rd_kafka_mock_cluster_destroy(b.mc);

@@ -122,6 +122,7 @@ static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *m,
 	if (k->hooks.on_delivered && m->_private)
 		k->hooks.on_delivered(k->hooks.user,
 				      (int64_t)(intptr_t)m->_private,
+				      rd_kafka_message_latency(m),
 				      m->err != RD_KAFKA_RESP_ERR_NO_ERROR);
 	if (m->err) {
 		k->failed++;

@@ -62,8 +62,8 @@ static void on_reload_signal(int sig)
 struct outbox {
 	char *buf;
 	size_t len, cap;
-	/* the records: key_off, key_len, val_off, val_len, origin_ms (the
-	 * Kafka CreateTime of the message behind it, or 0) */
+	/* the records: key_off, key_len, val_off, val_len, tag (the
+	 * engine's tag of the message behind it: see tag_make) */
 	size_t *rec;
 	size_t nrec, caprec;
 };
@@ -86,7 +86,7 @@ static int outbox_reserve(struct outbox *o, size_t more)
 #define OUTBOX_FIELDS 5
 
 static int outbox_add(struct outbox *o, const char *key, size_t key_len,
-		      const char *val, size_t val_len, int64_t origin_ms)
+		      const char *val, size_t val_len, uint64_t tag)
 {
 	if (o->nrec == o->caprec) {
 		size_t cap = o->caprec ? o->caprec * 2 : 1024;
@@ -107,9 +107,37 @@ static int outbox_add(struct outbox *o, const char *key, size_t key_len,
 	r[3] = val_len;
 	memcpy(o->buf + o->len, val, val_len);
 	o->len += val_len;
-	r[4] = origin_ms > 0 ? (size_t)origin_ms : 0;
+	r[4] = (size_t)tag;
 	o->nrec++;
 	return 0;
+}
+
+/*
+ * The engine carries one 64-bit tag per observation to its forecast: here
+ * the input message's Kafka CreateTime in ms (the upper 44 bits, enough
+ * until the year 2527) and the low 20 bits of the loop's monotonic clock in
+ * ms when the message was consumed, so the time spent in the daemon is
+ * known modulo 2^20 ms (~17 min) when the forecast is handed on.
+ */
+#define TAG_CLOCK_BITS 20
+#define TAG_CLOCK_MASK ((UINT64_C(1) << TAG_CLOCK_BITS) - 1)
+
+static uint64_t tag_make(int64_t created_ms, uint64_t consumed_ms)
+{
+	uint64_t c = created_ms > 0 && created_ms < (INT64_C(1) << 44)
+			 ? (uint64_t)created_ms
+			 : 0;
+	return c << TAG_CLOCK_BITS | (consumed_ms & TAG_CLOCK_MASK);
+}
+
+static int64_t tag_created_ms(uint64_t tag)
+{
+	return (int64_t)(tag >> TAG_CLOCK_BITS);
+}
+
+static uint64_t tag_held_ms(uint64_t tag, uint64_t now_ms)
+{
+	return (now_ms - tag) & TAG_CLOCK_MASK;
 }
 
 static void outbox_clear(struct outbox *o)
@@ -242,10 +270,9 @@ static void on_engine_event(void *user, const struct ttt_event *ev)
 		struct ttt_event esc = *ev;
 		esc.series = key;
 		int n = format_forecast(r, &esc, json, sizeof(json));
-		/* the tag is the Kafka CreateTime of the message */
 		if (n > 0 &&
 		    outbox_add(&r->forecasts, ev->series, strlen(ev->series),
-			       json, (size_t)n, (int64_t)ev->tag) < 0)
+			       json, (size_t)n, ev->tag) < 0)
 			log_ratelimited(&r->rl_engine, LOG_ERR,
 					"out of memory queueing a forecast");
 		break;
@@ -362,12 +389,16 @@ static int flush_batch(struct run *r, bool commit_kafka)
 	lap(r, DC_PHASE_COMMIT);
 
 	/* 3. forecasts (kept even when degraded: forecasting continues) */
+	uint64_t now_ms = dc_now_monotonic_usec() / 1000;
 	for (size_t i = 0; i < r->forecasts.nrec; i++) {
 		const size_t *rec = &r->forecasts.rec[i * OUTBOX_FIELDS];
+		uint64_t tag = (uint64_t)rec[4];
+		dc_metrics_observe_latency(r->metrics, DC_LAT_PROCESSING,
+					   tag_held_ms(tag, now_ms) * 1000u);
 		if (dc_kafka_produce(r->kafka, r->cfg.kafka.output_topic,
 				     r->forecasts.buf + rec[0], rec[1],
 				     r->forecasts.buf + rec[2], rec[3], NULL,
-				     (int64_t)rec[4]) < 0)
+				     tag_created_ms(tag)) < 0)
 			rc = -EIO;
 	}
 	outbox_clear(&r->forecasts);
@@ -452,15 +483,19 @@ static int64_t hook_applied_offset(void *user, const char *topic,
 	return found ? next - 1 : -1;
 }
 
-static void hook_on_delivered(void *user, int64_t origin_ms, bool failed)
+static void hook_on_delivered(void *user, int64_t origin_ms, int64_t produce_us,
+			      bool failed)
 {
 	struct run *r = user;
 	if (failed)
 		return;
 	int64_t now = wall_ms();
 	dc_metrics_observe_latency(
-	    r->metrics,
+	    r->metrics, DC_LAT_E2E,
 	    now > origin_ms ? (uint64_t)(now - origin_ms) * 1000u : 0);
+	if (produce_us >= 0)
+		dc_metrics_observe_latency(r->metrics, DC_LAT_DELIVERY,
+					   (uint64_t)produce_us);
 }
 
 static void hook_on_revoke(void *user,
@@ -535,8 +570,9 @@ static void handle_message(struct run *r, const rd_kafka_message_t *m)
 		r->n_rejected = 0;
 		rd_kafka_timestamp_type_t tt;
 		int64_t created = rd_kafka_message_timestamp(m, &tt);
-		ttt_engine_set_tag(r->engine,
-				   created > 0 ? (uint64_t)created : 0);
+		ttt_engine_set_tag(
+		    r->engine,
+		    tag_make(created, dc_now_monotonic_usec() / 1000));
 		for (size_t i = 0; i < n; i++) {
 			struct dc_obs *o = &r->obs[i];
 			r->st.observations++;

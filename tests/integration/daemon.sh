@@ -280,6 +280,22 @@ EOF
 check "metrics: Prometheus text with messages, dead letters, forecasts and latency" \
     grep -q 'driftcast_forecasts_total' "$WORK/metrics.txt"
 check "metrics: dead letters counted" grep -Eq 'driftcast_deadletter(ed)?_total.* [1-9]' "$WORK/metrics.txt"
+# the two legs the daemon tells apart: every forecast handed on was held
+# under 10 s (a bad tag decode lands in +Inf), and acknowledgements timed
+legs_ok() {
+    python3 - "$WORK/metrics.txt" <<'EOF'
+import re, sys
+t = open(sys.argv[1]).read()
+def v(name):
+    m = re.search("^" + re.escape(name) + r" (\S+)$", t, re.M)
+    return float(m.group(1)) if m else -1
+p = v("driftcast_processing_latency_seconds_count")
+ok = p > 0 and v('driftcast_processing_latency_seconds_bucket{le="10"}') == p
+ok = ok and v("driftcast_delivery_latency_seconds_count") > 0
+sys.exit(0 if ok else 1)
+EOF
+}
+check "metrics: processing and delivery latency legs" legs_ok
 
 # ---- watchdog, reload ---------------------------------------------------------------------
 
