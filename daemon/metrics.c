@@ -25,7 +25,8 @@
 
 /* Upper bounds of the latency buckets, in microseconds (+Inf implied). */
 static const uint64_t lat_bounds_us[] = {
-    1000,   2500,   5000,    10000,   25000,   50000,	 100000,
+    1000,   2500,   5000,    10000,   15000,   20000,	 25000,
+    30000,  40000,  50000,   75000,   100000,  150000,	 200000,
     250000, 500000, 1000000, 2500000, 5000000, 10000000,
 };
 #define N_LAT_BUCKETS (sizeof(lat_bounds_us) / sizeof(lat_bounds_us[0]) + 1)
