@@ -589,6 +589,29 @@ static int bench_echo(struct bench *b)
 		rd_kafka_conf_set(cc, cset[i][0], cset[i][1], err, sizeof(err));
 	for (size_t i = 0; i < sizeof(pset) / sizeof(pset[0]); i++)
 		rd_kafka_conf_set(pc, pset[i][0], pset[i][1], err, sizeof(err));
+	/* --set librdkafka[.consumer|.producer].NAME=VALUE, as the daemon
+	 * takes them, so both sides of a comparison run the same tuning */
+	for (int i = 0; i < b->nextra; i++) {
+		const char *x = b->extra[i], *pre = "librdkafka.";
+		const char *eq = strchr(x, '=');
+		char name[128];
+		if (strncmp(x, pre, strlen(pre)) || !eq)
+			continue;
+		x += strlen(pre);
+		bool to_c = true, to_p = true;
+		if (!strncmp(x, "consumer.", 9))
+			x += 9, to_p = false;
+		else if (!strncmp(x, "producer.", 9))
+			x += 9, to_c = false;
+		snprintf(name, sizeof(name), "%.*s", (int)(eq - x), x);
+		if ((to_c &&
+		     rd_kafka_conf_set(cc, name, eq + 1, err, sizeof(err)) !=
+			 RD_KAFKA_CONF_OK) ||
+		    (to_p &&
+		     rd_kafka_conf_set(pc, name, eq + 1, err, sizeof(err)) !=
+			 RD_KAFKA_CONF_OK))
+			fprintf(stderr, "bench-daemon: echo: %s\n", err);
+	}
 	rd_kafka_conf_set_opaque(pc, &e);
 	rd_kafka_conf_set_dr_msg_cb(pc, echo_delivered);
 	rd_kafka_t *c =
