@@ -23,6 +23,7 @@
 
 #include <errno.h>
 #include <inttypes.h>
+#include <limits.h>
 #include <math.h>
 #include <signal.h>
 #include <stdio.h>
@@ -639,6 +640,113 @@ static int restore_one(void *user, const struct store_restored *rs)
 	return 0;
 }
 
+/* ---- recent values across a clean restart ------------------------------
+ * At a clean stop every series' ring is saved; the next start takes the
+ * rows back (and deletes them), so forecasting resumes at the first new
+ * value instead of after a refilled lookback.  After a crash there are
+ * none and lookbacks refill, as before.
+ */
+
+struct recent_count {
+	struct run *r;
+	size_t done, bad;
+};
+
+static int restore_recent_one(void *user, const struct store_recent *sr)
+{
+	struct recent_count *c = user;
+	struct ttt_recent rc = {
+	    .key = sr->series,
+	    .last_ts = sr->last_ts,
+	    .step = sr->step,
+	    .position = sr->position,
+	    .since_adapt = sr->since_adapt,
+	    .adaptations = sr->adaptations,
+	    .values = sr->values,
+	    .count = (int)sr->count,
+	};
+	int e = sr->status ? sr->status
+		: sr->count > INT_MAX
+		    ? -EINVAL
+		    : ttt_engine_restore_recent(c->r->engine, &rc);
+	if (e < 0) {
+		c->bad++;
+		log_ratelimited(&c->r->rl_store, LOG_WARNING,
+				"series %s: saved recent values not used (%s): "
+				"its lookback refills",
+				sr->series, strerror(-e));
+	} else {
+		c->done++;
+	}
+	return 0;
+}
+
+static void restore_recent(struct run *r)
+{
+	struct recent_count c = {.r = r};
+	size_t n = 0;
+	if (store_recent_take(r->store, restore_recent_one, &c, &n, r->err,
+			      sizeof(r->err)) < 0) {
+		log_error("storage: saved recent values: %s (lookbacks refill)",
+			  r->err);
+		return;
+	}
+	if (n > 0)
+		log_info("recent values of %zu series restored from the last "
+			 "clean stop (%zu unusable): they forecast at their "
+			 "next value",
+			 c.done, c.bad);
+}
+
+static int save_recent_one(void *user, const struct ttt_recent *rc)
+{
+	struct recent_count *c = user;
+	struct store_recent sr = {
+	    .series = rc->key,
+	    .last_ts = rc->last_ts,
+	    .step = rc->step,
+	    .position = rc->position,
+	    .since_adapt = rc->since_adapt,
+	    .adaptations = rc->adaptations,
+	    .values = rc->values,
+	    .count = (size_t)rc->count,
+	};
+	int e =
+	    store_recent_put(c->r->store, &sr, c->r->err, sizeof(c->r->err));
+	if (e < 0)
+		return e;
+	c->done++;
+	return 0;
+}
+
+/* Only after a durable last batch: the saved values must be exactly the
+ * state the stored offsets describe, or the next start would see replayed
+ * values as duplicates. */
+static void save_recent(struct run *r)
+{
+	struct recent_count c = {.r = r};
+	uint64_t t0 = dc_now_monotonic_usec();
+	if (store_degraded(r->store, NULL, 0)) {
+		log_warning("not saving recent values: the database is "
+			    "degraded; lookbacks refill after the restart");
+		return;
+	}
+	int e = ttt_engine_each_recent(r->engine, save_recent_one, &c);
+	if (e == 0)
+		e = store_batch_commit(r->store, r->err, sizeof(r->err));
+	else
+		store_batch_abort(r->store);
+	if (e < 0) {
+		log_error("saving recent values: %s; lookbacks refill after "
+			  "the restart",
+			  e == -ENOMEM ? strerror(ENOMEM) : r->err);
+		return;
+	}
+	log_notice("recent values of %zu series saved in %.2f s: the next "
+		   "start forecasts at once",
+		   c.done, (double)(dc_now_monotonic_usec() - t0) / 1e6);
+}
+
 static int register_model(struct run *r)
 {
 	FILE *f = fopen(r->cfg.model.path, "rb");
@@ -872,6 +980,7 @@ int dc_run(const struct dc_run_options *opts, struct dc_run_stats *ret_stats)
 		log_error("storage: restore: %s", r->err);
 	log_info("restored %" PRIu64 " series from %s (%zu unusable)",
 		 r->st.restored, r->cfg.storage.path, bad);
+	restore_recent(r);
 
 	struct dc_parse_opts po = {
 	    .format = r->cfg.kafka.input_format,
@@ -983,6 +1092,8 @@ int dc_run(const struct dc_run_options *opts, struct dc_run_stats *ret_stats)
 	lap(r, DC_PHASE_OTHER);
 	drain_deliveries(r, "forecasts topic");
 	lap(r, DC_PHASE_DELIVERY_WAIT);
+	save_recent(r);
+	lap(r, DC_PHASE_OTHER);
 	publish_status(r);
 	char phases[512];
 	size_t o = 0;

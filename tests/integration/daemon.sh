@@ -396,6 +396,9 @@ wait "$daemon_pid"
 rc=$?
 check "SIGTERM: exit status 0" test $rc -eq 0
 check "SIGTERM: STOPPING=1" notified 'STOPPING=1'
+saved=$(sqlite3 "$WORK/driftcast.db" "SELECT count(*) FROM series_recent;")
+check "SIGTERM: every series' recent values saved ($saved rows)" \
+    test "$saved" -eq "$(sqlite3 "$WORK/driftcast.db" "SELECT count(*) FROM series;")"
 
 # A replayed message would adapt again at the same series time: a second
 # ttt/drift version (or adaptation audit row) with the same ts.
@@ -410,11 +413,17 @@ v_before=$(sqlite3 "$WORK/driftcast.db" "SELECT count(*) FROM versions;")
 r0=$(readies)
 start_daemon
 wait_for 30 ready_more_than "$r0" || bail "no READY=1 after restart"
-produce_steps 80 $((80 + L + 10))
-expected=$(( 4 * (80 - L + 1) + 4 * 11 ))
-wait_for 60 topic_ge forecasts $expected
-check "restart: forecasts resume once the lookback has refilled" \
-    test "$(count_topic forecasts)" -ge $expected
+check "restart: the saved recent values are taken (none left behind)" \
+    test "$(sqlite3 "$WORK/driftcast.db" "SELECT count(*) FROM series_recent;")" -eq 0
+f0=$(count_topic forecasts)
+produce_steps 80 83
+wait_for 60 topic_ge forecasts $((f0 + 4 * 3))
+check "restart: forecasts resume at the first new value (recent values restored)" \
+    test "$(count_topic forecasts)" -eq $((f0 + 4 * 3))
+produce_steps 83 $((80 + L + 10))
+wait_for 60 topic_ge forecasts $((f0 + 4 * (L + 10)))
+check "restart: a forecast for every value after it" \
+    test "$(count_topic forecasts)" -eq $((f0 + 4 * (L + 10)))
 kill -TERM "$daemon_pid"
 wait "$daemon_pid"
 check "restart: no duplicate versions" test "$(dups)" = 0
