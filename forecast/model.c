@@ -418,11 +418,12 @@ static void effective(struct nn_weights *w, const struct fc_model *m,
 	ws->cache_valid = 1;
 }
 
-/* Forecast b windows x into y with adapter (may be NULL) and, when cal is
- * not NULL, a calibration per window instead of the adapter's. */
-static int forecast(const struct fc_model *m, const float *adapter,
-		    const float *const *cal, struct fc_workspace *ws,
-		    const float *x, int b, float *y)
+/* Forecast b windows x with adapter (may be NULL) and, when cal is not
+ * NULL, a calibration per window instead of the adapter's; the results
+ * stay in ws->a (pred, and fc, mu, sd of every row). */
+static int forecast_pass(const struct fc_model *m, const float *adapter,
+			 const float *const *cal, struct fc_workspace *ws,
+			 const float *x, int b)
 {
 	if (!ws_fits(m, ws, b))
 		return -EINVAL;
@@ -434,10 +435,18 @@ static int forecast(const struct fc_model *m, const float *adapter,
 	w.cal_row = cal;
 	memcpy(ws->a.x, x, sizeof(float) * (size_t)b * lo->L);
 	memset(ws->a.m, 0, sizeof(float) * (size_t)b * lo->L);
-	int r = nn_forecast(lo, &w, &ws->a, b);
-	if (r < 0)
+	return nn_forecast(lo, &w, &ws->a, b);
+}
+
+/* The same into y [b, H]. */
+static int forecast(const struct fc_model *m, const float *adapter,
+		    const float *const *cal, struct fc_workspace *ws,
+		    const float *x, int b, float *y)
+{
+	int r = forecast_pass(m, adapter, cal, ws, x, b);
+	if (r < 0 || b == 0)
 		return r;
-	memcpy(y, ws->a.pred, sizeof(float) * (size_t)b * lo->H);
+	memcpy(y, ws->a.pred, sizeof(float) * (size_t)b * m->lo.H);
 	return 0;
 }
 
@@ -454,9 +463,11 @@ int fc_forecast_calibrated(const struct fc_model *m, struct fc_workspace *ws,
 	return forecast(m, NULL, cal, ws, x, b, y);
 }
 
-int fc_pass(const struct fc_model *m, const float *p, const float *adapter,
-	    struct fc_workspace *ws, const struct fc_batch *bt, int want_grad,
-	    struct fc_loss *ret)
+/* The forward pass of fc_pass over batch bt (checked), activations kept
+ * in ws->a for a backward; w gets the effective weights. */
+static int pass_forward(const struct fc_model *m, const float *p,
+			const float *adapter, struct fc_workspace *ws,
+			const struct fc_batch *bt, struct nn_weights *w)
 {
 	const struct nn_layout *lo = &m->lo;
 	int bf = bt->bf, br = bt->br, L = lo->L;
@@ -467,8 +478,7 @@ int fc_pass(const struct fc_model *m, const float *p, const float *adapter,
 	for (size_t i = 0; i < (size_t)bf * lo->H; i++)
 		if (!isfinite(bt->yf[i]))
 			return -EINVAL;
-	struct nn_weights w;
-	effective(&w, m, p, adapter, ws);
+	effective(w, m, p, adapter, ws);
 	if (bf) {
 		memcpy(ws->a.x, bt->xf, sizeof(float) * (size_t)bf * L);
 		memset(ws->a.m, 0, sizeof(float) * (size_t)bf * L);
@@ -479,7 +489,17 @@ int fc_pass(const struct fc_model *m, const float *p, const float *adapter,
 		memcpy(ws->a.m + (size_t)bf * L, bt->mr,
 		       sizeof(float) * (size_t)br * L);
 	}
-	int r = nn_forward(lo, &w, &ws->a, bf, br);
+	return nn_forward(lo, w, &ws->a, bf, br);
+}
+
+int fc_pass(const struct fc_model *m, const float *p, const float *adapter,
+	    struct fc_workspace *ws, const struct fc_batch *bt, int want_grad,
+	    struct fc_loss *ret)
+{
+	const struct nn_layout *lo = &m->lo;
+	int bf = bt->bf, br = bt->br;
+	struct nn_weights w;
+	int r = pass_forward(m, p, adapter, ws, bt, &w);
 	if (r < 0)
 		return r;
 	float lf, lr;
@@ -533,6 +553,104 @@ int fc_loss_grad(const struct fc_model *m, const float *adapter,
 				       sizeof(float) * m->lo.fam_len[i]);
 	}
 	*ret = l;
+	return 0;
+}
+
+/* ---- the calibration-only fast paths -------------------------------------
+ * The same expressions, in the same order, as nn.c's forecast_head (the
+ * calibration and de-normalisation), nn_loss (the forecast part) and
+ * fc_pass's FC_PASS_GRAD_CALIB branch, so that a loss or forecast built
+ * from a cached frozen pass rounds as the full pass would.
+ */
+
+static void raw_copy(const struct fc_model *m, const struct fc_workspace *ws,
+		     int b, const struct fc_head_raw *raw)
+{
+	memcpy(raw->fc, ws->a.fc, sizeof(float) * (size_t)b * m->lo.H);
+	memcpy(raw->mu, ws->a.mu, sizeof(float) * (size_t)b);
+	memcpy(raw->sd, ws->a.sd, sizeof(float) * (size_t)b);
+}
+
+int fc_forecast_raw(const struct fc_model *m, struct fc_workspace *ws,
+		    const float *x, int b, const struct fc_head_raw *raw)
+{
+	int r = forecast_pass(m, NULL, NULL, ws, x, b);
+	if (r < 0 || b == 0)
+		return r;
+	raw_copy(m, ws, b, raw);
+	return 0;
+}
+
+int fc_loss_raw(const struct fc_model *m, struct fc_workspace *ws,
+		const struct fc_batch *batch, const struct fc_head_raw *raw,
+		float *ret_recon)
+{
+	struct nn_weights w;
+	float lf, lr;
+	int r = pass_forward(m, m->params, NULL, ws, batch, &w);
+	if (r < 0)
+		return r;
+	nn_loss(&m->lo, &ws->a, NULL, batch->yf, batch->bf, batch->br,
+		batch->wf, batch->wr, &lf, &lr);
+	if (!isfinite(lr))
+		return -ERANGE;
+	if (batch->bf > 0)
+		raw_copy(m, ws, batch->bf, raw);
+	*ret_recon = lr;
+	return 0;
+}
+
+/* Calibrated, de-normalised forecast of row b, step j (forecast_head). */
+static inline float calib_pred(const struct fc_head_raw *raw, size_t H, int b,
+			       size_t j, const float *cal)
+{
+	float y = raw->fc[(size_t)b * H + j];
+	if (cal)
+		y = (1.0f + cal[j]) * y + cal[H + j];
+	return y * raw->sd[b] + raw->mu[b];
+}
+
+void fc_calib_forecast(const struct fc_model *m, const struct fc_head_raw *raw,
+		       int b, const float *cal, float *y)
+{
+	const size_t H = (size_t)m->lo.H;
+	for (int r = 0; r < b; r++)
+		for (size_t j = 0; j < H; j++)
+			y[(size_t)r * H + j] = calib_pred(raw, H, r, j, cal);
+}
+
+int fc_calib_loss_grad(const struct fc_model *m, const struct fc_head_raw *raw,
+		       const float *yf, int bf, const float *cal, float wf,
+		       float wr, float recon, float *grad, struct fc_loss *ret)
+{
+	const size_t H = (size_t)m->lo.H;
+	double lf = 0;
+	for (size_t i = 0; i < (size_t)bf * H; i++)
+		if (!isfinite(yf[i]))
+			return -EINVAL;
+	float sf = bf > 0 ? (float)(2.0 / ((double)bf * (double)H)) : 0;
+	if (grad)
+		memset(grad, 0, sizeof(float) * 2 * H);
+	for (int b = 0; b < bf; b++)
+		for (size_t j = 0; j < H; j++) {
+			size_t i = (size_t)b * H + j;
+			float p = calib_pred(raw, H, b, j, cal);
+			double e = (double)p - (double)yf[i];
+			lf += e * e;
+			if (grad) {
+				float dy = wf * sf * (p - yf[i]) * raw->sd[b];
+				grad[j] += dy * raw->fc[i];
+				grad[H + j] += dy;
+			}
+		}
+	if (bf > 0)
+		lf /= (double)bf * (double)H;
+	float lff = (float)lf;
+	if (!isfinite(lff) || !isfinite(recon))
+		return -ERANGE;
+	ret->forecast = lff;
+	ret->recon = recon;
+	ret->total = wf * lff + wr * recon;
 	return 0;
 }
 

@@ -40,6 +40,7 @@
 #include <time.h>
 
 #include "forecast/forecast.h"
+#include "ttt/internal.h"
 #include "ttt/ttt.h"
 
 struct adstate {
@@ -104,6 +105,15 @@ struct ttt_engine {
 	float *mb;     /* [maxb, L] masks */
 	float *yh;     /* [maxb, H] */
 	float *out;    /* [H] last forecast */
+	/* The calibration-only fast paths (fast = calib_only unless a test
+	 * turns them off): an adaptation's frozen pass, its head outputs
+	 * (rows as in xb) and the step batch's reconstruction loss. */
+	int fast;
+	struct fc_head_raw raw; /* into the three below */
+	float *rfc;		/* [maxb, H] */
+	float *rmu;		/* [maxb] */
+	float *rsd;		/* [maxb] */
+	float recon_s;
 	/* Deferred forecasts (ttt_engine_defer_forecasts): up to qmax queued
 	 * windows with a snapshot of their calibration, forecast together by
 	 * ttt_engine_flush(). */
@@ -450,24 +460,21 @@ int ttt_engine_new(const struct fc_model *m, const struct ttt_params *params,
 		free(e);
 		return -EINVAL;
 	}
-	/* Scratch rows hold the step batch and the held-out guard windows
-	 * side by side; the workspace needs the larger of the two. */
+	/* Scratch rows hold the held-out guard windows and the step batch
+	 * side by side, and the calibration-only fast path forecasts them
+	 * in one pass. */
 	e->maxb = params->recon_windows + params->step_windows +
 		  params->guard_windows;
-	int wsb = params->recon_windows + params->step_windows;
-	if (wsb < params->guard_windows)
-		wsb = params->guard_windows;
-	if (wsb < 2)
-		wsb = 2; /* the shadow's frozen + adapted pair */
 	if (e->maxb < 2)
-		e->maxb = 2;
+		e->maxb = 2; /* the shadow's frozen + adapted pair */
+	int wsb = e->maxb;
 	rc = fc_workspace_new(m, wsb, &e->ws);
 	if (rc < 0) {
 		free(e);
 		return rc;
 	}
 	size_t L = (size_t)e->L, H = (size_t)e->H, B = (size_t)e->maxb;
-	size_t nfl = 4 * e->A + 5 * e->n_ad + B * L * 2 + B * H * 2 + H;
+	size_t nfl = 4 * e->A + 5 * e->n_ad + B * L * 2 + B * H * 3 + H + 2 * B;
 	e->ident = calloc(nfl, sizeof(float));
 	if (!e->ident) {
 		ttt_engine_free(e);
@@ -485,11 +492,16 @@ int ttt_engine_new(const struct fc_model *m, const struct ttt_params *params,
 	e->yb = e->mb + B * L;
 	e->yh = e->yb + B * H;
 	e->out = e->yh + B * H;
+	e->rfc = e->out + H;
+	e->rmu = e->rfc + B * H;
+	e->rsd = e->rmu + B;
+	e->raw = (struct fc_head_raw){e->rfc, e->rmu, e->rsd};
 	fc_adapter_init(m, e->ident, params->seed);
 	memcpy(e->full, e->ident, e->A * sizeof(float));
 	memcpy(e->cand, e->ident, e->A * sizeof(float));
 	pack(e, e->anchor, e->ident);
 	e->calib_only = params->families == FC_ADAPT_CALIB && e->nseg == 1;
+	e->fast = e->calib_only;
 	e->bytes_shared = sizeof(*e) + nfl * sizeof(float);
 	e->st.adapter_params = e->n_ad;
 	*ret = e;
@@ -515,6 +527,15 @@ int ttt_engine_set_params(struct ttt_engine *e, const struct ttt_params *p)
 	n.window_stride = e->p.window_stride;
 	n.seed = e->p.seed;
 	e->p = n;
+	return 0;
+}
+
+int ttt_engine_set_fast_paths(struct ttt_engine *e, int on)
+{
+	int rc = ttt_engine_flush(e);
+	if (rc < 0)
+		return rc;
+	e->fast = on && e->calib_only;
 	return 0;
 }
 
@@ -606,6 +627,16 @@ static float batch_mse(struct ttt_engine *e, const float *adapter,
 	return mse(e->yh, y, (size_t)b * (size_t)e->H);
 }
 
+/* batch_mse on the calibration-only fast path: the frozen head outputs
+ * of b windows (raw) calibrated by cal (packed; NULL for the identity)
+ * against y [b, H]. */
+static float calib_mse(struct ttt_engine *e, const struct fc_head_raw *raw,
+		       const float *cal, const float *y, int b)
+{
+	fc_calib_forecast(e->m, raw, b, cal, e->yh);
+	return mse(e->yh, y, (size_t)b * (size_t)e->H);
+}
+
 static float sqdist(const float *a, const float *b, size_t n)
 {
 	double s = 0.0;
@@ -626,12 +657,36 @@ static uint64_t mask_seed(const struct ttt_engine *e, const struct series *s,
 }
 
 /*
- * Run the bounded optimizer steps from cand (expanded block) on batch;
- * cand is updated in place.  Returns the loss before the first and after
- * the last step, and the steps taken.
+ * The data part of the objective on batch at the packed candidate c, and
+ * with g not NULL its packed gradient: with raw (the calibration-only
+ * fast path) from the cached frozen pass over the batch (raw's rows are
+ * the batch's forecast windows, recon_s its reconstruction loss), else
+ * from a full pass.
+ */
+static int step_loss(struct ttt_engine *e, const struct fc_batch *batch,
+		     const struct fc_head_raw *raw, const float *c, float *g,
+		     struct fc_loss *loss)
+{
+	if (raw)
+		return fc_calib_loss_grad(e->m, raw, batch->yf, batch->bf, c,
+					  batch->wf, batch->wr, e->recon_s, g,
+					  loss);
+	unpack(e, e->cand, c);
+	int rc = fc_loss_grad(e->m, e->cand, e->ws, batch, g ? e->grad : NULL,
+			      e->p.families, loss);
+	if (rc == 0 && g)
+		pack(e, g, e->grad);
+	return rc;
+}
+
+/*
+ * Run the bounded optimizer steps from the packed candidate e->cc on
+ * batch (raw: see step_loss); cc is updated in place.  Returns the loss
+ * before the first and after the last step, and the steps taken.
  */
 static int run_steps(struct ttt_engine *e, const struct fc_batch *batch,
-		     float *ret_before, float *ret_after)
+		     const struct fc_head_raw *raw, float *ret_before,
+		     float *ret_after)
 {
 	const float *anchor = e->anchor;
 	float *c = e->cc, *g = e->gc;
@@ -640,23 +695,18 @@ static int run_steps(struct ttt_engine *e, const struct fc_batch *batch,
 	int steps = 0;
 	memset(e->adam, 0, 2 * e->n_ad * sizeof(float));
 	for (int k = 0; k < e->p.steps; k++) {
-		unpack(e, e->cand, c);
-		if (fc_loss_grad(e->m, e->cand, e->ws, batch, e->grad,
-				 e->p.families, &loss) < 0)
+		if (step_loss(e, batch, raw, c, g, &loss) < 0)
 			return -EINVAL;
 		float anc = e->p.w_anchor * sqdist(c, anchor, e->n_ad);
 		if (k == 0)
 			*ret_before = loss.total + anc;
-		pack(e, g, e->grad);
 		for (size_t i = 0; i < e->n_ad; i++)
 			g[i] += 2.0f * e->p.w_anchor * (c[i] - anchor[i]);
 		fc_grad_clip(g, e->n_ad, e->p.clip);
 		fc_adam_step(&opt, c, g, e->adam, e->n_ad, k + 1);
 		steps++;
 	}
-	unpack(e, e->cand, c);
-	if (fc_loss_grad(e->m, e->cand, e->ws, batch, NULL, e->p.families,
-			 &loss) < 0)
+	if (step_loss(e, batch, raw, c, NULL, &loss) < 0)
 		return -EINVAL;
 	*ret_after = loss.total + e->p.w_anchor * sqdist(c, anchor, e->n_ad);
 	if (steps == 0)
@@ -697,7 +747,9 @@ static void adapt(struct ttt_engine *e, struct series *s, enum ttt_trigger trig)
 	float before = 0, after = 0, g_before, g_after, norm;
 	double t0 = now_seconds();
 
-	/* Guard windows (held out) and matured step windows. */
+	/* Guard windows (held out) in rows [0, ng) of xb/yb, then the step
+	 * batch: matured windows, then recon windows (maxb = guard + step +
+	 * recon). */
 	float *gx = e->xb, *gy = e->yb;
 	for (int j = 0; j < e->p.guard_windows; j++) {
 		long i = last - H - (long)j * stride;
@@ -715,19 +767,8 @@ static void adapt(struct ttt_engine *e, struct series *s, enum ttt_trigger trig)
 	memcpy(e->cc, ad->a, e->n_ad * sizeof(float));
 	unpack(e, e->cand, e->cc);
 
-	/* Guard error of the current adapter (before the step batch
-	 * overwrites the scratch). */
-	g_before = batch_mse(e, expand(e, ad), gx, gy, ng);
-
-	/* Keep the guard windows aside: move them to the end of xb/yb. */
-	size_t Bm = (size_t)e->maxb;
-	float *gxs = e->xb + (Bm - (size_t)ng) * L;
-	float *gys = e->yb + (Bm - (size_t)ng) * H;
-	memmove(gxs, gx, (size_t)ng * L * sizeof(float));
-	memmove(gys, gy, (size_t)ng * H * sizeof(float));
-	/* Step batch: matured windows first, then recon windows, in the
-	 * rows before the guard windows (maxb = recon + step + guard). */
-	size_t cap = Bm - (size_t)ng;
+	size_t cap = (size_t)e->maxb - (size_t)ng;
+	float *sx = e->xb + (size_t)ng * L, *sy = e->yb + (size_t)ng * H;
 	if (e->p.w_matured > 0.0f) {
 		for (int j = 0; j < e->p.step_windows && (size_t)nm < cap;
 		     j++) {
@@ -735,8 +776,8 @@ static void adapt(struct ttt_engine *e, struct series *s, enum ttt_trigger trig)
 			    last - H - (long)(e->p.guard_windows + j) * stride;
 			if (i - L + 1 < first)
 				break;
-			load_matured(e, s, i, e->xb + (size_t)nm * L,
-				     e->yb + (size_t)nm * H);
+			load_matured(e, s, i, sx + (size_t)nm * L,
+				     sy + (size_t)nm * H);
 			if (i - L + 1 < oldest)
 				oldest = i - L + 1;
 			nm++;
@@ -750,7 +791,7 @@ static void adapt(struct ttt_engine *e, struct series *s, enum ttt_trigger trig)
 			if (i - L + 1 < first)
 				break;
 			ring_copy(e, s, i - L + 1, L,
-				  e->xb + (size_t)(nm + nr) * L);
+				  sx + (size_t)(nm + nr) * L);
 			fc_mask_sample(e->mb + (size_t)nr * L, L,
 				       fc_model_config(e->m)->mask_ratio,
 				       fc_model_config(e->m)->mask_seg, &rng);
@@ -770,22 +811,46 @@ static void adapt(struct ttt_engine *e, struct series *s, enum ttt_trigger trig)
 		goto rejected;
 	}
 	struct fc_batch batch = {
-	    .xf = e->xb,
-	    .yf = e->yb,
+	    .xf = sx,
+	    .yf = sy,
 	    .bf = nm,
-	    .xr = e->xb + (size_t)nm * L,
+	    .xr = sx + (size_t)nm * L,
 	    .mr = e->mb,
 	    .br = nr,
 	    .wf = e->p.w_matured,
 	    .wr = e->p.w_recon,
 	};
-	int steps = run_steps(e, &batch, &before, &after);
+	/* Calibration only: the backbone does not depend on the candidate,
+	 * so one frozen pass over the guard windows and the step batch
+	 * serves every loss, gradient and guard evaluation below.  When it
+	 * fails (non-finite data), the general path finds out why. */
+	const struct fc_head_raw *raw = NULL;
+	struct fc_head_raw raw_s = {0};
+	if (e->fast) {
+		struct fc_batch all = batch;
+		all.xf = gx;
+		all.yf = gy;
+		all.bf = ng + nm;
+		if (fc_loss_raw(e->m, e->ws, &all, &e->raw, &e->recon_s) == 0) {
+			raw = &e->raw;
+			raw_s = (struct fc_head_raw){e->rfc + (size_t)ng * H,
+						     e->rmu + ng, e->rsd + ng};
+		}
+	}
+	/* Guard error of the current adapter */
+	if (raw)
+		g_before =
+		    calib_mse(e, raw, ad->identity ? NULL : ad->a, gy, ng);
+	else
+		g_before = batch_mse(e, expand(e, ad), gx, gy, ng);
+	int steps = run_steps(e, &batch, raw ? &raw_s : NULL, &before, &after);
 	if (steps < 0) {
 		ev.reason = "loss evaluation failed (non-finite data)";
 		goto rejected;
 	}
 	norm = bound_update(e, ad->a);
-	g_after = batch_mse(e, e->cand, gxs, gys, ng);
+	g_after = raw ? calib_mse(e, raw, e->cc, gy, ng)
+		      : batch_mse(e, e->cand, gx, gy, ng);
 	ev.steps = steps;
 	ev.loss_before = before;
 	ev.loss_after = after;
@@ -850,7 +915,7 @@ static int forecast_ephemeral(struct ttt_engine *e, struct series *s)
 				 .br = 1,
 				 .wr =
 				     e->p.w_recon > 0.0f ? e->p.w_recon : 1.0f};
-	if (run_steps(e, &batch, &before, &after) >= 0)
+	if (run_steps(e, &batch, NULL, &before, &after) >= 0)
 		bound_update(e, s->ad->a);
 	else
 		unpack(e, e->cand, s->ad->a);

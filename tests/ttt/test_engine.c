@@ -14,6 +14,7 @@
 #include <string.h>
 
 #include "forecast/forecast.h"
+#include "ttt/internal.h"
 #include "ttt/ttt.h"
 
 #define L 32
@@ -66,8 +67,9 @@ struct logged {
 	struct ttt_event ev; /* pointers cleared */
 	float forecast[H];
 	uint64_t adapter_hash;
-	int64_t obs_ts; /* timestamp being observed when it was emitted */
-	int obs_index;	/* which observe() call */
+	float cal[2 * H]; /* the adapter's calibration, with log.cal_off */
+	int64_t obs_ts;	  /* timestamp being observed when it was emitted */
+	int obs_index;	  /* which observe() call */
 };
 
 struct log {
@@ -75,6 +77,7 @@ struct log {
 	int n, cap;
 	int64_t obs_ts;
 	int obs_index;
+	size_t cal_off; /* nonzero: keep the calibration of ev->adapter */
 };
 
 static uint64_t hash_floats(const float *x, size_t n)
@@ -103,6 +106,8 @@ static void on_event(void *user, const struct ttt_event *ev)
 		memcpy(x->forecast, ev->forecast, sizeof(x->forecast));
 	if (ev->adapter)
 		x->adapter_hash = hash_floats(ev->adapter, ev->adapter_len);
+	if (ev->adapter && lg->cal_off)
+		memcpy(x->cal, ev->adapter + lg->cal_off, sizeof(x->cal));
 	x->ev.forecast = NULL;
 	x->ev.adapter = NULL;
 	x->ev.series = NULL;
@@ -682,4 +687,91 @@ Test(engine, deferred_forecasts_equal_immediate_calibration)
 Test(engine, deferred_forecasts_fall_back_with_other_families)
 {
 	deferred_equals_immediate(FC_ADAPT_ALL);
+}
+
+/* ---- the calibration-only fast paths ----------------------------------- */
+
+static void near(float a, float b, const char *what, int i)
+{
+	cr_assert(isfinite(a) == isfinite(b), "event %d: %s %g vs %g", i, what,
+		  (double)a, (double)b);
+	if (isfinite(a))
+		cr_assert_float_eq(a, b, 1e-5f * (1.0f + fabsf(a)),
+				   "event %d: %s %.9g vs %.9g", i, what,
+				   (double)a, (double)b);
+}
+
+/* Two logs of the same stream: the same events in the same order, with
+ * the same decisions and versions, and the same numbers to rounding. */
+static void same_events(const struct log *l1, const struct log *l2)
+{
+	cr_assert_eq(l1->n, l2->n, "%d vs %d events", l1->n, l2->n);
+	for (int i = 0; i < l1->n; i++) {
+		const struct logged *a = &l1->v[i], *b = &l2->v[i];
+		cr_assert_eq(a->ev.type, b->ev.type, "event %d", i);
+		cr_assert_eq(a->ev.trigger, b->ev.trigger, "event %d", i);
+		cr_assert_eq(a->ev.ts, b->ev.ts, "event %d", i);
+		cr_assert_eq(a->ev.tag, b->ev.tag, "event %d", i);
+		cr_assert_eq(a->ev.version_from, b->ev.version_from);
+		cr_assert_eq(a->ev.version_to, b->ev.version_to, "event %d", i);
+		cr_assert_eq(a->ev.version_restored, b->ev.version_restored);
+		cr_assert_eq(a->ev.steps, b->ev.steps, "event %d", i);
+		cr_assert_eq(a->ev.data_from, b->ev.data_from);
+		cr_assert_eq(a->ev.data_until, b->ev.data_until);
+		near(a->ev.loss_before, b->ev.loss_before, "loss_before", i);
+		near(a->ev.loss_after, b->ev.loss_after, "loss_after", i);
+		near(a->ev.guard_before, b->ev.guard_before, "guard_before", i);
+		near(a->ev.guard_after, b->ev.guard_after, "guard_after", i);
+		near(a->ev.update_norm, b->ev.update_norm, "update_norm", i);
+		near(a->ev.adapted_error, b->ev.adapted_error, "adapted", i);
+		near(a->ev.shadow_error, b->ev.shadow_error, "shadow", i);
+		near(a->ev.detector_stat, b->ev.detector_stat, "stat", i);
+		for (int j = 0; j < H; j++)
+			near(a->forecast[j], b->forecast[j], "forecast", i);
+		for (int j = 0; j < 2 * H; j++)
+			near(a->cal[j], b->cal[j], "calibration", i);
+	}
+}
+
+/* The same stream through the fast paths and the general path. */
+static void fast_equals_general(const struct ttt_params *p, int batch)
+{
+	struct fc_model *m = small_model();
+	struct ttt_engine *e1, *e2;
+	struct log l1 = {0}, l2 = {0};
+	size_t off, len;
+	char err[256];
+	cr_assert_eq(fc_adapter_family_range(m, FC_ADAPT_CALIB, &off, &len), 0);
+	l1.cal_off = l2.cal_off = off;
+	cr_assert_eq(ttt_engine_new(m, p, on_event, &l1, &e1, err, sizeof(err)),
+		     0, "%s", err);
+	cr_assert_eq(ttt_engine_new(m, p, on_event, &l2, &e2, err, sizeof(err)),
+		     0, "%s", err);
+	cr_assert_eq(ttt_engine_set_fast_paths(e2, 0), 0);
+	run_interleaved(e1, &l1, batch);
+	run_interleaved(e2, &l2, 0);
+	cr_assert_gt(count(&l2, TTT_EV_ADAPT_ACCEPTED), 3);
+	cr_assert_gt(count(&l2, TTT_EV_ADAPT_REJECTED), 3);
+	cr_assert_gt(count(&l2, TTT_EV_REALISED), 3);
+	cr_assert_gt(count(&l2, TTT_EV_DRIFT), 0);
+	same_events(&l1, &l2);
+	ttt_engine_free(e1);
+	ttt_engine_free(e2);
+	free(l1.v);
+	free(l2.v);
+	fc_model_free(m);
+}
+
+Test(engine, calibration_fast_path_equals_general_path)
+{
+	struct ttt_params p;
+	fast_params(&p);
+	p.families = FC_ADAPT_CALIB;
+	fast_equals_general(&p, 0);
+	/* one optimizer step (the default), another objective mix */
+	p.steps = 1;
+	p.w_anchor = 0.5f;
+	p.w_recon = 0.3f;
+	p.guard_windows = 3;
+	fast_equals_general(&p, 0);
 }
