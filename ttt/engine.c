@@ -948,15 +948,15 @@ static void shadow_step(struct ttt_engine *e, struct series *s)
 		return;
 	load_matured(e, s, i, e->xb, e->yb);
 	float es, ea;
-	if (e->calib_only && !ad->identity) {
-		/* frozen and adapted in one pass: they share the backbone */
+	if (e->fast) {
+		/* frozen and adapted from one frozen pass: they share the
+		 * backbone */
 		es = ea = NAN;
-		memcpy(e->xb + L, e->xb, (size_t)L * sizeof(float));
-		const float *cal[2] = {NULL, ad->a};
-		if (fc_forecast_calibrated(e->m, e->ws, e->xb, 2, cal, e->yh) ==
-		    0) {
-			es = mse(e->yh, e->yb, (size_t)H);
-			ea = mse(e->yh + H, e->yb, (size_t)H);
+		if (fc_forecast_raw(e->m, e->ws, e->xb, 1, &e->raw) == 0) {
+			es = calib_mse(e, &e->raw, NULL, e->yb, 1);
+			ea = ad->identity
+				 ? es
+				 : calib_mse(e, &e->raw, ad->a, e->yb, 1);
 		}
 	} else {
 		es = batch_mse(e, NULL, e->xb, e->yb, 1);

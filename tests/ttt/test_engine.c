@@ -702,8 +702,11 @@ static void near(float a, float b, const char *what, int i)
 }
 
 /* Two logs of the same stream: the same events in the same order, with
- * the same decisions and versions, and the same numbers to rounding. */
-static void same_events(const struct log *l1, const struct log *l2)
+ * the same decisions and versions, and the same numbers to rounding
+ * (exact_realised: the frozen shadow's realised errors to the bit; the
+ * adapted ones follow adapters that may differ in the last bits). */
+static void same_events(const struct log *l1, const struct log *l2,
+			int exact_realised)
 {
 	cr_assert_eq(l1->n, l2->n, "%d vs %d events", l1->n, l2->n);
 	for (int i = 0; i < l1->n; i++) {
@@ -726,6 +729,9 @@ static void same_events(const struct log *l1, const struct log *l2)
 		near(a->ev.adapted_error, b->ev.adapted_error, "adapted", i);
 		near(a->ev.shadow_error, b->ev.shadow_error, "shadow", i);
 		near(a->ev.detector_stat, b->ev.detector_stat, "stat", i);
+		if (exact_realised && a->ev.type == TTT_EV_REALISED)
+			cr_assert_eq(a->ev.shadow_error, b->ev.shadow_error,
+				     "event %d", i);
 		for (int j = 0; j < H; j++)
 			near(a->forecast[j], b->forecast[j], "forecast", i);
 		for (int j = 0; j < 2 * H; j++)
@@ -754,7 +760,8 @@ static void fast_equals_general(const struct ttt_params *p, int batch)
 	cr_assert_gt(count(&l2, TTT_EV_ADAPT_REJECTED), 3);
 	cr_assert_gt(count(&l2, TTT_EV_REALISED), 3);
 	cr_assert_gt(count(&l2, TTT_EV_DRIFT), 0);
-	same_events(&l1, &l2);
+	/* the shadow's pass has the same single row on both paths */
+	same_events(&l1, &l2, batch <= 1);
 	ttt_engine_free(e1);
 	ttt_engine_free(e2);
 	free(l1.v);
