@@ -295,6 +295,22 @@ int fc_loss_raw(const struct fc_model *m, struct fc_workspace *ws,
 		const struct fc_batch *batch, const struct fc_head_raw *raw,
 		float *ret_recon);
 
+/*
+ * The frozen pass over many windows at once, in slices of the workspace's
+ * max batch: bf forecast windows xf [bf, L] -> raw (rows [0, bf)), and br
+ * reconstruction windows xr [br, L] with masks mr [br, L] -> rsum [br]
+ * (double), rcnt [br]: each window's sum of squared reconstruction errors
+ * over its hidden points and their count, so that the reconstruction loss
+ * of any set of them is sum(rsum) / sum(rcnt) (0 for no hidden point) --
+ * the windows of many series share one batched pass.  A window that
+ * cannot be forecast (non-finite) comes back as NAN (raw's row, or its
+ * rsum) without failing the others.  0, or -EINVAL (bad arguments).
+ */
+int fc_frozen_pass(const struct fc_model *m, struct fc_workspace *ws,
+		   const float *xf, int bf, const float *xr, const float *mr,
+		   int br, const struct fc_head_raw *raw, double *rsum,
+		   int *rcnt);
+
 /* y [b, H] = the calibrated, de-normalised forecast of raw's b rows. */
 void fc_calib_forecast(const struct fc_model *m, const struct fc_head_raw *raw,
 		       int b, const float *cal, float *y);

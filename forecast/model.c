@@ -600,6 +600,91 @@ int fc_loss_raw(const struct fc_model *m, struct fc_workspace *ws,
 	return 0;
 }
 
+/* One frozen forward over rows [r0, r0 + k) of the concatenation of bf
+ * forecast rows xf and br recon rows xr (masks mr); k <= max batch.  The
+ * forecast rows' head outputs go to raw, the recon rows' sums of squared
+ * errors over hidden points and their counts to rsum/rcnt (nn_loss's
+ * expressions, per row). */
+static int frozen_slice(const struct fc_model *m, struct fc_workspace *ws,
+			const float *xf, int bf, const float *xr,
+			const float *mr, int r0, int k,
+			const struct fc_head_raw *raw, double *rsum, int *rcnt)
+{
+	const struct nn_layout *lo = &m->lo;
+	const size_t L = (size_t)lo->L, H = (size_t)lo->H;
+	int nf = bf - r0 < 0 ? 0 : bf - r0 > k ? k : bf - r0, nr = k - nf;
+	int q0 = r0 + nf - bf; /* first recon row of the slice */
+	struct nn_weights w;
+	effective(&w, m, m->params, NULL, ws);
+	if (nf) {
+		memcpy(ws->a.x, xf + (size_t)r0 * L, sizeof(float) * nf * L);
+		memset(ws->a.m, 0, sizeof(float) * nf * L);
+	}
+	if (nr) {
+		memcpy(ws->a.x + nf * L, xr + (size_t)q0 * L,
+		       sizeof(float) * nr * L);
+		memcpy(ws->a.m + nf * L, mr + (size_t)q0 * L,
+		       sizeof(float) * nr * L);
+	}
+	int rc = nn_forward(lo, &w, &ws->a, nf, nr);
+	if (rc < 0)
+		return rc;
+	if (nf) {
+		memcpy(raw->fc + (size_t)r0 * H, ws->a.fc,
+		       sizeof(float) * nf * H);
+		memcpy(raw->mu + r0, ws->a.mu, sizeof(float) * nf);
+		memcpy(raw->sd + r0, ws->a.sd, sizeof(float) * nf);
+	}
+	for (int b = 0; b < nr; b++) {
+		double sum = 0;
+		int cnt = 0;
+		for (size_t t = 0; t < L; t++) {
+			size_t i = (size_t)(nf + b) * L + t;
+			if (ws->a.m[i] != 0.0f) {
+				double e = (double)ws->a.recon[i] -
+					   (double)ws->a.xn[i];
+				sum += e * e;
+				cnt++;
+			}
+		}
+		rsum[q0 + b] = sum;
+		rcnt[q0 + b] = cnt;
+	}
+	return 0;
+}
+
+int fc_frozen_pass(const struct fc_model *m, struct fc_workspace *ws,
+		   const float *xf, int bf, const float *xr, const float *mr,
+		   int br, const struct fc_head_raw *raw, double *rsum,
+		   int *rcnt)
+{
+	const size_t H = (size_t)m->lo.H;
+	int maxb = ws->max_batch, R = bf + br;
+	if (bf < 0 || br < 0 || maxb < 1 || !ws_fits(m, ws, 1))
+		return -EINVAL;
+	for (int r0 = 0; r0 < R; r0 += maxb) {
+		int k = R - r0 < maxb ? R - r0 : maxb;
+		if (frozen_slice(m, ws, xf, bf, xr, mr, r0, k, raw, rsum,
+				 rcnt) == 0)
+			continue;
+		/* a window that cannot be forecast: find it, keep the rest */
+		for (int r = r0; r < r0 + k; r++) {
+			if (frozen_slice(m, ws, xf, bf, xr, mr, r, 1, raw, rsum,
+					 rcnt) == 0)
+				continue;
+			if (r < bf) {
+				for (size_t j = 0; j < H; j++)
+					raw->fc[(size_t)r * H + j] = NAN;
+				raw->mu[r] = raw->sd[r] = NAN;
+			} else {
+				rsum[r - bf] = NAN;
+				rcnt[r - bf] = 0;
+			}
+		}
+	}
+	return 0;
+}
+
 /* Calibrated, de-normalised forecast of row b, step j (forecast_head). */
 static inline float calib_pred(const struct fc_head_raw *raw, size_t H, int b,
 			       size_t j, const float *cal)

@@ -657,3 +657,60 @@ Test(model, calibration_fast_path_transformer)
 {
 	calib_fast_path(FC_BACKBONE_TRANSFORMER);
 }
+
+/* fc_frozen_pass: the windows of many series in slices of the workspace;
+ * each window's head output and reconstruction error as a pass over it
+ * alone (to rounding), and a window that cannot be forecast comes back
+ * as NAN without spoiling the others. */
+Test(model, frozen_pass_in_slices)
+{
+	make(FC_BACKBONE_GRU, 3);
+	const struct fc_config *c = fc_model_config(m);
+	const size_t L = (size_t)c->lookback, H = (size_t)c->horizon;
+	const int bf = 5, br = 4;
+	float *xf = buf(bf * L), *xr = buf(br * L), *mr = buf(br * L),
+	      *rfc = buf(bf * H), *rmu = buf(bf), *rsd = buf(bf),
+	      *one = buf(H + 2), *rs = buf(2 * br);
+	double *rsum = (double *)rs;
+	int rcnt[4];
+	struct fc_head_raw raw = {rfc, rmu, rsd};
+	struct fc_head_raw r1 = {one, one + H, one + H + 1};
+	series(xf, bf * L, 11);
+	series(xr, br * L, 12);
+	uint64_t rng = 9;
+	for (int i = 0; i < br; i++)
+		fc_mask_sample(mr + i * L, (int)L, 0.33f, c->mask_seg, &rng);
+	xf[2 * L + 5] = INFINITY; /* window 2 cannot be forecast */
+	cr_assert_eq(
+	    fc_frozen_pass(m, ws, xf, bf, xr, mr, br, &raw, rsum, rcnt), 0);
+	for (int b = 0; b < bf; b++) {
+		if (b == 2) {
+			cr_assert(isnan(rmu[b]) && isnan(rfc[b * H]));
+			cr_assert_eq(fc_forecast_raw(m, ws, xf + b * L, 1, &r1),
+				     -EINVAL);
+			continue;
+		}
+		cr_assert_eq(fc_forecast_raw(m, ws, xf + b * L, 1, &r1), 0);
+		cr_assert_eq(rmu[b], one[H]);
+		cr_assert_eq(rsd[b], one[H + 1]);
+		for (size_t j = 0; j < H; j++)
+			cr_assert_float_eq(rfc[b * H + j], one[j],
+					   1e-5f * (1.0f + fabsf(one[j])),
+					   "window %d step %zu", b, j);
+	}
+	for (int b = 0; b < br; b++) {
+		struct fc_batch bt = {
+		    .xr = xr + b * L, .mr = mr + b * L, .br = 1, .wr = 1.0f};
+		struct fc_loss l;
+		cr_assert_eq(
+		    fc_loss_grad(m, NULL, ws, &bt, NULL, FC_ADAPT_CALIB, &l),
+		    0);
+		cr_assert_eq(rcnt[b], (int)lrintf(0.33f * (float)L));
+		float lr = (float)(rsum[b] / rcnt[b]);
+		cr_assert_float_eq(lr, l.recon, 1e-5f * l.recon, "window %d",
+				   b);
+	}
+	cr_assert_eq(
+	    fc_frozen_pass(m, ws, xf, -1, xr, mr, br, &raw, rsum, rcnt),
+	    -EINVAL);
+}
