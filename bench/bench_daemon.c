@@ -25,7 +25,24 @@
  *   latency     messages produced at a fixed rate by a second thread;
  *               end-to-end latency from the message's CreateTime to its
  *               forecast being delivered, p50/p99 from the daemon's own
- *               histogram (driftcast_e2e_latency_seconds).
+ *               histogram (driftcast_e2e_latency_seconds), for the whole
+ *               run and for every second of it.
+ *               The mock broker answers a Fetch by walking the partition's
+ *               list of message sets from the oldest (librdkafka 2.0.2
+ *               rdkafka_mock.c, "FIXME: Maintain an index"), one set per
+ *               partition per Fetch, and a paced producer appends ~1/linger
+ *               small sets per partition per second: with many partitions
+ *               the mock thread's Fetch cost grows with the run's length
+ *               until it saturates and latency climbs by the second (64
+ *               partitions: seconds after ~15 s).  A real broker indexes
+ *               offsets; use --partitions 4 to measure the daemon rather
+ *               than that walk.
+ *   echo        the latency mode's load and mock, with a plain consumer +
+ *               producer (the daemon's client settings) that answers each
+ *               message at once with a forecast-sized message: the Kafka
+ *               path's own latency on this machine, exact quantiles per
+ *               second and overall; the latency mode minus this is what
+ *               driftcast adds.
  * Every mode also prints the resident set size at the end (the whole
  * process, so including the in-process mock broker and its messages).
  *
@@ -44,12 +61,16 @@
  * this machine's cores: the daemon thread, librdkafka's threads, the mock
  * broker thread and (latency mode) the producer thread share them.
  *
- * Usage: bench-daemon [--mode throughput|ingest|latency]
+ * Usage: bench-daemon [--mode throughput|ingest|latency|echo]
  *                     [--series N] [--steps S] [--ttt on|off]
  *                     [--rate MSG_PER_S] [--seconds T] [--backbone B]
  *                     [--batch-ms MS] (storage.batch_ms, default 200)
  *                     [--set KEY=VALUE ...] (any daemon setting, e.g.
  *                      storage.forecast_sample=0)
+ *                     [--partitions N] (of the input topic, default 64)
+ *                     [--linger-ms MS] (the load producer's, default 10)
+ * The load producer compresses (lz4), so the warm-up backlog fits the
+ * mock's 5 MiB per partition with fewer partitions.
  */
 #include <errno.h>
 #include <getopt.h>
@@ -97,7 +118,7 @@ struct window {
 
 struct bench {
 	const char *mode;
-	int series, steps, width, batch_ms;
+	int series, steps, width, batch_ms, partitions, linger_ms;
 	const char *extra[16]; /* --set K=V, after the bench's own */
 	int nextra;
 	bool ttt;
@@ -120,7 +141,10 @@ struct bench {
 	volatile int produced_all;
 	struct dc_run_stats last;
 	int metrics_port;
-	char metrics[65536]; /* scraped when done */
+	char metrics[65536];	/* scraped when done */
+	uint64_t t_sec;		/* latency: last per-second scrape */
+	double prev_cnt[3][64]; /* ... its histograms' counts */
+	double steady[3][64];	/* bucket counts after the first 3 s */
 };
 
 static int free_port(void)
@@ -269,11 +293,93 @@ static void *paced_producer(void *arg)
 	return NULL;
 }
 
+/* The buckets of one of the daemon's latency histograms (metric name, e.g.
+ * driftcast_e2e_latency_seconds) in its metrics text: cumulative counts,
+ * upper bounds in seconds; returns how many. */
+static int hist_parse(const char *text, const char *name, double *le,
+		      double *cnt, int max)
+{
+	char key[128];
+	int n = 0;
+	const char *p = text;
+	snprintf(key, sizeof(key), "%s_bucket{le=\"", name);
+	while ((p = strstr(p, key)) && n < max) {
+		p += strlen(key);
+		le[n] = strncmp(p, "+Inf", 4) ? atof(p) : (double)INFINITY;
+		const char *sp = strchr(p, ' ');
+		if (!sp)
+			break;
+		cnt[n++] = atof(sp + 1);
+	}
+	return n;
+}
+
+/* The upper bound of the bucket holding the q-quantile; NaN when empty. */
+static double bucket_quantile(const double *le, const double *cnt, int n,
+			      double q)
+{
+	if (n == 0 || cnt[n - 1] <= 0)
+		return NAN;
+	for (int i = 0; i < n; i++)
+		if (cnt[i] >= q * cnt[n - 1])
+			return le[i];
+	return (double)INFINITY;
+}
+
+/* q-quantile (seconds) of one latency histogram in the metrics text. */
+static double hist_quantile(const char *text, const char *name, double q)
+{
+	double le[64], cnt[64];
+	return bucket_quantile(le, cnt, hist_parse(text, name, le, cnt, 64), q);
+}
+
+static const char *const lat_names[3] = {
+    "driftcast_e2e_latency_seconds",
+    "driftcast_processing_latency_seconds",
+    "driftcast_delivery_latency_seconds",
+};
+
+/* Latency mode: once a second, the quantiles of the forecasts delivered in
+ * that second (from the difference of two scrapes), end to end and the
+ * daemon's two legs, so a run shows whether latency holds or drifts (e.g.
+ * the mock's fetch slowing down) and where a spike comes from. */
+static void per_second(struct bench *b, uint64_t consumed)
+{
+	uint64_t now = dc_now_monotonic_usec();
+	if (now - b->t_sec < 1000000)
+		return;
+	b->t_sec = now;
+	scrape(b);
+	printf("  t=%5.1f s consumed %" PRIu64, (double)(now - b->t_mark) / 1e6,
+	       consumed);
+	for (int h = 0; h < 3; h++) {
+		double le[64], cnt[64], d[64] = {0};
+		int n = hist_parse(b->metrics, lat_names[h], le, cnt, 64);
+		for (int i = 0; i < n; i++) {
+			d[i] = cnt[i] - b->prev_cnt[h][i];
+			b->prev_cnt[h][i] = cnt[i];
+			if (now - b->t_mark >= 3000000)
+				b->steady[h][i] += d[i];
+		}
+		if (h == 0)
+			printf(" acked %.0f; p50/p99 <=", n ? d[n - 1] : 0.0);
+		printf(" %s %g/%g s",
+		       h == 0	? "e2e"
+		       : h == 1 ? "daemon"
+				: "delivery",
+		       bucket_quantile(le, d, n, 0.50),
+		       bucket_quantile(le, d, n, 0.99));
+	}
+	putchar('\n');
+}
+
 static bool tick(void *user, const struct dc_run_stats *st)
 {
 	struct bench *b = user;
 	uint64_t consumed = st->messages + st->skipped_replay;
 	b->last = *st;
+	if (b->phase == 1 && !strcmp(b->mode, "latency"))
+		per_second(b, consumed);
 	if (b->phase == 0 && consumed >= b->warm_msgs) {
 		b->phase = 1;
 		b->t_mark = dc_now_monotonic_usec();
@@ -348,17 +454,21 @@ static int setup(struct bench *b, char *model_path, size_t n)
 		return -EIO;
 	snprintf(b->bootstraps, sizeof(b->bootstraps), "%s",
 		 rd_kafka_mock_cluster_bootstraps(b->mc));
-	/* 64 partitions: the mock keeps 5 MiB per partition */
-	rd_kafka_mock_topic_create(b->mc, "measurements", 64, 1);
+	/* 64 partitions by default: the mock keeps 5 MiB per partition */
+	rd_kafka_mock_topic_create(b->mc, "measurements", b->partitions, 1);
 	rd_kafka_mock_topic_create(b->mc, "forecasts", 64, 1);
 	rd_kafka_mock_topic_create(b->mc, "deadletter", 1, 1);
 
 	conf = rd_kafka_conf_new();
 	rd_kafka_conf_set(conf, "bootstrap.servers", b->bootstraps, err,
 			  sizeof(err));
-	rd_kafka_conf_set(conf, "linger.ms", "10", err, sizeof(err));
+	char linger[16];
+	snprintf(linger, sizeof(linger), "%d", b->linger_ms);
+	rd_kafka_conf_set(conf, "linger.ms", linger, err, sizeof(err));
 	rd_kafka_conf_set(conf, "queue.buffering.max.messages", "1000000", err,
 			  sizeof(err));
+	/* ~4x less of the mock's 5 MiB per partition per message */
+	rd_kafka_conf_set(conf, "compression.codec", "lz4", err, sizeof(err));
 	b->producer = rd_kafka_new(RD_KAFKA_PRODUCER, conf, err, sizeof(err));
 	if (!b->producer)
 		return -EIO;
@@ -383,32 +493,6 @@ static int setup(struct bench *b, char *model_path, size_t n)
 	return r;
 }
 
-/* p-quantile (seconds) from the daemon's latency histogram text. */
-static double hist_quantile(const char *text, double q)
-{
-	double le[64], cnt[64];
-	int n = 0;
-	const char *p = text;
-	while ((p = strstr(p, "_bucket{le=\"")) && n < 64) {
-		p += strlen("_bucket{le=\"");
-		double bound =
-		    strncmp(p, "+Inf", 4) ? atof(p) : (double)INFINITY;
-		const char *sp = strchr(p, ' ');
-		if (!sp)
-			break;
-		le[n] = bound;
-		cnt[n] = atof(sp + 1);
-		n++;
-	}
-	if (n == 0 || cnt[n - 1] <= 0)
-		return NAN;
-	double want = q * cnt[n - 1];
-	for (int i = 0; i < n; i++)
-		if (cnt[i] >= want)
-			return le[i];
-	return (double)INFINITY;
-}
-
 static int remove_one(const char *path, const struct stat *sb, int flag,
 		      struct FTW *ftw)
 {
@@ -426,6 +510,202 @@ static void remove_dir(const char *dir)
 
 /* One dc_run (the code of `driftcast run`) against the mock cluster, with
  * the bench's database and model; returns its exit code. */
+/* ---- echo: the Kafka path's own latency, without driftcast ----------- */
+
+static int cmp_double(const void *a, const void *b)
+{
+	double x = *(const double *)a, y = *(const double *)b;
+	return x < y ? -1 : x > y;
+}
+
+/* Latencies (ms) of the echo's deliveries, each with its second. */
+struct echo {
+	double *ms;
+	int *sec;
+	size_t n, cap;
+	double t0;
+};
+
+static void echo_delivered(rd_kafka_t *rk, const rd_kafka_message_t *m,
+			   void *opaque)
+{
+	struct echo *e = opaque;
+	(void)rk;
+	if (m->err || !m->_private || e->n == e->cap)
+		return;
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	double now_ms = (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
+	e->ms[e->n] = now_ms - (double)(intptr_t)m->_private;
+	e->sec[e->n] = (int)(now_s() - e->t0);
+	e->n++;
+}
+
+static void echo_report(const char *what, double *v, size_t n)
+{
+	if (n == 0)
+		return;
+	qsort(v, n, sizeof(*v), cmp_double);
+	printf("%s: %zu, p50 %.1f ms, p90 %.1f ms, p99 %.1f ms, max %.1f ms\n",
+	       what, n, v[n / 2], v[n * 9 / 10], v[n * 99 / 100], v[n - 1]);
+}
+
+/*
+ * The echo mode: what the Kafka path alone costs on this machine.  The same
+ * load producer, mock cluster and topics as the latency mode, and in place
+ * of the daemon a consumer and an idempotent producer with the daemon's own
+ * client settings (group member, fetch.wait.max.ms 20; lz4, linger.ms 5)
+ * that answers every message at once with a forecast-sized message (96
+ * numbers of JSON).  Latency from the input's CreateTime to the broker's
+ * acknowledgement of the answer, exact quantiles per second and overall.
+ * driftcast's end-to-end latency minus this is what the daemon adds.
+ */
+static int bench_echo(struct bench *b)
+{
+	char err[512], group_err[512];
+	struct echo e = {0};
+	e.cap = (size_t)(b->rate * b->seconds * 1.2) + 1000;
+	e.ms = malloc(e.cap * sizeof(*e.ms));
+	e.sec = malloc(e.cap * sizeof(*e.sec));
+	rd_kafka_conf_t *cc = rd_kafka_conf_new(), *pc = rd_kafka_conf_new();
+	const char *cset[][2] = {
+	    {"bootstrap.servers", b->bootstraps},
+	    {"group.id", "echo"},
+	    {"partition.assignment.strategy", "cooperative-sticky"},
+	    {"enable.auto.commit", "false"},
+	    {"session.timeout.ms", "6000"},
+	    {"fetch.wait.max.ms", "20"},
+	    {"socket.nagle.disable", "true"},
+	    {"auto.offset.reset", "latest"},
+	};
+	const char *pset[][2] = {
+	    {"bootstrap.servers", b->bootstraps},
+	    {"enable.idempotence", "true"},
+	    {"linger.ms", "5"},
+	    {"compression.codec", "lz4"},
+	    {"socket.nagle.disable", "true"},
+	};
+	for (size_t i = 0; i < sizeof(cset) / sizeof(cset[0]); i++)
+		rd_kafka_conf_set(cc, cset[i][0], cset[i][1], err, sizeof(err));
+	for (size_t i = 0; i < sizeof(pset) / sizeof(pset[0]); i++)
+		rd_kafka_conf_set(pc, pset[i][0], pset[i][1], err, sizeof(err));
+	/* --set librdkafka[.consumer|.producer].NAME=VALUE, as the daemon
+	 * takes them, so both sides of a comparison run the same tuning */
+	for (int i = 0; i < b->nextra; i++) {
+		const char *x = b->extra[i], *pre = "librdkafka.";
+		const char *eq = strchr(x, '=');
+		char name[128];
+		if (strncmp(x, pre, strlen(pre)) || !eq)
+			continue;
+		x += strlen(pre);
+		bool to_c = true, to_p = true;
+		if (!strncmp(x, "consumer.", 9))
+			x += 9, to_p = false;
+		else if (!strncmp(x, "producer.", 9))
+			x += 9, to_c = false;
+		snprintf(name, sizeof(name), "%.*s", (int)(eq - x), x);
+		if ((to_c &&
+		     rd_kafka_conf_set(cc, name, eq + 1, err, sizeof(err)) !=
+			 RD_KAFKA_CONF_OK) ||
+		    (to_p &&
+		     rd_kafka_conf_set(pc, name, eq + 1, err, sizeof(err)) !=
+			 RD_KAFKA_CONF_OK))
+			fprintf(stderr, "bench-daemon: echo: %s\n", err);
+	}
+	rd_kafka_conf_set_opaque(pc, &e);
+	rd_kafka_conf_set_dr_msg_cb(pc, echo_delivered);
+	rd_kafka_t *c =
+	    rd_kafka_new(RD_KAFKA_CONSUMER, cc, group_err, sizeof(group_err));
+	rd_kafka_t *p = rd_kafka_new(RD_KAFKA_PRODUCER, pc, err, sizeof(err));
+	if (!c || !p || !e.ms || !e.sec) {
+		fprintf(stderr, "bench-daemon: echo clients: %s %s\n",
+			group_err, err);
+		return 1;
+	}
+	rd_kafka_poll_set_consumer(c);
+	rd_kafka_topic_partition_list_t *t =
+	    rd_kafka_topic_partition_list_new(1);
+	rd_kafka_topic_partition_list_add(t, "measurements",
+					  RD_KAFKA_PARTITION_UA);
+	rd_kafka_subscribe(c, t);
+	rd_kafka_topic_partition_list_destroy(t);
+
+	pthread_t th;
+	pthread_create(&th, NULL, paced_producer, b);
+	char payload[2048];
+	uint64_t answered = 0;
+	e.t0 = now_s();
+	double joined = 0;
+	while (!b->produced_all || answered < b->target) {
+		if (b->phase == 0) {
+			/* start the load once the group has given us partitions
+			 */
+			rd_kafka_topic_partition_list_t *a = NULL;
+			if (rd_kafka_assignment(c, &a) == 0 && a->cnt > 0) {
+				b->phase = 1;
+				e.t0 = joined = now_s();
+			}
+			if (a)
+				rd_kafka_topic_partition_list_destroy(a);
+		}
+		rd_kafka_message_t *m = rd_kafka_consumer_poll(c, 1);
+		if (m && !m->err) {
+			rd_kafka_timestamp_type_t tt;
+			int64_t created = rd_kafka_message_timestamp(m, &tt);
+			int n = 0;
+			for (int i = 0; i < H && n < (int)sizeof(payload) - 16;
+			     i++)
+				n += snprintf(payload + n, sizeof(payload) - n,
+					      "%s%.4f", i ? "," : "[",
+					      sin((double)(answered + i)));
+			payload[n++] = ']';
+			rd_kafka_producev(
+			    p, RD_KAFKA_V_TOPIC("forecasts"),
+			    RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+			    RD_KAFKA_V_KEY(m->key, m->key_len),
+			    RD_KAFKA_V_VALUE(payload, (size_t)n),
+			    RD_KAFKA_V_OPAQUE((void *)(intptr_t)created),
+			    RD_KAFKA_V_END);
+			answered++;
+		}
+		if (m)
+			rd_kafka_message_destroy(m);
+		rd_kafka_poll(p, 0);
+	}
+	pthread_join(th, NULL);
+	rd_kafka_flush(p, 10000);
+	printf("  echo: group joined after the load was ready; %" PRIu64
+	       " messages answered\n",
+	       answered);
+	double *tmp = malloc(e.cap * sizeof(*tmp));
+	int last = (int)(now_s() - joined);
+	for (int s = 0; tmp && s <= last; s++) {
+		size_t k = 0;
+		for (size_t i = 0; i < e.n; i++)
+			if (e.sec[i] == s)
+				tmp[k++] = e.ms[i];
+		char what[64];
+		snprintf(what, sizeof(what), "  t=%3d s acked", s);
+		echo_report(what, tmp, k);
+	}
+	size_t k = 0;
+	for (size_t i = 0; tmp && i < e.n; i++)
+		if (e.sec[i] >= 3)
+			tmp[k++] = e.ms[i];
+	echo_report("  echo latency (CreateTime -> answer acked) after the "
+		    "first 3 s",
+		    tmp, k);
+	echo_report("  echo latency (CreateTime -> answer acked), all", e.ms,
+		    e.n);
+	free(tmp);
+	free(e.ms);
+	free(e.sec);
+	rd_kafka_consumer_close(c);
+	rd_kafka_destroy(c);
+	rd_kafka_destroy(p);
+	return 0;
+}
+
 static int run_daemon(struct bench *b, const char *model,
 		      bool (*tick_fn)(void *, const struct dc_run_stats *),
 		      struct dc_run_stats *st)
@@ -578,6 +858,8 @@ int main(int argc, char **argv)
 	    {"backbone", required_argument, NULL, 'b'},
 	    {"batch-ms", required_argument, NULL, 'B'},
 	    {"set", required_argument, NULL, 'X'},
+	    {"partitions", required_argument, NULL, 'P'},
+	    {"linger-ms", required_argument, NULL, 'G'},
 	    {NULL, 0, NULL, 0},
 	};
 	struct bench b = {.mode = "throughput",
@@ -588,7 +870,9 @@ int main(int argc, char **argv)
 			  .rate = 10000,
 			  .seconds = 20,
 			  .backbone = "gru",
-			  .batch_ms = 200};
+			  .batch_ms = 200,
+			  .partitions = 64,
+			  .linger_ms = 10};
 	int c;
 	while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
 		switch (c) {
@@ -618,6 +902,12 @@ int main(int argc, char **argv)
 			break;
 		case 'B':
 			b.batch_ms = atoi(optarg);
+			break;
+		case 'P':
+			b.partitions = atoi(optarg);
+			break;
+		case 'G':
+			b.linger_ms = atoi(optarg);
 			break;
 		case 'X':
 			if (b.nextra == sizeof(b.extra) / sizeof(b.extra[0])) {
@@ -654,6 +944,8 @@ int main(int argc, char **argv)
 	int rc;
 	if (!strcmp(b.mode, "ingest")) {
 		rc = bench_ingest(&b, model);
+	} else if (!strcmp(b.mode, "echo")) {
+		rc = bench_echo(&b);
 	} else {
 		pthread_t th;
 		int warm = !strcmp(b.mode, "throughput") ? L - 1 : 0;
@@ -689,11 +981,27 @@ int main(int argc, char **argv)
 		printf("  resident memory %.1f MiB with %zu series (whole "
 		       "process, mock broker and its messages included)\n",
 		       (double)rss / 1024.0, st.series);
-		printf("  end-to-end latency (message CreateTime -> forecast "
-		       "delivered), from the daemon's histogram: p50 <= %g s, "
-		       "p99 <= %g s\n",
-		       hist_quantile(b.metrics, 0.50),
-		       hist_quantile(b.metrics, 0.99));
+		static const char *const legs[3] = {
+		    "end to end (message CreateTime -> forecast acked)",
+		    "  in the daemon (consumed -> handed to the producer)",
+		    "  delivery (handed to the producer -> acked)",
+		};
+		printf("  latency from the daemon's histograms (bucket upper "
+		       "bounds):\n");
+		for (int i = 0; i < 3; i++)
+			printf("    %-54s p50 <= %g s, p99 <= %g s\n", legs[i],
+			       hist_quantile(b.metrics, lat_names[i], 0.50),
+			       hist_quantile(b.metrics, lat_names[i], 0.99));
+		printf("  ... the same after the first 3 s (start-up and the "
+		       "group join left out):\n");
+		for (int i = 0; i < 3; i++) {
+			double le[64], cnt[64];
+			int n =
+			    hist_parse(b.metrics, lat_names[i], le, cnt, 64);
+			printf("    %-54s p50 <= %g s, p99 <= %g s\n", legs[i],
+			       bucket_quantile(le, b.steady[i], n, 0.50),
+			       bucket_quantile(le, b.steady[i], n, 0.99));
+		}
 	}
 	rd_kafka_destroy(b.producer);
 	rd_kafka_mock_cluster_destroy(b.mc);

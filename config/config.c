@@ -825,6 +825,18 @@ static const char *suggest_section(const char *section)
 			memcpy(best, sec, n + 1);
 		}
 	}
+	for (int i = CFG_KSCOPE_BOTH; i <= CFG_KSCOPE_PRODUCER; i++) {
+		const char *k = cfg_kscope_name(i);
+		/* a shortened [librdkafka.prod] counts as close */
+		size_t d = strlen(section) > strlen("librdkafka.") &&
+				   !strncmp(k, section, strlen(section))
+			       ? 1
+			       : edit_distance(section, k);
+		if (d < best_d) {
+			best_d = d;
+			snprintf(best, sizeof(best), "%s", k);
+		}
+	}
 	return best_d <= 2 ? best : NULL;
 }
 
@@ -834,6 +846,129 @@ static int find_option(const char *name)
 		if (!strcmp(options[i].name, name))
 			return (int)i;
 	return -1;
+}
+
+/* ---- librdkafka pass-through ----------------------------------------- */
+
+static cfg_kprop_check_fn kprop_check;
+
+void cfg_set_kprop_check(cfg_kprop_check_fn fn)
+{
+	kprop_check = fn;
+}
+
+static const char *const kscope_names[] = {
+    [CFG_KSCOPE_BOTH] = "librdkafka",
+    [CFG_KSCOPE_CONSUMER] = "librdkafka.consumer",
+    [CFG_KSCOPE_PRODUCER] = "librdkafka.producer",
+};
+
+const char *cfg_kscope_name(int scope)
+{
+	return scope >= CFG_KSCOPE_BOTH && scope <= CFG_KSCOPE_PRODUCER
+		   ? kscope_names[scope]
+		   : "?";
+}
+
+/* The scope the section name selects, or -1. */
+static int kscope_of(const char *section, size_t len)
+{
+	for (int i = CFG_KSCOPE_PRODUCER; i >= CFG_KSCOPE_BOTH; i--)
+		if (strlen(kscope_names[i]) == len &&
+		    !strncmp(section, kscope_names[i], len))
+			return i;
+	return -1;
+}
+
+/* What driftcast's guarantees rest on: set by the daemon, never passed. */
+static const struct {
+	const char *name, *why;
+} kpinned[] = {
+    {"bootstrap.servers", "set kafka.brokers instead"},
+    {"metadata.broker.list", "set kafka.brokers instead"},
+    {"group.id", "set kafka.group instead"},
+    {"session.timeout.ms", "set kafka.session_timeout_ms instead"},
+    {"auto.offset.reset", "set kafka.offset_reset instead"},
+    {"queue.buffering.max.messages",
+     "derived from kafka.max_in_flight (backpressure)"},
+    {"partition.assignment.strategy",
+     "driftcast pins cooperative-sticky (incremental rebalancing)"},
+    {"enable.auto.commit", "driftcast commits offsets itself, only after "
+			   "SQLite has made their batch durable"},
+    {"auto.commit.enable", "driftcast commits offsets itself, only after "
+			   "SQLite has made their batch durable"},
+    {"enable.auto.offset.store",
+     "driftcast stores offsets itself, only after SQLite has made their "
+     "batch durable"},
+    {"enable.partition.eof", "the daemon's loop relies on it being off"},
+    {"enable.idempotence",
+     "forecasts are produced idempotently: a retry never duplicates one"},
+    {"acks", "the idempotent producer needs acks=all"},
+    {"request.required.acks", "the idempotent producer needs acks=all"},
+    {"message.timeout.ms",
+     "the producer never drops a forecast on a timeout (0); a broker "
+     "that is down pauses the input instead"},
+    {"delivery.timeout.ms",
+     "the producer never drops a forecast on a timeout (0); a broker "
+     "that is down pauses the input instead"},
+    {"transactional.id", "transactions are not used"},
+};
+
+/* 0, or -1 with why: the name's syntax, pinned names, the value's size,
+ * and librdkafka's own check when one is registered. */
+static int kprop_validate(const char *name, const char *value, char *why,
+			  size_t why_size)
+{
+	size_t n = strlen(name);
+	if (n == 0 || n >= CFG_KPROP_NAME_MAX) {
+		snprintf(why, why_size, "property name must be 1..%d bytes",
+			 CFG_KPROP_NAME_MAX - 1);
+		return -1;
+	}
+	for (size_t i = 0; i < n; i++)
+		if (!islower((unsigned char)name[i]) &&
+		    !isdigit((unsigned char)name[i]) && name[i] != '.' &&
+		    name[i] != '_') {
+			snprintf(why, why_size,
+				 "not a librdkafka property name (a-z, 0-9, "
+				 "'.', '_')");
+			return -1;
+		}
+	for (size_t i = 0; i < sizeof(kpinned) / sizeof(kpinned[0]); i++)
+		if (!strcmp(name, kpinned[i].name)) {
+			snprintf(why, why_size, "set by driftcast: %s",
+				 kpinned[i].why);
+			return -1;
+		}
+	if (!value[0]) {
+		snprintf(why, why_size, "empty value");
+		return -1;
+	}
+	if (strlen(value) >= CFG_KPROP_VALUE_MAX) {
+		snprintf(why, why_size, "value longer than %d bytes",
+			 CFG_KPROP_VALUE_MAX - 1);
+		return -1;
+	}
+	return kprop_check ? kprop_check(name, value, why, why_size) : 0;
+}
+
+/* Index of (scope, name) in the list, or -1. */
+static int kprop_find(const struct cfg_kprop *kp, int n, int scope,
+		      const char *name)
+{
+	for (int i = 0; i < n; i++)
+		if (kp[i].scope == scope && !strcmp(kp[i].name, name))
+			return i;
+	return -1;
+}
+
+/* Values that must not be printed (config dump). */
+static bool kprop_secret(const char *name)
+{
+	size_t n = strlen(name);
+	return strstr(name, "password") || strstr(name, "secret") ||
+	       strstr(name, "oauthbearer.config") ||
+	       (n >= 4 && !strcmp(name + n - 4, ".pem"));
 }
 
 /* ---- INI parsing ----------------------------------------------------- */
@@ -852,6 +987,9 @@ struct loader {
 	int oom;
 	char *text[N_OPTIONS]; /* raw value of each option seen */
 	int line[N_OPTIONS];
+	struct cfg_kprop kp[CFG_KPROP_MAX]; /* librdkafka sections */
+	int kline[CFG_KPROP_MAX];
+	int nk;
 	struct errors *err;
 };
 
@@ -935,7 +1073,9 @@ static char *loader_read(char *str, int num, void *stream)
 		} else {
 			*close = '\0';
 			char *name = trim(t + 1);
-			L->in_bad_section = !section_known(name, strlen(name));
+			L->in_bad_section =
+			    !section_known(name, strlen(name)) &&
+			    kscope_of(name, strlen(name)) < 0;
 			if (L->in_bad_section) {
 				const char *s = suggest_section(name);
 				if (s)
@@ -962,6 +1102,39 @@ static int loader_on_value(void *user, const char *section, const char *name,
 	if (!section[0]) {
 		err_add(L->err, "%s:%d: '%s' is outside any [section]", L->file,
 			L->lineno, name);
+		return 1;
+	}
+
+	int scope = kscope_of(section, strlen(section));
+	if (scope >= 0) {
+		int k = kprop_find(L->kp, L->nk, scope, name);
+		if (k >= 0) {
+			err_add(L->err,
+				"%s:%d: duplicate key '%s.%s' (first set at "
+				"line %d)",
+				L->file, L->lineno, section, name, L->kline[k]);
+			return 1;
+		}
+		if (L->nk == CFG_KPROP_MAX) {
+			err_add(L->err,
+				"%s:%d: more than %d librdkafka properties",
+				L->file, L->lineno, CFG_KPROP_MAX);
+			return 1;
+		}
+		struct cfg_kprop *p = &L->kp[L->nk];
+		if (strlen(name) >= sizeof(p->name) ||
+		    strlen(value) >= sizeof(p->value)) {
+			err_add(L->err,
+				"%s:%d: %s.%.40s: name longer than %zu or "
+				"value longer than %zu bytes",
+				L->file, L->lineno, section, name,
+				sizeof(p->name) - 1, sizeof(p->value) - 1);
+			return 1;
+		}
+		p->scope = scope;
+		snprintf(p->name, sizeof(p->name), "%s", name);
+		snprintf(p->value, sizeof(p->value), "%s", value);
+		L->kline[L->nk++] = L->lineno;
 		return 1;
 	}
 
@@ -1127,6 +1300,49 @@ static void check_relations(const struct cfg *c, const struct provenance *p,
 
 /* ---- load ------------------------------------------------------------ */
 
+/* --set librdkafka[.consumer|.producer].NAME=VALUE: replaces the same
+ * property of the same scope (from the file or an earlier --set), or adds
+ * it.  No librdkafka property name starts with "consumer." or "producer.",
+ * so the scope is not ambiguous. */
+static void set_kprop(struct cfg *c, int *kline, const char *full,
+		      const char *value_text, struct errors *err)
+{
+	const char *name = full + strlen("librdkafka.");
+	int scope = CFG_KSCOPE_BOTH;
+	if (!strncmp(name, "consumer.", 9)) {
+		scope = CFG_KSCOPE_CONSUMER;
+		name += 9;
+	} else if (!strncmp(name, "producer.", 9)) {
+		scope = CFG_KSCOPE_PRODUCER;
+		name += 9;
+	}
+	char value[CFG_KPROP_VALUE_MAX + 1], why[512];
+	snprintf(value, sizeof(value), "%s", value_text);
+	char *v = trim(value);
+	if (kprop_validate(name, v, why, sizeof(why)) < 0) {
+		err_add(err, "--set %s.%s: %s", cfg_kscope_name(scope), name,
+			why);
+		return;
+	}
+	int k = kprop_find(c->librdkafka.prop, c->librdkafka.n, scope, name);
+	if (k < 0) {
+		if (c->librdkafka.n == CFG_KPROP_MAX) {
+			err_add(err,
+				"--set %s.%s: more than %d librdkafka "
+				"properties",
+				cfg_kscope_name(scope), name, CFG_KPROP_MAX);
+			return;
+		}
+		k = c->librdkafka.n++;
+	}
+	struct cfg_kprop *p = &c->librdkafka.prop[k];
+	memset(p, 0, sizeof(*p)); /* configurations compare with memcmp */
+	p->scope = scope;
+	snprintf(p->name, sizeof(p->name), "%s", name);
+	snprintf(p->value, sizeof(p->value), "%s", v);
+	kline[k] = 0;
+}
+
 int cfg_load(const char *path, const char *const *sets, size_t nsets,
 	     struct cfg *ret_cfg, struct cfg_sources *ret_src, char *errbuf,
 	     size_t errbuf_size)
@@ -1135,6 +1351,7 @@ int cfg_load(const char *path, const char *const *sets, size_t nsets,
 	struct loader L = {0};
 	struct provenance prov = {0};
 	struct cfg tmp;
+	int kline[CFG_KPROP_MAX] = {0}; /* of tmp.librdkafka.prop[] */
 	char why[512];
 	int r = 0;
 
@@ -1164,6 +1381,19 @@ int cfg_load(const char *path, const char *const *sets, size_t nsets,
 				options[i].name, why, L.text[i]);
 	}
 
+	for (int k = 0; path && k < L.nk; k++) {
+		if (kprop_validate(L.kp[k].name, L.kp[k].value, why,
+				   sizeof(why)) < 0) {
+			err_add(&err, "%s:%d: %s.%s: %s", path, L.kline[k],
+				cfg_kscope_name(L.kp[k].scope), L.kp[k].name,
+				why);
+			continue;
+		}
+		int n = tmp.librdkafka.n++;
+		tmp.librdkafka.prop[n] = L.kp[k];
+		kline[n] = L.kline[k];
+	}
+
 	/* command-line overrides, in order; later ones win */
 	for (size_t k = 0; k < nsets; k++) {
 		const char *arg = sets[k];
@@ -1177,6 +1407,10 @@ int cfg_load(const char *path, const char *const *sets, size_t nsets,
 		memcpy(name, arg, (size_t)(eq - arg));
 		name[eq - arg] = '\0';
 		char *tname = trim(name);
+		if (!strncmp(tname, "librdkafka.", strlen("librdkafka."))) {
+			set_kprop(&tmp, kline, tname, eq + 1, &err);
+			continue;
+		}
 		int i = find_option(tname);
 		if (i < 0) {
 			const char *s = suggest_option(tname);
@@ -1223,6 +1457,7 @@ int cfg_load(const char *path, const char *const *sets, size_t nsets,
 			    : prov.line[i]  ? CFG_ORIGIN_FILE
 					    : CFG_ORIGIN_DEFAULT;
 		}
+		memcpy(ret_src->kprop_line, kline, sizeof(kline));
 	}
 out:
 	loader_free(&L);
@@ -1361,6 +1596,15 @@ void cfg_write_sample(FILE *f)
 			(o->flags & OPT_RELOAD) ? "; reloads on SIGHUP" : "",
 			strchr(o->name, '.') + 1, o->def);
 	}
+	fprintf(f, "\n[librdkafka]\n");
+	write_comment(f, "librdkafka properties for both Kafka clients, "
+			 "passed as they are (restart-only); "
+			 "[librdkafka.consumer] and [librdkafka.producer] "
+			 "hold those of one client.  See docs/CONFIG.md.");
+	fprintf(f, "#security.protocol = SASL_SSL\n"
+		   "#sasl.mechanisms = SCRAM-SHA-512\n"
+		   "#sasl.username = driftcast\n"
+		   "#sasl.password = ...\n");
 }
 
 void cfg_write_markdown(FILE *f)
@@ -1399,6 +1643,35 @@ void cfg_write_markdown(FILE *f)
 			type_name(o), o->def, allowed,
 			(o->flags & OPT_RELOAD) ? "reload" : "restart", o->doc);
 	}
+	fprintf(
+	    f,
+	    "\n## [librdkafka], [librdkafka.consumer], [librdkafka.producer]\n"
+	    "\n"
+	    "librdkafka properties passed to the Kafka clients as they are: "
+	    "`[librdkafka]` to both the\n"
+	    "consumer and the producer, the other two to one of them; on the "
+	    "command line\n"
+	    "`--set librdkafka.NAME=VALUE`, `--set "
+	    "librdkafka.consumer.NAME=VALUE`, ...  This is where a\n"
+	    "production cluster's `security.protocol`, `sasl.*` and `ssl.*` "
+	    "go, and `client.id`,\n"
+	    "`debug` or fetch and batching tuning (e.g. `fetch.wait.max.ms` "
+	    "of the consumer, `linger.ms`\n"
+	    "of the producer). They are applied after driftcast's own client "
+	    "settings, need a\n"
+	    "restart, and are checked by librdkafka at start-up (`driftcast "
+	    "config check` too): an\n"
+	    "unknown property or a bad value stops start-up with `FILE:LINE:`. "
+	    "At most %d properties.\n"
+	    "`driftcast config dump` hides the values of properties whose "
+	    "name contains `password`,\n"
+	    "`secret` or `oauthbearer.config`, or ends in `.pem`.\n"
+	    "\n"
+	    "Refused, because driftcast's guarantees rest on them:\n\n"
+	    "| property | why |\n|---|---|\n",
+	    CFG_KPROP_MAX);
+	for (size_t i = 0; i < sizeof(kpinned) / sizeof(kpinned[0]); i++)
+		fprintf(f, "| `%s` | %s |\n", kpinned[i].name, kpinned[i].why);
 }
 
 void cfg_write_effective(FILE *f, const struct cfg *c,
@@ -1429,6 +1702,26 @@ void cfg_write_effective(FILE *f, const struct cfg *c,
 		}
 		fputc('\n', f);
 	}
+	for (int scope = CFG_KSCOPE_BOTH; scope <= CFG_KSCOPE_PRODUCER;
+	     scope++) {
+		bool header = false;
+		for (int k = 0; k < c->librdkafka.n; k++) {
+			const struct cfg_kprop *p = &c->librdkafka.prop[k];
+			if (p->scope != scope)
+				continue;
+			if (!header)
+				fprintf(f, "\n[%s]\n", cfg_kscope_name(scope));
+			header = true;
+			fprintf(f, "%s = %s", p->name,
+				kprop_secret(p->name) ? "(hidden)" : p->value);
+			if (src && src->kprop_line[k])
+				fprintf(f, " ; %s:%d", src->file,
+					src->kprop_line[k]);
+			else if (src)
+				fprintf(f, " ; --set");
+			fputc('\n', f);
+		}
+	}
 }
 
 void cfg_apply_reloadable(struct cfg *running, const struct cfg *loaded)
@@ -1458,6 +1751,19 @@ size_t cfg_diff_static(const struct cfg *a, const struct cfg *b,
 				names[n] = o->name;
 			n++;
 		}
+	}
+	bool kdiffer = a->librdkafka.n != b->librdkafka.n;
+	for (int k = 0; !kdiffer && k < a->librdkafka.n; k++) {
+		const struct cfg_kprop *pa = &a->librdkafka.prop[k];
+		const struct cfg_kprop *pb = &b->librdkafka.prop[k];
+		kdiffer = pa->scope != pb->scope ||
+			  strcmp(pa->name, pb->name) ||
+			  strcmp(pa->value, pb->value);
+	}
+	if (kdiffer) {
+		if (n < max)
+			names[n] = "librdkafka properties";
+		n++;
 	}
 	return n;
 }

@@ -20,6 +20,31 @@
 #define CFG_NAME_MAX 256  /* topics, group ids, host:port */
 #define CFG_PATH_MAX 1024 /* file system paths, broker lists */
 
+/*
+ * librdkafka properties given in the sections [librdkafka] (both clients),
+ * [librdkafka.consumer] and [librdkafka.producer], or with --set
+ * librdkafka[.consumer|.producer].NAME=VALUE: security.protocol, sasl.*,
+ * ssl.*, client.id, debug, fetch and batching tuning...  They are applied
+ * after driftcast's own client settings.  The properties driftcast's
+ * guarantees rest on (group and offset handling, idempotence, the broker
+ * list) are refused with the setting to use instead.
+ */
+#define CFG_KPROP_MAX	    32
+#define CFG_KPROP_NAME_MAX  128
+#define CFG_KPROP_VALUE_MAX 1024
+
+enum cfg_kscope {
+	CFG_KSCOPE_BOTH = 0, /* [librdkafka] */
+	CFG_KSCOPE_CONSUMER, /* [librdkafka.consumer] */
+	CFG_KSCOPE_PRODUCER, /* [librdkafka.producer] */
+};
+
+struct cfg_kprop {
+	int scope; /* enum cfg_kscope */
+	char name[CFG_KPROP_NAME_MAX];
+	char value[CFG_KPROP_VALUE_MAX];
+};
+
 enum cfg_input_format {
 	CFG_INPUT_JSON = 0,
 	CFG_INPUT_INFLUX = 1,
@@ -176,6 +201,12 @@ struct cfg {
 	struct {
 		char listen[CFG_NAME_MAX]; /* "host:port" or "off" */
 	} metrics;
+	/* librdkafka properties passed through (restart-only), in the
+	 * order given; see cfg_kprop. */
+	struct {
+		struct cfg_kprop prop[CFG_KPROP_MAX];
+		int n;
+	} librdkafka;
 };
 
 /* Where the current value of a setting came from. */
@@ -195,6 +226,7 @@ struct cfg_sources {
 	char file[CFG_PATH_MAX];
 	enum cfg_origin origin[CFG_MAX_OPTIONS];
 	int line[CFG_MAX_OPTIONS];
+	int kprop_line[CFG_KPROP_MAX]; /* librdkafka.prop[i]; 0: --set */
 };
 
 /* Fill *c with every setting's default.  Cannot fail (a unit test parses
@@ -237,6 +269,20 @@ void cfg_apply_reloadable(struct cfg *running, const struct cfg *loaded);
  */
 size_t cfg_diff_static(const struct cfg *a, const struct cfg *b,
 		       const char **names, size_t max);
+
+/*
+ * librdkafka properties are checked by librdkafka's own parser, which this
+ * folder does not link: the program registers it once, before loading
+ * (daemon/kafka.c's dc_kafka_check_property).  The check returns 0, or -1
+ * with the reason in why.  Without one, only names and pinned properties are
+ * checked here and librdkafka reports the rest when the clients are made.
+ */
+typedef int (*cfg_kprop_check_fn)(const char *name, const char *value,
+				  char *why, size_t why_size);
+void cfg_set_kprop_check(cfg_kprop_check_fn fn);
+
+/* "librdkafka", "librdkafka.consumer" or "librdkafka.producer". */
+const char *cfg_kscope_name(int scope);
 
 /* Table introspection, for tests and tools.  Names are static strings. */
 size_t cfg_option_count(void);

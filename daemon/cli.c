@@ -117,6 +117,7 @@ int dc_main(int argc, char **argv)
 {
 	log_init();
 	gsl_set_error_handler(gsl_quiet_handler);
+	cfg_set_kprop_check(dc_kafka_check_property);
 
 	if (argc < 2) {
 		usage(stderr);

@@ -86,8 +86,10 @@ struct dc_kafka_hooks {
 			  const rd_kafka_topic_partition_list_t *parts,
 			  bool lost);
 	/* Called (from dc_kafka_poll/flush) when a message produced with
-	 * origin_ms > 0 is delivered (failed: it could not be). */
-	void (*on_delivered)(void *user, int64_t origin_ms, bool failed);
+	 * origin_ms > 0 is delivered (failed: it could not be); produce_us is
+	 * the time since it was handed to the producer (-1 if unknown). */
+	void (*on_delivered)(void *user, int64_t origin_ms, int64_t produce_us,
+			     bool failed);
 };
 
 /* Create the consumer (subscribed to kafka.input_topic) and the producer.
@@ -96,6 +98,12 @@ struct dc_kafka_hooks {
 int dc_kafka_new(const struct cfg *c, const struct dc_kafka_hooks *hooks,
 		 struct dc_kafka **ret, char *errbuf, size_t errbuf_size);
 void dc_kafka_free(struct dc_kafka *k);
+
+/* librdkafka's own check of one pass-through property (cfg_kprop_check_fn;
+ * registered with cfg_set_kprop_check before configurations are loaded):
+ * 0, or -1 with librdkafka's reason in why. */
+int dc_kafka_check_property(const char *name, const char *value, char *why,
+			    size_t why_size);
 
 /* Next message or NULL after timeout_ms; serves callbacks.  The caller
  * destroys the message with rd_kafka_message_destroy(). */
@@ -449,8 +457,18 @@ int dc_metrics_listen(struct dc_metrics *m, const char *listen, char *errbuf,
 int dc_metrics_port(const struct dc_metrics *m);
 /* Copy the loop's counters and gauges (a few dozen relaxed stores). */
 void dc_metrics_publish(struct dc_metrics *m, const struct dc_run_stats *st);
-/* One end-to-end latency sample, in microseconds. */
-void dc_metrics_observe_latency(struct dc_metrics *m, uint64_t usec);
+/* The latency histograms: end to end, and the two legs the daemon can
+ * tell apart (the third, the input's way to the daemon, is the rest). */
+enum dc_latency {
+	DC_LAT_E2E,	   /* input's Kafka CreateTime -> forecast acked */
+	DC_LAT_PROCESSING, /* input consumed -> forecast handed to the
+			      producer (batching, model, SQLite commit) */
+	DC_LAT_DELIVERY,   /* forecast handed to the producer -> acked */
+	DC_LAT_COUNT,
+};
+/* One latency sample, in microseconds. */
+void dc_metrics_observe_latency(struct dc_metrics *m, enum dc_latency which,
+				uint64_t usec);
 /* The exposition text, as served (for tests and `driftcast` tools). */
 void dc_metrics_write(struct dc_metrics *m, FILE *f);
 

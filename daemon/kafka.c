@@ -52,6 +52,43 @@ static int set(rd_kafka_conf_t *conf, const char *k, const char *v, char *err,
 	return 0;
 }
 
+/* The pass-through properties of one client ([librdkafka] and its own
+ * section), after driftcast's settings.  Errors name the property, never
+ * its value (it may be a password). */
+static int set_passthrough(rd_kafka_conf_t *conf, const struct cfg *c,
+			   int scope, char *err, size_t n)
+{
+	for (int i = 0; i < c->librdkafka.n; i++) {
+		const struct cfg_kprop *p = &c->librdkafka.prop[i];
+		char e[512];
+		if (p->scope != CFG_KSCOPE_BOTH && p->scope != scope)
+			continue;
+		if (rd_kafka_conf_set(conf, p->name, p->value, e, sizeof(e)) !=
+		    RD_KAFKA_CONF_OK) {
+			snprintf(err, n, "%s.%s: %s", cfg_kscope_name(p->scope),
+				 p->name, e);
+			return -EINVAL;
+		}
+	}
+	return 0;
+}
+
+int dc_kafka_check_property(const char *name, const char *value, char *why,
+			    size_t why_size)
+{
+	rd_kafka_conf_t *conf = rd_kafka_conf_new();
+	if (!conf) {
+		snprintf(why, why_size, "out of memory");
+		return -1;
+	}
+	int r = rd_kafka_conf_set(conf, name, value, why, why_size) ==
+			RD_KAFKA_CONF_OK
+		    ? 0
+		    : -1;
+	rd_kafka_conf_destroy(conf);
+	return r;
+}
+
 static void on_log(const rd_kafka_t *rk, int level, const char *fac,
 		   const char *buf)
 {
@@ -85,6 +122,7 @@ static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *m,
 	if (k->hooks.on_delivered && m->_private)
 		k->hooks.on_delivered(k->hooks.user,
 				      (int64_t)(intptr_t)m->_private,
+				      rd_kafka_message_latency(m),
 				      m->err != RD_KAFKA_RESP_ERR_NO_ERROR);
 	if (m->err) {
 		k->failed++;
@@ -225,7 +263,8 @@ int dc_kafka_new(const struct cfg *c, const struct dc_kafka_hooks *hooks,
 	    set(conf, "queued.min.messages", "10000000", err, n) < 0 ||
 	    /* one fetch response (all partitions of a broker) stays within
 	     * the same bound (default 50 MB on top of the queue) */
-	    set(conf, "fetch.max.bytes", "16777216", err, n) < 0)
+	    set(conf, "fetch.max.bytes", "16777216", err, n) < 0 ||
+	    set_passthrough(conf, c, CFG_KSCOPE_CONSUMER, err, n) < 0)
 		goto fail;
 	rd_kafka_conf_set_rebalance_cb(conf, on_rebalance);
 	k->consumer = rd_kafka_new(RD_KAFKA_CONSUMER, conf, e, sizeof(e));
@@ -250,7 +289,8 @@ int dc_kafka_new(const struct cfg *c, const struct dc_kafka_hooks *hooks,
 	    set(conf, "linger.ms", "5", err, n) < 0 ||
 	    set(conf, "queue.buffering.max.messages", qmax, err, n) < 0 ||
 	    /* forecast JSON (H numbers) shrinks about 3x */
-	    set(conf, "compression.codec", "lz4", err, n) < 0)
+	    set(conf, "compression.codec", "lz4", err, n) < 0 ||
+	    set_passthrough(conf, c, CFG_KSCOPE_PRODUCER, err, n) < 0)
 		goto fail;
 	rd_kafka_conf_set_dr_msg_cb(conf, on_delivery);
 	k->producer = rd_kafka_new(RD_KAFKA_PRODUCER, conf, e, sizeof(e));

@@ -25,7 +25,8 @@
 
 /* Upper bounds of the latency buckets, in microseconds (+Inf implied). */
 static const uint64_t lat_bounds_us[] = {
-    1000,   2500,   5000,    10000,   25000,   50000,	 100000,
+    1000,   2500,   5000,    10000,   15000,   20000,	 25000,
+    30000,  40000,  50000,   75000,   100000,  150000,	 200000,
     250000, 500000, 1000000, 2500000, 5000000, 10000000,
 };
 #define N_LAT_BUCKETS (sizeof(lat_bounds_us) / sizeof(lat_bounds_us[0]) + 1)
@@ -39,9 +40,11 @@ struct dc_metrics {
 	/* gauges */
 	_Atomic int64_t lag, series, assigned, degraded, restored, paused;
 	_Atomic uint64_t phase_us[DC_PHASE_COUNT];
-	/* end-to-end latency histogram (non-cumulative buckets) */
-	_Atomic uint64_t lat_bucket[N_LAT_BUCKETS];
-	_Atomic uint64_t lat_sum_us;
+	/* latency histograms (non-cumulative buckets) */
+	struct {
+		_Atomic uint64_t bucket[N_LAT_BUCKETS];
+		_Atomic uint64_t sum_us;
+	} lat[DC_LAT_COUNT];
 
 	struct MHD_Daemon *httpd;
 	int port;
@@ -113,15 +116,18 @@ const char *dc_phase_name(int phase)
 	return phase >= 0 && phase < DC_PHASE_COUNT ? names[phase] : "?";
 }
 
-void dc_metrics_observe_latency(struct dc_metrics *m, uint64_t usec)
+void dc_metrics_observe_latency(struct dc_metrics *m, enum dc_latency which,
+				uint64_t usec)
 {
 	size_t b = 0;
-	if (!m)
+	if (!m || which >= DC_LAT_COUNT)
 		return;
 	while (b < N_LAT_BUCKETS - 1 && usec > lat_bounds_us[b])
 		b++;
-	atomic_fetch_add_explicit(&m->lat_bucket[b], 1, memory_order_relaxed);
-	atomic_fetch_add_explicit(&m->lat_sum_us, usec, memory_order_relaxed);
+	atomic_fetch_add_explicit(&m->lat[which].bucket[b], 1,
+				  memory_order_relaxed);
+	atomic_fetch_add_explicit(&m->lat[which].sum_us, usec,
+				  memory_order_relaxed);
 }
 
 /* ---- exposition ---------------------------------------------------------
@@ -235,31 +241,40 @@ void dc_metrics_write(struct dc_metrics *m, FILE *f)
 	gauge(f, "process_resident_memory_bytes", "Resident memory size.",
 	      resident_bytes());
 
-	fprintf(f, "# HELP driftcast_e2e_latency_seconds From the Kafka "
-		   "message timestamp (produce time) to its forecast being "
-		   "produced.\n"
-		   "# TYPE driftcast_e2e_latency_seconds histogram\n");
-	uint64_t cum = 0;
-	for (size_t b = 0; b < N_LAT_BUCKETS; b++) {
-		cum += LOAD(m->lat_bucket[b]);
-		if (b < N_LAT_BUCKETS - 1)
-			fprintf(
-			    f,
-			    "driftcast_e2e_latency_seconds_bucket{le=\"%g\"} "
-			    "%llu\n",
-			    (double)lat_bounds_us[b] / 1e6,
-			    (unsigned long long)cum);
-		else
-			fprintf(
-			    f,
-			    "driftcast_e2e_latency_seconds_bucket{le=\"+Inf\"} "
-			    "%llu\n",
-			    (unsigned long long)cum);
+	static const struct {
+		const char *name, *help;
+	} lat[DC_LAT_COUNT] = {
+	    [DC_LAT_E2E] = {"driftcast_e2e_latency_seconds",
+			    "From the input message's Kafka timestamp (its "
+			    "produce time) to the broker's acknowledgement of "
+			    "its forecast."},
+	    [DC_LAT_PROCESSING] = {"driftcast_processing_latency_seconds",
+				   "From the input message being consumed to "
+				   "its forecast being handed to the producer "
+				   "(batching, model, SQLite commit)."},
+	    [DC_LAT_DELIVERY] = {"driftcast_delivery_latency_seconds",
+				 "From a forecast being handed to the producer "
+				 "to the broker's acknowledgement."},
+	};
+	for (int h = 0; h < DC_LAT_COUNT; h++) {
+		const char *name = lat[h].name;
+		fprintf(f, "# HELP %s %s\n# TYPE %s histogram\n", name,
+			lat[h].help, name);
+		uint64_t cum = 0;
+		for (size_t b = 0; b < N_LAT_BUCKETS; b++) {
+			cum += LOAD(m->lat[h].bucket[b]);
+			if (b < N_LAT_BUCKETS - 1)
+				fprintf(f, "%s_bucket{le=\"%g\"} %llu\n", name,
+					(double)lat_bounds_us[b] / 1e6,
+					(unsigned long long)cum);
+			else
+				fprintf(f, "%s_bucket{le=\"+Inf\"} %llu\n",
+					name, (unsigned long long)cum);
+		}
+		fprintf(f, "%s_sum %.6f\n%s_count %llu\n", name,
+			(double)LOAD(m->lat[h].sum_us) / 1e6, name,
+			(unsigned long long)cum);
 	}
-	fprintf(f,
-		"driftcast_e2e_latency_seconds_sum %.6f\n"
-		"driftcast_e2e_latency_seconds_count %llu\n",
-		(double)LOAD(m->lat_sum_us) / 1e6, (unsigned long long)cum);
 }
 
 static enum MHD_Result serve(void *cls, struct MHD_Connection *c,

@@ -23,6 +23,7 @@
 
 #include <errno.h>
 #include <inttypes.h>
+#include <limits.h>
 #include <math.h>
 #include <signal.h>
 #include <stdio.h>
@@ -62,8 +63,8 @@ static void on_reload_signal(int sig)
 struct outbox {
 	char *buf;
 	size_t len, cap;
-	/* the records: key_off, key_len, val_off, val_len, origin_ms (the
-	 * Kafka CreateTime of the message behind it, or 0) */
+	/* the records: key_off, key_len, val_off, val_len, tag (the
+	 * engine's tag of the message behind it: see tag_make) */
 	size_t *rec;
 	size_t nrec, caprec;
 };
@@ -86,7 +87,7 @@ static int outbox_reserve(struct outbox *o, size_t more)
 #define OUTBOX_FIELDS 5
 
 static int outbox_add(struct outbox *o, const char *key, size_t key_len,
-		      const char *val, size_t val_len, int64_t origin_ms)
+		      const char *val, size_t val_len, uint64_t tag)
 {
 	if (o->nrec == o->caprec) {
 		size_t cap = o->caprec ? o->caprec * 2 : 1024;
@@ -107,9 +108,37 @@ static int outbox_add(struct outbox *o, const char *key, size_t key_len,
 	r[3] = val_len;
 	memcpy(o->buf + o->len, val, val_len);
 	o->len += val_len;
-	r[4] = origin_ms > 0 ? (size_t)origin_ms : 0;
+	r[4] = (size_t)tag;
 	o->nrec++;
 	return 0;
+}
+
+/*
+ * The engine carries one 64-bit tag per observation to its forecast: here
+ * the input message's Kafka CreateTime in ms (the upper 44 bits, enough
+ * until the year 2527) and the low 20 bits of the loop's monotonic clock in
+ * ms when the message was consumed, so the time spent in the daemon is
+ * known modulo 2^20 ms (~17 min) when the forecast is handed on.
+ */
+#define TAG_CLOCK_BITS 20
+#define TAG_CLOCK_MASK ((UINT64_C(1) << TAG_CLOCK_BITS) - 1)
+
+static uint64_t tag_make(int64_t created_ms, uint64_t consumed_ms)
+{
+	uint64_t c = created_ms > 0 && created_ms < (INT64_C(1) << 44)
+			 ? (uint64_t)created_ms
+			 : 0;
+	return c << TAG_CLOCK_BITS | (consumed_ms & TAG_CLOCK_MASK);
+}
+
+static int64_t tag_created_ms(uint64_t tag)
+{
+	return (int64_t)(tag >> TAG_CLOCK_BITS);
+}
+
+static uint64_t tag_held_ms(uint64_t tag, uint64_t now_ms)
+{
+	return (now_ms - tag) & TAG_CLOCK_MASK;
 }
 
 static void outbox_clear(struct outbox *o)
@@ -242,10 +271,9 @@ static void on_engine_event(void *user, const struct ttt_event *ev)
 		struct ttt_event esc = *ev;
 		esc.series = key;
 		int n = format_forecast(r, &esc, json, sizeof(json));
-		/* the tag is the Kafka CreateTime of the message */
 		if (n > 0 &&
 		    outbox_add(&r->forecasts, ev->series, strlen(ev->series),
-			       json, (size_t)n, (int64_t)ev->tag) < 0)
+			       json, (size_t)n, ev->tag) < 0)
 			log_ratelimited(&r->rl_engine, LOG_ERR,
 					"out of memory queueing a forecast");
 		break;
@@ -362,12 +390,16 @@ static int flush_batch(struct run *r, bool commit_kafka)
 	lap(r, DC_PHASE_COMMIT);
 
 	/* 3. forecasts (kept even when degraded: forecasting continues) */
+	uint64_t now_ms = dc_now_monotonic_usec() / 1000;
 	for (size_t i = 0; i < r->forecasts.nrec; i++) {
 		const size_t *rec = &r->forecasts.rec[i * OUTBOX_FIELDS];
+		uint64_t tag = (uint64_t)rec[4];
+		dc_metrics_observe_latency(r->metrics, DC_LAT_PROCESSING,
+					   tag_held_ms(tag, now_ms) * 1000u);
 		if (dc_kafka_produce(r->kafka, r->cfg.kafka.output_topic,
 				     r->forecasts.buf + rec[0], rec[1],
 				     r->forecasts.buf + rec[2], rec[3], NULL,
-				     (int64_t)rec[4]) < 0)
+				     tag_created_ms(tag)) < 0)
 			rc = -EIO;
 	}
 	outbox_clear(&r->forecasts);
@@ -452,15 +484,19 @@ static int64_t hook_applied_offset(void *user, const char *topic,
 	return found ? next - 1 : -1;
 }
 
-static void hook_on_delivered(void *user, int64_t origin_ms, bool failed)
+static void hook_on_delivered(void *user, int64_t origin_ms, int64_t produce_us,
+			      bool failed)
 {
 	struct run *r = user;
 	if (failed)
 		return;
 	int64_t now = wall_ms();
 	dc_metrics_observe_latency(
-	    r->metrics,
+	    r->metrics, DC_LAT_E2E,
 	    now > origin_ms ? (uint64_t)(now - origin_ms) * 1000u : 0);
+	if (produce_us >= 0)
+		dc_metrics_observe_latency(r->metrics, DC_LAT_DELIVERY,
+					   (uint64_t)produce_us);
 }
 
 static void hook_on_revoke(void *user,
@@ -535,8 +571,9 @@ static void handle_message(struct run *r, const rd_kafka_message_t *m)
 		r->n_rejected = 0;
 		rd_kafka_timestamp_type_t tt;
 		int64_t created = rd_kafka_message_timestamp(m, &tt);
-		ttt_engine_set_tag(r->engine,
-				   created > 0 ? (uint64_t)created : 0);
+		ttt_engine_set_tag(
+		    r->engine,
+		    tag_make(created, dc_now_monotonic_usec() / 1000));
 		for (size_t i = 0; i < n; i++) {
 			struct dc_obs *o = &r->obs[i];
 			r->st.observations++;
@@ -601,6 +638,113 @@ static int restore_one(void *user, const struct store_restored *rs)
 	else
 		r->st.restored++;
 	return 0;
+}
+
+/* ---- recent values across a clean restart ------------------------------
+ * At a clean stop every series' ring is saved; the next start takes the
+ * rows back (and deletes them), so forecasting resumes at the first new
+ * value instead of after a refilled lookback.  After a crash there are
+ * none and lookbacks refill, as before.
+ */
+
+struct recent_count {
+	struct run *r;
+	size_t done, bad;
+};
+
+static int restore_recent_one(void *user, const struct store_recent *sr)
+{
+	struct recent_count *c = user;
+	struct ttt_recent rc = {
+	    .key = sr->series,
+	    .last_ts = sr->last_ts,
+	    .step = sr->step,
+	    .position = sr->position,
+	    .since_adapt = sr->since_adapt,
+	    .adaptations = sr->adaptations,
+	    .values = sr->values,
+	    .count = (int)sr->count,
+	};
+	int e = sr->status ? sr->status
+		: sr->count > INT_MAX
+		    ? -EINVAL
+		    : ttt_engine_restore_recent(c->r->engine, &rc);
+	if (e < 0) {
+		c->bad++;
+		log_ratelimited(&c->r->rl_store, LOG_WARNING,
+				"series %s: saved recent values not used (%s): "
+				"its lookback refills",
+				sr->series, strerror(-e));
+	} else {
+		c->done++;
+	}
+	return 0;
+}
+
+static void restore_recent(struct run *r)
+{
+	struct recent_count c = {.r = r};
+	size_t n = 0;
+	if (store_recent_take(r->store, restore_recent_one, &c, &n, r->err,
+			      sizeof(r->err)) < 0) {
+		log_error("storage: saved recent values: %s (lookbacks refill)",
+			  r->err);
+		return;
+	}
+	if (n > 0)
+		log_info("recent values of %zu series restored from the last "
+			 "clean stop (%zu unusable): they forecast at their "
+			 "next value",
+			 c.done, c.bad);
+}
+
+static int save_recent_one(void *user, const struct ttt_recent *rc)
+{
+	struct recent_count *c = user;
+	struct store_recent sr = {
+	    .series = rc->key,
+	    .last_ts = rc->last_ts,
+	    .step = rc->step,
+	    .position = rc->position,
+	    .since_adapt = rc->since_adapt,
+	    .adaptations = rc->adaptations,
+	    .values = rc->values,
+	    .count = (size_t)rc->count,
+	};
+	int e =
+	    store_recent_put(c->r->store, &sr, c->r->err, sizeof(c->r->err));
+	if (e < 0)
+		return e;
+	c->done++;
+	return 0;
+}
+
+/* Only after a durable last batch: the saved values must be exactly the
+ * state the stored offsets describe, or the next start would see replayed
+ * values as duplicates. */
+static void save_recent(struct run *r)
+{
+	struct recent_count c = {.r = r};
+	uint64_t t0 = dc_now_monotonic_usec();
+	if (store_degraded(r->store, NULL, 0)) {
+		log_warning("not saving recent values: the database is "
+			    "degraded; lookbacks refill after the restart");
+		return;
+	}
+	int e = ttt_engine_each_recent(r->engine, save_recent_one, &c);
+	if (e == 0)
+		e = store_batch_commit(r->store, r->err, sizeof(r->err));
+	else
+		store_batch_abort(r->store);
+	if (e < 0) {
+		log_error("saving recent values: %s; lookbacks refill after "
+			  "the restart",
+			  e == -ENOMEM ? strerror(ENOMEM) : r->err);
+		return;
+	}
+	log_notice("recent values of %zu series saved in %.2f s: the next "
+		   "start forecasts at once",
+		   c.done, (double)(dc_now_monotonic_usec() - t0) / 1e6);
 }
 
 static int register_model(struct run *r)
@@ -753,6 +897,8 @@ int dc_run(const struct dc_run_options *opts, struct dc_run_stats *ret_stats)
 	for (int p = 0; p < MAX_PARTITIONS; p++)
 		r->applied_next[p] = r->batch_next[p] = -1;
 
+	/* also when called without dc_main (benchmarks, tests) */
+	cfg_set_kprop_check(dc_kafka_check_property);
 	if (cfg_load(opts->config_path, opts->sets, opts->nsets, &r->cfg, NULL,
 		     r->err, sizeof(r->err)) < 0) {
 		fprintf(stderr, "%s\n", r->err);
@@ -834,6 +980,7 @@ int dc_run(const struct dc_run_options *opts, struct dc_run_stats *ret_stats)
 		log_error("storage: restore: %s", r->err);
 	log_info("restored %" PRIu64 " series from %s (%zu unusable)",
 		 r->st.restored, r->cfg.storage.path, bad);
+	restore_recent(r);
 
 	struct dc_parse_opts po = {
 	    .format = r->cfg.kafka.input_format,
@@ -945,6 +1092,8 @@ int dc_run(const struct dc_run_options *opts, struct dc_run_stats *ret_stats)
 	lap(r, DC_PHASE_OTHER);
 	drain_deliveries(r, "forecasts topic");
 	lap(r, DC_PHASE_DELIVERY_WAIT);
+	save_recent(r);
+	lap(r, DC_PHASE_OTHER);
 	publish_status(r);
 	char phases[512];
 	size_t o = 0;

@@ -13,6 +13,8 @@
  *      the version a rollback restored), and v_history with them
  *   4  versions.reason's CHECK written as comparisons, not IN (...): same
  *      constraint, a quarter of the cost of writing a new series' rows
+ *   5  series_recent: every series' recent values, saved by the daemon at a
+ *      clean stop and taken (read and deleted) at its next start
  */
 #include "storage/storage_private.h"
 
@@ -261,8 +263,29 @@ static const char MIGRATION_4[] =
     "WHERE type = 'table' AND name = 'versions';\n"
     "PRAGMA writable_schema = OFF;\n";
 
+/*
+ * A series' ring buffer (the engine's recent values, oldest first, as
+ * float32 in the host's byte order with a CRC-32) and where it stands, so a
+ * clean restart forecasts at once instead of refilling a lookback.  Rows
+ * exist only between a clean stop and the next start, which deletes them
+ * as it reads them: after a crash there are none, never stale ones.
+ */
+static const char MIGRATION_5[] =
+    "CREATE TABLE series_recent (\n"
+    "  series_id INTEGER PRIMARY KEY REFERENCES series(id),\n"
+    "  last_ts INTEGER NOT NULL,\n"
+    "  step INTEGER NOT NULL CHECK (step > 0),\n"
+    "  position INTEGER NOT NULL,\n"
+    "  since_adapt INTEGER NOT NULL,\n"
+    "  adaptations INTEGER NOT NULL,\n"
+    "  vals BLOB NOT NULL,\n"
+    "  count INTEGER NOT NULL,\n"
+    "  checksum INTEGER NOT NULL,\n"
+    "  saved_at INTEGER NOT NULL\n"
+    ");\n";
+
 static const char *const migrations[] = {MIGRATION_1, MIGRATION_2, MIGRATION_3,
-					 MIGRATION_4};
+					 MIGRATION_4, MIGRATION_5};
 
 _Static_assert(sizeof(migrations) / sizeof(migrations[0]) ==
 		   STORE_SCHEMA_VERSION,

@@ -60,6 +60,7 @@ Times: \`ts\` columns are series time (epoch seconds, what the data says);
 | \`forecasts\` | one forecast per series and origin time (horizon values, version) | upsert (idempotent replays), retention |
 | \`errors\` | realised error of a forecast: adapted and frozen shadow | upsert, retention |
 | \`kafka_offsets\` | next offset to consume per topic-partition, committed with the state it produced | upsert |
+| \`series_recent\` | every series' recent values (ring buffer, crc32) and position, saved at a clean stop | written at a clean stop, read and deleted at the next start |
 | \`control\` | operator requests (\`driftcast rollback\`) a running daemon applied, with their outcome | insert, in the rollback's transaction |
 
 Schema version: \`PRAGMA user_version\` (migrations run in order at start, each

@@ -225,6 +225,16 @@ static const char SQL_PRUNE_ERRORS[] =
     "DELETE FROM errors WHERE id IN (SELECT id FROM errors "
     "WHERE created_at < ?1 LIMIT ?2)";
 
+static const char SQL_RECENT_PUT[] =
+    "INSERT OR REPLACE INTO series_recent (series_id, last_ts, step, "
+    "position, since_adapt, adaptations, vals, count, checksum, saved_at) "
+    "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)";
+static const char SQL_RECENT_ALL[] =
+    "SELECT s.key, r.last_ts, r.step, r.position, r.since_adapt, "
+    "r.adaptations, r.vals, r.count, r.checksum FROM series_recent r "
+    "JOIN series s ON s.id = r.series_id ORDER BY r.series_id";
+static const char SQL_RECENT_CLEAR[] = "DELETE FROM series_recent";
+
 enum sq {
 	SQ_BEGIN,
 	SQ_COMMIT,
@@ -260,6 +270,9 @@ enum sq {
 	SQ_PRUNE_VERSION,
 	SQ_PRUNE_FORECASTS,
 	SQ_PRUNE_ERRORS,
+	SQ_RECENT_PUT,
+	SQ_RECENT_ALL,
+	SQ_RECENT_CLEAR,
 	SQ__COUNT
 };
 
@@ -298,6 +311,9 @@ static const char *const sql_text[SQ__COUNT] = {
     [SQ_PRUNE_VERSION] = SQL_PRUNE_VERSION,
     [SQ_PRUNE_FORECASTS] = SQL_PRUNE_FORECASTS,
     [SQ_PRUNE_ERRORS] = SQL_PRUNE_ERRORS,
+    [SQ_RECENT_PUT] = SQL_RECENT_PUT,
+    [SQ_RECENT_ALL] = SQL_RECENT_ALL,
+    [SQ_RECENT_CLEAR] = SQL_RECENT_CLEAR,
 };
 
 /* ---- the store ----------------------------------------------------------- */
@@ -1700,6 +1716,109 @@ out:
 	reset_stmt(st);
 	if (ret_bad)
 		*ret_bad = bad;
+	return r;
+}
+
+int store_recent_put(struct store *s, const struct store_recent *r,
+		     char *errbuf, size_t errbuf_size)
+{
+	struct series_row sr;
+	sqlite3_stmt *st = NULL;
+	int r0, rc;
+
+	if ((r0 = check_key(r->series, "series key", errbuf, errbuf_size)) < 0)
+		return r0;
+	if (r->step <= 0 || r->count > INT_MAX / sizeof(float))
+		return set_err(errbuf, errbuf_size, -EINVAL,
+			       "series %s: recent values out of range",
+			       r->series);
+	if ((r0 = store_batch_begin(s, errbuf, errbuf_size)) < 0)
+		return r0;
+	if ((r0 = series_get(s, r->series, true, &sr, errbuf, errbuf_size)) < 0)
+		goto out;
+	if ((r0 = prep(s, SQ_RECENT_PUT, &st, errbuf, errbuf_size)) < 0)
+		goto out;
+	size_t nbytes = r->count * sizeof(float);
+	sqlite3_bind_int64(st, 1, sr.id);
+	sqlite3_bind_int64(st, 2, r->last_ts);
+	sqlite3_bind_int64(st, 3, r->step);
+	sqlite3_bind_int64(st, 4, r->position);
+	sqlite3_bind_int64(st, 5, r->since_adapt);
+	sqlite3_bind_int64(st, 6, (int64_t)r->adaptations);
+	sqlite3_bind_blob(st, 7, nbytes ? (const void *)r->values : "",
+			  (int)nbytes, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 8, (int64_t)r->count);
+	sqlite3_bind_int64(
+	    st, 9, checksum(nbytes ? (const void *)r->values : "", nbytes));
+	sqlite3_bind_int64(st, 10, store_now_ms());
+	rc = sqlite3_step(st);
+	if (rc != SQLITE_DONE)
+		r0 = db_fail(s, rc, errbuf, errbuf_size,
+			     "saving a series' recent values");
+	else
+		s->batch_rows++;
+out:
+	reset_stmt(st);
+	if (r0 < 0 && !batch_survives(r0))
+		return batch_fail(s, r0, errbuf, errbuf_size);
+	return r0;
+}
+
+int store_recent_take(struct store *s, store_recent_fn fn, void *user,
+		      size_t *ret_n, char *errbuf, size_t errbuf_size)
+{
+	sqlite3_stmt *st = NULL;
+	size_t n = 0;
+	int r, rc;
+
+	if (ret_n)
+		*ret_n = 0;
+	if ((r = store_batch_begin(s, errbuf, errbuf_size)) < 0)
+		return r;
+	if ((r = prep(s, SQ_RECENT_ALL, &st, errbuf, errbuf_size)) < 0)
+		goto fail;
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		struct store_recent rr = {
+		    .series = (const char *)sqlite3_column_text(st, 0),
+		    .last_ts = sqlite3_column_int64(st, 1),
+		    .step = sqlite3_column_int64(st, 2),
+		    .position = sqlite3_column_int64(st, 3),
+		    .since_adapt = sqlite3_column_int64(st, 4),
+		    .adaptations = (uint64_t)sqlite3_column_int64(st, 5),
+		};
+		size_t len = 0;
+		rr.status = blob_copy(st, 6, 7, 8, &s->buf, &s->buf_cap, &len);
+		if (rr.status == -ENOMEM) {
+			r = set_err(errbuf, errbuf_size, -ENOMEM,
+				    "out of memory reading recent values");
+			goto fail;
+		}
+		if (rr.status == 0) {
+			rr.values = s->buf;
+			rr.count = len;
+		}
+		n++;
+		if ((r = fn(user, &rr)) != 0)
+			goto fail;
+	}
+	if (rc != SQLITE_DONE) {
+		r = db_fail(s, rc, errbuf, errbuf_size,
+			    "reading saved recent values");
+		goto fail;
+	}
+	reset_stmt(st);
+	st = NULL;
+	if ((r = step_done(s, SQ_RECENT_CLEAR, errbuf, errbuf_size,
+			   "deleting saved recent values")) < 0)
+		goto fail;
+	if ((r = store_batch_commit(s, errbuf, errbuf_size)) < 0)
+		return r;
+	if (ret_n)
+		*ret_n = n;
+	return 0;
+fail:
+	reset_stmt(st);
+	store_batch_abort(s);
 	return r;
 }
 

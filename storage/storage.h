@@ -40,7 +40,7 @@
 #include <stdint.h>
 
 /* Latest schema version this build writes (PRAGMA user_version). */
-#define STORE_SCHEMA_VERSION 4
+#define STORE_SCHEMA_VERSION 5
 #define STORE_KEY_MAX	     256 /* series keys, topic names (bytes, incl. NUL) */
 #define STORE_REASON_MAX     512
 
@@ -275,6 +275,36 @@ typedef int (*store_restore_fn)(void *user, const struct store_restored *r);
 int store_restore(struct store *s, const char *series, store_restore_fn fn,
 		  void *user, size_t *ret_bad, char *errbuf,
 		  size_t errbuf_size);
+
+/*
+ * A series' recent values (the engine's ring, oldest first) and where it
+ * stands: saved at a clean stop so the next start forecasts at once.
+ */
+struct store_recent {
+	const char *series;
+	int64_t last_ts, step, position, since_adapt;
+	uint64_t adaptations;
+	const float *values;
+	size_t count;
+	int status; /* store_recent_take: 0, or -EBADMSG (checksum) */
+};
+
+/* Save r in the open batch (one row per series, replacing an older one);
+ * the caller commits with store_batch_commit. */
+int store_recent_put(struct store *s, const struct store_recent *r,
+		     char *errbuf, size_t errbuf_size);
+
+/*
+ * Hand every saved series_recent row to fn (a row whose blob fails its
+ * checksum comes with status -EBADMSG and no values) and delete them all,
+ * in one transaction of its own: called at start, before anything is
+ * applied, so a crash later on finds none.  *ret_n (may be NULL) counts
+ * the rows.  A nonzero return from fn stops the walk; nothing is deleted
+ * then and that value is returned.
+ */
+typedef int (*store_recent_fn)(void *user, const struct store_recent *r);
+int store_recent_take(struct store *s, store_recent_fn fn, void *user,
+		      size_t *ret_n, char *errbuf, size_t errbuf_size);
 
 /* Audit rows of one series (NULL: all), with ts >= since, oldest first.
  * Stop early by returning nonzero from fn. */

@@ -1767,3 +1767,72 @@ int ttt_engine_series_adapter(const struct ttt_engine *e, const char *key,
 		*ret_version = s->ad->version;
 	return 0;
 }
+
+int ttt_engine_each_recent(const struct ttt_engine *e, ttt_recent_fn fn,
+			   void *user)
+{
+	float *buf = malloc((size_t)e->R * sizeof(float));
+	int r = 0;
+	if (!buf)
+		return -ENOMEM;
+	for (size_t i = 0; i < e->series.nb && r == 0; i++)
+		for (const struct series *s = e->series.b[i]; s && r == 0;
+		     s = s->next) {
+			if (!s->has_ts || s->step <= 0 || s->n == 0)
+				continue;
+			long first = ring_first(e, s);
+			struct ttt_recent rc = {
+			    .key = s->key,
+			    .last_ts = s->last_ts,
+			    .step = s->step,
+			    .position = s->n,
+			    .since_adapt = s->since_adapt,
+			    .adaptations = s->n_adapt,
+			    .values = buf,
+			    .count = (int)(s->n - first),
+			};
+			ring_copy(e, s, first, rc.count, buf);
+			r = fn(user, &rc);
+		}
+	free(buf);
+	return r;
+}
+
+int ttt_engine_restore_recent(struct ttt_engine *e, const struct ttt_recent *r)
+{
+	if (!r || !r->key || !*r->key || r->step <= 0 || r->count < 0 ||
+	    r->position < r->count || r->since_adapt < 0 ||
+	    (r->count > 0 && !r->values))
+		return -EINVAL;
+	for (int k = 0; k < r->count; k++)
+		if (!isfinite(r->values[k]))
+			return -EINVAL;
+	/* Saved by an engine with another ring size: keep the newest R; a
+	 * shorter history than the ring restarts the position at its start
+	 * (the ring must hold every position from ring_first on). */
+	const float *v = r->values;
+	int count = r->count;
+	int64_t pos = r->position;
+	if (count > e->R) {
+		v += count - e->R;
+		count = e->R;
+	}
+	if (count < e->R && pos > count)
+		pos = count;
+	struct series *s = series_get(e, r->key);
+	if (!s)
+		return -ENOMEM;
+	if (s->has_ts && s->last_ts != r->last_ts)
+		return -ESTALE;
+	s->n = (long)pos;
+	for (int k = 0; k < count; k++)
+		s->ring[(size_t)((s->n - count + k) % e->R)] = v[k];
+	s->since_adapt = (long)r->since_adapt;
+	s->n_adapt = r->adaptations;
+	s->last_ts = r->last_ts;
+	s->step = r->step;
+	s->has_ts = 1;
+	ttt_ph_init(&s->ph);
+	ttt_adwin_init(&s->adwin);
+	return 0;
+}

@@ -236,6 +236,39 @@ int ttt_engine_restore_series(struct ttt_engine *e, const char *key,
 int ttt_engine_series_adapter(const struct ttt_engine *e, const char *key,
 			      float *out, size_t len, uint64_t *ret_version);
 
+/*
+ * A series' recent values -- its ring buffer -- and where it stands, so a
+ * clean restart need not wait for a lookback to refill before it forecasts
+ * again (the daemon saves them at a clean stop and restores them at start).
+ */
+struct ttt_recent {
+	const char *key;
+	int64_t last_ts, step; /* the newest value's time, the series' step */
+	int64_t position;      /* values since the series (re)started */
+	int64_t since_adapt;   /* values since its last adaptation */
+	uint64_t adaptations;  /* so far (they seed the masks) */
+	const float *values; /* [count], oldest first, the newest at last_ts */
+	int count;	     /* at most the ring's size, at most position */
+};
+typedef int (*ttt_recent_fn)(void *user, const struct ttt_recent *r);
+
+/* Call fn for every series that has a time step and values; stops at the
+ * first nonzero return and returns it.  -ENOMEM. */
+int ttt_engine_each_recent(const struct ttt_engine *e, ttt_recent_fn fn,
+			   void *user);
+
+/*
+ * Give series r->key (created if needed) the recent values and position of
+ * r, as if it had seen them: forecasts resume at its next value.  The
+ * drift detector starts afresh.  Values saved with a larger ring keep the
+ * newest; a history shorter than this engine's ring restarts the position
+ * at its start.  -ESTALE (nothing changes) when the series already has a
+ * different last timestamp (its stored state moved on since the save);
+ * -EINVAL for a position below count, a step <= 0 or a non-finite value;
+ * -ENOMEM.  No event is emitted.
+ */
+int ttt_engine_restore_recent(struct ttt_engine *e, const struct ttt_recent *r);
+
 /* Number of series seen. */
 size_t ttt_engine_series_count(const struct ttt_engine *e);
 

@@ -423,3 +423,160 @@ Test(config, apply_reloadable_copies_exactly_the_reloadable_settings)
 	snprintf(loaded.kafka.group, sizeof(loaded.kafka.group), "driftcast");
 	cr_assert_eq(memcmp(&run, &loaded, sizeof(run)), 0);
 }
+
+/* ---- librdkafka pass-through ----------------------------------------- */
+
+Test(config, librdkafka_sections_and_set_overrides)
+{
+	struct cfg c;
+	struct cfg_sources src;
+	char err[2048];
+	const char *p = write_conf("[librdkafka]\n"
+				   "client.id = plant-7\n"
+				   "\n"
+				   "[librdkafka.consumer]\n"
+				   "fetch.wait.max.ms = 5\n"
+				   "[librdkafka.producer]\n"
+				   "linger.ms = 2\n");
+	const char *sets[] = {"librdkafka.consumer.fetch.wait.max.ms=7",
+			      "librdkafka.producer.batch.size = 1000",
+			      "librdkafka.client.id=plant-8"};
+	cr_assert_eq(cfg_load(p, sets, 3, &c, &src, err, sizeof(err)), 0, "%s",
+		     err);
+	cr_assert_eq(c.librdkafka.n, 4);
+	const struct cfg_kprop *k = c.librdkafka.prop;
+	cr_assert_eq(k[0].scope, CFG_KSCOPE_BOTH);
+	cr_assert_str_eq(k[0].name, "client.id");
+	cr_assert_str_eq(k[0].value, "plant-8"); /* --set wins */
+	cr_assert_eq(k[1].scope, CFG_KSCOPE_CONSUMER);
+	cr_assert_str_eq(k[1].name, "fetch.wait.max.ms");
+	cr_assert_str_eq(k[1].value, "7");
+	cr_assert_eq(k[2].scope, CFG_KSCOPE_PRODUCER);
+	cr_assert_str_eq(k[2].value, "2");
+	cr_assert_str_eq(k[3].name, "batch.size");
+	cr_assert_str_eq(k[3].value, "1000");
+	/* provenance: --set replaced lines 2 and 5; line 7 stays */
+	cr_assert_eq(src.kprop_line[0], 0);
+	cr_assert_eq(src.kprop_line[1], 0);
+	cr_assert_eq(src.kprop_line[2], 7);
+	cr_assert_eq(src.kprop_line[3], 0);
+}
+
+Test(config, librdkafka_pinned_properties_are_refused)
+{
+	expect_error("[librdkafka]\nclient.id = a\ngroup.id = x\n", 3,
+		     "librdkafka.group.id: set by driftcast: set kafka.group");
+	expect_error("[librdkafka.consumer]\nenable.auto.commit = true\n", 2,
+		     "SQLite has made their batch durable");
+	expect_error("[librdkafka.producer]\nmessage.timeout.ms = 300000\n", 2,
+		     "never drops a forecast");
+	struct cfg c;
+	char err[1024];
+	const char *sets[] = {"librdkafka.partition.assignment.strategy=range"};
+	cr_assert_eq(cfg_load(NULL, sets, 1, &c, NULL, err, sizeof(err)),
+		     -EINVAL);
+	cr_assert(strstr(err, "--set librdkafka.partition.assignment.strategy: "
+			      "set by driftcast"),
+		  "%s", err);
+}
+
+Test(config, librdkafka_duplicates_names_and_sections)
+{
+	expect_error("[librdkafka.consumer]\nfetch.wait.max.ms = 5\n"
+		     "fetch.wait.max.ms = 6\n",
+		     3,
+		     "duplicate key 'librdkafka.consumer.fetch.wait.max.ms' "
+		     "(first set at line 2)");
+	expect_error("[librdkafka]\nSocket.Timeout.ms = 5\n", 2,
+		     "not a librdkafka property name");
+	expect_error("[librdkafka.prod]\nlinger.ms = 5\n", 1,
+		     "did you mean [librdkafka.producer]?");
+	/* the same name in two scopes is two properties */
+	struct cfg c;
+	char err[1024];
+	cr_assert_eq(cfg_load(write_conf("[librdkafka.consumer]\nclient.id = "
+					 "a\n[librdkafka.producer]\nclient.id "
+					 "= b\n"),
+			      NULL, 0, &c, NULL, err, sizeof(err)),
+		     0, "%s", err);
+	cr_assert_eq(c.librdkafka.n, 2);
+}
+
+/* Stands in for librdkafka's parser (config/ does not link it). */
+static int fake_check(const char *name, const char *value, char *why, size_t n)
+{
+	if (!strcmp(name, "no.such.property")) {
+		snprintf(why, n, "No such configuration property");
+		return -1;
+	}
+	if (!strcmp(name, "fetch.wait.max.ms") && strcmp(value, "5")) {
+		snprintf(why, n, "Invalid value");
+		return -1;
+	}
+	return 0;
+}
+
+Test(config, librdkafka_check_errors_carry_file_and_line)
+{
+	cfg_set_kprop_check(fake_check);
+	expect_error("[librdkafka]\n\nno.such.property = 1\n", 3,
+		     "librdkafka.no.such.property: No such configuration");
+	expect_error("[librdkafka.consumer]\nfetch.wait.max.ms = banana\n", 2,
+		     "librdkafka.consumer.fetch.wait.max.ms: Invalid value");
+	struct cfg c;
+	char err[1024];
+	const char *sets[] = {"librdkafka.consumer.fetch.wait.max.ms=6"};
+	cr_assert_eq(cfg_load(NULL, sets, 1, &c, NULL, err, sizeof(err)),
+		     -EINVAL);
+	cr_assert(strstr(err, "--set librdkafka.consumer.fetch.wait.max.ms: "
+			      "Invalid value"),
+		  "%s", err);
+	cfg_set_kprop_check(NULL);
+}
+
+Test(config, librdkafka_dump_round_trips_and_hides_secrets)
+{
+	struct cfg a, b;
+	char err[1024];
+	const char *sets[] = {"librdkafka.client.id=x",
+			      "librdkafka.consumer.fetch.wait.max.ms=5",
+			      "librdkafka.producer.linger.ms=1"};
+	cr_assert_eq(cfg_load(NULL, sets, 3, &a, NULL, err, sizeof(err)), 0,
+		     "%s", err);
+	char *s = capture(dump_fn, &a);
+	cr_assert(strstr(s, "\n[librdkafka.consumer]\nfetch.wait.max.ms = 5\n"),
+		  "%s", s);
+	cr_assert_eq(
+	    cfg_load(write_conf(s), NULL, 0, &b, NULL, err, sizeof(err)), 0,
+	    "%s\n%s", err, s);
+	cr_assert_eq(memcmp(&a, &b, sizeof(a)), 0);
+	free(s);
+
+	const char *secret[] = {"librdkafka.sasl.password=hunter2",
+				"librdkafka.ssl.key.pem=KEYDATA",
+				"librdkafka.sasl.oauthbearer.client.secret=s3"};
+	cr_assert_eq(cfg_load(NULL, secret, 3, &a, NULL, err, sizeof(err)), 0,
+		     "%s", err);
+	s = capture(dump_fn, &a);
+	cr_assert(strstr(s, "sasl.password = (hidden)"), "%s", s);
+	cr_assert(!strstr(s, "hunter2") && !strstr(s, "KEYDATA") &&
+		      !strstr(s, "s3\n"),
+		  "%s", s);
+	free(s);
+}
+
+Test(config, librdkafka_changes_need_a_restart)
+{
+	struct cfg a, b;
+	const char *names[8];
+	char err[1024];
+	const char *s1[] = {"librdkafka.consumer.fetch.wait.max.ms=5"};
+	const char *s2[] = {"librdkafka.consumer.fetch.wait.max.ms=6"};
+	cr_assert_eq(cfg_load(NULL, s1, 1, &a, NULL, err, sizeof(err)), 0);
+	cr_assert_eq(cfg_load(NULL, s2, 1, &b, NULL, err, sizeof(err)), 0);
+	cr_assert_eq(cfg_diff_static(&a, &a, names, 8), 0);
+	cr_assert_eq(cfg_diff_static(&a, &b, names, 8), 1);
+	cr_assert_str_eq(names[0], "librdkafka properties");
+	cfg_apply_reloadable(&a, &b);
+	cr_assert_str_eq(a.librdkafka.prop[0].value, "5");
+}

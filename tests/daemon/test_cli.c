@@ -92,6 +92,13 @@ static const struct bad_case bad[] = {
     {"[kafka]\nbrokers =\n", 2, "empty value"},
     {"[ttt]\nevery = 10x\n", 2, "trailing garbage 'x'"},
     {"[kafka]\ninput_topic = a\ndeadletter_topic = a\n", 3, "must differ"},
+    /* librdkafka pass-through: librdkafka's own parser checks them */
+    {"[librdkafka]\nno.such.property = 1\n", 2,
+     "librdkafka.no.such.property: No such configuration property"},
+    {"[librdkafka.consumer]\nfetch.wait.max.ms = banana\n", 2,
+     "Invalid value for configuration property \"fetch.wait.max.ms\""},
+    {"[librdkafka.producer]\nlinger.ms = -1\n", 2, "outside allowed range"},
+    {"[librdkafka]\nenable.auto.offset.store = true\n", 2, "set by driftcast"},
 };
 
 Test(cli, config_check_bad_cases_print_file_line_and_exit_2)
@@ -136,6 +143,24 @@ Test(cli, config_dump_applies_set_and_names_origins)
 	cr_assert(strstr(R.out, "lookback = 96 ; default"), "%s", R.out);
 	RUN("config", "dump", "--set", "ttt.every=x");
 	cr_assert_eq(R.status, 2);
+	unlink(t);
+}
+
+Test(cli, config_dump_shows_librdkafka_properties_but_not_secrets)
+{
+	char t[] = "/tmp/dc-cli-XXXXXX";
+	tu_write_temp(t, "[librdkafka]\nsecurity.protocol = sasl_plaintext\n"
+			 "sasl.mechanisms = PLAIN\nsasl.username = dc\n"
+			 "sasl.password = hunter2\n");
+	RUN("config", "dump", t, "--set", "librdkafka.producer.linger.ms=1");
+	cr_assert_eq(R.status, 0, "%s", R.err);
+	char expect[128];
+	snprintf(expect, sizeof(expect), "sasl.username = dc ; %s:4", t);
+	cr_assert(strstr(R.out, expect), "%s", R.out);
+	cr_assert(strstr(R.out, "sasl.password = (hidden)"), "%s", R.out);
+	cr_assert(!strstr(R.out, "hunter2"), "%s", R.out);
+	cr_assert(strstr(R.out, "[librdkafka.producer]\nlinger.ms = 1 ; --set"),
+		  "%s", R.out);
 	unlink(t);
 }
 

@@ -90,10 +90,15 @@ Test(metrics, scrape_after_publish)
 	st.series = 7;
 	st.assigned = 4;
 	dc_metrics_publish(m, &st);
-	dc_metrics_observe_latency(m, 800);	 /* <= 1 ms */
-	dc_metrics_observe_latency(m, 1000);	 /* <= 1 ms (le is <=) */
-	dc_metrics_observe_latency(m, 30000);	 /* <= 50 ms */
-	dc_metrics_observe_latency(m, 20000000); /* +Inf */
+	dc_metrics_observe_latency(m, DC_LAT_E2E, 800);	     /* <= 1 ms */
+	dc_metrics_observe_latency(m, DC_LAT_E2E, 1000);     /* le is <= */
+	dc_metrics_observe_latency(m, DC_LAT_E2E, 30000);    /* <= 50 ms */
+	dc_metrics_observe_latency(m, DC_LAT_E2E, 20000000); /* +Inf */
+	/* the legs are histograms of their own */
+	dc_metrics_observe_latency(m, DC_LAT_PROCESSING, 4000);
+	dc_metrics_observe_latency(m, DC_LAT_DELIVERY, 3000);
+	dc_metrics_observe_latency(m, DC_LAT_DELIVERY, 300000);
+	dc_metrics_observe_latency(m, DC_LAT_COUNT, 1); /* ignored */
 
 	cr_assert_eq(http(port, "GET", "/metrics"), 200);
 	cr_assert(strstr(resp, "Content-Type: text/plain; version=0.0.4"), "%s",
@@ -137,6 +142,26 @@ Test(metrics, scrape_after_publish)
 	cr_assert_eq(sample(b, "driftcast_e2e_latency_seconds_count"), 4);
 	cr_assert_float_eq(sample(b, "driftcast_e2e_latency_seconds_sum"),
 			   20.0318, 1e-9);
+	cr_assert_eq(
+	    sample(
+		b,
+		"driftcast_processing_latency_seconds_bucket{le=\"0.0025\"}"),
+	    0);
+	cr_assert_eq(
+	    sample(b,
+		   "driftcast_processing_latency_seconds_bucket{le=\"0.005\"}"),
+	    1);
+	cr_assert_eq(sample(b, "driftcast_processing_latency_seconds_count"),
+		     1);
+	cr_assert_eq(
+	    sample(b,
+		   "driftcast_delivery_latency_seconds_bucket{le=\"0.005\"}"),
+	    1);
+	cr_assert_eq(
+	    sample(b, "driftcast_delivery_latency_seconds_bucket{le=\"0.5\"}"),
+	    2);
+	cr_assert_float_eq(sample(b, "driftcast_delivery_latency_seconds_sum"),
+			   0.303, 1e-9);
 
 	/* every sample line belongs to a family declared by # TYPE */
 	char *copy = strdup(b), *save = NULL;
@@ -186,7 +211,7 @@ static void *hammer_main(void *arg)
 		st.messages++;
 		st.forecasts++;
 		dc_metrics_publish(h->m, &st);
-		dc_metrics_observe_latency(h->m, 1500);
+		dc_metrics_observe_latency(h->m, DC_LAT_E2E, 1500);
 		h->rounds++;
 	}
 	return NULL;
@@ -248,6 +273,6 @@ Test(metrics, off_and_bad_addresses)
 	/* NULL metrics: updates are no-ops */
 	struct dc_run_stats st = {0};
 	dc_metrics_publish(NULL, &st);
-	dc_metrics_observe_latency(NULL, 1);
+	dc_metrics_observe_latency(NULL, DC_LAT_E2E, 1);
 	dc_metrics_free(NULL);
 }

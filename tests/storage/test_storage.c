@@ -1261,3 +1261,97 @@ Test(storage, init_of_an_existing_series_uses_its_row)
 	sqlite3_close(db);
 	su_rmdir(dir);
 }
+
+/* ---- recent values across a clean restart ------------------------------ */
+
+struct took {
+	int n, bad;
+	char key[4][16];
+	float first[4];
+	size_t count[4];
+	int64_t position[4], step[4];
+	int stop_at; /* return 7 from the n-th call (1-based), 0 never */
+};
+
+static int take_one(void *user, const struct store_recent *r)
+{
+	struct took *t = user;
+	if (t->n < 4) {
+		snprintf(t->key[t->n], sizeof(t->key[0]), "%s", r->series);
+		t->first[t->n] = r->values ? r->values[0] : NAN;
+		t->count[t->n] = r->count;
+		t->position[t->n] = r->position;
+		t->step[t->n] = r->step;
+	}
+	t->bad += r->status != 0;
+	t->n++;
+	return t->n == t->stop_at ? 7 : 0;
+}
+
+Test(storage, recent_values_are_taken_once)
+{
+	char dir[64], path[128], err[512];
+	su_tmpdb(dir, sizeof(dir), path, sizeof(path));
+	struct store *s = su_open(path, NULL);
+	float v[100];
+	su_fill(v, 100, 3.0f);
+	struct store_recent a = {.series = "a",
+				 .last_ts = 5000,
+				 .step = 60,
+				 .position = 250,
+				 .since_adapt = 3,
+				 .adaptations = 9,
+				 .values = v,
+				 .count = 100};
+	struct store_recent b = a;
+	b.series = "b";
+	b.values = v + 10;
+	b.count = 20;
+	b.position = 20;
+	cr_assert_eq(store_recent_put(s, &a, err, sizeof(err)), 0, "%s", err);
+	cr_assert_eq(store_recent_put(s, &b, err, sizeof(err)), 0, "%s", err);
+	a.values = v + 1; /* a second save of a replaces the first */
+	cr_assert_eq(store_recent_put(s, &a, err, sizeof(err)), 0, "%s", err);
+	su_commit(s);
+
+	/* a callback that stops: nothing deleted */
+	struct took t = {.stop_at = 1};
+	size_t n = 99;
+	cr_assert_eq(store_recent_take(s, take_one, &t, &n, err, sizeof(err)),
+		     7);
+	cr_assert_eq(n, 0);
+	t = (struct took){0};
+	cr_assert_eq(store_recent_take(s, take_one, &t, &n, err, sizeof(err)),
+		     0, "%s", err);
+	cr_assert_eq(n, 2);
+	cr_assert_eq(t.bad, 0);
+	cr_assert_str_eq(t.key[0], "a");
+	cr_assert_eq(t.first[0], v[1]);
+	cr_assert_eq(t.count[0], 100);
+	cr_assert_eq(t.position[0], 250);
+	cr_assert_eq(t.step[0], 60);
+	cr_assert_str_eq(t.key[1], "b");
+	cr_assert_eq(t.count[1], 20);
+	/* taken: a second start finds none */
+	t = (struct took){0};
+	cr_assert_eq(store_recent_take(s, take_one, &t, &n, err, sizeof(err)),
+		     0);
+	cr_assert_eq(n, 0);
+
+	/* a damaged blob comes back flagged, without values */
+	cr_assert_eq(store_recent_put(s, &b, err, sizeof(err)), 0, "%s", err);
+	su_commit(s);
+	store_free(s);
+	sqlite3 *db = su_raw(path);
+	su_exec(db, "UPDATE series_recent SET checksum = checksum + 1");
+	sqlite3_close(db);
+	s = su_open(path, NULL);
+	t = (struct took){0};
+	cr_assert_eq(store_recent_take(s, take_one, &t, &n, err, sizeof(err)),
+		     0);
+	cr_assert_eq(n, 1);
+	cr_assert_eq(t.bad, 1);
+	cr_assert(isnan(t.first[0]));
+	store_free(s);
+	su_rmdir(dir);
+}

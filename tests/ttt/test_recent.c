@@ -1,0 +1,251 @@
+/*
+ * Saving and restoring a series' recent values (ttt_engine_each_recent,
+ * ttt_engine_restore_recent): what a clean restart of the daemon relies on
+ * to forecast at once instead of after a refilled lookback.
+ */
+#include <criterion/criterion.h>
+#include <errno.h>
+#include <math.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "forecast/forecast.h"
+#include "ttt/ttt.h"
+
+#define L 32
+#define H 8
+
+static struct fc_model *model(void)
+{
+	struct fc_config c;
+	struct fc_model *m = NULL;
+	char err[256];
+	fc_config_default(&c);
+	c.lookback = L;
+	c.horizon = H;
+	c.patch_len = 8;
+	c.patch_stride = 4;
+	c.mask_seg = 8;
+	c.d_model = 16;
+	c.n_layers = 1;
+	c.d_ff = 32;
+	c.lora_rank = 2;
+	cr_assert_eq(fc_model_new(&c, 7, &m, err, sizeof(err)), 0, "%s", err);
+	return m;
+}
+
+static float value(int i, int series)
+{
+	return sinf((float)(i + 5 * series) * 0.3f) + 0.01f * (float)(i % 7) +
+	       (i >= 120 ? 1.5f : 0.0f);
+}
+
+/* The forecasts and adaptations an engine emits, in order. */
+struct seen {
+	int n;
+	int type[4096];
+	uint64_t version[4096];
+	float first[4096]; /* a forecast's first value, else loss_after */
+	float sum[4096];   /* a forecast's sum */
+};
+
+static void on_event(void *user, const struct ttt_event *ev)
+{
+	struct seen *s = user;
+	if (s->n == 4096 ||
+	    (ev->type != TTT_EV_FORECAST && ev->type != TTT_EV_ADAPT_ACCEPTED &&
+	     ev->type != TTT_EV_ADAPT_REJECTED))
+		return;
+	s->type[s->n] = ev->type;
+	s->version[s->n] = ev->version_to;
+	float f = 0.0f, sum = 0.0f;
+	if (ev->type == TTT_EV_FORECAST) {
+		f = ev->forecast[0];
+		for (int k = 0; k < ev->horizon; k++)
+			sum += ev->forecast[k];
+	} else {
+		f = ev->loss_after;
+	}
+	s->first[s->n] = f;
+	s->sum[s->n] = sum;
+	s->n++;
+}
+
+/* Adaptation on schedule only: the drift detector and the shadow's
+ * averages start afresh after a restore, so they are left out here. */
+static void params(struct ttt_params *p)
+{
+	ttt_params_default(p);
+	p->every = 5;
+	p->drift = TTT_DRIFT_NONE;
+	p->shadow_every = 0;
+}
+
+struct saved {
+	struct ttt_recent r[4];
+	char key[4][16];
+	float v[4][512];
+	int n;
+};
+
+static int save_one(void *user, const struct ttt_recent *r)
+{
+	struct saved *s = user;
+	cr_assert_lt(s->n, 4);
+	cr_assert_leq(r->count, 512);
+	s->r[s->n] = *r;
+	snprintf(s->key[s->n], sizeof(s->key[0]), "%s", r->key);
+	memcpy(s->v[s->n], r->values, (size_t)r->count * sizeof(float));
+	s->r[s->n].key = s->key[s->n];
+	s->r[s->n].values = s->v[s->n];
+	s->n++;
+	return 0;
+}
+
+static void feed(struct ttt_engine *e, int from, int to)
+{
+	char key[8];
+	for (int i = from; i < to; i++)
+		for (int k = 0; k < 2; k++) {
+			snprintf(key, sizeof(key), "s%d", k);
+			cr_assert_eq(ttt_engine_observe(e, key,
+							1000 + 60 * (int64_t)i,
+							value(i, k)),
+				     0);
+		}
+}
+
+/* Engine b, restored from a's adapters and recent values, continues
+ * exactly as a does: the same forecasts, adaptations and versions. */
+Test(recent, restored_engine_continues_exactly)
+{
+	struct fc_model *m = model();
+	struct ttt_params p;
+	struct ttt_engine *a = NULL, *b = NULL;
+	struct seen *sa = calloc(1, sizeof(*sa)), *sb = calloc(1, sizeof(*sb));
+	struct saved sv = {0};
+	char err[256];
+	params(&p);
+	cr_assert_eq(ttt_engine_new(m, &p, on_event, sa, &a, err, sizeof(err)),
+		     0, "%s", err);
+	cr_assert_eq(ttt_engine_new(m, &p, on_event, sb, &b, err, sizeof(err)),
+		     0, "%s", err);
+	feed(a, 0, 152);
+	cr_assert_eq(ttt_engine_each_recent(a, save_one, &sv), 0);
+	cr_assert_eq(sv.n, 2);
+	size_t A = fc_adapter_len(m);
+	float *ad = malloc(A * sizeof(float));
+	for (int k = 0; k < sv.n; k++) {
+		uint64_t ver;
+		cr_assert_eq(
+		    ttt_engine_series_adapter(a, sv.key[k], ad, A, &ver), 0);
+		cr_assert_gt(ver, 1, "series %s never adapted", sv.key[k]);
+		cr_assert_eq(ttt_engine_restore_series(b, sv.key[k], ad, A, ver,
+						       sv.r[k].last_ts),
+			     0);
+		cr_assert_eq(ttt_engine_restore_recent(b, &sv.r[k]), 0);
+	}
+	sa->n = 0;
+	feed(a, 152, 200);
+	feed(b, 152, 200);
+	cr_assert_eq(sa->n, sb->n);
+	int forecasts = 0, adaptations = 0;
+	for (int i = 0; i < sa->n; i++) {
+		cr_assert_eq(sa->type[i], sb->type[i], "event %d", i);
+		cr_assert_eq(sa->version[i], sb->version[i], "event %d", i);
+		cr_assert_eq(sa->first[i], sb->first[i], "event %d", i);
+		cr_assert_eq(sa->sum[i], sb->sum[i], "event %d", i);
+		forecasts += sa->type[i] == TTT_EV_FORECAST;
+		adaptations += sa->type[i] != TTT_EV_FORECAST;
+	}
+	/* a forecast for every value from the first one on */
+	cr_assert_eq(forecasts, 2 * 48);
+	cr_assert_gt(adaptations, 0);
+	free(ad);
+	ttt_engine_free(a);
+	ttt_engine_free(b);
+	fc_model_free(m);
+	free(sa);
+	free(sb);
+}
+
+Test(recent, refused_restores_change_nothing)
+{
+	struct fc_model *m = model();
+	struct ttt_params p;
+	struct ttt_engine *e = NULL;
+	struct seen *s = calloc(1, sizeof(*s));
+	char err[256];
+	float v[L];
+	params(&p);
+	cr_assert_eq(ttt_engine_new(m, &p, on_event, s, &e, err, sizeof(err)),
+		     0);
+	for (int k = 0; k < L; k++)
+		v[k] = value(k, 0);
+	struct ttt_recent r = {.key = "x",
+			       .last_ts = 5000,
+			       .step = 60,
+			       .position = L,
+			       .values = v,
+			       .count = L};
+	/* stored state moved on since the save */
+	cr_assert_eq(ttt_engine_restore_series(e, "x", NULL, 0, 3, 9000), 0);
+	cr_assert_eq(ttt_engine_restore_recent(e, &r), -ESTALE);
+	r.key = "y";
+	r.position = L - 1;
+	cr_assert_eq(ttt_engine_restore_recent(e, &r), -EINVAL);
+	r.position = L;
+	r.step = 0;
+	cr_assert_eq(ttt_engine_restore_recent(e, &r), -EINVAL);
+	r.step = 60;
+	v[3] = NAN;
+	cr_assert_eq(ttt_engine_restore_recent(e, &r), -EINVAL);
+	/* x has no values: its next one is not forecast */
+	cr_assert_eq(ttt_engine_observe(e, "x", 9060, 1.0f), 0);
+	cr_assert_eq(s->n, 0);
+	ttt_engine_free(e);
+	fc_model_free(m);
+	free(s);
+}
+
+/* Values saved by an engine with a longer ring keep the newest; the next
+ * forecast is the one of the same lookback. */
+Test(recent, longer_history_keeps_the_newest)
+{
+	struct fc_model *m = model();
+	struct ttt_params p;
+	struct ttt_engine *a = NULL, *b = NULL;
+	struct seen *sa = calloc(1, sizeof(*sa)), *sb = calloc(1, sizeof(*sb));
+	char err[256];
+	params(&p);
+	p.enabled = false; /* forecasts only: the frozen model */
+	cr_assert_eq(ttt_engine_new(m, &p, on_event, sa, &a, err, sizeof(err)),
+		     0);
+	cr_assert_eq(ttt_engine_new(m, &p, on_event, sb, &b, err, sizeof(err)),
+		     0);
+	float v[400];
+	for (int i = 0; i < 400; i++)
+		v[i] = value(i, 1);
+	struct ttt_recent r = {.key = "s1",
+			       .last_ts = 1000 + 60 * 399,
+			       .step = 60,
+			       .position = 400,
+			       .values = v,
+			       .count = 400};
+	cr_assert_eq(ttt_engine_restore_recent(b, &r), 0);
+	for (int i = 0; i < 401; i++)
+		cr_assert_eq(ttt_engine_observe(a, "s1", 1000 + 60 * (int64_t)i,
+						i < 400 ? v[i] : 0.5f),
+			     0);
+	cr_assert_eq(ttt_engine_observe(b, "s1", 1000 + 60 * 400, 0.5f), 0);
+	cr_assert_eq(sb->n, 1);
+	cr_assert_eq(sa->first[sa->n - 1], sb->first[0]);
+	cr_assert_eq(sa->sum[sa->n - 1], sb->sum[0]);
+	ttt_engine_free(a);
+	ttt_engine_free(b);
+	fc_model_free(m);
+	free(sa);
+	free(sb);
+}
