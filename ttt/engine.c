@@ -1771,6 +1771,8 @@ int ttt_engine_series_adapter(const struct ttt_engine *e, const char *key,
 int ttt_engine_each_recent(const struct ttt_engine *e, ttt_recent_fn fn,
 			   void *user)
 {
+	if (e->ln > 0)
+		return -EBUSY; /* queued learning would change them */
 	float *buf = malloc((size_t)e->R * sizeof(float));
 	int r = 0;
 	if (!buf)
@@ -1822,6 +1824,11 @@ int ttt_engine_restore_recent(struct ttt_engine *e, const struct ttt_recent *r)
 	struct series *s = series_get(e, r->key);
 	if (!s)
 		return -ENOMEM;
+	if (s->queued) {
+		int rc = ttt_engine_flush(e);
+		if (rc < 0)
+			return rc;
+	}
 	if (s->has_ts && s->last_ts != r->last_ts)
 		return -ESTALE;
 	s->n = (long)pos;

@@ -253,7 +253,8 @@ struct ttt_recent {
 typedef int (*ttt_recent_fn)(void *user, const struct ttt_recent *r);
 
 /* Call fn for every series that has a time step and values; stops at the
- * first nonzero return and returns it.  -ENOMEM. */
+ * first nonzero return and returns it.  -ENOMEM; -EBUSY while learning is
+ * queued (ttt_engine_defer_forecasts: flush first). */
 int ttt_engine_each_recent(const struct ttt_engine *e, ttt_recent_fn fn,
 			   void *user);
 

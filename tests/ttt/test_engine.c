@@ -972,3 +972,36 @@ Test(engine, no_allocation_per_observation)
 	cr_skip_test("allocator interposition is off under ASan");
 #endif
 }
+
+static int count_recent(void *user, const struct ttt_recent *r)
+{
+	(void)r;
+	(*(int *)user)++;
+	return 0;
+}
+
+/* Recent values are handed out only with no learning queued (it would
+ * change the series' adaptation counters after the save). */
+Test(engine, recent_values_wait_for_queued_learning)
+{
+	struct fc_model *m = small_model();
+	struct ttt_params p;
+	struct ttt_engine *e;
+	struct log lg = {0};
+	char err[256];
+	int n = 0;
+	fast_params(&p);
+	p.families = FC_ADAPT_CALIB;
+	cr_assert_eq(ttt_engine_new(m, &p, on_event, &lg, &e, err, sizeof(err)),
+		     0, "%s", err);
+	cr_assert_eq(ttt_engine_defer_forecasts(e, 64), 0);
+	for (int i = 0; i < 2 * L; i++)
+		feed(e, &lg, "a", 100 + i, series_value(i));
+	cr_assert_eq(ttt_engine_each_recent(e, count_recent, &n), -EBUSY);
+	cr_assert_eq(ttt_engine_flush(e), 0);
+	cr_assert_eq(ttt_engine_each_recent(e, count_recent, &n), 0);
+	cr_assert_eq(n, 1);
+	ttt_engine_free(e);
+	free(lg.v);
+	fc_model_free(m);
+}
