@@ -919,11 +919,13 @@ Test(engine, deferred_learning_equals_immediate_many_series)
 	fc_model_free(m);
 }
 
+#if INTERPOSED
 static void count_events(void *user, const struct ttt_event *ev)
 {
 	(void)ev;
 	(*(long *)user)++;
 }
+#endif
 
 /* No allocation per observation, with forecasts and learning deferred
  * (and flushed when the queue fills or a series comes back), except the
