@@ -264,6 +264,66 @@ int fc_loss_grad(const struct fc_model *m, const float *adapter,
 		 struct fc_workspace *ws, const struct fc_batch *batch,
 		 float *grad, unsigned families, struct fc_loss *ret);
 
+/* ---- the calibration-only fast paths ---------------------------------------
+ * The output calibration is the model's last step, so while it is the only
+ * adapter family that differs from its initial values, the forward pass up
+ * to the forecast head does not depend on the adapter.  One frozen pass
+ * then serves any number of calibrations: fc_forecast_raw() and
+ * fc_loss_raw() keep the head's output before calibration, and
+ * fc_calib_forecast() / fc_calib_loss_grad() give, at O(b H) cost, what
+ * fc_forecast() / fc_loss_grad(families = FC_ADAPT_CALIB) would give for
+ * an adapter with that calibration: the same expressions in the same
+ * order, so the same floats when the frozen pass had the same rows.
+ * cal below is a calibration range as in fc_forecast_calibrated() (H
+ * scales - 1, then H shifts), or NULL for the identity.
+ */
+struct fc_head_raw {
+	float *fc;	/* [b, H] head output before calibration (each
+			   window's normalised space) */
+	float *mu, *sd; /* [b] each window's normalisation mean and std */
+};
+
+/* The frozen forecast pass of fc_forecast() over x [b, L]; raw's buffers
+ * (caller-owned) get its b rows.  0 or -EINVAL as fc_forecast(). */
+int fc_forecast_raw(const struct fc_model *m, struct fc_workspace *ws,
+		    const float *x, int b, const struct fc_head_raw *raw);
+
+/* The frozen pass of fc_loss_grad() over batch: raw gets the batch's bf
+ * forecast windows, *ret_recon its reconstruction loss (which no
+ * calibration reaches).  0, -EINVAL or -ERANGE as fc_loss_grad(). */
+int fc_loss_raw(const struct fc_model *m, struct fc_workspace *ws,
+		const struct fc_batch *batch, const struct fc_head_raw *raw,
+		float *ret_recon);
+
+/*
+ * The frozen pass over many windows at once, in slices of the workspace's
+ * max batch: bf forecast windows xf [bf, L] -> raw (rows [0, bf)), and br
+ * reconstruction windows xr [br, L] with masks mr [br, L] -> rsum [br]
+ * (double), rcnt [br]: each window's sum of squared reconstruction errors
+ * over its hidden points and their count, so that the reconstruction loss
+ * of any set of them is sum(rsum) / sum(rcnt) (0 for no hidden point) --
+ * the windows of many series share one batched pass.  A window that
+ * cannot be forecast (non-finite) comes back as NAN (raw's row, or its
+ * rsum) without failing the others.  0, or -EINVAL (bad arguments).
+ */
+int fc_frozen_pass(const struct fc_model *m, struct fc_workspace *ws,
+		   const float *xf, int bf, const float *xr, const float *mr,
+		   int br, const struct fc_head_raw *raw, double *rsum,
+		   int *rcnt);
+
+/* y [b, H] = the calibrated, de-normalised forecast of raw's b rows. */
+void fc_calib_forecast(const struct fc_model *m, const struct fc_head_raw *raw,
+		       int b, const float *cal, float *y);
+
+/* The loss of fc_loss_grad() for bf forecast windows with raw outputs raw
+ * and observed horizons yf [bf, H] (weight wf) plus recon (from
+ * fc_loss_raw, weight wr), calibrated by cal; with grad [2H] not NULL,
+ * its gradient with respect to the calibration range.  0, or -EINVAL
+ * (non-finite yf) / -ERANGE (non-finite loss) with *ret untouched. */
+int fc_calib_loss_grad(const struct fc_model *m, const struct fc_head_raw *raw,
+		       const float *yf, int bf, const float *cal, float wf,
+		       float wr, float recon, float *grad, struct fc_loss *ret);
+
 /* ---- optimizer -----------------------------------------------------------
  * Adam with decoupled weight decay (AdamW).  Its state is a caller-owned
  * block of fc_adam_state_len(n) floats (first and second moments) kept

@@ -31,6 +31,17 @@
  * rollback_window.  With at least rollback_window samples, an adapter
  * whose mean error exceeds the shadow's by the margin is rolled back (or
  * reset, by policy), and one that does not becomes the last good version.
+ *
+ * Calibration only.  The output calibration is the model's last step, so
+ * with ttt.families = calib every window the learning needs (the shadow's,
+ * the drift sample's, an adaptation's guard, step and recon windows) is a
+ * frozen pass that no adapter state changes: an adaptation takes one pass
+ * over all its windows and computes its losses, gradients, steps and guard
+ * from the head outputs (forecast/'s fc_calib_*), and with deferred
+ * forecasts and scope series the learning of queued observations waits
+ * for the flush, which batches the passes of all of them (two: the second
+ * for adaptations that the drift samples of the first trigger) and then
+ * replays each observation's steps in order.
  */
 #include <errno.h>
 #include <math.h>
@@ -40,7 +51,11 @@
 #include <time.h>
 
 #include "forecast/forecast.h"
+#include "ttt/internal.h"
 #include "ttt/ttt.h"
+
+/* Observations whose learning waits for one flush, at most. */
+#define TTT_LEARN_MAX 512
 
 struct adstate {
 	struct adstate *next; /* hash chain (group and global scope) */
@@ -65,10 +80,25 @@ struct series {
 	uint64_t n_adapt; /* adaptations so far (mask seeds) */
 	uint64_t hash;
 	int has_ts;
+	int queued; /* learning waits in the queue (flush before more) */
 	struct ttt_ph ph;
 	struct ttt_adwin adwin;
 	size_t bytes;
 	char key[];
+};
+
+/*
+ * One adaptation's windows: ng guard windows (held out) then nm matured
+ * step windows as forecast rows fx [ng + nm, L] with their horizons fy
+ * [ng + nm, H], and nr reconstruction windows rx [nr, L] with masks rm
+ * [nr, L] -- wherever the caller put them (the scratch for an adaptation
+ * at once, the learning batch for a deferred one).
+ */
+struct adapt_job {
+	enum ttt_trigger trig;
+	int ng, nm, nr;
+	int64_t data_from;
+	float *fx, *fy, *rx, *rm;
 };
 
 struct table {
@@ -104,6 +134,15 @@ struct ttt_engine {
 	float *mb;     /* [maxb, L] masks */
 	float *yh;     /* [maxb, H] */
 	float *out;    /* [H] last forecast */
+	/* The calibration-only fast paths (fast = calib_only unless a test
+	 * turns them off): an adaptation's frozen pass, its head outputs
+	 * (rows as in xb) and the step batch's reconstruction loss. */
+	int fast;
+	struct fc_head_raw raw; /* into the three below */
+	float *rfc;		/* [maxb, H] */
+	float *rmu;		/* [maxb] */
+	float *rsd;		/* [maxb] */
+	float recon_s;
 	/* Deferred forecasts (ttt_engine_defer_forecasts): up to qmax queued
 	 * windows with a snapshot of their calibration, forecast together by
 	 * ttt_engine_flush(). */
@@ -119,7 +158,29 @@ struct ttt_engine {
 				    before the engine) */
 		int64_t ts;
 		uint64_t version, tag;
+		/* deferred learning (learn_enqueue), or s = NULL */
+		struct series *s;
+		unsigned char shadow, drift, fired;
+		unsigned char adapt;	   /* 1 on schedule, 2 if drift fires */
+		int shadow_row, drift_row; /* in the learning batch, or -1 */
+		int job_ok, job_row, job_rrow;
+		float stat, recon; /* the drift sample */
+		double t_pass;	   /* the job's share of the passes */
+		struct adapt_job job;
 	} * qs;
+	/* Deferred learning (ttt_engine_defer_forecasts, with scope series
+	 * and the calibration only): the steps 3 and 4 of up to lmax queued
+	 * observations (ln so far) wait for the flush, which runs the
+	 * frozen passes of all their windows together (lf forecast rows
+	 * with horizons, lr reconstruction rows). */
+	int lmax, ln, lf, lr;
+	float *lfx;		 /* [lmax (1 + G + M), L]; G guard, M step */
+	float *lfy;		 /* [lmax (1 + G + M), H] */
+	struct fc_head_raw lraw; /* their rows */
+	float *lrx;		 /* [lmax (1 + Rw), L]; Rw recon windows */
+	float *lrm;		 /* [lmax (1 + Rw), L] masks */
+	double *lrsum;		 /* [lmax (1 + Rw)] */
+	int *lrcnt;		 /* [lmax (1 + Rw)] */
 	int calib_only; /* the adapting families are the calibration only */
 	struct ttt_stats st;
 	size_t bytes_shared;
@@ -450,24 +511,21 @@ int ttt_engine_new(const struct fc_model *m, const struct ttt_params *params,
 		free(e);
 		return -EINVAL;
 	}
-	/* Scratch rows hold the step batch and the held-out guard windows
-	 * side by side; the workspace needs the larger of the two. */
+	/* Scratch rows hold the held-out guard windows and the step batch
+	 * side by side, and the calibration-only fast path forecasts them
+	 * in one pass. */
 	e->maxb = params->recon_windows + params->step_windows +
 		  params->guard_windows;
-	int wsb = params->recon_windows + params->step_windows;
-	if (wsb < params->guard_windows)
-		wsb = params->guard_windows;
-	if (wsb < 2)
-		wsb = 2; /* the shadow's frozen + adapted pair */
 	if (e->maxb < 2)
-		e->maxb = 2;
+		e->maxb = 2; /* the shadow's frozen + adapted pair */
+	int wsb = e->maxb;
 	rc = fc_workspace_new(m, wsb, &e->ws);
 	if (rc < 0) {
 		free(e);
 		return rc;
 	}
 	size_t L = (size_t)e->L, H = (size_t)e->H, B = (size_t)e->maxb;
-	size_t nfl = 4 * e->A + 5 * e->n_ad + B * L * 2 + B * H * 2 + H;
+	size_t nfl = 4 * e->A + 5 * e->n_ad + B * L * 2 + B * H * 3 + H + 2 * B;
 	e->ident = calloc(nfl, sizeof(float));
 	if (!e->ident) {
 		ttt_engine_free(e);
@@ -485,11 +543,16 @@ int ttt_engine_new(const struct fc_model *m, const struct ttt_params *params,
 	e->yb = e->mb + B * L;
 	e->yh = e->yb + B * H;
 	e->out = e->yh + B * H;
+	e->rfc = e->out + H;
+	e->rmu = e->rfc + B * H;
+	e->rsd = e->rmu + B;
+	e->raw = (struct fc_head_raw){e->rfc, e->rmu, e->rsd};
 	fc_adapter_init(m, e->ident, params->seed);
 	memcpy(e->full, e->ident, e->A * sizeof(float));
 	memcpy(e->cand, e->ident, e->A * sizeof(float));
 	pack(e, e->anchor, e->ident);
 	e->calib_only = params->families == FC_ADAPT_CALIB && e->nseg == 1;
+	e->fast = e->calib_only;
 	e->bytes_shared = sizeof(*e) + nfl * sizeof(float);
 	e->st.adapter_params = e->n_ad;
 	*ret = e;
@@ -515,6 +578,15 @@ int ttt_engine_set_params(struct ttt_engine *e, const struct ttt_params *p)
 	n.window_stride = e->p.window_stride;
 	n.seed = e->p.seed;
 	e->p = n;
+	return 0;
+}
+
+int ttt_engine_set_fast_paths(struct ttt_engine *e, int on)
+{
+	int rc = ttt_engine_flush(e);
+	if (rc < 0)
+		return rc;
+	e->fast = on && e->calib_only;
 	return 0;
 }
 
@@ -606,6 +678,16 @@ static float batch_mse(struct ttt_engine *e, const float *adapter,
 	return mse(e->yh, y, (size_t)b * (size_t)e->H);
 }
 
+/* batch_mse on the calibration-only fast path: the frozen head outputs
+ * of b windows (raw) calibrated by cal (packed; NULL for the identity)
+ * against y [b, H]. */
+static float calib_mse(struct ttt_engine *e, const struct fc_head_raw *raw,
+		       const float *cal, const float *y, int b)
+{
+	fc_calib_forecast(e->m, raw, b, cal, e->yh);
+	return mse(e->yh, y, (size_t)b * (size_t)e->H);
+}
+
 static float sqdist(const float *a, const float *b, size_t n)
 {
 	double s = 0.0;
@@ -626,12 +708,36 @@ static uint64_t mask_seed(const struct ttt_engine *e, const struct series *s,
 }
 
 /*
- * Run the bounded optimizer steps from cand (expanded block) on batch;
- * cand is updated in place.  Returns the loss before the first and after
- * the last step, and the steps taken.
+ * The data part of the objective on batch at the packed candidate c, and
+ * with g not NULL its packed gradient: with raw (the calibration-only
+ * fast path) from the cached frozen pass over the batch (raw's rows are
+ * the batch's forecast windows, recon_s its reconstruction loss), else
+ * from a full pass.
+ */
+static int step_loss(struct ttt_engine *e, const struct fc_batch *batch,
+		     const struct fc_head_raw *raw, const float *c, float *g,
+		     struct fc_loss *loss)
+{
+	if (raw)
+		return fc_calib_loss_grad(e->m, raw, batch->yf, batch->bf, c,
+					  batch->wf, batch->wr, e->recon_s, g,
+					  loss);
+	unpack(e, e->cand, c);
+	int rc = fc_loss_grad(e->m, e->cand, e->ws, batch, g ? e->grad : NULL,
+			      e->p.families, loss);
+	if (rc == 0 && g)
+		pack(e, g, e->grad);
+	return rc;
+}
+
+/*
+ * Run the bounded optimizer steps from the packed candidate e->cc on
+ * batch (raw: see step_loss); cc is updated in place.  Returns the loss
+ * before the first and after the last step, and the steps taken.
  */
 static int run_steps(struct ttt_engine *e, const struct fc_batch *batch,
-		     float *ret_before, float *ret_after)
+		     const struct fc_head_raw *raw, float *ret_before,
+		     float *ret_after)
 {
 	const float *anchor = e->anchor;
 	float *c = e->cc, *g = e->gc;
@@ -640,23 +746,18 @@ static int run_steps(struct ttt_engine *e, const struct fc_batch *batch,
 	int steps = 0;
 	memset(e->adam, 0, 2 * e->n_ad * sizeof(float));
 	for (int k = 0; k < e->p.steps; k++) {
-		unpack(e, e->cand, c);
-		if (fc_loss_grad(e->m, e->cand, e->ws, batch, e->grad,
-				 e->p.families, &loss) < 0)
+		if (step_loss(e, batch, raw, c, g, &loss) < 0)
 			return -EINVAL;
 		float anc = e->p.w_anchor * sqdist(c, anchor, e->n_ad);
 		if (k == 0)
 			*ret_before = loss.total + anc;
-		pack(e, g, e->grad);
 		for (size_t i = 0; i < e->n_ad; i++)
 			g[i] += 2.0f * e->p.w_anchor * (c[i] - anchor[i]);
 		fc_grad_clip(g, e->n_ad, e->p.clip);
 		fc_adam_step(&opt, c, g, e->adam, e->n_ad, k + 1);
 		steps++;
 	}
-	unpack(e, e->cand, c);
-	if (fc_loss_grad(e->m, e->cand, e->ws, batch, NULL, e->p.families,
-			 &loss) < 0)
+	if (step_loss(e, batch, raw, c, NULL, &loss) < 0)
 		return -EINVAL;
 	*ret_after = loss.total + e->p.w_anchor * sqdist(c, anchor, e->n_ad);
 	if (steps == 0)
@@ -686,57 +787,44 @@ static double now_seconds(void)
 	return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
-static void adapt(struct ttt_engine *e, struct series *s, enum ttt_trigger trig)
+/*
+ * Load the windows of an adaptation of s into fx, fy, rx, rm (room for
+ * guard + step windows, and recon windows); 0 when there is not enough
+ * matured data yet (nothing changes), else 1 with the adaptation under
+ * way (since_adapt and the mask counter advanced).
+ */
+static int adapt_load(struct ttt_engine *e, struct series *s,
+		      enum ttt_trigger trig, float *fx, float *fy, float *rx,
+		      float *rm, struct adapt_job *j)
 {
-	struct adstate *ad = s->ad;
 	const int L = e->L, H = e->H, stride = e->p.window_stride;
 	const long first = ring_first(e, s), last = s->n - 1;
 	int ng = 0, nm = 0, nr = 0;
 	long oldest = last;
-	struct ttt_event ev;
-	float before = 0, after = 0, g_before, g_after, norm;
-	double t0 = now_seconds();
 
-	/* Guard windows (held out) and matured step windows. */
-	float *gx = e->xb, *gy = e->yb;
-	for (int j = 0; j < e->p.guard_windows; j++) {
-		long i = last - H - (long)j * stride;
+	for (int k = 0; k < e->p.guard_windows; k++) {
+		long i = last - H - (long)k * stride;
 		if (i - L + 1 < first)
 			break;
-		load_matured(e, s, i, gx + (size_t)ng * L, gy + (size_t)ng * H);
+		load_matured(e, s, i, fx + (size_t)ng * L, fy + (size_t)ng * H);
 		oldest = i - L + 1;
 		ng++;
 	}
 	if (ng == 0)
-		return; /* not enough matured data yet: wait */
+		return 0; /* not enough matured data yet: wait */
 	s->since_adapt = 0;
 
-	/* Candidate from the current adapter. */
-	memcpy(e->cc, ad->a, e->n_ad * sizeof(float));
-	unpack(e, e->cand, e->cc);
-
-	/* Guard error of the current adapter (before the step batch
-	 * overwrites the scratch). */
-	g_before = batch_mse(e, expand(e, ad), gx, gy, ng);
-
-	/* Keep the guard windows aside: move them to the end of xb/yb. */
-	size_t Bm = (size_t)e->maxb;
-	float *gxs = e->xb + (Bm - (size_t)ng) * L;
-	float *gys = e->yb + (Bm - (size_t)ng) * H;
-	memmove(gxs, gx, (size_t)ng * L * sizeof(float));
-	memmove(gys, gy, (size_t)ng * H * sizeof(float));
-	/* Step batch: matured windows first, then recon windows, in the
-	 * rows before the guard windows (maxb = recon + step + guard). */
-	size_t cap = Bm - (size_t)ng;
+	size_t cap = (size_t)e->maxb - (size_t)ng;
+	float *sx = fx + (size_t)ng * L, *sy = fy + (size_t)ng * H;
 	if (e->p.w_matured > 0.0f) {
-		for (int j = 0; j < e->p.step_windows && (size_t)nm < cap;
-		     j++) {
+		for (int k = 0; k < e->p.step_windows && (size_t)nm < cap;
+		     k++) {
 			long i =
-			    last - H - (long)(e->p.guard_windows + j) * stride;
+			    last - H - (long)(e->p.guard_windows + k) * stride;
 			if (i - L + 1 < first)
 				break;
-			load_matured(e, s, i, e->xb + (size_t)nm * L,
-				     e->yb + (size_t)nm * H);
+			load_matured(e, s, i, sx + (size_t)nm * L,
+				     sy + (size_t)nm * H);
 			if (i - L + 1 < oldest)
 				oldest = i - L + 1;
 			nm++;
@@ -744,14 +832,13 @@ static void adapt(struct ttt_engine *e, struct series *s, enum ttt_trigger trig)
 	}
 	if (e->p.w_recon > 0.0f) {
 		uint64_t rng = mask_seed(e, s, s->n_adapt + 1);
-		for (int j = 0;
-		     j < e->p.recon_windows && (size_t)(nm + nr) < cap; j++) {
-			long i = last - (long)j * stride;
+		for (int k = 0;
+		     k < e->p.recon_windows && (size_t)(nm + nr) < cap; k++) {
+			long i = last - (long)k * stride;
 			if (i - L + 1 < first)
 				break;
-			ring_copy(e, s, i - L + 1, L,
-				  e->xb + (size_t)(nm + nr) * L);
-			fc_mask_sample(e->mb + (size_t)nr * L, L,
+			ring_copy(e, s, i - L + 1, L, rx + (size_t)nr * L);
+			fc_mask_sample(rm + (size_t)nr * L, L,
 				       fc_model_config(e->m)->mask_ratio,
 				       fc_model_config(e->m)->mask_seg, &rng);
 			if (i - L + 1 < oldest)
@@ -760,32 +847,78 @@ static void adapt(struct ttt_engine *e, struct series *s, enum ttt_trigger trig)
 		}
 	}
 	s->n_adapt++;
+	*j = (struct adapt_job){
+	    .trig = trig,
+	    .ng = ng,
+	    .nm = nm,
+	    .nr = nr,
+	    .data_from = s->last_ts - (int64_t)(last - oldest) * s->step,
+	    .fx = fx,
+	    .fy = fy,
+	    .rx = rx,
+	    .rm = rm,
+	};
+	return 1;
+}
+
+/*
+ * Steps, bound, guard and decision of the adaptation j of s, and its
+ * event.  raw: the calibration-only fast path, the frozen head outputs
+ * of j's ng + nm forecast rows with recon the loss of its recon windows
+ * (every loss, gradient and guard evaluation comes from them); NULL: the
+ * general path (full passes).  t0: when the adaptation's work started.
+ */
+static void adapt_run(struct ttt_engine *e, struct series *s,
+		      const struct adapt_job *j, const struct fc_head_raw *raw,
+		      float recon, double t0)
+{
+	struct adstate *ad = s->ad;
+	const int L = e->L, H = e->H, ng = j->ng, nm = j->nm;
+	struct ttt_event ev;
+	float before = 0, after = 0, g_before, g_after, norm;
+
+	/* Candidate from the current adapter. */
+	memcpy(e->cc, ad->a, e->n_ad * sizeof(float));
+	unpack(e, e->cand, e->cc);
 	ev_init(&ev, TTT_EV_ADAPT_REJECTED, s);
-	ev.trigger = trig;
+	ev.trigger = j->trig;
 	ev.version_from = ad->version;
 	ev.data_until = s->last_ts;
-	ev.data_from = s->last_ts - (int64_t)(last - oldest) * s->step;
-	if (nm + nr == 0) {
+	ev.data_from = j->data_from;
+	if (nm + j->nr == 0) {
 		ev.reason = "no data for the step batch";
 		goto rejected;
 	}
 	struct fc_batch batch = {
-	    .xf = e->xb,
-	    .yf = e->yb,
+	    .xf = j->fx + (size_t)ng * L,
+	    .yf = j->fy + (size_t)ng * H,
 	    .bf = nm,
-	    .xr = e->xb + (size_t)nm * L,
-	    .mr = e->mb,
-	    .br = nr,
+	    .xr = j->rx,
+	    .mr = j->rm,
+	    .br = j->nr,
 	    .wf = e->p.w_matured,
 	    .wr = e->p.w_recon,
 	};
-	int steps = run_steps(e, &batch, &before, &after);
+	struct fc_head_raw raw_s = {0};
+	if (raw) {
+		raw_s = (struct fc_head_raw){raw->fc + (size_t)ng * H,
+					     raw->mu + ng, raw->sd + ng};
+		e->recon_s = recon;
+	}
+	/* Guard error of the current adapter */
+	if (raw)
+		g_before =
+		    calib_mse(e, raw, ad->identity ? NULL : ad->a, j->fy, ng);
+	else
+		g_before = batch_mse(e, expand(e, ad), j->fx, j->fy, ng);
+	int steps = run_steps(e, &batch, raw ? &raw_s : NULL, &before, &after);
 	if (steps < 0) {
 		ev.reason = "loss evaluation failed (non-finite data)";
 		goto rejected;
 	}
 	norm = bound_update(e, ad->a);
-	g_after = batch_mse(e, e->cand, gxs, gys, ng);
+	g_after = raw ? calib_mse(e, raw, e->cc, j->fy, ng)
+		      : batch_mse(e, e->cand, j->fx, j->fy, ng);
 	ev.steps = steps;
 	ev.loss_before = before;
 	ev.loss_after = after;
@@ -817,7 +950,7 @@ static void adapt(struct ttt_engine *e, struct series *s, enum ttt_trigger trig)
 	ad->version = ad->next_version++;
 	ev.type = TTT_EV_ADAPT_ACCEPTED;
 	ev.version_to = ad->version;
-	ev.reason = trig == TTT_TRIGGER_DRIFT ? "drift" : "schedule";
+	ev.reason = j->trig == TTT_TRIGGER_DRIFT ? "drift" : "schedule";
 	ev.adapter = e->cand;
 	ev.adapter_len = e->A;
 	e->st.accepted++;
@@ -829,6 +962,37 @@ rejected:
 	e->st.rejected++;
 	e->st.adapt_seconds += now_seconds() - t0;
 	emit(e, &ev);
+}
+
+/* An adaptation at once: windows in the scratch (guard and step windows
+ * in rows [0, guard + step) of xb/yb, recon windows after them). */
+static void adapt(struct ttt_engine *e, struct series *s, enum ttt_trigger trig)
+{
+	const size_t L = (size_t)e->L;
+	const size_t nf = (size_t)(e->p.guard_windows + e->p.step_windows);
+	double t0 = now_seconds();
+	struct adapt_job j;
+	if (!adapt_load(e, s, trig, e->xb, e->yb, e->xb + nf * L, e->mb, &j))
+		return;
+	/* Calibration only: the backbone does not depend on the candidate,
+	 * so one frozen pass over the guard windows and the step batch
+	 * serves every loss, gradient and guard evaluation.  When it fails
+	 * (non-finite data), the general path finds out why. */
+	const struct fc_head_raw *raw = NULL;
+	float recon = 0.0f;
+	if (e->fast && j.nm + j.nr > 0) {
+		struct fc_batch all = {.xf = j.fx,
+				       .yf = j.fy,
+				       .bf = j.ng + j.nm,
+				       .xr = j.rx,
+				       .mr = j.rm,
+				       .br = j.nr,
+				       .wf = e->p.w_matured,
+				       .wr = e->p.w_recon};
+		if (fc_loss_raw(e->m, e->ws, &all, &e->raw, &recon) == 0)
+			raw = &e->raw;
+	}
+	adapt_run(e, s, &j, raw, recon, t0);
 }
 
 /* Ephemeral mode: adapt a copy on the current lookback only (masked
@@ -850,7 +1014,7 @@ static int forecast_ephemeral(struct ttt_engine *e, struct series *s)
 				 .br = 1,
 				 .wr =
 				     e->p.w_recon > 0.0f ? e->p.w_recon : 1.0f};
-	if (run_steps(e, &batch, &before, &after) >= 0)
+	if (run_steps(e, &batch, NULL, &before, &after) >= 0)
 		bound_update(e, s->ad->a);
 	else
 		unpack(e, e->cand, s->ad->a);
@@ -873,32 +1037,36 @@ static void set_anchor(struct ttt_engine *e, struct adstate *ad)
 	ad->identity = 1;
 }
 
-static void shadow_step(struct ttt_engine *e, struct series *s)
+/* The shadow's window, the newest matured one, into x [L] and y [H]
+ * (normalised); 0 when it is not in the ring yet. */
+static int shadow_load(const struct ttt_engine *e, const struct series *s,
+		       float *x, float *y)
+{
+	long i = s->n - 1 - e->H;
+	if (i - e->L + 1 < ring_first(e, s))
+		return 0;
+	load_matured(e, s, i, x, y);
+	return 1;
+}
+
+/* The shadow's two errors on the calibration-only fast path: the frozen
+ * head output of its window (raw, one row) against y [H]. */
+static void shadow_calib(struct ttt_engine *e, const struct adstate *ad,
+			 const struct fc_head_raw *raw, const float *y,
+			 float *ret_es, float *ret_ea)
+{
+	*ret_es = calib_mse(e, raw, NULL, y, 1);
+	*ret_ea = ad->identity ? *ret_es : calib_mse(e, raw, ad->a, y, 1);
+}
+
+/* Score the shadow's window: es, the frozen model's error, ea the
+ * current adapter's; tracking, rollback and reset. */
+static void shadow_score(struct ttt_engine *e, struct series *s, float es,
+			 float ea)
 {
 	struct adstate *ad = s->ad;
-	const int L = e->L, H = e->H;
-	long i = s->n - 1 - H;
+	const int H = e->H;
 	struct ttt_event ev;
-	if (i - L + 1 < ring_first(e, s))
-		return;
-	load_matured(e, s, i, e->xb, e->yb);
-	float es, ea;
-	if (e->calib_only && !ad->identity) {
-		/* frozen and adapted in one pass: they share the backbone */
-		es = ea = NAN;
-		memcpy(e->xb + L, e->xb, (size_t)L * sizeof(float));
-		const float *cal[2] = {NULL, ad->a};
-		if (fc_forecast_calibrated(e->m, e->ws, e->xb, 2, cal, e->yh) ==
-		    0) {
-			es = mse(e->yh, e->yb, (size_t)H);
-			ea = mse(e->yh + H, e->yb, (size_t)H);
-		}
-	} else {
-		es = batch_mse(e, NULL, e->xb, e->yb, 1);
-		ea = ad->identity
-			 ? es
-			 : batch_mse(e, expand(e, ad), e->xb, e->yb, 1);
-	}
 	if (!isfinite(ea) || !isfinite(es))
 		return;
 	/* The realised error of the newest matured window, for the record
@@ -982,19 +1150,73 @@ static void shadow_step(struct ttt_engine *e, struct series *s)
 	emit(e, &ev);
 }
 
+static void shadow_step(struct ttt_engine *e, struct series *s)
+{
+	struct adstate *ad = s->ad;
+	float es = NAN, ea = NAN;
+	if (!shadow_load(e, s, e->xb, e->yb))
+		return;
+	if (e->fast) {
+		/* frozen and adapted from one frozen pass: they share the
+		 * backbone */
+		if (fc_forecast_raw(e->m, e->ws, e->xb, 1, &e->raw) == 0)
+			shadow_calib(e, ad, &e->raw, e->yb, &es, &ea);
+	} else {
+		es = batch_mse(e, NULL, e->xb, e->yb, 1);
+		ea = ad->identity
+			 ? es
+			 : batch_mse(e, expand(e, ad), e->xb, e->yb, 1);
+	}
+	shadow_score(e, s, es, ea);
+}
+
+/* The drift sample's window, the current lookback, into x [L] with its
+ * mask m [L]. */
+static void drift_load(const struct ttt_engine *e, const struct series *s,
+		       float *x, float *m)
+{
+	const int L = e->L;
+	uint64_t rng = mask_seed(e, s, ~(uint64_t)s->n);
+	ring_copy(e, s, s->n - L, L, x);
+	fc_mask_sample(m, L, fc_model_config(e->m)->mask_ratio,
+		       fc_model_config(e->m)->mask_seg, &rng);
+}
+
+/* Feed the drift detector the sampled reconstruction loss; 1 when it
+ * fires (*ret_stat: the statistic). */
+static int drift_update(struct ttt_engine *e, struct series *s, float recon,
+			float *ret_stat)
+{
+	*ret_stat = 0.0f;
+	if (e->p.drift == TTT_DRIFT_PH)
+		return ttt_ph_update(&s->ph, recon, e->p.ph_delta,
+				     e->p.ph_lambda, ret_stat);
+	return ttt_adwin_update(&s->adwin, recon, e->p.adwin_delta, ret_stat);
+}
+
+static void drift_emit(struct ttt_engine *e, struct series *s, float stat,
+		       float recon)
+{
+	struct ttt_event ev;
+	ev_init(&ev, TTT_EV_DRIFT, s);
+	ev.trigger = TTT_TRIGGER_DRIFT;
+	ev.detector_stat = stat;
+	ev.loss_after = recon;
+	ev.version_from = ev.version_to = s->ad->version;
+	ev.reason = e->p.drift == TTT_DRIFT_PH
+			? "Page-Hinkley: reconstruction loss rose"
+			: "ADWIN: reconstruction loss changed";
+	e->st.drifts++;
+	emit(e, &ev);
+}
+
 /* Sample the reconstruction loss of the current lookback and feed the
  * drift detector; returns 1 when it fires. */
 static int drift_step(struct ttt_engine *e, struct series *s)
 {
-	const int L = e->L;
 	struct fc_loss loss;
-	struct ttt_event ev;
-	float stat = 0.0f;
-	int fired;
-	uint64_t rng = mask_seed(e, s, ~(uint64_t)s->n);
-	ring_copy(e, s, s->n - L, L, e->xb);
-	fc_mask_sample(e->mb, L, fc_model_config(e->m)->mask_ratio,
-		       fc_model_config(e->m)->mask_seg, &rng);
+	float stat;
+	drift_load(e, s, e->xb, e->mb);
 	struct fc_batch batch = {.xr = e->xb, .mr = e->mb, .br = 1, .wr = 1.0f};
 	/* The reconstruction head does not pass through the output
 	 * calibration: with calibration-only adapters the frozen pass gives
@@ -1002,24 +1224,9 @@ static int drift_step(struct ttt_engine *e, struct series *s)
 	if (fc_loss_grad(e->m, e->calib_only ? NULL : expand(e, s->ad), e->ws,
 			 &batch, NULL, e->p.families, &loss) < 0)
 		return 0;
-	if (e->p.drift == TTT_DRIFT_PH)
-		fired = ttt_ph_update(&s->ph, loss.recon, e->p.ph_delta,
-				      e->p.ph_lambda, &stat);
-	else
-		fired = ttt_adwin_update(&s->adwin, loss.recon,
-					 e->p.adwin_delta, &stat);
-	if (!fired)
+	if (!drift_update(e, s, loss.recon, &stat))
 		return 0;
-	ev_init(&ev, TTT_EV_DRIFT, s);
-	ev.trigger = TTT_TRIGGER_DRIFT;
-	ev.detector_stat = stat;
-	ev.loss_after = loss.recon;
-	ev.version_from = ev.version_to = s->ad->version;
-	ev.reason = e->p.drift == TTT_DRIFT_PH
-			? "Page-Hinkley: reconstruction loss rose"
-			: "ADWIN: reconstruction loss changed";
-	e->st.drifts++;
-	emit(e, &ev);
+	drift_emit(e, s, stat, loss.recon);
 	return 1;
 }
 
@@ -1038,7 +1245,7 @@ static void reject_value(struct ttt_engine *e, struct series *s, int64_t ts,
 	emit(e, &ev);
 }
 
-/* ---- deferred forecasts ------------------------------------------------ */
+/* ---- deferred forecasts and learning ----------------------------------- */
 
 /* Queued forecasts share one batched pass: the frozen backbone with each
  * window's own output calibration, which is exact when the calibration is
@@ -1053,7 +1260,17 @@ static int deferrable(const struct ttt_engine *e)
 	return e->calib_only && !(e->p.ephemeral && e->p.steps > 0);
 }
 
-static int enqueue_forecast(struct ttt_engine *e, struct series *s)
+/* Whether the learning of a queued observation waits for the flush too:
+ * on the calibration-only fast path every window it needs is a frozen
+ * pass, which does not depend on the state the learning changes, so the
+ * windows of many series can share one pass.  Only where series do not
+ * share adapters (scope series, the condition for the buffers). */
+static int learning_deferrable(const struct ttt_engine *e)
+{
+	return e->lmax > 0 && e->fast && e->p.enabled && !e->p.ephemeral;
+}
+
+static void enqueue_forecast(struct ttt_engine *e, struct series *s)
 {
 	const int L = e->L, H = e->H;
 	int k = e->qn;
@@ -1070,9 +1287,183 @@ static int enqueue_forecast(struct ttt_engine *e, struct series *s)
 				  .version = s->ad->version,
 				  .tag = e->tag};
 	e->qn++;
-	if (e->qn == e->qmax)
-		return ttt_engine_flush(e);
-	return 0;
+}
+
+/* Steps 3 and 4 of observe() (ttt.h) for s, at once. */
+static void learn_now(struct ttt_engine *e, struct series *s)
+{
+	if (e->p.shadow_every > 0 && s->n % e->p.shadow_every == 0)
+		shadow_step(e, s);
+	int drift = 0;
+	if (e->p.drift != TTT_DRIFT_NONE && s->n % e->p.drift_every == 0)
+		drift = drift_step(e, s);
+	if (e->p.steps > 0) {
+		if (s->since_adapt >= e->p.every)
+			adapt(e, s, TTT_TRIGGER_SCHEDULE);
+		else if (drift && s->since_adapt >= e->p.drift_min_gap)
+			adapt(e, s, TTT_TRIGGER_DRIFT);
+	}
+}
+
+/* The same deferred: what steps 3 and 4 will do for the observation just
+ * queued (the series is not observed again before the flush, so nothing
+ * these decisions read can change before then). */
+static void learn_enqueue(struct ttt_engine *e, struct series *s)
+{
+	struct qslot *q = &e->qs[e->qn - 1];
+	int shadow = e->p.shadow_every > 0 && s->n % e->p.shadow_every == 0;
+	int drift =
+	    e->p.drift != TTT_DRIFT_NONE && s->n % e->p.drift_every == 0;
+	int adapt = 0;
+	if (e->p.steps > 0) {
+		if (s->since_adapt >= e->p.every)
+			adapt = 1;
+		else if (drift && s->since_adapt >= e->p.drift_min_gap)
+			adapt = 2;
+	}
+	if (!shadow && !drift && !adapt)
+		return;
+	q->s = s;
+	q->shadow = shadow;
+	q->drift = drift;
+	q->adapt = adapt;
+	q->fired = 0;
+	q->job_ok = 0;
+	q->shadow_row = q->drift_row = -1;
+	s->queued = 1;
+	e->ln++;
+}
+
+/* Load the windows of q's learning into the learning batch: phase 0 the
+ * shadow's window, the drift sample and a scheduled adaptation's windows;
+ * phase 1 an adaptation on drift, once the drift sample fired. */
+static void learn_load(struct ttt_engine *e, struct qslot *q, int phase)
+{
+	const size_t L = (size_t)e->L, H = (size_t)e->H;
+	struct series *s = q->s;
+	if (phase == 0) {
+		if (q->shadow && shadow_load(e, s, e->lfx + (size_t)e->lf * L,
+					     e->lfy + (size_t)e->lf * H))
+			q->shadow_row = e->lf++;
+		if (q->drift) {
+			drift_load(e, s, e->lrx + (size_t)e->lr * L,
+				   e->lrm + (size_t)e->lr * L);
+			q->drift_row = e->lr++;
+		}
+	}
+	if (q->adapt != (phase == 0 ? 1 : 2) || (phase == 1 && !q->fired))
+		return;
+	q->job_row = e->lf;
+	q->job_rrow = e->lr;
+	q->job_ok = adapt_load(
+	    e, s, phase == 0 ? TTT_TRIGGER_SCHEDULE : TTT_TRIGGER_DRIFT,
+	    e->lfx + (size_t)e->lf * L, e->lfy + (size_t)e->lf * H,
+	    e->lrx + (size_t)e->lr * L, e->lrm + (size_t)e->lr * L, &q->job);
+	if (q->job_ok) {
+		e->lf += q->job.ng + q->job.nm;
+		e->lr += q->job.nr;
+	}
+}
+
+/* The frozen pass over the learning rows loaded since rows f0 and r0
+ * (forecast and recon); returns its time per row. */
+static double learn_pass(struct ttt_engine *e, int f0, int r0)
+{
+	const size_t L = (size_t)e->L, H = (size_t)e->H;
+	int nf = e->lf - f0, nr = e->lr - r0;
+	if (nf + nr == 0)
+		return 0.0;
+	double t0 = now_seconds();
+	struct fc_head_raw raw = {e->lraw.fc + (size_t)f0 * H, e->lraw.mu + f0,
+				  e->lraw.sd + f0};
+	if (fc_frozen_pass(e->m, e->wsq, e->lfx + (size_t)f0 * L, nf,
+			   e->lrx + (size_t)r0 * L, e->lrm + (size_t)r0 * L, nr,
+			   &raw, e->lrsum + r0, e->lrcnt + r0) < 0) {
+		/* cannot happen (the workspace fits); as windows that
+		 * failed, every step takes its at-once path's fallback */
+		for (int r = f0; r < e->lf; r++)
+			e->lraw.mu[r] = NAN;
+		for (int r = r0; r < e->lr; r++)
+			e->lrsum[r] = NAN;
+	}
+	return (now_seconds() - t0) / (double)(nf + nr);
+}
+
+/* The reconstruction loss of learning recon rows [r0, r0 + n) as nn_loss
+ * has it (to rounding: summed per row first); NAN if one failed. */
+static float learn_recon(const struct ttt_engine *e, int r0, int n)
+{
+	double sum = 0.0, cnt = 0.0;
+	for (int r = r0; r < r0 + n; r++) {
+		sum += e->lrsum[r];
+		cnt += (double)e->lrcnt[r];
+	}
+	if (cnt > 0)
+		sum /= cnt;
+	return (float)sum;
+}
+
+/* Phase 0 and phase 1: every frozen pass the queued learning needs, and
+ * the drift detectors fed in between (what fires decides phase 1). */
+static void learn_prepare(struct ttt_engine *e, int n)
+{
+	for (int k = 0; k < n; k++)
+		if (e->qs[k].s)
+			learn_load(e, &e->qs[k], 0);
+	double per_row0 = learn_pass(e, 0, 0);
+	int f1 = e->lf, r1 = e->lr;
+	for (int k = 0; k < n; k++) {
+		struct qslot *q = &e->qs[k];
+		if (!q->s || q->drift_row < 0)
+			continue;
+		/* drift_step: a failed sample feeds nothing */
+		q->recon = learn_recon(e, q->drift_row, 1);
+		q->fired = isfinite(q->recon) &&
+			   drift_update(e, q->s, q->recon, &q->stat);
+		if (q->adapt == 2 && q->fired)
+			learn_load(e, q, 1);
+	}
+	double per_row1 = learn_pass(e, f1, r1);
+	for (int k = 0; k < n; k++) {
+		struct qslot *q = &e->qs[k];
+		if (q->s && q->job_ok)
+			q->t_pass = (q->job_row < f1 ? per_row0 : per_row1) *
+				    (double)(q->job.ng + q->job.nm + q->job.nr);
+	}
+}
+
+/* Steps 3 and 4 of q's observation from the learning batch, in the order
+ * learn_now() takes them. */
+static void learn_run(struct ttt_engine *e, struct qslot *q)
+{
+	const size_t H = (size_t)e->H;
+	struct series *s = q->s;
+	if (q->shadow_row >= 0) {
+		size_t r = (size_t)q->shadow_row;
+		struct fc_head_raw raw = {e->lraw.fc + r * H, e->lraw.mu + r,
+					  e->lraw.sd + r};
+		float es = NAN, ea = NAN;
+		if (isfinite(raw.mu[0])) /* else its pass failed */
+			shadow_calib(e, s->ad, &raw, e->lfy + r * H, &es, &ea);
+		shadow_score(e, s, es, ea);
+	}
+	if (q->fired)
+		drift_emit(e, s, q->stat, q->recon);
+	if (!q->job_ok)
+		return;
+	/* adapt(): the general path when the frozen pass of any of the
+	 * job's windows failed or its loss is not finite */
+	const struct adapt_job *j = &q->job;
+	size_t r0 = (size_t)q->job_row, nf = (size_t)(j->ng + j->nm);
+	struct fc_head_raw raw = {e->lraw.fc + r0 * H, e->lraw.mu + r0,
+				  e->lraw.sd + r0};
+	float recon = learn_recon(e, q->job_rrow, j->nr);
+	int ok = j->nm + j->nr > 0 && isfinite(recon);
+	for (size_t r = 0; ok && r < nf; r++)
+		ok = isfinite(raw.mu[r]);
+	for (size_t i = 0; ok && i < nf * H; i++)
+		ok = isfinite(j->fy[i]);
+	adapt_run(e, s, j, ok ? &raw : NULL, recon, now_seconds() - q->t_pass);
 }
 
 int ttt_engine_flush(struct ttt_engine *e)
@@ -1082,23 +1473,36 @@ int ttt_engine_flush(struct ttt_engine *e)
 		return 0;
 	e->qn = 0;
 	rc = fc_forecast_calibrated(e->m, e->wsq, e->qx, n, e->qcalp, e->qy);
-	if (rc < 0)
-		return rc;
+	if (e->ln > 0)
+		learn_prepare(e, n);
+	/* in the order of the observations, each one's forecast and then
+	 * its learning's events, as at once */
+	uint64_t tag = e->tag;
 	for (int k = 0; k < n; k++) {
-		struct ttt_event ev;
-		memset(&ev, 0, sizeof(ev));
-		ev.type = TTT_EV_FORECAST;
-		ev.series = e->qs[k].key;
-		ev.ts = e->qs[k].ts;
-		ev.version_from = ev.version_to = e->qs[k].version;
-		ev.forecast = e->qy + (size_t)k * e->H;
-		ev.horizon = e->H;
-		ev.tag = e->qs[k].tag;
-		e->st.forecasts++;
-		if (e->cb)
-			e->cb(e->user, &ev);
+		struct qslot *q = &e->qs[k];
+		if (rc == 0) {
+			struct ttt_event ev;
+			memset(&ev, 0, sizeof(ev));
+			ev.type = TTT_EV_FORECAST;
+			ev.series = q->key;
+			ev.ts = q->ts;
+			ev.version_from = ev.version_to = q->version;
+			ev.forecast = e->qy + (size_t)k * e->H;
+			ev.horizon = e->H;
+			ev.tag = q->tag;
+			e->st.forecasts++;
+			if (e->cb)
+				e->cb(e->user, &ev);
+		}
+		if (!q->s)
+			continue;
+		e->tag = q->tag;
+		learn_run(e, q);
+		q->s->queued = 0;
 	}
-	return 0;
+	e->tag = tag;
+	e->ln = e->lf = e->lr = 0;
+	return rc;
 }
 
 static void queue_free(struct ttt_engine *e)
@@ -1107,11 +1511,42 @@ static void queue_free(struct ttt_engine *e)
 	free(e->qx);
 	free(e->qs);
 	free(e->qcalp);
+	free(e->lfx);
+	free(e->lrsum);
+	free(e->lrcnt);
 	e->wsq = NULL;
 	e->qx = NULL;
 	e->qs = NULL;
 	e->qcalp = NULL;
+	e->lfx = NULL;
+	e->lrsum = NULL;
+	e->lrcnt = NULL;
 	e->qmax = 0;
+	e->lmax = 0;
+}
+
+/* Learning buffers for lmax queued observations: per observation the
+ * shadow's window and up to guard + step forecast rows, the drift sample
+ * and up to recon_windows recon rows. */
+static int learn_alloc(struct ttt_engine *e, int lmax)
+{
+	const size_t L = (size_t)e->L, H = (size_t)e->H;
+	const size_t F =
+	    (size_t)lmax * (size_t)(1 + e->p.guard_windows + e->p.step_windows);
+	const size_t R = (size_t)lmax * (size_t)(1 + e->p.recon_windows);
+	e->lfx = malloc((F * (L + 2 * H + 2) + 2 * R * L) * sizeof(float));
+	e->lrsum = malloc(R * sizeof(*e->lrsum));
+	e->lrcnt = malloc(R * sizeof(*e->lrcnt));
+	if (!e->lfx || !e->lrsum || !e->lrcnt)
+		return -ENOMEM;
+	e->lfy = e->lfx + F * L;
+	e->lraw.fc = e->lfy + F * H;
+	e->lraw.mu = e->lraw.fc + F * H;
+	e->lraw.sd = e->lraw.mu + F;
+	e->lrx = e->lraw.sd + F;
+	e->lrm = e->lrx + R * L;
+	e->lmax = lmax;
+	return 0;
 }
 
 int ttt_engine_defer_forecasts(struct ttt_engine *e, int max)
@@ -1131,7 +1566,9 @@ int ttt_engine_defer_forecasts(struct ttt_engine *e, int max)
 	e->qx = malloc(Q * (L + 3 * H) * sizeof(float));
 	e->qs = malloc(Q * sizeof(*e->qs));
 	e->qcalp = malloc(Q * sizeof(*e->qcalp));
-	if (!e->qx || !e->qs || !e->qcalp) {
+	if (!e->qx || !e->qs || !e->qcalp ||
+	    (e->calib_only && e->p.scope == TTT_SCOPE_SERIES &&
+	     learn_alloc(e, max < TTT_LEARN_MAX ? max : TTT_LEARN_MAX) < 0)) {
 		queue_free(e);
 		return -ENOMEM;
 	}
@@ -1154,16 +1591,10 @@ static void restart_history(struct series *s)
 	ttt_adwin_init(&s->adwin);
 }
 
-int ttt_engine_observe(struct ttt_engine *e, const char *key, int64_t ts,
-		       float value)
+static int observe(struct ttt_engine *e, struct series *s, int64_t ts,
+		   float value)
 {
-	struct series *s;
 	struct ttt_event ev;
-	if (!key || !*key)
-		return -EINVAL;
-	s = series_get(e, key);
-	if (!s)
-		return -ENOMEM;
 	e->st.observations++;
 
 	/* 1. validate and append */
@@ -1223,11 +1654,10 @@ int ttt_engine_observe(struct ttt_engine *e, const char *key, int64_t ts,
 
 	/* 2. forecast, emitted (or queued with a snapshot of the adapter)
 	 * before anything can learn from this value */
-	int rc;
+	int rc, queued = 0;
 	if (deferrable(e)) {
-		rc = enqueue_forecast(e, s);
-		if (rc < 0)
-			return rc;
+		enqueue_forecast(e, s);
+		queued = 1;
 		goto learn;
 	}
 	if (e->p.enabled && e->p.ephemeral && e->p.steps > 0)
@@ -1246,24 +1676,33 @@ int ttt_engine_observe(struct ttt_engine *e, const char *key, int64_t ts,
 	ev.version_from = ev.version_to = s->ad->version;
 	emit(e, &ev);
 learn:
-	if (!e->p.enabled || e->p.ephemeral)
-		return 0;
-
-	/* 3. shadow scoring and drift sampling */
-	if (e->p.shadow_every > 0 && s->n % e->p.shadow_every == 0)
-		shadow_step(e, s);
-	int drift = 0;
-	if (e->p.drift != TTT_DRIFT_NONE && s->n % e->p.drift_every == 0)
-		drift = drift_step(e, s);
-
-	/* 4. adapt on schedule or early on drift */
-	if (e->p.steps > 0) {
-		if (s->since_adapt >= e->p.every)
-			adapt(e, s, TTT_TRIGGER_SCHEDULE);
-		else if (drift && s->since_adapt >= e->p.drift_min_gap)
-			adapt(e, s, TTT_TRIGGER_DRIFT);
+	/* 3. shadow scoring and drift sampling; 4. adapt on schedule or
+	 * early on drift -- at once, or queued with the forecast */
+	if (e->p.enabled && !e->p.ephemeral) {
+		if (queued && learning_deferrable(e))
+			learn_enqueue(e, s);
+		else
+			learn_now(e, s);
 	}
+	if (queued && (e->qn == e->qmax || (e->lmax && e->ln == e->lmax)))
+		return ttt_engine_flush(e);
 	return 0;
+}
+
+int ttt_engine_observe(struct ttt_engine *e, const char *key, int64_t ts,
+		       float value)
+{
+	struct series *s;
+	if (!key || !*key)
+		return -EINVAL;
+	s = series_get(e, key);
+	if (!s)
+		return -ENOMEM;
+	/* its queued learning first: this value must not reach it, and the
+	 * series' events stay in order */
+	int frc = s->queued ? ttt_engine_flush(e) : 0;
+	int rc = observe(e, s, ts, value);
+	return rc < 0 ? rc : frc;
 }
 
 /* ---- restore and inspection ------------------------------------------- */
@@ -1286,6 +1725,11 @@ int ttt_engine_restore_series(struct ttt_engine *e, const char *key,
 	s = series_get(e, key);
 	if (!s)
 		return -ENOMEM;
+	if (s->queued) {
+		int rc = ttt_engine_flush(e);
+		if (rc < 0)
+			return rc;
+	}
 	ad = s->ad;
 	if (adapter) {
 		if (ad_own(e, ad) < 0)
@@ -1327,6 +1771,8 @@ int ttt_engine_series_adapter(const struct ttt_engine *e, const char *key,
 int ttt_engine_each_recent(const struct ttt_engine *e, ttt_recent_fn fn,
 			   void *user)
 {
+	if (e->ln > 0)
+		return -EBUSY; /* queued learning would change them */
 	float *buf = malloc((size_t)e->R * sizeof(float));
 	int r = 0;
 	if (!buf)
@@ -1378,6 +1824,11 @@ int ttt_engine_restore_recent(struct ttt_engine *e, const struct ttt_recent *r)
 	struct series *s = series_get(e, r->key);
 	if (!s)
 		return -ENOMEM;
+	if (s->queued) {
+		int rc = ttt_engine_flush(e);
+		if (rc < 0)
+			return rc;
+	}
 	if (s->has_ts && s->last_ts != r->last_ts)
 		return -ESTALE;
 	s->n = (long)pos;

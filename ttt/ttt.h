@@ -181,14 +181,28 @@ int ttt_engine_observe(struct ttt_engine *e, const char *key, int64_t ts,
  * them (e.g. before committing a batch).  The forecasts are those the
  * observations would have produced at once (up to float rounding, which
  * depends on the batch size); what the engine learns afterwards never
- * reaches a queued forecast.  max <= 1 turns batching off (flushing
- * first).  0, -EINVAL, -ENOMEM.  Forecasts still queued when the engine
- * is freed are dropped.
+ * reaches a queued forecast.
+ *
+ * With ttt.scope = series, the learning of a queued observation (steps 3
+ * to 5: shadow, drift sample, adaptation, rollback) is queued with it and
+ * runs at the flush too, the frozen passes of every queued series' windows
+ * batched together.  Each series keeps its order: a series with queued
+ * learning that is observed (or restored) again is flushed first, and the
+ * flush emits, observation by observation, its forecast and then its
+ * learning's events -- the events, decisions and versions of the engine
+ * working at once, in the same order, up to float rounding.  Until the
+ * flush, ttt_engine_stats() and ttt_engine_series_adapter() do not show
+ * the queued learning.
+ *
+ * max <= 1 turns batching off (flushing first).  0, -EINVAL, -ENOMEM.
+ * Forecasts and learning still queued when the engine is freed are
+ * dropped.
  */
 int ttt_engine_defer_forecasts(struct ttt_engine *e, int max);
 
-/* Emit the queued forecasts (in the order of their observations); 0, or a
- * negative errno from forecast/ (they are dropped). */
+/* Emit the queued forecasts and run the queued learning (in the order of
+ * their observations); 0, or a negative errno from forecast/ (the
+ * forecasts are dropped, the learning still runs). */
 int ttt_engine_flush(struct ttt_engine *e);
 
 /* A caller's value copied into the tag of every event caused by the next
@@ -239,7 +253,8 @@ struct ttt_recent {
 typedef int (*ttt_recent_fn)(void *user, const struct ttt_recent *r);
 
 /* Call fn for every series that has a time step and values; stops at the
- * first nonzero return and returns it.  -ENOMEM. */
+ * first nonzero return and returns it.  -ENOMEM; -EBUSY while learning is
+ * queued (ttt_engine_defer_forecasts: flush first). */
 int ttt_engine_each_recent(const struct ttt_engine *e, ttt_recent_fn fn,
 			   void *user);
 

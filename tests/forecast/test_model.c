@@ -563,3 +563,154 @@ Test(model, calibration_gradient_shortcut_transformer)
 {
 	calib_gradient_shortcut(FC_BACKBONE_TRANSFORMER);
 }
+
+/* The calibration-only fast paths: one frozen pass (fc_loss_raw,
+ * fc_forecast_raw) and then any calibration gives the loss, the
+ * calibration gradient and the forecasts of the full passes -- the same
+ * floats, since the frozen pass had the same rows. */
+static void calib_fast_path(int backbone)
+{
+	make(backbone, 6);
+	const struct fc_config *c = fc_model_config(m);
+	const size_t L = (size_t)c->lookback, H = (size_t)c->horizon;
+	size_t A = fc_adapter_len(m), off, len;
+	float *x = buf(6 * L), *y = buf(3 * H), *mask = buf(3 * L),
+	      *ad = buf(A), *g1 = buf(A), *g2 = buf(2 * H), *yf1 = buf(6 * H),
+	      *yf2 = buf(6 * H), *rfc = buf(6 * H), *rmu = buf(6),
+	      *rsd = buf(6);
+	struct fc_head_raw raw = {rfc, rmu, rsd};
+	series(x, 6 * L, 7);
+	series(y, 3 * H, 8);
+	uint64_t rng = 5;
+	for (int i = 0; i < 3; i++)
+		fc_mask_sample(mask + i * L, (int)L, 0.33f, c->mask_seg, &rng);
+	struct fc_batch bt = {.xf = x,
+			      .yf = y,
+			      .bf = 3,
+			      .xr = x + 3 * L,
+			      .mr = mask,
+			      .br = 3,
+			      .wf = 0.7f,
+			      .wr = 0.5f};
+	float recon = NAN;
+	cr_assert_eq(fc_loss_raw(m, ws, &bt, &raw, &recon), 0);
+	cr_assert_eq(fc_adapter_family_range(m, FC_ADAPT_CALIB, &off, &len), 0);
+	cr_assert_eq(len, 2 * H);
+	for (int trial = 0; trial < 3; trial++) {
+		fc_adapter_init(m, ad, 9);
+		if (trial > 0) /* trial 0: the identity calibration */
+			for (size_t k = 0; k < len; k++)
+				ad[off + k] =
+				    0.4f * fc_rng_uniform(&rng) - 0.2f;
+		const float *cal = ad + off;
+		struct fc_loss l1, l2;
+		cr_assert_eq(
+		    fc_loss_grad(m, ad, ws, &bt, g1, FC_ADAPT_CALIB, &l1), 0);
+		cr_assert_eq(fc_calib_loss_grad(m, &raw, y, 3, cal, bt.wf,
+						bt.wr, recon, g2, &l2),
+			     0);
+		cr_assert_eq(l1.total, l2.total, "trial %d", trial);
+		cr_assert_eq(l1.forecast, l2.forecast);
+		cr_assert_eq(l1.recon, l2.recon);
+		cr_assert_eq(memcmp(g1 + off, g2, sizeof(float) * len), 0,
+			     "trial %d: gradient differs", trial);
+		/* no gradient asked: the same loss */
+		cr_assert_eq(fc_calib_loss_grad(m, &raw, y, 3, cal, bt.wf,
+						bt.wr, recon, NULL, &l2),
+			     0);
+		cr_assert_eq(l1.total, l2.total);
+		/* forecasts of the batch's forecast rows: a pass over other
+		 * rows (a forecast-only pass over 3 windows) may round
+		 * differently */
+		cr_assert_eq(fc_forecast(m, ad, ws, x, 3, yf1), 0);
+		fc_calib_forecast(m, &raw, 3, cal, yf2);
+		for (size_t k = 0; k < 3 * H; k++)
+			cr_assert_float_eq(yf1[k], yf2[k],
+					   1e-5f * (1.0f + fabsf(yf1[k])));
+		/* of 6 windows, from the forecast pass over the same rows */
+		cr_assert_eq(fc_forecast(m, ad, ws, x, 6, yf1), 0);
+		cr_assert_eq(fc_forecast_raw(m, ws, x, 6, &raw), 0);
+		fc_calib_forecast(m, &raw, 6, cal, yf2);
+		cr_assert_eq(memcmp(yf1, yf2, sizeof(float) * 6 * H), 0,
+			     "trial %d: forecasts differ", trial);
+		cr_assert_eq(fc_forecast(m, NULL, ws, x, 6, yf1), 0);
+		fc_calib_forecast(m, &raw, 6, NULL, yf2);
+		cr_assert_eq(memcmp(yf1, yf2, sizeof(float) * 6 * H), 0);
+		cr_assert_eq(fc_loss_raw(m, ws, &bt, &raw, &recon), 0);
+	}
+	/* bad input is refused as fc_loss_grad refuses it */
+	y[1] = NAN;
+	struct fc_loss l;
+	cr_assert_eq(
+	    fc_calib_loss_grad(m, &raw, y, 3, NULL, 1.0f, 0.0f, 0.0f, NULL, &l),
+	    -EINVAL);
+	cr_assert_eq(fc_loss_raw(m, ws, &bt, &raw, &recon), -EINVAL);
+	cr_assert_eq(fc_forecast_raw(m, ws, x, 7, &raw), -EINVAL);
+}
+
+Test(model, calibration_fast_path_gru)
+{
+	calib_fast_path(FC_BACKBONE_GRU);
+}
+
+Test(model, calibration_fast_path_transformer)
+{
+	calib_fast_path(FC_BACKBONE_TRANSFORMER);
+}
+
+/* fc_frozen_pass: the windows of many series in slices of the workspace;
+ * each window's head output and reconstruction error as a pass over it
+ * alone (to rounding), and a window that cannot be forecast comes back
+ * as NAN without spoiling the others. */
+Test(model, frozen_pass_in_slices)
+{
+	make(FC_BACKBONE_GRU, 3);
+	const struct fc_config *c = fc_model_config(m);
+	const size_t L = (size_t)c->lookback, H = (size_t)c->horizon;
+	const int bf = 5, br = 4;
+	float *xf = buf(bf * L), *xr = buf(br * L), *mr = buf(br * L),
+	      *rfc = buf(bf * H), *rmu = buf(bf), *rsd = buf(bf),
+	      *one = buf(H + 2), *rs = buf(2 * br);
+	double *rsum = (double *)rs;
+	int rcnt[4];
+	struct fc_head_raw raw = {rfc, rmu, rsd};
+	struct fc_head_raw r1 = {one, one + H, one + H + 1};
+	series(xf, bf * L, 11);
+	series(xr, br * L, 12);
+	uint64_t rng = 9;
+	for (int i = 0; i < br; i++)
+		fc_mask_sample(mr + i * L, (int)L, 0.33f, c->mask_seg, &rng);
+	xf[2 * L + 5] = INFINITY; /* window 2 cannot be forecast */
+	cr_assert_eq(
+	    fc_frozen_pass(m, ws, xf, bf, xr, mr, br, &raw, rsum, rcnt), 0);
+	for (int b = 0; b < bf; b++) {
+		if (b == 2) {
+			cr_assert(isnan(rmu[b]) && isnan(rfc[b * H]));
+			cr_assert_eq(fc_forecast_raw(m, ws, xf + b * L, 1, &r1),
+				     -EINVAL);
+			continue;
+		}
+		cr_assert_eq(fc_forecast_raw(m, ws, xf + b * L, 1, &r1), 0);
+		cr_assert_eq(rmu[b], one[H]);
+		cr_assert_eq(rsd[b], one[H + 1]);
+		for (size_t j = 0; j < H; j++)
+			cr_assert_float_eq(rfc[b * H + j], one[j],
+					   1e-5f * (1.0f + fabsf(one[j])),
+					   "window %d step %zu", b, j);
+	}
+	for (int b = 0; b < br; b++) {
+		struct fc_batch bt = {
+		    .xr = xr + b * L, .mr = mr + b * L, .br = 1, .wr = 1.0f};
+		struct fc_loss l;
+		cr_assert_eq(
+		    fc_loss_grad(m, NULL, ws, &bt, NULL, FC_ADAPT_CALIB, &l),
+		    0);
+		cr_assert_eq(rcnt[b], (int)lrintf(0.33f * (float)L));
+		float lr = (float)(rsum[b] / rcnt[b]);
+		cr_assert_float_eq(lr, l.recon, 1e-5f * l.recon, "window %d",
+				   b);
+	}
+	cr_assert_eq(
+	    fc_frozen_pass(m, ws, xf, -1, xr, mr, br, &raw, rsum, rcnt),
+	    -EINVAL);
+}

@@ -14,10 +14,48 @@
 #include <string.h>
 
 #include "forecast/forecast.h"
+#include "ttt/internal.h"
 #include "ttt/ttt.h"
 
 #define L 32
 #define H 8
+
+/* Allocations are counted while `counting` is set (the per-observation
+ * test below); under ASan the allocator is the sanitizer's, and that test
+ * skips itself. */
+#if defined(__SANITIZE_ADDRESS__)
+#define INTERPOSED 0
+#else
+#define INTERPOSED 1
+
+void *__libc_malloc(size_t n);
+void *__libc_calloc(size_t n, size_t size);
+void *__libc_realloc(void *p, size_t n);
+
+static volatile int counting;
+static volatile long allocations;
+
+void *malloc(size_t n)
+{
+	if (counting)
+		allocations++;
+	return __libc_malloc(n);
+}
+
+void *calloc(size_t n, size_t size)
+{
+	if (counting)
+		allocations++;
+	return __libc_calloc(n, size);
+}
+
+void *realloc(void *p, size_t n)
+{
+	if (counting)
+		allocations++;
+	return __libc_realloc(p, n);
+}
+#endif
 
 static struct fc_model *small_model(void)
 {
@@ -66,8 +104,9 @@ struct logged {
 	struct ttt_event ev; /* pointers cleared */
 	float forecast[H];
 	uint64_t adapter_hash;
-	int64_t obs_ts; /* timestamp being observed when it was emitted */
-	int obs_index;	/* which observe() call */
+	float cal[2 * H]; /* the adapter's calibration, with log.cal_off */
+	int64_t obs_ts;	  /* timestamp being observed when it was emitted */
+	int obs_index;	  /* which observe() call */
 };
 
 struct log {
@@ -75,6 +114,7 @@ struct log {
 	int n, cap;
 	int64_t obs_ts;
 	int obs_index;
+	size_t cal_off; /* nonzero: keep the calibration of ev->adapter */
 };
 
 static uint64_t hash_floats(const float *x, size_t n)
@@ -103,6 +143,8 @@ static void on_event(void *user, const struct ttt_event *ev)
 		memcpy(x->forecast, ev->forecast, sizeof(x->forecast));
 	if (ev->adapter)
 		x->adapter_hash = hash_floats(ev->adapter, ev->adapter_len);
+	if (ev->adapter && lg->cal_off)
+		memcpy(x->cal, ev->adapter + lg->cal_off, sizeof(x->cal));
 	x->ev.forecast = NULL;
 	x->ev.adapter = NULL;
 	x->ev.series = NULL;
@@ -602,15 +644,33 @@ static void run_interleaved(struct ttt_engine *e, struct log *lg, int batch)
 	cr_assert_eq(ttt_engine_flush(e), 0);
 }
 
-static void deferred_equals_immediate(unsigned families)
+static void same_events(const struct log *l1, const struct log *l2,
+			int exact_realised);
+
+/* Learning events (not forecasts) of b emitted during a later observe()
+ * than the same event of a (the same sequence, at once). */
+static int late_learning(const struct log *a, const struct log *b)
+{
+	int late = 0;
+	for (int i = 0; i < a->n && i < b->n; i++)
+		late += b->v[i].ev.type != TTT_EV_FORECAST &&
+			b->v[i].obs_index != a->v[i].obs_index;
+	return late;
+}
+
+static void deferred_equals_immediate(unsigned families, int scope)
 {
 	struct fc_model *m = small_model();
 	struct ttt_params p;
 	struct ttt_engine *e1, *e2;
 	struct log l1 = {0}, l2 = {0};
 	char err[256];
+	size_t off, len;
 	fast_params(&p);
 	p.families = families;
+	p.scope = scope;
+	cr_assert_eq(fc_adapter_family_range(m, FC_ADAPT_CALIB, &off, &len), 0);
+	l1.cal_off = l2.cal_off = off;
 	cr_assert_eq(
 	    ttt_engine_new(m, &p, on_event, &l1, &e1, err, sizeof(err)), 0,
 	    "%s", err);
@@ -622,8 +682,19 @@ static void deferred_equals_immediate(unsigned families)
 	cr_assert_eq(l1.n, l2.n);
 	cr_assert_gt(count(&l1, TTT_EV_ADAPT_ACCEPTED), 0,
 		     "the stream must adapt for the test to mean anything");
-	/* the learning events are the same, in the same order */
 	int i1 = 0, i2 = 0, nf = 0, deferred = 0;
+	if (families == FC_ADAPT_CALIB && scope == TTT_SCOPE_SERIES) {
+		/* the learning waits for the flush too: every event in the
+		 * order of the immediate engine, the numbers to rounding
+		 * (the windows of several series share passes) */
+		same_events(&l1, &l2, 0);
+		cr_assert_gt(late_learning(&l1, &l2),
+			     (l2.n - count(&l2, TTT_EV_FORECAST)) / 2,
+			     "learning was not deferred");
+		i1 = l1.n, i2 = l2.n; /* the learning loop has nothing left */
+	}
+	/* otherwise the learning events are the same, in the same order,
+	 * and only the forecasts come later */
 	for (;;) {
 		while (i1 < l1.n && l1.v[i1].ev.type == TTT_EV_FORECAST)
 			i1++;
@@ -676,10 +747,263 @@ static void deferred_equals_immediate(unsigned families)
 
 Test(engine, deferred_forecasts_equal_immediate_calibration)
 {
-	deferred_equals_immediate(FC_ADAPT_CALIB);
+	deferred_equals_immediate(FC_ADAPT_CALIB, TTT_SCOPE_SERIES);
+}
+
+Test(engine, deferred_forecasts_learn_at_once_with_shared_adapters)
+{
+	deferred_equals_immediate(FC_ADAPT_CALIB, TTT_SCOPE_GROUP);
 }
 
 Test(engine, deferred_forecasts_fall_back_with_other_families)
 {
-	deferred_equals_immediate(FC_ADAPT_ALL);
+	deferred_equals_immediate(FC_ADAPT_ALL, TTT_SCOPE_SERIES);
+}
+
+/* ---- the calibration-only fast paths ----------------------------------- */
+
+static void near(float a, float b, const char *what, int i)
+{
+	cr_assert(isfinite(a) == isfinite(b), "event %d: %s %g vs %g", i, what,
+		  (double)a, (double)b);
+	if (isfinite(a))
+		cr_assert_float_eq(a, b, 1e-5f * (1.0f + fabsf(a)),
+				   "event %d: %s %.9g vs %.9g", i, what,
+				   (double)a, (double)b);
+}
+
+/* Two logs of the same stream: the same events in the same order, with
+ * the same decisions and versions, and the same numbers to rounding
+ * (exact_realised: the frozen shadow's realised errors to the bit; the
+ * adapted ones follow adapters that may differ in the last bits). */
+static void same_events(const struct log *l1, const struct log *l2,
+			int exact_realised)
+{
+	cr_assert_eq(l1->n, l2->n, "%d vs %d events", l1->n, l2->n);
+	for (int i = 0; i < l1->n; i++) {
+		const struct logged *a = &l1->v[i], *b = &l2->v[i];
+		cr_assert_eq(a->ev.type, b->ev.type, "event %d", i);
+		cr_assert_eq(a->ev.trigger, b->ev.trigger, "event %d", i);
+		cr_assert_eq(a->ev.ts, b->ev.ts, "event %d", i);
+		cr_assert_eq(a->ev.tag, b->ev.tag, "event %d", i);
+		cr_assert_eq(a->ev.version_from, b->ev.version_from);
+		cr_assert_eq(a->ev.version_to, b->ev.version_to, "event %d", i);
+		cr_assert_eq(a->ev.version_restored, b->ev.version_restored);
+		cr_assert_eq(a->ev.steps, b->ev.steps, "event %d", i);
+		cr_assert_eq(a->ev.data_from, b->ev.data_from);
+		cr_assert_eq(a->ev.data_until, b->ev.data_until);
+		near(a->ev.loss_before, b->ev.loss_before, "loss_before", i);
+		near(a->ev.loss_after, b->ev.loss_after, "loss_after", i);
+		near(a->ev.guard_before, b->ev.guard_before, "guard_before", i);
+		near(a->ev.guard_after, b->ev.guard_after, "guard_after", i);
+		near(a->ev.update_norm, b->ev.update_norm, "update_norm", i);
+		near(a->ev.adapted_error, b->ev.adapted_error, "adapted", i);
+		near(a->ev.shadow_error, b->ev.shadow_error, "shadow", i);
+		near(a->ev.detector_stat, b->ev.detector_stat, "stat", i);
+		if (exact_realised && a->ev.type == TTT_EV_REALISED)
+			cr_assert_eq(a->ev.shadow_error, b->ev.shadow_error,
+				     "event %d", i);
+		for (int j = 0; j < H; j++)
+			near(a->forecast[j], b->forecast[j], "forecast", i);
+		for (int j = 0; j < 2 * H; j++)
+			near(a->cal[j], b->cal[j], "calibration", i);
+	}
+}
+
+/* The same stream through the fast paths and the general path. */
+static void fast_equals_general(const struct ttt_params *p, int batch)
+{
+	struct fc_model *m = small_model();
+	struct ttt_engine *e1, *e2;
+	struct log l1 = {0}, l2 = {0};
+	size_t off, len;
+	char err[256];
+	cr_assert_eq(fc_adapter_family_range(m, FC_ADAPT_CALIB, &off, &len), 0);
+	l1.cal_off = l2.cal_off = off;
+	cr_assert_eq(ttt_engine_new(m, p, on_event, &l1, &e1, err, sizeof(err)),
+		     0, "%s", err);
+	cr_assert_eq(ttt_engine_new(m, p, on_event, &l2, &e2, err, sizeof(err)),
+		     0, "%s", err);
+	cr_assert_eq(ttt_engine_set_fast_paths(e2, 0), 0);
+	run_interleaved(e1, &l1, batch);
+	run_interleaved(e2, &l2, 0);
+	cr_assert_gt(count(&l2, TTT_EV_ADAPT_ACCEPTED), 3);
+	cr_assert_gt(count(&l2, TTT_EV_ADAPT_REJECTED), 3);
+	cr_assert_gt(count(&l2, TTT_EV_REALISED), 3);
+	cr_assert_gt(count(&l2, TTT_EV_DRIFT), 0);
+	/* the shadow's pass has the same single row on both paths */
+	same_events(&l1, &l2, batch <= 1);
+	ttt_engine_free(e1);
+	ttt_engine_free(e2);
+	free(l1.v);
+	free(l2.v);
+	fc_model_free(m);
+}
+
+Test(engine, calibration_fast_path_equals_general_path)
+{
+	struct ttt_params p;
+	fast_params(&p);
+	p.families = FC_ADAPT_CALIB;
+	fast_equals_general(&p, 0);
+	/* one optimizer step (the default), another objective mix */
+	p.steps = 1;
+	p.w_anchor = 0.5f;
+	p.w_recon = 0.3f;
+	p.guard_windows = 3;
+	fast_equals_general(&p, 0);
+	/* and the fast path deferred to the flush */
+	fast_equals_general(&p, 7);
+}
+
+/* n interleaved series, forecasts (and learning) queued up to batch. */
+static void run_many(struct ttt_engine *e, struct log *lg, int n, int batch)
+{
+	char key[16];
+	cr_assert_eq(ttt_engine_defer_forecasts(e, batch), 0);
+	for (int i = 0; i < 230; i++)
+		for (int k = 0; k < n; k++) {
+			snprintf(key, sizeof(key), "s%d", k);
+			ttt_engine_set_tag(e, (uint64_t)(i * n + k + 1));
+			feed(e, lg, key, 1000 + i,
+			     series_value(i + 7 * k) * (1.0f + 0.1f * k));
+		}
+	cr_assert_eq(ttt_engine_flush(e), 0);
+}
+
+/* Deferred learning over many series: flushes when a series comes back
+ * (batch > n), when the queue is full (batch < n), and interleaved with
+ * the general path: every event as at once, to rounding. */
+Test(engine, deferred_learning_equals_immediate_many_series)
+{
+	struct fc_model *m = small_model();
+	struct ttt_params p;
+	struct ttt_engine *e[4];
+	struct log lg[4] = {{0}};
+	static const int batch[4] = {0, 256, 5, 0};
+	size_t off, len;
+	char err[256];
+	fast_params(&p);
+	p.families = FC_ADAPT_CALIB;
+	p.every = 9;
+	cr_assert_eq(fc_adapter_family_range(m, FC_ADAPT_CALIB, &off, &len), 0);
+	for (int i = 0; i < 4; i++) {
+		lg[i].cal_off = off;
+		cr_assert_eq(ttt_engine_new(m, &p, on_event, &lg[i], &e[i], err,
+					    sizeof(err)),
+			     0, "%s", err);
+	}
+	cr_assert_eq(ttt_engine_set_fast_paths(e[3], 0), 0);
+	for (int i = 0; i < 4; i++)
+		run_many(e[i], &lg[i], 24, batch[i]);
+	cr_assert_gt(count(&lg[0], TTT_EV_ADAPT_ACCEPTED), 20);
+	cr_assert_gt(count(&lg[0], TTT_EV_ADAPT_REJECTED), 20);
+	cr_assert_gt(count(&lg[0], TTT_EV_DRIFT), 5);
+	int drift_adapt = 0;
+	for (int i = 0; i < lg[0].n; i++)
+		drift_adapt += lg[0].v[i].ev.trigger == TTT_TRIGGER_DRIFT &&
+			       lg[0].v[i].ev.type != TTT_EV_DRIFT;
+	cr_assert_gt(drift_adapt, 0, "no adaptation on drift");
+	for (int i = 1; i < 4; i++)
+		same_events(&lg[0], &lg[i], 0);
+	cr_assert_gt(late_learning(&lg[0], &lg[1]), lg[1].n / 10);
+	struct ttt_stats st;
+	ttt_engine_stats(e[1], &st);
+	cr_assert_eq(st.accepted,
+		     (uint64_t)count(&lg[0], TTT_EV_ADAPT_ACCEPTED));
+	cr_assert_gt(st.adapt_seconds, 0.0);
+	for (int i = 0; i < 4; i++) {
+		ttt_engine_free(e[i]);
+		free(lg[i].v);
+	}
+	fc_model_free(m);
+}
+
+#if INTERPOSED
+static void count_events(void *user, const struct ttt_event *ev)
+{
+	(void)ev;
+	(*(long *)user)++;
+}
+#endif
+
+/* No allocation per observation, with forecasts and learning deferred
+ * (and flushed when the queue fills or a series comes back), except the
+ * one that gives an adapter its own block when it first changes. */
+Test(engine, no_allocation_per_observation)
+{
+#if INTERPOSED
+	struct fc_model *m = small_model();
+	struct ttt_params p;
+	struct ttt_engine *e;
+	struct ttt_stats s0, s1;
+	long events = 0;
+	char err[256], key[8];
+	cr_assert_eq(fc_blas_set_threads(1), 1);
+	fast_params(&p);
+	p.families = FC_ADAPT_CALIB;
+	cr_assert_eq(
+	    ttt_engine_new(m, &p, count_events, &events, &e, err, sizeof(err)),
+	    0, "%s", err);
+	cr_assert_eq(ttt_engine_defer_forecasts(e, 16), 0);
+	for (int i = 0; i < 400; i++)
+		for (int k = 0; k < 12; k++) {
+			snprintf(key, sizeof(key), "s%d", k);
+			if (i == 200 && k == 0) {
+				ttt_engine_stats(e, &s0);
+				allocations = 0;
+				counting = 1;
+			}
+			cr_assert_eq(ttt_engine_observe(
+					 e, key, i, series_value(i + 9 * k)),
+				     0);
+		}
+	cr_assert_eq(ttt_engine_flush(e), 0);
+	counting = 0;
+	ttt_engine_stats(e, &s1);
+	long owned = (long)((s1.bytes_adapters - s0.bytes_adapters) /
+			    (2 * s1.adapter_params * sizeof(float)));
+	cr_assert_gt(s1.accepted, s0.accepted);
+	cr_assert_gt(s1.drifts + s1.rollbacks, 0);
+	cr_assert_eq(allocations, owned,
+		     "%ld allocations, %ld adapters got their own block",
+		     allocations, owned);
+	ttt_engine_free(e);
+	fc_model_free(m);
+#else
+	cr_skip_test("allocator interposition is off under ASan");
+#endif
+}
+
+static int count_recent(void *user, const struct ttt_recent *r)
+{
+	(void)r;
+	(*(int *)user)++;
+	return 0;
+}
+
+/* Recent values are handed out only with no learning queued (it would
+ * change the series' adaptation counters after the save). */
+Test(engine, recent_values_wait_for_queued_learning)
+{
+	struct fc_model *m = small_model();
+	struct ttt_params p;
+	struct ttt_engine *e;
+	struct log lg = {0};
+	char err[256];
+	int n = 0;
+	fast_params(&p);
+	p.families = FC_ADAPT_CALIB;
+	cr_assert_eq(ttt_engine_new(m, &p, on_event, &lg, &e, err, sizeof(err)),
+		     0, "%s", err);
+	cr_assert_eq(ttt_engine_defer_forecasts(e, 64), 0);
+	for (int i = 0; i < 2 * L; i++)
+		feed(e, &lg, "a", 100 + i, series_value(i));
+	cr_assert_eq(ttt_engine_each_recent(e, count_recent, &n), -EBUSY);
+	cr_assert_eq(ttt_engine_flush(e), 0);
+	cr_assert_eq(ttt_engine_each_recent(e, count_recent, &n), 0);
+	cr_assert_eq(n, 1);
+	ttt_engine_free(e);
+	free(lg.v);
+	fc_model_free(m);
 }
