@@ -1356,3 +1356,63 @@ Test(storage, recent_values_are_taken_once)
 	store_free(s);
 	su_rmdir(dir);
 }
+
+/* ---- background checkpoints (daemon mode) ------------------------------ */
+
+static long long file_size(const char *path)
+{
+	struct stat st;
+	return stat(path, &st) == 0 ? (long long)st.st_size : -1;
+}
+
+/* The writer never checkpoints in daemon mode: its thread does, so the WAL
+ * stays near one pause's worth of commits instead of growing (a writer that
+ * checkpointed nothing, e.g. without the thread, would hold all ~8 MB). */
+static long long wal_high_water(bool daemon)
+{
+	char dir[64], path[128], wal[160], err[512];
+	su_tmpdb(dir, sizeof(dir), path, sizeof(path));
+	snprintf(wal, sizeof(wal), "%s-wal", path);
+	struct store_options o = {.daemon = daemon};
+	struct store *s = su_open(path, &o);
+	if (!daemon) /* no thread and no automatic checkpoints either */
+		cr_assert_eq(store_debug_exec(s,
+					      "PRAGMA wal_autocheckpoint = 0",
+					      err, sizeof(err)),
+			     0, "%s", err);
+	float f[96];
+	su_fill(f, 96, 1.0f);
+	long long high = 0;
+	for (int b = 0; b < 8; b++) {
+		for (int i = 0; i < 2000; i++) {
+			struct store_event ev = {.type = STORE_EV_FORECAST,
+						 .series = "a",
+						 .ts = b * 2000 + i,
+						 .forecast = f,
+						 .horizon = 96};
+			cr_assert_eq(store_event_put(s, &ev, err, sizeof(err)),
+				     0, "%s", err);
+		}
+		su_commit(s);
+		usleep(250 * 1000); /* > 2 checkpoint rounds */
+		long long w = file_size(wal);
+		if (w > high)
+			high = w;
+	}
+	store_free(s);
+	/* everything is in the database after the last close */
+	sqlite3 *db = su_raw(path);
+	cr_assert_eq(su_int(db, "SELECT count(*) FROM forecasts"), 16000);
+	sqlite3_close(db);
+	su_rmdir(dir);
+	return high;
+}
+
+Test(storage, daemon_checkpoints_in_the_background)
+{
+	long long with = wal_high_water(true), without = wal_high_water(false);
+	cr_assert_gt(without, 6 << 20, "WAL without checkpoints: %lld",
+		     without);
+	cr_assert_lt(with, without / 3, "WAL %lld with the thread vs %lld",
+		     with, without);
+}
