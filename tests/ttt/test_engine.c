@@ -16,6 +16,7 @@
 #include "forecast/forecast.h"
 #include "ttt/internal.h"
 #include "ttt/ttt.h"
+#include "tests/ttt/small_model.h"
 
 #define L 32
 #define H 8
@@ -62,16 +63,8 @@ static struct fc_model *small_model(void)
 	struct fc_config c;
 	struct fc_model *m = NULL;
 	char err[256];
-	fc_config_default(&c);
-	c.lookback = L;
-	c.horizon = H;
-	c.patch_len = 8;
-	c.patch_stride = 4;
-	c.mask_seg = 8;
-	c.d_model = 16;
+	tt_small_config(&c, L, H);
 	c.n_layers = 1;
-	c.d_ff = 32;
-	c.lora_rank = 2;
 	cr_assert_eq(fc_model_new(&c, 42, &m, err, sizeof(err)), 0, "%s", err);
 	return m;
 }

@@ -19,6 +19,7 @@
 #include "daemon/daemon.h"
 #include "forecast/forecast.h"
 #include "tests/testutil.h"
+#include "tests/ttt/small_model.h"
 #include "ttt/ttt.h"
 
 #define L 32
@@ -46,15 +47,7 @@ static void make_files(void)
 			(double)a, (double)b);
 	}
 	fclose(f);
-	fc_config_default(&c);
-	c.lookback = L;
-	c.horizon = H;
-	c.patch_len = 8;
-	c.patch_stride = 4;
-	c.mask_seg = 8;
-	c.d_model = 16;
-	c.d_ff = 32;
-	c.lora_rank = 2;
+	tt_small_config(&c, L, H);
 	cr_assert_eq(fc_model_new(&c, 3, &m, err, sizeof(err)), 0, "%s", err);
 	cr_assert_eq(fc_model_save(m, model, err, sizeof(err)), 0, "%s", err);
 	fc_model_free(m);

@@ -1,0 +1,25 @@
+/*
+ * The small model the TTT tests run on: patches of 8 (stride 4), width 16,
+ * feed-forward 32, LoRA rank 2 -- fast enough for hundreds of adaptations
+ * in a unit test, with every adapter family present.
+ */
+#ifndef DRIFTCAST_TESTS_TTT_SMALL_MODEL_H
+#define DRIFTCAST_TESTS_TTT_SMALL_MODEL_H
+
+#include "forecast/forecast.h"
+
+static inline void tt_small_config(struct fc_config *c, int lookback,
+				   int horizon)
+{
+	fc_config_default(c);
+	c->lookback = lookback;
+	c->horizon = horizon;
+	c->patch_len = 8;
+	c->patch_stride = 4;
+	c->mask_seg = 8;
+	c->d_model = 16;
+	c->d_ff = 32;
+	c->lora_rank = 2;
+}
+
+#endif
