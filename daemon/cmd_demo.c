@@ -292,24 +292,30 @@ static int produce_test_period(struct demo *d, const struct cluster *c,
 
 /* ---- 4. the daemon ------------------------------------------------------- */
 
+static void print_progress(struct demo *d, const struct dc_run_stats *st,
+			   uint64_t now, bool last)
+{
+	double secs = (double)(now - d->started_us) / 1e6;
+	fprintf(stderr,
+		"%s  %" PRIu64 "/%" PRIu64 " messages  %" PRIu64
+		" forecasts  %" PRIu64 " adaptations accepted  %" PRIu64
+		" rejected  %" PRIu64 " rolled back  %.0f s%s",
+		d->tty ? "\r\033[K" : "", st->messages, d->produced,
+		st->forecasts, st->accepted, st->rejected, st->rollbacks, secs,
+		d->tty && !last ? "" : "\n");
+}
+
+/* Progress while the loop runs; the last line is printed from the final
+ * statistics, after the loop's last batch (dc_cmd_demo). */
 static bool demo_tick(void *user, const struct dc_run_stats *st)
 {
 	struct demo *d = user;
 	uint64_t now = dc_now_monotonic_usec();
 	bool done = st->messages + st->skipped_replay >= d->produced;
-	if (done || now - d->last_print_us > (d->tty ? 250000u : 5000000u)) {
+	if (!done && now - d->last_print_us > (d->tty ? 250000u : 5000000u)) {
 		d->last_print_us = now;
-		double secs = (double)(now - d->started_us) / 1e6;
-		fprintf(stderr,
-			"%s  %" PRIu64 "/%" PRIu64 " messages  %" PRIu64
-			" forecasts  %" PRIu64 " adaptations accepted  %" PRIu64
-			" rejected  %" PRIu64 " rolled back  %.0f s%s",
-			d->tty ? "\r\033[K" : "", st->messages, d->produced,
-			st->forecasts, st->accepted, st->rejected,
-			st->rollbacks, secs, d->tty ? "" : "\n");
+		print_progress(d, st, now, false);
 	}
-	if (done && d->tty)
-		fputc('\n', stderr);
 	return done;
 }
 
@@ -601,9 +607,11 @@ int dc_cmd_demo(int argc, char **argv)
 	rc = dc_run(&o, &st);
 	double secs = (double)(dc_now_monotonic_usec() - d.started_us) / 1e6;
 	if (rc != DC_EXIT_OK) {
-		fprintf(stderr, "driftcast demo: the daemon loop failed\n");
+		fprintf(stderr, "%sdriftcast demo: the daemon loop failed\n",
+			d.tty ? "\n" : "");
 		goto out;
 	}
+	print_progress(&d, &st, dc_now_monotonic_usec(), true);
 	summary(&d, ds, &st, secs);
 out:
 	cluster_stop(&c);
