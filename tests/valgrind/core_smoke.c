@@ -31,6 +31,11 @@ static int check(int ok, const char *what)
 	return ok ? 0 : 1;
 }
 
+static int restore_into(void *user, const struct ttt_recent *r)
+{
+	return ttt_engine_restore_recent(user, r);
+}
+
 static int run(int backbone)
 {
 	char err[512], path[64];
@@ -111,6 +116,18 @@ static int run(int backbone)
 		}
 	bad |= check(!e || ttt_engine_flush(e) == 0, "flush");
 	bad |= check(events > 0, "events");
+	/* a clean restart's recent values, into a second engine */
+	struct ttt_engine *e2 = NULL;
+	bad |= check(
+	    ttt_engine_new(m2, &p, on_event, NULL, &e2, err, sizeof(err)) == 0,
+	    err);
+	bad |=
+	    check(!e || !e2 || ttt_engine_each_recent(e, restore_into, e2) == 0,
+		  "recent values");
+	bad |= check(
+	    !e2 || ttt_engine_observe(e2, "s0", 1000 + 120 * 60, 0.5f) == 0,
+	    "observe after restore");
+	ttt_engine_free(e2);
 	ttt_engine_free(e);
 	free(a);
 	free(g);
