@@ -29,7 +29,7 @@
  *               run and for every second of it.
  *               The mock broker answers a Fetch by walking the partition's
  *               list of message sets from the oldest (librdkafka 2.0.2
- *               rdkafka_mock.c, "FIXME: Maintain an index"), one set per
+ *               rdkafka_mock.c keeps no offset index), one set per
  *               partition per Fetch, and a paced producer appends ~1/linger
  *               small sets per partition per second: with many partitions
  *               the mock thread's Fetch cost grows with the run's length
