@@ -571,9 +571,9 @@ static void handle_message(struct run *r, const rd_kafka_message_t *m)
 		r->n_rejected = 0;
 		rd_kafka_timestamp_type_t tt;
 		int64_t created = rd_kafka_message_timestamp(m, &tt);
-		ttt_engine_set_tag(
-		    r->engine,
-		    tag_make(created, dc_now_monotonic_usec() / 1000));
+		/* consumed when the loop's poll returned (its lap clock) */
+		ttt_engine_set_tag(r->engine,
+				   tag_make(created, r->t_lap / 1000));
 		for (size_t i = 0; i < n; i++) {
 			struct dc_obs *o = &r->obs[i];
 			r->st.observations++;
@@ -731,6 +731,9 @@ static void save_recent(struct run *r)
 			    "degraded; lookbacks refill after the restart");
 		return;
 	}
+	/* the store's errors fill r->err; the engine's (-ENOMEM, -EBUSY
+	 * with learning still queued) only return */
+	r->err[0] = '\0';
 	int e = ttt_engine_each_recent(r->engine, save_recent_one, &c);
 	if (e == 0)
 		e = store_batch_commit(r->store, r->err, sizeof(r->err));
@@ -739,7 +742,7 @@ static void save_recent(struct run *r)
 	if (e < 0) {
 		log_error("saving recent values: %s; lookbacks refill after "
 			  "the restart",
-			  e == -ENOMEM ? strerror(ENOMEM) : r->err);
+			  r->err[0] ? r->err : strerror(-e));
 		return;
 	}
 	log_notice("recent values of %zu series saved in %.2f s: the next "
