@@ -881,11 +881,20 @@ static int kscope_of(const char *section, size_t len)
 }
 
 /* What driftcast's guarantees rest on: set by the daemon, never passed. */
+#define WHY_OFFSETS                                                           \
+	"driftcast commits offsets itself, only after SQLite has made their " \
+	"batch durable"
+#define WHY_ACKS "the idempotent producer needs acks=all"
+#define WHY_TIMEOUT                                                            \
+	"the producer never drops a forecast on a timeout (0); a broker that " \
+	"is down pauses the input instead"
+#define WHY_BROKERS "set kafka.brokers instead"
+
 static const struct {
 	const char *name, *why;
 } kpinned[] = {
-    {"bootstrap.servers", "set kafka.brokers instead"},
-    {"metadata.broker.list", "set kafka.brokers instead"},
+    {"bootstrap.servers", WHY_BROKERS},
+    {"metadata.broker.list", WHY_BROKERS},
     {"group.id", "set kafka.group instead"},
     {"session.timeout.ms", "set kafka.session_timeout_ms instead"},
     {"auto.offset.reset", "set kafka.offset_reset instead"},
@@ -893,24 +902,16 @@ static const struct {
      "derived from kafka.max_in_flight (backpressure)"},
     {"partition.assignment.strategy",
      "driftcast pins cooperative-sticky (incremental rebalancing)"},
-    {"enable.auto.commit", "driftcast commits offsets itself, only after "
-			   "SQLite has made their batch durable"},
-    {"auto.commit.enable", "driftcast commits offsets itself, only after "
-			   "SQLite has made their batch durable"},
-    {"enable.auto.offset.store",
-     "driftcast stores offsets itself, only after SQLite has made their "
-     "batch durable"},
+    {"enable.auto.commit", WHY_OFFSETS},
+    {"auto.commit.enable", WHY_OFFSETS},
+    {"enable.auto.offset.store", WHY_OFFSETS},
     {"enable.partition.eof", "the daemon's loop relies on it being off"},
     {"enable.idempotence",
      "forecasts are produced idempotently: a retry never duplicates one"},
-    {"acks", "the idempotent producer needs acks=all"},
-    {"request.required.acks", "the idempotent producer needs acks=all"},
-    {"message.timeout.ms",
-     "the producer never drops a forecast on a timeout (0); a broker "
-     "that is down pauses the input instead"},
-    {"delivery.timeout.ms",
-     "the producer never drops a forecast on a timeout (0); a broker "
-     "that is down pauses the input instead"},
+    {"acks", WHY_ACKS},
+    {"request.required.acks", WHY_ACKS},
+    {"message.timeout.ms", WHY_TIMEOUT},
+    {"delivery.timeout.ms", WHY_TIMEOUT},
     {"transactional.id", "transactions are not used"},
 };
 
