@@ -929,9 +929,16 @@ int main(int argc, char **argv)
 		b.steps = 2; /* a first-sight and a steady-state step */
 	log_init();
 	log_set_level(getenv("BENCH_LOG") ? LOG_INFO : LOG_WARNING);
-	snprintf(b.dir, sizeof(b.dir), "/tmp/dc-bench-daemon-XXXXXX");
-	if (!mkdtemp(b.dir))
+	const char *tmpdir = getenv("TMPDIR");
+	int dn = snprintf(b.dir, sizeof(b.dir), "%s/dc-bench-daemon-XXXXXX",
+			  tmpdir && *tmpdir ? tmpdir : "/tmp");
+	if (dn < 0 || (size_t)dn >= sizeof(b.dir) || !mkdtemp(b.dir)) {
+		fprintf(stderr,
+			"bench-daemon: cannot make a directory in "
+			"TMPDIR (at most %zu characters)\n",
+			sizeof(b.dir) - 24);
 		return 1;
+	}
 	char model[128];
 	if (setup(&b, model, sizeof(model)) < 0) {
 		fprintf(stderr, "bench-daemon: setup failed\n");

@@ -180,6 +180,13 @@ static const struct option options[] = {
 	OPT_RELOAD,
 	"Messages processed per batch before state is made durable and "
 	"offsets are committed."),
+    INT("kafka.commit_interval_ms", kafka.commit_interval_ms, 0, 600000, "1000",
+	OPT_RELOAD,
+	"Commit the applied offsets to Kafka at most this often (and always "
+	"when a partition is revoked and at a clean stop); 0 commits after "
+	"every batch. SQLite holds the applied offsets of every batch, so a "
+	"restart on this host never re-applies a message; the Kafka commit "
+	"is where another host taking a partition over starts."),
     INT("kafka.max_in_flight", kafka.max_in_flight, 100, 1000000, "50000",
 	OPT_RELOAD,
 	"Produced messages (forecasts, dead letters) the broker has not "
@@ -195,6 +202,12 @@ static const struct option options[] = {
     INT("storage.batch_ms", storage.batch_ms, 1, 60000, "200", 0,
 	"... or this many milliseconds after it began, whichever comes "
 	"first."),
+    BOOL("storage.flush_when_idle", storage.flush_when_idle, "true", OPT_RELOAD,
+	 "Commit the open batch (and send its forecasts) as soon as no more "
+	 "input is waiting, instead of holding it open for storage.batch_ms: "
+	 "at moderate rates a forecast leaves within the processing time, and "
+	 "under load batches still grow to batch_rows or batch_ms. false "
+	 "makes fewer, larger transactions at low rates."),
     INT("storage.forecast_sample", storage.forecast_sample, 0, 1000000, "1",
 	OPT_RELOAD,
 	"Keep 1 in this many forecasts in the forecasts table (chosen by a "

@@ -121,17 +121,19 @@ struct cfg {
 		int session_timeout_ms;
 		int offset_reset; /* enum cfg_offset_reset */
 		int max_poll_records;
-		int max_in_flight; /* unacknowledged produced messages */
+		int max_in_flight;	/* unacknowledged produced messages */
+		int commit_interval_ms; /* Kafka offset commits, at most */
 		/* message parsing (daemon/parse.c) */
 		int ts_unit;	       /* enum cfg_ts_unit */
 		int max_message_bytes; /* larger payloads are dead-lettered */
 	} kafka;
 	struct {
 		char path[CFG_PATH_MAX];
-		int batch_rows;	     /* commit a batch after this many rows */
-		int batch_ms;	     /* ... or this long after it opened */
-		int forecast_sample; /* keep 1 in N forecasts as rows */
-		int busy_timeout_ms; /* wait for another writer's lock */
+		int batch_rows;	      /* commit a batch after this many rows */
+		int batch_ms;	      /* ... or this long after it opened */
+		bool flush_when_idle; /* commit when no input is waiting */
+		int forecast_sample;  /* keep 1 in N forecasts as rows */
+		int busy_timeout_ms;  /* wait for another writer's lock */
 		int keep_versions;   /* retention: last N versions per series */
 		int keep_days;	     /* ... plus everything younger; 0 = all */
 		int prune_batch;     /* rows deleted per pruning step */

@@ -198,6 +198,15 @@ struct dc_run_options {
  * model problem.  *ret_stats (may be NULL) gets the final counters. */
 int dc_run(const struct dc_run_options *opts, struct dc_run_stats *ret_stats);
 
+/* How long the loop may wait in the consumer poll, in ms (dc_run's
+ * batching rule).  With a batch open and flush_when_idle: 0, so the first
+ * empty poll commits the batch and its forecasts leave.  Otherwise up to
+ * 100 ms, not past an open batch's due time (its forecasts wait for it),
+ * and at most 5 ms while produced messages are unacknowledged (their
+ * delivery reports are served between waits). */
+int dc_poll_wait_ms(bool batch_open, bool flush_when_idle, uint64_t due_usec,
+		    uint64_t now_usec, long in_flight);
+
 /* The [ttt] settings of c as engine parameters (daemon/ttt_cfg.c); 0 or
  * -EINVAL with the reason.  families: "enc,norm,head,calib" -> FC_ADAPT_*
  * bits. */

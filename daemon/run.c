@@ -170,6 +170,12 @@ struct run {
 	 * (-1: unknown) and the next offset of the open batch (-1: none). */
 	int64_t applied_next[MAX_PARTITIONS];
 	int64_t batch_next[MAX_PARTITIONS];
+	/* ... and the next offset durable in SQLite but not yet committed to
+	 * Kafka (-1: none); committed at most every kafka.commit_interval_ms
+	 */
+	int64_t kafka_next[MAX_PARTITIONS];
+	uint64_t kafka_commit_usec; /* when offsets were last committed */
+	bool kafka_pending;	    /* some kafka_next[] >= 0 */
 	bool batch_dirty;
 	uint64_t batch_due_usec; /* when the open batch must be flushed */
 	size_t batch_messages;
@@ -344,6 +350,34 @@ static int drain_deliveries(struct run *r, const char *what)
 	return failed ? -EIO : 0;
 }
 
+/* Commit the offsets SQLite has made durable to Kafka: when
+ * kafka.commit_interval_ms has passed since the last commit, or now. */
+static void commit_offsets(struct run *r, bool now)
+{
+	uint64_t t = dc_now_monotonic_usec();
+	if (!r->kafka_pending ||
+	    (!now && t - r->kafka_commit_usec <
+			 (uint64_t)r->cfg.kafka.commit_interval_ms * 1000u))
+		return;
+	rd_kafka_topic_partition_list_t *l = NULL;
+	for (int p = 0; p < MAX_PARTITIONS; p++) {
+		if (r->kafka_next[p] < 0)
+			continue;
+		if (!l)
+			l = rd_kafka_topic_partition_list_new(8);
+		rd_kafka_topic_partition_list_add(l, r->cfg.kafka.input_topic,
+						  p)
+		    ->offset = r->kafka_next[p];
+		r->kafka_next[p] = -1;
+	}
+	r->kafka_commit_usec = t;
+	r->kafka_pending = false;
+	if (l) {
+		dc_kafka_commit(r->kafka, l);
+		rd_kafka_topic_partition_list_destroy(l);
+	}
+}
+
 /*
  * Make the open batch durable, publish its forecasts, commit offsets.
  * Forecasts are handed to the producer and not waited for: they are
@@ -406,41 +440,44 @@ static int flush_batch(struct run *r, bool commit_kafka)
 	lap(r, DC_PHASE_PRODUCE);
 
 	/* 4. Kafka offsets: only for what SQLite made durable */
-	if (durable && commit_kafka) {
-		rd_kafka_topic_partition_list_t *l =
-		    rd_kafka_topic_partition_list_new(8);
-		for (int p = 0; p < MAX_PARTITIONS; p++)
-			if (r->batch_next[p] >= 0)
-				rd_kafka_topic_partition_list_add(
-				    l, r->cfg.kafka.input_topic, p)
-				    ->offset = r->batch_next[p];
-		dc_kafka_commit(r->kafka, l);
-		rd_kafka_topic_partition_list_destroy(l);
-	}
-	for (int p = 0; p < MAX_PARTITIONS; p++)
+	for (int p = 0; p < MAX_PARTITIONS; p++) {
+		if (durable && commit_kafka && r->batch_next[p] >= 0) {
+			r->kafka_next[p] = r->batch_next[p];
+			r->kafka_pending = true;
+		}
 		r->batch_next[p] = -1;
+	}
+	if (durable && commit_kafka)
+		commit_offsets(r, false);
 	r->batch_dirty = false;
 	r->batch_messages = 0;
 	r->batch_dead = 0;
 	return rc;
 }
 
-/* How long the loop may wait for input: not past the open batch's due
- * time (its forecasts wait for it), and briefly while produced messages
- * are unacknowledged (their delivery reports are served between waits). */
-static int poll_timeout_ms(struct run *r, uint64_t now)
+int dc_poll_wait_ms(bool batch_open, bool flush_when_idle, uint64_t due_usec,
+		    uint64_t now_usec, long in_flight)
 {
 	int t = 100;
-	if (r->batch_dirty) {
-		uint64_t left = r->batch_due_usec > now
-				    ? (r->batch_due_usec - now + 999) / 1000
+	if (batch_open && flush_when_idle)
+		return 0;
+	if (batch_open) {
+		uint64_t left = due_usec > now_usec
+				    ? (due_usec - now_usec + 999) / 1000
 				    : 0;
 		if (left < (uint64_t)t)
 			t = (int)left;
 	}
-	if (t > 5 && dc_kafka_in_flight(r->kafka) > 0)
+	if (t > 5 && in_flight > 0)
 		t = 5;
 	return t;
+}
+
+static int poll_timeout_ms(struct run *r, uint64_t now)
+{
+	return dc_poll_wait_ms(r->batch_dirty, r->cfg.storage.flush_when_idle,
+			       r->batch_due_usec, now,
+			       dc_kafka_in_flight(r->kafka));
 }
 
 /* Backpressure: pause the input while too much is unacknowledged. */
@@ -505,10 +542,14 @@ static void hook_on_revoke(void *user,
 {
 	struct run *r = user;
 	flush_batch(r, !lost);
+	/* what was applied is committed before another member takes over;
+	 * a lost partition's offsets may already be another member's */
+	if (!lost)
+		commit_offsets(r, true);
 	for (int i = 0; i < parts->cnt; i++) {
 		int32_t p = parts->elems[i].partition;
 		if (p >= 0 && p < MAX_PARTITIONS)
-			r->applied_next[p] = -1;
+			r->applied_next[p] = r->kafka_next[p] = -1;
 	}
 }
 
@@ -898,7 +939,7 @@ int dc_run(const struct dc_run_options *opts, struct dc_run_stats *ret_stats)
 	r->rl_store = (struct log_ratelimit)LOG_RATELIMIT_INIT(10000, 10);
 	r->rl_engine = (struct log_ratelimit)LOG_RATELIMIT_INIT(10000, 10);
 	for (int p = 0; p < MAX_PARTITIONS; p++)
-		r->applied_next[p] = r->batch_next[p] = -1;
+		r->applied_next[p] = r->batch_next[p] = r->kafka_next[p] = -1;
 
 	/* also when called without dc_main (benchmarks, tests) */
 	cfg_set_kprop_check(dc_kafka_check_property);
@@ -1058,6 +1099,7 @@ int dc_run(const struct dc_run_options *opts, struct dc_run_stats *ret_stats)
 			 (size_t)r->cfg.kafka.max_poll_records ||
 		     store_batch_due(r->store, now_ms)))
 			flush_batch(r, true);
+		commit_offsets(r, false); /* what waits for the interval */
 
 		const char *why;
 		if (dc_kafka_fatal(r->kafka, &why)) {
@@ -1092,6 +1134,7 @@ int dc_run(const struct dc_run_options *opts, struct dc_run_stats *ret_stats)
 	notify_stopping();
 	log_notice("stopping: making the last batch durable");
 	flush_batch(r, true);
+	commit_offsets(r, true);
 	lap(r, DC_PHASE_OTHER);
 	drain_deliveries(r, "forecasts topic");
 	lap(r, DC_PHASE_DELIVERY_WAIT);

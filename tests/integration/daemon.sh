@@ -103,9 +103,14 @@ deadletter_topic = deadletter
 session_timeout_ms = 6000
 max_message_bytes = 65536
 max_poll_records = 500
+# offsets reach Kafka only when a partition is revoked and at a clean stop
+commit_interval_ms = 600000
 
 [storage]
 path = $WORK/driftcast.db
+# a batch is committed when the input pauses (an empty poll), long
+# before this: a forecast that waited for it would fail the test
+batch_ms = 30000
 
 [model]
 path = $WORK/model.dcm
@@ -176,11 +181,15 @@ ok "READY=1 after the database, the model and the subscription"
 
 # ---- good messages -> forecasts ------------------------------------------------
 
+t_start=$SECONDS
 produce_steps 0 60
 expected=$(( 4 * (60 - L + 1) ))
 wait_for 60 topic_ge forecasts $expected
+took=$((SECONDS - t_start))
 got=$(count_topic forecasts)
 check "forecasts for every full lookback ($got of $expected)" test "$got" -eq $expected
+check "a batch is committed when the input pauses, not after batch_ms = 30 s (${took} s)" \
+    test "$took" -lt 20
 
 kcat -C -b "$BS" -t forecasts -o beginning -e -q -f '%s\n' > "$WORK/forecasts.json" 2>/dev/null
 check "forecast messages are JSON with series, origin, model, adapter_version and $H values" \
@@ -396,6 +405,16 @@ wait "$daemon_pid"
 rc=$?
 check "SIGTERM: exit status 0" test $rc -eq 0
 check "SIGTERM: STOPPING=1" notified 'STOPPING=1'
+# the group's committed offsets are at the end of every partition: a member
+# of it that does not commit finds nothing to consume
+group_rest() {
+    kcat -C -G it-group -b "$BS" -X partition.assignment.strategy=cooperative-sticky \
+        -X session.timeout.ms=6000 -X auto.offset.reset=earliest -X enable.auto.commit=false \
+        -e -q -f '%p %o\n' measurements 2>/dev/null | wc -l
+}
+rest=$(group_rest)
+check "SIGTERM: the applied offsets are committed to Kafka at the stop ($rest messages left)" \
+    test "$rest" -eq 0
 saved=$(sqlite3 "$WORK/driftcast.db" "SELECT count(*) FROM series_recent;")
 check "SIGTERM: every series' recent values saved ($saved rows)" \
     test "$saved" -eq "$(sqlite3 "$WORK/driftcast.db" "SELECT count(*) FROM series;")"
