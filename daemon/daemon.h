@@ -237,6 +237,12 @@ int dc_cmd_demo(int argc, char **argv);
  */
 size_t dc_format_float(char *p, float f);
 
+/* src as the inside of a JSON string: '"' and '\' escaped, control
+ * characters as \u00XX, everything else (UTF-8 included) as it is.
+ * Writes at most 6 * strlen(src) bytes to dst, no NUL; returns the length.
+ * (Series keys are printable UTF-8 after parsing, but may hold quotes.) */
+size_t dc_json_escape(char *dst, const char *src);
+
 /* Output of the read-only commands (history, versions). */
 enum dc_format { DC_FORMAT_TABLE, DC_FORMAT_CSV, DC_FORMAT_JSON };
 /* v with 6 digits into buf, or `none` (a static string) when not finite;

@@ -1,8 +1,10 @@
 /* dc_format_float: every finite float reads back exactly, in JSON's number
  * syntax, for random bit patterns and typical sensor values alike. */
 #include <criterion/criterion.h>
+#include <jansson.h>
 #include <math.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -59,4 +61,33 @@ Test(fmt, sensor_values_round_trip)
 	roundtrip(1e-4f);
 	roundtrip(9.9999e-5f);
 	roundtrip(-1e9f);
+}
+
+/* dc_json_escape: what it writes, wrapped in quotes, is a JSON string that
+ * jansson reads back as the original bytes. */
+static void escapes_to(const char *src, const char *want)
+{
+	char out[256], doc[300];
+	size_t n = dc_json_escape(out, src);
+	cr_assert_leq(n, 6 * strlen(src));
+	out[n] = '\0';
+	cr_assert_str_eq(out, want);
+	snprintf(doc, sizeof(doc), "[\"%s\"]", out);
+	json_error_t err;
+	json_t *j = json_loads(doc, 0, &err);
+	cr_assert_not_null(j, "%s: %s", doc, err.text);
+	cr_assert_str_eq(json_string_value(json_array_get(j, 0)), src);
+	json_decref(j);
+}
+
+Test(fmt, json_escape)
+{
+	escapes_to("meter-17", "meter-17");
+	escapes_to("tx-3/OT", "tx-3/OT");
+	escapes_to("a\"b", "a\\\"b");
+	escapes_to("back\\slash", "back\\\\slash");
+	escapes_to("tab\there", "tab\\u0009here");
+	escapes_to("\x1f\x01", "\\u001f\\u0001");
+	escapes_to("z\xc3\xa4hler", "z\xc3\xa4hler"); /* UTF-8 as it is */
+	escapes_to("", "");
 }
