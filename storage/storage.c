@@ -92,14 +92,13 @@ static const char SQL_FORECAST_PUT[] =
     "version, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) "
     "ON CONFLICT (series_id, origin_ts) DO UPDATE SET "
     "horizon = excluded.horizon, vals = excluded.vals, "
-    "model_id = excluded.model_id, version = excluded.version, "
-    "created_at = excluded.created_at";
+    "model_id = excluded.model_id, version = excluded.version";
 static const char SQL_ERROR_PUT[] =
     "INSERT INTO errors (series_id, origin_ts, version, adapted_error, "
     "shadow_error, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6) "
     "ON CONFLICT (series_id, origin_ts) DO UPDATE SET "
     "version = excluded.version, adapted_error = excluded.adapted_error, "
-    "shadow_error = excluded.shadow_error, created_at = excluded.created_at";
+    "shadow_error = excluded.shadow_error";
 
 static const char SQL_OFFSET_PUT[] =
     "INSERT INTO kafka_offsets (topic, partition, next_offset, updated_at) "
@@ -219,12 +218,14 @@ static const char SQL_PRUNE_SCAN[] =
     "JOIN series s ON s.id = v.series_id "
     "WHERE v.id > ?1 AND v.created_at < ?2 ORDER BY v.id LIMIT ?4";
 static const char SQL_PRUNE_VERSION[] = "DELETE FROM versions WHERE id = ?1";
+/* among the oldest rows (rowid order is write order, see MIGRATION_6),
+ * those older than the cutoff */
 static const char SQL_PRUNE_FORECASTS[] =
-    "DELETE FROM forecasts WHERE id IN (SELECT id FROM forecasts "
-    "WHERE created_at < ?1 LIMIT ?2)";
+    "DELETE FROM forecasts WHERE id IN (SELECT id FROM (SELECT id, "
+    "created_at FROM forecasts ORDER BY id LIMIT ?2) WHERE created_at < ?1)";
 static const char SQL_PRUNE_ERRORS[] =
-    "DELETE FROM errors WHERE id IN (SELECT id FROM errors "
-    "WHERE created_at < ?1 LIMIT ?2)";
+    "DELETE FROM errors WHERE id IN (SELECT id FROM (SELECT id, created_at "
+    "FROM errors ORDER BY id LIMIT ?2) WHERE created_at < ?1)";
 
 static const char SQL_RECENT_PUT[] =
     "INSERT OR REPLACE INTO series_recent (series_id, last_ts, step, "

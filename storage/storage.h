@@ -40,7 +40,7 @@
 #include <stdint.h>
 
 /* Latest schema version this build writes (PRAGMA user_version). */
-#define STORE_SCHEMA_VERSION 5
+#define STORE_SCHEMA_VERSION 6
 #define STORE_KEY_MAX	     256 /* series keys, topic names (bytes, incl. NUL) */
 #define STORE_REASON_MAX     512
 

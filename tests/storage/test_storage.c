@@ -856,6 +856,69 @@ Test(storage, forecasts_and_errors_idempotent)
 	su_rmdir(dir);
 }
 
+/* Forecasts are pruned oldest first by rowid (schema 6 has no created_at
+ * index): only rows older than the cutoff go, a young one among the oldest
+ * stays, and a replay's upsert keeps the row's first created_at (so rowid
+ * order stays write order). */
+Test(storage, prune_forecasts_oldest_first_and_replays_keep_created_at)
+{
+	char dir[64], path[128], err[512];
+	su_tmpdb(dir, sizeof(dir), path, sizeof(path));
+	struct store *s = su_open(path, NULL);
+	fill_three(s);
+	float f[2] = {1, 2};
+	struct store_event ev = {.type = STORE_EV_FORECAST,
+				 .series = "a",
+				 .forecast = f,
+				 .horizon = 2};
+	for (int i = 0; i < 6; i++) {
+		ev.ts = i;
+		cr_assert_eq(store_event_put(s, &ev, err, sizeof(err)), 0);
+	}
+	su_commit(s);
+	sqlite3 *db = su_raw(path);
+	cr_assert_eq(su_int(db, "SELECT count(*) FROM sqlite_schema WHERE "
+				"name IN ('forecasts_created', "
+				"'errors_created')"),
+		     0);
+	/* origins 0, 1, 3, 4 written long ago; 2 and 5 now */
+	su_exec(db, "UPDATE forecasts SET created_at = 1000 WHERE origin_ts IN "
+		    "(0, 1, 3, 4)");
+	su_exec(db, "UPDATE forecasts SET created_at = created_at - 5000 "
+		    "WHERE origin_ts = 2");
+	long long young =
+	    su_int(db, "SELECT created_at FROM forecasts WHERE origin_ts = 2");
+	/* a replay of origin 2 with other values keeps its created_at */
+	f[0] = 7;
+	ev.ts = 2;
+	cr_assert_eq(store_event_put(s, &ev, err, sizeof(err)), 0);
+	su_commit(s);
+	cr_assert_eq(
+	    su_int(db, "SELECT created_at FROM forecasts WHERE origin_ts = 2"),
+	    young);
+	struct store_retention keep = {
+	    .keep_versions = 1000, .keep_days = 30, .batch = 3};
+	size_t del = 0, total = 0;
+	bool more = false;
+	for (int i = 0; i < 5; i++) {
+		cr_assert_eq(store_prune(s, &keep, store_now_ms(), &del, &more,
+					 err, sizeof(err)),
+			     0, "%s", err);
+		cr_assert_leq(del, 3);
+		total += del;
+	}
+	cr_assert_eq(total, 4);
+	char list[64];
+	su_text(db,
+		"SELECT group_concat(origin_ts) FROM (SELECT origin_ts FROM "
+		"forecasts ORDER BY id)",
+		list, sizeof(list));
+	cr_assert_str_eq(list, "2,5");
+	store_free(s);
+	sqlite3_close(db);
+	su_rmdir(dir);
+}
+
 Test(storage, prune_keeps_last_n_current_and_audit)
 {
 	char dir[64], path[128], err[512];
