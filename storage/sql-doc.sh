@@ -45,7 +45,9 @@ sqlite3 -readonly /var/lib/driftcast/driftcast.db
 The outputs below come from ${source_text}.
 
 Times: \`ts\` columns are series time (epoch seconds, what the data says);
-\`created_at\` columns are wall-clock epoch milliseconds of the write.  Blobs
+\`created_at\` columns are wall-clock epoch milliseconds of the write (of the
+first write for \`forecasts\` and \`errors\`: a replay's upsert keeps it, and
+retention deletes their rows oldest first in that order).  Blobs
 (\`versions.adapter\`, \`forecasts.vals\`) are little-endian float32 arrays;
 \`versions.checksum\` is their zlib crc32, verified on every read by driftcast.
 
