@@ -929,6 +929,7 @@ int main(int argc, char **argv)
 		b.steps = 2; /* a first-sight and a steady-state step */
 	log_init();
 	log_set_level(getenv("BENCH_LOG") ? LOG_INFO : LOG_WARNING);
+	/* the run's directory: mkdtemp() replaces the X's */
 	const char *tmpdir = getenv("TMPDIR");
 	int dn = snprintf(b.dir, sizeof(b.dir), "%s/dc-bench-daemon-XXXXXX",
 			  tmpdir && *tmpdir ? tmpdir : "/tmp");

@@ -186,9 +186,25 @@ static double thread_cpu_s(void)
 	return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
 }
 
-static int bench_init(const char *path, long nseries, long batch)
+/* A new series as daemon/run.c's record_init writes it. */
+static int put_new_series(struct store *s, const char *key, char *err,
+			  size_t err_size)
 {
 	static const float identity[1];
+	struct store_event ev = {
+	    .type = STORE_EV_INIT,
+	    .series = key,
+	    .ts = 1700000000,
+	    .reason = "initial adapter: the identity (forecasts equal "
+		      "the base model's); stored empty",
+	    .adapter = identity,
+	    .adapter_len = 0,
+	};
+	return store_event_put(s, &ev, err, err_size);
+}
+
+static int bench_init(const char *path, long nseries, long batch)
+{
 	char err[1024], key[32];
 	struct store *s = open_or_die(path, 1 << 30);
 	if (!s)
@@ -196,17 +212,7 @@ static int bench_init(const char *path, long nseries, long batch)
 	double t0 = now_s(), c0 = thread_cpu_s();
 	for (long i = 0; i < nseries; i++) {
 		snprintf(key, sizeof(key), "m%ld", i);
-		/* what daemon/run.c's record_init writes */
-		struct store_event ev = {
-		    .type = STORE_EV_INIT,
-		    .series = key,
-		    .ts = 1700000000,
-		    .reason = "initial adapter: the identity (forecasts equal "
-			      "the base model's); stored empty",
-		    .adapter = identity,
-		    .adapter_len = 0,
-		};
-		if (store_event_put(s, &ev, err, sizeof(err)) < 0)
+		if (put_new_series(s, key, err, sizeof(err)) < 0)
 			return die("init", err);
 		if ((i + 1) % batch == 0 || i + 1 == nseries) {
 			if (store_offset_put(s, "measurements", 0, i + 1, err,
@@ -229,11 +235,11 @@ static int bench_init(const char *path, long nseries, long batch)
 /* ---- forecasts ------------------------------------------------------------
  */
 
-/* CPU microseconds per forecast row into a fresh database at path. */
-static double forecast_rows(const char *path, bool indexed, long nseries,
-			    long nrows, long batch)
+/* *ret_us: CPU microseconds per forecast row into a fresh database at
+ * path.  0, or 1 after saying why. */
+static int forecast_rows(const char *path, bool indexed, long nseries,
+			 long nrows, long batch, double *ret_us)
 {
-	static const float identity[1];
 	char err[1024], key[32];
 	static float
 	    vals[96 + 1024]; /* rows' values, not computed in the timing */
@@ -242,53 +248,47 @@ static double forecast_rows(const char *path, bool indexed, long nseries,
 	unlink(path);
 	struct store *s = open_or_die(path, 1 << 30);
 	if (!s)
-		return -1;
+		return 1;
 	for (long i = 0; i < nseries; i++) {
 		snprintf(key, sizeof(key), "m%ld", i);
-		struct store_event ev = {.type = STORE_EV_INIT,
-					 .series = key,
-					 .ts = 1700000000,
-					 .reason = "initial",
-					 .adapter = identity};
-		if (store_event_put(s, &ev, err, sizeof(err)) < 0)
-			return die("init", err), -1;
+		if (put_new_series(s, key, err, sizeof(err)) < 0)
+			return die("init", err);
 	}
 	if (store_batch_commit(s, err, sizeof(err)) < 0)
-		return die("commit", err), -1;
+		return die("commit", err);
 	if (indexed) {
 		sqlite3 *db = NULL;
-		if (sqlite3_open(path, &db) != SQLITE_OK ||
-		    sqlite3_exec(db,
-				 "CREATE INDEX forecasts_created ON forecasts "
-				 "(created_at)",
-				 NULL, NULL, NULL) != SQLITE_OK)
-			return die("index", sqlite3_errmsg(db)), -1;
+		int rc = sqlite3_open(path, &db);
+		if (rc == SQLITE_OK)
+			rc = sqlite3_exec(db,
+					  "CREATE INDEX forecasts_created ON "
+					  "forecasts (created_at)",
+					  NULL, NULL, NULL);
+		if (rc != SQLITE_OK)
+			return die("index", sqlite3_errmsg(db));
 		sqlite3_close(db);
 	}
 	double c0 = thread_cpu_s();
 	for (long r = 0; r < nrows; r++) {
-		long i = r % nseries;
-		snprintf(key, sizeof(key), "m%ld", i);
+		snprintf(key, sizeof(key), "m%ld", r % nseries);
 		struct store_event ev = {
 		    .type = STORE_EV_FORECAST,
 		    .series = key,
 		    .ts = 1700000000 + 3600 * (r / nseries + 1),
 		    .forecast = vals + r % 1024,
 		    .horizon = 96,
-		    .version_to = 0,
 		};
 		if (store_event_put(s, &ev, err, sizeof(err)) < 0)
-			return die("forecast", err), -1;
-		if ((r + 1) % batch == 0 || r + 1 == nrows) {
-			if (store_offset_put(s, "measurements", 0, r + 1, err,
-					     sizeof(err)) < 0 ||
-			    store_batch_commit(s, err, sizeof(err)) < 0)
-				return die("commit", err), -1;
-		}
+			return die("forecast", err);
+		if (((r + 1) % batch == 0 || r + 1 == nrows) &&
+		    (store_offset_put(s, "measurements", 0, r + 1, err,
+				      sizeof(err)) < 0 ||
+		     store_batch_commit(s, err, sizeof(err)) < 0))
+			return die("commit", err);
 	}
-	double dc = thread_cpu_s() - c0;
+	*ret_us = (thread_cpu_s() - c0) * 1e6 / (double)nrows;
 	store_free(s);
-	return dc * 1e6 / (double)nrows;
+	return 0;
 }
 
 static int bench_forecasts(const char *path, long nseries, long nrows,
@@ -299,9 +299,8 @@ static int bench_forecasts(const char *path, long nseries, long nrows,
 	/* alternating, twice each: the second pair is the one reported */
 	double us = 0, us_ix = 0;
 	for (int round = 0; round < 2; round++) {
-		us = forecast_rows(path, false, nseries, nrows, batch);
-		us_ix = forecast_rows(indexed, true, nseries, nrows, batch);
-		if (us < 0 || us_ix < 0)
+		if (forecast_rows(path, false, nseries, nrows, batch, &us) ||
+		    forecast_rows(indexed, true, nseries, nrows, batch, &us_ix))
 			return 1;
 	}
 	printf("forecasts: %ld rows of 96 values over %ld series, batches of "

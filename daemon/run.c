@@ -159,6 +159,10 @@ struct run {
 	 * (-1: unknown) and the next offset of the open batch (-1: none). */
 	int64_t applied_next[MAX_PARTITIONS];
 	int64_t batch_next[MAX_PARTITIONS];
+	/* the partitions with batch_next >= 0, so that a flush (many a
+	 * second with storage.flush_when_idle) does not scan them all */
+	int32_t batch_parts[MAX_PARTITIONS];
+	int nbatch_parts;
 	/* ... and the next offset durable in SQLite but not yet committed to
 	 * Kafka (-1: none); committed at most every kafka.commit_interval_ms
 	 */
@@ -411,9 +415,8 @@ static int flush_batch(struct run *r, bool commit_kafka)
 	lap(r, DC_PHASE_DEADLETTER_WAIT);
 
 	/* 2. SQLite: the state and the offsets it came from */
-	for (int p = 0; p < MAX_PARTITIONS; p++) {
-		if (r->batch_next[p] < 0)
-			continue;
+	for (int i = 0; i < r->nbatch_parts; i++) {
+		int32_t p = r->batch_parts[i];
 		if (store_offset_put(r->store, r->cfg.kafka.input_topic, p,
 				     r->batch_next[p], r->err,
 				     sizeof(r->err)) < 0)
@@ -444,13 +447,15 @@ static int flush_batch(struct run *r, bool commit_kafka)
 	lap(r, DC_PHASE_PRODUCE);
 
 	/* 4. Kafka offsets: only for what SQLite made durable */
-	for (int p = 0; p < MAX_PARTITIONS; p++) {
-		if (durable && commit_kafka && r->batch_next[p] >= 0) {
+	for (int i = 0; i < r->nbatch_parts; i++) {
+		int32_t p = r->batch_parts[i];
+		if (durable && commit_kafka) {
 			r->kafka_next[p] = r->batch_next[p];
 			r->kafka_pending = true;
 		}
 		r->batch_next[p] = -1;
 	}
+	r->nbatch_parts = 0;
 	if (durable && commit_kafka)
 		commit_offsets(r, false);
 	r->batch_dirty = false;
@@ -649,6 +654,8 @@ static void handle_message(struct run *r, const rd_kafka_message_t *m)
 				    DC_REASON_REJECTED_VALUE);
 		}
 	}
+	if (r->batch_next[p] < 0)
+		r->batch_parts[r->nbatch_parts++] = p;
 	r->batch_next[p] = m->offset + 1;
 	r->applied_next[p] = m->offset + 1;
 	if (!r->batch_dirty)

@@ -8,6 +8,9 @@
 
 #include "../testutil.h"
 
+/* mkstemp()'s template for a config file: it replaces the X's */
+#define CLI_TEMP "/tmp/dc-cli-XXXXXX"
+
 static struct run_result R;
 
 #define RUN(...)                                                  \
@@ -68,7 +71,7 @@ Test(cli, every_command_has_help)
 
 Test(cli, config_check_ok)
 {
-	char t[] = "/tmp/dc-cli-XXXXXX";
+	char t[] = CLI_TEMP;
 	tu_write_temp(t, "[ttt]\nevery = 12\n");
 	RUN("config", "check", t);
 	cr_assert_eq(R.status, 0, "%s", R.err);
@@ -104,7 +107,7 @@ static const struct bad_case bad[] = {
 Test(cli, config_check_bad_cases_print_file_line_and_exit_2)
 {
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
-		char t[] = "/tmp/dc-cli-XXXXXX", prefix[64];
+		char t[] = CLI_TEMP, prefix[64];
 		tu_write_temp(t, bad[i].text);
 		RUN("config", "check", t);
 		cr_assert_eq(R.status, 2, "case %zu exited %d", i, R.status);
@@ -132,7 +135,7 @@ Test(cli, config_check_missing_and_unreadable_files)
 
 Test(cli, config_dump_applies_set_and_names_origins)
 {
-	char t[] = "/tmp/dc-cli-XXXXXX";
+	char t[] = CLI_TEMP;
 	tu_write_temp(t, "[ttt]\nevery = 12\n");
 	RUN("config", "dump", t, "--set", "model.horizon=24");
 	cr_assert_eq(R.status, 0, "%s", R.err);
@@ -148,7 +151,7 @@ Test(cli, config_dump_applies_set_and_names_origins)
 
 Test(cli, config_dump_shows_librdkafka_properties_but_not_secrets)
 {
-	char t[] = "/tmp/dc-cli-XXXXXX";
+	char t[] = CLI_TEMP;
 	tu_write_temp(t, "[librdkafka]\nsecurity.protocol = sasl_plaintext\n"
 			 "sasl.mechanisms = PLAIN\nsasl.username = dc\n"
 			 "sasl.password = hunter2\n");
@@ -166,7 +169,7 @@ Test(cli, config_dump_shows_librdkafka_properties_but_not_secrets)
 
 Test(cli, config_sample_is_valid_config)
 {
-	char t[] = "/tmp/dc-cli-XXXXXX";
+	char t[] = CLI_TEMP;
 	RUN("config", "sample");
 	cr_assert_eq(R.status, 0);
 	cr_assert(strstr(R.out, "[kafka]"));
