@@ -10,40 +10,7 @@
 #include <string.h>
 
 #include "forecast/forecast.h"
-
-#if defined(__SANITIZE_ADDRESS__)
-#define INTERPOSED 0
-#else
-#define INTERPOSED 1
-
-void *__libc_malloc(size_t n);
-void *__libc_calloc(size_t n, size_t size);
-void *__libc_realloc(void *p, size_t n);
-
-static volatile int counting;
-static volatile long allocations;
-
-void *malloc(size_t n)
-{
-	if (counting)
-		allocations++;
-	return __libc_malloc(n);
-}
-
-void *calloc(size_t n, size_t size)
-{
-	if (counting)
-		allocations++;
-	return __libc_calloc(n, size);
-}
-
-void *realloc(void *p, size_t n)
-{
-	if (counting)
-		allocations++;
-	return __libc_realloc(p, n);
-}
-#endif
+#include "tests/alloc_count.h"
 
 static void steps(int backbone)
 {

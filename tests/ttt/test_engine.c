@@ -17,46 +17,10 @@
 #include "ttt/internal.h"
 #include "ttt/ttt.h"
 #include "tests/ttt/small_model.h"
+#include "tests/alloc_count.h"
 
 #define L 32
 #define H 8
-
-/* Allocations are counted while `counting` is set (the per-observation
- * test below); under ASan the allocator is the sanitizer's, and that test
- * skips itself. */
-#if defined(__SANITIZE_ADDRESS__)
-#define INTERPOSED 0
-#else
-#define INTERPOSED 1
-
-void *__libc_malloc(size_t n);
-void *__libc_calloc(size_t n, size_t size);
-void *__libc_realloc(void *p, size_t n);
-
-static volatile int counting;
-static volatile long allocations;
-
-void *malloc(size_t n)
-{
-	if (counting)
-		allocations++;
-	return __libc_malloc(n);
-}
-
-void *calloc(size_t n, size_t size)
-{
-	if (counting)
-		allocations++;
-	return __libc_calloc(n, size);
-}
-
-void *realloc(void *p, size_t n)
-{
-	if (counting)
-		allocations++;
-	return __libc_realloc(p, n);
-}
-#endif
 
 static struct fc_model *small_model(void)
 {
