@@ -493,6 +493,28 @@ Test(model, merged_adapter_cache_follows_contents_and_model)
  * the calibration part of the full gradient, for adapters whose other
  * families are initial (the merge-free path) and for adapters with moved
  * LoRA weights (merged). */
+/* A batch of 3 forecast windows (x, y) and 3 masked reconstruction windows
+ * (the second half of x, mask): x holds 6 lookbacks, y 3 horizons, mask 3
+ * lookbacks; series seed and seed + 1, masks drawn from rng. */
+static struct fc_batch three_and_three(const struct fc_config *c, float *x,
+				       float *y, float *mask, unsigned seed,
+				       uint64_t *rng, float wf)
+{
+	const size_t L = (size_t)c->lookback, H = (size_t)c->horizon;
+	series(x, 6 * L, seed);
+	series(y, 3 * H, seed + 1);
+	for (int i = 0; i < 3; i++)
+		fc_mask_sample(mask + i * L, (int)L, 0.33f, c->mask_seg, rng);
+	return (struct fc_batch){.xf = x,
+				 .yf = y,
+				 .bf = 3,
+				 .xr = x + 3 * L,
+				 .mr = mask,
+				 .br = 3,
+				 .wf = wf,
+				 .wr = 0.5f};
+}
+
 static void calib_gradient_shortcut(int backbone)
 {
 	make(backbone, 6);
@@ -501,19 +523,8 @@ static void calib_gradient_shortcut(int backbone)
 	size_t A = fc_adapter_len(m), off, len;
 	float *x = buf(6 * L), *y = buf(3 * H), *mask = buf(3 * L),
 	      *ad = buf(A), *g1 = buf(A), *g2 = buf(A);
-	series(x, 6 * L, 5);
-	series(y, 3 * H, 6);
 	uint64_t rng = 3;
-	for (int i = 0; i < 3; i++)
-		fc_mask_sample(mask + i * L, (int)L, 0.33f, c->mask_seg, &rng);
-	struct fc_batch bt = {.xf = x,
-			      .yf = y,
-			      .bf = 3,
-			      .xr = x + 3 * L,
-			      .mr = mask,
-			      .br = 3,
-			      .wf = 1.0f,
-			      .wr = 0.5f};
+	struct fc_batch bt = three_and_three(c, x, y, mask, 5, &rng, 1.0f);
 	cr_assert_eq(fc_adapter_family_range(m, FC_ADAPT_CALIB, &off, &len), 0);
 	for (int moved = 0; moved < 2; moved++) {
 		fc_adapter_init(m, ad, 9);
@@ -579,19 +590,8 @@ static void calib_fast_path(int backbone)
 	      *yf2 = buf(6 * H), *rfc = buf(6 * H), *rmu = buf(6),
 	      *rsd = buf(6);
 	struct fc_head_raw raw = {rfc, rmu, rsd};
-	series(x, 6 * L, 7);
-	series(y, 3 * H, 8);
 	uint64_t rng = 5;
-	for (int i = 0; i < 3; i++)
-		fc_mask_sample(mask + i * L, (int)L, 0.33f, c->mask_seg, &rng);
-	struct fc_batch bt = {.xf = x,
-			      .yf = y,
-			      .bf = 3,
-			      .xr = x + 3 * L,
-			      .mr = mask,
-			      .br = 3,
-			      .wf = 0.7f,
-			      .wr = 0.5f};
+	struct fc_batch bt = three_and_three(c, x, y, mask, 7, &rng, 0.7f);
 	float recon = NAN;
 	cr_assert_eq(fc_loss_raw(m, ws, &bt, &raw, &recon), 0);
 	cr_assert_eq(fc_adapter_family_range(m, FC_ADAPT_CALIB, &off, &len), 0);
