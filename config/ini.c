@@ -1,0 +1,367 @@
+/*
+ * Reading the INI file.  The syntax is parsed by libinih (Debian's build
+ * exposes its compile-time options as globals, which we set before each
+ * parse).  inih does not report line numbers to the handler, so we feed it
+ * through our own line reader, which counts lines and keeps a copy of each
+ * for error messages.  Also the name lookups the handler and --set share:
+ * exact, and "did you mean" for unknown keys and sections.
+ */
+#include "config/internal.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include <ini.h>
+
+/* ---- "did you mean" -------------------------------------------------- */
+
+static size_t edit_distance(const char *a, const char *b)
+{
+	size_t la = strlen(a), lb = strlen(b);
+	if (la > 64 || lb > 64)
+		return SIZE_MAX;
+	size_t row[65];
+	for (size_t j = 0; j <= lb; j++)
+		row[j] = j;
+	for (size_t i = 1; i <= la; i++) {
+		size_t diag = row[0];
+		row[0] = i;
+		for (size_t j = 1; j <= lb; j++) {
+			size_t up = row[j];
+			size_t best = diag + (a[i - 1] != b[j - 1]);
+			if (up + 1 < best)
+				best = up + 1;
+			if (row[j - 1] + 1 < best)
+				best = row[j - 1] + 1;
+			row[j] = best;
+			diag = up;
+		}
+	}
+	return row[lb];
+}
+
+const char *cfg_suggest_option(const char *name)
+{
+	const char *best = NULL;
+	size_t best_d = SIZE_MAX;
+	for (size_t i = 0; i < cfg_noptions; i++) {
+		size_t d = edit_distance(name, cfg_options[i].name);
+		if (d < best_d) {
+			best_d = d;
+			best = cfg_options[i].name;
+		}
+	}
+	size_t limit = strlen(name) / 3;
+	if (limit < 2)
+		limit = 2;
+	return best_d <= limit ? best : NULL;
+}
+
+static bool section_known(const char *section, size_t len)
+{
+	for (size_t i = 0; i < cfg_noptions; i++)
+		if (!strncmp(cfg_options[i].name, section, len) &&
+		    cfg_options[i].name[len] == '.')
+			return true;
+	return false;
+}
+
+static const char *suggest_section(const char *section)
+{
+	static char best[64];
+	size_t best_d = SIZE_MAX;
+	best[0] = '\0';
+	for (size_t i = 0; i < cfg_noptions; i++) {
+		const char *dot = strchr(cfg_options[i].name, '.');
+		char sec[64];
+		size_t n = (size_t)(dot - cfg_options[i].name);
+		if (n >= sizeof(sec))
+			continue;
+		memcpy(sec, cfg_options[i].name, n);
+		sec[n] = '\0';
+		size_t d = edit_distance(section, sec);
+		if (d < best_d) {
+			best_d = d;
+			memcpy(best, sec, n + 1);
+		}
+	}
+	for (int i = CFG_KSCOPE_BOTH; i <= CFG_KSCOPE_PRODUCER; i++) {
+		const char *k = cfg_kscope_name(i);
+		/* a shortened [librdkafka.prod] counts as close */
+		size_t d = strlen(section) > strlen("librdkafka.") &&
+				   !strncmp(k, section, strlen(section))
+			       ? 1
+			       : edit_distance(section, k);
+		if (d < best_d) {
+			best_d = d;
+			snprintf(best, sizeof(best), "%s", k);
+		}
+	}
+	return best_d <= 2 ? best : NULL;
+}
+
+int cfg_find_option(const char *name)
+{
+	for (size_t i = 0; i < cfg_noptions; i++)
+		if (!strcmp(cfg_options[i].name, name))
+			return (int)i;
+	return -1;
+}
+
+/* ---- the line reader ------------------------------------------------- */
+
+#define MAX_LINES 100000
+
+static void chomp(char *s)
+{
+	size_t n = strlen(s);
+	while (n > 0 && (s[n - 1] == '\n' || s[n - 1] == '\r'))
+		s[--n] = '\0';
+}
+
+char *cfg_trim(char *s)
+{
+	while (isspace((unsigned char)*s))
+		s++;
+	size_t n = strlen(s);
+	while (n > 0 && isspace((unsigned char)s[n - 1]))
+		s[--n] = '\0';
+	return s;
+}
+
+/* fgets-like reader for inih: counts lines, keeps copies, catches lines too
+ * long to parse and section headers (inih does not report those). */
+static char *loader_read(char *str, int num, void *stream)
+{
+	struct cfg_loader *L = stream;
+	if (!fgets(str, num, L->fp))
+		return NULL;
+	L->lineno++;
+	size_t n = strlen(str);
+	if (n > 0 && str[n - 1] != '\n' && !feof(L->fp)) {
+		int ch;
+		while ((ch = fgetc(L->fp)) != EOF && ch != '\n')
+			;
+		/* Debian's libinih 55 reads lines into a fixed 200-byte buffer
+		 * whatever ini_max_line says: report its real limit. */
+		cfg_err_add(
+		    L->err,
+		    "%s:%d: line longer than %d bytes (the INI parser's "
+		    "limit; use --set for longer values)",
+		    L->file, L->lineno, num - 3);
+		str[0] = '\0';
+		n = 0;
+	}
+	if (L->nlines == L->cap) {
+		size_t cap = L->cap ? L->cap * 2 : 64;
+		char **p = realloc(L->lines, cap * sizeof(*p));
+		if (!p) {
+			L->oom = 1;
+			return NULL;
+		}
+		L->lines = p;
+		L->cap = cap;
+	}
+	char *copy = strdup(str);
+	if (!copy) {
+		L->oom = 1;
+		return NULL;
+	}
+	chomp(copy);
+	L->lines[L->nlines++] = copy;
+	if (L->nlines > MAX_LINES) {
+		cfg_err_add(L->err, "%s:%d: file has more than %d lines",
+			    L->file, L->lineno, MAX_LINES);
+		return NULL;
+	}
+
+	/* Section header: check the name here, once, at its own line. */
+	char tmp[CFG_LINE_MAX];
+	snprintf(tmp, sizeof(tmp), "%s", copy);
+	char *t = cfg_trim(tmp);
+	if (t[0] == '[') {
+		char *close = strchr(t, ']');
+		if (!close) {
+			/* keys below it would be blamed on the wrong section */
+			cfg_err_add(
+			    L->err,
+			    "%s:%d: syntax error: expected '[section]', got "
+			    "'%s'",
+			    L->file, L->lineno, t);
+			L->in_bad_section = true;
+			L->syntax_line = L->lineno;
+		} else {
+			*close = '\0';
+			char *name = cfg_trim(t + 1);
+			L->in_bad_section =
+			    !section_known(name, strlen(name)) &&
+			    cfg_kscope_of(name, strlen(name)) < 0;
+			if (L->in_bad_section) {
+				const char *s = suggest_section(name);
+				if (s)
+					cfg_err_add(
+					    L->err,
+					    "%s:%d: unknown section [%s] "
+					    "(did you mean [%s]?)",
+					    L->file, L->lineno, name, s);
+				else
+					cfg_err_add(
+					    L->err,
+					    "%s:%d: unknown section [%s]",
+					    L->file, L->lineno, name);
+			}
+		}
+	}
+	return str;
+}
+
+static int loader_on_value(void *user, const char *section, const char *name,
+			   const char *value)
+{
+	struct cfg_loader *L = user;
+	if (L->in_bad_section)
+		return 1; /* already reported at the section header */
+	if (!section[0]) {
+		cfg_err_add(L->err, "%s:%d: '%s' is outside any [section]",
+			    L->file, L->lineno, name);
+		return 1;
+	}
+
+	int scope = cfg_kscope_of(section, strlen(section));
+	if (scope >= 0) {
+		int k = cfg_kprop_find(L->kp, L->nk, scope, name);
+		if (k >= 0) {
+			cfg_err_add(
+			    L->err,
+			    "%s:%d: duplicate key '%s.%s' (first set at "
+			    "line %d)",
+			    L->file, L->lineno, section, name, L->kline[k]);
+			return 1;
+		}
+		if (L->nk == CFG_KPROP_MAX) {
+			cfg_err_add(L->err,
+				    "%s:%d: more than %d librdkafka properties",
+				    L->file, L->lineno, CFG_KPROP_MAX);
+			return 1;
+		}
+		struct cfg_kprop *p = &L->kp[L->nk];
+		if (strlen(name) >= sizeof(p->name) ||
+		    strlen(value) >= sizeof(p->value)) {
+			cfg_err_add(L->err,
+				    "%s:%d: %s.%.40s: name longer than %zu or "
+				    "value longer than %zu bytes",
+				    L->file, L->lineno, section, name,
+				    sizeof(p->name) - 1, sizeof(p->value) - 1);
+			return 1;
+		}
+		p->scope = scope;
+		snprintf(p->name, sizeof(p->name), "%s", name);
+		snprintf(p->value, sizeof(p->value), "%s", value);
+		L->kline[L->nk++] = L->lineno;
+		return 1;
+	}
+
+	char full[CFG_NAME_MAX * 2];
+	snprintf(full, sizeof(full), "%s.%s", section, name);
+	int i = cfg_find_option(full);
+	if (i < 0) {
+		const char *s = cfg_suggest_option(full);
+		if (s)
+			cfg_err_add(
+			    L->err,
+			    "%s:%d: unknown key '%s' (did you mean '%s'?)",
+			    L->file, L->lineno, full, s);
+		else
+			cfg_err_add(L->err, "%s:%d: unknown key '%s'", L->file,
+				    L->lineno, full);
+		return 1;
+	}
+	if (L->text[i]) {
+		cfg_err_add(L->err,
+			    "%s:%d: duplicate key '%s' (first set at line %d)",
+			    L->file, L->lineno, full, L->line[i]);
+		return 1;
+	}
+	L->text[i] = strdup(value);
+	if (!L->text[i]) {
+		L->oom = 1;
+		return 0;
+	}
+	L->line[i] = L->lineno;
+	return 1;
+}
+
+void cfg_loader_free(struct cfg_loader *L)
+{
+	for (size_t i = 0; i < L->nlines; i++)
+		free(L->lines[i]);
+	free(L->lines);
+	for (size_t i = 0; i < cfg_noptions; i++)
+		free(L->text[i]);
+}
+
+int cfg_loader_parse(struct cfg_loader *L)
+{
+	struct stat st;
+	L->fp = fopen(L->file, "re");
+	if (!L->fp) {
+		int e = errno;
+		cfg_err_add(L->err, "%s: cannot open: %s", L->file,
+			    strerror(e));
+		return -e;
+	}
+	if (fstat(fileno(L->fp), &st) < 0 || !S_ISREG(st.st_mode)) {
+		fclose(L->fp);
+		L->fp = NULL;
+		cfg_err_add(L->err, "%s: cannot read: not a regular file",
+			    L->file);
+		return -EINVAL;
+	}
+	if (st.st_size > 1 << 20) {
+		fclose(L->fp);
+		L->fp = NULL;
+		cfg_err_add(L->err, "%s: cannot read: larger than 1 MiB",
+			    L->file);
+		return -EFBIG;
+	}
+
+	/* inih's options, as runtime globals in Debian's build. */
+	ini_use_stack = false;
+	ini_max_line = CFG_LINE_MAX;
+	ini_allow_realloc = false;
+	ini_allow_multiline = false;
+	ini_allow_inline_comments = true;
+	ini_stop_on_first_error = false;
+	ini_allow_no_value = false;
+
+	int r = ini_parse_stream(loader_read, L, loader_on_value, L);
+	int read_error = ferror(L->fp);
+	fclose(L->fp);
+	L->fp = NULL;
+
+	if (read_error) {
+		cfg_err_add(L->err, "%s: read error", L->file);
+		return -EIO;
+	}
+	if (L->oom || r == -2) {
+		cfg_err_add(L->err, "%s: out of memory", L->file);
+		return -ENOMEM;
+	}
+	if (r > 0 && r != L->syntax_line) {
+		/* inih reports only its first syntax error. */
+		const char *text =
+		    (size_t)r <= L->nlines ? L->lines[r - 1] : "";
+		char tmp[CFG_LINE_MAX];
+		snprintf(tmp, sizeof(tmp), "%s", text);
+		cfg_err_add(
+		    L->err,
+		    "%s:%d: syntax error: expected '[section]' or 'key = "
+		    "value', got '%s'",
+		    L->file, r, cfg_trim(tmp));
+	}
+	return 0;
+}
