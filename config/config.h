@@ -61,7 +61,7 @@ enum cfg_ts_unit {
 };
 
 /* [ttt] enums; the values equal ttt/ttt.h's (ttt_drift_kind,
- * ttt_reset_policy, ttt_scope). */
+ * ttt_reset_policy, ttt_scope), checked by daemon/ttt_cfg.c. */
 enum cfg_ttt_drift {
 	CFG_TTT_DRIFT_NONE = 0,
 	CFG_TTT_DRIFT_PH = 1,
@@ -83,13 +83,13 @@ enum cfg_offset_reset {
 	CFG_OFFSET_LATEST = 1,
 };
 
-/* Same values as forecast.h's enum fc_backbone. */
+/* Same values as forecast.h's enum fc_backbone (daemon/ttt_cfg.c). */
 enum cfg_backbone {
 	CFG_BACKBONE_GRU = 0,
 	CFG_BACKBONE_TRANSFORMER = 1,
 };
 
-/* Same values as forecast.h's enum fc_lr_schedule. */
+/* Same values as forecast.h's enum fc_lr_schedule (daemon/ttt_cfg.c). */
 enum cfg_lr_schedule {
 	CFG_LR_CONSTANT = 0,
 	CFG_LR_PLATEAU = 1,

@@ -1,7 +1,10 @@
 /*
  * struct cfg ([ttt] settings) -> struct ttt_params.  ttt/ does not depend
  * on config/, so the one mapping lives here, used by `driftcast run`,
- * `driftcast demo` and `driftcast eval` alike.
+ * `driftcast demo` and `driftcast eval` alike.  Also the compile-time
+ * checks that the cfg_* enums equal the fc_* and ttt_* enums their values
+ * are assigned to (here and in cmd_train.c): this file is where config.h,
+ * forecast.h and ttt.h meet.
  */
 #include "daemon/daemon.h"
 
@@ -11,6 +14,24 @@
 
 #include "forecast/forecast.h"
 #include "ttt/ttt.h"
+
+#define SAME(a, b) _Static_assert((int)(a) == (int)(b), #a " != " #b)
+SAME(CFG_BACKBONE_GRU, FC_BACKBONE_GRU);
+SAME(CFG_BACKBONE_TRANSFORMER, FC_BACKBONE_TRANSFORMER);
+SAME(CFG_LR_CONSTANT, FC_LR_CONSTANT);
+SAME(CFG_LR_PLATEAU, FC_LR_PLATEAU);
+SAME(CFG_LR_STEP, FC_LR_STEP);
+SAME(CFG_LR_COSINE, FC_LR_COSINE);
+SAME(CFG_TTT_DRIFT_NONE, TTT_DRIFT_NONE);
+SAME(CFG_TTT_DRIFT_PH, TTT_DRIFT_PH);
+SAME(CFG_TTT_DRIFT_ADWIN, TTT_DRIFT_ADWIN);
+SAME(CFG_TTT_RESET_ROLLBACK, TTT_RESET_ROLLBACK);
+SAME(CFG_TTT_RESET_SOFT, TTT_RESET_SOFT);
+SAME(CFG_TTT_RESET_HARD, TTT_RESET_HARD);
+SAME(CFG_TTT_SCOPE_SERIES, TTT_SCOPE_SERIES);
+SAME(CFG_TTT_SCOPE_GROUP, TTT_SCOPE_GROUP);
+SAME(CFG_TTT_SCOPE_GLOBAL, TTT_SCOPE_GLOBAL);
+#undef SAME
 
 int dc_ttt_families(const char *list, unsigned *ret, char *err, size_t n)
 {
