@@ -60,12 +60,10 @@ const char *cfg_enum_name(const struct enum_item *items, int v);
  * "Kafka topic name", ... */
 const char *cfg_check_allowed(opt_check_fn check);
 
-/* ---- errors, names, values (load.c, ini.c) ----------------------------- */
+/* ---- error collection (load.c) ---------------------------------------- */
 
-#define CFG_LINE_MAX 4096 /* longest line read, longest --set value */
-
-/* Error lines collected into the caller's errbuf; count goes on when the
- * buffer is full. */
+/* Error lines collected into the caller's errbuf, one per line; count goes
+ * on when the buffer is full. */
 struct cfg_errors {
 	char *buf;
 	size_t size, len;
@@ -75,16 +73,20 @@ struct cfg_errors {
 void cfg_err_add(struct cfg_errors *e, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 
+/* ---- the INI file and names (ini.c) ------------------------------------ */
+
+#define CFG_LINE_MAX 4096 /* longest line read, longest --set value */
+
 /* s without leading and trailing white space (in place). */
 char *cfg_trim(char *s);
 
 /* Index of the option named "section.key", or -1; the closest option name
- * when nothing matches, or NULL when nothing is close (ini.c). */
+ * when nothing matches, or NULL when nothing is close. */
 int cfg_find_option(const char *name);
 const char *cfg_suggest_option(const char *name);
 
-/* ---- the INI file (ini.c) ---------------------------------------------- */
-
+/* One read of a file: the raw text and line of each option met, and the
+ * librdkafka properties in file order.  Zero it before use. */
 struct cfg_loader {
 	const char *file;
 	FILE *fp;
