@@ -288,36 +288,6 @@ struct ttt_stats {
 
 void ttt_engine_stats(const struct ttt_engine *e, struct ttt_stats *ret);
 
-/* ---- drift detectors (ttt/detect.c) ------------------------------------
- * Fixed-size state, no allocation.  update() returns 1 when the detector
- * fires (it then resets itself), 0 otherwise.
- */
-struct ttt_ph {
-	double mean, cum, min_cum;
-	long n;
-};
-void ttt_ph_init(struct ttt_ph *ph);
-int ttt_ph_update(struct ttt_ph *ph, float x, float delta, float lambda,
-		  float *ret_stat);
-
-#define TTT_ADWIN_MAX 32 /* bounded window: the last 32 samples */
-struct ttt_adwin {
-	float v[TTT_ADWIN_MAX];
-	int head, n;
-};
-void ttt_adwin_init(struct ttt_adwin *a);
-int ttt_adwin_update(struct ttt_adwin *a, float x, float delta,
-		     float *ret_stat);
-
-/* ---- naive baselines (ttt/naive.c) ---------------------------------------
- * y [H] from the history x [n] ending at the forecast origin: persistence
- * repeats x[n-1]; seasonal naive repeats the last full period,
- * y[h] = x[n - period + (h mod period)] (needs n >= period >= 1; the
- * period may exceed the model's lookback, e.g. 144 for 10-minute data).
- */
-void ttt_naive_persistence(float *y, const float *x, int n, int H);
-void ttt_naive_seasonal(float *y, const float *x, int n, int H, int period);
-
 /* The seasonal period for a sampling step in seconds: 24 for hourly, 96
  * for 15-minute, 144 for 10-minute, 7 for daily data (one day, or one
  * week for daily data); otherwise one day of steps if that divides evenly
