@@ -226,6 +226,22 @@ void ttt_engine_set_tag(struct ttt_engine *e, uint64_t tag)
 	e->tag = tag;
 }
 
+static void ring_push(const struct ttt_engine *e, struct series *s, float v)
+{
+	s->ring[(size_t)(s->n % e->R)] = v;
+	s->n++;
+	s->since_adapt++;
+}
+
+/* Forget the values (a long gap): positions restart at 0. */
+static void restart_history(struct series *s)
+{
+	s->n = 0;
+	s->since_adapt = 0;
+	ttt_ph_init(&s->ph);
+	ttt_adwin_init(&s->adwin);
+}
+
 static int observe(struct ttt_engine *e, struct series *s, int64_t ts,
 		   float value)
 {
@@ -270,7 +286,7 @@ static int observe(struct ttt_engine *e, struct series *s, int64_t ts,
 			e->st.gap_filled++;
 			emit(e, &ev);
 		} else if (missing > 0) {
-			ttt_series_restart(s);
+			restart_history(s);
 			ev_init(&ev, TTT_EV_GAP_FILLED, s);
 			ev.ts = ts;
 			ev.filled = 0;

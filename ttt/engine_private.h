@@ -17,11 +17,6 @@
 #include "ttt/internal.h"
 #include "ttt/ttt.h"
 
-/* ---- the engine's state ------------------------------------------------- */
-
-/* Observations whose learning waits for one flush, at most. */
-#define TTT_LEARN_MAX 512
-
 struct adstate {
 	struct adstate *next; /* hash chain (group and global scope) */
 	float *a;	      /* [n_ad] current, active range */
@@ -82,22 +77,7 @@ struct learn_plan {
 	unsigned char adapt;  /* enum learn_adapt */
 };
 
-/* One queued forecast (ttt_engine_defer_forecasts), and its learning. */
-struct qslot {
-	const char *key; /* the series' own copy (never freed before the
-			    engine) */
-	int64_t ts;
-	uint64_t version, tag;
-	/* deferred learning (learn_enqueue), or s = NULL */
-	struct series *s;
-	struct learn_plan plan;
-	unsigned char fired;	   /* the drift sample fired */
-	int shadow_row, drift_row; /* in the learning batch, or -1 */
-	int job_ok, job_row, job_rrow;
-	float stat, recon; /* the drift sample */
-	double t_pass;	   /* the job's share of the passes */
-	struct adapt_job job;
-};
+struct qslot;
 
 struct table {
 	void **b; /* buckets; entries chain through their first member */
@@ -151,7 +131,7 @@ struct ttt_engine {
 	float *qcal;	     /* [qmax, 2H] calibration snapshots */
 	const float **qcalp; /* [qmax] into qcal, or NULL (identity) */
 	float *qy;	     /* [qmax, H] */
-	struct qslot *qs;    /* [qmax] */
+	struct qslot *qs;    /* [qmax] (queue.c) */
 	/* Deferred learning (ttt_engine_defer_forecasts, with scope series
 	 * and the calibration only): the steps 3 and 4 of up to lmax queued
 	 * observations (ln so far) wait for the flush, which runs the
@@ -228,14 +208,6 @@ static inline void ring_copy(const struct ttt_engine *e, const struct series *s,
 		dst[k] = s->ring[(size_t)((i0 + k) % e->R)];
 }
 
-static inline void ring_push(const struct ttt_engine *e, struct series *s,
-			     float v)
-{
-	s->ring[(size_t)(s->n % e->R)] = v;
-	s->n++;
-	s->since_adapt++;
-}
-
 /* Oldest position still in the ring. */
 static inline long ring_first(const struct ttt_engine *e,
 			      const struct series *s)
@@ -262,8 +234,6 @@ void ttt_series_free_all(struct ttt_engine *e);
 int ttt_ad_own(struct ttt_engine *e, struct adstate *ad);
 void ttt_ad_set_anchor(struct ttt_engine *e, struct adstate *ad);
 void ttt_ad_track_reset(struct adstate *ad);
-/* Forget the values (a long gap): positions restart at 0. */
-void ttt_series_restart(struct series *s);
 /* Load the matured window with origin i into x [L] and y [H], both
  * normalised by the lookback's mean and std. */
 void ttt_load_matured(const struct ttt_engine *e, const struct series *s,

@@ -15,6 +15,26 @@
 #include "ttt/engine_private.h"
 #include "ttt/ttt.h"
 
+/* Observations whose learning waits for one flush, at most. */
+#define TTT_LEARN_MAX 512
+
+/* One queued forecast (ttt_engine_defer_forecasts), and its learning. */
+struct qslot {
+	const char *key; /* the series' own copy (never freed before the
+			    engine) */
+	int64_t ts;
+	uint64_t version, tag;
+	/* deferred learning (learn_enqueue), or s = NULL */
+	struct series *s;
+	struct learn_plan plan;
+	unsigned char fired;	   /* the drift sample fired */
+	int shadow_row, drift_row; /* in the learning batch, or -1 */
+	int job_ok, job_row, job_rrow;
+	float stat, recon; /* the drift sample */
+	double t_pass;	   /* the job's share of the passes */
+	struct adapt_job job;
+};
+
 /* Queued forecasts share one batched pass: the frozen backbone with each
  * window's own output calibration, which is exact when the calibration is
  * the only adapting family (or TTT is off, or the adapter is the

@@ -267,14 +267,6 @@ void ttt_ad_set_anchor(struct ttt_engine *e, struct adstate *ad)
 	ad->identity = 1;
 }
 
-void ttt_series_restart(struct series *s)
-{
-	s->n = 0;
-	s->since_adapt = 0;
-	ttt_ph_init(&s->ph);
-	ttt_adwin_init(&s->adwin);
-}
-
 size_t ttt_engine_series_count(const struct ttt_engine *e)
 {
 	return e->series.count;
