@@ -26,6 +26,8 @@
 #include "ttt/engine_private.h"
 #include "ttt/ttt.h"
 
+/* ---- forecast errors ------------------------------------------------- */
+
 /* Mean squared difference of a [n] and b [n], summed in double. */
 static float mse(const float *a, const float *b, size_t n)
 {

@@ -29,17 +29,6 @@
 #include "ttt/engine_private.h"
 #include "ttt/ttt.h"
 
-void ttt_engine_free(struct ttt_engine *e)
-{
-	if (!e)
-		return;
-	ttt_series_free_all(e);
-	fc_workspace_free(e->ws);
-	ttt_queue_free(e);
-	free(e->ident);
-	free(e);
-}
-
 /* The ranges of the families in fam, in block order. */
 static int active_segments(struct ttt_engine *e, unsigned fam)
 {
@@ -139,6 +128,17 @@ int ttt_engine_new(const struct fc_model *m, const struct ttt_params *params,
 	return 0;
 }
 
+void ttt_engine_free(struct ttt_engine *e)
+{
+	if (!e)
+		return;
+	ttt_series_free_all(e);
+	fc_workspace_free(e->ws);
+	ttt_queue_free(e);
+	free(e->ident);
+	free(e);
+}
+
 int ttt_engine_set_params(struct ttt_engine *e, const struct ttt_params *p)
 {
 	struct ttt_params n = *p;
@@ -170,6 +170,11 @@ int ttt_engine_set_fast_paths(struct ttt_engine *e, int on)
 	return 0;
 }
 
+void ttt_engine_set_tag(struct ttt_engine *e, uint64_t tag)
+{
+	e->tag = tag;
+}
+
 void ttt_engine_stats(const struct ttt_engine *e, struct ttt_stats *ret)
 {
 	*ret = e->st;
@@ -178,7 +183,7 @@ void ttt_engine_stats(const struct ttt_engine *e, struct ttt_stats *ret)
 	ret->adaptations = e->st.accepted + e->st.rejected;
 }
 
-/* ---- observe ------------------------------------------------------------ */
+/* ---- observe --------------------------------------------------------- */
 
 static void reject_value(struct ttt_engine *e, struct series *s, int64_t ts,
 			 float v, const char *why)
@@ -193,6 +198,24 @@ static void reject_value(struct ttt_engine *e, struct series *s, int64_t ts,
 	emit(e, &ev);
 }
 
+static void ring_push(const struct ttt_engine *e, struct series *s, float v)
+{
+	s->ring[(size_t)(s->n % e->R)] = v;
+	s->n++;
+	s->since_adapt++;
+}
+
+/* Forget the values (a long gap): positions restart at 0. */
+static void restart_history(struct series *s)
+{
+	s->n = 0;
+	s->since_adapt = 0;
+	ttt_ph_init(&s->ph);
+	ttt_adwin_init(&s->adwin);
+}
+
+/* The one decision of what an observation's learning does; learn_now()
+ * and queue.c act on it. */
 struct learn_plan ttt_learn_decide(const struct ttt_engine *e,
 				   const struct series *s)
 {
@@ -219,27 +242,6 @@ static void learn_now(struct ttt_engine *e, struct series *s)
 		ttt_adapt(e, s, TTT_TRIGGER_SCHEDULE);
 	else if (d.adapt == LEARN_ADAPT_ON_DRIFT && fired)
 		ttt_adapt(e, s, TTT_TRIGGER_DRIFT);
-}
-
-void ttt_engine_set_tag(struct ttt_engine *e, uint64_t tag)
-{
-	e->tag = tag;
-}
-
-static void ring_push(const struct ttt_engine *e, struct series *s, float v)
-{
-	s->ring[(size_t)(s->n % e->R)] = v;
-	s->n++;
-	s->since_adapt++;
-}
-
-/* Forget the values (a long gap): positions restart at 0. */
-static void restart_history(struct series *s)
-{
-	s->n = 0;
-	s->since_adapt = 0;
-	ttt_ph_init(&s->ph);
-	ttt_adwin_init(&s->adwin);
 }
 
 static int observe(struct ttt_engine *e, struct series *s, int64_t ts,

@@ -63,7 +63,7 @@ struct adapt_job {
 
 /*
  * What steps 3 and 4 of observe() (ttt.h) do for one observation, decided
- * by ttt_learn_decide() when it is fed and acted on at once (learn_now) or
+ * by ttt_learn_decide() when it is fed and acted on at once (engine.c) or
  * at the flush (queue.c).
  */
 enum learn_adapt {

@@ -24,7 +24,7 @@ struct qslot {
 			    engine) */
 	int64_t ts;
 	uint64_t version, tag;
-	/* deferred learning (learn_enqueue), or s = NULL */
+	/* deferred learning (ttt_learn_enqueue), or s = NULL */
 	struct series *s;
 	struct learn_plan plan;
 	unsigned char fired;	   /* the drift sample fired */
@@ -181,7 +181,7 @@ static void learn_prepare(struct ttt_engine *e, int n)
 		struct qslot *q = &e->qs[k];
 		if (!q->s || q->drift_row < 0)
 			continue;
-		/* drift_step: a failed sample feeds nothing */
+		/* as ttt_drift_step: a failed sample feeds nothing */
 		q->recon = learn_recon(e, q->drift_row, 1);
 		q->fired = isfinite(q->recon) &&
 			   ttt_drift_update(e, q->s, q->recon, &q->stat);

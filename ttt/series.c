@@ -176,6 +176,21 @@ static struct adstate *ad_for_key(struct ttt_engine *e, const char *key)
 	return a;
 }
 
+void ttt_ad_track_reset(struct adstate *ad)
+{
+	ad->ew_adapt = ad->ew_shadow = 0.0f;
+	ad->n_track = 0;
+}
+
+void ttt_ad_set_anchor(struct ttt_engine *e, struct adstate *ad)
+{
+	if (ad->a != e->anchor)
+		memcpy(ad->a, e->anchor, e->n_ad * sizeof(float));
+	ad->identity = 1;
+}
+
+/* ---- series and their rings ------------------------------------------ */
+
 struct series *ttt_series_get(struct ttt_engine *e, const char *key)
 {
 	uint64_t h = hash_key(key);
@@ -254,25 +269,12 @@ void ttt_load_matured(const struct ttt_engine *e, const struct series *s,
 		y[k] = (float)(((double)y[k] - mean) / sd);
 }
 
-void ttt_ad_track_reset(struct adstate *ad)
-{
-	ad->ew_adapt = ad->ew_shadow = 0.0f;
-	ad->n_track = 0;
-}
-
-void ttt_ad_set_anchor(struct ttt_engine *e, struct adstate *ad)
-{
-	if (ad->a != e->anchor)
-		memcpy(ad->a, e->anchor, e->n_ad * sizeof(float));
-	ad->identity = 1;
-}
+/* ---- restore and inspection ------------------------------------------ */
 
 size_t ttt_engine_series_count(const struct ttt_engine *e)
 {
 	return e->series.count;
 }
-
-/* ---- restore and inspection ------------------------------------------- */
 
 int ttt_engine_restore_series(struct ttt_engine *e, const char *key,
 			      const float *adapter, size_t len,
