@@ -271,6 +271,23 @@ void ttt_load_matured(const struct ttt_engine *e, const struct series *s,
 
 /* ---- restore and inspection ------------------------------------------ */
 
+/* Series key (created if needed) with its queued learning run, so that a
+ * restore lands after it; 0, -ENOMEM or the flush's negative errno. */
+static int series_settled(struct ttt_engine *e, const char *key,
+			  struct series **ret)
+{
+	struct series *s = ttt_series_get(e, key);
+	if (!s)
+		return -ENOMEM;
+	if (s->queued) {
+		int rc = ttt_engine_flush(e);
+		if (rc < 0)
+			return rc;
+	}
+	*ret = s;
+	return 0;
+}
+
 size_t ttt_engine_series_count(const struct ttt_engine *e)
 {
 	return e->series.count;
@@ -291,14 +308,9 @@ int ttt_engine_restore_series(struct ttt_engine *e, const char *key,
 			if (!isfinite(adapter[i]))
 				return -EINVAL;
 	}
-	s = ttt_series_get(e, key);
-	if (!s)
-		return -ENOMEM;
-	if (s->queued) {
-		int rc = ttt_engine_flush(e);
-		if (rc < 0)
-			return rc;
-	}
+	int rc = series_settled(e, key, &s);
+	if (rc < 0)
+		return rc;
 	ad = s->ad;
 	if (adapter) {
 		if (ttt_ad_own(e, ad) < 0)
@@ -390,14 +402,10 @@ int ttt_engine_restore_recent(struct ttt_engine *e, const struct ttt_recent *r)
 	}
 	if (count < e->R && pos > count)
 		pos = count;
-	struct series *s = ttt_series_get(e, r->key);
-	if (!s)
-		return -ENOMEM;
-	if (s->queued) {
-		int rc = ttt_engine_flush(e);
-		if (rc < 0)
-			return rc;
-	}
+	struct series *s;
+	int rc = series_settled(e, r->key, &s);
+	if (rc < 0)
+		return rc;
 	if (s->has_ts && s->last_ts != r->last_ts)
 		return -ESTALE;
 	s->n = (long)pos;
