@@ -14,9 +14,9 @@
  *   1. validate and append the value (gaps, duplicates, late values);
  *   2. forecast from the last L values with the current adapter and emit
  *      TTT_EV_FORECAST -- before anything below can use this value;
- *   3. shadow scoring and drift sampling on windows already matured;
- *   4. maybe adapt (schedule or drift), guard, accept/reject;
- *   5. maybe roll back / reset.
+ *   3. shadow scoring on a matured window (an adapter worse than the
+ *      frozen model is rolled back or reset), drift sampling;
+ *   4. maybe adapt (schedule or drift), guard, accept/reject.
  * So an update at t reads only values up to t, and no window is forecast
  * by a state that has seen its horizon.
  */
@@ -159,7 +159,7 @@ int ttt_engine_observe(struct ttt_engine *e, const char *key, int64_t ts,
  * queued with a snapshot of its series' adapter; its TTT_EV_FORECAST comes
  * out of ttt_engine_flush(), called by the engine when max are queued and
  * by the caller before it needs them (e.g. before committing a batch).
- * With ttt.scope = series the observation's learning (steps 3 to 5) waits
+ * With ttt.scope = series the observation's learning (steps 3 and 4) waits
  * for the flush too, its frozen passes batched with the others'.  The
  * flush emits, observation by observation, the forecast and then its
  * learning's events: the forecasts, events, decisions and versions of the
