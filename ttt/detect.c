@@ -8,6 +8,7 @@
  */
 #include <math.h>
 
+#include "ttt/internal.h"
 #include "ttt/ttt.h"
 
 #define PH_WARMUP     10 /* samples before Page-Hinkley may fire */

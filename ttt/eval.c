@@ -27,6 +27,7 @@
 #include <time.h>
 
 #include "forecast/forecast.h"
+#include "ttt/internal.h"
 #include "ttt/ttt.h"
 
 static const char *const arm_names[TTT_ARM_COUNT] = {

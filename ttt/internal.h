@@ -1,9 +1,14 @@
 /*
- * Private to ttt/ and its tests: switches that exist so that tests can
- * compare the engine's fast paths with the general code they replace.
+ * Private to ttt/ and its tests: the drift detectors and naive baselines
+ * (the evaluator's and the engine's building blocks), and the switch that
+ * lets tests compare the engine's fast paths with the general code they
+ * replace.  The engine's own state is in engine_private.h.
  */
 #ifndef DRIFTCAST_TTT_INTERNAL_H
 #define DRIFTCAST_TTT_INTERNAL_H
+
+#include <stddef.h>
+#include <stdint.h>
 
 #include "ttt/ttt.h"
 
@@ -16,5 +21,35 @@
  * 0 or its negative errno.
  */
 int ttt_engine_set_fast_paths(struct ttt_engine *e, int on);
+
+/* ---- drift detectors (detect.c) ------------------------------------------
+ * Fixed-size state, no allocation.  update() returns 1 when the detector
+ * fires (it then resets itself), 0 otherwise.
+ */
+struct ttt_ph {
+	double mean, cum, min_cum;
+	long n;
+};
+void ttt_ph_init(struct ttt_ph *ph);
+int ttt_ph_update(struct ttt_ph *ph, float x, float delta, float lambda,
+		  float *ret_stat);
+
+#define TTT_ADWIN_MAX 32 /* bounded window: the last 32 samples */
+struct ttt_adwin {
+	float v[TTT_ADWIN_MAX];
+	int head, n;
+};
+void ttt_adwin_init(struct ttt_adwin *a);
+int ttt_adwin_update(struct ttt_adwin *a, float x, float delta,
+		     float *ret_stat);
+
+/* ---- naive baselines (naive.c) -------------------------------------------
+ * y [H] from the history x [n] ending at the forecast origin: persistence
+ * repeats x[n-1]; seasonal naive repeats the last full period,
+ * y[h] = x[n - period + (h mod period)] (needs n >= period >= 1; the
+ * period may exceed the model's lookback, e.g. 144 for 10-minute data).
+ */
+void ttt_naive_persistence(float *y, const float *x, int n, int H);
+void ttt_naive_seasonal(float *y, const float *x, int n, int H, int period);
 
 #endif

@@ -5,6 +5,7 @@
  */
 #include <math.h>
 
+#include "ttt/internal.h"
 #include "ttt/ttt.h"
 
 void ttt_naive_persistence(float *y, const float *x, int n, int H)

@@ -1,27 +1,24 @@
 /*
  * ttt: the per-series online loop -- ring buffers, masking, the adaptation
- * schedule, drift detection, the guard, shadow scoring and rollback, and the
- * causal evaluator.  No I/O, no logging: results come back as status codes
- * and as events through a callback.
+ * schedule, drift detection, the guard, shadow scoring and rollback -- and
+ * the causal evaluator.  No I/O, no logging: results come back as status
+ * codes and as events through a callback.  One engine serves many series
+ * with one shared base model (forecast/); each series owns a ring buffer
+ * of its recent values and, by ttt.scope, its own adapter block (or shares
+ * one per group or globally).  The daemon calls ttt_engine_observe() per
+ * measurement from one thread; ttt_eval_run() replays a dataset through
+ * the very same calls.
  *
- * One engine serves many series with one shared base model (forecast/);
- * each series owns a ring buffer of its recent values and, depending on
- * ttt.scope, its own adapter block (or shares one per group or globally).
- * The daemon calls ttt_engine_observe() per measurement from one thread;
- * the evaluator (ttt_eval_run) replays a dataset through the very same
- * calls.
- *
- * Order of work inside one observe() call (this is what makes the online
- * loop causal and what tests/ttt checks):
+ * Order of work inside one observe() call (what makes the online loop
+ * causal, and what tests/ttt checks):
  *   1. validate and append the value (gaps, duplicates, late values);
  *   2. forecast from the last L values with the current adapter and emit
  *      TTT_EV_FORECAST -- before anything below can use this value;
- *   3. shadow scoring and drift sampling on windows already matured;
- *   4. maybe adapt (schedule or drift), guard, accept/reject;
- *   5. maybe roll back / reset.
- * An update at time t only ever reads values with timestamps <= t, and
- * forecast windows (lookback ending at t) are emitted before any update at
- * t, so no window is ever forecast by a state that has seen its horizon.
+ *   3. shadow scoring on a matured window (an adapter worse than the
+ *      frozen model is rolled back or reset), drift sampling;
+ *   4. maybe adapt (schedule or drift), guard, accept/reject.
+ * So an update at t reads only values up to t, and no window is forecast
+ * by a state that has seen its horizon.
  */
 #ifndef DRIFTCAST_TTT_H
 #define DRIFTCAST_TTT_H
@@ -29,7 +26,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-struct fc_model;
+#include "forecast/forecast.h" /* struct fc_model, fc_dataset, fc_split */
 
 enum ttt_event_type {
 	TTT_EV_FORECAST = 0,   /* a forecast was issued */
@@ -40,9 +37,7 @@ enum ttt_event_type {
 	TTT_EV_RESET,	       /* soft or hard reset toward the anchor */
 	TTT_EV_GAP_FILLED,     /* short gap filled by interpolation */
 	TTT_EV_REJECTED_VALUE, /* duplicate, late or non-finite value */
-	TTT_EV_REALISED,       /* a matured window scored: ts is its forecast
-				  origin, adapted_error (current adapter) and
-				  shadow_error (frozen model), MSE over H */
+	TTT_EV_REALISED,       /* a matured window scored; ts: its origin */
 };
 
 enum ttt_trigger {
@@ -53,11 +48,9 @@ enum ttt_trigger {
 	TTT_TRIGGER_MANUAL,   /* operator (rollback command) */
 };
 
-/*
- * One event.  Pointers are valid only during the callback.  Versions are
+/* One event.  Pointers are valid only during the callback.  Versions are
  * per-series counters assigned by the engine (0 = the initial adapter);
- * storage/ maps them to rows.  Fields that do not apply to a type are 0.
- */
+ * storage/ maps them to rows.  Fields that do not apply to a type are 0. */
 struct ttt_event {
 	enum ttt_event_type type;
 	enum ttt_trigger trigger;
@@ -68,31 +61,26 @@ struct ttt_event {
 	float loss_before, loss_after;	   /* objective on the step batch */
 	float guard_before, guard_after;   /* forecast MSE, held-out windows */
 	float update_norm;		   /* L2 norm of the accepted delta */
-	float adapted_error, shadow_error; /* realised, over the window */
+	float adapted_error, shadow_error; /* realised MSE, adapter/frozen */
 	const char *reason;		   /* static human-readable text */
 	const float *forecast;		   /* TTT_EV_FORECAST: [horizon] */
 	int horizon;
 	const float *adapter; /* new version's adapter block, or NULL */
 	size_t adapter_len;   /* floats */
-	/* Added by the engine (ttt/engine.c): */
-	int64_t data_from, data_until; /* adaptations: oldest and newest
-					  timestamp of the data used */
+	int64_t data_from, data_until; /* adaptations: oldest, newest ts used */
 	float value;		       /* TTT_EV_REJECTED_VALUE: the value */
 	int filled;		       /* TTT_EV_GAP_FILLED: points filled */
 	float detector_stat;	       /* TTT_EV_DRIFT: statistic that fired */
 	uint64_t version_restored;     /* TTT_EV_ROLLBACK: the good version
 					  whose content version_to repeats */
-	uint64_t tag; /* ttt_engine_set_tag() when the observation that
-			 caused the event was fed */
+	uint64_t tag; /* ttt_engine_set_tag() as of the causing observation */
 };
 
 typedef void (*ttt_event_fn)(void *user, const struct ttt_event *ev);
 
 /* ---- parameters ----------------------------------------------------------
- * The [ttt] settings (config/config.c documents each), as plain data; the
- * daemon maps struct cfg onto this.  ttt_params_default() gives the
- * defaults of the settings table.
- */
+ * The [ttt] settings as plain data (config/config.c documents each; the
+ * daemon maps struct cfg onto this), defaults as in the settings table. */
 enum ttt_drift_kind { TTT_DRIFT_NONE = 0, TTT_DRIFT_PH, TTT_DRIFT_ADWIN };
 enum ttt_reset_policy {
 	TTT_RESET_ROLLBACK = 0, /* to the last good version (else anchor) */
@@ -122,8 +110,7 @@ struct ttt_params {
 	int drift_every;   /* sample the recon loss every this many obs */
 	float ph_delta, ph_lambda; /* Page-Hinkley tolerance, threshold */
 	float adwin_delta;	   /* ADWIN confidence */
-	int drift_min_gap;	   /* min observations between adaptations
-				      when drift triggers early */
+	int drift_min_gap;	   /* min obs between adaptations on drift */
 	int shadow_every;	   /* score adapted vs frozen every n obs */
 	float rollback_margin;	   /* relative margin over the shadow */
 	int rollback_window;	   /* samples (EWMA span, min count) */
@@ -138,7 +125,6 @@ struct ttt_params {
 };
 
 void ttt_params_default(struct ttt_params *p);
-
 /* 0, or -EINVAL with the first violated rule in errbuf. */
 int ttt_params_check(const struct ttt_params *p, char *errbuf,
 		     size_t errbuf_size);
@@ -147,19 +133,16 @@ int ttt_params_check(const struct ttt_params *p, char *errbuf,
 
 struct ttt_engine;
 
-/*
- * A new engine over model m (borrowed: it must outlive the engine) with a
+/* A new engine over model m (borrowed: it must outlive the engine) with a
  * copy of params.  cb (may be NULL) receives every event synchronously,
- * from inside ttt_engine_observe() and friends; it must not call back into
- * the engine.  *ret is owned by the caller (ttt_engine_free).
- */
+ * from inside the engine's calls, and must not call back into it.  *ret is
+ * owned by the caller (ttt_engine_free). */
 int ttt_engine_new(const struct fc_model *m, const struct ttt_params *params,
 		   ttt_event_fn cb, void *user, struct ttt_engine **ret,
 		   char *errbuf, size_t errbuf_size);
 void ttt_engine_free(struct ttt_engine *e);
 
-/*
- * Feed one measurement of series `key` (copied on first sight) at
+/* Feed one measurement of series `key` (copied on first sight) at
  * timestamp ts (integer units, regular per series).  When the series has
  * a full lookback, the forecast is delivered as TTT_EV_FORECAST (its
  * values live until the callback returns).  Data problems are not errors:
@@ -167,80 +150,59 @@ void ttt_engine_free(struct ttt_engine *e);
  * dropped with TTT_EV_REJECTED_VALUE; a gap of at most max_gap steps is
  * filled by linear interpolation (TTT_EV_GAP_FILLED, filled > 0); a longer
  * gap restarts the series' history (TTT_EV_GAP_FILLED, filled = 0; its
- * adapter is kept).  Returns 0, -ENOMEM, or -EINVAL for an empty key.
- */
+ * adapter is kept).  Returns 0, -ENOMEM, or -EINVAL for an empty key. */
 int ttt_engine_observe(struct ttt_engine *e, const char *key, int64_t ts,
 		       float value);
 
-/*
- * Forecast in batches: with max > 1, a forecast that can share a batched
+/* Forecast in batches: with max > 1, a forecast that can share a batched
  * pass (the calibration is the only adapting family, or TTT is off) is
- * queued with a snapshot of its series' adapter instead of computed at
- * once, and its TTT_EV_FORECAST comes out of ttt_engine_flush() -- called
- * by the engine when max are queued, and by the caller before it needs
- * them (e.g. before committing a batch).  The forecasts are those the
- * observations would have produced at once (up to float rounding, which
- * depends on the batch size); what the engine learns afterwards never
- * reaches a queued forecast.
- *
- * With ttt.scope = series, the learning of a queued observation (steps 3
- * to 5: shadow, drift sample, adaptation, rollback) is queued with it and
- * runs at the flush too, the frozen passes of every queued series' windows
- * batched together.  Each series keeps its order: a series with queued
- * learning that is observed (or restored) again is flushed first, and the
- * flush emits, observation by observation, its forecast and then its
- * learning's events -- the events, decisions and versions of the engine
- * working at once, in the same order, up to float rounding.  Until the
- * flush, ttt_engine_stats() and ttt_engine_series_adapter() do not show
- * the queued learning.
- *
- * max <= 1 turns batching off (flushing first).  0, -EINVAL, -ENOMEM.
- * Forecasts and learning still queued when the engine is freed are
- * dropped.
- */
+ * queued with a snapshot of its series' adapter; its TTT_EV_FORECAST comes
+ * out of ttt_engine_flush(), called by the engine when max are queued and
+ * by the caller before it needs them (e.g. before committing a batch).
+ * With ttt.scope = series the observation's learning (steps 3 and 4) waits
+ * for the flush too, its frozen passes batched with the others'.  The
+ * flush emits, observation by observation, the forecast and then its
+ * learning's events: the forecasts, events, decisions and versions of the
+ * engine working at once, up to float rounding (which depends on the
+ * batch size).  A series observed or restored again is flushed first;
+ * until then ttt_engine_stats() and ttt_engine_series_adapter() do not
+ * show its queued learning.  max <= 1 turns batching off (flushing
+ * first).  0, -EINVAL, -ENOMEM.  What is still queued when the engine is
+ * freed is dropped. */
 int ttt_engine_defer_forecasts(struct ttt_engine *e, int max);
 
-/* Emit the queued forecasts and run the queued learning (in the order of
- * their observations); 0, or a negative errno from forecast/ (the
- * forecasts are dropped, the learning still runs). */
+/* Emit the queued forecasts and run the queued learning, in observation
+ * order; 0, or forecast/'s errno (forecasts lost, learning still runs). */
 int ttt_engine_flush(struct ttt_engine *e);
 
 /* A caller's value copied into the tag of every event caused by the next
  * observations (e.g. the Kafka timestamp of the message they came in). */
 void ttt_engine_set_tag(struct ttt_engine *e, uint64_t tag);
 
-/*
- * Replace the parameters (SIGHUP).  Settings that cannot change at run
- * time -- scope, group_sep, families, the batch windows and stride, seed --
- * keep their running values (the config table marks them restart-only).
- * Returns -EINVAL (nothing changes) for invalid parameters.
- */
+/* Replace the parameters (SIGHUP); the restart-only settings (scope,
+ * group_sep, families, the batch windows and stride, seed) keep their
+ * running values.  -EINVAL (nothing changes) for invalid parameters. */
 int ttt_engine_set_params(struct ttt_engine *e, const struct ttt_params *p);
 
-/*
- * Set the adapter of series key (creating the series if needed) from
- * storage or an operator rollback: adapter holds len floats, the full
- * block (len = fc_adapter_len), or is NULL for the identity (anchor);
- * version becomes the current and last good version; last_ts (INT64_MIN:
- * unknown) tells the engine which timestamps are late.  With scope group
- * or global this sets the shared adapter.  No event is emitted.  -EINVAL
- * on a length mismatch or a non-finite weight, -ENOMEM.
- */
+/* Set the adapter of series key (created if needed) from storage or an
+ * operator rollback: adapter (copied) holds the full block, len =
+ * fc_adapter_len floats, or is NULL for the identity (anchor); version
+ * becomes the current and last good version; last_ts (INT64_MIN: unknown)
+ * tells which timestamps are late.  With scope group or global this sets
+ * the shared adapter.  No event is emitted.  -EINVAL on a length mismatch
+ * or a non-finite weight, -ENOMEM. */
 int ttt_engine_restore_series(struct ttt_engine *e, const char *key,
 			      const float *adapter, size_t len,
 			      uint64_t version, int64_t last_ts);
 
-/* The current adapter of series key expanded to the full block
- * (len = fc_adapter_len floats, copied into out) and its version;
- * -ENOENT for an unknown series. */
+/* Copy series key's adapter, expanded to the full block (len =
+ * fc_adapter_len floats), into out, and its version; -ENOENT if unknown. */
 int ttt_engine_series_adapter(const struct ttt_engine *e, const char *key,
 			      float *out, size_t len, uint64_t *ret_version);
 
-/*
- * A series' recent values -- its ring buffer -- and where it stands, so a
- * clean restart need not wait for a lookback to refill before it forecasts
- * again (the daemon saves them at a clean stop and restores them at start).
- */
+/* A series' recent values (its ring buffer) and where it stands, which the
+ * daemon saves at a clean stop and restores at start, so that forecasts
+ * need not wait for a lookback to refill. */
 struct ttt_recent {
 	const char *key;
 	int64_t last_ts, step; /* the newest value's time, the series' step */
@@ -258,16 +220,14 @@ typedef int (*ttt_recent_fn)(void *user, const struct ttt_recent *r);
 int ttt_engine_each_recent(const struct ttt_engine *e, ttt_recent_fn fn,
 			   void *user);
 
-/*
- * Give series r->key (created if needed) the recent values and position of
- * r, as if it had seen them: forecasts resume at its next value.  The
- * drift detector starts afresh.  Values saved with a larger ring keep the
- * newest; a history shorter than this engine's ring restarts the position
- * at its start.  -ESTALE (nothing changes) when the series already has a
- * different last timestamp (its stored state moved on since the save);
- * -EINVAL for a position below count, a step <= 0 or a non-finite value;
- * -ENOMEM.  No event is emitted.
- */
+/* Give series r->key (created if needed) the recent values and position of
+ * r, as if it had seen them: forecasts resume at its next value; the drift
+ * detector starts afresh.  Values saved with a larger ring keep the newest;
+ * a history shorter than this engine's ring restarts the position at its
+ * start.  -ESTALE (nothing changes) when the series already has another
+ * last timestamp (its stored state moved on since the save); -EINVAL for
+ * a position below count, a step <= 0 or a non-finite value; -ENOMEM.  No
+ * event is emitted. */
 int ttt_engine_restore_recent(struct ttt_engine *e, const struct ttt_recent *r);
 
 /* Number of series seen. */
@@ -285,51 +245,17 @@ struct ttt_stats {
 	size_t bytes_shared;   /* workspace and scratch, once per engine */
 	size_t adapter_params; /* floats adapted per adapter state */
 };
-
 void ttt_engine_stats(const struct ttt_engine *e, struct ttt_stats *ret);
 
-/* ---- drift detectors (ttt/detect.c) ------------------------------------
- * Fixed-size state, no allocation.  update() returns 1 when the detector
- * fires (it then resets itself), 0 otherwise.
- */
-struct ttt_ph {
-	double mean, cum, min_cum;
-	long n;
-};
-void ttt_ph_init(struct ttt_ph *ph);
-int ttt_ph_update(struct ttt_ph *ph, float x, float delta, float lambda,
-		  float *ret_stat);
-
-#define TTT_ADWIN_MAX 32 /* bounded window: the last 32 samples */
-struct ttt_adwin {
-	float v[TTT_ADWIN_MAX];
-	int head, n;
-};
-void ttt_adwin_init(struct ttt_adwin *a);
-int ttt_adwin_update(struct ttt_adwin *a, float x, float delta,
-		     float *ret_stat);
-
-/* ---- naive baselines (ttt/naive.c) ---------------------------------------
- * y [H] from the history x [n] ending at the forecast origin: persistence
- * repeats x[n-1]; seasonal naive repeats the last full period,
- * y[h] = x[n - period + (h mod period)] (needs n >= period >= 1; the
- * period may exceed the model's lookback, e.g. 144 for 10-minute data).
- */
-void ttt_naive_persistence(float *y, const float *x, int n, int H);
-void ttt_naive_seasonal(float *y, const float *x, int n, int H, int period);
-
-/* The seasonal period for a sampling step in seconds: 24 for hourly, 96
- * for 15-minute, 144 for 10-minute, 7 for daily data (one day, or one
- * week for daily data); otherwise one day of steps if that divides evenly
- * and fits, else 1. */
+/* The seasonal period for a step in seconds: one day of steps (24 hourly,
+ * 96 for 15 minutes, 144 for 10) or 7 for daily data (a week); else one
+ * day of steps if that divides evenly and fits, else 1. */
 int ttt_season_period(double step_seconds);
 
 /* ---- the causal evaluator (ttt/eval.c) ---------------------------------
- * Replays the test split of a dataset (../shared/EVAL.md) through one
- * engine per arm, in time order, every channel a series "NAME/COLUMN".
- * Each window is scored as soon as its forecast is emitted, which is
- * before the engine sees any value of its horizon.
- */
+ * Replays a split (../shared/EVAL.md) through one engine per arm in time
+ * order, every channel a series "NAME/COLUMN"; a window is scored when its
+ * forecast is emitted, before the engine sees any value of its horizon. */
 enum ttt_arm {
 	TTT_ARM_FROZEN = 0,
 	TTT_ARM_RECON,
@@ -350,8 +276,6 @@ struct ttt_arm_result {
 	double adapt_ms_mean; /* per adaptation */
 };
 
-#include "forecast/forecast.h" /* struct fc_dataset, enum fc_split */
-
 /* Called every few hundred rows; return nonzero to cancel (-ECANCELED). */
 typedef int (*ttt_eval_progress_fn)(void *user, int arm, long done, long total);
 
@@ -360,15 +284,12 @@ typedef int (*ttt_eval_progress_fn)(void *user, int arm, long done, long total);
 typedef void (*ttt_eval_tap_fn)(void *user, int arm,
 				const struct ttt_event *ev);
 
-/*
- * Replay split (FC_SPLIT_TEST for EVAL.md; FC_SPLIT_VAL to tune settings)
+/* Replay split (FC_SPLIT_TEST for EVAL.md; FC_SPLIT_VAL to tune settings)
  * and run the arms whose bits are set in arm_mask (1u << TTT_ARM_*) with
  * params (recon: w_matured forced to 0; hybrid: params as given; frozen:
  * enabled = 0).  d must hold the scaled values the model was trained on.
  * progress and tap may be NULL; both get user.  results[TTT_ARM_COUNT]
- * is filled.  Returns 0 or a negative errno with
- * errbuf.
- */
+ * is filled.  Returns 0 or a negative errno with errbuf. */
 int ttt_eval_run(const struct fc_model *m, const struct fc_dataset *d,
 		 enum fc_split split, const struct ttt_params *params,
 		 unsigned arm_mask, ttt_eval_progress_fn progress,

@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "forecast/forecast.h"
+#include "ttt/internal.h"
 #include "ttt/ttt.h"
 
 /* A deterministic noisy level: level +- 0.05 (xorshift64). */

@@ -1,0 +1,299 @@
+/*
+ * Private to ttt/: the engine's state, shared by the files that split its
+ * work -- engine.c (the object, observe() and the learning decision),
+ * series.c (series, adapter states, rings), adapt.c (an adaptation),
+ * shadow.c (shadow scoring, rollback, the drift sample) and queue.c
+ * (deferred forecasts and learning) -- and the helpers they all use.
+ */
+#ifndef DRIFTCAST_TTT_ENGINE_PRIVATE_H
+#define DRIFTCAST_TTT_ENGINE_PRIVATE_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+#include <time.h>
+
+#include "forecast/forecast.h"
+#include "ttt/internal.h"
+#include "ttt/ttt.h"
+
+struct adstate {
+	struct adstate *next; /* hash chain (group and global scope) */
+	float *a;	      /* [n_ad] current, active range */
+	float *good;	      /* [n_ad] last good version */
+	uint64_t version, good_version, next_version;
+	int identity;	   /* a is the anchor: forecast with the frozen path */
+	int good_identity; /* good is the anchor */
+	float ew_adapt, ew_shadow;
+	int n_track;
+	size_t bytes;
+	char key[];
+};
+
+struct series {
+	struct series *next; /* hash chain */
+	struct adstate *ad;
+	float *ring; /* [R] */
+	int64_t last_ts, step;
+	long n;		  /* values since the series (re)started */
+	long since_adapt; /* values since the last adaptation */
+	uint64_t n_adapt; /* adaptations so far (mask seeds) */
+	uint64_t hash;
+	int has_ts;
+	int queued; /* learning waits in the queue (flush before more) */
+	struct ttt_ph ph;
+	struct ttt_adwin adwin;
+	size_t bytes;
+	char key[];
+};
+
+/*
+ * One adaptation's windows: ng guard windows (held out) then nm matured
+ * step windows as forecast rows fx [ng + nm, L] with their horizons fy
+ * [ng + nm, H], and nr reconstruction windows rx [nr, L] with masks rm
+ * [nr, L] -- wherever the caller put them (the scratch for an adaptation
+ * at once, the learning batch for a deferred one).
+ */
+struct adapt_job {
+	enum ttt_trigger trig;
+	int ng, nm, nr;
+	int64_t data_from;
+	float *fx, *fy, *rx, *rm;
+};
+
+/*
+ * What steps 3 and 4 of observe() (ttt.h) do for one observation, decided
+ * by ttt_learn_decide() when it is fed and acted on at once (engine.c) or
+ * at the flush (queue.c).
+ */
+enum learn_adapt {
+	LEARN_ADAPT_NONE = 0,
+	LEARN_ADAPT_SCHEDULE, /* adapt on schedule */
+	LEARN_ADAPT_ON_DRIFT, /* adapt if the drift sample fires */
+};
+struct learn_plan {
+	unsigned char shadow; /* score the shadow */
+	unsigned char drift;  /* sample the drift detector */
+	unsigned char adapt;  /* enum learn_adapt */
+};
+
+struct qslot;
+
+struct table {
+	void **b; /* buckets; entries chain through their first member */
+	size_t nb, count;
+};
+
+struct ttt_engine {
+	const struct fc_model *m;
+	struct ttt_params p;
+	ttt_event_fn cb;
+	void *user;
+	int L, H, R;
+	size_t A;		       /* fc_adapter_len */
+	size_t seg_off[4], seg_len[4]; /* active family ranges in the block */
+	int nseg;
+	size_t n_ad; /* floats in the active ranges, packed */
+	int maxb;
+	struct table series, groups;
+	struct adstate *global;
+	struct fc_workspace *ws;
+	/* scratch, once per engine */
+	float *ident;  /* [A] the anchor (identity adapter) */
+	float *full;   /* [A] expanded current adapter */
+	float *cand;   /* [A] expanded candidate */
+	float *grad;   /* [A] */
+	float *adam;   /* [2 n_ad] */
+	float *anchor; /* [n_ad] the identity, packed */
+	float *cc;     /* [n_ad] candidate, packed */
+	float *gc;     /* [n_ad] its gradient, packed */
+	float *xb;     /* [maxb, L] */
+	float *yb;     /* [maxb, H] */
+	float *mb;     /* [maxb, L] masks */
+	float *yh;     /* [maxb, H] */
+	float *out;    /* [H] last forecast */
+	/* The calibration-only fast paths (fast = calib_only unless a test
+	 * turns them off): an adaptation's frozen pass, its head outputs
+	 * (rows as in xb) and the step batch's reconstruction loss. */
+	int fast;
+	struct fc_head_raw raw; /* into the three below */
+	float *rfc;		/* [maxb, H] */
+	float *rmu;		/* [maxb] */
+	float *rsd;		/* [maxb] */
+	float recon_s;
+	/* Deferred forecasts (ttt_engine_defer_forecasts): up to qmax queued
+	 * windows with a snapshot of their calibration, forecast together by
+	 * ttt_engine_flush(). */
+	int qmax, qn;
+	uint64_t tag; /* ttt_engine_set_tag(), copied into events */
+	struct fc_workspace *wsq;
+	float *qx;	     /* [qmax, L] lookbacks */
+	float *qcal;	     /* [qmax, 2H] calibration snapshots */
+	const float **qcalp; /* [qmax] into qcal, or NULL (identity) */
+	float *qy;	     /* [qmax, H] */
+	struct qslot *qs;    /* [qmax] (queue.c) */
+	/* Deferred learning (ttt_engine_defer_forecasts, with scope series
+	 * and the calibration only): the steps 3 and 4 of up to lmax queued
+	 * observations (ln so far) wait for the flush, which runs the
+	 * frozen passes of all their windows together (fc_rows forecast
+	 * rows with horizons, recon_rows reconstruction rows loaded). */
+	int lmax, ln, fc_rows, recon_rows;
+	float *lfx;		 /* [lmax (1 + G + M), L]; G guard, M step */
+	float *lfy;		 /* [lmax (1 + G + M), H] */
+	struct fc_head_raw lraw; /* their rows */
+	float *lrx;		 /* [lmax (1 + Rw), L]; Rw recon windows */
+	float *lrm;		 /* [lmax (1 + Rw), L] masks */
+	double *lrsum;		 /* [lmax (1 + Rw)] */
+	int *lrcnt;		 /* [lmax (1 + Rw)] */
+	int calib_only; /* the adapting families are the calibration only */
+	struct ttt_stats st;
+	size_t bytes_shared;
+};
+
+/* ---- small helpers every part uses --------------------------------------- */
+
+static inline void emit(struct ttt_engine *e, struct ttt_event *ev)
+{
+	ev->tag = e->tag;
+	if (e->cb)
+		e->cb(e->user, ev);
+}
+
+static inline void ev_init(struct ttt_event *ev, enum ttt_event_type type,
+			   const struct series *s)
+{
+	memset(ev, 0, sizeof(*ev));
+	ev->type = type;
+	ev->series = s->key;
+	ev->ts = s->last_ts;
+}
+
+/* Full block -> packed active part, and back. */
+static inline void pack(const struct ttt_engine *e, float *dst,
+			const float *full)
+{
+	for (int i = 0; i < e->nseg; i++) {
+		memcpy(dst, full + e->seg_off[i],
+		       e->seg_len[i] * sizeof(float));
+		dst += e->seg_len[i];
+	}
+}
+
+static inline void unpack(const struct ttt_engine *e, float *full,
+			  const float *src)
+{
+	for (int i = 0; i < e->nseg; i++) {
+		memcpy(full + e->seg_off[i], src,
+		       e->seg_len[i] * sizeof(float));
+		src += e->seg_len[i];
+	}
+}
+
+/* The adapter block to forecast with for ad: NULL for the identity
+ * (bit-identical to the frozen model, and cheaper), else e->full. */
+static inline const float *expand(struct ttt_engine *e,
+				  const struct adstate *ad)
+{
+	if (ad->identity)
+		return NULL;
+	unpack(e, e->full, ad->a);
+	return e->full;
+}
+
+/* Copy values [i0, i0 + len) (positions since restart) into dst. */
+static inline void ring_copy(const struct ttt_engine *e, const struct series *s,
+			     long i0, int len, float *dst)
+{
+	for (int k = 0; k < len; k++)
+		dst[k] = s->ring[(size_t)((i0 + k) % e->R)];
+}
+
+/* Oldest position still in the ring. */
+static inline long ring_first(const struct ttt_engine *e,
+			      const struct series *s)
+{
+	return s->n > e->R ? s->n - e->R : 0;
+}
+
+static inline double now_seconds(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+/* ---- series.c: series, adapter states, windows --------------------------- */
+
+/* Series key, created on first sight (with its adapter state); NULL when
+ * out of memory. */
+struct series *ttt_series_get(struct ttt_engine *e, const char *key);
+/* Free every series and adapter state. */
+void ttt_series_free_all(struct ttt_engine *e);
+/* Give ad its own current and last-good blocks (copies of the anchor)
+ * before they are written; 0 or -ENOMEM. */
+int ttt_ad_own(struct ttt_engine *e, struct adstate *ad);
+void ttt_ad_set_anchor(struct ttt_engine *e, struct adstate *ad);
+void ttt_ad_track_reset(struct adstate *ad);
+/* Load the matured window with origin i into x [L] and y [H], both
+ * normalised by the lookback's mean and std. */
+void ttt_load_matured(const struct ttt_engine *e, const struct series *s,
+		      long i, float *x, float *y);
+
+/* ---- adapt.c: an adaptation ---------------------------------------------- */
+
+uint64_t ttt_mask_seed(const struct ttt_engine *e, const struct series *s,
+		       uint64_t salt);
+/* Forecast MSE of b windows x [b, L] against y [b, H] with adapter (may
+ * be NULL), by a full pass; NAN on failure. */
+float ttt_batch_mse(struct ttt_engine *e, const float *adapter, const float *x,
+		    const float *y, int b);
+/* The same on the calibration-only fast path, from the frozen head
+ * outputs raw of the b windows and the packed calibration cal (NULL: the
+ * identity). */
+float ttt_calib_mse(struct ttt_engine *e, const struct fc_head_raw *raw,
+		    const float *cal, const float *y, int b);
+/* Load an adaptation's windows into fx, fy, rx, rm and describe them in
+ * *j; 0 when there is not enough matured data yet (nothing changes). */
+int ttt_adapt_load(struct ttt_engine *e, struct series *s,
+		   enum ttt_trigger trig, float *fx, float *fy, float *rx,
+		   float *rm, struct adapt_job *j);
+/* Steps, bound, guard, decision and event of the adaptation j. */
+void ttt_adapt_run(struct ttt_engine *e, struct series *s,
+		   const struct adapt_job *j, const struct fc_head_raw *raw,
+		   float recon, double t0);
+/* An adaptation of s at once. */
+void ttt_adapt(struct ttt_engine *e, struct series *s, enum ttt_trigger trig);
+/* Ephemeral mode's forecast of s into e->out; 0 or a negative errno. */
+int ttt_forecast_ephemeral(struct ttt_engine *e, struct series *s);
+
+/* ---- shadow.c: shadow scoring, rollback, the drift sample ---------------- */
+
+int ttt_shadow_load(const struct ttt_engine *e, const struct series *s,
+		    float *x, float *y);
+void ttt_shadow_calib(struct ttt_engine *e, const struct adstate *ad,
+		      const struct fc_head_raw *raw, const float *y,
+		      float *ret_es, float *ret_ea);
+void ttt_shadow_score(struct ttt_engine *e, struct series *s, float es,
+		      float ea);
+void ttt_shadow_step(struct ttt_engine *e, struct series *s);
+void ttt_drift_load(const struct ttt_engine *e, const struct series *s,
+		    float *x, float *m);
+int ttt_drift_update(struct ttt_engine *e, struct series *s, float recon,
+		     float *ret_stat);
+void ttt_drift_emit(struct ttt_engine *e, struct series *s, float stat,
+		    float recon);
+int ttt_drift_step(struct ttt_engine *e, struct series *s);
+
+/* ---- engine.c and queue.c: an observation's learning, deferred forecasts */
+
+/* What steps 3 and 4 will do for s's newest observation (nothing they do
+ * changes what this reads, so it can be decided before any of it). */
+struct learn_plan ttt_learn_decide(const struct ttt_engine *e,
+				   const struct series *s);
+int ttt_deferrable(const struct ttt_engine *e);
+int ttt_learning_deferrable(const struct ttt_engine *e);
+void ttt_enqueue_forecast(struct ttt_engine *e, struct series *s);
+void ttt_learn_enqueue(struct ttt_engine *e, struct series *s);
+void ttt_queue_free(struct ttt_engine *e);
+
+#endif

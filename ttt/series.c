@@ -1,0 +1,422 @@
+/*
+ * Series state: the hash tables of series and of adapter states (per
+ * series, per group or global, by ttt.scope), the ring buffer of each
+ * series' recent values and the windows read from it, and the entry
+ * points that restore or inspect that state (restart, rollback command,
+ * clean restart).
+ *
+ * Memory.  A series is one allocation: its struct, its ring buffer of
+ * R = L + H + (guard_windows + step_windows) * stride floats and its key.
+ * An adapter state (one per series, per group or one global, by ttt.scope)
+ * is one allocation: the active part of the adapter block (the ranges of
+ * the adapting families, packed, n_ad floats) and the last good version
+ * of it.  The anchor is the identity adapter, shared by every series.
+ * Optimizer state, gradients, batches and the full adapter block used to
+ * call forecast/ live once per engine and only during an adaptation; so
+ * nothing is allocated per observation, only when a series or group is
+ * first seen.
+ */
+#include <errno.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "forecast/forecast.h"
+#include "ttt/engine_private.h"
+#include "ttt/ttt.h"
+
+/* ---- hash tables ----------------------------------------------------- */
+
+static uint64_t hash_key(const char *s)
+{
+	uint64_t h = 1469598103934665603ull;
+	for (; *s; s++) {
+		h ^= (unsigned char)*s;
+		h *= 1099511628211ull;
+	}
+	return h;
+}
+
+static uint64_t hash_keyn(const char *s, size_t n)
+{
+	uint64_t h = 1469598103934665603ull;
+	for (size_t i = 0; i < n; i++) {
+		h ^= (unsigned char)s[i];
+		h *= 1099511628211ull;
+	}
+	return h;
+}
+
+static struct series *series_find(const struct ttt_engine *e, const char *key,
+				  uint64_t h)
+{
+	if (!e->series.nb)
+		return NULL;
+	for (struct series *s = e->series.b[h & (e->series.nb - 1)]; s;
+	     s = s->next)
+		if (s->hash == h && strcmp(s->key, key) == 0)
+			return s;
+	return NULL;
+}
+
+/* Grow a table to at least nb buckets; entries are rehashed with hf. */
+static int table_grow(struct table *t, uint64_t (*hf)(void *))
+{
+	size_t nb = t->nb ? t->nb * 2 : 64;
+	void **b = calloc(nb, sizeof(void *));
+	if (!b)
+		return -ENOMEM;
+	for (size_t i = 0; i < t->nb; i++) {
+		void *x = t->b[i];
+		while (x) {
+			void *next = *(void **)x;
+			size_t k = hf(x) & (nb - 1);
+			*(void **)x = b[k];
+			b[k] = x;
+			x = next;
+		}
+	}
+	free(t->b);
+	t->b = b;
+	t->nb = nb;
+	return 0;
+}
+
+static uint64_t series_hash(void *x)
+{
+	return ((struct series *)x)->hash;
+}
+
+static uint64_t ad_hash(void *x)
+{
+	return hash_key(((struct adstate *)x)->key);
+}
+
+/* ---- adapter states -------------------------------------------------- */
+
+/* A new adapter state: the identity, sharing the engine's anchor until
+ * it first changes (ad_own), so series that never adapt cost no adapter
+ * memory. */
+static struct adstate *ad_new(struct ttt_engine *e, const char *key,
+			      size_t keylen)
+{
+	size_t bytes = sizeof(struct adstate) + keylen + 1;
+	struct adstate *a;
+	bytes = (bytes + 15) & ~(size_t)15;
+	a = calloc(1, bytes);
+	if (!a)
+		return NULL;
+	memcpy(a->key, key, keylen);
+	a->key[keylen] = '\0';
+	a->a = a->good = e->anchor;
+	a->identity = 1;
+	a->good_identity = 1;
+	a->next_version = 1;
+	a->bytes = bytes;
+	e->st.adapters++;
+	e->st.bytes_adapters += a->bytes;
+	return a;
+}
+
+int ttt_ad_own(struct ttt_engine *e, struct adstate *ad)
+{
+	if (ad->a != e->anchor)
+		return 0;
+	size_t fl = 2 * e->n_ad * sizeof(float);
+	float *b = malloc(fl);
+	if (!b)
+		return -ENOMEM;
+	memcpy(b, e->anchor, e->n_ad * sizeof(float));
+	memcpy(b + e->n_ad, e->anchor, e->n_ad * sizeof(float));
+	ad->a = b;
+	ad->good = b + e->n_ad;
+	ad->bytes += fl;
+	e->st.bytes_adapters += fl;
+	return 0;
+}
+
+static void ad_free(const struct ttt_engine *e, struct adstate *ad)
+{
+	if (ad && ad->a != e->anchor)
+		free(ad->a);
+	free(ad);
+}
+
+static struct adstate *ad_for_key(struct ttt_engine *e, const char *key)
+{
+	size_t len = strlen(key);
+	if (e->p.scope == TTT_SCOPE_GLOBAL) {
+		if (!e->global)
+			e->global = ad_new(e, "*", 1);
+		return e->global;
+	}
+	if (e->p.scope == TTT_SCOPE_GROUP) {
+		const char *sep = strrchr(key, e->p.group_sep);
+		if (sep)
+			len = (size_t)(sep - key);
+	}
+	uint64_t h = hash_keyn(key, len);
+	if (e->groups.nb) {
+		for (struct adstate *a = e->groups.b[h & (e->groups.nb - 1)]; a;
+		     a = a->next)
+			if (strlen(a->key) == len &&
+			    memcmp(a->key, key, len) == 0)
+				return a;
+	}
+	if (e->groups.count + 1 > e->groups.nb &&
+	    table_grow(&e->groups, ad_hash) < 0)
+		return NULL;
+	struct adstate *a = ad_new(e, key, len);
+	if (!a)
+		return NULL;
+	size_t k = h & (e->groups.nb - 1);
+	a->next = e->groups.b[k];
+	e->groups.b[k] = a;
+	e->groups.count++;
+	return a;
+}
+
+void ttt_ad_track_reset(struct adstate *ad)
+{
+	ad->ew_adapt = ad->ew_shadow = 0.0f;
+	ad->n_track = 0;
+}
+
+void ttt_ad_set_anchor(struct ttt_engine *e, struct adstate *ad)
+{
+	if (ad->a != e->anchor)
+		memcpy(ad->a, e->anchor, e->n_ad * sizeof(float));
+	ad->identity = 1;
+}
+
+/* ---- series and their rings ------------------------------------------ */
+
+struct series *ttt_series_get(struct ttt_engine *e, const char *key)
+{
+	uint64_t h = hash_key(key);
+	struct series *s = series_find(e, key, h);
+	size_t keylen, bytes;
+	if (s)
+		return s;
+	if (e->series.count + 1 > e->series.nb &&
+	    table_grow(&e->series, series_hash) < 0)
+		return NULL;
+	keylen = strlen(key);
+	bytes = (sizeof(struct series) + keylen + 1 + 15) & ~(size_t)15;
+	s = calloc(1, bytes + (size_t)e->R * sizeof(float));
+	if (!s)
+		return NULL;
+	memcpy(s->key, key, keylen + 1);
+	s->ring = (float *)((char *)s + bytes);
+	s->hash = h;
+	s->step = e->p.step;
+	s->bytes = bytes + (size_t)e->R * sizeof(float) + sizeof(void *);
+	ttt_ph_init(&s->ph);
+	ttt_adwin_init(&s->adwin);
+	s->ad = ad_for_key(e, key);
+	if (!s->ad) {
+		free(s);
+		return NULL;
+	}
+	size_t k = h & (e->series.nb - 1);
+	s->next = e->series.b[k];
+	e->series.b[k] = s;
+	e->series.count++;
+	e->st.series++;
+	e->st.bytes_series += s->bytes;
+	return s;
+}
+
+void ttt_series_free_all(struct ttt_engine *e)
+{
+	for (size_t i = 0; i < e->series.nb; i++) {
+		struct series *s = e->series.b[i];
+		while (s) {
+			struct series *n = s->next;
+			free(s);
+			s = n;
+		}
+	}
+	free(e->series.b);
+	for (size_t i = 0; i < e->groups.nb; i++) {
+		struct adstate *a = e->groups.b[i];
+		while (a) {
+			struct adstate *n = a->next;
+			ad_free(e, a);
+			a = n;
+		}
+	}
+	free(e->groups.b);
+	ad_free(e, e->global);
+}
+
+void ttt_load_matured(const struct ttt_engine *e, const struct series *s,
+		      long i, float *x, float *y)
+{
+	int L = e->L, H = e->H;
+	double sum = 0.0, sq = 0.0, mean, sd;
+	ring_copy(e, s, i - L + 1, L, x);
+	ring_copy(e, s, i + 1, H, y);
+	for (int k = 0; k < L; k++)
+		sum += (double)x[k];
+	mean = sum / L;
+	for (int k = 0; k < L; k++)
+		sq += ((double)x[k] - mean) * ((double)x[k] - mean);
+	sd = sqrt(sq / L + 1e-5);
+	for (int k = 0; k < L; k++)
+		x[k] = (float)(((double)x[k] - mean) / sd);
+	for (int k = 0; k < H; k++)
+		y[k] = (float)(((double)y[k] - mean) / sd);
+}
+
+/* ---- restore and inspection ------------------------------------------ */
+
+/* Series key (created if needed) with its queued learning run, so that a
+ * restore lands after it; 0, -ENOMEM or the flush's negative errno. */
+static int series_settled(struct ttt_engine *e, const char *key,
+			  struct series **ret)
+{
+	struct series *s = ttt_series_get(e, key);
+	if (!s)
+		return -ENOMEM;
+	if (s->queued) {
+		int rc = ttt_engine_flush(e);
+		if (rc < 0)
+			return rc;
+	}
+	*ret = s;
+	return 0;
+}
+
+size_t ttt_engine_series_count(const struct ttt_engine *e)
+{
+	return e->series.count;
+}
+
+int ttt_engine_restore_series(struct ttt_engine *e, const char *key,
+			      const float *adapter, size_t len,
+			      uint64_t version, int64_t last_ts)
+{
+	struct series *s;
+	struct adstate *ad;
+	if (!key || !*key)
+		return -EINVAL;
+	if (adapter) {
+		if (len != e->A)
+			return -EINVAL;
+		for (size_t i = 0; i < len; i++)
+			if (!isfinite(adapter[i]))
+				return -EINVAL;
+	}
+	int rc = series_settled(e, key, &s);
+	if (rc < 0)
+		return rc;
+	ad = s->ad;
+	if (adapter) {
+		if (ttt_ad_own(e, ad) < 0)
+			return -ENOMEM;
+		pack(e, ad->a, adapter);
+		ad->identity = 0;
+	} else {
+		ttt_ad_set_anchor(e, ad);
+	}
+	if (ad->a != e->anchor)
+		memcpy(ad->good, ad->a, e->n_ad * sizeof(float));
+	ad->good_identity = ad->identity;
+	ad->version = ad->good_version = version;
+	if (ad->next_version <= version)
+		ad->next_version = version + 1;
+	ttt_ad_track_reset(ad);
+	if (last_ts != INT64_MIN) {
+		s->last_ts = last_ts;
+		s->has_ts = 1;
+	}
+	return 0;
+}
+
+int ttt_engine_series_adapter(const struct ttt_engine *e, const char *key,
+			      float *out, size_t len, uint64_t *ret_version)
+{
+	const struct series *s = series_find(e, key, hash_key(key));
+	if (!s)
+		return -ENOENT;
+	if (len != e->A)
+		return -EINVAL;
+	memcpy(out, e->ident, e->A * sizeof(float));
+	unpack(e, out, s->ad->a);
+	if (ret_version)
+		*ret_version = s->ad->version;
+	return 0;
+}
+
+int ttt_engine_each_recent(const struct ttt_engine *e, ttt_recent_fn fn,
+			   void *user)
+{
+	if (e->ln > 0)
+		return -EBUSY; /* queued learning would change them */
+	float *buf = malloc((size_t)e->R * sizeof(float));
+	int r = 0;
+	if (!buf)
+		return -ENOMEM;
+	for (size_t i = 0; i < e->series.nb && r == 0; i++)
+		for (const struct series *s = e->series.b[i]; s && r == 0;
+		     s = s->next) {
+			if (!s->has_ts || s->step <= 0 || s->n == 0)
+				continue;
+			long first = ring_first(e, s);
+			struct ttt_recent rc = {
+			    .key = s->key,
+			    .last_ts = s->last_ts,
+			    .step = s->step,
+			    .position = s->n,
+			    .since_adapt = s->since_adapt,
+			    .adaptations = s->n_adapt,
+			    .values = buf,
+			    .count = (int)(s->n - first),
+			};
+			ring_copy(e, s, first, rc.count, buf);
+			r = fn(user, &rc);
+		}
+	free(buf);
+	return r;
+}
+
+int ttt_engine_restore_recent(struct ttt_engine *e, const struct ttt_recent *r)
+{
+	if (!r || !r->key || !*r->key || r->step <= 0 || r->count < 0 ||
+	    r->position < r->count || r->since_adapt < 0 ||
+	    (r->count > 0 && !r->values))
+		return -EINVAL;
+	for (int k = 0; k < r->count; k++)
+		if (!isfinite(r->values[k]))
+			return -EINVAL;
+	/* Saved by an engine with another ring size: keep the newest R; a
+	 * shorter history than the ring restarts the position at its start
+	 * (the ring must hold every position from ring_first on). */
+	const float *v = r->values;
+	int count = r->count;
+	int64_t pos = r->position;
+	if (count > e->R) {
+		v += count - e->R;
+		count = e->R;
+	}
+	if (count < e->R && pos > count)
+		pos = count;
+	struct series *s;
+	int rc = series_settled(e, r->key, &s);
+	if (rc < 0)
+		return rc;
+	if (s->has_ts && s->last_ts != r->last_ts)
+		return -ESTALE;
+	s->n = (long)pos;
+	for (int k = 0; k < count; k++)
+		s->ring[(size_t)((s->n - count + k) % e->R)] = v[k];
+	s->since_adapt = (long)r->since_adapt;
+	s->n_adapt = r->adaptations;
+	s->last_ts = r->last_ts;
+	s->step = r->step;
+	s->has_ts = 1;
+	ttt_ph_init(&s->ph);
+	ttt_adwin_init(&s->adwin);
+	return 0;
+}
