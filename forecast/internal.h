@@ -5,6 +5,9 @@
 #ifndef DRIFTCAST_FORECAST_INTERNAL_H
 #define DRIFTCAST_FORECAST_INTERNAL_H
 
+#include <stdarg.h>
+#include <stdio.h>
+
 #include "forecast/forecast.h"
 #include "forecast/nn.h"
 
@@ -52,5 +55,22 @@ int fc_model_alloc(const struct fc_config *cfg, struct fc_model **ret);
 int fc_pass(const struct fc_model *m, const float *p, const float *adapter,
 	    struct fc_workspace *ws, const struct fc_batch *b, int want_grad,
 	    struct fc_loss *ret);
+
+/* Write the reason into errbuf (when given) and return err: the one place
+ * forecast/ formats an error for a human. */
+static inline int fc_fail(char *errbuf, size_t size, int err, const char *fmt,
+			  ...) __attribute__((format(printf, 4, 5)));
+
+static inline int fc_fail(char *errbuf, size_t size, int err, const char *fmt,
+			  ...)
+{
+	if (errbuf && size) {
+		va_list ap;
+		va_start(ap, fmt);
+		vsnprintf(errbuf, size, fmt, ap);
+		va_end(ap);
+	}
+	return err;
+}
 
 #endif
