@@ -46,6 +46,32 @@ struct fc_workspace {
 /* Allocate a model's blocks for cfg (params zeroed); no init. */
 int fc_model_alloc(const struct fc_config *cfg, struct fc_model **ret);
 
+/* ---- passes shared by model.c and calib.c ----------------------------- */
+
+/* Whether ws serves m's config and holds rows windows. */
+int fc_ws_fits(const struct fc_model *m, const struct fc_workspace *ws,
+	       int rows);
+
+/* Effective weights for base p and adapter (may be NULL), merged into the
+ * workspace unless the merge would change nothing or the cached merge is
+ * for equal contents. */
+void fc_effective_weights(struct nn_weights *w, const struct fc_model *m,
+			  const float *p, const float *adapter,
+			  struct fc_workspace *ws);
+
+/* Forecast b windows x with adapter (may be NULL) and, when cal is not
+ * NULL, a calibration per window instead of the adapter's; the results
+ * stay in ws->a (pred, and fc, mu, sd of every row). */
+int fc_forecast_pass(const struct fc_model *m, const float *adapter,
+		     const float *const *cal, struct fc_workspace *ws,
+		     const float *x, int b);
+
+/* The forward pass of fc_pass over batch bt (checked), activations kept
+ * in ws->a for a backward; w gets the effective weights. */
+int fc_pass_forward(const struct fc_model *m, const float *p,
+		    const float *adapter, struct fc_workspace *ws,
+		    const struct fc_batch *bt, struct nn_weights *w);
+
 /* fc_pass(want_grad): the adapter's calibration gradient only (in
  * ws->gad; ws->gp untouched). */
 #define FC_PASS_GRAD_CALIB 2
