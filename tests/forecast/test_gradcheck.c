@@ -13,7 +13,7 @@
 
 #include "forecast/forecast.h"
 #define FC_REAL_DOUBLE
-#include "forecast/nn.h"
+#include "forecast/nn_layers.h"
 
 #define EPS 1e-6
 #define TOL 1e-6 /* relative, with an absolute floor */
