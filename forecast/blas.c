@@ -5,7 +5,7 @@
  * cblas_* prototypes), so the three OpenBLAS extensions we need are
  * declared here instead.
  */
-#include "forecast/forecast.h"
+#include "forecast/internal.h"
 
 #include <dlfcn.h>
 #include <gsl/gsl_cblas.h>

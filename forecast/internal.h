@@ -1,6 +1,7 @@
 /*
- * Private to forecast/: the definitions behind the opaque model and
- * workspace types, shared by model.c, modelfile.c and train.c.
+ * Private to forecast/ (and its tests): the definitions behind the opaque
+ * model and workspace types, the passes model.c and calib.c share, the
+ * functions only forecast/ and its tests call, and the errbuf helper.
  */
 #ifndef DRIFTCAST_FORECAST_INTERNAL_H
 #define DRIFTCAST_FORECAST_INTERNAL_H
@@ -45,6 +46,32 @@ struct fc_workspace {
 
 /* Allocate a model's blocks for cfg (params zeroed); no init. */
 int fc_model_alloc(const struct fc_config *cfg, struct fc_model **ret);
+
+/* ---- used by forecast/ and its tests only ----------------------------- */
+
+/* Path of the shared object that provides cblas_sgemm (static string
+ * owned by the dynamic loader).  Must name libopenblas. */
+const char *fc_blas_provider(void);
+
+/* Set the scaler: n channels with their train mean and std and names
+ * (NULL names = "0", "1", ...); copies its arguments. */
+int fc_model_set_scaler(struct fc_model *m, int n, const float *mean,
+			const float *std, const char *const *names);
+
+/* fc_model_load() from n bytes in memory (e.g. a BLOB); name stands for
+ * the path in messages (NULL: "model").  buf is not kept. */
+int fc_model_load_buffer(const void *buf, size_t n, const char *name,
+			 struct fc_model **ret, char *errbuf,
+			 size_t errbuf_size);
+
+/* The adapter tensor table in block order, i = 0 .. count-1: name
+ * (static), offset and length in floats, family bit; -ERANGE past the
+ * end. */
+size_t fc_adapter_tensor_count(const struct fc_model *m);
+int fc_adapter_tensor(const struct fc_model *m, size_t i, const char **ret_name,
+		      size_t *ret_off, size_t *ret_len, unsigned *ret_family);
+
+int fc_workspace_max_batch(const struct fc_workspace *ws);
 
 /* ---- passes shared by model.c and calib.c ----------------------------- */
 

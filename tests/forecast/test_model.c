@@ -13,7 +13,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "forecast/forecast.h"
+#include "forecast/internal.h" /* fc_model_set_scaler, fc_adapter_tensor */
 
 static struct fc_model *m;
 static struct fc_workspace *ws;
