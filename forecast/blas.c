@@ -2,8 +2,8 @@
  * Which BLAS we run on, and how many threads it uses.
  *
  * OpenBLAS's own cblas.h clashes with GSL's gsl_cblas.h (both declare the
- * cblas_* prototypes), so the three OpenBLAS extensions we need are
- * declared here instead.
+ * cblas_* prototypes), so the OpenBLAS extensions we need are declared
+ * here instead.
  */
 #include "forecast/internal.h"
 

@@ -313,7 +313,8 @@ void nn_acts_view(struct nn_acts *v, const struct nn_acts *a,
 
 /* ---- adapters merged into effective weights ---------------------------- */
 
-/* dst [out, in] = src + B [out, r] @ A [r, in] (rows of dst from row0) */
+/* dst [out, in] += B [out, r] @ A [r, in] (dst holds a copy of the base
+ * tensor) */
 static void lora_merge(fc_real *dst, const fc_real *A, const fc_real *B,
 		       int out, int in, int r)
 {

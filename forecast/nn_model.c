@@ -1,10 +1,18 @@
 /*
- * The whole model over a pass of R windows: forward (instance
- * normalisation, patching, embedding, the GRU or transformer layers, the
- * final LayerNorm, the forecast and reconstruction heads), the losses, and
+ * The whole model over a pass of R windows: forward, the losses, and
  * backward, which calls the layers' backward kernels in the reverse order
- * of forward.  The rows are processed in chunks of a few windows so that
- * activations stay in cache between a layer and the next.
+ * of forward.  Forward of a window x [L] (raw values):
+ *   instance normalisation (the window's mean and std) -> optional mask
+ *   (hidden points get value 0, indicator 1) -> patches [N, 2P] (values
+ *   and mask indicators; the lookback padded with S copies of its last
+ *   value) -> embedding 2P -> D (+ learned positions, transformer) -> GRU
+ *   layers, or pre-LayerNorm transformer encoder layers -> final
+ *   LayerNorm -> two heads:
+ *     forecast: flatten [N * D] -> H -> calibration -> de-normalise;
+ *     recon:    per token D -> P, overlapping patches averaged back onto
+ *               the L points (normalised space).
+ * The rows are processed in chunks of a few windows so that activations
+ * stay in cache between a layer and the next.
  */
 #include "forecast/nn_private.h"
 
