@@ -2,10 +2,10 @@
  * Which BLAS we run on, and how many threads it uses.
  *
  * OpenBLAS's own cblas.h clashes with GSL's gsl_cblas.h (both declare the
- * cblas_* prototypes), so the three OpenBLAS extensions we need are
- * declared here instead.
+ * cblas_* prototypes), so the OpenBLAS extensions we need are declared
+ * here instead.
  */
-#include "forecast/forecast.h"
+#include "forecast/internal.h"
 
 #include <dlfcn.h>
 #include <gsl/gsl_cblas.h>

@@ -1,131 +1,19 @@
 /*
- * The public model API: configs, models, adapters, workspaces, forecasting,
- * the masked-segment sampler, losses with gradients, AdamW and clipping.
- * The arithmetic lives in nn.c; this file owns memory and checks input.
+ * The model object and what serves it: the base weights and scaler, the
+ * adapter block's table, workspaces with their cache of merged adapter
+ * weights, forecasting, losses with gradients, and the seeded RNG and
+ * masked-segment sampler (the RNG is the public face of the splitmix64
+ * that initialises weights and adapters, and the masks feed the
+ * reconstruction rows of fc_batch).  The arithmetic lives in nn_*.c; this
+ * file owns memory and checks input.
  */
 #include "forecast/internal.h"
 
 #include <errno.h>
 #include <math.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-/* AVX2 versions of the optimizer loops, picked at run time (the build
- * stays portable) */
-#if defined(__x86_64__) && defined(__GNUC__)
-#include <immintrin.h>
-#define FC_AVX2 1
-#endif
-
-static int fail(char *errbuf, size_t size, int err, const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
-
-static int fail(char *errbuf, size_t size, int err, const char *fmt, ...)
-{
-	if (errbuf && size) {
-		va_list ap;
-		va_start(ap, fmt);
-		vsnprintf(errbuf, size, fmt, ap);
-		va_end(ap);
-	}
-	return err;
-}
-
-/* ---- config ------------------------------------------------------------ */
-
-void fc_config_default(struct fc_config *c)
-{
-	memset(c, 0, sizeof(*c));
-	c->backbone = FC_BACKBONE_GRU;
-	c->lookback = 96;
-	c->horizon = 96;
-	c->patch_len = 16;
-	c->patch_stride = 8;
-	c->d_model = 64;
-	c->n_layers = 1;
-	c->n_heads = 4;
-	c->d_ff = 128;
-	c->lora_rank = 4;
-	c->mask_ratio = 0.33f;
-	c->mask_seg = 16;
-}
-
-int fc_config_patches(const struct fc_config *c)
-{
-	if (c->patch_stride <= 0 || c->lookback < c->patch_len)
-		return 0;
-	return (c->lookback - c->patch_len) / c->patch_stride + 2;
-}
-
-int fc_config_check(const struct fc_config *c, char *errbuf, size_t size)
-{
-	if (c->backbone != FC_BACKBONE_GRU &&
-	    c->backbone != FC_BACKBONE_TRANSFORMER)
-		return fail(errbuf, size, -EINVAL, "unknown backbone %d",
-			    c->backbone);
-	if (c->lookback < 16 || c->lookback > 720)
-		return fail(errbuf, size, -EINVAL,
-			    "lookback %d out of range 16..720", c->lookback);
-	if (c->horizon < 1 || c->horizon > 720)
-		return fail(errbuf, size, -EINVAL,
-			    "horizon %d out of range 1..720", c->horizon);
-	if (c->patch_len < 1 || c->patch_len > c->lookback ||
-	    c->patch_stride < 1 || c->patch_stride > c->patch_len)
-		return fail(errbuf, size, -EINVAL,
-			    "patch %d / stride %d do not fit lookback %d",
-			    c->patch_len, c->patch_stride, c->lookback);
-	if (fc_config_patches(c) > NN_MAX_TOKENS)
-		return fail(errbuf, size, -EINVAL, "%d patches exceed %d",
-			    fc_config_patches(c), NN_MAX_TOKENS);
-	if (c->d_model < 2 || c->d_model > 1024)
-		return fail(errbuf, size, -EINVAL,
-			    "width %d out of range 2..1024", c->d_model);
-	if (c->n_layers < 1 || c->n_layers > FC_MAX_LAYERS)
-		return fail(errbuf, size, -EINVAL,
-			    "layers %d out of range 1..%d", c->n_layers,
-			    FC_MAX_LAYERS);
-	if (c->backbone == FC_BACKBONE_TRANSFORMER &&
-	    (c->n_heads < 1 || c->d_model % c->n_heads))
-		return fail(errbuf, size, -EINVAL,
-			    "heads %d must divide width %d", c->n_heads,
-			    c->d_model);
-	if (c->d_ff < 1 || c->d_ff > 8192)
-		return fail(errbuf, size, -EINVAL,
-			    "feed-forward width %d out of range 1..8192",
-			    c->d_ff);
-	if (c->lora_rank < 1 || c->lora_rank > 64)
-		return fail(errbuf, size, -EINVAL,
-			    "LoRA rank %d out of range 1..64", c->lora_rank);
-	if (!(c->mask_ratio >= 0.0f && c->mask_ratio <= 0.9f))
-		return fail(errbuf, size, -EINVAL,
-			    "mask ratio %g out of range 0..0.9",
-			    (double)c->mask_ratio);
-	if (c->mask_seg < 1 || c->mask_seg > c->lookback)
-		return fail(errbuf, size, -EINVAL,
-			    "mask segment %d out of range 1..lookback",
-			    c->mask_seg);
-	return 0;
-}
-
-const char *fc_backbone_name(int backbone)
-{
-	return backbone == FC_BACKBONE_GRU	     ? "gru"
-	       : backbone == FC_BACKBONE_TRANSFORMER ? "transformer"
-						     : "unknown";
-}
-
-int fc_backbone_parse(const char *name, int *ret_backbone)
-{
-	if (!strcmp(name, "gru"))
-		*ret_backbone = FC_BACKBONE_GRU;
-	else if (!strcmp(name, "transformer"))
-		*ret_backbone = FC_BACKBONE_TRANSFORMER;
-	else
-		return -EINVAL;
-	return 0;
-}
 
 /* ---- models ----------------------------------------------------------------
  */
@@ -157,7 +45,7 @@ int fc_model_new(const struct fc_config *c, uint64_t seed,
 		return r;
 	r = fc_model_alloc(c, &m);
 	if (r < 0)
-		return fail(errbuf, errbuf_size, r, "out of memory");
+		return fc_fail(errbuf, errbuf_size, r, "out of memory");
 	nn_init_params(&m->lo, m->params, seed);
 	*ret = m;
 	return 0;
@@ -352,8 +240,8 @@ int fc_workspace_max_batch(const struct fc_workspace *ws)
 	return ws->max_batch;
 }
 
-static int ws_fits(const struct fc_model *m, const struct fc_workspace *ws,
-		   int rows)
+int fc_ws_fits(const struct fc_model *m, const struct fc_workspace *ws,
+	       int rows)
 {
 	return rows >= 0 && rows <= ws->max_batch &&
 	       !memcmp(&ws->cfg, &m->cfg, sizeof(m->cfg));
@@ -379,12 +267,9 @@ static int merge_is_identity(const struct nn_layout *lo, const float *ad)
 	return 1;
 }
 
-/* Effective weights for base p and adapter (may be NULL), merged into the
- * workspace unless the merge would change nothing or the cached merge is
- * for equal contents. */
-static void effective(struct nn_weights *w, const struct fc_model *m,
-		      const float *p, const float *adapter,
-		      struct fc_workspace *ws)
+void fc_effective_weights(struct nn_weights *w, const struct fc_model *m,
+			  const float *p, const float *adapter,
+			  struct fc_workspace *ws)
 {
 	const struct nn_layout *lo = &m->lo;
 	size_t bytes = sizeof(float) * lo->n_adapter;
@@ -418,20 +303,17 @@ static void effective(struct nn_weights *w, const struct fc_model *m,
 	ws->cache_valid = 1;
 }
 
-/* Forecast b windows x with adapter (may be NULL) and, when cal is not
- * NULL, a calibration per window instead of the adapter's; the results
- * stay in ws->a (pred, and fc, mu, sd of every row). */
-static int forecast_pass(const struct fc_model *m, const float *adapter,
-			 const float *const *cal, struct fc_workspace *ws,
-			 const float *x, int b)
+int fc_forecast_pass(const struct fc_model *m, const float *adapter,
+		     const float *const *cal, struct fc_workspace *ws,
+		     const float *x, int b)
 {
-	if (!ws_fits(m, ws, b))
+	if (!fc_ws_fits(m, ws, b))
 		return -EINVAL;
 	if (b == 0)
 		return 0;
 	const struct nn_layout *lo = &m->lo;
 	struct nn_weights w;
-	effective(&w, m, m->params, adapter, ws);
+	fc_effective_weights(&w, m, m->params, adapter, ws);
 	w.cal_row = cal;
 	memcpy(ws->a.x, x, sizeof(float) * (size_t)b * lo->L);
 	memset(ws->a.m, 0, sizeof(float) * (size_t)b * lo->L);
@@ -443,7 +325,7 @@ static int forecast(const struct fc_model *m, const float *adapter,
 		    const float *const *cal, struct fc_workspace *ws,
 		    const float *x, int b, float *y)
 {
-	int r = forecast_pass(m, adapter, cal, ws, x, b);
+	int r = fc_forecast_pass(m, adapter, cal, ws, x, b);
 	if (r < 0 || b == 0)
 		return r;
 	memcpy(y, ws->a.pred, sizeof(float) * (size_t)b * m->lo.H);
@@ -463,22 +345,20 @@ int fc_forecast_calibrated(const struct fc_model *m, struct fc_workspace *ws,
 	return forecast(m, NULL, cal, ws, x, b, y);
 }
 
-/* The forward pass of fc_pass over batch bt (checked), activations kept
- * in ws->a for a backward; w gets the effective weights. */
-static int pass_forward(const struct fc_model *m, const float *p,
-			const float *adapter, struct fc_workspace *ws,
-			const struct fc_batch *bt, struct nn_weights *w)
+int fc_pass_forward(const struct fc_model *m, const float *p,
+		    const float *adapter, struct fc_workspace *ws,
+		    const struct fc_batch *bt, struct nn_weights *w)
 {
 	const struct nn_layout *lo = &m->lo;
 	int bf = bt->bf, br = bt->br, L = lo->L;
-	if (bf < 0 || br < 0 || !ws_fits(m, ws, bf + br))
+	if (bf < 0 || br < 0 || !fc_ws_fits(m, ws, bf + br))
 		return -EINVAL;
 	if ((bf && (!bt->xf || !bt->yf)) || (br && (!bt->xr || !bt->mr)))
 		return -EINVAL;
 	for (size_t i = 0; i < (size_t)bf * lo->H; i++)
 		if (!isfinite(bt->yf[i]))
 			return -EINVAL;
-	effective(w, m, p, adapter, ws);
+	fc_effective_weights(w, m, p, adapter, ws);
 	if (bf) {
 		memcpy(ws->a.x, bt->xf, sizeof(float) * (size_t)bf * L);
 		memset(ws->a.m, 0, sizeof(float) * (size_t)bf * L);
@@ -499,7 +379,7 @@ int fc_pass(const struct fc_model *m, const float *p, const float *adapter,
 	const struct nn_layout *lo = &m->lo;
 	int bf = bt->bf, br = bt->br;
 	struct nn_weights w;
-	int r = pass_forward(m, p, adapter, ws, bt, &w);
+	int r = fc_pass_forward(m, p, adapter, ws, bt, &w);
 	if (r < 0)
 		return r;
 	float lf, lr;
@@ -556,189 +436,6 @@ int fc_loss_grad(const struct fc_model *m, const float *adapter,
 	return 0;
 }
 
-/* ---- the calibration-only fast paths -------------------------------------
- * The same expressions, in the same order, as nn.c's forecast_head (the
- * calibration and de-normalisation), nn_loss (the forecast part) and
- * fc_pass's FC_PASS_GRAD_CALIB branch, so that a loss or forecast built
- * from a cached frozen pass rounds as the full pass would.
- */
-
-static void raw_copy(const struct fc_model *m, const struct fc_workspace *ws,
-		     int b, const struct fc_head_raw *raw)
-{
-	memcpy(raw->fc, ws->a.fc, sizeof(float) * (size_t)b * m->lo.H);
-	memcpy(raw->mu, ws->a.mu, sizeof(float) * (size_t)b);
-	memcpy(raw->sd, ws->a.sd, sizeof(float) * (size_t)b);
-}
-
-int fc_forecast_raw(const struct fc_model *m, struct fc_workspace *ws,
-		    const float *x, int b, const struct fc_head_raw *raw)
-{
-	int r = forecast_pass(m, NULL, NULL, ws, x, b);
-	if (r < 0 || b == 0)
-		return r;
-	raw_copy(m, ws, b, raw);
-	return 0;
-}
-
-int fc_loss_raw(const struct fc_model *m, struct fc_workspace *ws,
-		const struct fc_batch *batch, const struct fc_head_raw *raw,
-		float *ret_recon)
-{
-	struct nn_weights w;
-	float lf, lr;
-	int r = pass_forward(m, m->params, NULL, ws, batch, &w);
-	if (r < 0)
-		return r;
-	nn_loss(&m->lo, &ws->a, NULL, batch->yf, batch->bf, batch->br,
-		batch->wf, batch->wr, &lf, &lr);
-	if (!isfinite(lr))
-		return -ERANGE;
-	if (batch->bf > 0)
-		raw_copy(m, ws, batch->bf, raw);
-	*ret_recon = lr;
-	return 0;
-}
-
-/* One frozen forward over rows [r0, r0 + k) of the concatenation of bf
- * forecast rows xf and br recon rows xr (masks mr); k <= max batch.  The
- * forecast rows' head outputs go to raw, the recon rows' sums of squared
- * errors over hidden points and their counts to rsum/rcnt (nn_loss's
- * expressions, per row). */
-static int frozen_slice(const struct fc_model *m, struct fc_workspace *ws,
-			const float *xf, int bf, const float *xr,
-			const float *mr, int r0, int k,
-			const struct fc_head_raw *raw, double *rsum, int *rcnt)
-{
-	const struct nn_layout *lo = &m->lo;
-	const size_t L = (size_t)lo->L, H = (size_t)lo->H;
-	int nf = bf - r0 < 0 ? 0 : bf - r0 > k ? k : bf - r0, nr = k - nf;
-	int q0 = r0 + nf - bf; /* first recon row of the slice */
-	struct nn_weights w;
-	effective(&w, m, m->params, NULL, ws);
-	if (nf) {
-		memcpy(ws->a.x, xf + (size_t)r0 * L, sizeof(float) * nf * L);
-		memset(ws->a.m, 0, sizeof(float) * nf * L);
-	}
-	if (nr) {
-		memcpy(ws->a.x + nf * L, xr + (size_t)q0 * L,
-		       sizeof(float) * nr * L);
-		memcpy(ws->a.m + nf * L, mr + (size_t)q0 * L,
-		       sizeof(float) * nr * L);
-	}
-	int rc = nn_forward(lo, &w, &ws->a, nf, nr);
-	if (rc < 0)
-		return rc;
-	if (nf) {
-		memcpy(raw->fc + (size_t)r0 * H, ws->a.fc,
-		       sizeof(float) * nf * H);
-		memcpy(raw->mu + r0, ws->a.mu, sizeof(float) * nf);
-		memcpy(raw->sd + r0, ws->a.sd, sizeof(float) * nf);
-	}
-	for (int b = 0; b < nr; b++) {
-		double sum = 0;
-		int cnt = 0;
-		for (size_t t = 0; t < L; t++) {
-			size_t i = (size_t)(nf + b) * L + t;
-			if (ws->a.m[i] != 0.0f) {
-				double e = (double)ws->a.recon[i] -
-					   (double)ws->a.xn[i];
-				sum += e * e;
-				cnt++;
-			}
-		}
-		rsum[q0 + b] = sum;
-		rcnt[q0 + b] = cnt;
-	}
-	return 0;
-}
-
-int fc_frozen_pass(const struct fc_model *m, struct fc_workspace *ws,
-		   const float *xf, int bf, const float *xr, const float *mr,
-		   int br, const struct fc_head_raw *raw, double *rsum,
-		   int *rcnt)
-{
-	const size_t H = (size_t)m->lo.H;
-	int maxb = ws->max_batch, R = bf + br;
-	if (bf < 0 || br < 0 || maxb < 1 || !ws_fits(m, ws, 1))
-		return -EINVAL;
-	for (int r0 = 0; r0 < R; r0 += maxb) {
-		int k = R - r0 < maxb ? R - r0 : maxb;
-		if (frozen_slice(m, ws, xf, bf, xr, mr, r0, k, raw, rsum,
-				 rcnt) == 0)
-			continue;
-		/* a window that cannot be forecast: find it, keep the rest */
-		for (int r = r0; r < r0 + k; r++) {
-			if (frozen_slice(m, ws, xf, bf, xr, mr, r, 1, raw, rsum,
-					 rcnt) == 0)
-				continue;
-			if (r < bf) {
-				for (size_t j = 0; j < H; j++)
-					raw->fc[(size_t)r * H + j] = NAN;
-				raw->mu[r] = raw->sd[r] = NAN;
-			} else {
-				rsum[r - bf] = NAN;
-				rcnt[r - bf] = 0;
-			}
-		}
-	}
-	return 0;
-}
-
-/* Calibrated, de-normalised forecast of row b, step j (forecast_head). */
-static inline float calib_pred(const struct fc_head_raw *raw, size_t H, int b,
-			       size_t j, const float *cal)
-{
-	float y = raw->fc[(size_t)b * H + j];
-	if (cal)
-		y = (1.0f + cal[j]) * y + cal[H + j];
-	return y * raw->sd[b] + raw->mu[b];
-}
-
-void fc_calib_forecast(const struct fc_model *m, const struct fc_head_raw *raw,
-		       int b, const float *cal, float *y)
-{
-	const size_t H = (size_t)m->lo.H;
-	for (int r = 0; r < b; r++)
-		for (size_t j = 0; j < H; j++)
-			y[(size_t)r * H + j] = calib_pred(raw, H, r, j, cal);
-}
-
-int fc_calib_loss_grad(const struct fc_model *m, const struct fc_head_raw *raw,
-		       const float *yf, int bf, const float *cal, float wf,
-		       float wr, float recon, float *grad, struct fc_loss *ret)
-{
-	const size_t H = (size_t)m->lo.H;
-	double lf = 0;
-	for (size_t i = 0; i < (size_t)bf * H; i++)
-		if (!isfinite(yf[i]))
-			return -EINVAL;
-	float sf = bf > 0 ? (float)(2.0 / ((double)bf * (double)H)) : 0;
-	if (grad)
-		memset(grad, 0, sizeof(float) * 2 * H);
-	for (int b = 0; b < bf; b++)
-		for (size_t j = 0; j < H; j++) {
-			size_t i = (size_t)b * H + j;
-			float p = calib_pred(raw, H, b, j, cal);
-			double e = (double)p - (double)yf[i];
-			lf += e * e;
-			if (grad) {
-				float dy = wf * sf * (p - yf[i]) * raw->sd[b];
-				grad[j] += dy * raw->fc[i];
-				grad[H + j] += dy;
-			}
-		}
-	if (bf > 0)
-		lf /= (double)bf * (double)H;
-	float lff = (float)lf;
-	if (!isfinite(lff) || !isfinite(recon))
-		return -ERANGE;
-	ret->forecast = lff;
-	ret->recon = recon;
-	ret->total = wf * lff + wr * recon;
-	return 0;
-}
-
 /* ---- randomness and masks --------------------------------------------------
  */
 
@@ -770,123 +467,4 @@ void fc_mask_sample(float *mask, int L, float ratio, int seg, uint64_t *rng)
 				hidden++;
 			}
 	}
-}
-
-/* ---- optimizer ---------------------------------------------------------- */
-
-size_t fc_adam_state_len(size_t n)
-{
-	return 2 * n;
-}
-
-/* Adam's update of elements [i, n): the reference arithmetic, and the
- * tail of the vector version (same expressions, same rounding). */
-static void adam_scalar(const struct fc_adam *o, float *restrict param,
-			const float *restrict grad, float *restrict mo,
-			float *restrict v, size_t i, size_t n, float c1,
-			float c2)
-{
-	for (; i < n; i++) {
-		float g = grad[i];
-		mo[i] = o->beta1 * mo[i] + (1.0f - o->beta1) * g;
-		v[i] = o->beta2 * v[i] + (1.0f - o->beta2) * g * g;
-		float mh = mo[i] * c1, vh = v[i] * c2;
-		param[i] -= o->lr * (mh / (sqrtf(vh) + o->eps) +
-				     o->weight_decay * param[i]);
-	}
-}
-
-#ifdef FC_AVX2
-
-/* Eight elements at a time with AVX2 but without FMA, so that every
- * product and sum rounds as the scalar code's (vsqrtps and vdivps are
- * correctly rounded like sqrtss and divss): the update is bit-identical
- * to adam_scalar. */
-__attribute__((target("avx2"))) static size_t
-adam_avx2(const struct fc_adam *o, float *restrict param,
-	  const float *restrict grad, float *restrict mo, float *restrict v,
-	  size_t n, float c1, float c2)
-{
-	const __m256 b1 = _mm256_set1_ps(o->beta1);
-	const __m256 b2 = _mm256_set1_ps(o->beta2);
-	const __m256 k1 = _mm256_set1_ps(1.0f - o->beta1);
-	const __m256 k2 = _mm256_set1_ps(1.0f - o->beta2);
-	const __m256 vc1 = _mm256_set1_ps(c1), vc2 = _mm256_set1_ps(c2);
-	const __m256 lr = _mm256_set1_ps(o->lr), eps = _mm256_set1_ps(o->eps);
-	const __m256 wd = _mm256_set1_ps(o->weight_decay);
-	size_t i = 0;
-	for (; i + 8 <= n; i += 8) {
-		__m256 g = _mm256_loadu_ps(grad + i);
-		__m256 m =
-		    _mm256_add_ps(_mm256_mul_ps(b1, _mm256_loadu_ps(mo + i)),
-				  _mm256_mul_ps(k1, g));
-		__m256 s =
-		    _mm256_add_ps(_mm256_mul_ps(b2, _mm256_loadu_ps(v + i)),
-				  _mm256_mul_ps(_mm256_mul_ps(k2, g), g));
-		_mm256_storeu_ps(mo + i, m);
-		_mm256_storeu_ps(v + i, s);
-		__m256 mh = _mm256_mul_ps(m, vc1), vh = _mm256_mul_ps(s, vc2);
-		__m256 p = _mm256_loadu_ps(param + i);
-		__m256 u = _mm256_add_ps(
-		    _mm256_div_ps(mh, _mm256_add_ps(_mm256_sqrt_ps(vh), eps)),
-		    _mm256_mul_ps(wd, p));
-		_mm256_storeu_ps(param + i,
-				 _mm256_sub_ps(p, _mm256_mul_ps(lr, u)));
-	}
-	return i;
-}
-
-/* sum of squares in double, four lanes and two accumulators */
-__attribute__((target("avx2"))) static double sumsq_avx2(const float *g,
-							 size_t n)
-{
-	__m256d a0 = _mm256_setzero_pd(), a1 = _mm256_setzero_pd();
-	size_t i = 0;
-	for (; i + 8 <= n; i += 8) {
-		__m256d x = _mm256_cvtps_pd(_mm_loadu_ps(g + i));
-		__m256d y = _mm256_cvtps_pd(_mm_loadu_ps(g + i + 4));
-		a0 = _mm256_add_pd(a0, _mm256_mul_pd(x, x));
-		a1 = _mm256_add_pd(a1, _mm256_mul_pd(y, y));
-	}
-	double s[4];
-	_mm256_storeu_pd(s, _mm256_add_pd(a0, a1));
-	double t = (s[0] + s[2]) + (s[1] + s[3]);
-	for (; i < n; i++)
-		t += (double)g[i] * (double)g[i];
-	return t;
-}
-#endif
-
-void fc_adam_step(const struct fc_adam *o, float *param, const float *grad,
-		  float *state, size_t n, long step)
-{
-	float *mo = state, *v = state + n;
-	double bc1 = 1.0 - pow((double)o->beta1, (double)step);
-	double bc2 = 1.0 - pow((double)o->beta2, (double)step);
-	float c1 = (float)(1.0 / bc1), c2 = (float)(1.0 / bc2);
-	size_t i = 0;
-#ifdef FC_AVX2
-	if (__builtin_cpu_supports("avx2"))
-		i = adam_avx2(o, param, grad, mo, v, n, c1, c2);
-#endif
-	adam_scalar(o, param, grad, mo, v, i, n, c1, c2);
-}
-
-float fc_grad_clip(float *grad, size_t n, float max_norm)
-{
-	double s = 0;
-#ifdef FC_AVX2
-	if (__builtin_cpu_supports("avx2"))
-		s = sumsq_avx2(grad, n);
-	else
-#endif
-		for (size_t i = 0; i < n; i++)
-			s += (double)grad[i] * (double)grad[i];
-	float norm = (float)sqrt(s);
-	if (norm > max_norm && norm > 0.0f) {
-		float k = max_norm / norm;
-		for (size_t i = 0; i < n; i++)
-			grad[i] *= k;
-	}
-	return norm;
 }

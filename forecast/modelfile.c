@@ -20,7 +20,6 @@
 
 #include <errno.h>
 #include <math.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -29,20 +28,6 @@
 #define FORMAT_VERSION 1u
 #define MAGIC	       "DCMODEL"
 #define NAME_LEN       24
-
-static int fail(char *errbuf, size_t size, int err, const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
-
-static int fail(char *errbuf, size_t size, int err, const char *fmt, ...)
-{
-	if (errbuf && size) {
-		va_list ap;
-		va_start(ap, fmt);
-		vsnprintf(errbuf, size, fmt, ap);
-		va_end(ap);
-	}
-	return err;
-}
 
 struct wbuf {
 	unsigned char *p;
@@ -148,21 +133,21 @@ int fc_model_save(const struct fc_model *m, const char *path, char *errbuf,
 	}
 	if (w.oom) {
 		free(w.p);
-		return fail(errbuf, errbuf_size, -ENOMEM, "out of memory");
+		return fc_fail(errbuf, errbuf_size, -ENOMEM, "out of memory");
 	}
 
 	char tmp[4096];
 	if ((size_t)snprintf(tmp, sizeof(tmp), "%s.tmp", path) >= sizeof(tmp)) {
 		free(w.p);
-		return fail(errbuf, errbuf_size, -ENAMETOOLONG,
-			    "%s: path too long", path);
+		return fc_fail(errbuf, errbuf_size, -ENAMETOOLONG,
+			       "%s: path too long", path);
 	}
 	FILE *f = fopen(tmp, "wb");
 	if (!f) {
 		int e = errno;
 		free(w.p);
-		return fail(errbuf, errbuf_size, -e, "%s: %s", tmp,
-			    strerror(e));
+		return fc_fail(errbuf, errbuf_size, -e, "%s: %s", tmp,
+			       strerror(e));
 	}
 	size_t wr = fwrite(w.p, 1, w.n, f);
 	int e = ferror(f) ? errno : 0;
@@ -171,14 +156,15 @@ int fc_model_save(const struct fc_model *m, const char *path, char *errbuf,
 	free(w.p);
 	if (wr != w.n || e) {
 		remove(tmp);
-		return fail(errbuf, errbuf_size, -(e ? e : EIO),
-			    "%s: write failed: %s", tmp, strerror(e ? e : EIO));
+		return fc_fail(errbuf, errbuf_size, -(e ? e : EIO),
+			       "%s: write failed: %s", tmp,
+			       strerror(e ? e : EIO));
 	}
 	if (rename(tmp, path) != 0) {
 		e = errno;
 		remove(tmp);
-		return fail(errbuf, errbuf_size, -e, "%s: %s", path,
-			    strerror(e));
+		return fc_fail(errbuf, errbuf_size, -e, "%s: %s", path,
+			       strerror(e));
 	}
 	return 0;
 }
@@ -236,29 +222,29 @@ static int parse(const char *path, const unsigned char *buf, size_t n,
 	struct rbuf r = {buf, n, 0, 0};
 	char magic[8];
 	if (n < 8 + 4 + 8 + 4)
-		return fail(eb, es, -EINVAL,
-			    "%s: truncated (%zu bytes, not a model file)", path,
-			    n);
+		return fc_fail(eb, es, -EINVAL,
+			       "%s: truncated (%zu bytes, not a model file)",
+			       path, n);
 	get(&r, magic, 8);
 	if (memcmp(magic, MAGIC, 8))
-		return fail(eb, es, -EINVAL,
-			    "%s: not a driftcast model file (wrong magic)",
-			    path);
+		return fc_fail(eb, es, -EINVAL,
+			       "%s: not a driftcast model file (wrong magic)",
+			       path);
 	uint32_t version = get_u32(&r);
 	if (version > FORMAT_VERSION)
-		return fail(eb, es, -EINVAL,
-			    "%s: format version %u is newer than this build "
-			    "reads (%u); upgrade driftcast",
-			    path, version, FORMAT_VERSION);
+		return fc_fail(eb, es, -EINVAL,
+			       "%s: format version %u is newer than this build "
+			       "reads (%u); upgrade driftcast",
+			       path, version, FORMAT_VERSION);
 	if (version == 0)
-		return fail(eb, es, -EINVAL, "%s: invalid format version 0",
-			    path);
+		return fc_fail(eb, es, -EINVAL, "%s: invalid format version 0",
+			       path);
 	uint64_t size = get_u64(&r);
 	if (size != n)
-		return fail(eb, es, -EINVAL,
-			    "%s: %s: %zu bytes, the header says %llu", path,
-			    n < size ? "truncated" : "trailing bytes", n,
-			    (unsigned long long)size);
+		return fc_fail(eb, es, -EINVAL,
+			       "%s: %s: %zu bytes, the header says %llu", path,
+			       n < size ? "truncated" : "trailing bytes", n,
+			       (unsigned long long)size);
 	uint32_t stored = (uint32_t)buf[n - 4] | (uint32_t)buf[n - 3] << 8 |
 			  (uint32_t)buf[n - 2] << 16 |
 			  (uint32_t)buf[n - 1] << 24;
@@ -275,41 +261,42 @@ static int parse(const char *path, const unsigned char *buf, size_t n,
 	c.mask_ratio = get_f32(&r);
 	uint32_t nch = get_u32(&r);
 	if (r.short_read)
-		return fail(eb, es, -EINVAL, "%s: truncated in the header",
-			    path);
+		return fc_fail(eb, es, -EINVAL, "%s: truncated in the header",
+			       path);
 	if (crc != stored) {
 		/* a truncated file also fails the checksum: say which */
-		return fail(eb, es, -EINVAL,
-			    "%s: checksum mismatch (stored %08x, computed "
-			    "%08x): the file is truncated or corrupt",
-			    path, stored, crc);
+		return fc_fail(eb, es, -EINVAL,
+			       "%s: checksum mismatch (stored %08x, computed "
+			       "%08x): the file is truncated or corrupt",
+			       path, stored, crc);
 	}
 	char why[256];
 	if (fc_config_check(&c, why, sizeof(why)) < 0)
-		return fail(eb, es, -EINVAL, "%s: invalid config: %s", path,
-			    why);
+		return fc_fail(eb, es, -EINVAL, "%s: invalid config: %s", path,
+			       why);
 	if (nch > 100000)
-		return fail(eb, es, -EINVAL, "%s: %u scaler channels", path,
-			    nch);
+		return fc_fail(eb, es, -EINVAL, "%s: %u scaler channels", path,
+			       nch);
 	/* the weights alone must fit in the file before anything is
 	 * allocated for them */
 	struct nn_layout lo;
 	nn_layout(&lo, &c);
 	if (lo.n_params > n / 4)
-		return fail(eb, es, -EINVAL,
-			    "%s: %zu bytes cannot hold the %zu weights of its "
-			    "config",
-			    path, n, lo.n_params);
+		return fc_fail(
+		    eb, es, -EINVAL,
+		    "%s: %zu bytes cannot hold the %zu weights of its "
+		    "config",
+		    path, n, lo.n_params);
 	struct fc_model *m;
 	if (fc_model_alloc(&c, &m) < 0)
-		return fail(eb, es, -ENOMEM, "out of memory");
+		return fc_fail(eb, es, -ENOMEM, "out of memory");
 	float *mean = calloc(nch + 1, sizeof(float));
 	float *std = calloc(nch + 1, sizeof(float));
 	char(*names)[FC_NAME_MAX] = calloc(nch + 1, FC_NAME_MAX);
 	const char **np = calloc(nch + 1, sizeof(char *));
 	int ret_code = 0;
 	if (!mean || !std || !names || !np) {
-		ret_code = fail(eb, es, -ENOMEM, "out of memory");
+		ret_code = fc_fail(eb, es, -ENOMEM, "out of memory");
 		goto out;
 	}
 	for (uint32_t i = 0; i < nch; i++) {
@@ -322,9 +309,9 @@ static int parse(const char *path, const unsigned char *buf, size_t n,
 		np[i] = names[i];
 		if (!isfinite(mean[i]) || !isfinite(std[i]) ||
 		    !(std[i] > 0.0f)) {
-			ret_code = fail(eb, es, -EINVAL,
-					"%s: scaler of channel %u is invalid",
-					path, i);
+			ret_code = fc_fail(
+			    eb, es, -EINVAL,
+			    "%s: scaler of channel %u is invalid", path, i);
 			goto out;
 		}
 	}
@@ -333,10 +320,11 @@ static int parse(const char *path, const unsigned char *buf, size_t n,
 		for (int l = 0; l < FC_MAX_LAYERS; l++)
 			want += m->lo.len[k][l] > 0;
 	if (r.short_read || count != want) {
-		ret_code = fail(eb, es, -EINVAL,
-				"%s: tensor table has %u entries, the config "
-				"needs %u",
-				path, count, want);
+		ret_code =
+		    fc_fail(eb, es, -EINVAL,
+			    "%s: tensor table has %u entries, the config "
+			    "needs %u",
+			    path, count, want);
 		goto out;
 	}
 	for (uint32_t i = 0; i < count; i++) {
@@ -347,27 +335,28 @@ static int parse(const char *path, const unsigned char *buf, size_t n,
 		if (r.short_read || k >= T_COUNT || l >= FC_MAX_LAYERS ||
 		    m->lo.len[k][l] != len || m->lo.off[k][l] != off ||
 		    strcmp(name, nn_tensor_name((int)k))) {
-			ret_code = fail(eb, es, -EINVAL,
-					"%s: tensor %u (%s) does not match the "
-					"config",
-					path, i, name);
+			ret_code =
+			    fc_fail(eb, es, -EINVAL,
+				    "%s: tensor %u (%s) does not match the "
+				    "config",
+				    path, i, name);
 			goto out;
 		}
 	}
 	uint64_t np_count = get_u64(&r);
 	if (np_count != m->lo.n_params || r.n - r.pos != np_count * 4 + 4) {
 		ret_code =
-		    fail(eb, es, -EINVAL,
-			 "%s: %llu weights stored, the config needs %zu", path,
-			 (unsigned long long)np_count, m->lo.n_params);
+		    fc_fail(eb, es, -EINVAL,
+			    "%s: %llu weights stored, the config needs %zu",
+			    path, (unsigned long long)np_count, m->lo.n_params);
 		goto out;
 	}
 	for (size_t i = 0; i < m->lo.n_params; i++) {
 		m->params[i] = get_f32(&r);
 		if (!isfinite(m->params[i])) {
-			ret_code =
-			    fail(eb, es, -EINVAL,
-				 "%s: non-finite weight at index %zu", path, i);
+			ret_code = fc_fail(eb, es, -EINVAL,
+					   "%s: non-finite weight at index %zu",
+					   path, i);
 			goto out;
 		}
 	}
@@ -394,8 +383,8 @@ int fc_model_load(const char *path, struct fc_model **ret, char *errbuf,
 	FILE *f = fopen(path, "rb");
 	if (!f) {
 		int e = errno;
-		return fail(errbuf, errbuf_size, -e, "%s: %s", path,
-			    strerror(e));
+		return fc_fail(errbuf, errbuf_size, -e, "%s: %s", path,
+			       strerror(e));
 	}
 	unsigned char *buf = NULL;
 	size_t n = 0, cap = 0;
@@ -405,15 +394,15 @@ int fc_model_load(const char *path, struct fc_model **ret, char *errbuf,
 			if (cap > (size_t)1 << 32) {
 				free(buf);
 				fclose(f);
-				return fail(errbuf, errbuf_size, -EFBIG,
-					    "%s: too large", path);
+				return fc_fail(errbuf, errbuf_size, -EFBIG,
+					       "%s: too large", path);
 			}
 			unsigned char *q = realloc(buf, cap);
 			if (!q) {
 				free(buf);
 				fclose(f);
-				return fail(errbuf, errbuf_size, -ENOMEM,
-					    "out of memory");
+				return fc_fail(errbuf, errbuf_size, -ENOMEM,
+					       "out of memory");
 			}
 			buf = q;
 		}
@@ -426,7 +415,7 @@ int fc_model_load(const char *path, struct fc_model **ret, char *errbuf,
 	fclose(f);
 	if (e) {
 		free(buf);
-		return fail(errbuf, errbuf_size, -e, "%s: read error", path);
+		return fc_fail(errbuf, errbuf_size, -e, "%s: read error", path);
 	}
 	int r = parse(path, buf, n, ret, errbuf, errbuf_size);
 	free(buf);

@@ -1,10 +1,18 @@
 /*
- * Private header of forecast/: the network over caller-owned flat buffers.
+ * Private header of forecast/: the network over caller-owned flat buffers,
+ * as the rest of the folder sees it -- the weight and adapter layouts, the
+ * activations, and the whole-model forward, loss and backward.  The layer
+ * kernels are declared in nn_layers.h, what only the nn_*.c files share in
+ * nn_private.h.
  *
- * nn.c is written over fc_real and compiled twice: as float into the
- * library (names nn_*), and with -DFC_REAL_DOUBLE into a test-only library
- * (names nnd_*, sgemm -> dgemm) for the finite-difference gradient checks.
- * Both can be linked into one program.
+ * The nn_*.c files are written over fc_real and compiled twice: as float
+ * into the library, and with -DFC_REAL_DOUBLE into a test-only library
+ * (sgemm -> dgemm) for the finite-difference gradient checks.  Both can be
+ * linked into one program, so the double build renames every external
+ * name nn_x to nnd_x: the list below is every function the nn_*.c files
+ * export, definitions included, so that each is defined and found as
+ * plain nn_x in the source.  The macros are function-like so that the
+ * struct tags nn_layout and nn_weights keep their names.
  *
  * Legend of dimension letters: R rows (windows) of a pass, the first bf of
  * them forecast windows and the next br reconstruction windows; L lookback,
@@ -21,10 +29,51 @@
 
 #ifdef FC_REAL_DOUBLE
 typedef double fc_real;
-#define NN(name) nnd_##name
+/* nn.h: layout, activations, whole model */
+#define nn_layout(...)	     nnd_layout(__VA_ARGS__)
+#define nn_tensor_name(...)  nnd_tensor_name(__VA_ARGS__)
+#define nn_atensor_name(...) nnd_atensor_name(__VA_ARGS__)
+#define nn_init_params(...)  nnd_init_params(__VA_ARGS__)
+#define nn_init_adapter(...) nnd_init_adapter(__VA_ARGS__)
+#define nn_acts_carve(...)   nnd_acts_carve(__VA_ARGS__)
+#define nn_weights(...)	     nnd_weights(__VA_ARGS__)
+#define nn_forward(...)	     nnd_forward(__VA_ARGS__)
+#define nn_forecast(...)     nnd_forecast(__VA_ARGS__)
+#define nn_loss(...)	     nnd_loss(__VA_ARGS__)
+#define nn_backward(...)     nnd_backward(__VA_ARGS__)
+/* nn_layers.h: the layer kernels */
+#define nn_instnorm_forward(...)	nnd_instnorm_forward(__VA_ARGS__)
+#define nn_instnorm_backward(...)	nnd_instnorm_backward(__VA_ARGS__)
+#define nn_patch_forward(...)		nnd_patch_forward(__VA_ARGS__)
+#define nn_patch_backward(...)		nnd_patch_backward(__VA_ARGS__)
+#define nn_unpatch_forward(...)		nnd_unpatch_forward(__VA_ARGS__)
+#define nn_unpatch_backward(...)	nnd_unpatch_backward(__VA_ARGS__)
+#define nn_linear_forward(...)		nnd_linear_forward(__VA_ARGS__)
+#define nn_linear_backward(...)		nnd_linear_backward(__VA_ARGS__)
+#define nn_linear_backward_set(...)	nnd_linear_backward_set(__VA_ARGS__)
+#define nn_residual_linear_forward(...) nnd_residual_linear_forward(__VA_ARGS__)
+#define nn_pos_linear_forward(...)	nnd_pos_linear_forward(__VA_ARGS__)
+#define nn_pos_linear_backward(...)	nnd_pos_linear_backward(__VA_ARGS__)
+#define nn_bias_backward(...)		nnd_bias_backward(__VA_ARGS__)
+#define nn_layernorm_forward(...)	nnd_layernorm_forward(__VA_ARGS__)
+#define nn_layernorm_backward(...)	nnd_layernorm_backward(__VA_ARGS__)
+#define nn_gelu_forward(...)		nnd_gelu_forward(__VA_ARGS__)
+#define nn_gelu_backward(...)		nnd_gelu_backward(__VA_ARGS__)
+#define nn_bias_gelu_forward(...)	nnd_bias_gelu_forward(__VA_ARGS__)
+#define nn_bias_gelu_forward_train(...) nnd_bias_gelu_forward_train(__VA_ARGS__)
+#define nn_bias_gelu_backward(...)	nnd_bias_gelu_backward(__VA_ARGS__)
+#define nn_attention_uses_lanes(...)	nnd_attention_uses_lanes(__VA_ARGS__)
+#define nn_attention_forward(...)	nnd_attention_forward(__VA_ARGS__)
+#define nn_attention_backward(...)	nnd_attention_backward(__VA_ARGS__)
+#define nn_attention_backward_set(...)	nnd_attention_backward_set(__VA_ARGS__)
+#define nn_gru_forward(...)		nnd_gru_forward(__VA_ARGS__)
+#define nn_gru_backward(...)		nnd_gru_backward(__VA_ARGS__)
+/* nn_private.h */
+#define nn_gemm(...)		 nnd_gemm(__VA_ARGS__)
+#define nn_acts_view(...)	 nnd_acts_view(__VA_ARGS__)
+#define nn_weights_backward(...) nnd_weights_backward(__VA_ARGS__)
 #else
 typedef float fc_real;
-#define NN(name) nn_##name
 #endif
 
 #define NN_MAX_TOKENS 128 /* N for L = 720 is 90 */
@@ -136,8 +185,13 @@ struct nn_acts {
 	fc_real *res1[FC_MAX_LAYERS]; /* [R, N, D] */
 	fc_real *ln2[FC_MAX_LAYERS];  /* [R, N, D] */
 	fc_real *ln2_mean[FC_MAX_LAYERS], *ln2_rstd[FC_MAX_LAYERS]; /* [R, N] */
-	fc_real *fch[FC_MAX_LAYERS];  /* [R, N, F] (after nn_forward: GELU's
-					 derivative there) */
+	/* [R, N, F] fc1's output h (in g: dL/dh).  nn_forward, which a
+	 * backward follows, overwrites h in place with GELU's derivative at
+	 * h, dgelu: the only use backward has for h. */
+	union {
+		fc_real *fch[FC_MAX_LAYERS];
+		fc_real *dgelu[FC_MAX_LAYERS];
+	};
 	fc_real *fcg[FC_MAX_LAYERS];  /* [R, N, F] gelu */
 	fc_real *res2[FC_MAX_LAYERS]; /* [R, N, D] */
 	fc_real *lnf;		      /* [R, N, D] */
@@ -164,105 +218,48 @@ static inline double nn_uniform(uint64_t *s)
 }
 
 /* Layout of a (checked) config. */
-void NN(layout)(struct nn_layout *lo, const struct fc_config *c);
-const char *NN(tensor_name)(int kind);
-const char *NN(atensor_name)(int kind);
+void nn_layout(struct nn_layout *lo, const struct fc_config *c);
+const char *nn_tensor_name(int kind);
+const char *nn_atensor_name(int kind);
 
 /* Initialise base weights [n_params] / the identity adapter [n_adapter]. */
-void NN(init_params)(const struct nn_layout *lo, fc_real *p, uint64_t seed);
-void NN(init_adapter)(const struct nn_layout *lo, fc_real *a, uint64_t seed);
+void nn_init_params(const struct nn_layout *lo, fc_real *p, uint64_t seed);
+void nn_init_adapter(const struct nn_layout *lo, fc_real *a, uint64_t seed);
 
 /* Carve the activation struct out of mem (NULL: only count); returns the
  * number of fc_real needed for R rows. */
-size_t NN(acts_carve)(struct nn_acts *a, fc_real *mem,
-		      const struct nn_layout *lo, int R);
+size_t nn_acts_carve(struct nn_acts *a, fc_real *mem,
+		     const struct nn_layout *lo, int R);
 
 /* Effective weights: base p, plus the adapter (may be NULL) merged into
  * copies in scratch [lo->scratch]. */
-void NN(weights)(struct nn_weights *w, const struct nn_layout *lo,
-		 const fc_real *p, const fc_real *adapter, fc_real *scratch);
+void nn_weights(struct nn_weights *w, const struct nn_layout *lo,
+		const fc_real *p, const fc_real *adapter, fc_real *scratch);
 
 /* Forward of R = bf + br rows whose a->x and a->m are filled (mask rows
  * of forecast windows all 0).  Returns -EINVAL on a non-finite window. */
-int NN(forward)(const struct nn_layout *lo, const struct nn_weights *w,
-		struct nn_acts *a, int bf, int br);
+int nn_forward(const struct nn_layout *lo, const struct nn_weights *w,
+	       struct nn_acts *a, int bf, int br);
 
 /* The same for b forecast rows when no backward follows: only a->pred
  * (and a->fc, mu, sd) hold results for every row afterwards; the other
  * buffers are scratch (faster: they stay in cache). */
-int NN(forecast)(const struct nn_layout *lo, const struct nn_weights *w,
-		 struct nn_acts *a, int b);
+int nn_forecast(const struct nn_layout *lo, const struct nn_weights *w,
+		struct nn_acts *a, int b);
 
 /* Losses of a forward pass; fills g->pred [bf, H] and g->recon [br, L]
  * (rows bf..) with their gradients scaled by wf and wr.  y [bf, H]. */
-void NN(loss)(const struct nn_layout *lo, const struct nn_acts *a,
-	      struct nn_acts *g, const fc_real *y, int bf, int br, fc_real wf,
-	      fc_real wr, fc_real *ret_lf, fc_real *ret_lr);
+void nn_loss(const struct nn_layout *lo, const struct nn_acts *a,
+	     struct nn_acts *g, const fc_real *y, int bf, int br, fc_real wf,
+	     fc_real wr, fc_real *ret_lf, fc_real *ret_lr);
 
 /* Backward: gradients of the effective weights into gp [n_params]
  * (overwritten), and when gadapter is not NULL, of the adapter (all
- * families; overwritten).  g holds the loss gradients from NN(loss); its
+ * families; overwritten).  g holds the loss gradients from nn_loss; its
  * other buffers are scratch. */
-void NN(backward)(const struct nn_layout *lo, const struct nn_weights *w,
-		  const fc_real *adapter, const struct nn_acts *a,
-		  struct nn_acts *g, int bf, int br, fc_real *gp,
-		  fc_real *gadapter);
-
-/* ---- layers (exported for the gradient checks) ------------------------ */
-
-/* Instance normalisation: xn [B, L], mu, sd [B] from x [B, L]; -EINVAL on
- * a non-finite window.  Backward takes dL/dxn and, from the
- * de-normalisation y * sd + mu, dL/dmu and dL/dsd (either may be NULL). */
-int NN(instnorm_forward)(fc_real *xn, fc_real *mu, fc_real *sd,
-			 const fc_real *x, int B, int L);
-void NN(instnorm_backward)(fc_real *dx, const fc_real *dxn, const fc_real *dmu,
-			   const fc_real *dsd, const fc_real *x,
-			   const fc_real *xn, const fc_real *mu,
-			   const fc_real *sd, int B, int L);
-/* Masking and patching: tok [B, N, 2P] = hidden-zeroed values and mask
- * indicators of patches of xn [B, L], m [B, L] (end padding repeats the
- * last point). */
-void NN(patch_forward)(fc_real *tok, const fc_real *xn, const fc_real *m, int B,
-		       int L, int N, int P, int S);
-void NN(patch_backward)(fc_real *dxn, const fc_real *dtok, const fc_real *m,
-			int B, int L, int N, int P, int S);
-
-/* out [BT, OC] = inp [BT, C] W^T [C, OC] + b (b may be NULL) */
-void NN(linear_forward)(fc_real *out, const fc_real *inp, const fc_real *w,
-			const fc_real *b, int BT, int C, int OC);
-/* dinp, dw, db may be NULL; accumulate. */
-void NN(linear_backward)(fc_real *dinp, fc_real *dw, fc_real *db,
-			 const fc_real *dout, const fc_real *inp,
-			 const fc_real *w, int BT, int C, int OC);
-void NN(layernorm_forward)(fc_real *out, fc_real *mean, fc_real *rstd,
-			   const fc_real *inp, const fc_real *w,
-			   const fc_real *b, int BT, int C);
-void NN(layernorm_backward)(fc_real *dinp, fc_real *dw, fc_real *db,
-			    const fc_real *dout, const fc_real *inp,
-			    const fc_real *w, const fc_real *mean,
-			    const fc_real *rstd, int BT, int C);
-void NN(gelu_forward)(fc_real *out, const fc_real *inp, int n);
-void NN(gelu_backward)(fc_real *dinp, const fc_real *inp, const fc_real *dout,
-		       int n);
-/* qkv [B, T, 3C] -> out [B, T, C], att [B, NH, T, T] (the softmax, for
- * backward only: in groups of 8 windows (4 in double) it is stored
- * interleaved by window, so the same B must be passed to both) */
-void NN(attention_forward)(fc_real *out, fc_real *att, const fc_real *qkv,
-			   int B, int T, int C, int NH);
-void NN(attention_backward)(fc_real *dqkv, const fc_real *dout,
-			    const fc_real *qkv, const fc_real *att, int B,
-			    int T, int C, int NH);
-/* One GRU layer over T steps: inp [B, T, C] -> h [B, T, D]; gi, gh, gate
- * [B, T, 3D] saved.  tmp [B, 3D] scratch (backward: also dh carry). */
-void NN(gru_forward)(fc_real *h, fc_real *gi, fc_real *gh, fc_real *gate,
-		     const fc_real *inp, const fc_real *wih, const fc_real *bih,
-		     const fc_real *whh, const fc_real *bhh, int B, int T,
-		     int C, int D);
-void NN(gru_backward)(fc_real *dinp, fc_real *dwih, fc_real *dbih,
-		      fc_real *dwhh, fc_real *dbhh, fc_real *dh, fc_real *dgi,
-		      fc_real *dgh, const fc_real *inp, const fc_real *h,
-		      const fc_real *gh, const fc_real *gate,
-		      const fc_real *wih, const fc_real *whh, int B, int T,
-		      int C, int D);
+void nn_backward(const struct nn_layout *lo, const struct nn_weights *w,
+		 const fc_real *adapter, const struct nn_acts *a,
+		 struct nn_acts *g, int bf, int br, fc_real *gp,
+		 fc_real *gadapter);
 
 #endif

@@ -22,25 +22,10 @@
 #include <errno.h>
 #include <math.h>
 #include <pthread.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
-
-static int fail(char *errbuf, size_t size, int err, const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
-
-static int fail(char *errbuf, size_t size, int err, const char *fmt, ...)
-{
-	if (errbuf && size) {
-		va_list ap;
-		va_start(ap, fmt);
-		vsnprintf(errbuf, size, fmt, ap);
-		va_end(ap);
-	}
-	return err;
-}
 
 static double now_sec(void)
 {
@@ -246,19 +231,19 @@ int fc_train(const struct fc_config *mc, const struct fc_train_config *tc,
 	    tc->lr_schedule > FC_LR_COSINE ||
 	    !(tc->lr_factor > 0.0f && tc->lr_factor <= 1.0f) ||
 	    !(tc->ema >= 0.0f && tc->ema < 1.0f))
-		return fail(errbuf, errbuf_size, -EINVAL,
-			    "invalid training settings (epochs 1..%d, batch "
-			    ">= 1, lr >= 0, patience >= 1, clip > 0, "
-			    "lr_factor in (0, 1], ema in [0, 1))",
-			    FC_TRAIN_MAX_EPOCHS);
+		return fc_fail(errbuf, errbuf_size, -EINVAL,
+			       "invalid training settings (epochs 1..%d, batch "
+			       ">= 1, lr >= 0, patience >= 1, clip > 0, "
+			       "lr_factor in (0, 1], ema in [0, 1))",
+			       FC_TRAIN_MAX_EPOCHS);
 	int ntr = fc_dataset_split_windows(d, FC_SPLIT_TRAIN, L, H);
 	int nva = fc_dataset_split_windows(d, FC_SPLIT_VAL, L, H);
 	int s_tr = fc_dataset_split_start(d, FC_SPLIT_TRAIN, L);
 	if (ntr < 1 || nva < 1)
-		return fail(errbuf, errbuf_size, -EINVAL,
-			    "%s: too short for lookback %d and horizon %d "
-			    "(%d train, %d validation windows)",
-			    d->name, L, H, ntr, nva);
+		return fc_fail(errbuf, errbuf_size, -EINVAL,
+			       "%s: too short for lookback %d and horizon %d "
+			       "(%d train, %d validation windows)",
+			       d->name, L, H, ntr, nva);
 	memset(rep, 0, sizeof(*rep));
 	/* own split across worker threads; BLAS stays single-threaded */
 	fc_blas_set_threads(1);
@@ -298,7 +283,7 @@ int fc_train(const struct fc_config *mc, const struct fc_train_config *tc,
 	}
 	if (r < 0 || !idx || !xb || !best || !adam ||
 	    (tc->ema > 0.0f && (!ema || !raw))) {
-		r = fail(errbuf, errbuf_size, -ENOMEM, "out of memory");
+		r = fc_fail(errbuf, errbuf_size, -ENOMEM, "out of memory");
 		goto out;
 	}
 	float *yb = xb + (size_t)B * L, *mb = yb + (size_t)B * H;
@@ -346,10 +331,10 @@ int fc_train(const struct fc_config *mc, const struct fc_train_config *tc,
 			r = pool_step(&pool, xb, yb, mb, b, L, H,
 				      tc->recon_weight, &loss);
 			if (r < 0) {
-				r = fail(errbuf, errbuf_size, r,
-					 "epoch %d step %d: %s", ep, st + 1,
-					 r == -ERANGE ? "loss is not finite"
-						      : "invalid window");
+				r = fc_fail(errbuf, errbuf_size, r,
+					    "epoch %d step %d: %s", ep, st + 1,
+					    r == -ERANGE ? "loss is not finite"
+							 : "invalid window");
 				goto out;
 			}
 			float *gp = pool.w[0].ws->gp;
@@ -376,8 +361,8 @@ int fc_train(const struct fc_config *mc, const struct fc_train_config *tc,
 				    .lr = opt.lr,
 				};
 				if (progress(user, &p)) {
-					r = fail(errbuf, errbuf_size,
-						 -ECANCELED, "interrupted");
+					r = fc_fail(errbuf, errbuf_size,
+						    -ECANCELED, "interrupted");
 					goto out;
 				}
 			}
@@ -401,8 +386,8 @@ int fc_train(const struct fc_config *mc, const struct fc_train_config *tc,
 				memcpy(m->params, raw, sizeof(float) * np);
 		}
 		if (r < 0) {
-			r = fail(errbuf, errbuf_size, r,
-				 "validation failed: invalid window");
+			r = fc_fail(errbuf, errbuf_size, r,
+				    "validation failed: invalid window");
 			goto out;
 		}
 		rep->epochs_run = ep;
@@ -441,8 +426,8 @@ int fc_train(const struct fc_config *mc, const struct fc_train_config *tc,
 			    .lr = rep->lr[ep - 1],
 			};
 			if (progress(user, &p)) {
-				r = fail(errbuf, errbuf_size, -ECANCELED,
-					 "interrupted");
+				r = fc_fail(errbuf, errbuf_size, -ECANCELED,
+					    "interrupted");
 				goto out;
 			}
 		}

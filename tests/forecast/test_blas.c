@@ -9,7 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "forecast/forecast.h"
+#include "forecast/internal.h" /* fc_blas_provider */
 
 Test(blas, cblas_sgemm_comes_from_openblas)
 {

@@ -1,5 +1,5 @@
 /*
- * Central finite-difference gradient checks in double precision (nn.c
+ * Central finite-difference gradient checks in double precision (nn_*.c
  * compiled with -DFC_REAL_DOUBLE, names nnd_*), on small random shapes:
  * every layer's inputs and parameters, and the whole model's forecast and
  * reconstruction losses with respect to every base tensor and every
@@ -13,7 +13,7 @@
 
 #include "forecast/forecast.h"
 #define FC_REAL_DOUBLE
-#include "forecast/nn.h"
+#include "forecast/nn_layers.h"
 
 #define EPS 1e-6
 #define TOL 1e-6 /* relative, with an absolute floor */
@@ -199,6 +199,26 @@ Test(gradcheck, attention)
 	check_wrt(&p, a.qkv, dq, (size_t)B * T * 3 * C, "attention.dqkv");
 }
 
+/* Shapes too large for the lane kernels' stack buffers take the fallback
+ * (per-window GEMMs forward, scalar loops backward): T = 44 tokens of head
+ * size 2 do, where the check above (T = 5) runs on the lanes. */
+Test(gradcheck, attention_fallback)
+{
+	int B = 2, T = 44, C = 4, NH = 2;
+	cr_assert(nnd_attention_uses_lanes(5, 3));
+	cr_assert(!nnd_attention_uses_lanes(T, C / NH));
+	size_t nq = (size_t)B * T * 3 * C, no = (size_t)B * T * C;
+	struct at a = {rnd(nq, 1), zeros((size_t)B * NH * T * T), B, T, C, NH};
+	struct probe p = {att_f, &a, zeros(no), rnd(no, 1), no};
+	probe_loss(&p);
+	double *dq = zeros(nq), *dset = rnd(nq, 1);
+	nnd_attention_backward(dq, p.proj, a.qkv, a.att, B, T, C, NH);
+	check_wrt(&p, a.qkv, dq, nq, "attention fallback.dqkv");
+	/* the _set variant overwrites what was there with the same */
+	nnd_attention_backward_set(dset, p.proj, a.qkv, a.att, B, T, C, NH);
+	cr_assert_arr_eq(dset, dq, sizeof(double) * nq);
+}
+
 struct gr {
 	double *inp, *wih, *bih, *whh, *bhh, *gi, *gh, *gate;
 	int B, T, C, D;
@@ -308,26 +328,31 @@ static double whole_loss(struct whole *w)
 	return w->wf * lf + w->wr * lr;
 }
 
-static void whole_check_rows(int backbone, double wf, double wr,
-			     int with_adapter, int bf, int br)
+/* The small shapes of the whole-model checks. */
+static void small_config(struct fc_config *c, int backbone)
 {
-	struct fc_config c;
-	fc_config_default(&c);
-	c.backbone = backbone;
-	c.lookback = 32;
-	c.horizon = 5;
-	c.patch_len = 8;
-	c.patch_stride = 4;
-	c.d_model = 8;
-	c.n_layers = 2;
-	c.n_heads = 2;
-	c.d_ff = 12;
-	c.lora_rank = 2;
-	c.mask_seg = 5;
+	fc_config_default(c);
+	c->backbone = backbone;
+	c->lookback = 32;
+	c->horizon = 5;
+	c->patch_len = 8;
+	c->patch_stride = 4;
+	c->d_model = 8;
+	c->n_layers = 2;
+	c->n_heads = 2;
+	c->d_ff = 12;
+	c->lora_rank = 2;
+	c->mask_seg = 5;
+}
+
+static void whole_check_config(const struct fc_config *c, double wf, double wr,
+			       int with_adapter, int bf, int br)
+{
+	int backbone = c->backbone;
 	char err[256];
-	cr_assert_eq(fc_config_check(&c, err, sizeof(err)), 0, "%s", err);
+	cr_assert_eq(fc_config_check(c, err, sizeof(err)), 0, "%s", err);
 	struct whole w = {.bf = bf, .br = br, .wf = wf, .wr = wr};
-	nnd_layout(&w.lo, &c);
+	nnd_layout(&w.lo, c);
 	int R = w.bf + w.br, L = w.lo.L;
 	w.p = zeros(w.lo.n_params);
 	nnd_init_params(&w.lo, w.p, 7);
@@ -342,7 +367,7 @@ static void whole_check_rows(int backbone, double wf, double wr,
 	nnd_acts_carve(&w.g, w.gradmem, &w.lo, R);
 	fill(w.a.x, (size_t)R * L, 2.0);
 	for (int b = w.bf; b < R; b++) {
-		float m[32];
+		float m[720]; /* the longest lookback */
 		fc_mask_sample(m, L, 0.33f, 5, &rng);
 		for (int t = 0; t < L; t++)
 			w.a.m[(size_t)b * L + t] = m[t];
@@ -426,6 +451,14 @@ static void whole_check_rows(int backbone, double wf, double wr,
 		}
 }
 
+static void whole_check_rows(int backbone, double wf, double wr,
+			     int with_adapter, int bf, int br)
+{
+	struct fc_config c;
+	small_config(&c, backbone);
+	whole_check_config(&c, wf, wr, with_adapter, bf, br);
+}
+
 static void whole_check(int backbone, double wf, double wr, int with_adapter)
 {
 	whole_check_rows(backbone, wf, wr, with_adapter, 3, 2);
@@ -470,4 +503,21 @@ Test(gradcheck, transformer_model_recon_loss)
 Test(gradcheck, transformer_model_joint_frozen)
 {
 	whole_check(FC_BACKBONE_TRANSFORMER, 1.0, 0.7, 0);
+}
+
+/* The whole transformer on the attention's fallback (as at lookback 256
+ * with the default patches and width): N = (44 - 4) / 1 + 2 = 42 tokens of
+ * head size 4, which the lane kernels' buffers do not hold. */
+Test(gradcheck, transformer_model_fallback_attention)
+{
+	struct fc_config c;
+	small_config(&c, FC_BACKBONE_TRANSFORMER);
+	c.lookback = 44;
+	c.patch_len = 4;
+	c.patch_stride = 1;
+	c.n_layers = 1;
+	cr_assert_eq(fc_config_patches(&c), 42);
+	cr_assert(!nnd_attention_uses_lanes(fc_config_patches(&c),
+					    c.d_model / c.n_heads));
+	whole_check_config(&c, 1.0, 0.7, 1, 3, 2);
 }

@@ -13,7 +13,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "forecast/forecast.h"
+#include "forecast/internal.h" /* fc_model_set_scaler, fc_adapter_tensor */
 
 static struct fc_model *m;
 static struct fc_workspace *ws;
@@ -438,7 +438,7 @@ Test(model, same_seed_same_training_curve, .timeout = 120)
 	fc_model_free(cm);
 }
 
-float nn_tanh_for_test(float x); /* forecast/nn.c, float build */
+float nn_tanh_for_test(float x); /* forecast/nn_layers.c, float build */
 
 Test(model, fast_tanh_matches_libm)
 {

@@ -13,7 +13,7 @@
 #include <unistd.h>
 #include <zlib.h>
 
-#include "forecast/forecast.h"
+#include "forecast/internal.h" /* fc_model_load_buffer */
 
 static char path[64];
 static unsigned char *bytes;
