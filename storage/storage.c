@@ -13,6 +13,7 @@
  */
 #include "storage/storage.h"
 #include "storage/storage_private.h"
+#include "storage/sql_private.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -35,131 +36,6 @@
 
 /* The first read of a file: "not a database" shows up here. */
 static const char SQL_PROBE[] = "SELECT count(*) FROM sqlite_master";
-static const char SQL_BEGIN[] = "BEGIN IMMEDIATE";
-static const char SQL_COMMIT[] = "COMMIT";
-static const char SQL_ROLLBACK[] = "ROLLBACK";
-
-static const char SQL_SERIES_GET[] =
-    "SELECT id, current_version_id, current_version, last_ts "
-    "FROM series WHERE key = ?1";
-static const char SQL_SERIES_INSERT[] =
-    "INSERT INTO series (key, model_id, created_at) VALUES (?1, ?2, ?3)";
-static const char SQL_SERIES_INSERT_NEW[] =
-    "INSERT INTO series (key, model_id, created_at) VALUES (?1, ?2, ?3) "
-    "ON CONFLICT (key) DO NOTHING";
-static const char SQL_SERIES_SET_CURRENT[] =
-    "UPDATE series SET current_version_id = ?2, current_version = ?3, "
-    "last_ts = max(coalesce(last_ts, ?4), ?4) WHERE id = ?1";
-static const char SQL_SERIES_PUT[] =
-    "UPDATE series SET last_ts = max(coalesce(last_ts, ?2), ?2), "
-    "status = coalesce(?3, status) WHERE id = ?1";
-
-static const char SQL_VERSION_INSERT[] =
-    "INSERT INTO versions (series_id, number, parent_id, parent_number, "
-    "model_id, ts, created_at, reason, note, restored_from, loss_before, "
-    "loss_after, guard_before, guard_after, adapter, adapter_len, "
-    "checksum) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, "
-    "?13, ?14, ?15, ?16, ?17)";
-static const char SQL_VERSION_EXISTS[] =
-    "SELECT 1 FROM versions WHERE series_id = ?1 AND number = ?2";
-static const char SQL_VERSION_BY_NUMBER[] =
-    "SELECT id, number, adapter, adapter_len, checksum FROM versions "
-    "WHERE series_id = ?1 AND number = ?2";
-static const char SQL_VERSION_AT[] =
-    "SELECT id, number, adapter, adapter_len, checksum FROM versions "
-    "WHERE series_id = ?1 AND ts <= ?2 ORDER BY id DESC LIMIT 1";
-static const char SQL_VERSION_RANGE[] =
-    "SELECT min(number), max(number), min(ts) FROM versions "
-    "WHERE series_id = ?1";
-
-#define AUDIT_INSERT_V1                                                       \
-	"INSERT INTO audit (created_at, series_id, ts, event, triggered_by, " \
-	"version_from, version_to, steps, loss_before, loss_after, "          \
-	"guard_before, guard_after, update_norm, adapted_error, "             \
-	"shadow_error, reason"
-/* Schemas 1 and 2 (a store opened with an older target_schema) */
-static const char SQL_AUDIT_INSERT_V1[] =
-    AUDIT_INSERT_V1 ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, "
-		    "?11, ?12, ?13, ?14, ?15, ?16)";
-static const char SQL_AUDIT_INSERT[] =
-    AUDIT_INSERT_V1 ", data_from, data_until, rejected_value, gap_filled, "
-		    "detector_stat, version_restored) VALUES (?1, ?2, ?3, ?4, "
-		    "?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, "
-		    "?17, ?18, ?19, ?20, ?21, ?22)";
-
-static const char SQL_FORECAST_PUT[] =
-    "INSERT INTO forecasts (series_id, origin_ts, horizon, vals, model_id, "
-    "version, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) "
-    "ON CONFLICT (series_id, origin_ts) DO UPDATE SET "
-    "horizon = excluded.horizon, vals = excluded.vals, "
-    "model_id = excluded.model_id, version = excluded.version";
-static const char SQL_ERROR_PUT[] =
-    "INSERT INTO errors (series_id, origin_ts, version, adapted_error, "
-    "shadow_error, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6) "
-    "ON CONFLICT (series_id, origin_ts) DO UPDATE SET "
-    "version = excluded.version, adapted_error = excluded.adapted_error, "
-    "shadow_error = excluded.shadow_error";
-
-static const char SQL_OFFSET_PUT[] =
-    "INSERT INTO kafka_offsets (topic, partition, next_offset, updated_at) "
-    "VALUES (?1, ?2, ?3, ?4) ON CONFLICT (topic, partition) DO UPDATE SET "
-    "next_offset = excluded.next_offset, updated_at = excluded.updated_at";
-static const char SQL_OFFSET_GET[] = "SELECT next_offset FROM kafka_offsets "
-				     "WHERE topic = ?1 AND partition = ?2";
-
-static const char SQL_MODEL_FIND[] =
-    "SELECT id FROM models WHERE checksum = ?1 AND nbytes = ?2";
-static const char SQL_MODEL_INSERT[] =
-    "INSERT INTO models (name, config, bytes, nbytes, checksum, report, "
-    "created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)";
-
-#define RESTORE_COLUMNS                                                      \
-	"SELECT s.key, s.current_version, s.current_version_id, s.last_ts, " \
-	"v.adapter, v.adapter_len, v.checksum FROM series s "                \
-	"JOIN versions v ON v.id = s.current_version_id"
-static const char SQL_RESTORE_ALL[] = RESTORE_COLUMNS " ORDER BY s.id";
-static const char SQL_RESTORE_ONE[] = RESTORE_COLUMNS " WHERE s.key = ?1";
-
-#define HISTORY_COLUMNS                                                       \
-	"SELECT a.id, s.key, a.ts, a.event, a.triggered_by, a.version_from, " \
-	"a.version_to, a.steps, a.loss_before, a.loss_after, "                \
-	"a.guard_before, a.guard_after, a.update_norm, a.adapted_error, "     \
-	"a.shadow_error, a.reason, a.created_at, "
-#define HISTORY_FROM "FROM audit a JOIN series s ON s.id = a.series_id "
-#define HISTORY_V3                                                    \
-	"a.data_from, a.data_until, a.rejected_value, a.gap_filled, " \
-	"a.detector_stat, a.version_restored "
-/* a read-only open does not migrate: older files lack the v3 columns */
-#define HISTORY_V1 "NULL, NULL, NULL, NULL, NULL, NULL "
-static const char SQL_HISTORY_ALL[] = HISTORY_COLUMNS HISTORY_V3 HISTORY_FROM
-    "WHERE a.ts >= ?2 ORDER BY a.ts, a.id";
-static const char SQL_HISTORY_ONE[] = HISTORY_COLUMNS HISTORY_V3 HISTORY_FROM
-    "WHERE s.key = ?1 AND a.ts >= ?2 ORDER BY a.ts, a.id";
-static const char SQL_HISTORY_ALL_V1[] = HISTORY_COLUMNS HISTORY_V1 HISTORY_FROM
-    "WHERE a.ts >= ?2 ORDER BY a.ts, a.id";
-static const char SQL_HISTORY_ONE_V1[] = HISTORY_COLUMNS HISTORY_V1 HISTORY_FROM
-    "WHERE s.key = ?1 AND a.ts >= ?2 ORDER BY a.ts, a.id";
-
-static const char SQL_VERSIONS[] =
-    "SELECT v.id, v.number, v.parent_id, v.parent_number, v.model_id, "
-    "v.ts, v.created_at, v.reason, v.note, v.loss_before, v.loss_after, "
-    "v.guard_before, v.guard_after, v.adapter_len, v.checksum, "
-    "v.id = s.current_version_id FROM versions v "
-    "JOIN series s ON s.id = v.series_id WHERE s.key = ?1 "
-    "ORDER BY v.number";
-/* lineage check used by versions: the parent row may have been pruned */
-
-/* The control table of the main database records each applied request
- * in the transaction of its rollback (a re-delivered request is then
- * recognised); requests themselves travel through the sidecar below. */
-static const char SQL_CONTROL_RECORD[] =
-    "INSERT INTO control (id, created_at, kind, series, by_time, target, "
-    "reason, status, result, from_version, restored, new_version, done_at) "
-    "VALUES (?1, ?2, 'rollback', ?3, ?4, ?5, ?6, 'applied', ?7, ?8, ?9, "
-    "?10, ?11)";
-static const char SQL_CONTROL_SEEN[] =
-    "SELECT from_version, restored, new_version, result FROM control "
-    "WHERE id = ?1";
 
 /*
  * The request sidecar "<path>.control": a tiny SQLite file of its own, so
@@ -186,137 +62,12 @@ static const char SQL_CTL_SCHEMA[] =
     ");\n"
     "CREATE INDEX IF NOT EXISTS requests_pending ON requests (id) "
     "WHERE status = 'pending';\n";
-static const char SQL_CTL_DATA_VERSION[] = "PRAGMA data_version";
-static const char SQL_CTL_PENDING[] =
-    "SELECT id, series, by_time, target, reason, created_at FROM requests "
-    "WHERE status = 'pending' ORDER BY id LIMIT 1";
-static const char SQL_CTL_INSERT[] =
-    "INSERT INTO requests (created_at, series, by_time, target, reason) "
-    "VALUES (?1, ?2, ?3, ?4, ?5)";
-static const char SQL_CTL_GET[] =
-    "SELECT status, result, from_version, restored, new_version "
-    "FROM requests WHERE id = ?1";
-static const char SQL_CTL_DONE[] =
-    "UPDATE requests SET status = ?2, result = ?3, from_version = ?4, "
-    "restored = ?5, new_version = ?6, done_at = ?7 "
-    "WHERE id = ?1 AND status = 'pending'";
 
-enum cq { CQ_DATA_VERSION, CQ_PENDING, CQ_INSERT, CQ_GET, CQ_DONE, CQ__COUNT };
-
+#define SQL_TEXT_SQ(name, text) [SQ_##name] = text,
+#define SQL_TEXT_CQ(name, text) [CQ_##name] = text,
+static const char *const sql_text[SQ__COUNT] = {STORE_STATEMENTS(SQL_TEXT_SQ)};
 static const char *const ctl_sql_text[CQ__COUNT] = {
-    [CQ_DATA_VERSION] = SQL_CTL_DATA_VERSION,
-    [CQ_PENDING] = SQL_CTL_PENDING,
-    [CQ_INSERT] = SQL_CTL_INSERT,
-    [CQ_GET] = SQL_CTL_GET,
-    [CQ_DONE] = SQL_CTL_DONE,
-};
-
-static const char SQL_PRUNE_SCAN[] =
-    "SELECT v.id, v.id != coalesce(s.current_version_id, -1) AND "
-    "(SELECT count(*) FROM versions w WHERE w.series_id = v.series_id "
-    "AND w.number > v.number) >= ?3 FROM versions v "
-    "JOIN series s ON s.id = v.series_id "
-    "WHERE v.id > ?1 AND v.created_at < ?2 ORDER BY v.id LIMIT ?4";
-static const char SQL_PRUNE_VERSION[] = "DELETE FROM versions WHERE id = ?1";
-/* among the oldest rows (rowid order is write order, see MIGRATION_6),
- * those older than the cutoff */
-static const char SQL_PRUNE_FORECASTS[] =
-    "DELETE FROM forecasts WHERE id IN (SELECT id FROM (SELECT id, "
-    "created_at FROM forecasts ORDER BY id LIMIT ?2) WHERE created_at < ?1)";
-static const char SQL_PRUNE_ERRORS[] =
-    "DELETE FROM errors WHERE id IN (SELECT id FROM (SELECT id, created_at "
-    "FROM errors ORDER BY id LIMIT ?2) WHERE created_at < ?1)";
-
-static const char SQL_RECENT_PUT[] =
-    "INSERT OR REPLACE INTO series_recent (series_id, last_ts, step, "
-    "position, since_adapt, adaptations, vals, count, checksum, saved_at) "
-    "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)";
-static const char SQL_RECENT_ALL[] =
-    "SELECT s.key, r.last_ts, r.step, r.position, r.since_adapt, "
-    "r.adaptations, r.vals, r.count, r.checksum FROM series_recent r "
-    "JOIN series s ON s.id = r.series_id ORDER BY r.series_id";
-static const char SQL_RECENT_CLEAR[] = "DELETE FROM series_recent";
-
-enum sq {
-	SQ_BEGIN,
-	SQ_COMMIT,
-	SQ_ROLLBACK,
-	SQ_SERIES_GET,
-	SQ_SERIES_INSERT,
-	SQ_SERIES_INSERT_NEW,
-	SQ_SERIES_SET_CURRENT,
-	SQ_SERIES_PUT,
-	SQ_VERSION_INSERT,
-	SQ_VERSION_EXISTS,
-	SQ_VERSION_BY_NUMBER,
-	SQ_VERSION_AT,
-	SQ_VERSION_RANGE,
-	SQ_AUDIT_INSERT,
-	SQ_AUDIT_INSERT_V1,
-	SQ_FORECAST_PUT,
-	SQ_ERROR_PUT,
-	SQ_OFFSET_PUT,
-	SQ_OFFSET_GET,
-	SQ_MODEL_FIND,
-	SQ_MODEL_INSERT,
-	SQ_RESTORE_ALL,
-	SQ_RESTORE_ONE,
-	SQ_HISTORY_ALL,
-	SQ_HISTORY_ONE,
-	SQ_HISTORY_ALL_V1,
-	SQ_HISTORY_ONE_V1,
-	SQ_VERSIONS,
-	SQ_CONTROL_RECORD,
-	SQ_CONTROL_SEEN,
-	SQ_PRUNE_SCAN,
-	SQ_PRUNE_VERSION,
-	SQ_PRUNE_FORECASTS,
-	SQ_PRUNE_ERRORS,
-	SQ_RECENT_PUT,
-	SQ_RECENT_ALL,
-	SQ_RECENT_CLEAR,
-	SQ__COUNT
-};
-
-static const char *const sql_text[SQ__COUNT] = {
-    [SQ_BEGIN] = SQL_BEGIN,
-    [SQ_COMMIT] = SQL_COMMIT,
-    [SQ_ROLLBACK] = SQL_ROLLBACK,
-    [SQ_SERIES_GET] = SQL_SERIES_GET,
-    [SQ_SERIES_INSERT] = SQL_SERIES_INSERT,
-    [SQ_SERIES_INSERT_NEW] = SQL_SERIES_INSERT_NEW,
-    [SQ_SERIES_SET_CURRENT] = SQL_SERIES_SET_CURRENT,
-    [SQ_SERIES_PUT] = SQL_SERIES_PUT,
-    [SQ_VERSION_INSERT] = SQL_VERSION_INSERT,
-    [SQ_VERSION_EXISTS] = SQL_VERSION_EXISTS,
-    [SQ_VERSION_BY_NUMBER] = SQL_VERSION_BY_NUMBER,
-    [SQ_VERSION_AT] = SQL_VERSION_AT,
-    [SQ_VERSION_RANGE] = SQL_VERSION_RANGE,
-    [SQ_AUDIT_INSERT] = SQL_AUDIT_INSERT,
-    [SQ_AUDIT_INSERT_V1] = SQL_AUDIT_INSERT_V1,
-    [SQ_FORECAST_PUT] = SQL_FORECAST_PUT,
-    [SQ_ERROR_PUT] = SQL_ERROR_PUT,
-    [SQ_OFFSET_PUT] = SQL_OFFSET_PUT,
-    [SQ_OFFSET_GET] = SQL_OFFSET_GET,
-    [SQ_MODEL_FIND] = SQL_MODEL_FIND,
-    [SQ_MODEL_INSERT] = SQL_MODEL_INSERT,
-    [SQ_RESTORE_ALL] = SQL_RESTORE_ALL,
-    [SQ_RESTORE_ONE] = SQL_RESTORE_ONE,
-    [SQ_HISTORY_ALL] = SQL_HISTORY_ALL,
-    [SQ_HISTORY_ONE] = SQL_HISTORY_ONE,
-    [SQ_HISTORY_ALL_V1] = SQL_HISTORY_ALL_V1,
-    [SQ_HISTORY_ONE_V1] = SQL_HISTORY_ONE_V1,
-    [SQ_VERSIONS] = SQL_VERSIONS,
-    [SQ_CONTROL_RECORD] = SQL_CONTROL_RECORD,
-    [SQ_CONTROL_SEEN] = SQL_CONTROL_SEEN,
-    [SQ_PRUNE_SCAN] = SQL_PRUNE_SCAN,
-    [SQ_PRUNE_VERSION] = SQL_PRUNE_VERSION,
-    [SQ_PRUNE_FORECASTS] = SQL_PRUNE_FORECASTS,
-    [SQ_PRUNE_ERRORS] = SQL_PRUNE_ERRORS,
-    [SQ_RECENT_PUT] = SQL_RECENT_PUT,
-    [SQ_RECENT_ALL] = SQL_RECENT_ALL,
-    [SQ_RECENT_CLEAR] = SQL_RECENT_CLEAR,
-};
+    CONTROL_STATEMENTS(SQL_TEXT_CQ)};
 
 /* ---- the store ----------------------------------------------------------- */
 
@@ -489,19 +240,26 @@ int64_t store_now_ms(void)
 
 /* ---- statements ---------------------------------------------------------- */
 
+/* Prepare sql into *slot on its first use; the statement lives until the
+ * connection closes.  Returns a SQLite code. */
+static int prepare_once(sqlite3 *db, const char *sql, sqlite3_stmt **slot)
+{
+	if (*slot)
+		return SQLITE_OK;
+	int rc = sqlite3_prepare_v3(db, sql, -1, SQLITE_PREPARE_PERSISTENT,
+				    slot, NULL);
+	if (rc != SQLITE_OK)
+		*slot = NULL;
+	return rc;
+}
+
 static int prep(struct store *s, enum sq q, sqlite3_stmt **ret, char *errbuf,
 		size_t errbuf_size)
 {
-	if (!s->stmt[q]) {
-		int rc = sqlite3_prepare_v3(s->db, sql_text[q], -1,
-					    SQLITE_PREPARE_PERSISTENT,
-					    &s->stmt[q], NULL);
-		if (rc != SQLITE_OK) {
-			s->stmt[q] = NULL;
-			return db_fail(s, rc, errbuf, errbuf_size,
-				       "preparing a statement");
-		}
-	}
+	int rc = prepare_once(s->db, sql_text[q], &s->stmt[q]);
+	if (rc != SQLITE_OK)
+		return db_fail(s, rc, errbuf, errbuf_size,
+			       "preparing a statement");
 	*ret = s->stmt[q];
 	return 0;
 }
@@ -548,6 +306,20 @@ static int step_done(struct store *s, enum sq q, char *errbuf,
 	int rc = sqlite3_step(st);
 	if (rc != SQLITE_DONE)
 		r = db_fail(s, rc, errbuf, errbuf_size, what);
+	reset_stmt(st);
+	return r;
+}
+
+/* Step a bound statement that writes one row of the batch, and reset it. */
+static int step_row(struct store *s, sqlite3_stmt *st, const char *what,
+		    char *errbuf, size_t errbuf_size)
+{
+	int r = 0;
+	int rc = sqlite3_step(st);
+	if (rc != SQLITE_DONE)
+		r = db_fail(s, rc, errbuf, errbuf_size, what);
+	else
+		s->batch_rows++;
 	reset_stmt(st);
 	return r;
 }
@@ -678,7 +450,7 @@ static int migrate(struct store *s, int from, int to, bool *ret_reopen,
 		bool edits = store_migration_edits_schema(v);
 		snprintf(what, sizeof(what), "migration to schema %d", v);
 		snprintf(uv, sizeof(uv), "PRAGMA user_version = %d", v);
-		if ((r = exec_script(s, "BEGIN IMMEDIATE", errbuf, errbuf_size,
+		if ((r = exec_script(s, sql_text[SQ_BEGIN], errbuf, errbuf_size,
 				     what)) < 0)
 			return r;
 		if ((r = exec_script(s, store_migration_sql(v), errbuf,
@@ -686,9 +458,10 @@ static int migrate(struct store *s, int from, int to, bool *ret_reopen,
 		    (edits && (r = bump_schema_version(s, errbuf, errbuf_size,
 						       what)) < 0) ||
 		    (r = exec_script(s, uv, errbuf, errbuf_size, what)) < 0 ||
-		    (r = exec_script(s, "COMMIT", errbuf, errbuf_size, what)) <
-			0) {
-			sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
+		    (r = exec_script(s, sql_text[SQ_COMMIT], errbuf,
+				     errbuf_size, what)) < 0) {
+			sqlite3_exec(s->db, sql_text[SQ_ROLLBACK], NULL, NULL,
+				     NULL);
 			return r;
 		}
 		s->schema = v;
@@ -1486,7 +1259,7 @@ static int audit_insert(struct store *s, int64_t series_id,
 			size_t errbuf_size)
 {
 	sqlite3_stmt *st = NULL;
-	int r, rc;
+	int r;
 	bool v3 = s->schema >= 3;
 	if ((r = prep(s, v3 ? SQ_AUDIT_INSERT : SQ_AUDIT_INSERT_V1, &st, errbuf,
 		      errbuf_size)) < 0)
@@ -1528,13 +1301,7 @@ static int audit_insert(struct store *s, int64_t series_id,
 			sqlite3_bind_int64(st, 22,
 					   (int64_t)ev->version_restored);
 	}
-	rc = sqlite3_step(st);
-	if (rc != SQLITE_DONE)
-		r = db_fail(s, rc, errbuf, errbuf_size, "writing an audit row");
-	else
-		s->batch_rows++;
-	reset_stmt(st);
-	return r;
+	return step_row(s, st, "writing an audit row", errbuf, errbuf_size);
 }
 
 static int forecast_insert(struct store *s, int64_t series_id,
@@ -1542,7 +1309,7 @@ static int forecast_insert(struct store *s, int64_t series_id,
 			   size_t errbuf_size)
 {
 	sqlite3_stmt *st = NULL;
-	int r, rc;
+	int r;
 	if (ev->horizon <= 0 || !ev->forecast ||
 	    (size_t)ev->horizon > (size_t)INT_MAX / sizeof(float))
 		return set_err(errbuf, errbuf_size, -EINVAL,
@@ -1559,19 +1326,56 @@ static int forecast_insert(struct store *s, int64_t series_id,
 	bind_id(st, 5, s->model_id);
 	sqlite3_bind_int64(st, 6, (int64_t)ev->version_to);
 	sqlite3_bind_int64(st, 7, store_now_ms());
-	rc = sqlite3_step(st);
-	if (rc != SQLITE_DONE)
-		r = db_fail(s, rc, errbuf, errbuf_size, "writing a forecast");
-	else
-		s->batch_rows++;
-	reset_stmt(st);
-	return r;
+	return step_row(s, st, "writing a forecast", errbuf, errbuf_size);
 }
 
 /* Errors that leave the batch usable: bad input, refused duplicates. */
 static bool batch_survives(int r)
 {
 	return r == -EINVAL || r == -EEXIST || r == -E2BIG;
+}
+
+/* How every write of the batch ends: a failure that does not leave the
+ * batch usable rolls it back (batch_fail). */
+static int put_failed(struct store *s, int r, char *errbuf, size_t errbuf_size)
+{
+	if (r < 0 && !batch_survives(r))
+		return batch_fail(s, r, errbuf, errbuf_size);
+	return r;
+}
+
+/*
+ * The start of a one-statement write: open the batch (refused when
+ * read-only or after a failed write), find or create the series when
+ * series is not NULL (its row id in *ret_series_id) and fetch statement q
+ * into *ret_st for the caller to bind; then put_end().  On failure the
+ * batch is handled as put_failed() says and nothing is left to reset.
+ */
+static int put_begin(struct store *s, enum sq q, const char *series,
+		     int64_t *ret_series_id, sqlite3_stmt **ret_st,
+		     char *errbuf, size_t errbuf_size)
+{
+	struct series_row sr;
+	int r;
+
+	if ((r = store_batch_begin(s, errbuf, errbuf_size)) < 0)
+		return r;
+	if (series &&
+	    (r = series_get(s, series, true, &sr, errbuf, errbuf_size)) < 0)
+		return put_failed(s, r, errbuf, errbuf_size);
+	if ((r = prep(s, q, ret_st, errbuf, errbuf_size)) < 0)
+		return put_failed(s, r, errbuf, errbuf_size);
+	if (series)
+		*ret_series_id = sr.id;
+	return 0;
+}
+
+/* Step the statement put_begin() fetched and the caller bound. */
+static int put_end(struct store *s, sqlite3_stmt *st, const char *what,
+		   char *errbuf, size_t errbuf_size)
+{
+	return put_failed(s, step_row(s, st, what, errbuf, errbuf_size), errbuf,
+			  errbuf_size);
 }
 
 int store_event_put(struct store *s, const struct store_event *ev, char *errbuf,
@@ -1623,106 +1427,69 @@ int store_event_put(struct store *s, const struct store_event *ev, char *errbuf,
 	}
 	r = audit_insert(s, sr.id, ev, errbuf, errbuf_size);
 out:
-	if (r < 0 && !batch_survives(r))
-		return batch_fail(s, r, errbuf, errbuf_size);
-	return r;
+	return put_failed(s, r, errbuf, errbuf_size);
 }
 
 int store_error_put(struct store *s, const char *series, int64_t origin_ts,
 		    uint64_t version, float adapted_error, float shadow_error,
 		    char *errbuf, size_t errbuf_size)
 {
-	struct series_row sr;
-	sqlite3_stmt *st = NULL;
-	int r, rc;
+	sqlite3_stmt *st;
+	int64_t id;
+	int r;
 
 	if ((r = check_key(series, "series key", errbuf, errbuf_size)) < 0)
 		return r;
-	if ((r = store_batch_begin(s, errbuf, errbuf_size)) < 0)
+	if ((r = put_begin(s, SQ_ERROR_PUT, series, &id, &st, errbuf,
+			   errbuf_size)) < 0)
 		return r;
-	if ((r = series_get(s, series, true, &sr, errbuf, errbuf_size)) < 0)
-		goto out;
-	if ((r = prep(s, SQ_ERROR_PUT, &st, errbuf, errbuf_size)) < 0)
-		goto out;
-	sqlite3_bind_int64(st, 1, sr.id);
+	sqlite3_bind_int64(st, 1, id);
 	sqlite3_bind_int64(st, 2, origin_ts);
 	sqlite3_bind_int64(st, 3, (int64_t)version);
 	bind_float(st, 4, adapted_error);
 	bind_float(st, 5, shadow_error);
 	sqlite3_bind_int64(st, 6, store_now_ms());
-	rc = sqlite3_step(st);
-	if (rc != SQLITE_DONE)
-		r = db_fail(s, rc, errbuf, errbuf_size,
-			    "writing a realised error");
-	else
-		s->batch_rows++;
-out:
-	reset_stmt(st);
-	if (r < 0 && !batch_survives(r))
-		return batch_fail(s, r, errbuf, errbuf_size);
-	return r;
+	return put_end(s, st, "writing a realised error", errbuf, errbuf_size);
 }
 
 int store_series_put(struct store *s, const char *series, int64_t last_ts,
 		     const char *status, char *errbuf, size_t errbuf_size)
 {
-	struct series_row sr;
-	sqlite3_stmt *st = NULL;
-	int r, rc;
+	sqlite3_stmt *st;
+	int64_t id;
+	int r;
 
 	if ((r = check_key(series, "series key", errbuf, errbuf_size)) < 0)
 		return r;
-	if ((r = store_batch_begin(s, errbuf, errbuf_size)) < 0)
+	if ((r = put_begin(s, SQ_SERIES_PUT, series, &id, &st, errbuf,
+			   errbuf_size)) < 0)
 		return r;
-	if ((r = series_get(s, series, true, &sr, errbuf, errbuf_size)) < 0)
-		goto out;
-	if ((r = prep(s, SQ_SERIES_PUT, &st, errbuf, errbuf_size)) < 0)
-		goto out;
-	sqlite3_bind_int64(st, 1, sr.id);
+	sqlite3_bind_int64(st, 1, id);
 	sqlite3_bind_int64(st, 2, last_ts);
 	if (status)
 		sqlite3_bind_text(st, 3, status, -1, SQLITE_STATIC);
-	rc = sqlite3_step(st);
-	if (rc != SQLITE_DONE)
-		r = db_fail(s, rc, errbuf, errbuf_size, "updating a series");
-	else
-		s->batch_rows++;
-out:
-	reset_stmt(st);
-	if (r < 0 && !batch_survives(r))
-		return batch_fail(s, r, errbuf, errbuf_size);
-	return r;
+	return put_end(s, st, "updating a series", errbuf, errbuf_size);
 }
 
 int store_offset_put(struct store *s, const char *topic, int32_t partition,
 		     int64_t next_offset, char *errbuf, size_t errbuf_size)
 {
-	sqlite3_stmt *st = NULL;
-	int r, rc;
+	sqlite3_stmt *st;
+	int r;
 
 	if ((r = check_key(topic, "topic", errbuf, errbuf_size)) < 0)
 		return r;
 	if (partition < 0 || next_offset < 0)
 		return set_err(errbuf, errbuf_size, -EINVAL,
 			       "negative partition or offset");
-	if ((r = store_batch_begin(s, errbuf, errbuf_size)) < 0)
+	if ((r = put_begin(s, SQ_OFFSET_PUT, NULL, NULL, &st, errbuf,
+			   errbuf_size)) < 0)
 		return r;
-	if ((r = prep(s, SQ_OFFSET_PUT, &st, errbuf, errbuf_size)) < 0)
-		goto out;
 	sqlite3_bind_text(st, 1, topic, -1, SQLITE_STATIC);
 	sqlite3_bind_int(st, 2, partition);
 	sqlite3_bind_int64(st, 3, next_offset);
 	sqlite3_bind_int64(st, 4, store_now_ms());
-	rc = sqlite3_step(st);
-	if (rc != SQLITE_DONE)
-		r = db_fail(s, rc, errbuf, errbuf_size, "writing an offset");
-	else
-		s->batch_rows++;
-out:
-	reset_stmt(st);
-	if (r < 0 && !batch_survives(r))
-		return batch_fail(s, r, errbuf, errbuf_size);
-	return r;
+	return put_end(s, st, "writing an offset", errbuf, errbuf_size);
 }
 
 /* ---- reads ------------------------------------------------------------------
@@ -1832,9 +1599,9 @@ out:
 int store_recent_put(struct store *s, const struct store_recent *r,
 		     char *errbuf, size_t errbuf_size)
 {
-	struct series_row sr;
-	sqlite3_stmt *st = NULL;
-	int r0, rc;
+	sqlite3_stmt *st;
+	int64_t id;
+	int r0;
 
 	if ((r0 = check_key(r->series, "series key", errbuf, errbuf_size)) < 0)
 		return r0;
@@ -1842,14 +1609,11 @@ int store_recent_put(struct store *s, const struct store_recent *r,
 		return set_err(errbuf, errbuf_size, -EINVAL,
 			       "series %s: recent values out of range",
 			       r->series);
-	if ((r0 = store_batch_begin(s, errbuf, errbuf_size)) < 0)
+	if ((r0 = put_begin(s, SQ_RECENT_PUT, r->series, &id, &st, errbuf,
+			    errbuf_size)) < 0)
 		return r0;
-	if ((r0 = series_get(s, r->series, true, &sr, errbuf, errbuf_size)) < 0)
-		goto out;
-	if ((r0 = prep(s, SQ_RECENT_PUT, &st, errbuf, errbuf_size)) < 0)
-		goto out;
 	size_t nbytes = r->count * sizeof(float);
-	sqlite3_bind_int64(st, 1, sr.id);
+	sqlite3_bind_int64(st, 1, id);
 	sqlite3_bind_int64(st, 2, r->last_ts);
 	sqlite3_bind_int64(st, 3, r->step);
 	sqlite3_bind_int64(st, 4, r->position);
@@ -1861,17 +1625,8 @@ int store_recent_put(struct store *s, const struct store_recent *r,
 	sqlite3_bind_int64(
 	    st, 9, checksum(nbytes ? (const void *)r->values : "", nbytes));
 	sqlite3_bind_int64(st, 10, store_now_ms());
-	rc = sqlite3_step(st);
-	if (rc != SQLITE_DONE)
-		r0 = db_fail(s, rc, errbuf, errbuf_size,
-			     "saving a series' recent values");
-	else
-		s->batch_rows++;
-out:
-	reset_stmt(st);
-	if (r0 < 0 && !batch_survives(r0))
-		return batch_fail(s, r0, errbuf, errbuf_size);
-	return r0;
+	return put_end(s, st, "saving a series' recent values", errbuf,
+		       errbuf_size);
 }
 
 int store_recent_take(struct store *s, store_recent_fn fn, void *user,
@@ -2230,16 +1985,10 @@ static int cprep(struct store *s, enum cq q, sqlite3_stmt **ret, char *errbuf,
 	int r = ctl_open(s, errbuf, errbuf_size);
 	if (r < 0)
 		return r;
-	if (!s->cstmt[q]) {
-		int rc = sqlite3_prepare_v3(s->ctl, ctl_sql_text[q], -1,
-					    SQLITE_PREPARE_PERSISTENT,
-					    &s->cstmt[q], NULL);
-		if (rc != SQLITE_OK) {
-			s->cstmt[q] = NULL;
-			return ctl_fail(s, rc, errbuf, errbuf_size,
-					"preparing a statement");
-		}
-	}
+	int rc = prepare_once(s->ctl, ctl_sql_text[q], &s->cstmt[q]);
+	if (rc != SQLITE_OK)
+		return ctl_fail(s, rc, errbuf, errbuf_size,
+				"preparing a statement");
 	*ret = s->cstmt[q];
 	return 0;
 }
