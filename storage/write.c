@@ -499,11 +499,12 @@ static int put_failed(struct store *s, int r, char *errbuf, size_t errbuf_size)
 }
 
 /*
- * The start of a one-statement write: open the batch (refused when
- * read-only or after a failed write), find or create the series when
- * series is not NULL (its row id in *ret_series_id) and fetch statement q
- * into *ret_st for the caller to bind; then put_end().  On failure the
- * batch is handled as put_failed() says and nothing is left to reset.
+ * The start of a one-statement write: when series is not NULL, check its
+ * key (the caller may have checked it already); open the batch (refused
+ * when read-only or after a failed write); find or create the series (its
+ * row id in *ret_series_id) and fetch statement q into *ret_st for the
+ * caller to bind; then put_end().  On failure the batch is handled as
+ * put_failed() says and nothing is left to reset.
  */
 static int put_begin(struct store *s, enum sq q, const char *series,
 		     int64_t *ret_series_id, sqlite3_stmt **ret_st,
@@ -512,6 +513,9 @@ static int put_begin(struct store *s, enum sq q, const char *series,
 	struct series_row sr;
 	int r;
 
+	if (series && (r = store_check_key(series, "series key", errbuf,
+					   errbuf_size)) < 0)
+		return r;
 	if ((r = store_batch_begin(s, errbuf, errbuf_size)) < 0)
 		return r;
 	if (series && (r = store_series_get(s, series, true, &sr, errbuf,
@@ -594,9 +598,6 @@ int store_error_put(struct store *s, const char *series, int64_t origin_ts,
 	int64_t id;
 	int r;
 
-	if ((r = store_check_key(series, "series key", errbuf, errbuf_size)) <
-	    0)
-		return r;
 	if ((r = put_begin(s, SQ_ERROR_PUT, series, &id, &st, errbuf,
 			   errbuf_size)) < 0)
 		return r;
@@ -616,9 +617,6 @@ int store_series_put(struct store *s, const char *series, int64_t last_ts,
 	int64_t id;
 	int r;
 
-	if ((r = store_check_key(series, "series key", errbuf, errbuf_size)) <
-	    0)
-		return r;
 	if ((r = put_begin(s, SQ_SERIES_PUT, series, &id, &st, errbuf,
 			   errbuf_size)) < 0)
 		return r;
