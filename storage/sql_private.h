@@ -31,7 +31,7 @@
 
 /*
  * The main database.  The *_V1 rows serve files below schema 3, which lack
- * the audit columns of the later engine fields: a store opened with an
+ * the audit columns data_from ... version_restored: a store opened with an
  * older target_schema, or read-only (which never migrates).  CONTROL_*:
  * the control table records each request a daemon applied, in the
  * transaction of its rollback, so that a re-delivered request is

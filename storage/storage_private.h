@@ -3,14 +3,14 @@
  * (never included outside storage/ and tests/storage/): the definition of
  * struct store and the helpers the pieces call across files.
  *
- *   storage.c     open, migrate, close
+ *   open.c        open, migrate, close
  *   checkpoint.c  the daemon's background WAL checkpointer
  *   db.c          errno mapping, the statement cache, checksums, times
  *   write.c       batches and the write path (events, versions, offsets)
  *   read.c        restore, recent values, history, versions
  *   rollback.c    operator rollbacks (one transaction each)
  *   control.c     the rollback handshake with a running daemon
- *   retention.c   pruning old versions, forecasts and errors
+ *   storage.c     retention: pruning old versions, forecasts, errors
  *   schema.c      the migrations; sql_private.h the statements
  */
 #ifndef DRIFTCAST_STORAGE_PRIVATE_H
