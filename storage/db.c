@@ -8,7 +8,6 @@
 #include "storage/storage_private.h"
 
 #include <errno.h>
-#include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
