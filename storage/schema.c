@@ -8,13 +8,15 @@
  *      forecasts, realised errors, Kafka offsets, and their indexes
  *   2  the control table (operator requests to a running daemon) and the
  *      views users query
- *   3  the engine's later event fields in the audit log (data window of an
- *      adaptation, rejected value, points gap-filled, detector statistic,
- *      the version a rollback restored), and v_history with them
+ *   3  audit columns for the data window of an adaptation, the rejected
+ *      value, points gap-filled, the detector statistic and the version a
+ *      rollback restored, and v_history with them
  *   4  versions.reason's CHECK written as comparisons, not IN (...): same
  *      constraint, a quarter of the cost of writing a new series' rows
  *   5  series_recent: every series' recent values, saved by the daemon at a
  *      clean stop and taken (read and deleted) at its next start
+ *   6  no created_at indexes on forecasts and errors (retention finds their
+ *      old rows at the low rowids)
  */
 #include "storage/storage_private.h"
 

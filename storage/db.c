@@ -1,0 +1,225 @@
+/*
+ * The SQLite plumbing every piece of storage/ uses: SQLite result codes as
+ * errno values with a message, the prepare-once statement cache of the
+ * main database (its statements are the table in sql_private.h), the crc32
+ * of stored blobs and their verified copies, key checks, and the clocks
+ * and time format of the public header.
+ */
+#include "storage/storage_private.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <zlib.h>
+
+#define SQL_TEXT_SQ(name, text) [SQ_##name] = text,
+const char *const store_sql_text[SQ__COUNT] = {STORE_STATEMENTS(SQL_TEXT_SQ)};
+
+int store_set_err(char *errbuf, size_t errbuf_size, int r, const char *fmt, ...)
+{
+	if (errbuf && errbuf_size) {
+		va_list ap;
+		va_start(ap, fmt);
+		vsnprintf(errbuf, errbuf_size, fmt, ap);
+		va_end(ap);
+	}
+	return r;
+}
+
+int store_errno_from_sqlite(int rc)
+{
+	switch (rc & 0xff) {
+	case SQLITE_OK:
+	case SQLITE_ROW:
+	case SQLITE_DONE:
+		return 0;
+	case SQLITE_FULL:
+		return -ENOSPC;
+	case SQLITE_READONLY:
+		return -EROFS;
+	case SQLITE_PERM:
+	case SQLITE_AUTH:
+		return -EACCES;
+	case SQLITE_CANTOPEN:
+		return -ENOENT;
+	case SQLITE_NOTADB:
+	case SQLITE_CORRUPT:
+		return -ENOTRECOVERABLE;
+	case SQLITE_BUSY:
+	case SQLITE_LOCKED:
+		return -EBUSY;
+	case SQLITE_CONSTRAINT:
+		return -EEXIST;
+	case SQLITE_NOMEM:
+		return -ENOMEM;
+	case SQLITE_TOOBIG:
+		return -E2BIG;
+	case SQLITE_MISUSE:
+	case SQLITE_RANGE:
+		return -EINVAL;
+	default:
+		return -EIO;
+	}
+}
+
+/* The one place SQLite codes become errno values with a message. */
+int store_db_fail(struct store *s, int rc, char *errbuf, size_t errbuf_size,
+		  const char *what)
+{
+	int r = store_errno_from_sqlite(rc);
+	if (r == 0)
+		r = -EIO;
+	const char *msg = s->db ? sqlite3_errmsg(s->db) : sqlite3_errstr(rc);
+	const char *hint = "";
+	if ((rc & 0xff) == SQLITE_FULL)
+		hint = " (disk full)";
+	else if ((rc & 0xff) == SQLITE_NOTADB || (rc & 0xff) == SQLITE_CORRUPT)
+		hint = " (the file is corrupt or not a SQLite database)";
+	return store_set_err(errbuf, errbuf_size, r, "%s: %s: %s%s", s->path,
+			     what, msg, hint);
+}
+
+int64_t store_mono_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+int64_t store_now_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+void store_format_time(int64_t ts, char *buf, size_t n)
+{
+	time_t t = (time_t)ts;
+	struct tm tm;
+	if (gmtime_r(&t, &tm))
+		strftime(buf, n, "%Y-%m-%dT%H:%M:%SZ", &tm);
+	else
+		snprintf(buf, n, "%lld", (long long)ts);
+}
+
+/* Prepare sql into *slot on its first use; the statement lives until the
+ * connection closes.  Returns a SQLite code. */
+int store_prepare_once(sqlite3 *db, const char *sql, sqlite3_stmt **slot)
+{
+	if (*slot)
+		return SQLITE_OK;
+	int rc = sqlite3_prepare_v3(db, sql, -1, SQLITE_PREPARE_PERSISTENT,
+				    slot, NULL);
+	if (rc != SQLITE_OK)
+		*slot = NULL;
+	return rc;
+}
+
+int store_prep(struct store *s, enum sq q, sqlite3_stmt **ret, char *errbuf,
+	       size_t errbuf_size)
+{
+	int rc = store_prepare_once(s->db, store_sql_text[q], &s->stmt[q]);
+	if (rc != SQLITE_OK)
+		return store_db_fail(s, rc, errbuf, errbuf_size,
+				     "preparing a statement");
+	*ret = s->stmt[q];
+	return 0;
+}
+
+/* Run a statement that returns no rows. */
+int store_step_done(struct store *s, enum sq q, char *errbuf,
+		    size_t errbuf_size, const char *what)
+{
+	sqlite3_stmt *st = NULL;
+	int r = store_prep(s, q, &st, errbuf, errbuf_size);
+	if (r < 0)
+		return r;
+	int rc = sqlite3_step(st);
+	if (rc != SQLITE_DONE)
+		r = store_db_fail(s, rc, errbuf, errbuf_size, what);
+	reset_stmt(st);
+	return r;
+}
+
+/* Step a bound statement that writes one row of the batch, and reset it. */
+int store_step_row(struct store *s, sqlite3_stmt *st, const char *what,
+		   char *errbuf, size_t errbuf_size)
+{
+	int r = 0;
+	int rc = sqlite3_step(st);
+	if (rc != SQLITE_DONE)
+		r = store_db_fail(s, rc, errbuf, errbuf_size, what);
+	else
+		s->batch_rows++;
+	reset_stmt(st);
+	return r;
+}
+
+int store_debug_exec(struct store *s, const char *sql, char *errbuf,
+		     size_t errbuf_size)
+{
+	char *msg = NULL;
+	int rc = sqlite3_exec(s->db, sql, NULL, NULL, &msg);
+	int r = 0;
+	if (rc != SQLITE_OK)
+		r = store_set_err(errbuf, errbuf_size,
+				  store_errno_from_sqlite(rc), "%s",
+				  msg ? msg : sqlite3_errstr(rc));
+	sqlite3_free(msg);
+	return r;
+}
+
+uint32_t store_checksum(const void *p, size_t n)
+{
+	uLong c = crc32(0L, Z_NULL, 0);
+	const unsigned char *b = p;
+	while (n > 0) { /* crc32 takes a uInt length */
+		uInt chunk = n > (1u << 30) ? (1u << 30) : (uInt)n;
+		c = crc32(c, b, chunk);
+		b += chunk;
+		n -= chunk;
+	}
+	return (uint32_t)c;
+}
+
+/* Copy a float blob into *buf (grown as needed) and verify it against its
+ * stored length and checksum.  Returns 0 or -EBADMSG. */
+int store_blob_copy(sqlite3_stmt *st, int col_blob, int col_len, int col_crc,
+		    float **buf, size_t *cap, size_t *ret_len)
+{
+	const void *p = sqlite3_column_blob(st, col_blob);
+	size_t nbytes = (size_t)sqlite3_column_bytes(st, col_blob);
+	int64_t len = sqlite3_column_int64(st, col_len);
+	uint32_t crc = (uint32_t)sqlite3_column_int64(st, col_crc);
+
+	if (len < 0 || (size_t)len * sizeof(float) != nbytes)
+		return -EBADMSG;
+	if ((size_t)len > *cap) {
+		float *nb = realloc(*buf, (size_t)len * sizeof(float));
+		if (!nb)
+			return -ENOMEM;
+		*buf = nb;
+		*cap = (size_t)len;
+	}
+	if (nbytes)
+		memcpy(*buf, p, nbytes);
+	if (store_checksum(nbytes ? (const void *)*buf : "", nbytes) != crc)
+		return -EBADMSG;
+	*ret_len = (size_t)len;
+	return 0;
+}
+
+int store_check_key(const char *key, const char *what, char *errbuf,
+		    size_t errbuf_size)
+{
+	if (!key || !*key || strlen(key) >= STORE_KEY_MAX)
+		return store_set_err(errbuf, errbuf_size, -EINVAL,
+				     "%s is empty or longer than %d bytes",
+				     what, STORE_KEY_MAX - 1);
+	return 0;
+}

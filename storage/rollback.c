@@ -1,0 +1,246 @@
+/*
+ * Operator rollbacks: resolve the target version (by number or by time,
+ * checksum verified, with the reason when there is none), then, in one
+ * transaction, a new version with the target's content, its audit row
+ * and, for a request from the control sidecar, its record in the control
+ * table.  Nothing is deleted.
+ */
+#include "storage/storage_private.h"
+
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+
+/* Explain why a target does not exist for this series. */
+static int target_missing(struct store *s, const struct series_row *sr,
+			  const char *series,
+			  const struct store_rollback_target *t, char *errbuf,
+			  size_t errbuf_size)
+{
+	sqlite3_stmt *st = NULL;
+	int r, rc;
+	char when[40], first[40];
+
+	if ((r = store_prep(s, SQ_VERSION_RANGE, &st, errbuf, errbuf_size)) < 0)
+		return r;
+	sqlite3_bind_int64(st, 1, sr->id);
+	rc = sqlite3_step(st);
+	if (rc != SQLITE_ROW) {
+		r = store_db_fail(s, rc, errbuf, errbuf_size,
+				  "reading versions");
+		goto out;
+	}
+	int64_t lo = sqlite3_column_int64(st, 0),
+		hi = sqlite3_column_int64(st, 1),
+		t0 = sqlite3_column_int64(st, 2);
+	if (t->by_time) {
+		store_format_time(t->at, when, sizeof(when));
+		store_format_time(t0, first, sizeof(first));
+		r = store_set_err(errbuf, errbuf_size, -EINVAL,
+				  "series '%s' had no version at %s (its first "
+				  "surviving version is from %s)",
+				  series, when, first);
+	} else if ((int64_t)t->number >= lo && (int64_t)t->number <= hi) {
+		r = store_set_err(
+		    errbuf, errbuf_size, -EINVAL,
+		    "version %llu of series '%s' was removed by "
+		    "retention (versions %lld..%lld remain in part)",
+		    (unsigned long long)t->number, series, (long long)lo,
+		    (long long)hi);
+	} else {
+		r = store_set_err(
+		    errbuf, errbuf_size, -EINVAL,
+		    "series '%s' has no version %llu (its versions "
+		    "are %lld..%lld)",
+		    series, (unsigned long long)t->number, (long long)lo,
+		    (long long)hi);
+	}
+out:
+	reset_stmt(st);
+	return r;
+}
+
+/* Find and verify the target version of a rollback; its adapter goes to
+ * s->rb_adapter. */
+int store_resolve_target(struct store *s, const char *series,
+			 const struct store_rollback_target *t,
+			 struct series_row *ret_sr, struct target_row *ret,
+			 char *errbuf, size_t errbuf_size)
+{
+	sqlite3_stmt *st = NULL;
+	struct series_row sr;
+	struct target_row tr = {0};
+	int r, rc;
+
+	if ((r = store_check_key(series, "series key", errbuf, errbuf_size)) <
+	    0)
+		return r;
+	if (!t || (!t->by_time && t->number > (uint64_t)INT64_MAX))
+		return store_set_err(errbuf, errbuf_size, -EINVAL,
+				     "rollback target out of range");
+	if ((r = store_series_get(s, series, false, &sr, errbuf, errbuf_size)) <
+	    0)
+		return r;
+	if (!sr.cur_id)
+		return store_set_err(errbuf, errbuf_size, -EINVAL,
+				     "series '%s' has no versions", series);
+	if ((r = store_prep(s,
+			    t->by_time ? SQ_VERSION_AT : SQ_VERSION_BY_NUMBER,
+			    &st, errbuf, errbuf_size)) < 0)
+		return r;
+	sqlite3_bind_int64(st, 1, sr.id);
+	sqlite3_bind_int64(st, 2, t->by_time ? t->at : (int64_t)t->number);
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_DONE) {
+		reset_stmt(st);
+		return target_missing(s, &sr, series, t, errbuf, errbuf_size);
+	}
+	if (rc != SQLITE_ROW) {
+		r = store_db_fail(s, rc, errbuf, errbuf_size,
+				  "reading a version");
+		goto out;
+	}
+	tr.id = sqlite3_column_int64(st, 0);
+	tr.number = (uint64_t)sqlite3_column_int64(st, 1);
+	/* The current version itself is a valid target: it re-installs that
+	 * content (a running daemon reloads it) as a new version. */
+	r = store_blob_copy(st, 2, 3, 4, &s->rb_adapter, &s->rb_cap,
+			    &tr.adapter_len);
+	if (r == -EBADMSG)
+		store_set_err(
+		    errbuf, errbuf_size, r,
+		    "%s: version %llu of series '%s' fails its checksum; "
+		    "refusing to restore it",
+		    s->path, (unsigned long long)tr.number, series);
+	else if (r < 0)
+		store_set_err(errbuf, errbuf_size, r, "out of memory");
+out:
+	reset_stmt(st);
+	if (r == 0) {
+		*ret_sr = sr;
+		*ret = tr;
+	}
+	return r;
+}
+
+/* The rollback itself, inside an open transaction.  With a request q, it
+ * is recorded in the control table in the same transaction. */
+static int rollback_txn(struct store *s, const char *series,
+			const struct store_rollback_target *t,
+			const char *reason, const struct ctl_req *q,
+			struct store_rollback_result *ret, char *errbuf,
+			size_t errbuf_size)
+{
+	struct series_row sr;
+	struct target_row tr;
+	struct store_rollback_result res = {0};
+	char note[STORE_REASON_MAX + 64];
+	int64_t vid;
+	int r;
+
+	if ((r = store_resolve_target(s, series, t, &sr, &tr, errbuf,
+				      errbuf_size)) < 0)
+		return r;
+	/* The new number follows the highest one; retention never removes
+	 * the current or the last versions, so this is max + 1. */
+	uint64_t from = (uint64_t)sr.cur_number;
+	uint64_t number = from + 1;
+	bool exists = true;
+	while (exists) {
+		if ((r = store_version_exists(s, sr.id, number, &exists, errbuf,
+					      errbuf_size)) < 0)
+			return r;
+		if (exists)
+			number++;
+	}
+	int64_t ts = sr.has_last_ts ? sr.last_ts : 0;
+	struct version_new v = {
+	    .reason = "manual",
+	    .note = reason,
+	    .restored_from = (int64_t)tr.number,
+	    .ts = ts,
+	    .number = number,
+	    .loss_before = NAN,
+	    .loss_after = NAN,
+	    .guard_before = NAN,
+	    .guard_after = NAN,
+	    .adapter = s->rb_adapter,
+	    .adapter_len = tr.adapter_len,
+	};
+	if ((r = store_version_insert(s, &sr, &v, &vid, errbuf, errbuf_size)) <
+	    0)
+		return r;
+	snprintf(note, sizeof(note), "rollback to version %llu: %s",
+		 (unsigned long long)tr.number, reason);
+	struct store_event ev = {
+	    .type = STORE_EV_MANUAL,
+	    .trigger = STORE_TRIGGER_MANUAL,
+	    .series = series,
+	    .ts = ts,
+	    .version_from = from,
+	    .version_to = number,
+	    .loss_before = NAN,
+	    .loss_after = NAN,
+	    .guard_before = NAN,
+	    .guard_after = NAN,
+	    .update_norm = NAN,
+	    .adapted_error = NAN,
+	    .shadow_error = NAN,
+	    .reason = note,
+	};
+	if ((r = store_audit_insert(s, sr.id, &ev, errbuf, errbuf_size)) < 0)
+		return r;
+	snprintf(res.series, sizeof(res.series), "%s", series);
+	res.from_version = from;
+	res.restored = tr.number;
+	res.new_version = number;
+	res.adapter = s->rb_adapter;
+	res.adapter_len = tr.adapter_len;
+	if (q && (r = store_control_record(s, q, &res, note, errbuf,
+					   errbuf_size)) < 0)
+		return r;
+	*ret = res;
+	return 0;
+}
+
+bool store_rollback_refused(int r)
+{
+	return r == -EINVAL || r == -ENOENT || r == -EBADMSG;
+}
+
+int store_rollback_one(struct store *s, const char *series,
+		       const struct store_rollback_target *t,
+		       const char *reason, const struct ctl_req *q,
+		       struct store_rollback_result *ret, char *errbuf,
+		       size_t errbuf_size)
+{
+	int r;
+	if (!reason || !*reason || strlen(reason) >= STORE_REASON_MAX)
+		return store_set_err(
+		    errbuf, errbuf_size, -EINVAL,
+		    "a rollback needs a reason (at most %d bytes)",
+		    STORE_REASON_MAX - 1);
+	if ((r = store_batch_commit(s, errbuf, errbuf_size)) < 0)
+		return r;
+	if ((r = store_batch_begin(s, errbuf, errbuf_size)) < 0)
+		return r;
+	r = rollback_txn(s, series, t, reason, q, ret, errbuf, errbuf_size);
+	if (r < 0) {
+		if (store_batch_survives(r) || store_rollback_refused(r))
+			store_batch_abort(s);
+		else
+			store_batch_fail(s, r, errbuf, errbuf_size);
+		return r;
+	}
+	return store_batch_commit(s, errbuf, errbuf_size);
+}
+
+int store_rollback(struct store *s, const char *series,
+		   const struct store_rollback_target *t, const char *reason,
+		   struct store_rollback_result *ret, char *errbuf,
+		   size_t errbuf_size)
+{
+	return store_rollback_one(s, series, t, reason, NULL, ret, errbuf,
+				  errbuf_size);
+}
