@@ -5,7 +5,7 @@
  * table below.  Exit codes: 0 success, 1 runtime failure, 2 usage or
  * configuration error.
  */
-#include "daemon/daemon.h"
+#include "daemon/cli.h"
 
 #include <errno.h>
 #include <getopt.h>
@@ -19,6 +19,8 @@
 #include <string.h>
 #include <zlib.h>
 
+#include "daemon/kafka.h"
+#include "daemon/log.h"
 #include "forecast/forecast.h"
 
 static const struct dc_command commands[] = {

@@ -3,7 +3,7 @@
  * print the generated sample, the effective settings, or the reference
  * documentation (docs/CONFIG.md is this command's output).
  */
-#include "daemon/daemon.h"
+#include "daemon/cli.h"
 
 #include <getopt.h>
 #include <stdio.h>

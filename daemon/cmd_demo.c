@@ -13,12 +13,13 @@
  *   5. a summary: frozen vs adapted error, adaptations accepted / rejected
  *      / rolled back, where the database is, and SQL to try.
  */
-#include "daemon/daemon.h"
+#include "daemon/cli.h"
 
 #include <errno.h>
 #include <getopt.h>
 #include <jansson.h>
 #include <inttypes.h>
+#include <librdkafka/rdkafka.h>
 #include <librdkafka/rdkafka_mock.h>
 #include <math.h>
 #include <sqlite3.h>
@@ -29,6 +30,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "daemon/log.h"
+#include "daemon/run.h"
 #include "forecast/forecast.h"
 
 #define DEMO_INPUT  "measurements"

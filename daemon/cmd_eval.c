@@ -6,7 +6,7 @@
  * The [ttt] settings map onto the engine's parameters through
  * dc_ttt_params_from_cfg() (daemon/ttt_cfg.c), as for `driftcast run`.
  */
-#include "daemon/daemon.h"
+#include "daemon/cli.h"
 
 #include <errno.h>
 #include <getopt.h>
@@ -19,6 +19,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "daemon/record.h"
+#include "daemon/ttt_cfg.h"
 #include "forecast/forecast.h"
 #include "storage/storage.h"
 #include "ttt/ttt.h"

@@ -5,7 +5,7 @@
  * or JSON.  Opens the database read-only, so it works while a daemon
  * writes.
  */
-#include "daemon/daemon.h"
+#include "daemon/cli.h"
 
 #include <errno.h>
 #include <getopt.h>
@@ -15,6 +15,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "daemon/fmt.h"
 #include "storage/storage.h"
 
 static void history_usage(FILE *f)

@@ -9,7 +9,7 @@
  * so that its in-memory adapter changes too; otherwise this process writes
  * it.  See store_rollback_request().
  */
-#include "daemon/daemon.h"
+#include "daemon/cli.h"
 
 #include <errno.h>
 #include <getopt.h>

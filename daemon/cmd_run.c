@@ -2,10 +2,12 @@
  * `driftcast run --config FILE [--set section.key=value ...]`: the daemon,
  * as systemd runs it (Type=notify; see daemon/driftcast.service).
  */
-#include "daemon/daemon.h"
+#include "daemon/cli.h"
 
 #include <getopt.h>
 #include <stdio.h>
+
+#include "daemon/run.h"
 
 static void run_usage(FILE *f)
 {

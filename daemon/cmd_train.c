@@ -6,7 +6,7 @@
  * otherwise; --json writes a report with the per-epoch curve and the
  * frozen validation and test accuracy of the returned (best) model.
  */
-#include "daemon/daemon.h"
+#include "daemon/cli.h"
 
 #include <errno.h>
 #include <getopt.h>

@@ -3,7 +3,7 @@
  * versions of one series, oldest first, with their parent, reason, losses,
  * size and checksum, and which one is current.  Read-only.
  */
-#include "daemon/daemon.h"
+#include "daemon/cli.h"
 
 #include <errno.h>
 #include <getopt.h>
@@ -13,6 +13,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "daemon/fmt.h"
 #include "storage/storage.h"
 
 static void versions_usage(FILE *f)

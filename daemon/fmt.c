@@ -3,11 +3,12 @@
  * H floats each; printf would be the most expensive part of producing
  * them).
  */
-#include "daemon/daemon.h"
+#include "daemon/fmt.h"
 
 #include <jansson.h>
 #include <errno.h>
 #include <math.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>

@@ -13,13 +13,15 @@
  * Assignment is cooperative-sticky everywhere (mixed strategies crash the
  * mock cluster), so the rebalance callback uses incremental assign/unassign.
  */
-#include "daemon/daemon.h"
+#include "daemon/kafka.h"
 
 #include <errno.h>
 #include <stdio.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include "daemon/log.h"
 
 struct dc_kafka {
 	rd_kafka_t *consumer;

@@ -9,7 +9,7 @@
  * timer thread would keep pinging a stuck daemon.  Without $NOTIFY_SOCKET
  * every call is a cheap no-op.
  */
-#include "daemon/daemon.h"
+#include "daemon/notify.h"
 
 #include <errno.h>
 #include <stdarg.h>

@@ -3,7 +3,7 @@
  * on config/, so the one mapping lives here, used by `driftcast run`,
  * `driftcast demo` and `driftcast eval` alike.
  */
-#include "daemon/daemon.h"
+#include "daemon/ttt_cfg.h"
 
 #include <errno.h>
 #include <stdio.h>
