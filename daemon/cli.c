@@ -81,6 +81,35 @@ int dc_cmd_version(int argc, char **argv)
 	return DC_EXIT_OK;
 }
 
+int dc_getopt(int argc, char **argv, const char *shortopts,
+	      const struct option *longopts, void (*cmd_usage)(FILE *f),
+	      int *ret_exit)
+{
+	int c = getopt_long(argc, argv, shortopts, longopts, NULL);
+	if (c == -1)
+		return 0;
+	if (c == 'h') {
+		cmd_usage(stdout);
+		*ret_exit = DC_EXIT_OK;
+		return -1;
+	}
+	if (c == '?' || c == ':') {
+		cmd_usage(stderr);
+		*ret_exit = DC_EXIT_USAGE;
+		return -1;
+	}
+	return c;
+}
+
+int dc_check_operands(const char *cmd, int argc, char **argv, int max)
+{
+	if (argc - optind <= max)
+		return DC_EXIT_OK;
+	fprintf(stderr, "driftcast %s: unexpected argument '%s'\n", cmd,
+		argv[optind + max]);
+	return DC_EXIT_USAGE;
+}
+
 int dc_cfg_args_add_set(struct dc_cfg_args *a, const char *arg)
 {
 	if (a->nsets >= DC_MAX_SETS) {

@@ -306,10 +306,11 @@ int dc_cmd_eval(int argc, char **argv)
 	const char *model_path = NULL, *data = NULL, *json = NULL;
 	const char *columns = NULL, *db = NULL;
 	unsigned arms = (1u << TTT_ARM_COUNT) - 1;
-	int quiet = 0, c;
+	int quiet = 0, c, code;
 	enum fc_split split = FC_SPLIT_TEST;
 	optind = 1;
-	while ((c = getopt_long(argc, argv, "s:qh", longopts, NULL)) != -1) {
+	while ((c = dc_getopt(argc, argv, "s:qh", longopts, eval_usage,
+			      &code)) > 0) {
 		switch (c) {
 		case O_MODEL:
 			model_path = optarg;
@@ -351,19 +352,11 @@ int dc_cmd_eval(int argc, char **argv)
 		case 'q':
 			quiet = 1;
 			break;
-		case 'h':
-			eval_usage(stdout);
-			return DC_EXIT_OK;
-		default:
-			eval_usage(stderr);
-			return DC_EXIT_USAGE;
 		}
 	}
-	if (optind < argc) {
-		fprintf(stderr, "driftcast eval: unexpected argument '%s'\n",
-			argv[optind]);
-		return DC_EXIT_USAGE;
-	}
+	if (c < 0 ||
+	    (code = dc_check_operands("eval", argc, argv, 0)) != DC_EXIT_OK)
+		return code;
 	if (!model_path || !data) {
 		fprintf(stderr, "driftcast eval: --model and --data are "
 				"required (see --help)\n");
