@@ -1,7 +1,8 @@
 /*
- * `driftcast eval`: replay the test split of a CSV through the TTT engine
- * the daemon uses (ttt_eval_run -> ttt_engine_observe), causally, as
- * ../shared/EVAL.md says, and report frozen vs adapted vs naive accuracy:
+ * `driftcast eval`: replay the test split (or, with --split val, the
+ * validation split) of a CSV through the TTT engine the daemon uses
+ * (ttt_eval_run -> ttt_engine_observe), causally, as ../shared/EVAL.md
+ * says, and report frozen vs adapted vs naive accuracy:
  * a table on stdout and, with --json, the object EVAL.md describes.
  * The [ttt] settings map onto the engine's parameters through
  * dc_ttt_params_from_cfg() (daemon/ttt_cfg.c), as for `driftcast run`.

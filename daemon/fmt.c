@@ -1,7 +1,8 @@
 /*
- * Number formatting for the daemon's JSON output (forecast messages carry
- * H floats each; printf would be the most expensive part of producing
- * them).
+ * Output formatting: floats and strings as JSON text for the forecast
+ * messages (they carry H floats each; printf would be the most expensive
+ * part of producing them), and the table / CSV / JSON helpers of the
+ * read-only commands.
  */
 #include "daemon/fmt.h"
 
