@@ -229,11 +229,11 @@ static void backpressure(struct run *r)
 }
 
 /*
- * Everything the loop needs, in the order READY=1 promises: settings,
- * signals, the model, the migrated database, the engine restored from it,
- * the parser, metrics, and the subscribed consumer.  *ret_run is NULL when
- * nothing was opened (no memory, or the settings do not load); otherwise
- * the caller closes it whatever the exit code returned.
+ * Everything the loop needs, opened before READY=1: settings, signals, the
+ * model, the migrated database, the engine restored from it, the parser,
+ * metrics, and the subscribed consumer.  *ret_run is NULL when nothing
+ * was opened (no memory, or the settings do not load); otherwise the
+ * caller closes it whatever the exit code returned.
  */
 static int run_open(const struct dc_run_options *opts, struct run **ret_run)
 {
