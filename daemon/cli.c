@@ -5,7 +5,7 @@
  * table below.  Exit codes: 0 success, 1 runtime failure, 2 usage or
  * configuration error.
  */
-#include "daemon/daemon.h"
+#include "daemon/cli.h"
 
 #include <errno.h>
 #include <getopt.h>
@@ -19,6 +19,8 @@
 #include <string.h>
 #include <zlib.h>
 
+#include "daemon/kafka.h"
+#include "daemon/log.h"
 #include "forecast/forecast.h"
 
 static const struct dc_command commands[] = {
@@ -77,6 +79,35 @@ int dc_cmd_version(int argc, char **argv)
 	printf("  jansson:    %s\n", jansson_version_str());
 	printf("  zlib:       %s\n", zlibVersion());
 	return DC_EXIT_OK;
+}
+
+int dc_getopt(int argc, char **argv, const char *shortopts,
+	      const struct option *longopts, void (*cmd_usage)(FILE *f),
+	      int *ret_exit)
+{
+	int c = getopt_long(argc, argv, shortopts, longopts, NULL);
+	if (c == -1)
+		return 0;
+	if (c == 'h') {
+		cmd_usage(stdout);
+		*ret_exit = DC_EXIT_OK;
+		return -1;
+	}
+	if (c == '?' || c == ':') {
+		cmd_usage(stderr);
+		*ret_exit = DC_EXIT_USAGE;
+		return -1;
+	}
+	return c;
+}
+
+int dc_check_operands(const char *cmd, int argc, char **argv, int max)
+{
+	if (argc - optind <= max)
+		return DC_EXIT_OK;
+	fprintf(stderr, "driftcast %s: unexpected argument '%s'\n", cmd,
+		argv[optind + max]);
+	return DC_EXIT_USAGE;
 }
 
 int dc_cfg_args_add_set(struct dc_cfg_args *a, const char *arg)

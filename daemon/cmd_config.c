@@ -3,7 +3,7 @@
  * print the generated sample, the effective settings, or the reference
  * documentation (docs/CONFIG.md is this command's output).
  */
-#include "daemon/daemon.h"
+#include "daemon/cli.h"
 
 #include <getopt.h>
 #include <stdio.h>
@@ -43,31 +43,25 @@ static int parse_args(int argc, char **argv, struct dc_cfg_args *a,
 	    {"help", no_argument, NULL, 'h'},
 	    {NULL, 0, NULL, 0},
 	};
-	int c, nfiles = 0;
-	while ((c = getopt_long(argc, argv, "s:h", longopts, NULL)) != -1) {
+	char cmd[64];
+	int c, code;
+	while ((c = dc_getopt(argc, argv, "s:h", longopts, config_usage,
+			      &code)) > 0) {
 		switch (c) {
 		case 's':
 			if (dc_cfg_args_add_set(a, optarg) < 0)
 				return DC_EXIT_USAGE;
 			break;
-		case 'h':
-			config_usage(stdout);
-			return DC_EXIT_OK;
-		default:
-			config_usage(stderr);
-			return DC_EXIT_USAGE;
 		}
 	}
-	for (int i = optind; i < argc; i++) {
-		if (++nfiles > max_files) {
-			fprintf(stderr,
-				"driftcast config %s: unexpected argument "
-				"'%s'\n",
-				argv[0], argv[i]);
-			return DC_EXIT_USAGE;
-		}
-		a->file = argv[i];
-	}
+	if (c < 0)
+		return code;
+	snprintf(cmd, sizeof(cmd), "config %s", argv[0]);
+	if ((code = dc_check_operands(cmd, argc, argv, max_files)) !=
+	    DC_EXIT_OK)
+		return code;
+	if (optind < argc)
+		a->file = argv[optind];
 	return -1;
 }
 

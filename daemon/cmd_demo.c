@@ -13,12 +13,13 @@
  *   5. a summary: frozen vs adapted error, adaptations accepted / rejected
  *      / rolled back, where the database is, and SQL to try.
  */
-#include "daemon/daemon.h"
+#include "daemon/cli.h"
 
 #include <errno.h>
 #include <getopt.h>
 #include <jansson.h>
 #include <inttypes.h>
+#include <librdkafka/rdkafka.h>
 #include <librdkafka/rdkafka_mock.h>
 #include <math.h>
 #include <sqlite3.h>
@@ -29,6 +30,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "daemon/log.h"
+#include "daemon/run.h"
 #include "forecast/forecast.h"
 
 #define DEMO_INPUT  "measurements"
@@ -499,9 +502,10 @@ int dc_cmd_demo(int argc, char **argv)
 	struct fc_dataset *ds = NULL;
 	struct cluster c = {0};
 	char err[1024];
-	int opt, rc = DC_EXIT_FAILURE;
+	int opt, code, rc = DC_EXIT_FAILURE;
 
-	while ((opt = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
+	while ((opt = dc_getopt(argc, argv, "h", longopts, demo_usage, &code)) >
+	       0) {
 		switch (opt) {
 		case 'q':
 			d.quick = true;
@@ -515,19 +519,11 @@ int dc_cmd_demo(int argc, char **argv)
 		case 'b':
 			d.backbone = optarg;
 			break;
-		case 'h':
-			demo_usage(stdout);
-			return DC_EXIT_OK;
-		default:
-			demo_usage(stderr);
-			return DC_EXIT_USAGE;
 		}
 	}
-	if (optind < argc) {
-		fprintf(stderr, "driftcast demo: unexpected argument '%s'\n",
-			argv[optind]);
-		return DC_EXIT_USAGE;
-	}
+	if (opt < 0 ||
+	    (code = dc_check_operands("demo", argc, argv, 0)) != DC_EXIT_OK)
+		return code;
 	struct stat sb;
 	if (!workdir)
 		workdir = stat("build", &sb) == 0 && S_ISDIR(sb.st_mode)

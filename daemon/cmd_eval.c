@@ -1,12 +1,13 @@
 /*
- * `driftcast eval`: replay the test split of a CSV through the TTT engine
- * the daemon uses (ttt_eval_run -> ttt_engine_observe), causally, as
- * ../shared/EVAL.md says, and report frozen vs adapted vs naive accuracy:
+ * `driftcast eval`: replay the test split (or, with --split val, the
+ * validation split) of a CSV through the TTT engine the daemon uses
+ * (ttt_eval_run -> ttt_engine_observe), causally, as ../shared/EVAL.md
+ * says, and report frozen vs adapted vs naive accuracy:
  * a table on stdout and, with --json, the object EVAL.md describes.
  * The [ttt] settings map onto the engine's parameters through
  * dc_ttt_params_from_cfg() (daemon/ttt_cfg.c), as for `driftcast run`.
  */
-#include "daemon/daemon.h"
+#include "daemon/cli.h"
 
 #include <errno.h>
 #include <getopt.h>
@@ -19,6 +20,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "daemon/record.h"
+#include "daemon/ttt_cfg.h"
 #include "forecast/forecast.h"
 #include "storage/storage.h"
 #include "ttt/ttt.h"
@@ -304,10 +307,11 @@ int dc_cmd_eval(int argc, char **argv)
 	const char *model_path = NULL, *data = NULL, *json = NULL;
 	const char *columns = NULL, *db = NULL;
 	unsigned arms = (1u << TTT_ARM_COUNT) - 1;
-	int quiet = 0, c;
+	int quiet = 0, c, code;
 	enum fc_split split = FC_SPLIT_TEST;
 	optind = 1;
-	while ((c = getopt_long(argc, argv, "s:qh", longopts, NULL)) != -1) {
+	while ((c = dc_getopt(argc, argv, "s:qh", longopts, eval_usage,
+			      &code)) > 0) {
 		switch (c) {
 		case O_MODEL:
 			model_path = optarg;
@@ -349,19 +353,11 @@ int dc_cmd_eval(int argc, char **argv)
 		case 'q':
 			quiet = 1;
 			break;
-		case 'h':
-			eval_usage(stdout);
-			return DC_EXIT_OK;
-		default:
-			eval_usage(stderr);
-			return DC_EXIT_USAGE;
 		}
 	}
-	if (optind < argc) {
-		fprintf(stderr, "driftcast eval: unexpected argument '%s'\n",
-			argv[optind]);
-		return DC_EXIT_USAGE;
-	}
+	if (c < 0 ||
+	    (code = dc_check_operands("eval", argc, argv, 0)) != DC_EXIT_OK)
+		return code;
 	if (!model_path || !data) {
 		fprintf(stderr, "driftcast eval: --model and --data are "
 				"required (see --help)\n");

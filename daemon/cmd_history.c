@@ -5,7 +5,7 @@
  * or JSON.  Opens the database read-only, so it works while a daemon
  * writes.
  */
-#include "daemon/daemon.h"
+#include "daemon/cli.h"
 
 #include <errno.h>
 #include <getopt.h>
@@ -15,6 +15,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "daemon/fmt.h"
 #include "storage/storage.h"
 
 static void history_usage(FILE *f)
@@ -187,10 +188,10 @@ int dc_cmd_history(int argc, char **argv)
 	const char *db = NULL, *series = NULL;
 	int64_t since = INT64_MIN;
 	struct out o = {DC_FORMAT_TABLE, 0};
-	int c;
+	int c, code;
 
-	while ((c = getopt_long(argc, argv, "d:s:S:f:h", longopts, NULL)) !=
-	       -1) {
+	while ((c = dc_getopt(argc, argv, "d:s:S:f:h", longopts, history_usage,
+			      &code)) > 0) {
 		switch (c) {
 		case 'd':
 			db = optarg;
@@ -212,19 +213,11 @@ int dc_cmd_history(int argc, char **argv)
 			if (dc_format_parse("history", optarg, &o.fmt) < 0)
 				return DC_EXIT_USAGE;
 			break;
-		case 'h':
-			history_usage(stdout);
-			return DC_EXIT_OK;
-		default:
-			history_usage(stderr);
-			return DC_EXIT_USAGE;
 		}
 	}
-	if (optind < argc) {
-		fprintf(stderr, "driftcast history: unexpected argument '%s'\n",
-			argv[optind]);
-		return DC_EXIT_USAGE;
-	}
+	if (c < 0 ||
+	    (code = dc_check_operands("history", argc, argv, 0)) != DC_EXIT_OK)
+		return code;
 	if (!db) {
 		fprintf(stderr, "driftcast history: --db FILE is required\n");
 		return DC_EXIT_USAGE;

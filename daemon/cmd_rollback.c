@@ -9,7 +9,7 @@
  * so that its in-memory adapter changes too; otherwise this process writes
  * it.  See store_rollback_request().
  */
-#include "daemon/daemon.h"
+#include "daemon/cli.h"
 
 #include <errno.h>
 #include <getopt.h>
@@ -67,10 +67,10 @@ int dc_cmd_rollback(int argc, char **argv)
 	int ntargets = 0;
 	double timeout = 5.0;
 	char *end;
-	int c;
+	int c, code;
 
-	while ((c = getopt_long(argc, argv, "d:s:v:a:r:t:h", longopts, NULL)) !=
-	       -1) {
+	while ((c = dc_getopt(argc, argv, "d:s:v:a:r:t:h", longopts,
+			      rollback_usage, &code)) > 0) {
 		switch (c) {
 		case 'd':
 			db = optarg;
@@ -118,20 +118,11 @@ int dc_cmd_rollback(int argc, char **argv)
 				return DC_EXIT_USAGE;
 			}
 			break;
-		case 'h':
-			rollback_usage(stdout);
-			return DC_EXIT_OK;
-		default:
-			rollback_usage(stderr);
-			return DC_EXIT_USAGE;
 		}
 	}
-	if (optind < argc) {
-		fprintf(stderr,
-			"driftcast rollback: unexpected argument '%s'\n",
-			argv[optind]);
-		return DC_EXIT_USAGE;
-	}
+	if (c < 0 ||
+	    (code = dc_check_operands("rollback", argc, argv, 0)) != DC_EXIT_OK)
+		return code;
 	if (!db || !series) {
 		fprintf(stderr, "driftcast rollback: --db FILE and --series S "
 				"are required\n");

@@ -2,10 +2,12 @@
  * `driftcast run --config FILE [--set section.key=value ...]`: the daemon,
  * as systemd runs it (Type=notify; see daemon/driftcast.service).
  */
-#include "daemon/daemon.h"
+#include "daemon/cli.h"
 
 #include <getopt.h>
 #include <stdio.h>
+
+#include "daemon/run.h"
 
 static void run_usage(FILE *f)
 {
@@ -44,9 +46,10 @@ int dc_cmd_run(int argc, char **argv)
 	    {NULL, 0, NULL, 0},
 	};
 	struct dc_cfg_args a = {0};
-	int c;
+	int c, code;
 
-	while ((c = getopt_long(argc, argv, "c:s:h", longopts, NULL)) != -1) {
+	while ((c = dc_getopt(argc, argv, "c:s:h", longopts, run_usage,
+			      &code)) > 0) {
 		switch (c) {
 		case 'c':
 			a.file = optarg;
@@ -55,19 +58,11 @@ int dc_cmd_run(int argc, char **argv)
 			if (dc_cfg_args_add_set(&a, optarg) < 0)
 				return DC_EXIT_USAGE;
 			break;
-		case 'h':
-			run_usage(stdout);
-			return DC_EXIT_OK;
-		default:
-			run_usage(stderr);
-			return DC_EXIT_USAGE;
 		}
 	}
-	if (optind < argc) {
-		fprintf(stderr, "driftcast run: unexpected argument '%s'\n",
-			argv[optind]);
-		return DC_EXIT_USAGE;
-	}
+	if (c < 0 ||
+	    (code = dc_check_operands("run", argc, argv, 0)) != DC_EXIT_OK)
+		return code;
 
 	struct dc_run_options o = {
 	    .config_path = a.file,

@@ -6,7 +6,7 @@
  * otherwise; --json writes a report with the per-epoch curve and the
  * frozen validation and test accuracy of the returned (best) model.
  */
-#include "daemon/daemon.h"
+#include "daemon/cli.h"
 
 #include <errno.h>
 #include <getopt.h>
@@ -225,8 +225,9 @@ int dc_cmd_train(int argc, char **argv)
 	const char *data = NULL, *out = NULL, *columns = NULL, *json = NULL;
 	const char *backbone = NULL;
 	int lookback = -1, horizon = -1, seed = -1, epochs = -1, threads = -1;
-	int quiet = 0, c;
-	while ((c = getopt_long(argc, argv, "s:qh", longopts, NULL)) != -1) {
+	int quiet = 0, c, code;
+	while ((c = dc_getopt(argc, argv, "s:qh", longopts, train_usage,
+			      &code)) > 0) {
 		int bad = 0;
 		switch (c) {
 		case O_DATA:
@@ -270,12 +271,6 @@ int dc_cmd_train(int argc, char **argv)
 		case 'q':
 			quiet = 1;
 			break;
-		case 'h':
-			train_usage(stdout);
-			return DC_EXIT_OK;
-		default:
-			train_usage(stderr);
-			return DC_EXIT_USAGE;
 		}
 		if (bad) {
 			fprintf(stderr,
@@ -285,11 +280,9 @@ int dc_cmd_train(int argc, char **argv)
 			return DC_EXIT_USAGE;
 		}
 	}
-	if (optind < argc) {
-		fprintf(stderr, "driftcast train: unexpected argument '%s'\n",
-			argv[optind]);
-		return DC_EXIT_USAGE;
-	}
+	if (c < 0 ||
+	    (code = dc_check_operands("train", argc, argv, 0)) != DC_EXIT_OK)
+		return code;
 	if (!data || !out) {
 		fprintf(stderr, "driftcast train: --data and --out are "
 				"required (see --help)\n");
@@ -372,7 +365,7 @@ int dc_cmd_train(int argc, char **argv)
 		fc_dataset_free(d);
 		return r == -EINVAL ? DC_EXIT_USAGE : DC_EXIT_FAILURE;
 	}
-	int code = DC_EXIT_OK;
+	code = DC_EXIT_OK;
 	r = fc_model_save(m, out, err, sizeof(err));
 	if (r < 0) {
 		fprintf(stderr, "driftcast train: %s\n", err);

@@ -3,7 +3,7 @@
  * versions of one series, oldest first, with their parent, reason, losses,
  * size and checksum, and which one is current.  Read-only.
  */
-#include "daemon/daemon.h"
+#include "daemon/cli.h"
 
 #include <errno.h>
 #include <getopt.h>
@@ -13,6 +13,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "daemon/fmt.h"
 #include "storage/storage.h"
 
 static void versions_usage(FILE *f)
@@ -111,9 +112,10 @@ int dc_cmd_versions(int argc, char **argv)
 	};
 	const char *db = NULL, *series = NULL;
 	struct out o = {DC_FORMAT_TABLE, 0};
-	int c;
+	int c, code;
 
-	while ((c = getopt_long(argc, argv, "d:s:f:h", longopts, NULL)) != -1) {
+	while ((c = dc_getopt(argc, argv, "d:s:f:h", longopts, versions_usage,
+			      &code)) > 0) {
 		switch (c) {
 		case 'd':
 			db = optarg;
@@ -125,20 +127,11 @@ int dc_cmd_versions(int argc, char **argv)
 			if (dc_format_parse("versions", optarg, &o.fmt) < 0)
 				return DC_EXIT_USAGE;
 			break;
-		case 'h':
-			versions_usage(stdout);
-			return DC_EXIT_OK;
-		default:
-			versions_usage(stderr);
-			return DC_EXIT_USAGE;
 		}
 	}
-	if (optind < argc) {
-		fprintf(stderr,
-			"driftcast versions: unexpected argument '%s'\n",
-			argv[optind]);
-		return DC_EXIT_USAGE;
-	}
+	if (c < 0 ||
+	    (code = dc_check_operands("versions", argc, argv, 0)) != DC_EXIT_OK)
+		return code;
 	if (!db || !series) {
 		fprintf(stderr, "driftcast versions: --db FILE and --series S "
 				"are required\n");

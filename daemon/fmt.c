@@ -1,13 +1,15 @@
 /*
- * Number formatting for the daemon's JSON output (forecast messages carry
- * H floats each; printf would be the most expensive part of producing
- * them).
+ * Output formatting: floats and strings as JSON text for the forecast
+ * messages (they carry H floats each; printf would be the most expensive
+ * part of producing them), and the table / CSV / JSON helpers of the
+ * read-only commands.
  */
-#include "daemon/daemon.h"
+#include "daemon/fmt.h"
 
 #include <jansson.h>
 #include <errno.h>
 #include <math.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>

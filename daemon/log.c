@@ -4,7 +4,7 @@
  * stderr is (as systemd's own log.c does), so a redirected stderr in a unit
  * gets plain lines.  One write(2) per line keeps concurrent lines whole.
  */
-#include "daemon/daemon.h"
+#include "daemon/log.h"
 
 #include <errno.h>
 #include <stdarg.h>

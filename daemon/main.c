@@ -1,5 +1,5 @@
 /* The driftcast executable: everything happens in dc_main (daemon/cli.c). */
-#include "daemon/daemon.h"
+#include "daemon/cli.h"
 
 int main(int argc, char **argv)
 {

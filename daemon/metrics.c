@@ -10,7 +10,7 @@
  * buckets read in the same pass, so it stays consistent with them.)
  * Resident memory is read from /proc at scrape time by the HTTP thread.
  */
-#include "daemon/daemon.h"
+#include "daemon/metrics.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -22,6 +22,9 @@
 #include <unistd.h>
 
 #include <microhttpd.h>
+
+#include "daemon/daemon.h" /* the parse reasons */
+#include "daemon/run.h"
 
 /* Upper bounds of the latency buckets, in microseconds (+Inf implied). */
 static const uint64_t lat_bounds_us[] = {

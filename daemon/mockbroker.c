@@ -13,8 +13,6 @@
  * truncates partitions at 5 MiB, and crashes when group members use
  * different assignors (see shared/notes/kafka-mock.md).
  */
-#include "daemon/daemon.h"
-
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
@@ -30,6 +28,9 @@
 #include <librdkafka/rdkafka.h>
 #include <librdkafka/rdkafka_mock.h>
 #include <systemd/sd-daemon.h>
+
+#include "daemon/cli.h"
+#include "daemon/log.h"
 
 #define MAX_TOPICS 32
 #define MAX_ERRS   64

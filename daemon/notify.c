@@ -9,7 +9,7 @@
  * timer thread would keep pinging a stuck daemon.  Without $NOTIFY_SOCKET
  * every call is a cheap no-op.
  */
-#include "daemon/daemon.h"
+#include "daemon/notify.h"
 
 #include <errno.h>
 #include <stdarg.h>
@@ -32,7 +32,7 @@ int notify_init(void)
 	st.watchdog_usec = 0;
 	st.pinged = st.statused = false;
 	/* unset_environment=0: children we spawn are not ours to supervise,
-	 * but the lead's tests re-read the variables, so leave them */
+	 * but tests re-read the variables, so leave them */
 	int r = sd_watchdog_enabled(0, &usec);
 	if (r > 0)
 		st.watchdog_usec = usec;

@@ -3,7 +3,7 @@
  * (and the demo) and by `driftcast eval --db`, so that a replay can be
  * studied in SQL exactly as the daemon would have recorded it.
  */
-#include "daemon/daemon.h"
+#include "daemon/record.h"
 
 #include "storage/storage.h"
 #include "ttt/ttt.h"

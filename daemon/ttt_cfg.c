@@ -6,7 +6,7 @@
  * are assigned to (here and in cmd_train.c): this file is where config.h,
  * forecast.h and ttt.h meet.
  */
-#include "daemon/daemon.h"
+#include "daemon/ttt_cfg.h"
 
 #include <errno.h>
 #include <stdio.h>

@@ -178,3 +178,38 @@ Test(cli, config_sample_is_valid_config)
 	cr_assert_eq(R.status, 0, "%s", R.err);
 	unlink(t);
 }
+
+/* The option handling every command shares (dc_getopt, dc_check_operands):
+ * an unknown option or a missing argument prints the command's usage to
+ * stderr, an operand left over is named; both exit 2 before any work. */
+Test(cli, commands_refuse_unknown_options_and_extra_operands)
+{
+	char *names[] = {"run",	    "demo",	"eval",	   "train",
+			 "history", "versions", "rollback"};
+	char expect[128];
+	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+		RUN(names[i], "--no-such-option");
+		cr_assert_eq(R.status, 2, "%s", names[i]);
+		snprintf(expect, sizeof(expect), "Usage: driftcast %s",
+			 names[i]);
+		cr_assert(strstr(R.err, expect), "%s", R.err);
+		RUN(names[i], "extra");
+		cr_assert_eq(R.status, 2, "%s", names[i]);
+		snprintf(expect, sizeof(expect),
+			 "driftcast %s: unexpected argument 'extra'\n",
+			 names[i]);
+		cr_assert_str_eq(R.err, expect);
+	}
+	RUN("history", "--db");
+	cr_assert_eq(R.status, 2);
+	cr_assert(strstr(R.err, "requires an argument"), "%s", R.err);
+	cr_assert(strstr(R.err, "Usage: driftcast history"), "%s", R.err);
+	RUN("config", "check", "a.ini", "b.ini");
+	cr_assert_eq(R.status, 2);
+	cr_assert_str_eq(
+	    R.err, "driftcast config check: unexpected argument 'b.ini'\n");
+	RUN("config", "sample", "x");
+	cr_assert_eq(R.status, 2);
+	cr_assert_str_eq(R.err,
+			 "driftcast config sample: unexpected argument 'x'\n");
+}

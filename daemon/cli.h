@@ -1,0 +1,77 @@
+/*
+ * The command line (daemon/cli.c and daemon/cmd_*.c): the exit codes, the
+ * git-style command table's entry points, the settings file and --set
+ * overrides every command gathers, and the getopt handling they share.
+ * Only this folder decides exit codes.
+ */
+#ifndef DRIFTCAST_DAEMON_CLI_H
+#define DRIFTCAST_DAEMON_CLI_H
+
+#include <getopt.h>
+#include <stddef.h>
+#include <stdio.h>
+
+#include "config/config.h"
+
+#define DC_EXIT_OK	0 /* success */
+#define DC_EXIT_FAILURE 1 /* runtime failure */
+#define DC_EXIT_USAGE	2 /* usage or configuration error */
+
+/* Entry point of the driftcast binary: dispatches argv[1] to a command.
+ * Returns the process exit code. */
+int dc_main(int argc, char **argv);
+
+/* One git-style command.  run() gets argv with argv[0] = the command name
+ * and returns an exit code. */
+struct dc_command {
+	const char *name;
+	const char *summary;
+	int (*run)(int argc, char **argv);
+};
+
+/* The commands, one per daemon/cmd_*.c (version: daemon/cli.c). */
+int dc_cmd_config(int argc, char **argv);
+int dc_cmd_demo(int argc, char **argv);
+int dc_cmd_eval(int argc, char **argv);
+int dc_cmd_history(int argc, char **argv);
+int dc_cmd_rollback(int argc, char **argv);
+int dc_cmd_run(int argc, char **argv);
+int dc_cmd_train(int argc, char **argv);
+int dc_cmd_version(int argc, char **argv);
+int dc_cmd_versions(int argc, char **argv);
+
+/*
+ * getopt_long() with the endings every command shares.  Returns the next
+ * option for the command to handle (> 0), 0 once the options are done, or
+ * -1 when the command is over with the exit code in *ret_exit:
+ * -h/--help printed usage to stdout (DC_EXIT_OK); an unknown option or a
+ * missing argument (getopt_long() has printed which) printed it to stderr
+ * (DC_EXIT_USAGE).  shortopts holds 'h' for --help.
+ */
+int dc_getopt(int argc, char **argv, const char *shortopts,
+	      const struct option *longopts, void (*usage)(FILE *f),
+	      int *ret_exit);
+
+/* After dc_getopt() returned 0: the operands argv[optind..argc), at most
+ * max of them.  One more prints "driftcast CMD: unexpected argument 'X'"
+ * and returns DC_EXIT_USAGE; otherwise DC_EXIT_OK. */
+int dc_check_operands(const char *cmd, int argc, char **argv, int max);
+
+/* The settings file and --set overrides gathered from a command line. */
+#define DC_MAX_SETS 128
+struct dc_cfg_args {
+	const char *file;
+	const char *sets[DC_MAX_SETS];
+	size_t nsets;
+};
+
+/* Record one --set argument; prints an error and returns -E2BIG when there
+ * are too many. */
+int dc_cfg_args_add_set(struct dc_cfg_args *a, const char *arg);
+
+/* Load the configuration named by a; on error print every error line to
+ * stderr and return DC_EXIT_USAGE.  Returns DC_EXIT_OK on success. */
+int dc_cfg_args_load(const struct dc_cfg_args *a, struct cfg *ret_cfg,
+		     struct cfg_sources *ret_src);
+
+#endif

@@ -1,0 +1,41 @@
+/*
+ * Output formatting (daemon/fmt.c): floats and strings as JSON text for
+ * the forecast messages, built without printf, and the table / CSV / JSON
+ * output of the read-only commands (history, versions).
+ */
+#ifndef DRIFTCAST_DAEMON_FMT_H
+#define DRIFTCAST_DAEMON_FMT_H
+
+#include <stddef.h>
+#include <stdio.h>
+
+#include <jansson.h>
+
+/* f as JSON text that strtof() reads back as the same float (up to 9
+ * significant digits, plain notation between 1e-4 and 1e9, %g outside),
+ * into p (at least 32 bytes); returns the length, no NUL written.  f must
+ * be finite. */
+size_t dc_format_float(char *p, float f);
+
+/* src as the inside of a JSON string: '"' and '\' escaped, control
+ * characters as \u00XX, everything else (UTF-8 included) as it is.
+ * Writes at most 6 * strlen(src) bytes to dst, no NUL; returns the length.
+ * (Series keys are printable UTF-8 after parsing, but may hold quotes.) */
+size_t dc_json_escape(char *dst, const char *src);
+
+/* Output of the read-only commands (history, versions). */
+enum dc_format { DC_FORMAT_TABLE, DC_FORMAT_CSV, DC_FORMAT_JSON };
+/* v with 6 digits into buf, or `none` (a static string) when not finite;
+ * returns the string to print. */
+const char *dc_fmt_num(float v, char *buf, size_t n, const char *none);
+/* One CSV field, quoted when it holds a comma, quote or line break. */
+void dc_csv_field(FILE *f, const char *s);
+/* v as a JSON number, or null when not finite (a new reference). */
+json_t *dc_json_num(float v);
+/* --format TEXT of command cmd; prints the error and returns -EINVAL. */
+int dc_format_parse(const char *cmd, const char *text, enum dc_format *ret);
+/* Print j compactly as element `index` of a JSON array (a ",\n" before
+ * every element but the first) and release it. */
+void dc_json_emit(json_t *j, size_t index);
+
+#endif

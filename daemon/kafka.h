@@ -1,0 +1,94 @@
+/*
+ * Kafka (daemon/kafka.c): one consumer-group member (cooperative-sticky,
+ * offsets stored only by dc_kafka_commit after state is durable) and one
+ * idempotent producer, behind the dc_kafka_* calls; the loop's hooks into
+ * assignment, revocation and delivery; librdkafka's check of pass-through
+ * properties.
+ */
+#ifndef DRIFTCAST_DAEMON_KAFKA_H
+#define DRIFTCAST_DAEMON_KAFKA_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <librdkafka/rdkafka.h>
+
+#include "config/config.h"
+
+struct dc_kafka;
+
+struct dc_kafka_hooks {
+	void *user;
+	/* Last offset of topic/partition whose effect is durable in SQLite,
+	 * or -1.  Consumption of an assigned partition resumes after it. */
+	int64_t (*applied_offset)(void *user, const char *topic,
+				  int32_t partition);
+	/* Called (from dc_kafka_poll) before partitions are assigned. */
+	void (*on_assign)(void *user,
+			  const rd_kafka_topic_partition_list_t *parts);
+	/* Called before partitions are revoked: make everything applied so
+	 * far durable now.  lost: the group already gave them away (do not
+	 * commit offsets). */
+	void (*on_revoke)(void *user,
+			  const rd_kafka_topic_partition_list_t *parts,
+			  bool lost);
+	/* Called (from dc_kafka_poll/flush) when a message produced with
+	 * origin_ms > 0 is delivered (failed: it could not be); produce_us is
+	 * the time since it was handed to the producer (-1 if unknown). */
+	void (*on_delivered)(void *user, int64_t origin_ms, int64_t produce_us,
+			     bool failed);
+};
+
+/* Create the consumer (subscribed to kafka.input_topic) and the producer.
+ * *ret is owned by the caller (dc_kafka_free closes the consumer, which
+ * leaves the group, and flushes the producer for up to 10 s). */
+int dc_kafka_new(const struct cfg *c, const struct dc_kafka_hooks *hooks,
+		 struct dc_kafka **ret, char *errbuf, size_t errbuf_size);
+void dc_kafka_free(struct dc_kafka *k);
+
+/* librdkafka's own check of one pass-through property (cfg_kprop_check_fn;
+ * registered with cfg_set_kprop_check before configurations are loaded):
+ * 0, or -1 with librdkafka's reason in why. */
+int dc_kafka_check_property(const char *name, const char *value, char *why,
+			    size_t why_size);
+
+/* Next message or NULL after timeout_ms; serves callbacks.  The caller
+ * destroys the message with rd_kafka_message_destroy(). */
+rd_kafka_message_t *dc_kafka_poll(struct dc_kafka *k, int timeout_ms);
+
+/* Serve the producer's callbacks (delivery reports) now; dc_kafka_poll
+ * serves them only every 256th message while input flows. */
+void dc_kafka_serve_producer(struct dc_kafka *k);
+
+/* True after a fatal librdkafka error; *ret_reason describes it. */
+bool dc_kafka_fatal(const struct dc_kafka *k, const char **ret_reason);
+
+/* Produce a copy of payload to topic, keyed; reason (may be NULL) goes in
+ * a "driftcast-reason" header; origin_ms > 0 comes back to the
+ * on_delivered hook.  Blocks while the producer queue is full. */
+int dc_kafka_produce(struct dc_kafka *k, const char *topic, const void *key,
+		     size_t key_len, const void *payload, size_t len,
+		     const char *reason, int64_t origin_ms);
+
+/* Messages produced and not yet delivered (or failed). */
+long dc_kafka_in_flight(const struct dc_kafka *k);
+
+/* Wait until everything produced is delivered; *ret_failed = deliveries
+ * that failed since the previous flush.  -ETIMEDOUT if still in flight. */
+int dc_kafka_flush(struct dc_kafka *k, int timeout_ms, long *ret_failed);
+
+/* Asynchronously commit offsets (next offset to read per partition). */
+int dc_kafka_commit(struct dc_kafka *k,
+		    const rd_kafka_topic_partition_list_t *offsets);
+
+/* Pause or resume every assigned partition, and those assigned while
+ * paused (backpressure). */
+int dc_kafka_pause(struct dc_kafka *k, bool pause);
+bool dc_kafka_paused(const struct dc_kafka *k);
+
+/* Messages behind the high watermark over the assignment, or -1. */
+int64_t dc_kafka_lag(struct dc_kafka *k);
+int dc_kafka_assigned_count(const struct dc_kafka *k);
+
+#endif

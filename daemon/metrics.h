@@ -1,0 +1,47 @@
+/*
+ * Prometheus metrics (daemon/metrics.c): the loop's counters, gauges and
+ * latency histograms, served as text on GET /metrics.
+ *
+ * The main loop writes relaxed atomics (no locks); an HTTP thread
+ * (libmicrohttpd) only reads them and renders the text format.  Names and
+ * labels are documented in the output's # HELP lines.  Update functions
+ * accept NULL (metrics off).
+ */
+#ifndef DRIFTCAST_DAEMON_METRICS_H
+#define DRIFTCAST_DAEMON_METRICS_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+struct dc_metrics;
+struct dc_run_stats;
+
+/* Zeroed metrics, not yet served; NULL on allocation failure.  Free with
+ * dc_metrics_free() (accepts NULL), which also stops the HTTP thread. */
+struct dc_metrics *dc_metrics_new(void);
+void dc_metrics_free(struct dc_metrics *m);
+/* Serve on listen ("host:port", "[v6]:port", port 0 = any free port), or do
+ * nothing for "off".  0, or a negative errno with the reason in errbuf. */
+int dc_metrics_listen(struct dc_metrics *m, const char *listen, char *errbuf,
+		      size_t errbuf_size);
+/* The bound TCP port, 0 when not listening. */
+int dc_metrics_port(const struct dc_metrics *m);
+/* Copy the loop's counters and gauges (a few dozen relaxed stores). */
+void dc_metrics_publish(struct dc_metrics *m, const struct dc_run_stats *st);
+/* The latency histograms: end to end, and the two legs the daemon can
+ * tell apart (the third, the input's way to the daemon, is the rest). */
+enum dc_latency {
+	DC_LAT_E2E,	   /* input's Kafka CreateTime -> forecast acked */
+	DC_LAT_PROCESSING, /* input consumed -> forecast handed to the
+			      producer (batching, model, SQLite commit) */
+	DC_LAT_DELIVERY,   /* forecast handed to the producer -> acked */
+	DC_LAT_COUNT,
+};
+/* One latency sample, in microseconds. */
+void dc_metrics_observe_latency(struct dc_metrics *m, enum dc_latency which,
+				uint64_t usec);
+/* The exposition text, as served (for tests and `driftcast` tools). */
+void dc_metrics_write(struct dc_metrics *m, FILE *f);
+
+#endif

@@ -1,0 +1,203 @@
+/*
+ * The daemon loop's batch and its durability order.  Messages join the
+ * open batch as they are applied; when it is due, run_batch_flush makes it
+ * durable in this order:
+ *   1. the batch's dead letters are delivered -- they are the only copy of
+ *      a message, so SQLite may not mark their offsets applied before;
+ *   2. one SQLite transaction: the engine's events and versions, and the
+ *      next offset of every partition the batch touched;
+ *   3. the batch's forecasts are handed to the producer, not waited for --
+ *      they are derived data, and idempotent delivery retries them until
+ *      the broker has them;
+ *   4. the Kafka offsets of what SQLite made durable are committed, at most
+ *      every kafka.commit_interval_ms (best effort: SQLite is the
+ *      authority, and a partition resumes after the offset it holds).
+ * Also here: the rebalance hooks, which read the applied offsets from
+ * SQLite and flush before partitions are taken away, and the rule for how
+ * long the loop may wait in a poll with a batch open.
+ */
+#include "daemon/run_private.h"
+
+#include <errno.h>
+#include <string.h>
+
+#include "daemon/log.h"
+#include "storage/storage.h"
+#include "ttt/ttt.h"
+
+void run_batch_add(struct run *r, int32_t p, int64_t offset)
+{
+	if (r->batch_next[p] < 0)
+		r->batch_parts[r->nbatch_parts++] = p;
+	r->batch_next[p] = offset + 1;
+	r->applied_next[p] = offset + 1;
+	if (!r->batch_dirty)
+		r->batch_due_usec = dc_now_monotonic_usec() +
+				    (uint64_t)r->cfg.storage.batch_ms * 1000u;
+	r->batch_dirty = true;
+	r->batch_messages++;
+}
+
+static void degrade(struct run *r, bool on, const char *why)
+{
+	if (on && !r->degraded)
+		log_error("storage degraded, forecasting continues without "
+			  "persistence: %s",
+			  why);
+	else if (!on && r->degraded)
+		log_notice("storage recovered");
+	r->degraded = on;
+	r->st.degraded = on;
+}
+
+int run_drain_deliveries(struct run *r, const char *what)
+{
+	long failed = 0;
+	while (dc_kafka_flush(r->kafka, 1000, &failed) == -ETIMEDOUT) {
+		log_warning("waiting for the %s to accept messages (%ld in "
+			    "flight)",
+			    what, dc_kafka_in_flight(r->kafka));
+		if (run_stop_forced())
+			return -ETIMEDOUT;
+	}
+	return failed ? -EIO : 0;
+}
+
+void run_commit_offsets(struct run *r, bool now)
+{
+	uint64_t t = dc_now_monotonic_usec();
+	if (!r->kafka_pending ||
+	    (!now && t - r->kafka_commit_usec <
+			 (uint64_t)r->cfg.kafka.commit_interval_ms * 1000u))
+		return;
+	rd_kafka_topic_partition_list_t *l = NULL;
+	for (int p = 0; p < MAX_PARTITIONS; p++) {
+		if (r->kafka_next[p] < 0)
+			continue;
+		if (!l)
+			l = rd_kafka_topic_partition_list_new(8);
+		rd_kafka_topic_partition_list_add(l, r->cfg.kafka.input_topic,
+						  p)
+		    ->offset = r->kafka_next[p];
+		r->kafka_next[p] = -1;
+	}
+	r->kafka_commit_usec = t;
+	r->kafka_pending = false;
+	if (l) {
+		dc_kafka_commit(r->kafka, l);
+		rd_kafka_topic_partition_list_destroy(l);
+	}
+}
+
+int run_batch_flush(struct run *r, bool commit_kafka)
+{
+	int rc = 0;
+
+	/* the batch's queued forecasts: into the outbox and SQLite */
+	run_lap(r, DC_PHASE_OTHER);
+	int e = ttt_engine_flush(r->engine);
+	run_lap(r, DC_PHASE_FORECAST);
+	if (e < 0)
+		log_ratelimited(&r->rl_engine, LOG_ERR,
+				"forecasts of the batch lost: %s",
+				strerror(-e));
+	if (!r->batch_dirty && r->forecasts.nrec == 0)
+		return 0;
+
+	/* 1. dead letters of this batch delivered (never lose a message) */
+	if (r->batch_dead > 0 &&
+	    run_drain_deliveries(r, "dead-letter topic") == -ETIMEDOUT)
+		return -ETIMEDOUT;
+	run_lap(r, DC_PHASE_DEADLETTER_WAIT);
+
+	/* 2. SQLite: the state and the offsets it came from */
+	for (int i = 0; i < r->nbatch_parts; i++) {
+		int32_t p = r->batch_parts[i];
+		if (store_offset_put(r->store, r->cfg.kafka.input_topic, p,
+				     r->batch_next[p], r->err,
+				     sizeof(r->err)) < 0)
+			log_ratelimited(&r->rl_store, LOG_ERR, "storage: %s",
+					r->err);
+	}
+	bool durable =
+	    store_batch_commit(r->store, r->err, sizeof(r->err)) == 0;
+	degrade(r, !durable, r->err);
+	if (durable)
+		r->st.batches++;
+	run_lap(r, DC_PHASE_COMMIT);
+
+	/* 3. forecasts (kept even when degraded: forecasting continues) */
+	if (outbox_produce(&r->forecasts, r->kafka, r->cfg.kafka.output_topic,
+			   r->metrics) < 0)
+		rc = -EIO;
+	run_lap(r, DC_PHASE_PRODUCE);
+
+	/* 4. Kafka offsets: only for what SQLite made durable */
+	for (int i = 0; i < r->nbatch_parts; i++) {
+		int32_t p = r->batch_parts[i];
+		if (durable && commit_kafka) {
+			r->kafka_next[p] = r->batch_next[p];
+			r->kafka_pending = true;
+		}
+		r->batch_next[p] = -1;
+	}
+	r->nbatch_parts = 0;
+	if (durable && commit_kafka)
+		run_commit_offsets(r, false);
+	r->batch_dirty = false;
+	r->batch_messages = 0;
+	r->batch_dead = 0;
+	return rc;
+}
+
+int dc_poll_wait_ms(bool batch_open, bool flush_when_idle, uint64_t due_usec,
+		    uint64_t now_usec, long in_flight)
+{
+	int t = 100;
+	if (batch_open && flush_when_idle)
+		return 0;
+	if (batch_open) {
+		uint64_t left = due_usec > now_usec
+				    ? (due_usec - now_usec + 999) / 1000
+				    : 0;
+		if (left < (uint64_t)t)
+			t = (int)left;
+	}
+	if (t > 5 && in_flight > 0)
+		t = 5;
+	return t;
+}
+
+int64_t run_hook_applied_offset(void *user, const char *topic,
+				int32_t partition)
+{
+	struct run *r = user;
+	int64_t next = 0;
+	bool found = false;
+	if (partition < 0 || partition >= MAX_PARTITIONS)
+		return -1;
+	if (store_offset_get(r->store, topic, partition, &next, &found, r->err,
+			     sizeof(r->err)) < 0) {
+		log_error("storage: applied offset of %s[%d]: %s", topic,
+			  partition, r->err);
+		found = false;
+	}
+	r->applied_next[partition] = found ? next : -1;
+	return found ? next - 1 : -1;
+}
+
+void run_hook_on_revoke(void *user,
+			const rd_kafka_topic_partition_list_t *parts, bool lost)
+{
+	struct run *r = user;
+	run_batch_flush(r, !lost);
+	/* what was applied is committed before another member takes over;
+	 * a lost partition's offsets may already be another member's */
+	if (!lost)
+		run_commit_offsets(r, true);
+	for (int i = 0; i < parts->cnt; i++) {
+		int32_t p = parts->elems[i].partition;
+		if (p >= 0 && p < MAX_PARTITIONS)
+			r->applied_next[p] = r->kafka_next[p] = -1;
+	}
+}

@@ -1,0 +1,157 @@
+/*
+ * What survives a restart of the daemon loop.  At start the current
+ * adapter version of every stored series is restored into the engine.  At
+ * a clean stop every series' recent values (its ring) are saved; the next
+ * start takes the rows back (and deletes them), so forecasting resumes at
+ * the first new value instead of after a refilled lookback.  After a crash
+ * there are none and lookbacks refill; the offsets SQLite holds make the
+ * replay apply nothing twice.
+ */
+#include "daemon/run_private.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <string.h>
+
+#include "daemon/log.h"
+#include "storage/storage.h"
+#include "ttt/ttt.h"
+
+static int restore_one(void *user, const struct store_restored *rs)
+{
+	struct run *r = user;
+	if (rs->status < 0) {
+		log_error("series %s: stored adapter version %" PRIu64
+			  " fails its checksum; it starts from the base "
+			  "adapter",
+			  rs->series, rs->version);
+		return 0;
+	}
+	/* last_ts stays unknown: the engine infers a series' step from
+	 * consecutive timestamps, and the gap across a restart is not one;
+	 * replays are already excluded by the applied offsets. */
+	int e = ttt_engine_restore_series(
+	    r->engine, rs->series, rs->adapter_len ? rs->adapter : NULL,
+	    rs->adapter_len, rs->version, INT64_MIN);
+	if (e < 0)
+		log_error("series %s: cannot restore version %" PRIu64 ": %s",
+			  rs->series, rs->version, strerror(-e));
+	else
+		r->st.restored++;
+	return 0;
+}
+
+struct recent_count {
+	struct run *r;
+	size_t done, bad;
+};
+
+static int restore_recent_one(void *user, const struct store_recent *sr)
+{
+	struct recent_count *c = user;
+	struct ttt_recent rc = {
+	    .key = sr->series,
+	    .last_ts = sr->last_ts,
+	    .step = sr->step,
+	    .position = sr->position,
+	    .since_adapt = sr->since_adapt,
+	    .adaptations = sr->adaptations,
+	    .values = sr->values,
+	    .count = (int)sr->count,
+	};
+	int e = sr->status ? sr->status
+		: sr->count > INT_MAX
+		    ? -EINVAL
+		    : ttt_engine_restore_recent(c->r->engine, &rc);
+	if (e < 0) {
+		c->bad++;
+		log_ratelimited(&c->r->rl_store, LOG_WARNING,
+				"series %s: saved recent values not used (%s): "
+				"its lookback refills",
+				sr->series, strerror(-e));
+	} else {
+		c->done++;
+	}
+	return 0;
+}
+
+static void restore_recent(struct run *r)
+{
+	struct recent_count c = {.r = r};
+	size_t n = 0;
+	if (store_recent_take(r->store, restore_recent_one, &c, &n, r->err,
+			      sizeof(r->err)) < 0) {
+		log_error("storage: saved recent values: %s (lookbacks refill)",
+			  r->err);
+		return;
+	}
+	if (n > 0)
+		log_info("recent values of %zu series restored from the last "
+			 "clean stop (%zu unusable): they forecast at their "
+			 "next value",
+			 c.done, c.bad);
+}
+
+void run_restore(struct run *r)
+{
+	size_t bad = 0;
+	if (store_restore(r->store, NULL, restore_one, r, &bad, r->err,
+			  sizeof(r->err)) < 0)
+		log_error("storage: restore: %s", r->err);
+	log_info("restored %" PRIu64 " series from %s (%zu unusable)",
+		 r->st.restored, r->cfg.storage.path, bad);
+	restore_recent(r);
+}
+
+static int save_recent_one(void *user, const struct ttt_recent *rc)
+{
+	struct recent_count *c = user;
+	struct store_recent sr = {
+	    .series = rc->key,
+	    .last_ts = rc->last_ts,
+	    .step = rc->step,
+	    .position = rc->position,
+	    .since_adapt = rc->since_adapt,
+	    .adaptations = rc->adaptations,
+	    .values = rc->values,
+	    .count = (size_t)rc->count,
+	};
+	int e =
+	    store_recent_put(c->r->store, &sr, c->r->err, sizeof(c->r->err));
+	if (e < 0)
+		return e;
+	c->done++;
+	return 0;
+}
+
+/* Only after a durable last batch: the saved values must be exactly the
+ * state the stored offsets describe, or the next start would see replayed
+ * values as duplicates. */
+void run_save_recent(struct run *r)
+{
+	struct recent_count c = {.r = r};
+	uint64_t t0 = dc_now_monotonic_usec();
+	if (store_degraded(r->store, NULL, 0)) {
+		log_warning("not saving recent values: the database is "
+			    "degraded; lookbacks refill after the restart");
+		return;
+	}
+	/* the store's errors fill r->err; the engine's (-ENOMEM, -EBUSY
+	 * with learning still queued) only return */
+	r->err[0] = '\0';
+	int e = ttt_engine_each_recent(r->engine, save_recent_one, &c);
+	if (e == 0)
+		e = store_batch_commit(r->store, r->err, sizeof(r->err));
+	else
+		store_batch_abort(r->store);
+	if (e < 0) {
+		log_error("saving recent values: %s; lookbacks refill after "
+			  "the restart",
+			  r->err[0] ? r->err : strerror(-e));
+		return;
+	}
+	log_notice("recent values of %zu series saved in %.2f s: the next "
+		   "start forecasts at once",
+		   c.done, (double)(dc_now_monotonic_usec() - t0) / 1e6);
+}
