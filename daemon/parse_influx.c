@@ -212,26 +212,29 @@ static int span_cmp(struct span a, struct span b)
 	return a.len < b.len ? -1 : a.len > b.len;
 }
 
-/* One non-empty, non-comment line s[0..end); appends to obs[*n..). */
-static int lp_line(struct dc_parser *p, const char *s, const char *end,
-		   int line, struct dc_obs *obs, size_t max_obs, size_t *n,
-		   struct dc_parse_error *err)
+/* The measurement and tag set of one line, as spans of the payload.  A
+ * tag's span is the whole "key=value" (as it joins the series prefix). */
+struct lp_head {
+	struct span meas;
+	struct span tagk[LP_MAX_TAGS], tag[LP_MAX_TAGS];
+	size_t ntags;
+};
+
+/* Scan the measurement and the tag set from s; *ret_q is where the fields
+ * begin (after the separating blanks). */
+static int lp_measurement_tags(const char *s, const char *end, int line,
+			       struct lp_head *h, const char **ret_q,
+			       struct dc_parse_error *err)
 {
-	struct span meas, tagk[LP_MAX_TAGS], tag[LP_MAX_TAGS];
-	size_t ntags = 0, first = *n;
-	char prefix[DC_SERIES_MAX + 1];
-	size_t plen = 0;
-	int series_tag = -1;
 	const char *q;
-	int rc;
 
 	/* measurement: escapes for ',' and ' ' */
 	q = lp_scan(s, end, LP_COMMA | LP_SPACE, LP_COMMA | LP_SPACE);
-	meas = (struct span){s, (size_t)(q - s)};
-	if (meas.len == 0)
+	h->meas = (struct span){s, (size_t)(q - s)};
+	h->ntags = 0;
+	if (h->meas.len == 0)
 		return dc_parse_fail(err, DC_REASON_BAD_LINE,
 				     "line %d: empty measurement", line);
-	/* tag set */
 	while (q < end && *q == ',') {
 		const char *k = q + 1;
 		const char *eq = lp_scan(k, end, LP_ALL, LP_ALL);
@@ -244,13 +247,13 @@ static int lp_line(struct dc_parser *p, const char *s, const char *end,
 		if (q == v || (q < end && *q == '='))
 			return dc_parse_fail(err, DC_REASON_BAD_LINE,
 					     "line %d: bad tag value", line);
-		if (ntags == LP_MAX_TAGS)
+		if (h->ntags == LP_MAX_TAGS)
 			return dc_parse_fail(err, DC_REASON_BAD_LINE,
 					     "line %d: more than %d tags", line,
 					     LP_MAX_TAGS);
-		tagk[ntags] = (struct span){k, (size_t)(eq - k)};
-		tag[ntags] = (struct span){k, (size_t)(q - k)};
-		ntags++;
+		h->tagk[h->ntags] = (struct span){k, (size_t)(eq - k)};
+		h->tag[h->ntags] = (struct span){k, (size_t)(q - k)};
+		h->ntags++;
 	}
 	if (q >= end || *q != ' ')
 		return dc_parse_fail(err, DC_REASON_MISSING_FIELD,
@@ -260,62 +263,108 @@ static int lp_line(struct dc_parser *p, const char *s, const char *end,
 	if (q >= end)
 		return dc_parse_fail(err, DC_REASON_MISSING_FIELD,
 				     "line %d: no fields", line);
+	*ret_q = q;
+	return 0;
+}
 
-	/* sort tags by key (insertion sort: lines carry a handful) */
-	for (size_t i = 1; i < ntags; i++) {
-		struct span kk = tagk[i], tt = tag[i];
+/* Sort the tags by key (insertion sort: lines carry a handful), refuse a
+ * duplicate key, and find the `series` tag (*ret_series_tag, or -1). */
+static int lp_sort_tags(struct lp_head *h, int line, int *ret_series_tag,
+			struct dc_parse_error *err)
+{
+	int series_tag = -1;
+	for (size_t i = 1; i < h->ntags; i++) {
+		struct span kk = h->tagk[i], tt = h->tag[i];
 		size_t j = i;
-		for (; j > 0 && span_cmp(tagk[j - 1], kk) > 0; j--) {
-			tagk[j] = tagk[j - 1];
-			tag[j] = tag[j - 1];
+		for (; j > 0 && span_cmp(h->tagk[j - 1], kk) > 0; j--) {
+			h->tagk[j] = h->tagk[j - 1];
+			h->tag[j] = h->tag[j - 1];
 		}
-		tagk[j] = kk;
-		tag[j] = tt;
+		h->tagk[j] = kk;
+		h->tag[j] = tt;
 	}
-	for (size_t i = 0; i < ntags; i++) {
-		if (i > 0 && span_cmp(tagk[i - 1], tagk[i]) == 0)
+	for (size_t i = 0; i < h->ntags; i++) {
+		if (i > 0 && span_cmp(h->tagk[i - 1], h->tagk[i]) == 0)
 			return dc_parse_fail(
 			    err, DC_REASON_BAD_LINE,
 			    "line %d: duplicate tag '%.*s'", line,
-			    (int)(tagk[i].len > 40 ? 40 : tagk[i].len),
-			    tagk[i].s);
-		if (tagk[i].len == 6 && !memcmp(tagk[i].s, "series", 6))
+			    (int)(h->tagk[i].len > 40 ? 40 : h->tagk[i].len),
+			    h->tagk[i].s);
+		if (h->tagk[i].len == 6 && !memcmp(h->tagk[i].s, "series", 6))
 			series_tag = (int)i;
 	}
+	*ret_series_tag = series_tag;
+	return 0;
+}
 
-	/* the series prefix: the `series` tag's value, or the measurement
-	 * and the sorted tag set as written */
+/* The series prefix into prefix (DC_SERIES_MAX + 1 bytes): the `series`
+ * tag's value, or the measurement and the sorted tag set as written. */
+static int lp_prefix(const struct lp_head *h, int series_tag, int line,
+		     char *prefix, size_t *ret_plen, struct dc_parse_error *err)
+{
+	size_t plen;
 	if (series_tag >= 0) {
-		struct span v = tag[series_tag];
+		struct span v = h->tag[series_tag];
 		v.s += 7;
 		v.len -= 7;
 		if (v.len > DC_SERIES_MAX)
-			return dc_parse_fail(
-			    err, DC_REASON_BAD_SERIES,
-			    "line %d: series tag is %zu bytes (limit "
-			    "%d)",
-			    line, v.len, DC_SERIES_MAX);
-		plen = lp_unescape(prefix, v, LP_ALL);
-	} else {
-		size_t need = meas.len;
-		for (size_t i = 0; i < ntags; i++)
-			need += 1 + tag[i].len;
-		if (need > DC_SERIES_MAX)
-			return dc_parse_fail(
-			    err, DC_REASON_BAD_SERIES,
-			    "line %d: measurement and tags are %zu "
-			    "bytes (limit %d)",
-			    line, need, DC_SERIES_MAX);
-		memcpy(prefix, meas.s, meas.len);
-		plen = meas.len;
-		for (size_t i = 0; i < ntags; i++) {
-			prefix[plen++] = ',';
-			memcpy(prefix + plen, tag[i].s, tag[i].len);
-			plen += tag[i].len;
-		}
+			return dc_parse_fail(err, DC_REASON_BAD_SERIES,
+					     "line %d: series tag is %zu bytes "
+					     "(limit %d)",
+					     line, v.len, DC_SERIES_MAX);
+		*ret_plen = lp_unescape(prefix, v, LP_ALL);
+		return 0;
 	}
+	size_t need = h->meas.len;
+	for (size_t i = 0; i < h->ntags; i++)
+		need += 1 + h->tag[i].len;
+	if (need > DC_SERIES_MAX)
+		return dc_parse_fail(err, DC_REASON_BAD_SERIES,
+				     "line %d: measurement and tags are %zu "
+				     "bytes (limit %d)",
+				     line, need, DC_SERIES_MAX);
+	memcpy(prefix, h->meas.s, h->meas.len);
+	plen = h->meas.len;
+	for (size_t i = 0; i < h->ntags; i++) {
+		prefix[plen++] = ',';
+		memcpy(prefix + plen, h->tag[i].s, h->tag[i].len);
+		plen += h->tag[i].len;
+	}
+	*ret_plen = plen;
+	return 0;
+}
 
-	/* field set */
+/* The value of a field starting at v: a quoted string is skipped whole (so
+ * the error names the field), anything else runs to ',' or ' '. */
+static int lp_field_value(const char *v, const char *end, int line,
+			  struct span *ret, struct dc_parse_error *err)
+{
+	const char *q;
+	if (v < end && *v == '"') {
+		const char *c = v + 1;
+		while (c < end && *c != '"')
+			c += (*c == '\\' && c + 1 < end) ? 2 : 1;
+		if (c >= end)
+			return dc_parse_fail(err, DC_REASON_BAD_LINE,
+					     "line %d: unterminated string",
+					     line);
+		q = c + 1;
+	} else {
+		q = lp_scan(v, end, LP_COMMA | LP_SPACE, 0);
+	}
+	*ret = (struct span){v, (size_t)(q - v)};
+	return 0;
+}
+
+/* The field set from *pq; each field becomes obs[*n] with series
+ * "prefix/field".  *pq ends after the last field. */
+static int lp_fields(const char **pq, const char *end, int line,
+		     const char *prefix, size_t plen, struct dc_obs *obs,
+		     size_t max_obs, size_t *n, struct dc_parse_error *err)
+{
+	const char *q = *pq;
+	size_t first = *n;
+	int rc;
 	for (;;) {
 		const char *k = q;
 		const char *eq = lp_scan(k, end, LP_ALL, LP_ALL);
@@ -335,23 +384,13 @@ static int lp_line(struct dc_parser *p, const char *s, const char *end,
 					     line, fk.len);
 		flen = lp_unescape(fname, fk, LP_ALL);
 		fname[flen] = '\0';
-		const char *v = eq + 1;
-		if (v < end && *v == '"') {
-			/* a string: skip it so the error names the field */
-			const char *c = v + 1;
-			while (c < end && *c != '"')
-				c += (*c == '\\' && c + 1 < end) ? 2 : 1;
-			if (c >= end)
-				return dc_parse_fail(
-				    err, DC_REASON_BAD_LINE,
-				    "line %d: unterminated string", line);
-			q = c + 1;
-		} else {
-			q = lp_scan(v, end, LP_COMMA | LP_SPACE, 0);
-		}
+		struct span fv = {eq, 0};
+		rc = lp_field_value(eq + 1, end, line, &fv, err);
+		if (rc < 0)
+			return rc;
+		q = fv.s + fv.len;
 		double val = 0;
-		rc = lp_value((struct span){v, (size_t)(q - v)}, fname, line,
-			      &val, err);
+		rc = lp_value(fv, fname, line, &val, err);
 		if (rc < 0)
 			return rc;
 		if (*n >= max_obs)
@@ -373,8 +412,14 @@ static int lp_line(struct dc_parser *p, const char *s, const char *end,
 			break;
 		q++;
 	}
+	*pq = q;
+	return 0;
+}
 
-	/* timestamp */
+/* The timestamp after the fields, from q: one integer, then only blanks. */
+static int lp_timestamp(const char *q, const char *end, int line, int unit,
+			int64_t *ret_ts, struct dc_parse_error *err)
+{
 	while (q < end && *q == ' ')
 		q++;
 	if (q >= end)
@@ -391,19 +436,41 @@ static int lp_line(struct dc_parser *p, const char *s, const char *end,
 				     "line %d: junk after the timestamp", line);
 	uint64_t tv = 0;
 	bool neg = *t == '-';
-	rc = lp_u64(t + neg, (size_t)(tend - t) - neg, &tv);
+	int rc = lp_u64(t + neg, (size_t)(tend - t) - neg, &tv);
 	if (rc == -EINVAL)
 		return dc_parse_fail(
 		    err, DC_REASON_BAD_TIMESTAMP,
 		    "line %d: timestamp '%.*s' is not an integer", line,
 		    (int)(tend - t > 40 ? 40 : tend - t), t);
-	int64_t ts;
 	if (neg || rc == -ERANGE || tv > INT64_MAX ||
-	    dc_ts_from_epoch((int64_t)tv, p->opts.ts_unit, &ts) < 0)
+	    dc_ts_from_epoch((int64_t)tv, unit, ret_ts) < 0)
 		return dc_parse_fail(err, DC_REASON_BAD_TIMESTAMP,
 				     "line %d: timestamp outside "
 				     "1970-01-01..2200-01-01",
 				     line);
+	return 0;
+}
+
+/* One non-empty, non-comment line s[0..end); appends to obs[*n..). */
+static int lp_line(struct dc_parser *p, const char *s, const char *end,
+		   int line, struct dc_obs *obs, size_t max_obs, size_t *n,
+		   struct dc_parse_error *err)
+{
+	struct lp_head h;
+	char prefix[DC_SERIES_MAX + 1];
+	size_t plen = 0, first = *n;
+	int series_tag = -1;
+	const char *q = s;
+	int64_t ts = 0;
+	int rc;
+
+	if ((rc = lp_measurement_tags(s, end, line, &h, &q, err)) < 0 ||
+	    (rc = lp_sort_tags(&h, line, &series_tag, err)) < 0 ||
+	    (rc = lp_prefix(&h, series_tag, line, prefix, &plen, err)) < 0 ||
+	    (rc = lp_fields(&q, end, line, prefix, plen, obs, max_obs, n,
+			    err)) < 0 ||
+	    (rc = lp_timestamp(q, end, line, p->opts.ts_unit, &ts, err)) < 0)
+		return rc;
 	for (size_t i = first; i < *n; i++)
 		obs[i].ts_ns = ts;
 	return 0;
