@@ -64,29 +64,52 @@ static bool is_blank(char c)
 	return c == ' ' || (c >= '\t' && c <= '\r');
 }
 
-/* num(width) at p (see the top of the file); returns the end, or NULL. */
-static const char *scan_num(const char *p, const char *end, int width,
-			    bool strict, int *ret)
+/* Exactly width digits at p; returns the end, or NULL. */
+static inline const char *scan_fixed(const char *p, const char *end, int width,
+				     int *ret)
+{
+	int v = 0;
+	if (end - p < width)
+		return NULL;
+	for (int i = 0; i < width; i++) {
+		if (!is_digit(p[i]))
+			return NULL;
+		v = v * 10 + (p[i] - '0');
+	}
+	*ret = v;
+	return p + width;
+}
+
+/* As sscanf's %<width>d: blanks, then a sign and digits, at least one
+ * digit and at most width characters; returns the end, or NULL. */
+static const char *scan_loose(const char *p, const char *end, int width,
+			      int *ret)
 {
 	int v = 0, n = 0;
 	bool neg = false;
-	if (!strict) {
-		while (p < end && is_blank(*p))
-			p++;
-		if (p < end && (*p == '+' || *p == '-')) {
-			neg = *p++ == '-';
-			n++;
-		}
+	while (p < end && is_blank(*p))
+		p++;
+	if (p < end && (*p == '+' || *p == '-')) {
+		neg = *p++ == '-';
+		n++;
 	}
 	const char *digits = p;
 	while (n < width && p < end && is_digit(*p)) {
 		v = v * 10 + (*p++ - '0');
 		n++;
 	}
-	if (p == digits || (strict && n < width))
+	if (p == digits)
 		return NULL;
 	*ret = neg ? -v : v;
 	return p;
+}
+
+/* num(width) at p (see the top of the file). */
+static inline const char *scan_num(const char *p, const char *end, int width,
+				   bool strict, int *ret)
+{
+	return strict ? scan_fixed(p, end, width, ret)
+		      : scan_loose(p, end, width, ret);
 }
 
 /* A whole number of epoch seconds filling s[0..len), as strtoll() reads it
@@ -173,8 +196,8 @@ static const char *scan_zone(const char *p, const char *end, int64_t *ret)
 	if (*p != '+' && *p != '-')
 		return NULL;
 	int oh, om;
-	if (end - p < 6 || p[3] != ':' || !scan_num(p + 1, end, 2, true, &oh) ||
-	    !scan_num(p + 4, end, 2, true, &om) || oh > 23 || om > 59)
+	if (end - p < 6 || p[3] != ':' || !scan_fixed(p + 1, end, 2, &oh) ||
+	    !scan_fixed(p + 4, end, 2, &om) || oh > 23 || om > 59)
 		return NULL;
 	*ret = (*p == '-' ? -1 : 1) * (int64_t)(oh * 60 + om) * 60;
 	return p + 6;
