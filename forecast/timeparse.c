@@ -33,7 +33,6 @@
 #include "forecast/forecast.h"
 
 #include <errno.h>
-#include <limits.h>
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
