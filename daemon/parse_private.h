@@ -18,6 +18,11 @@
 
 #include "daemon/parse.h"
 
+/* Nothing here leaves the daemon library: hidden visibility lets the
+ * compiler call (and inline) these directly under -fPIC, as it did when
+ * they were static functions of one file. */
+#pragma GCC visibility push(hidden)
+
 /* The bump arena jansson allocates from during one dc_parse() call. */
 struct arena {
 	char *base;
@@ -72,5 +77,7 @@ int dc_parse_influx(struct dc_parser *p, const char *payload, size_t len,
 bool dc_parse_json_fast(struct dc_parser *p, const char *payload, size_t len,
 			const char *key, size_t key_len, struct dc_obs *obs,
 			size_t max_obs, size_t *ret_n);
+
+#pragma GCC visibility pop
 
 #endif
