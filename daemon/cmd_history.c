@@ -16,6 +16,7 @@
 #include <time.h>
 
 #include "daemon/fmt.h"
+#include "forecast/forecast.h"
 #include "storage/storage.h"
 
 static void history_usage(FILE *f)
@@ -200,7 +201,7 @@ int dc_cmd_history(int argc, char **argv)
 			series = optarg;
 			break;
 		case 'S':
-			if (store_parse_time(optarg, &since) < 0) {
+			if (fc_time_parse_seconds(optarg, &since) < 0) {
 				fprintf(stderr,
 					"driftcast history: --since '%s': not "
 					"a time (epoch seconds or "

@@ -17,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "forecast/forecast.h"
 #include "storage/storage.h"
 
 static void rollback_usage(FILE *f)
@@ -93,7 +94,7 @@ int dc_cmd_rollback(int argc, char **argv)
 			ntargets++;
 			break;
 		case 'a':
-			if (store_parse_time(optarg, &t.at) < 0) {
+			if (fc_time_parse_seconds(optarg, &t.at) < 0) {
 				fprintf(stderr,
 					"driftcast rollback: --at '%s': not a "
 					"time (epoch seconds or "

@@ -23,7 +23,7 @@
 
 #include <microhttpd.h>
 
-#include "daemon/daemon.h" /* the parse reasons */
+#include "daemon/parse.h"
 #include "daemon/run.h"
 
 /* Upper bounds of the latency buckets, in microseconds (+Inf implied). */

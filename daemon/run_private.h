@@ -22,7 +22,7 @@
 #include <stdint.h>
 
 #include "config/config.h"
-#include "daemon/daemon.h" /* dc_parse(), struct dc_obs, enum dc_reason */
+#include "daemon/parse.h"
 #include "daemon/kafka.h"
 #include "daemon/log.h"
 #include "daemon/run.h"

@@ -8,10 +8,9 @@
  *     number or a date (LSTNet's exchange_rate.txt.gz has no header and no
  *     timestamp column; its columns are then named "0", "1", ...);
  *   - the first column is a timestamp when its header is date/time/ts/
- *     timestamp or its first value parses as a date; dates are
- *     "Y-M-D[ H:M[:S]]" or "Y/M/D[ H:M[:S]]" (with 'T' or ' ' between
- *     date and time, optional trailing 'Z', always UTC) or a plain number
- *     of epoch seconds;
+ *     timestamp or its first value parses as a date; dates are those of
+ *     fc_time_parse() (e.g. "Y-M-D[ H:M[:S]]" or "Y/M/D[ H:M[:S]]", UTC
+ *     unless a zone says otherwise) or a plain number of epoch seconds;
  *   - CRLF and LF line endings, a missing final newline, a UTF-8 BOM and
  *     header bytes that are not valid UTF-8 (weather's U+FFFD) are all
  *     accepted; header names are kept as opaque bytes;
@@ -20,7 +19,6 @@
  *     spacing, so one irregularity does not move it).
  * Errors name the file and the physical line: "FILE:LINE: reason".
  */
-#include <ctype.h>
 #include <errno.h>
 #include <math.h>
 #include <stdarg.h>
@@ -152,68 +150,15 @@ static int ds_parse_number(const char *s, double *ret)
 	return 0;
 }
 
-/* Days since 1970-01-01 of a proleptic Gregorian date (H. Hinnant). */
-static int64_t ds_days_from_civil(int64_t y, int m, int d)
-{
-	y -= m <= 2;
-	int64_t era = (y >= 0 ? y : y - 399) / 400;
-	int64_t yoe = y - era * 400;
-	int64_t doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1;
-	int64_t doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-	return era * 146097 + doe - 719468;
-}
-
-static const char *ds_uint(const char *p, int maxdig, long *ret)
-{
-	long v = 0;
-	int n = 0;
-	while (isdigit((unsigned char)*p) && n < maxdig) {
-		v = v * 10 + (*p - '0');
-		p++;
-		n++;
-	}
-	if (n == 0)
-		return NULL;
-	*ret = v;
-	return p;
-}
-
-/* Parse a date (see the top of the file) into epoch seconds (UTC). */
+/* A date cell (fc_time_parse's loose grammar) as epoch seconds: the
+ * whole seconds plus the fraction as strtod() reads it. */
 static int ds_parse_date(const char *s, double *ret)
 {
-	long y, mo, d, h = 0, mi = 0, sec = 0;
-	double frac = 0.0;
-	const char *p = s;
-	char sep;
-	if (!(p = ds_uint(p, 4, &y)) || (*p != '-' && *p != '/'))
-		return -EINVAL;
-	sep = *p++;
-	if (!(p = ds_uint(p, 2, &mo)) || *p != sep)
-		return -EINVAL;
-	if (!(p = ds_uint(p + 1, 2, &d)))
-		return -EINVAL;
-	if (*p == ' ' || *p == 'T') {
-		if (!(p = ds_uint(p + 1, 2, &h)) || *p != ':')
-			return -EINVAL;
-		if (!(p = ds_uint(p + 1, 2, &mi)))
-			return -EINVAL;
-		if (*p == ':') {
-			if (!(p = ds_uint(p + 1, 2, &sec)))
-				return -EINVAL;
-			if (*p == '.') {
-				char *end;
-				frac = strtod(p, &end);
-				p = end;
-			}
-		}
-	}
-	if (*p == 'Z')
-		p++;
-	if (*p || mo < 1 || mo > 12 || d < 1 || d > 31 || h > 23 || mi > 59 ||
-	    sec > 60)
-		return -EINVAL;
-	*ret = (double)ds_days_from_civil(y, (int)mo, (int)d) * 86400.0 +
-	       (double)(h * 3600 + mi * 60 + sec) + frac;
+	struct fc_time t;
+	int rc = fc_time_parse(s, strlen(s), 0, &t);
+	if (rc < 0)
+		return rc;
+	*ret = (double)t.sec + t.frac;
 	return 0;
 }
 

@@ -296,4 +296,33 @@ int fc_evaluate(const struct fc_model *m, const float *adapter,
 		struct fc_workspace *ws, const struct fc_dataset *d,
 		enum fc_split split, double *ret_mse, double *ret_mae);
 
+/* ---- dates (forecast/timeparse.c) ---------------------------------------
+ * The one date grammar of the tree (written out at the top of
+ * forecast/timeparse.c): CSV timestamps, message timestamps and the
+ * operator's --since/--at.  "2016-07-01 00:00:00", "2016/7/1 0:00",
+ * "2016-07-01T00:00:00.5+02:00", "2016-07-01"; always proleptic Gregorian,
+ * UTC unless a zone says otherwise.
+ */
+#define FC_TIME_RFC3339 1u /* exactly RFC 3339 (message payloads) */
+#define FC_TIME_EPOCH	2u /* also whole epoch seconds, as strtoll() */
+
+/* A parsed time: sec counts whole seconds since 1970-01-01T00:00:00Z with
+ * the zone applied; nsec holds the fraction's first nine digits; frac (not
+ * under FC_TIME_RFC3339) the fraction as strtod() reads it, exponent
+ * included.  Both are 0 without a fraction. */
+struct fc_time {
+	int64_t sec;
+	int32_t nsec;
+	double frac;
+};
+
+/* Parse s[0..len) (no NUL needed) into *ret, untouched on failure.  0,
+ * -EINVAL when it is not a time of the grammar flags select, -ENOMEM. */
+int fc_time_parse(const char *s, size_t len, unsigned flags,
+		  struct fc_time *ret);
+
+/* The NUL-terminated text of an operator's --since/--at (FC_TIME_EPOCH) as
+ * whole epoch seconds, a fraction dropped; 0 or -EINVAL/-ENOMEM. */
+int fc_time_parse_seconds(const char *text, int64_t *ret_sec);
+
 #endif

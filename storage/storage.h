@@ -293,8 +293,4 @@ int64_t store_now_ms(void);
  * itself when out of range): how series times are shown to people. */
 void store_format_time(int64_t ts, char *buf, size_t n);
 
-/* Parse a time for --since/--at: epoch seconds, or an ISO 8601 UTC date
- * "YYYY-MM-DD", "YYYY-MM-DDTHH:MM[:SS][Z]" (space allowed for T). */
-int store_parse_time(const char *text, int64_t *ret_ts);
-
 #endif

@@ -10,7 +10,7 @@
  *   read.c        restore, recent values, history, versions
  *   rollback.c    operator rollbacks (one transaction each)
  *   control.c     the rollback handshake with a running daemon
- *   storage.c     retention: pruning old versions, forecasts, errors
+ *   retention.c   retention: pruning old versions, forecasts, errors
  *   schema.c      the migrations; sql_private.h the statements
  */
 #ifndef DRIFTCAST_STORAGE_PRIVATE_H

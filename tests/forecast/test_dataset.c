@@ -243,3 +243,186 @@ Test(dataset, small_file_seventy_ten_twenty_and_constant_column)
 	fc_dataset_free(d);
 	unlink(p);
 }
+
+/* ---- the one date grammar (forecast/timeparse.c) ---------------------- */
+
+static int tp(const char *s, unsigned flags, struct fc_time *t)
+{
+	*t = (struct fc_time){-1, -1, -1.0};
+	return fc_time_parse(s, strlen(s), flags, t);
+}
+
+/* s parses under flags to whole seconds sec; returns the result. */
+static struct fc_time expect_sec(const char *s, unsigned flags, int64_t sec)
+{
+	struct fc_time t;
+	cr_assert_eq(tp(s, flags, &t), 0, "%s", s);
+	cr_assert_eq(t.sec, sec, "%s -> %lld", s, (long long)t.sec);
+	return t;
+}
+
+/* Every string of list[0..n) gives rc_strict under FC_TIME_RFC3339 and
+ * rc_loose without it. */
+static void expect_rcs(const char *const *list, size_t n, int rc_strict,
+		       int rc_loose)
+{
+	struct fc_time t;
+	for (size_t i = 0; i < n; i++) {
+		cr_assert_eq(tp(list[i], FC_TIME_RFC3339, &t), rc_strict, "%s",
+			     list[i]);
+		cr_assert_eq(tp(list[i], 0, &t), rc_loose, "%s", list[i]);
+	}
+}
+
+/* Each caller's forms: CSV cells, RFC 3339 payloads, --since/--at. */
+Test(timeparse, every_callers_forms)
+{
+	struct fc_time t;
+	/* CSV (dataset.c): ETT, exchange_rate, slashes, short fields */
+	t = expect_sec("2016-07-01 00:00:00", 0, 1467331200);
+	cr_assert_eq(t.frac, 0.0);
+	expect_sec("1990/1/1 0:00", 0, 631152000);
+	expect_sec("2016/07/01", 0, 1467331200);
+	expect_sec("2016-07-01Z", 0, 1467331200);
+	expect_sec("2016-07-01T01:02:03Z", 0, 1467331200 + 3723);
+	/* RFC 3339 (message payloads) */
+	t = expect_sec("2023-11-14T22:13:20Z", FC_TIME_RFC3339, 1700000000);
+	cr_assert_eq(t.nsec, 0);
+	expect_sec("2023-11-14t22:13:20z", FC_TIME_RFC3339, 1700000000);
+	expect_sec("2023-11-14 22:13:20Z", FC_TIME_RFC3339, 1700000000);
+	/* --since/--at: epoch seconds (strtoll's blanks and sign) or a date */
+	int64_t s = 0;
+	cr_assert_eq(fc_time_parse_seconds("1700000000", &s), 0);
+	cr_assert_eq(s, 1700000000);
+	cr_assert_eq(fc_time_parse_seconds(" -5", &s), 0);
+	cr_assert_eq(s, -5);
+	cr_assert_eq(fc_time_parse_seconds("1970-01-01T02:00", &s), 0);
+	cr_assert_eq(s, 7200);
+	cr_assert_eq(fc_time_parse_seconds("1970-01-01 00:00:07Z", &s), 0);
+	cr_assert_eq(s, 7);
+	cr_assert_eq(fc_time_parse_seconds("9223372036854775807", &s), 0);
+	cr_assert_eq(s, INT64_MAX);
+	cr_assert_eq(fc_time_parse_seconds("-9223372036854775808", &s), 0);
+	cr_assert_eq(s, INT64_MIN);
+	s = 42;
+	const char *bad[] = {"",    "yesterday",	   "12 ",
+			     "1e9", "9223372036854775808", "2024-01-01 ",
+			     "+",   "2024-01-01T10",	   "2024-01-01T10:00:"};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+		cr_assert_eq(fc_time_parse_seconds(bad[i], &s), -EINVAL, "%s",
+			     bad[i]);
+	cr_assert_eq(s, 42); /* untouched on failure */
+	/* epoch numbers only with FC_TIME_EPOCH */
+	cr_assert_eq(tp("1700000000", 0, &t), -EINVAL);
+}
+
+Test(timeparse, leap_years_and_month_ends)
+{
+	struct fc_time t;
+	expect_sec("2024-02-29T12:00:00Z", FC_TIME_RFC3339, 1709208000);
+	expect_sec("2000-02-29T00:00:00Z", FC_TIME_RFC3339, 951782400);
+	cr_assert_eq(tp("1900-02-29T00:00:00Z", FC_TIME_RFC3339, &t), -EINVAL);
+	cr_assert_eq(tp("2023-02-29T00:00:00Z", FC_TIME_RFC3339, &t), -EINVAL);
+	cr_assert_eq(tp("2023-04-31T00:00:00Z", FC_TIME_RFC3339, &t), -EINVAL);
+	cr_assert_eq(tp("2023-12-31T00:00:00Z", FC_TIME_RFC3339, &t), 0);
+	/* the loose grammar lets a day past the month's end run on, as the CSV
+	 * and --since/--at grammars did (timegm's normalisation) */
+	expect_sec("2023-02-29", 0, 1677628800); /* 2023-03-01 */
+	expect_sec("2023-02-31", 0, 1677628800 + 2 * 86400);
+	cr_assert_eq(tp("2023-01-32", 0, &t), -EINVAL);
+	/* a leap second runs into the next minute, in both grammars */
+	expect_sec("2016-12-31T23:59:60Z", FC_TIME_RFC3339, 1483228800);
+	expect_sec("2016-12-31 23:59:60", 0, 1483228800);
+	/* proleptic Gregorian before 1970 and at the ends of num(4) */
+	expect_sec("1969-12-31 23:59:59", 0, -1);
+	expect_sec("0000-03-01", 0, INT64_C(-62162035200));
+	expect_sec("-001-01-01", 0, INT64_C(-62198755200));
+	expect_sec("9999-12-31T23:59:59Z", FC_TIME_RFC3339,
+		   INT64_C(253402300799));
+}
+
+Test(timeparse, zone_offsets)
+{
+	struct fc_time t;
+	expect_sec("2023-11-14T23:13:20+01:00", FC_TIME_RFC3339, 1700000000);
+	expect_sec("2023-11-14T20:43:20-01:30", FC_TIME_RFC3339, 1700000000);
+	expect_sec("2023-11-14T22:13:20-00:00", FC_TIME_RFC3339, 1700000000);
+	expect_sec("2023-11-14 23:13+01:00", 0, 1700000000 - 20);
+	expect_sec("1970-01-02+23:59", 0, 60);
+	const char *bad[] = {
+	    "2023-01-01T00:00:00+24:00", "2023-01-01T00:00:00+00:60",
+	    "2023-01-01T00:00:00+0100",	 "2023-01-01T00:00:00+1:00",
+	    "2023-01-01T00:00:00+01",	 "2023-01-01T00:00:00 +01:00",
+	    "2023-01-01T00:00:00ZZ",	 "2023-01-01T00:00:00UTC"};
+	expect_rcs(bad, sizeof(bad) / sizeof(bad[0]), -EINVAL, -EINVAL);
+	/* RFC 3339 requires the zone */
+	cr_assert_eq(tp("2023-01-01T00:00:00", FC_TIME_RFC3339, &t), -EINVAL);
+}
+
+Test(timeparse, fractional_seconds)
+{
+	struct fc_time t;
+	/* nanoseconds: digits beyond the ninth are truncated */
+	cr_assert_eq(
+	    tp("2024-02-29T12:00:00.123456789123Z", FC_TIME_RFC3339, &t), 0);
+	cr_assert_eq(t.sec, 1709208000);
+	cr_assert_eq(t.nsec, 123456789);
+	cr_assert_eq(tp("2024-02-29T12:00:00.5Z", FC_TIME_RFC3339, &t), 0);
+	cr_assert_eq(t.nsec, 500000000);
+	cr_assert_eq(tp("2024-02-29T12:00:00.Z", FC_TIME_RFC3339, &t), -EINVAL);
+	cr_assert_eq(tp("2024-02-29T12:00:00.5e1Z", FC_TIME_RFC3339, &t),
+		     -EINVAL);
+	/* the loose grammar: frac is strtod's double of the text, exponent
+	 * included (dataset.c always read it so) */
+	t = expect_sec("2016-07-01 00:00:00.25", 0, 1467331200);
+	cr_assert_eq(t.frac, 0.25);
+	cr_assert_eq(t.nsec, 250000000);
+	cr_assert_eq(tp("2016-07-01 00:00:00.1", 0, &t), 0);
+	cr_assert_eq(t.frac, strtod(".1", NULL));
+	cr_assert_eq(tp("2016-07-01 00:00:00.5e1", 0, &t), 0);
+	cr_assert_eq(t.frac, 5.0);
+	cr_assert_eq(tp("2016-07-01 00:00:00.5e", 0, &t), -EINVAL);
+	const char *longf = "2016-07-01 00:00:00."
+			    "33333333333333333333333333333333333333333333333"
+			    "333333333333333333333333333333333";
+	cr_assert_eq(tp(longf, 0, &t), 0);
+	cr_assert_eq(t.frac, strtod(strchr(longf, '.'), NULL));
+	/* a fraction needs seconds; --since/--at drop it */
+	cr_assert_eq(tp("2016-07-01 00:00.5", 0, &t), -EINVAL);
+	int64_t s = 0;
+	cr_assert_eq(fc_time_parse_seconds("1970-01-01T00:00:07.9Z", &s), 0);
+	cr_assert_eq(s, 7);
+}
+
+Test(timeparse, out_of_range_fields_and_strict_widths)
+{
+	struct fc_time t;
+	const char *bad[] = {"2023-13-01T00:00:00Z", "2023-00-01T00:00:00Z",
+			     "2023-01-00T00:00:00Z", "2023-01-32T00:00:00Z",
+			     "2023-01-01T24:00:00Z", "2023-01-01T00:60:00Z",
+			     "2023-01-01T00:00:61Z", "2023-01-01T-1:00:00Z",
+			     "2023-01-01X00:00:00Z", "2023-01/01T00:00:00Z",
+			     /* the sign counts in num(4), as in sscanf */
+			     "+2023-01-01T00:00:00Z"};
+	expect_rcs(bad, sizeof(bad) / sizeof(bad[0]), -EINVAL, -EINVAL);
+	/* forms only the loose grammar takes */
+	const char *loose[] = {"2023-1-01T00:00:00Z",  "2023-01-01",
+			       "2023/01/01T00:00:00Z", "2023-01-01T00:00Z",
+			       "+23-01-01T00:00:00Z",  "2023- 1-01T00:00:00Z",
+			       "23-01-01T00:00:00Z"};
+	expect_rcs(loose, sizeof(loose) / sizeof(loose[0]), -EINVAL, 0);
+	expect_sec("2023- 1-01T00:00:00Z", 0, 1672531200);
+	cr_assert_eq(tp("-0-01-01", 0, &t), 0); /* "-0" is 0, as sscanf */
+	cr_assert_eq(tp("2023--1-01", 0, &t), -EINVAL);
+	cr_assert_eq(tp("20231-01-01", 0, &t), -EINVAL);
+	cr_assert_eq(tp("2023-01-01T0:0:0", 0, &t), 0);
+	cr_assert_eq(tp("2023-01-01T000:00", 0, &t), -EINVAL);
+	/* s[0..len) only: what follows len is not read */
+	const char *s = "2023-01-01T00:00:00Z trailing";
+	cr_assert_eq(fc_time_parse(s, 20, FC_TIME_RFC3339, &t), 0);
+	cr_assert_eq(t.sec, 1672531200);
+	cr_assert_eq(fc_time_parse(s, 19, FC_TIME_RFC3339, &t), -EINVAL);
+	cr_assert_eq(fc_time_parse("2023-01-01 9", 10, 0, &t), 0);
+	cr_assert_eq(t.sec, 1672531200);
+	cr_assert_eq(fc_time_parse(s, 0, 0, &t), -EINVAL);
+}

@@ -2,9 +2,7 @@
  * Retention: store_prune() deletes, a bounded number of rows per call,
  * versions that are neither current, recent nor among the last N of their
  * series, and forecasts and realised errors past the cutoff.  Audit rows
- * are never deleted.  (This file is retention.c-to-be: it keeps the name
- * storage.c while store_parse_time, below, waits to move to the one date
- * parser of the tree.)
+ * are never deleted.
  */
 #include "storage/storage_private.h"
 
@@ -113,49 +111,4 @@ fail:
 out:
 	free(ids);
 	return r;
-}
-
-/* ---- helpers
- * ------------------------------------------------------------------------- */
-
-int store_parse_time(const char *text, int64_t *ret_ts)
-{
-	if (!text || !*text)
-		return -EINVAL;
-	char *end;
-	errno = 0;
-	long long v = strtoll(text, &end, 10);
-	if (!*end && errno == 0) {
-		*ret_ts = v;
-		return 0;
-	}
-	struct tm tm = {0};
-	int y, mo, d, h = 0, mi = 0, sec = 0, n = 0;
-	if (sscanf(text, "%4d-%2d-%2d%n", &y, &mo, &d, &n) != 3)
-		return -EINVAL;
-	const char *p = text + n;
-	if (*p == 'T' || *p == ' ') {
-		int m = 0;
-		if (sscanf(p + 1, "%2d:%2d%n", &h, &mi, &m) != 2)
-			return -EINVAL;
-		p += 1 + m;
-		if (*p == ':') {
-			if (sscanf(p + 1, "%2d%n", &sec, &m) != 1)
-				return -EINVAL;
-			p += 1 + m;
-		}
-		if (*p == 'Z')
-			p++;
-	}
-	if (*p || mo < 1 || mo > 12 || d < 1 || d > 31 || h > 23 || mi > 59 ||
-	    sec > 60 || h < 0 || mi < 0 || sec < 0)
-		return -EINVAL;
-	tm.tm_year = y - 1900;
-	tm.tm_mon = mo - 1;
-	tm.tm_mday = d;
-	tm.tm_hour = h;
-	tm.tm_min = mi;
-	tm.tm_sec = sec;
-	*ret_ts = (int64_t)timegm(&tm);
-	return 0;
 }
