@@ -123,7 +123,7 @@ struct cfg {
 		int max_poll_records;
 		int max_in_flight;	/* unacknowledged produced messages */
 		int commit_interval_ms; /* Kafka offset commits, at most */
-		/* message parsing (daemon/parse.c) */
+		/* message parsing (daemon/parse*.c) */
 		int ts_unit;	       /* enum cfg_ts_unit */
 		int max_message_bytes; /* larger payloads are dead-lettered */
 	} kafka;

@@ -10,9 +10,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
-/* ---- BLAS: every matrix product is one CBLAS call (cblas_sgemm/sgemv,
- * prototypes from GSL's gsl_cblas.h), linked against OpenBLAS, never GSL's
- * reference libgslcblas. */
+/* ---- BLAS: every matrix product is one CBLAS call (GSL's gsl_cblas.h
+ * prototypes) into OpenBLAS, never GSL's reference libgslcblas. */
 void fc_blas_describe(char *buf, size_t size); /* library, core, threads */
 /* Set the number of BLAS threads (>= 1); returns the number in effect. */
 int fc_blas_set_threads(int n);
@@ -23,8 +22,7 @@ int fc_blas_set_threads(int n);
  * and two heads: forecast [H], and reconstruction of masked points. */
 enum fc_backbone { FC_BACKBONE_GRU = 0, FC_BACKBONE_TRANSFORMER = 1 };
 #define FC_MAX_LAYERS 4
-/* The architecture, fixed for a model's lifetime and stored in its file;
- * fc_config_default() fills the defaults shown. */
+/* The architecture, stored in the model file; defaults as shown. */
 struct fc_config {
 	int backbone;	  /* enum fc_backbone; FC_BACKBONE_GRU */
 	int lookback;	  /* L, 96; 16..720 */
@@ -48,8 +46,8 @@ int fc_config_patches(const struct fc_config *c); /* N */
 const char *fc_backbone_name(int backbone);
 int fc_backbone_parse(const char *name, int *ret_backbone);
 
-/* Base weights, config and the training data's scaler.  Immutable after
- * load: threads may share it, each with its own workspace. */
+/* Base weights, config and scaler; immutable, so threads share it (each
+ * with its own workspace). */
 struct fc_model;
 /* A new model, initialised deterministically for seed; the caller's. */
 int fc_model_new(const struct fc_config *c, uint64_t seed,
@@ -60,22 +58,20 @@ size_t fc_model_param_count(const struct fc_model *m); /* base weights */
 /* n channels (0: none); the [n] means, stds, names live as long as m. */
 int fc_model_scaler(const struct fc_model *m, const float **ret_mean,
 		    const float **ret_std, const char *const **ret_names);
-/* Model files (modelfile.c): saved via path.tmp and a rename; a corrupt,
- * newer or inconsistent file fails to load with -EINVAL (-errno for I/O)
- * and the reason in errbuf.  The loaded model is the caller's. */
+/* Model files (modelfile.c), saved via path.tmp and a rename.  A corrupt,
+ * newer or inconsistent file: -EINVAL (I/O: -errno), the reason in errbuf;
+ * a loaded model is the caller's. */
 int fc_model_save(const struct fc_model *m, const char *path, char *errbuf,
 		  size_t errbuf_size);
 int fc_model_load(const char *path, struct fc_model **ret, char *errbuf,
 		  size_t errbuf_size);
 
-/* ---- adapters: a series' adapter is one caller-owned block of
- * fc_adapter_len(m) floats (a snapshot or a stored version: one memcpy),
- * one contiguous range per family: ENC, LoRA (delta = B A) on the
- * embedding and the backbone's projections; NORM, deltas on every
- * LayerNorm; HEAD, LoRA on the forecast head; CALIB, y' = (1 + a) y + c
- * per horizon step, normalised space (only the forecast loss reaches it).  The
- * initial adapter (B, deltas, a, c zero) forecasts bit-identically to the
- * frozen model (adapter NULL). */
+/* ---- adapters: one caller-owned block of fc_adapter_len(m) floats per
+ * series (a snapshot or a version is one memcpy), a range per family: ENC,
+ * LoRA (delta = B A) on the embedding and backbone projections; NORM,
+ * LayerNorm deltas; HEAD, LoRA on the forecast head; CALIB, y' = (1 + a) y
+ * + c per horizon step, normalised (only the forecast loss reaches it).
+ * The initial adapter forecasts bit-identically to adapter NULL. */
 enum fc_adapt_family {
 	FC_ADAPT_ENC = 1u << 0,
 	FC_ADAPT_NORM = 1u << 1,
@@ -90,11 +86,10 @@ void fc_adapter_init(const struct fc_model *m, float *adapter, uint64_t seed);
 int fc_adapter_family_range(const struct fc_model *m, unsigned family,
 			    size_t *ret_off, size_t *ret_len);
 
-/* ---- workspaces: every buffer of a pass of up to max_batch windows for
- * models with m's config; the caller's, one per thread.  Forecast and loss
- * calls then allocate nothing (with fc_blas_set_threads(1)).  Merged
- * adapter weights are reused while the same model and an adapter with
- * equal contents (compared on every call) come back. */
+/* ---- workspaces: every buffer of a pass of up to max_batch windows of
+ * m's config; the caller's, one per thread, so forecasts and losses
+ * allocate nothing (with fc_blas_set_threads(1)).  Merged adapter weights
+ * are reused while the same model and equal adapter contents come back. */
 struct fc_workspace;
 int fc_workspace_new(const struct fc_model *m, int max_batch,
 		     struct fc_workspace **ret);
@@ -116,12 +111,11 @@ int fc_forecast_calibrated(const struct fc_model *m, struct fc_workspace *ws,
 /* ---- masks and losses; splitmix64, so masks depend only on a seed */
 uint64_t fc_rng_next(uint64_t *state);
 float fc_rng_uniform(uint64_t *state); /* [0, 1) */
-/* mask [L] (1 = hidden): segments of seg points at uniform random starts
- * (they may overlap; the last is cut short) until round(ratio * L) points
- * are hidden.  Advances *rng.  ratio in [0, 0.9], seg >= 1. */
+/* mask [L] (1 = hidden): segments of seg >= 1 points at random starts
+ * until round(ratio * L) points are hidden (ratio <= 0.9); advances *rng. */
 void fc_mask_sample(float *mask, int L, float ratio, int seg, uint64_t *rng);
-/* bf forecast windows with observed horizons, br masked ones; bf + br <=
- * the workspace's max batch. */
+/* bf forecast windows with observed horizons, br masked ones (bf + br <=
+ * the workspace's max batch). */
 struct fc_batch {
 	const float *xf; /* [bf, L] raw lookback of forecast windows */
 	const float *yf; /* [bf, H] raw observed horizon */
@@ -145,11 +139,10 @@ int fc_loss_grad(const struct fc_model *m, const float *adapter,
 		 struct fc_workspace *ws, const struct fc_batch *batch,
 		 float *grad, unsigned families, struct fc_loss *ret);
 
-/* ---- calibration-only fast paths (calib.c): while an adapter differs
- * from the initial one in its calibration (the model's last step) only, one
- * frozen pass serves any number of them, and fc_calib_* give at O(b H) the
- * same floats as fc_forecast() / fc_loss_grad(FC_ADAPT_CALIB).  cal: a
- * CALIB range as in fc_forecast_calibrated(), or NULL.  Buffers: caller's. */
+/* ---- calibration-only fast paths (calib.c): for adapters that differ
+ * from the initial one only in CALIB (the last step), one frozen pass
+ * serves them all, and fc_calib_* give at O(b H) the floats of
+ * fc_forecast() / fc_loss_grad().  cal: a CALIB range, or NULL. */
 struct fc_head_raw {
 	float *fc;	/* [b, H] head output before calibration */
 	float *mu, *sd; /* [b] each window's normalisation mean and std */
@@ -162,10 +155,9 @@ int fc_forecast_raw(const struct fc_model *m, struct fc_workspace *ws,
 int fc_loss_raw(const struct fc_model *m, struct fc_workspace *ws,
 		const struct fc_batch *batch, const struct fc_head_raw *raw,
 		float *ret_recon);
-/* The frozen pass over any number of windows: xf [bf, L] -> raw; xr, mr
- * [br, L] -> rsum, rcnt [br], squared reconstruction errors summed over
- * each window's hidden points, and their count.  A non-finite window comes
- * back NAN without failing the others.  0, or -EINVAL. */
+/* The frozen pass: xf [bf, L] -> raw; xr, mr [br, L] -> rsum, rcnt [br],
+ * each window's summed squared reconstruction error over its hidden points
+ * and their count (NAN for a non-finite window).  0, or -EINVAL. */
 int fc_frozen_pass(const struct fc_model *m, struct fc_workspace *ws,
 		   const float *xf, int bf, const float *xr, const float *mr,
 		   int br, const struct fc_head_raw *raw, double *rsum,
@@ -180,14 +172,10 @@ int fc_calib_loss_grad(const struct fc_model *m, const struct fc_head_raw *raw,
 		       const float *yf, int bf, const float *cal, float wf,
 		       float wr, float recon, float *grad, struct fc_loss *ret);
 
-/* ---- optimizer (optim.c): AdamW; state, a caller-owned block of
- * fc_adam_state_len(n) floats (both moments) zeroed to start; step is
- * 1-based (bias correction); lr = 0 changes nothing. */
+/* ---- optimizer (optim.c): AdamW over caller-owned state of
+ * fc_adam_state_len(n) floats, zeroed to start; step is 1-based. */
 struct fc_adam {
-	float lr;	    /* 1e-3 */
-	float beta1, beta2; /* 0.9, 0.999 */
-	float eps;	    /* 1e-8 */
-	float weight_decay; /* 0 */
+	float lr, beta1, beta2, eps, weight_decay; /* 1e-3 .9 .999 1e-8 0 */
 };
 size_t fc_adam_state_len(size_t n);
 void fc_adam_step(const struct fc_adam *opt, float *param, const float *grad,
@@ -196,10 +184,9 @@ void fc_adam_step(const struct fc_adam *opt, float *param, const float *grad,
 float fc_grad_clip(float *grad, size_t n, float max_norm);
 
 /* ---- datasets (dataset.c): a CSV (or .csv.gz), a timestamp column (or
- * none), then numeric ones.  Splits and scaling per ../shared/EVAL.md (ETT*
- * 60/20/20, others 70/rest/20; train statistics).  Window i of a split
- * with rows [a, b), s = a - L (0 for train): lookback [s + i, s + i + L),
- * horizon [s + i + L, +H), inside the split.  Buffers owned by d. */
+ * none), numeric ones; splits ETT* 60/20/20, others 70/rest/20, scaled
+ * with train statistics.  Window i of a split of rows [a, b), s = a - L (0
+ * for train): lookback [s + i, +L), horizon [s + i + L, +H).  Buffers: d's. */
 struct fc_dataset {
 	char name[64];	    /* file base name, e.g. "ETTh1" */
 	int n_rows;	    /* time steps */
@@ -215,8 +202,8 @@ struct fc_dataset {
 	double step_seconds; /* median spacing of timestamps (0 if none) */
 };
 enum fc_split { FC_SPLIT_TRAIN, FC_SPLIT_VAL, FC_SPLIT_TEST };
-/* columns: NULL, "all" or a comma-separated list.  *ret: the caller's.
- * Errors: negative errno, "FILE:LINE: reason" in errbuf. */
+/* columns: NULL, "all" or a comma list; *ret the caller's; errors with
+ * "FILE:LINE: reason" in errbuf. */
 int fc_dataset_load(const char *path, const char *columns,
 		    struct fc_dataset **ret, char *errbuf, size_t errbuf_size);
 void fc_dataset_free(struct fc_dataset *d);
@@ -226,13 +213,11 @@ int fc_dataset_split_start(const struct fc_dataset *d, enum fc_split s,
 int fc_dataset_split_windows(const struct fc_dataset *d, enum fc_split s,
 			     int lookback, int horizon);
 
-/* ---- offline training (train.c): each channel a univariate series; loss
- * = forecast MSE + recon_weight * masked-reconstruction MSE, AdamW,
- * clipping, early stopping on the validation forecast MSE (of the weights
- * and, with ema > 0, of their average).  Deterministic per seed and thread
- * count.  Never looks at the test split. */
+/* ---- offline training (train.c): every channel a univariate series; loss
+ * = forecast MSE + recon_weight * masked-reconstruction MSE; early stopping
+ * on the validation forecast MSE (weights, and their average with ema > 0).
+ * Deterministic per seed and thread count; never reads the test split. */
 #define FC_TRAIN_MAX_EPOCHS 200
-/* Learning-rate schedules, from the starting rate lr */
 enum fc_lr_schedule {
 	FC_LR_CONSTANT = 0, /* lr throughout */
 	FC_LR_PLATEAU = 1,  /* *= lr_factor after an epoch without gain */
@@ -261,13 +246,12 @@ struct fc_train_progress {
 	float loss;	     /* running mean training loss of this epoch */
 	double elapsed, eta; /* seconds since the start, left in the epoch */
 	int epoch_done;	     /* 1 at the end of an epoch: val_mse is set */
-	float val_mse;	     /* validation forecast MSE (scaled space) */
-	float val_mse_ema;   /* the same of the weights' average (NAN: off) */
-	int improved;	     /* the epoch is the best so far */
-	float lr;	     /* learning rate of the current step */
+	float val_mse, val_mse_ema; /* validation forecast MSE (scaled), and
+				       the weights' average's (NAN: off) */
+	int improved;		    /* the epoch is the best so far */
+	float lr;		    /* learning rate of the current step */
 };
-/* Called after every step and at the end of every epoch; return nonzero
- * to stop training (fc_train then returns -ECANCELED). */
+/* After every step and epoch; nonzero stops fc_train (-ECANCELED). */
 typedef int (*fc_train_progress_fn)(void *user,
 				    const struct fc_train_progress *p);
 struct fc_train_report {
@@ -284,8 +268,7 @@ struct fc_train_report {
 	float best_val_mse;
 	int best_is_ema; /* the returned model is the weights' average */
 };
-/* *ret: the best model (the caller's, scaler from d); progress may be
- * NULL. */
+/* *ret: the best model (the caller's, scaler from d); progress: or NULL. */
 int fc_train(const struct fc_config *mc, const struct fc_train_config *tc,
 	     const struct fc_dataset *d, fc_train_progress_fn progress,
 	     void *user, struct fc_model **ret, struct fc_train_report *report,
@@ -296,33 +279,22 @@ int fc_evaluate(const struct fc_model *m, const float *adapter,
 		struct fc_workspace *ws, const struct fc_dataset *d,
 		enum fc_split split, double *ret_mse, double *ret_mae);
 
-/* ---- dates (forecast/timeparse.c) ---------------------------------------
- * The one date grammar of the tree (written out at the top of
- * forecast/timeparse.c): CSV timestamps, message timestamps and the
- * operator's --since/--at.  "2016-07-01 00:00:00", "2016/7/1 0:00",
- * "2016-07-01T00:00:00.5+02:00", "2016-07-01"; always proleptic Gregorian,
- * UTC unless a zone says otherwise.
- */
+/* ---- dates (timeparse.c): the tree's one date grammar, for CSV and
+ * message timestamps and the operator's --since/--at: "2016-07-01
+ * 00:00:00", "2016/7/1 0:00", "2016-07-01T00:00:00.5+02:00", "2016-07-01";
+ * proleptic Gregorian, UTC unless a zone says otherwise. */
 #define FC_TIME_RFC3339 1u /* exactly RFC 3339 (message payloads) */
 #define FC_TIME_EPOCH	2u /* also whole epoch seconds, as strtoll() */
-
-/* A parsed time: sec counts whole seconds since 1970-01-01T00:00:00Z with
- * the zone applied; nsec holds the fraction's first nine digits; frac (not
- * under FC_TIME_RFC3339) the fraction as strtod() reads it, exponent
- * included.  Both are 0 without a fraction. */
 struct fc_time {
-	int64_t sec;
-	int32_t nsec;
-	double frac;
+	int64_t sec;  /* whole seconds since the epoch, zone applied */
+	int32_t nsec; /* the fraction's first nine digits */
+	double frac;  /* the fraction as strtod() reads it (not RFC3339) */
 };
-
-/* Parse s[0..len) (no NUL needed) into *ret, untouched on failure.  0,
- * -EINVAL when it is not a time of the grammar flags select, -ENOMEM. */
+/* s[0..len) (no NUL needed) into *ret, untouched on failure: 0, -EINVAL
+ * (not a time of the grammar flags select) or -ENOMEM. */
 int fc_time_parse(const char *s, size_t len, unsigned flags,
 		  struct fc_time *ret);
-
-/* The NUL-terminated text of an operator's --since/--at (FC_TIME_EPOCH) as
- * whole epoch seconds, a fraction dropped; 0 or -EINVAL/-ENOMEM. */
+/* --since/--at text (FC_TIME_EPOCH) as whole epoch seconds. */
 int fc_time_parse_seconds(const char *text, int64_t *ret_sec);
 
 #endif

@@ -1,7 +1,7 @@
 #!/usr/bin/python3
 """Golden reference for the forecasting core, written with PyTorch.
 
-Builds the same model as forecast/nn.c (both backbones, small shapes) in
+Builds the same model as forecast/nn_*.c (both backbones, small shapes) in
 float64 from fixed random weights and a non-identity adapter, runs one
 forward pass of forecast and masked-reconstruction windows, and saves the
 inputs, the outputs, both losses and the gradient of the joint loss with
@@ -16,7 +16,7 @@ Regenerate (Debian: apt-get install python3-torch; torch 1.13 works):
 
 File format: records until EOF, each = name (32 bytes, NUL-padded ASCII),
 u32 count (little-endian), count x f32.  Names are "<backbone>/<what>";
-tensor names and layouts are nn.c's (PyTorch layout [out, in]; per-layer
+tensor names and layouts are forecast/nn_layout.c's (PyTorch layout [out, in]; per-layer
 tensors get ".<layer>").  Integers (the config) are stored as floats.
 """
 import struct
