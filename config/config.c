@@ -203,10 +203,13 @@ const struct cfg_option cfg_options[] = {
 	"rollback`) in the database."),
     BOOL("storage.rename_corrupt", storage.rename_corrupt, "false", 0,
 	 "At start, move a corrupt database (or a non-database file) to "
-	 "PATH.corrupt-TIME and start fresh; inner damage is seen only with "
-	 "check_on_start."),
-    BOOL("storage.check_on_start", storage.check_on_start, "false", 0,
-	 "Run PRAGMA quick_check at start (reads the whole file)."),
+	 "PATH.corrupt-TIME and start fresh (logged at warning with both "
+	 "names); off, such a database stops start-up.  Inner damage is "
+	 "seen only with check_on_start."),
+    BOOL("storage.check_on_start", storage.check_on_start, "true", 0,
+	 "Run PRAGMA quick_check at start and refuse a database damaged "
+	 "inside (it reads the whole file: 0.7 s warm, 4.9 s from a cold "
+	 "page cache for a 380 MB database of 1M series)."),
 
     STR("model.path", model.path, "/var/lib/driftcast/model.dcm", 0, NULL,
 	"Base model file written by `driftcast train`."),

@@ -301,10 +301,22 @@ static int run_open(const struct dc_run_options *opts, struct run **ret_run)
 	so.check = r->cfg.storage.check_on_start;
 	e = store_open(r->cfg.storage.path, &so, &r->store, r->err,
 		       sizeof(r->err));
+	if (e == -ENOTRECOVERABLE && !so.rename_corrupt) {
+		log_error("storage %s: %s (refusing to write into it: restore "
+			  "a backup, or set storage.rename_corrupt = true to "
+			  "move it aside and start a fresh database)",
+			  r->cfg.storage.path, r->err);
+		return DC_EXIT_FAILURE;
+	}
 	if (e < 0) {
 		log_error("storage %s: %s", r->cfg.storage.path, r->err);
 		return DC_EXIT_FAILURE;
 	}
+	if (*store_renamed_path(r->store))
+		log_warning("storage: %s was damaged or not a database; moved "
+			    "it (and its -wal/-shm) to %s and started a fresh "
+			    "database: every series starts from the base model",
+			    r->cfg.storage.path, store_renamed_path(r->store));
 	if (register_model(r) < 0)
 		log_warning("storage: cannot register the base model: %s",
 			    r->err);

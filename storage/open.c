@@ -96,10 +96,15 @@ static int quick_check(struct store *s, char *errbuf, size_t errbuf_size)
 		goto out;
 	}
 	const char *res = (const char *)sqlite3_column_text(st, 0);
-	if (!res || strcmp(res, "ok"))
+	if (!res || strcmp(res, "ok")) {
 		r = store_set_err(errbuf, errbuf_size, -ENOTRECOVERABLE,
 				  "%s: the database is corrupt: %s", s->path,
 				  res ? res : "?");
+		/* SQLite's report spans lines; a log line must not */
+		for (char *p = errbuf_size ? errbuf : NULL; p && *p; p++)
+			if (*p == '\n')
+				*p = ' ';
+	}
 out:
 	sqlite3_finalize(st);
 	return r;

@@ -39,7 +39,8 @@ struct store_options {
 	 * file without a -wal file is opened immutable (nobody can write). */
 	bool read_only;
 	/* Rename a corrupt or non-SQLite file (and -wal/-shm) aside to
-	 * "<path>.corrupt-<UTC time>" and start afresh; off: an error. */
+	 * "<path>.corrupt-<UTC time>" (store_renamed_path) and start afresh;
+	 * off: -ENOTRECOVERABLE. */
 	bool rename_corrupt;
 	bool check; /* PRAGMA quick_check at open: O(size) */
 	/* The running daemon: an exclusive flock on "<path>.lock" (or -EBUSY)
@@ -53,11 +54,13 @@ struct store_options {
 
 /* Open (creating it unless read_only) and migrate the database at path
  * (opts NULL: defaults); *ret is the caller's (store_free).  A committed
- * batch survives power loss (WAL, synchronous=FULL).  On -EROFS or -EACCES
- * a caller may retry read_only and run without persistence. */
+ * batch survives power loss (WAL, synchronous=FULL).  -EROFS, -EACCES: a
+ * caller may retry read_only and run without persistence. */
 int store_open(const char *path, const struct store_options *opts,
 	       struct store **ret, char *errbuf, size_t errbuf_size);
 void store_free(struct store *s); /* commits (best effort); accepts NULL */
+/* Where store_open renamed a corrupt file to ("" when it did not); s's. */
+const char *store_renamed_path(const struct store *s);
 /* 0 when healthy; else, from a failed write (its batch rolled back) until
  * a later commit succeeds, its negative errno with the text in errbuf. */
 int store_degraded(const struct store *s, char *errbuf, size_t errbuf_size);

@@ -79,9 +79,6 @@ const char *store_migration_sql(int version);
  * of the connection that made such an edit. */
 bool store_migration_edits_schema(int version);
 
-/* Where the last store_open renamed a corrupt file to ("" when none;
- * owned by s). */
-const char *store_renamed_path(const struct store *s);
 /* Schema version of the open file. */
 int store_schema_version(const struct store *s);
 /* Rows written in the open batch. */

@@ -144,6 +144,42 @@ python3 "$HERE/notify_listen.py" "$WORK/notify.sock" "$WORK/notify.log" &
 pids+=($!)
 wait_for 5 grep -q LISTENING "$WORK/notify.log" 2>/dev/null || bail "notify listener"
 
+# ---- a database damaged inside: refused, or moved aside on request ---------
+
+# A real driftcast database (versions and audit rows of an eval), with
+# garbage written over its pages 3..8.
+"$BIN" eval --model "$WORK/model.dcm" --data "$WORK/train.csv" --arms ttt_hybrid \
+    --db "$WORK/damaged.db" -q > "$WORK/damaged-eval.log" 2>&1 || bail "eval --db failed"
+python3 - "$WORK/damaged.db" <<'PY' || bail "cannot damage the database"
+import os, sys
+p = sys.argv[1]
+assert os.path.getsize(p) > 16 * 4096, os.path.getsize(p)
+with open(p, "r+b") as f:
+    f.seek(2 * 4096)
+    f.write(b"\xa5" * 6 * 4096)
+PY
+run_damaged() { # run_damaged EXTRA-ARGS...: the daemon on damaged.db, 20 s at most
+    timeout 20 "$BIN" run --config "$WORK/driftcast.conf" \
+        --set storage.path="$WORK/damaged.db" --set kafka.group=it-damaged "$@" \
+        > "$WORK/damaged.log" 2>&1
+}
+run_damaged
+rc=$?
+check "a database damaged inside stops start-up with exit 1 (got $rc)" test "$rc" -eq 1
+check "... saying it is corrupt and how to start afresh" \
+    grep -q 'corrupt.*storage.rename_corrupt = true' "$WORK/damaged.log"
+check "... and leaves the file where it was" test -s "$WORK/damaged.db"
+( run_damaged --set storage.rename_corrupt=true ) &
+damaged_pid=$!
+moved_logged() { grep -q "moved it .*to $WORK/damaged.db.corrupt-" "$WORK/damaged.log"; }
+check "rename_corrupt: the move is logged at warning with both file names" \
+    wait_for 15 moved_logged
+pkill -TERM -f "storage.path=$WORK/damaged.db" 2>/dev/null
+wait $damaged_pid 2>/dev/null
+moved=$(ls "$WORK"/damaged.db.corrupt-* 2>/dev/null | head -1)
+check "... the damaged file is kept beside a fresh database" \
+    test -s "$moved" -a -s "$WORK/damaged.db"
+
 daemon_pid=
 start_daemon() {
     NOTIFY_SOCKET="$WORK/notify.sock" WATCHDOG_USEC=1000000 \

@@ -556,6 +556,7 @@ Test(storage, corrupt_database_detected_and_renamed_on_request)
 	cr_assert_eq(store_open(path, &chk, &s, err, sizeof(err)),
 		     -ENOTRECOVERABLE);
 	cr_assert(strstr(err, "corrupt"), "%s", err);
+	cr_assert_null(strchr(err, '\n'), "a log line: %s", err);
 	/* without the up-front check, the first read that meets it fails */
 	struct store_options ro = {.read_only = true};
 	int r = store_open(path, &ro, &s, err, sizeof(err));
