@@ -329,7 +329,7 @@ static bool demo_tick(void *user, const struct dc_run_stats *st)
  * (the forecasts table holds exactly what went to the forecasts topic)
  * against the values that arrived later, next to the frozen base model's
  * forecast of the same window (recomputed here) and persistence, in
- * train-scaled units as in EVAL.md.
+ * train-scaled units as in docs/EVAL.md.
  */
 struct score {
 	double adapted, frozen, persistence;
@@ -456,7 +456,7 @@ static void summary(struct demo *d, const struct fc_dataset *ds,
 		double fs = sc->frozen / (double)sc->n;
 		printf("  error of the %ld published forecasts whose 96 hours "
 		       "have passed\n"
-		       "  (MSE in train-scaled units, as in EVAL.md; each "
+		       "  (MSE in train-scaled units, as in docs/EVAL.md; each "
 		       "forecast issued before its hours arrived):\n"
 		       "    frozen base model   %.4f\n"
 		       "    with adaptation     %.4f  (%+.2f %%)\n"

@@ -1,9 +1,9 @@
 /*
  * `driftcast eval`: replay the test split (or, with --split val, the
  * validation split) of a CSV through the TTT engine the daemon uses
- * (ttt_eval_run -> ttt_engine_observe), causally, as ../shared/EVAL.md
+ * (ttt_eval_run -> ttt_engine_observe), causally, as docs/EVAL.md
  * says, and report frozen vs adapted vs naive accuracy:
- * a table on stdout and, with --json, the object EVAL.md describes.
+ * a table on stdout and, with --json, the object docs/EVAL.md describes.
  * The [ttt] settings map onto the engine's parameters through
  * dc_ttt_params_from_cfg() (daemon/ttt_cfg.c), as for `driftcast run`.
  */
@@ -33,11 +33,12 @@ static void eval_usage(FILE *f)
 	fprintf(
 	    f,
 	    "Usage: driftcast eval --model MODEL --data FILE [options]\n\n"
-	    "Replay the test split of FILE (../shared/EVAL.md: ETT* 60/20/20,\n"
-	    "others 70/10/20, z-scored with train statistics) through the\n"
-	    "online TTT engine, causally: every window is forecast and scored\n"
-	    "before the engine sees any value of its horizon.  Prints MSE and\n"
-	    "MAE per arm; --json writes EVAL.md's JSON object.\n\n"
+	    "Replay the test split of FILE (ETT* files 60/20/20 of the rows,\n"
+	    "others 70/10/20, z-scored with the train rows' statistics)\n"
+	    "through the online TTT engine, causally: every window is\n"
+	    "forecast and scored before the engine sees any value of its\n"
+	    "horizon.  Prints MSE and MAE per arm; --json writes the report.\n"
+	    "The protocol, the arms and the report: docs/EVAL.md.\n\n"
 	    "Options:\n"
 	    "  --model MODEL         model file from `driftcast train`\n"
 	    "  --data FILE           .csv or .csv.gz (first column timestamp)\n"
@@ -59,7 +60,7 @@ static void eval_usage(FILE *f)
 	    "defaults to\n"
 	    "                        one season + 1 (25 hourly, 97 15-min, "
 	    "145\n"
-	    "                        10-min, 8 daily) as EVAL.md says\n"
+	    "                        10-min, 8 daily) as docs/EVAL.md says\n"
 	    "  -s, --set KEY=VALUE   override one setting, e.g. "
 	    "ttt.lr=1e-3\n"
 	    "  -q, --quiet           no progress output\n"
@@ -401,8 +402,8 @@ int dc_cmd_eval(int argc, char **argv)
 	/* One series at a time at batch 1: BLAS threads only add overhead
 	 * (and spin on a shared machine). */
 	fc_blas_set_threads(1);
-	/* EVAL.md: adapt every K windows, by default one period + 1 (25 for
-	 * hourly data), unless ttt.every was set explicitly. */
+	/* docs/EVAL.md: adapt every K windows, by default one period + 1
+	 * (25 for hourly data), unless ttt.every was set explicitly. */
 	for (size_t i = 0; i < cfg_option_count(); i++)
 		if (!strcmp(cfg_option_name(i), "ttt.every") &&
 		    src.origin[i] == CFG_ORIGIN_DEFAULT)

@@ -1,6 +1,6 @@
 /*
  * `driftcast train`: pretrain a base model offline on a CSV, split and
- * scaled as ../shared/EVAL.md says, and write the model file (with the
+ * scaled as docs/EVAL.md says, and write the model file (with the
  * scaler).  Settings come from [model] and [train] (config file and --set),
  * the flags below override them.  A progress bar on a TTY, plain lines
  * otherwise; --json writes a report with the per-epoch curve and the
@@ -27,10 +27,12 @@ static void train_usage(FILE *f)
 	    "Usage: driftcast train --data FILE --out MODEL [options]\n\n"
 	    "Pretrain a base model on FILE (.csv or .csv.gz) with the joint\n"
 	    "forecast + masked-reconstruction loss and early stopping on the\n"
-	    "validation forecast MSE; the split and the scaling follow\n"
-	    "EVAL.md and the scaler is stored in MODEL.  After every epoch\n"
-	    "the weights and their moving average (train.ema, 0 = off) are\n"
-	    "both validated and the better one is the epoch's candidate.\n"
+	    "validation forecast MSE.  Split: ETT* files 60/20/20 of the\n"
+	    "rows, others 70/10/20; every channel z-scored with its train\n"
+	    "rows' mean and std, which are stored in MODEL (docs/EVAL.md).\n"
+	    "After every epoch the weights and their moving average\n"
+	    "(train.ema, 0 = off) are both validated and the better one is\n"
+	    "the epoch's candidate.\n"
 	    "Optimiser settings are [train] keys (train.lr, train.ema,\n"
 	    "train.lr_schedule, ...: `driftcast config doc`), see --set.\n\n"
 	    "Options:\n"

@@ -8,7 +8,7 @@
  * after the offset SQLite says was applied last, so a replay after a crash
  * or a rebalance never applies a message twice; the Kafka commit is only an
  * optimisation and may fail harmlessly (the mock cluster refuses commits
- * during a rebalance, see shared/notes/kafka-mock.md).
+ * during a rebalance, see docs/OPERATIONS.md).
  *
  * Assignment is cooperative-sticky everywhere (mixed strategies crash the
  * mock cluster), so the rebalance callback uses incremental assign/unassign.

@@ -11,7 +11,7 @@
  * FIFO, one per line, each answered on stdout with "ok" or "error: ...".
  * The mock is for tests and demos only: it keeps everything in memory,
  * truncates partitions at 5 MiB, and crashes when group members use
- * different assignors (see shared/notes/kafka-mock.md).
+ * different assignors (see docs/OPERATIONS.md).
  */
 #include <errno.h>
 #include <fcntl.h>

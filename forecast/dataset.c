@@ -1,7 +1,7 @@
 /*
  * Datasets: load a CSV (or .csv.gz, through zlib, which also reads plain
  * files transparently), split it and z-score it exactly as
- * ../shared/EVAL.md says.
+ * docs/EVAL.md says.
  *
  * Format handling:
  *   - the first non-empty line is a header unless every field in it is a

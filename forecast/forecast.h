@@ -274,7 +274,7 @@ int fc_train(const struct fc_config *mc, const struct fc_train_config *tc,
 	     void *user, struct fc_model **ret, struct fc_train_report *report,
 	     char *errbuf, size_t errbuf_size);
 /* MSE and MAE of every window and channel of a split, scaled space, per
- * ../shared/EVAL.md; adapter may be NULL. */
+ * docs/EVAL.md; adapter may be NULL. */
 int fc_evaluate(const struct fc_model *m, const float *adapter,
 		struct fc_workspace *ws, const struct fc_dataset *d,
 		enum fc_split split, double *ret_mse, double *ret_mae);

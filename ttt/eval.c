@@ -1,5 +1,5 @@
 /*
- * The causal evaluator (../shared/EVAL.md, "The online loop").
+ * The causal evaluator (docs/EVAL.md, "The online loop").
  *
  * The test split's rows [val_end - L, n) are streamed in time order, row
  * by row and, within a row, channel by channel, into one engine per model

@@ -253,7 +253,7 @@ void ttt_engine_stats(const struct ttt_engine *e, struct ttt_stats *ret);
 int ttt_season_period(double step_seconds);
 
 /* ---- the causal evaluator (ttt/eval.c) ---------------------------------
- * Replays a split (../shared/EVAL.md) through one engine per arm in time
+ * Replays a split (docs/EVAL.md) through one engine per arm in time
  * order, every channel a series "NAME/COLUMN"; a window is scored when its
  * forecast is emitted, before the engine sees any value of its horizon. */
 enum ttt_arm {
@@ -284,7 +284,7 @@ typedef int (*ttt_eval_progress_fn)(void *user, int arm, long done, long total);
 typedef void (*ttt_eval_tap_fn)(void *user, int arm,
 				const struct ttt_event *ev);
 
-/* Replay split (FC_SPLIT_TEST for EVAL.md; FC_SPLIT_VAL to tune settings)
+/* Replay split (FC_SPLIT_TEST as docs/EVAL.md; FC_SPLIT_VAL for tuning)
  * and run the arms whose bits are set in arm_mask (1u << TTT_ARM_*) with
  * params (recon: w_matured forced to 0; hybrid: params as given; frozen:
  * enabled = 0).  d must hold the scaled values the model was trained on.
