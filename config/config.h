@@ -252,11 +252,12 @@ int cfg_load(const char *path, const char *const *sets, size_t nsets,
 	     size_t errbuf_size);
 
 /* Generated text, written to f: a commented sample configuration whose
- * loading yields the defaults; the reference documentation in Markdown; the
- * effective configuration c as INI with where each value came from
- * (src may be NULL). */
+ * loading yields the defaults; the reference in Markdown and as the man page
+ * driftcast.conf(5); the effective configuration c as INI with where each
+ * value came from (src may be NULL). */
 void cfg_write_sample(FILE *f);
 void cfg_write_markdown(FILE *f);
+void cfg_write_man(FILE *f);
 void cfg_write_effective(FILE *f, const struct cfg *c,
 			 const struct cfg_sources *src);
 

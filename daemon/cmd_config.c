@@ -1,7 +1,8 @@
 /*
- * `driftcast config check|sample|dump|doc`: validate a settings file, and
- * print the generated sample, the effective settings, or the reference
- * documentation (docs/CONFIG.md is this command's output).
+ * `driftcast config check|sample|dump|doc|man`: validate a settings file,
+ * and print the generated sample, the effective settings, or the reference
+ * documentation (docs/CONFIG.md is `doc`'s output, driftcast.conf(5) is
+ * `man`'s).
  */
 #include "daemon/cli.h"
 
@@ -18,7 +19,8 @@ static void config_usage(FILE *f)
 	    "       driftcast config dump [FILE] [--set section.key=value "
 	    "...]\n"
 	    "       driftcast config sample\n"
-	    "       driftcast config doc\n\n"
+	    "       driftcast config doc\n"
+	    "       driftcast config man\n\n"
 	    "  check   validate FILE; on error print FILE:LINE: reason and "
 	    "exit 2\n"
 	    "  dump    print the effective settings (defaults, then FILE, "
@@ -27,7 +29,9 @@ static void config_usage(FILE *f)
 	    "  sample  print a commented sample file with every setting at "
 	    "its default\n"
 	    "  doc     print the settings reference in Markdown "
-	    "(docs/CONFIG.md)\n\n"
+	    "(docs/CONFIG.md)\n"
+	    "  man     print the same reference as the man page "
+	    "driftcast.conf(5) (roff)\n\n"
 	    "Options:\n"
 	    "  -s, --set section.key=value  override one setting (repeatable)\n"
 	    "  -h, --help                   show this help\n");
@@ -105,7 +109,8 @@ int dc_cmd_config(int argc, char **argv)
 		cfg_write_effective(stdout, &cfg, &src);
 		return DC_EXIT_OK;
 	}
-	if (!strcmp(sub, "sample") || !strcmp(sub, "doc")) {
+	if (!strcmp(sub, "sample") || !strcmp(sub, "doc") ||
+	    !strcmp(sub, "man")) {
 		if ((r = parse_args(argc, argv, &a, 0)) >= 0)
 			return r;
 		if (a.nsets) {
@@ -117,8 +122,10 @@ int dc_cmd_config(int argc, char **argv)
 		}
 		if (!strcmp(sub, "sample"))
 			cfg_write_sample(stdout);
-		else
+		else if (!strcmp(sub, "doc"))
 			cfg_write_markdown(stdout);
+		else
+			cfg_write_man(stdout);
 		return DC_EXIT_OK;
 	}
 	fprintf(stderr, "driftcast config: unknown subcommand '%s'\n\n", sub);
