@@ -1,12 +1,18 @@
 /*
  * The command line as a user meets it: exit codes (0 ok, 1 runtime, 2 usage
  * or config), --help on every command, and `config check` printing
- * FILE:LINE: for every kind of bad configuration.
+ * FILE:LINE: for every kind of bad configuration; `produce`'s usage errors
+ * and its messages read back by the daemon's parser.
  */
 #include <criterion/criterion.h>
+#include <errno.h>
+#include <inttypes.h>
+#include <math.h>
 #include <sys/stat.h>
 
 #include "../testutil.h"
+#include "daemon/cli.h"
+#include "daemon/parse.h"
 
 /* mkstemp()'s template for a config file: it replaces the X's */
 #define CLI_TEMP "/tmp/dc-cli-XXXXXX"
@@ -212,4 +218,138 @@ Test(cli, commands_refuse_unknown_options_and_extra_operands)
 	cr_assert_eq(R.status, 2);
 	cr_assert_str_eq(R.err,
 			 "driftcast config sample: unexpected argument 'x'\n");
+}
+
+Test(cli, produce_usage_errors)
+{
+	RUN("produce");
+	cr_assert_eq(R.status, 2);
+	cr_assert(strstr(R.err, "which file?"), "%s", R.err);
+	RUN("produce", "--no-such-option", "a.csv");
+	cr_assert_eq(R.status, 2);
+	cr_assert(strstr(R.err, "Usage: driftcast produce"), "%s", R.err);
+	RUN("produce", "a.csv", "b.csv");
+	cr_assert_eq(R.status, 2);
+	cr_assert_str_eq(R.err,
+			 "driftcast produce: unexpected argument 'b.csv'\n");
+	RUN("produce", "--rate", "fast", "a.csv");
+	cr_assert_eq(R.status, 2);
+	cr_assert(strstr(R.err, "invalid --rate 'fast'"), "%s", R.err);
+	RUN("produce", "--rate", "-5/s", "a.csv");
+	cr_assert_eq(R.status, 2);
+	RUN("produce", "--format", "xml", "a.csv");
+	cr_assert_eq(R.status, 2);
+	cr_assert(strstr(R.err, "unknown --format 'xml'"), "%s", R.err);
+	RUN("produce", "--series-prefix", "a/b", "a.csv");
+	cr_assert_eq(R.status, 2);
+	cr_assert(strstr(R.err, "without '/'"), "%s", R.err);
+	RUN("produce", "--set", "librdkafka.acks=0", "a.csv");
+	cr_assert_eq(R.status, 2);
+	cr_assert(strstr(R.err, "acks"), "%s", R.err);
+	/* a missing file is a runtime failure, as for `train` */
+	RUN("produce", "/nonexistent/x.csv");
+	cr_assert_eq(R.status, 1);
+	cr_assert(strstr(R.err, "/nonexistent/x.csv: cannot open"), "%s",
+		  R.err);
+}
+
+Test(cli, produce_refuses_files_without_time_or_with_bad_names)
+{
+	char path[] = CLI_TEMP;
+	int fd = mkstemp(path);
+	cr_assert_geq(fd, 0);
+	FILE *f = fdopen(fd, "w");
+	fprintf(f, "a,b\n");
+	for (int i = 0; i < 12; i++)
+		fprintf(f, "%d.5,%d\n", i, i);
+	fclose(f);
+	/* brokers that are never contacted: the checks come first */
+	RUN("produce", "--brokers", "127.0.0.1:1", path);
+	cr_assert_eq(R.status, 2);
+	cr_assert(strstr(R.err, "no time column"), "%s", R.err);
+
+	f = fopen(path, "w");
+	fprintf(f, "date,ok,\x01"
+		   "ctl\n");
+	for (int i = 0; i < 12; i++)
+		fprintf(f, "2016-07-01 %02d:00:00,1,2\n", i);
+	fclose(f);
+	RUN("produce", "--brokers", "127.0.0.1:1", path);
+	cr_assert_eq(R.status, 2);
+	cr_assert(strstr(R.err, "the daemon would refuse its readings: "
+				"bad_series"),
+		  "%s", R.err);
+	unlink(path);
+}
+
+/* What produce sends is what the daemon reads: every message of both
+ * formats through dc_parse gives back the series, time and value. */
+Test(cli, produce_messages_parse_back)
+{
+	static const char *const columns[] = {"OT", "low load", "a,b=c",
+					      "q\"uo\\te", "\xc3\xa9t\xc3\xa9"};
+	static const double times[] = {1467331200.0, 1467334800.5,
+				       1700000000.000000001, 0.0};
+	static const float values[] = {30.5f, -0.002f, 1e12f, 0.0f, -7.25e-5f};
+	int formats[] = {CFG_INPUT_JSON, CFG_INPUT_INFLUX};
+	for (int fi = 0; fi < 2; fi++) {
+		struct dc_parse_opts po = {.format = formats[fi],
+					   .ts_unit = CFG_TS_AUTO};
+		struct dc_parser *p = dc_parser_new(&po);
+		cr_assert(p);
+		for (size_t c = 0; c < 5; c++)
+			for (size_t t = 0; t < 4; t++)
+				for (size_t v = 0; v < 5; v++) {
+					char msg[2048], key[300];
+					size_t len, n = 0;
+					struct dc_obs obs;
+					struct dc_parse_error pe = {0};
+					cr_assert_eq(dc_produce_message(
+							 formats[fi],
+							 CFG_TS_AUTO, "tx-3",
+							 columns[c], times[t],
+							 values[v], msg,
+							 sizeof(msg), &len),
+						     0);
+					cr_assert_eq(strlen(msg), len);
+					snprintf(key, sizeof(key), "tx-3/%s",
+						 columns[c]);
+					int r = dc_parse(p, msg, len, key,
+							 strlen(key), &obs, 1,
+							 &n, &pe);
+					cr_assert_eq(r, 0, "%s: %s", msg,
+						     pe.text);
+					cr_assert_eq(n, 1);
+					cr_assert_str_eq(obs.series, key, "%s",
+							 msg);
+					/* the model reads floats */
+					cr_assert_eq((float)obs.value,
+						     values[v], "%s", msg);
+					int64_t want =
+					    (int64_t)llround(times[t] * 1e9);
+					cr_assert(
+					    llabs(obs.ts_ns - want) < 1000,
+					    "%s: %" PRId64, msg, obs.ts_ns);
+				}
+		dc_parser_free(p);
+	}
+	char msg[64];
+	size_t len;
+	cr_assert_eq(dc_produce_message(CFG_INPUT_JSON, CFG_TS_AUTO, "p", "c",
+					-1.0, 1.0f, msg, sizeof(msg), &len),
+		     -ERANGE);
+	cr_assert_eq(dc_produce_message(CFG_INPUT_JSON, CFG_TS_AUTO, "p", "c",
+					8e9, 1.0f, msg, sizeof(msg), &len),
+		     -ERANGE);
+	cr_assert_eq(dc_produce_message(CFG_INPUT_INFLUX, CFG_TS_S, "p", "c",
+					100.6, 1.0f, msg, sizeof(msg), &len),
+		     0);
+	cr_assert_str_eq(msg, "driftcast,series=p c=1 101");
+	char longname[300];
+	memset(longname, 'x', 255);
+	longname[255] = '\0';
+	cr_assert_eq(dc_produce_message(CFG_INPUT_JSON, CFG_TS_AUTO, "p",
+					longname, 0, 1.0f, msg, sizeof(msg),
+					&len),
+		     -ENAMETOOLONG);
 }
