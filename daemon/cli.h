@@ -8,6 +8,7 @@
 #define DRIFTCAST_DAEMON_CLI_H
 
 #include <getopt.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdio.h>
 
@@ -53,6 +54,21 @@ int dc_cmd_versions(int argc, char **argv);
 int dc_produce_message(int format, int ts_unit, const char *prefix,
 		       const char *column, double ts, float value, char *buf,
 		       size_t size, size_t *ret_len);
+
+/*
+ * Training progress as `driftcast train` and the demo print it
+ * (daemon/cmd_train.c): a progress bar on a TTY, and a line per epoch with
+ * the validation score fc_train keeps (the better of the weights and their
+ * average), marked "best so far" when it is.  user: a dc_train_printer.
+ */
+struct fc_train_progress;
+struct dc_train_printer {
+	FILE *f;
+	bool tty, quiet;
+	const char *indent; /* before every line, may be NULL */
+	double last;	    /* elapsed at the last bar; start with -1 */
+};
+int dc_train_print_progress(void *user, const struct fc_train_progress *p);
 
 /*
  * getopt_long() with the endings every command shares.  Returns the next

@@ -13,6 +13,7 @@
 #include "../testutil.h"
 #include "daemon/cli.h"
 #include "daemon/parse.h"
+#include "forecast/forecast.h"
 
 /* mkstemp()'s template for a config file: it replaces the X's */
 #define CLI_TEMP "/tmp/dc-cli-XXXXXX"
@@ -352,4 +353,42 @@ Test(cli, produce_messages_parse_back)
 					longname, 0, 1.0f, msg, sizeof(msg),
 					&len),
 		     -ENAMETOOLONG);
+}
+
+/* The epoch line shows the score fc_train keeps (the better of the weights
+ * and their average) beside its "best so far": the demo once marked 0.3695
+ * best after an epoch of 0.3630, because the average's 0.3586 was kept but
+ * never printed. */
+Test(cli, train_progress_prints_the_kept_score)
+{
+	char *text = NULL;
+	size_t len = 0;
+	FILE *f = open_memstream(&text, &len);
+	struct dc_train_printer pr = {.f = f, .indent = "  ", .last = -1};
+	struct fc_train_progress p = {.epoch = 2,
+				      .epochs = 30,
+				      .epoch_done = 1,
+				      .loss = 0.5f,
+				      .val_mse = 0.3630f,
+				      .val_mse_ema = NAN,
+				      .improved = 1,
+				      .lr = 1e-3f};
+	dc_train_print_progress(&pr, &p);
+	p.epoch = 3, p.val_mse = 0.3695f, p.val_mse_ema = 0.3586f;
+	dc_train_print_progress(&pr, &p);
+	p.epoch = 4, p.val_mse = 0.3600f, p.val_mse_ema = 0.3700f;
+	p.improved = 0;
+	dc_train_print_progress(&pr, &p);
+	p.epoch_done = 0, p.step = 5, p.steps = 10; /* no bar off a tty */
+	dc_train_print_progress(&pr, &p);
+	fclose(f);
+	cr_assert_str_eq(
+	    text,
+	    "  epoch 2/30: train loss 0.5000, validation MSE 0.3630, lr 0.001 "
+	    "(0.0 s)  best so far\n"
+	    "  epoch 3/30: train loss 0.5000, validation MSE 0.3586 (weights' "
+	    "average; raw 0.3695), lr 0.001 (0.0 s)  best so far\n"
+	    "  epoch 4/30: train loss 0.5000, validation MSE 0.3600 (average "
+	    "0.3700), lr 0.001 (0.0 s)\n");
+	free(text);
 }
