@@ -392,3 +392,51 @@ Test(cli, train_progress_prints_the_kept_score)
 	    "0.3700), lr 0.001 (0.0 s)\n");
 	free(text);
 }
+
+/* contrib/telegraf/driftcast.conf: its example lines give the series it
+ * says they give, through the daemon's line-protocol parser, and its
+ * output is set up as it explains. */
+Test(cli, telegraf_sample_maps_to_the_documented_series)
+{
+	char path[1024], line[1024], *text = NULL;
+	const char *root = getenv("SOURCE_ROOT");
+	cr_assert(root);
+	snprintf(path, sizeof(path), "%s/contrib/telegraf/driftcast.conf",
+		 root);
+	FILE *f = fopen(path, "r");
+	cr_assert(f, "%s", path);
+	struct dc_parse_opts po = {.format = CFG_INPUT_INFLUX};
+	struct dc_parser *p = dc_parser_new(&po);
+	int examples = 0, routing = 0, format = 0;
+	while (fgets(line, sizeof(line), f)) {
+		line[strcspn(line, "\n")] = '\0';
+		routing |= !strcmp(line, "  routing_tag = \"series\"");
+		format |= !strcmp(line, "  data_format = \"influx\"");
+		if (!strncmp(line, "#   line: ", 10)) {
+			free(text);
+			text = strdup(line + 10);
+			continue;
+		}
+		if (strncmp(line, "#   keys: ", 10))
+			continue;
+		cr_assert(text, "keys without a line");
+		struct dc_obs obs[8];
+		struct dc_parse_error pe = {0};
+		size_t n = 0;
+		cr_assert_eq(
+		    dc_parse(p, text, strlen(text), NULL, 0, obs, 8, &n, &pe),
+		    0, "%s: %s", text, pe.text);
+		char got[1024] = "";
+		for (size_t i = 0; i < n; i++)
+			snprintf(got + strlen(got), sizeof(got) - strlen(got),
+				 "%s%s", i ? " " : "", obs[i].series);
+		cr_assert_str_eq(got, line + 10);
+		cr_assert_eq(obs[0].ts_ns, INT64_C(1700000000000000000));
+		examples++;
+	}
+	fclose(f);
+	free(text);
+	dc_parser_free(p);
+	cr_assert_eq(examples, 2);
+	cr_assert(routing && format);
+}
