@@ -89,6 +89,14 @@ check "influx: 100 messages" test "$(wc -l < "$WORK/lp.tsv")" -eq 100
 check "influx: a line per reading, series tag and escaped field" \
     grep -qF "tx-3/low load	driftcast,series=tx-3 low\\ load=0.25 1467334800000000000" "$WORK/lp.tsv"
 
+# ---- defaults from the daemon's settings file ----------------------------
+printf '[kafka]\nbrokers = %s\ninput_topic = fromconf\ninput_format = influx\nts_unit = s\n' \
+    "$BS" > "$WORK/d.conf"
+"$BIN" produce --config "$WORK/d.conf" --columns OT -q "$WORK/h.csv" \
+    > "$WORK/conf.out" 2>&1
+check "--config: brokers, topic, format and ts_unit from the file" \
+    grep -qF "h/OT	driftcast,series=h OT=30 1467331200" <(readback fromconf)
+
 # ---- --rate -------------------------------------------------------------
 start=$(date +%s.%N)
 "$BIN" produce --brokers "$BS" --topic slow --rate 60/s --columns OT -q \
