@@ -13,31 +13,14 @@ set -u
 BIN=${DRIFTCAST:?DRIFTCAST must name the driftcast binary}
 DATA=${DATA:?DATA must name data/ETTh1.csv}
 WORK=$(mktemp -d /tmp/dc-demo-XXXXXX)
-n=0
-failed=0
 dpid=
-ok() { n=$((n + 1)); echo "ok $n - $*"; }
-not_ok() { n=$((n + 1)); failed=$((failed + 1)); echo "not ok $n - $*"; }
-check() {
-    local desc=$1
-    shift
-    if "$@"; then ok "$desc"; else not_ok "$desc"; fi
-}
-diag() { echo "# $*"; }
+# shellcheck source=tap.sh
+. "$(dirname "$0")/tap.sh"
 cleanup() {
     [ -n "$dpid" ] && kill -9 "$dpid" 2>/dev/null
     if [ "$failed" -eq 0 ]; then rm -rf "$WORK"; else diag "kept $WORK"; fi
 }
 trap cleanup EXIT
-wait_for() { # wait_for SECONDS COMMAND...
-    local end=$((SECONDS + $1))
-    shift
-    while [ $SECONDS -lt $end ]; do
-        "$@" && return 0
-        sleep 0.3
-    done
-    return 1
-}
 
 # ---- no data anywhere: say to pass --data ----------------------------------
 mkdir -p "$WORK/elsewhere/bin"

@@ -15,17 +15,9 @@ set -u
 BIN=${DRIFTCAST:?DRIFTCAST must name the driftcast binary}
 MB=${MOCKBROKER:?MOCKBROKER must name driftcast-mockbroker}
 WORK=$(mktemp -d /tmp/dc-produce-XXXXXX)
-n=0
-failed=0
 mbpid=
-ok() { n=$((n + 1)); echo "ok $n - $*"; }
-not_ok() { n=$((n + 1)); failed=$((failed + 1)); echo "not ok $n - $*"; }
-check() {
-    local desc=$1
-    shift
-    if "$@"; then ok "$desc"; else not_ok "$desc"; fi
-}
-diag() { echo "# $*"; }
+# shellcheck source=tap.sh
+. "$(dirname "$0")/tap.sh"
 cleanup() {
     [ -n "$mbpid" ] && kill "$mbpid" 2>/dev/null && wait "$mbpid" 2>/dev/null
     if [ "$failed" -eq 0 ]; then rm -rf "$WORK"; else diag "kept $WORK"; fi
