@@ -172,7 +172,7 @@ struct produce {
 	bool tty, quiet;
 	uint64_t total, sent, delivered, failed;
 	char first_error[256];
-	uint64_t started_us, last_print_us;
+	uint64_t started_us, last_print_us, last_error_us;
 };
 
 static volatile sig_atomic_t stop_requested;
@@ -203,9 +203,9 @@ static void on_error(rd_kafka_t *rk, int err, const char *reason, void *opaque)
 	struct produce *p = opaque;
 	/* transient errors are retried by librdkafka; say so once a while */
 	uint64_t now = dc_now_monotonic_usec();
-	static uint64_t last;
-	if (!p->quiet && (now - last > 5000000u || !last)) {
-		last = now;
+	if (!p->quiet &&
+	    (now - p->last_error_us > 5000000u || !p->last_error_us)) {
+		p->last_error_us = now;
 		fprintf(stderr, "%sdriftcast produce: kafka: %s (%s)\n",
 			p->tty ? "\r\033[K" : "",
 			rd_kafka_err2name((rd_kafka_resp_err_t)err), reason);
