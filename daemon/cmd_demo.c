@@ -268,7 +268,7 @@ static int produce_test_period(struct demo *d, const struct cluster *c,
 			       const struct fc_dataset *ds, int *ret_first,
 			       int *ret_last)
 {
-	char err[512], key[256], payload[512];
+	char err[512], key[256], payload[2048];
 	rd_kafka_conf_t *conf = rd_kafka_conf_new();
 	if (rd_kafka_conf_set(conf, "bootstrap.servers", c->bootstraps, err,
 			      sizeof(err)) ||
@@ -291,18 +291,28 @@ static int produce_test_period(struct demo *d, const struct cluster *c,
 		for (int ch = 0; ch < ds->n_cols; ch++) {
 			snprintf(key, sizeof(key), "%s/%s", ds->name,
 				 ds->col_names[ch]);
-			int n = snprintf(
-			    payload, sizeof(payload),
-			    "{\"series\":\"%s\",\"ts\":%.0f,\"value\":%.9g}",
-			    key, ds->timestamps[row],
-			    (double)ds->raw[(size_t)row * (size_t)ds->n_cols +
-					    (size_t)ch]);
+			/* the message `driftcast produce` would send */
+			size_t n;
+			if (dc_produce_message(
+				CFG_INPUT_JSON, CFG_TS_AUTO, ds->name,
+				ds->col_names[ch], ds->timestamps[row],
+				ds->raw[(size_t)row * (size_t)ds->n_cols +
+					(size_t)ch],
+				payload, sizeof(payload), &n) < 0) {
+				fprintf(stderr,
+					"driftcast demo: row %d of %s cannot "
+					"be sent (time or name out of "
+					"range)\n",
+					row + 1, d->data);
+				rd_kafka_destroy(p);
+				return -EINVAL;
+			}
 			rd_kafka_resp_err_t e;
 			while ((e = rd_kafka_producev(
 				    p, RD_KAFKA_V_TOPIC(DEMO_INPUT),
 				    RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
 				    RD_KAFKA_V_KEY(key, strlen(key)),
-				    RD_KAFKA_V_VALUE(payload, (size_t)n),
+				    RD_KAFKA_V_VALUE(payload, n),
 				    RD_KAFKA_V_END)) ==
 			       RD_KAFKA_RESP_ERR__QUEUE_FULL)
 				rd_kafka_poll(p, 10);
