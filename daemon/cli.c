@@ -28,6 +28,7 @@ static const struct dc_command commands[] = {
     {"demo", "the whole pipeline on bundled data and an in-process Kafka",
      dc_cmd_demo},
     {"eval", "replay a CSV through the online engine, causally", dc_cmd_eval},
+    {"produce", "replay a CSV into Kafka as input messages", dc_cmd_produce},
     {"run", "the daemon: Kafka in, forecasts out, adapt, persist", dc_cmd_run},
     {"history", "the adaptation audit log of a series, from SQLite",
      dc_cmd_history},

@@ -8,6 +8,7 @@
 #define DRIFTCAST_DAEMON_CLI_H
 
 #include <getopt.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdio.h>
 
@@ -34,11 +35,40 @@ int dc_cmd_config(int argc, char **argv);
 int dc_cmd_demo(int argc, char **argv);
 int dc_cmd_eval(int argc, char **argv);
 int dc_cmd_history(int argc, char **argv);
+int dc_cmd_produce(int argc, char **argv);
 int dc_cmd_rollback(int argc, char **argv);
 int dc_cmd_run(int argc, char **argv);
 int dc_cmd_train(int argc, char **argv);
 int dc_cmd_version(int argc, char **argv);
 int dc_cmd_versions(int argc, char **argv);
+
+/*
+ * One reading as `driftcast produce` sends it (daemon/cmd_produce.c), in
+ * format (enum cfg_input_format) for the series PREFIX/COLUMN: JSON
+ * {"series":"P/C","ts":"<RFC 3339, UTC>","value":V}, or the line
+ * "driftcast,series=P C=V T" with T in ts_unit (enum cfg_ts_unit; auto:
+ * ns).  ts: epoch seconds.  Writes buf (NUL-terminated) and *ret_len.
+ * Returns 0, -ENAMETOOLONG (the series id is over DC_SERIES_MAX),
+ * -ERANGE (ts outside 1970..2200, value not finite) or -ENOSPC.
+ */
+int dc_produce_message(int format, int ts_unit, const char *prefix,
+		       const char *column, double ts, float value, char *buf,
+		       size_t size, size_t *ret_len);
+
+/*
+ * Training progress as `driftcast train` and the demo print it
+ * (daemon/cmd_train.c): a progress bar on a TTY, and a line per epoch with
+ * the validation score fc_train keeps (the better of the weights and their
+ * average), marked "best so far" when it is.  user: a dc_train_printer.
+ */
+struct fc_train_progress;
+struct dc_train_printer {
+	FILE *f;
+	bool tty, quiet;
+	const char *indent; /* before every line, may be NULL */
+	double last;	    /* elapsed at the last bar; start with -1 */
+};
+int dc_train_print_progress(void *user, const struct fc_train_progress *p);
 
 /*
  * getopt_long() with the endings every command shares.  Returns the next

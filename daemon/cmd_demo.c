@@ -18,6 +18,7 @@
 #include <errno.h>
 #include <getopt.h>
 #include <jansson.h>
+#include <limits.h>
 #include <inttypes.h>
 #include <librdkafka/rdkafka.h>
 #include <librdkafka/rdkafka_mock.h>
@@ -43,11 +44,13 @@
 
 struct demo {
 	const char *data;
+	char data_buf[PATH_MAX];
 	char workdir[1024];
 	char model_path[1200];
 	char db_path[1200];
 	const char *backbone;
 	bool quick;
+	bool serve;
 	bool tty;
 	uint64_t produced;
 	uint64_t started_us;
@@ -56,28 +59,37 @@ struct demo {
 
 static void demo_usage(FILE *f)
 {
-	fprintf(
-	    f, "Usage: driftcast demo [--quick] [--data FILE] [--workdir DIR] "
-	       "[--backbone gru|transformer]\n\n"
-	       "Run the whole pipeline on an embedded default: train (once, "
-	       "then cached) a\n"
-	       "base model on the bundled ETTh1 data, start librdkafka's mock "
-	       "Kafka cluster in\n"
-	       "this process, produce the test period as messages (7 channels "
-	       "= 7 series),\n"
-	       "run the real daemon loop against it with a fresh SQLite "
-	       "database, and print\n"
-	       "what happened.\n\n"
-	       "Options:\n"
-	       "  --quick            a short run (the first 600 hours of the "
-	       "test period)\n"
-	       "  --data FILE        the CSV to use (default: data/ETTh1.csv)\n"
-	       "  --workdir DIR      model cache and database (default: "
-	       "build/demo, or\n"
-	       "                     ./driftcast-demo when there is no build/ "
-	       "here)\n"
-	       "  --backbone NAME    gru (default) or transformer\n"
-	       "  -h, --help         show this help\n");
+	fprintf(f,
+		"Usage: driftcast demo [--quick] [--serve] [--data FILE] "
+		"[--workdir DIR]\n"
+		"                      [--backbone gru|transformer]\n\n"
+		"Run the whole pipeline on an embedded default: train (once, "
+		"then cached) a\n"
+		"base model on the bundled ETTh1 data, start librdkafka's mock "
+		"Kafka cluster in\n"
+		"this process, produce the test period as messages (7 channels "
+		"= 7 series),\n"
+		"run the real daemon loop against it with a fresh SQLite "
+		"database, and print\n"
+		"what happened.\n\n"
+		"Options:\n"
+		"  --quick            a short run (the first 600 hours of the "
+		"test period)\n"
+		"  --serve            then keep the broker and the daemon up "
+		"until Ctrl-C, for\n"
+		"                     kcat, sqlite3 and `driftcast produce` "
+		"to use\n"
+		"  --data FILE        the CSV to use (default: data/ETTh1.csv "
+		"here, or the one\n"
+		"                     of the checkout this binary was built "
+		"in)\n"
+		"  --workdir DIR      model cache and database (default: "
+		"build/demo here, or\n"
+		"                     demo/ beside this binary when that found "
+		"the data, or\n"
+		"                     ./driftcast-demo)\n"
+		"  --backbone NAME    gru (default) or transformer\n"
+		"  -h, --help         show this help\n");
 }
 
 static int mkdir_p(const char *path)
@@ -97,28 +109,48 @@ static int mkdir_p(const char *path)
 	return 0;
 }
 
-/* ---- 1. the model ------------------------------------------------------ */
-
-static int on_train_progress(void *user, const struct fc_train_progress *p)
+/*
+ * The bundled data when --data is not given: data/ETTh1.csv here, else the
+ * one of the checkout this binary sits in (build/driftcast ->
+ * ../data/ETTh1.csv), so the binary can run from anywhere.  Sets d->data;
+ * *ret_beside: found beside the binary (exe_dir, for the model cache).
+ */
+#define DEMO_DATA "data/ETTh1.csv"
+static int find_data(struct demo *d, char *exe_dir, size_t exe_dir_size,
+		     bool *ret_beside)
 {
-	struct demo *d = user;
-	if (p->epoch_done) {
-		fprintf(
-		    stderr,
-		    "%s  epoch %d/%d  train loss %.4f  validation MSE %.4f%s "
-		    "(%.0f s)\n",
-		    d->tty ? "\r\033[K" : "", p->epoch, p->epochs,
-		    (double)p->loss, (double)p->val_mse,
-		    p->improved ? "  best so far" : "", p->elapsed);
-	} else if (d->tty && (p->step % 20 == 0 || p->step == p->steps)) {
-		fprintf(
-		    stderr,
-		    "\r\033[K  epoch %d/%d  step %d/%d  loss %.4f  eta %.0f s",
-		    p->epoch, p->epochs, p->step, p->steps, (double)p->loss,
-		    p->eta);
+	char exe[1000];
+	*ret_beside = false;
+	if (access(DEMO_DATA, R_OK) == 0) {
+		d->data = DEMO_DATA;
+		return 0;
 	}
-	return 0;
+	ssize_t n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
+	char *slash;
+	if (n > 0) {
+		exe[n] = '\0';
+		if ((slash = strrchr(exe, '/')) != NULL) {
+			*slash = '\0';
+			char cand[1100];
+			snprintf(cand, sizeof(cand), "%s/../" DEMO_DATA, exe);
+			if (access(cand, R_OK) == 0 &&
+			    realpath(cand, d->data_buf)) {
+				snprintf(exe_dir, exe_dir_size, "%s", exe);
+				d->data = d->data_buf;
+				*ret_beside = true;
+				return 0;
+			}
+		}
+	}
+	fprintf(stderr,
+		"driftcast demo: cannot find the bundled " DEMO_DATA
+		" (not here, nor in the checkout of this binary); pass "
+		"--data FILE (a CSV with a time column) or run from the "
+		"driftcast checkout\n");
+	return -ENOENT;
 }
+
+/* ---- 1. the model ------------------------------------------------------ */
 
 static int ensure_model(struct demo *d, const struct fc_dataset *ds)
 {
@@ -162,7 +194,9 @@ static int ensure_model(struct demo *d, const struct fc_dataset *ds)
 	       "channels, lookback 96, horizon 96, at most %d epochs); it is "
 	       "cached for the next run\n",
 	       d->backbone, ds->name, ds->n_cols, tc.epochs);
-	e = fc_train(&mc, &tc, ds, on_train_progress, d, &m, &rep, err,
+	struct dc_train_printer pr = {
+	    .f = stderr, .tty = d->tty, .indent = "  ", .last = -1};
+	e = fc_train(&mc, &tc, ds, dc_train_print_progress, &pr, &m, &rep, err,
 		     sizeof(err));
 	if (d->tty)
 		fprintf(stderr, "\r\033[K");
@@ -170,10 +204,11 @@ static int ensure_model(struct demo *d, const struct fc_dataset *ds)
 		fprintf(stderr, "driftcast demo: training failed: %s\n", err);
 		return e;
 	}
-	printf("  trained in %.0f s: best validation MSE %.4f at epoch %d "
+	printf("  trained in %.0f s: best validation MSE %.4f at epoch %d%s "
 	       "(%d BLAS thread%s)\n",
 	       rep.seconds, (double)rep.best_val_mse, rep.best_epoch,
-	       rep.threads, rep.threads == 1 ? "" : "s");
+	       rep.best_is_ema ? ", weights' average" : "", rep.threads,
+	       rep.threads == 1 ? "" : "s");
 	e = fc_model_save(m, d->model_path, err, sizeof(err));
 	fc_model_free(m);
 	if (e < 0) {
@@ -233,7 +268,7 @@ static int produce_test_period(struct demo *d, const struct cluster *c,
 			       const struct fc_dataset *ds, int *ret_first,
 			       int *ret_last)
 {
-	char err[512], key[256], payload[512];
+	char err[512], key[256], payload[2048];
 	rd_kafka_conf_t *conf = rd_kafka_conf_new();
 	if (rd_kafka_conf_set(conf, "bootstrap.servers", c->bootstraps, err,
 			      sizeof(err)) ||
@@ -256,18 +291,28 @@ static int produce_test_period(struct demo *d, const struct cluster *c,
 		for (int ch = 0; ch < ds->n_cols; ch++) {
 			snprintf(key, sizeof(key), "%s/%s", ds->name,
 				 ds->col_names[ch]);
-			int n = snprintf(
-			    payload, sizeof(payload),
-			    "{\"series\":\"%s\",\"ts\":%.0f,\"value\":%.9g}",
-			    key, ds->timestamps[row],
-			    (double)ds->raw[(size_t)row * (size_t)ds->n_cols +
-					    (size_t)ch]);
+			/* the message `driftcast produce` would send */
+			size_t n;
+			if (dc_produce_message(
+				CFG_INPUT_JSON, CFG_TS_AUTO, ds->name,
+				ds->col_names[ch], ds->timestamps[row],
+				ds->raw[(size_t)row * (size_t)ds->n_cols +
+					(size_t)ch],
+				payload, sizeof(payload), &n) < 0) {
+				fprintf(stderr,
+					"driftcast demo: row %d of %s cannot "
+					"be sent (time or name out of "
+					"range)\n",
+					row + 1, d->data);
+				rd_kafka_destroy(p);
+				return -EINVAL;
+			}
 			rd_kafka_resp_err_t e;
 			while ((e = rd_kafka_producev(
 				    p, RD_KAFKA_V_TOPIC(DEMO_INPUT),
 				    RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
 				    RD_KAFKA_V_KEY(key, strlen(key)),
-				    RD_KAFKA_V_VALUE(payload, (size_t)n),
+				    RD_KAFKA_V_VALUE(payload, n),
 				    RD_KAFKA_V_END)) ==
 			       RD_KAFKA_RESP_ERR__QUEUE_FULL)
 				rd_kafka_poll(p, 10);
@@ -487,17 +532,44 @@ static void summary(struct demo *d, const struct fc_dataset *ds,
 	       "back)\n");
 }
 
+/*
+ * --serve: the broker stays up and the daemon runs again on the same
+ * database and group (it resumes after the committed offsets) until
+ * SIGINT/SIGTERM, which dc_run handles: it drains, and then the broker
+ * goes.  So the commands printed here work for as long as they are shown.
+ */
+static int serve(struct demo *d, const struct cluster *c,
+		 struct dc_run_options *o)
+{
+	printf("\n== serving until Ctrl-C: the broker and the daemon stay "
+	       "up\n");
+	printf("  brokers %s\n", c->bootstraps);
+	printf("  kcat -b %s -L\n", c->bootstraps);
+	printf("  kcat -b %s -C -t %s -o -5 -e\n", c->bootstraps, DEMO_OUTPUT);
+	printf("  driftcast produce --brokers %s --topic %s FILE.csv   "
+	       "(more input: the daemon forecasts it)\n",
+	       c->bootstraps, DEMO_INPUT);
+	printf("  sqlite3 %s \"SELECT count(*) FROM forecasts;\"\n",
+	       d->db_path);
+	o->tick = NULL;
+	int rc = dc_run(o, NULL);
+	printf("\n== stopped; the broker is gone, the database stays: %s\n",
+	       d->db_path);
+	return rc;
+}
+
 int dc_cmd_demo(int argc, char **argv)
 {
 	static const struct option longopts[] = {
 	    {"quick", no_argument, NULL, 'q'},
+	    {"serve", no_argument, NULL, 'S'},
 	    {"data", required_argument, NULL, 'd'},
 	    {"workdir", required_argument, NULL, 'w'},
 	    {"backbone", required_argument, NULL, 'b'},
 	    {"help", no_argument, NULL, 'h'},
 	    {NULL, 0, NULL, 0},
 	};
-	struct demo d = {.data = "data/ETTh1.csv", .backbone = "gru"};
+	struct demo d = {.backbone = "gru"};
 	const char *workdir = NULL;
 	struct fc_dataset *ds = NULL;
 	struct cluster c = {0};
@@ -509,6 +581,9 @@ int dc_cmd_demo(int argc, char **argv)
 		switch (opt) {
 		case 'q':
 			d.quick = true;
+			break;
+		case 'S':
+			d.serve = true;
 			break;
 		case 'd':
 			d.data = optarg;
@@ -524,12 +599,19 @@ int dc_cmd_demo(int argc, char **argv)
 	if (opt < 0 ||
 	    (code = dc_check_operands("demo", argc, argv, 0)) != DC_EXIT_OK)
 		return code;
+	char exe_dir[1000]; /* + "/demo" fits d.workdir */
+	bool beside = false;
+	if (!d.data && find_data(&d, exe_dir, sizeof(exe_dir), &beside) < 0)
+		return DC_EXIT_USAGE;
 	struct stat sb;
-	if (!workdir)
-		workdir = stat("build", &sb) == 0 && S_ISDIR(sb.st_mode)
-			      ? "build/demo"
-			      : "driftcast-demo";
-	snprintf(d.workdir, sizeof(d.workdir), "%s", workdir);
+	if (workdir)
+		snprintf(d.workdir, sizeof(d.workdir), "%s", workdir);
+	else if (stat("build", &sb) == 0 && S_ISDIR(sb.st_mode))
+		snprintf(d.workdir, sizeof(d.workdir), "build/demo");
+	else if (beside)
+		snprintf(d.workdir, sizeof(d.workdir), "%s/demo", exe_dir);
+	else
+		snprintf(d.workdir, sizeof(d.workdir), "driftcast-demo");
 	d.tty = isatty(STDERR_FILENO);
 	setvbuf(stdout, NULL, _IOLBF, 0);
 
@@ -556,8 +638,9 @@ int dc_cmd_demo(int argc, char **argv)
 	printf("  brokers %s; topics %s (4 partitions), %s (%d), %s (1)\n",
 	       c.bootstraps, DEMO_INPUT, DEMO_OUTPUT, DEMO_OUTPUT_PARTITIONS,
 	       DEMO_DEAD);
-	printf("  watch it: kcat -b %s -C -t %s -o end\n", c.bootstraps,
-	       DEMO_OUTPUT);
+	if (!d.serve)
+		printf("  (it lives as long as the demo; --serve keeps it up "
+		       "afterwards for kcat)\n");
 
 	printf("\n== 3. producing the test period\n");
 	int first, last;
@@ -609,6 +692,9 @@ int dc_cmd_demo(int argc, char **argv)
 	}
 	print_progress(&d, &st, dc_now_monotonic_usec(), true);
 	summary(&d, ds, &st, secs);
+	/* dc_run also stops on Ctrl-C: serve only after a complete run */
+	if (d.serve && st.messages + st.skipped_replay >= d.produced)
+		rc = serve(&d, &c, &o);
 out:
 	cluster_stop(&c);
 	fc_dataset_free(ds);

@@ -54,11 +54,6 @@ static void train_usage(FILE *f)
 	    "configuration error.\n");
 }
 
-struct progress_state {
-	int tty, quiet;
-	double last;
-};
-
 static volatile sig_atomic_t interrupted;
 
 static void on_sigint(int sig)
@@ -67,24 +62,38 @@ static void on_sigint(int sig)
 	interrupted = 1;
 }
 
-static int on_progress(void *user, const struct fc_train_progress *p)
+/* The score fc_train keeps for an epoch: the better of the weights and
+ * their average (train.c), which is what `improved` and the final "best"
+ * compare -- printing the raw weights' score next to the mark would show
+ * a "best" that is worse than an earlier epoch's. */
+static float kept_mse(const struct fc_train_progress *p, bool *ret_average)
 {
-	struct progress_state *s = user;
-	if (interrupted)
-		return 1;
+	*ret_average = !isnan(p->val_mse_ema) && p->val_mse_ema < p->val_mse;
+	return *ret_average ? p->val_mse_ema : p->val_mse;
+}
+
+int dc_train_print_progress(void *user, const struct fc_train_progress *p)
+{
+	struct dc_train_printer *s = user;
 	if (s->quiet)
 		return 0;
+	const char *in = s->indent ? s->indent : "";
 	if (p->epoch_done) {
-		if (s->tty)
-			fprintf(stderr, "\r\033[K");
-		fprintf(stderr, "epoch %d/%d: train loss %.4f, val mse %.4f",
-			p->epoch, p->epochs, (double)p->loss,
-			(double)p->val_mse);
-		if (!isnan(p->val_mse_ema))
-			fprintf(stderr, " (average %.4f)",
+		bool avg;
+		float kept = kept_mse(p, &avg);
+		fprintf(s->f,
+			"%s%sepoch %d/%d: train loss %.4f, validation MSE "
+			"%.4f",
+			s->tty ? "\r\033[K" : "", in, p->epoch, p->epochs,
+			(double)p->loss, (double)kept);
+		if (avg)
+			fprintf(s->f, " (weights' average; raw %.4f)",
+				(double)p->val_mse);
+		else if (!isnan(p->val_mse_ema))
+			fprintf(s->f, " (average %.4f)",
 				(double)p->val_mse_ema);
-		fprintf(stderr, "%s, lr %.3g (%.1f s)\n",
-			p->improved ? " *" : "", (double)p->lr, p->elapsed);
+		fprintf(s->f, ", lr %.3g (%.1f s)%s\n", (double)p->lr,
+			p->elapsed, p->improved ? "  best so far" : "");
 		return 0;
 	}
 	if (!s->tty)
@@ -97,10 +106,17 @@ static int on_progress(void *user, const struct fc_train_progress *p)
 	for (int i = 0; i < width; i++)
 		bar[i] = i < done ? '#' : '.';
 	bar[width] = '\0';
-	fprintf(stderr, "\r\033[Kepoch %d/%d [%s] %d/%d loss %.4f ETA %.0fs",
-		p->epoch, p->epochs, bar, p->step, p->steps, (double)p->loss,
-		p->eta);
+	fprintf(s->f, "\r\033[K%sepoch %d/%d [%s] %d/%d loss %.4f ETA %.0fs",
+		in, p->epoch, p->epochs, bar, p->step, p->steps,
+		(double)p->loss, p->eta);
 	return 0;
+}
+
+static int on_progress(void *user, const struct fc_train_progress *p)
+{
+	if (interrupted)
+		return 1;
+	return dc_train_print_progress(user, p);
 }
 
 static int parse_int(const char *s, int lo, int hi, int *ret)
@@ -341,7 +357,8 @@ int dc_cmd_train(int argc, char **argv)
 		return r == -ENOENT || r == -EACCES ? DC_EXIT_FAILURE
 						    : DC_EXIT_USAGE;
 	}
-	struct progress_state ps = {isatty(2), quiet, -1};
+	struct dc_train_printer ps = {
+	    .f = stderr, .tty = isatty(2), .quiet = quiet, .last = -1};
 	struct sigaction sa = {0}, old_int, old_term;
 	sa.sa_handler = on_sigint;
 	sigaction(SIGINT, &sa, &old_int);
@@ -385,11 +402,13 @@ int dc_cmd_train(int argc, char **argv)
 			fc_evaluate(m, NULL, ws, d, FC_SPLIT_TEST, &tm, &ta);
 	}
 	fc_workspace_free(ws);
-	printf("%s: %s L=%d H=%d, %d epochs (best %d), %.1f s (%.1f s CPU), "
+	printf("%s: %s L=%d H=%d, %d epochs (best %d%s), %.1f s (%.1f s CPU), "
 	       "%d thread%s; val mse %.4f mae %.4f; test mse %.4f mae %.4f\n",
 	       out, fc_backbone_name(mc.backbone), mc.lookback, mc.horizon,
-	       rep.epochs_run, rep.best_epoch, rep.seconds, rep.cpu_seconds,
-	       rep.threads, rep.threads == 1 ? "" : "s", vm, va, tm, ta);
+	       rep.epochs_run, rep.best_epoch,
+	       rep.best_is_ema ? ", weights' average" : "", rep.seconds,
+	       rep.cpu_seconds, rep.threads, rep.threads == 1 ? "" : "s", vm,
+	       va, tm, ta);
 	if (json &&
 	    write_report(json, data, d, &mc, &tc, &rep, fc_adapter_len(m),
 			 fc_model_param_count(m), vm, va, tm, ta) < 0) {

@@ -57,8 +57,8 @@ static int set(rd_kafka_conf_t *conf, const char *k, const char *v, char *err,
 /* The pass-through properties of one client ([librdkafka] and its own
  * section), after driftcast's settings.  Errors name the property, never
  * its value (it may be a password). */
-static int set_passthrough(rd_kafka_conf_t *conf, const struct cfg *c,
-			   int scope, char *err, size_t n)
+int dc_kafka_conf_passthrough(rd_kafka_conf_t *conf, const struct cfg *c,
+			      int scope, char *err, size_t n)
 {
 	for (int i = 0; i < c->librdkafka.n; i++) {
 		const struct cfg_kprop *p = &c->librdkafka.prop[i];
@@ -266,7 +266,7 @@ int dc_kafka_new(const struct cfg *c, const struct dc_kafka_hooks *hooks,
 	    /* one fetch response (all partitions of a broker) stays within
 	     * the same bound (default 50 MB on top of the queue) */
 	    set(conf, "fetch.max.bytes", "16777216", err, n) < 0 ||
-	    set_passthrough(conf, c, CFG_KSCOPE_CONSUMER, err, n) < 0)
+	    dc_kafka_conf_passthrough(conf, c, CFG_KSCOPE_CONSUMER, err, n) < 0)
 		goto fail;
 	rd_kafka_conf_set_rebalance_cb(conf, on_rebalance);
 	k->consumer = rd_kafka_new(RD_KAFKA_CONSUMER, conf, e, sizeof(e));
@@ -292,7 +292,7 @@ int dc_kafka_new(const struct cfg *c, const struct dc_kafka_hooks *hooks,
 	    set(conf, "queue.buffering.max.messages", qmax, err, n) < 0 ||
 	    /* forecast JSON (H numbers) shrinks about 3x */
 	    set(conf, "compression.codec", "lz4", err, n) < 0 ||
-	    set_passthrough(conf, c, CFG_KSCOPE_PRODUCER, err, n) < 0)
+	    dc_kafka_conf_passthrough(conf, c, CFG_KSCOPE_PRODUCER, err, n) < 0)
 		goto fail;
 	rd_kafka_conf_set_dr_msg_cb(conf, on_delivery);
 	k->producer = rd_kafka_new(RD_KAFKA_PRODUCER, conf, e, sizeof(e));

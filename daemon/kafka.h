@@ -53,6 +53,14 @@ void dc_kafka_free(struct dc_kafka *k);
 int dc_kafka_check_property(const char *name, const char *value, char *why,
 			    size_t why_size);
 
+/* Apply the pass-through properties of one client (scope
+ * CFG_KSCOPE_CONSUMER or _PRODUCER: [librdkafka] and its own section) to
+ * conf, after the caller's own settings.  0, or -EINVAL with the property
+ * (never its value, it may be a password) and librdkafka's reason in err.
+ * `driftcast produce` shares it with the daemon's clients. */
+int dc_kafka_conf_passthrough(rd_kafka_conf_t *conf, const struct cfg *c,
+			      int scope, char *err, size_t n);
+
 /* Next message or NULL after timeout_ms; serves callbacks.  The caller
  * destroys the message with rd_kafka_message_destroy(). */
 rd_kafka_message_t *dc_kafka_poll(struct dc_kafka *k, int timeout_ms);

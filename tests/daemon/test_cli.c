@@ -1,12 +1,19 @@
 /*
  * The command line as a user meets it: exit codes (0 ok, 1 runtime, 2 usage
  * or config), --help on every command, and `config check` printing
- * FILE:LINE: for every kind of bad configuration.
+ * FILE:LINE: for every kind of bad configuration; `produce`'s usage errors
+ * and its messages read back by the daemon's parser.
  */
 #include <criterion/criterion.h>
+#include <errno.h>
+#include <inttypes.h>
+#include <math.h>
 #include <sys/stat.h>
 
 #include "../testutil.h"
+#include "daemon/cli.h"
+#include "daemon/parse.h"
+#include "forecast/forecast.h"
 
 /* mkstemp()'s template for a config file: it replaces the X's */
 #define CLI_TEMP "/tmp/dc-cli-XXXXXX"
@@ -212,4 +219,224 @@ Test(cli, commands_refuse_unknown_options_and_extra_operands)
 	cr_assert_eq(R.status, 2);
 	cr_assert_str_eq(R.err,
 			 "driftcast config sample: unexpected argument 'x'\n");
+}
+
+Test(cli, produce_usage_errors)
+{
+	RUN("produce");
+	cr_assert_eq(R.status, 2);
+	cr_assert(strstr(R.err, "which file?"), "%s", R.err);
+	RUN("produce", "--no-such-option", "a.csv");
+	cr_assert_eq(R.status, 2);
+	cr_assert(strstr(R.err, "Usage: driftcast produce"), "%s", R.err);
+	RUN("produce", "a.csv", "b.csv");
+	cr_assert_eq(R.status, 2);
+	cr_assert_str_eq(R.err,
+			 "driftcast produce: unexpected argument 'b.csv'\n");
+	RUN("produce", "--rate", "fast", "a.csv");
+	cr_assert_eq(R.status, 2);
+	cr_assert(strstr(R.err, "invalid --rate 'fast'"), "%s", R.err);
+	RUN("produce", "--rate", "-5/s", "a.csv");
+	cr_assert_eq(R.status, 2);
+	RUN("produce", "--format", "xml", "a.csv");
+	cr_assert_eq(R.status, 2);
+	cr_assert(strstr(R.err, "unknown --format 'xml'"), "%s", R.err);
+	RUN("produce", "--series-prefix", "a/b", "a.csv");
+	cr_assert_eq(R.status, 2);
+	cr_assert(strstr(R.err, "without '/'"), "%s", R.err);
+	RUN("produce", "--set", "librdkafka.acks=0", "a.csv");
+	cr_assert_eq(R.status, 2);
+	cr_assert(strstr(R.err, "acks"), "%s", R.err);
+	/* a missing file is a runtime failure, as for `train` */
+	RUN("produce", "/nonexistent/x.csv");
+	cr_assert_eq(R.status, 1);
+	cr_assert(strstr(R.err, "/nonexistent/x.csv: cannot open"), "%s",
+		  R.err);
+}
+
+Test(cli, produce_refuses_files_without_time_or_with_bad_names)
+{
+	char path[] = CLI_TEMP;
+	int fd = mkstemp(path);
+	cr_assert_geq(fd, 0);
+	FILE *f = fdopen(fd, "w");
+	fprintf(f, "a,b\n");
+	for (int i = 0; i < 12; i++)
+		fprintf(f, "%d.5,%d\n", i, i);
+	fclose(f);
+	/* brokers that are never contacted: the checks come first */
+	RUN("produce", "--brokers", "127.0.0.1:1", path);
+	cr_assert_eq(R.status, 2);
+	cr_assert(strstr(R.err, "no time column"), "%s", R.err);
+
+	f = fopen(path, "w");
+	fprintf(f, "date,ok,\x01"
+		   "ctl\n");
+	for (int i = 0; i < 12; i++)
+		fprintf(f, "2016-07-01 %02d:00:00,1,2\n", i);
+	fclose(f);
+	RUN("produce", "--brokers", "127.0.0.1:1", path);
+	cr_assert_eq(R.status, 2);
+	cr_assert(strstr(R.err, "the daemon would refuse its readings: "
+				"bad_series"),
+		  "%s", R.err);
+	unlink(path);
+}
+
+/* What produce sends is what the daemon reads: every message of both
+ * formats through dc_parse gives back the series, time and value. */
+Test(cli, produce_messages_parse_back)
+{
+	static const char *const columns[] = {"OT", "low load", "a,b=c",
+					      "q\"uo\\te", "\xc3\xa9t\xc3\xa9"};
+	static const double times[] = {1467331200.0, 1467334800.5,
+				       1700000000.000000001, 0.0};
+	static const float values[] = {30.5f, -0.002f, 1e12f, 0.0f, -7.25e-5f};
+	int formats[] = {CFG_INPUT_JSON, CFG_INPUT_INFLUX};
+	for (int fi = 0; fi < 2; fi++) {
+		struct dc_parse_opts po = {.format = formats[fi],
+					   .ts_unit = CFG_TS_AUTO};
+		struct dc_parser *p = dc_parser_new(&po);
+		cr_assert(p);
+		for (size_t c = 0; c < 5; c++)
+			for (size_t t = 0; t < 4; t++)
+				for (size_t v = 0; v < 5; v++) {
+					char msg[2048], key[300];
+					size_t len, n = 0;
+					struct dc_obs obs;
+					struct dc_parse_error pe = {0};
+					cr_assert_eq(dc_produce_message(
+							 formats[fi],
+							 CFG_TS_AUTO, "tx-3",
+							 columns[c], times[t],
+							 values[v], msg,
+							 sizeof(msg), &len),
+						     0);
+					cr_assert_eq(strlen(msg), len);
+					snprintf(key, sizeof(key), "tx-3/%s",
+						 columns[c]);
+					int r = dc_parse(p, msg, len, key,
+							 strlen(key), &obs, 1,
+							 &n, &pe);
+					cr_assert_eq(r, 0, "%s: %s", msg,
+						     pe.text);
+					cr_assert_eq(n, 1);
+					cr_assert_str_eq(obs.series, key, "%s",
+							 msg);
+					/* the model reads floats */
+					cr_assert_eq((float)obs.value,
+						     values[v], "%s", msg);
+					int64_t want =
+					    (int64_t)llround(times[t] * 1e9);
+					cr_assert(
+					    llabs(obs.ts_ns - want) < 1000,
+					    "%s: %" PRId64, msg, obs.ts_ns);
+				}
+		dc_parser_free(p);
+	}
+	char msg[64];
+	size_t len;
+	cr_assert_eq(dc_produce_message(CFG_INPUT_JSON, CFG_TS_AUTO, "p", "c",
+					-1.0, 1.0f, msg, sizeof(msg), &len),
+		     -ERANGE);
+	cr_assert_eq(dc_produce_message(CFG_INPUT_JSON, CFG_TS_AUTO, "p", "c",
+					8e9, 1.0f, msg, sizeof(msg), &len),
+		     -ERANGE);
+	cr_assert_eq(dc_produce_message(CFG_INPUT_INFLUX, CFG_TS_S, "p", "c",
+					100.6, 1.0f, msg, sizeof(msg), &len),
+		     0);
+	cr_assert_str_eq(msg, "driftcast,series=p c=1 101");
+	char longname[300];
+	memset(longname, 'x', 255);
+	longname[255] = '\0';
+	cr_assert_eq(dc_produce_message(CFG_INPUT_JSON, CFG_TS_AUTO, "p",
+					longname, 0, 1.0f, msg, sizeof(msg),
+					&len),
+		     -ENAMETOOLONG);
+}
+
+/* The epoch line shows the score fc_train keeps (the better of the weights
+ * and their average) beside its "best so far": the demo once marked 0.3695
+ * best after an epoch of 0.3630, because the average's 0.3586 was kept but
+ * never printed. */
+Test(cli, train_progress_prints_the_kept_score)
+{
+	char *text = NULL;
+	size_t len = 0;
+	FILE *f = open_memstream(&text, &len);
+	struct dc_train_printer pr = {.f = f, .indent = "  ", .last = -1};
+	struct fc_train_progress p = {.epoch = 2,
+				      .epochs = 30,
+				      .epoch_done = 1,
+				      .loss = 0.5f,
+				      .val_mse = 0.3630f,
+				      .val_mse_ema = NAN,
+				      .improved = 1,
+				      .lr = 1e-3f};
+	dc_train_print_progress(&pr, &p);
+	p.epoch = 3, p.val_mse = 0.3695f, p.val_mse_ema = 0.3586f;
+	dc_train_print_progress(&pr, &p);
+	p.epoch = 4, p.val_mse = 0.3600f, p.val_mse_ema = 0.3700f;
+	p.improved = 0;
+	dc_train_print_progress(&pr, &p);
+	p.epoch_done = 0, p.step = 5, p.steps = 10; /* no bar off a tty */
+	dc_train_print_progress(&pr, &p);
+	fclose(f);
+	cr_assert_str_eq(
+	    text,
+	    "  epoch 2/30: train loss 0.5000, validation MSE 0.3630, lr 0.001 "
+	    "(0.0 s)  best so far\n"
+	    "  epoch 3/30: train loss 0.5000, validation MSE 0.3586 (weights' "
+	    "average; raw 0.3695), lr 0.001 (0.0 s)  best so far\n"
+	    "  epoch 4/30: train loss 0.5000, validation MSE 0.3600 (average "
+	    "0.3700), lr 0.001 (0.0 s)\n");
+	free(text);
+}
+
+/* contrib/telegraf/driftcast.conf: its example lines give the series it
+ * says they give, through the daemon's line-protocol parser, and its
+ * output is set up as it explains. */
+Test(cli, telegraf_sample_maps_to_the_documented_series)
+{
+	char path[1024], line[1024], *text = NULL;
+	const char *root = getenv("SOURCE_ROOT");
+	cr_assert(root);
+	snprintf(path, sizeof(path), "%s/contrib/telegraf/driftcast.conf",
+		 root);
+	FILE *f = fopen(path, "r");
+	cr_assert(f, "%s", path);
+	struct dc_parse_opts po = {.format = CFG_INPUT_INFLUX};
+	struct dc_parser *p = dc_parser_new(&po);
+	int examples = 0, routing = 0, format = 0;
+	while (fgets(line, sizeof(line), f)) {
+		line[strcspn(line, "\n")] = '\0';
+		routing |= !strcmp(line, "  routing_tag = \"series\"");
+		format |= !strcmp(line, "  data_format = \"influx\"");
+		if (!strncmp(line, "#   line: ", 10)) {
+			free(text);
+			text = strdup(line + 10);
+			continue;
+		}
+		if (strncmp(line, "#   keys: ", 10))
+			continue;
+		cr_assert(text, "keys without a line");
+		struct dc_obs obs[8];
+		struct dc_parse_error pe = {0};
+		size_t n = 0;
+		cr_assert_eq(
+		    dc_parse(p, text, strlen(text), NULL, 0, obs, 8, &n, &pe),
+		    0, "%s: %s", text, pe.text);
+		char got[1024] = "";
+		for (size_t i = 0; i < n; i++)
+			snprintf(got + strlen(got), sizeof(got) - strlen(got),
+				 "%s%s", i ? " " : "", obs[i].series);
+		cr_assert_str_eq(got, line + 10);
+		cr_assert_eq(obs[0].ts_ns, INT64_C(1700000000000000000));
+		examples++;
+	}
+	fclose(f);
+	free(text);
+	dc_parser_free(p);
+	cr_assert_eq(examples, 2);
+	cr_assert(routing && format);
 }
