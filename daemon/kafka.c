@@ -20,6 +20,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "daemon/log.h"
 
@@ -422,11 +423,16 @@ int dc_kafka_flush(struct dc_kafka *k, int timeout_ms, long *ret_failed)
 }
 
 int dc_kafka_commit(struct dc_kafka *k,
-		    const rd_kafka_topic_partition_list_t *offsets)
+		    const rd_kafka_topic_partition_list_t *offsets, bool wait)
 {
 	if (!offsets || offsets->cnt == 0)
 		return 0;
-	rd_kafka_resp_err_t err = rd_kafka_commit(k->consumer, offsets, 1);
+	rd_kafka_resp_err_t err = rd_kafka_commit(k->consumer, offsets, !wait);
+	for (int tries = 1; wait && err && tries < 5; tries++) {
+		struct timespec ts = {0, 250 * 1000 * 1000};
+		nanosleep(&ts, NULL);
+		err = rd_kafka_commit(k->consumer, offsets, 0);
+	}
 	if (err) {
 		log_ratelimited(&k->rl_log, LOG_NOTICE,
 				"offset commit: %s (harmless: SQLite holds the "

@@ -86,9 +86,12 @@ long dc_kafka_in_flight(const struct dc_kafka *k);
  * that failed since the previous flush.  -ETIMEDOUT if still in flight. */
 int dc_kafka_flush(struct dc_kafka *k, int timeout_ms, long *ret_failed);
 
-/* Asynchronously commit offsets (next offset to read per partition). */
+/* Commit offsets (next offset to read per partition): asynchronously, or
+ * with wait, synchronously, retried a few times over about a second when
+ * the group refuses it for a moment (a rebalance under way): the last
+ * commit of a clean stop must land, nothing later retries it. */
 int dc_kafka_commit(struct dc_kafka *k,
-		    const rd_kafka_topic_partition_list_t *offsets);
+		    const rd_kafka_topic_partition_list_t *offsets, bool wait);
 
 /* Pause or resume every assigned partition, and those assigned while
  * paused (backpressure). */

@@ -250,7 +250,8 @@ static int run_open(const struct dc_run_options *opts, struct run **ret_run)
 	r->rl_store = (struct log_ratelimit)LOG_RATELIMIT_INIT(10000, 10);
 	r->rl_engine = (struct log_ratelimit)LOG_RATELIMIT_INIT(10000, 10);
 	for (int p = 0; p < MAX_PARTITIONS; p++)
-		r->applied_next[p] = r->batch_next[p] = r->kafka_next[p] = -1;
+		r->applied_next[p] = r->batch_next[p] = r->kafka_next[p] =
+		    r->durable_next[p] = -1;
 
 	/* also when called without dc_main (benchmarks, tests) */
 	cfg_set_kprop_check(dc_kafka_check_property);
@@ -392,7 +393,7 @@ static void run_finish(struct run *r)
 	notify_stopping();
 	log_notice("stopping: making the last batch durable");
 	run_batch_flush(r, true);
-	run_commit_offsets(r, true);
+	run_commit_offsets(r, true, true, true);
 	run_lap(r, DC_PHASE_OTHER);
 	run_drain_deliveries(r, "forecasts topic");
 	run_lap(r, DC_PHASE_DELIVERY_WAIT);
@@ -448,7 +449,8 @@ static int run_loop(struct run *r)
 			 (size_t)r->cfg.kafka.max_poll_records ||
 		     store_batch_due(r->store, now_ms)))
 			run_batch_flush(r, true);
-		run_commit_offsets(r, false); /* what waits for the interval */
+		run_commit_offsets(r, false, false,
+				   false); /* what waits for the interval */
 
 		const char *why;
 		if (dc_kafka_fatal(r->kafka, &why)) {

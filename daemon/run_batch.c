@@ -63,28 +63,31 @@ int run_drain_deliveries(struct run *r, const char *what)
 	return failed ? -EIO : 0;
 }
 
-void run_commit_offsets(struct run *r, bool now)
+void run_commit_offsets(struct run *r, bool now, bool final, bool wait)
 {
 	uint64_t t = dc_now_monotonic_usec();
-	if (!r->kafka_pending ||
+	if ((!r->kafka_pending && !final) ||
 	    (!now && t - r->kafka_commit_usec <
 			 (uint64_t)r->cfg.kafka.commit_interval_ms * 1000u))
 		return;
 	rd_kafka_topic_partition_list_t *l = NULL;
 	for (int p = 0; p < MAX_PARTITIONS; p++) {
-		if (r->kafka_next[p] < 0)
+		int64_t next = r->kafka_next[p];
+		if (next < 0 && final)
+			next = r->durable_next[p];
+		if (next < 0)
 			continue;
 		if (!l)
 			l = rd_kafka_topic_partition_list_new(8);
 		rd_kafka_topic_partition_list_add(l, r->cfg.kafka.input_topic,
 						  p)
-		    ->offset = r->kafka_next[p];
+		    ->offset = next;
 		r->kafka_next[p] = -1;
 	}
 	r->kafka_commit_usec = t;
 	r->kafka_pending = false;
 	if (l) {
-		dc_kafka_commit(r->kafka, l);
+		dc_kafka_commit(r->kafka, l, wait);
 		rd_kafka_topic_partition_list_destroy(l);
 	}
 }
@@ -135,6 +138,8 @@ int run_batch_flush(struct run *r, bool commit_kafka)
 	/* 4. Kafka offsets: only for what SQLite made durable */
 	for (int i = 0; i < r->nbatch_parts; i++) {
 		int32_t p = r->batch_parts[i];
+		if (durable)
+			r->durable_next[p] = r->batch_next[p];
 		if (durable && commit_kafka) {
 			r->kafka_next[p] = r->batch_next[p];
 			r->kafka_pending = true;
@@ -143,7 +148,7 @@ int run_batch_flush(struct run *r, bool commit_kafka)
 	}
 	r->nbatch_parts = 0;
 	if (durable && commit_kafka)
-		run_commit_offsets(r, false);
+		run_commit_offsets(r, false, false, false);
 	r->batch_dirty = false;
 	r->batch_messages = 0;
 	r->batch_dead = 0;
@@ -182,7 +187,8 @@ int64_t run_hook_applied_offset(void *user, const char *topic,
 			  partition, r->err);
 		found = false;
 	}
-	r->applied_next[partition] = found ? next : -1;
+	r->applied_next[partition] = r->durable_next[partition] =
+	    found ? next : -1;
 	return found ? next - 1 : -1;
 }
 
@@ -194,10 +200,11 @@ void run_hook_on_revoke(void *user,
 	/* what was applied is committed before another member takes over;
 	 * a lost partition's offsets may already be another member's */
 	if (!lost)
-		run_commit_offsets(r, true);
+		run_commit_offsets(r, true, true, false);
 	for (int i = 0; i < parts->cnt; i++) {
 		int32_t p = parts->elems[i].partition;
 		if (p >= 0 && p < MAX_PARTITIONS)
-			r->applied_next[p] = r->kafka_next[p] = -1;
+			r->applied_next[p] = r->kafka_next[p] =
+			    r->durable_next[p] = -1;
 	}
 }

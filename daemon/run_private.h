@@ -75,6 +75,11 @@ struct run {
 	 * Kafka (-1: none); committed at most every kafka.commit_interval_ms
 	 */
 	int64_t kafka_next[MAX_PARTITIONS];
+	/* ... and the next offset durable in SQLite, committed or not (-1:
+	 * unknown): a revoke or a stop commits it for every owned partition,
+	 * so a commit the group refused once (e.g. during a rebalance) is
+	 * made good even if that partition receives nothing more. */
+	int64_t durable_next[MAX_PARTITIONS];
 	uint64_t kafka_commit_usec; /* when offsets were last committed */
 	bool kafka_pending;	    /* some kafka_next[] >= 0 */
 	bool batch_dirty;
@@ -148,8 +153,10 @@ void run_batch_add(struct run *r, int32_t p, int64_t offset);
  * produced). */
 int run_batch_flush(struct run *r, bool commit_kafka);
 /* Commit the offsets SQLite has made durable to Kafka: when
- * kafka.commit_interval_ms has passed since the last commit, or now. */
-void run_commit_offsets(struct run *r, bool now);
+ * kafka.commit_interval_ms has passed since the last commit, or now;
+ * final (a revoke, a stop): every owned partition's durable position,
+ * and with wait, synchronously (retried). */
+void run_commit_offsets(struct run *r, bool now, bool final, bool wait);
 /* Wait until everything produced is acknowledged by the broker; what
  * names the topic in the log.  -ETIMEDOUT on a forced stop, -EIO when a
  * delivery failed. */

@@ -436,6 +436,9 @@ sed -i '/^forecast_sample = 0$/d' "$WORK/driftcast.conf"
 
 # ---- SIGTERM drains and exits 0 ---------------------------------------------------------------
 
+# the group refuses the stop's offset commit once, as the mock does during a
+# rebalance: the stop must commit all the same (nothing later would)
+mbctl "error OffsetCommit 1 REBALANCE_IN_PROGRESS"
 kill -TERM "$daemon_pid"
 wait "$daemon_pid"
 rc=$?
