@@ -422,16 +422,40 @@ int dc_kafka_flush(struct dc_kafka *k, int timeout_ms, long *ret_failed)
 	return err == RD_KAFKA_RESP_ERR__TIMED_OUT ? -ETIMEDOUT : 0;
 }
 
+/* One commit and its result, waited for at most a second (a synchronous
+ * rd_kafka_commit() has no bound while the broker is unreachable, and a
+ * stop must end in the operator's TimeoutStopSec). */
+static rd_kafka_resp_err_t
+commit_wait(struct dc_kafka *k, const rd_kafka_topic_partition_list_t *offsets)
+{
+	rd_kafka_queue_t *q = rd_kafka_queue_new(k->consumer);
+	if (!q)
+		return RD_KAFKA_RESP_ERR__FAIL;
+	rd_kafka_resp_err_t err =
+	    rd_kafka_commit_queue(k->consumer, offsets, q, NULL, NULL);
+	if (!err) {
+		rd_kafka_event_t *ev = rd_kafka_queue_poll(q, 1000);
+		err = ev ? rd_kafka_event_error(ev)
+			 : RD_KAFKA_RESP_ERR__TIMED_OUT;
+		if (ev)
+			rd_kafka_event_destroy(ev);
+	}
+	rd_kafka_queue_destroy(q);
+	return err;
+}
+
 int dc_kafka_commit(struct dc_kafka *k,
 		    const rd_kafka_topic_partition_list_t *offsets, bool wait)
 {
 	if (!offsets || offsets->cnt == 0)
 		return 0;
-	rd_kafka_resp_err_t err = rd_kafka_commit(k->consumer, offsets, !wait);
-	for (int tries = 1; wait && err && tries < 5; tries++) {
+	rd_kafka_resp_err_t err =
+	    wait ? commit_wait(k, offsets)
+		 : rd_kafka_commit(k->consumer, offsets, 1);
+	for (int tries = 1; wait && err && tries < 3; tries++) {
 		struct timespec ts = {0, 250 * 1000 * 1000};
 		nanosleep(&ts, NULL);
-		err = rd_kafka_commit(k->consumer, offsets, 0);
+		err = commit_wait(k, offsets);
 	}
 	if (err) {
 		log_ratelimited(&k->rl_log, LOG_NOTICE,

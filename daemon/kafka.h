@@ -87,7 +87,7 @@ long dc_kafka_in_flight(const struct dc_kafka *k);
 int dc_kafka_flush(struct dc_kafka *k, int timeout_ms, long *ret_failed);
 
 /* Commit offsets (next offset to read per partition): asynchronously, or
- * with wait, synchronously, retried a few times over about a second when
+ * with wait, waiting for the result (at most ~3.5 s) and retrying when
  * the group refuses it for a moment (a rebalance under way): the last
  * commit of a clean stop must land, nothing later retries it. */
 int dc_kafka_commit(struct dc_kafka *k,
