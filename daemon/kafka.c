@@ -23,6 +23,7 @@
 #include <time.h>
 
 #include "daemon/log.h"
+#include "daemon/notify.h"
 
 struct dc_kafka {
 	rd_kafka_t *consumer;
@@ -401,8 +402,12 @@ int dc_kafka_produce(struct dc_kafka *k, const char *topic, const void *key,
 			    RD_KAFKA_V_OPAQUE(opaque), RD_KAFKA_V_END);
 		if (err != RD_KAFKA_RESP_ERR__QUEUE_FULL)
 			break;
-		/* backpressure from the producer queue: serve deliveries */
+		if (k->hooks.stop_forced && k->hooks.stop_forced(k->hooks.user))
+			break; /* the message is not produced: -EIO */
+		/* backpressure from the producer queue: serve deliveries; the
+		 * loop is waiting on the broker, not stuck */
 		rd_kafka_poll(k->producer, 50);
+		notify_watchdog_tick(dc_now_monotonic_usec());
 	}
 	if (err) {
 		log_ratelimited(&k->rl_log, LOG_ERR, "produce to %s: %s", topic,

@@ -38,6 +38,9 @@ struct dc_kafka_hooks {
 	 * the time since it was handed to the producer (-1 if unknown). */
 	void (*on_delivered)(void *user, int64_t origin_ms, int64_t produce_us,
 			     bool failed);
+	/* True once waiting must end (a second SIGTERM): dc_kafka_produce
+	 * then stops waiting for room in a full producer queue. */
+	bool (*stop_forced)(void *user);
 };
 
 /* Create the consumer (subscribed to kafka.input_topic) and the producer.

@@ -63,6 +63,12 @@ bool run_stop_forced(void)
 	return got_stop > 1;
 }
 
+static bool run_hook_stop_forced(void *user)
+{
+	(void)user;
+	return run_stop_forced();
+}
+
 /* The base model's file into the models table; its name also goes into
  * every forecast message. */
 static int register_model(struct run *r)
@@ -369,6 +375,7 @@ static int run_open(const struct dc_run_options *opts, struct run **ret_run)
 	    .applied_offset = run_hook_applied_offset,
 	    .on_revoke = run_hook_on_revoke,
 	    .on_delivered = run_hook_on_delivered,
+	    .stop_forced = run_hook_stop_forced,
 	};
 	e = dc_kafka_new(&r->cfg, &hooks, &r->kafka, r->err, sizeof(r->err));
 	if (e < 0) {

@@ -22,6 +22,7 @@
 #include <string.h>
 
 #include "daemon/log.h"
+#include "daemon/notify.h"
 #include "storage/storage.h"
 #include "ttt/ttt.h"
 
@@ -52,14 +53,24 @@ static void degrade(struct run *r, bool on, const char *why)
 
 int run_drain_deliveries(struct run *r, const char *what)
 {
-	long failed = 0;
-	while (dc_kafka_flush(r->kafka, 1000, &failed) == -ETIMEDOUT) {
-		log_warning("waiting for the %s to accept messages (%ld in "
-			    "flight)",
-			    what, dc_kafka_in_flight(r->kafka));
+	long failed = 0, f = 0;
+	uint64_t warned = dc_now_monotonic_usec();
+	/* short slices: the watchdog is fed between them (waiting on the
+	 * broker is not a hung loop; the warning says what we wait for) */
+	while (dc_kafka_flush(r->kafka, 100, &f) == -ETIMEDOUT) {
+		uint64_t now = dc_now_monotonic_usec();
+		failed += f;
+		notify_watchdog_tick(now);
+		if (now - warned >= 1000000) {
+			log_warning("waiting for the %s to accept messages "
+				    "(%ld in flight)",
+				    what, dc_kafka_in_flight(r->kafka));
+			warned = now;
+		}
 		if (run_stop_forced())
 			return -ETIMEDOUT;
 	}
+	failed += f; /* failures of every slice, not just the last */
 	return failed ? -EIO : 0;
 }
 
