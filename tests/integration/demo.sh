@@ -12,13 +12,13 @@ set -u
 
 BIN=${DRIFTCAST:?DRIFTCAST must name the driftcast binary}
 DATA=${DATA:?DATA must name data/ETTh1.csv}
-WORK=$(mktemp -d /tmp/dc-demo-XXXXXX)
 dpid=
 # shellcheck source=tap.sh
 . "$(dirname "$0")/tap.sh"
+WORK=$(tap_workdir demo)
 cleanup() {
     [ -n "$dpid" ] && kill -9 "$dpid" 2>/dev/null
-    if [ "$failed" -eq 0 ]; then rm -rf "$WORK"; else diag "kept $WORK"; fi
+    tap_cleanup_workdir "$WORK"
 }
 trap cleanup EXIT
 

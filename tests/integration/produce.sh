@@ -14,13 +14,13 @@ set -u
 
 BIN=${DRIFTCAST:?DRIFTCAST must name the driftcast binary}
 MB=${MOCKBROKER:?MOCKBROKER must name driftcast-mockbroker}
-WORK=$(mktemp -d /tmp/dc-produce-XXXXXX)
 mbpid=
 # shellcheck source=tap.sh
 . "$(dirname "$0")/tap.sh"
+WORK=$(tap_workdir produce)
 cleanup() {
     [ -n "$mbpid" ] && kill "$mbpid" 2>/dev/null && wait "$mbpid" 2>/dev/null
-    if [ "$failed" -eq 0 ]; then rm -rf "$WORK"; else diag "kept $WORK"; fi
+    tap_cleanup_workdir "$WORK"
 }
 trap cleanup EXIT
 

@@ -10,6 +10,14 @@ check() { # check DESCRIPTION COMMAND...: ok when the command succeeds
     if "$@"; then ok "$desc"; else not_ok "$desc"; fi
 }
 diag() { echo "# $*"; }
+tap_workdir() { # tap_workdir NAME: a new private directory for the script's files
+    # mktemp replaces the X's with random characters (a template, not a
+    # placeholder); TMPDIR is honoured as by every other tool here
+    mktemp -d "${TMPDIR:-/tmp}/dc-$1-XXXXXX"
+}
+tap_cleanup_workdir() { # removed when every check passed, else kept to look at
+    if [ "$failed" -eq 0 ]; then rm -rf "$1"; else diag "kept $1"; fi
+}
 wait_for() { # wait_for SECONDS COMMAND...: poll until the command succeeds
     local end=$((SECONDS + $1))
     shift
