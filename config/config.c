@@ -294,6 +294,10 @@ const struct cfg_option cfg_options[] = {
 	"Optimizer steps per adaptation (0 disables adaptation)."),
     DBL("ttt.clip", ttt.clip, 1e-6, 1e6, "1.0", OPT_RELOAD,
 	"Gradient L2 norm clip per step."),
+    DBL("ttt.max_drift", ttt.max_drift, 1e-6, 1e6, "4", OPT_RELOAD,
+	"Largest L2 distance an adapter may drift from its anchor (the "
+	"trained model) over all its updates; a candidate beyond it is "
+	"pulled back onto the bound (a poisoning defence)."),
     DBL("ttt.max_update", ttt.max_update, 1e-6, 1e6, "0.5", OPT_RELOAD,
 	"Largest L2 norm one adaptation may move the adapter (a poisoning "
 	"defence); larger updates are scaled down."),
@@ -356,6 +360,18 @@ const struct cfg_option cfg_options[] = {
     BOOL("ttt.ephemeral", ttt.ephemeral, "false", OPT_RELOAD,
 	 "Adapt on each forecast's own lookback, forecast, and discard "
 	 "(per-request adaptation; no versions)."),
+    BOOL("ttt.combine", ttt.combine, "true", OPT_RELOAD,
+	 "Publish the frozen forecast plus a share w of the adapter's "
+	 "correction, w in [0, 1] per series and horizon bucket, fitted on "
+	 "the realised errors of matured windows: a correction that has not "
+	 "been seen to help is not published (false publishes the adapted "
+	 "forecast as it is)."),
+    DBL("ttt.combine_decay", ttt.combine_decay, 1e-6, 1, "0.998", OPT_RELOAD,
+	"Combiner: weight of the older evidence per shadow sample (0.998 "
+	"remembers about 500 samples)."),
+    DBL("ttt.combine_prior", ttt.combine_prior, 0, 1e6, "2", OPT_RELOAD,
+	"Combiner: samples of evidence that the weight is shrunk by toward "
+	"0 (w * n / (n + prior))."),
     INT("ttt.max_gap", ttt.max_gap, 0, 100000, "4", OPT_RELOAD,
 	"Gaps of up to this many missing steps are filled by linear "
 	"interpolation; longer gaps restart the series' history."),

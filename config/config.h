@@ -176,7 +176,7 @@ struct cfg {
 		double w_recon, w_matured, w_anchor;
 		double lr;
 		int steps;
-		double clip, max_update;
+		double clip, max_update, max_drift;
 		char families[CFG_NAME_MAX]; /* "enc,norm,head,calib" subset */
 		int recon_windows, step_windows, guard_windows;
 		int window_stride;
@@ -190,10 +190,10 @@ struct cfg {
 		double rollback_margin;
 		int rollback_window;
 		int reset; /* enum cfg_ttt_reset */
-		double reset_alpha;
+		double reset_alpha, combine_decay, combine_prior;
 		int scope; /* enum cfg_ttt_scope */
 		char group_sep[8];
-		bool ephemeral;
+		bool ephemeral, combine;
 		int max_gap;
 		int seed;
 	} ttt;

@@ -43,10 +43,10 @@ static void eval_usage(FILE *f)
 	    "  --model MODEL         model file from `driftcast train`\n"
 	    "  --data FILE           .csv or .csv.gz (first column timestamp)\n"
 	    "  --json OUT            write the JSON report to OUT\n"
-	    "  --arms LIST           comma list of frozen, ttt_recon, "
-	    "ttt_hybrid,\n"
-	    "                        persistence, seasonal_naive (default "
-	    "all)\n"
+	    "  --arms LIST           comma list of frozen, ttt (what `run`\n"
+	    "                        runs), ttt_recon, ttt_supervised,\n"
+	    "                        ttt_nocombine, persistence,\n"
+	    "                        seasonal_naive (default all)\n"
 	    "  --columns LIST|all    channels (default: all numeric)\n"
 	    "  --split test|val      replay the test split (default) or the\n"
 	    "                        validation split, to tune settings\n"
@@ -56,11 +56,8 @@ static void eval_usage(FILE *f)
 	    "file\n"
 	    "                        (series \"ARM/DATASET/COLUMN\"; no "
 	    "forecast rows)\n"
-	    "  --config FILE         settings file ([ttt]); ttt.every "
-	    "defaults to\n"
-	    "                        one season + 1 (25 hourly, 97 15-min, "
-	    "145\n"
-	    "                        10-min, 8 daily) as docs/EVAL.md says\n"
+	    "  --config FILE         settings file ([ttt]), as `run` reads "
+	    "it\n"
 	    "  -s, --set KEY=VALUE   override one setting, e.g. "
 	    "ttt.lr=1e-3\n"
 	    "  -q, --quiet           no progress output\n"
@@ -154,8 +151,8 @@ static int parse_arms(const char *s, unsigned *ret)
 		if (ttt_arm_parse(t, &arm) < 0) {
 			fprintf(stderr,
 				"driftcast eval: unknown arm '%s' (allowed: "
-				"frozen, ttt_recon, ttt_hybrid, persistence, "
-				"seasonal_naive)\n",
+				"frozen, ttt, ttt_recon, ttt_supervised, "
+				"ttt_nocombine, persistence, seasonal_naive)\n",
 				t);
 			free(copy);
 			return -EINVAL;
@@ -216,7 +213,7 @@ static json_t *arm_json(int arm, const struct ttt_arm_result *r)
 	json_object_set_new(o, "mae", json_real(r->mae));
 	json_object_set_new(o, "windows", json_integer(r->windows));
 	json_object_set_new(o, "seconds", json_real(r->seconds));
-	if (arm == TTT_ARM_RECON || arm == TTT_ARM_HYBRID) {
+	if (arm >= TTT_ARM_TTT && arm <= TTT_ARM_NOCOMBINE) {
 		const struct ttt_stats *s = &r->stats;
 		json_object_set_new(o, "accepted",
 				    json_integer((json_int_t)s->accepted));
@@ -402,12 +399,6 @@ int dc_cmd_eval(int argc, char **argv)
 	/* One series at a time at batch 1: BLAS threads only add overhead
 	 * (and spin on a shared machine). */
 	fc_blas_set_threads(1);
-	/* docs/EVAL.md: adapt every K windows, by default one period + 1
-	 * (25 for hourly data), unless ttt.every was set explicitly. */
-	for (size_t i = 0; i < cfg_option_count(); i++)
-		if (!strcmp(cfg_option_name(i), "ttt.every") &&
-		    src.origin[i] == CFG_ORIGIN_DEFAULT)
-			tp.every = ttt_season_period(d->step_seconds) + 1;
 	struct progress ps = {.tty = isatty(2), .quiet = quiet, .t0 = mono()};
 	if (db && store_open(db, NULL, &ps.store, err, sizeof(err)) < 0) {
 		fprintf(stderr, "driftcast eval: %s\n", err);
@@ -461,7 +452,7 @@ int dc_cmd_eval(int argc, char **argv)
 	for (int a = 0; a < TTT_ARM_COUNT; a++) {
 		if (!res[a].ran)
 			continue;
-		if (a == TTT_ARM_RECON || a == TTT_ARM_HYBRID)
+		if (a >= TTT_ARM_TTT && a <= TTT_ARM_NOCOMBINE)
 			printf("%-15s %9.5f %9.5f %8llu %8llu %6llu %6llu "
 			       "%9.3f %8.1f\n",
 			       ttt_arm_name(a), res[a].mse, res[a].mae,

@@ -70,6 +70,7 @@ int dc_ttt_params_from_cfg(struct ttt_params *p, const struct cfg *c, char *err,
 	p->steps = c->ttt.steps;
 	p->clip = (float)c->ttt.clip;
 	p->max_update = (float)c->ttt.max_update;
+	p->max_drift = (float)c->ttt.max_drift;
 	if (dc_ttt_families(c->ttt.families, &p->families, err, n) < 0)
 		return -EINVAL;
 	p->recon_windows = c->ttt.recon_windows;
@@ -92,6 +93,9 @@ int dc_ttt_params_from_cfg(struct ttt_params *p, const struct cfg *c, char *err,
 	p->scope = c->ttt.scope;
 	p->group_sep = c->ttt.group_sep[0];
 	p->ephemeral = c->ttt.ephemeral;
+	p->combine = c->ttt.combine;
+	p->combine_decay = (float)c->ttt.combine_decay;
+	p->combine_prior = (float)c->ttt.combine_prior;
 	p->max_gap = c->ttt.max_gap;
 	p->seed = (uint64_t)c->ttt.seed;
 	return ttt_params_check(p, err, n);

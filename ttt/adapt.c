@@ -28,17 +28,6 @@
 
 /* ---- forecast errors ------------------------------------------------- */
 
-/* Mean squared difference of a [n] and b [n], summed in double. */
-static float mse(const float *a, const float *b, size_t n)
-{
-	double s = 0.0;
-	for (size_t k = 0; k < n; k++) {
-		double d = (double)a[k] - (double)b[k];
-		s += d * d;
-	}
-	return (float)(s / (double)n);
-}
-
 /* Mean squared error of forecasting b windows x [b, L] against y [b, H]
  * (normalised) with adapter (may be NULL).  NAN on failure. */
 float ttt_batch_mse(struct ttt_engine *e, const float *adapter, const float *x,
@@ -46,7 +35,7 @@ float ttt_batch_mse(struct ttt_engine *e, const float *adapter, const float *x,
 {
 	if (fc_forecast(e->m, adapter, e->ws, x, b, e->yh) < 0)
 		return NAN;
-	return mse(e->yh, y, (size_t)b * (size_t)e->H);
+	return ttt_mse(e->yh, y, (size_t)b * (size_t)e->H);
 }
 
 /* ttt_batch_mse on the calibration-only fast path: the frozen head outputs
@@ -56,7 +45,7 @@ float ttt_calib_mse(struct ttt_engine *e, const struct fc_head_raw *raw,
 		    const float *cal, const float *y, int b)
 {
 	fc_calib_forecast(e->m, raw, b, cal, e->yh);
-	return mse(e->yh, y, (size_t)b * (size_t)e->H);
+	return ttt_mse(e->yh, y, (size_t)b * (size_t)e->H);
 }
 
 static float sqdist(const float *a, const float *b, size_t n)
@@ -136,16 +125,26 @@ static int run_steps(struct ttt_engine *e, const struct fc_batch *batch,
 	return steps;
 }
 
-/* Scale the update cand - cur to at most max_update; returns its norm. */
+/* Scale the update cand - cur to at most max_update, then the candidate's
+ * distance from the anchor to at most max_drift; returns the update's
+ * norm. */
 static float bound_update(struct ttt_engine *e, const float *cur)
 {
 	float *c = e->cc;
+	const float *anc = e->anchor;
 	float norm = sqrtf(sqdist(c, cur, e->n_ad));
 	if (norm > e->p.max_update) {
 		float f = e->p.max_update / norm;
 		for (size_t i = 0; i < e->n_ad; i++)
 			c[i] = cur[i] + f * (c[i] - cur[i]);
 		norm = e->p.max_update;
+	}
+	float dist = sqrtf(sqdist(c, anc, e->n_ad));
+	if (dist > e->p.max_drift) {
+		float f = e->p.max_drift / dist;
+		for (size_t i = 0; i < e->n_ad; i++)
+			c[i] = anc[i] + f * (c[i] - anc[i]);
+		norm = sqrtf(sqdist(c, cur, e->n_ad));
 	}
 	unpack(e, e->cand, c);
 	return norm;

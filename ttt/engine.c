@@ -85,8 +85,8 @@ int ttt_engine_new(const struct fc_model *m, const struct ttt_params *params,
 	 * in one pass. */
 	e->maxb = params->recon_windows + params->step_windows +
 		  params->guard_windows;
-	if (e->maxb < 2)
-		e->maxb = 2; /* the shadow's frozen + adapted pair */
+	if (e->maxb < 4)
+		e->maxb = 4; /* the shadow's window and three forecasts */
 	int wsb = e->maxb;
 	rc = fc_workspace_new(m, wsb, &e->ws);
 	if (rc < 0) {
@@ -210,6 +210,7 @@ static void restart_history(struct series *s)
 {
 	s->n = 0;
 	s->since_adapt = 0;
+	ttt_cmb_forget(s); /* positions restart */
 	ttt_ph_init(&s->ph);
 	ttt_adwin_init(&s->adwin);
 }
@@ -317,8 +318,7 @@ static int observe(struct ttt_engine *e, struct series *s, int64_t ts,
 		rc = ttt_forecast_ephemeral(e, s);
 	else {
 		ring_copy(e, s, s->n - e->L, e->L, e->xb);
-		rc = fc_forecast(e->m, e->p.enabled ? expand(e, s->ad) : NULL,
-				 e->ws, e->xb, 1, e->out);
+		rc = ttt_publish_forecast(e, s, e->xb, e->out);
 	}
 	if (rc < 0)
 		return rc;

@@ -14,6 +14,7 @@
 #include <time.h>
 
 #include "forecast/forecast.h"
+#include "ttt/combine.h"
 #include "ttt/internal.h"
 #include "ttt/ttt.h"
 
@@ -43,6 +44,8 @@ struct series {
 	int queued; /* learning waits in the queue (flush before more) */
 	struct ttt_ph ph;
 	struct ttt_adwin adwin;
+	struct ttt_combiner cmb; /* what of the adapter it publishes */
+	struct ttt_issued *iss;	 /* its evidence (combine.h), or NULL */
 	size_t bytes;
 	char key[];
 };
@@ -78,7 +81,6 @@ struct learn_plan {
 };
 
 struct qslot;
-
 struct table {
 	void **b; /* buckets; entries chain through their first member */
 	size_t nb, count;
@@ -151,7 +153,6 @@ struct ttt_engine {
 };
 
 /* ---- small helpers every part uses --------------------------------------- */
-
 static inline void emit(struct ttt_engine *e, struct ttt_event *ev)
 {
 	ev->tag = e->tag;
@@ -271,10 +272,9 @@ int ttt_forecast_ephemeral(struct ttt_engine *e, struct series *s);
 int ttt_shadow_load(const struct ttt_engine *e, const struct series *s,
 		    float *x, float *y);
 void ttt_shadow_calib(struct ttt_engine *e, const struct adstate *ad,
-		      const struct fc_head_raw *raw, const float *y,
-		      float *ret_es, float *ret_ea);
-void ttt_shadow_score(struct ttt_engine *e, struct series *s, float es,
-		      float ea);
+		      const struct fc_head_raw *raw, float *f, float *a);
+void ttt_shadow_score(struct ttt_engine *e, struct series *s, const float *f,
+		      const float *a, const float *ai, const float *y);
 void ttt_shadow_step(struct ttt_engine *e, struct series *s);
 void ttt_drift_load(const struct ttt_engine *e, const struct series *s,
 		    float *x, float *m);

@@ -31,7 +31,8 @@
 #include "ttt/ttt.h"
 
 static const char *const arm_names[TTT_ARM_COUNT] = {
-    "frozen", "ttt_recon", "ttt_hybrid", "persistence", "seasonal_naive",
+    "frozen",	     "ttt",	    "ttt_recon",      "ttt_supervised",
+    "ttt_nocombine", "persistence", "seasonal_naive",
 };
 
 const char *ttt_arm_name(int arm)
@@ -46,6 +47,10 @@ int ttt_arm_parse(const char *name, int *ret_arm)
 			*ret_arm = i;
 			return 0;
 		}
+	if (strcmp(name, "ttt_hybrid") == 0) { /* its name until 0.2 */
+		*ret_arm = TTT_ARM_TTT;
+		return 0;
+	}
 	return -EINVAL;
 }
 
@@ -262,14 +267,24 @@ int ttt_eval_run(const struct fc_model *m, const struct fc_dataset *d,
 		case TTT_ARM_FROZEN:
 			p.enabled = 0;
 			break;
-		case TTT_ARM_RECON:
+		case TTT_ARM_TTT: /* as `driftcast run` with these settings */
+			p.enabled = 1;
+			break;
+		case TTT_ARM_RECON: /* label-free: reconstruction only */
 			p.enabled = 1;
 			p.w_matured = 0.0f;
 			if (p.w_recon <= 0.0f)
 				p.w_recon = 1.0f;
 			break;
-		case TTT_ARM_HYBRID:
+		case TTT_ARM_SUPERVISED: /* matured windows only */
 			p.enabled = 1;
+			p.w_recon = 0.0f;
+			if (p.w_matured <= 0.0f)
+				p.w_matured = 1.0f;
+			break;
+		case TTT_ARM_NOCOMBINE: /* publish the adapted forecast */
+			p.enabled = 1;
+			p.combine = 0;
 			break;
 		default:
 			break;

@@ -24,6 +24,7 @@ void ttt_params_default(struct ttt_params *p)
 	p->steps = 1;
 	p->clip = 1.0f;
 	p->max_update = 0.5f;
+	p->max_drift = 4.0f;
 	p->families = FC_ADAPT_CALIB;
 	p->recon_windows = 4;
 	p->step_windows = 4;
@@ -45,6 +46,9 @@ void ttt_params_default(struct ttt_params *p)
 	p->scope = TTT_SCOPE_SERIES;
 	p->group_sep = '/';
 	p->ephemeral = 0;
+	p->combine = 1;
+	p->combine_decay = 0.998f;
+	p->combine_prior = 2.0f;
 	p->max_gap = 4;
 	p->step = 0;
 	p->seed = 1;
@@ -70,6 +74,7 @@ int ttt_params_check(const struct ttt_params *p, char *errbuf,
 	CHECK(p->steps >= 0 && p->steps <= 100, "ttt.steps must be 0..100");
 	CHECK(p->clip > 0.0f, "ttt.clip must be > 0");
 	CHECK(p->max_update > 0.0f, "ttt.max_update must be > 0");
+	CHECK(p->max_drift > 0.0f, "ttt.max_drift must be > 0");
 	CHECK(p->families != 0 && (p->families & ~(unsigned)FC_ADAPT_ALL) == 0,
 	      "ttt.families: no valid adapter family");
 	CHECK(p->recon_windows >= 0 && p->recon_windows <= 64,
@@ -104,5 +109,9 @@ int ttt_params_check(const struct ttt_params *p, char *errbuf,
 	CHECK(p->max_gap >= 0 && p->max_gap <= 100000,
 	      "ttt.max_gap must be 0..100000");
 	CHECK(p->step >= 0, "ttt step must be >= 0");
+	CHECK(p->combine_decay > 0.0f && p->combine_decay <= 1.0f,
+	      "ttt.combine_decay must be in (0, 1]");
+	CHECK(p->combine_prior >= 0.0f && isfinite(p->combine_prior),
+	      "ttt.combine_prior must be >= 0");
 	return 0;
 }

@@ -63,13 +63,8 @@ void ttt_enqueue_forecast(struct ttt_engine *e, struct series *s)
 	const int L = e->L, H = e->H;
 	int k = e->qn;
 	ring_copy(e, s, s->n - L, L, e->qx + (size_t)k * L);
-	if (!e->p.enabled || s->ad->identity) {
-		e->qcalp[k] = NULL;
-	} else {
-		float *c = e->qcal + (size_t)k * 2 * H;
-		memcpy(c, s->ad->a, (size_t)2 * H * sizeof(float));
-		e->qcalp[k] = c;
-	}
+	float *c = e->qcal + (size_t)k * 2 * H;
+	e->qcalp[k] = ttt_publish_calib(e, s, c) ? c : NULL;
 	e->qs[k] = (struct qslot){.key = s->key,
 				  .ts = s->last_ts,
 				  .version = s->ad->version,
@@ -207,11 +202,15 @@ static void learn_run(struct ttt_engine *e, struct qslot *q)
 		size_t r = (size_t)q->shadow_row;
 		struct fc_head_raw raw = {e->lraw.fc + r * H, e->lraw.mu + r,
 					  e->lraw.sd + r};
-		float es = NAN, ea = NAN;
-		if (isfinite(raw.mu[0])) /* else its pass failed */
-			ttt_shadow_calib(e, s->ad, &raw, e->lfy + r * H, &es,
-					 &ea);
-		ttt_shadow_score(e, s, es, ea);
+		float *f = e->yb, *a = f + H, *ai = a + H;
+		int ok = isfinite(raw.mu[0]), issued = 0; /* else pass failed */
+		if (ok) {
+			ttt_shadow_calib(e, s->ad, &raw, f, a);
+			issued =
+			    ttt_cmb_issued(e, s, q->s->n - 1 - e->H, &raw, ai);
+		}
+		ttt_shadow_score(e, s, ok ? f : NULL, ok ? a : NULL,
+				 issued ? ai : NULL, e->lfy + r * H);
 	}
 	if (q->fired)
 		ttt_drift_emit(e, s, q->stat, q->recon);

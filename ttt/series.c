@@ -233,6 +233,7 @@ void ttt_series_free_all(struct ttt_engine *e)
 		struct series *s = e->series.b[i];
 		while (s) {
 			struct series *n = s->next;
+			free(s->iss);
 			free(s);
 			s = n;
 		}

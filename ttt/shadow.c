@@ -29,32 +29,46 @@ int ttt_shadow_load(const struct ttt_engine *e, const struct series *s,
 	return 1;
 }
 
-/* The shadow's two errors on the calibration-only fast path: the frozen
- * head output of its window (raw, one row) against y [H]. */
+/* The shadow window's frozen and adapted forecasts f, a [H] on the
+ * calibration-only fast path, from its frozen head output raw (one row). */
 void ttt_shadow_calib(struct ttt_engine *e, const struct adstate *ad,
-		      const struct fc_head_raw *raw, const float *y,
-		      float *ret_es, float *ret_ea)
+		      const struct fc_head_raw *raw, float *f, float *a)
 {
-	*ret_es = ttt_calib_mse(e, raw, NULL, y, 1);
-	*ret_ea = ad->identity ? *ret_es : ttt_calib_mse(e, raw, ad->a, y, 1);
+	fc_calib_forecast(e->m, raw, 1, NULL, f);
+	if (ad->identity)
+		memcpy(a, f, (size_t)e->H * sizeof(float));
+	else
+		fc_calib_forecast(e->m, raw, 1, ad->a, a);
 }
 
-/* Score the shadow's window: es, the frozen model's error, ea the
- * current adapter's; tracking, rollback and reset. */
-void ttt_shadow_score(struct ttt_engine *e, struct series *s, float es,
-		      float ea)
+/* Score the shadow's window from the frozen and adapted forecasts f, a
+ * (NULL when its pass failed) against y [H]: the combiner learns from the
+ * adapted forecast issued for it, ai (NULL: none recorded); tracking,
+ * rollback and reset. */
+void ttt_shadow_score(struct ttt_engine *e, struct series *s, const float *f,
+		      const float *a, const float *ai, const float *y)
 {
 	struct adstate *ad = s->ad;
 	const int H = e->H;
 	struct ttt_event ev;
+	if (!f || !a)
+		return;
+	float es = ttt_mse(f, y, (size_t)H), ea = ttt_mse(a, y, (size_t)H);
 	if (!isfinite(ea) || !isfinite(es))
 		return;
+	/* What was published for this window (with the weights as they are
+	 * now), then what the window teaches the weights. */
+	float ep =
+	    e->p.combine && ai ? ttt_cmb_error(&s->cmb, f, ai, y, H) : ea;
+	if (e->p.combine && ai)
+		ttt_cmb_update(&s->cmb, f, ai, y, H, e->p.combine_decay,
+			       e->p.combine_prior);
 	/* The realised error of the newest matured window, for the record
 	 * (storage's errors table): its origin is H steps back. */
 	ev_init(&ev, TTT_EV_REALISED, s);
 	ev.ts = s->last_ts - (int64_t)H * s->step;
 	ev.version_from = ev.version_to = ad->version;
-	ev.adapted_error = ea;
+	ev.adapted_error = ep;
 	ev.shadow_error = es;
 	ev.horizon = H;
 	emit(e, &ev);
@@ -133,21 +147,37 @@ void ttt_shadow_score(struct ttt_engine *e, struct series *s, float es,
 void ttt_shadow_step(struct ttt_engine *e, struct series *s)
 {
 	struct adstate *ad = s->ad;
-	float es = NAN, ea = NAN;
+	const size_t H = (size_t)e->H;
+	float *f = e->yb + H, *a = f + H, *ai = a + H; /* scratch rows 1-3 */
+	int ok = 0, issued = 0;
 	if (!ttt_shadow_load(e, s, e->xb, e->yb))
 		return;
 	if (e->fast) {
 		/* frozen and adapted from one frozen pass: they share the
 		 * backbone */
-		if (fc_forecast_raw(e->m, e->ws, e->xb, 1, &e->raw) == 0)
-			ttt_shadow_calib(e, ad, &e->raw, e->yb, &es, &ea);
+		ok = fc_forecast_raw(e->m, e->ws, e->xb, 1, &e->raw) == 0;
+		if (ok) {
+			ttt_shadow_calib(e, ad, &e->raw, f, a);
+			issued =
+			    ttt_cmb_issued(e, s, s->n - 1 - e->H, &e->raw, ai);
+		}
 	} else {
-		es = ttt_batch_mse(e, NULL, e->xb, e->yb, 1);
-		ea = ad->identity
-			 ? es
-			 : ttt_batch_mse(e, expand(e, ad), e->xb, e->yb, 1);
+		ok = fc_forecast(e->m, NULL, e->ws, e->xb, 1, f) == 0 &&
+		     (ad->identity ? (memcpy(a, f, H * sizeof(float)), 1)
+				   : fc_forecast(e->m, expand(e, ad), e->ws,
+						 e->xb, 1, a) == 0);
+		/* Other families than the calibration are not recorded as
+		 * issued (a block each would not fit the memory budget): the
+		 * combiner learns from the current adapter's hindsight. */
+		if (ok && !e->calib_only)
+			issued = (memcpy(ai, a, H * sizeof(float)), 1);
+		else if (ok &&
+			 fc_forecast_raw(e->m, e->ws, e->xb, 1, &e->raw) == 0)
+			issued =
+			    ttt_cmb_issued(e, s, s->n - 1 - e->H, &e->raw, ai);
 	}
-	ttt_shadow_score(e, s, es, ea);
+	ttt_shadow_score(e, s, ok ? f : NULL, ok ? a : NULL,
+			 ok && issued ? ai : NULL, e->yb);
 }
 
 /* The drift sample's window, the current lookback, into x [L] with its

@@ -3,11 +3,10 @@
  * schedule, drift detection, the guard, shadow scoring and rollback -- and
  * the causal evaluator.  No I/O, no logging: results come back as status
  * codes and as events through a callback.  One engine serves many series
- * with one shared base model (forecast/); each series owns a ring buffer
- * of its recent values and, by ttt.scope, its own adapter block (or shares
- * one per group or globally).  The daemon calls ttt_engine_observe() per
- * measurement from one thread; ttt_eval_run() replays a dataset through
- * the very same calls.
+ * with one shared base model (forecast/); each series owns a ring of its
+ * recent values and, by ttt.scope, an adapter block (or shares one per
+ * group or globally).  The daemon calls ttt_engine_observe() per value;
+ * ttt_eval_run() replays a dataset through the very same calls.
  *
  * Order of work inside one observe() call (what makes the online loop
  * causal, and what tests/ttt checks):
@@ -18,8 +17,7 @@
  *      frozen model is rolled back or reset), drift sampling;
  *   4. maybe adapt (schedule or drift), guard, accept/reject.
  * So an update at t reads only values up to t, and no window is forecast
- * by a state that has seen its horizon.
- */
+ * by a state that has seen its horizon. */
 #ifndef DRIFTCAST_TTT_H
 #define DRIFTCAST_TTT_H
 
@@ -90,19 +88,19 @@ enum ttt_reset_policy {
 enum ttt_scope { TTT_SCOPE_SERIES = 0, TTT_SCOPE_GROUP, TTT_SCOPE_GLOBAL };
 
 struct ttt_params {
-	int enabled;	   /* 0: forecast with the frozen model only */
-	int every;	   /* adapt every this many observations (K) */
-	float w_recon;	   /* weight of masked reconstruction */
-	float w_matured;   /* weight of forecast MSE on matured windows */
-	float w_anchor;	   /* weight of ||a - anchor||^2 */
-	float lr;	   /* Adam learning rate */
-	int steps;	   /* optimizer steps per adaptation */
-	float clip;	   /* gradient norm clip per step */
-	float max_update;  /* max L2 norm of one accepted update */
-	unsigned families; /* FC_ADAPT_* bits that adapt */
-	int recon_windows; /* lookback windows in the recon batch */
-	int step_windows;  /* matured windows in the step batch */
-	int guard_windows; /* most recent matured windows, held out */
+	int enabled;	 /* 0: forecast with the frozen model only */
+	int every;	 /* adapt every this many observations (K) */
+	float w_recon;	 /* weight of masked reconstruction */
+	float w_matured; /* weight of forecast MSE on matured windows */
+	float w_anchor;	 /* weight of ||a - anchor||^2 */
+	float lr;	 /* learning rate */
+	int steps;	 /* optimizer steps per adaptation */
+	float clip;	 /* gradient norm clip per step */
+	float max_update, max_drift; /* L2 bounds: an update, from anchor */
+	unsigned families;	     /* FC_ADAPT_* bits that adapt */
+	/* windows of an adaptation: lookbacks in the recon batch, matured
+	 * in the step batch, most recent matured held out for the guard */
+	int recon_windows, step_windows, guard_windows;
 	int window_stride; /* spacing of the windows of one batch */
 	int guard;	   /* 0: accept every candidate (for ablations) */
 	float guard_tol;   /* accept iff guard_after <= guard_before*(1+tol) */
@@ -119,6 +117,8 @@ struct ttt_params {
 	int scope;		   /* enum ttt_scope */
 	char group_sep;		   /* group key = key up to the last sep */
 	int ephemeral; /* adapt per forecast on its own lookback, discard */
+	int combine;   /* publish f + w (a - f), w from realised errors */
+	float combine_decay, combine_prior; /* ttt/combine.h */
 	int max_gap;   /* gaps up to this many steps are interpolated */
 	int64_t step;  /* series step in ts units; 0 = from the data */
 	uint64_t seed; /* masks */
@@ -156,19 +156,16 @@ int ttt_engine_observe(struct ttt_engine *e, const char *key, int64_t ts,
 
 /* Forecast in batches: with max > 1, a forecast that can share a batched
  * pass (the calibration is the only adapting family, or TTT is off) is
- * queued with a snapshot of its series' adapter; its TTT_EV_FORECAST comes
- * out of ttt_engine_flush(), called by the engine when max are queued and
- * by the caller before it needs them (e.g. before committing a batch).
- * With ttt.scope = series the observation's learning (steps 3 and 4) waits
- * for the flush too, its frozen passes batched with the others'.  The
- * flush emits, observation by observation, the forecast and then its
- * learning's events: the forecasts, events, decisions and versions of the
- * engine working at once, up to float rounding (which depends on the
- * batch size).  A series observed or restored again is flushed first;
- * until then ttt_engine_stats() and ttt_engine_series_adapter() do not
- * show its queued learning.  max <= 1 turns batching off (flushing
- * first).  0, -EINVAL, -ENOMEM.  What is still queued when the engine is
- * freed is dropped. */
+ * queued with a snapshot of its published calibration; its TTT_EV_FORECAST
+ * comes out of ttt_engine_flush(), called by the engine when max are
+ * queued and by the caller before it needs them.  With scope series the
+ * observation's learning waits for the flush too (frozen passes batched).
+ * The flush emits, observation by observation, the forecast and then its
+ * learning's events, as the engine working at once would, up to float
+ * rounding (which depends on the batch size).  A series observed or
+ * restored again is flushed first; until then stats and series_adapter do
+ * not show its queued learning.  max <= 1 turns batching off (flushing
+ * first).  0, -EINVAL, -ENOMEM.  Still queued at ttt_engine_free: dropped. */
 int ttt_engine_defer_forecasts(struct ttt_engine *e, int max);
 
 /* Emit the queued forecasts and run the queued learning, in observation
@@ -256,13 +253,16 @@ int ttt_season_period(double step_seconds);
  * Replays a split (docs/EVAL.md) through one engine per arm in time
  * order, every channel a series "NAME/COLUMN"; a window is scored when its
  * forecast is emitted, before the engine sees any value of its horizon. */
+/* ttt: what `driftcast run` runs; the ablations drop one part of it. */
 enum ttt_arm {
 	TTT_ARM_FROZEN = 0,
+	TTT_ARM_TTT,
 	TTT_ARM_RECON,
-	TTT_ARM_HYBRID,
+	TTT_ARM_SUPERVISED,
+	TTT_ARM_NOCOMBINE,
 	TTT_ARM_PERSISTENCE,
 	TTT_ARM_SEASONAL,
-	TTT_ARM_COUNT,
+	TTT_ARM_COUNT
 };
 const char *ttt_arm_name(int arm);
 int ttt_arm_parse(const char *name, int *ret_arm);
@@ -286,10 +286,10 @@ typedef void (*ttt_eval_tap_fn)(void *user, int arm,
 
 /* Replay split (FC_SPLIT_TEST as docs/EVAL.md; FC_SPLIT_VAL for tuning)
  * and run the arms whose bits are set in arm_mask (1u << TTT_ARM_*) with
- * params (recon: w_matured forced to 0; hybrid: params as given; frozen:
- * enabled = 0).  d must hold the scaled values the model was trained on.
- * progress and tap may be NULL; both get user.  results[TTT_ARM_COUNT]
- * is filled.  Returns 0 or a negative errno with errbuf. */
+ * params (eval.c says what each arm changes).  d must hold the scaled values
+ * the model was trained on. progress and tap may be NULL; both get user.
+ * results[TTT_ARM_COUNT] is filled.  Returns 0 or a negative errno with errbuf.
+ */
 int ttt_eval_run(const struct fc_model *m, const struct fc_dataset *d,
 		 enum fc_split split, const struct ttt_params *params,
 		 unsigned arm_mask, ttt_eval_progress_fn progress,

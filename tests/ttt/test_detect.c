@@ -121,5 +121,7 @@ Test(arms, names_round_trip)
 		cr_assert_eq(a, i);
 	}
 	int a;
-	cr_assert_eq(ttt_arm_parse("ttt", &a), -EINVAL);
+	cr_assert_eq(ttt_arm_parse("ttt_hybrid", &a), 0); /* its old name */
+	cr_assert_eq(a, TTT_ARM_TTT);
+	cr_assert_eq(ttt_arm_parse("tt", &a), -EINVAL);
 }

@@ -113,10 +113,10 @@ Test(eval, frozen_arm_matches_offline_evaluation_and_naive_brute_force)
 	 * seasonal naive beats persistence */
 	cr_assert_lt(res[TTT_ARM_SEASONAL].mse, res[TTT_ARM_PERSISTENCE].mse);
 	/* the adapting arms adapted, and the frozen one did not */
-	cr_assert_gt(res[TTT_ARM_HYBRID].stats.adaptations, 0);
+	cr_assert_gt(res[TTT_ARM_TTT].stats.adaptations, 0);
 	cr_assert_gt(res[TTT_ARM_RECON].stats.adaptations, 0);
 	cr_assert_eq(res[TTT_ARM_FROZEN].stats.adaptations, 0);
-	cr_assert_gt(res[TTT_ARM_HYBRID].stats.adapter_params, 0);
+	cr_assert_gt(res[TTT_ARM_TTT].stats.adapter_params, 0);
 	/* the validation split replays the same way */
 	cr_assert_eq(ttt_eval_run(m, d, FC_SPLIT_VAL, &p, 1u << TTT_ARM_FROZEN,
 				  NULL, NULL, NULL, res, err, sizeof(err)),
@@ -128,7 +128,7 @@ Test(eval, frozen_arm_matches_offline_evaluation_and_naive_brute_force)
 	cr_assert(fabs(res[TTT_ARM_FROZEN].mse - mse) <= 1e-6 * mse,
 		  "val: frozen %.9f vs offline %.9f", res[TTT_ARM_FROZEN].mse,
 		  mse);
-	cr_assert_eq(res[TTT_ARM_HYBRID].ran, 0);
+	cr_assert_eq(res[TTT_ARM_TTT].ran, 0);
 	fc_workspace_free(ws);
 	fc_dataset_free(d);
 	fc_model_free(m);
@@ -150,14 +150,14 @@ Test(eval, cli_writes_eval_md_json)
 	argv[i++] = "--json";
 	argv[i++] = out;
 	argv[i++] = "--arms";
-	argv[i++] = "frozen,ttt_hybrid,persistence";
+	argv[i++] = "frozen,ttt,persistence";
 	argv[i++] = "--set";
 	argv[i++] = "ttt.every=5";
 	argv[i++] = "-q";
 	argv[i] = NULL;
 	cr_assert_eq(tu_run(r, argv), 0);
 	cr_assert_eq(r->status, 0, "stderr: %s", r->err);
-	cr_assert(strstr(r->out, "ttt_hybrid"));
+	cr_assert(strstr(r->out, "ttt "));
 	json_t *o = json_load_file(out, 0, &jerr);
 	cr_assert(o, "%s", jerr.text);
 	cr_assert_eq(json_integer_value(json_object_get(o, "lookback")), L);
@@ -170,7 +170,7 @@ Test(eval, cli_writes_eval_md_json)
 	json_t *arms = json_object_get(o, "arms");
 	cr_assert(json_object_get(arms, "frozen"));
 	cr_assert_null(json_object_get(arms, "ttt_recon"));
-	json_t *hy = json_object_get(arms, "ttt_hybrid");
+	json_t *hy = json_object_get(arms, "ttt");
 	cr_assert(json_is_real(json_object_get(hy, "mse")));
 	cr_assert(json_is_integer(json_object_get(hy, "accepted")));
 	cr_assert(json_is_integer(json_object_get(hy, "adapter_params")));
@@ -182,7 +182,7 @@ Test(eval, cli_writes_eval_md_json)
 	char db[300], wal[320], shm[320];
 	snprintf(db, sizeof(db), "%s.db", csv);
 	char *with_db[] = {"driftcast", "eval",	       "--model", model,
-			   "--data",	csv,	       "--arms",  "ttt_hybrid",
+			   "--data",	csv,	       "--arms",  "ttt",
 			   "--set",	"ttt.every=5", "--db",	  db,
 			   "-q",	NULL};
 	cr_assert_eq(tu_run(r, with_db), 0);
