@@ -142,7 +142,7 @@ check "config check accepts the test configuration" config_ok "$WORK/driftcast.c
 
 python3 "$HERE/notify_listen.py" "$WORK/notify.sock" "$WORK/notify.log" &
 pids+=($!)
-wait_for 5 grep -q LISTENING "$WORK/notify.log" 2>/dev/null || bail "notify listener"
+wait_for 30 grep -q LISTENING "$WORK/notify.log" 2>/dev/null || bail "notify listener"
 
 # ---- a database damaged inside: refused, or moved aside on request ---------
 
