@@ -1,17 +1,23 @@
 /*
- * `driftcast demo`: the whole pipeline on an embedded default.
+ * `driftcast demo`: the whole pipeline on an embedded default, for each of
+ * the bundled data/ETTh1.csv and data/ETTh2.csv (or the --data files):
  *
- *   1. a base model for the bundled data/ETTh1.csv (trained once, then
- *      cached next to the demo database);
+ *   1. a base model per dataset (trained once on its train split, then
+ *      cached next to the demo databases);
  *   2. librdkafka's mock cluster, in this process, as the Kafka broker (a
  *      real Kafka protocol peer on 127.0.0.1; its bootstrap address is
  *      printed, so kcat can watch);
- *   3. the test period of ETTh1 produced as JSON messages, one per channel
- *      and hour, keyed by series (ETTh1/HUFL, ..., ETTh1/OT);
+ *   3. the test period of each dataset produced as JSON messages, one per
+ *      channel and hour, keyed by series (ETTh1/HUFL, ..., ETTh2/OT), to
+ *      its own input topic (the first dataset's is `measurements`);
  *   4. the real daemon loop (dc_run, the same code as `driftcast run`)
- *      against it, with a fresh SQLite database;
- *   5. a summary: frozen vs adapted error, adaptations accepted / rejected
- *      / rolled back, where the database is, and SQL to try.
+ *      against each topic with that dataset's model and a fresh SQLite
+ *      database (one daemon serves one model);
+ *   5. a summary per dataset -- frozen vs adapted vs persistence error of
+ *      the published forecasts, adaptations accepted / rejected / rolled
+ *      back -- the table of all of them (what adaptation buys where the
+ *      shift is adaptable, ETTh2, and where it is not, ETTh1), where the
+ *      databases are, and SQL to try.  --serve then serves the first.
  */
 #include "daemon/cli.h"
 
@@ -41,13 +47,38 @@
 /* The mock cluster keeps at most 5 MiB per partition: 25k forecasts of
  * ~1 KB need more than 4 partitions to be kept whole. */
 #define DEMO_OUTPUT_PARTITIONS 16
+#define DEMO_MAX_DATA	       4
 
-struct demo {
-	const char *data;
-	char data_buf[PATH_MAX];
-	char workdir[1024];
+/* The error of the published forecasts of one dataset (score_published). */
+struct score {
+	double adapted, frozen, persistence;
+	long n;
+};
+
+/* One dataset streamed: its model, topic, consumer group and database. */
+struct demo_set {
+	const char *path;
+	char path_buf[PATH_MAX];
+	struct fc_dataset *ds;
 	char model_path[1200];
 	char db_path[1200];
+	char topic[300], group[300];
+	/* the --set overrides of its daemon run (dc_run_options.sets) */
+	char s_brokers[600], s_db[1300], s_model[1300], s_topic[330],
+	    s_group[330];
+	const char *sets[12];
+	uint64_t produced;
+	int first, last; /* rows produced */
+	struct dc_run_stats st;
+	double seconds;
+	struct score sc;
+	bool scored;
+};
+
+struct demo {
+	struct demo_set set[DEMO_MAX_DATA];
+	int nsets;
+	char workdir[1024];
 	const char *backbone;
 	bool quick;
 	bool serve;
@@ -59,37 +90,45 @@ struct demo {
 
 static void demo_usage(FILE *f)
 {
-	fprintf(f,
-		"Usage: driftcast demo [--quick] [--serve] [--data FILE] "
-		"[--workdir DIR]\n"
-		"                      [--backbone gru|transformer]\n\n"
-		"Run the whole pipeline on an embedded default: train (once, "
-		"then cached) a\n"
-		"base model on the bundled ETTh1 data, start librdkafka's mock "
-		"Kafka cluster in\n"
-		"this process, produce the test period as messages (7 channels "
-		"= 7 series),\n"
-		"run the real daemon loop against it with a fresh SQLite "
-		"database, and print\n"
-		"what happened.\n\n"
-		"Options:\n"
-		"  --quick            a short run (the first 600 hours of the "
-		"test period)\n"
-		"  --serve            then keep the broker and the daemon up "
-		"until Ctrl-C, for\n"
-		"                     kcat, sqlite3 and `driftcast produce` "
-		"to use\n"
-		"  --data FILE        the CSV to use (default: data/ETTh1.csv "
-		"here, or the one\n"
-		"                     of the checkout this binary was built "
-		"in)\n"
-		"  --workdir DIR      model cache and database (default: "
-		"build/demo here, or\n"
-		"                     demo/ beside this binary when that found "
-		"the data, or\n"
-		"                     ./driftcast-demo)\n"
-		"  --backbone NAME    gru (default) or transformer\n"
-		"  -h, --help         show this help\n");
+	fprintf(
+	    f,
+	    "Usage: driftcast demo [--quick] [--serve] [--data FILE ...] "
+	    "[--workdir DIR]\n"
+	    "                      [--backbone gru|transformer]\n\n"
+	    "Run the whole pipeline on embedded defaults, for each of the "
+	    "bundled ETTh1\n"
+	    "and ETTh2 datasets: train (once, then cached) a base model on "
+	    "its train\n"
+	    "split, start librdkafka's mock Kafka cluster in this process, "
+	    "produce its\n"
+	    "test period as messages (7 channels = 7 series), run the real "
+	    "daemon loop\n"
+	    "against them with a fresh SQLite database, and print what "
+	    "happened: the\n"
+	    "error of the published forecasts, frozen vs adapted vs "
+	    "persistence, per\n"
+	    "dataset.  About a minute per dataset the first time (the "
+	    "training), then\n"
+	    "about 10 s each.\n\n"
+	    "Options:\n"
+	    "  --quick            a short run (the first 600 hours of each "
+	    "test period)\n"
+	    "  --serve            then keep the broker and the first "
+	    "dataset's daemon up\n"
+	    "                     until Ctrl-C, for kcat, sqlite3 and "
+	    "`driftcast produce`\n"
+	    "  --data FILE        a CSV to stream instead (repeatable, up to "
+	    "4; default:\n"
+	    "                     data/ETTh1.csv and data/ETTh2.csv here, "
+	    "or those of the\n"
+	    "                     checkout this binary was built in)\n"
+	    "  --workdir DIR      model cache and databases (default: "
+	    "build/demo here, or\n"
+	    "                     demo/ beside this binary when that found "
+	    "the data, or\n"
+	    "                     ./driftcast-demo)\n"
+	    "  --backbone NAME    gru (default) or transformer\n"
+	    "  -h, --help         show this help\n");
 }
 
 static int mkdir_p(const char *path)
@@ -110,50 +149,59 @@ static int mkdir_p(const char *path)
 }
 
 /*
- * The bundled data when --data is not given: data/ETTh1.csv here, else the
- * one of the checkout this binary sits in (build/driftcast ->
- * ../data/ETTh1.csv), so the binary can run from anywhere.  Sets d->data;
+ * The bundled data when --data is not given: data/ETTh1.csv and
+ * data/ETTh2.csv here, else those of the checkout this binary sits in
+ * (build/driftcast -> ../data/), so the binary can run from anywhere.
+ * ETTh1 is needed; ETTh2 is streamed when it is there too.  Fills d->set;
  * *ret_beside: found beside the binary (exe_dir, for the model cache).
  */
-#define DEMO_DATA "data/ETTh1.csv"
+static const char *const demo_data[] = {"data/ETTh1.csv", "data/ETTh2.csv"};
 static int find_data(struct demo *d, char *exe_dir, size_t exe_dir_size,
 		     bool *ret_beside)
 {
-	char exe[1000];
+	char exe[1000], dir[1100] = ".";
 	*ret_beside = false;
-	if (access(DEMO_DATA, R_OK) == 0) {
-		d->data = DEMO_DATA;
-		return 0;
-	}
-	ssize_t n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
-	char *slash;
-	if (n > 0) {
+	if (access(demo_data[0], R_OK) != 0) {
+		ssize_t n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
+		char *slash, cand[1200];
+		if (n <= 0)
+			goto none;
 		exe[n] = '\0';
-		if ((slash = strrchr(exe, '/')) != NULL) {
-			*slash = '\0';
-			char cand[1100];
-			snprintf(cand, sizeof(cand), "%s/../" DEMO_DATA, exe);
-			if (access(cand, R_OK) == 0 &&
-			    realpath(cand, d->data_buf)) {
-				snprintf(exe_dir, exe_dir_size, "%s", exe);
-				d->data = d->data_buf;
-				*ret_beside = true;
-				return 0;
-			}
-		}
+		if ((slash = strrchr(exe, '/')) == NULL)
+			goto none;
+		*slash = '\0';
+		snprintf(cand, sizeof(cand), "%s/../%s", exe, demo_data[0]);
+		if (access(cand, R_OK) != 0)
+			goto none;
+		snprintf(dir, sizeof(dir), "%s/..", exe);
+		snprintf(exe_dir, exe_dir_size, "%s", exe);
+		*ret_beside = true;
 	}
+	for (size_t i = 0; i < sizeof(demo_data) / sizeof(demo_data[0]); i++) {
+		struct demo_set *s = &d->set[d->nsets];
+		char cand[1200];
+		snprintf(cand, sizeof(cand), "%s/%s", dir, demo_data[i]);
+		if (access(cand, R_OK) != 0 || !realpath(cand, s->path_buf))
+			continue;
+		/* as the user would type it, when found here */
+		s->path = *ret_beside ? s->path_buf : demo_data[i];
+		d->nsets++;
+	}
+	return 0;
+none:
 	fprintf(stderr,
-		"driftcast demo: cannot find the bundled " DEMO_DATA
-		" (not here, nor in the checkout of this binary); pass "
-		"--data FILE (a CSV with a time column) or run from the "
-		"driftcast checkout\n");
+		"driftcast demo: cannot find the bundled %s (not here, nor in "
+		"the checkout of this binary); pass --data FILE (a CSV with a "
+		"time column) or run from the driftcast checkout\n",
+		demo_data[0]);
 	return -ENOENT;
 }
 
 /* ---- 1. the model ------------------------------------------------------ */
 
-static int ensure_model(struct demo *d, const struct fc_dataset *ds)
+static int ensure_model(struct demo *d, struct demo_set *set)
 {
+	const struct fc_dataset *ds = set->ds;
 	char err[1024];
 	struct fc_model *m = NULL;
 	int e;
@@ -161,19 +209,20 @@ static int ensure_model(struct demo *d, const struct fc_dataset *ds)
 	/* The fully trained model serves both runs; --quick trains (and
 	 * caches) a shorter one only when there is no full one yet. */
 	for (int quick = 0; quick <= (d->quick ? 1 : 0); quick++) {
-		snprintf(d->model_path, sizeof(d->model_path),
+		snprintf(set->model_path, sizeof(set->model_path),
 			 "%s/%s-%s-L96-H96%s.dcm", d->workdir, ds->name,
 			 d->backbone, quick ? "-quick" : "");
-		e = fc_model_load(d->model_path, &m, err, sizeof(err));
+		e = fc_model_load(set->model_path, &m, err, sizeof(err));
 		if (e == 0) {
-			printf("  using the cached model %s\n", d->model_path);
+			printf("  using the cached model %s\n",
+			       set->model_path);
 			fc_model_free(m);
 			return 0;
 		}
 		if (e != -ENOENT)
 			printf("  cached model %s unusable (%s): training "
 			       "again\n",
-			       d->model_path, err);
+			       set->model_path, err);
 	}
 
 	struct fc_config mc;
@@ -209,7 +258,7 @@ static int ensure_model(struct demo *d, const struct fc_dataset *ds)
 	       rep.seconds, (double)rep.best_val_mse, rep.best_epoch,
 	       rep.best_is_ema ? ", weights' average" : "", rep.threads,
 	       rep.threads == 1 ? "" : "s");
-	e = fc_model_save(m, d->model_path, err, sizeof(err));
+	e = fc_model_save(m, set->model_path, err, sizeof(err));
 	fc_model_free(m);
 	if (e < 0) {
 		fprintf(stderr, "driftcast demo: %s\n", err);
@@ -226,7 +275,7 @@ struct cluster {
 	char bootstraps[512];
 };
 
-static int cluster_start(struct cluster *c)
+static int cluster_start(struct cluster *c, const struct demo *d)
 {
 	char err[512];
 	rd_kafka_conf_t *conf = rd_kafka_conf_new();
@@ -244,8 +293,13 @@ static int cluster_start(struct cluster *c)
 	}
 	snprintf(c->bootstraps, sizeof(c->bootstraps), "%s",
 		 rd_kafka_mock_cluster_bootstraps(c->mc));
-	if (rd_kafka_mock_topic_create(c->mc, DEMO_INPUT, 4, 1) ||
-	    rd_kafka_mock_topic_create(c->mc, DEMO_OUTPUT,
+	for (int i = 0; i < d->nsets; i++)
+		if (rd_kafka_mock_topic_create(c->mc, d->set[i].topic, 4, 1)) {
+			fprintf(stderr, "driftcast demo: cannot create "
+					"topics\n");
+			return -EIO;
+		}
+	if (rd_kafka_mock_topic_create(c->mc, DEMO_OUTPUT,
 				       DEMO_OUTPUT_PARTITIONS, 1) ||
 	    rd_kafka_mock_topic_create(c->mc, DEMO_DEAD, 1, 1)) {
 		fprintf(stderr, "driftcast demo: cannot create topics\n");
@@ -265,9 +319,9 @@ static void cluster_stop(struct cluster *c)
 /* ---- 3. the messages ----------------------------------------------------- */
 
 static int produce_test_period(struct demo *d, const struct cluster *c,
-			       const struct fc_dataset *ds, int *ret_first,
-			       int *ret_last)
+			       struct demo_set *set)
 {
+	const struct fc_dataset *ds = set->ds;
 	char err[512], key[256], payload[2048];
 	rd_kafka_conf_t *conf = rd_kafka_conf_new();
 	if (rd_kafka_conf_set(conf, "bootstrap.servers", c->bootstraps, err,
@@ -303,13 +357,13 @@ static int produce_test_period(struct demo *d, const struct cluster *c,
 					"driftcast demo: row %d of %s cannot "
 					"be sent (time or name out of "
 					"range)\n",
-					row + 1, d->data);
+					row + 1, set->path);
 				rd_kafka_destroy(p);
 				return -EINVAL;
 			}
 			rd_kafka_resp_err_t e;
 			while ((e = rd_kafka_producev(
-				    p, RD_KAFKA_V_TOPIC(DEMO_INPUT),
+				    p, RD_KAFKA_V_TOPIC(set->topic),
 				    RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
 				    RD_KAFKA_V_KEY(key, strlen(key)),
 				    RD_KAFKA_V_VALUE(payload, n),
@@ -322,7 +376,7 @@ static int produce_test_period(struct demo *d, const struct cluster *c,
 				rd_kafka_destroy(p);
 				return -EIO;
 			}
-			d->produced++;
+			set->produced++;
 		}
 	}
 	rd_kafka_flush(p, 30000);
@@ -333,8 +387,8 @@ static int produce_test_period(struct demo *d, const struct cluster *c,
 			left);
 		return -EIO;
 	}
-	*ret_first = first;
-	*ret_last = last;
+	set->first = first;
+	set->last = last;
 	return 0;
 }
 
@@ -376,10 +430,6 @@ static bool demo_tick(void *user, const struct dc_run_stats *st)
  * forecast of the same window (recomputed here) and persistence, in
  * train-scaled units as in docs/EVAL.md.
  */
-struct score {
-	double adapted, frozen, persistence;
-	long n;
-};
 
 /* Add one recorded forecast to sc; ignores what it cannot place. */
 static void score_one(const struct fc_dataset *ds, const struct fc_model *m,
@@ -423,8 +473,8 @@ static void score_one(const struct fc_dataset *ds, const struct fc_model *m,
 	sc->n++;
 }
 
-static int score_published(const struct demo *d, sqlite3 *db,
-			   const struct fc_dataset *ds, struct score *sc)
+static int score_published(const struct demo_set *set, sqlite3 *db,
+			   struct score *sc)
 {
 	char err[512];
 	struct fc_model *m = NULL;
@@ -433,7 +483,7 @@ static int score_published(const struct demo *d, sqlite3 *db,
 	int rc = -EIO;
 
 	memset(sc, 0, sizeof(*sc));
-	if (fc_model_load(d->model_path, &m, err, sizeof(err)) < 0 ||
+	if (fc_model_load(set->model_path, &m, err, sizeof(err)) < 0 ||
 	    fc_workspace_new(m, 1, &ws) < 0)
 		goto out;
 	if (sqlite3_prepare_v2(db,
@@ -448,7 +498,8 @@ static int score_published(const struct demo *d, sqlite3 *db,
 		int bytes = sqlite3_column_bytes(st, 3);
 		if (!blob || bytes != horizon * (int)sizeof(float))
 			continue;
-		score_one(ds, m, ws, (const char *)sqlite3_column_text(st, 0),
+		score_one(set->ds, m, ws,
+			  (const char *)sqlite3_column_text(st, 0),
 			  sqlite3_column_int64(st, 1), blob, horizon, sc);
 	}
 	rc = 0;
@@ -471,32 +522,42 @@ static double query_double(sqlite3 *db, const char *sql)
 	return v;
 }
 
-static void summary(struct demo *d, const struct fc_dataset *ds,
-		    const struct dc_run_stats *st, double seconds)
+static double pct(double a, double f)
 {
+	return f > 0 ? 100.0 * (a - f) / f : 0.0;
+}
+
+/* What happened to one dataset's stream; scores it into set->sc. */
+static void summary(struct demo_set *set)
+{
+	const struct dc_run_stats *st = &set->st;
+	struct score *sc = &set->sc;
 	sqlite3 *db = NULL;
 	char uri[1300];
-	snprintf(uri, sizeof(uri), "file:%s?mode=ro", d->db_path);
+	snprintf(uri, sizeof(uri), "file:%s?mode=ro", set->db_path);
 	if (sqlite3_open_v2(uri, &db, SQLITE_OPEN_READONLY | SQLITE_OPEN_URI,
 			    NULL) != SQLITE_OK) {
-		printf("cannot open %s: %s\n", d->db_path, sqlite3_errmsg(db));
+		printf("cannot open %s: %s\n", set->db_path,
+		       sqlite3_errmsg(db));
 		sqlite3_close(db);
 		return;
 	}
 
 	double versions = query_double(db, "SELECT count(*) FROM versions");
 	double audit = query_double(db, "SELECT count(*) FROM audit");
-	struct score score, *sc = &score;
-	if (score_published(d, db, ds, sc) < 0)
+	if (score_published(set, db, sc) < 0)
 		printf("  (cannot score the recorded forecasts: %s)\n",
 		       sqlite3_errmsg(db));
+	else
+		set->scored = sc->n > 0;
 	sqlite3_close(db);
 
-	printf("\n== what happened (%.0f s of streaming)\n", seconds);
+	printf("\n== what happened to %s (%.0f s of streaming)\n",
+	       set->ds->name, set->seconds);
 	printf("  %" PRIu64 " messages -> %" PRIu64 " forecasts of the next "
 	       "96 hours, %" PRIu64 " dead-lettered\n",
 	       st->messages, st->forecasts, st->deadlettered);
-	if (sc->n > 0) {
+	if (set->scored) {
 		double fa = sc->adapted / (double)sc->n;
 		double fs = sc->frozen / (double)sc->n;
 		printf("  error of the %ld published forecasts whose 96 hours "
@@ -506,7 +567,7 @@ static void summary(struct demo *d, const struct fc_dataset *ds,
 		       "    frozen base model   %.4f\n"
 		       "    with adaptation     %.4f  (%+.2f %%)\n"
 		       "    naive persistence   %.4f\n",
-		       sc->n, fs, fa, fs > 0 ? 100.0 * (fa - fs) / fs : 0.0,
+		       sc->n, fs, fa, pct(fa, fs),
 		       sc->persistence / (double)sc->n);
 	} else {
 		printf("  no published forecast has matured yet\n");
@@ -516,46 +577,173 @@ static void summary(struct demo *d, const struct fc_dataset *ds,
 	       " drift alarms\n",
 	       st->accepted, st->rejected, st->rollbacks, st->drifts);
 	printf("  database: %s (%.0f adapter versions, %.0f audit events)\n",
-	       d->db_path, versions, audit);
+	       set->db_path, versions, audit);
+}
+
+/* The datasets side by side, then what to try on the first database. */
+static void conclusion(const struct demo *d)
+{
+	const struct demo_set *s0 = &d->set[0];
+	printf("\n== what adaptation buys: MSE of the published forecasts, "
+	       "per dataset\n");
+	printf("  %-10s %9s %9s %9s %9s %12s\n", "dataset", "forecasts",
+	       "frozen", "adapted", "change", "persistence");
+	for (int i = 0; i < d->nsets; i++) {
+		const struct demo_set *s = &d->set[i];
+		const struct score *sc = &s->sc;
+		if (!s->scored) {
+			printf("  %-10s %9s\n", s->ds->name, "-");
+			continue;
+		}
+		double n = (double)sc->n, fa = sc->adapted / n,
+		       fs = sc->frozen / n;
+		printf("  %-10s %9ld %9.4f %9.4f %+8.2f%% %12.4f\n",
+		       s->ds->name, sc->n, fs, fa, pct(fa, fs),
+		       sc->persistence / n);
+	}
+	printf("  (change < 0: adaptation lowered the error of the same "
+	       "forecasts; whether it\n"
+	       "  can depends on the shift of the period, and a --quick run "
+	       "is too short to tell)\n");
 	printf("\n== try\n");
 	printf("  sqlite3 -header -column %s \"SELECT event, count(*) FROM "
 	       "audit GROUP BY event;\"\n",
-	       d->db_path);
+	       s0->db_path);
 	printf("  sqlite3 -header -column %s \"SELECT series, version, "
 	       "error_before, error_after, n_after FROM v_adaptation_effect "
 	       "WHERE n_after > 0 LIMIT 10;\"\n",
-	       d->db_path);
-	printf("  build/driftcast versions --db %s --series %s/OT\n",
-	       d->db_path, ds->name);
+	       s0->db_path);
+	for (int i = 0; i < d->nsets; i++)
+		printf("  build/driftcast versions --db %s --series %s/OT\n",
+		       d->set[i].db_path, d->set[i].ds->name);
 	printf("  (docs/SQL.md has more queries; `driftcast rollback --db "
 	       "... --series ... --to-version N --reason ...` rolls a series "
 	       "back)\n");
 }
 
-/*
- * --serve: the broker stays up and the daemon runs again on the same
- * database and group (it resumes after the committed offsets) until
- * SIGINT/SIGTERM, which dc_run handles: it drains, and then the broker
- * goes.  So the commands printed here work for as long as they are shown.
- */
-static int serve(struct demo *d, const struct cluster *c,
-		 struct dc_run_options *o)
+/* ---- 4. the daemon ------------------------------------------------------- */
+
+/* The settings of set's daemon run: its topic, group, model and a fresh
+ * database (removed here); the output and dead-letter topics are shared. */
+static void run_options(struct demo *d, const struct cluster *c,
+			struct demo_set *set, struct dc_run_options *o)
 {
-	printf("\n== serving until Ctrl-C: the broker and the daemon stay "
-	       "up\n");
+	snprintf(set->db_path, sizeof(set->db_path), "%s/%s.db", d->workdir,
+		 set == &d->set[0] ? "demo"
+				   : set->group + strlen("driftcast-"));
+	snprintf(set->s_brokers, sizeof(set->s_brokers), "kafka.brokers=%s",
+		 c->bootstraps);
+	snprintf(set->s_db, sizeof(set->s_db), "storage.path=%s", set->db_path);
+	snprintf(set->s_model, sizeof(set->s_model), "model.path=%s",
+		 set->model_path);
+	snprintf(set->s_topic, sizeof(set->s_topic), "kafka.input_topic=%s",
+		 set->topic);
+	snprintf(set->s_group, sizeof(set->s_group), "kafka.group=%s",
+		 set->group);
+	const char *sets[] = {
+	    set->s_brokers,
+	    set->s_db,
+	    set->s_model,
+	    set->s_topic,
+	    set->s_group,
+	    "kafka.output_topic=" DEMO_OUTPUT,
+	    "kafka.deadletter_topic=" DEMO_DEAD,
+	    "kafka.session_timeout_ms=6000",
+	    "metrics.listen=off",
+	    "log.level=warning",
+	};
+	_Static_assert(sizeof(sets) <= sizeof(set->sets), "set->sets");
+	memcpy(set->sets, sets, sizeof(sets));
+	*o = (struct dc_run_options){
+	    .sets = set->sets,
+	    .nsets = sizeof(sets) / sizeof(sets[0]),
+	    .tick = demo_tick,
+	    .user = d,
+	};
+}
+
+/* Stream set's test period through a daemon loop of its own. */
+static int run_one(struct demo *d, const struct cluster *c,
+		   struct demo_set *set)
+{
+	struct dc_run_options o;
+	printf("\n== 4. the daemon loop (the code of `driftcast run`): %s\n",
+	       set->ds->name);
+	run_options(d, c, set, &o);
+	const char *suffixes[] = {"", "-wal", "-shm", ".lock"};
+	for (size_t i = 0; i < sizeof(suffixes) / sizeof(suffixes[0]); i++) {
+		char p[1300];
+		snprintf(p, sizeof(p), "%s%s", set->db_path, suffixes[i]);
+		unlink(p);
+	}
+	d->produced = set->produced;
+	d->started_us = dc_now_monotonic_usec();
+	d->last_print_us = d->started_us;
+	int rc = dc_run(&o, &set->st);
+	set->seconds = (double)(dc_now_monotonic_usec() - d->started_us) / 1e6;
+	if (rc != DC_EXIT_OK) {
+		fprintf(stderr, "%sdriftcast demo: the daemon loop failed\n",
+			d->tty ? "\n" : "");
+		return rc;
+	}
+	print_progress(d, &set->st, dc_now_monotonic_usec(), true);
+	summary(set);
+	return DC_EXIT_OK;
+}
+
+/*
+ * --serve: the broker stays up and the first dataset's daemon runs again on
+ * the same database and group (it resumes after the committed offsets)
+ * until SIGINT/SIGTERM, which dc_run handles: it drains, and then the
+ * broker goes.  So the commands printed here work for as long as they are
+ * shown.
+ */
+static int serve(struct demo *d, const struct cluster *c)
+{
+	struct demo_set *set = &d->set[0];
+	struct dc_run_options o;
+	run_options(d, c, set, &o);
+	printf("\n== serving until Ctrl-C: the broker and the daemon of %s "
+	       "stay up\n",
+	       set->ds->name);
 	printf("  brokers %s\n", c->bootstraps);
 	printf("  kcat -b %s -L\n", c->bootstraps);
 	printf("  kcat -b %s -C -t %s -o -5 -e\n", c->bootstraps, DEMO_OUTPUT);
 	printf("  driftcast produce --brokers %s --topic %s FILE.csv   "
 	       "(more input: the daemon forecasts it)\n",
-	       c->bootstraps, DEMO_INPUT);
+	       c->bootstraps, set->topic);
 	printf("  sqlite3 %s \"SELECT count(*) FROM forecasts;\"\n",
-	       d->db_path);
-	o->tick = NULL;
-	int rc = dc_run(o, NULL);
+	       set->db_path);
+	o.tick = NULL;
+	int rc = dc_run(&o, NULL);
 	printf("\n== stopped; the broker is gone, the database stays: %s\n",
-	       d->db_path);
+	       set->db_path);
 	return rc;
+}
+
+/* Topic and group of each set, by its dataset's name (unique). */
+static int name_sets(struct demo *d)
+{
+	for (int i = 0; i < d->nsets; i++) {
+		struct demo_set *s = &d->set[i];
+		for (int j = 0; j < i; j++)
+			if (!strcmp(d->set[j].ds->name, s->ds->name)) {
+				fprintf(stderr,
+					"driftcast demo: %s and %s are both "
+					"named %s: the series keys would "
+					"clash\n",
+					d->set[j].path, s->path, s->ds->name);
+				return -EINVAL;
+			}
+		if (i == 0)
+			snprintf(s->topic, sizeof(s->topic), DEMO_INPUT);
+		else
+			snprintf(s->topic, sizeof(s->topic), DEMO_INPUT "-%s",
+				 s->ds->name);
+		snprintf(s->group, sizeof(s->group), "driftcast-demo%s%s",
+			 i ? "-" : "", i ? s->ds->name : "");
+	}
+	return 0;
 }
 
 int dc_cmd_demo(int argc, char **argv)
@@ -571,7 +759,6 @@ int dc_cmd_demo(int argc, char **argv)
 	};
 	struct demo d = {.backbone = "gru"};
 	const char *workdir = NULL;
-	struct fc_dataset *ds = NULL;
 	struct cluster c = {0};
 	char err[1024];
 	int opt, code, rc = DC_EXIT_FAILURE;
@@ -586,7 +773,14 @@ int dc_cmd_demo(int argc, char **argv)
 			d.serve = true;
 			break;
 		case 'd':
-			d.data = optarg;
+			if (d.nsets == DEMO_MAX_DATA) {
+				fprintf(stderr,
+					"driftcast demo: at most %d --data "
+					"files\n",
+					DEMO_MAX_DATA);
+				return DC_EXIT_USAGE;
+			}
+			d.set[d.nsets++].path = optarg;
 			break;
 		case 'w':
 			workdir = optarg;
@@ -601,7 +795,8 @@ int dc_cmd_demo(int argc, char **argv)
 		return code;
 	char exe_dir[1000]; /* + "/demo" fits d.workdir */
 	bool beside = false;
-	if (!d.data && find_data(&d, exe_dir, sizeof(exe_dir), &beside) < 0)
+	if (d.nsets == 0 &&
+	    find_data(&d, exe_dir, sizeof(exe_dir), &beside) < 0)
 		return DC_EXIT_USAGE;
 	struct stat sb;
 	if (workdir)
@@ -615,88 +810,71 @@ int dc_cmd_demo(int argc, char **argv)
 	d.tty = isatty(STDERR_FILENO);
 	setvbuf(stdout, NULL, _IOLBF, 0);
 
-	printf("== 1. data and base model\n");
-	if (fc_dataset_load(d.data, NULL, &ds, err, sizeof(err)) < 0) {
-		fprintf(stderr, "driftcast demo: %s\n", err);
-		return DC_EXIT_USAGE;
+	printf("== 1. data and base models\n");
+	for (int i = 0; i < d.nsets; i++) {
+		struct demo_set *s = &d.set[i];
+		if (fc_dataset_load(s->path, NULL, &s->ds, err, sizeof(err)) <
+		    0) {
+			fprintf(stderr, "driftcast demo: %s\n", err);
+			rc = DC_EXIT_USAGE;
+			goto out;
+		}
+		printf("  %s: %d rows x %d channels; train %d / validation "
+		       "%d / test %d rows\n",
+		       s->path, s->ds->n_rows, s->ds->n_cols, s->ds->train_end,
+		       s->ds->val_end - s->ds->train_end,
+		       s->ds->n_rows - s->ds->val_end);
 	}
-	printf("  %s: %d rows x %d channels; train %d / validation %d / "
-	       "test %d rows\n",
-	       d.data, ds->n_rows, ds->n_cols, ds->train_end,
-	       ds->val_end - ds->train_end, ds->n_rows - ds->val_end);
+	if (name_sets(&d) < 0) {
+		rc = DC_EXIT_USAGE;
+		goto out;
+	}
 	if (mkdir_p(d.workdir) < 0) {
 		fprintf(stderr, "driftcast demo: cannot create %s: %s\n",
 			d.workdir, strerror(errno));
 		goto out;
 	}
-	if (ensure_model(&d, ds) < 0)
-		goto out;
+	for (int i = 0; i < d.nsets; i++)
+		if (ensure_model(&d, &d.set[i]) < 0)
+			goto out;
 
 	printf("\n== 2. Kafka: librdkafka's mock cluster, in this process\n");
-	if (cluster_start(&c) < 0)
+	if (cluster_start(&c, &d) < 0)
 		goto out;
-	printf("  brokers %s; topics %s (4 partitions), %s (%d), %s (1)\n",
-	       c.bootstraps, DEMO_INPUT, DEMO_OUTPUT, DEMO_OUTPUT_PARTITIONS,
+	printf("  brokers %s; topics", c.bootstraps);
+	for (int i = 0; i < d.nsets; i++)
+		printf(" %s (4 partitions),", d.set[i].topic);
+	printf(" %s (%d), %s (1)\n", DEMO_OUTPUT, DEMO_OUTPUT_PARTITIONS,
 	       DEMO_DEAD);
 	if (!d.serve)
 		printf("  (it lives as long as the demo; --serve keeps it up "
 		       "afterwards for kcat)\n");
 
-	printf("\n== 3. producing the test period\n");
-	int first, last;
-	if (produce_test_period(&d, &c, ds, &first, &last) < 0)
-		goto out;
-	printf("  %" PRIu64 " messages: rows %d..%d of %s, %d series, keyed "
-	       "by series\n",
-	       d.produced, first, last - 1, d.data, ds->n_cols);
+	printf("\n== 3. producing the test periods\n");
+	for (int i = 0; i < d.nsets; i++) {
+		struct demo_set *s = &d.set[i];
+		if (produce_test_period(&d, &c, s) < 0)
+			goto out;
+		printf("  %" PRIu64 " messages to %s: rows %d..%d of %s, %d "
+		       "series, keyed by series\n",
+		       s->produced, s->topic, s->first, s->last - 1, s->path,
+		       s->ds->n_cols);
+	}
 
-	printf("\n== 4. the daemon loop (the code of `driftcast run`)\n");
-	snprintf(d.db_path, sizeof(d.db_path), "%s/demo.db", d.workdir);
-	const char *suffixes[] = {"", "-wal", "-shm", ".lock"};
-	for (size_t i = 0; i < 4; i++) {
-		char p[1300];
-		snprintf(p, sizeof(p), "%s%s", d.db_path, suffixes[i]);
-		unlink(p);
+	for (int i = 0; i < d.nsets; i++) {
+		rc = run_one(&d, &c, &d.set[i]);
+		/* dc_run also stops on Ctrl-C: then no more */
+		if (rc != DC_EXIT_OK ||
+		    d.set[i].st.messages + d.set[i].st.skipped_replay <
+			d.set[i].produced)
+			goto out;
 	}
-	char s_brokers[600], s_db[1300], s_model[1300];
-	snprintf(s_brokers, sizeof(s_brokers), "kafka.brokers=%s",
-		 c.bootstraps);
-	snprintf(s_db, sizeof(s_db), "storage.path=%s", d.db_path);
-	snprintf(s_model, sizeof(s_model), "model.path=%s", d.model_path);
-	const char *sets[] = {
-	    s_brokers,
-	    s_db,
-	    s_model,
-	    "kafka.input_topic=" DEMO_INPUT,
-	    "kafka.output_topic=" DEMO_OUTPUT,
-	    "kafka.deadletter_topic=" DEMO_DEAD,
-	    "kafka.group=driftcast-demo",
-	    "kafka.session_timeout_ms=6000",
-	    "metrics.listen=off",
-	    "log.level=warning",
-	};
-	struct dc_run_options o = {
-	    .sets = sets,
-	    .nsets = sizeof(sets) / sizeof(sets[0]),
-	    .tick = demo_tick,
-	    .user = &d,
-	};
-	struct dc_run_stats st;
-	d.started_us = dc_now_monotonic_usec();
-	rc = dc_run(&o, &st);
-	double secs = (double)(dc_now_monotonic_usec() - d.started_us) / 1e6;
-	if (rc != DC_EXIT_OK) {
-		fprintf(stderr, "%sdriftcast demo: the daemon loop failed\n",
-			d.tty ? "\n" : "");
-		goto out;
-	}
-	print_progress(&d, &st, dc_now_monotonic_usec(), true);
-	summary(&d, ds, &st, secs);
-	/* dc_run also stops on Ctrl-C: serve only after a complete run */
-	if (d.serve && st.messages + st.skipped_replay >= d.produced)
-		rc = serve(&d, &c, &o);
+	conclusion(&d);
+	if (d.serve)
+		rc = serve(&d, &c);
 out:
 	cluster_stop(&c);
-	fc_dataset_free(ds);
+	for (int i = 0; i < d.nsets; i++)
+		fc_dataset_free(d.set[i].ds);
 	return rc;
 }

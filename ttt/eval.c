@@ -14,6 +14,15 @@
  * The validation split can be replayed the same way, to choose settings
  * without looking at the test split.
  *
+ * Forecasts are batched as the daemon batches them
+ * (ttt_engine_defer_forecasts, model.forecast_batch): the engine queues
+ * every forecast that can share a pass and emits them, in observation
+ * order, when the queue is full, a series with queued learning comes back
+ * or the replay ends.  The frozen arm never learns, so its whole split
+ * goes through full batches; an adapting arm's windows share a pass as
+ * far as its learning allows (calibration only).  A forecast is scored by
+ * its event's row (ts) and channel (tag), not by the row being fed.
+ *
  * The naive arms read the same rows directly: persistence repeats the
  * window's last value; seasonal naive the last period before the origin
  * (the period from the data's step; it may reach back before the test
@@ -155,7 +164,7 @@ static int run_naive(const struct fc_dataset *d, enum fc_split split, int arm,
 struct model_ctx {
 	struct acc *a;
 	const struct fc_dataset *d;
-	int c, r, H, arm, end;
+	int H, arm, end;
 	ttt_eval_tap_fn tap;
 	void *user;
 };
@@ -163,19 +172,21 @@ struct model_ctx {
 static void on_event(void *user, const struct ttt_event *ev)
 {
 	struct model_ctx *x = user;
-	/* The forecast of the window whose lookback ends at row r (the
-	 * engine's timestamp is the row index). */
-	if (ev->type == TTT_EV_FORECAST && ev->ts == x->r &&
-	    x->r + x->H <= x->end - 1)
-		score(x->a, x->d, x->c, x->r, ev->forecast, x->H);
+	/* The forecast of the window whose lookback ends at row ts (the
+	 * engine's timestamp is the row index) of channel tag (set before
+	 * each observation; a queued forecast keeps its own). */
+	if (ev->type == TTT_EV_FORECAST && ev->ts + x->H <= x->end - 1)
+		score(x->a, x->d, (int)ev->tag, (int)ev->ts, ev->forecast,
+		      x->H);
 	if (x->tap)
 		x->tap(x->user, x->arm, ev);
 }
 
 static int run_model(const struct fc_model *m, const struct fc_dataset *d,
 		     enum fc_split split, const struct ttt_params *p, int arm,
-		     ttt_eval_progress_fn progress, ttt_eval_tap_fn tap,
-		     void *user, struct ttt_arm_result *res, char *errbuf,
+		     int batch, ttt_eval_progress_fn progress,
+		     ttt_eval_tap_fn tap, void *user,
+		     struct ttt_arm_result *res, char *errbuf,
 		     size_t errbuf_size)
 {
 	const struct fc_config *mc = fc_model_config(m);
@@ -209,10 +220,15 @@ static int run_model(const struct fc_model *m, const struct fc_dataset *d,
 	rc = ttt_engine_new(m, p, on_event, &ctx, &e, errbuf, errbuf_size);
 	if (rc < 0)
 		goto out;
+	rc = ttt_engine_defer_forecasts(e, batch);
+	if (rc < 0) {
+		snprintf(errbuf, errbuf_size, "cannot batch %d forecasts: %s",
+			 batch, strerror(-rc));
+		goto out;
+	}
 	for (int r = start; r < n; r++) {
 		for (int c = 0; c < C; c++) {
-			ctx.c = c;
-			ctx.r = r;
+			ttt_engine_set_tag(e, (uint64_t)c);
 			rc = ttt_engine_observe(
 			    e, keys[c], r,
 			    d->scaled[(size_t)r * C + (size_t)c]);
@@ -228,6 +244,12 @@ static int run_model(const struct fc_model *m, const struct fc_dataset *d,
 			rc = -ECANCELED;
 			goto out;
 		}
+	}
+	rc = ttt_engine_flush(e);
+	if (rc < 0) {
+		snprintf(errbuf, errbuf_size, "the last forecasts: %s",
+			 strerror(-rc));
+		goto out;
 	}
 	if (progress)
 		progress(user, arm, n - start, n - start);
@@ -248,6 +270,18 @@ int ttt_eval_run(const struct fc_model *m, const struct fc_dataset *d,
 		 ttt_eval_tap_fn tap, void *user,
 		 struct ttt_arm_result *results, char *errbuf,
 		 size_t errbuf_size)
+{
+	return ttt_eval_run_batched(m, d, split, params, arm_mask,
+				    TTT_EVAL_BATCH, progress, tap, user,
+				    results, errbuf, errbuf_size);
+}
+
+int ttt_eval_run_batched(const struct fc_model *m, const struct fc_dataset *d,
+			 enum fc_split split, const struct ttt_params *params,
+			 unsigned arm_mask, int batch,
+			 ttt_eval_progress_fn progress, ttt_eval_tap_fn tap,
+			 void *user, struct ttt_arm_result *results,
+			 char *errbuf, size_t errbuf_size)
 {
 	const struct fc_config *mc = fc_model_config(m);
 	int L = mc->lookback, H = mc->horizon;
@@ -293,9 +327,9 @@ int ttt_eval_run(const struct fc_model *m, const struct fc_dataset *d,
 			rc = run_naive(d, split, arm, L, H, progress, user,
 				       &results[arm], errbuf, errbuf_size);
 		else
-			rc =
-			    run_model(m, d, split, &p, arm, progress, tap, user,
-				      &results[arm], errbuf, errbuf_size);
+			rc = run_model(m, d, split, &p, arm, batch, progress,
+				       tap, user, &results[arm], errbuf,
+				       errbuf_size);
 		if (rc < 0)
 			return rc;
 	}

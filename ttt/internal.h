@@ -22,6 +22,20 @@
  */
 int ttt_engine_set_fast_paths(struct ttt_engine *e, int on);
 
+/*
+ * ttt_eval_run() with forecasts batched by up to batch windows
+ * (ttt_engine_defer_forecasts; batch <= 1: one window per pass, as the
+ * engine works at once).  ttt_eval_run() takes TTT_EVAL_BATCH.  Tests and
+ * bench/ compare the two.
+ */
+#define TTT_EVAL_BATCH 256
+int ttt_eval_run_batched(const struct fc_model *m, const struct fc_dataset *d,
+			 enum fc_split split, const struct ttt_params *params,
+			 unsigned arm_mask, int batch,
+			 ttt_eval_progress_fn progress, ttt_eval_tap_fn tap,
+			 void *user, struct ttt_arm_result *results,
+			 char *errbuf, size_t errbuf_size);
+
 /* ---- drift detectors (detect.c) ------------------------------------------
  * Fixed-size state, no allocation.  update() returns 1 when the detector
  * fires (it then resets itself), 0 otherwise.

@@ -252,8 +252,8 @@ int ttt_season_period(double step_seconds);
 /* ---- the causal evaluator (ttt/eval.c) ---------------------------------
  * Replays a split (docs/EVAL.md) through one engine per arm in time
  * order, every channel a series "NAME/COLUMN"; a window is scored when its
- * forecast is emitted, before the engine sees any value of its horizon. */
-/* ttt: what `driftcast run` runs; the ablations drop one part of it. */
+ * forecast, made before any value of its horizon, is emitted (batched).
+ * ttt: what `driftcast run` runs; the ablations drop one part of it. */
 enum ttt_arm {
 	TTT_ARM_FROZEN = 0,
 	TTT_ARM_TTT,

@@ -148,7 +148,7 @@ wait_for 30 grep -q LISTENING "$WORK/notify.log" 2>/dev/null || bail "notify lis
 
 # A real driftcast database (versions and audit rows of an eval), with
 # garbage written over its pages 3..8.
-"$BIN" eval --model "$WORK/model.dcm" --data "$WORK/train.csv" --arms ttt_hybrid \
+"$BIN" eval --model "$WORK/model.dcm" --data "$WORK/train.csv" --arms ttt \
     --db "$WORK/damaged.db" -q > "$WORK/damaged-eval.log" 2>&1 || bail "eval --db failed"
 python3 - "$WORK/damaged.db" <<'PY' || bail "cannot damage the database"
 import os, sys
