@@ -34,6 +34,8 @@ static const struct dc_command commands[] = {
      dc_cmd_history},
     {"rollback", "roll a series back to an earlier adapter version",
      dc_cmd_rollback},
+    {"status", "ask the running daemon what it is doing, and if it is healthy",
+     dc_cmd_status},
     {"train", "pretrain a base model on a CSV", dc_cmd_train},
     {"version", "print versions of driftcast and its libraries",
      dc_cmd_version},
