@@ -109,8 +109,8 @@ static int wait_fd(int fd, short events, uint64_t deadline_usec)
 
 static int connect_one(const struct addrinfo *a, uint64_t deadline_usec)
 {
-	int fd = socket(a->ai_family, a->ai_socktype | SOCK_CLOEXEC,
-			a->ai_protocol);
+	int fd =
+	    socket(a->ai_family, a->ai_socktype | SOCK_CLOEXEC, a->ai_protocol);
 	int e = 0;
 	socklen_t elen = sizeof(e);
 	if (fd < 0)
@@ -120,7 +120,8 @@ static int connect_one(const struct addrinfo *a, uint64_t deadline_usec)
 		if (errno != EINPROGRESS) {
 			e = -errno;
 		} else if ((e = wait_fd(fd, POLLOUT, deadline_usec)) == 0 &&
-			   getsockopt(fd, SOL_SOCKET, SO_ERROR, &e, &elen) == 0) {
+			   getsockopt(fd, SOL_SOCKET, SO_ERROR, &e, &elen) ==
+			       0) {
 			e = -e;
 		}
 	}
@@ -160,7 +161,8 @@ static int http_get(const char *host, const char *port, const char *path,
 	struct addrinfo hints = {.ai_socktype = SOCK_STREAM,
 				 .ai_flags = AI_NUMERICSERV},
 			*ai = NULL;
-	uint64_t deadline = dc_now_monotonic_usec() + (uint64_t)(timeout_s * 1e6);
+	uint64_t deadline =
+	    dc_now_monotonic_usec() + (uint64_t)(timeout_s * 1e6);
 	int g = getaddrinfo(host, port, &hints, &ai);
 	if (g) {
 		snprintf(err, err_size, "%s", gai_strerror(g));
@@ -439,10 +441,11 @@ int dc_cmd_status(int argc, char **argv)
 	bool v6 = strchr(host, ':') != NULL;
 	if (http_get(host, port, "/status", timeout, &reply, &len, err,
 		     sizeof(err)) < 0) {
-		fprintf(stderr,
-			"driftcast status: no answer from http://%s%s%s:%s/status "
-			"(metrics.listen from %s): %s\n",
-			v6 ? "[" : "", host, v6 ? "]" : "", port, from, err);
+		fprintf(
+		    stderr,
+		    "driftcast status: no answer from http://%s%s%s:%s/status "
+		    "(metrics.listen from %s): %s\n",
+		    v6 ? "[" : "", host, v6 ? "]" : "", port, from, err);
 		return EXIT_UNREACHABLE;
 	}
 	int http_code = 0;
@@ -452,7 +455,8 @@ int dc_cmd_status(int argc, char **argv)
 	if (sscanf(reply, "HTTP/1.%*d %d", &http_code) == 1 &&
 	    http_code == 200 && body)
 		j = json_loads(body + 4, 0, &jerr);
-	if (!json_is_object(j) || !json_is_string(json_object_get(j, "version"))) {
+	if (!json_is_object(j) ||
+	    !json_is_string(json_object_get(j, "version"))) {
 		fprintf(stderr,
 			"driftcast status: http://%s%s%s:%s/status did not "
 			"answer with a driftcast status (HTTP %d%s%s); is "
@@ -466,8 +470,9 @@ int dc_cmd_status(int argc, char **argv)
 	free(reply);
 
 	if (json_out) {
-		char *text = json_dumps(j, JSON_INDENT(2) | JSON_PRESERVE_ORDER |
-					       JSON_REAL_PRECISION(6));
+		char *text =
+		    json_dumps(j, JSON_INDENT(2) | JSON_PRESERVE_ORDER |
+				      JSON_REAL_PRECISION(6));
 		printf("%s\n", text ? text : "null");
 		free(text);
 	} else {
@@ -475,7 +480,7 @@ int dc_cmd_status(int argc, char **argv)
 	}
 	code = !json_is_true(json_object_get(j, "healthy")) ? EXIT_UNREACHABLE
 	       : !json_is_true(json_object_get(j, "ready")) ? EXIT_NOT_READY
-							     : DC_EXIT_OK;
+							    : DC_EXIT_OK;
 	json_decref(j);
 	return code;
 }

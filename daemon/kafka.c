@@ -499,8 +499,8 @@ bool dc_kafka_paused(const struct dc_kafka *k)
 	return k->paused;
 }
 
-int64_t dc_kafka_lags(struct dc_kafka *k, struct dc_partition_lag *out,
-		      int max, int *ret_n)
+int64_t dc_kafka_lags(struct dc_kafka *k, struct dc_partition_lag *out, int max,
+		      int *ret_n)
 {
 	rd_kafka_topic_partition_list_t *a = NULL;
 	int64_t lag = 0;

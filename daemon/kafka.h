@@ -109,8 +109,8 @@ struct dc_partition_lag {
 	int32_t partition;
 	int64_t lag;
 };
-int64_t dc_kafka_lags(struct dc_kafka *k, struct dc_partition_lag *out,
-		      int max, int *ret_n);
+int64_t dc_kafka_lags(struct dc_kafka *k, struct dc_partition_lag *out, int max,
+		      int *ret_n);
 int dc_kafka_assigned_count(const struct dc_kafka *k);
 
 #endif

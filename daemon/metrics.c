@@ -43,7 +43,7 @@ struct dc_metrics {
 	_Atomic uint64_t forecasts, accepted, rejected, drifts, rollbacks,
 	    manual_rollbacks, resets, batches, pauses;
 	/* gauges */
-	_Atomic int64_t lag, assigned, degraded, restored, paused;
+	_Atomic int64_t lag, series, assigned, degraded, restored, paused;
 	_Atomic uint64_t phase_us[DC_PHASE_COUNT];
 	/* latency histograms (non-cumulative buckets) */
 	struct {
@@ -110,6 +110,7 @@ void dc_metrics_publish(struct dc_metrics *m, const struct dc_run_stats *st)
 	STORE(m->pauses, st->pauses);
 	STORE(m->paused, st->paused ? 1 : 0);
 	STORE(m->lag, st->lag);
+	STORE(m->series, (int64_t)st->series);
 	STORE(m->assigned, st->assigned);
 	STORE(m->degraded, st->degraded ? 1 : 0);
 	STORE(m->restored, (int64_t)st->restored);
@@ -229,6 +230,10 @@ void dc_metrics_write(struct dc_metrics *m, FILE *f)
 	      "Messages behind the end of the assigned partitions (-1: "
 	      "unknown).",
 	      LOAD(m->lag));
+	gauge(f, "driftcast_series_in_memory",
+	      "Series held by the engine (those of partitions revoked since "
+	      "included; driftcast_series counts the owned ones).",
+	      LOAD(m->series));
 	gauge(f, "driftcast_assigned_partitions",
 	      "Input partitions assigned to this member.", LOAD(m->assigned));
 	counter(f, "driftcast_input_pauses_total",

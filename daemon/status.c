@@ -143,8 +143,7 @@ void dc_status_realised(struct dc_status *s, const char *key, float adapted,
 		status_watch_realised(s->watch, key, adapted, frozen);
 }
 
-struct dc_partition_lag *dc_status_lag_buffer(struct dc_status *s,
-					      int *ret_max)
+struct dc_partition_lag *dc_status_lag_buffer(struct dc_status *s, int *ret_max)
 {
 	*ret_max = s ? DC_STATUS_MAX_PARTITIONS : 0;
 	return s ? s->lag_buf : NULL;
@@ -307,12 +306,11 @@ static json_t *iso_time(double epoch_s)
 
 static json_t *counts(const struct sample *c)
 {
-	return json_pack("{sIsIsIsIsIsI}", "messages", (json_int_t)c->messages,
-			 "forecasts", (json_int_t)c->forecasts, "accepted",
-			 (json_int_t)c->accepted, "rejected",
-			 (json_int_t)c->rejected, "rolled_back",
-			 (json_int_t)c->rollbacks, "dead_letters",
-			 (json_int_t)c->dead);
+	return json_pack(
+	    "{sIsIsIsIsIsI}", "messages", (json_int_t)c->messages, "forecasts",
+	    (json_int_t)c->forecasts, "accepted", (json_int_t)c->accepted,
+	    "rejected", (json_int_t)c->rejected, "rolled_back",
+	    (json_int_t)c->rollbacks, "dead_letters", (json_int_t)c->dead);
 }
 
 static double rate(uint64_t n, double seconds)
@@ -334,9 +332,9 @@ static json_t *status_locked(const struct dc_status *s, uint64_t now_usec)
 	json_t *parts = json_array();
 	for (int i = 0; i < p->nparts; i++)
 		json_array_append_new(
-		    parts, json_pack("{sisI}", "partition",
-				     (int)p->parts[i].partition, "lag",
-				     (json_int_t)p->parts[i].lag));
+		    parts,
+		    json_pack("{sisI}", "partition", (int)p->parts[i].partition,
+			      "lag", (json_int_t)p->parts[i].lag));
 	json_t *why = json_array();
 	for (char *w = h.why; *w;) {
 		char *end = strstr(w, "; ");
@@ -388,12 +386,10 @@ static json_t *status_locked(const struct dc_status *s, uint64_t now_usec)
 	json_object_set_new(j, "series_worse_than_frozen",
 			    json_integer(p->tot.worse));
 	json_object_set_new(j, "window_seconds", json_real(p->window_s));
-	json_object_set_new(
-	    j, "messages_per_second",
-	    json_real(rate(p->minute.messages, p->window_s)));
-	json_object_set_new(
-	    j, "forecasts_per_second",
-	    json_real(rate(p->minute.forecasts, p->window_s)));
+	json_object_set_new(j, "messages_per_second",
+			    json_real(rate(p->minute.messages, p->window_s)));
+	json_object_set_new(j, "forecasts_per_second",
+			    json_real(rate(p->minute.forecasts, p->window_s)));
 	json_object_set_new(j, "last_minute", counts(&p->minute));
 	json_object_set_new(j, "since_start", since);
 	json_object_set_new(j, "storage",
@@ -427,11 +423,11 @@ char *dc_status_json(struct dc_status *s, uint64_t now_usec)
 	return out;
 }
 
-bool dc_status_route(struct dc_status *s, const char *url,
-		     unsigned *ret_code, char **ret_body, size_t *ret_len,
-		     const char **ret_type)
+bool dc_status_route(struct dc_status *s, const char *url, unsigned *ret_code,
+		     char **ret_body, size_t *ret_len, const char **ret_type)
 {
-	bool healthz = !strcmp(url, "/healthz"), readyz = !strcmp(url, "/readyz");
+	bool healthz = !strcmp(url, "/healthz"),
+	     readyz = !strcmp(url, "/readyz");
 	*ret_body = NULL;
 	if (!s || (!healthz && !readyz && strcmp(url, "/status")))
 		return false;
@@ -446,8 +442,8 @@ bool dc_status_route(struct dc_status *s, const char *url,
 		bool ok = healthz ? h.alive : h.ready;
 		*ret_code = ok ? 200 : 503;
 		*ret_type = "text/plain; charset=utf-8";
-		if (asprintf(ret_body, "%s%s\n", ok ? "ok" : "not ok: ",
-			     ok ? "" : h.why) < 0)
+		if (asprintf(ret_body, "%s%s\n",
+			     ok ? "ok" : "not ok: ", ok ? "" : h.why) < 0)
 			*ret_body = NULL;
 	}
 	*ret_len = *ret_body ? strlen(*ret_body) : 0;
@@ -492,23 +488,17 @@ void dc_status_write_metrics(struct dc_status *s, FILE *f)
 {
 	struct dc_health h;
 	struct status_totals tot;
-	size_t in_memory;
 	if (!s)
 		return;
 	pthread_mutex_lock(&s->lock);
 	health_locked(s, dc_now_monotonic_usec(), &h);
 	tot = s->pub.tot;
-	in_memory = s->pub.st.series;
 	pthread_mutex_unlock(&s->lock);
 
 	metric(f, "gauge", "driftcast_series",
 	       "Series whose input arrives on a partition this member owns "
 	       "now.",
 	       (double)tot.owned);
-	metric(f, "gauge", "driftcast_series_in_memory",
-	       "Series held by the engine (those of partitions revoked since "
-	       "included).",
-	       (double)in_memory);
 	metric(f, "gauge", "driftcast_series_worse_than_frozen_ratio",
 	       "Fraction of the owned series with a realised error whose "
 	       "adapted model currently does worse than the frozen one "
@@ -543,8 +533,7 @@ void dc_status_write_metrics(struct dc_status *s, FILE *f)
 			(unsigned long long)cum);
 	}
 	metric(f, "gauge", "driftcast_healthy",
-	       "1 while the main loop makes progress (GET /healthz).",
-	       h.alive);
+	       "1 while the main loop makes progress (GET /healthz).", h.alive);
 	metric(f, "gauge", "driftcast_ready",
 	       "1 when ready: loop running, database open, model loaded, "
 	       "partitions assigned, storage writable (GET /readyz).",

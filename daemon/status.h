@@ -51,10 +51,10 @@ struct dc_partition_lag *dc_status_lag_buffer(struct dc_status *s,
 
 struct dc_status_report {
 	const struct dc_run_stats *st;
-	const char *model;	 /* base model's name */
-	const char *topic;	 /* input topic */
-	int nparts;		 /* entries of the lag buffer filled */
-	uint64_t now_usec;	 /* dc_now_monotonic_usec() */
+	const char *model; /* base model's name */
+	const char *topic; /* input topic */
+	int nparts;	   /* entries of the lag buffer filled */
+	uint64_t now_usec; /* dc_now_monotonic_usec() */
 };
 /* Publish the loop's state (about once a second; also the heartbeat that
  * /healthz checks). */
@@ -81,9 +81,8 @@ char *dc_status_json(struct dc_status *s, uint64_t now_usec);
 /* Answer url if it is /status, /healthz or /readyz: true with the HTTP
  * code, a malloc()ed body (*ret_body, *ret_len) and its content type;
  * false for other URLs (and *ret_body NULL without memory). */
-bool dc_status_route(struct dc_status *s, const char *url,
-		     unsigned *ret_code, char **ret_body, size_t *ret_len,
-		     const char **ret_type);
+bool dc_status_route(struct dc_status *s, const char *url, unsigned *ret_code,
+		     char **ret_body, size_t *ret_len, const char **ret_type);
 
 /* The Prometheus exposition of what this module owns: the series
  * gauges, the realised error histograms, readiness, process_*. */

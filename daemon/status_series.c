@@ -33,7 +33,7 @@ const double status_err_bounds[STATUS_ERR_BUCKETS - 1] = {
 };
 
 struct entry {
-	uint64_t h; /* 0: empty */
+	uint64_t h;   /* 0: empty */
 	int32_t part; /* -1: not known */
 	uint8_t scored, worse;
 	float ew_adapted, ew_frozen;

@@ -68,7 +68,8 @@ group = status-group
 input_topic = measurements
 output_topic = forecasts
 deadletter_topic = deadletter
-session_timeout_ms = 6000
+# the mock broker waits session.timeout.ms - 1 s for members to rejoin
+session_timeout_ms = 3000
 [storage]
 path = $2
 batch_ms = 200
@@ -83,27 +84,26 @@ shadow_every = 1
 listen = 127.0.0.1:$3
 [librdkafka.consumer]
 fetch.wait.max.ms = 10
+# a member joining is noticed at the next heartbeat
+heartbeat.interval.ms = 500
 EOF
 }
 write_conf "$WORK/d1.conf" "$WORK/d1.db" "$port1"
 write_conf "$WORK/d2.conf" "$WORK/d2.db" "$port2"
 
-# get PORT PATH: the body on stdout, "HTTP <code>" last on stderr's file
+# get PORT PATH: the body on stdout; exit 0 for HTTP 200, 1 for 503, 2
+# otherwise (bash's /dev/tcp: a python3 per request is slow to start)
 get() {
-    python3 - "$1" "$2" <<'EOF'
-import sys, urllib.request, urllib.error
-try:
-    r = urllib.request.urlopen(f"http://127.0.0.1:{sys.argv[1]}{sys.argv[2]}", timeout=5)
-    code, body = r.status, r.read()
-except urllib.error.HTTPError as e:
-    code, body = e.code, e.read()
-except Exception as e:
-    code, body = 0, str(e).encode()
-sys.stdout.write(body.decode())
-sys.exit(0 if code == 200 else (1 if code == 503 else 2))
-EOF
+    local reply code
+    reply=$({ exec 3<>"/dev/tcp/127.0.0.1/$1"; } 2>/dev/null || exit 2
+        printf 'GET %s HTTP/1.0\r\nConnection: close\r\n\r\n' "$2" >&3
+        timeout 5 cat <&3) || return 2
+    code=$(sed -n '1s/^HTTP\/1\.[01] \([0-9]*\).*/\1/p' <<<"$reply" | tr -d '\r')
+    printf '%s' "${reply#*$'\r\n\r\n'}"
+    case $code in 200) return 0 ;; 503) return 1 ;; *) return 2 ;; esac
 }
 code_of() { get "$1" "$2" > /dev/null; echo $?; } # 0: 200, 1: 503, 2: other
+answers() { test "$(code_of "$1" "$2")" = "$3"; } # answers PORT PATH CODE_OF
 
 produce_steps() { # produce_steps FROM TO
     for s in $SERIES; do
@@ -132,8 +132,8 @@ check "status with metrics.listen = off is a usage error (exit $rc)" test $rc -e
 "$BIN" run --config "$WORK/d1.conf" > "$WORK/daemon1.log" 2>&1 &
 d1=$!
 pids+=($d1)
-check "/healthz answers 200 once the daemon listens" wait_for 20 test "$(code_of $port1 /healthz)" = 0
-check "/readyz answers 200 once partitions are assigned" wait_for 30 test "$(code_of $port1 /readyz)" = 0
+check "/healthz answers 200 once the daemon listens" wait_for 20 answers $port1 /healthz 0
+check "/readyz answers 200 once partitions are assigned" wait_for 30 answers $port1 /readyz 0
 
 produce_steps 0 60
 echo 's1:{"series":"s1","ts":"not a time","value":1}' | kcat -P -b "$BS" -t measurements -K:
@@ -175,7 +175,7 @@ check "... adaptations, dead letters, storage" \
 check "... dead letters" grep -q '^dead letters: *1 last minute, 1 since start$' "$WORK/s1.txt"
 check "... storage ok" grep -q '^storage: *ok$' "$WORK/s1.txt"
 sed 's/^/#   /' "$WORK/s1.txt"
-check "/healthz says ok" test "$(get $port1 /healthz)" = ok
+check "/healthz says ok" test "$(get $port1 /healthz)" = "ok"
 check "/readyz says ok" test "$(get $port1 /readyz)" = ok
 
 # ---- metrics ------------------------------------------------------------------------
@@ -245,16 +245,16 @@ owned_sum | head -1
 
 # ---- draining to stop: not ready, still alive --------------------------------------------
 
-# Every broker answers 3 s late: the final synchronous offset commit keeps
+# Every broker answers 2 s late: the final synchronous offset commit keeps
 # the daemon in its drain for that long.
-mbctl "rtt -1 3000"
+mbctl "rtt -1 2000"
 kill -TERM $d2
 stopping() { test "$(code_of $port2 /readyz)" = 1 && get $port2 /readyz | grep -q 'stopping'; }
 check "while draining, /readyz answers 503 \"stopping\"" wait_for 3 stopping
 "$BIN" status --config "$WORK/d2.conf" > "$WORK/s2.txt" 2>&1
 rc=$?
 check "... status exits 1 (got $rc) and says why" eval 'test $rc -eq 1 && grep -q "NOT READY: stopping" "$WORK/s2.txt"'
-check "... /healthz still 200" test "$(code_of $port2 /healthz)" = 0
+check "... /healthz still 200" answers $port2 /healthz 0
 mbctl "rtt -1 0"
 wait $d2
 check "the second member stopped cleanly" test $? -eq 0
