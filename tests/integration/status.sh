@@ -27,7 +27,7 @@ pids=()
 cleanup() {
     for p in "${pids[@]}"; do kill -9 "$p" 2>/dev/null; done
     wait 2>/dev/null
-    tap_cleanup_workdir "$WORK"
+    [ -n "${KEEP:-}" ] || tap_cleanup_workdir "$WORK"
 }
 trap cleanup EXIT
 bail() {
@@ -242,6 +242,12 @@ EOF
 check "driftcast_series counts owned series: the members' sum is $n_series, the first still holds all in memory" \
     wait_for 30 owned_sum
 owned_sum | head -1
+metric_is() { # metric_is PORT NAME VALUE
+    get "$1" /metrics | grep -qx "$2 $3"
+}
+owned1=$(get $port1 /status | python3 -c 'import json,sys; print(json.load(sys.stdin)["series"])')
+check "member 1's driftcast_series is its $owned1 owned series, driftcast_series_in_memory all $n_series" \
+    eval "metric_is $port1 driftcast_series $owned1 && metric_is $port1 driftcast_series_in_memory $n_series && test $owned1 -lt $n_series"
 
 # ---- draining to stop: not ready, still alive --------------------------------------------
 
