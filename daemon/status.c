@@ -4,8 +4,9 @@
  *                 partitions and lag, series, rates, adaptations in the
  *                 last minute and since start, dead letters, storage,
  *                 last error, health);
- *   GET /healthz  200 while the loop publishes (it does every second),
- *                 503 once it has been silent for DC_STATUS_STALL_USEC;
+ *   GET /healthz  200 while the loop makes progress (it publishes every
+ *                 second; its waits tick the watchdog), 503 once it has
+ *                 made none for DC_STATUS_STALL_USEC;
  *   GET /readyz   200 when the loop runs with the database open, the
  *                 model loaded, partitions assigned and storage writable;
  * and the metrics that come from here (owned series, series worse than
@@ -33,6 +34,7 @@
 #include "config/config.h"
 #include "daemon/kafka.h"
 #include "daemon/log.h"
+#include "daemon/notify.h"
 #include "daemon/run.h"
 #include "daemon/status_private.h"
 
@@ -240,9 +242,14 @@ static void health_locked(const struct dc_status *s, uint64_t now_usec,
 	h->loop_age_s = -1;
 	h->alive = true; /* starting counts as alive */
 	if (p->published) {
-		uint64_t age = now_usec > p->heartbeat_usec
-				   ? now_usec - p->heartbeat_usec
-				   : 0;
+		/* progress: a publish, or a watchdog tick from a wait that
+		 * serves the watchdog (a dead letter waiting for the broker
+		 * is alive, as systemd sees it) */
+		uint64_t last = p->heartbeat_usec;
+		uint64_t tick = notify_last_progress_usec();
+		if (tick > last && tick <= now_usec)
+			last = tick;
+		uint64_t age = now_usec > last ? now_usec - last : 0;
 		h->loop_age_s = (double)age / 1e6;
 		if (age >= DC_STATUS_STALL_USEC) {
 			char t[96];
@@ -539,8 +546,8 @@ void dc_status_write_metrics(struct dc_status *s, FILE *f)
 	       "partitions assigned, storage writable (GET /readyz).",
 	       h.ready);
 	metric(f, "gauge", "driftcast_loop_seconds_since_progress",
-	       "Seconds since the main loop last published (every second "
-	       "while it runs); -1 before it started.",
+	       "Seconds since the main loop last made progress (it publishes "
+	       "every second while it runs); -1 before it started.",
 	       h.loop_age_s);
 
 	struct rusage ru;

@@ -23,8 +23,9 @@ struct dc_partition_lag;
 struct dc_run_stats;
 struct dc_status;
 
-/* The loop counts as stalled (GET /healthz: 503) when it has published
- * nothing for this long; the shipped unit's WatchdogSec is the same. */
+/* The loop counts as stalled (GET /healthz: 503) when it has made no
+ * progress -- no publish, no notify_watchdog_tick() -- for this long; the
+ * shipped unit's WatchdogSec is the same. */
 #define DC_STATUS_STALL_USEC (30u * 1000000u)
 /* Partition numbers tracked per partition (higher ones are not counted
  * in the owned series). */

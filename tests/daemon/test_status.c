@@ -112,6 +112,13 @@ Test(status, health_and_readiness)
 	cr_assert_not(h.alive);
 	cr_assert_not(h.ready);
 	cr_assert(strstr(h.why, "no progress for 30 s"), "%s", h.why);
+	/* a wait that ticks the watchdog is progress too */
+	notify_watchdog_tick(1025 * SEC);
+	dc_status_health(s, 1031 * SEC, &h);
+	cr_assert(h.alive && h.ready, "%s", h.why);
+	cr_assert_float_eq(h.loop_age_s, 6, 1e-9);
+	dc_status_health(s, 1055 * SEC, &h);
+	cr_assert_not(h.alive);
 
 	st.degraded = true;
 	publish(s, 40, parts, 2);
