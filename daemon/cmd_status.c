@@ -240,6 +240,13 @@ static void duration(char *buf, size_t n, double s)
 		snprintf(buf, n, "%lds", t);
 }
 
+/* A string member, "?" when a daemon of another version lacks it. */
+static const char *sval(json_t *o, const char *key)
+{
+	const char *v = json_string_value(json_object_get(o, key));
+	return v ? v : "?";
+}
+
 static json_int_t ival(json_t *o, const char *key)
 {
 	return json_integer_value(json_object_get(o, key));
@@ -261,9 +268,8 @@ static void print_text(FILE *f, json_t *j)
 	duration(up, sizeof(up),
 		 json_number_value(json_object_get(j, "uptime_seconds")));
 	fprintf(f, "driftcast %s, pid %lld, up %s (since %s)\n",
-		json_string_value(json_object_get(j, "version")),
-		(long long)ival(j, "pid"), up,
-		json_string_value(json_object_get(j, "start_time")));
+		sval(j, "version"), (long long)ival(j, "pid"), up,
+		sval(j, "start_time"));
 
 	json_t *why = json_object_get(j, "not_ready");
 	if (json_is_true(json_object_get(j, "ready"))) {
@@ -275,17 +281,17 @@ static void print_text(FILE *f, json_t *j)
 			    : "NOT HEALTHY");
 		for (size_t i = 0; i < json_array_size(why); i++)
 			fprintf(f, "%s%s", i ? "; " : "",
-				json_string_value(json_array_get(why, i)));
+				json_string_value(json_array_get(why, i))
+				    ?: "?");
 		fputc('\n', f);
 	}
-	s = json_string_value(json_object_get(j, "model"));
-	fprintf(f, "model:        %s\n", s && *s ? s : "-");
+	s = sval(j, "model");
+	fprintf(f, "model:        %s\n", *s ? s : "-");
 
 	json_t *parts = json_object_get(j, "partitions");
 	size_t np = json_array_size(parts);
 	fprintf(f, "partitions:   %zu of %s assigned, total lag %lld", np,
-		json_string_value(json_object_get(j, "input_topic")),
-		(long long)ival(j, "lag"));
+		sval(j, "input_topic"), (long long)ival(j, "lag"));
 	for (size_t i = 0; i < np && i < SHOWN_PARTITIONS; i++) {
 		json_t *p = json_array_get(parts, i);
 		json_int_t lag = ival(p, "lag");
@@ -329,13 +335,11 @@ static void print_text(FILE *f, json_t *j)
 	fprintf(f, "dead letters: %lld last minute, %lld since start\n",
 		(long long)ival(minute, "dead_letters"),
 		(long long)ival(since, "dead_letters"));
-	s = json_string_value(json_object_get(j, "storage"));
-	fprintf(f, "storage:      %s\n", s ? s : "?");
+	fprintf(f, "storage:      %s\n", sval(j, "storage"));
 	json_t *le = json_object_get(j, "last_error");
 	if (json_is_object(le))
-		fprintf(f, "last error:   %s %s\n",
-			json_string_value(json_object_get(le, "time")),
-			json_string_value(json_object_get(le, "message")));
+		fprintf(f, "last error:   %s %s\n", sval(le, "time"),
+			sval(le, "message"));
 	else
 		fprintf(f, "last error:   none\n");
 }
