@@ -124,6 +124,32 @@ int dc_cfg_args_add_set(struct dc_cfg_args *a, const char *arg)
 	return 0;
 }
 
+int dc_cfg_args_option(struct dc_cfg_args *a, int c, const char *arg)
+{
+	if (c == 'c') {
+		a->file = arg;
+		return 1;
+	}
+	if (c == 's')
+		return dc_cfg_args_add_set(a, arg) < 0 ? -E2BIG : 1;
+	return 0;
+}
+
+int dc_parse_timeout(const char *cmd, const char *text, double *ret)
+{
+	char *end;
+	double t = strtod(text, &end);
+	if (end == text || *end || !(t > 0) || t > 3600) {
+		fprintf(stderr,
+			"driftcast %s: --timeout '%s': expected seconds in (0, "
+			"3600]\n",
+			cmd, text);
+		return -EINVAL;
+	}
+	*ret = t;
+	return 0;
+}
+
 int dc_cfg_args_load(const struct dc_cfg_args *a, struct cfg *ret_cfg,
 		     struct cfg_sources *ret_src)
 {

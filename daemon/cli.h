@@ -100,6 +100,16 @@ struct dc_cfg_args {
  * are too many. */
 int dc_cfg_args_add_set(struct dc_cfg_args *a, const char *arg);
 
+/* -c/--config FILE and -s/--set K=V of the commands that take the
+ * daemon's settings, as dc_getopt() returned them: 1 when c was one of
+ * them (recorded in a), 0 when it was not, -E2BIG (printed) for too many
+ * --set. */
+int dc_cfg_args_option(struct dc_cfg_args *a, int c, const char *arg);
+
+/* --timeout SEC of command cmd into *ret: seconds in (0, 3600]; prints
+ * the error and returns -EINVAL otherwise. */
+int dc_parse_timeout(const char *cmd, const char *text, double *ret);
+
 /* Load the configuration named by a; on error print every error line to
  * stderr and return DC_EXIT_USAGE.  Returns DC_EXIT_OK on success. */
 int dc_cfg_args_load(const struct dc_cfg_args *a, struct cfg *ret_cfg,

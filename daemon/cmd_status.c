@@ -373,19 +373,14 @@ int dc_cmd_status(int argc, char **argv)
 	struct dc_cfg_args a = {0};
 	bool json_out = false;
 	double timeout = 5.0;
-	char *end;
 	int c, code;
 
 	while ((c = dc_getopt(argc, argv, "c:s:f:t:h", longopts, status_usage,
 			      &code)) > 0) {
-		switch (c) {
-		case 'c':
-			a.file = optarg;
-			break;
-		case 's':
-			if (dc_cfg_args_add_set(&a, optarg) < 0)
-				return DC_EXIT_USAGE;
-			break;
+		int o = dc_cfg_args_option(&a, c, optarg);
+		if (o < 0)
+			return DC_EXIT_USAGE;
+		switch (o ? 0 : c) {
 		case 'f':
 			if (strcmp(optarg, "text") && strcmp(optarg, "json")) {
 				fprintf(stderr,
@@ -397,15 +392,8 @@ int dc_cmd_status(int argc, char **argv)
 			json_out = !strcmp(optarg, "json");
 			break;
 		case 't':
-			timeout = strtod(optarg, &end);
-			if (end == optarg || *end || !(timeout > 0) ||
-			    timeout > 3600) {
-				fprintf(stderr,
-					"driftcast status: --timeout '%s': "
-					"expected seconds in (0, 3600]\n",
-					optarg);
+			if (dc_parse_timeout("status", optarg, &timeout) < 0)
 				return DC_EXIT_USAGE;
-			}
 			break;
 		}
 	}

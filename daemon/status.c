@@ -174,13 +174,12 @@ static void window(struct dc_status *s, const struct sample *now,
 	*ret_seconds = (double)ret->t_usec / 1e6;
 }
 
-void dc_status_publish(struct dc_status *s, const struct dc_status_report *r)
+/* The counts of st at t; rolled back: automatic rollbacks and resets,
+ * the two ways the engine falls back from an adapter. */
+static struct sample sample_of(const struct dc_run_stats *st, uint64_t t)
 {
-	if (!s)
-		return;
-	const struct dc_run_stats *st = r->st;
-	struct sample now = {
-	    .t_usec = r->now_usec,
+	return (struct sample){
+	    .t_usec = t,
 	    .messages = st->messages,
 	    .forecasts = st->forecasts,
 	    .accepted = st->accepted,
@@ -188,6 +187,14 @@ void dc_status_publish(struct dc_status *s, const struct dc_status_report *r)
 	    .rollbacks = st->rollbacks + st->resets,
 	    .dead = st->deadlettered,
 	};
+}
+
+void dc_status_publish(struct dc_status *s, const struct dc_status_report *r)
+{
+	if (!s)
+		return;
+	const struct dc_run_stats *st = r->st;
+	struct sample now = sample_of(st, r->now_usec);
 	struct sample minute;
 	double window_s;
 	window(s, &now, &minute, &window_s);
@@ -349,14 +356,7 @@ static json_t *status_locked(const struct dc_status *s, uint64_t now_usec)
 		json_array_append_new(why, json_stringn(w, n));
 		w += n + (end ? 2 : 0);
 	}
-	struct sample total = {
-	    .messages = st->messages,
-	    .forecasts = st->forecasts,
-	    .accepted = st->accepted,
-	    .rejected = st->rejected,
-	    .rollbacks = st->rollbacks + st->resets,
-	    .dead = st->deadlettered,
-	};
+	struct sample total = sample_of(st, 0);
 	json_t *since = counts(&total);
 	json_object_set_new(since, "operator_rollbacks",
 			    json_integer((json_int_t)st->manual_rollbacks));

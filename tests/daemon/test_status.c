@@ -70,6 +70,20 @@ static double sample(const char *text, const char *name)
 	return 0;
 }
 
+/* Publish at now_s with parts assigned; /status must count series owned
+ * series, scored of them scored, worse of them worse than frozen. */
+static void expect_series(struct dc_status *s, uint64_t now_s, const int *parts,
+			  int nparts, json_int_t series, json_int_t scored,
+			  json_int_t worse)
+{
+	publish(s, now_s, parts, nparts);
+	json_t *j = status_json(s, now_s);
+	cr_assert_eq(jint(j, "series"), series);
+	cr_assert_eq(jint(j, "series_scored"), scored);
+	cr_assert_eq(jint(j, "series_worse_than_frozen"), worse);
+	json_decref(j);
+}
+
 static char *metrics_text(struct dc_status *s)
 {
 	char *buf = NULL;
@@ -304,20 +318,12 @@ Test(status, owned_series_and_worse_than_frozen)
 		dc_status_realised(s, "s1", 0.1f, 1.0f);
 	/* a rebalance: partition 1 arrives, 2 leaves */
 	int owned2[] = {0, 1};
-	publish(s, 1, owned2, 2);
-	j = status_json(s, 1);
-	cr_assert_eq(jint(j, "series"), 3); /* s1, s2, s3 */
-	cr_assert_eq(jint(j, "series_scored"), 3);
-	cr_assert_eq(jint(j, "series_worse_than_frozen"), 1); /* s2 */
-	json_decref(j);
+	/* s1, s2, s3 owned and scored; s2 worse */
+	expect_series(s, 1, owned2, 2, 3, 3, 1);
 
 	/* a series that moves partition is counted on its new one */
 	dc_status_series_seen(s, "s2", 2);
-	publish(s, 2, owned2, 2);
-	j = status_json(s, 2);
-	cr_assert_eq(jint(j, "series"), 2);
-	cr_assert_eq(jint(j, "series_worse_than_frozen"), 0);
-	json_decref(j);
+	expect_series(s, 2, owned2, 2, 2, 2, 0);
 	dc_status_free(s);
 }
 
@@ -333,12 +339,7 @@ Test(status, many_series_grow_the_table)
 			dc_status_realised(s, key, 2.0f, 1.0f);
 	}
 	int parts[] = {0, 1, 2, 3};
-	publish(s, 0, parts, 4);
-	json_t *j = status_json(s, 0);
-	cr_assert_eq(jint(j, "series"), 5000);
-	cr_assert_eq(jint(j, "series_scored"), 2500);
-	cr_assert_eq(jint(j, "series_worse_than_frozen"), 2500);
-	json_decref(j);
+	expect_series(s, 0, parts, 4, 5000, 2500, 2500);
 	dc_status_free(s);
 }
 
