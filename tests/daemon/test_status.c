@@ -259,6 +259,19 @@ Test(status, last_minute_counts_and_rates)
 			 "ok");
 	cr_assert_str_eq(json_string_value(json_object_get(j, "model")),
 			 "m.dcm");
+	cr_assert(json_is_null(json_object_get(j, "last_error")));
+	json_decref(j);
+
+	/* the last line logged at error level, with its time */
+	log_emit(LOG_WARNING, "a warning is not an error");
+	log_emit(LOG_ERR, "storage: disk full (%s)", "test");
+	log_emit(LOG_NOTICE, "nor is a notice");
+	j = status_json(s, 90);
+	json_t *le = json_object_get(j, "last_error");
+	cr_assert_str_eq(json_string_value(json_object_get(le, "message")),
+			 "storage: disk full (test)");
+	cr_assert_eq(strlen(json_string_value(json_object_get(le, "time"))),
+		     20); /* 2026-12-05T06:40:22Z */
 	json_decref(j);
 
 	/* right after a start the window is what there is */
