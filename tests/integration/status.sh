@@ -27,7 +27,7 @@ pids=()
 cleanup() {
     for p in "${pids[@]}"; do kill -9 "$p" 2>/dev/null; done
     wait 2>/dev/null
-    [ -n "${KEEP:-}" ] || tap_cleanup_workdir "$WORK"
+    tap_cleanup_workdir "$WORK"
 }
 trap cleanup EXIT
 bail() {
