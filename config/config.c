@@ -383,7 +383,8 @@ const struct cfg_option cfg_options[] = {
 	 "debug."),
 
     STR("metrics.listen", metrics.listen, "127.0.0.1:9464", 0, check_listen,
-	"Prometheus metrics endpoint as host:port, or off to disable."),
+	"HTTP endpoint of /metrics (Prometheus), /status, /healthz and "
+	"/readyz as host:port, or off to disable."),
 };
 
 #define N_OPTIONS (sizeof(cfg_options) / sizeof(cfg_options[0]))

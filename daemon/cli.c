@@ -34,6 +34,8 @@ static const struct dc_command commands[] = {
      dc_cmd_history},
     {"rollback", "roll a series back to an earlier adapter version",
      dc_cmd_rollback},
+    {"status", "ask the running daemon what it is doing, and if it is healthy",
+     dc_cmd_status},
     {"train", "pretrain a base model on a CSV", dc_cmd_train},
     {"version", "print versions of driftcast and its libraries",
      dc_cmd_version},
@@ -119,6 +121,32 @@ int dc_cfg_args_add_set(struct dc_cfg_args *a, const char *arg)
 		return -E2BIG;
 	}
 	a->sets[a->nsets++] = arg;
+	return 0;
+}
+
+int dc_cfg_args_option(struct dc_cfg_args *a, int c, const char *arg)
+{
+	if (c == 'c') {
+		a->file = arg;
+		return 1;
+	}
+	if (c == 's')
+		return dc_cfg_args_add_set(a, arg) < 0 ? -E2BIG : 1;
+	return 0;
+}
+
+int dc_parse_timeout(const char *cmd, const char *text, double *ret)
+{
+	char *end;
+	double t = strtod(text, &end);
+	if (end == text || *end || !(t > 0) || t > 3600) {
+		fprintf(stderr,
+			"driftcast %s: --timeout '%s': expected seconds in (0, "
+			"3600]\n",
+			cmd, text);
+		return -EINVAL;
+	}
+	*ret = t;
 	return 0;
 }
 

@@ -38,6 +38,7 @@ int dc_cmd_history(int argc, char **argv);
 int dc_cmd_produce(int argc, char **argv);
 int dc_cmd_rollback(int argc, char **argv);
 int dc_cmd_run(int argc, char **argv);
+int dc_cmd_status(int argc, char **argv);
 int dc_cmd_train(int argc, char **argv);
 int dc_cmd_version(int argc, char **argv);
 int dc_cmd_versions(int argc, char **argv);
@@ -98,6 +99,16 @@ struct dc_cfg_args {
 /* Record one --set argument; prints an error and returns -E2BIG when there
  * are too many. */
 int dc_cfg_args_add_set(struct dc_cfg_args *a, const char *arg);
+
+/* -c/--config FILE and -s/--set K=V of the commands that take the
+ * daemon's settings, as dc_getopt() returned them: 1 when c was one of
+ * them (recorded in a), 0 when it was not, -E2BIG (printed) for too many
+ * --set. */
+int dc_cfg_args_option(struct dc_cfg_args *a, int c, const char *arg);
+
+/* --timeout SEC of command cmd into *ret: seconds in (0, 3600]; prints
+ * the error and returns -EINVAL otherwise. */
+int dc_parse_timeout(const char *cmd, const char *text, double *ret);
 
 /* Load the configuration named by a; on error print every error line to
  * stderr and return DC_EXIT_USAGE.  Returns DC_EXIT_OK on success. */

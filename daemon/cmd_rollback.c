@@ -109,15 +109,8 @@ int dc_cmd_rollback(int argc, char **argv)
 			reason = optarg;
 			break;
 		case 't':
-			timeout = strtod(optarg, &end);
-			if (end == optarg || *end || !(timeout > 0) ||
-			    timeout > 3600) {
-				fprintf(stderr,
-					"driftcast rollback: --timeout '%s': "
-					"expected seconds in (0, 3600]\n",
-					optarg);
+			if (dc_parse_timeout("rollback", optarg, &timeout) < 0)
 				return DC_EXIT_USAGE;
-			}
 			break;
 		}
 	}

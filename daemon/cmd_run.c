@@ -49,17 +49,9 @@ int dc_cmd_run(int argc, char **argv)
 	int c, code;
 
 	while ((c = dc_getopt(argc, argv, "c:s:h", longopts, run_usage,
-			      &code)) > 0) {
-		switch (c) {
-		case 'c':
-			a.file = optarg;
-			break;
-		case 's':
-			if (dc_cfg_args_add_set(&a, optarg) < 0)
-				return DC_EXIT_USAGE;
-			break;
-		}
-	}
+			      &code)) > 0)
+		if (dc_cfg_args_option(&a, c, optarg) < 0)
+			return DC_EXIT_USAGE;
 	if (c < 0 ||
 	    (code = dc_check_operands("run", argc, argv, 0)) != DC_EXIT_OK)
 		return code;

@@ -499,30 +499,44 @@ bool dc_kafka_paused(const struct dc_kafka *k)
 	return k->paused;
 }
 
-int64_t dc_kafka_lag(struct dc_kafka *k)
+int64_t dc_kafka_lags(struct dc_kafka *k, struct dc_partition_lag *out, int max,
+		      int *ret_n)
 {
 	rd_kafka_topic_partition_list_t *a = NULL;
 	int64_t lag = 0;
+	int n = 0;
+	if (ret_n)
+		*ret_n = 0;
 	if (rd_kafka_assignment(k->consumer, &a) || !a)
 		return -1;
-	if (rd_kafka_position(k->consumer, a) == RD_KAFKA_RESP_ERR_NO_ERROR) {
-		for (int i = 0; i < a->cnt; i++) {
-			int64_t lo, hi;
-			if (rd_kafka_get_watermark_offsets(
-				k->consumer, a->elems[i].topic,
-				a->elems[i].partition, &lo,
-				&hi) != RD_KAFKA_RESP_ERR_NO_ERROR ||
-			    hi < 0)
-				continue;
+	bool have_pos =
+	    rd_kafka_position(k->consumer, a) == RD_KAFKA_RESP_ERR_NO_ERROR;
+	for (int i = 0; i < a->cnt; i++) {
+		int64_t lo, hi, plag = -1;
+		if (have_pos &&
+		    rd_kafka_get_watermark_offsets(
+			k->consumer, a->elems[i].topic, a->elems[i].partition,
+			&lo, &hi) == RD_KAFKA_RESP_ERR_NO_ERROR &&
+		    hi >= 0) {
 			int64_t pos = a->elems[i].offset;
 			if (pos < 0)
 				pos = lo;
-			if (hi > pos)
-				lag += hi - pos;
+			plag = hi > pos ? hi - pos : 0;
+			lag += plag;
 		}
+		if (n < max)
+			out[n++] = (struct dc_partition_lag){
+			    .partition = a->elems[i].partition, .lag = plag};
 	}
 	rd_kafka_topic_partition_list_destroy(a);
+	if (ret_n)
+		*ret_n = n;
 	return lag;
+}
+
+int64_t dc_kafka_lag(struct dc_kafka *k)
+{
+	return dc_kafka_lags(k, NULL, 0, NULL);
 }
 
 int dc_kafka_assigned_count(const struct dc_kafka *k)

@@ -103,6 +103,14 @@ bool dc_kafka_paused(const struct dc_kafka *k);
 
 /* Messages behind the high watermark over the assignment, or -1. */
 int64_t dc_kafka_lag(struct dc_kafka *k);
+/* The same, and each assigned partition of the input topic with its own
+ * lag (-1: unknown yet) in out[0..*ret_n), at most max of them. */
+struct dc_partition_lag {
+	int32_t partition;
+	int64_t lag;
+};
+int64_t dc_kafka_lags(struct dc_kafka *k, struct dc_partition_lag *out, int max,
+		      int *ret_n);
 int dc_kafka_assigned_count(const struct dc_kafka *k);
 
 #endif

@@ -7,6 +7,7 @@
 #include "daemon/log.h"
 
 #include <errno.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -16,6 +17,12 @@
 #include <unistd.h>
 
 int log_max_level = LOG_INFO;
+
+/* The last line logged at error level or worse, for `driftcast status`
+ * (read by the metrics thread, hence the lock: errors are rare). */
+static pthread_mutex_t last_error_lock = PTHREAD_MUTEX_INITIALIZER;
+static char last_error[512];
+static int64_t last_error_ms;
 static enum { LOG_PLAIN, LOG_TIMESTAMPED, LOG_JOURNAL } log_style = LOG_PLAIN;
 
 static bool stderr_is_journal(void)
@@ -99,6 +106,15 @@ void log_emit(int level, const char *fmt, ...)
 	va_end(ap);
 	if (n < 0)
 		n = 0;
+	if (level <= LOG_ERR) {
+		struct timespec now;
+		clock_gettime(CLOCK_REALTIME, &now);
+		pthread_mutex_lock(&last_error_lock);
+		snprintf(last_error, sizeof(last_error), "%s", line + off);
+		last_error_ms =
+		    (int64_t)now.tv_sec * 1000 + now.tv_nsec / 1000000;
+		pthread_mutex_unlock(&last_error_lock);
+	}
 	off += (size_t)n;
 	if (off > sizeof(line) - 2)
 		off = sizeof(line) - 2;
@@ -115,6 +131,16 @@ void log_emit(int level, const char *fmt, ...)
 		off -= (size_t)w;
 	}
 	errno = errno_saved;
+}
+
+int64_t log_last_error(char *buf, size_t size)
+{
+	pthread_mutex_lock(&last_error_lock);
+	int64_t t = last_error_ms;
+	if (size)
+		snprintf(buf, size, "%s", last_error);
+	pthread_mutex_unlock(&last_error_lock);
+	return t;
 }
 
 uint64_t dc_now_monotonic_usec(void)

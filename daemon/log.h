@@ -11,6 +11,7 @@
 #define DRIFTCAST_DAEMON_LOG_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <syslog.h>
 
@@ -54,6 +55,11 @@ struct log_ratelimit {
 /* Returns true when a message may be logged at time now_usec. */
 bool log_ratelimit_test(struct log_ratelimit *rl, uint64_t now_usec,
 			unsigned *ret_missed);
+
+/* The last line logged at LOG_ERR or worse (without prefix) into buf,
+ * and when, in ms since the epoch; 0 (buf empty) when there was none.
+ * Thread-safe. */
+int64_t log_last_error(char *buf, size_t size);
 
 /* CLOCK_MONOTONIC in microseconds. */
 uint64_t dc_now_monotonic_usec(void);

@@ -8,7 +8,8 @@
  * (A scrape may see counter A from one loop iteration and B from the next;
  * Prometheus tolerates that, and histogram _count is derived from the
  * buckets read in the same pass, so it stays consistent with them.)
- * Resident memory is read from /proc at scrape time by the HTTP thread.
+ * /status, /healthz, /readyz and the metrics that need more than a
+ * counter are daemon/status.c's, which this server hands those URLs to.
  */
 #include "daemon/metrics.h"
 
@@ -25,6 +26,7 @@
 
 #include "daemon/parse.h"
 #include "daemon/run.h"
+#include "daemon/status.h"
 
 /* Upper bounds of the latency buckets, in microseconds (+Inf implied). */
 static const uint64_t lat_bounds_us[] = {
@@ -51,6 +53,7 @@ struct dc_metrics {
 
 	struct MHD_Daemon *httpd;
 	int port;
+	struct dc_status *status;
 };
 
 #define LOAD(x)	    atomic_load_explicit(&(x), memory_order_relaxed)
@@ -58,7 +61,17 @@ struct dc_metrics {
 
 struct dc_metrics *dc_metrics_new(void)
 {
-	return calloc(1, sizeof(struct dc_metrics));
+	struct dc_metrics *m = calloc(1, sizeof(struct dc_metrics));
+	if (m && !(m->status = dc_status_new())) {
+		free(m);
+		return NULL;
+	}
+	return m;
+}
+
+struct dc_status *dc_metrics_status(struct dc_metrics *m)
+{
+	return m ? m->status : NULL;
 }
 
 void dc_metrics_free(struct dc_metrics *m)
@@ -67,6 +80,7 @@ void dc_metrics_free(struct dc_metrics *m)
 		return;
 	if (m->httpd)
 		MHD_stop_daemon(m->httpd);
+	dc_status_free(m->status);
 	free(m);
 }
 
@@ -135,18 +149,6 @@ void dc_metrics_observe_latency(struct dc_metrics *m, enum dc_latency which,
 
 /* ---- exposition ---------------------------------------------------------
  */
-
-static long resident_bytes(void)
-{
-	long pages_total = 0, pages_rss = 0;
-	FILE *f = fopen("/proc/self/statm", "r");
-	if (!f)
-		return -1;
-	if (fscanf(f, "%ld %ld", &pages_total, &pages_rss) != 2)
-		pages_rss = -1;
-	fclose(f);
-	return pages_rss < 0 ? -1 : pages_rss * sysconf(_SC_PAGESIZE);
-}
 
 static void counter(FILE *f, const char *name, const char *help, uint64_t v)
 {
@@ -228,7 +230,10 @@ void dc_metrics_write(struct dc_metrics *m, FILE *f)
 	      "Messages behind the end of the assigned partitions (-1: "
 	      "unknown).",
 	      LOAD(m->lag));
-	gauge(f, "driftcast_series", "Series held in memory.", LOAD(m->series));
+	gauge(f, "driftcast_series_in_memory",
+	      "Series held by the engine (those of partitions revoked since "
+	      "included; driftcast_series counts the owned ones).",
+	      LOAD(m->series));
 	gauge(f, "driftcast_assigned_partitions",
 	      "Input partitions assigned to this member.", LOAD(m->assigned));
 	counter(f, "driftcast_input_pauses_total",
@@ -241,8 +246,6 @@ void dc_metrics_write(struct dc_metrics *m, FILE *f)
 	      "1 when the database cannot be written.", LOAD(m->degraded));
 	gauge(f, "driftcast_series_restored",
 	      "Series restored from the database at start.", LOAD(m->restored));
-	gauge(f, "process_resident_memory_bytes", "Resident memory size.",
-	      resident_bytes());
 
 	static const struct {
 		const char *name, *help;
@@ -278,6 +281,7 @@ void dc_metrics_write(struct dc_metrics *m, FILE *f)
 			(double)LOAD(m->lat[h].sum_us) / 1e6, name,
 			(unsigned long long)cum);
 	}
+	dc_status_write_metrics(m->status, f);
 }
 
 static enum MHD_Result serve(void *cls, struct MHD_Connection *c,
@@ -291,6 +295,7 @@ static enum MHD_Result serve(void *cls, struct MHD_Connection *c,
 	unsigned status = MHD_HTTP_OK;
 	char *body = NULL;
 	size_t len = 0;
+	const char *type = NULL;
 	(void)version;
 	(void)upload;
 	(void)upload_size;
@@ -302,6 +307,13 @@ static enum MHD_Result serve(void *cls, struct MHD_Connection *c,
 		    sizeof(msg) - 1, (void *)msg, MHD_RESPMEM_PERSISTENT);
 		status = MHD_HTTP_METHOD_NOT_ALLOWED;
 		MHD_add_response_header(r, "Allow", "GET, HEAD");
+	} else if (dc_status_route(m->status, url, &status, &body, &len,
+				   &type)) {
+		if (!body)
+			return MHD_NO;
+		r = MHD_create_response_from_buffer(len, body,
+						    MHD_RESPMEM_MUST_FREE);
+		MHD_add_response_header(r, "Content-Type", type);
 	} else if (!strcmp(url, "/metrics")) {
 		FILE *f = open_memstream(&body, &len);
 		if (!f)
@@ -330,29 +342,14 @@ static enum MHD_Result serve(void *cls, struct MHD_Connection *c,
 	return ret;
 }
 
-int dc_metrics_listen(struct dc_metrics *m, const char *listen, char *errbuf,
-		      size_t errbuf_size)
+int dc_listen_split(const char *listen, char *host, size_t host_size,
+		    char *port, size_t port_size)
 {
-	char host[CFG_NAME_MAX], port[16];
-	struct addrinfo hints = {.ai_socktype = SOCK_STREAM,
-				 .ai_flags = AI_NUMERICSERV | AI_PASSIVE},
-			*ai = NULL;
-	const char *colon;
+	const char *colon = strrchr(listen, ':');
 	size_t hlen;
-
-	if (!strcmp(listen, "off"))
-		return 0;
-	if (m->httpd) {
-		snprintf(errbuf, errbuf_size, "metrics already listening");
-		return -EALREADY;
-	}
-	colon = strrchr(listen, ':');
-	if (!colon || strlen(colon + 1) >= sizeof(port) ||
-	    (size_t)(colon - listen) >= sizeof(host)) {
-		snprintf(errbuf, errbuf_size, "bad metrics.listen '%s'",
-			 listen);
+	if (!colon || strlen(colon + 1) >= port_size ||
+	    (size_t)(colon - listen) >= host_size)
 		return -EINVAL;
-	}
 	hlen = (size_t)(colon - listen);
 	if (hlen >= 2 && listen[0] == '[' && listen[hlen - 1] == ']') {
 		memcpy(host, listen + 1, hlen - 2);
@@ -361,7 +358,30 @@ int dc_metrics_listen(struct dc_metrics *m, const char *listen, char *errbuf,
 		memcpy(host, listen, hlen);
 		host[hlen] = '\0';
 	}
-	snprintf(port, sizeof(port), "%s", colon + 1);
+	snprintf(port, port_size, "%s", colon + 1);
+	return 0;
+}
+
+int dc_metrics_listen(struct dc_metrics *m, const char *listen, char *errbuf,
+		      size_t errbuf_size)
+{
+	char host[CFG_NAME_MAX], port[16];
+	struct addrinfo hints = {.ai_socktype = SOCK_STREAM,
+				 .ai_flags = AI_NUMERICSERV | AI_PASSIVE},
+			*ai = NULL;
+
+	if (!strcmp(listen, "off"))
+		return 0;
+	if (m->httpd) {
+		snprintf(errbuf, errbuf_size, "metrics already listening");
+		return -EALREADY;
+	}
+	if (dc_listen_split(listen, host, sizeof(host), port, sizeof(port)) <
+	    0) {
+		snprintf(errbuf, errbuf_size, "bad metrics.listen '%s'",
+			 listen);
+		return -EINVAL;
+	}
 	int e = getaddrinfo(host, port, &hints, &ai);
 	if (e) {
 		snprintf(errbuf, errbuf_size, "metrics.listen '%s': %s", listen,

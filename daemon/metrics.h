@@ -16,6 +16,7 @@
 
 struct dc_metrics;
 struct dc_run_stats;
+struct dc_status;
 
 /* Zeroed metrics, not yet served; NULL on allocation failure.  Free with
  * dc_metrics_free() (accepts NULL), which also stops the HTTP thread. */
@@ -25,6 +26,13 @@ void dc_metrics_free(struct dc_metrics *m);
  * nothing for "off".  0, or a negative errno with the reason in errbuf. */
 int dc_metrics_listen(struct dc_metrics *m, const char *listen, char *errbuf,
 		      size_t errbuf_size);
+/* Split metrics.listen ("host:port", "[v6]:port") into host (brackets
+ * removed) and port; -EINVAL when it has no port or a part is too long. */
+int dc_listen_split(const char *listen, char *host, size_t host_size,
+		    char *port, size_t port_size);
+/* The status object the server answers /status, /healthz and /readyz
+ * from (daemon/status.h), owned by m; NULL for m == NULL. */
+struct dc_status *dc_metrics_status(struct dc_metrics *m);
 /* The bound TCP port, 0 when not listening. */
 int dc_metrics_port(const struct dc_metrics *m);
 /* Copy the loop's counters and gauges (a few dozen relaxed stores). */

@@ -13,6 +13,7 @@
 
 #include <errno.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdio.h>
 
 #include <systemd/sd-daemon.h>
@@ -25,6 +26,15 @@ static struct {
 	uint64_t last_status_usec;
 	bool pinged, statused;
 } st;
+
+/* When the loop last reported progress; read by the metrics thread
+ * (GET /healthz), hence atomic. */
+static _Atomic uint64_t last_progress_usec;
+
+uint64_t notify_last_progress_usec(void)
+{
+	return atomic_load_explicit(&last_progress_usec, memory_order_relaxed);
+}
 
 int notify_init(void)
 {
@@ -99,6 +109,8 @@ int notify_status(uint64_t now_usec, bool force, const char *fmt, ...)
 
 int notify_watchdog_tick(uint64_t now_usec)
 {
+	atomic_store_explicit(&last_progress_usec, now_usec,
+			      memory_order_relaxed);
 	if (st.watchdog_usec == 0)
 		return 0;
 	if (st.pinged && now_usec - st.last_ping_usec < st.watchdog_usec / 2)

@@ -35,5 +35,8 @@ int notify_status(uint64_t now_usec, bool force, const char *fmt, ...)
  * when half the interval has passed since the last ping (returns 1), else
  * returns 0 after one comparison. */
 int notify_watchdog_tick(uint64_t now_usec);
+/* The now_usec of the last notify_watchdog_tick() (0: none), whether or
+ * not the watchdog is on.  Any thread. */
+uint64_t notify_last_progress_usec(void);
 
 #endif

@@ -35,6 +35,7 @@
 #include "daemon/fmt.h"
 #include "daemon/metrics.h"
 #include "daemon/notify.h"
+#include "daemon/status.h"
 #include "daemon/ttt_cfg.h"
 #include "forecast/forecast.h"
 #include "storage/storage.h"
@@ -194,10 +195,20 @@ static void prune_step(struct run *r)
 
 static void publish_status(struct run *r)
 {
-	r->st.lag = dc_kafka_lag(r->kafka);
+	struct dc_status *status = dc_metrics_status(r->metrics);
+	int max, nparts;
+	struct dc_partition_lag *lags = dc_status_lag_buffer(status, &max);
+	r->st.lag = dc_kafka_lags(r->kafka, lags, max, &nparts);
 	r->st.series = ttt_engine_series_count(r->engine);
 	r->st.assigned = dc_kafka_assigned_count(r->kafka);
 	dc_metrics_publish(r->metrics, &r->st);
+	dc_status_publish(status, &(struct dc_status_report){
+				      .st = &r->st,
+				      .model = r->model_name,
+				      .topic = r->cfg.kafka.input_topic,
+				      .nparts = nparts,
+				      .now_usec = dc_now_monotonic_usec(),
+				  });
 	notify_status(dc_now_monotonic_usec(), false,
 		      "%d partitions, %zu series, lag %" PRId64 ", %" PRIu64
 		      " adaptations accepted, %" PRIu64 " rejected, %" PRIu64
@@ -398,6 +409,7 @@ static int run_open(const struct dc_run_options *opts, struct run **ret_run)
 static void run_finish(struct run *r)
 {
 	notify_stopping();
+	dc_status_stopping(dc_metrics_status(r->metrics));
 	log_notice("stopping: making the last batch durable");
 	run_batch_flush(r, true);
 	run_commit_offsets(r, true, true, true);

@@ -13,7 +13,9 @@
 #include <string.h>
 
 #include "daemon/log.h"
+#include "daemon/metrics.h"
 #include "daemon/record.h"
+#include "daemon/status.h"
 #include "storage/storage.h"
 #include "ttt/ttt.h"
 
@@ -62,6 +64,10 @@ void run_on_engine_event(void *user, const struct ttt_event *ev)
 		break;
 	case TTT_EV_RESET:
 		r->st.resets++;
+		break;
+	case TTT_EV_REALISED:
+		dc_status_realised(dc_metrics_status(r->metrics), ev->series,
+				   ev->adapted_error, ev->shadow_error);
 		break;
 	case TTT_EV_REJECTED_VALUE:
 		if (r->n_rejected++ == 0)
@@ -140,6 +146,8 @@ void run_handle_message(struct run *r, const rd_kafka_message_t *m)
 		for (size_t i = 0; i < n; i++) {
 			struct dc_obs *o = &r->obs[i];
 			r->st.observations++;
+			dc_status_series_seen(dc_metrics_status(r->metrics),
+					      o->series, p);
 			size_t known = ttt_engine_series_count(r->engine);
 			int64_t ts = o->ts_ns / 1000000000;
 			int e = ttt_engine_observe(r->engine, o->series, ts,

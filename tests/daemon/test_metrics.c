@@ -125,7 +125,7 @@ Test(metrics, scrape_after_publish)
 	cr_assert_eq(
 	    sample(b, "driftcast_rollbacks_total{trigger=\"operator\"}"), 1);
 	cr_assert_eq(sample(b, "driftcast_consumer_lag_messages"), 42);
-	cr_assert_eq(sample(b, "driftcast_series"), 7);
+	cr_assert_eq(sample(b, "driftcast_series_in_memory"), 7);
 	cr_assert_eq(sample(b, "driftcast_assigned_partitions"), 4);
 	double rss = sample(b, "process_resident_memory_bytes");
 	cr_assert(rss > 1e5 && rss < 1e10, "rss %g", rss);
