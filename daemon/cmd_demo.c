@@ -449,7 +449,9 @@ static int score_published(const struct demo *d, sqlite3 *db,
 		if (!blob || bytes != horizon * (int)sizeof(float))
 			continue;
 		score_one(ds, m, ws, (const char *)sqlite3_column_text(st, 0),
-			  sqlite3_column_int64(st, 1), blob, horizon, sc);
+			  /* origin_ts: series time in ns (docs/SQL.md) */
+			  sqlite3_column_int64(st, 1) / 1000000000, blob,
+			  horizon, sc);
 	}
 	rc = 0;
 out:

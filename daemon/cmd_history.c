@@ -201,7 +201,7 @@ int dc_cmd_history(int argc, char **argv)
 			series = optarg;
 			break;
 		case 'S':
-			if (fc_time_parse_seconds(optarg, &since) < 0) {
+			if (dc_time_arg_ns(optarg, &since) < 0) {
 				fprintf(stderr,
 					"driftcast history: --since '%s': not "
 					"a time (epoch seconds or "

@@ -94,7 +94,7 @@ int dc_cmd_rollback(int argc, char **argv)
 			ntargets++;
 			break;
 		case 'a':
-			if (fc_time_parse_seconds(optarg, &t.at) < 0) {
+			if (dc_time_arg_ns(optarg, &t.at) < 0) {
 				fprintf(stderr,
 					"driftcast rollback: --at '%s': not a "
 					"time (epoch seconds or "
