@@ -50,6 +50,7 @@ struct store_options {
 	int batch_rows;	     /* store_batch_due(): rows per batch, 0 = 1000 */
 	int batch_ms;	     /* store_batch_due(): ms per batch, 0 = 200 */
 	int target_schema;   /* tests, tools: migrate only this far (0 = all) */
+	void (*on_busy)(void); /* ~1/s in a long open (check, migrate) */
 };
 
 /* Open (creating it unless read_only) and migrate the database at path

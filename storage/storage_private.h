@@ -38,7 +38,8 @@ struct store {
 	sqlite3_stmt *stmt[SQ__COUNT]; /* prepared on first use (store_prep) */
 	int schema;
 	char renamed[PATH_MAX + 64];
-	int lock_fd; /* daemon lock on "<path>.lock", or -1 */
+	int lock_fd;	 /* daemon lock on "<path>.lock", or -1 */
+	int64_t busy_ms; /* opts.on_busy last called (CLOCK_MONOTONIC) */
 
 	int64_t model_id; /* base model of new rows, 0 = none */
 
