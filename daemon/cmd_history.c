@@ -30,10 +30,12 @@ static void history_usage(FILE *f)
 		"  -s, --series S     only this series\n"
 		"  -S, --since T      only events at or after series time T: "
 		"epoch seconds\n"
-		"                     or YYYY-MM-DD[THH:MM[:SS]] (UTC)\n"
+		"                     or YYYY-MM-DD[THH:MM[:SS[.frac]]] (UTC)\n"
 		"  -f, --format F     table (default), csv or json; csv and "
 		"json carry\n"
-		"                     a series column\n"
+		"                     a series column, and ts (also data_from, "
+		"data_until)\n"
+		"                     in nanoseconds since the epoch\n"
 		"  -h, --help         show this help\n\n"
 		"Exit status: 0 success, 1 runtime failure, 2 usage error.\n");
 }

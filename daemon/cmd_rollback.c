@@ -39,7 +39,7 @@ static void rollback_usage(FILE *f)
 		"  -a, --at TIME         restore the version that was current "
 		"at series time\n"
 		"                        TIME (epoch seconds or "
-		"YYYY-MM-DD[THH:MM[:SS]], UTC)\n"
+		"YYYY-MM-DD[THH:MM[:SS[.frac]]], UTC)\n"
 		"  -r, --reason TEXT     why (required; stored in the audit "
 		"log)\n"
 		"  -t, --timeout SEC     wait this long for a running daemon "

@@ -20,15 +20,9 @@ L=32
 H=8
 N=300           # readings per fast series
 T0=1700000000   # 2023-11-14T22:13:20Z
-pids=()
-bail() {
-    echo "Bail out! $*"
-    tail -n 20 "$WORK/daemon.log" 2>/dev/null | sed 's/^/#   /'
-    exit 1
-}
+bail() { tap_bail "$WORK/daemon.log" "$@"; }
 cleanup() {
-    for p in "${pids[@]}"; do kill -9 "$p" 2>/dev/null; done
-    wait 2>/dev/null
+    tap_kill_pids
     tap_cleanup_workdir "$WORK"
 }
 trap cleanup EXIT
