@@ -566,7 +566,9 @@ static int bench_demo(const char *path)
 		&mid, err, sizeof(err)) < 0)
 		return die("model", err);
 
-	const int64_t t0 = 1467331200; /* 2016-07-01T00:00:00Z */
+	/* series time is ns (storage/schema.c, schema 7) */
+	const int64_t hour = INT64_C(3600000000000);
+	const int64_t t0 = INT64_C(1467331200) * 1000000000; /* 2016-07-01 */
 	const int hours = 60 * 24;
 	for (int i = 0; i < DEMO_SERIES; i++) {
 		ds[i] = (struct dseries){.key = keys[i],
@@ -593,7 +595,7 @@ static int bench_demo(const char *path)
 	float fc[DEMO_HORIZON];
 	int64_t offset = 0;
 	for (int h = 0; h < hours; h++) {
-		int64_t ts = t0 + (int64_t)h * 3600;
+		int64_t ts = t0 + (int64_t)h * hour;
 		int day = h / 24;
 		for (int i = 0; i < DEMO_SERIES; i++) {
 			struct dseries *d = &ds[i];
@@ -624,7 +626,7 @@ static int bench_demo(const char *path)
 				float ae = (float)(d->level * noise);
 				float se = (float)(d->shadow * noise);
 				if (store_error_put(s, d->key,
-						    ts - DEMO_HORIZON * 3600,
+						    ts - DEMO_HORIZON * hour,
 						    d->version, ae, se, err,
 						    sizeof(err)) < 0)
 					return die("error", err);
@@ -691,7 +693,7 @@ static int bench_demo(const char *path)
 			    .shadow_error = NAN,
 			    .reason = ok ? "guard passed"
 					 : "guard: worse on held-out windows",
-			    .data_from = ts - 96 * 3600,
+			    .data_from = ts - 96 * hour,
 			    .data_until = ts,
 			};
 			if (ok) {

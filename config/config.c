@@ -133,6 +133,20 @@ const struct cfg_option cfg_options[] = {
 	"1048576", 0,
 	"Input messages larger than this many bytes are dead-lettered "
 	"unparsed."),
+    INT("kafka.future_tolerance_s", kafka.future_tolerance_s, 0, 315360000,
+	"60", OPT_RELOAD,
+	"A value dated more than this many seconds after this host's clock "
+	"is dead-lettered as future_timestamp, unless it lies within "
+	"kafka.max_ahead_steps steps of its series' newest value: applied, "
+	"it would make every later real value of its series late. Values in "
+	"the past (history, replays) are never refused (docs/INPUT.md)."),
+    INT("kafka.max_ahead_steps", kafka.max_ahead_steps, 1, 1000000000, "100",
+	OPT_RELOAD,
+	"A value more than kafka.future_tolerance_s ahead of this host's "
+	"clock is still used when it lies within this many steps of its "
+	"series' newest value (a sender whose clock runs ahead keeps its "
+	"series going); a future value accepted makes at most about this "
+	"many readings late."),
     INT("kafka.session_timeout_ms", kafka.session_timeout_ms, 1000, 300000,
 	"45000", 0,
 	"Consumer group session timeout; a dead member's partitions move "

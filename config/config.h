@@ -77,7 +77,6 @@ enum cfg_ttt_scope {
 	CFG_TTT_SCOPE_GROUP = 1,
 	CFG_TTT_SCOPE_GLOBAL = 2,
 };
-
 enum cfg_offset_reset {
 	CFG_OFFSET_EARLIEST = 0,
 	CFG_OFFSET_LATEST = 1,
@@ -126,6 +125,7 @@ struct cfg {
 		/* message parsing (daemon/parse*.c) */
 		int ts_unit;	       /* enum cfg_ts_unit */
 		int max_message_bytes; /* larger payloads are dead-lettered */
+		int future_tolerance_s, max_ahead_steps; /* future_timestamp */
 	} kafka;
 	struct {
 		char path[CFG_PATH_MAX];

@@ -14,6 +14,7 @@
 #include <jansson.h>
 #include <librdkafka/rdkafka.h>
 #include <sqlite3.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -102,6 +103,16 @@ int dc_getopt(int argc, char **argv, const char *shortopts,
 		return -1;
 	}
 	return c;
+}
+
+int dc_time_arg_ns(const char *text, int64_t *ret_ns)
+{
+	struct fc_time t;
+	if (fc_time_parse(text, strlen(text), FC_TIME_EPOCH, &t) < 0 ||
+	    t.sec <= INT64_MIN / 1000000000 || t.sec >= INT64_MAX / 1000000000)
+		return -EINVAL;
+	*ret_ns = t.sec * 1000000000 + t.nsec;
+	return 0;
 }
 
 int dc_check_operands(const char *cmd, int argc, char **argv, int max)

@@ -10,6 +10,7 @@
 #include <getopt.h>
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <stdio.h>
 
 #include "config/config.h"
@@ -87,6 +88,11 @@ int dc_getopt(int argc, char **argv, const char *shortopts,
  * max of them.  One more prints "driftcast CMD: unexpected argument 'X'"
  * and returns DC_EXIT_USAGE; otherwise DC_EXIT_OK. */
 int dc_check_operands(const char *cmd, int argc, char **argv, int max);
+
+/* An operator's time argument (--since, --at: epoch seconds or a date,
+ * fc_time_parse's FC_TIME_EPOCH grammar, fraction kept) as series time,
+ * epoch ns; 0, or -EINVAL (not a time, or outside 1678..2262). */
+int dc_time_arg_ns(const char *text, int64_t *ret_ns);
 
 /* The settings file and --set overrides gathered from a command line. */
 #define DC_MAX_SETS 128

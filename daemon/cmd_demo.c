@@ -500,7 +500,9 @@ static int score_published(const struct demo_set *set, sqlite3 *db,
 			continue;
 		score_one(set->ds, m, ws,
 			  (const char *)sqlite3_column_text(st, 0),
-			  sqlite3_column_int64(st, 1), blob, horizon, sc);
+			  /* origin_ts: series time in ns (docs/SQL.md) */
+			  sqlite3_column_int64(st, 1) / 1000000000, blob,
+			  horizon, sc);
 	}
 	rc = 0;
 out:

@@ -100,7 +100,13 @@ static void on_tap(void *user, int arm, const struct ttt_event *ev)
 	if (!s->store || ev->type == TTT_EV_FORECAST)
 		return;
 	snprintf(key, sizeof(key), "%s/%s", ttt_arm_name(arm), ev->series);
-	if (dc_record_event(s->store, ev, key, s->store_err,
+	/* the evaluator's time is the row index; stored series time is ns:
+	 * row r is stored as r seconds after the epoch */
+	struct ttt_event e = *ev;
+	e.ts *= 1000000000;
+	e.data_from *= 1000000000;
+	e.data_until *= 1000000000;
+	if (dc_record_event(s->store, &e, key, s->store_err,
 			    sizeof(s->store_err)) < 0)
 		s->store_errors++;
 	else

@@ -30,10 +30,12 @@ static void history_usage(FILE *f)
 		"  -s, --series S     only this series\n"
 		"  -S, --since T      only events at or after series time T: "
 		"epoch seconds\n"
-		"                     or YYYY-MM-DD[THH:MM[:SS]] (UTC)\n"
+		"                     or YYYY-MM-DD[THH:MM[:SS[.frac]]] (UTC)\n"
 		"  -f, --format F     table (default), csv or json; csv and "
 		"json carry\n"
-		"                     a series column\n"
+		"                     a series column, and ts (also data_from, "
+		"data_until)\n"
+		"                     in nanoseconds since the epoch\n"
 		"  -h, --help         show this help\n\n"
 		"Exit status: 0 success, 1 runtime failure, 2 usage error.\n");
 }
@@ -201,7 +203,7 @@ int dc_cmd_history(int argc, char **argv)
 			series = optarg;
 			break;
 		case 'S':
-			if (fc_time_parse_seconds(optarg, &since) < 0) {
+			if (dc_time_arg_ns(optarg, &since) < 0) {
 				fprintf(stderr,
 					"driftcast history: --since '%s': not "
 					"a time (epoch seconds or "

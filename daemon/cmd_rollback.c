@@ -39,7 +39,7 @@ static void rollback_usage(FILE *f)
 		"  -a, --at TIME         restore the version that was current "
 		"at series time\n"
 		"                        TIME (epoch seconds or "
-		"YYYY-MM-DD[THH:MM[:SS]], UTC)\n"
+		"YYYY-MM-DD[THH:MM[:SS[.frac]]], UTC)\n"
 		"  -r, --reason TEXT     why (required; stored in the audit "
 		"log)\n"
 		"  -t, --timeout SEC     wait this long for a running daemon "
@@ -94,7 +94,7 @@ int dc_cmd_rollback(int argc, char **argv)
 			ntargets++;
 			break;
 		case 'a':
-			if (fc_time_parse_seconds(optarg, &t.at) < 0) {
+			if (dc_time_arg_ns(optarg, &t.at) < 0) {
 				fprintf(stderr,
 					"driftcast rollback: --at '%s': not a "
 					"time (epoch seconds or "

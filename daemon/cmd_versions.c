@@ -25,7 +25,9 @@ static void versions_usage(FILE *f)
 		"Options:\n"
 		"  -d, --db FILE      the SQLite database (opened read-only)\n"
 		"  -s, --series S     the series (required)\n"
-		"  -f, --format F     table (default), csv or json\n"
+		"  -f, --format F     table (default), csv or json (their ts: "
+		"series time in\n"
+		"                     nanoseconds since the epoch)\n"
 		"  -h, --help         show this help\n\n"
 		"Exit status: 0 success, 1 runtime failure (also: unknown "
 		"series), 2 usage error.\n");

@@ -101,6 +101,35 @@ size_t dc_format_float(char *p, float f)
 	return (size_t)(s - p);
 }
 
+size_t dc_format_ns_seconds(char *p, int64_t ns)
+{
+	char d[32];
+	size_t n = 0, len = 0;
+	/* unsigned: -INT64_MIN does not overflow */
+	uint64_t u = ns < 0 ? -(uint64_t)ns : (uint64_t)ns;
+	uint64_t whole = u / 1000000000u, frac = u % 1000000000u;
+	if (ns < 0)
+		p[len++] = '-';
+	do {
+		d[n++] = (char)('0' + whole % 10);
+		whole /= 10;
+	} while (whole);
+	while (n)
+		p[len++] = d[--n];
+	if (frac) {
+		int digits = 9;
+		while (frac % 10 == 0) {
+			frac /= 10;
+			digits--;
+		}
+		p[len++] = '.';
+		for (int i = digits - 1; i >= 0; i--, frac /= 10)
+			p[len + (size_t)i] = (char)('0' + frac % 10);
+		len += (size_t)digits;
+	}
+	return len;
+}
+
 size_t dc_json_escape(char *dst, const char *src)
 {
 	static const char hex[] = "0123456789abcdef";

@@ -7,6 +7,7 @@
 #define DRIFTCAST_DAEMON_FMT_H
 
 #include <stddef.h>
+#include <stdint.h>
 #include <stdio.h>
 
 #include <jansson.h>
@@ -16,6 +17,11 @@
  * into p (at least 32 bytes); returns the length, no NUL written.  f must
  * be finite. */
 size_t dc_format_float(char *p, float f);
+
+/* ns nanoseconds as exact decimal seconds ("1700000000", "-2.5", "0.001":
+ * the fraction's trailing zeros dropped, none for whole seconds), into p
+ * (at least 32 bytes); returns the length, no NUL written. */
+size_t dc_format_ns_seconds(char *p, int64_t ns);
 
 /* src as the inside of a JSON string: '"' and '\' escaped, control
  * characters as \u00XX, everything else (UTF-8 included) as it is.

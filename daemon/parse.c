@@ -37,6 +37,7 @@ static const char *const reason_names[DC_REASON_COUNT] = {
     [DC_REASON_KEY_MISMATCH] = "key_mismatch",
     [DC_REASON_TOO_MANY_VALUES] = "too_many_values",
     [DC_REASON_REJECTED_VALUE] = "rejected_value",
+    [DC_REASON_FUTURE_TIMESTAMP] = "future_timestamp",
 };
 
 const char *dc_reason_name(int reason)

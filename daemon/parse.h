@@ -50,9 +50,11 @@ enum dc_reason {
 	DC_REASON_BAD_TIMESTAMP, /* unparsable or outside the bounds */
 	DC_REASON_BAD_SERIES,	 /* empty, too long, control characters */
 	DC_REASON_KEY_MISMATCH,	 /* Kafka key != payload series */
-	DC_REASON_TOO_MANY_VALUES, /* more than max_obs observations */
-	DC_REASON_REJECTED_VALUE,  /* the engine refused a value (duplicate,
-				      late or off-step timestamp) */
+	DC_REASON_TOO_MANY_VALUES,  /* more than max_obs observations */
+	DC_REASON_REJECTED_VALUE,   /* the engine refused a value (duplicate,
+				       late or off-step timestamp) */
+	DC_REASON_FUTURE_TIMESTAMP, /* dated ahead of the clocks (kafka.
+				       future_tolerance_s, max_ahead_steps) */
 	DC_REASON_COUNT
 };
 

@@ -245,6 +245,20 @@ static void backpressure(struct run *r)
 	r->st.paused = dc_kafka_paused(r->kafka);
 }
 
+/* A long store_open (the quick_check, or a migration rewriting every row
+ * of a big file): keep systemd's start timeout ahead of it. */
+static void storage_busy(void)
+{
+	static bool said;
+	if (!said) {
+		said = true;
+		log_notice("storage: opening the database takes a while (its "
+			   "quick_check, or a schema migration); the start-up "
+			   "timeout is extended while it works");
+	}
+	notify_extend_timeout(UINT64_C(15000000));
+}
+
 /*
  * Everything the loop needs, opened before READY=1: settings, signals, the
  * model, the migrated database, the engine restored from it, the parser,
@@ -317,6 +331,7 @@ static int run_open(const struct dc_run_options *opts, struct run **ret_run)
 	so.busy_timeout_ms = r->cfg.storage.busy_timeout_ms;
 	so.rename_corrupt = r->cfg.storage.rename_corrupt;
 	so.check = r->cfg.storage.check_on_start;
+	so.on_busy = storage_busy;
 	e = store_open(r->cfg.storage.path, &so, &r->store, r->err,
 		       sizeof(r->err));
 	if (e == -ENOTRECOVERABLE && !so.rename_corrupt) {

@@ -11,6 +11,7 @@
 #include <inttypes.h>
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
 
 #include "daemon/log.h"
 #include "daemon/metrics.h"
@@ -104,6 +105,52 @@ static void record_init(struct run *r, const char *series, int64_t ts)
 		log_ratelimited(&r->rl_store, LOG_ERR, "storage: %s", r->err);
 }
 
+bool run_future_refused(int64_t ts_ns, int64_t now_ns, int64_t tol_ns,
+			int64_t last_ts, int64_t step, int64_t max_steps)
+{
+	if (ts_ns <= now_ns || ts_ns - now_ns <= tol_ns)
+		return false; /* the past (history, replays) or nearly now */
+	if (step <= 0)
+		return true; /* no series clock to be near */
+	return ts_ns > last_ts && (ts_ns - last_ts) / step > max_steps;
+}
+
+static int64_t wall_ns(void)
+{
+	struct timespec t;
+	clock_gettime(CLOCK_REALTIME, &t);
+	return (int64_t)t.tv_sec * 1000000000 + t.tv_nsec;
+}
+
+/* Refuse o if it is dated too far ahead (kafka.future_tolerance_s and
+ * kafka.max_ahead_steps): applied, it would make every later real value of
+ * its series late.  Says why in r->rejected when it is the first. */
+static bool future_value(struct run *r, const struct dc_obs *o, int64_t now)
+{
+	int64_t last = 0, step = 0;
+	int64_t tol = (int64_t)r->cfg.kafka.future_tolerance_s * 1000000000;
+	if (o->ts_ns - now <= tol) /* the common case: no lookup */
+		return false;
+	if (ttt_engine_series_clock(r->engine, o->series, &last, &step) < 0)
+		step = 0;
+	if (!run_future_refused(o->ts_ns, now, tol, last, step,
+				r->cfg.kafka.max_ahead_steps))
+		return false;
+	if (r->n_rejected++ == 0) {
+		char t[48];
+		store_format_time(o->ts_ns, t, sizeof(t));
+		snprintf(r->rejected, sizeof(r->rejected),
+			 "future_timestamp: %.100s: %s is %.3g s ahead of this "
+			 "host's clock (kafka.future_tolerance_s = %d) and %s",
+			 o->series, t, (double)(o->ts_ns - now) * 1e-9,
+			 r->cfg.kafka.future_tolerance_s,
+			 step > 0 ? "more than kafka.max_ahead_steps steps "
+				    "after its series' newest value"
+				  : "its series has no clock yet");
+	}
+	return true;
+}
+
 static void dead_letter(struct run *r, const rd_kafka_message_t *m,
 			const char *reason, int reason_class)
 {
@@ -138,6 +185,8 @@ void run_handle_message(struct run *r, const rd_kafka_message_t *m)
 		dead_letter(r, m, perr.text, perr.reason);
 	} else {
 		r->n_rejected = 0;
+		int why = DC_REASON_REJECTED_VALUE; /* the first refusal's */
+		int64_t now = wall_ns();
 		rd_kafka_timestamp_type_t tt;
 		int64_t created = rd_kafka_message_timestamp(m, &tt);
 		/* consumed when the loop's poll returned (its lap clock) */
@@ -146,15 +195,21 @@ void run_handle_message(struct run *r, const rd_kafka_message_t *m)
 		for (size_t i = 0; i < n; i++) {
 			struct dc_obs *o = &r->obs[i];
 			r->st.observations++;
+			if (future_value(r, o, now)) {
+				if (r->n_rejected == 1)
+					why = DC_REASON_FUTURE_TIMESTAMP;
+				continue;
+			}
 			dc_status_series_seen(dc_metrics_status(r->metrics),
 					      o->series, p);
 			size_t known = ttt_engine_series_count(r->engine);
-			int64_t ts = o->ts_ns / 1000000000;
-			int e = ttt_engine_observe(r->engine, o->series, ts,
-						   (float)o->value);
+			/* full resolution: the engine and the store count
+			 * series time in ns (docs/SQL.md) */
+			int e = ttt_engine_observe(r->engine, o->series,
+						   o->ts_ns, (float)o->value);
 			if (e == 0 &&
 			    ttt_engine_series_count(r->engine) > known)
-				record_init(r, o->series, ts);
+				record_init(r, o->series, o->ts_ns);
 			if (e < 0)
 				log_ratelimited(&r->rl_engine, LOG_WARNING,
 						"series %s: observation "
@@ -171,8 +226,7 @@ void run_handle_message(struct run *r, const rd_kafka_message_t *m)
 					 " (and %d more of %zu values)",
 					 r->n_rejected - 1, n);
 			}
-			dead_letter(r, m, r->rejected,
-				    DC_REASON_REJECTED_VALUE);
+			dead_letter(r, m, r->rejected, why);
 		}
 	}
 	run_batch_add(r, p, m->offset);

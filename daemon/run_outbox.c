@@ -105,13 +105,14 @@ static size_t format_u64(char *p, uint64_t v)
 /* The forecast message into the outbox, formatted in place (no printf, no
  * copy: ~100 numbers per message at tens of thousands of messages a
  * second):
- *   {"series":S,"origin":T,"model":M,"adapter_version":V,"horizon":[...]}
+ *   {"series":S,"origin":T,"step_seconds":D,"model":M,
+ *    "adapter_version":V,"horizon":[...]}
  * keyed by the series. */
 int outbox_add_forecast(struct outbox *o, const struct ttt_event *ev,
 			const char *model_json, size_t model_json_len)
 {
 	size_t key_len = strlen(ev->series);
-	size_t most = key_len + 6 * key_len + model_json_len + 128 +
+	size_t most = key_len + 6 * key_len + model_json_len + 192 +
 		      (size_t)ev->horizon * 32;
 	if (outbox_grow_rec(o) < 0 || outbox_reserve(o, most) < 0)
 		return -ENOMEM;
@@ -123,13 +124,15 @@ int outbox_add_forecast(struct outbox *o, const struct ttt_event *ev,
 #define PUT(lit) (memcpy(p, lit, sizeof(lit) - 1), p += sizeof(lit) - 1)
 	PUT("{\"series\":\"");
 	p += dc_json_escape(p, ev->series);
+	/* series time is in ns (run_message.c); the message says seconds,
+	 * exactly, and when the horizon's steps fall (docs/OUTPUT.md) */
 	PUT("\",\"origin\":");
-	if (ev->ts < 0) {
-		*p++ = '-';
-		p += format_u64(p, -(uint64_t)ev->ts);
-	} else {
-		p += format_u64(p, (uint64_t)ev->ts);
-	}
+	p += dc_format_ns_seconds(p, ev->ts);
+	PUT(",\"step_seconds\":");
+	if (ev->step > 0)
+		p += dc_format_ns_seconds(p, ev->step);
+	else
+		PUT("null");
 	PUT(",\"model\":\"");
 	memcpy(p, model_json, model_json_len);
 	p += model_json_len;

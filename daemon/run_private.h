@@ -122,6 +122,12 @@ void run_handle_message(struct run *r, const rd_kafka_message_t *m);
 /* The engine's event callback (user: the struct run). */
 void run_on_engine_event(void *user, const struct ttt_event *ev);
 
+/* Whether a value dated ts_ns is refused as future_timestamp: more than
+ * tol_ns after now_ns, and either its series has no clock yet (step 0) or
+ * it lies more than max_steps steps after the series' newest value. */
+bool run_future_refused(int64_t ts_ns, int64_t now_ns, int64_t tol_ns,
+			int64_t last_ts, int64_t step, int64_t max_steps);
+
 /* ---- run_outbox.c */
 
 /* The engine tag of the observations of a message created at created_ms

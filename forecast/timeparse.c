@@ -3,8 +3,8 @@
  * timestamps (the daemon, strict RFC 3339) and the operator's --since/--at
  * (the daemon's history and rollback commands) all parse dates here.  It
  * lives in forecast/ because dataset.c needs it and the daemon already
- * depends on this folder; storage, which only stores epoch seconds, does
- * not need it.
+ * depends on this folder; storage, which only stores epoch nanoseconds,
+ * does not need it.
  *
  *   time     = date [ ("T" / "t" / " ") clock ] [ zone ]
  *   date     = num(4) sep num(2) sep num(2)   ; sep "-" or "/", both alike

@@ -99,12 +99,29 @@ int64_t store_now_ms(void)
 
 void store_format_time(int64_t ts, char *buf, size_t n)
 {
-	time_t t = (time_t)ts;
+	/* floor division: -1 ns is 1969-12-31T23:59:59.999999999Z */
+	int64_t sec = ts / 1000000000, ns = ts % 1000000000;
+	if (ns < 0) {
+		sec--;
+		ns += 1000000000;
+	}
+	time_t t = (time_t)sec;
 	struct tm tm;
-	if (gmtime_r(&t, &tm))
-		strftime(buf, n, "%Y-%m-%dT%H:%M:%SZ", &tm);
-	else
+	size_t len;
+	if (!gmtime_r(&t, &tm) ||
+	    !(len = strftime(buf, n, "%Y-%m-%dT%H:%M:%S", &tm))) {
 		snprintf(buf, n, "%lld", (long long)ts);
+		return;
+	}
+	int digits = 9;
+	while (ns && ns % 10 == 0) {
+		ns /= 10;
+		digits--;
+	}
+	if (ns)
+		snprintf(buf + len, n - len, ".%0*lldZ", digits, (long long)ns);
+	else
+		snprintf(buf + len, n - len, "Z");
 }
 
 /* Prepare sql into *slot on its first use; the statement lives until the

@@ -129,6 +129,21 @@ static int bump_schema_version(struct store *s, char *errbuf,
 
 /* Migrate from..to, each step in one transaction.  *ret_reopen is set when
  * a step edited the schema text, which this connection does not reload. */
+/* SQLite's progress handler while a store opens: the quick_check and a
+ * migration rewriting every row (schema 7) take minutes on a big file, so
+ * the caller hears about it (the daemon extends systemd's start timeout
+ * instead of being killed, and rolled back, in a loop). */
+static int open_progress(void *user)
+{
+	struct store *s = user;
+	int64_t now = store_mono_ms();
+	if (now - s->busy_ms >= 1000) {
+		s->busy_ms = now;
+		s->opts.on_busy();
+	}
+	return 0;
+}
+
 static int migrate(struct store *s, int from, int to, bool *ret_reopen,
 		   char *errbuf, size_t errbuf_size)
 {
@@ -295,6 +310,8 @@ static int open_once(struct store *s, char *errbuf, size_t errbuf_size)
 		return store_db_fail(s, rc, errbuf, errbuf_size, "cannot open");
 	sqlite3_extended_result_codes(s->db, 1);
 	sqlite3_busy_timeout(s->db, o->busy_timeout_ms);
+	if (o->on_busy) /* until store_open returns */
+		sqlite3_progress_handler(s->db, 100000, open_progress, s);
 	if (!o->read_only && sqlite3_db_readonly(s->db, "main") == 1)
 		return store_set_err(errbuf, errbuf_size, -EROFS,
 				     "%s: the database file is read-only",
@@ -421,6 +438,7 @@ int store_open(const char *path, const struct store_options *opts,
 	if (s->opts.daemon && !s->opts.read_only &&
 	    (r = take_daemon_lock(s, errbuf, errbuf_size)) < 0)
 		goto fail;
+	s->busy_ms = store_mono_ms();
 	r = open_once(s, errbuf, errbuf_size);
 	if (r == -ENOTRECOVERABLE && s->opts.rename_corrupt &&
 	    !s->opts.read_only) {
@@ -431,6 +449,8 @@ int store_open(const char *path, const struct store_options *opts,
 	}
 	if (r < 0)
 		goto fail;
+	if (s->opts.on_busy)
+		sqlite3_progress_handler(s->db, 0, NULL, NULL);
 	if (s->opts.daemon && !s->opts.read_only &&
 	    (r = store_ckpt_start(s, errbuf, errbuf_size)) < 0)
 		goto fail;

@@ -104,7 +104,7 @@ int store_restore(struct store *s, const char *series, store_restore_fn fn,
 		    .series = (const char *)sqlite3_column_text(st, 0),
 		    .version = (uint64_t)sqlite3_column_int64(st, 1),
 		    .version_id = sqlite3_column_int64(st, 2),
-		    .last_ts = sqlite3_column_int64(st, 3),
+		    .last_ts = store_ts_read(s, sqlite3_column_int64(st, 3)),
 		};
 		size_t len = 0;
 		rr.status =
@@ -152,8 +152,8 @@ int store_recent_take(struct store *s, store_recent_fn fn, void *user,
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
 		struct store_recent rr = {
 		    .series = (const char *)sqlite3_column_text(st, 0),
-		    .last_ts = sqlite3_column_int64(st, 1),
-		    .step = sqlite3_column_int64(st, 2),
+		    .last_ts = store_ts_read(s, sqlite3_column_int64(st, 1)),
+		    .step = store_ts_read(s, sqlite3_column_int64(st, 2)),
 		    .position = sqlite3_column_int64(st, 3),
 		    .since_adapt = sqlite3_column_int64(st, 4),
 		    .adaptations = (uint64_t)sqlite3_column_int64(st, 5),
@@ -210,12 +210,12 @@ int store_history(struct store *s, const char *series, int64_t since,
 		return r;
 	if (series)
 		sqlite3_bind_text(st, 1, series, -1, SQLITE_STATIC);
-	sqlite3_bind_int64(st, 2, since);
+	sqlite3_bind_int64(st, 2, store_ts_query(s, since));
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
 		struct store_event ev = {
 		    .id = sqlite3_column_int64(st, 0),
 		    .series = (const char *)sqlite3_column_text(st, 1),
-		    .ts = sqlite3_column_int64(st, 2),
+		    .ts = store_ts_read(s, sqlite3_column_int64(st, 2)),
 		    .type =
 			name_index(event_names, STORE_EV__COUNT,
 				   (const char *)sqlite3_column_text(st, 3)),
@@ -234,8 +234,9 @@ int store_history(struct store *s, const char *series, int64_t since,
 		    .shadow_error = col_float(st, 14),
 		    .reason = (const char *)sqlite3_column_text(st, 15),
 		    .created_at = sqlite3_column_int64(st, 16),
-		    .data_from = sqlite3_column_int64(st, 17),
-		    .data_until = sqlite3_column_int64(st, 18),
+		    .data_from = store_ts_read(s, sqlite3_column_int64(st, 17)),
+		    .data_until =
+			store_ts_read(s, sqlite3_column_int64(st, 18)),
 		    .value = col_float(st, 19),
 		    .filled = sqlite3_column_int(st, 20),
 		    .detector_stat = col_float(st, 21),
@@ -283,7 +284,7 @@ int store_versions(struct store *s, const char *series, store_version_fn fn,
 					 ? -1
 					 : sqlite3_column_int64(st, 3),
 		    .model_id = sqlite3_column_int64(st, 4),
-		    .ts = sqlite3_column_int64(st, 5),
+		    .ts = store_ts_read(s, sqlite3_column_int64(st, 5)),
 		    .created_at = sqlite3_column_int64(st, 6),
 		    .reason = (const char *)sqlite3_column_text(st, 7),
 		    .note = (const char *)sqlite3_column_text(st, 8),

@@ -17,6 +17,8 @@
  *      clean stop and taken (read and deleted) at its next start
  *   6  no created_at indexes on forecasts and errors (retention finds their
  *      old rows at the low rowids)
+ *   7  series time in nanoseconds since the epoch (was seconds): every ts
+ *      column scaled, the views' readable times with their fraction
  */
 #include "storage/storage_private.h"
 
@@ -297,8 +299,130 @@ static const char MIGRATION_5[] =
 static const char MIGRATION_6[] = "DROP INDEX forecasts_created;\n"
 				  "DROP INDEX errors_created;\n";
 
+/*
+ * Series time was whole seconds, so a 10 Hz series had nine of every ten
+ * readings refused as duplicates; it is nanoseconds now, as the parser
+ * reads it (exact for every input form; int64 holds it until 2262 and
+ * input stops at 2200).  Every stored series time is scaled, inside the
+ * append-only and immutability triggers (dropped and re-created in this
+ * one transaction); the values all lie below 7.3e9 s (the parser's bound),
+ * so none overflows.  The views keep their columns: `time` is
+ * "YYYY-MM-DD HH:MM:SS" as before, with ".SSS" only when the time has a
+ * fraction (%f is the only one in the text, so '.000' is that).
+ */
+static const char MIGRATION_7[] =
+    "DROP TRIGGER versions_immutable;\n"
+    "DROP TRIGGER audit_no_update;\n"
+    "UPDATE series SET last_ts = last_ts * 1000000000;\n"
+    "UPDATE versions SET ts = ts * 1000000000;\n"
+    /* rebuilt by sorting, not updated row by row: half the time */
+    "DROP INDEX audit_series_ts;\n"
+    "DROP INDEX audit_ts;\n"
+    "UPDATE audit SET ts = ts * 1000000000,\n"
+    "  data_from = data_from * 1000000000,\n"
+    "  data_until = data_until * 1000000000;\n"
+    "CREATE INDEX audit_series_ts ON audit (series_id, ts);\n"
+    "CREATE INDEX audit_ts ON audit (ts);\n"
+    "UPDATE forecasts SET origin_ts = origin_ts * 1000000000;\n"
+    "UPDATE errors SET origin_ts = origin_ts * 1000000000;\n"
+    "UPDATE series_recent SET last_ts = last_ts * 1000000000,\n"
+    "  step = step * 1000000000;\n"
+    "UPDATE control SET target = target * 1000000000 WHERE by_time;\n"
+    "CREATE TRIGGER versions_immutable BEFORE UPDATE ON versions\n"
+    "BEGIN SELECT RAISE(ABORT, 'versions are immutable'); END;\n"
+    "CREATE TRIGGER audit_no_update BEFORE UPDATE ON audit\n"
+    "BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;\n"
+    "DROP VIEW v_history;\n"
+    "DROP VIEW v_versions;\n"
+    "DROP VIEW v_series;\n"
+    "DROP VIEW v_lineage;\n"
+    "DROP VIEW v_adaptation_effect;\n"
+    "DROP VIEW v_daily_adaptations;\n"
+    "DROP VIEW v_daily_activity;\n"
+    "CREATE VIEW v_history AS\n"
+    "SELECT a.id, s.key AS series, a.ts,\n"
+    "  replace(strftime('%Y-%m-%d %H:%M:%f', a.ts / 1e9, 'unixepoch'), '.000', "
+    "'') AS time,\n"
+    "  a.event, a.triggered_by,\n"
+    "  a.version_from, a.version_to, a.steps, a.loss_before,\n"
+    "  a.loss_after, a.guard_before, a.guard_after, a.update_norm,\n"
+    "  a.adapted_error, a.shadow_error, a.reason,\n"
+    "  a.data_from, a.data_until, a.rejected_value, a.gap_filled,\n"
+    "  a.detector_stat, a.version_restored,\n"
+    "  datetime(a.created_at / 1000, 'unixepoch') AS recorded_at\n"
+    "FROM audit a JOIN series s ON s.id = a.series_id;\n"
+    "CREATE VIEW v_versions AS\n"
+    "SELECT v.id, s.key AS series, v.number AS version,\n"
+    "  v.parent_number AS parent, v.reason, v.note, v.restored_from,\n"
+    "  v.ts,\n"
+    "  replace(strftime('%Y-%m-%d %H:%M:%f', v.ts / 1e9, 'unixepoch'), '.000', "
+    "'') AS time,\n"
+    "  v.loss_before,\n"
+    "  v.loss_after, v.guard_before, v.guard_after, v.adapter_len,\n"
+    "  printf('%08x', v.checksum) AS checksum,\n"
+    "  v.id = s.current_version_id AS current, m.name AS model\n"
+    "FROM versions v JOIN series s ON s.id = v.series_id\n"
+    "LEFT JOIN models m ON m.id = v.model_id;\n"
+    "CREATE VIEW v_series AS\n"
+    "SELECT s.key AS series, s.status, s.current_version, s.last_ts,\n"
+    "  replace(strftime('%Y-%m-%d %H:%M:%f', s.last_ts / 1e9, 'unixepoch'), "
+    "'.000', '') AS last_time,\n"
+    "  (SELECT count(*) FROM versions v WHERE v.series_id = s.id)\n"
+    "    AS versions,\n"
+    "  m.name AS model\n"
+    "FROM series s LEFT JOIN models m ON m.id = s.model_id;\n"
+    "CREATE VIEW v_lineage AS\n"
+    "WITH RECURSIVE lin (start_id, id, parent_id, depth) AS (\n"
+    "  SELECT id, id, parent_id, 0 FROM versions\n"
+    "  UNION ALL\n"
+    "  SELECT lin.start_id, v.id, v.parent_id, lin.depth + 1\n"
+    "  FROM lin JOIN versions v ON v.id = lin.parent_id)\n"
+    "SELECT s.key AS series, st.number AS version, lin.depth,\n"
+    "  a.number AS ancestor, a.reason, a.note, a.ts,\n"
+    "  replace(strftime('%Y-%m-%d %H:%M:%f', a.ts / 1e9, 'unixepoch'), '.000', "
+    "'') AS time\n"
+    "FROM lin JOIN versions st ON st.id = lin.start_id\n"
+    "JOIN versions a ON a.id = lin.id\n"
+    "JOIN series s ON s.id = st.series_id;\n"
+    "CREATE VIEW v_adaptation_effect AS\n"
+    "SELECT s.key AS series, v.number AS version, v.parent_number AS "
+    "parent,\n"
+    "  v.reason, v.ts,\n"
+    "  replace(strftime('%Y-%m-%d %H:%M:%f', v.ts / 1e9, 'unixepoch'), '.000', "
+    "'') AS time,\n"
+    "  (SELECT avg(e.adapted_error) FROM errors e\n"
+    "   WHERE e.series_id = v.series_id AND e.version = v.parent_number)\n"
+    "    AS error_before,\n"
+    "  (SELECT avg(e.adapted_error) FROM errors e\n"
+    "   WHERE e.series_id = v.series_id AND e.version = v.number)\n"
+    "    AS error_after,\n"
+    "  (SELECT avg(e.shadow_error) FROM errors e\n"
+    "   WHERE e.series_id = v.series_id AND e.version = v.number)\n"
+    "    AS shadow_after,\n"
+    "  (SELECT count(*) FROM errors e\n"
+    "   WHERE e.series_id = v.series_id AND e.version = v.number)\n"
+    "    AS n_after\n"
+    "FROM versions v JOIN series s ON s.id = v.series_id\n"
+    "WHERE v.parent_number IS NOT NULL;\n"
+    "CREATE VIEW v_daily_activity AS\n"
+    "SELECT date(a.ts / 1000000000, 'unixepoch') AS day, s.key AS series,\n"
+    "  sum(a.event = 'adapt_accepted') AS adaptations,\n"
+    "  sum(a.event = 'adapt_rejected') AS rejections,\n"
+    "  sum(a.event = 'drift') AS drifts,\n"
+    "  sum(a.event IN ('rollback', 'manual')) AS rollbacks,\n"
+    "  sum(a.event = 'reset') AS resets\n"
+    "FROM audit a JOIN series s ON s.id = a.series_id\n"
+    "GROUP BY day, s.key;\n"
+    "CREATE VIEW v_daily_adaptations AS\n"
+    "SELECT day, sum(adaptations) AS adaptations,\n"
+    "  sum(rejections) AS rejections, sum(drifts) AS drifts,\n"
+    "  sum(rollbacks) AS rollbacks, sum(resets) AS resets,\n"
+    "  sum(adaptations > 0) AS series_adapted\n"
+    "FROM v_daily_activity GROUP BY day;\n";
+
 static const char *const migrations[] = {MIGRATION_1, MIGRATION_2, MIGRATION_3,
-					 MIGRATION_4, MIGRATION_5, MIGRATION_6};
+					 MIGRATION_4, MIGRATION_5, MIGRATION_6,
+					 MIGRATION_7};
 
 _Static_assert(sizeof(migrations) / sizeof(migrations[0]) ==
 		   STORE_SCHEMA_VERSION,

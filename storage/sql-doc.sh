@@ -44,7 +44,15 @@ sqlite3 -readonly /var/lib/driftcast/driftcast.db
 
 The outputs below come from ${source_text}.
 
-Times: \`ts\` columns are series time (epoch seconds, what the data says);
+Times: \`ts\` columns (\`ts\`, \`origin_ts\`, \`last_ts\`, \`data_from\`, \`data_until\`) are series
+time, what the data says, in **nanoseconds** since 1970-01-01 UTC (an INTEGER; schema 7,
+so that sub-second series keep every reading): \`datetime(ts / 1000000000, 'unixepoch')\`
+reads one, and the views' \`time\` columns do it for you, with milliseconds
+(\`2023-11-14 22:13:20.250\`) when the time has a fraction.  Databases written
+before schema 7 held seconds: the daemon's first start migrates them in one
+transaction (every series time times 10^9; your own queries that called
+\`datetime(ts, 'unixepoch')\` need the division), and the read-only commands
+(\`history\`, \`versions\`) read an older file as it is.
 \`created_at\` columns are wall-clock epoch milliseconds of the write (of the
 first write for \`forecasts\` and \`errors\`: a replay's upsert keeps it, and
 retention deletes their rows oldest first in that order).  Blobs
@@ -104,7 +112,7 @@ q "3. Lineage of the current version, back to the initial one" \
   SELECT v.parent_id, lin.depth + 1 FROM lin JOIN versions v ON v.id = lin.id
   WHERE v.parent_id IS NOT NULL)
 SELECT lin.depth, v.number AS version, v.reason, v.restored_from,
-       datetime(v.ts, 'unixepoch') AS time, v.note
+       datetime(v.ts / 1000000000, 'unixepoch') AS time, v.note
 FROM lin JOIN versions v ON v.id = lin.id ORDER BY lin.depth LIMIT 12;"
 
 q "4. Did adaptation help?  Realised error before vs after" \
@@ -139,7 +147,7 @@ FROM v_history GROUP BY series ORDER BY reject_pct DESC;"
 
 q "8. Adapted vs frozen model, week by week" \
 	"Mean realised error of the adapted model and of the frozen shadow per week over all series; negative gain means adaptation lost." \
-	"SELECT strftime('%Y-W%W', origin_ts, 'unixepoch') AS week, count(*) AS n,
+	"SELECT strftime('%Y-W%W', origin_ts / 1000000000, 'unixepoch') AS week, count(*) AS n,
        round(avg(adapted_error), 3) AS adapted, round(avg(shadow_error), 3) AS frozen,
        round(100.0 * (1 - avg(adapted_error) / avg(shadow_error)), 1) AS gain_pct
 FROM errors GROUP BY week ORDER BY week;"
@@ -158,16 +166,16 @@ q "10. Drift alarms and what followed within two hours" \
        round(d.shadow_error, 3) AS frozen_err,
        (SELECT a.event || ' ' || a.version_from || '->' || a.version_to
         FROM v_history a
-        WHERE a.series = d.series AND a.ts BETWEEN d.ts AND d.ts + 7200
+        WHERE a.series = d.series AND a.ts BETWEEN d.ts AND d.ts + 7200 * 1000000000
           AND a.event IN ('adapt_accepted', 'adapt_rejected')
         ORDER BY a.ts, a.id LIMIT 1) AS followed_by
 FROM v_history d WHERE d.event = 'drift' ORDER BY d.ts LIMIT 8;"
 
 q "11. The version that was current at a given time" \
 	"What \`driftcast rollback --at 2016-07-20T00:00\` restores for a series." \
-	"SELECT s.key AS series, v.number AS version, v.reason, datetime(v.ts, 'unixepoch') AS since
+	"SELECT s.key AS series, v.number AS version, v.reason, datetime(v.ts / 1000000000, 'unixepoch') AS since
 FROM versions v JOIN series s ON s.id = v.series_id
-WHERE s.key = 'ETTh1/MUFL' AND v.ts <= strftime('%s', '2016-07-20T00:00')
+WHERE s.key = 'ETTh1/MUFL' AND v.ts <= strftime('%s', '2016-07-20T00:00') * 1000000000
 ORDER BY v.id DESC LIMIT 1;"
 
 q "12. Versions that restored older content" \

@@ -13,9 +13,9 @@
  * checksum; -EBUSY locked beyond busy_timeout; -EINVAL bad argument or
  * refused rollback target; -EIO any other SQLite failure.
  *
- * `ts` is series time (epoch seconds in the daemon), `created_at` wall-clock
- * epoch ms.  Version numbers count per series, as the engine assigns them
- * (0 = the initial adapter); each version is a row with an id and parent.
+ * `ts` is series time (epoch ns in the daemon, schema 7), `created_at`
+ * wall-clock epoch ms.  Version numbers count per series, as the engine assigns
+ * them (0 = the initial adapter); each version is a row with an id and parent.
  *
  * A struct store is one SQLite connection, for one thread at a time; other
  * processes may read the file meanwhile (WAL), writers wait busy_timeout.
@@ -27,7 +27,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define STORE_SCHEMA_VERSION 6	 /* the latest, PRAGMA user_version */
+#define STORE_SCHEMA_VERSION 7	 /* the latest, PRAGMA user_version */
 #define STORE_KEY_MAX	     256 /* keys, topics: bytes with the NUL */
 #define STORE_REASON_MAX     512 /* rollback reasons, likewise */
 struct store;
@@ -50,6 +50,7 @@ struct store_options {
 	int batch_rows;	     /* store_batch_due(): rows per batch, 0 = 1000 */
 	int batch_ms;	     /* store_batch_due(): ms per batch, 0 = 200 */
 	int target_schema;   /* tests, tools: migrate only this far (0 = all) */
+	void (*on_busy)(void); /* ~1/s in a long open (check, migrate) */
 };
 
 /* Open (creating it unless read_only) and migrate the database at path
@@ -292,8 +293,8 @@ int store_prune(struct store *s, const struct store_retention *r,
 /* Wall clock in epoch ms (what created_at holds). */
 int64_t store_now_ms(void);
 
-/* Epoch seconds ts as UTC "YYYY-MM-DDTHH:MM:SSZ" into buf (the number
- * itself when out of range): how series times are shown to people. */
+/* Epoch ns ts as UTC "YYYY-MM-DDTHH:MM:SS[.fraction]Z" into buf (the
+ * number itself when out of range): how series times are shown to people. */
 void store_format_time(int64_t ts, char *buf, size_t n);
 
 #endif

@@ -25,6 +25,12 @@
 
 #define STORE_APPLICATION_ID 1148347508 /* 0x44726674, "Drft" */
 
+/* Series time is ns from schema 7; a read-only open of an older file
+ * (not migrated) holds seconds, which reads convert (store_ts_read) and
+ * queries compare in (store_ts_query). */
+#define STORE_SCHEMA_NS 7
+#define STORE_NS	1000000000
+
 struct store {
 	sqlite3 *db;
 	char path[PATH_MAX];
@@ -32,7 +38,8 @@ struct store {
 	sqlite3_stmt *stmt[SQ__COUNT]; /* prepared on first use (store_prep) */
 	int schema;
 	char renamed[PATH_MAX + 64];
-	int lock_fd; /* daemon lock on "<path>.lock", or -1 */
+	int lock_fd;	 /* daemon lock on "<path>.lock", or -1 */
+	int64_t busy_ms; /* opts.on_busy last called (CLOCK_MONOTONIC) */
 
 	int64_t model_id; /* base model of new rows, 0 = none */
 
@@ -227,5 +234,18 @@ int store_control_record(struct store *s, const struct ctl_req *q,
 			 const struct store_rollback_result *res,
 			 const char *result, char *errbuf, size_t errbuf_size);
 void store_ctl_close(struct store *s); /* the sidecar, if open */
+
+static inline int64_t store_ts_read(const struct store *s, int64_t v)
+{
+	return s->schema < STORE_SCHEMA_NS ? v * STORE_NS : v;
+}
+
+static inline int64_t store_ts_query(const struct store *s, int64_t ns)
+{
+	if (s->schema >= STORE_SCHEMA_NS)
+		return ns;
+	/* the whole seconds at or after ns */
+	return ns / STORE_NS + (ns > 0 && ns % STORE_NS != 0);
+}
 
 #endif

@@ -167,6 +167,7 @@ static inline void ev_init(struct ttt_event *ev, enum ttt_event_type type,
 	ev->type = type;
 	ev->series = s->key;
 	ev->ts = s->last_ts;
+	ev->step = s->step;
 }
 
 /* Full block -> packed active part, and back. */

@@ -22,7 +22,7 @@
 struct qslot {
 	const char *key; /* the series' own copy (never freed before the
 			    engine) */
-	int64_t ts;
+	int64_t ts, step;
 	uint64_t version, tag;
 	/* deferred learning (ttt_learn_enqueue), or s = NULL */
 	struct series *s;
@@ -67,6 +67,7 @@ void ttt_enqueue_forecast(struct ttt_engine *e, struct series *s)
 	e->qcalp[k] = ttt_publish_calib(e, s, c) ? c : NULL;
 	e->qs[k] = (struct qslot){.key = s->key,
 				  .ts = s->last_ts,
+				  .step = s->step,
 				  .version = s->ad->version,
 				  .tag = e->tag};
 	e->qn++;
@@ -252,6 +253,7 @@ int ttt_engine_flush(struct ttt_engine *e)
 			ev.type = TTT_EV_FORECAST;
 			ev.series = q->key;
 			ev.ts = q->ts;
+			ev.step = q->step;
 			ev.version_from = ev.version_to = q->version;
 			ev.forecast = e->qy + (size_t)k * e->H;
 			ev.horizon = e->H;

@@ -335,6 +335,17 @@ int ttt_engine_restore_series(struct ttt_engine *e, const char *key,
 	return 0;
 }
 
+int ttt_engine_series_clock(const struct ttt_engine *e, const char *key,
+			    int64_t *ret_last_ts, int64_t *ret_step)
+{
+	const struct series *s = series_find(e, key, hash_key(key));
+	if (!s || !s->has_ts)
+		return -ENOENT;
+	*ret_last_ts = s->last_ts;
+	*ret_step = s->step;
+	return 0;
+}
+
 int ttt_engine_series_adapter(const struct ttt_engine *e, const char *key,
 			      float *out, size_t len, uint64_t *ret_version)
 {

@@ -53,7 +53,7 @@ struct ttt_event {
 	enum ttt_event_type type;
 	enum ttt_trigger trigger;
 	const char *series; /* series key */
-	int64_t ts;	    /* series timestamp of the observation */
+	int64_t ts, step;   /* observation's series time; step, 0: unknown */
 	uint64_t version_from, version_to;
 	int steps;			   /* optimizer steps taken */
 	float loss_before, loss_after;	   /* objective on the step batch */
@@ -227,8 +227,11 @@ int ttt_engine_each_recent(const struct ttt_engine *e, ttt_recent_fn fn,
  * event is emitted. */
 int ttt_engine_restore_recent(struct ttt_engine *e, const struct ttt_recent *r);
 
-/* Number of series seen. */
+/* Number of series seen; a series' clock: its newest timestamp and step
+ * (0: not known yet), -ENOENT (nothing set) before its first value. */
 size_t ttt_engine_series_count(const struct ttt_engine *e);
+int ttt_engine_series_clock(const struct ttt_engine *e, const char *key,
+			    int64_t *ret_last_ts, int64_t *ret_step);
 
 struct ttt_stats {
 	uint64_t observations, forecasts;
@@ -243,10 +246,8 @@ struct ttt_stats {
 	size_t adapter_params; /* floats adapted per adapter state */
 };
 void ttt_engine_stats(const struct ttt_engine *e, struct ttt_stats *ret);
-
-/* The seasonal period for a step in seconds: one day of steps (24 hourly,
- * 96 for 15 minutes, 144 for 10) or 7 for daily data (a week); else one
- * day of steps if that divides evenly and fits, else 1. */
+/* Seasonal period for a step in seconds: a day of steps (24 hourly, 96 for
+ * 15 min, 144 for 10), 7 for daily data, a day if it divides and fits, 1. */
 int ttt_season_period(double step_seconds);
 
 /* ---- the causal evaluator (ttt/eval.c) ---------------------------------
@@ -266,7 +267,6 @@ enum ttt_arm {
 };
 const char *ttt_arm_name(int arm);
 int ttt_arm_parse(const char *name, int *ret_arm);
-
 struct ttt_arm_result {
 	int ran;
 	double mse, mae;

@@ -91,3 +91,33 @@ Test(fmt, json_escape)
 	escapes_to("z\xc3\xa4hler", "z\xc3\xa4hler"); /* UTF-8 as it is */
 	escapes_to("", "");
 }
+
+/* Series time (ns) as the exact decimal seconds of the forecast message. */
+Test(fmt, ns_seconds)
+{
+	static const struct {
+		int64_t ns;
+		const char *text;
+	} ex[] = {
+	    {0, "0"},
+	    {INT64_C(1700000000000000000), "1700000000"},
+	    {INT64_C(1700000000100000000), "1700000000.1"},
+	    {INT64_C(1700000000001000000), "1700000000.001"},
+	    {INT64_C(1700000000000000001), "1700000000.000000001"},
+	    {INT64_C(100000000), "0.1"},
+	    {INT64_C(3600000000000), "3600"},
+	    {INT64_C(-2500000000), "-2.5"},
+	    {INT64_MAX, "9223372036.854775807"},
+	    {INT64_MIN, "-9223372036.854775808"},
+	};
+	for (size_t i = 0; i < sizeof(ex) / sizeof(ex[0]); i++) {
+		char b[64];
+		size_t n = dc_format_ns_seconds(b, ex[i].ns);
+		cr_assert_lt(n, 32);
+		b[n] = '\0';
+		cr_assert_str_eq(b, ex[i].text);
+		json_t *j = json_loads(b, JSON_DECODE_ANY, NULL);
+		cr_assert_not_null(j, "%s is not a JSON number", b);
+		json_decref(j);
+	}
+}

@@ -1,5 +1,6 @@
-# TAP helpers sourced by the integration scripts (demo.sh, produce.sh):
-# ok/not_ok/check count and print results, diag comments, wait_for polls.
+# TAP helpers sourced by the integration scripts (demo.sh, produce.sh,
+# timestamps.sh): ok/not_ok/check count and print results, diag comments,
+# wait_for polls, tap_bail stops, tap_kill_pids ends what a script started.
 n=0
 failed=0
 ok() { n=$((n + 1)); echo "ok $n - $*"; }
@@ -26,4 +27,16 @@ wait_for() { # wait_for SECONDS COMMAND...: poll until the command succeeds
         sleep 0.3
     done
     return 1
+}
+tap_bail() { # tap_bail LOG MESSAGE...: stop the whole script, with LOG's tail
+    local log=$1
+    shift
+    echo "Bail out! $*"
+    tail -n 20 "$log" 2>/dev/null | sed 's/^/#   /'
+    exit 1
+}
+pids=() # the processes a script started, ended by tap_kill_pids
+tap_kill_pids() {
+    for p in "${pids[@]}"; do kill -9 "$p" 2>/dev/null; done
+    wait 2>/dev/null
 }

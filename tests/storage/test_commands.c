@@ -10,22 +10,28 @@
 
 static struct run_result res;
 
-/* a: 0..2; b: 0..3 (ts 1000 + 3600 v) */
+#define NS INT64_C(1000000000) /* series time is ns (schema 7) */
+
+/* a: 0..2; b: 0..3 (ts 1000 + 3600 v seconds) */
 static void make_db(char *dir, size_t dn, char *path, size_t pn)
 {
 	su_tmpdb(dir, dn, path, pn);
 	struct store *s = su_open(path, NULL);
-	cr_assert_eq(su_version(s, "a", STORE_EV_INIT, 0, 0, 1000, 0.0f), 0);
-	cr_assert_eq(su_version(s, "b", STORE_EV_INIT, 0, 0, 1000, 10.0f), 0);
+	cr_assert_eq(su_version(s, "a", STORE_EV_INIT, 0, 0, 1000 * NS, 0.0f),
+		     0);
+	cr_assert_eq(su_version(s, "b", STORE_EV_INIT, 0, 0, 1000 * NS, 10.0f),
+		     0);
 	for (int v = 1; v <= 3; v++) {
 		if (v <= 2)
 			cr_assert_eq(su_version(s, "a", STORE_EV_ADAPT_ACCEPTED,
 						(uint64_t)v - 1, (uint64_t)v,
-						1000 + 3600 * v, (float)v),
+						(1000 + 3600 * v) * NS,
+						(float)v),
 				     0);
 		cr_assert_eq(su_version(s, "b", STORE_EV_ADAPT_ACCEPTED,
 					(uint64_t)v - 1, (uint64_t)v,
-					1000 + 3600 * v, 10.0f + (float)v),
+					(1000 + 3600 * v) * NS,
+					10.0f + (float)v),
 			     0);
 	}
 	su_commit(s);
@@ -61,8 +67,9 @@ Test(storage_commands, history_formats)
 		  res.out);
 	/* since 7200: a@2 (8200), b@2, b@3 */
 	cr_assert_eq(count_lines(res.out), 1 + 3, "%s", res.out);
-	cr_assert(strstr(res.out, ",8200,a,adapt_accepted,schedule,1,2,"), "%s",
-		  res.out);
+	cr_assert(strstr(res.out, "1970-01-01T02:16:40Z,8200000000000,a,"
+				  "adapt_accepted,schedule,1,2,"),
+		  "%s", res.out);
 
 	char *j[] = {"driftcast", "history",  "--db", path, "--format",
 		     "json",	  "--series", "b",    NULL};
