@@ -133,19 +133,27 @@ char *cfg_trim(char *s)
 	return s;
 }
 
-/* fgets-like reader for inih: counts lines, keeps copies, catches lines too
- * long to parse and section headers (inih does not report those). */
+/* fgets-like reader for inih over the buffer: counts lines, keeps copies,
+ * catches lines too long to parse, NUL bytes and section headers (inih does
+ * not report those). */
 static char *loader_read(char *str, int num, void *stream)
 {
 	struct cfg_loader *L = stream;
-	if (!fgets(str, num, L->fp))
+	if (L->pos >= L->size)
 		return NULL;
+	const char *line = L->buf + L->pos;
+	size_t rest = L->size - L->pos;
+	const char *nl = memchr(line, '\n', rest);
+	size_t len = nl ? (size_t)(nl - line) + 1 : rest;
+	L->pos += len;
 	L->lineno++;
-	size_t n = strlen(str);
-	if (n > 0 && str[n - 1] != '\n' && !feof(L->fp)) {
-		int ch;
-		while ((ch = fgetc(L->fp)) != EOF && ch != '\n')
-			;
+	if (memchr(line, '\0', len)) {
+		/* inih would silently drop the rest of the line */
+		cfg_err_add(L->err,
+			    "%s:%d: NUL byte in line (not a text file?)",
+			    L->file, L->lineno);
+		len = 0;
+	} else if (len > (size_t)num - 1) {
 		/* Debian's libinih 55 reads lines into a fixed 200-byte buffer
 		 * whatever ini_max_line says: report its real limit. */
 		cfg_err_add(
@@ -153,9 +161,10 @@ static char *loader_read(char *str, int num, void *stream)
 		    "%s:%d: line longer than %d bytes (the INI parser's "
 		    "limit; use --set for longer values)",
 		    L->file, L->lineno, num - 3);
-		str[0] = '\0';
-		n = 0;
+		len = 0;
 	}
+	memcpy(str, line, len);
+	str[len] = '\0';
 	if (L->nlines == L->cap) {
 		size_t cap = L->cap ? L->cap * 2 : 64;
 		char **p = realloc(L->lines, cap * sizeof(*p));
@@ -306,29 +315,6 @@ void cfg_loader_free(struct cfg_loader *L)
 
 int cfg_loader_parse(struct cfg_loader *L)
 {
-	struct stat st;
-	L->fp = fopen(L->file, "re");
-	if (!L->fp) {
-		int e = errno;
-		cfg_err_add(L->err, "%s: cannot open: %s", L->file,
-			    strerror(e));
-		return -e;
-	}
-	if (fstat(fileno(L->fp), &st) < 0 || !S_ISREG(st.st_mode)) {
-		fclose(L->fp);
-		L->fp = NULL;
-		cfg_err_add(L->err, "%s: cannot read: not a regular file",
-			    L->file);
-		return -EINVAL;
-	}
-	if (st.st_size > 1 << 20) {
-		fclose(L->fp);
-		L->fp = NULL;
-		cfg_err_add(L->err, "%s: cannot read: larger than 1 MiB",
-			    L->file);
-		return -EFBIG;
-	}
-
 	/* inih's options, as runtime globals in Debian's build. */
 	ini_use_stack = false;
 	ini_max_line = CFG_LINE_MAX;
@@ -339,14 +325,6 @@ int cfg_loader_parse(struct cfg_loader *L)
 	ini_allow_no_value = false;
 
 	int r = ini_parse_stream(loader_read, L, loader_on_value, L);
-	int read_error = ferror(L->fp);
-	fclose(L->fp);
-	L->fp = NULL;
-
-	if (read_error) {
-		cfg_err_add(L->err, "%s: read error", L->file);
-		return -EIO;
-	}
 	if (L->oom || r == -2) {
 		cfg_err_add(L->err, "%s: out of memory", L->file);
 		return -ENOMEM;
