@@ -108,6 +108,7 @@ struct cfg_loader {
 	size_t nlines, cap;
 	bool in_bad_section; /* keys under an unknown [section] */
 	int syntax_line;     /* a syntax error we reported ourselves */
+	int suggested;	     /* "did you mean"s given (ini.c caps them) */
 	int oom;
 	char *text[CFG_MAX_OPTIONS]; /* raw value of each option seen */
 	int line[CFG_MAX_OPTIONS];

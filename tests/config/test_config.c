@@ -337,6 +337,28 @@ Test(config, file_over_1_mib_is_refused)
 	cr_assert(strstr(err, ":2: NUL byte in line"), "%s", err);
 }
 
+/* "Did you mean" stops after 16 unknown names: each compares the name with
+ * every setting, and a file with hundreds is not a driftcast config. */
+Test(config, suggestions_are_capped)
+{
+	char text[2048] = "[kafka]\n", err[8192];
+	struct cfg c;
+	for (int i = 0; i < 20; i++)
+		strcat(text, "brokrs = x\n");
+	cr_assert_eq(
+	    cfg_load(write_conf(text), NULL, 0, &c, NULL, err, sizeof(err)),
+	    -EINVAL);
+	int lines = 0, hints = 0;
+	for (char *l = err; l; l = strchr(l + 1, '\n')) {
+		lines++;
+		char *end = strchr(l + 1, '\n');
+		char *hint = strstr(l, "did you mean 'kafka.brokers'");
+		hints += hint && (!end || hint < end);
+	}
+	cr_assert_eq(lines, 20, "%s", err);
+	cr_assert_eq(hints, 16, "%s", err);
+}
+
 Test(config, cross_field_conflict_blames_later_line)
 {
 	expect_error("[kafka]\ninput_topic = t1\noutput_topic = t1\n", 3,
