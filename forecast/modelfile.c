@@ -346,6 +346,12 @@ static int parse(const char *path, const unsigned char *buf, size_t n,
 		if (r.short_read || k >= T_COUNT || l >= FC_MAX_LAYERS ||
 		    m->lo.len[k][l] != len || m->lo.off[k][l] != off ||
 		    strcmp(name, nn_tensor_name((int)k))) {
+			/* the name is the file's bytes: printable only, so
+			 * the reason stays one readable line in the log */
+			for (char *q = name; *q; q++)
+				if ((unsigned char)*q < 0x20 ||
+				    (unsigned char)*q > 0x7e)
+					*q = '?';
 			ret_code =
 			    fc_fail(eb, es, -EINVAL,
 				    "%s: tensor %u (%s) does not match the "

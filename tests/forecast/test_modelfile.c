@@ -225,6 +225,27 @@ Test(modelfile, scaler_name_too_long)
 	refused(-EINVAL, "name of scaler channel 0 is 64 bytes (at most 63)");
 }
 
+/* A tensor name is quoted in the reason with its unprintable bytes as
+ * '?' (they came out raw: binary in the log). */
+Test(modelfile, tensor_name_is_quoted_printable)
+{
+	size_t n;
+	unsigned char *b = read_seed("gru-small.dcm", &n);
+	/* the first tensor entry: after the 7 scaler channels (8 bytes and
+	 * a name each) and the tensor count; its name after kind, layer,
+	 * offset and length */
+	size_t at = NCH_AT + 4;
+	for (int i = 0; i < 7; i++)
+		at += 9 + b[at + 8];
+	at += 4 + 1 + 1 + 8 + 8;
+	cr_assert_eq(memcmp(b + at, "emb.w", 6), 0, "%.24s", b + at);
+	b[at + 1] = 0xff, b[at + 2] = 0x1b;
+	fix_crc(b, n);
+	write_file(b, n);
+	free(b);
+	refused(-EINVAL, "tensor 0 (e??.w) does not match the config");
+}
+
 Test(modelfile, save_to_unwritable_place)
 {
 	struct fc_config c;

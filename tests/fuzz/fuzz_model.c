@@ -6,7 +6,8 @@
  * past the checksum to the config, scaler, tensor table and weight checks
  * (the loader's fuzzing mode lives here, so the loader fuzzed is the one
  * shipped).  A load succeeds with a model that passes the config checks
- * and forecasts, or fails with -EINVAL and the file's name in the reason.
+ * and forecasts, or fails with -EINVAL and the file's name in a reason of
+ * printable characters.
  * Seeds: real small models of both backbones (corpus/model).
  */
 #include <errno.h>
@@ -30,6 +31,9 @@ static void load_one(const uint8_t *buf, size_t n)
 		if (m || (r != -EINVAL && r != -ENOMEM) ||
 		    !strstr(err, "fuzz.dcm"))
 			abort();
+		for (const char *c = err; *c; c++)
+			if (*c < 0x20 || *c > 0x7e)
+				abort(); /* the file's bytes, unescaped */
 		return;
 	}
 	const struct fc_config *c = fc_model_config(m);
