@@ -1,7 +1,8 @@
 /*
  * Fuzz target: the configuration loader, cfg_load_buffer() (config/load.c,
  * the path cfg_load() takes after reading the file).  Input: the file's
- * text, then optionally a NUL byte and --set arguments, one per line.
+ * text (a single NUL byte in it is the file's), then optionally two NUL
+ * bytes and --set arguments, one per line.
  * Besides "no crash, no leak, no UB" the loader's contract must hold:
  * 0 with an empty errbuf and a configuration whose relations hold, or a
  * negative errno with every error line blaming the file or a --set, and
@@ -54,7 +55,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	static FILE *sink;
 	static struct cfg c, before;
-	const uint8_t *nul = memchr(data, '\0', size);
+	const uint8_t *nul = memmem(data, size, "\0\0", 2);
 	size_t file_len = nul ? (size_t)(nul - data) : size;
 	const char *sets[FUZZ_MAX_SETS];
 	size_t nsets = 0;
@@ -73,11 +74,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		abort();
 	memcpy(text, data, file_len);
 	if (nul) {
-		size_t n = size - file_len - 1;
+		size_t n = size - file_len - 2;
 		set_text = malloc(n + 1);
 		if (!set_text)
 			abort();
-		memcpy(set_text, nul + 1, n);
+		memcpy(set_text, nul + 2, n);
 		set_text[n] = '\0';
 		for (char *s = set_text, *e; s && nsets < FUZZ_MAX_SETS;
 		     s = e) {
