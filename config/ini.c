@@ -19,16 +19,19 @@
 
 /* ---- "did you mean" -------------------------------------------------- */
 
-static size_t edit_distance(const char *a, const char *b)
+/* Levenshtein distance of a and b, or SIZE_MAX once it must exceed bound
+ * (the caller only wants distances up to it: this keeps "did you mean" for
+ * thousands of unknown keys cheap). */
+static size_t edit_distance(const char *a, const char *b, size_t bound)
 {
 	size_t la = strlen(a), lb = strlen(b);
-	if (la > 64 || lb > 64)
+	if (la > 64 || lb > 64 || (la > lb ? la - lb : lb - la) > bound)
 		return SIZE_MAX;
 	size_t row[65];
 	for (size_t j = 0; j <= lb; j++)
 		row[j] = j;
 	for (size_t i = 1; i <= la; i++) {
-		size_t diag = row[0];
+		size_t diag = row[0], low = i;
 		row[0] = i;
 		for (size_t j = 1; j <= lb; j++) {
 			size_t up = row[j];
@@ -39,26 +42,31 @@ static size_t edit_distance(const char *a, const char *b)
 				best = row[j - 1] + 1;
 			row[j] = best;
 			diag = up;
+			if (best < low)
+				low = best;
 		}
+		if (low > bound) /* every later row is at least this */
+			return SIZE_MAX;
 	}
-	return row[lb];
+	return row[lb] <= bound ? row[lb] : SIZE_MAX;
 }
 
 const char *cfg_suggest_option(const char *name)
 {
 	const char *best = NULL;
-	size_t best_d = SIZE_MAX;
-	for (size_t i = 0; i < cfg_noptions; i++) {
-		size_t d = edit_distance(name, cfg_options[i].name);
+	size_t limit = strlen(name) / 3;
+	if (limit < 2)
+		limit = 2;
+	/* only a distance within limit and below the best so far counts */
+	size_t best_d = limit + 1;
+	for (size_t i = 0; i < cfg_noptions && best_d > 0; i++) {
+		size_t d = edit_distance(name, cfg_options[i].name, best_d - 1);
 		if (d < best_d) {
 			best_d = d;
 			best = cfg_options[i].name;
 		}
 	}
-	size_t limit = strlen(name) / 3;
-	if (limit < 2)
-		limit = 2;
-	return best_d <= limit ? best : NULL;
+	return best;
 }
 
 static bool section_known(const char *section, size_t len)
@@ -83,7 +91,7 @@ static const char *suggest_section(const char *section)
 			continue;
 		memcpy(sec, cfg_options[i].name, n);
 		sec[n] = '\0';
-		size_t d = edit_distance(section, sec);
+		size_t d = edit_distance(section, sec, 2);
 		if (d < best_d) {
 			best_d = d;
 			memcpy(best, sec, n + 1);
@@ -95,7 +103,7 @@ static const char *suggest_section(const char *section)
 		size_t d = strlen(section) > strlen("librdkafka.") &&
 				   !strncmp(k, section, strlen(section))
 			       ? 1
-			       : edit_distance(section, k);
+			       : edit_distance(section, k, 2);
 		if (d < best_d) {
 			best_d = d;
 			snprintf(best, sizeof(best), "%s", k);
@@ -113,6 +121,16 @@ int cfg_find_option(const char *name)
 }
 
 /* ---- the line reader ------------------------------------------------- */
+
+/* "Did you mean" for the first SUGGEST_MAX unknown names of a file: a file
+ * with hundreds of them is not a driftcast configuration, and each
+ * suggestion compares the name with every setting. */
+#define SUGGEST_MAX 16
+
+static bool suggest_more(struct cfg_loader *L)
+{
+	return L->suggested < SUGGEST_MAX && ++L->suggested;
+}
 
 #define MAX_LINES 100000
 
@@ -133,19 +151,27 @@ char *cfg_trim(char *s)
 	return s;
 }
 
-/* fgets-like reader for inih: counts lines, keeps copies, catches lines too
- * long to parse and section headers (inih does not report those). */
+/* fgets-like reader for inih over the buffer: counts lines, keeps copies,
+ * catches lines too long to parse, NUL bytes and section headers (inih does
+ * not report those). */
 static char *loader_read(char *str, int num, void *stream)
 {
 	struct cfg_loader *L = stream;
-	if (!fgets(str, num, L->fp))
+	if (L->pos >= L->size)
 		return NULL;
+	const char *line = L->buf + L->pos;
+	size_t rest = L->size - L->pos;
+	const char *nl = memchr(line, '\n', rest);
+	size_t len = nl ? (size_t)(nl - line) + 1 : rest;
+	L->pos += len;
 	L->lineno++;
-	size_t n = strlen(str);
-	if (n > 0 && str[n - 1] != '\n' && !feof(L->fp)) {
-		int ch;
-		while ((ch = fgetc(L->fp)) != EOF && ch != '\n')
-			;
+	if (memchr(line, '\0', len)) {
+		/* inih would silently drop the rest of the line */
+		cfg_err_add(L->err,
+			    "%s:%d: NUL byte in line (not a text file?)",
+			    L->file, L->lineno);
+		len = 0;
+	} else if (len > (size_t)num - 1) {
 		/* Debian's libinih 55 reads lines into a fixed 200-byte buffer
 		 * whatever ini_max_line says: report its real limit. */
 		cfg_err_add(
@@ -153,9 +179,10 @@ static char *loader_read(char *str, int num, void *stream)
 		    "%s:%d: line longer than %d bytes (the INI parser's "
 		    "limit; use --set for longer values)",
 		    L->file, L->lineno, num - 3);
-		str[0] = '\0';
-		n = 0;
+		len = 0;
 	}
+	memcpy(str, line, len);
+	str[len] = '\0';
 	if (L->nlines == L->cap) {
 		size_t cap = L->cap ? L->cap * 2 : 64;
 		char **p = realloc(L->lines, cap * sizeof(*p));
@@ -201,7 +228,9 @@ static char *loader_read(char *str, int num, void *stream)
 			    !section_known(name, strlen(name)) &&
 			    cfg_kscope_of(name, strlen(name)) < 0;
 			if (L->in_bad_section) {
-				const char *s = suggest_section(name);
+				const char *s = suggest_more(L)
+						    ? suggest_section(name)
+						    : NULL;
 				if (s)
 					cfg_err_add(
 					    L->err,
@@ -269,7 +298,8 @@ static int loader_on_value(void *user, const char *section, const char *name,
 	snprintf(full, sizeof(full), "%s.%s", section, name);
 	int i = cfg_find_option(full);
 	if (i < 0) {
-		const char *s = cfg_suggest_option(full);
+		const char *s =
+		    suggest_more(L) ? cfg_suggest_option(full) : NULL;
 		if (s)
 			cfg_err_add(
 			    L->err,
@@ -306,29 +336,6 @@ void cfg_loader_free(struct cfg_loader *L)
 
 int cfg_loader_parse(struct cfg_loader *L)
 {
-	struct stat st;
-	L->fp = fopen(L->file, "re");
-	if (!L->fp) {
-		int e = errno;
-		cfg_err_add(L->err, "%s: cannot open: %s", L->file,
-			    strerror(e));
-		return -e;
-	}
-	if (fstat(fileno(L->fp), &st) < 0 || !S_ISREG(st.st_mode)) {
-		fclose(L->fp);
-		L->fp = NULL;
-		cfg_err_add(L->err, "%s: cannot read: not a regular file",
-			    L->file);
-		return -EINVAL;
-	}
-	if (st.st_size > 1 << 20) {
-		fclose(L->fp);
-		L->fp = NULL;
-		cfg_err_add(L->err, "%s: cannot read: larger than 1 MiB",
-			    L->file);
-		return -EFBIG;
-	}
-
 	/* inih's options, as runtime globals in Debian's build. */
 	ini_use_stack = false;
 	ini_max_line = CFG_LINE_MAX;
@@ -339,14 +346,6 @@ int cfg_loader_parse(struct cfg_loader *L)
 	ini_allow_no_value = false;
 
 	int r = ini_parse_stream(loader_read, L, loader_on_value, L);
-	int read_error = ferror(L->fp);
-	fclose(L->fp);
-	L->fp = NULL;
-
-	if (read_error) {
-		cfg_err_add(L->err, "%s: read error", L->file);
-		return -EIO;
-	}
 	if (L->oom || r == -2) {
 		cfg_err_add(L->err, "%s: out of memory", L->file);
 		return -ENOMEM;

@@ -75,7 +75,19 @@ void cfg_err_add(struct cfg_errors *e, const char *fmt, ...)
 
 /* ---- the INI file and names (ini.c) ------------------------------------ */
 
-#define CFG_LINE_MAX 4096 /* longest line read, longest --set value */
+#define CFG_LINE_MAX 4096      /* longest line read, longest --set value */
+#define CFG_FILE_MAX (1 << 20) /* largest file read */
+
+/*
+ * cfg_load() on a file's text already in memory: `text`, `size` bytes (NUL
+ * bytes in it are errors), named `file` in messages; text NULL for the
+ * defaults only.  Everything else as cfg_load(), which reads the file and
+ * calls this, so there is one parser path (the fuzz target calls it too).
+ */
+int cfg_load_buffer(const char *file, const char *text, size_t size,
+		    const char *const *sets, size_t nsets, struct cfg *ret_cfg,
+		    struct cfg_sources *ret_src, char *errbuf,
+		    size_t errbuf_size);
 
 /* s without leading and trailing white space (in place). */
 char *cfg_trim(char *s);
@@ -85,16 +97,18 @@ char *cfg_trim(char *s);
 int cfg_find_option(const char *name);
 const char *cfg_suggest_option(const char *name);
 
-/* One read of a file: the raw text and line of each option met, and the
- * librdkafka properties in file order.  Zero it before use. */
+/* One read of a file's text: the raw text and line of each option met, and
+ * the librdkafka properties in file order.  Zero it before use. */
 struct cfg_loader {
-	const char *file;
-	FILE *fp;
+	const char *file; /* the name in messages */
+	const char *buf;  /* the text, size bytes (not NUL-terminated) */
+	size_t size, pos;
 	int lineno;   /* line most recently handed to inih */
 	char **lines; /* copy of every line, for messages */
 	size_t nlines, cap;
 	bool in_bad_section; /* keys under an unknown [section] */
 	int syntax_line;     /* a syntax error we reported ourselves */
+	int suggested;	     /* "did you mean"s given (ini.c caps them) */
 	int oom;
 	char *text[CFG_MAX_OPTIONS]; /* raw value of each option seen */
 	int line[CFG_MAX_OPTIONS];
@@ -104,9 +118,9 @@ struct cfg_loader {
 	struct cfg_errors *err;
 };
 
-/* Parse L->file into L->text/L->line and L->kp; syntax errors go to L->err.
- * Returns 0 or a negative errno when the file cannot be read at all.
- * cfg_loader_free releases what parsing kept, also after an error. */
+/* Parse L->buf into L->text/L->line and L->kp; syntax errors go to L->err.
+ * Returns 0 or -ENOMEM.  cfg_loader_free releases what parsing kept, also
+ * after an error. */
 int cfg_loader_parse(struct cfg_loader *L);
 void cfg_loader_free(struct cfg_loader *L);
 

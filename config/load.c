@@ -12,6 +12,7 @@
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 /* ---- error collection ------------------------------------------------ */
 
@@ -248,9 +249,10 @@ static void check_relations(const struct cfg *c, const struct provenance *p,
 
 /* ---- load ------------------------------------------------------------ */
 
-int cfg_load(const char *path, const char *const *sets, size_t nsets,
-	     struct cfg *ret_cfg, struct cfg_sources *ret_src, char *errbuf,
-	     size_t errbuf_size)
+int cfg_load_buffer(const char *file, const char *text, size_t size,
+		    const char *const *sets, size_t nsets, struct cfg *ret_cfg,
+		    struct cfg_sources *ret_src, char *errbuf,
+		    size_t errbuf_size)
 {
 	struct cfg_errors err = {errbuf, errbuf_size, 0, 0};
 	struct cfg_loader L = {0};
@@ -259,6 +261,8 @@ int cfg_load(const char *path, const char *const *sets, size_t nsets,
 	int kline[CFG_KPROP_MAX] = {0}; /* of tmp.librdkafka.prop[] */
 	char why[512];
 	int r = 0;
+	/* the file's name in messages; NULL: no file, defaults only */
+	const char *path = text ? (file ? file : "config") : NULL;
 
 	if (errbuf && errbuf_size)
 		errbuf[0] = '\0';
@@ -268,6 +272,8 @@ int cfg_load(const char *path, const char *const *sets, size_t nsets,
 	/* 1. parse */
 	if (path) {
 		L.file = path;
+		L.buf = text;
+		L.size = size;
 		L.err = &err;
 		r = cfg_loader_parse(&L);
 		if (r < 0)
@@ -368,5 +374,72 @@ int cfg_load(const char *path, const char *const *sets, size_t nsets,
 	}
 out:
 	cfg_loader_free(&L);
+	return r;
+}
+
+/* The whole file, at most CFG_FILE_MAX bytes, into *ret_text (malloc'd). */
+static int read_file(const char *path, char **ret_text, size_t *ret_size,
+		     struct cfg_errors *err)
+{
+	struct stat st;
+	FILE *f = fopen(path, "re");
+	if (!f) {
+		int e = errno;
+		cfg_err_add(err, "%s: cannot open: %s", path, strerror(e));
+		return -e;
+	}
+	if (fstat(fileno(f), &st) < 0 || !S_ISREG(st.st_mode)) {
+		fclose(f);
+		cfg_err_add(err, "%s: cannot read: not a regular file", path);
+		return -EINVAL;
+	}
+	/* one byte more than allowed, to notice a file that grew */
+	char *text =
+	    st.st_size <= CFG_FILE_MAX ? malloc(CFG_FILE_MAX + 1) : NULL;
+	if (!text) {
+		fclose(f);
+		if (st.st_size <= CFG_FILE_MAX) {
+			cfg_err_add(err, "%s: out of memory", path);
+			return -ENOMEM;
+		}
+		cfg_err_add(err, "%s: cannot read: larger than 1 MiB", path);
+		return -EFBIG;
+	}
+	size_t n = fread(text, 1, CFG_FILE_MAX + 1, f);
+	int read_error = ferror(f);
+	fclose(f);
+	if (read_error) {
+		free(text);
+		cfg_err_add(err, "%s: read error", path);
+		return -EIO;
+	}
+	if (n > CFG_FILE_MAX) {
+		free(text);
+		cfg_err_add(err, "%s: cannot read: larger than 1 MiB", path);
+		return -EFBIG;
+	}
+	*ret_text = text;
+	*ret_size = n;
+	return 0;
+}
+
+int cfg_load(const char *path, const char *const *sets, size_t nsets,
+	     struct cfg *ret_cfg, struct cfg_sources *ret_src, char *errbuf,
+	     size_t errbuf_size)
+{
+	struct cfg_errors err = {errbuf, errbuf_size, 0, 0};
+	char *text = NULL;
+	size_t size = 0;
+
+	if (errbuf && errbuf_size)
+		errbuf[0] = '\0';
+	if (path) {
+		int r = read_file(path, &text, &size, &err);
+		if (r < 0)
+			return r;
+	}
+	int r = cfg_load_buffer(path, text, size, sets, nsets, ret_cfg, ret_src,
+				errbuf, errbuf_size);
+	free(text);
 	return r;
 }

@@ -274,9 +274,12 @@ static int parse(const char *path, const unsigned char *buf, size_t n,
 	if (fc_config_check(&c, why, sizeof(why)) < 0)
 		return fc_fail(eb, es, -EINVAL, "%s: invalid config: %s", path,
 			       why);
-	if (nch > 100000)
-		return fc_fail(eb, es, -EINVAL, "%s: %u scaler channels", path,
-			       nch);
+	/* each channel takes at least 9 bytes (mean, std, name length):
+	 * refuse a count the file cannot hold before allocating for it */
+	if (nch > 100000 || (uint64_t)nch * 9 > n - r.pos)
+		return fc_fail(eb, es, -EINVAL,
+			       "%s: %u scaler channels do not fit in %zu bytes",
+			       path, nch, n);
 	/* the weights alone must fit in the file before anything is
 	 * allocated for them */
 	struct nn_layout lo;
@@ -303,8 +306,16 @@ static int parse(const char *path, const unsigned char *buf, size_t n,
 		mean[i] = get_f32(&r);
 		std[i] = get_f32(&r);
 		unsigned len = get_u8(&r);
-		if (len >= FC_NAME_MAX)
-			len = FC_NAME_MAX - 1;
+		if (len >= FC_NAME_MAX) {
+			/* the writer never makes one: reading on would
+			 * misplace every later field */
+			ret_code =
+			    fc_fail(eb, es, -EINVAL,
+				    "%s: name of scaler channel %u is %u "
+				    "bytes (at most %d)",
+				    path, i, len, FC_NAME_MAX - 1);
+			goto out;
+		}
 		get(&r, names[i], len);
 		np[i] = names[i];
 		if (!isfinite(mean[i]) || !isfinite(std[i]) ||
@@ -335,6 +346,12 @@ static int parse(const char *path, const unsigned char *buf, size_t n,
 		if (r.short_read || k >= T_COUNT || l >= FC_MAX_LAYERS ||
 		    m->lo.len[k][l] != len || m->lo.off[k][l] != off ||
 		    strcmp(name, nn_tensor_name((int)k))) {
+			/* the name is the file's bytes: printable only, so
+			 * the reason stays one readable line in the log */
+			for (char *q = name; *q; q++)
+				if ((unsigned char)*q < 0x20 ||
+				    (unsigned char)*q > 0x7e)
+					*q = '?';
 			ret_code =
 			    fc_fail(eb, es, -EINVAL,
 				    "%s: tensor %u (%s) does not match the "

@@ -146,6 +146,20 @@ ALWAYS_INLINE void vmax(vreal *m, const vreal *a)
 	*m = (vreal)(((vmask)*a & gt) | ((vmask)*m & ~gt));
 }
 
+#ifdef __clang__
+/* clang (the fuzz build, tests/fuzz) has no __builtin_shuffle: the same
+ * two-vector shuffle, lane by lane (gcc's path is unchanged). */
+#define __builtin_shuffle(a, b, m)                                     \
+	({                                                             \
+		vreal sa_ = (a), sb_ = (b), sr_;                       \
+		vmask sm_ = (m);                                       \
+		for (int sk_ = 0; sk_ < VL; sk_++)                     \
+			sr_[sk_] = sm_[sk_] < VL ? sa_[sm_[sk_]]       \
+						 : sb_[sm_[sk_] - VL]; \
+		sr_;                                                   \
+	})
+#endif
+
 /* r [VL] rows of VL -> its columns, in registers */
 ALWAYS_INLINE void vtranspose(vreal *r)
 {

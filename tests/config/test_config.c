@@ -286,6 +286,79 @@ Test(config, line_too_long)
 	expect_error(text, 2, "line longer than 197 bytes");
 }
 
+/* The longest line inih reads whole is 199 bytes with its newline (the
+ * buffer reader must cut exactly where fgets did). */
+Test(config, line_length_limit_is_exact)
+{
+	char text[300], err[1024];
+	struct cfg c;
+	strcpy(text, "[storage]\npath = /");
+	size_t head = strlen(text), line = strlen("path = /");
+	memset(text + head, 'p', 199 - 1 - line);
+	strcpy(text + head + 199 - 1 - line, "\n");
+	cr_assert_eq(
+	    cfg_load(write_conf(text), NULL, 0, &c, NULL, err, sizeof(err)), 0,
+	    "%s", err);
+	cr_assert_eq(strlen(c.storage.path), 199 - 1 - strlen("path = "));
+	strcpy(text + head + 199 - 1 - line, "p\n");
+	expect_error(text, 2, "line longer than 197 bytes");
+}
+
+/* A NUL byte used to end the line silently (fgets + strlen): the value
+ * before it was taken and the rest ignored. */
+Test(config, nul_byte_is_an_error)
+{
+	static const char text[] = "[kafka]\nbrokers = a:1\0b:2\n";
+	char err[1024], prefix[300];
+	struct cfg c;
+	const char *p = write_conf("");
+	FILE *f = fopen(p, "w");
+	cr_assert(f);
+	cr_assert_eq(fwrite(text, 1, sizeof(text) - 1, f), sizeof(text) - 1);
+	fclose(f);
+	int r = cfg_load(p, NULL, 0, &c, NULL, err, sizeof(err));
+	cr_assert_eq(r, -EINVAL, "%d %s", r, err);
+	snprintf(prefix, sizeof(prefix), "%s:2: NUL byte in line", p);
+	cr_assert(!strncmp(err, prefix, strlen(prefix)), "%s", err);
+}
+
+Test(config, file_over_1_mib_is_refused)
+{
+	char err[1024];
+	struct cfg c;
+	const char *p = write_conf("[kafka]\n");
+	cr_assert_eq(truncate(p, (1 << 20) + 1), 0);
+	int r = cfg_load(p, NULL, 0, &c, NULL, err, sizeof(err));
+	cr_assert_eq(r, -EFBIG, "%d %s", r, err);
+	cr_assert(strstr(err, ": cannot read: larger than 1 MiB"), "%s", err);
+	cr_assert_eq(truncate(p, 1 << 20), 0);
+	r = cfg_load(p, NULL, 0, &c, NULL, err, sizeof(err));
+	cr_assert_eq(r, -EINVAL, "a 1 MiB file is read: %d %s", r, err);
+	cr_assert(strstr(err, ":2: NUL byte in line"), "%s", err);
+}
+
+/* "Did you mean" stops after 16 unknown names: each compares the name with
+ * every setting, and a file with hundreds is not a driftcast config. */
+Test(config, suggestions_are_capped)
+{
+	char text[2048] = "[kafka]\n", err[8192];
+	struct cfg c;
+	for (int i = 0; i < 20; i++)
+		strcat(text, "brokrs = x\n");
+	cr_assert_eq(
+	    cfg_load(write_conf(text), NULL, 0, &c, NULL, err, sizeof(err)),
+	    -EINVAL);
+	int lines = 0, hints = 0;
+	for (char *l = err; l; l = strchr(l + 1, '\n')) {
+		lines++;
+		char *end = strchr(l + 1, '\n');
+		char *hint = strstr(l, "did you mean 'kafka.brokers'");
+		hints += hint && (!end || hint < end);
+	}
+	cr_assert_eq(lines, 20, "%s", err);
+	cr_assert_eq(hints, 16, "%s", err);
+}
+
 Test(config, cross_field_conflict_blames_later_line)
 {
 	expect_error("[kafka]\ninput_topic = t1\noutput_topic = t1\n", 3,

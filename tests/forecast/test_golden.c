@@ -157,6 +157,11 @@ static void golden(const char *bb, int backbone)
 	struct fc_loss loss;
 	cr_assert_eq(fc_pass(m, m->params, ad, ws, &b, 1, &loss), 0);
 
+	/* float32 here, float64 in the reference: a few ulps (6e-8) per
+	 * operation over a dozen layers give ~1e-6 relative on outputs and
+	 * losses (1e-5 allowed), more on gradients, which sum over the batch
+	 * and pass back through every layer (1e-4, as a norm ratio); a wrong
+	 * formula is off by 1e-2 or more */
 	const struct rec *lref = get(bb, "loss");
 	cr_expect_float_eq(loss.forecast, lref->v[0], 1e-5f * lref->v[0],
 			   "%s forecast loss %g vs %g", bb,

@@ -78,6 +78,9 @@ static void identity_adapter(int backbone)
 	      *y1 = buf(4 * 12), *ad = buf(fc_adapter_len(m));
 	series(x, (size_t)4 * c->lookback, 1);
 	fc_adapter_init(m, ad, 9);
+	/* Exact, not to rounding: an initial adapter merges to the base
+	 * weights (the same GEMMs on the same rows), and its calibration
+	 * (1 + 0) y + 0 gives y back exactly in IEEE arithmetic. */
 	cr_assert_eq(fc_forecast(m, NULL, ws, x, 4, y0), 0);
 	cr_assert_eq(fc_forecast(m, ad, ws, x, 4, y1), 0);
 	cr_assert_eq(memcmp(y0, y1, sizeof(float) * 48), 0,
@@ -124,6 +127,9 @@ static void per_window_calibration(int backbone)
 		cal[i] = i == 1 ? NULL : ad + i * A + off;
 	}
 	cr_assert_eq(fc_forecast_calibrated(m, ws, x, 4, cal, y), 0);
+	/* Exact: both are one pass over the same 4 rows with the base
+	 * weights, and a row's calibration is the same expression whether
+	 * it comes from cal[] or from the adapter. */
 	for (int i = 0; i < 4; i++) {
 		cr_assert_eq(
 		    fc_forecast(m, i == 1 ? NULL : ad + i * A, ws, x, 4, want),
@@ -158,6 +164,9 @@ Test(model, forecast_is_batch_independent)
 	series(x, 8 * 48, 2);
 	cr_assert_eq(fc_forecast(m, NULL, ws, x, 8, y8), 0);
 	cr_assert_eq(fc_forecast(m, NULL, ws, x + 5 * 48, 1, y1), 0);
+	/* Different GEMM shapes (8 rows vs 1), so OpenBLAS may pick other
+	 * kernels and summation orders: a few float ulps (~1e-6 at these
+	 * values of 1..5), well inside 1e-4; a mixed-up row is off by ~1. */
 	for (int j = 0; j < 12; j++)
 		cr_assert_float_eq(y1[j], y8[5 * 12 + j], 1e-4);
 }
@@ -191,6 +200,7 @@ static void save_load(int backbone)
 	fc_adapter_init(m, ad, 1);
 	for (size_t i = 0; i < fc_adapter_len(m); i++)
 		ad[i] += 0.01f * (float)((i % 7) - 3);
+	/* the loaded weights are the saved bits: same rows, same path */
 	cr_assert_eq(fc_forecast(m, ad, ws, x, 3, y0), 0);
 	cr_assert_eq(fc_forecast(m2, ad, ws, x, 3, y1), 0);
 	cr_assert_eq(memcmp(y0, y1, sizeof(float) * 36), 0);
@@ -217,6 +227,7 @@ Test(model, adam_with_lr_zero_changes_nothing)
 	memcpy(p0, p, sizeof(float) * n);
 	struct fc_adam o = {0.0f, 0.9f, 0.999f, 1e-8f, 0.01f};
 	fc_adam_step(&o, p, g, st, n, 1);
+	/* exact: p - 0 * u is p (the AVX2 and scalar updates round alike) */
 	cr_assert_eq(memcmp(p, p0, sizeof(float) * n), 0);
 	o.lr = 1e-2f;
 	fc_adam_step(&o, p, g, st, n, 2);
@@ -412,8 +423,13 @@ Test(model, same_seed_same_training_curve, .timeout = 120)
 	cr_assert_eq(
 	    fc_train(&c, &t, d, NULL, NULL, &q2, &rq, err, sizeof(err)), 0);
 	cr_assert_eq(rp.threads, 2);
+	/* same thread count: the slices' sums are added in a fixed order */
 	cr_assert_eq(
 	    memcmp(rp.train_loss, rq.train_loss, sizeof(rp.train_loss)), 0);
+	/* 1 vs 2 threads: other GEMM shapes and another order of the
+	 * gradient sums, carried through 3 epochs of optimizer steps;
+	 * rounding stays orders of magnitude below 1e-3 relative, a slice
+	 * lost or counted twice does not */
 	for (int e = 0; e < 3; e++)
 		cr_assert_float_eq(rp.train_loss[e], ra.train_loss[e],
 				   1e-3f * ra.train_loss[e],
@@ -431,6 +447,11 @@ Test(model, same_seed_same_training_curve, .timeout = 120)
 	double mse, mae;
 	cr_assert_eq(fc_workspace_new(a, 16, &w), 0);
 	cr_assert_eq(fc_evaluate(a, NULL, w, d, FC_SPLIT_VAL, &mse, &mae), 0);
+	/* batches of 16 here, of 64 (twice train.batch) in the training:
+	 * other GEMM shapes, so each forecast may differ by a few ulps;
+	 * averaged over the split, that is ~1e-7, and 1e-4 (absolute, on
+	 * an MSE of order 1) leaves room while a different model would not
+	 * fit in it */
 	cr_assert_float_eq(mse, (double)ra.best_val_mse, 1e-4);
 	fc_workspace_free(w);
 	fc_model_free(a);
@@ -552,6 +573,10 @@ static void calib_gradient_shortcut(int backbone)
 		    fc_loss_grad(m, ad, ws, &bt, g1, FC_ADAPT_ALL, &l1), 0);
 		cr_assert_eq(
 		    fc_loss_grad(m, ad, ws, &bt, g2, FC_ADAPT_CALIB, &l2), 0);
+		/* the loss: the same forward pass in both, exact; the
+		 * gradient: the full backward pass vs the calibration's own
+		 * loop, compared to rounding (1e-5 relative: a sum of a few
+		 * dozen products per entry) */
 		cr_assert_eq(l1.total, l2.total);
 		float nrm = 0.0f;
 		for (size_t k = 0; k < len; k++)
@@ -613,6 +638,11 @@ static void calib_fast_path(int backbone)
 		cr_assert_eq(fc_calib_loss_grad(m, &raw, y, 3, cal, bt.wf,
 						bt.wr, recon, g2, &l2),
 			     0);
+		/* Exact on purpose: the frozen pass had the same rows, and
+		 * calib.c repeats nn_model.c's and model.c's expressions in
+		 * their order; neither has target clones, and the x86-64
+		 * baseline has no FMA to contract one copy and not the
+		 * other, so this holds on every x86-64 CPU. */
 		cr_assert_eq(l1.total, l2.total, "trial %d", trial);
 		cr_assert_eq(l1.forecast, l2.forecast);
 		cr_assert_eq(l1.recon, l2.recon);
@@ -695,6 +725,9 @@ Test(model, frozen_pass_in_slices)
 			continue;
 		}
 		cr_assert_eq(fc_forecast_raw(m, ws, xf + b * L, 1, &r1), 0);
+		/* a window's mean and std come from its own values whatever
+		 * the batch (exact); its head output from GEMMs of another
+		 * shape (to rounding) */
 		cr_assert_eq(rmu[b], one[H]);
 		cr_assert_eq(rsd[b], one[H + 1]);
 		for (size_t j = 0; j < H; j++)

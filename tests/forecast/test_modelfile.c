@@ -159,6 +159,93 @@ Test(modelfile, invalid_config)
 	refused(-EINVAL, "invalid config");
 }
 
+#define NCH_AT 68 /* magic 8, version 4, size 8, config 11 x 4, ratio 4 */
+
+/* A count of scaler channels the file cannot hold is refused before
+ * anything is allocated for it (it allocated 6 MB for a 5 KB file). */
+Test(modelfile, scaler_count_beyond_the_file)
+{
+	bytes[NCH_AT] = 0xa0, bytes[NCH_AT + 1] = 0x86, bytes[NCH_AT + 2] = 1;
+	fix_crc(bytes, n_bytes);
+	write_file(bytes, n_bytes);
+	refused(-EINVAL, "100000 scaler channels do not fit in");
+}
+
+/* The fuzz seeds (tests/fuzz/corpus/model) are real models of both
+ * backbones; they must keep loading or the fuzzer stops at the header. */
+static unsigned char *read_seed(const char *name, size_t *ret_n)
+{
+	char p[4096];
+	const char *root = getenv("SOURCE_ROOT");
+	snprintf(p, sizeof(p), "%s/tests/fuzz/corpus/model/%s",
+		 root ? root : "..", name);
+	FILE *f = fopen(p, "rb");
+	cr_assert(f, "%s", p);
+	unsigned char *b = malloc(1 << 16);
+	*ret_n = fread(b, 1, 1 << 16, f);
+	fclose(f);
+	return b;
+}
+
+Test(modelfile, fuzz_seeds_load)
+{
+	const char *seeds[] = {"gru-small.dcm", "gru-2layers.dcm",
+			       "transformer-small.dcm"};
+	int backbones = 0;
+	for (size_t i = 0; i < 3; i++) {
+		size_t n;
+		unsigned char *b = read_seed(seeds[i], &n);
+		struct fc_model *m = NULL;
+		char err[512];
+		cr_assert_eq(
+		    fc_model_load_buffer(b, n, seeds[i], &m, err, sizeof(err)),
+		    0, "%s", err);
+		const float *mean, *std;
+		const char *const *names;
+		cr_assert_eq(fc_model_scaler(m, &mean, &std, &names), 7);
+		backbones |= 1 << fc_model_config(m)->backbone;
+		fc_model_free(m);
+		free(b);
+	}
+	cr_assert_eq(backbones,
+		     1 << FC_BACKBONE_GRU | 1 << FC_BACKBONE_TRANSFORMER);
+}
+
+/* A channel name longer than the writer makes used to be cut short and
+ * the rest read as the next fields. */
+Test(modelfile, scaler_name_too_long)
+{
+	size_t n;
+	unsigned char *b = read_seed("gru-small.dcm", &n);
+	cr_assert_eq(b[NCH_AT + 12], 4, "first name is HUFL");
+	b[NCH_AT + 12] = 64;
+	fix_crc(b, n);
+	write_file(b, n);
+	free(b);
+	refused(-EINVAL, "name of scaler channel 0 is 64 bytes (at most 63)");
+}
+
+/* A tensor name is quoted in the reason with its unprintable bytes as
+ * '?' (they came out raw: binary in the log). */
+Test(modelfile, tensor_name_is_quoted_printable)
+{
+	size_t n;
+	unsigned char *b = read_seed("gru-small.dcm", &n);
+	/* the first tensor entry: after the 7 scaler channels (8 bytes and
+	 * a name each) and the tensor count; its name after kind, layer,
+	 * offset and length */
+	size_t at = NCH_AT + 4;
+	for (int i = 0; i < 7; i++)
+		at += 9 + b[at + 8];
+	at += 4 + 1 + 1 + 8 + 8;
+	cr_assert_eq(memcmp(b + at, "emb.w", 6), 0, "%.24s", b + at);
+	b[at + 1] = 0xff, b[at + 2] = 0x1b;
+	fix_crc(b, n);
+	write_file(b, n);
+	free(b);
+	refused(-EINVAL, "tensor 0 (e??.w) does not match the config");
+}
+
 Test(modelfile, save_to_unwritable_place)
 {
 	struct fc_config c;

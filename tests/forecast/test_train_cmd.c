@@ -175,6 +175,8 @@ Test(train_cmd, lr_schedule_and_ema)
 			 vavg < vraw ? "average" : "raw");
 	double vsaved =
 	    json_real_value(json_object_get(json_object_get(j, "val"), "mse"));
+	/* the same weights evaluated again: only the order of the double
+	 * accumulation of the squared errors may differ */
 	cr_assert_float_eq(vsaved, vbest, 1e-5 * vbest, "%g vs %g", vsaved,
 			   vbest);
 	json_decref(j);

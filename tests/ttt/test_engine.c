@@ -289,6 +289,7 @@ Test(engine, gaps_duplicates_late_and_nonfinite_values)
 	cr_assert_eq(lg.v[lg.n - 1].ev.type, TTT_EV_FORECAST);
 	for (int i = 0; i < L; i++)
 		x[i] = (float)i;
+	/* exact: the frozen engine forecasts one row with fc_forecast too */
 	cr_assert_eq(fc_forecast(m, NULL, ws, x, 1, want), 0);
 	cr_assert_eq(memcmp(lg.v[lg.n - 1].forecast, want, sizeof(want)), 0,
 		     "forecast does not see the interpolated values");
