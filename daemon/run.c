@@ -106,10 +106,9 @@ static int register_model(struct run *r)
 static void apply_runtime_settings(struct run *r, const struct cfg *c)
 {
 	log_set_level(c->log.level);
-	struct ttt_params tp;
 	char err[512];
-	if (dc_ttt_params_from_cfg(&tp, c, err, sizeof(err)) < 0 ||
-	    ttt_engine_set_params(r->engine, &tp) < 0)
+	if (dc_ttt_apply(r->engine, c, ttt_engine_set_params, err,
+			 sizeof(err)) < 0)
 		log_error("reload: TTT settings refused: %s", err);
 }
 
