@@ -164,7 +164,7 @@ int outbox_produce(struct outbox *o, struct dc_kafka *k, const char *topic,
 		dc_metrics_observe_latency(m, DC_LAT_PROCESSING,
 					   tag_held_ms(tag, now_ms) * 1000u);
 		if (dc_kafka_produce(k, topic, o->buf + rec[0], rec[1],
-				     o->buf + rec[2], rec[3], NULL,
+				     o->buf + rec[2], rec[3], NULL, 0,
 				     tag_created_ms(tag)) < 0)
 			rc = -EIO;
 	}
@@ -179,10 +179,15 @@ static int64_t wall_ms(void)
 	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-void run_hook_on_delivered(void *user, int64_t origin_ms, int64_t produce_us,
+void run_hook_on_delivered(void *user, int64_t token, int64_t produce_us,
 			   bool failed)
 {
 	struct run *r = user;
+	int64_t origin_ms = token;
+	if (token < 0) {
+		run_dead_delivered(r, token, failed);
+		return;
+	}
 	if (failed)
 		return;
 	int64_t now = wall_ms();
