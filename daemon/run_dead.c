@@ -35,21 +35,6 @@ struct dead_rec {
 	bool keyed;
 };
 
-static int dead_reserve(struct deadbox *d, size_t more)
-{
-	if (d->len + more <= d->cap)
-		return 0;
-	size_t cap = d->cap ? d->cap : 65536;
-	while (cap < d->len + more)
-		cap *= 2;
-	char *p = realloc(d->buf, cap);
-	if (!p)
-		return -ENOMEM;
-	d->buf = p;
-	d->cap = cap;
-	return 0;
-}
-
 static int dead_grow_rec(struct deadbox *d)
 {
 	if (d->n < d->caprec)
@@ -90,7 +75,8 @@ void run_dead_add(struct run *r, const rd_kafka_message_t *m,
 			  : 0;
 	size_t vlen = m->len < room ? m->len : room;
 	if (dead_grow_rec(d) < 0 ||
-	    dead_reserve(d, m->key_len + vlen + rlen) < 0) {
+	    run_reserve(&d->buf, &d->cap, d->len + m->key_len + vlen + rlen) <
+		0) {
 		/* the batch cannot be made durable without it: held until
 		 * the loop's next try finds memory (it never will skip it) */
 		log_error("out of memory keeping a dead letter (partition %d "

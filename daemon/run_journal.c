@@ -34,21 +34,6 @@ struct jrec {
 
 #define ALIGN8(n) (((n) + 7) & ~(size_t)7)
 
-static int journal_reserve(struct journal *j, size_t more)
-{
-	if (j->len + more <= j->cap)
-		return 0;
-	size_t cap = j->cap ? j->cap : 65536;
-	while (cap < j->len + more)
-		cap *= 2;
-	char *p = realloc(j->buf, cap);
-	if (!p)
-		return -ENOMEM;
-	j->buf = p;
-	j->cap = cap;
-	return 0;
-}
-
 /* ev into the journal, its pointers' data after it. */
 static void journal_put(struct run *r, int kind, const struct ttt_event *ev)
 {
@@ -61,7 +46,7 @@ static void journal_put(struct run *r, int kind, const struct ttt_event *ev)
 	h.size = ALIGN8(sizeof(h)) + ALIGN8(h.series_len) +
 		 ALIGN8(h.reason_len) + ALIGN8(nf * sizeof(float)) +
 		 ALIGN8(na * sizeof(float));
-	if (journal_reserve(j, h.size) < 0) {
+	if (run_reserve(&j->buf, &j->cap, j->len + h.size) < 0) {
 		/* a retry after a failed commit would miss this row */
 		log_ratelimited(&r->rl_store, LOG_ERR,
 				"out of memory keeping the batch's rows");

@@ -17,21 +17,6 @@
 #include "daemon/metrics.h"
 #include "ttt/ttt.h"
 
-static int outbox_reserve(struct outbox *o, size_t more)
-{
-	if (o->len + more <= o->cap)
-		return 0;
-	size_t cap = o->cap ? o->cap : 65536;
-	while (cap < o->len + more)
-		cap *= 2;
-	char *p = realloc(o->buf, cap);
-	if (!p)
-		return -ENOMEM;
-	o->buf = p;
-	o->cap = cap;
-	return 0;
-}
-
 #define OUTBOX_FIELDS 5
 
 /* Room for one more record. */
@@ -113,7 +98,8 @@ int outbox_add_forecast(struct outbox *o, const struct ttt_event *ev,
 	size_t key_len = strlen(ev->series);
 	size_t most = key_len + 6 * key_len + model_json_len + 128 +
 		      (size_t)ev->horizon * 32;
-	if (outbox_grow_rec(o) < 0 || outbox_reserve(o, most) < 0)
+	if (outbox_grow_rec(o) < 0 ||
+	    run_reserve(&o->buf, &o->cap, o->len + most) < 0)
 		return -ENOMEM;
 	size_t *rec = &o->rec[o->nrec * OUTBOX_FIELDS];
 	char *p = o->buf + o->len, *v;

@@ -21,9 +21,11 @@
 #ifndef DRIFTCAST_DAEMON_RUN_PRIVATE_H
 #define DRIFTCAST_DAEMON_RUN_PRIVATE_H
 
+#include <errno.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdlib.h>
 
 #include "config/config.h"
 #include "daemon/parse.h"
@@ -141,6 +143,24 @@ struct run {
 	struct log_ratelimit rl_dead, rl_store, rl_engine;
 	char err[1024];
 };
+
+/* Room for need bytes in the growable buffer *buf of *cap bytes
+ * (doubling from 64 KiB: no allocation once it has grown to a batch's
+ * size); -ENOMEM leaves it as it was. */
+static inline int run_reserve(char **buf, size_t *cap, size_t need)
+{
+	if (need <= *cap)
+		return 0;
+	size_t c = *cap ? *cap : 65536;
+	while (c < need)
+		c *= 2;
+	char *p = realloc(*buf, c);
+	if (!p)
+		return -ENOMEM;
+	*buf = p;
+	*cap = c;
+	return 0;
+}
 
 /* Charge the time since the last lap to phase; returns the time now. */
 static inline uint64_t run_lap(struct run *r, int phase)

@@ -142,7 +142,7 @@ part_of() { # the partition key K lands on (a probe message's)
 }
 
 start_daemon
-wait_for 30 ready_more_than 0 || bail "no READY=1"
+wait_for 90 ready_more_than 0 || bail "no READY=1"
 values 0 20 k1
 wait_for 30 topic_ge forecasts 1 || bail "no forecasts"
 P=$(part_of k1)
@@ -241,7 +241,7 @@ check "full disk: Kafka's committed offsets are at the end, none lost ($rest lef
 # ---- 7. SIGTERM while the dead-letter topic is down ---------------------------
 r0=$(readies)
 start_daemon
-wait_for 30 ready_more_than "$r0" || bail "no READY=1 after restart"
+wait_for 90 ready_more_than "$r0" || bail "no READY=1 after restart"
 d0=$(count_topic deadletter) # (not while it has no leader: kcat waits)
 mbctl "leader deadletter 0 -1"
 before=$(stored_next "$P")
