@@ -194,11 +194,11 @@ fill_disk() {
     else
         local lim
         lim=$(stat -c %s "$DBDIR"/driftcast.db* | sort -n | tail -1)
-        prlimit --pid "$daemon_pid" --fsize="$lim"
+        prlimit --pid "$daemon_pid" --fsize="$lim:" # the soft limit: the hard one stays
     fi
 }
 free_disk() {
-    if [ -n "$MNT" ]; then rm -f "$MNT/filler"; else prlimit --pid "$daemon_pid" --fsize=unlimited; fi
+    if [ -n "$MNT" ]; then rm -f "$MNT/filler"; else prlimit --pid "$daemon_pid" --fsize=unlimited:; fi
 }
 fill_disk
 # $NS new series: each a version 0 and adaptations every 4 values
