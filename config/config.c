@@ -165,6 +165,15 @@ const struct cfg_option cfg_options[] = {
 	"every batch. SQLite holds the applied offsets of every batch, so a "
 	"restart on this host never re-applies a message; the Kafka commit "
 	"is where another host taking a partition over starts."),
+    INT("kafka.stop_timeout_ms", kafka.stop_timeout_ms, 1000, 3600000, "30000",
+	OPT_RELOAD,
+	"How long a stop (SIGTERM) waits for the broker to accept the last "
+	"dead letters and forecasts and for a full disk to take the last "
+	"batch. Then the daemon exits with status 1 without committing the "
+	"offsets of what was not delivered or stored, and logs how many "
+	"messages of which partitions are replayed at the next start. Keep "
+	"it below systemd's TimeoutStopSec (60 s in the shipped unit) minus "
+	"about 15 s for the final offset commit and the producer's close."),
     INT("kafka.max_in_flight", kafka.max_in_flight, 100, 1000000, "50000",
 	OPT_RELOAD,
 	"Produced messages (forecasts, dead letters) the broker has not "

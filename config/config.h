@@ -120,8 +120,8 @@ struct cfg {
 		int session_timeout_ms;
 		int offset_reset; /* enum cfg_offset_reset */
 		int max_poll_records;
-		int max_in_flight;	/* unacknowledged produced messages */
-		int commit_interval_ms; /* Kafka offset commits, at most */
+		int max_in_flight; /* unacknowledged produced messages */
+		int commit_interval_ms, stop_timeout_ms; /* commits; a stop */
 		/* message parsing (daemon/parse*.c) */
 		int ts_unit;	       /* enum cfg_ts_unit */
 		int max_message_bytes; /* larger payloads are dead-lettered */

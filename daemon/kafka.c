@@ -333,6 +333,11 @@ void dc_kafka_free(struct dc_kafka *k)
 		rd_kafka_destroy(k->consumer);
 	}
 	if (k->producer) {
+		/* a stop that gave up waiting does not wait here either */
+		if (k->hooks.stop_forced && k->hooks.stop_forced(k->hooks.user))
+			rd_kafka_purge(k->producer,
+				       RD_KAFKA_PURGE_F_QUEUE |
+					   RD_KAFKA_PURGE_F_INFLIGHT);
 		rd_kafka_flush(k->producer, 10000);
 		rd_kafka_destroy(k->producer);
 	}
@@ -379,27 +384,39 @@ bool dc_kafka_fatal(const struct dc_kafka *k, const char **ret_reason)
 
 int dc_kafka_produce(struct dc_kafka *k, const char *topic, const void *key,
 		     size_t key_len, const void *payload, size_t len,
-		     const char *reason, int64_t origin_ms)
+		     const char *reason, size_t full_len, int64_t token)
 {
-	void *opaque = (void *)(intptr_t)(origin_ms > 0 ? origin_ms : 0);
+	void *opaque = (void *)(intptr_t)token;
 	rd_kafka_resp_err_t err;
 	for (;;) {
-		if (reason)
+		rd_kafka_headers_t *h = NULL;
+		if (reason) {
+			char size[24];
+			h = rd_kafka_headers_new(2);
+			rd_kafka_header_add(h, "driftcast-reason", -1, reason,
+					    -1);
+			if (full_len > len) {
+				snprintf(size, sizeof(size), "%zu", full_len);
+				rd_kafka_header_add(
+				    h, "driftcast-original-size", -1, size, -1);
+			}
 			err = rd_kafka_producev(
 			    k->producer, RD_KAFKA_V_TOPIC(topic),
 			    RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
 			    RD_KAFKA_V_KEY((void *)key, key_len),
 			    RD_KAFKA_V_VALUE((void *)payload, len),
-			    RD_KAFKA_V_HEADER("driftcast-reason", reason,
-					      (ssize_t)strlen(reason)),
-			    RD_KAFKA_V_OPAQUE(opaque), RD_KAFKA_V_END);
-		else
+			    RD_KAFKA_V_HEADERS(h), RD_KAFKA_V_OPAQUE(opaque),
+			    RD_KAFKA_V_END);
+			if (err) /* the message owns them only once queued */
+				rd_kafka_headers_destroy(h);
+		} else {
 			err = rd_kafka_producev(
 			    k->producer, RD_KAFKA_V_TOPIC(topic),
 			    RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
 			    RD_KAFKA_V_KEY((void *)key, key_len),
 			    RD_KAFKA_V_VALUE((void *)payload, len),
 			    RD_KAFKA_V_OPAQUE(opaque), RD_KAFKA_V_END);
+		}
 		if (err != RD_KAFKA_RESP_ERR__QUEUE_FULL)
 			break;
 		if (k->hooks.stop_forced && k->hooks.stop_forced(k->hooks.user))
@@ -416,6 +433,16 @@ int dc_kafka_produce(struct dc_kafka *k, const char *topic, const void *key,
 	}
 	k->in_flight++;
 	return 0;
+}
+
+size_t dc_kafka_max_message_bytes(const struct dc_kafka *k)
+{
+	char v[32];
+	size_t n = sizeof(v);
+	if (rd_kafka_conf_get(rd_kafka_conf(k->producer), "message.max.bytes",
+			      v, &n) != RD_KAFKA_CONF_OK)
+		return 1000000; /* librdkafka's default */
+	return (size_t)strtoull(v, NULL, 10);
 }
 
 int dc_kafka_flush(struct dc_kafka *k, int timeout_ms, long *ret_failed)

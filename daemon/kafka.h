@@ -33,19 +33,21 @@ struct dc_kafka_hooks {
 	void (*on_revoke)(void *user,
 			  const rd_kafka_topic_partition_list_t *parts,
 			  bool lost);
-	/* Called (from dc_kafka_poll/flush) when a message produced with
-	 * origin_ms > 0 is delivered (failed: it could not be); produce_us is
+	/* Called (from dc_kafka_poll/flush) when a message produced with a
+	 * token != 0 is delivered (failed: it could not be); produce_us is
 	 * the time since it was handed to the producer (-1 if unknown). */
-	void (*on_delivered)(void *user, int64_t origin_ms, int64_t produce_us,
+	void (*on_delivered)(void *user, int64_t token, int64_t produce_us,
 			     bool failed);
-	/* True once waiting must end (a second SIGTERM): dc_kafka_produce
-	 * then stops waiting for room in a full producer queue. */
+	/* True once waiting must end (a second SIGTERM, the stop's time is
+	 * up): dc_kafka_produce then stops waiting for room in a full
+	 * producer queue, and dc_kafka_free does not flush. */
 	bool (*stop_forced)(void *user);
 };
 
 /* Create the consumer (subscribed to kafka.input_topic) and the producer.
  * *ret is owned by the caller (dc_kafka_free closes the consumer, which
- * leaves the group, and flushes the producer for up to 10 s). */
+ * leaves the group, and flushes the producer for up to 10 s, or drops
+ * what it holds once the stop_forced hook says so). */
 int dc_kafka_new(const struct cfg *c, const struct dc_kafka_hooks *hooks,
 		 struct dc_kafka **ret, char *errbuf, size_t errbuf_size);
 void dc_kafka_free(struct dc_kafka *k);
@@ -75,12 +77,18 @@ void dc_kafka_serve_producer(struct dc_kafka *k);
 /* True after a fatal librdkafka error; *ret_reason describes it. */
 bool dc_kafka_fatal(const struct dc_kafka *k, const char **ret_reason);
 
-/* Produce a copy of payload to topic, keyed; reason (may be NULL) goes in
- * a "driftcast-reason" header; origin_ms > 0 comes back to the
- * on_delivered hook.  Blocks while the producer queue is full. */
+/* Produce a copy of payload to topic, keyed.  reason (may be NULL) goes in
+ * a "driftcast-reason" header, and with it full_len, when above len (a
+ * truncated payload), in "driftcast-original-size".  A token != 0 comes
+ * back to the on_delivered hook (the loop's forecasts pass their origin
+ * time, > 0, and dead letters a number < 0).  Blocks while the producer
+ * queue is full; -EIO when the producer refused the message. */
 int dc_kafka_produce(struct dc_kafka *k, const char *topic, const void *key,
 		     size_t key_len, const void *payload, size_t len,
-		     const char *reason, int64_t origin_ms);
+		     const char *reason, size_t full_len, int64_t token);
+/* The producer's message.max.bytes: a larger message (payload, key,
+ * headers and framing) is refused by dc_kafka_produce. */
+size_t dc_kafka_max_message_bytes(const struct dc_kafka *k);
 
 /* Messages produced and not yet delivered (or failed). */
 long dc_kafka_in_flight(const struct dc_kafka *k);

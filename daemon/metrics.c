@@ -44,6 +44,7 @@ struct dc_metrics {
 	    manual_rollbacks, resets, batches, pauses;
 	/* gauges */
 	_Atomic int64_t lag, series, assigned, degraded, restored, paused;
+	_Atomic int64_t dead_undelivered;
 	_Atomic uint64_t phase_us[DC_PHASE_COUNT];
 	/* latency histograms (non-cumulative buckets) */
 	struct {
@@ -113,6 +114,7 @@ void dc_metrics_publish(struct dc_metrics *m, const struct dc_run_stats *st)
 	STORE(m->series, (int64_t)st->series);
 	STORE(m->assigned, st->assigned);
 	STORE(m->degraded, st->degraded ? 1 : 0);
+	STORE(m->dead_undelivered, (int64_t)st->deadletter_undelivered);
 	STORE(m->restored, (int64_t)st->restored);
 	for (int i = 0; i < DC_PHASE_COUNT; i++)
 		STORE(m->phase_us[i], st->phase_us[i]);
@@ -244,6 +246,10 @@ void dc_metrics_write(struct dc_metrics *m, FILE *f)
 	      "1 while the input is paused for backpressure.", LOAD(m->paused));
 	gauge(f, "driftcast_storage_degraded",
 	      "1 when the database cannot be written.", LOAD(m->degraded));
+	gauge(f, "driftcast_deadletter_undelivered",
+	      "Dead letters the broker refused or has not acknowledged; "
+	      "above 0 their batch is held (input paused, offsets kept).",
+	      LOAD(m->dead_undelivered));
 	gauge(f, "driftcast_series_restored",
 	      "Series restored from the database at start.", LOAD(m->restored));
 

@@ -30,6 +30,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "daemon/cli.h"
 #include "daemon/fmt.h"
@@ -59,15 +60,16 @@ static void on_reload_signal(int sig)
 	got_reload = 1;
 }
 
-bool run_stop_forced(void)
+bool run_stop_forced(const struct run *r)
 {
-	return got_stop > 1;
+	return got_stop > 1 ||
+	       (r->stop_deadline_usec &&
+		dc_now_monotonic_usec() >= r->stop_deadline_usec);
 }
 
 static bool run_hook_stop_forced(void *user)
 {
-	(void)user;
-	return run_stop_forced();
+	return run_stop_forced(user);
 }
 
 /* The base model's file into the models table; its name also goes into
@@ -107,10 +109,9 @@ static int register_model(struct run *r)
 static void apply_runtime_settings(struct run *r, const struct cfg *c)
 {
 	log_set_level(c->log.level);
-	struct ttt_params tp;
 	char err[512];
-	if (dc_ttt_params_from_cfg(&tp, c, err, sizeof(err)) < 0 ||
-	    ttt_engine_set_params(r->engine, &tp) < 0)
+	if (dc_ttt_apply(r->engine, c, ttt_engine_set_params, err,
+			 sizeof(err)) < 0)
 		log_error("reload: TTT settings refused: %s", err);
 }
 
@@ -148,11 +149,16 @@ static void reload(struct run *r)
 static void control_poll(struct run *r)
 {
 	struct store_rollback_result rb;
+	/* a held batch first: a rollback would commit its rows */
+	if (r->held)
+		return;
 	for (;;) {
 		int e =
 		    store_control_poll(r->store, &rb, r->err, sizeof(r->err));
 		if (e == 0)
 			return;
+		if (e > 0) /* committed with the open batch's rows */
+			run_journal_clear(r);
 		if (e < 0) {
 			log_error("operator rollback refused: %s", r->err);
 			return;
@@ -209,28 +215,58 @@ static void publish_status(struct run *r)
 				      .nparts = nparts,
 				      .now_usec = dc_now_monotonic_usec(),
 				  });
+	char held[96] = "";
+	if (r->st.deadletter_undelivered)
+		snprintf(held, sizeof(held),
+			 ", DEAD LETTERS UNDELIVERED (%zu), input paused",
+			 r->st.deadletter_undelivered);
+	else if (r->degraded)
+		snprintf(held, sizeof(held),
+			 ", STORAGE DEGRADED, input paused");
 	notify_status(dc_now_monotonic_usec(), false,
 		      "%d partitions, %zu series, lag %" PRId64 ", %" PRIu64
 		      " adaptations accepted, %" PRIu64 " rejected, %" PRIu64
 		      " rollbacks%s",
 		      r->st.assigned, r->st.series, r->st.lag, r->st.accepted,
-		      r->st.rejected, r->st.rollbacks,
-		      r->degraded ? ", STORAGE DEGRADED" : "");
+		      r->st.rejected, r->st.rollbacks, held);
 }
 
 static int poll_timeout_ms(struct run *r, uint64_t now)
 {
-	return dc_poll_wait_ms(r->batch_dirty, r->cfg.storage.flush_when_idle,
-			       r->batch_due_usec, now,
-			       dc_kafka_in_flight(r->kafka));
+	/* a held batch is due at its next try, not at once */
+	bool open = r->batch_dirty && !r->held;
+	return dc_poll_wait_ms(open || r->held,
+			       open && r->cfg.storage.flush_when_idle,
+			       r->held ? r->hold_retry_usec : r->batch_due_usec,
+			       now, dc_kafka_in_flight(r->kafka));
 }
 
-/* Backpressure: pause the input while too much is unacknowledged. */
+/* Whether the open batch is to be made durable now. */
+static bool flush_due(struct run *r, bool polled, uint64_t now)
+{
+	if (r->held)
+		return now >= r->hold_retry_usec;
+	return r->batch_dirty &&
+	       (!polled ||
+		r->batch_messages >= (size_t)r->cfg.kafka.max_poll_records ||
+		store_batch_due(r->store, (int64_t)(now / 1000)));
+}
+
+/* Backpressure: pause the input while too much is unacknowledged, or
+ * while a batch is held (a dead letter not delivered, a full disk). */
 static void backpressure(struct run *r)
 {
 	long n = dc_kafka_in_flight(r->kafka);
 	bool paused = dc_kafka_paused(r->kafka);
-	if (!paused && n > r->cfg.kafka.max_in_flight) {
+	if (!paused && r->held) {
+		if (dc_kafka_pause(r->kafka, true) == 0) {
+			r->st.pauses++;
+			log_warning("input paused: the batch is held until %s",
+				    r->held == HOLD_DEADLETTER
+					? "its dead letters are delivered"
+					: "the database takes it");
+		}
+	} else if (!paused && n > r->cfg.kafka.max_in_flight) {
 		if (dc_kafka_pause(r->kafka, true) == 0) {
 			r->st.pauses++;
 			log_warning("input paused: %ld produced messages not "
@@ -238,7 +274,7 @@ static void backpressure(struct run *r)
 				    "%d)",
 				    n, r->cfg.kafka.max_in_flight);
 		}
-	} else if (paused && n <= r->cfg.kafka.max_in_flight / 2) {
+	} else if (paused && !r->held && n <= r->cfg.kafka.max_in_flight / 2) {
 		if (dc_kafka_pause(r->kafka, false) == 0)
 			log_notice("input resumed: %ld in flight", n);
 	}
@@ -418,20 +454,73 @@ static int run_open(const struct dc_run_options *opts, struct run **ret_run)
 	return DC_EXIT_OK;
 }
 
-/* A clean stop: the last batch durable, its offsets committed, every
- * forecast acknowledged, then the recent values saved (they must be
- * exactly the state the stored offsets describe). */
-static void run_finish(struct run *r)
+/* Until `until` (or the stop's end), in slices that feed the watchdog and
+ * serve the producer's delivery reports. */
+static void wait_until(struct run *r, uint64_t until)
 {
+	for (;;) {
+		uint64_t now = dc_now_monotonic_usec();
+		notify_watchdog_tick(now);
+		dc_kafka_serve_producer(r->kafka);
+		if (now >= until || run_stop_forced(r))
+			return;
+		uint64_t left = until - now < 100000 ? until - now : 100000;
+		struct timespec ts = {0, (long)left * 1000};
+		nanosleep(&ts, NULL);
+	}
+}
+
+/*
+ * A stop: the last batch durable, its offsets committed, every forecast
+ * acknowledged, then the recent values saved (they must be exactly the
+ * state the stored offsets describe).  Waiting for the broker or the disk
+ * ends kafka.stop_timeout_ms after it began (systemd's TimeoutStopSec is
+ * the operator's budget): what is not durable then is neither committed
+ * nor saved, it is consumed again at the next start, and the exit status
+ * says so (DC_EXIT_FAILURE).
+ */
+static int run_finish(struct run *r)
+{
+	int rc = DC_EXIT_OK;
+	uint64_t t0 = dc_now_monotonic_usec();
 	notify_stopping();
 	dc_status_stopping(dc_metrics_status(r->metrics));
-	log_notice("stopping: making the last batch durable");
-	run_batch_flush(r, true);
-	run_commit_offsets(r, true, true, true);
+	r->stop_deadline_usec =
+	    t0 + (uint64_t)r->cfg.kafka.stop_timeout_ms * 1000u;
+	log_notice("stopping: making the last batch durable (waiting at most "
+		   "%d ms for the broker and the disk: kafka.stop_timeout_ms)",
+		   r->cfg.kafka.stop_timeout_ms);
+	while (run_batch_flush(r, true) == -EAGAIN && !run_stop_forced(r))
+		wait_until(r, r->hold_retry_usec);
+	if (r->held) {
+		char parts[512];
+		log_error(
+		    "stop: gave up after %.1f s: %zu messages (%zu dead "
+		    "letters undelivered%s) are neither stored nor "
+		    "committed; they are consumed again at the next start "
+		    "from partition %s",
+		    (double)(dc_now_monotonic_usec() - t0) / 1e6,
+		    r->batch_messages, r->dead.inflight + r->dead.failed,
+		    r->degraded ? ", the database refusing the batch" : "",
+		    run_batch_describe(r, parts, sizeof(parts)));
+		rc = DC_EXIT_FAILURE;
+	}
+	run_commit_offsets(r, true, true, true); /* what is durable */
 	run_lap(r, DC_PHASE_OTHER);
-	run_drain_deliveries(r, "forecasts topic");
+	if (run_drain_deliveries(r, "forecasts topic") == -ETIMEDOUT) {
+		long fc = dc_kafka_in_flight(r->kafka) - (long)r->dead.inflight;
+		if (fc > 0)
+			log_error(
+			    "stop: gave up after %.1f s with %ld "
+			    "forecasts unacknowledged by %s: their inputs "
+			    "are stored, so they are not sent again",
+			    (double)(dc_now_monotonic_usec() - t0) / 1e6, fc,
+			    r->cfg.kafka.output_topic);
+		rc = DC_EXIT_FAILURE;
+	}
 	run_lap(r, DC_PHASE_DELIVERY_WAIT);
-	run_save_recent(r);
+	if (!r->held) /* else they would describe values not stored */
+		run_save_recent(r);
 	run_lap(r, DC_PHASE_OTHER);
 	publish_status(r);
 	char phases[512];
@@ -441,11 +530,12 @@ static void run_finish(struct run *r)
 		    phases + o, sizeof(phases) - o, "%s%s %.2f", i ? ", " : "",
 		    dc_phase_name(i), (double)r->st.phase_us[i] / 1e6);
 	log_info("loop seconds by phase: %s", phases);
+	return rc;
 }
 
 /*
  * Poll, apply, flush when due, and between messages everything else, until
- * SIGTERM/SIGINT or the tick says stop; then stop cleanly (DC_EXIT_OK).  A
+ * SIGTERM/SIGINT or the tick says stop; then stop (run_finish).  A
  * fatal Kafka error ends it at once: what SQLite can still commit is
  * committed, offsets are not (DC_EXIT_FAILURE).
  */
@@ -470,18 +560,13 @@ static int run_loop(struct run *r)
 			rd_kafka_message_destroy(m);
 			now = run_lap(r, DC_PHASE_MESSAGE);
 		}
-		int64_t now_ms = (int64_t)(now / 1000);
 		/* delivery reports at least every millisecond: they time the
 		 * end-to-end latency and count what is in flight */
 		if (now - last_delivery >= 1000) {
 			last_delivery = now;
 			dc_kafka_serve_producer(r->kafka);
 		}
-		if (r->batch_dirty &&
-		    (!m ||
-		     r->batch_messages >=
-			 (size_t)r->cfg.kafka.max_poll_records ||
-		     store_batch_due(r->store, now_ms)))
+		if (flush_due(r, m != NULL, now))
 			run_batch_flush(r, true);
 		run_commit_offsets(r, false, false,
 				   false); /* what waits for the interval */
@@ -515,8 +600,7 @@ static int run_loop(struct run *r)
 		if (opts->tick && opts->tick(opts->user, &r->st))
 			break;
 	}
-	run_finish(r);
-	return DC_EXIT_OK;
+	return run_finish(r);
 }
 
 /* The final counters to *ret_stats (may be NULL), then everything closed:
@@ -531,6 +615,8 @@ static void run_close(struct run *r, struct dc_run_stats *ret_stats)
 	dc_parser_free(r->parser);
 	free(r->obs);
 	outbox_free(&r->forecasts);
+	run_dead_free(&r->dead);
+	run_journal_free(&r->journal);
 	ttt_engine_free(r->engine);
 	store_free(r->store);
 	fc_model_free(r->model);

@@ -46,6 +46,9 @@ struct dc_run_stats {
 	size_t series;
 	int assigned;  /* partitions */
 	bool degraded; /* storage cannot write */
+	/* dead letters the broker refused or has not acknowledged, holding
+	 * their batch (its offsets) back */
+	size_t deadletter_undelivered;
 };
 
 struct dc_run_options {

@@ -19,6 +19,8 @@
 #include "daemon/run_private.h"
 
 #include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "daemon/log.h"
@@ -39,16 +41,71 @@ void run_batch_add(struct run *r, int32_t p, int64_t offset)
 	r->batch_messages++;
 }
 
+#define HOLD_BACKOFF_MIN_MS 100
+#define HOLD_BACKOFF_MAX_MS 30000
+
 static void degrade(struct run *r, bool on, const char *why)
 {
 	if (on && !r->degraded)
-		log_error("storage degraded, forecasting continues without "
-			  "persistence: %s",
+		log_error("storage degraded: the batch could not be committed "
+			  "(%s); it is kept and tried again, the input is "
+			  "paused and no offset advances until it commits",
 			  why);
 	else if (!on && r->degraded)
-		log_notice("storage recovered");
+		log_notice("storage recovered: the held batch is committed, "
+			   "input resumes");
 	r->degraded = on;
 	r->st.degraded = on;
+}
+
+/* The batch stays open: tried again after the backoff when something
+ * failed, else (dead letters still in flight) at the loop's next turn. */
+static void hold(struct run *r, int why, bool failed)
+{
+	uint64_t now = dc_now_monotonic_usec();
+	if (!r->held) {
+		r->hold_since_usec = now;
+		r->hold_backoff_ms = HOLD_BACKOFF_MIN_MS / 2;
+	}
+	if (failed && r->hold_backoff_ms < HOLD_BACKOFF_MAX_MS) {
+		r->hold_backoff_ms *= 2;
+		if (r->hold_backoff_ms > HOLD_BACKOFF_MAX_MS)
+			r->hold_backoff_ms = HOLD_BACKOFF_MAX_MS;
+	}
+	r->held = why;
+	r->hold_retry_usec =
+	    now + (failed ? (uint64_t)r->hold_backoff_ms * 1000u : 0);
+	r->st.deadletter_undelivered = r->dead.inflight + r->dead.failed;
+}
+
+static void unhold(struct run *r)
+{
+	if (r->held == HOLD_DEADLETTER)
+		log_notice(
+		    "dead letters delivered after %.1f s: the held "
+		    "batch goes on",
+		    (double)(dc_now_monotonic_usec() - r->hold_since_usec) /
+			1e6);
+	r->held = HOLD_NONE;
+	r->st.deadletter_undelivered = 0;
+}
+
+const char *run_batch_describe(const struct run *r, char *buf, size_t n)
+{
+	size_t o = 0;
+	buf[0] = '\0';
+	for (int i = 0; i < r->nbatch_parts && o < n; i++) {
+		int32_t p = r->batch_parts[i];
+		if (r->durable_next[p] >= 0)
+			o += (size_t)snprintf(
+			    buf + o, n - o, "%s%d from offset %" PRId64,
+			    i ? ", " : "", p, r->durable_next[p]);
+		else
+			o += (size_t)snprintf(
+			    buf + o, n - o, "%s%d up to offset %" PRId64,
+			    i ? ", " : "", p, r->batch_next[p] - 1);
+	}
+	return buf;
 }
 
 int run_drain_deliveries(struct run *r, const char *what)
@@ -67,7 +124,7 @@ int run_drain_deliveries(struct run *r, const char *what)
 				    what, dc_kafka_in_flight(r->kafka));
 			warned = now;
 		}
-		if (run_stop_forced())
+		if (run_stop_forced(r))
 			return -ETIMEDOUT;
 	}
 	failed += f; /* failures of every slice, not just the last */
@@ -118,13 +175,20 @@ int run_batch_flush(struct run *r, bool commit_kafka)
 	if (!r->batch_dirty && r->forecasts.nrec == 0)
 		return 0;
 
-	/* 1. dead letters of this batch delivered (never lose a message) */
-	if (r->batch_dead > 0 &&
-	    run_drain_deliveries(r, "dead-letter topic") == -ETIMEDOUT)
-		return -ETIMEDOUT;
+	/* 1. dead letters of this batch delivered (never lose a message);
+	 * a second at a time, so the loop goes on serving everything else */
+	if (r->dead.n > 0 &&
+	    (e = run_dead_settle(r, dc_now_monotonic_usec() + 1000000)) < 0) {
+		hold(r, HOLD_DEADLETTER, e == -EIO);
+		run_lap(r, DC_PHASE_DEADLETTER_WAIT);
+		return -EAGAIN;
+	}
 	run_lap(r, DC_PHASE_DEADLETTER_WAIT);
 
-	/* 2. SQLite: the state and the offsets it came from */
+	/* 2. SQLite: the state and the offsets it came from; after a failed
+	 * commit, the kept rows written again */
+	if (r->degraded)
+		run_journal_replay(r);
 	for (int i = 0; i < r->nbatch_parts; i++) {
 		int32_t p = r->batch_parts[i];
 		if (store_offset_put(r->store, r->cfg.kafka.input_topic, p,
@@ -136,33 +200,41 @@ int run_batch_flush(struct run *r, bool commit_kafka)
 	bool durable =
 	    store_batch_commit(r->store, r->err, sizeof(r->err)) == 0;
 	degrade(r, !durable, r->err);
-	if (durable)
-		r->st.batches++;
 	run_lap(r, DC_PHASE_COMMIT);
 
-	/* 3. forecasts (kept even when degraded: forecasting continues) */
+	/* 3. forecasts (also while the storage is held: forecasting goes on;
+	 * a replay after a crash sends them again) */
 	if (outbox_produce(&r->forecasts, r->kafka, r->cfg.kafka.output_topic,
 			   r->metrics) < 0)
 		rc = -EIO;
 	run_lap(r, DC_PHASE_PRODUCE);
+	if (!durable) {
+		hold(r, HOLD_STORAGE, true);
+		return -EAGAIN;
+	}
+	unhold(r);
+	run_journal_clear(r);
+	r->st.batches++;
 
-	/* 4. Kafka offsets: only for what SQLite made durable */
+	/* 4. Kafka offsets of what SQLite made durable, for the partitions
+	 * still ours (one revoked while the batch was held is another
+	 * member's: applied_next < 0) */
 	for (int i = 0; i < r->nbatch_parts; i++) {
 		int32_t p = r->batch_parts[i];
-		if (durable)
+		if (r->applied_next[p] >= 0) {
 			r->durable_next[p] = r->batch_next[p];
-		if (durable && commit_kafka) {
-			r->kafka_next[p] = r->batch_next[p];
-			r->kafka_pending = true;
+			if (commit_kafka) {
+				r->kafka_next[p] = r->batch_next[p];
+				r->kafka_pending = true;
+			}
 		}
 		r->batch_next[p] = -1;
 	}
 	r->nbatch_parts = 0;
-	if (durable && commit_kafka)
+	if (commit_kafka)
 		run_commit_offsets(r, false, false, false);
 	r->batch_dirty = false;
 	r->batch_messages = 0;
-	r->batch_dead = 0;
 	return rc;
 }
 
@@ -207,7 +279,13 @@ void run_hook_on_revoke(void *user,
 			const rd_kafka_topic_partition_list_t *parts, bool lost)
 {
 	struct run *r = user;
-	run_batch_flush(r, !lost);
+	char parts_held[256];
+	if (run_batch_flush(r, !lost) == -EAGAIN && !r->stop_deadline_usec)
+		log_warning(
+		    "partitions revoked while the batch is held: the "
+		    "new owner replays what is not durable here "
+		    "(partition %s)",
+		    run_batch_describe(r, parts_held, sizeof(parts_held)));
 	/* what was applied is committed before another member takes over;
 	 * a lost partition's offsets may already be another member's */
 	if (!lost)

@@ -4,7 +4,7 @@
  * topic unchanged, with the reason), its observations into the TTT engine,
  * and the message into the open batch.  The engine's events come back
  * here: counted, forecasts into the outbox, rows into the batch's SQLite
- * transaction (daemon/record.c).
+ * transaction (daemon/record.c), kept until it commits (run_journal.c).
  */
 #include "daemon/run_private.h"
 
@@ -15,7 +15,6 @@
 
 #include "daemon/log.h"
 #include "daemon/metrics.h"
-#include "daemon/record.h"
 #include "daemon/status.h"
 #include "storage/storage.h"
 #include "ttt/ttt.h"
@@ -81,28 +80,7 @@ void run_on_engine_event(void *user, const struct ttt_event *ev)
 	}
 	if (ev->type == TTT_EV_FORECAST && !keep_forecast_row(r, ev))
 		return;
-	if (dc_record_event(r->store, ev, NULL, r->err, sizeof(r->err)) < 0)
-		log_ratelimited(&r->rl_store, LOG_ERR, "storage: %s", r->err);
-}
-
-/* A series seen for the first time: its initial adapter is version 0, the
- * root of its lineage and a target for rollbacks.  It is the identity
- * adapter of the base model, stored as an empty blob: the same for every
- * series, so a million series do not store a million copies of it. */
-static void record_init(struct run *r, const char *series, int64_t ts)
-{
-	static const float identity[1];
-	struct store_event se = {
-	    .type = STORE_EV_INIT,
-	    .series = series,
-	    .ts = ts,
-	    .reason = "initial adapter: the identity (forecasts equal the "
-		      "base model's); stored empty",
-	    .adapter = identity,
-	    .adapter_len = 0,
-	};
-	if (store_event_put(r->store, &se, r->err, sizeof(r->err)) < 0)
-		log_ratelimited(&r->rl_store, LOG_ERR, "storage: %s", r->err);
+	run_write_event(r, ev);
 }
 
 bool run_future_refused(int64_t ts_ns, int64_t now_ns, int64_t tol_ns,
@@ -160,9 +138,7 @@ static void dead_letter(struct run *r, const rd_kafka_message_t *m,
 	log_ratelimited(&r->rl_dead, LOG_WARNING,
 			"dead letter (partition %d offset %" PRId64 "): %s",
 			m->partition, m->offset, reason);
-	dc_kafka_produce(r->kafka, r->cfg.kafka.deadletter_topic, m->key,
-			 m->key_len, m->payload, m->len, reason, 0);
-	r->batch_dead++;
+	run_dead_add(r, m, reason);
 }
 
 void run_handle_message(struct run *r, const rd_kafka_message_t *m)
@@ -209,7 +185,7 @@ void run_handle_message(struct run *r, const rd_kafka_message_t *m)
 						   o->ts_ns, (float)o->value);
 			if (e == 0 &&
 			    ttt_engine_series_count(r->engine) > known)
-				record_init(r, o->series, o->ts_ns);
+				run_write_init(r, o->series, o->ts_ns);
 			if (e < 0)
 				log_ratelimited(&r->rl_engine, LOG_WARNING,
 						"series %s: observation "

@@ -17,21 +17,6 @@
 #include "daemon/metrics.h"
 #include "ttt/ttt.h"
 
-static int outbox_reserve(struct outbox *o, size_t more)
-{
-	if (o->len + more <= o->cap)
-		return 0;
-	size_t cap = o->cap ? o->cap : 65536;
-	while (cap < o->len + more)
-		cap *= 2;
-	char *p = realloc(o->buf, cap);
-	if (!p)
-		return -ENOMEM;
-	o->buf = p;
-	o->cap = cap;
-	return 0;
-}
-
 #define OUTBOX_FIELDS 5
 
 /* Room for one more record. */
@@ -114,7 +99,8 @@ int outbox_add_forecast(struct outbox *o, const struct ttt_event *ev,
 	size_t key_len = strlen(ev->series);
 	size_t most = key_len + 6 * key_len + model_json_len + 192 +
 		      (size_t)ev->horizon * 32;
-	if (outbox_grow_rec(o) < 0 || outbox_reserve(o, most) < 0)
+	if (outbox_grow_rec(o) < 0 ||
+	    run_reserve(&o->buf, &o->cap, o->len + most) < 0)
 		return -ENOMEM;
 	size_t *rec = &o->rec[o->nrec * OUTBOX_FIELDS];
 	char *p = o->buf + o->len, *v;
@@ -167,7 +153,7 @@ int outbox_produce(struct outbox *o, struct dc_kafka *k, const char *topic,
 		dc_metrics_observe_latency(m, DC_LAT_PROCESSING,
 					   tag_held_ms(tag, now_ms) * 1000u);
 		if (dc_kafka_produce(k, topic, o->buf + rec[0], rec[1],
-				     o->buf + rec[2], rec[3], NULL,
+				     o->buf + rec[2], rec[3], NULL, 0,
 				     tag_created_ms(tag)) < 0)
 			rc = -EIO;
 	}
@@ -182,10 +168,15 @@ static int64_t wall_ms(void)
 	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-void run_hook_on_delivered(void *user, int64_t origin_ms, int64_t produce_us,
+void run_hook_on_delivered(void *user, int64_t token, int64_t produce_us,
 			   bool failed)
 {
 	struct run *r = user;
+	int64_t origin_ms = token;
+	if (token < 0) {
+		run_dead_delivered(r, token, failed);
+		return;
+	}
 	if (failed)
 		return;
 	int64_t now = wall_ms();

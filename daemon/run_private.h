@@ -8,7 +8,11 @@
  *   run_outbox.c   the batch's forecast messages, formatted and waiting
  *                  for the batch's commit, and their latency;
  *   run_batch.c    the batch and its durability order, offsets, and the
- *                  rebalance hooks;
+ *                  rebalance hooks; a batch that cannot be made durable
+ *                  is held (kept open, input paused, retried);
+ *   run_dead.c     the batch's dead letters, kept until the broker has
+ *                  each one;
+ *   run_journal.c  the batch's SQLite rows, kept until they commit;
  *   run_restart.c  what survives a restart: stored adapters and the recent
  *                  values saved at a clean stop.
  * Used from the loop's thread only (librdkafka calls the hooks from
@@ -17,9 +21,11 @@
 #ifndef DRIFTCAST_DAEMON_RUN_PRIVATE_H
 #define DRIFTCAST_DAEMON_RUN_PRIVATE_H
 
+#include <errno.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdlib.h>
 
 #include "config/config.h"
 #include "daemon/parse.h"
@@ -47,6 +53,32 @@ struct outbox {
 	size_t *rec;
 	size_t nrec, caprec;
 };
+
+/* The open batch's SQLite writes, kept (deep copies, 8-byte aligned
+ * records) until its commit succeeds: a failed commit is rolled back
+ * whole, and the retry writes them again (run_journal.c). */
+struct journal {
+	char *buf;
+	size_t len, cap;
+	size_t n;
+	bool incomplete; /* a row could not be kept (out of memory) */
+};
+
+/* The open batch's dead letters: each one's copy (payload truncated to
+ * what the producer accepts) until the broker acknowledged it, so a
+ * refused one is produced again, never skipped (run_dead.c). */
+struct dead_rec;
+struct deadbox {
+	char *buf;
+	size_t len, cap;
+	struct dead_rec *rec;
+	size_t n, caprec;
+	size_t inflight, failed; /* records in those states */
+	uint64_t tries;		 /* re-produced, since the batch opened */
+};
+
+/* Why a batch is held (struct run.held). */
+enum run_hold { HOLD_NONE = 0, HOLD_DEADLETTER, HOLD_STORAGE };
 
 struct run {
 	struct cfg cfg;
@@ -87,7 +119,17 @@ struct run {
 	size_t batch_messages;
 
 	struct outbox forecasts;
-	size_t batch_dead; /* dead letters produced in the open batch */
+	struct deadbox dead;
+	struct journal journal;
+	/* A batch that cannot be made durable (enum run_hold) stays open
+	 * with its offsets, the input paused, and is tried again at
+	 * hold_retry_usec, the wait doubling up to HOLD_BACKOFF_MAX_MS. */
+	int held;
+	uint64_t hold_since_usec, hold_retry_usec;
+	unsigned hold_backoff_ms;
+	/* a stop under way: when it stops waiting for the broker or the
+	 * disk (kafka.stop_timeout_ms after SIGTERM); 0: running */
+	uint64_t stop_deadline_usec;
 	struct dc_run_stats st;
 	struct dc_metrics *metrics;
 	bool degraded;
@@ -102,6 +144,24 @@ struct run {
 	char err[1024];
 };
 
+/* Room for need bytes in the growable buffer *buf of *cap bytes
+ * (doubling from 64 KiB: no allocation once it has grown to a batch's
+ * size); -ENOMEM leaves it as it was. */
+static inline int run_reserve(char **buf, size_t *cap, size_t need)
+{
+	if (need <= *cap)
+		return 0;
+	size_t c = *cap ? *cap : 65536;
+	while (c < need)
+		c *= 2;
+	char *p = realloc(*buf, c);
+	if (!p)
+		return -ENOMEM;
+	*buf = p;
+	*cap = c;
+	return 0;
+}
+
 /* Charge the time since the last lap to phase; returns the time now. */
 static inline uint64_t run_lap(struct run *r, int phase)
 {
@@ -111,9 +171,10 @@ static inline uint64_t run_lap(struct run *r, int phase)
 	return now;
 }
 
-/* run.c: true once a second SIGTERM/SIGINT asked to stop waiting for
- * Kafka (what is in flight is replayed after the restart). */
-bool run_stop_forced(void);
+/* run.c: true once waiting for Kafka or the disk must end -- a second
+ * SIGTERM/SIGINT, or kafka.stop_timeout_ms after the first (what is not
+ * durable then is replayed after the restart). */
+bool run_stop_forced(const struct run *r);
 
 /* ---- run_message.c */
 
@@ -143,9 +204,36 @@ int outbox_add_forecast(struct outbox *o, const struct ttt_event *ev,
 int outbox_produce(struct outbox *o, struct dc_kafka *k, const char *topic,
 		   struct dc_metrics *m);
 void outbox_free(struct outbox *o);
-/* dc_kafka_hooks.on_delivered: the end-to-end and delivery latencies. */
-void run_hook_on_delivered(void *user, int64_t origin_ms, int64_t produce_us,
+/* dc_kafka_hooks.on_delivered: the end-to-end and delivery latencies of
+ * forecasts (token: origin ms), dead letters' fate (token < 0). */
+void run_hook_on_delivered(void *user, int64_t token, int64_t produce_us,
 			   bool failed);
+
+/* ---- run_dead.c */
+
+/* Copy m into the batch's dead letters with reason, and produce it. */
+void run_dead_add(struct run *r, const rd_kafka_message_t *m,
+		  const char *reason);
+/* A dead letter's delivery report (token < 0, from dc_kafka_produce). */
+void run_dead_delivered(struct run *r, int64_t token, bool failed);
+/* Produce the refused dead letters again, then wait (feeding the
+ * watchdog) until none is in flight, at most until wait_until: 0 when
+ * the broker has all of them (the box is emptied), -EAGAIN while some are
+ * in flight, -EIO when some were refused (kept for the next try). */
+int run_dead_settle(struct run *r, uint64_t wait_until);
+void run_dead_free(struct deadbox *d);
+
+/* ---- run_journal.c */
+
+/* Write ev (or, for a series seen for the first time, its initial
+ * version) into the open SQLite batch, and keep it in the journal. */
+void run_write_event(struct run *r, const struct ttt_event *ev);
+void run_write_init(struct run *r, const char *series, int64_t ts);
+/* After a failed commit: the journal's rows into a new SQLite batch. */
+void run_journal_replay(struct run *r);
+/* The batch committed (or an operator rollback committed it). */
+void run_journal_clear(struct run *r);
+void run_journal_free(struct journal *j);
 
 /* ---- run_batch.c */
 
@@ -154,18 +242,22 @@ void run_hook_on_delivered(void *user, int64_t origin_ms, int64_t produce_us,
  * is open. */
 void run_batch_add(struct run *r, int32_t p, int64_t offset);
 /* Make the open batch durable, publish its forecasts and, with
- * commit_kafka, commit its offsets; 0, -ETIMEDOUT (a forced stop while
- * dead letters were in flight: nothing committed) or -EIO (a forecast not
- * produced). */
+ * commit_kafka, commit its offsets; 0, -EAGAIN (held: a dead letter not
+ * delivered or the SQLite commit failed; nothing of it committed, the
+ * input paused, tried again at r->hold_retry_usec) or -EIO (a forecast
+ * not produced). */
 int run_batch_flush(struct run *r, bool commit_kafka);
+/* The held batch's partitions and first offsets into buf (for the log);
+ * returns buf. */
+const char *run_batch_describe(const struct run *r, char *buf, size_t n);
 /* Commit the offsets SQLite has made durable to Kafka: when
  * kafka.commit_interval_ms has passed since the last commit, or now;
  * final (a revoke, a stop): every owned partition's durable position,
  * and with wait, synchronously (retried). */
 void run_commit_offsets(struct run *r, bool now, bool final, bool wait);
 /* Wait until everything produced is acknowledged by the broker; what
- * names the topic in the log.  -ETIMEDOUT on a forced stop, -EIO when a
- * delivery failed. */
+ * names the topic in the log.  -ETIMEDOUT when the stop stops waiting
+ * (run_stop_forced), -EIO when a delivery failed. */
 int run_drain_deliveries(struct run *r, const char *what);
 /* dc_kafka_hooks.applied_offset and .on_revoke. */
 int64_t run_hook_applied_offset(void *user, const char *topic,

@@ -100,3 +100,18 @@ int dc_ttt_params_from_cfg(struct ttt_params *p, const struct cfg *c, char *err,
 	p->seed = (uint64_t)c->ttt.seed;
 	return ttt_params_check(p, err, n);
 }
+
+int dc_ttt_apply(struct ttt_engine *e, const struct cfg *c, dc_ttt_set_fn set,
+		 char *err, size_t n)
+{
+	struct ttt_params tp;
+	int r = dc_ttt_params_from_cfg(&tp, c, err, n);
+	if (r < 0)
+		return r;
+	r = set(e, &tp);
+	/* set reports an errno only (e.g. the flush of the queued forecasts
+	 * failed): the reason is made here */
+	if (r < 0)
+		snprintf(err, n, "the engine refused them: %s", strerror(-r));
+	return r;
+}
