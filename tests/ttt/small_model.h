@@ -22,4 +22,14 @@ static inline void tt_small_config(struct fc_config *c, int lookback,
 	c->lora_rank = 2;
 }
 
+/* The small model with one layer, seed 42 (NULL if it cannot be made). */
+static inline struct fc_model *tt_small_model(int lookback, int horizon)
+{
+	struct fc_config c;
+	struct fc_model *m = NULL;
+	tt_small_config(&c, lookback, horizon);
+	c.n_layers = 1;
+	return fc_model_new(&c, 42, &m, NULL, 0) == 0 ? m : NULL;
+}
+
 #endif

@@ -71,12 +71,8 @@ Test(combine, buckets_split_a_long_horizon)
 
 static struct fc_model *small_model(void)
 {
-	struct fc_config c;
-	struct fc_model *m = NULL;
-	char err[256];
-	tt_small_config(&c, L, H);
-	c.n_layers = 1;
-	cr_assert_eq(fc_model_new(&c, 42, &m, err, sizeof(err)), 0, "%s", err);
+	struct fc_model *m = tt_small_model(L, H);
+	cr_assert(m);
 	return m;
 }
 
