@@ -32,6 +32,8 @@ static const struct dc_command commands[] = {
     {"run", "the daemon: Kafka in, forecasts out, adapt, persist", dc_cmd_run},
     {"history", "the adaptation audit log of a series, from SQLite",
      dc_cmd_history},
+    {"plot", "draw a series: actuals, forecasts, events, error (PNG/SVG)",
+     dc_cmd_plot},
     {"rollback", "roll a series back to an earlier adapter version",
      dc_cmd_rollback},
     {"train", "pretrain a base model on a CSV", dc_cmd_train},

@@ -35,6 +35,7 @@ int dc_cmd_config(int argc, char **argv);
 int dc_cmd_demo(int argc, char **argv);
 int dc_cmd_eval(int argc, char **argv);
 int dc_cmd_history(int argc, char **argv);
+int dc_cmd_plot(int argc, char **argv);
 int dc_cmd_produce(int argc, char **argv);
 int dc_cmd_rollback(int argc, char **argv);
 int dc_cmd_run(int argc, char **argv);

@@ -28,6 +28,47 @@
 	"a.data_from, a.data_until, a.rejected_value, a.gap_filled, " \
 	"a.detector_stat, a.version_restored "
 #define HISTORY_V1 "NULL, NULL, NULL, NULL, NULL, NULL "
+#define FORECAST_UPSERT                                               \
+	"ON CONFLICT (series_id, origin_ts) DO UPDATE SET horizon = " \
+	"excluded.horizon, vals = excluded.vals, model_id = "         \
+	"excluded.model_id, version = excluded.version"
+
+/* query.c: the operator's views (storage/query.h). */
+#define FORECASTS_COLUMNS \
+	"SELECT f.origin_ts, f.version, f.model_id, f.vals, f.horizon, "
+#define FORECASTS_RANGE                                                    \
+	"FROM forecasts f WHERE f.series_id = ?1 AND f.origin_ts BETWEEN " \
+	"?2 AND ?3 ORDER BY f.origin_ts"
+/* ?1 one series' key or NULL for all, ?2 how many of the newest realised
+ * errors to average; v_series gives the last data time. */
+#define LAST_ERRORS                                                   \
+	"FROM (SELECT e.adapted_error, e.shadow_error FROM errors e " \
+	"WHERE e.series_id = s.id ORDER BY e.origin_ts DESC LIMIT ?2))"
+#define SERIES_INFO_SQL                                                      \
+	"SELECT vs.series, vs.status, coalesce(vs.model, ''), vs.last_ts, "  \
+	"f.origin_ts, f.version, s.current_version, vs.versions, "           \
+	"coalesce(a.adaptations, 0), coalesce(a.rejections, 0), "            \
+	"coalesce(a.drifts, 0), coalesce(a.rollbacks, 0), "                  \
+	"coalesce(a.resets, 0), r.ts, r.event, r.version_to, "               \
+	"(SELECT v.restored_from FROM versions v WHERE v.series_id = s.id "  \
+	"AND v.number = r.version_to), "                                     \
+	"(SELECT count(*) " LAST_ERRORS ", "                                 \
+	"(SELECT avg(adapted_error) " LAST_ERRORS ", "                       \
+	"(SELECT avg(shadow_error) " LAST_ERRORS " "                         \
+	"FROM v_series vs JOIN series s ON s.key = vs.series "               \
+	"LEFT JOIN (SELECT series_id, "                                      \
+	"sum(event = 'adapt_accepted') AS adaptations, "                     \
+	"sum(event = 'adapt_rejected') AS rejections, "                      \
+	"sum(event = 'drift') AS drifts, "                                   \
+	"sum(event = 'rollback' OR event = 'manual') AS rollbacks, "         \
+	"sum(event = 'reset') AS resets FROM audit GROUP BY series_id) a "   \
+	"ON a.series_id = s.id "                                             \
+	"LEFT JOIN forecasts f ON f.id = (SELECT id FROM forecasts "         \
+	"WHERE series_id = s.id ORDER BY origin_ts DESC LIMIT 1) "           \
+	"LEFT JOIN audit r ON r.id = (SELECT id FROM audit WHERE series_id " \
+	"= s.id AND (event = 'rollback' OR event = 'manual') "               \
+	"ORDER BY ts DESC, id DESC LIMIT 1) "                                \
+	"WHERE ?1 IS NULL OR vs.series = ?1 ORDER BY vs.series"
 
 /*
  * The main database.  The *_V1 rows serve files below schema 3, which lack
@@ -84,11 +125,13 @@
 	  "?13, ?14, ?15, ?16)")                                             \
 	X(FORECAST_PUT,                                                      \
 	  "INSERT INTO forecasts (series_id, origin_ts, horizon, vals, "     \
+	  "model_id, version, created_at, value) "                           \
+	  "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8) " FORECAST_UPSERT         \
+	  ", value = excluded.value")                                        \
+	X(FORECAST_PUT_V6,                                                   \
+	  "INSERT INTO forecasts (series_id, origin_ts, horizon, vals, "     \
 	  "model_id, version, created_at) "                                  \
-	  "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) "                             \
-	  "ON CONFLICT (series_id, origin_ts) DO UPDATE SET horizon = "      \
-	  "excluded.horizon, vals = excluded.vals, model_id = "              \
-	  "excluded.model_id, version = excluded.version")                   \
+	  "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) " FORECAST_UPSERT)            \
 	X(ERROR_PUT,                                                         \
 	  "INSERT INTO errors (series_id, origin_ts, version, "              \
 	  "adapted_error, shadow_error, created_at) "                        \
@@ -155,7 +198,19 @@
 	  "SELECT s.key, r.last_ts, r.step, r.position, r.since_adapt, "     \
 	  "r.adaptations, r.vals, r.count, r.checksum FROM series_recent r " \
 	  "JOIN series s ON s.id = r.series_id ORDER BY r.series_id")        \
-	X(RECENT_CLEAR, "DELETE FROM series_recent")
+	X(RECENT_CLEAR, "DELETE FROM series_recent")                         \
+	X(FORECASTS_RANGE, FORECASTS_COLUMNS "f.value " FORECASTS_RANGE)     \
+	X(FORECASTS_RANGE_V6, FORECASTS_COLUMNS "NULL " FORECASTS_RANGE)     \
+	X(REALISED_RANGE,                                                    \
+	  "SELECT origin_ts, version, adapted_error, shadow_error "          \
+	  "FROM errors WHERE series_id = ?1 AND origin_ts BETWEEN ?2 AND "   \
+	  "?3 ORDER BY origin_ts")                                           \
+	X(SERIES_INFO, SERIES_INFO_SQL)                                      \
+	X(HISTORY_LAST, HISTORY_COLUMNS HISTORY_V3 HISTORY_FROM              \
+	  "WHERE a.event = ?1 OR a.event = ?2 ORDER BY a.id DESC LIMIT ?3")  \
+	X(HISTORY_LAST_V1, HISTORY_COLUMNS HISTORY_V1 HISTORY_FROM           \
+	  "WHERE a.event = ?1 OR a.event = ?2 ORDER BY a.id DESC LIMIT ?3")  \
+	X(MODEL_BYTES, "SELECT name, bytes FROM models WHERE id = ?1")
 
 /* The request sidecar; its schema is a script in control.c. */
 #define CONTROL_STATEMENTS(X)                                                \

@@ -27,7 +27,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define STORE_SCHEMA_VERSION 6	 /* the latest, PRAGMA user_version */
+#define STORE_SCHEMA_VERSION 7	 /* the latest, PRAGMA user_version */
 #define STORE_KEY_MAX	     256 /* keys, topics: bytes with the NUL */
 #define STORE_REASON_MAX     512 /* rollback reasons, likewise */
 struct store;
@@ -120,7 +120,7 @@ struct store_event {
 	size_t adapter_len;   /* floats */
 	/* Stored only for the types named (NULL in the other audit rows): */
 	int64_t data_from, data_until; /* ADAPT_*: data window used */
-	float value;		       /* REJECTED_VALUE: the value */
+	float value;		       /* REJECTED_VALUE, FORECAST: value */
 	int filled;		       /* GAP_FILLED: points filled */
 	float detector_stat;	       /* DRIFT: statistic that fired */
 	uint64_t version_restored;     /* ROLLBACK: the version it repeats */
@@ -296,4 +296,5 @@ int64_t store_now_ms(void);
  * itself when out of range): how series times are shown to people. */
 void store_format_time(int64_t ts, char *buf, size_t n);
 
+#include "storage/query.h" /* the reads of plot, series, status */
 #endif

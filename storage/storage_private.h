@@ -137,6 +137,16 @@ int store_check_key(const char *key, const char *what, char *errbuf,
 int store_debug_exec(struct store *s, const char *sql, char *errbuf,
 		     size_t errbuf_size);
 
+/* ---- read.c: shared by query.c ------------------------------------------ */
+
+/* Column i as a float, NAN for NULL. */
+float store_col_float(sqlite3_stmt *st, int i);
+/* enum store_event_type of a stored name, -1 when unknown. */
+int store_event_type_parse(const char *name);
+/* Step st, a bound HISTORY_* statement, to fn (store_history's rows). */
+int store_history_rows(struct store *s, sqlite3_stmt *st, store_event_fn fn,
+		       void *user, char *errbuf, size_t errbuf_size);
+
 /* ---- checkpoint.c -------------------------------------------------------- */
 
 int store_ckpt_start(struct store *s, char *errbuf, size_t errbuf_size);

@@ -1,0 +1,44 @@
+/*
+ * Private to plot/: the numbers of one picture (data.c gathers them from
+ * the database, recomputing the frozen forecasts; render.c draws them).
+ */
+#ifndef DRIFTCAST_PLOT_INTERNAL_H
+#define DRIFTCAST_PLOT_INTERNAL_H
+
+#include "plot/plot.h"
+
+/* One line: n points (t epoch seconds, v value), t ascending. */
+struct plot_line {
+	double *t, *v;
+	size_t n, cap;
+};
+
+struct plot_mark {
+	double t;
+	int kind; /* enum plot_marker */
+};
+
+struct plot_data {
+	int64_t step; /* seconds between values */
+	int horizon;  /* H */
+	int nsteps;   /* horizon steps drawn */
+	int steps[PLOT_MAX_STEPS];
+	int64_t from, to; /* the time axis */
+	struct plot_line actual;
+	struct plot_line adapted[PLOT_MAX_STEPS], frozen[PLOT_MAX_STEPS];
+	struct plot_line err_adapted, err_frozen; /* realised MSE */
+	struct plot_mark *marks;
+	size_t nmarks, capmarks;
+	char frozen_note[160]; /* why frozen lines are missing, or "" */
+};
+
+/* Fill d (zeroed by the caller) for rq; plot_data_free() after, also on
+ * failure. */
+int plot_data_load(struct store *s, const struct plot_request *rq,
+		   struct plot_data *d, char *errbuf, size_t errbuf_size);
+void plot_data_free(struct plot_data *d);
+
+/* Append (t, v) to l; -ENOMEM. */
+int plot_line_add(struct plot_line *l, double t, double v);
+
+#endif
