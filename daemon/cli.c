@@ -36,6 +36,8 @@ static const struct dc_command commands[] = {
      dc_cmd_plot},
     {"rollback", "roll a series back to an earlier adapter version",
      dc_cmd_rollback},
+    {"series", "every series at a glance: versions, adaptations, error",
+     dc_cmd_series},
     {"train", "pretrain a base model on a CSV", dc_cmd_train},
     {"version", "print versions of driftcast and its libraries",
      dc_cmd_version},

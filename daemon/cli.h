@@ -39,6 +39,7 @@ int dc_cmd_plot(int argc, char **argv);
 int dc_cmd_produce(int argc, char **argv);
 int dc_cmd_rollback(int argc, char **argv);
 int dc_cmd_run(int argc, char **argv);
+int dc_cmd_series(int argc, char **argv);
 int dc_cmd_train(int argc, char **argv);
 int dc_cmd_version(int argc, char **argv);
 int dc_cmd_versions(int argc, char **argv);
