@@ -24,6 +24,7 @@
 #include "daemon/parse.h"
 #include "daemon/record.h"
 #include "daemon/run.h"
+#include "daemon/status_page.h"
 #include "daemon/ttt_cfg.h"
 
 #endif

@@ -51,6 +51,8 @@ struct dc_metrics {
 
 	struct MHD_Daemon *httpd;
 	int port;
+	dc_metrics_page_fn page; /* GET / */
+	char *page_arg;
 };
 
 #define LOAD(x)	    atomic_load_explicit(&(x), memory_order_relaxed)
@@ -67,7 +69,40 @@ void dc_metrics_free(struct dc_metrics *m)
 		return;
 	if (m->httpd)
 		MHD_stop_daemon(m->httpd);
+	free(m->page_arg);
 	free(m);
+}
+
+int dc_metrics_set_page(struct dc_metrics *m, dc_metrics_page_fn page,
+			const char *arg)
+{
+	char *a = strdup(arg ? arg : "");
+	if (!a)
+		return -ENOMEM;
+	free(m->page_arg);
+	m->page_arg = a;
+	m->page = page;
+	return 0;
+}
+
+void dc_metrics_view(struct dc_metrics *m, struct dc_metrics_view *v)
+{
+	*v = (struct dc_metrics_view){
+	    .lag = LOAD(m->lag),
+	    .series = LOAD(m->series),
+	    .assigned = LOAD(m->assigned),
+	    .degraded = LOAD(m->degraded),
+	    .paused = LOAD(m->paused),
+	    .messages = LOAD(m->messages),
+	    .forecasts = LOAD(m->forecasts),
+	    .accepted = LOAD(m->accepted),
+	    .rejected = LOAD(m->rejected),
+	    .drifts = LOAD(m->drifts),
+	    .rollbacks = LOAD(m->rollbacks),
+	    .manual_rollbacks = LOAD(m->manual_rollbacks),
+	    .resets = LOAD(m->resets),
+	    .deadlettered = LOAD(m->deadlettered),
+	};
 }
 
 int dc_metrics_port(const struct dc_metrics *m)
@@ -316,6 +351,20 @@ static enum MHD_Result serve(void *cls, struct MHD_Connection *c,
 		MHD_add_response_header(r, "Content-Type",
 					"text/plain; version=0.0.4; "
 					"charset=utf-8");
+	} else if (!strcmp(url, "/") && m->page) {
+		FILE *f = open_memstream(&body, &len);
+		if (!f)
+			return MHD_NO;
+		int e = m->page(m->page_arg, m, f);
+		if (fclose(f) != 0) {
+			free(body);
+			return MHD_NO;
+		}
+		r = MHD_create_response_from_buffer(len, body,
+						    MHD_RESPMEM_MUST_FREE);
+		MHD_add_response_header(r, "Content-Type",
+					"text/html; charset=utf-8");
+		status = e < 0 ? MHD_HTTP_INTERNAL_SERVER_ERROR : MHD_HTTP_OK;
 	} else {
 		static const char msg[] =
 		    "driftcast: metrics are at /metrics\n";

@@ -380,9 +380,11 @@ static void extent(const struct plot_line *l, int64_t *lo, int64_t *hi)
 	}
 }
 
-int plot_data_load(struct store *s, const struct plot_request *rq,
+int plot_data_load(struct store *s, const struct plot_request *request,
 		   struct plot_data *d, char *errbuf, size_t errbuf_size)
 {
+	struct plot_request q = *request; /* since moves with q.last */
+	const struct plot_request *rq = &q;
 	struct probe *p = calloc(1, sizeof(*p));
 	struct rows r = {0};
 	int rc;
@@ -412,6 +414,11 @@ int plot_data_load(struct store *s, const struct plot_request *rq,
 	qsort(p->t, (size_t)p->n - 1, sizeof(int64_t), cmp_i64);
 	d->step = p->t[(p->n - 1) / 2];
 	d->horizon = p->horizon;
+	int64_t span;
+	if (q.last > 0 && q.until != INT64_MAX &&
+	    !__builtin_mul_overflow((int64_t)q.last, d->step, &span) &&
+	    sat_sub(q.until, span) > q.since)
+		q.since = sat_sub(q.until, span);
 	d->nsteps = rq->nsteps;
 	memcpy(d->steps, rq->steps, sizeof(d->steps));
 	if (d->nsteps == 0) {

@@ -45,6 +45,7 @@ enum plot_marker {
 struct plot_request {
 	const char *series;
 	int64_t since, until; /* series time, inclusive (INT64_MIN/MAX) */
+	int last; /* > 0, with until: only the last `last` steps to until */
 	/* horizon steps, 1..H; nsteps 0: step 1 and the last step H */
 	int steps[PLOT_MAX_STEPS];
 	int nsteps;

@@ -270,7 +270,7 @@ static void draw_page(const struct plot_data *d, const struct plot_request *rq,
 	char a[40], b[40], title[STORE_KEY_MAX + 160];
 	double lo = INFINITY, hi = -INFINITY;
 
-	plschr(0, compact ? 0.75 : 0.8);
+	plschr(0, compact ? 1.25 : 0.8);
 	pladv(0);
 	utc(d->from, a, sizeof(a), "%Y-%m-%d %H:%M");
 	utc(d->to, b, sizeof(b), "%Y-%m-%d %H:%M");
@@ -278,7 +278,8 @@ static void draw_page(const struct plot_data *d, const struct plot_request *rq,
 		 rq->series);
 	plcol0(C_FG);
 	/* upper panel: values */
-	plvpor(0.09, xr, compact ? 0.16 : 0.45, compact ? 0.88 : 0.90);
+	plvpor(compact ? 0.11 : 0.09, xr, compact ? 0.22 : 0.45,
+	       compact ? 0.88 : 0.90);
 	bounds(&d->actual, &lo, &hi);
 	for (int k = 0; k < d->nsteps; k++) {
 		bounds(&d->adapted[k], &lo, &hi);
@@ -299,9 +300,10 @@ static void draw_page(const struct plot_data *d, const struct plot_request *rq,
 		plmtex("t", 1.2, 0.5, 0.5, sub);
 		plschr(0, 0.8);
 	} else {
-		plmtex("b", 3.0, 0.5, 0.5, "time (UTC)");
+		plmtex("b", 2.6, 0.5, 0.5, "time (UTC)");
 	}
-	plmtex("l", 4.0, 0.5, 0.5, "value (series units)");
+	plmtex("l", compact ? 3.2 : 4.0, 0.5, 0.5,
+	       compact ? "value" : "value (series units)");
 	/* frozen dashes over adapted lines: where they agree, both show */
 	draw_line(&d->actual, C_ACTUAL, 1, compact ? 1.0 : 1.4);
 	for (int k = 0; k < d->nsteps; k++) {

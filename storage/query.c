@@ -215,6 +215,27 @@ int store_history_last(struct store *s, int type_a, int type_b, int limit,
 	return store_history_rows(s, st, fn, user, errbuf, errbuf_size);
 }
 
+int store_offsets(struct store *s, store_offset_fn fn, void *user, char *errbuf,
+		  size_t errbuf_size)
+{
+	sqlite3_stmt *st = NULL;
+	int r, rc;
+
+	if ((r = store_prep(s, SQ_OFFSETS, &st, errbuf, errbuf_size)) < 0)
+		return r;
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW)
+		if ((r = fn(user, (const char *)sqlite3_column_text(st, 0),
+			    sqlite3_column_int(st, 1),
+			    sqlite3_column_int64(st, 2))) != 0)
+			goto out;
+	if (rc != SQLITE_DONE)
+		r = store_db_fail(s, rc, errbuf, errbuf_size,
+				  "reading Kafka offsets");
+out:
+	reset_stmt(st);
+	return r;
+}
+
 int store_model_bytes(struct store *s, int64_t model_id, void **ret_bytes,
 		      size_t *ret_n, char *name, size_t name_size, char *errbuf,
 		      size_t errbuf_size)

@@ -82,6 +82,13 @@ int store_history_last(struct store *s, int type_a, int type_b, int limit,
 		       int (*fn)(void *user, const struct store_event *ev),
 		       void *user, char *errbuf, size_t errbuf_size);
 
+/* Every stored Kafka position (topic, partition, next offset to consume),
+ * by topic and partition. */
+typedef int (*store_offset_fn)(void *user, const char *topic, int32_t partition,
+			       int64_t next_offset);
+int store_offsets(struct store *s, store_offset_fn fn, void *user, char *errbuf,
+		  size_t errbuf_size);
+
 /* The bytes of stored base model model_id into *ret_bytes (malloc'd, the
  * caller's: free()), *ret_n, and its name into name[name_size]; -ENOENT
  * when there is no such model or its bytes were not stored. */

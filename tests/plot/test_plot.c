@@ -332,6 +332,34 @@ Test(plot, svg_draws_one_marker_per_audit_row)
 	su_rmdir(dir);
 }
 
+/* The status page's pictures: the last N steps up to a time. */
+Test(plot, the_last_steps_up_to_a_time)
+{
+	size_t expect[PLOT_MARK__COUNT];
+	char err[512] = "";
+	struct plot_stats st;
+	make_db(expect);
+	struct store *s = open_ro();
+	FILE *f = tmpfile();
+	struct plot_request rq = {.series = SERIES,
+				  .since = INT64_MIN,
+				  .until = T0 + 200 * STEP,
+				  .last = 50,
+				  .steps = {1},
+				  .nsteps = 1,
+				  .format = PLOT_SVG,
+				  .compact = true};
+	cr_assert_eq(plot_render(s, &rq, f, &st, err, sizeof(err)), 0, "%s",
+		     err);
+	cr_assert_eq(st.to, T0 + 200 * STEP);
+	cr_assert_geq(st.from, T0 + 150 * STEP);
+	cr_assert_eq(st.actuals, 51);
+	cr_assert(ftell(f) > 1000);
+	fclose(f);
+	store_free(s);
+	su_rmdir(dir);
+}
+
 Test(plot, errors_are_reported_not_fatal)
 {
 	size_t expect[PLOT_MARK__COUNT];

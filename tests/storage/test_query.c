@@ -234,3 +234,28 @@ Test(query, history_last)
 	store_free(s);
 	su_rmdir(dir);
 }
+
+static int got_offset(void *user, const char *topic, int32_t partition,
+		      int64_t next)
+{
+	char *out = user;
+	size_t n = strlen(out);
+	snprintf(out + n, 256 - n, "%s/%d=%lld ", topic, (int)partition,
+		 (long long)next);
+	return 0;
+}
+
+Test(query, offsets_by_topic_and_partition)
+{
+	char dir[64], path[PATH_MAX], err[256] = "", out[256] = "";
+	su_tmpdb(dir, sizeof(dir), path, sizeof(path));
+	struct store *s = su_open(path, NULL);
+	cr_assert_eq(store_offset_put(s, "t", 1, 7, err, sizeof(err)), 0);
+	cr_assert_eq(store_offset_put(s, "t", 0, 5, err, sizeof(err)), 0);
+	cr_assert_eq(store_offset_put(s, "a", 3, 9, err, sizeof(err)), 0);
+	su_commit(s);
+	cr_assert_eq(store_offsets(s, got_offset, out, err, sizeof(err)), 0);
+	cr_assert_str_eq(out, "a/3=9 t/0=5 t/1=7 ");
+	store_free(s);
+	su_rmdir(dir);
+}
