@@ -115,6 +115,22 @@ int dc_check_operands(const char *cmd, int argc, char **argv, int max)
 	return DC_EXIT_USAGE;
 }
 
+int dc_parse_int_opt(const char *cmd, const char *opt, const char *text, int lo,
+		     int hi, int *ret)
+{
+	char *end;
+	errno = 0;
+	long v = strtol(text, &end, 10);
+	if (errno || end == text || *end || v < lo || v > hi) {
+		fprintf(stderr,
+			"driftcast %s: %s '%s': not a whole number in %d..%d\n",
+			cmd, opt, text, lo, hi);
+		return -EINVAL;
+	}
+	*ret = (int)v;
+	return 0;
+}
+
 int dc_cfg_args_add_set(struct dc_cfg_args *a, const char *arg)
 {
 	if (a->nsets >= DC_MAX_SETS) {

@@ -89,6 +89,11 @@ int dc_getopt(int argc, char **argv, const char *shortopts,
  * and returns DC_EXIT_USAGE; otherwise DC_EXIT_OK. */
 int dc_check_operands(const char *cmd, int argc, char **argv, int max);
 
+/* An option's whole number in lo..hi into *ret, or "driftcast CMD: OPT
+ * 'TEXT': not a whole number in LO..HI" printed and -EINVAL. */
+int dc_parse_int_opt(const char *cmd, const char *opt, const char *text, int lo,
+		     int hi, int *ret);
+
 /* The settings file and --set overrides gathered from a command line. */
 #define DC_MAX_SETS 128
 struct dc_cfg_args {

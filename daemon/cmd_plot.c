@@ -16,6 +16,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "daemon/fmt.h"
 #include "forecast/forecast.h"
 #include "plot/plot.h"
 #include "storage/storage.h"
@@ -84,23 +85,6 @@ static int parse_time(const char *opt, const char *text, int64_t *ret)
 	return 0;
 }
 
-static int parse_int(const char *opt, const char *text, int lo, int hi,
-		     int *ret)
-{
-	char *end;
-	errno = 0;
-	long v = strtol(text, &end, 10);
-	if (errno || end == text || *end || v < lo || v > hi) {
-		fprintf(stderr,
-			"driftcast plot: %s '%s': not a whole number in "
-			"%d..%d\n",
-			opt, text, lo, hi);
-		return -EINVAL;
-	}
-	*ret = (int)v;
-	return 0;
-}
-
 /* --horizon-step K[,K...] into rq->steps. */
 static int parse_steps(const char *text, struct plot_request *rq)
 {
@@ -114,8 +98,8 @@ static int parse_steps(const char *text, struct plot_request *rq)
 				PLOT_MAX_STEPS);
 			return -EINVAL;
 		}
-		if (parse_int("--horizon-step", t, 1, 100000,
-			      &rq->steps[rq->nsteps]) < 0)
+		if (dc_parse_int_opt("plot", "--horizon-step", t, 1, 100000,
+				     &rq->steps[rq->nsteps]) < 0)
 			return -EINVAL;
 		rq->nsteps++;
 	}
@@ -195,11 +179,12 @@ int dc_cmd_plot(int argc, char **argv)
 			out = optarg;
 			break;
 		case 'W':
-			r = parse_int("--width", optarg, 200, 10000, &rq.width);
+			r = dc_parse_int_opt("plot", "--width", optarg, 200,
+					     10000, &rq.width);
 			break;
 		case 'H':
-			r = parse_int("--height", optarg, 150, 10000,
-				      &rq.height);
+			r = dc_parse_int_opt("plot", "--height", optarg, 150,
+					     10000, &rq.height);
 			break;
 		case 'q':
 			quiet = true;
@@ -233,12 +218,9 @@ int dc_cmd_plot(int argc, char **argv)
 	}
 
 	char err[4200], tmp[4096];
-	struct store *s = NULL;
-	struct store_options so = {.read_only = true};
-	if (store_open(db, &so, &s, err, sizeof(err)) < 0) {
-		fprintf(stderr, "driftcast plot: %s\n", err);
+	struct store *s = dc_open_read_only("plot", db);
+	if (!s)
 		return DC_EXIT_FAILURE;
-	}
 	if ((size_t)snprintf(tmp, sizeof(tmp), "%s.tmp-%ld", out,
 			     (long)getpid()) >= sizeof(tmp)) {
 		store_free(s);

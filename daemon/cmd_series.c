@@ -227,8 +227,6 @@ int dc_cmd_series(int argc, char **argv)
 
 	while ((c = dc_getopt(argc, argv, "d:s:n:f:h", longopts, series_usage,
 			      &code)) > 0) {
-		char *end;
-		long v;
 		switch (c) {
 		case 'd':
 			db = optarg;
@@ -237,17 +235,9 @@ int dc_cmd_series(int argc, char **argv)
 			series = optarg;
 			break;
 		case 'n':
-			errno = 0;
-			v = strtol(optarg, &end, 10);
-			if (errno || end == optarg || *end || v < 1 ||
-			    v > 1000000) {
-				fprintf(stderr,
-					"driftcast series: --last '%s': not a "
-					"whole number in 1..1000000\n",
-					optarg);
+			if (dc_parse_int_opt("series", "--last", optarg, 1,
+					     1000000, &last) < 0)
 				return DC_EXIT_USAGE;
-			}
-			last = (int)v;
 			break;
 		case 'f':
 			if (dc_format_parse("series", optarg, &o.fmt) < 0)
@@ -264,12 +254,9 @@ int dc_cmd_series(int argc, char **argv)
 	}
 
 	char err[1024];
-	struct store *s = NULL;
-	struct store_options so = {.read_only = true};
-	if (store_open(db, &so, &s, err, sizeof(err)) < 0) {
-		fprintf(stderr, "driftcast series: %s\n", err);
+	struct store *s = dc_open_read_only("series", db);
+	if (!s)
 		return DC_EXIT_FAILURE;
-	}
 	if (o.fmt == DC_FORMAT_TABLE)
 		printf("%-18s %-8s %-20s %-20s %7s %6s %5s %5s %5s  %5s %9s "
 		       "%9s %7s  %s\n",
@@ -290,17 +277,7 @@ int dc_cmd_series(int argc, char **argv)
 				   sizeof(err));
 	if (o.fmt == DC_FORMAT_JSON)
 		printf("%s]\n", o.n ? "\n" : "");
-	store_free(s);
-	if (r < 0) {
-		fprintf(stderr, "driftcast series: %s\n", err);
-		return DC_EXIT_FAILURE;
-	}
-	if (o.fmt == DC_FORMAT_TABLE && o.n == 0)
+	if (r == 0 && o.fmt == DC_FORMAT_TABLE && o.n == 0)
 		fprintf(stderr, "driftcast series: no series in %s\n", db);
-	if (fflush(stdout) != 0) {
-		fprintf(stderr, "driftcast series: writing output: %s\n",
-			strerror(errno));
-		return DC_EXIT_FAILURE;
-	}
-	return DC_EXIT_OK;
+	return dc_output_done("series", s, r, err);
 }

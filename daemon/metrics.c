@@ -16,6 +16,7 @@
 #include <errno.h>
 #include <netdb.h>
 #include <stdatomic.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -315,6 +316,28 @@ void dc_metrics_write(struct dc_metrics *m, FILE *f)
 	}
 }
 
+/* The body of /metrics, or of the page (its error in *ret_e), written into
+ * memory; NULL on failure. */
+static struct MHD_Response *written(struct dc_metrics *m, bool page, int *ret_e)
+{
+	char *body = NULL;
+	size_t len = 0;
+	FILE *f = open_memstream(&body, &len);
+	if (!f)
+		return NULL;
+	if (page)
+		*ret_e = m->page(m->page_arg, m, f);
+	else
+		dc_metrics_write(m, f);
+	struct MHD_Response *r = NULL;
+	if (fclose(f) == 0)
+		r = MHD_create_response_from_buffer(len, body,
+						    MHD_RESPMEM_MUST_FREE);
+	if (!r)
+		free(body);
+	return r;
+}
+
 static enum MHD_Result serve(void *cls, struct MHD_Connection *c,
 			     const char *url, const char *method,
 			     const char *version, const char *upload,
@@ -324,8 +347,6 @@ static enum MHD_Result serve(void *cls, struct MHD_Connection *c,
 	struct MHD_Response *r;
 	enum MHD_Result ret;
 	unsigned status = MHD_HTTP_OK;
-	char *body = NULL;
-	size_t len = 0;
 	(void)version;
 	(void)upload;
 	(void)upload_size;
@@ -337,34 +358,17 @@ static enum MHD_Result serve(void *cls, struct MHD_Connection *c,
 		    sizeof(msg) - 1, (void *)msg, MHD_RESPMEM_PERSISTENT);
 		status = MHD_HTTP_METHOD_NOT_ALLOWED;
 		MHD_add_response_header(r, "Allow", "GET, HEAD");
-	} else if (!strcmp(url, "/metrics")) {
-		FILE *f = open_memstream(&body, &len);
-		if (!f)
+	} else if (!strcmp(url, "/metrics") || (!strcmp(url, "/") && m->page)) {
+		bool page = url[1] == '\0';
+		int e = 0;
+		if (!(r = written(m, page, &e)))
 			return MHD_NO;
-		dc_metrics_write(m, f);
-		if (fclose(f) != 0) {
-			free(body);
-			return MHD_NO;
-		}
-		r = MHD_create_response_from_buffer(len, body,
-						    MHD_RESPMEM_MUST_FREE);
 		MHD_add_response_header(r, "Content-Type",
-					"text/plain; version=0.0.4; "
-					"charset=utf-8");
-	} else if (!strcmp(url, "/") && m->page) {
-		FILE *f = open_memstream(&body, &len);
-		if (!f)
-			return MHD_NO;
-		int e = m->page(m->page_arg, m, f);
-		if (fclose(f) != 0) {
-			free(body);
-			return MHD_NO;
-		}
-		r = MHD_create_response_from_buffer(len, body,
-						    MHD_RESPMEM_MUST_FREE);
-		MHD_add_response_header(r, "Content-Type",
-					"text/html; charset=utf-8");
-		status = e < 0 ? MHD_HTTP_INTERNAL_SERVER_ERROR : MHD_HTTP_OK;
+					page ? "text/html; charset=utf-8"
+					     : "text/plain; version=0.0.4; "
+					       "charset=utf-8");
+		if (e < 0)
+			status = MHD_HTTP_INTERNAL_SERVER_ERROR;
 	} else {
 		static const char msg[] =
 		    "driftcast: metrics are at /metrics\n";

@@ -23,9 +23,7 @@
 #define PLOT_PROBE   257 /* rows read to learn the step */
 #define PLOT_BATCH   64	 /* frozen windows per forward pass */
 
-static int set_err(char *errbuf, size_t n, int r, const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
-static int set_err(char *errbuf, size_t n, int r, const char *fmt, ...)
+int plot_set_err(char *errbuf, size_t n, int r, const char *fmt, ...)
 {
 	if (errbuf && n) {
 		va_list ap;
@@ -390,7 +388,8 @@ int plot_data_load(struct store *s, const struct plot_request *request,
 	int rc;
 
 	if (!p)
-		return set_err(errbuf, errbuf_size, -ENOMEM, "out of memory");
+		return plot_set_err(errbuf, errbuf_size, -ENOMEM,
+				    "out of memory");
 	/* the step and horizon: from the range, else the whole series */
 	rc = store_forecasts(s, rq->series, rq->since, INT64_MAX, probe_row, p,
 			     errbuf, errbuf_size);
@@ -402,11 +401,11 @@ int plot_data_load(struct store *s, const struct plot_request *request,
 	if (rc < 0)
 		goto out;
 	if (p->n < 2) {
-		rc = set_err(errbuf, errbuf_size, -ENODATA,
-			     "series '%s' has %s stored forecast%s: nothing "
-			     "to plot",
-			     rq->series, p->n ? "only one" : "no",
-			     p->n ? "" : "s");
+		rc = plot_set_err(
+		    errbuf, errbuf_size, -ENODATA,
+		    "series '%s' has %s stored forecast%s: nothing "
+		    "to plot",
+		    rq->series, p->n ? "only one" : "no", p->n ? "" : "s");
 		goto out;
 	}
 	for (int i = 0; i + 1 < p->n; i++)
@@ -428,10 +427,10 @@ int plot_data_load(struct store *s, const struct plot_request *request,
 	}
 	for (int k = 0; k < d->nsteps; k++)
 		if (d->steps[k] < 1 || d->steps[k] > d->horizon) {
-			rc = set_err(errbuf, errbuf_size, -EINVAL,
-				     "--horizon-step %d: the forecasts of "
-				     "'%s' have steps 1..%d",
-				     d->steps[k], rq->series, d->horizon);
+			rc = plot_set_err(errbuf, errbuf_size, -EINVAL,
+					  "--horizon-step %d: the forecasts of "
+					  "'%s' have steps 1..%d",
+					  d->steps[k], rq->series, d->horizon);
 			goto out;
 		}
 
@@ -444,7 +443,7 @@ int plot_data_load(struct store *s, const struct plot_request *request,
 	rc = store_forecasts(s, rq->series, sat_sub(rq->since, back), rq->until,
 			     row_add, &r, errbuf, errbuf_size);
 	if (rc == -ENOMEM)
-		set_err(errbuf, errbuf_size, rc, "out of memory");
+		plot_set_err(errbuf, errbuf_size, rc, "out of memory");
 	if (rc < 0)
 		goto out;
 	size_t no_value = 0;
@@ -467,9 +466,9 @@ int plot_data_load(struct store *s, const struct plot_request *request,
 	if (rc < 0)
 		goto out;
 	if (r.n > 0 && (rc = frozen_lines(s, rq, &r, p->model_id, d)) < 0) {
-		set_err(errbuf, errbuf_size, rc,
-			"recomputing the frozen forecasts of '%s' failed",
-			rq->series);
+		plot_set_err(errbuf, errbuf_size, rc,
+			     "recomputing the frozen forecasts of '%s' failed",
+			     rq->series);
 		goto out;
 	}
 	if (no_value && !d->frozen_note[0])
@@ -504,9 +503,9 @@ int plot_data_load(struct store *s, const struct plot_request *request,
 			hi = (int64_t)d->marks[i].t;
 	}
 	if (lo > hi) {
-		rc = set_err(errbuf, errbuf_size, -ENODATA,
-			     "series '%s': nothing stored in the range",
-			     rq->series);
+		rc = plot_set_err(errbuf, errbuf_size, -ENODATA,
+				  "series '%s': nothing stored in the range",
+				  rq->series);
 		goto out;
 	}
 	d->from = lo;
@@ -514,7 +513,7 @@ int plot_data_load(struct store *s, const struct plot_request *request,
 	rc = 0;
 out:
 	if (rc == -ENOMEM)
-		set_err(errbuf, errbuf_size, rc, "out of memory");
+		plot_set_err(errbuf, errbuf_size, rc, "out of memory");
 	rows_free(&r);
 	free(p);
 	return rc;

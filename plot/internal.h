@@ -38,6 +38,10 @@ int plot_data_load(struct store *s, const struct plot_request *rq,
 		   struct plot_data *d, char *errbuf, size_t errbuf_size);
 void plot_data_free(struct plot_data *d);
 
+/* Write the message to errbuf (when not NULL) and return r. */
+int plot_set_err(char *errbuf, size_t n, int r, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
 /* Append (t, v) to l; -ENOMEM. */
 int plot_line_add(struct plot_line *l, double t, double v);
 

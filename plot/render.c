@@ -94,19 +94,6 @@ static int on_plexit(const char *msg)
 	longjmp(pl_jmp, 1);
 }
 
-static int set_err(char *errbuf, size_t n, int r, const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
-static int set_err(char *errbuf, size_t n, int r, const char *fmt, ...)
-{
-	if (errbuf && n) {
-		va_list ap;
-		va_start(ap, fmt);
-		vsnprintf(errbuf, n, fmt, ap);
-		va_end(ap);
-	}
-	return r;
-}
-
 /* ---- pieces ----------------------------------------------------------- */
 
 static void utc(int64_t t, char *buf, size_t n, const char *fmt)
@@ -368,12 +355,13 @@ static int draw_locked(const struct plot_data *d, const struct plot_request *rq,
 	int h = rq->height > 0 ? rq->height : 800;
 
 	if (pl_broken)
-		return set_err(errbuf, errbuf_size, -EIO,
-			       "PLplot failed earlier in this process: %s",
-			       pl_msg);
+		return plot_set_err(errbuf, errbuf_size, -EIO,
+				    "PLplot failed earlier in this process: %s",
+				    pl_msg);
 	snprintf(path, sizeof(path), "/proc/self/fd/%d", fd);
 	if (setjmp(pl_jmp)) {
-		return set_err(errbuf, errbuf_size, -EIO, "PLplot: %s", pl_msg);
+		return plot_set_err(errbuf, errbuf_size, -EIO, "PLplot: %s",
+				    pl_msg);
 	}
 	plsexit(on_plexit);
 	plsdev(rq->format == PLOT_SVG ? "svg" : "pngcairo");
@@ -399,8 +387,8 @@ int plot_render(struct store *s, const struct plot_request *rq, FILE *out,
 	if (!rq || !rq->series || !out || rq->since > rq->until ||
 	    rq->nsteps < 0 || rq->nsteps > PLOT_MAX_STEPS || rq->width < 0 ||
 	    rq->height < 0 || rq->width > 10000 || rq->height > 10000)
-		return set_err(errbuf, errbuf_size, -EINVAL,
-			       "bad plot request");
+		return plot_set_err(errbuf, errbuf_size, -EINVAL,
+				    "bad plot request");
 	memset(&d, 0, sizeof(d));
 	memset(&st, 0, sizeof(st));
 	if ((r = plot_data_load(s, rq, &d, errbuf, errbuf_size)) < 0)
@@ -411,16 +399,16 @@ int plot_render(struct store *s, const struct plot_request *rq, FILE *out,
 	st.horizon = d.horizon;
 	snprintf(st.frozen_note, sizeof(st.frozen_note), "%s", d.frozen_note);
 	if ((fd = memfd_create("driftcast-plot", MFD_CLOEXEC)) < 0) {
-		r = set_err(errbuf, errbuf_size, -errno, "memfd_create: %s",
-			    strerror(errno));
+		r = plot_set_err(errbuf, errbuf_size, -errno,
+				 "memfd_create: %s", strerror(errno));
 		goto out;
 	}
 	pthread_mutex_lock(&pl_mu);
 	r = draw_locked(&d, rq, fd, &st, errbuf, errbuf_size);
 	pthread_mutex_unlock(&pl_mu);
 	if (r == 0 && (r = copy_out(fd, out)) < 0)
-		set_err(errbuf, errbuf_size, r, "writing the picture: %s",
-			strerror(-r));
+		plot_set_err(errbuf, errbuf_size, r, "writing the picture: %s",
+			     strerror(-r));
 out:
 	if (fd >= 0)
 		close(fd);

@@ -26,23 +26,34 @@ static int series_id(struct store *s, const char *series, int64_t *ret_id,
 	return 0;
 }
 
+/* Statement q for series' rows with since <= origin_ts <= until. */
+static int range_stmt(struct store *s, enum sq q, const char *series,
+		      int64_t since, int64_t until, sqlite3_stmt **ret,
+		      char *errbuf, size_t errbuf_size)
+{
+	int64_t id;
+	int r;
+	if ((r = series_id(s, series, &id, errbuf, errbuf_size)) < 0 ||
+	    (r = store_prep(s, q, ret, errbuf, errbuf_size)) < 0)
+		return r;
+	sqlite3_bind_int64(*ret, 1, id);
+	sqlite3_bind_int64(*ret, 2, since);
+	sqlite3_bind_int64(*ret, 3, until);
+	return 0;
+}
+
 int store_forecasts(struct store *s, const char *series, int64_t since,
 		    int64_t until, store_forecast_fn fn, void *user,
 		    char *errbuf, size_t errbuf_size)
 {
 	sqlite3_stmt *st = NULL;
-	int64_t id;
 	int r, rc;
 
-	if ((r = series_id(s, series, &id, errbuf, errbuf_size)) < 0)
-		return r;
 	/* files below schema 7 store no values: NULL, so NAN */
 	enum sq q = s->schema >= 7 ? SQ_FORECASTS_RANGE : SQ_FORECASTS_RANGE_V6;
-	if ((r = store_prep(s, q, &st, errbuf, errbuf_size)) < 0)
+	if ((r = range_stmt(s, q, series, since, until, &st, errbuf,
+			    errbuf_size)) < 0)
 		return r;
-	sqlite3_bind_int64(st, 1, id);
-	sqlite3_bind_int64(st, 2, since);
-	sqlite3_bind_int64(st, 3, until);
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
 		struct store_forecast f = {
 		    .origin_ts = sqlite3_column_int64(st, 0),
@@ -93,17 +104,11 @@ int store_realised(struct store *s, const char *series, int64_t since,
 		   char *errbuf, size_t errbuf_size)
 {
 	sqlite3_stmt *st = NULL;
-	int64_t id;
 	int r, rc;
 
-	if ((r = series_id(s, series, &id, errbuf, errbuf_size)) < 0)
+	if ((r = range_stmt(s, SQ_REALISED_RANGE, series, since, until, &st,
+			    errbuf, errbuf_size)) < 0)
 		return r;
-	if ((r = store_prep(s, SQ_REALISED_RANGE, &st, errbuf, errbuf_size)) <
-	    0)
-		return r;
-	sqlite3_bind_int64(st, 1, id);
-	sqlite3_bind_int64(st, 2, since);
-	sqlite3_bind_int64(st, 3, until);
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
 		struct store_realised e = {
 		    .origin_ts = sqlite3_column_int64(st, 0),
