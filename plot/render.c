@@ -5,7 +5,10 @@
  *
  * PLplot keeps its state in globals, so renders take turns under one
  * mutex.  Its output goes to a memfd (PLplot opens and closes the file by
- * name, /proc/self/fd/N), copied to the caller's FILE afterwards.  A fatal
+ * name, /proc/self/fd/N), copied to the caller's FILE afterwards.  The
+ * cairo driver (PNG) leaves ~4.6 kB of fontconfig and libltdl state behind
+ * per picture, so a long-running process draws SVG (PLplot's own driver,
+ * which frees everything): the status page does.  A fatal
  * PLplot error calls the exit handler, which jumps back here instead of
  * ending the process; PLplot is not used again by this process after one.
  */
