@@ -33,8 +33,12 @@ static const struct dc_command commands[] = {
     {"run", "the daemon: Kafka in, forecasts out, adapt, persist", dc_cmd_run},
     {"history", "the adaptation audit log of a series, from SQLite",
      dc_cmd_history},
+    {"plot", "draw a series: actuals, forecasts, events, error (PNG/SVG)",
+     dc_cmd_plot},
     {"rollback", "roll a series back to an earlier adapter version",
      dc_cmd_rollback},
+    {"series", "every series at a glance: versions, adaptations, error",
+     dc_cmd_series},
     {"status", "ask the running daemon what it is doing, and if it is healthy",
      dc_cmd_status},
     {"train", "pretrain a base model on a CSV", dc_cmd_train},
@@ -122,6 +126,22 @@ int dc_check_operands(const char *cmd, int argc, char **argv, int max)
 	fprintf(stderr, "driftcast %s: unexpected argument '%s'\n", cmd,
 		argv[optind + max]);
 	return DC_EXIT_USAGE;
+}
+
+int dc_parse_int_opt(const char *cmd, const char *opt, const char *text, int lo,
+		     int hi, int *ret)
+{
+	char *end;
+	errno = 0;
+	long v = strtol(text, &end, 10);
+	if (errno || end == text || *end || v < lo || v > hi) {
+		fprintf(stderr,
+			"driftcast %s: %s '%s': not a whole number in %d..%d\n",
+			cmd, opt, text, lo, hi);
+		return -EINVAL;
+	}
+	*ret = (int)v;
+	return 0;
 }
 
 int dc_cfg_args_add_set(struct dc_cfg_args *a, const char *arg)

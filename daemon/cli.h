@@ -36,9 +36,11 @@ int dc_cmd_config(int argc, char **argv);
 int dc_cmd_demo(int argc, char **argv);
 int dc_cmd_eval(int argc, char **argv);
 int dc_cmd_history(int argc, char **argv);
+int dc_cmd_plot(int argc, char **argv);
 int dc_cmd_produce(int argc, char **argv);
 int dc_cmd_rollback(int argc, char **argv);
 int dc_cmd_run(int argc, char **argv);
+int dc_cmd_series(int argc, char **argv);
 int dc_cmd_status(int argc, char **argv);
 int dc_cmd_train(int argc, char **argv);
 int dc_cmd_version(int argc, char **argv);
@@ -93,6 +95,11 @@ int dc_check_operands(const char *cmd, int argc, char **argv, int max);
  * fc_time_parse's FC_TIME_EPOCH grammar, fraction kept) as series time,
  * epoch ns; 0, or -EINVAL (not a time, or outside 1678..2262). */
 int dc_time_arg_ns(const char *text, int64_t *ret_ns);
+
+/* An option's whole number in lo..hi into *ret, or "driftcast CMD: OPT
+ * 'TEXT': not a whole number in LO..HI" printed and -EINVAL. */
+int dc_parse_int_opt(const char *cmd, const char *opt, const char *text, int lo,
+		     int hi, int *ret);
 
 /* The settings file and --set overrides gathered from a command line. */
 #define DC_MAX_SETS 128

@@ -227,12 +227,9 @@ int dc_cmd_history(int argc, char **argv)
 	}
 
 	char err[1024];
-	struct store *s = NULL;
-	struct store_options so = {.read_only = true};
-	if (store_open(db, &so, &s, err, sizeof(err)) < 0) {
-		fprintf(stderr, "driftcast history: %s\n", err);
+	struct store *s = dc_open_read_only("history", db);
+	if (!s)
 		return DC_EXIT_FAILURE;
-	}
 	if (o.fmt == DC_FORMAT_TABLE)
 		printf("%-20s %-16s %-14s %-8s %5s %5s %9s %9s %9s %9s  %s\n",
 		       "time", "series", "event", "trigger", "from", "to",
@@ -250,15 +247,5 @@ int dc_cmd_history(int argc, char **argv)
 	    store_history(s, series, since, print_event, &o, err, sizeof(err));
 	if (o.fmt == DC_FORMAT_JSON)
 		printf("%s]\n", o.n ? "\n" : "");
-	store_free(s);
-	if (r < 0) {
-		fprintf(stderr, "driftcast history: %s\n", err);
-		return DC_EXIT_FAILURE;
-	}
-	if (fflush(stdout) != 0) {
-		fprintf(stderr, "driftcast history: writing output: %s\n",
-			strerror(errno));
-		return DC_EXIT_FAILURE;
-	}
-	return DC_EXIT_OK;
+	return dc_output_done("history", s, r, err);
 }

@@ -141,12 +141,9 @@ int dc_cmd_versions(int argc, char **argv)
 	}
 
 	char err[1024];
-	struct store *s = NULL;
-	struct store_options so = {.read_only = true};
-	if (store_open(db, &so, &s, err, sizeof(err)) < 0) {
-		fprintf(stderr, "driftcast versions: %s\n", err);
+	struct store *s = dc_open_read_only("versions", db);
+	if (!s)
 		return DC_EXIT_FAILURE;
-	}
 	/* Print the header only once the series is known to exist. */
 	int r = store_versions(s, series, NULL, NULL, err, sizeof(err));
 	if (r == 0) {
@@ -167,15 +164,5 @@ int dc_cmd_versions(int argc, char **argv)
 		if (o.fmt == DC_FORMAT_JSON)
 			printf("%s]\n", o.n ? "\n" : "");
 	}
-	store_free(s);
-	if (r < 0) {
-		fprintf(stderr, "driftcast versions: %s\n", err);
-		return DC_EXIT_FAILURE;
-	}
-	if (fflush(stdout) != 0) {
-		fprintf(stderr, "driftcast versions: writing output: %s\n",
-			strerror(errno));
-		return DC_EXIT_FAILURE;
-	}
-	return DC_EXIT_OK;
+	return dc_output_done("versions", s, r, err);
 }

@@ -25,6 +25,7 @@
 #include "daemon/record.h"
 #include "daemon/run.h"
 #include "daemon/status.h"
+#include "daemon/status_page.h"
 #include "daemon/ttt_cfg.h"
 
 #endif

@@ -6,6 +6,9 @@
  */
 #include "daemon/fmt.h"
 
+#include "daemon/cli.h"
+#include "storage/storage.h"
+
 #include <jansson.h>
 #include <errno.h>
 #include <math.h>
@@ -206,4 +209,31 @@ void dc_json_emit(json_t *j, size_t index)
 	printf("%s%s", index ? ",\n" : "", s ? s : "null");
 	free(s);
 	json_decref(j);
+}
+
+struct store *dc_open_read_only(const char *cmd, const char *db)
+{
+	char err[1024];
+	struct store *s = NULL;
+	struct store_options so = {.read_only = true};
+	if (store_open(db, &so, &s, err, sizeof(err)) < 0) {
+		fprintf(stderr, "driftcast %s: %s\n", cmd, err);
+		return NULL;
+	}
+	return s;
+}
+
+int dc_output_done(const char *cmd, struct store *s, int r, const char *err)
+{
+	store_free(s);
+	if (r < 0) {
+		fprintf(stderr, "driftcast %s: %s\n", cmd, err);
+		return DC_EXIT_FAILURE;
+	}
+	if (fflush(stdout) != 0) {
+		fprintf(stderr, "driftcast %s: writing output: %s\n", cmd,
+			strerror(errno));
+		return DC_EXIT_FAILURE;
+	}
+	return DC_EXIT_OK;
 }

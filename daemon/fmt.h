@@ -44,4 +44,12 @@ int dc_format_parse(const char *cmd, const char *text, enum dc_format *ret);
  * every element but the first) and release it. */
 void dc_json_emit(json_t *j, size_t index);
 
+/* The read-only commands' database, opened read-only (it works while a
+ * daemon writes); NULL with "driftcast CMD: reason" printed. */
+struct store;
+struct store *dc_open_read_only(const char *cmd, const char *db);
+/* The read-only commands' ending: closes s; r < 0 prints err; stdout is
+ * flushed (a write error is a failure).  Returns the exit code. */
+int dc_output_done(const char *cmd, struct store *s, int r, const char *err);
+
 #endif

@@ -17,6 +17,7 @@
 #include <errno.h>
 #include <netdb.h>
 #include <stdatomic.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -55,6 +56,8 @@ struct dc_metrics {
 	struct MHD_Daemon *httpd;
 	int port;
 	struct dc_status *status;
+	dc_metrics_page_fn page; /* GET / */
+	char *page_arg;
 };
 
 #define LOAD(x)	    atomic_load_explicit(&(x), memory_order_relaxed)
@@ -82,7 +85,40 @@ void dc_metrics_free(struct dc_metrics *m)
 	if (m->httpd)
 		MHD_stop_daemon(m->httpd);
 	dc_status_free(m->status);
+	free(m->page_arg);
 	free(m);
+}
+
+int dc_metrics_set_page(struct dc_metrics *m, dc_metrics_page_fn page,
+			const char *arg)
+{
+	char *a = strdup(arg ? arg : "");
+	if (!a)
+		return -ENOMEM;
+	free(m->page_arg);
+	m->page_arg = a;
+	m->page = page;
+	return 0;
+}
+
+void dc_metrics_view(struct dc_metrics *m, struct dc_metrics_view *v)
+{
+	*v = (struct dc_metrics_view){
+	    .lag = LOAD(m->lag),
+	    .series = LOAD(m->series),
+	    .assigned = LOAD(m->assigned),
+	    .degraded = LOAD(m->degraded),
+	    .paused = LOAD(m->paused),
+	    .messages = LOAD(m->messages),
+	    .forecasts = LOAD(m->forecasts),
+	    .accepted = LOAD(m->accepted),
+	    .rejected = LOAD(m->rejected),
+	    .drifts = LOAD(m->drifts),
+	    .rollbacks = LOAD(m->rollbacks),
+	    .manual_rollbacks = LOAD(m->manual_rollbacks),
+	    .resets = LOAD(m->resets),
+	    .deadlettered = LOAD(m->deadlettered),
+	};
 }
 
 int dc_metrics_port(const struct dc_metrics *m)
@@ -290,6 +326,28 @@ void dc_metrics_write(struct dc_metrics *m, FILE *f)
 	dc_status_write_metrics(m->status, f);
 }
 
+/* The body of /metrics, or of the page (its error in *ret_e), written into
+ * memory; NULL on failure. */
+static struct MHD_Response *written(struct dc_metrics *m, bool page, int *ret_e)
+{
+	char *body = NULL;
+	size_t len = 0;
+	FILE *f = open_memstream(&body, &len);
+	if (!f)
+		return NULL;
+	if (page)
+		*ret_e = m->page(m->page_arg, m, f);
+	else
+		dc_metrics_write(m, f);
+	struct MHD_Response *r = NULL;
+	if (fclose(f) == 0)
+		r = MHD_create_response_from_buffer(len, body,
+						    MHD_RESPMEM_MUST_FREE);
+	if (!r)
+		free(body);
+	return r;
+}
+
 static enum MHD_Result serve(void *cls, struct MHD_Connection *c,
 			     const char *url, const char *method,
 			     const char *version, const char *upload,
@@ -320,20 +378,17 @@ static enum MHD_Result serve(void *cls, struct MHD_Connection *c,
 		r = MHD_create_response_from_buffer(len, body,
 						    MHD_RESPMEM_MUST_FREE);
 		MHD_add_response_header(r, "Content-Type", type);
-	} else if (!strcmp(url, "/metrics")) {
-		FILE *f = open_memstream(&body, &len);
-		if (!f)
+	} else if (!strcmp(url, "/metrics") || (!strcmp(url, "/") && m->page)) {
+		bool page = url[1] == '\0';
+		int e = 0;
+		if (!(r = written(m, page, &e)))
 			return MHD_NO;
-		dc_metrics_write(m, f);
-		if (fclose(f) != 0) {
-			free(body);
-			return MHD_NO;
-		}
-		r = MHD_create_response_from_buffer(len, body,
-						    MHD_RESPMEM_MUST_FREE);
 		MHD_add_response_header(r, "Content-Type",
-					"text/plain; version=0.0.4; "
-					"charset=utf-8");
+					page ? "text/html; charset=utf-8"
+					     : "text/plain; version=0.0.4; "
+					       "charset=utf-8");
+		if (e < 0)
+			status = MHD_HTTP_INTERNAL_SERVER_ERROR;
 	} else {
 		static const char msg[] =
 		    "driftcast: metrics are at /metrics\n";

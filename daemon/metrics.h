@@ -52,4 +52,19 @@ void dc_metrics_observe_latency(struct dc_metrics *m, enum dc_latency which,
 /* The exposition text, as served (for tests and `driftcast` tools). */
 void dc_metrics_write(struct dc_metrics *m, FILE *f);
 
+/* GET / (daemon/status_page.c): page(arg, m, f) writes the HTML into f and
+ * returns 0 (or a negative errno: 500).  arg is copied.  Call before
+ * dc_metrics_listen(). */
+typedef int (*dc_metrics_page_fn)(const char *arg, struct dc_metrics *m,
+				  FILE *f);
+int dc_metrics_set_page(struct dc_metrics *m, dc_metrics_page_fn page,
+			const char *arg);
+/* The loop's numbers as last published, for the page. */
+struct dc_metrics_view {
+	int64_t lag, series, assigned, degraded, paused;
+	uint64_t messages, forecasts, accepted, rejected, drifts, rollbacks,
+	    manual_rollbacks, resets, deadlettered;
+};
+void dc_metrics_view(struct dc_metrics *m, struct dc_metrics_view *ret);
+
 #endif

@@ -35,6 +35,7 @@
 #include "daemon/cli.h"
 #include "daemon/fmt.h"
 #include "daemon/metrics.h"
+#include "daemon/status_page.h"
 #include "daemon/notify.h"
 #include "daemon/status.h"
 #include "daemon/ttt_cfg.h"
@@ -423,8 +424,11 @@ static int run_open(const struct dc_run_options *opts, struct run **ret_run)
 	}
 
 	r->metrics = dc_metrics_new();
-	if (!r->metrics || dc_metrics_listen(r->metrics, r->cfg.metrics.listen,
-					     r->err, sizeof(r->err)) < 0) {
+	if (!r->metrics ||
+	    dc_metrics_set_page(r->metrics, dc_status_page,
+				r->cfg.storage.path) < 0 ||
+	    dc_metrics_listen(r->metrics, r->cfg.metrics.listen, r->err,
+			      sizeof(r->err)) < 0) {
 		log_error("metrics on %s: %s", r->cfg.metrics.listen, r->err);
 		return DC_EXIT_USAGE;
 	}

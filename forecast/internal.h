@@ -10,6 +10,7 @@
 #include <stdio.h>
 
 #include "forecast/forecast.h"
+#include "forecast/modelbuf.h"
 #include "forecast/nn.h"
 
 #define FC_NAME_MAX 64 /* channel names in the scaler, with the NUL */
@@ -58,11 +59,7 @@ const char *fc_blas_provider(void);
 int fc_model_set_scaler(struct fc_model *m, int n, const float *mean,
 			const float *std, const char *const *names);
 
-/* fc_model_load() from n bytes in memory (e.g. a BLOB); name stands for
- * the path in messages (NULL: "model").  buf is not kept. */
-int fc_model_load_buffer(const void *buf, size_t n, const char *name,
-			 struct fc_model **ret, char *errbuf,
-			 size_t errbuf_size);
+/* fc_model_load_buffer(): forecast/modelbuf.h */
 
 /* The adapter tensor table in block order, i = 0 .. count-1: name
  * (static), offset and length in floats, family bit; -ERANGE past the

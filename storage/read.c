@@ -52,7 +52,12 @@ static int name_index(const char *const *names, int n, const char *name)
 	return -1;
 }
 
-static float col_float(sqlite3_stmt *st, int i)
+int store_event_type_parse(const char *name)
+{
+	return name_index(event_names, STORE_EV__COUNT, name);
+}
+
+float store_col_float(sqlite3_stmt *st, int i)
 {
 	if (sqlite3_column_type(st, i) == SQLITE_NULL)
 		return NAN;
@@ -201,7 +206,7 @@ int store_history(struct store *s, const char *series, int64_t since,
 		  size_t errbuf_size)
 {
 	sqlite3_stmt *st = NULL;
-	int r, rc;
+	int r;
 
 	enum sq q = s->schema >= 3
 			? (series ? SQ_HISTORY_ONE : SQ_HISTORY_ALL)
@@ -211,6 +216,14 @@ int store_history(struct store *s, const char *series, int64_t since,
 	if (series)
 		sqlite3_bind_text(st, 1, series, -1, SQLITE_STATIC);
 	sqlite3_bind_int64(st, 2, store_ts_query(s, since));
+	return store_history_rows(s, st, fn, user, errbuf, errbuf_size);
+}
+
+int store_history_rows(struct store *s, sqlite3_stmt *st, store_event_fn fn,
+		       void *user, char *errbuf, size_t errbuf_size)
+{
+	int r = 0, rc;
+
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
 		struct store_event ev = {
 		    .id = sqlite3_column_int64(st, 0),
@@ -225,21 +238,21 @@ int store_history(struct store *s, const char *series, int64_t since,
 		    .version_from = (uint64_t)sqlite3_column_int64(st, 5),
 		    .version_to = (uint64_t)sqlite3_column_int64(st, 6),
 		    .steps = sqlite3_column_int(st, 7),
-		    .loss_before = col_float(st, 8),
-		    .loss_after = col_float(st, 9),
-		    .guard_before = col_float(st, 10),
-		    .guard_after = col_float(st, 11),
-		    .update_norm = col_float(st, 12),
-		    .adapted_error = col_float(st, 13),
-		    .shadow_error = col_float(st, 14),
+		    .loss_before = store_col_float(st, 8),
+		    .loss_after = store_col_float(st, 9),
+		    .guard_before = store_col_float(st, 10),
+		    .guard_after = store_col_float(st, 11),
+		    .update_norm = store_col_float(st, 12),
+		    .adapted_error = store_col_float(st, 13),
+		    .shadow_error = store_col_float(st, 14),
 		    .reason = (const char *)sqlite3_column_text(st, 15),
 		    .created_at = sqlite3_column_int64(st, 16),
 		    .data_from = store_ts_read(s, sqlite3_column_int64(st, 17)),
 		    .data_until =
 			store_ts_read(s, sqlite3_column_int64(st, 18)),
-		    .value = col_float(st, 19),
+		    .value = store_col_float(st, 19),
 		    .filled = sqlite3_column_int(st, 20),
-		    .detector_stat = col_float(st, 21),
+		    .detector_stat = store_col_float(st, 21),
 		    .version_restored = (uint64_t)sqlite3_column_int64(st, 22),
 		};
 		int stop = fn(user, &ev);
@@ -288,10 +301,10 @@ int store_versions(struct store *s, const char *series, store_version_fn fn,
 		    .created_at = sqlite3_column_int64(st, 6),
 		    .reason = (const char *)sqlite3_column_text(st, 7),
 		    .note = (const char *)sqlite3_column_text(st, 8),
-		    .loss_before = col_float(st, 9),
-		    .loss_after = col_float(st, 10),
-		    .guard_before = col_float(st, 11),
-		    .guard_after = col_float(st, 12),
+		    .loss_before = store_col_float(st, 9),
+		    .loss_after = store_col_float(st, 10),
+		    .guard_before = store_col_float(st, 11),
+		    .guard_after = store_col_float(st, 12),
 		    .adapter_len = (size_t)sqlite3_column_int64(st, 13),
 		    .checksum = (uint32_t)sqlite3_column_int64(st, 14),
 		    .current = sqlite3_column_int(st, 15) != 0,

@@ -19,6 +19,8 @@
  *      old rows at the low rowids)
  *   7  series time in nanoseconds since the epoch (was seconds): every ts
  *      column scaled, the views' readable times with their fraction
+ *   8  forecasts.value, the value observed at the forecast's origin, and
+ *      v_series.last_ts as the last data time (it was the last version's)
  */
 #include "storage/storage_private.h"
 
@@ -420,9 +422,36 @@ static const char MIGRATION_7[] =
     "  sum(adaptations > 0) AS series_adapted\n"
     "FROM v_daily_activity GROUP BY day;\n";
 
+/*
+ * What `driftcast plot` and `driftcast series` need.  The actual values:
+ * every forecast is made right after its origin's value arrived, so that
+ * value rides in the forecast row (no row more per message; NULL in rows
+ * written before).  v_series.last_ts was series.last_ts, which only a new
+ * version moves: the last data time is the newest of it, the newest
+ * forecast origin and the newest audit row, each an index lookup.
+ */
+static const char MIGRATION_8[] =
+    "ALTER TABLE forecasts ADD COLUMN value REAL;\n"
+    "DROP VIEW v_series;\n"
+    "CREATE VIEW v_series AS\n"
+    "SELECT series, status, current_version, last_ts,\n"
+    "  replace(strftime('%Y-%m-%d %H:%M:%f', last_ts / 1e9, 'unixepoch'), "
+    "'.000', '') AS last_time,\n"
+    "  versions, model\n"
+    "FROM (SELECT s.key AS series, s.status, s.current_version,\n"
+    "  (SELECT max(t) FROM (SELECT s.last_ts AS t\n"
+    "    UNION ALL SELECT max(f.origin_ts) FROM forecasts f\n"
+    "      WHERE f.series_id = s.id\n"
+    "    UNION ALL SELECT max(a.ts) FROM audit a\n"
+    "      WHERE a.series_id = s.id)) AS last_ts,\n"
+    "  (SELECT count(*) FROM versions v WHERE v.series_id = s.id)\n"
+    "    AS versions,\n"
+    "  m.name AS model\n"
+    "FROM series s LEFT JOIN models m ON m.id = s.model_id);\n";
+
 static const char *const migrations[] = {MIGRATION_1, MIGRATION_2, MIGRATION_3,
 					 MIGRATION_4, MIGRATION_5, MIGRATION_6,
-					 MIGRATION_7};
+					 MIGRATION_7, MIGRATION_8};
 
 _Static_assert(sizeof(migrations) / sizeof(migrations[0]) ==
 		   STORE_SCHEMA_VERSION,

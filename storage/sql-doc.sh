@@ -64,10 +64,10 @@ retention deletes their rows oldest first in that order).  Blobs
 | table | what | written |
 |---|---|---|
 | \`models\` | base models: name, config, file bytes, crc32, training report | at start, idempotent by checksum |
-| \`series\` | one row per series: key, current version, last timestamp, status | insert, then current/last_ts updates |
+| \`series\` | one row per series: key, current version, time of the last version (\`last_ts\`), status | insert, then current/last_ts updates |
 | \`versions\` | adapter versions: series, number (per series, 0 = initial), parent, reason (\`init\|ttt\|drift\|rollback\|reset\|manual\`), losses, adapter blob, crc32 | insert only (a trigger refuses UPDATE); retention deletes old ones |
 | \`audit\` | every engine and operator event with all its numbers | insert only (triggers refuse UPDATE and DELETE) |
-| \`forecasts\` | one forecast per series and origin time (horizon values, version) | upsert (idempotent replays), retention |
+| \`forecasts\` | one forecast per series and origin time (horizon values, version, and \`value\`: the actual value observed at the origin, NULL in rows written before schema 8) | upsert (idempotent replays), retention |
 | \`errors\` | realised error of a forecast: adapted and frozen shadow | upsert, retention |
 | \`kafka_offsets\` | next offset to consume per topic-partition, committed with the state it produced | upsert |
 | \`series_recent\` | every series' recent values (ring buffer, crc32) and position, saved at a clean stop | written at a clean stop, read and deleted at the next start |
@@ -82,7 +82,7 @@ in one transaction); \`PRAGMA application_id\` is 1148347508 ("Drft").
 |---|---|
 | \`v_history\` | audit event, with the series key and a readable time |
 | \`v_versions\` | version, with series key, parent number, hex checksum, whether current, model name |
-| \`v_series\` | series: status, current version, last time, number of versions |
+| \`v_series\` | series: status, current version, last data time (\`last_ts\`, \`last_time\`: the newest of its forecasts, events and versions), number of versions |
 | \`v_lineage\` | (version, ancestor) pair back to the initial version, with the depth; filter on series and version (it enumerates every pair first: on a large database start from one version as in query 3) |
 | \`v_adaptation_effect\` | version with a parent: mean realised error of the forecasts made by the parent vs by this version |
 | \`v_daily_activity\` | (day, series): adaptations, rejections, drift alarms, rollbacks, resets |

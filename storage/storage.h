@@ -13,9 +13,8 @@
  * checksum; -EBUSY locked beyond busy_timeout; -EINVAL bad argument or
  * refused rollback target; -EIO any other SQLite failure.
  *
- * `ts` is series time (epoch ns in the daemon, schema 7), `created_at`
- * wall-clock epoch ms.  Version numbers count per series, as the engine assigns
- * them (0 = the initial adapter); each version is a row with an id and parent.
+ * `ts` is series time (epoch ns, schema 7), `created_at` wall clock (epoch ms).
+ * Versions count per series as the engine assigns them (0 = initial adapter).
  *
  * A struct store is one SQLite connection, for one thread at a time; other
  * processes may read the file meanwhile (WAL), writers wait busy_timeout.
@@ -27,7 +26,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define STORE_SCHEMA_VERSION 7	 /* the latest, PRAGMA user_version */
+#define STORE_SCHEMA_VERSION 8	 /* the latest, PRAGMA user_version */
 #define STORE_KEY_MAX	     256 /* keys, topics: bytes with the NUL */
 #define STORE_REASON_MAX     512 /* rollback reasons, likewise */
 struct store;
@@ -121,7 +120,7 @@ struct store_event {
 	size_t adapter_len;   /* floats */
 	/* Stored only for the types named (NULL in the other audit rows): */
 	int64_t data_from, data_until; /* ADAPT_*: data window used */
-	float value;		       /* REJECTED_VALUE: the value */
+	float value;		       /* REJECTED_VALUE, FORECAST: value */
 	int filled;		       /* GAP_FILLED: points filled */
 	float detector_stat;	       /* DRIFT: statistic that fired */
 	uint64_t version_restored;     /* ROLLBACK: the version it repeats */
@@ -297,4 +296,5 @@ int64_t store_now_ms(void);
  * number itself when out of range): how series times are shown to people. */
 void store_format_time(int64_t ts, char *buf, size_t n);
 
+#include "storage/query.h" /* the reads of plot, series, status */
 #endif

@@ -29,7 +29,9 @@
  * (not migrated) holds seconds, which reads convert (store_ts_read) and
  * queries compare in (store_ts_query). */
 #define STORE_SCHEMA_NS 7
-#define STORE_NS	1000000000
+/* forecasts.value (the value observed at the origin) from schema 8 */
+#define STORE_SCHEMA_VALUE 8
+#define STORE_NS	   1000000000
 
 struct store {
 	sqlite3 *db;
@@ -144,6 +146,16 @@ int store_check_key(const char *key, const char *what, char *errbuf,
 int store_debug_exec(struct store *s, const char *sql, char *errbuf,
 		     size_t errbuf_size);
 
+/* ---- read.c: shared by query.c ------------------------------------------ */
+
+/* Column i as a float, NAN for NULL. */
+float store_col_float(sqlite3_stmt *st, int i);
+/* enum store_event_type of a stored name, -1 when unknown. */
+int store_event_type_parse(const char *name);
+/* Step st, a bound HISTORY_* statement, to fn (store_history's rows). */
+int store_history_rows(struct store *s, sqlite3_stmt *st, store_event_fn fn,
+		       void *user, char *errbuf, size_t errbuf_size);
+
 /* ---- checkpoint.c -------------------------------------------------------- */
 
 int store_ckpt_start(struct store *s, char *errbuf, size_t errbuf_size);
@@ -246,6 +258,14 @@ static inline int64_t store_ts_query(const struct store *s, int64_t ns)
 		return ns;
 	/* the whole seconds at or after ns */
 	return ns / STORE_NS + (ns > 0 && ns % STORE_NS != 0);
+}
+
+/* store_ts_query for an upper bound: the whole seconds at or before ns */
+static inline int64_t store_ts_query_until(const struct store *s, int64_t ns)
+{
+	if (s->schema >= STORE_SCHEMA_NS)
+		return ns;
+	return ns / STORE_NS - (ns < 0 && ns % STORE_NS != 0);
 }
 
 #endif

@@ -469,7 +469,10 @@ static int forecast_insert(struct store *s, int64_t series_id,
 		return store_set_err(errbuf, errbuf_size, -EINVAL,
 				     "forecast of series '%s' has no values",
 				     ev->series);
-	if ((r = store_prep(s, SQ_FORECAST_PUT, &st, errbuf, errbuf_size)) < 0)
+	/* files below schema 8 (tests, tools) have no value column */
+	enum sq q = s->schema >= STORE_SCHEMA_VALUE ? SQ_FORECAST_PUT
+						    : SQ_FORECAST_PUT_V6;
+	if ((r = store_prep(s, q, &st, errbuf, errbuf_size)) < 0)
 		return r;
 	sqlite3_bind_int64(st, 1, series_id);
 	sqlite3_bind_int64(st, 2, ev->ts);
@@ -480,6 +483,8 @@ static int forecast_insert(struct store *s, int64_t series_id,
 	bind_id(st, 5, s->model_id);
 	sqlite3_bind_int64(st, 6, (int64_t)ev->version_to);
 	sqlite3_bind_int64(st, 7, store_now_ms());
+	if (q == SQ_FORECAST_PUT && isfinite(ev->value))
+		sqlite3_bind_double(st, 8, (double)ev->value);
 	return store_step_row(s, st, "writing a forecast", errbuf, errbuf_size);
 }
 

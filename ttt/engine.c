@@ -324,6 +324,7 @@ static int observe(struct ttt_engine *e, struct series *s, int64_t ts,
 		return rc;
 	e->st.forecasts++;
 	ev_init(&ev, TTT_EV_FORECAST, s);
+	ev.value = value;
 	ev.forecast = e->out;
 	ev.horizon = e->H;
 	ev.version_from = ev.version_to = s->ad->version;

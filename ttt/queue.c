@@ -23,6 +23,7 @@ struct qslot {
 	const char *key; /* the series' own copy (never freed before the
 			    engine) */
 	int64_t ts, step;
+	float value; /* the value observed at ts (the newest of the window) */
 	uint64_t version, tag;
 	/* deferred learning (ttt_learn_enqueue), or s = NULL */
 	struct series *s;
@@ -68,6 +69,7 @@ void ttt_enqueue_forecast(struct ttt_engine *e, struct series *s)
 	e->qs[k] = (struct qslot){.key = s->key,
 				  .ts = s->last_ts,
 				  .step = s->step,
+				  .value = e->qx[(size_t)k * L + L - 1],
 				  .version = s->ad->version,
 				  .tag = e->tag};
 	e->qn++;
@@ -254,6 +256,7 @@ int ttt_engine_flush(struct ttt_engine *e)
 			ev.series = q->key;
 			ev.ts = q->ts;
 			ev.step = q->step;
+			ev.value = q->value;
 			ev.version_from = ev.version_to = q->version;
 			ev.forecast = e->qy + (size_t)k * e->H;
 			ev.horizon = e->H;

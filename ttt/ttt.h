@@ -66,7 +66,7 @@ struct ttt_event {
 	const float *adapter; /* new version's adapter block, or NULL */
 	size_t adapter_len;   /* floats */
 	int64_t data_from, data_until; /* adaptations: oldest, newest ts used */
-	float value;		       /* TTT_EV_REJECTED_VALUE: the value */
+	float value;		       /* REJECTED_VALUE, FORECAST: the value */
 	int filled;		       /* TTT_EV_GAP_FILLED: points filled */
 	float detector_stat;	       /* TTT_EV_DRIFT: statistic that fired */
 	uint64_t version_restored;     /* TTT_EV_ROLLBACK: the good version
