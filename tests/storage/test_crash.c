@@ -142,6 +142,26 @@ static int64_t verify(const char *path)
 	return k;
 }
 
+/* SIGKILL pid once it has used cpu_ns of CPU time, or after 10 s of wall
+ * time (a writer blocked in fsync uses none). */
+static void kill_after_cpu(pid_t pid, long cpu_ns)
+{
+	clockid_t cid;
+	struct timespec t0, now, used;
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	if (clock_getcpuclockid(pid, &cid) == 0)
+		for (;;) {
+			if (clock_gettime(cid, &used) < 0 ||
+			    used.tv_sec * 1000000000L + used.tv_nsec >= cpu_ns)
+				break;
+			clock_gettime(CLOCK_MONOTONIC, &now);
+			if (now.tv_sec - t0.tv_sec >= 10)
+				break;
+			usleep(200);
+		}
+	kill(pid, SIGKILL);
+}
+
 Test(storage_crash, kill9_never_leaves_half_a_batch, .timeout = 600)
 {
 	char dir[64], path[128];
@@ -153,9 +173,12 @@ Test(storage_crash, kill9_never_leaves_half_a_batch, .timeout = 600)
 		cr_assert(pid >= 0);
 		if (pid == 0)
 			writer(path);
-		/* 1..60 ms: lands inside open, migration, batches, commits */
-		usleep(1000 + (unsigned)(rand_r(&seed) % 60) * 1000);
-		kill(pid, SIGKILL);
+		/* after 1..60 ms of the writer's own CPU time: lands inside
+		 * open, migration, batches, commits, however loaded the
+		 * machine (a wall-clock delay gave the writer no time at all
+		 * at a load average of 25) */
+		kill_after_cpu(pid,
+			       1000000L * (1 + (long)(rand_r(&seed) % 60)));
 		int st;
 		cr_assert_eq(waitpid(pid, &st, 0), pid);
 		cr_assert(WIFSIGNALED(st) && WTERMSIG(st) == SIGKILL,
