@@ -12,8 +12,8 @@ check() { # check DESCRIPTION COMMAND...: ok when the command succeeds
 }
 diag() { echo "# $*"; }
 tap_workdir() { # tap_workdir NAME: a new private directory for the script's files
-    # mktemp replaces the X's with random characters (a template, not a
-    # placeholder); TMPDIR is honoured as by every other tool here
+    # mktemp turns the trailing X's into random characters; TMPDIR is
+    # honoured as by every other tool here
     mktemp -d "${TMPDIR:-/tmp}/dc-$1-XXXXXX"
 }
 tap_cleanup_workdir() { # removed when every check passed, else kept to look at
