@@ -14,6 +14,7 @@
  * CRASH_ITERS sets the number of kills (the slow suite runs many more).
  */
 #include <errno.h>
+#include <poll.h>
 #include <signal.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -25,7 +26,8 @@
 #endif
 #define NSERIES 8
 
-static void writer(const char *path)
+/* The writer writes one byte to done_fd after each batch it committed. */
+static void writer(const char *path, int done_fd)
 {
 	char err[512], key[32];
 	struct store *s = NULL;
@@ -61,6 +63,8 @@ static void writer(const char *path)
 		if (store_offset_put(s, "in", 0, k + 1, err, sizeof(err)) < 0 ||
 		    store_batch_commit(s, err, sizeof(err)) < 0)
 			_exit(14);
+		if (write(done_fd, "c", 1) != 1)
+			_exit(15);
 	}
 }
 
@@ -81,6 +85,7 @@ static int check_restored(void *user, const struct store_restored *r)
 	return 0;
 }
 
+/* The last committed batch, -1 if none. */
 static int64_t verify(const char *path)
 {
 	char err[512], res[64];
@@ -93,7 +98,7 @@ static int64_t verify(const char *path)
 		cr_assert_eq(su_int(db, "SELECT count(*) FROM sqlite_master"),
 			     0);
 		sqlite3_close(db);
-		return 0;
+		return -1;
 	}
 	cr_assert_eq(su_int(db, "SELECT count(*) FROM sqlite_master WHERE "
 				"name = 'control'"),
@@ -102,7 +107,7 @@ static int64_t verify(const char *path)
 	if (next < 0) { /* killed before the first commit */
 		cr_assert_lt(su_int(db, "SELECT count(*) FROM versions"), 1);
 		sqlite3_close(db);
-		return 0;
+		return -1;
 	}
 	long long k = next - 1;
 	/* no version beyond the committed batch, none missing below it */
@@ -142,22 +147,38 @@ static int64_t verify(const char *path)
 	return k;
 }
 
-/* SIGKILL pid once it has used cpu_ns of CPU time, or after 10 s of wall
- * time (a writer blocked in fsync uses none). */
-static void kill_after_cpu(pid_t pid, long cpu_ns)
+/* Wait until the writer has committed `commits` batches (bytes on
+ * done_fd), then SIGKILL it once it has used cpu_ns more of its own CPU
+ * time, or after 10 s of wall time (a writer blocked in fsync uses none).
+ * Waiting for commits makes progress independent of how slow the build or
+ * machine is; the CPU-time delay lands the kill anywhere inside the open,
+ * a migration, a batch or a commit. */
+static void kill_after(pid_t pid, int done_fd, int commits, long cpu_ns)
 {
+	char c;
+	for (int n = 0; n < commits; n++) {
+		struct pollfd p = {.fd = done_fd, .events = POLLIN};
+		cr_assert_eq(poll(&p, 1, 120000), 1,
+			     "the writer made no commit in 120 s");
+		cr_assert_eq(read(done_fd, &c, 1), 1);
+	}
 	clockid_t cid;
 	struct timespec t0, now, used;
 	clock_gettime(CLOCK_MONOTONIC, &t0);
+	long start = -1;
 	if (clock_getcpuclockid(pid, &cid) == 0)
 		for (;;) {
-			if (clock_gettime(cid, &used) < 0 ||
-			    used.tv_sec * 1000000000L + used.tv_nsec >= cpu_ns)
+			if (clock_gettime(cid, &used) < 0)
+				break;
+			long ns = used.tv_sec * 1000000000L + used.tv_nsec;
+			if (start < 0)
+				start = ns;
+			if (ns - start >= cpu_ns)
 				break;
 			clock_gettime(CLOCK_MONOTONIC, &now);
 			if (now.tv_sec - t0.tv_sec >= 10)
 				break;
-			usleep(200);
+			usleep(100);
 		}
 	kill(pid, SIGKILL);
 }
@@ -168,34 +189,40 @@ Test(storage_crash, kill9_never_leaves_half_a_batch, .timeout = 600)
 	su_tmpdb(dir, sizeof(dir), path, sizeof(path));
 	unsigned seed = (unsigned)time(NULL);
 	int64_t last = -1, progressed = 0;
-	long scale = 1; /* doubles after a kill that found no progress */
 	for (int it = 0; it < CRASH_ITERS; it++) {
+		int fds[2];
+		cr_assert_eq(pipe(fds), 0);
 		pid_t pid = fork();
 		cr_assert(pid >= 0);
-		if (pid == 0)
-			writer(path);
-		/* after 1..60 ms of the writer's own CPU time: lands inside
-		 * open, migration, batches, commits, however loaded the
-		 * machine (a wall-clock delay gave the writer no time at all
-		 * at a load average of 25) */
-		kill_after_cpu(pid,
-			       1000000L * (1 + (long)(rand_r(&seed) % 60)));
+		if (pid == 0) {
+			close(fds[0]);
+			writer(path, fds[1]);
+		}
+		close(fds[1]);
+		/* one kill in four before the first commit of this run (in the
+		 * open, a migration or the first batch), the others after 1..3
+		 * commits; then after 0..20 ms more of the writer's CPU */
+		int commits = it % 4;
+		long cpu_us = (long)(rand_r(&seed) % 20000);
+		kill_after(pid, fds[0], commits, cpu_us * 1000L);
+		close(fds[0]);
 		int st;
 		cr_assert_eq(waitpid(pid, &st, 0), pid);
 		cr_assert(WIFSIGNALED(st) && WTERMSIG(st) == SIGKILL,
 			  "the writer failed by itself (status %d, iter %d)",
 			  st, it);
 		int64_t k = verify(path);
-		cr_assert_geq(k, last < 0 ? 0 : last, "state went back");
+		cr_assert_geq(k, last, "state went back");
+		if (commits > 0)
+			cr_assert_geq(k, last + commits,
+				      "a commit the writer saw return is gone "
+				      "(iter %d)",
+				      it);
 		if (k > last)
 			progressed++;
-		else if (scale < 64) /* a slow build (sanitizers) or machine:
-					the window widens until it reaches
-					past the open and its checks */
-			scale *= 2;
 		last = k;
 	}
-	/* the writer got somewhere across the kills */
-	cr_assert_gt(progressed, CRASH_ITERS / 4);
+	/* every run that saw a commit made progress */
+	cr_assert_geq(progressed, CRASH_ITERS - (CRASH_ITERS + 3) / 4);
 	su_rmdir(dir);
 }
