@@ -5,10 +5,13 @@
  * Offsets are never stored automatically.  The run loop makes a batch
  * durable in SQLite (with the last applied offset of each partition) and
  * only then calls dc_kafka_commit().  On assignment, each partition starts
- * after the offset SQLite says was applied last, so a replay after a crash
- * or a rebalance never applies a message twice; the Kafka commit is only an
- * optimisation and may fail harmlessly (the mock cluster refuses commits
- * during a rebalance, see docs/OPERATIONS.md).
+ * at the later of the group's committed offset and the offset SQLite says
+ * this host applied last (dc_kafka_start_offset): a restart on the same
+ * host never applies a message twice, and a host coming back after
+ * another one served its partitions never re-applies (or re-forecasts)
+ * what that host did.  A commit the group refuses (the mock cluster
+ * refuses commits during a rebalance, see docs/OPERATIONS.md) leaves the
+ * next owner an older start: at least once across hosts.
  *
  * Assignment is cooperative-sticky everywhere (mixed strategies crash the
  * mock cluster), so the rebalance callback uses incremental assign/unassign.
@@ -136,6 +139,109 @@ static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *m,
 	}
 }
 
+int64_t dc_kafka_start_offset(int64_t committed, int64_t applied_next,
+			      enum dc_start_from *ret_from)
+{
+	enum dc_start_from from = DC_START_RESET;
+	int64_t start = -1;
+	if (applied_next >= 0 && applied_next >= committed) {
+		from = DC_START_APPLIED;
+		start = applied_next;
+	} else if (committed >= 0) {
+		from = DC_START_COMMITTED;
+		start = committed;
+	}
+	if (ret_from)
+		*ret_from = from;
+	return start;
+}
+
+const char *dc_start_from_name(enum dc_start_from from)
+{
+	switch (from) {
+	case DC_START_APPLIED:
+		return "this host's applied offset";
+	case DC_START_COMMITTED:
+		return "the group's committed offset";
+	default:
+		return "kafka.offset_reset";
+	}
+}
+
+/* The group's committed offsets of parts into committed[] (-1: none or
+ * unknown).  A failed fetch leaves every one unknown: the host's own
+ * offsets then decide, as before the rule existed, and that is logged. */
+static void committed_offsets(rd_kafka_t *rk,
+			      const rd_kafka_topic_partition_list_t *parts,
+			      int64_t *committed)
+{
+	rd_kafka_topic_partition_list_t *c =
+	    rd_kafka_topic_partition_list_copy(parts);
+	for (int i = 0; i < parts->cnt; i++)
+		committed[i] = -1;
+	rd_kafka_resp_err_t err = rd_kafka_committed(rk, c, 10000);
+	if (err) {
+		log_warning("assignment: the group's committed offsets are "
+			    "unknown (%s): partitions start after this host's "
+			    "applied offsets",
+			    rd_kafka_err2str(err));
+	} else {
+		for (int i = 0; i < c->cnt && i < parts->cnt; i++)
+			if (!c->elems[i].err && c->elems[i].offset >= 0)
+				committed[i] = c->elems[i].offset;
+	}
+	rd_kafka_topic_partition_list_destroy(c);
+}
+
+/* Each assigned partition's start offset by the rule, offered to the
+ * on_assign hook (which may move it later), into parts for assign. */
+static void assign_starts(struct dc_kafka *k, rd_kafka_t *rk,
+			  rd_kafka_topic_partition_list_t *parts)
+{
+	int n = parts->cnt;
+	int64_t *committed = calloc((size_t)n + 1, sizeof(*committed));
+	struct dc_kafka_start *st = calloc((size_t)n + 1, sizeof(*st));
+	if (!committed || !st) {
+		free(committed);
+		free(st);
+		log_error("assignment: out of memory; partitions start at "
+			  "the group's committed offsets");
+		return;
+	}
+	committed_offsets(rk, parts, committed);
+	for (int i = 0; i < n; i++) {
+		rd_kafka_topic_partition_t *p = &parts->elems[i];
+		int64_t applied =
+		    k->hooks.applied_offset
+			? k->hooks.applied_offset(k->hooks.user, p->topic,
+						  p->partition)
+			: -1;
+		st[i].topic = p->topic;
+		st[i].partition = p->partition;
+		st[i].committed = committed[i];
+		st[i].applied_next = applied >= 0 ? applied + 1 : -1;
+		st[i].start = dc_kafka_start_offset(
+		    st[i].committed, st[i].applied_next, &st[i].from);
+	}
+	if (k->hooks.on_assign)
+		k->hooks.on_assign(k->hooks.user, st, n);
+	for (int i = 0; i < n; i++) {
+		rd_kafka_topic_partition_t *p = &parts->elems[i];
+		p->offset =
+		    st[i].start >= 0 ? st[i].start : RD_KAFKA_OFFSET_INVALID;
+		rd_kafka_topic_partition_list_add(k->assigned, p->topic,
+						  p->partition);
+		log_info("assigned %s[%d] from offset %lld (%s; committed "
+			 "%lld, applied here %lld)",
+			 p->topic, p->partition, (long long)st[i].start,
+			 dc_start_from_name(st[i].from),
+			 (long long)st[i].committed,
+			 (long long)st[i].applied_next);
+	}
+	free(committed);
+	free(st);
+}
+
 static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
 			 rd_kafka_topic_partition_list_t *parts, void *opaque)
 {
@@ -143,27 +249,7 @@ static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
 	rd_kafka_error_t *e = NULL;
 
 	if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
-		for (int i = 0; i < parts->cnt; i++) {
-			rd_kafka_topic_partition_t *p = &parts->elems[i];
-			int64_t applied =
-			    k->hooks.applied_offset
-				? k->hooks.applied_offset(
-				      k->hooks.user, p->topic, p->partition)
-				: -1;
-			/* Start after what SQLite has applied; without a
-			 * record, from the committed offset (or the reset
-			 * policy). */
-			p->offset = applied >= 0 ? applied + 1
-						 : RD_KAFKA_OFFSET_INVALID;
-			rd_kafka_topic_partition_list_add(k->assigned, p->topic,
-							  p->partition);
-			log_info("assigned %s[%d] from %s%lld", p->topic,
-				 p->partition,
-				 applied >= 0 ? "applied offset+1 = " : "",
-				 applied >= 0 ? (long long)applied + 1 : -1LL);
-		}
-		if (k->hooks.on_assign)
-			k->hooks.on_assign(k->hooks.user, parts);
+		assign_starts(k, rk, parts);
 		e = rd_kafka_incremental_assign(rk, parts);
 		/* paused for backpressure: so are partitions that arrive */
 		if (!e && k->paused)

@@ -373,6 +373,7 @@ static int run_open(const struct dc_run_options *opts, struct run **ret_run)
 	struct dc_kafka_hooks hooks = {
 	    .user = r,
 	    .applied_offset = run_hook_applied_offset,
+	    .on_assign = run_hook_on_assign,
 	    .on_revoke = run_hook_on_revoke,
 	    .on_delivered = run_hook_on_delivered,
 	    .stop_forced = run_hook_stop_forced,

@@ -10,7 +10,9 @@
  *   run_batch.c    the batch and its durability order, offsets, and the
  *                  rebalance hooks;
  *   run_restart.c  what survives a restart: stored adapters and the recent
- *                  values saved at a clean stop.
+ *                  values saved at a clean stop;
+ *   run_handover.c a partition's series moving between hosts: start
+ *                  offsets, restore on assignment, forgetting on revoke.
  * Used from the loop's thread only (librdkafka calls the hooks from
  * dc_kafka_poll/flush).
  */
@@ -167,6 +169,11 @@ int64_t run_hook_applied_offset(void *user, const char *topic,
 void run_hook_on_revoke(void *user,
 			const rd_kafka_topic_partition_list_t *parts,
 			bool lost);
+
+/* ---- run_handover.c */
+
+/* dc_kafka_hooks.on_assign. */
+void run_hook_on_assign(void *user, struct dc_kafka_start *st, int n);
 
 /* ---- run_restart.c */
 
