@@ -123,6 +123,13 @@ const struct cfg_option cfg_options[] = {
 	"driftcast-deadletter", 0, check_topic,
 	"Topic unusable messages go to, unchanged, with the reason in a "
 	"header."),
+    STR("kafka.state_topic", kafka.state_topic, "driftcast-state", 0,
+	check_topic,
+	"Changelog of every series' state (adapter, version, recent "
+	"values), keyed by series and co-partitioned with the input (at least "
+	"as many partitions): a host that is assigned a partition restores "
+	"its series from it. Empty: none (state stays on each host). In "
+	"production: cleanup.policy=compact (see docs/OPERATIONS.md)."),
     ENUM("kafka.input_format", kafka.input_format, input_formats, "json", 0,
 	 "Payload format of input messages: json or influx (line "
 	 "protocol)."),

@@ -31,6 +31,8 @@
 struct dc_kafka {
 	rd_kafka_t *consumer;
 	rd_kafka_t *producer;
+	rd_kafka_t *reader;    /* reads state partitions (no group), lazily */
+	const struct cfg *cfg; /* for the reader; outlives k (struct run) */
 	rd_kafka_topic_partition_list_t *assigned; /* current assignment */
 	struct dc_kafka_hooks hooks;
 	char input_topic[CFG_NAME_MAX];
@@ -314,6 +316,7 @@ int dc_kafka_new(const struct cfg *c, const struct dc_kafka_hooks *hooks,
 	k->rl_log = (struct log_ratelimit)LOG_RATELIMIT_INIT(10000, 20);
 	if (hooks)
 		k->hooks = *hooks;
+	k->cfg = c;
 	snprintf(k->input_topic, sizeof(k->input_topic), "%s",
 		 c->kafka.input_topic);
 	k->assigned = rd_kafka_topic_partition_list_new(8);
@@ -422,6 +425,10 @@ void dc_kafka_free(struct dc_kafka *k)
 		rd_kafka_flush(k->producer, 10000);
 		rd_kafka_destroy(k->producer);
 	}
+	if (k->reader) {
+		rd_kafka_consumer_close(k->reader);
+		rd_kafka_destroy(k->reader);
+	}
 	if (k->assigned)
 		rd_kafka_topic_partition_list_destroy(k->assigned);
 	free(k);
@@ -467,12 +474,22 @@ int dc_kafka_produce(struct dc_kafka *k, const char *topic, const void *key,
 		     size_t key_len, const void *payload, size_t len,
 		     const char *reason, int64_t origin_ms)
 {
+	return dc_kafka_produce_to(k, topic, RD_KAFKA_PARTITION_UA, key,
+				   key_len, payload, len, reason, origin_ms);
+}
+
+int dc_kafka_produce_to(struct dc_kafka *k, const char *topic,
+			int32_t partition, const void *key, size_t key_len,
+			const void *payload, size_t len, const char *reason,
+			int64_t origin_ms)
+{
 	void *opaque = (void *)(intptr_t)(origin_ms > 0 ? origin_ms : 0);
 	rd_kafka_resp_err_t err;
 	for (;;) {
 		if (reason)
 			err = rd_kafka_producev(
 			    k->producer, RD_KAFKA_V_TOPIC(topic),
+			    RD_KAFKA_V_PARTITION(partition),
 			    RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
 			    RD_KAFKA_V_KEY((void *)key, key_len),
 			    RD_KAFKA_V_VALUE((void *)payload, len),
@@ -482,6 +499,7 @@ int dc_kafka_produce(struct dc_kafka *k, const char *topic, const void *key,
 		else
 			err = rd_kafka_producev(
 			    k->producer, RD_KAFKA_V_TOPIC(topic),
+			    RD_KAFKA_V_PARTITION(partition),
 			    RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
 			    RD_KAFKA_V_KEY((void *)key, key_len),
 			    RD_KAFKA_V_VALUE((void *)payload, len),
@@ -614,4 +632,93 @@ int64_t dc_kafka_lag(struct dc_kafka *k)
 int dc_kafka_assigned_count(const struct dc_kafka *k)
 {
 	return k->assigned ? k->assigned->cnt : 0;
+}
+
+/* The reader: a consumer that never joins the group (assign only, no
+ * commits), with the consumer's pass-through properties (SASL, TLS). */
+static int reader_new(struct dc_kafka *k, char *err, size_t n)
+{
+	char e[512], gid[CFG_NAME_MAX + 16];
+	rd_kafka_conf_t *conf = common_conf(k->cfg, k, err, n);
+	if (!conf)
+		return -EINVAL;
+	snprintf(gid, sizeof(gid), "%s-state-reader", k->cfg->kafka.group);
+	if (set(conf, "group.id", gid, err, n) < 0 ||
+	    set(conf, "enable.auto.commit", "false", err, n) < 0 ||
+	    set(conf, "enable.partition.eof", "false", err, n) < 0 ||
+	    set(conf, "fetch.wait.max.ms", "20", err, n) < 0 ||
+	    dc_kafka_conf_passthrough(conf, k->cfg, CFG_KSCOPE_CONSUMER, err,
+				      n) < 0) {
+		rd_kafka_conf_destroy(conf);
+		return -EINVAL;
+	}
+	k->reader = rd_kafka_new(RD_KAFKA_CONSUMER, conf, e, sizeof(e));
+	if (!k->reader) {
+		snprintf(err, n, "state topic reader: %s", e);
+		return -EINVAL;
+	}
+	return 0;
+}
+
+int dc_kafka_read_partition(struct dc_kafka *k, const char *topic,
+			    int32_t partition, dc_kafka_read_fn fn, void *user,
+			    int timeout_ms, char *err, size_t n)
+{
+	int64_t lo = 0, hi = 0;
+	int r = 0;
+	if (!k->reader && (r = reader_new(k, err, n)) < 0)
+		return r;
+	rd_kafka_resp_err_t kerr = rd_kafka_query_watermark_offsets(
+	    k->reader, topic, partition, &lo, &hi, timeout_ms);
+	if (kerr) {
+		snprintf(err, n, "%s[%d]: %s", topic, partition,
+			 rd_kafka_err2str(kerr));
+		return kerr == RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART ||
+			       kerr == RD_KAFKA_RESP_ERR__UNKNOWN_PARTITION ||
+			       kerr == RD_KAFKA_RESP_ERR__UNKNOWN_TOPIC
+			   ? -ENOENT
+			   : -EIO;
+	}
+	if (hi <= lo)
+		return 0;
+	rd_kafka_topic_partition_list_t *l =
+	    rd_kafka_topic_partition_list_new(1);
+	rd_kafka_topic_partition_list_add(l, topic, partition)->offset = lo;
+	kerr = rd_kafka_assign(k->reader, l);
+	rd_kafka_topic_partition_list_destroy(l);
+	if (kerr) {
+		snprintf(err, n, "%s[%d]: %s", topic, partition,
+			 rd_kafka_err2str(kerr));
+		return -EIO;
+	}
+	uint64_t end = dc_now_monotonic_usec() + (uint64_t)timeout_ms * 1000u;
+	int64_t next = lo;
+	while (next < hi && r == 0) {
+		uint64_t now = dc_now_monotonic_usec();
+		if (now > end) {
+			snprintf(err, n,
+				 "%s[%d]: read to offset %lld of %lld in %d ms",
+				 topic, partition, (long long)next,
+				 (long long)hi, timeout_ms);
+			r = -ETIMEDOUT;
+			break;
+		}
+		notify_watchdog_tick(now);
+		rd_kafka_message_t *m = rd_kafka_consumer_poll(k->reader, 100);
+		if (!m)
+			continue;
+		if (m->err) {
+			if (m->err != RD_KAFKA_RESP_ERR__PARTITION_EOF)
+				log_ratelimited(&k->rl_log, LOG_WARNING,
+						"state topic: %s",
+						rd_kafka_message_errstr(m));
+		} else {
+			next = m->offset + 1;
+			r = fn(user, m->offset, m->key, m->key_len, m->payload,
+			       m->len);
+		}
+		rd_kafka_message_destroy(m);
+	}
+	rd_kafka_assign(k->reader, NULL);
+	return r;
 }

@@ -112,6 +112,24 @@ int dc_kafka_produce(struct dc_kafka *k, const char *topic, const void *key,
 		     size_t key_len, const void *payload, size_t len,
 		     const char *reason, int64_t origin_ms);
 
+/* The same to one partition (the state topic is co-partitioned with the
+ * input by partition number, whatever partitioner producers use). */
+int dc_kafka_produce_to(struct dc_kafka *k, const char *topic,
+			int32_t partition, const void *key, size_t key_len,
+			const void *payload, size_t len, const char *reason,
+			int64_t origin_ms);
+
+/* Read partition of topic from its low to its high watermark (as of the
+ * call), each message to fn (a nonzero return stops and is returned), with
+ * a reader that never joins the group; watchdog fed.  0, -ENOENT (no such
+ * topic or partition), -ETIMEDOUT after timeout_ms, -EIO; err says why. */
+typedef int (*dc_kafka_read_fn)(void *user, int64_t offset, const void *key,
+				size_t key_len, const void *payload,
+				size_t len);
+int dc_kafka_read_partition(struct dc_kafka *k, const char *topic,
+			    int32_t partition, dc_kafka_read_fn fn, void *user,
+			    int timeout_ms, char *err, size_t n);
+
 /* Messages produced and not yet delivered (or failed). */
 long dc_kafka_in_flight(const struct dc_kafka *k);
 

@@ -81,6 +81,10 @@ void run_commit_offsets(struct run *r, bool now, bool final, bool wait)
 	    (!now && t - r->kafka_commit_usec <
 			 (uint64_t)r->cfg.kafka.commit_interval_ms * 1000u))
 		return;
+	/* states are published with the commit: only when the engine holds
+	 * exactly what the offsets say (no batch open) */
+	if (r->cfg.kafka.state_topic[0] && r->batch_dirty && !final)
+		return;
 	rd_kafka_topic_partition_list_t *l = NULL;
 	for (int p = 0; p < MAX_PARTITIONS; p++) {
 		int64_t next = r->kafka_next[p];
@@ -98,7 +102,8 @@ void run_commit_offsets(struct run *r, bool now, bool final, bool wait)
 	r->kafka_commit_usec = t;
 	r->kafka_pending = false;
 	if (l) {
-		dc_kafka_commit(r->kafka, l, wait);
+		if (run_changelog_publish(r, l) == 0)
+			dc_kafka_commit(r->kafka, l, wait);
 		rd_kafka_topic_partition_list_destroy(l);
 	}
 }
@@ -212,6 +217,7 @@ void run_hook_on_revoke(void *user,
 	 * a lost partition's offsets may already be another member's */
 	if (!lost)
 		run_commit_offsets(r, true, true, false);
+	run_handover_out(r, parts, lost);
 	for (int i = 0; i < parts->cnt; i++) {
 		int32_t p = parts->elems[i].partition;
 		if (p >= 0 && p < MAX_PARTITIONS)

@@ -147,6 +147,8 @@ void run_handle_message(struct run *r, const rd_kafka_message_t *m)
 			if (e == 0 &&
 			    ttt_engine_series_count(r->engine) > known)
 				record_init(r, o->series, ts);
+			if (e == 0)
+				run_owner_note(r, o->series, p);
 			if (e < 0)
 				log_ratelimited(&r->rl_engine, LOG_WARNING,
 						"series %s: observation "

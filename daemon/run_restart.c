@@ -1,6 +1,8 @@
 /*
  * What survives a restart of the daemon loop.  At start the current
- * adapter version of every stored series is restored into the engine.  At
+ * adapter version of every stored series whose input partition is not
+ * recorded (written before schema 7) is restored into the engine; the
+ * others are restored when their partition is assigned (run_handover.c).  At
  * a clean stop every series' recent values (its ring) are saved; the next
  * start takes the rows back (and deletes them), so forecasting resumes at
  * the first new value instead of after a refilled lookback.  After a crash
@@ -15,6 +17,7 @@
 #include <string.h>
 
 #include "daemon/log.h"
+#include "storage/handover.h"
 #include "storage/storage.h"
 #include "ttt/ttt.h"
 
@@ -80,8 +83,8 @@ static void restore_recent(struct run *r)
 {
 	struct recent_count c = {.r = r};
 	size_t n = 0;
-	if (store_recent_take(r->store, restore_recent_one, &c, &n, r->err,
-			      sizeof(r->err)) < 0) {
+	if (store_recent_take_partition(r->store, -1, restore_recent_one, &c,
+					&n, r->err, sizeof(r->err)) < 0) {
 		log_error("storage: saved recent values: %s (lookbacks refill)",
 			  r->err);
 		return;
@@ -96,8 +99,10 @@ static void restore_recent(struct run *r)
 void run_restore(struct run *r)
 {
 	size_t bad = 0;
-	if (store_restore(r->store, NULL, restore_one, r, &bad, r->err,
-			  sizeof(r->err)) < 0)
+	/* only series recorded before their partition was: the others are
+	 * restored when their partition is assigned (run_handover.c) */
+	if (store_restore_partition(r->store, -1, restore_one, r, &bad, r->err,
+				    sizeof(r->err)) < 0)
 		log_error("storage: restore: %s", r->err);
 	log_info("restored %" PRIu64 " series from %s (%zu unusable)",
 		 r->st.restored, r->cfg.storage.path, bad);
