@@ -216,3 +216,32 @@ int store_version_adopt(struct store *s, const struct store_adopted *a,
 			   : store_batch_fail(s, r, errbuf, errbuf_size);
 	return 0;
 }
+
+int store_series_where(struct store *s, const char *series,
+		       struct store_series_where *ret, char *errbuf,
+		       size_t errbuf_size)
+{
+	sqlite3_stmt *st;
+	int r = store_check_key(series, "series key", errbuf, errbuf_size);
+	if (r < 0 ||
+	    (r = store_prep(s, SQ_SERIES_WHERE, &st, errbuf, errbuf_size)) < 0)
+		return r;
+	sqlite3_bind_text(st, 1, series, -1, SQLITE_STATIC);
+	int rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW) {
+		ret->handed_over = sqlite3_column_int(st, 0) != 0;
+		ret->partition = sqlite3_column_type(st, 1) == SQLITE_NULL
+				     ? -1
+				     : sqlite3_column_int(st, 1);
+		ret->since_ms = sqlite3_column_int64(st, 2);
+	} else if (rc == SQLITE_DONE) {
+		r = store_set_err(errbuf, errbuf_size, -ENOENT,
+				  "%s: no series '%s' in the database", s->path,
+				  series);
+	} else {
+		r = store_db_fail(s, rc, errbuf, errbuf_size,
+				  "reading a series");
+	}
+	reset_stmt(st);
+	return r;
+}

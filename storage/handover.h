@@ -68,4 +68,16 @@ struct store_adopted {
 int store_version_adopt(struct store *s, const struct store_adopted *a,
 			char *errbuf, size_t errbuf_size);
 
+/* Whether this database still serves series: handed_over when its last
+ * move was out (then partition, -1 unknown, and when, wall-clock ms).
+ * -ENOENT for an unknown series. */
+struct store_series_where {
+	bool handed_over;
+	int32_t partition;
+	int64_t since_ms;
+};
+int store_series_where(struct store *s, const char *series,
+		       struct store_series_where *ret, char *errbuf,
+		       size_t errbuf_size);
+
 #endif

@@ -181,7 +181,11 @@
 	  "version, next_offset, note, created_at) VALUES (?1, ?2, ?3, ?4, "   \
 	  "?5, ?6, ?7, ?8)")                                                   \
 	X(VERSION_ID, "SELECT id FROM versions WHERE series_id = ?1 AND "      \
-		      "number = ?2")
+		      "number = ?2")                                           \
+	X(SERIES_WHERE,                                                        \
+	  "SELECT s.status = 'handed_over', s.partition, (SELECT "             \
+	  "max(h.created_at) FROM handovers h WHERE h.series_id = s.id AND "   \
+	  "h.direction = 'out') FROM series s WHERE s.key = ?1")
 
 /* The request sidecar; its schema is a script in control.c. */
 #define CONTROL_STATEMENTS(X)                                                \
