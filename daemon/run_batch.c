@@ -163,11 +163,13 @@ int run_batch_flush(struct run *r, bool commit_kafka)
 		r->batch_next[p] = -1;
 	}
 	r->nbatch_parts = 0;
-	if (durable && commit_kafka)
-		run_commit_offsets(r, false, false, false);
 	r->batch_dirty = false;
 	r->batch_messages = 0;
 	r->batch_dead = 0;
+	/* no batch open: the engine holds what the offsets say (the state
+	 * topic's records are written with the commit) */
+	if (durable && commit_kafka)
+		run_commit_offsets(r, false, false, false);
 	return rc;
 }
 
