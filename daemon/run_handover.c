@@ -209,21 +209,8 @@ static int restore_local(void *user, const struct store_restored *rs)
 	struct run *r = c->r;
 	if (run_changelog_restored(r, rs->series))
 		return 0; /* the state topic had a newer one */
-	if (rs->status < 0) {
+	if (run_restore_stored(r, rs) < 0) {
 		c->bad++;
-		log_error("series %s: stored adapter version %" PRIu64
-			  " fails its checksum; it starts from the base "
-			  "adapter",
-			  rs->series, rs->version);
-		return 0;
-	}
-	int e = ttt_engine_restore_series(
-	    r->engine, rs->series, rs->adapter_len ? rs->adapter : NULL,
-	    rs->adapter_len, rs->version, INT64_MIN);
-	if (e < 0) {
-		c->bad++;
-		log_error("series %s: cannot restore version %" PRIu64 ": %s",
-			  rs->series, rs->version, strerror(-e));
 		return 0;
 	}
 	run_owner_claim(r, rs->series, c->p);
@@ -279,20 +266,8 @@ static int restore_anchor(void *user, const struct store_restored *rs)
 static int restore_ring(void *user, const struct store_recent *sr)
 {
 	struct assign_ctx *c = user;
-	struct ttt_recent rc = {
-	    .key = sr->series,
-	    .last_ts = sr->last_ts,
-	    .step = sr->step,
-	    .position = sr->position,
-	    .since_adapt = sr->since_adapt,
-	    .adaptations = sr->adaptations,
-	    .values = sr->values,
-	    .count = (int)sr->count,
-	};
-	if (run_changelog_restored(c->r, sr->series))
-		return 0;
-	if (sr->status == 0 &&
-	    ttt_engine_restore_recent(c->r->engine, &rc) == 0)
+	if (!run_changelog_restored(c->r, sr->series) &&
+	    run_restore_ring(c->r, sr) == 0)
 		c->rings++;
 	return 0;
 }
@@ -318,7 +293,7 @@ static void assign_one(struct run *r, const struct dc_kafka_start *st)
 	if (store_batch_commit(r->store, r->err, sizeof(r->err)) < 0)
 		log_error("storage: %s", r->err);
 	run_changelog_forget_restored(r);
-	r->st.restored += c.local + from_log;
+	r->st.restored += from_log;
 	log_notice("%s[%d] assigned at offset %" PRId64
 		   ": %zu series from this host's database (%zu with their "
 		   "recent values), %zu from the state topic, %zu from the "

@@ -223,6 +223,14 @@ void run_changelog_free(struct run *r);
 
 /* ---- run_restart.c */
 
+struct store_restored;
+struct store_recent;
+/* A stored adapter version into the engine (logged and counted); 0 or a
+ * negative errno. */
+int run_restore_stored(struct run *r, const struct store_restored *rs);
+/* Recent values saved at a clean stop into the engine; 0 or a negative
+ * errno (-EBADMSG: they failed their checksum). */
+int run_restore_ring(struct run *r, const struct store_recent *sr);
 /* At start: every stored series' current adapter into the engine, then
  * the recent values saved at the last clean stop. */
 void run_restore(struct run *r);

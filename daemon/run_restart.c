@@ -21,15 +21,14 @@
 #include "storage/storage.h"
 #include "ttt/ttt.h"
 
-static int restore_one(void *user, const struct store_restored *rs)
+int run_restore_stored(struct run *r, const struct store_restored *rs)
 {
-	struct run *r = user;
 	if (rs->status < 0) {
 		log_error("series %s: stored adapter version %" PRIu64
 			  " fails its checksum; it starts from the base "
 			  "adapter",
 			  rs->series, rs->version);
-		return 0;
+		return rs->status;
 	}
 	/* last_ts stays unknown: the engine infers a series' step from
 	 * consecutive timestamps, and the gap across a restart is not one;
@@ -42,17 +41,17 @@ static int restore_one(void *user, const struct store_restored *rs)
 			  rs->series, rs->version, strerror(-e));
 	else
 		r->st.restored++;
+	return e;
+}
+
+static int restore_one(void *user, const struct store_restored *rs)
+{
+	run_restore_stored(user, rs);
 	return 0;
 }
 
-struct recent_count {
-	struct run *r;
-	size_t done, bad;
-};
-
-static int restore_recent_one(void *user, const struct store_recent *sr)
+int run_restore_ring(struct run *r, const struct store_recent *sr)
 {
-	struct recent_count *c = user;
 	struct ttt_recent rc = {
 	    .key = sr->series,
 	    .last_ts = sr->last_ts,
@@ -63,10 +62,21 @@ static int restore_recent_one(void *user, const struct store_recent *sr)
 	    .values = sr->values,
 	    .count = (int)sr->count,
 	};
-	int e = sr->status ? sr->status
-		: sr->count > INT_MAX
-		    ? -EINVAL
-		    : ttt_engine_restore_recent(c->r->engine, &rc);
+	return sr->status ? sr->status
+	       : sr->count > INT_MAX
+		   ? -EINVAL
+		   : ttt_engine_restore_recent(r->engine, &rc);
+}
+
+struct recent_count {
+	struct run *r;
+	size_t done, bad;
+};
+
+static int restore_recent_one(void *user, const struct store_recent *sr)
+{
+	struct recent_count *c = user;
+	int e = run_restore_ring(c->r, sr);
 	if (e < 0) {
 		c->bad++;
 		log_ratelimited(&c->r->rl_store, LOG_WARNING,

@@ -78,37 +78,14 @@ int store_recent_take_partition(struct store *s, int32_t partition,
 				store_recent_fn fn, void *user, size_t *ret_n,
 				char *errbuf, size_t errbuf_size)
 {
-	sqlite3_stmt *st = NULL;
-	size_t n = 0;
-	int r;
-
-	if (ret_n)
-		*ret_n = 0;
 	/* a transaction of its own: a crash after it finds no stale rows */
-	if ((r = store_batch_commit(s, errbuf, errbuf_size)) < 0 ||
-	    (r = store_batch_begin(s, errbuf, errbuf_size)) < 0)
+	int r = store_batch_commit(s, errbuf, errbuf_size);
+	if (r < 0)
 		return r;
-	if ((r = store_prep(s, SQ_RECENT_PARTITION, &st, errbuf, errbuf_size)) <
-	    0)
-		goto fail;
-	sqlite3_bind_int(st, 1, partition < 0 ? -1 : partition);
-	if ((r = store_recent_walk(s, st, fn ? fn : skip_recent, user, &n,
-				   errbuf, errbuf_size)) != 0 ||
-	    (r = store_prep(s, SQ_RECENT_CLEAR_PARTITION, &st, errbuf,
-			    errbuf_size)) < 0)
-		goto fail;
-	sqlite3_bind_int(st, 1, partition < 0 ? -1 : partition);
-	if ((r = store_step_row(s, st, "deleting saved recent values", errbuf,
-				errbuf_size)) < 0)
-		goto fail;
-	if ((r = store_batch_commit(s, errbuf, errbuf_size)) < 0)
-		return r;
-	if (ret_n)
-		*ret_n = n;
-	return 0;
-fail:
-	store_batch_abort(s);
-	return r;
+	return store_recent_take_q(
+	    s, SQ_RECENT_PARTITION, SQ_RECENT_CLEAR_PARTITION,
+	    partition < 0 ? -1 : partition, fn ? fn : skip_recent, user, ret_n,
+	    errbuf, errbuf_size);
 }
 
 int store_handover_put(struct store *s, const struct store_handover *h,

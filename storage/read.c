@@ -189,8 +189,9 @@ out:
 	return r;
 }
 
-int store_recent_take(struct store *s, store_recent_fn fn, void *user,
-		      size_t *ret_n, char *errbuf, size_t errbuf_size)
+int store_recent_take_q(struct store *s, enum sq walk, enum sq clear, int bind,
+			store_recent_fn fn, void *user, size_t *ret_n,
+			char *errbuf, size_t errbuf_size)
 {
 	sqlite3_stmt *st = NULL;
 	size_t n = 0;
@@ -200,11 +201,18 @@ int store_recent_take(struct store *s, store_recent_fn fn, void *user,
 		*ret_n = 0;
 	if ((r = store_batch_begin(s, errbuf, errbuf_size)) < 0)
 		return r;
-	if ((r = store_prep(s, SQ_RECENT_ALL, &st, errbuf, errbuf_size)) < 0 ||
-	    (r = store_recent_walk(s, st, fn, user, &n, errbuf, errbuf_size)) !=
+	if ((r = store_prep(s, walk, &st, errbuf, errbuf_size)) < 0)
+		goto fail;
+	if (bind != INT_MIN)
+		sqlite3_bind_int(st, 1, bind);
+	if ((r = store_recent_walk(s, st, fn, user, &n, errbuf, errbuf_size)) !=
 		0 ||
-	    (r = store_step_done(s, SQ_RECENT_CLEAR, errbuf, errbuf_size,
-				 "deleting saved recent values")) < 0)
+	    (r = store_prep(s, clear, &st, errbuf, errbuf_size)) < 0)
+		goto fail;
+	if (bind != INT_MIN)
+		sqlite3_bind_int(st, 1, bind);
+	if ((r = store_step_row(s, st, "deleting saved recent values", errbuf,
+				errbuf_size)) < 0)
 		goto fail;
 	if ((r = store_batch_commit(s, errbuf, errbuf_size)) < 0)
 		return r;
@@ -214,6 +222,13 @@ int store_recent_take(struct store *s, store_recent_fn fn, void *user,
 fail:
 	store_batch_abort(s);
 	return r;
+}
+
+int store_recent_take(struct store *s, store_recent_fn fn, void *user,
+		      size_t *ret_n, char *errbuf, size_t errbuf_size)
+{
+	return store_recent_take_q(s, SQ_RECENT_ALL, SQ_RECENT_CLEAR, INT_MIN,
+				   fn, user, ret_n, errbuf, errbuf_size);
 }
 
 int store_history(struct store *s, const char *series, int64_t since,
