@@ -128,7 +128,7 @@ const struct cfg_option cfg_options[] = {
 	"Changelog of every series' state (adapter, version, recent "
 	"values), keyed by series and co-partitioned with the input (at least "
 	"as many partitions): a host that is assigned a partition restores "
-	"its series from it. Empty: none (state stays on each host). In "
+	"its series from it. off: none (state stays on each host). In "
 	"production: cleanup.policy=compact (see docs/OPERATIONS.md)."),
     ENUM("kafka.input_format", kafka.input_format, input_formats, "json", 0,
 	 "Payload format of input messages: json or influx (line "

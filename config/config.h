@@ -117,7 +117,7 @@ struct cfg {
 		char input_topic[CFG_NAME_MAX];
 		char output_topic[CFG_NAME_MAX];
 		char deadletter_topic[CFG_NAME_MAX];
-		char state_topic[CFG_NAME_MAX]; /* "": none */
+		char state_topic[CFG_NAME_MAX]; /* "off": none */
 		int input_format;		/* enum cfg_input_format */
 		int session_timeout_ms;
 		int offset_reset; /* enum cfg_offset_reset */

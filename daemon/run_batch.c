@@ -83,7 +83,7 @@ void run_commit_offsets(struct run *r, bool now, bool final, bool wait)
 		return;
 	/* states are published with the commit: only when the engine holds
 	 * exactly what the offsets say (no batch open) */
-	if (r->cfg.kafka.state_topic[0] && r->batch_dirty && !final)
+	if (run_state_topic(r) && r->batch_dirty && !final)
 		return;
 	rd_kafka_topic_partition_list_t *l = NULL;
 	for (int p = 0; p < MAX_PARTITIONS; p++) {

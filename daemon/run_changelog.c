@@ -68,9 +68,16 @@ struct changelog {
 	bool missing_logged;
 };
 
+const char *run_state_topic(const struct run *r)
+{
+	return strcmp(r->cfg.kafka.state_topic, "off")
+		   ? r->cfg.kafka.state_topic
+		   : NULL;
+}
+
 static struct changelog *cl_get(struct run *r)
 {
-	if (!r->cfg.kafka.state_topic[0])
+	if (!run_state_topic(r))
 		return NULL;
 	if (r->changelog)
 		return r->changelog;
@@ -198,7 +205,7 @@ int run_changelog_publish(struct run *r,
 {
 	struct changelog *c = cl_get(r);
 	size_t n = 0;
-	if (!r->cfg.kafka.state_topic[0])
+	if (!run_state_topic(r))
 		return 0;
 	if (!c) {
 		log_error("state topic: out of memory; offsets not committed");
@@ -440,7 +447,7 @@ size_t run_changelog_restore(struct run *r, const struct dc_kafka_start *st)
 {
 	struct changelog *c = r->changelog;
 	size_t n = 0;
-	if (!c || !r->cfg.kafka.state_topic[0])
+	if (!c || !run_state_topic(r))
 		return 0;
 	for (size_t i = 0; i < c->nkept; i++) {
 		struct kept *k = &c->kept[i];

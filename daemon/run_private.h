@@ -220,6 +220,8 @@ void run_changelog_forget_restored(struct run *r);
 int run_changelog_publish(struct run *r,
 			  const rd_kafka_topic_partition_list_t *offsets);
 void run_changelog_free(struct run *r);
+/* kafka.state_topic, or NULL when it is off. */
+const char *run_state_topic(const struct run *r);
 
 /* ---- run_restart.c */
 
