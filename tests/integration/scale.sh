@@ -75,8 +75,8 @@ group = scale
 input_topic = measurements
 output_topic = forecasts
 deadletter_topic = deadletter
-state_topic = driftcast-state
-session_timeout_ms = 6000
+state_topic = ${STATE_TOPIC:-driftcast-state}
+session_timeout_ms = 4000
 commit_interval_ms = 200
 [storage]
 path = $WORK/$h.db
