@@ -357,7 +357,8 @@ void run_changelog_start(struct run *r, struct dc_kafka_start *st)
 	}
 	/* per series, dc_changelog_pick's record */
 	int64_t consistent = c->mark > st->committed ? c->mark : st->committed;
-	qsort(c->kept, c->nkept, sizeof(*c->kept), kept_order);
+	if (c->nkept) /* qsort's base may not be NULL, even for none */
+		qsort(c->kept, c->nkept, sizeof(*c->kept), kept_order);
 	int64_t *next = malloc((c->nkept ? c->nkept : 1) * sizeof(*next));
 	for (size_t i = 0; next && i < c->nkept;) {
 		size_t j = i;
