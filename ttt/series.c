@@ -459,6 +459,9 @@ int ttt_engine_forget_series(struct ttt_engine *e, const char *key)
 			ad_free(e, ad);
 		}
 	}
+	/* the combiner's record of issued versions; the combiner itself
+	 * (s->cmb) goes with the series: one seen again restarts at w = 0 */
+	ttt_cmb_free(e, s);
 	free(s);
 	return 0;
 }
