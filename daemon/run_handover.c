@@ -21,6 +21,8 @@
 #include <string.h>
 
 #include "daemon/log.h"
+#include "daemon/metrics.h"
+#include "daemon/status.h"
 #include "storage/handover.h"
 #include "storage/storage.h"
 #include "ttt/handover.h"
@@ -382,6 +384,7 @@ void run_handover_out(struct run *r,
 			continue;
 		run_owner_each(r, p, forget_one, &c);
 		owners_drop(r, p);
+		dc_status_partition_forgotten(dc_metrics_status(r->metrics), p);
 		commit_unless_held(r);
 		log_notice("%s[%d] %s: %zu series handed over and forgotten "
 			   "here",
