@@ -458,6 +458,8 @@ static int setup(struct bench *b, char *model_path, size_t n)
 	rd_kafka_mock_topic_create(b->mc, "measurements", b->partitions, 1);
 	rd_kafka_mock_topic_create(b->mc, "forecasts", 64, 1);
 	rd_kafka_mock_topic_create(b->mc, "deadletter", 1, 1);
+	/* the state topic, co-partitioned with the input */
+	rd_kafka_mock_topic_create(b->mc, "driftcast-state", b->partitions, 1);
 
 	conf = rd_kafka_conf_new();
 	rd_kafka_conf_set(conf, "bootstrap.servers", b->bootstraps, err,

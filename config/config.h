@@ -116,14 +116,14 @@ struct cfg {
 		char input_topic[CFG_NAME_MAX];
 		char output_topic[CFG_NAME_MAX];
 		char deadletter_topic[CFG_NAME_MAX];
-		int input_format; /* enum cfg_input_format */
+		char state_topic[CFG_NAME_MAX]; /* "off": none */
+		int input_format;		/* enum cfg_input_format */
 		int session_timeout_ms;
 		int offset_reset; /* enum cfg_offset_reset */
 		int max_poll_records;
 		int max_in_flight; /* unacknowledged produced messages */
 		int commit_interval_ms, stop_timeout_ms; /* commits; a stop */
-		/* message parsing (daemon/parse*.c) */
-		int ts_unit;	       /* enum cfg_ts_unit */
+		int ts_unit; /* enum cfg_ts_unit (parsing: daemon/parse*.c) */
 		int max_message_bytes; /* larger payloads are dead-lettered */
 		int future_tolerance_s, max_ahead_steps; /* future_timestamp */
 	} kafka;

@@ -18,6 +18,7 @@
 #include <string.h>
 
 #include "forecast/forecast.h"
+#include "storage/handover.h"
 #include "storage/storage.h"
 
 static void rollback_usage(FILE *f)
@@ -137,6 +138,25 @@ int dc_cmd_rollback(int argc, char **argv)
 	struct store *s = NULL;
 	if (store_open(db, NULL, &s, err, sizeof(err)) < 0) {
 		fprintf(stderr, "driftcast rollback: %s\n", err);
+		return DC_EXIT_FAILURE;
+	}
+	/* a series another host serves now: a rollback here would change
+	 * nothing it does, and come back stale with the partition */
+	struct store_series_where w = {0};
+	if (store_series_where(s, series, &w, err, sizeof(err)) == 0 &&
+	    w.handed_over) {
+		char when[32];
+		store_format_time(w.since_ms / 1000, when, sizeof(when));
+		fprintf(stderr,
+			"driftcast rollback: series %s was handed over to "
+			"another host of the consumer group (input partition "
+			"%d, %s): %s no longer serves it, and a rollback here "
+			"would change nothing that host does. Roll it back in "
+			"the database of the host that owns partition %d now "
+			"(its log says '[%d] assigned').\n",
+			series, w.partition, when, db, w.partition,
+			w.partition);
+		store_free(s);
 		return DC_EXIT_FAILURE;
 	}
 	struct store_rollback_result res;

@@ -15,6 +15,7 @@
 #include <stdint.h>
 
 #include "config/config.h"
+#include "daemon/changelog.h"
 #include "daemon/cli.h"
 #include "daemon/fmt.h"
 #include "daemon/kafka.h"

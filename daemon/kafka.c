@@ -5,10 +5,13 @@
  * Offsets are never stored automatically.  The run loop makes a batch
  * durable in SQLite (with the last applied offset of each partition) and
  * only then calls dc_kafka_commit().  On assignment, each partition starts
- * after the offset SQLite says was applied last, so a replay after a crash
- * or a rebalance never applies a message twice; the Kafka commit is only an
- * optimisation and may fail harmlessly (the mock cluster refuses commits
- * during a rebalance, see docs/OPERATIONS.md).
+ * at the later of the group's committed offset and the offset SQLite says
+ * this host applied last (dc_kafka_start_offset): a restart on the same
+ * host never applies a message twice, and a host coming back after
+ * another one served its partitions never re-applies (or re-forecasts)
+ * what that host did.  A commit the group refuses (the mock cluster
+ * refuses commits during a rebalance, see docs/OPERATIONS.md) leaves the
+ * next owner an older start: at least once across hosts.
  *
  * Assignment is cooperative-sticky everywhere (mixed strategies crash the
  * mock cluster), so the rebalance callback uses incremental assign/unassign.
@@ -28,6 +31,8 @@
 struct dc_kafka {
 	rd_kafka_t *consumer;
 	rd_kafka_t *producer;
+	rd_kafka_t *reader;    /* reads state partitions (no group), lazily */
+	const struct cfg *cfg; /* for the reader; outlives k (struct run) */
 	rd_kafka_topic_partition_list_t *assigned; /* current assignment */
 	struct dc_kafka_hooks hooks;
 	char input_topic[CFG_NAME_MAX];
@@ -136,6 +141,109 @@ static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *m,
 	}
 }
 
+int64_t dc_kafka_start_offset(int64_t committed, int64_t applied_next,
+			      enum dc_start_from *ret_from)
+{
+	enum dc_start_from from = DC_START_RESET;
+	int64_t start = -1;
+	if (applied_next >= 0 && applied_next >= committed) {
+		from = DC_START_APPLIED;
+		start = applied_next;
+	} else if (committed >= 0) {
+		from = DC_START_COMMITTED;
+		start = committed;
+	}
+	if (ret_from)
+		*ret_from = from;
+	return start;
+}
+
+const char *dc_start_from_name(enum dc_start_from from)
+{
+	switch (from) {
+	case DC_START_APPLIED:
+		return "this host's applied offset";
+	case DC_START_COMMITTED:
+		return "the group's committed offset";
+	default:
+		return "kafka.offset_reset";
+	}
+}
+
+/* The group's committed offsets of parts into committed[] (-1: none or
+ * unknown).  A failed fetch leaves every one unknown: the host's own
+ * offsets then decide, as before the rule existed, and that is logged. */
+static void committed_offsets(rd_kafka_t *rk,
+			      const rd_kafka_topic_partition_list_t *parts,
+			      int64_t *committed)
+{
+	rd_kafka_topic_partition_list_t *c =
+	    rd_kafka_topic_partition_list_copy(parts);
+	for (int i = 0; i < parts->cnt; i++)
+		committed[i] = -1;
+	rd_kafka_resp_err_t err = rd_kafka_committed(rk, c, 10000);
+	if (err) {
+		log_warning("assignment: the group's committed offsets are "
+			    "unknown (%s): partitions start after this host's "
+			    "applied offsets",
+			    rd_kafka_err2str(err));
+	} else {
+		for (int i = 0; i < c->cnt && i < parts->cnt; i++)
+			if (!c->elems[i].err && c->elems[i].offset >= 0)
+				committed[i] = c->elems[i].offset;
+	}
+	rd_kafka_topic_partition_list_destroy(c);
+}
+
+/* Each assigned partition's start offset by the rule, offered to the
+ * on_assign hook (which may move it later), into parts for assign. */
+static void assign_starts(struct dc_kafka *k, rd_kafka_t *rk,
+			  rd_kafka_topic_partition_list_t *parts)
+{
+	int n = parts->cnt;
+	int64_t *committed = calloc((size_t)n + 1, sizeof(*committed));
+	struct dc_kafka_start *st = calloc((size_t)n + 1, sizeof(*st));
+	if (!committed || !st) {
+		free(committed);
+		free(st);
+		log_error("assignment: out of memory; partitions start at "
+			  "the group's committed offsets");
+		return;
+	}
+	committed_offsets(rk, parts, committed);
+	for (int i = 0; i < n; i++) {
+		rd_kafka_topic_partition_t *p = &parts->elems[i];
+		int64_t applied =
+		    k->hooks.applied_offset
+			? k->hooks.applied_offset(k->hooks.user, p->topic,
+						  p->partition)
+			: -1;
+		st[i].topic = p->topic;
+		st[i].partition = p->partition;
+		st[i].committed = committed[i];
+		st[i].applied_next = applied >= 0 ? applied + 1 : -1;
+		st[i].start = dc_kafka_start_offset(
+		    st[i].committed, st[i].applied_next, &st[i].from);
+	}
+	if (k->hooks.on_assign)
+		k->hooks.on_assign(k->hooks.user, st, n);
+	for (int i = 0; i < n; i++) {
+		rd_kafka_topic_partition_t *p = &parts->elems[i];
+		p->offset =
+		    st[i].start >= 0 ? st[i].start : RD_KAFKA_OFFSET_INVALID;
+		rd_kafka_topic_partition_list_add(k->assigned, p->topic,
+						  p->partition);
+		log_info("assigned %s[%d] from offset %lld (%s; committed "
+			 "%lld, applied here %lld)",
+			 p->topic, p->partition, (long long)st[i].start,
+			 dc_start_from_name(st[i].from),
+			 (long long)st[i].committed,
+			 (long long)st[i].applied_next);
+	}
+	free(committed);
+	free(st);
+}
+
 static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
 			 rd_kafka_topic_partition_list_t *parts, void *opaque)
 {
@@ -143,27 +251,7 @@ static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
 	rd_kafka_error_t *e = NULL;
 
 	if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
-		for (int i = 0; i < parts->cnt; i++) {
-			rd_kafka_topic_partition_t *p = &parts->elems[i];
-			int64_t applied =
-			    k->hooks.applied_offset
-				? k->hooks.applied_offset(
-				      k->hooks.user, p->topic, p->partition)
-				: -1;
-			/* Start after what SQLite has applied; without a
-			 * record, from the committed offset (or the reset
-			 * policy). */
-			p->offset = applied >= 0 ? applied + 1
-						 : RD_KAFKA_OFFSET_INVALID;
-			rd_kafka_topic_partition_list_add(k->assigned, p->topic,
-							  p->partition);
-			log_info("assigned %s[%d] from %s%lld", p->topic,
-				 p->partition,
-				 applied >= 0 ? "applied offset+1 = " : "",
-				 applied >= 0 ? (long long)applied + 1 : -1LL);
-		}
-		if (k->hooks.on_assign)
-			k->hooks.on_assign(k->hooks.user, parts);
+		assign_starts(k, rk, parts);
 		e = rd_kafka_incremental_assign(rk, parts);
 		/* paused for backpressure: so are partitions that arrive */
 		if (!e && k->paused)
@@ -228,6 +316,7 @@ int dc_kafka_new(const struct cfg *c, const struct dc_kafka_hooks *hooks,
 	k->rl_log = (struct log_ratelimit)LOG_RATELIMIT_INIT(10000, 20);
 	if (hooks)
 		k->hooks = *hooks;
+	k->cfg = c;
 	snprintf(k->input_topic, sizeof(k->input_topic), "%s",
 		 c->kafka.input_topic);
 	k->assigned = rd_kafka_topic_partition_list_new(8);
@@ -341,6 +430,10 @@ void dc_kafka_free(struct dc_kafka *k)
 		rd_kafka_flush(k->producer, 10000);
 		rd_kafka_destroy(k->producer);
 	}
+	if (k->reader) {
+		rd_kafka_consumer_close(k->reader);
+		rd_kafka_destroy(k->reader);
+	}
 	if (k->assigned)
 		rd_kafka_topic_partition_list_destroy(k->assigned);
 	free(k);
@@ -386,6 +479,16 @@ int dc_kafka_produce(struct dc_kafka *k, const char *topic, const void *key,
 		     size_t key_len, const void *payload, size_t len,
 		     const char *reason, size_t full_len, int64_t token)
 {
+	return dc_kafka_produce_to(k, topic, RD_KAFKA_PARTITION_UA, key,
+				   key_len, payload, len, reason, full_len,
+				   token);
+}
+
+int dc_kafka_produce_to(struct dc_kafka *k, const char *topic,
+			int32_t partition, const void *key, size_t key_len,
+			const void *payload, size_t len, const char *reason,
+			size_t full_len, int64_t token)
+{
 	void *opaque = (void *)(intptr_t)token;
 	rd_kafka_resp_err_t err;
 	for (;;) {
@@ -402,6 +505,7 @@ int dc_kafka_produce(struct dc_kafka *k, const char *topic, const void *key,
 			}
 			err = rd_kafka_producev(
 			    k->producer, RD_KAFKA_V_TOPIC(topic),
+			    RD_KAFKA_V_PARTITION(partition),
 			    RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
 			    RD_KAFKA_V_KEY((void *)key, key_len),
 			    RD_KAFKA_V_VALUE((void *)payload, len),
@@ -412,6 +516,7 @@ int dc_kafka_produce(struct dc_kafka *k, const char *topic, const void *key,
 		} else {
 			err = rd_kafka_producev(
 			    k->producer, RD_KAFKA_V_TOPIC(topic),
+			    RD_KAFKA_V_PARTITION(partition),
 			    RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
 			    RD_KAFKA_V_KEY((void *)key, key_len),
 			    RD_KAFKA_V_VALUE((void *)payload, len),
@@ -569,4 +674,93 @@ int64_t dc_kafka_lag(struct dc_kafka *k)
 int dc_kafka_assigned_count(const struct dc_kafka *k)
 {
 	return k->assigned ? k->assigned->cnt : 0;
+}
+
+/* The reader: a consumer that never joins the group (assign only, no
+ * commits), with the consumer's pass-through properties (SASL, TLS). */
+static int reader_new(struct dc_kafka *k, char *err, size_t n)
+{
+	char e[512], gid[CFG_NAME_MAX + 16];
+	rd_kafka_conf_t *conf = common_conf(k->cfg, k, err, n);
+	if (!conf)
+		return -EINVAL;
+	snprintf(gid, sizeof(gid), "%s-state-reader", k->cfg->kafka.group);
+	if (set(conf, "group.id", gid, err, n) < 0 ||
+	    set(conf, "enable.auto.commit", "false", err, n) < 0 ||
+	    set(conf, "enable.partition.eof", "false", err, n) < 0 ||
+	    set(conf, "fetch.wait.max.ms", "20", err, n) < 0 ||
+	    dc_kafka_conf_passthrough(conf, k->cfg, CFG_KSCOPE_CONSUMER, err,
+				      n) < 0) {
+		rd_kafka_conf_destroy(conf);
+		return -EINVAL;
+	}
+	k->reader = rd_kafka_new(RD_KAFKA_CONSUMER, conf, e, sizeof(e));
+	if (!k->reader) {
+		snprintf(err, n, "state topic reader: %s", e);
+		return -EINVAL;
+	}
+	return 0;
+}
+
+int dc_kafka_read_partition(struct dc_kafka *k, const char *topic,
+			    int32_t partition, dc_kafka_read_fn fn, void *user,
+			    int timeout_ms, char *err, size_t n)
+{
+	int64_t lo = 0, hi = 0;
+	int r = 0;
+	if (!k->reader && (r = reader_new(k, err, n)) < 0)
+		return r;
+	rd_kafka_resp_err_t kerr = rd_kafka_query_watermark_offsets(
+	    k->reader, topic, partition, &lo, &hi, timeout_ms);
+	if (kerr) {
+		snprintf(err, n, "%s[%d]: %s", topic, partition,
+			 rd_kafka_err2str(kerr));
+		return kerr == RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART ||
+			       kerr == RD_KAFKA_RESP_ERR__UNKNOWN_PARTITION ||
+			       kerr == RD_KAFKA_RESP_ERR__UNKNOWN_TOPIC
+			   ? -ENOENT
+			   : -EIO;
+	}
+	if (hi <= lo)
+		return 0;
+	rd_kafka_topic_partition_list_t *l =
+	    rd_kafka_topic_partition_list_new(1);
+	rd_kafka_topic_partition_list_add(l, topic, partition)->offset = lo;
+	kerr = rd_kafka_assign(k->reader, l);
+	rd_kafka_topic_partition_list_destroy(l);
+	if (kerr) {
+		snprintf(err, n, "%s[%d]: %s", topic, partition,
+			 rd_kafka_err2str(kerr));
+		return -EIO;
+	}
+	uint64_t end = dc_now_monotonic_usec() + (uint64_t)timeout_ms * 1000u;
+	int64_t next = lo;
+	while (next < hi && r == 0) {
+		uint64_t now = dc_now_monotonic_usec();
+		if (now > end) {
+			snprintf(err, n,
+				 "%s[%d]: read to offset %lld of %lld in %d ms",
+				 topic, partition, (long long)next,
+				 (long long)hi, timeout_ms);
+			r = -ETIMEDOUT;
+			break;
+		}
+		notify_watchdog_tick(now);
+		rd_kafka_message_t *m = rd_kafka_consumer_poll(k->reader, 100);
+		if (!m)
+			continue;
+		if (m->err) {
+			if (m->err != RD_KAFKA_RESP_ERR__PARTITION_EOF)
+				log_ratelimited(&k->rl_log, LOG_WARNING,
+						"state topic: %s",
+						rd_kafka_message_errstr(m));
+		} else {
+			next = m->offset + 1;
+			r = fn(user, m->offset, m->key, m->key_len, m->payload,
+			       m->len);
+		}
+		rd_kafka_message_destroy(m);
+	}
+	rd_kafka_assign(k->reader, NULL);
+	return r;
 }

@@ -18,15 +18,45 @@
 
 struct dc_kafka;
 
+/* Where an assigned partition starts, and why (dc_kafka_start_offset). */
+enum dc_start_from {
+	DC_START_RESET = 0, /* neither offset known: kafka.offset_reset */
+	DC_START_APPLIED,   /* this host's applied offset, as new as the group's
+			     */
+	DC_START_COMMITTED, /* the group's; this host's state is older or none
+			     */
+};
+
+/* One assigned partition: the offsets the start rule read, and where
+ * consumption starts (-1: the reset policy).  on_assign may move start
+ * later (never earlier: what lies before was applied by some host). */
+struct dc_kafka_start {
+	const char *topic;
+	int32_t partition;
+	int64_t committed;    /* the group's next offset, or -1 */
+	int64_t applied_next; /* this host's next offset to apply, or -1 */
+	int64_t start;
+	enum dc_start_from from;
+};
+
+/* The start-offset rule: a partition starts at the later of the group's
+ * committed offset and this host's own next offset to apply (-1: none),
+ * so a host whose state is older than what the group committed never
+ * re-applies (and re-forecasts) what another host already did.  Ties go to
+ * the host's own state.  Returns the offset, or -1 for the reset policy. */
+int64_t dc_kafka_start_offset(int64_t committed, int64_t applied_next,
+			      enum dc_start_from *ret_from);
+const char *dc_start_from_name(enum dc_start_from from);
+
 struct dc_kafka_hooks {
 	void *user;
 	/* Last offset of topic/partition whose effect is durable in SQLite,
-	 * or -1.  Consumption of an assigned partition resumes after it. */
+	 * or -1 (one input to the start-offset rule). */
 	int64_t (*applied_offset)(void *user, const char *topic,
 				  int32_t partition);
-	/* Called (from dc_kafka_poll) before partitions are assigned. */
-	void (*on_assign)(void *user,
-			  const rd_kafka_topic_partition_list_t *parts);
+	/* Called (from dc_kafka_poll) before partitions are assigned, with
+	 * each one's start already decided by the rule. */
+	void (*on_assign)(void *user, struct dc_kafka_start *parts, int n);
 	/* Called before partitions are revoked: make everything applied so
 	 * far durable now.  lost: the group already gave them away (do not
 	 * commit offsets). */
@@ -89,6 +119,24 @@ int dc_kafka_produce(struct dc_kafka *k, const char *topic, const void *key,
 /* The producer's message.max.bytes: a larger message (payload, key,
  * headers and framing) is refused by dc_kafka_produce. */
 size_t dc_kafka_max_message_bytes(const struct dc_kafka *k);
+
+/* The same to one partition (the state topic is co-partitioned with the
+ * input by partition number, whatever partitioner producers use). */
+int dc_kafka_produce_to(struct dc_kafka *k, const char *topic,
+			int32_t partition, const void *key, size_t key_len,
+			const void *payload, size_t len, const char *reason,
+			size_t full_len, int64_t token);
+
+/* Read partition of topic from its low to its high watermark (as of the
+ * call), each message to fn (a nonzero return stops and is returned), with
+ * a reader that never joins the group; watchdog fed.  0, -ENOENT (no such
+ * topic or partition), -ETIMEDOUT after timeout_ms, -EIO; err says why. */
+typedef int (*dc_kafka_read_fn)(void *user, int64_t offset, const void *key,
+				size_t key_len, const void *payload,
+				size_t len);
+int dc_kafka_read_partition(struct dc_kafka *k, const char *topic,
+			    int32_t partition, dc_kafka_read_fn fn, void *user,
+			    int timeout_ms, char *err, size_t n);
 
 /* Messages produced and not yet delivered (or failed). */
 long dc_kafka_in_flight(const struct dc_kafka *k);

@@ -32,6 +32,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "daemon/changelog.h"
 #include "daemon/cli.h"
 #include "daemon/fmt.h"
 #include "daemon/metrics.h"
@@ -91,6 +92,7 @@ static int register_model(struct run *r)
 			 base ? base + 1 : r->cfg.model.path);
 		r->model_json_len =
 		    dc_json_escape(r->model_json, r->model_name);
+		r->model_hash = dc_changelog_model_hash(bytes, (size_t)n);
 		char desc[256];
 		const struct fc_config *mc = fc_model_config(r->model);
 		snprintf(desc, sizeof(desc),
@@ -409,6 +411,13 @@ static int run_open(const struct dc_run_options *opts, struct run **ret_run)
 			  r->cfg.model.forecast_batch, strerror(-e));
 		return DC_EXIT_FAILURE;
 	}
+	r->adapter_len = fc_adapter_len(r->model);
+	r->adapter_buf =
+	    calloc(r->adapter_len ? r->adapter_len : 1, sizeof(float));
+	if (!r->adapter_buf) {
+		log_error("out of memory");
+		return DC_EXIT_FAILURE;
+	}
 	run_restore(r);
 
 	struct dc_parse_opts po = {
@@ -439,6 +448,7 @@ static int run_open(const struct dc_run_options *opts, struct run **ret_run)
 	struct dc_kafka_hooks hooks = {
 	    .user = r,
 	    .applied_offset = run_hook_applied_offset,
+	    .on_assign = run_hook_on_assign,
 	    .on_revoke = run_hook_on_revoke,
 	    .on_delivered = run_hook_on_delivered,
 	    .stop_forced = run_hook_stop_forced,
@@ -621,6 +631,9 @@ static void run_close(struct run *r, struct dc_run_stats *ret_stats)
 	outbox_free(&r->forecasts);
 	run_dead_free(&r->dead);
 	run_journal_free(&r->journal);
+	run_owners_free(r);
+	run_changelog_free(r);
+	free(r->adapter_buf);
 	ttt_engine_free(r->engine);
 	store_free(r->store);
 	fc_model_free(r->model);

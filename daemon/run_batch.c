@@ -11,7 +11,9 @@
  *      the broker has them;
  *   4. the Kafka offsets of what SQLite made durable are committed, at most
  *      every kafka.commit_interval_ms (best effort: SQLite is the
- *      authority, and a partition resumes after the offset it holds).
+ *      authority, and a partition resumes after the offset it holds);
+ *      with the state topic, the changed series' states are produced and
+ *      acknowledged first (run_changelog.c), never while a batch is held.
  * Also here: the rebalance hooks, which read the applied offsets from
  * SQLite and flush before partitions are taken away, and the rule for how
  * long the loop may wait in a poll with a batch open.
@@ -138,6 +140,14 @@ void run_commit_offsets(struct run *r, bool now, bool final, bool wait)
 	    (!now && t - r->kafka_commit_usec <
 			 (uint64_t)r->cfg.kafka.commit_interval_ms * 1000u))
 		return;
+	/* states are published with the commit: only when the engine holds
+	 * exactly what the offsets say (no batch open).  A held batch's
+	 * series are ahead of every durable offset, so no state matches
+	 * them: nothing is published or committed until it is durable (a
+	 * revoke or a stop meanwhile commits nothing; the next owner starts
+	 * at the last commit and its published states) */
+	if (run_state_topic(r) && r->batch_dirty && (!final || r->held))
+		return;
 	rd_kafka_topic_partition_list_t *l = NULL;
 	for (int p = 0; p < MAX_PARTITIONS; p++) {
 		int64_t next = r->kafka_next[p];
@@ -155,7 +165,8 @@ void run_commit_offsets(struct run *r, bool now, bool final, bool wait)
 	r->kafka_commit_usec = t;
 	r->kafka_pending = false;
 	if (l) {
-		dc_kafka_commit(r->kafka, l, wait);
+		if (run_changelog_publish(r, l) == 0)
+			dc_kafka_commit(r->kafka, l, wait);
 		rd_kafka_topic_partition_list_destroy(l);
 	}
 }
@@ -231,10 +242,12 @@ int run_batch_flush(struct run *r, bool commit_kafka)
 		r->batch_next[p] = -1;
 	}
 	r->nbatch_parts = 0;
-	if (commit_kafka)
-		run_commit_offsets(r, false, false, false);
 	r->batch_dirty = false;
 	r->batch_messages = 0;
+	/* no batch open: the engine holds what the offsets say (the state
+	 * topic's records are written with the commit) */
+	if (commit_kafka)
+		run_commit_offsets(r, false, false, false);
 	return rc;
 }
 
@@ -287,9 +300,15 @@ void run_hook_on_revoke(void *user,
 		    "(partition %s)",
 		    run_batch_describe(r, parts_held, sizeof(parts_held)));
 	/* what was applied is committed before another member takes over;
-	 * a lost partition's offsets may already be another member's */
+	 * a lost partition's offsets may already be another member's.  While
+	 * the batch is held only durable offsets are (without the state
+	 * topic; with it none, run_commit_offsets), and the revoked series
+	 * are still forgotten: the held batch keeps its rows (the journal)
+	 * and commits them later, but no Kafka offset of a partition no
+	 * longer ours (applied_next < 0 below) */
 	if (!lost)
 		run_commit_offsets(r, true, true, false);
+	run_handover_out(r, parts, lost);
 	for (int i = 0; i < parts->cnt; i++) {
 		int32_t p = parts->elems[i].partition;
 		if (p >= 0 && p < MAX_PARTITIONS)

@@ -186,6 +186,8 @@ void run_handle_message(struct run *r, const rd_kafka_message_t *m)
 			if (e == 0 &&
 			    ttt_engine_series_count(r->engine) > known)
 				run_write_init(r, o->series, o->ts_ns);
+			if (e == 0)
+				run_owner_note(r, o->series, p);
 			if (e < 0)
 				log_ratelimited(&r->rl_engine, LOG_WARNING,
 						"series %s: observation "

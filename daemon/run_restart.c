@@ -1,6 +1,8 @@
 /*
  * What survives a restart of the daemon loop.  At start the current
- * adapter version of every stored series is restored into the engine.  At
+ * adapter version of every stored series whose input partition is not
+ * recorded (written before schema 7) is restored into the engine; the
+ * others are restored when their partition is assigned (run_handover.c).  At
  * a clean stop every series' recent values (its ring) are saved; the next
  * start takes the rows back (and deletes them), so forecasting resumes at
  * the first new value instead of after a refilled lookback.  After a crash
@@ -15,18 +17,18 @@
 #include <string.h>
 
 #include "daemon/log.h"
+#include "storage/handover.h"
 #include "storage/storage.h"
 #include "ttt/ttt.h"
 
-static int restore_one(void *user, const struct store_restored *rs)
+int run_restore_stored(struct run *r, const struct store_restored *rs)
 {
-	struct run *r = user;
 	if (rs->status < 0) {
 		log_error("series %s: stored adapter version %" PRIu64
 			  " fails its checksum; it starts from the base "
 			  "adapter",
 			  rs->series, rs->version);
-		return 0;
+		return rs->status;
 	}
 	/* last_ts stays unknown: the engine infers a series' step from
 	 * consecutive timestamps, and the gap across a restart is not one;
@@ -39,17 +41,17 @@ static int restore_one(void *user, const struct store_restored *rs)
 			  rs->series, rs->version, strerror(-e));
 	else
 		r->st.restored++;
+	return e;
+}
+
+static int restore_one(void *user, const struct store_restored *rs)
+{
+	run_restore_stored(user, rs);
 	return 0;
 }
 
-struct recent_count {
-	struct run *r;
-	size_t done, bad;
-};
-
-static int restore_recent_one(void *user, const struct store_recent *sr)
+int run_restore_ring(struct run *r, const struct store_recent *sr)
 {
-	struct recent_count *c = user;
 	struct ttt_recent rc = {
 	    .key = sr->series,
 	    .last_ts = sr->last_ts,
@@ -60,10 +62,21 @@ static int restore_recent_one(void *user, const struct store_recent *sr)
 	    .values = sr->values,
 	    .count = (int)sr->count,
 	};
-	int e = sr->status ? sr->status
-		: sr->count > INT_MAX
-		    ? -EINVAL
-		    : ttt_engine_restore_recent(c->r->engine, &rc);
+	return sr->status ? sr->status
+	       : sr->count > INT_MAX
+		   ? -EINVAL
+		   : ttt_engine_restore_recent(r->engine, &rc);
+}
+
+struct recent_count {
+	struct run *r;
+	size_t done, bad;
+};
+
+static int restore_recent_one(void *user, const struct store_recent *sr)
+{
+	struct recent_count *c = user;
+	int e = run_restore_ring(c->r, sr);
 	if (e < 0) {
 		c->bad++;
 		log_ratelimited(&c->r->rl_store, LOG_WARNING,
@@ -80,8 +93,8 @@ static void restore_recent(struct run *r)
 {
 	struct recent_count c = {.r = r};
 	size_t n = 0;
-	if (store_recent_take(r->store, restore_recent_one, &c, &n, r->err,
-			      sizeof(r->err)) < 0) {
+	if (store_recent_take_partition(r->store, -1, restore_recent_one, &c,
+					&n, r->err, sizeof(r->err)) < 0) {
 		log_error("storage: saved recent values: %s (lookbacks refill)",
 			  r->err);
 		return;
@@ -96,8 +109,10 @@ static void restore_recent(struct run *r)
 void run_restore(struct run *r)
 {
 	size_t bad = 0;
-	if (store_restore(r->store, NULL, restore_one, r, &bad, r->err,
-			  sizeof(r->err)) < 0)
+	/* only series recorded before their partition was: the others are
+	 * restored when their partition is assigned (run_handover.c) */
+	if (store_restore_partition(r->store, -1, restore_one, r, &bad, r->err,
+				    sizeof(r->err)) < 0)
 		log_error("storage: restore: %s", r->err);
 	log_info("restored %" PRIu64 " series from %s (%zu unusable)",
 		 r->st.restored, r->cfg.storage.path, bad);

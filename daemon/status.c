@@ -138,6 +138,12 @@ void dc_status_series_seen(struct dc_status *s, const char *key,
 		status_watch_seen(s->watch, key, partition);
 }
 
+void dc_status_partition_forgotten(struct dc_status *s, int32_t partition)
+{
+	if (s)
+		status_watch_forget_partition(s->watch, partition);
+}
+
 void dc_status_realised(struct dc_status *s, const char *key, float adapted,
 			float frozen)
 {

@@ -41,6 +41,10 @@ void dc_status_free(struct dc_status *s);
  * allocates only when the table of series grows). */
 void dc_status_series_seen(struct dc_status *s, const char *key,
 			   int32_t partition);
+/* The series of a revoked partition forgotten (run_handover_out): not
+ * counted as owned, and their worse-than-frozen history dropped, should
+ * the partition come back after another host served it. */
+void dc_status_partition_forgotten(struct dc_status *s, int32_t partition);
 /* A matured window of series key scored: the adapted and the frozen
  * model's realised MSE (normalised scale). */
 void dc_status_realised(struct dc_status *s, const char *key, float adapted,

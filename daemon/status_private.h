@@ -33,6 +33,9 @@ struct status_watch *status_watch_new(void);
 void status_watch_free(struct status_watch *w);
 void status_watch_seen(struct status_watch *w, const char *key,
 		       int32_t partition);
+/* A partition's series no longer counted, their errors' history dropped
+ * (the partition was revoked and its series forgotten here). */
+void status_watch_forget_partition(struct status_watch *w, int32_t partition);
 void status_watch_realised(struct status_watch *w, const char *key,
 			   float adapted, float frozen);
 /* Totals over parts[0..nparts) (the assignment). */

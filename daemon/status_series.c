@@ -143,6 +143,20 @@ void status_watch_seen(struct status_watch *w, const char *key,
 	count(w, e, 1);
 }
 
+void status_watch_forget_partition(struct status_watch *w, int32_t partition)
+{
+	if (!w || !counted(partition))
+		return;
+	for (size_t i = 0; i < w->cap; i++) {
+		struct entry *e = &w->tab[i];
+		if (!e->h || e->part != partition)
+			continue;
+		count(w, e, -1);
+		e->part = -1; /* counted again when seen on a partition here */
+		e->scored = e->worse = 0;
+	}
+}
+
 static void observe(struct status_watch *w, int model, double err)
 {
 	size_t b = 0;

@@ -92,18 +92,13 @@ int store_offset_get(struct store *s, const char *topic, int32_t partition,
 	return r;
 }
 
-int store_restore(struct store *s, const char *series, store_restore_fn fn,
-		  void *user, size_t *ret_bad, char *errbuf, size_t errbuf_size)
+int store_restore_walk(struct store *s, sqlite3_stmt *st, store_restore_fn fn,
+		       void *user, size_t *ret_bad, char *errbuf,
+		       size_t errbuf_size)
 {
-	sqlite3_stmt *st = NULL;
-	int r, rc;
+	int r = 0, rc;
 	size_t bad = 0;
 
-	if ((r = store_prep(s, series ? SQ_RESTORE_ONE : SQ_RESTORE_ALL, &st,
-			    errbuf, errbuf_size)) < 0)
-		return r;
-	if (series)
-		sqlite3_bind_text(st, 1, series, -1, SQLITE_STATIC);
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
 		struct store_restored rr = {
 		    .series = (const char *)sqlite3_column_text(st, 0),
@@ -141,19 +136,28 @@ out:
 	return r;
 }
 
-int store_recent_take(struct store *s, store_recent_fn fn, void *user,
-		      size_t *ret_n, char *errbuf, size_t errbuf_size)
+int store_restore(struct store *s, const char *series, store_restore_fn fn,
+		  void *user, size_t *ret_bad, char *errbuf, size_t errbuf_size)
 {
 	sqlite3_stmt *st = NULL;
-	size_t n = 0;
-	int r, rc;
+	int r;
 
-	if (ret_n)
-		*ret_n = 0;
-	if ((r = store_batch_begin(s, errbuf, errbuf_size)) < 0)
+	if ((r = store_prep(s, series ? SQ_RESTORE_ONE : SQ_RESTORE_ALL, &st,
+			    errbuf, errbuf_size)) < 0)
 		return r;
-	if ((r = store_prep(s, SQ_RECENT_ALL, &st, errbuf, errbuf_size)) < 0)
-		goto fail;
+	if (series)
+		sqlite3_bind_text(st, 1, series, -1, SQLITE_STATIC);
+	return store_restore_walk(s, st, fn, user, ret_bad, errbuf,
+				  errbuf_size);
+}
+
+int store_recent_walk(struct store *s, sqlite3_stmt *st, store_recent_fn fn,
+		      void *user, size_t *ret_n, char *errbuf,
+		      size_t errbuf_size)
+{
+	size_t n = 0;
+	int r = 0, rc;
+
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
 		struct store_recent rr = {
 		    .series = (const char *)sqlite3_column_text(st, 0),
@@ -170,7 +174,7 @@ int store_recent_take(struct store *s, store_recent_fn fn, void *user,
 			r = store_set_err(
 			    errbuf, errbuf_size, -ENOMEM,
 			    "out of memory reading recent values");
-			goto fail;
+			goto out;
 		}
 		if (rr.status == 0) {
 			rr.values = s->buf;
@@ -178,17 +182,42 @@ int store_recent_take(struct store *s, store_recent_fn fn, void *user,
 		}
 		n++;
 		if ((r = fn(user, &rr)) != 0)
-			goto fail;
+			goto out;
 	}
-	if (rc != SQLITE_DONE) {
+	if (rc != SQLITE_DONE)
 		r = store_db_fail(s, rc, errbuf, errbuf_size,
 				  "reading saved recent values");
-		goto fail;
-	}
+out:
 	reset_stmt(st);
-	st = NULL;
-	if ((r = store_step_done(s, SQ_RECENT_CLEAR, errbuf, errbuf_size,
-				 "deleting saved recent values")) < 0)
+	if (ret_n)
+		*ret_n = n;
+	return r;
+}
+
+int store_recent_take_q(struct store *s, enum sq walk, enum sq clear, int bind,
+			store_recent_fn fn, void *user, size_t *ret_n,
+			char *errbuf, size_t errbuf_size)
+{
+	sqlite3_stmt *st = NULL;
+	size_t n = 0;
+	int r;
+
+	if (ret_n)
+		*ret_n = 0;
+	if ((r = store_batch_begin(s, errbuf, errbuf_size)) < 0)
+		return r;
+	if ((r = store_prep(s, walk, &st, errbuf, errbuf_size)) < 0)
+		goto fail;
+	if (bind != INT_MIN)
+		sqlite3_bind_int(st, 1, bind);
+	if ((r = store_recent_walk(s, st, fn, user, &n, errbuf, errbuf_size)) !=
+		0 ||
+	    (r = store_prep(s, clear, &st, errbuf, errbuf_size)) < 0)
+		goto fail;
+	if (bind != INT_MIN)
+		sqlite3_bind_int(st, 1, bind);
+	if ((r = store_step_row(s, st, "deleting saved recent values", errbuf,
+				errbuf_size)) < 0)
 		goto fail;
 	if ((r = store_batch_commit(s, errbuf, errbuf_size)) < 0)
 		return r;
@@ -196,9 +225,15 @@ int store_recent_take(struct store *s, store_recent_fn fn, void *user,
 		*ret_n = n;
 	return 0;
 fail:
-	reset_stmt(st);
 	store_batch_abort(s);
 	return r;
+}
+
+int store_recent_take(struct store *s, store_recent_fn fn, void *user,
+		      size_t *ret_n, char *errbuf, size_t errbuf_size)
+{
+	return store_recent_take_q(s, SQ_RECENT_ALL, SQ_RECENT_CLEAR, INT_MIN,
+				   fn, user, ret_n, errbuf, errbuf_size);
 }
 
 int store_history(struct store *s, const char *series, int64_t since,

@@ -21,6 +21,10 @@
  *      column scaled, the views' readable times with their fraction
  *   8  forecasts.value, the value observed at the forecast's origin, and
  *      v_series.last_ts as the last data time (it was the last version's)
+ *   9  series.partition (the input partition a series arrives on), the
+ *      handovers table (a series' moves between the hosts of a consumer
+ *      group) and the version reason 'handover' (a state taken over from
+ *      another host, or the base adapter when the state here was stale)
  */
 #include "storage/storage_private.h"
 
@@ -449,9 +453,39 @@ static const char MIGRATION_8[] =
     "  m.name AS model\n"
     "FROM series s LEFT JOIN models m ON m.id = s.model_id);\n";
 
+/*
+ * Scale-out across hosts (docs/OPERATIONS.md, "Running several hosts"):
+ * each series' input partition, so a host can restore and forget a
+ * partition's series when the group moves it; each move in and out; and
+ * the version reason 'handover', edited into the CHECK in place as in
+ * migration 4.
+ */
+static const char MIGRATION_9[] =
+    "ALTER TABLE series ADD COLUMN partition INTEGER;\n"
+    "CREATE INDEX series_partition ON series (partition);\n"
+    "CREATE TABLE handovers (\n"
+    "  id INTEGER PRIMARY KEY,\n"
+    "  series_id INTEGER NOT NULL REFERENCES series(id),\n"
+    "  partition INTEGER NOT NULL,\n"
+    "  direction TEXT NOT NULL CHECK (direction = 'in' OR direction = "
+    "'out'),\n"
+    "  source TEXT NOT NULL,\n"
+    "  version INTEGER,\n"
+    "  next_offset INTEGER,\n"
+    "  note TEXT NOT NULL DEFAULT '',\n"
+    "  created_at INTEGER NOT NULL\n"
+    ");\n"
+    "CREATE INDEX handovers_series ON handovers (series_id, id);\n"
+    "PRAGMA writable_schema = ON;\n"
+    "UPDATE sqlite_schema SET sql = replace(sql,\n"
+    "  'reason = ''manual'')',\n"
+    "  'reason = ''manual'' OR reason = ''handover'')')\n"
+    "WHERE type = 'table' AND name = 'versions';\n"
+    "PRAGMA writable_schema = OFF;\n";
+
 static const char *const migrations[] = {MIGRATION_1, MIGRATION_2, MIGRATION_3,
 					 MIGRATION_4, MIGRATION_5, MIGRATION_6,
-					 MIGRATION_7, MIGRATION_8};
+					 MIGRATION_7, MIGRATION_8, MIGRATION_9};
 
 _Static_assert(sizeof(migrations) / sizeof(migrations[0]) ==
 		   STORE_SCHEMA_VERSION,
@@ -459,7 +493,7 @@ _Static_assert(sizeof(migrations) / sizeof(migrations[0]) ==
 
 bool store_migration_edits_schema(int version)
 {
-	return version == 4;
+	return version == 4 || version == 9;
 }
 
 const char *store_migration_sql(int version)

@@ -79,140 +79,170 @@
  * recognised.  PRUNE_FORECASTS/ERRORS look among the oldest rows (rowid
  * order is write order, see MIGRATION_6) for those older than the cutoff.
  */
-#define STORE_STATEMENTS(X)                                                   \
-	X(BEGIN, "BEGIN IMMEDIATE")                                           \
-	X(COMMIT, "COMMIT")                                                   \
-	X(ROLLBACK, "ROLLBACK")                                               \
-	X(SERIES_GET,                                                         \
-	  "SELECT id, current_version_id, current_version, last_ts "          \
-	  "FROM series WHERE key = ?1")                                       \
-	X(SERIES_INSERT, "INSERT INTO series (key, model_id, created_at) "    \
-			 "VALUES (?1, ?2, ?3)")                               \
-	X(SERIES_INSERT_NEW,                                                  \
-	  "INSERT INTO series (key, model_id, created_at) "                   \
-	  "VALUES (?1, ?2, ?3) ON CONFLICT (key) DO NOTHING")                 \
-	X(SERIES_SET_CURRENT,                                                 \
-	  "UPDATE series SET current_version_id = ?2, current_version = "     \
-	  "?3, last_ts = max(coalesce(last_ts, ?4), ?4) WHERE id = ?1")       \
-	X(SERIES_PUT,                                                         \
-	  "UPDATE series SET last_ts = max(coalesce(last_ts, ?2), ?2), "      \
-	  "status = coalesce(?3, status) WHERE id = ?1")                      \
-	X(VERSION_INSERT,                                                     \
-	  "INSERT INTO versions (series_id, number, parent_id, "              \
-	  "parent_number, model_id, ts, created_at, reason, note, "           \
-	  "restored_from, loss_before, loss_after, guard_before, "            \
-	  "guard_after, adapter, adapter_len, checksum) VALUES (?1, ?2, "     \
-	  "?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, "   \
-	  "?17)")                                                             \
-	X(VERSION_EXISTS,                                                     \
-	  "SELECT 1 FROM versions WHERE series_id = ?1 AND number = ?2")      \
-	X(VERSION_BY_NUMBER,                                                  \
-	  "SELECT id, number, adapter, adapter_len, checksum FROM versions "  \
-	  "WHERE series_id = ?1 AND number = ?2")                             \
-	X(VERSION_AT,                                                         \
-	  "SELECT id, number, adapter, adapter_len, checksum FROM versions "  \
-	  "WHERE series_id = ?1 AND ts <= ?2 ORDER BY id DESC LIMIT 1")       \
-	X(VERSION_RANGE,                                                      \
-	  "SELECT min(number), max(number), min(ts) FROM versions "           \
-	  "WHERE series_id = ?1")                                             \
-	X(AUDIT_INSERT, AUDIT_INSERT_V1                                       \
-	  ", data_from, data_until, rejected_value, gap_filled, "             \
-	  "detector_stat, version_restored) VALUES (?1, ?2, ?3, ?4, ?5, "     \
-	  "?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, "     \
-	  "?19, ?20, ?21, ?22)")                                              \
-	X(AUDIT_INSERT_V1, AUDIT_INSERT_V1                                    \
-	  ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, "     \
-	  "?13, ?14, ?15, ?16)")                                              \
-	X(FORECAST_PUT,                                                       \
-	  "INSERT INTO forecasts (series_id, origin_ts, horizon, vals, "      \
-	  "model_id, version, created_at, value) "                            \
-	  "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8) " FORECAST_UPSERT          \
-	  ", value = excluded.value")                                         \
-	X(FORECAST_PUT_V6,                                                    \
-	  "INSERT INTO forecasts (series_id, origin_ts, horizon, vals, "      \
-	  "model_id, version, created_at) "                                   \
-	  "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) " FORECAST_UPSERT)             \
-	X(ERROR_PUT,                                                          \
-	  "INSERT INTO errors (series_id, origin_ts, version, "               \
-	  "adapted_error, shadow_error, created_at) "                         \
-	  "VALUES (?1, ?2, ?3, ?4, ?5, ?6) "                                  \
-	  "ON CONFLICT (series_id, origin_ts) DO UPDATE SET version = "       \
-	  "excluded.version, adapted_error = excluded.adapted_error, "        \
-	  "shadow_error = excluded.shadow_error")                             \
-	X(OFFSET_PUT,                                                         \
-	  "INSERT INTO kafka_offsets (topic, partition, next_offset, "        \
-	  "updated_at) VALUES (?1, ?2, ?3, ?4) "                              \
-	  "ON CONFLICT (topic, partition) DO UPDATE SET next_offset = "       \
-	  "excluded.next_offset, updated_at = excluded.updated_at")           \
-	X(OFFSET_GET, "SELECT next_offset FROM kafka_offsets "                \
-		      "WHERE topic = ?1 AND partition = ?2")                  \
-	X(MODEL_FIND,                                                         \
-	  "SELECT id FROM models WHERE checksum = ?1 AND nbytes = ?2")        \
-	X(MODEL_INSERT,                                                       \
-	  "INSERT INTO models (name, config, bytes, nbytes, checksum, "       \
-	  "report, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)")          \
-	X(RESTORE_ALL, RESTORE_COLUMNS " ORDER BY s.id")                      \
-	X(RESTORE_ONE, RESTORE_COLUMNS " WHERE s.key = ?1")                   \
-	X(HISTORY_ALL, HISTORY_COLUMNS HISTORY_V3 HISTORY_FROM                \
-	  "WHERE a.ts >= ?2 ORDER BY a.ts, a.id")                             \
-	X(HISTORY_ONE, HISTORY_COLUMNS HISTORY_V3 HISTORY_FROM                \
-	  "WHERE s.key = ?1 AND a.ts >= ?2 ORDER BY a.ts, a.id")              \
-	X(HISTORY_ALL_V1, HISTORY_COLUMNS HISTORY_V1 HISTORY_FROM             \
-	  "WHERE a.ts >= ?2 ORDER BY a.ts, a.id")                             \
-	X(HISTORY_ONE_V1, HISTORY_COLUMNS HISTORY_V1 HISTORY_FROM             \
-	  "WHERE s.key = ?1 AND a.ts >= ?2 ORDER BY a.ts, a.id")              \
-	X(VERSIONS,                                                           \
-	  "SELECT v.id, v.number, v.parent_id, v.parent_number, "             \
-	  "v.model_id, v.ts, v.created_at, v.reason, v.note, "                \
-	  "v.loss_before, v.loss_after, v.guard_before, v.guard_after, "      \
-	  "v.adapter_len, v.checksum, v.id = s.current_version_id "           \
-	  "FROM versions v JOIN series s ON s.id = v.series_id "              \
-	  "WHERE s.key = ?1 ORDER BY v.number")                               \
-	X(CONTROL_RECORD,                                                     \
-	  "INSERT INTO control (id, created_at, kind, series, by_time, "      \
-	  "target, reason, status, result, from_version, restored, "          \
-	  "new_version, done_at) VALUES (?1, ?2, 'rollback', ?3, ?4, ?5, "    \
-	  "?6, 'applied', ?7, ?8, ?9, ?10, ?11)")                             \
-	X(CONTROL_SEEN,                                                       \
-	  "SELECT from_version, restored, new_version, result FROM control "  \
-	  "WHERE id = ?1")                                                    \
-	X(PRUNE_SCAN,                                                         \
-	  "SELECT v.id, v.id != coalesce(s.current_version_id, -1) AND "      \
-	  "(SELECT count(*) FROM versions w "                                 \
-	  "WHERE w.series_id = v.series_id AND w.number > v.number) >= ?3 "   \
-	  "FROM versions v JOIN series s ON s.id = v.series_id "              \
-	  "WHERE v.id > ?1 AND v.created_at < ?2 ORDER BY v.id LIMIT ?4")     \
-	X(PRUNE_VERSION, "DELETE FROM versions WHERE id = ?1")                \
-	X(PRUNE_FORECASTS, "DELETE FROM forecasts WHERE id IN (SELECT id "    \
-			   "FROM (SELECT id, created_at FROM forecasts "      \
-			   "ORDER BY id LIMIT ?2) WHERE created_at < ?1)")    \
-	X(PRUNE_ERRORS,                                                       \
-	  "DELETE FROM errors WHERE id IN (SELECT id "                        \
-	  "FROM (SELECT id, created_at FROM errors ORDER BY id LIMIT ?2) "    \
-	  "WHERE created_at < ?1)")                                           \
-	X(RECENT_PUT,                                                         \
-	  "INSERT OR REPLACE INTO series_recent (series_id, last_ts, step, "  \
-	  "position, since_adapt, adaptations, vals, count, checksum, "       \
-	  "saved_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)")       \
-	X(RECENT_ALL,                                                         \
-	  "SELECT s.key, r.last_ts, r.step, r.position, r.since_adapt, "      \
-	  "r.adaptations, r.vals, r.count, r.checksum FROM series_recent r "  \
-	  "JOIN series s ON s.id = r.series_id ORDER BY r.series_id")         \
-	X(RECENT_CLEAR, "DELETE FROM series_recent")                          \
-	X(FORECASTS_RANGE, FORECASTS_COLUMNS "f.value " FORECASTS_RANGE)      \
-	X(FORECASTS_RANGE_V6, FORECASTS_COLUMNS "NULL " FORECASTS_RANGE)      \
-	X(REALISED_RANGE,                                                     \
-	  "SELECT origin_ts, version, adapted_error, shadow_error "           \
-	  "FROM errors WHERE series_id = ?1 AND origin_ts BETWEEN ?2 AND "    \
-	  "?3 ORDER BY origin_ts")                                            \
-	X(SERIES_INFO, SERIES_INFO_SQL)                                       \
-	X(HISTORY_LAST, HISTORY_COLUMNS HISTORY_V3 HISTORY_FROM               \
-	  "WHERE a.event = ?1 OR a.event = ?2 ORDER BY a.id DESC LIMIT ?3")   \
-	X(HISTORY_LAST_V1, HISTORY_COLUMNS HISTORY_V1 HISTORY_FROM            \
-	  "WHERE a.event = ?1 OR a.event = ?2 ORDER BY a.id DESC LIMIT ?3")   \
-	X(MODEL_BYTES, "SELECT name, bytes FROM models WHERE id = ?1")        \
-	X(OFFSETS, "SELECT topic, partition, next_offset FROM kafka_offsets " \
-		   "ORDER BY topic, partition")
+#define STORE_STATEMENTS(X)                                                    \
+	X(BEGIN, "BEGIN IMMEDIATE")                                            \
+	X(COMMIT, "COMMIT")                                                    \
+	X(ROLLBACK, "ROLLBACK")                                                \
+	X(SERIES_GET,                                                          \
+	  "SELECT id, current_version_id, current_version, last_ts "           \
+	  "FROM series WHERE key = ?1")                                        \
+	X(SERIES_INSERT, "INSERT INTO series (key, model_id, created_at) "     \
+			 "VALUES (?1, ?2, ?3)")                                \
+	X(SERIES_INSERT_NEW,                                                   \
+	  "INSERT INTO series (key, model_id, created_at) "                    \
+	  "VALUES (?1, ?2, ?3) ON CONFLICT (key) DO NOTHING")                  \
+	X(SERIES_SET_CURRENT,                                                  \
+	  "UPDATE series SET current_version_id = ?2, current_version = "      \
+	  "?3, last_ts = max(coalesce(last_ts, ?4), ?4) WHERE id = ?1")        \
+	X(SERIES_PUT,                                                          \
+	  "UPDATE series SET last_ts = max(coalesce(last_ts, ?2), ?2), "       \
+	  "status = coalesce(?3, status) WHERE id = ?1")                       \
+	X(VERSION_INSERT,                                                      \
+	  "INSERT INTO versions (series_id, number, parent_id, "               \
+	  "parent_number, model_id, ts, created_at, reason, note, "            \
+	  "restored_from, loss_before, loss_after, guard_before, "             \
+	  "guard_after, adapter, adapter_len, checksum) VALUES (?1, ?2, "      \
+	  "?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, "    \
+	  "?17)")                                                              \
+	X(VERSION_EXISTS,                                                      \
+	  "SELECT 1 FROM versions WHERE series_id = ?1 AND number = ?2")       \
+	X(VERSION_BY_NUMBER,                                                   \
+	  "SELECT id, number, adapter, adapter_len, checksum FROM versions "   \
+	  "WHERE series_id = ?1 AND number = ?2")                              \
+	X(VERSION_AT,                                                          \
+	  "SELECT id, number, adapter, adapter_len, checksum FROM versions "   \
+	  "WHERE series_id = ?1 AND ts <= ?2 ORDER BY id DESC LIMIT 1")        \
+	X(VERSION_RANGE,                                                       \
+	  "SELECT min(number), max(number), min(ts) FROM versions "            \
+	  "WHERE series_id = ?1")                                              \
+	X(AUDIT_INSERT, AUDIT_INSERT_V1                                        \
+	  ", data_from, data_until, rejected_value, gap_filled, "              \
+	  "detector_stat, version_restored) VALUES (?1, ?2, ?3, ?4, ?5, "      \
+	  "?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, "      \
+	  "?19, ?20, ?21, ?22)")                                               \
+	X(AUDIT_INSERT_V1, AUDIT_INSERT_V1                                     \
+	  ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, "      \
+	  "?13, ?14, ?15, ?16)")                                               \
+	X(FORECAST_PUT,                                                        \
+	  "INSERT INTO forecasts (series_id, origin_ts, horizon, vals, "       \
+	  "model_id, version, created_at, value) "                             \
+	  "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8) " FORECAST_UPSERT           \
+	  ", value = excluded.value")                                          \
+	X(FORECAST_PUT_V6,                                                     \
+	  "INSERT INTO forecasts (series_id, origin_ts, horizon, vals, "       \
+	  "model_id, version, created_at) "                                    \
+	  "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) " FORECAST_UPSERT)              \
+	X(ERROR_PUT,                                                           \
+	  "INSERT INTO errors (series_id, origin_ts, version, "                \
+	  "adapted_error, shadow_error, created_at) "                          \
+	  "VALUES (?1, ?2, ?3, ?4, ?5, ?6) "                                   \
+	  "ON CONFLICT (series_id, origin_ts) DO UPDATE SET version = "        \
+	  "excluded.version, adapted_error = excluded.adapted_error, "         \
+	  "shadow_error = excluded.shadow_error")                              \
+	X(OFFSET_PUT,                                                          \
+	  "INSERT INTO kafka_offsets (topic, partition, next_offset, "         \
+	  "updated_at) VALUES (?1, ?2, ?3, ?4) "                               \
+	  "ON CONFLICT (topic, partition) DO UPDATE SET next_offset = "        \
+	  "excluded.next_offset, updated_at = excluded.updated_at")            \
+	X(OFFSET_GET, "SELECT next_offset FROM kafka_offsets "                 \
+		      "WHERE topic = ?1 AND partition = ?2")                   \
+	X(MODEL_FIND,                                                          \
+	  "SELECT id FROM models WHERE checksum = ?1 AND nbytes = ?2")         \
+	X(MODEL_INSERT,                                                        \
+	  "INSERT INTO models (name, config, bytes, nbytes, checksum, "        \
+	  "report, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)")           \
+	X(RESTORE_ALL, RESTORE_COLUMNS " ORDER BY s.id")                       \
+	X(RESTORE_ONE, RESTORE_COLUMNS " WHERE s.key = ?1")                    \
+	X(HISTORY_ALL, HISTORY_COLUMNS HISTORY_V3 HISTORY_FROM                 \
+	  "WHERE a.ts >= ?2 ORDER BY a.ts, a.id")                              \
+	X(HISTORY_ONE, HISTORY_COLUMNS HISTORY_V3 HISTORY_FROM                 \
+	  "WHERE s.key = ?1 AND a.ts >= ?2 ORDER BY a.ts, a.id")               \
+	X(HISTORY_ALL_V1, HISTORY_COLUMNS HISTORY_V1 HISTORY_FROM              \
+	  "WHERE a.ts >= ?2 ORDER BY a.ts, a.id")                              \
+	X(HISTORY_ONE_V1, HISTORY_COLUMNS HISTORY_V1 HISTORY_FROM              \
+	  "WHERE s.key = ?1 AND a.ts >= ?2 ORDER BY a.ts, a.id")               \
+	X(VERSIONS,                                                            \
+	  "SELECT v.id, v.number, v.parent_id, v.parent_number, "              \
+	  "v.model_id, v.ts, v.created_at, v.reason, v.note, "                 \
+	  "v.loss_before, v.loss_after, v.guard_before, v.guard_after, "       \
+	  "v.adapter_len, v.checksum, v.id = s.current_version_id "            \
+	  "FROM versions v JOIN series s ON s.id = v.series_id "               \
+	  "WHERE s.key = ?1 ORDER BY v.number")                                \
+	X(CONTROL_RECORD,                                                      \
+	  "INSERT INTO control (id, created_at, kind, series, by_time, "       \
+	  "target, reason, status, result, from_version, restored, "           \
+	  "new_version, done_at) VALUES (?1, ?2, 'rollback', ?3, ?4, ?5, "     \
+	  "?6, 'applied', ?7, ?8, ?9, ?10, ?11)")                              \
+	X(CONTROL_SEEN,                                                        \
+	  "SELECT from_version, restored, new_version, result FROM control "   \
+	  "WHERE id = ?1")                                                     \
+	X(PRUNE_SCAN,                                                          \
+	  "SELECT v.id, v.id != coalesce(s.current_version_id, -1) AND "       \
+	  "(SELECT count(*) FROM versions w "                                  \
+	  "WHERE w.series_id = v.series_id AND w.number > v.number) >= ?3 "    \
+	  "FROM versions v JOIN series s ON s.id = v.series_id "               \
+	  "WHERE v.id > ?1 AND v.created_at < ?2 ORDER BY v.id LIMIT ?4")      \
+	X(PRUNE_VERSION, "DELETE FROM versions WHERE id = ?1")                 \
+	X(PRUNE_FORECASTS, "DELETE FROM forecasts WHERE id IN (SELECT id "     \
+			   "FROM (SELECT id, created_at FROM forecasts "       \
+			   "ORDER BY id LIMIT ?2) WHERE created_at < ?1)")     \
+	X(PRUNE_ERRORS,                                                        \
+	  "DELETE FROM errors WHERE id IN (SELECT id "                         \
+	  "FROM (SELECT id, created_at FROM errors ORDER BY id LIMIT ?2) "     \
+	  "WHERE created_at < ?1)")                                            \
+	X(RECENT_PUT,                                                          \
+	  "INSERT OR REPLACE INTO series_recent (series_id, last_ts, step, "   \
+	  "position, since_adapt, adaptations, vals, count, checksum, "        \
+	  "saved_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)")        \
+	X(RECENT_ALL,                                                          \
+	  "SELECT s.key, r.last_ts, r.step, r.position, r.since_adapt, "       \
+	  "r.adaptations, r.vals, r.count, r.checksum FROM series_recent r "   \
+	  "JOIN series s ON s.id = r.series_id ORDER BY r.series_id")          \
+	X(RECENT_CLEAR, "DELETE FROM series_recent")                           \
+	X(FORECASTS_RANGE, FORECASTS_COLUMNS "f.value " FORECASTS_RANGE)       \
+	X(FORECASTS_RANGE_V6, FORECASTS_COLUMNS "NULL " FORECASTS_RANGE)       \
+	X(REALISED_RANGE,                                                      \
+	  "SELECT origin_ts, version, adapted_error, shadow_error "            \
+	  "FROM errors WHERE series_id = ?1 AND origin_ts BETWEEN ?2 AND "     \
+	  "?3 ORDER BY origin_ts")                                             \
+	X(SERIES_INFO, SERIES_INFO_SQL)                                        \
+	X(HISTORY_LAST, HISTORY_COLUMNS HISTORY_V3 HISTORY_FROM                \
+	  "WHERE a.event = ?1 OR a.event = ?2 ORDER BY a.id DESC LIMIT ?3")    \
+	X(HISTORY_LAST_V1, HISTORY_COLUMNS HISTORY_V1 HISTORY_FROM             \
+	  "WHERE a.event = ?1 OR a.event = ?2 ORDER BY a.id DESC LIMIT ?3")    \
+	X(MODEL_BYTES, "SELECT name, bytes FROM models WHERE id = ?1")         \
+	X(OFFSETS, "SELECT topic, partition, next_offset FROM kafka_offsets "  \
+		   "ORDER BY topic, partition")                                \
+	X(RESTORE_PARTITION, RESTORE_COLUMNS " WHERE s.partition = ?1 "        \
+					     "ORDER BY s.id")                  \
+	X(RESTORE_UNPARTITIONED,                                               \
+	  RESTORE_COLUMNS " WHERE s.partition IS NULL ORDER BY s.id")          \
+	X(RECENT_PARTITION,                                                    \
+	  "SELECT s.key, r.last_ts, r.step, r.position, r.since_adapt, "       \
+	  "r.adaptations, r.vals, r.count, r.checksum FROM series_recent r "   \
+	  "JOIN series s ON s.id = r.series_id "                               \
+	  "WHERE coalesce(s.partition, -1) = ?1 ORDER BY r.series_id")         \
+	X(RECENT_CLEAR_PARTITION,                                              \
+	  "DELETE FROM series_recent WHERE series_id IN (SELECT id FROM "      \
+	  "series WHERE coalesce(partition, -1) = ?1)")                        \
+	X(SERIES_PARTITION_PUT,                                                \
+	  "UPDATE series SET partition = ?2, status = 'active' WHERE id = ?1") \
+	X(SERIES_SET_CURRENT_NUMBER,                                           \
+	  "UPDATE series SET current_version_id = (SELECT id FROM versions "   \
+	  "WHERE series_id = ?1 AND number = ?2), current_version = ?2 "       \
+	  "WHERE id = ?1")                                                     \
+	X(SERIES_HANDED_OVER,                                                  \
+	  "UPDATE series SET status = 'handed_over' WHERE id = ?1")            \
+	X(HANDOVER_INSERT,                                                     \
+	  "INSERT INTO handovers (series_id, partition, direction, source, "   \
+	  "version, next_offset, note, created_at) VALUES (?1, ?2, ?3, ?4, "   \
+	  "?5, ?6, ?7, ?8)")                                                   \
+	X(VERSION_ID, "SELECT id FROM versions WHERE series_id = ?1 AND "      \
+		      "number = ?2")                                           \
+	X(SERIES_WHERE,                                                        \
+	  "SELECT s.status = 'handed_over', s.partition, (SELECT "             \
+	  "max(h.created_at) FROM handovers h WHERE h.series_id = s.id AND "   \
+	  "h.direction = 'out') FROM series s WHERE s.key = ?1")
 
 /* The request sidecar; its schema is a script in control.c. */
 #define CONTROL_STATEMENTS(X)                                                \

@@ -8,6 +8,7 @@
  *   db.c          errno mapping, the statement cache, checksums, times
  *   write.c       batches and the write path (events, versions, offsets)
  *   read.c        restore, recent values, history, versions
+ *   handover.c    series and their input partitions, moves between hosts
  *   rollback.c    operator rollbacks (one transaction each)
  *   control.c     the rollback handshake with a running daemon
  *   retention.c   retention: pruning old versions, forecasts, errors
@@ -194,6 +195,10 @@ struct version_new {
 	float loss_before, loss_after, guard_before, guard_after;
 	const float *adapter;
 	size_t adapter_len;
+	/* the parent as given (id 0: not here; number -1: none), not the
+	 * series' current version */
+	bool parent_given;
+	int64_t parent_id, parent_number;
 };
 
 /* Insert a version as the series' new current one (sr is updated). */
@@ -205,6 +210,21 @@ int store_version_exists(struct store *s, int64_t series_id, uint64_t number,
 int store_audit_insert(struct store *s, int64_t series_id,
 		       const struct store_event *ev, char *errbuf,
 		       size_t errbuf_size);
+
+/* ---- read.c: the walks shared with handover.c ---------------------------
+ * Step st (prepared and bound; reset after) and hand each row to fn as
+ * store_restore / store_recent_take do. */
+int store_restore_walk(struct store *s, sqlite3_stmt *st, store_restore_fn fn,
+		       void *user, size_t *ret_bad, char *errbuf,
+		       size_t errbuf_size);
+int store_recent_walk(struct store *s, sqlite3_stmt *st, store_recent_fn fn,
+		      void *user, size_t *ret_n, char *errbuf,
+		      size_t errbuf_size);
+/* store_recent_take with the statements walk and clear, each bound to
+ * bind as ?1 (INT_MIN: not bound), in one transaction. */
+int store_recent_take_q(struct store *s, enum sq walk, enum sq clear, int bind,
+			store_recent_fn fn, void *user, size_t *ret_n,
+			char *errbuf, size_t errbuf_size);
 
 /* ---- rollback.c and control.c ----------------------------------------------
  */

@@ -329,9 +329,15 @@ int store_version_insert(struct store *s, struct series_row *sr,
 		return r;
 	sqlite3_bind_int64(st, 1, sr->id);
 	sqlite3_bind_int64(st, 2, (int64_t)v->number);
-	bind_id(st, 3, sr->cur_id);
-	if (sr->cur_id)
-		sqlite3_bind_int64(st, 4, sr->cur_number);
+	if (v->parent_given) { /* made on another host (handover.c) */
+		bind_id(st, 3, v->parent_id);
+		if (v->parent_number >= 0)
+			sqlite3_bind_int64(st, 4, v->parent_number);
+	} else {
+		bind_id(st, 3, sr->cur_id);
+		if (sr->cur_id)
+			sqlite3_bind_int64(st, 4, sr->cur_number);
+	}
 	bind_id(st, 5, s->model_id);
 	sqlite3_bind_int64(st, 6, v->ts);
 	sqlite3_bind_int64(st, 7, store_now_ms());

@@ -181,6 +181,16 @@ void ttt_cmb_forget(struct series *s)
 	}
 }
 
+void ttt_cmb_free(struct ttt_engine *e, struct series *s)
+{
+	if (!s->iss)
+		return;
+	e->st.bytes_series -=
+	    sizeof(*s->iss) + (size_t)s->iss->cap * entry_size(s->iss->H);
+	free(s->iss);
+	s->iss = NULL;
+}
+
 int ttt_publish_forecast(struct ttt_engine *e, struct series *s, const float *x,
 			 float *out)
 {

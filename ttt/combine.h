@@ -78,6 +78,8 @@ int ttt_cmb_issued(struct ttt_engine *e, struct series *s, long pos,
 		   const struct fc_head_raw *raw, float *a);
 /* Forget what was recorded (the series' positions restart). */
 void ttt_cmb_forget(struct series *s);
+/* Free what was recorded and its bytes' count (the series is dropped). */
+void ttt_cmb_free(struct ttt_engine *e, struct series *s);
 
 /* The forecast s publishes for lookback x [L] into out [H]: frozen while
  * TTT is off or the adapter is the anchor, else the adapted forecast

@@ -18,11 +18,13 @@
  */
 #include <errno.h>
 #include <math.h>
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "forecast/forecast.h"
 #include "ttt/engine_private.h"
+#include "ttt/handover.h"
 #include "ttt/ttt.h"
 
 /* ---- hash tables ----------------------------------------------------- */
@@ -361,6 +363,28 @@ int ttt_engine_series_adapter(const struct ttt_engine *e, const char *key,
 	return 0;
 }
 
+/* s's recent values into *rc (values in buf [R]); false when it has
+ * none to give (no time step or no values yet). */
+static bool fill_recent(const struct ttt_engine *e, const struct series *s,
+			float *buf, struct ttt_recent *rc)
+{
+	if (!s->has_ts || s->step <= 0 || s->n == 0)
+		return false;
+	long first = ring_first(e, s);
+	*rc = (struct ttt_recent){
+	    .key = s->key,
+	    .last_ts = s->last_ts,
+	    .step = s->step,
+	    .position = s->n,
+	    .since_adapt = s->since_adapt,
+	    .adaptations = s->n_adapt,
+	    .values = buf,
+	    .count = (int)(s->n - first),
+	};
+	ring_copy(e, s, first, rc->count, buf);
+	return true;
+}
+
 int ttt_engine_each_recent(const struct ttt_engine *e, ttt_recent_fn fn,
 			   void *user)
 {
@@ -373,24 +397,73 @@ int ttt_engine_each_recent(const struct ttt_engine *e, ttt_recent_fn fn,
 	for (size_t i = 0; i < e->series.nb && r == 0; i++)
 		for (const struct series *s = e->series.b[i]; s && r == 0;
 		     s = s->next) {
-			if (!s->has_ts || s->step <= 0 || s->n == 0)
-				continue;
-			long first = ring_first(e, s);
-			struct ttt_recent rc = {
-			    .key = s->key,
-			    .last_ts = s->last_ts,
-			    .step = s->step,
-			    .position = s->n,
-			    .since_adapt = s->since_adapt,
-			    .adaptations = s->n_adapt,
-			    .values = buf,
-			    .count = (int)(s->n - first),
-			};
-			ring_copy(e, s, first, rc.count, buf);
-			r = fn(user, &rc);
+			struct ttt_recent rc;
+			if (fill_recent(e, s, buf, &rc))
+				r = fn(user, &rc);
 		}
 	free(buf);
 	return r;
+}
+
+int ttt_engine_series_recent(const struct ttt_engine *e, const char *key,
+			     float *buf, size_t len, struct ttt_recent *ret)
+{
+	const struct series *s = series_find(e, key, hash_key(key));
+	if (!s)
+		return -ENOENT;
+	if (len < (size_t)e->R)
+		return -EINVAL;
+	if (s->queued)
+		return -EBUSY;
+	return fill_recent(e, s, buf, ret) ? 0 : -ENODATA;
+}
+
+size_t ttt_engine_ring_len(const struct ttt_engine *e)
+{
+	return (size_t)e->R;
+}
+
+int ttt_engine_forget_series(struct ttt_engine *e, const char *key)
+{
+	uint64_t h = hash_key(key);
+	struct series *s = series_find(e, key, h);
+	if (!s)
+		return -ENOENT;
+	/* queued forecasts and learning point at the series */
+	if (e->qn > 0 || e->ln > 0) {
+		int rc = ttt_engine_flush(e);
+		if (rc < 0)
+			return rc;
+	}
+	struct series **pp =
+	    (struct series **)&e->series.b[h & (e->series.nb - 1)];
+	while (*pp != s)
+		pp = &(*pp)->next;
+	*pp = s->next;
+	e->series.count--;
+	e->st.series--;
+	e->st.bytes_series -= s->bytes;
+	/* its own adapter state (scope series); a shared one stays */
+	struct adstate *ad = s->ad;
+	if (e->p.scope == TTT_SCOPE_SERIES && ad != e->global) {
+		uint64_t ha = hash_key(ad->key);
+		struct adstate **ap =
+		    (struct adstate **)&e->groups.b[ha & (e->groups.nb - 1)];
+		while (*ap && *ap != ad)
+			ap = &(*ap)->next;
+		if (*ap) {
+			*ap = ad->next;
+			e->groups.count--;
+			e->st.adapters--;
+			e->st.bytes_adapters -= ad->bytes;
+			ad_free(e, ad);
+		}
+	}
+	/* the combiner's record of issued versions; the combiner itself
+	 * (s->cmb) goes with the series: one seen again restarts at w = 0 */
+	ttt_cmb_free(e, s);
+	free(s);
+	return 0;
 }
 
 int ttt_engine_restore_recent(struct ttt_engine *e, const struct ttt_recent *r)

@@ -496,8 +496,10 @@ v_before=$(sqlite3 "$WORK/driftcast.db" "SELECT count(*) FROM versions;")
 r0=$(readies)
 start_daemon
 wait_for 30 ready_more_than "$r0" || bail "no READY=1 after restart"
-check "restart: the saved recent values are taken (none left behind)" \
-    test "$(sqlite3 "$WORK/driftcast.db" "SELECT count(*) FROM series_recent;")" -eq 0
+# taken when the partitions are assigned (after the group join), not at READY
+no_recent() { test "$(sqlite3 "$WORK/driftcast.db" "SELECT count(*) FROM series_recent;")" -eq 0; }
+check "restart: the saved recent values are taken at assignment (none left behind)" \
+    wait_for 30 no_recent
 f0=$(count_topic forecasts)
 produce_steps 80 83
 wait_for 60 topic_ge forecasts $((f0 + 4 * 3))

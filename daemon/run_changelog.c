@@ -1,0 +1,502 @@
+/*
+ * The state topic (kafka.state_topic): every series' state as a changelog,
+ * keyed by series and written to the partition number of the series'
+ * input partition, so whichever host owns a partition can restore its
+ * series from Kafka (Kafka Streams' changelog topics are the model).
+ *
+ * Writing: when offsets are committed (run_commit_offsets, never with a
+ * batch open, so the engine's state is exactly what the offsets say), the
+ * state of every series of each committed partition that changed since
+ * its last record is produced, then a handover mark "partition p is
+ * complete up to offset N"; the offsets are committed only once all of it
+ * is acknowledged.  So for every commit or mark at N, each series' newest
+ * record at or below N is its exact state at N.
+ *
+ * Reading, on assignment: the partition is read to its end; the start
+ * moves past the newest mark (a commit the group refused during the
+ * rebalance is made good by it); per series, the newest valid record at
+ * or below the start is kept.  A record that does not parse, fails its
+ * checksum, or belongs to another model or adapter layout is refused with
+ * the reason logged and counted.  Then run_handover.c asks which series
+ * it restored: those do not use this host's (older) stored state.
+ */
+#include "daemon/run_private.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "daemon/changelog.h"
+#include "daemon/log.h"
+#include "forecast/forecast.h"
+#include "storage/handover.h"
+#include "storage/storage.h"
+#include "ttt/handover.h"
+#include "ttt/ttt.h"
+
+#define READ_TIMEOUT_MS 60000
+
+/* One state record read from the topic: its bytes, in log order. */
+struct kept {
+	unsigned char *bytes;
+	size_t len;
+	const char *key; /* into bytes */
+	size_t key_len;
+	int64_t next_offset;
+	size_t order;
+	bool chosen, applied;
+};
+
+struct changelog {
+	uint64_t model_hash;
+	char host[DC_CHANGELOG_HOST_MAX];
+	unsigned char *enc; /* encode buffer [enc_cap] */
+	size_t enc_cap;
+	float *ring; /* [ring_len] */
+	size_t ring_len;
+	float *dec; /* decode scratch [dec_cap] */
+	size_t dec_cap;
+	/* the partition being assigned */
+	struct kept *kept;
+	size_t nkept, capkept;
+	int64_t mark; /* newest handover mark, -1 */
+	int32_t part;
+	size_t refused;
+	bool missing_logged;
+};
+
+const char *run_state_topic(const struct run *r)
+{
+	return strcmp(r->cfg.kafka.state_topic, "off")
+		   ? r->cfg.kafka.state_topic
+		   : NULL;
+}
+
+static struct changelog *cl_get(struct run *r)
+{
+	if (!run_state_topic(r))
+		return NULL;
+	if (r->changelog)
+		return r->changelog;
+	struct changelog *c = calloc(1, sizeof(*c));
+	if (!c)
+		return NULL;
+	c->ring_len = ttt_engine_ring_len(r->engine);
+	c->ring = calloc(c->ring_len, sizeof(float));
+	c->dec_cap = r->adapter_len + c->ring_len;
+	c->dec = calloc(c->dec_cap ? c->dec_cap : 1, sizeof(float));
+	if (!c->ring || !c->dec) {
+		free(c->ring);
+		free(c->dec);
+		free(c);
+		return NULL;
+	}
+	c->model_hash = r->model_hash;
+	if (gethostname(c->host, sizeof(c->host) - 1) < 0)
+		snprintf(c->host, sizeof(c->host), "unknown");
+	c->mark = -1;
+	r->changelog = c;
+	return c;
+}
+
+static void kept_clear(struct changelog *c)
+{
+	for (size_t i = 0; i < c->nkept; i++)
+		free(c->kept[i].bytes);
+	c->nkept = 0;
+	c->mark = -1;
+	c->refused = 0;
+}
+
+void run_changelog_free(struct run *r)
+{
+	struct changelog *c = r->changelog;
+	if (!c)
+		return;
+	kept_clear(c);
+	free(c->kept);
+	free(c->enc);
+	free(c->ring);
+	free(c->dec);
+	free(c);
+	r->changelog = NULL;
+}
+
+/* ---- writing ----------------------------------------------------------- */
+
+static int produce(struct run *r, struct changelog *c, int32_t p,
+		   const char *key, size_t key_len,
+		   const struct dc_changelog_rec *rec)
+{
+	size_t n = dc_changelog_size(rec);
+	if (n > c->enc_cap) {
+		unsigned char *b = realloc(c->enc, n);
+		if (!b)
+			return -ENOMEM;
+		c->enc = b;
+		c->enc_cap = n;
+	}
+	n = dc_changelog_encode(rec, c->enc, c->enc_cap);
+	if (!n)
+		return -EINVAL;
+	return dc_kafka_produce_to(r->kafka, r->cfg.kafka.state_topic, p, key,
+				   key_len, c->enc, n, NULL, 0, 0);
+}
+
+struct publish_ctx {
+	struct changelog *c;
+	int64_t next;
+	size_t n;
+	int err;
+};
+
+static int publish_one(struct run *r, const char *key, int32_t p, bool *dirty,
+		       void *user)
+{
+	struct publish_ctx *x = user;
+	struct changelog *c = x->c;
+	uint64_t version = 0;
+	if (!*dirty)
+		return 0;
+	if (ttt_engine_series_adapter(r->engine, key, r->adapter_buf,
+				      r->adapter_len, &version) < 0)
+		return 0; /* not in the engine: nothing to hand on */
+	struct dc_changelog_rec rec = {
+	    .kind = DC_CHANGELOG_STATE,
+	    .model_hash = c->model_hash,
+	    .partition = p,
+	    .next_offset = x->next,
+	    .made_at_ms = store_now_ms(),
+	    .key = key,
+	    .key_len = strlen(key),
+	    .version = version,
+	    .parent = version ? (int64_t)version - 1 : -1,
+	    .adapter = r->adapter_buf,
+	    .adapter_len = r->adapter_len,
+	};
+	memcpy(rec.host, c->host, sizeof(rec.host));
+	struct ttt_recent rc;
+	if (ttt_engine_series_recent(r->engine, key, c->ring, c->ring_len,
+				     &rc) == 0) {
+		rec.has_ring = true;
+		rec.last_ts = rc.last_ts;
+		rec.step = rc.step;
+		rec.position = rc.position;
+		rec.since_adapt = rc.since_adapt;
+		rec.adaptations = rc.adaptations;
+		rec.values = rc.values;
+		rec.count = (size_t)rc.count;
+	}
+	int e = produce(r, c, p, key, rec.key_len, &rec);
+	if (e < 0) {
+		x->err = e;
+		return e;
+	}
+	*dirty = false;
+	x->n++;
+	return 0;
+}
+
+int run_changelog_publish(struct run *r,
+			  const rd_kafka_topic_partition_list_t *offsets)
+{
+	struct changelog *c = cl_get(r);
+	size_t n = 0;
+	if (!run_state_topic(r))
+		return 0;
+	if (!c) {
+		log_error("state topic: out of memory; offsets not committed");
+		return -ENOMEM;
+	}
+	/* queued learning would change the states being written */
+	if (ttt_engine_flush(r->engine) < 0)
+		log_ratelimited(&r->rl_engine, LOG_ERR,
+				"forecasts before publishing states lost");
+	for (int i = 0; i < offsets->cnt; i++) {
+		int32_t p = offsets->elems[i].partition;
+		struct publish_ctx x = {.c = c,
+					.next = offsets->elems[i].offset};
+		run_owner_each(r, p, publish_one, &x);
+		struct dc_changelog_rec mark = {
+		    .kind = DC_CHANGELOG_MARK,
+		    .model_hash = c->model_hash,
+		    .partition = p,
+		    .next_offset = x.next,
+		    .made_at_ms = store_now_ms(),
+		};
+		memcpy(mark.host, c->host, sizeof(mark.host));
+		if (x.err == 0)
+			x.err = produce(r, c, p, DC_CHANGELOG_MARK_KEY,
+					strlen(DC_CHANGELOG_MARK_KEY), &mark);
+		if (x.err < 0) {
+			log_ratelimited(&r->rl_store, LOG_ERR,
+					"state topic %s: cannot produce: %s; "
+					"offsets not committed",
+					r->cfg.kafka.state_topic,
+					strerror(-x.err));
+			return x.err;
+		}
+		n += x.n;
+	}
+	/* the state before the offsets: a crash after the commit must find
+	 * it in the topic */
+	int e = run_drain_deliveries(r, "state topic");
+	if (e < 0) {
+		log_ratelimited(&r->rl_store, LOG_ERR,
+				"state topic %s: states not acknowledged; "
+				"offsets not committed",
+				r->cfg.kafka.state_topic);
+		return e;
+	}
+	r->st.states_published += n;
+	return 0;
+}
+
+/* ---- reading ----------------------------------------------------------- */
+
+static int read_one(void *user, int64_t offset, const void *key, size_t key_len,
+		    const void *payload, size_t len)
+{
+	struct run *r = user;
+	struct changelog *c = r->changelog;
+	struct dc_changelog_rec rec;
+	char why[160];
+	(void)key, (void)key_len;
+	int e = dc_changelog_decode(payload, len, c->model_hash, r->adapter_len,
+				    NULL, 0, &rec, why, sizeof(why));
+	if (e == 0 && rec.partition != c->part) {
+		snprintf(why, sizeof(why),
+			 "written for input partition %d, not %d",
+			 rec.partition, c->part);
+		e = -EINVAL;
+	}
+	if (e < 0) {
+		c->refused++;
+		r->st.states_refused++;
+		log_ratelimited(&r->rl_store, LOG_WARNING,
+				"state topic %s[%d] offset %" PRId64
+				": record refused: %s",
+				r->cfg.kafka.state_topic, c->part, offset, why);
+		return 0;
+	}
+	if (rec.kind == DC_CHANGELOG_MARK) {
+		if (rec.next_offset > c->mark)
+			c->mark = rec.next_offset;
+		return 0;
+	}
+	if (c->nkept == c->capkept) {
+		size_t cap = c->capkept ? c->capkept * 2 : 256;
+		struct kept *k = realloc(c->kept, cap * sizeof(*k));
+		if (!k)
+			return -ENOMEM;
+		c->kept = k;
+		c->capkept = cap;
+	}
+	struct kept *k = &c->kept[c->nkept];
+	if (!(k->bytes = malloc(len)))
+		return -ENOMEM;
+	memcpy(k->bytes, payload, len);
+	k->len = len;
+	k->key = (const char *)k->bytes + (rec.key - (const char *)payload);
+	k->key_len = rec.key_len;
+	k->next_offset = rec.next_offset;
+	k->order = c->nkept++;
+	k->chosen = k->applied = false;
+	return 0;
+}
+
+static int key_cmp(const char *a, size_t al, const char *b, size_t bl)
+{
+	int d = memcmp(a, b, al < bl ? al : bl);
+	return d ? d : (al > bl) - (al < bl);
+}
+
+static int kept_order(const void *x, const void *y)
+{
+	const struct kept *a = x, *b = y;
+	int d = key_cmp(a->key, a->key_len, b->key, b->key_len);
+	return d ? d : (a->order > b->order) - (a->order < b->order);
+}
+
+void run_changelog_start(struct run *r, struct dc_kafka_start *st)
+{
+	struct changelog *c = cl_get(r);
+	if (!c)
+		return;
+	kept_clear(c);
+	c->part = st->partition;
+	uint64_t t0 = dc_now_monotonic_usec();
+	int e = dc_kafka_read_partition(
+	    r->kafka, r->cfg.kafka.state_topic, st->partition, read_one, r,
+	    READ_TIMEOUT_MS, r->err, sizeof(r->err));
+	if (e == -ENOENT) {
+		if (!c->missing_logged)
+			log_warning("state topic %s has no partition %d (%s): "
+				    "create it with at least as many "
+				    "partitions as %s",
+				    r->cfg.kafka.state_topic, st->partition,
+				    r->err, r->cfg.kafka.input_topic);
+		c->missing_logged = true;
+	} else if (e < 0) {
+		log_error("state topic: %s (%s); using what was read", r->err,
+			  strerror(-e));
+	}
+	/* a host that handed the partition over published every state up
+	 * to its mark: what lies before was applied */
+	if (c->mark > st->start) {
+		log_notice("%s[%d]: handover mark at offset %" PRId64
+			   " in the state topic, after the start %" PRId64
+			   " (a commit the group refused): starting there",
+			   st->topic, st->partition, c->mark, st->start);
+		st->start = c->mark;
+		if (st->applied_next < c->mark)
+			st->from = DC_START_COMMITTED;
+	}
+	/* per series, dc_changelog_pick's record */
+	int64_t consistent = c->mark > st->committed ? c->mark : st->committed;
+	if (c->nkept) /* qsort's base may not be NULL, even for none */
+		qsort(c->kept, c->nkept, sizeof(*c->kept), kept_order);
+	int64_t *next = malloc((c->nkept ? c->nkept : 1) * sizeof(*next));
+	for (size_t i = 0; next && i < c->nkept;) {
+		size_t j = i;
+		for (; j < c->nkept &&
+		       !key_cmp(c->kept[i].key, c->kept[i].key_len,
+				c->kept[j].key, c->kept[j].key_len);
+		     j++)
+			next[j - i] = c->kept[j].next_offset;
+		long best =
+		    dc_changelog_pick(next, j - i, st->start, consistent);
+		if (best >= 0)
+			c->kept[i + (size_t)best].chosen = true;
+		i = j;
+	}
+	if (!next)
+		log_error("state topic: out of memory choosing states");
+	free(next);
+	log_info("state topic %s[%d]: %zu records read, %zu refused, in %.3f s",
+		 r->cfg.kafka.state_topic, st->partition, c->nkept, c->refused,
+		 (double)(dc_now_monotonic_usec() - t0) / 1e6);
+}
+
+/* Restore one chosen record into the engine and the database. */
+static int apply(struct run *r, struct changelog *c, struct kept *k,
+		 const struct dc_kafka_start *st)
+{
+	struct dc_changelog_rec rec;
+	char why[160], key[STORE_KEY_MAX], note[512];
+	int e =
+	    dc_changelog_decode(k->bytes, k->len, c->model_hash, r->adapter_len,
+				c->dec, c->dec_cap, &rec, why, sizeof(why));
+	if (e < 0 || rec.key_len >= sizeof(key))
+		return e < 0 ? e : -EINVAL;
+	memcpy(key, rec.key, rec.key_len);
+	key[rec.key_len] = '\0';
+	ttt_engine_forget_series(r->engine, key); /* any older state here */
+	e = ttt_engine_restore_series(r->engine, key, rec.adapter,
+				      rec.adapter ? rec.adapter_len : 0,
+				      rec.version, INT64_MIN);
+	if (e == 0 && rec.has_ring) {
+		struct ttt_recent rc = {
+		    .key = key,
+		    .last_ts = rec.last_ts,
+		    .step = rec.step,
+		    .position = rec.position,
+		    .since_adapt = rec.since_adapt,
+		    .adaptations = rec.adaptations,
+		    .values = rec.values,
+		    .count = (int)rec.count,
+		};
+		e = ttt_engine_restore_recent(r->engine, &rc);
+	}
+	if (e < 0)
+		return e;
+	snprintf(note, sizeof(note),
+		 "from the state topic %s[%d] (state at offset %" PRId64
+		 "), made on %s",
+		 r->cfg.kafka.state_topic, st->partition, rec.next_offset,
+		 rec.host[0] ? rec.host : "?");
+	struct store_adopted a = {
+	    .series = key,
+	    .number = rec.version,
+	    .parent = rec.parent,
+	    .ts = rec.has_ring ? rec.last_ts : 0,
+	    .adapter = rec.adapter,
+	    .adapter_len = rec.adapter ? rec.adapter_len : 0,
+	    .note = note,
+	};
+	if (store_version_adopt(r->store, &a, r->err, sizeof(r->err)) < 0)
+		log_ratelimited(&r->rl_store, LOG_ERR, "storage: %s", r->err);
+	struct store_handover h = {
+	    .series = key,
+	    .partition = st->partition,
+	    .in = true,
+	    .source = "changelog",
+	    .version = (int64_t)rec.version,
+	    .next_offset = rec.next_offset,
+	    .note = note,
+	};
+	if (store_handover_put(r->store, &h, r->err, sizeof(r->err)) < 0)
+		log_ratelimited(&r->rl_store, LOG_ERR, "storage: %s", r->err);
+	run_owner_claim(r, key, st->partition);
+	return 0;
+}
+
+size_t run_changelog_restore(struct run *r, const struct dc_kafka_start *st)
+{
+	struct changelog *c = r->changelog;
+	size_t n = 0;
+	if (!c || !run_state_topic(r))
+		return 0;
+	for (size_t i = 0; i < c->nkept; i++) {
+		struct kept *k = &c->kept[i];
+		if (!k->chosen)
+			continue;
+		int e = apply(r, c, k, st);
+		if (e < 0) {
+			r->st.states_refused++;
+			log_ratelimited(&r->rl_store, LOG_WARNING,
+					"state topic %s[%d]: a state of %.*s "
+					"not restored (%s): it continues from "
+					"this host's state or the base adapter",
+					r->cfg.kafka.state_topic, st->partition,
+					(int)k->key_len, k->key, strerror(-e));
+			continue;
+		}
+		k->applied = true;
+		n++;
+	}
+	r->st.states_restored += n;
+	return n;
+}
+
+bool run_changelog_restored(struct run *r, const char *key)
+{
+	struct changelog *c = r->changelog;
+	if (!c || !c->nkept)
+		return false;
+	size_t lo = 0, hi = c->nkept, len = strlen(key);
+	/* sorted by key, then log order: find the first of key */
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+		if (key_cmp(c->kept[mid].key, c->kept[mid].key_len, key, len) <
+		    0)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	for (; lo < c->nkept &&
+	       !key_cmp(c->kept[lo].key, c->kept[lo].key_len, key, len);
+	     lo++)
+		if (c->kept[lo].applied)
+			return true;
+	return false;
+}
+
+void run_changelog_forget_restored(struct run *r)
+{
+	if (r->changelog)
+		kept_clear(r->changelog);
+}

@@ -1,0 +1,394 @@
+/*
+ * A partition's series changing hands between the hosts of a consumer
+ * group (docs/OPERATIONS.md, "Running several hosts"):
+ *   - which series this host serves, by input partition (the owner table,
+ *     fed by every observation, recorded in SQLite's series.partition);
+ *   - on assignment: where the partition starts (dc_kafka_start_offset,
+ *     moved on by the state topic's handover marks) and whose state its
+ *     series continue from -- this host's database when it is at least
+ *     as new as the group, else the state topic (run_changelog.c), else
+ *     the base adapter with the version numbering going on;
+ *   - on revocation: after the partition's batch is durable (and its
+ *     state published), the series are forgotten: engine, metrics, saved
+ *     recent values; the database marks them handed over.
+ */
+#include "daemon/run_private.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "daemon/log.h"
+#include "daemon/metrics.h"
+#include "daemon/status.h"
+#include "storage/handover.h"
+#include "storage/storage.h"
+#include "ttt/handover.h"
+#include "ttt/ttt.h"
+
+/* ---- the owner table: series key -> input partition ------------------ */
+
+struct owned {
+	struct owned *next;
+	uint64_t hash;
+	int32_t part;
+	bool dirty; /* changed since its state was last published */
+	char key[];
+};
+
+struct owners {
+	struct owned **b;
+	size_t nb, count;
+};
+
+static uint64_t key_hash(const char *s)
+{
+	uint64_t h = 1469598103934665603ull;
+	for (; *s; s++)
+		h = (h ^ (unsigned char)*s) * 1099511628211ull;
+	return h;
+}
+
+static struct owned *owner_find(const struct owners *o, const char *key,
+				uint64_t h)
+{
+	if (!o || !o->nb)
+		return NULL;
+	for (struct owned *w = o->b[h & (o->nb - 1)]; w; w = w->next)
+		if (w->hash == h && strcmp(w->key, key) == 0)
+			return w;
+	return NULL;
+}
+
+static int owners_grow(struct owners *o)
+{
+	size_t nb = o->nb ? o->nb * 2 : 256;
+	struct owned **b = calloc(nb, sizeof(*b));
+	if (!b)
+		return -ENOMEM;
+	for (size_t i = 0; i < o->nb; i++)
+		for (struct owned *w = o->b[i], *n; w; w = n) {
+			n = w->next;
+			w->next = b[w->hash & (nb - 1)];
+			b[w->hash & (nb - 1)] = w;
+		}
+	free(o->b);
+	o->b = b;
+	o->nb = nb;
+	return 0;
+}
+
+static struct owned *owner_add(struct run *r, const char *key, uint64_t h,
+			       int32_t p)
+{
+	struct owners *o = r->owners;
+	struct owned *w = owner_find(o, key, h);
+	if (w) {
+		w->part = p;
+		return w;
+	}
+	if (!o && !(o = r->owners = calloc(1, sizeof(*o))))
+		return NULL;
+	if (o->count + 1 > o->nb && owners_grow(o) < 0)
+		return NULL;
+	size_t len = strlen(key);
+	w = malloc(sizeof(*w) + len + 1);
+	if (!w)
+		return NULL;
+	memcpy(w->key, key, len + 1);
+	w->hash = h;
+	w->part = p;
+	w->dirty = false;
+	w->next = o->b[h & (o->nb - 1)];
+	o->b[h & (o->nb - 1)] = w;
+	o->count++;
+	return w;
+}
+
+void run_owner_claim(struct run *r, const char *key, int32_t p)
+{
+	if (!owner_add(r, key, key_hash(key), p))
+		log_ratelimited(&r->rl_engine, LOG_ERR,
+				"out of memory noting series %s", key);
+}
+
+void run_owners_free(struct run *r)
+{
+	struct owners *o = r->owners;
+	if (!o)
+		return;
+	for (size_t i = 0; i < o->nb; i++)
+		for (struct owned *w = o->b[i], *n; w; w = n) {
+			n = w->next;
+			free(w);
+		}
+	free(o->b);
+	free(o);
+	r->owners = NULL;
+}
+
+/* Record in the batch that key arrives on partition p. */
+static void record_partition(struct run *r, const char *key, int32_t p)
+{
+	if (store_series_partition_put(r->store, key, p, r->err,
+				       sizeof(r->err)) < 0)
+		log_ratelimited(&r->rl_store, LOG_ERR, "storage: %s", r->err);
+}
+
+void run_owner_note(struct run *r, const char *key, int32_t p)
+{
+	uint64_t h = key_hash(key);
+	struct owned *w = owner_find(r->owners, key, h);
+	if (w && w->part == p) {
+		w->dirty = true;
+		return;
+	}
+	if (w) {
+		/* the input was repartitioned (or a producer changed its
+		 * partitioner): the series now lives with p */
+		log_warning("series %s arrives on partition %d, before on %d",
+			    key, p, w->part);
+		w->part = p;
+	} else if (!(w = owner_add(r, key, h, p))) {
+		log_ratelimited(&r->rl_engine, LOG_ERR,
+				"out of memory noting series %s", key);
+		return;
+	}
+	w->dirty = true;
+	record_partition(r, key, p);
+}
+
+int run_owner_each(struct run *r, int32_t p, run_owner_fn fn, void *user)
+{
+	struct owners *o = r->owners;
+	if (!o)
+		return 0;
+	for (size_t i = 0; i < o->nb; i++)
+		for (struct owned *w = o->b[i]; w; w = w->next)
+			if (p < 0 || w->part == p) {
+				int e = fn(r, w->key, w->part, &w->dirty, user);
+				if (e)
+					return e;
+			}
+	return 0;
+}
+
+/* Drop every entry of partition p. */
+static void owners_drop(struct run *r, int32_t p)
+{
+	struct owners *o = r->owners;
+	if (!o)
+		return;
+	for (size_t i = 0; i < o->nb; i++)
+		for (struct owned **pp = &o->b[i]; *pp;) {
+			struct owned *w = *pp;
+			if (w->part != p) {
+				pp = &w->next;
+				continue;
+			}
+			*pp = w->next;
+			free(w);
+			o->count--;
+		}
+}
+
+/* ---- assignment: restore a partition's series ------------------------ */
+
+struct assign_ctx {
+	struct run *r;
+	int32_t p;
+	int64_t start;
+	bool fresh; /* this host's state is as new as the group's */
+	size_t local, anchored, rings, bad;
+};
+
+/* A series of the partition whose state here is current. */
+static int restore_local(void *user, const struct store_restored *rs)
+{
+	struct assign_ctx *c = user;
+	struct run *r = c->r;
+	if (run_changelog_restored(r, rs->series))
+		return 0; /* the state topic had a newer one */
+	if (run_restore_stored(r, rs) < 0) {
+		c->bad++;
+		return 0;
+	}
+	run_owner_claim(r, rs->series, c->p);
+	c->local++;
+	return 0;
+}
+
+/* A series of the partition whose state here is older than what the group
+ * committed, and of which the state topic had nothing newer: its stored
+ * adapter is not used; it continues from the base adapter as a new version
+ * of its lineage (so version numbers never go back). */
+static int restore_anchor(void *user, const struct store_restored *rs)
+{
+	struct assign_ctx *c = user;
+	struct run *r = c->r;
+	if (run_changelog_restored(r, rs->series))
+		return 0;
+	char note[160];
+	snprintf(note, sizeof(note),
+		 "handed over: the state here (version %" PRIu64
+		 ") is older than the group's offset %" PRId64
+		 " of partition %d and no newer state was found: base "
+		 "adapter",
+		 rs->version, c->start, c->p);
+	struct store_adopted a = {
+	    .series = rs->series,
+	    .number = rs->version + 1,
+	    .parent = (int64_t)rs->version,
+	    .ts = rs->last_ts,
+	    .note = note,
+	};
+	if (store_version_adopt(r->store, &a, r->err, sizeof(r->err)) < 0)
+		log_ratelimited(&r->rl_store, LOG_ERR, "storage: %s", r->err);
+	struct store_handover h = {
+	    .series = rs->series,
+	    .partition = c->p,
+	    .in = true,
+	    .source = "anchor",
+	    .version = (int64_t)a.number,
+	    .next_offset = c->start,
+	    .note = note,
+	};
+	if (store_handover_put(r->store, &h, r->err, sizeof(r->err)) < 0)
+		log_ratelimited(&r->rl_store, LOG_ERR, "storage: %s", r->err);
+	if (ttt_engine_restore_series(r->engine, rs->series, NULL, 0, a.number,
+				      INT64_MIN) == 0) {
+		run_owner_claim(r, rs->series, c->p);
+		c->anchored++;
+	}
+	return 0;
+}
+
+static int restore_ring(void *user, const struct store_recent *sr)
+{
+	struct assign_ctx *c = user;
+	if (!run_changelog_restored(c->r, sr->series) &&
+	    run_restore_ring(c->r, sr) == 0)
+		c->rings++;
+	return 0;
+}
+
+/* The rows of a handover now, unless a batch is held (a dead letter not
+ * delivered, a full disk): committing would make its rows durable before
+ * their dead letters are, so they join it and commit with it. */
+static void commit_unless_held(struct run *r)
+{
+	if (r->held)
+		return;
+	if (store_batch_commit(r->store, r->err, sizeof(r->err)) < 0)
+		log_error("storage: %s", r->err);
+}
+
+static void assign_one(struct run *r, const struct dc_kafka_start *st)
+{
+	struct assign_ctx c = {.r = r, .p = st->partition, .start = st->start};
+	uint64_t t0 = dc_now_monotonic_usec();
+	c.fresh = st->from == DC_START_APPLIED;
+	size_t from_log = run_changelog_restore(r, st);
+	int e = store_restore_partition(
+	    r->store, c.p, c.fresh ? restore_local : restore_anchor, &c, NULL,
+	    r->err, sizeof(r->err));
+	if (e < 0)
+		log_error("storage: restoring partition %d: %s", c.p, r->err);
+	/* saved rings describe the state at this host's applied offset:
+	 * used only when that is where the partition starts */
+	if (store_recent_take_partition(r->store, c.p,
+					c.fresh ? restore_ring : NULL, &c, NULL,
+					r->err, sizeof(r->err)) < 0)
+		log_error("storage: saved recent values of partition %d: %s",
+			  c.p, r->err);
+	commit_unless_held(r);
+	run_changelog_forget_restored(r);
+	r->st.restored += from_log;
+	log_notice("%s[%d] assigned at offset %" PRId64
+		   ": %zu series from this host's database (%zu with their "
+		   "recent values), %zu from the state topic, %zu from the "
+		   "base adapter (state here too old), %zu unusable, in "
+		   "%.3f s",
+		   st->topic, c.p, st->start, c.local, c.rings, from_log,
+		   c.anchored, c.bad,
+		   (double)(dc_now_monotonic_usec() - t0) / 1e6);
+}
+
+void run_hook_on_assign(void *user, struct dc_kafka_start *st, int n)
+{
+	struct run *r = user;
+	/* the open batch durable first: restoring writes rows of its own */
+	run_batch_flush(r, true);
+	for (int i = 0; i < n; i++) {
+		int32_t p = st[i].partition;
+		if (p < 0 || p >= MAX_PARTITIONS)
+			continue;
+		run_changelog_start(r, &st[i]);
+		if (st[i].from == DC_START_COMMITTED && st[i].applied_next >= 0)
+			log_notice("%s[%d]: this host's state (offset %" PRId64
+				   ") is older than the group's (%" PRId64
+				   "): another host served the partition "
+				   "since; it is not re-applied",
+				   st[i].topic, p, st[i].applied_next,
+				   st[i].start);
+		/* messages below the start were applied by some host */
+		r->applied_next[p] = r->durable_next[p] = st[i].start;
+		assign_one(r, &st[i]);
+	}
+}
+
+/* ---- revocation: forget a partition's series ------------------------- */
+
+struct revoke_ctx {
+	bool lost;
+	size_t n;
+};
+
+static int forget_one(struct run *r, const char *key, int32_t p, bool *dirty,
+		      void *user)
+{
+	struct revoke_ctx *c = user;
+	uint64_t version = 0;
+	bool known = r->adapter_buf &&
+		     ttt_engine_series_adapter(r->engine, key, r->adapter_buf,
+					       r->adapter_len, &version) == 0;
+	(void)dirty;
+	struct store_handover h = {
+	    .series = key,
+	    .partition = p,
+	    .in = false,
+	    .source = c->lost ? "lost" : "revoked",
+	    .version = known ? (int64_t)version : -1,
+	    .next_offset = r->durable_next[p],
+	};
+	if (store_handover_put(r->store, &h, r->err, sizeof(r->err)) < 0)
+		log_ratelimited(&r->rl_store, LOG_ERR, "storage: %s", r->err);
+	int e = ttt_engine_forget_series(r->engine, key);
+	if (e < 0 && e != -ENOENT)
+		log_ratelimited(&r->rl_engine, LOG_ERR,
+				"series %s: cannot forget it: %s", key,
+				strerror(-e));
+	c->n++;
+	return 0;
+}
+
+void run_handover_out(struct run *r,
+		      const rd_kafka_topic_partition_list_t *parts, bool lost)
+{
+	for (int i = 0; i < parts->cnt; i++) {
+		int32_t p = parts->elems[i].partition;
+		struct revoke_ctx c = {.lost = lost};
+		if (p < 0 || p >= MAX_PARTITIONS)
+			continue;
+		run_owner_each(r, p, forget_one, &c);
+		owners_drop(r, p);
+		dc_status_partition_forgotten(dc_metrics_status(r->metrics), p);
+		commit_unless_held(r);
+		log_notice("%s[%d] %s: %zu series handed over and forgotten "
+			   "here",
+			   parts->elems[i].topic, p, lost ? "lost" : "revoked",
+			   c.n);
+	}
+}

@@ -1,0 +1,224 @@
+/*
+ * Series and their input partitions, and their moves between the hosts
+ * of a consumer group: what a host needs to restore a partition's series
+ * when it is assigned one and to forget them when it is revoked
+ * (daemon/run_handover.c), and the rows that record each move.
+ */
+#include "storage/handover.h"
+
+#include <errno.h>
+#include <math.h>
+
+#include "storage/storage_private.h"
+
+/* Open the batch and find (or create) series' row. */
+static int series_row(struct store *s, const char *series,
+		      struct series_row *sr, char *errbuf, size_t errbuf_size)
+{
+	int r;
+	if ((r = store_check_key(series, "series key", errbuf, errbuf_size)) <
+	    0)
+		return r;
+	if ((r = store_batch_begin(s, errbuf, errbuf_size)) < 0)
+		return r;
+	r = store_series_get(s, series, true, sr, errbuf, errbuf_size);
+	return r < 0 ? store_batch_fail(s, r, errbuf, errbuf_size) : 0;
+}
+
+/* Step a bound write of the batch; a failure rolls the batch back. */
+static int row_done(struct store *s, sqlite3_stmt *st, const char *what,
+		    char *errbuf, size_t errbuf_size)
+{
+	int r = store_step_row(s, st, what, errbuf, errbuf_size);
+	return r < 0 && !store_batch_survives(r)
+		   ? store_batch_fail(s, r, errbuf, errbuf_size)
+		   : r;
+}
+
+int store_series_partition_put(struct store *s, const char *series,
+			       int32_t partition, char *errbuf,
+			       size_t errbuf_size)
+{
+	struct series_row sr;
+	sqlite3_stmt *st;
+	int r;
+	if ((r = series_row(s, series, &sr, errbuf, errbuf_size)) < 0 ||
+	    (r = store_prep(s, SQ_SERIES_PARTITION_PUT, &st, errbuf,
+			    errbuf_size)) < 0)
+		return r;
+	sqlite3_bind_int64(st, 1, sr.id);
+	sqlite3_bind_int(st, 2, partition);
+	return row_done(s, st, "recording a series' partition", errbuf,
+			errbuf_size);
+}
+
+int store_restore_partition(struct store *s, int32_t partition,
+			    store_restore_fn fn, void *user, size_t *ret_bad,
+			    char *errbuf, size_t errbuf_size)
+{
+	sqlite3_stmt *st = NULL;
+	int r = store_prep(
+	    s, partition < 0 ? SQ_RESTORE_UNPARTITIONED : SQ_RESTORE_PARTITION,
+	    &st, errbuf, errbuf_size);
+	if (r < 0)
+		return r;
+	if (partition >= 0)
+		sqlite3_bind_int(st, 1, partition);
+	return store_restore_walk(s, st, fn, user, ret_bad, errbuf,
+				  errbuf_size);
+}
+
+static int skip_recent(void *user, const struct store_recent *r)
+{
+	(void)user, (void)r;
+	return 0;
+}
+
+int store_recent_take_partition(struct store *s, int32_t partition,
+				store_recent_fn fn, void *user, size_t *ret_n,
+				char *errbuf, size_t errbuf_size)
+{
+	/* a transaction of its own: a crash after it finds no stale rows */
+	int r = store_batch_commit(s, errbuf, errbuf_size);
+	if (r < 0)
+		return r;
+	return store_recent_take_q(
+	    s, SQ_RECENT_PARTITION, SQ_RECENT_CLEAR_PARTITION,
+	    partition < 0 ? -1 : partition, fn ? fn : skip_recent, user, ret_n,
+	    errbuf, errbuf_size);
+}
+
+int store_handover_put(struct store *s, const struct store_handover *h,
+		       char *errbuf, size_t errbuf_size)
+{
+	struct series_row sr;
+	sqlite3_stmt *st;
+	int r;
+	if ((r = series_row(s, h->series, &sr, errbuf, errbuf_size)) < 0)
+		return r;
+	if (h->in) {
+		if ((r = store_prep(s, SQ_SERIES_PARTITION_PUT, &st, errbuf,
+				    errbuf_size)) < 0)
+			return r;
+		sqlite3_bind_int64(st, 1, sr.id);
+		sqlite3_bind_int(st, 2, h->partition);
+	} else {
+		if ((r = store_prep(s, SQ_SERIES_HANDED_OVER, &st, errbuf,
+				    errbuf_size)) < 0)
+			return r;
+		sqlite3_bind_int64(st, 1, sr.id);
+	}
+	if ((r = row_done(s, st, "marking a series' move", errbuf,
+			  errbuf_size)) < 0 ||
+	    (r = store_prep(s, SQ_HANDOVER_INSERT, &st, errbuf, errbuf_size)) <
+		0)
+		return r;
+	sqlite3_bind_int64(st, 1, sr.id);
+	sqlite3_bind_int(st, 2, h->partition);
+	sqlite3_bind_text(st, 3, h->in ? "in" : "out", -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 4, h->source, -1, SQLITE_STATIC);
+	if (h->version >= 0)
+		sqlite3_bind_int64(st, 5, h->version);
+	if (h->next_offset >= 0)
+		sqlite3_bind_int64(st, 6, h->next_offset);
+	sqlite3_bind_text(st, 7, h->note ? h->note : "", -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 8, store_now_ms());
+	return row_done(s, st, "recording a series' move", errbuf, errbuf_size);
+}
+
+/* The row id of series' version number, 0 when it has none here. */
+static int version_id(struct store *s, int64_t series_id, int64_t number,
+		      int64_t *ret, char *errbuf, size_t errbuf_size)
+{
+	sqlite3_stmt *st;
+	int r = store_prep(s, SQ_VERSION_ID, &st, errbuf, errbuf_size);
+	if (r < 0)
+		return r;
+	sqlite3_bind_int64(st, 1, series_id);
+	sqlite3_bind_int64(st, 2, number);
+	int rc = sqlite3_step(st);
+	*ret = rc == SQLITE_ROW ? sqlite3_column_int64(st, 0) : 0;
+	if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+		r = store_db_fail(s, rc, errbuf, errbuf_size,
+				  "reading a version");
+	reset_stmt(st);
+	return r;
+}
+
+int store_version_adopt(struct store *s, const struct store_adopted *a,
+			char *errbuf, size_t errbuf_size)
+{
+	static const float none[1];
+	struct series_row sr;
+	sqlite3_stmt *st;
+	int64_t id, parent_id = 0;
+	int r;
+	if ((r = series_row(s, a->series, &sr, errbuf, errbuf_size)) < 0 ||
+	    (a->parent >= 0 && (r = version_id(s, sr.id, a->parent, &parent_id,
+					       errbuf, errbuf_size)) < 0))
+		return r;
+	struct version_new v = {
+	    .reason = "handover",
+	    .note = a->note,
+	    .restored_from = -1,
+	    .ts = a->ts,
+	    .number = a->number,
+	    .loss_before = NAN,
+	    .loss_after = NAN,
+	    .guard_before = NAN,
+	    .guard_after = NAN,
+	    .adapter = a->adapter_len ? a->adapter : none,
+	    .adapter_len = a->adapter_len,
+	    /* the parent as numbered where the version was made (its row
+	     * may not be here: then only the number links them) */
+	    .parent_given = true,
+	    .parent_id = parent_id,
+	    .parent_number = a->parent,
+	};
+	r = store_version_insert(s, &sr, &v, &id, errbuf, errbuf_size);
+	if (r == -EEXIST) {
+		/* made here before the series moved away and back: the
+		 * same lineage, current again */
+		if ((r = store_prep(s, SQ_SERIES_SET_CURRENT_NUMBER, &st,
+				    errbuf, errbuf_size)) < 0)
+			return r;
+		sqlite3_bind_int64(st, 1, sr.id);
+		sqlite3_bind_int64(st, 2, (int64_t)a->number);
+		return row_done(s, st, "making a version current", errbuf,
+				errbuf_size);
+	}
+	if (r < 0)
+		return store_batch_survives(r)
+			   ? r
+			   : store_batch_fail(s, r, errbuf, errbuf_size);
+	return 0;
+}
+
+int store_series_where(struct store *s, const char *series,
+		       struct store_series_where *ret, char *errbuf,
+		       size_t errbuf_size)
+{
+	sqlite3_stmt *st;
+	int r = store_check_key(series, "series key", errbuf, errbuf_size);
+	if (r < 0 ||
+	    (r = store_prep(s, SQ_SERIES_WHERE, &st, errbuf, errbuf_size)) < 0)
+		return r;
+	sqlite3_bind_text(st, 1, series, -1, SQLITE_STATIC);
+	int rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW) {
+		ret->handed_over = sqlite3_column_int(st, 0) != 0;
+		ret->partition = sqlite3_column_type(st, 1) == SQLITE_NULL
+				     ? -1
+				     : sqlite3_column_int(st, 1);
+		ret->since_ms = sqlite3_column_int64(st, 2);
+	} else if (rc == SQLITE_DONE) {
+		r = store_set_err(errbuf, errbuf_size, -ENOENT,
+				  "%s: no series '%s' in the database", s->path,
+				  series);
+	} else {
+		r = store_db_fail(s, rc, errbuf, errbuf_size,
+				  "reading a series");
+	}
+	reset_stmt(st);
+	return r;
+}

@@ -1,0 +1,83 @@
+/*
+ * storage/handover.h: which input partition each series arrives on, and
+ * its moves between the hosts of a consumer group (the handovers table,
+ * schema 9).  Same conventions as storage.h: 0 or a negative errno,
+ * errbuf gets one line, writes join the open batch.
+ */
+#ifndef DRIFTCAST_STORAGE_HANDOVER_H
+#define DRIFTCAST_STORAGE_HANDOVER_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "storage/storage.h"
+
+/* Series key arrives on input partition p: recorded (the series row is
+ * created if needed) and the series is active here again. */
+int store_series_partition_put(struct store *s, const char *series,
+			       int32_t partition, char *errbuf,
+			       size_t errbuf_size);
+
+/* store_restore() for the series of one input partition, or with
+ * partition -1 for those whose partition is not known (recorded before
+ * schema 9). */
+int store_restore_partition(struct store *s, int32_t partition,
+			    store_restore_fn fn, void *user, size_t *ret_bad,
+			    char *errbuf, size_t errbuf_size);
+
+/* The recent values saved at a clean stop for the series of partition
+ * (-1: unknown partition) to fn (NULL: none is used), then deleted, in one
+ * transaction of its own (an open batch is committed first). */
+int store_recent_take_partition(struct store *s, int32_t partition,
+				store_recent_fn fn, void *user, size_t *ret_n,
+				char *errbuf, size_t errbuf_size);
+
+/* One move of a series: "out" (revoked, lost) marks the series handed
+ * over; "in" (local, changelog, anchor) makes it active here.  (Recent
+ * values saved at a clean stop stay until the partition comes back:
+ * store_recent_take_partition uses or deletes them.)  version and
+ * next_offset: -1 unknown. */
+struct store_handover {
+	const char *series;
+	int32_t partition;
+	bool in;
+	const char *source;
+	int64_t version;
+	int64_t next_offset; /* the partition offset the state reflects */
+	const char *note;    /* may be NULL */
+};
+int store_handover_put(struct store *s, const struct store_handover *h,
+		       char *errbuf, size_t errbuf_size);
+
+/* A version made elsewhere joins the series' lineage here as its current
+ * version (reason 'handover', note says from where): number and its
+ * parent's number (-1: none) as the other host numbered them; adapter NULL
+ * or len 0 for the base adapter.  When the series has that number already
+ * (made here before it moved away and back), that version becomes current
+ * again. */
+struct store_adopted {
+	const char *series;
+	uint64_t number;
+	int64_t parent;
+	int64_t ts;
+	const float *adapter;
+	size_t adapter_len;
+	const char *note;
+};
+int store_version_adopt(struct store *s, const struct store_adopted *a,
+			char *errbuf, size_t errbuf_size);
+
+/* Whether this database still serves series: handed_over when its last
+ * move was out (then partition, -1 unknown, and when, wall-clock ms).
+ * -ENOENT for an unknown series. */
+struct store_series_where {
+	bool handed_over;
+	int32_t partition;
+	int64_t since_ms;
+};
+int store_series_where(struct store *s, const char *series,
+		       struct store_series_where *ret, char *errbuf,
+		       size_t errbuf_size);
+
+#endif

@@ -1,0 +1,126 @@
+/* The start-offset rule (dc_kafka_start_offset) and its use on a real
+ * assignment: a partition starts at the later of the group's committed
+ * offset and this host's own applied offset, so a host coming back after
+ * another served its partition does not re-apply (and re-forecast) what
+ * that host did.  The assignment test runs librdkafka's mock cluster in
+ * this process (one group join: about 3 s). */
+#include <criterion/criterion.h>
+#include <librdkafka/rdkafka.h>
+#include <librdkafka/rdkafka_mock.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "config/config.h"
+#include "daemon/daemon.h"
+
+Test(start_offset, the_later_of_committed_and_applied)
+{
+	enum dc_start_from from;
+	/* a returning host: the group moved on while it was away */
+	cr_assert_eq(dc_kafka_start_offset(1500, 200, &from), 1500);
+	cr_assert_eq(from, DC_START_COMMITTED);
+	/* the host applied more than the group committed (a commit was
+	 * refused or not yet made): its own state, never a replay */
+	cr_assert_eq(dc_kafka_start_offset(200, 260, &from), 260);
+	cr_assert_eq(from, DC_START_APPLIED);
+	/* equal: this host's state is as new, and it is used */
+	cr_assert_eq(dc_kafka_start_offset(300, 300, &from), 300);
+	cr_assert_eq(from, DC_START_APPLIED);
+}
+
+Test(start_offset, one_side_unknown_or_both)
+{
+	enum dc_start_from from;
+	cr_assert_eq(dc_kafka_start_offset(-1, 42, &from), 42);
+	cr_assert_eq(from, DC_START_APPLIED);
+	cr_assert_eq(dc_kafka_start_offset(42, -1, &from), 42);
+	cr_assert_eq(from, DC_START_COMMITTED);
+	cr_assert_eq(dc_kafka_start_offset(-1, -1, &from), -1);
+	cr_assert_eq(from, DC_START_RESET);
+	cr_assert_eq(dc_kafka_start_offset(0, -1, NULL), 0);
+}
+
+/* ---- on a real assignment ------------------------------------------- */
+
+static int64_t applied_5(void *user, const char *topic, int32_t partition)
+{
+	(void)user, (void)topic, (void)partition;
+	return 4; /* this host applied offsets 0..4 long ago */
+}
+
+static struct dc_kafka_start seen;
+static void on_assign(void *user, struct dc_kafka_start *st, int n)
+{
+	(void)user;
+	if (n > 0)
+		seen = st[0];
+}
+
+Test(start_offset, a_returning_host_starts_at_the_groups_commit, .timeout = 60)
+{
+	char e[512];
+	rd_kafka_conf_t *pc = rd_kafka_conf_new();
+	rd_kafka_t *p = rd_kafka_new(RD_KAFKA_PRODUCER, pc, e, sizeof(e));
+	cr_assert_not_null(p, "%s", e);
+	rd_kafka_mock_cluster_t *mc = rd_kafka_mock_cluster_new(p, 1);
+	cr_assert_not_null(mc);
+	const char *boot = rd_kafka_mock_cluster_bootstraps(mc);
+	cr_assert_eq(rd_kafka_mock_topic_create(mc, "in", 1, 1), 0);
+
+	/* 20 messages; another host applied 0..11 and committed 12 */
+	rd_kafka_t *prod = NULL;
+	rd_kafka_conf_t *c2 = rd_kafka_conf_new();
+	rd_kafka_conf_set(c2, "bootstrap.servers", boot, e, sizeof(e));
+	prod = rd_kafka_new(RD_KAFKA_PRODUCER, c2, e, sizeof(e));
+	for (int i = 0; i < 20; i++)
+		cr_assert_eq(
+		    rd_kafka_producev(prod, RD_KAFKA_V_TOPIC("in"),
+				      RD_KAFKA_V_PARTITION(0),
+				      RD_KAFKA_V_VALUE("x", 1),
+				      RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+				      RD_KAFKA_V_END),
+		    0);
+	cr_assert_eq(rd_kafka_flush(prod, 10000), 0);
+	rd_kafka_destroy(prod);
+
+	rd_kafka_conf_t *cc = rd_kafka_conf_new();
+	rd_kafka_conf_set(cc, "bootstrap.servers", boot, e, sizeof(e));
+	rd_kafka_conf_set(cc, "group.id", "g", e, sizeof(e));
+	rd_kafka_t *other = rd_kafka_new(RD_KAFKA_CONSUMER, cc, e, sizeof(e));
+	rd_kafka_topic_partition_list_t *l =
+	    rd_kafka_topic_partition_list_new(1);
+	rd_kafka_topic_partition_list_add(l, "in", 0)->offset = 12;
+	cr_assert_eq(rd_kafka_commit(other, l, 0), 0);
+	rd_kafka_topic_partition_list_destroy(l);
+	rd_kafka_consumer_close(other);
+	rd_kafka_destroy(other);
+
+	struct cfg c;
+	cfg_defaults(&c);
+	snprintf(c.kafka.brokers, sizeof(c.kafka.brokers), "%s", boot);
+	snprintf(c.kafka.group, sizeof(c.kafka.group), "g");
+	snprintf(c.kafka.input_topic, sizeof(c.kafka.input_topic), "in");
+	c.kafka.session_timeout_ms = 6000;
+	struct dc_kafka_hooks hooks = {.applied_offset = applied_5,
+				       .on_assign = on_assign};
+	struct dc_kafka *k = NULL;
+	cr_assert_eq(dc_kafka_new(&c, &hooks, &k, e, sizeof(e)), 0, "%s", e);
+	rd_kafka_message_t *m = NULL;
+	for (int i = 0; i < 300 && !m; i++) {
+		m = dc_kafka_poll(k, 100);
+		if (m && m->err) {
+			rd_kafka_message_destroy(m);
+			m = NULL;
+		}
+	}
+	cr_assert_not_null(m, "nothing consumed");
+	cr_expect_eq(seen.committed, 12);
+	cr_expect_eq(seen.applied_next, 5);
+	cr_expect_eq(seen.from, DC_START_COMMITTED);
+	/* not 5: offsets 5..11 were applied (and forecast) by the other host */
+	cr_expect_eq(m->offset, 12, "started at %lld", (long long)m->offset);
+	rd_kafka_message_destroy(m);
+	dc_kafka_free(k);
+	rd_kafka_mock_cluster_destroy(mc);
+	rd_kafka_destroy(p);
+}

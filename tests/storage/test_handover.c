@@ -1,0 +1,180 @@
+/*
+ * storage/handover.c: a series' input partition, its moves out and in,
+ * versions adopted from another host (their number and parent kept), the
+ * restore and the saved recent values of one partition, and `driftcast
+ * rollback` refusing a series this database handed over.
+ */
+#include <errno.h>
+#include <math.h>
+
+#include "storage/handover.h"
+#include "tests/storage/storeutil.h"
+#include "tests/testutil.h"
+
+struct got {
+	int n;
+	char series[8][16];
+	uint64_t version[8];
+	size_t len[8];
+};
+
+static int got_one(void *user, const struct store_restored *r)
+{
+	struct got *g = user;
+	cr_assert_lt(g->n, 8);
+	snprintf(g->series[g->n], sizeof(g->series[0]), "%s", r->series);
+	g->version[g->n] = r->version;
+	g->len[g->n++] = r->adapter_len;
+	return 0;
+}
+
+static int count_recent(void *user, const struct store_recent *r)
+{
+	(void)r;
+	++*(int *)user;
+	return 0;
+}
+
+static void put_recent(struct store *s, const char *series)
+{
+	float v[3] = {1, 2, 3};
+	struct store_recent r = {.series = series,
+				 .last_ts = 5000,
+				 .step = 60,
+				 .position = 3,
+				 .values = v,
+				 .count = 3};
+	cr_assert_eq(store_recent_put(s, &r, NULL, 0), 0);
+}
+
+Test(handover, partitions_moves_and_adopted_versions)
+{
+	char dir[64], path[128], err[512];
+	su_tmpdb(dir, sizeof(dir), path, sizeof(path));
+	struct store *s = su_open(path, NULL);
+	cr_assert_eq(su_version(s, "a", STORE_EV_INIT, 0, 0, 1000, 0.0f), 0);
+	cr_assert_eq(su_version(s, "b", STORE_EV_INIT, 0, 0, 1000, 0.0f), 0);
+	cr_assert_eq(su_version(s, "old", STORE_EV_INIT, 0, 0, 1000, 0.0f), 0);
+	cr_assert_eq(store_series_partition_put(s, "a", 2, err, sizeof(err)), 0,
+		     "%s", err);
+	cr_assert_eq(store_series_partition_put(s, "b", 3, err, sizeof(err)), 0,
+		     "%s", err);
+	put_recent(s, "a");
+	put_recent(s, "old");
+	su_commit(s);
+
+	/* the restore of one partition, and of series without one */
+	struct got g = {0};
+	cr_assert_eq(
+	    store_restore_partition(s, 2, got_one, &g, NULL, err, sizeof(err)),
+	    0, "%s", err);
+	cr_assert_eq(g.n, 1);
+	cr_assert_str_eq(g.series[0], "a");
+	g.n = 0;
+	cr_assert_eq(
+	    store_restore_partition(s, -1, got_one, &g, NULL, err, sizeof(err)),
+	    0);
+	cr_assert_eq(g.n, 1);
+	cr_assert_str_eq(g.series[0], "old");
+
+	/* a moves out: handed over, its saved values stay until taken */
+	struct store_handover out = {.series = "a",
+				     .partition = 2,
+				     .source = "revoked",
+				     .version = 0,
+				     .next_offset = 40};
+	cr_assert_eq(store_handover_put(s, &out, err, sizeof(err)), 0, "%s",
+		     err);
+	su_commit(s);
+	struct store_series_where w;
+	cr_assert_eq(store_series_where(s, "a", &w, err, sizeof(err)), 0);
+	cr_assert(w.handed_over);
+	cr_assert_eq(w.partition, 2);
+	cr_assert_gt(w.since_ms, 0);
+	cr_assert_eq(store_series_where(s, "b", &w, err, sizeof(err)), 0);
+	cr_assert(!w.handed_over);
+	cr_assert_eq(store_series_where(s, "zz", &w, err, sizeof(err)),
+		     -ENOENT);
+
+	/* `driftcast rollback` on a handed-over series says where it went */
+	store_free(s);
+	struct run_result res;
+	char *rb[] = {
+	    "driftcast",    "rollback", "--db",	    path,   "--series", "a",
+	    "--to-version", "0",	"--reason", "test", NULL};
+	cr_assert_eq(tu_run(&res, rb), 0);
+	cr_assert_eq(res.status, 1, "%s", res.out);
+	cr_assert(strstr(res.err, "handed over to another host"), "%s",
+		  res.err);
+	cr_assert(strstr(res.err, "partition 2"), "%s", res.err);
+	char *rb2[] = {
+	    "driftcast",    "rollback", "--db",	    path,   "--series", "b",
+	    "--to-version", "0",	"--reason", "test", NULL};
+	cr_assert_eq(tu_run(&res, rb2), 0);
+	cr_assert_eq(res.status, 0, "%s", res.err);
+	s = su_open(path, NULL);
+
+	/* a comes back from another host at its version 7 (parent 6) */
+	float ad[4] = {1, 2, 3, 4};
+	struct store_adopted a = {.series = "a",
+				  .number = 7,
+				  .parent = 6,
+				  .ts = 9000,
+				  .adapter = ad,
+				  .adapter_len = 4,
+				  .note = "from the state topic"};
+	cr_assert_eq(store_version_adopt(s, &a, err, sizeof(err)), 0, "%s",
+		     err);
+	struct store_handover in = {.series = "a",
+				    .partition = 2,
+				    .in = true,
+				    .source = "changelog",
+				    .version = 7,
+				    .next_offset = 90};
+	cr_assert_eq(store_handover_put(s, &in, err, sizeof(err)), 0);
+	/* the same version again (it was made here): current again */
+	cr_assert_eq(store_version_adopt(s, &a, err, sizeof(err)), 0, "%s",
+		     err);
+	su_commit(s);
+	cr_assert_eq(store_series_where(s, "a", &w, err, sizeof(err)), 0);
+	cr_assert(!w.handed_over);
+	g.n = 0;
+	cr_assert_eq(
+	    store_restore_partition(s, 2, got_one, &g, NULL, err, sizeof(err)),
+	    0);
+	cr_assert_eq(g.n, 1);
+	cr_assert_eq(g.version[0], 7);
+	cr_assert_eq(g.len[0], 4);
+
+	/* the saved values of partition 2 are taken (or dropped) once */
+	int n = 0;
+	cr_assert_eq(store_recent_take_partition(s, 2, count_recent, &n, NULL,
+						 err, sizeof(err)),
+		     0, "%s", err);
+	cr_assert_eq(n, 1);
+	n = 0;
+	cr_assert_eq(store_recent_take_partition(s, 2, count_recent, &n, NULL,
+						 err, sizeof(err)),
+		     0);
+	cr_assert_eq(n, 0);
+	cr_assert_eq(store_recent_take_partition(s, -1, NULL, NULL, NULL, err,
+						 sizeof(err)),
+		     0);
+	store_free(s);
+
+	sqlite3 *db = su_raw(path);
+	cr_assert_eq(su_int(db, "SELECT count(*) FROM series_recent"), 0);
+	cr_assert_eq(su_int(db, "SELECT parent_number FROM versions v JOIN "
+				"series s ON s.id = v.series_id WHERE s.key = "
+				"'a' AND v.number = 7"),
+		     6);
+	cr_assert_eq(su_int(db, "SELECT count(*) FROM versions WHERE reason = "
+				"'handover'"),
+		     1);
+	cr_assert_eq(su_int(db, "SELECT count(*) FROM handovers"), 2);
+	cr_assert_eq(su_int(db, "SELECT current_version FROM series WHERE key "
+				"= 'a'"),
+		     7);
+	sqlite3_close(db);
+	su_rmdir(dir);
+}

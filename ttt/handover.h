@@ -1,0 +1,29 @@
+/*
+ * ttt/handover.h: what a host needs when a series moves to another host
+ * (daemon/run_handover.c): one series' recent values and position, and
+ * forgetting a series.  Beside ttt.h, which is full; same conventions.
+ */
+#ifndef DRIFTCAST_TTT_HANDOVER_H
+#define DRIFTCAST_TTT_HANDOVER_H
+
+#include <stddef.h>
+
+#include "ttt/ttt.h"
+
+/* Floats in a series' ring: the size of buf for ttt_engine_series_recent. */
+size_t ttt_engine_ring_len(const struct ttt_engine *e);
+
+/* Series key's recent values (copied into buf, len >= the ring's length)
+ * and where it stands, in *ret (ret->key points into the engine, valid
+ * until the series is forgotten).  -ENOENT unknown series, -ENODATA none
+ * yet, -EBUSY while its learning is queued (flush first), -EINVAL len. */
+int ttt_engine_series_recent(const struct ttt_engine *e, const char *key,
+			     float *buf, size_t len, struct ttt_recent *ret);
+
+/* Forget series key: its ring, position, detector and (with scope
+ * series) its adapter state; queued forecasts and learning are flushed
+ * first.  With scope group or global the shared adapter stays.  0,
+ * -ENOENT, or the flush's negative errno.  No event is emitted. */
+int ttt_engine_forget_series(struct ttt_engine *e, const char *key);
+
+#endif
