@@ -38,6 +38,7 @@
 #include "daemon/metrics.h"
 #include "daemon/status_page.h"
 #include "daemon/notify.h"
+#include "daemon/run_handover.h"
 #include "daemon/status.h"
 #include "daemon/ttt_cfg.h"
 #include "forecast/forecast.h"

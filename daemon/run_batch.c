@@ -27,6 +27,7 @@
 
 #include "daemon/log.h"
 #include "daemon/notify.h"
+#include "daemon/run_handover.h"
 #include "storage/storage.h"
 #include "ttt/ttt.h"
 

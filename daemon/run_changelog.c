@@ -20,7 +20,7 @@
  * the reason logged and counted.  Then run_handover.c asks which series
  * it restored: those do not use this host's (older) stored state.
  */
-#include "daemon/run_private.h"
+#include "daemon/run_handover.h"
 
 #include <errno.h>
 #include <inttypes.h>

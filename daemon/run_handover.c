@@ -12,7 +12,7 @@
  *     state published), the series are forgotten: engine, metrics, saved
  *     recent values; the database marks them handed over.
  */
-#include "daemon/run_private.h"
+#include "daemon/run_handover.h"
 
 #include <errno.h>
 #include <inttypes.h>

@@ -15,6 +15,7 @@
 
 #include "daemon/log.h"
 #include "daemon/metrics.h"
+#include "daemon/run_handover.h"
 #include "daemon/status.h"
 #include "storage/storage.h"
 #include "ttt/ttt.h"

@@ -1,0 +1,59 @@
+/*
+ * The daemon loop's calls for scale-out across hosts (docs/OPERATIONS.md,
+ * "Running several hosts"): run_handover.c, a partition's series moving
+ * between hosts (start offsets, restore on assignment, forgetting on
+ * revoke), and run_changelog.c, the state topic.  Kept out of
+ * run_private.h, which holds struct run and the rest of the loop, so that
+ * each header stays within 300 lines.  Used from the loop's thread only.
+ */
+#ifndef DRIFTCAST_DAEMON_RUN_HANDOVER_H
+#define DRIFTCAST_DAEMON_RUN_HANDOVER_H
+
+#include "daemon/run_private.h"
+
+/* ---- run_handover.c */
+
+/* dc_kafka_hooks.on_assign: each partition's start, then its series'
+ * state restored (this host's database, the state topic or the base
+ * adapter). */
+void run_hook_on_assign(void *user, struct dc_kafka_start *st, int n);
+/* Series key arrived on input partition p (every observation): noted as
+ * served here, changed since its state was published. */
+void run_owner_note(struct run *r, const char *key, int32_t p);
+/* fn for every series served here of partition p (-1: all); *dirty: it
+ * changed since its state was last published.  A nonzero return stops. */
+typedef int (*run_owner_fn)(struct run *r, const char *key, int32_t p,
+			    bool *dirty, void *user);
+int run_owner_each(struct run *r, int32_t p, run_owner_fn fn, void *user);
+/* Series key is served here, on partition p (restored on assignment). */
+void run_owner_claim(struct run *r, const char *key, int32_t p);
+/* After a revoked (or lost) partition's batch is durable: its series
+ * forgotten here, their rows marked handed over. */
+void run_handover_out(struct run *r,
+		      const rd_kafka_topic_partition_list_t *parts, bool lost);
+void run_owners_free(struct run *r);
+
+/* ---- run_changelog.c: the state topic (kafka.state_topic) */
+
+/* Before partition st is restored: read its state partition to the end;
+ * the newest valid state of each series is kept for
+ * run_changelog_restore, and st->start moves past a later handover mark. */
+void run_changelog_start(struct run *r, struct dc_kafka_start *st);
+/* Restore the kept states that are newer than this host's own; returns
+ * how many series were. */
+size_t run_changelog_restore(struct run *r, const struct dc_kafka_start *st);
+/* Whether series key was restored from the state topic just now (this
+ * host's stored state is then not used), and the end of that. */
+bool run_changelog_restored(struct run *r, const char *key);
+void run_changelog_forget_restored(struct run *r);
+/* Before offsets are committed (no batch open): the state of every
+ * series of their partitions that changed since its last record, and a
+ * handover mark per partition, produced and acknowledged.  0 (commit
+ * them), or a negative errno (do not: the state is not in the topic). */
+int run_changelog_publish(struct run *r,
+			  const rd_kafka_topic_partition_list_t *offsets);
+void run_changelog_free(struct run *r);
+/* kafka.state_topic, or NULL when it is off. */
+const char *run_state_topic(const struct run *r);
+
+#endif
