@@ -1,8 +1,9 @@
 /*
  * storage/handover.c: a series' input partition, its moves out and in,
  * versions adopted from another host (their number and parent kept), the
- * restore and the saved recent values of one partition, and `driftcast
- * rollback` refusing a series this database handed over.
+ * restore and the saved recent values of one partition, `driftcast
+ * rollback` refusing a series this database handed over, and a schema-8
+ * file's migration to 9.
  */
 #include <errno.h>
 #include <math.h>
@@ -175,6 +176,117 @@ Test(handover, partitions_moves_and_adopted_versions)
 	cr_assert_eq(su_int(db, "SELECT current_version FROM series WHERE key "
 				"= 'a'"),
 		     7);
+	sqlite3_close(db);
+	su_rmdir(dir);
+}
+
+/* A database main wrote at schema 8 (forecasts.value; before the
+ * handovers of schema 9) migrates to 9 at its next open and keeps every
+ * row: versions, forecasts with their values, saved recent values,
+ * offsets.  Its series have no partition yet (restored as partition -1),
+ * and the versions CHECK edited by migration 9 takes a 'handover' row. */
+Test(handover, schema_8_file_migrates_to_9_and_keeps_its_rows)
+{
+	char dir[64], path[128], err[512] = "";
+	su_tmpdb(dir, sizeof(dir), path, sizeof(path));
+	struct store_options v8 = {.target_schema = 8};
+	struct store *s = su_open(path, &v8);
+	cr_assert_eq(store_schema_version(s), 8);
+	cr_assert_eq(su_version(s, "a", STORE_EV_INIT, 0, 0, 1000, 0.0f), 0);
+	cr_assert_eq(
+	    su_version(s, "a", STORE_EV_ADAPT_ACCEPTED, 0, 1, 2000, 1.0f), 0);
+	float vals[3] = {6, 7, 8};
+	struct store_event fc = {.type = STORE_EV_FORECAST,
+				 .series = "a",
+				 .ts = 3000,
+				 .version_to = 1,
+				 .forecast = vals,
+				 .horizon = 3,
+				 .value = 5.0f};
+	cr_assert_eq(store_event_put(s, &fc, err, sizeof(err)), 0, "%s", err);
+	cr_assert_eq(store_offset_put(s, "in", 0, 41, err, sizeof(err)), 0);
+	put_recent(s, "a");
+	su_commit(s);
+	store_free(s);
+
+	sqlite3 *db = su_raw(path);
+	cr_assert_eq(su_int(db, "PRAGMA user_version"), 8);
+	cr_assert_eq(su_int(db, "SELECT count(*) FROM sqlite_schema WHERE "
+				"name = 'handovers'"),
+		     0);
+	sqlite3_close(db);
+
+	s = su_open(path, NULL);
+	cr_assert_eq(store_schema_version(s), 9);
+	cr_assert_eq(STORE_SCHEMA_VERSION, 9);
+	struct got g = {0};
+	cr_assert_eq(
+	    store_restore_partition(s, -1, got_one, &g, NULL, err, sizeof(err)),
+	    0, "%s", err);
+	cr_assert_eq(g.n, 1);
+	cr_assert_str_eq(g.series[0], "a");
+	cr_assert_eq(g.version[0], 1);
+	int64_t next = 0;
+	bool found = false;
+	cr_assert_eq(
+	    store_offset_get(s, "in", 0, &next, &found, err, sizeof(err)), 0);
+	cr_assert(found);
+	cr_assert_eq(next, 41);
+	cr_assert_eq(store_series_partition_put(s, "a", 1, err, sizeof(err)), 0,
+		     "%s", err);
+	float ad[4] = {1, 2, 3, 4};
+	struct store_adopted a = {.series = "a",
+				  .number = 5,
+				  .parent = 4,
+				  .ts = 4000,
+				  .adapter = ad,
+				  .adapter_len = 4,
+				  .note = "from the state topic"};
+	cr_assert_eq(store_version_adopt(s, &a, err, sizeof(err)), 0, "%s",
+		     err);
+	struct store_handover in = {.series = "a",
+				    .partition = 1,
+				    .in = true,
+				    .source = "changelog",
+				    .version = 5,
+				    .next_offset = 41};
+	cr_assert_eq(store_handover_put(s, &in, err, sizeof(err)), 0, "%s",
+		     err);
+	su_commit(s);
+	int n = 0;
+	cr_assert_eq(store_recent_take_partition(s, 1, count_recent, &n, NULL,
+						 err, sizeof(err)),
+		     0, "%s", err);
+	cr_assert_eq(n, 1);
+	store_free(s);
+
+	db = su_raw(path);
+	cr_assert_eq(su_int(db, "PRAGMA user_version"), 9);
+	char text[32];
+	su_text(db, "PRAGMA integrity_check", text, sizeof(text));
+	cr_assert_str_eq(text, "ok");
+	cr_assert_eq(su_int(db, "SELECT count(*) FROM versions"), 3);
+	cr_assert_eq(su_int(db, "SELECT count(*) FROM versions WHERE reason = "
+				"'handover'"),
+		     1);
+	cr_assert_eq(su_int(db, "SELECT count(*) FROM forecasts"), 1);
+	cr_assert_eq(su_int(db, "SELECT CAST(value * 10 AS INTEGER) FROM "
+				"forecasts"),
+		     50);
+	cr_assert_eq(su_int(db, "SELECT partition FROM series WHERE key = "
+				"'a'"),
+		     1);
+	cr_assert_eq(su_int(db, "SELECT count(*) FROM handovers"), 1);
+	/* main's v_series of schema 8: the last data time, every version */
+	cr_assert_eq(su_int(db, "SELECT versions FROM v_series WHERE series "
+				"= 'a'"),
+		     3);
+	cr_assert_eq(su_int(db, "SELECT current_version FROM v_series WHERE "
+				"series = 'a'"),
+		     5);
+	cr_assert_eq(su_int(db, "SELECT last_ts FROM v_series WHERE series "
+				"= 'a'"),
+		     4000);
 	sqlite3_close(db);
 	su_rmdir(dir);
 }
