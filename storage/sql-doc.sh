@@ -64,14 +64,15 @@ retention deletes their rows oldest first in that order).  Blobs
 | table | what | written |
 |---|---|---|
 | \`models\` | base models: name, config, file bytes, crc32, training report | at start, idempotent by checksum |
-| \`series\` | one row per series: key, current version, time of the last version (\`last_ts\`), status | insert, then current/last_ts updates |
-| \`versions\` | adapter versions: series, number (per series, 0 = initial), parent, reason (\`init\|ttt\|drift\|rollback\|reset\|manual\`), losses, adapter blob, crc32 | insert only (a trigger refuses UPDATE); retention deletes old ones |
+| \`series\` | one row per series: key, current version, time of the last version (\`last_ts\`), status (\`active\`; \`handed_over\` once its partition moved to another host), input partition (\`partition\`, schema 9) | insert, then current/last_ts/partition/status updates |
+| \`versions\` | adapter versions: series, number (per series, 0 = initial), parent, reason (\`init\|ttt\|drift\|rollback\|reset\|manual\|handover\`: a state taken over from another host), losses, adapter blob, crc32 | insert only (a trigger refuses UPDATE); retention deletes old ones |
 | \`audit\` | every engine and operator event with all its numbers | insert only (triggers refuse UPDATE and DELETE) |
 | \`forecasts\` | one forecast per series and origin time (horizon values, version, and \`value\`: the actual value observed at the origin, NULL in rows written before schema 8) | upsert (idempotent replays), retention |
 | \`errors\` | realised error of a forecast: adapted and frozen shadow | upsert, retention |
 | \`kafka_offsets\` | next offset to consume per topic-partition, committed with the state it produced | upsert |
 | \`series_recent\` | every series' recent values (ring buffer, crc32) and position, saved at a clean stop | written at a clean stop, read and deleted at the next start |
 | \`control\` | operator requests (\`driftcast rollback\`) a running daemon applied, with their outcome | insert, in the rollback's transaction |
+| \`handovers\` | each move of a series between the hosts of a consumer group: partition, \`in\` or \`out\`, source (\`changelog\`, \`local\`, \`anchor\`, \`revoked\`, \`lost\`), version, input offset (schema 9) | insert only |
 
 Schema version: \`PRAGMA user_version\` (migrations run in order at start, each
 in one transaction); \`PRAGMA application_id\` is 1148347508 ("Drft").
