@@ -9,8 +9,9 @@
  *     as new as the group, else the state topic (run_changelog.c), else
  *     the base adapter with the version numbering going on;
  *   - on revocation: after the partition's batch is durable (and its
- *     state published), the series are forgotten: engine, metrics, saved
- *     recent values; the database marks them handed over.
+ *     state published), the series are forgotten: engine, metrics; the
+ *     database marks them handed over and keeps their recent values (used
+ *     only if the partition comes back with nothing applied elsewhere).
  */
 #include "daemon/run_handover.h"
 
@@ -343,8 +344,28 @@ void run_hook_on_assign(void *user, struct dc_kafka_start *st, int n)
 
 struct revoke_ctx {
 	bool lost;
-	size_t n;
+	size_t n, saved;
+	/* the state here is durable (no batch held, storage sound): each
+	 * series' recent values are saved with it, into ring[ring_len] */
+	float *ring;
+	size_t ring_len;
 };
+
+/* Series key's recent values saved as at a clean stop: when the partition
+ * comes back and nobody served it meanwhile (a lost session, a rebalance
+ * that returns it), its series forecast at their next value instead of
+ * refilling a lookback; when another host did, assign_one drops them. */
+static void save_ring(struct run *r, struct revoke_ctx *c, const char *key)
+{
+	struct ttt_recent rc;
+	if (ttt_engine_series_recent(r->engine, key, c->ring, c->ring_len,
+				     &rc) < 0)
+		return; /* no values yet, or learning queued: it refills */
+	if (run_recent_put(r, &rc) < 0)
+		log_ratelimited(&r->rl_store, LOG_ERR, "storage: %s", r->err);
+	else
+		c->saved++;
+}
 
 static int forget_one(struct run *r, const char *key, int32_t p, bool *dirty,
 		      void *user)
@@ -365,6 +386,8 @@ static int forget_one(struct run *r, const char *key, int32_t p, bool *dirty,
 	};
 	if (store_handover_put(r->store, &h, r->err, sizeof(r->err)) < 0)
 		log_ratelimited(&r->rl_store, LOG_ERR, "storage: %s", r->err);
+	if (c->ring)
+		save_ring(r, c, key);
 	int e = ttt_engine_forget_series(r->engine, key);
 	if (e < 0 && e != -ENOENT)
 		log_ratelimited(&r->rl_engine, LOG_ERR,
@@ -377,9 +400,17 @@ static int forget_one(struct run *r, const char *key, int32_t p, bool *dirty,
 void run_handover_out(struct run *r,
 		      const rd_kafka_topic_partition_list_t *parts, bool lost)
 {
+	size_t ring_len = ttt_engine_ring_len(r->engine);
+	float *ring = NULL;
+	if (!r->held && !store_degraded(r->store, NULL, 0) &&
+	    !(ring = malloc((ring_len ? ring_len : 1) * sizeof(float))))
+		log_warning("out of memory saving the recent values of "
+			    "revoked series: their lookbacks refill if their "
+			    "partitions come back");
 	for (int i = 0; i < parts->cnt; i++) {
 		int32_t p = parts->elems[i].partition;
-		struct revoke_ctx c = {.lost = lost};
+		struct revoke_ctx c = {
+		    .lost = lost, .ring = ring, .ring_len = ring_len};
 		if (p < 0 || p >= MAX_PARTITIONS)
 			continue;
 		run_owner_each(r, p, forget_one, &c);
@@ -387,8 +418,9 @@ void run_handover_out(struct run *r,
 		dc_status_partition_forgotten(dc_metrics_status(r->metrics), p);
 		commit_unless_held(r);
 		log_notice("%s[%d] %s: %zu series handed over and forgotten "
-			   "here",
+			   "here (%zu with their recent values saved)",
 			   parts->elems[i].topic, p, lost ? "lost" : "revoked",
-			   c.n);
+			   c.n, c.saved);
 	}
+	free(ring);
 }

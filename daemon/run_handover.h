@@ -2,7 +2,8 @@
  * The daemon loop's calls for scale-out across hosts (docs/OPERATIONS.md,
  * "Running several hosts"): run_handover.c, a partition's series moving
  * between hosts (start offsets, restore on assignment, forgetting on
- * revoke), and run_changelog.c, the state topic.  Kept out of
+ * revoke), and run_changelog.c, the state topic; and run_restart.c's
+ * saving of recent values, which a revocation does too.  Kept out of
  * run_private.h, which holds struct run and the rest of the loop, so that
  * each header stays within 300 lines.  Used from the loop's thread only.
  */
@@ -55,5 +56,12 @@ int run_changelog_publish(struct run *r,
 void run_changelog_free(struct run *r);
 /* kafka.state_topic, or NULL when it is off. */
 const char *run_state_topic(const struct run *r);
+
+/* ---- run_restart.c: shared with the revocation */
+
+struct ttt_recent;
+/* A series' recent values (ring and position) into the open batch, as a
+ * clean stop saves them; 0 or a negative errno (r->err says why). */
+int run_recent_put(struct run *r, const struct ttt_recent *rc);
 
 #endif

@@ -1,7 +1,7 @@
 /*
  * What survives a restart of the daemon loop.  At start the current
  * adapter version of every stored series whose input partition is not
- * recorded (written before schema 7) is restored into the engine; the
+ * recorded (written before schema 9) is restored into the engine; the
  * others are restored when their partition is assigned (run_handover.c).  At
  * a clean stop every series' recent values (its ring) are saved; the next
  * start takes the rows back (and deletes them), so forecasting resumes at
@@ -9,7 +9,7 @@
  * there are none and lookbacks refill; the offsets SQLite holds make the
  * replay apply nothing twice.
  */
-#include "daemon/run_private.h"
+#include "daemon/run_handover.h"
 
 #include <errno.h>
 #include <inttypes.h>
@@ -119,9 +119,8 @@ void run_restore(struct run *r)
 	restore_recent(r);
 }
 
-static int save_recent_one(void *user, const struct ttt_recent *rc)
+int run_recent_put(struct run *r, const struct ttt_recent *rc)
 {
-	struct recent_count *c = user;
 	struct store_recent sr = {
 	    .series = rc->key,
 	    .last_ts = rc->last_ts,
@@ -132,8 +131,13 @@ static int save_recent_one(void *user, const struct ttt_recent *rc)
 	    .values = rc->values,
 	    .count = (size_t)rc->count,
 	};
-	int e =
-	    store_recent_put(c->r->store, &sr, c->r->err, sizeof(c->r->err));
+	return store_recent_put(r->store, &sr, r->err, sizeof(r->err));
+}
+
+static int save_recent_one(void *user, const struct ttt_recent *rc)
+{
+	struct recent_count *c = user;
+	int e = run_recent_put(c->r, rc);
 	if (e < 0)
 		return e;
 	c->done++;

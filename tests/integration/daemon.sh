@@ -509,6 +509,23 @@ produce_steps 83 $((80 + L + 10))
 wait_for 60 topic_ge forecasts $((f0 + 4 * (L + 10)))
 check "restart: a forecast for every value after it" \
     test "$(count_topic forecasts)" -eq $((f0 + 4 * (L + 10)))
+
+# ---- an outage longer than the group session ---------------------------------------------------
+
+# The partitions are lost, then assigned to this member again, and nobody
+# served them meanwhile: the series go on from their state here, recent
+# values included (saved when they were forgotten), with no lookback refill.
+lost0=$(grep -c ' lost: ' "$WORK/daemon.log")
+f1=$(count_topic forecasts)
+mbctl "down -1"
+sleep 8 # > session_timeout_ms
+mbctl "up -1"
+lost_more() { test "$(grep -c ' lost: ' "$WORK/daemon.log")" -gt "$lost0"; }
+check "long outage: the partitions were lost (the session timed out)" wait_for 30 lost_more
+produce_steps $((80 + L + 10)) $((80 + L + 13))
+wait_for 60 topic_ge forecasts $((f1 + 4 * 3))
+check "long outage: forecasts go on at the next value ($(count_topic forecasts)/$((f1 + 4 * 3)))" \
+    test "$(count_topic forecasts)" -eq $((f1 + 4 * 3))
 kill -TERM "$daemon_pid"
 wait "$daemon_pid"
 check "restart: no duplicate versions" test "$(dups)" = 0
@@ -516,7 +533,7 @@ check "restart: versions only grew" test "$(sqlite3 "$WORK/driftcast.db" 'SELECT
 
 # ---- kill -9 at random points ---------------------------------------------------------------------
 
-step=$((80 + L + 10))
+step=$((80 + L + 13))
 for k in 1 2 3 4 5; do
     start_daemon
     produce_steps $step $((step + 15))
