@@ -48,6 +48,39 @@ static void put_recent(struct store *s, const char *series)
 	cr_assert_eq(store_recent_put(s, &r, NULL, 0), 0);
 }
 
+/* Series "a" takes version number (parent number - 1, a 4-float adapter)
+ * from another host's state topic record. */
+static void adopt(struct store *s, uint64_t number, int64_t ts)
+{
+	char err[512] = "";
+	float ad[4] = {1, 2, 3, 4};
+	struct store_adopted a = {.series = "a",
+				  .number = number,
+				  .parent = (int64_t)number - 1,
+				  .ts = ts,
+				  .adapter = ad,
+				  .adapter_len = 4,
+				  .note = "from the state topic"};
+	cr_assert_eq(store_version_adopt(s, &a, err, sizeof(err)), 0, "%s",
+		     err);
+}
+
+/* adopt(), and the move in of partition p recorded. */
+static void adopt_in(struct store *s, uint64_t number, int64_t ts, int32_t p,
+		     int64_t next_offset)
+{
+	char err[512] = "";
+	adopt(s, number, ts);
+	struct store_handover in = {.series = "a",
+				    .partition = p,
+				    .in = true,
+				    .source = "changelog",
+				    .version = (int64_t)number,
+				    .next_offset = next_offset};
+	cr_assert_eq(store_handover_put(s, &in, err, sizeof(err)), 0, "%s",
+		     err);
+}
+
 Test(handover, partitions_moves_and_adopted_versions)
 {
 	char dir[64], path[128], err[512];
@@ -116,26 +149,9 @@ Test(handover, partitions_moves_and_adopted_versions)
 	s = su_open(path, NULL);
 
 	/* a comes back from another host at its version 7 (parent 6) */
-	float ad[4] = {1, 2, 3, 4};
-	struct store_adopted a = {.series = "a",
-				  .number = 7,
-				  .parent = 6,
-				  .ts = 9000,
-				  .adapter = ad,
-				  .adapter_len = 4,
-				  .note = "from the state topic"};
-	cr_assert_eq(store_version_adopt(s, &a, err, sizeof(err)), 0, "%s",
-		     err);
-	struct store_handover in = {.series = "a",
-				    .partition = 2,
-				    .in = true,
-				    .source = "changelog",
-				    .version = 7,
-				    .next_offset = 90};
-	cr_assert_eq(store_handover_put(s, &in, err, sizeof(err)), 0);
+	adopt_in(s, 7, 9000, 2, 90);
 	/* the same version again (it was made here): current again */
-	cr_assert_eq(store_version_adopt(s, &a, err, sizeof(err)), 0, "%s",
-		     err);
+	adopt(s, 7, 9000);
 	su_commit(s);
 	cr_assert_eq(store_series_where(s, "a", &w, err, sizeof(err)), 0);
 	cr_assert(!w.handed_over);
@@ -234,24 +250,7 @@ Test(handover, schema_8_file_migrates_to_9_and_keeps_its_rows)
 	cr_assert_eq(next, 41);
 	cr_assert_eq(store_series_partition_put(s, "a", 1, err, sizeof(err)), 0,
 		     "%s", err);
-	float ad[4] = {1, 2, 3, 4};
-	struct store_adopted a = {.series = "a",
-				  .number = 5,
-				  .parent = 4,
-				  .ts = 4000,
-				  .adapter = ad,
-				  .adapter_len = 4,
-				  .note = "from the state topic"};
-	cr_assert_eq(store_version_adopt(s, &a, err, sizeof(err)), 0, "%s",
-		     err);
-	struct store_handover in = {.series = "a",
-				    .partition = 1,
-				    .in = true,
-				    .source = "changelog",
-				    .version = 5,
-				    .next_offset = 41};
-	cr_assert_eq(store_handover_put(s, &in, err, sizeof(err)), 0, "%s",
-		     err);
+	adopt_in(s, 5, 4000, 1, 41);
 	su_commit(s);
 	int n = 0;
 	cr_assert_eq(store_recent_take_partition(s, 1, count_recent, &n, NULL,
