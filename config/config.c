@@ -392,18 +392,12 @@ const struct cfg_option cfg_options[] = {
     BOOL("ttt.ephemeral", ttt.ephemeral, "false", OPT_RELOAD,
 	 "Adapt on each forecast's own lookback, forecast, and discard "
 	 "(per-request adaptation; no versions)."),
-    BOOL("ttt.combine", ttt.combine, "true", OPT_RELOAD,
-	 "Publish the frozen forecast plus a share w of the adapter's "
-	 "correction, w in [0, 1] per series and horizon bucket, fitted on "
-	 "the realised errors of matured windows: a correction that has not "
-	 "been seen to help is not published (false publishes the adapted "
-	 "forecast as it is)."),
-    DBL("ttt.combine_decay", ttt.combine_decay, 1e-6, 1, "0.998", OPT_RELOAD,
-	"Combiner: weight of the older evidence per shadow sample (0.998 "
-	"remembers about 500 samples)."),
-    DBL("ttt.combine_prior", ttt.combine_prior, 0, 1e6, "2", OPT_RELOAD,
-	"Combiner: samples of evidence that the weight is shrunk by toward "
-	"0 (w * n / (n + prior))."),
+    DBL("ttt.combine_weight", ttt.combine_weight, 0, 1, "0.3", OPT_RELOAD,
+	"Share w of the adapter's correction that is published: the "
+	"forecast is frozen + w (adapted - frozen). 1 publishes the adapted "
+	"forecast as it is; 0 the frozen one (adaptation still runs and is "
+	"recorded). Chosen on the validation and training splits "
+	"(docs/RESULTS.md)."),
     INT("ttt.max_gap", ttt.max_gap, 0, 100000, "4", OPT_RELOAD,
 	"Gaps of up to this many missing steps are filled by linear "
 	"interpolation; longer gaps restart the series' history."),

@@ -190,10 +190,10 @@ struct cfg {
 		double rollback_margin;
 		int rollback_window;
 		int reset; /* enum cfg_ttt_reset */
-		double reset_alpha, combine_decay, combine_prior;
+		double reset_alpha, combine_weight;
 		int scope; /* enum cfg_ttt_scope */
 		char group_sep[8];
-		bool ephemeral, combine;
+		bool ephemeral;
 		int max_gap;
 		int seed;
 	} ttt;

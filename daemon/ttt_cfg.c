@@ -93,9 +93,7 @@ int dc_ttt_params_from_cfg(struct ttt_params *p, const struct cfg *c, char *err,
 	p->scope = c->ttt.scope;
 	p->group_sep = c->ttt.group_sep[0];
 	p->ephemeral = c->ttt.ephemeral;
-	p->combine = c->ttt.combine;
-	p->combine_decay = (float)c->ttt.combine_decay;
-	p->combine_prior = (float)c->ttt.combine_prior;
+	p->combine_weight = (float)c->ttt.combine_weight;
 	p->max_gap = c->ttt.max_gap;
 	p->seed = (uint64_t)c->ttt.seed;
 	return ttt_params_check(p, err, n);

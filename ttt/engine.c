@@ -210,7 +210,6 @@ static void restart_history(struct series *s)
 {
 	s->n = 0;
 	s->since_adapt = 0;
-	ttt_cmb_forget(s); /* positions restart */
 	ttt_ph_init(&s->ph);
 	ttt_adwin_init(&s->adwin);
 }

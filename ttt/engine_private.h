@@ -44,8 +44,6 @@ struct series {
 	int queued; /* learning waits in the queue (flush before more) */
 	struct ttt_ph ph;
 	struct ttt_adwin adwin;
-	struct ttt_combiner cmb; /* what of the adapter it publishes */
-	struct ttt_issued *iss;	 /* its evidence (combine.h), or NULL */
 	size_t bytes;
 	char key[];
 };
@@ -274,8 +272,9 @@ int ttt_shadow_load(const struct ttt_engine *e, const struct series *s,
 		    float *x, float *y);
 void ttt_shadow_calib(struct ttt_engine *e, const struct adstate *ad,
 		      const struct fc_head_raw *raw, float *f, float *a);
+/* a [H] is overwritten (the published mix) */
 void ttt_shadow_score(struct ttt_engine *e, struct series *s, const float *f,
-		      const float *a, const float *ai, const float *y);
+		      float *a, const float *y);
 void ttt_shadow_step(struct ttt_engine *e, struct series *s);
 void ttt_drift_load(const struct ttt_engine *e, const struct series *s,
 		    float *x, float *m);

@@ -318,7 +318,7 @@ int ttt_eval_run_batched(const struct fc_model *m, const struct fc_dataset *d,
 			break;
 		case TTT_ARM_NOCOMBINE: /* publish the adapted forecast */
 			p.enabled = 1;
-			p.combine = 0;
+			p.combine_weight = 1.0f;
 			break;
 		default:
 			break;

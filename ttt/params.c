@@ -46,9 +46,7 @@ void ttt_params_default(struct ttt_params *p)
 	p->scope = TTT_SCOPE_SERIES;
 	p->group_sep = '/';
 	p->ephemeral = 0;
-	p->combine = 1;
-	p->combine_decay = 0.998f;
-	p->combine_prior = 2.0f;
+	p->combine_weight = 0.3f;
 	p->max_gap = 4;
 	p->step = 0;
 	p->seed = 1;
@@ -109,9 +107,7 @@ int ttt_params_check(const struct ttt_params *p, char *errbuf,
 	CHECK(p->max_gap >= 0 && p->max_gap <= 100000,
 	      "ttt.max_gap must be 0..100000");
 	CHECK(p->step >= 0, "ttt step must be >= 0");
-	CHECK(p->combine_decay > 0.0f && p->combine_decay <= 1.0f,
-	      "ttt.combine_decay must be in (0, 1]");
-	CHECK(p->combine_prior >= 0.0f && isfinite(p->combine_prior),
-	      "ttt.combine_prior must be >= 0");
+	CHECK(p->combine_weight >= 0.0f && p->combine_weight <= 1.0f,
+	      "ttt.combine_weight must be in [0, 1]");
 	return 0;
 }

@@ -205,15 +205,12 @@ static void learn_run(struct ttt_engine *e, struct qslot *q)
 		size_t r = (size_t)q->shadow_row;
 		struct fc_head_raw raw = {e->lraw.fc + r * H, e->lraw.mu + r,
 					  e->lraw.sd + r};
-		float *f = e->yb, *a = f + H, *ai = a + H;
-		int ok = isfinite(raw.mu[0]), issued = 0; /* else pass failed */
-		if (ok) {
+		float *f = e->yb, *a = f + H;
+		int ok = isfinite(raw.mu[0]); /* else its pass failed */
+		if (ok)
 			ttt_shadow_calib(e, s->ad, &raw, f, a);
-			issued =
-			    ttt_cmb_issued(e, s, q->s->n - 1 - e->H, &raw, ai);
-		}
 		ttt_shadow_score(e, s, ok ? f : NULL, ok ? a : NULL,
-				 issued ? ai : NULL, e->lfy + r * H);
+				 e->lfy + r * H);
 	}
 	if (q->fired)
 		ttt_drift_emit(e, s, q->stat, q->recon);

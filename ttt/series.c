@@ -235,7 +235,6 @@ void ttt_series_free_all(struct ttt_engine *e)
 		struct series *s = e->series.b[i];
 		while (s) {
 			struct series *n = s->next;
-			free(s->iss);
 			free(s);
 			s = n;
 		}
@@ -459,9 +458,6 @@ int ttt_engine_forget_series(struct ttt_engine *e, const char *key)
 			ad_free(e, ad);
 		}
 	}
-	/* the combiner's record of issued versions; the combiner itself
-	 * (s->cmb) goes with the series: one seen again restarts at w = 0 */
-	ttt_cmb_free(e, s);
 	free(s);
 	return 0;
 }

@@ -42,11 +42,10 @@ void ttt_shadow_calib(struct ttt_engine *e, const struct adstate *ad,
 }
 
 /* Score the shadow's window from the frozen and adapted forecasts f, a
- * (NULL when its pass failed) against y [H]: the combiner learns from the
- * adapted forecast issued for it, ai (NULL: none recorded); tracking,
- * rollback and reset. */
+ * (NULL when its pass failed) against y [H]: the record of the realised
+ * error, tracking, rollback and reset. */
 void ttt_shadow_score(struct ttt_engine *e, struct series *s, const float *f,
-		      const float *a, const float *ai, const float *y)
+		      float *a, const float *y)
 {
 	struct adstate *ad = s->ad;
 	const int H = e->H;
@@ -56,15 +55,14 @@ void ttt_shadow_score(struct ttt_engine *e, struct series *s, const float *f,
 	float es = ttt_mse(f, y, (size_t)H), ea = ttt_mse(a, y, (size_t)H);
 	if (!isfinite(ea) || !isfinite(es))
 		return;
-	/* What was published for this window (with the weights as they are
-	 * now), then what the window teaches the weights. */
-	float ep =
-	    e->p.combine && ai ? ttt_cmb_error(&s->cmb, f, ai, y, H) : ea;
-	if (e->p.combine && ai)
-		ttt_cmb_update(&s->cmb, f, ai, y, H, e->p.combine_decay,
-			       e->p.combine_prior);
 	/* The realised error of the newest matured window, for the record
-	 * (storage's errors table): its origin is H steps back. */
+	 * (storage's errors table): its origin is H steps back, and the
+	 * current adapter, combined as it is published, forecasts it. */
+	float ep = ea;
+	if (e->p.combine_weight != 1.0f) {
+		ttt_cmb_mix(e->p.combine_weight, f, a, H);
+		ep = ttt_mse(a, y, (size_t)H);
+	}
 	ev_init(&ev, TTT_EV_REALISED, s);
 	ev.ts = s->last_ts - (int64_t)H * s->step;
 	ev.version_from = ev.version_to = ad->version;
@@ -148,36 +146,23 @@ void ttt_shadow_step(struct ttt_engine *e, struct series *s)
 {
 	struct adstate *ad = s->ad;
 	const size_t H = (size_t)e->H;
-	float *f = e->yb + H, *a = f + H, *ai = a + H; /* scratch rows 1-3 */
-	int ok = 0, issued = 0;
+	float *f = e->yb + H, *a = f + H; /* scratch rows 1-2 */
+	int ok = 0;
 	if (!ttt_shadow_load(e, s, e->xb, e->yb))
 		return;
 	if (e->fast) {
 		/* frozen and adapted from one frozen pass: they share the
 		 * backbone */
 		ok = fc_forecast_raw(e->m, e->ws, e->xb, 1, &e->raw) == 0;
-		if (ok) {
+		if (ok)
 			ttt_shadow_calib(e, ad, &e->raw, f, a);
-			issued =
-			    ttt_cmb_issued(e, s, s->n - 1 - e->H, &e->raw, ai);
-		}
 	} else {
 		ok = fc_forecast(e->m, NULL, e->ws, e->xb, 1, f) == 0 &&
 		     (ad->identity ? (memcpy(a, f, H * sizeof(float)), 1)
 				   : fc_forecast(e->m, expand(e, ad), e->ws,
 						 e->xb, 1, a) == 0);
-		/* Other families than the calibration are not recorded as
-		 * issued (a block each would not fit the memory budget): the
-		 * combiner learns from the current adapter's hindsight. */
-		if (ok && !e->calib_only)
-			issued = (memcpy(ai, a, H * sizeof(float)), 1);
-		else if (ok &&
-			 fc_forecast_raw(e->m, e->ws, e->xb, 1, &e->raw) == 0)
-			issued =
-			    ttt_cmb_issued(e, s, s->n - 1 - e->H, &e->raw, ai);
 	}
-	ttt_shadow_score(e, s, ok ? f : NULL, ok ? a : NULL,
-			 ok && issued ? ai : NULL, e->yb);
+	ttt_shadow_score(e, s, ok ? f : NULL, ok ? a : NULL, e->yb);
 }
 
 /* The drift sample's window, the current lookback, into x [L] with its

@@ -117,11 +117,10 @@ struct ttt_params {
 	int scope;		   /* enum ttt_scope */
 	char group_sep;		   /* group key = key up to the last sep */
 	int ephemeral; /* adapt per forecast on its own lookback, discard */
-	int combine;   /* publish f + w (a - f), w from realised errors */
-	float combine_decay, combine_prior; /* ttt/combine.h */
-	int max_gap;   /* gaps up to this many steps are interpolated */
-	int64_t step;  /* series step in ts units; 0 = from the data */
-	uint64_t seed; /* masks */
+	float combine_weight; /* publish f + w (a - f) (ttt/combine.h) */
+	int max_gap;	      /* gaps up to this many steps are interpolated */
+	int64_t step;	      /* series step in ts units; 0 = from the data */
+	uint64_t seed;	      /* masks */
 };
 
 void ttt_params_default(struct ttt_params *p);

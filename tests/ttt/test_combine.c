@@ -1,8 +1,10 @@
 /*
- * The combiner (ttt/combine.h): its weights are the shrunk least-squares
- * coefficient of the realised residual on the adapter's correction; a
- * shrunk calibration publishes exactly the mix; and through the engine, an
- * adapter that hurts is not published while one that helps is.
+ * The combiner (ttt/combine.h): the published forecast is f + w (a - f)
+ * for the fixed weight w = ttt.combine_weight; its error obeys the convex
+ * identity; a shrunk calibration publishes exactly the mix; and through
+ * the engine w = 0 publishes the frozen forecast, w = 1 the adapted one,
+ * and an adapter that realised errors show to be harmful is stopped by
+ * the shadow whatever w is.
  */
 #include <criterion/criterion.h>
 #include <math.h>
@@ -18,55 +20,37 @@
 #define L 32
 #define H 8
 
-Test(combine, weight_is_the_shrunk_least_squares_coefficient)
+/* (p - y)^2 = (1 - w)(f - y)^2 + w (a - y)^2 - w (1 - w)(a - f)^2: the
+ * published error is never above the weighted mean of the two, and below
+ * it by the correction's own spread. */
+Test(combine, published_error_is_the_convex_identity)
 {
-	float f[H], a[H], y[H];
-	struct ttt_combiner c;
-	for (int h = 0; h < H; h++) {
-		f[h] = 0.1f * (float)h;
-		a[h] = f[h] + 1.0f + 0.25f * (float)h; /* correction d */
+	uint64_t rng = 11;
+	float f[H], a[H], y[H], p[H];
+	for (int trial = 0; trial < 50; trial++) {
+		double w = (double)fc_rng_uniform(&rng);
+		for (int h = 0; h < H; h++) {
+			f[h] = 4.0f * fc_rng_uniform(&rng) - 2.0f;
+			a[h] = 4.0f * fc_rng_uniform(&rng) - 2.0f;
+			y[h] = 4.0f * fc_rng_uniform(&rng) - 2.0f;
+		}
+		memcpy(p, a, sizeof(p));
+		ttt_cmb_mix((float)w, f, p, H);
+		double ef = ttt_mse(f, y, H), ea = ttt_mse(a, y, H),
+		       ed = ttt_mse(a, f, H), ep = ttt_mse(p, y, H);
+		double want = (1 - w) * ef + w * ea - w * (1 - w) * ed;
+		/* float forecasts of magnitude <= 2: a few ulps of 4 */
+		cr_assert_float_eq(ep, want, 1e-5, "w %g: %g vs %g", (double)w,
+				   ep, want);
+		cr_assert_leq(ep, (1 - w) * ef + w * ea + 1e-5);
 	}
-	/* y = f + 0.5 d: half of the correction is real */
-	for (int h = 0; h < H; h++)
-		y[h] = f[h] + 0.5f * (a[h] - f[h]);
-	memset(&c, 0, sizeof(c));
-	ttt_cmb_update(&c, f, a, y, H, 1.0f, 0.0f);
-	for (int b = 0; b < H; b++)
-		cr_assert_float_eq(c.w[b], 0.5f, 1e-6f, "bucket %d", b);
-	/* prior 2 pseudo-windows of no correction: one window weighs 1/3 */
-	memset(&c, 0, sizeof(c));
-	ttt_cmb_update(&c, f, a, y, H, 1.0f, 2.0f);
-	cr_assert_float_eq(c.w[0], 0.5f / 3.0f, 1e-6f);
-	/* a correction the wrong way is never published, however sure */
-	for (int h = 0; h < H; h++)
-		y[h] = f[h] - (a[h] - f[h]);
-	memset(&c, 0, sizeof(c));
-	for (int k = 0; k < 50; k++)
-		ttt_cmb_update(&c, f, a, y, H, 0.99f, 2.0f);
-	for (int b = 0; b < H; b++)
-		cr_assert_eq(c.w[b], 0.0f);
-	/* nor more than all of it; and the old evidence decays */
-	for (int h = 0; h < H; h++)
-		y[h] = f[h] + 3.0f * (a[h] - f[h]);
-	for (int k = 0; k < 2000; k++)
-		ttt_cmb_update(&c, f, a, y, H, 0.99f, 2.0f);
-	for (int b = 0; b < H; b++)
-		cr_assert_float_eq(c.w[b], 1.0f, 0.03f, "bucket %d", b);
-	float p[H];
+	/* w = 0 and w = 1 are the two forecasts themselves */
 	memcpy(p, a, sizeof(p));
-	ttt_cmb_mix(&c, f, p, H);
-	for (int h = 0; h < H; h++)
-		cr_assert_float_eq(p[h], a[h], 0.03f * fabsf(a[h] - f[h]));
-}
-
-Test(combine, buckets_split_a_long_horizon)
-{
-	cr_assert_eq(ttt_cmb_bucket(96, 0), 0);
-	cr_assert_eq(ttt_cmb_bucket(96, 11), 0);
-	cr_assert_eq(ttt_cmb_bucket(96, 12), 1);
-	cr_assert_eq(ttt_cmb_bucket(96, 95), TTT_CMB_BUCKETS - 1);
-	cr_assert_eq(ttt_cmb_bucket(720, 719), TTT_CMB_BUCKETS - 1);
-	cr_assert_eq(ttt_cmb_bucket(4, 3), 3);
+	ttt_cmb_mix(0.0f, f, p, H);
+	cr_assert_arr_eq(p, f, sizeof(p));
+	memcpy(p, a, sizeof(p));
+	ttt_cmb_mix(1.0f, f, p, H);
+	cr_assert_arr_eq(p, a, sizeof(p));
 }
 
 static struct fc_model *small_model(void)
@@ -92,15 +76,12 @@ Test(combine, shrunk_calibration_publishes_the_mix)
 	cr_assert_eq(fc_forecast_raw(m, ws, x, 1, &raw), 0);
 	for (int i = 0; i < 2 * H; i++)
 		cal[i] = fc_rng_uniform(&rng) - 0.5f;
-	struct ttt_combiner c;
-	memset(&c, 0, sizeof(c));
-	for (int b = 0; b < H; b++)
-		c.w[b] = 0.125f * (float)b;
+	const float w = 0.3f;
 	fc_calib_forecast(m, &raw, 1, NULL, f);
 	fc_calib_forecast(m, &raw, 1, cal, a);
 	memcpy(p, a, sizeof(p));
-	ttt_cmb_mix(&c, f, p, H);
-	cr_assert_eq(ttt_cmb_calib(&c, cal, sh, H), 1);
+	ttt_cmb_mix(w, f, p, H);
+	cr_assert_eq(ttt_cmb_calib(w, cal, sh, H), 1);
 	fc_calib_forecast(m, &raw, 1, sh, a);
 	/* ((1 + w a) r + w c) sd + mu against f + w (a - f): the same value
 	 * by two orders of float operations, a few ulps of the forecast */
@@ -108,9 +89,10 @@ Test(combine, shrunk_calibration_publishes_the_mix)
 		cr_assert_float_eq(a[h], p[h], 1e-5f * (1.0f + fabsf(p[h])),
 				   "step %d: %g vs %g", h, (double)a[h],
 				   (double)p[h]);
-	/* every weight 0: the identity, forecast by the frozen path */
-	memset(&c, 0, sizeof(c));
-	cr_assert_eq(ttt_cmb_calib(&c, cal, sh, H), 0);
+	/* w = 0: the identity, forecast by the frozen path */
+	cr_assert_eq(ttt_cmb_calib(0.0f, cal, sh, H), 0);
+	for (int i = 0; i < 2 * H; i++)
+		cr_assert_eq(sh[i], 0.0f);
 	fc_workspace_free(ws);
 	fc_model_free(m);
 }
@@ -127,8 +109,8 @@ static float value(int i)
 #define N 900
 
 struct run {
-	double se[N]; /* squared error of the forecast issued at i */
-	int n;
+	float fc[N][H]; /* the forecast issued at i */
+	int have[N];
 };
 
 static void on_forecast(void *user, const struct ttt_event *ev)
@@ -136,14 +118,8 @@ static void on_forecast(void *user, const struct ttt_event *ev)
 	struct run *r = user;
 	if (ev->type != TTT_EV_FORECAST || ev->ts + H >= N)
 		return;
-	double se = 0;
-	for (int h = 0; h < H; h++) {
-		double d = (double)ev->forecast[h] -
-			   (double)value((int)ev->ts + 1 + h);
-		se += d * d;
-	}
-	r->se[ev->ts] = se / H;
-	r->n++;
+	memcpy(r->fc[ev->ts], ev->forecast, sizeof(r->fc[0]));
+	r->have[ev->ts] = 1;
 }
 
 static double mse_from(const struct run *r, int from)
@@ -151,18 +127,23 @@ static double mse_from(const struct run *r, int from)
 	double s = 0;
 	int n = 0;
 	for (int i = from; i < N; i++)
-		if (r->se[i] > 0) {
-			s += r->se[i];
+		if (r->have[i]) {
+			for (int h = 0; h < H; h++) {
+				double d = (double)r->fc[i][h] -
+					   (double)value(i + 1 + h);
+				s += d * d;
+			}
 			n++;
 		}
-	return s / n;
+	return s / (n * H);
 }
 
-/* Stream the series through an engine whose adapter is fixed (no
- * adaptation) at calibration cal [2H]: frozen (enabled 0), published
- * through the combiner, or as it is. */
+/* Stream the series through an engine whose adapter is set to the
+ * calibration cal [2H] and never adapts: frozen (enabled 0) or published
+ * with weight w; shadow 1: the shadow scores it every value and a
+ * realised-worse adapter is reset to the anchor. */
 static void run_fixed(struct fc_model *m, const float *cal, int enabled,
-		      int combine, struct run *r)
+		      float w, int shadow, struct run *r)
 {
 	struct ttt_params p;
 	struct ttt_engine *e;
@@ -171,10 +152,10 @@ static void run_fixed(struct fc_model *m, const float *cal, int enabled,
 	float *block = malloc(A * sizeof(float));
 	ttt_params_default(&p);
 	p.enabled = enabled;
-	p.combine = combine;
+	p.combine_weight = w;
 	p.steps = 0; /* the adapter stays what it is set to */
-	p.shadow_every = 1;
-	p.rollback_window = 1000000; /* the shadow never rolls it back */
+	p.shadow_every = shadow ? 1 : 0;
+	p.reset_policy = TTT_RESET_HARD;
 	p.drift = TTT_DRIFT_NONE;
 	memset(r, 0, sizeof(*r));
 	cr_assert_eq(
@@ -193,37 +174,12 @@ static void run_fixed(struct fc_model *m, const float *cal, int enabled,
 	free(block);
 }
 
-Test(combine, a_harmful_adapter_is_not_published)
-{
-	struct fc_model *m = small_model();
-	struct run frozen, comb, raw;
-	float cal[2 * H];
-	for (int h = 0; h < H; h++) {
-		cal[h] = 0.0f;
-		cal[H + h] = 1.5f; /* a bias of 1.5 lookback stds */
-	}
-	run_fixed(m, cal, 0, 0, &frozen);
-	run_fixed(m, cal, 1, 1, &comb);
-	run_fixed(m, cal, 1, 0, &raw);
-	double mf = mse_from(&frozen, 0), mc = mse_from(&comb, 0),
-	       mr = mse_from(&raw, 0);
-	cr_log_info("harmful: frozen %.4f, combined %.4f, as is %.4f", mf, mc,
-		    mr);
-	cr_assert_gt(mr, 2.0 * mf, "the adapter is not harmful");
-	/* the whole stream: the combiner learns within a few windows */
-	cr_assert_lt(mc, mf * 1.05, "combined %g vs frozen %g", mc, mf);
-	/* once it knows, nothing of the adapter is published */
-	cr_assert_lt(mse_from(&comb, N / 2), mse_from(&frozen, N / 2) * 1.001);
-	fc_model_free(m);
-}
+static struct run frozen, comb, raw; /* large: not on the stack */
 
-Test(combine, a_helpful_adapter_is_published)
+/* A calibration that helps: the frozen model's mean residual per step,
+ * in lookback stds, from a first pass. */
+static void helpful_cal(struct fc_model *m, float *cal)
 {
-	struct fc_model *m = small_model();
-	struct run frozen, comb, raw;
-	float cal[2 * H] = {0};
-	/* the frozen model's mean residual per step, in lookback stds,
-	 * from a first pass: a bias correction that helps this series */
 	double res[H] = {0};
 	int nres = 0;
 	struct fc_workspace *ws;
@@ -239,18 +195,76 @@ Test(combine, a_helpful_adapter_is_published)
 			res[h] += (double)((value(i + 1 + h) - f[h]) / sd);
 		nres++;
 	}
+	memset(cal, 0, 2 * H * sizeof(float));
 	for (int h = 0; h < H; h++)
 		cal[H + h] = (float)(res[h] / nres);
-	run_fixed(m, cal, 0, 0, &frozen);
-	run_fixed(m, cal, 1, 1, &comb);
-	run_fixed(m, cal, 1, 0, &raw);
+	fc_workspace_free(ws);
+}
+
+/* Through the engine (the calibration-only path, one pass with the
+ * shrunk calibration): w = 0 is the frozen forecast and w = 1 the
+ * adapted one bit for bit (the same arithmetic path); in between, the
+ * mix of the two, to float rounding. */
+Test(combine, the_engine_publishes_the_mix)
+{
+	struct fc_model *m = small_model();
+	float cal[2 * H];
+	helpful_cal(m, cal);
+	run_fixed(m, cal, 0, 1.0f, 0, &frozen);
+	run_fixed(m, cal, 1, 1.0f, 0, &raw);
+	run_fixed(m, cal, 1, 0.0f, 0, &comb);
+	int n = 0;
+	for (int i = 0; i < N; i++) {
+		cr_assert_eq(frozen.have[i], comb.have[i]);
+		if (!frozen.have[i])
+			continue;
+		cr_assert_arr_eq(comb.fc[i], frozen.fc[i], sizeof(comb.fc[i]),
+				 "w = 0, window %d", i);
+		n++;
+	}
+	cr_assert_gt(n, N / 2);
+	run_fixed(m, cal, 1, 0.3f, 0, &comb);
+	for (int i = 0; i < N; i++) {
+		if (!frozen.have[i])
+			continue;
+		for (int h = 0; h < H; h++) {
+			float want = frozen.fc[i][h] +
+				     0.3f * (raw.fc[i][h] - frozen.fc[i][h]);
+			/* calibrate-then-denormalise vs mix: two orders
+			 * of float operations on values near 3 */
+			cr_assert_float_eq(comb.fc[i][h], want,
+					   1e-5f * (1.0f + fabsf(want)),
+					   "w = 0.3, window %d step %d", i, h);
+		}
+	}
 	double mf = mse_from(&frozen, N / 2), mc = mse_from(&comb, N / 2),
 	       mr = mse_from(&raw, N / 2);
-	cr_log_info("helpful: frozen %.4f, combined %.4f, as is %.4f", mf, mc,
+	cr_log_info("helpful: frozen %.4f, w = 0.3 %.4f, as is %.4f", mf, mc,
 		    mr);
 	cr_assert_lt(mr, 0.95 * mf, "the adapter does not help");
-	/* most of the gain is published once the evidence is in */
-	cr_assert_lt(mc - mr, 0.25 * (mf - mr), "combined %g", mc);
-	fc_workspace_free(ws);
+	cr_assert_lt(mc, mf, "a helpful correction, shrunk, still helps");
+	fc_model_free(m);
+}
+
+/* A harmful adapter is published at w, but the shadow sees its realised
+ * errors and resets it: the stream ends at the frozen model's error. */
+Test(combine, a_harmful_adapter_is_stopped_by_the_shadow)
+{
+	struct fc_model *m = small_model();
+	float cal[2 * H];
+	for (int h = 0; h < H; h++) {
+		cal[h] = 0.0f;
+		cal[H + h] = 1.5f; /* a bias of 1.5 lookback stds */
+	}
+	run_fixed(m, cal, 0, 1.0f, 0, &frozen);
+	run_fixed(m, cal, 1, 0.3f, 0, &raw);
+	run_fixed(m, cal, 1, 0.3f, 1, &comb);
+	double mf = mse_from(&frozen, N / 2), mr = mse_from(&raw, N / 2),
+	       mc = mse_from(&comb, N / 2);
+	cr_log_info("harmful: frozen %.4f, unwatched %.4f, watched %.4f", mf,
+		    mr, mc);
+	cr_assert_gt(mr, 1.1 * mf, "the adapter is not harmful");
+	/* reset within the first shadow window: frozen from then on */
+	cr_assert_lt(mc, mf * 1.001, "watched %g vs frozen %g", mc, mf);
 	fc_model_free(m);
 }
