@@ -213,7 +213,8 @@ static void learn_run(struct ttt_engine *e, struct qslot *q)
 			    ttt_cmb_issued(e, s, q->s->n - 1 - e->H, &raw, ai);
 		}
 		ttt_shadow_score(e, s, ok ? f : NULL, ok ? a : NULL,
-				 issued ? ai : NULL, e->lfy + r * H);
+				 issued ? ai : NULL, e->lfy + r * H,
+				 e->lfx + r * (size_t)e->L, &raw);
 	}
 	if (q->fired)
 		ttt_drift_emit(e, s, q->stat, q->recon);

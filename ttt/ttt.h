@@ -44,6 +44,7 @@ enum ttt_trigger {
 	TTT_TRIGGER_DRIFT,    /* early, on drift */
 	TTT_TRIGGER_SHADOW,   /* realised error worse than the frozen shadow */
 	TTT_TRIGGER_MANUAL,   /* operator (rollback command) */
+	TTT_TRIGGER_FALLBACK, /* kept failing: the frozen model, paused */
 };
 
 /* One event.  Pointers are valid only during the callback.  Versions are
@@ -69,8 +70,7 @@ struct ttt_event {
 	float value;		       /* REJECTED_VALUE, FORECAST: the value */
 	int filled;		       /* TTT_EV_GAP_FILLED: points filled */
 	float detector_stat;	       /* TTT_EV_DRIFT: statistic that fired */
-	uint64_t version_restored;     /* TTT_EV_ROLLBACK: the good version
-					  whose content version_to repeats */
+	uint64_t version_restored;     /* ROLLBACK: the version it repeats */
 	uint64_t tag; /* ttt_engine_set_tag() as of the causing observation */
 };
 
@@ -119,6 +119,7 @@ struct ttt_params {
 	int ephemeral; /* adapt per forecast on its own lookback, discard */
 	int combine;   /* publish f + w (a - f), w from realised errors */
 	float combine_decay, combine_prior; /* ttt/combine.h */
+	int fallback_rollbacks, fallback_within, fallback_pause; /* trust.c */
 	int max_gap;   /* gaps up to this many steps are interpolated */
 	int64_t step;  /* series step in ts units; 0 = from the data */
 	uint64_t seed; /* masks */
@@ -234,9 +235,8 @@ int ttt_engine_series_clock(const struct ttt_engine *e, const char *key,
 			    int64_t *ret_last_ts, int64_t *ret_step);
 
 struct ttt_stats {
-	uint64_t observations, forecasts;
-	uint64_t accepted, rejected, rollbacks, resets, drifts;
-	uint64_t gap_filled, rejected_values;
+	uint64_t observations, forecasts, gap_filled, rejected_values;
+	uint64_t accepted, rejected, rollbacks, resets, drifts, fallbacks;
 	uint64_t adaptations; /* accepted + rejected */
 	double adapt_seconds; /* wall time inside adaptations */
 	size_t series, adapters;

@@ -1,0 +1,205 @@
+/*
+ * What a rollback restores and when a series falls back to the frozen
+ * model (ttt/trust.c), under a synthetic poisoning attack on the small
+ * model: a version fitted to the attack beats the frozen shadow while the
+ * attack lasts, and must not become the version rollbacks restore after
+ * it; a series that keeps failing falls back to the frozen model, pauses
+ * adapting and says so in a reset event with trigger FALLBACK.
+ */
+#include <criterion/criterion.h>
+#include <math.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "forecast/forecast.h"
+#include "storage/storage.h"
+#include "ttt/ttt.h"
+#include "tests/ttt/small_model.h"
+
+#define L  32
+#define H  8
+#define A0 200 /* the attack: observations [A0, A1) */
+#define A1 240
+#define N  600
+
+/* A daily-like cycle with noise; during the attack a sawtooth replaces
+ * it, which the adapter learns and then beats the frozen model on -- the
+ * lure that made such a version the last good one. */
+static float attacked_value(int i)
+{
+	uint64_t s = (uint64_t)i * 0x9E3779B97F4A7C15ull + 1;
+	float noise = 0.2f * (fc_rng_uniform(&s) - 0.5f);
+	float v = sinf((float)i * 0.3f) + 0.5f * sinf((float)i * 0.05f);
+	if (i >= A0 && i < A1)
+		v = (float)(i % 10) / 5.0f - 1.0f;
+	return v + noise;
+}
+
+/* Adaptation strong enough to follow the attack (every family, large
+ * steps), a shadow that scores often. */
+static void attack_params(struct ttt_params *p)
+{
+	ttt_params_default(p);
+	p->every = 5;
+	p->steps = 5;
+	p->lr = 0.05f;
+	p->max_update = 1.0f;
+	p->window_stride = 2;
+	p->shadow_every = 2;
+	p->rollback_window = 8;
+	p->rollback_margin = 0.0f;
+	p->drift_every = 2;
+	p->families = FC_ADAPT_ALL;
+	p->combine = 0;
+	p->fallback_rollbacks = 0;
+}
+
+struct rec {
+	enum ttt_event_type type;
+	enum ttt_trigger trigger;
+	uint64_t version_to, version_restored;
+	int obs; /* the observation that caused it */
+};
+
+struct log {
+	struct rec *v;
+	int n, cap, obs;
+};
+
+static void on_event(void *user, const struct ttt_event *ev)
+{
+	struct log *lg = user;
+	if (ev->type == TTT_EV_FORECAST || ev->type == TTT_EV_REALISED)
+		return;
+	if (lg->n == lg->cap) {
+		lg->cap = lg->cap ? 2 * lg->cap : 256;
+		lg->v = realloc(lg->v, (size_t)lg->cap * sizeof(*lg->v));
+		cr_assert(lg->v);
+	}
+	lg->v[lg->n++] = (struct rec){ev->type, ev->trigger, ev->version_to,
+				      ev->version_restored, lg->obs};
+}
+
+static void run(const struct ttt_params *p, struct log *lg)
+{
+	struct fc_model *m = tt_small_model(L, H);
+	struct ttt_engine *e;
+	char err[256];
+	cr_assert(m);
+	cr_assert_eq(ttt_engine_new(m, p, on_event, lg, &e, err, sizeof(err)),
+		     0, "%s", err);
+	for (lg->obs = 0; lg->obs < N; lg->obs++)
+		cr_assert_eq(ttt_engine_observe(e, "s", lg->obs,
+						attacked_value(lg->obs)),
+			     0);
+	ttt_engine_free(e);
+	fc_model_free(m);
+}
+
+/* The observation at which the content of version v was made by an
+ * adaptation (a rollback's version repeats the one it restored); -1: the
+ * anchor (version 0 or a reset's). */
+static int made_at(const struct log *lg, uint64_t v)
+{
+	for (int i = lg->n - 1; i >= 0; i--) {
+		if (lg->v[i].version_to != v)
+			continue;
+		if (lg->v[i].type == TTT_EV_ADAPT_ACCEPTED)
+			return lg->v[i].obs;
+		if (lg->v[i].type == TTT_EV_ROLLBACK)
+			return made_at(lg, lg->v[i].version_restored);
+	}
+	return -1;
+}
+
+Test(rollback, never_restores_a_version_fitted_to_an_attack)
+{
+	struct ttt_params p;
+	struct log lg = {0};
+	attack_params(&p);
+	run(&p, &lg);
+	int after = 0, from_attack = 0;
+	for (int i = 0; i < lg.n; i++) {
+		if (lg.v[i].type != TTT_EV_ROLLBACK)
+			continue;
+		int at = made_at(&lg, lg.v[i].version_restored);
+		cr_log_info("rollback at %d restores version %llu made at %d",
+			    lg.v[i].obs,
+			    (unsigned long long)lg.v[i].version_restored, at);
+		after += lg.v[i].obs >= A1;
+		/* fitted to attacked values: its windows read them */
+		from_attack += at >= A0 && at < A1 + L + H;
+	}
+	cr_assert_gt(after, 0,
+		     "no rollback after the attack: the test is void");
+	cr_assert_eq(from_attack, 0,
+		     "%d rollbacks restored a version fitted to the attack",
+		     from_attack);
+	free(lg.v);
+}
+
+Test(rollback, a_series_that_keeps_failing_falls_back_to_the_frozen_model)
+{
+	struct ttt_params p;
+	struct log lg = {0};
+	attack_params(&p);
+	p.fallback_rollbacks = 2;
+	p.fallback_within = 100;
+	p.fallback_pause = 60;
+	run(&p, &lg);
+	int fb = -1, fails = 0;
+	for (int i = 0; i < lg.n && fb < 0; i++) {
+		if (lg.v[i].type != TTT_EV_ROLLBACK &&
+		    lg.v[i].type != TTT_EV_RESET)
+			continue;
+		fails++;
+		if (lg.v[i].trigger == TTT_TRIGGER_FALLBACK)
+			fb = i;
+	}
+	cr_assert_geq(fb, 0, "no fall-back to the frozen model");
+	cr_assert_eq(lg.v[fb].type, TTT_EV_RESET);
+	/* what an operator queries: audit.triggered_by = 'fallback' */
+	cr_assert_str_eq(store_trigger_name((int)lg.v[fb].trigger), "fallback");
+	cr_assert_geq(fails, 2);
+	/* the rollback or reset before it came within fallback_within */
+	int prev = -1;
+	for (int i = fb - 1; i >= 0 && prev < 0; i--)
+		if (lg.v[i].type == TTT_EV_ROLLBACK ||
+		    lg.v[i].type == TTT_EV_RESET)
+			prev = lg.v[i].obs;
+	cr_assert_geq(prev, 0);
+	cr_assert_leq(lg.v[fb].obs - prev, 100);
+	/* paused: no adaptation for fallback_pause observations, then
+	 * adaptation resumes */
+	int t0 = lg.v[fb].obs, resumed = -1;
+	for (int i = fb + 1; i < lg.n; i++) {
+		if (lg.v[i].type != TTT_EV_ADAPT_ACCEPTED &&
+		    lg.v[i].type != TTT_EV_ADAPT_REJECTED)
+			continue;
+		cr_assert_geq(lg.v[i].obs, t0 + 60,
+			      "adapted at %d, during the pause after %d",
+			      lg.v[i].obs, t0);
+		if (resumed < 0)
+			resumed = lg.v[i].obs;
+	}
+	cr_assert_geq(resumed, t0 + 60, "adaptation never resumed");
+	free(lg.v);
+}
+
+/* With fallback_rollbacks = 0 a series never falls back. */
+Test(rollback, no_fall_back_when_turned_off)
+{
+	struct ttt_params p;
+	struct log lg = {0};
+	attack_params(&p);
+	run(&p, &lg);
+	int fails = 0;
+	for (int i = 0; i < lg.n; i++) {
+		cr_assert_neq(lg.v[i].trigger, TTT_TRIGGER_FALLBACK);
+		fails += lg.v[i].type == TTT_EV_ROLLBACK ||
+			 lg.v[i].type == TTT_EV_RESET;
+	}
+	cr_assert_geq(fails, 2, "too few rollbacks: the test is void");
+	free(lg.v);
+}
