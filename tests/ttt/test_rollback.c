@@ -64,7 +64,7 @@ struct rec {
 
 struct log {
 	struct rec *v;
-	int n, cap, obs;
+	int n, cap;
 };
 
 static void on_event(void *user, const struct ttt_event *ev)
@@ -77,11 +77,15 @@ static void on_event(void *user, const struct ttt_event *ev)
 		lg->v = realloc(lg->v, (size_t)lg->cap * sizeof(*lg->v));
 		cr_assert(lg->v);
 	}
+	/* obs: the causing observation's time (deferred learning emits its
+	 * events at the flush) */
 	lg->v[lg->n++] = (struct rec){ev->type, ev->trigger, ev->version_to,
-				      ev->version_restored, lg->obs};
+				      ev->version_restored, (int)ev->ts};
 }
 
-static void run(const struct ttt_params *p, struct log *lg)
+/* The attacked series through an engine with p, forecasts (and with the
+ * calibration only, learning) deferred in batches of batch. */
+static void run_batched(const struct ttt_params *p, struct log *lg, int batch)
 {
 	struct fc_model *m = tt_small_model(L, H);
 	struct ttt_engine *e;
@@ -89,12 +93,18 @@ static void run(const struct ttt_params *p, struct log *lg)
 	cr_assert(m);
 	cr_assert_eq(ttt_engine_new(m, p, on_event, lg, &e, err, sizeof(err)),
 		     0, "%s", err);
-	for (lg->obs = 0; lg->obs < N; lg->obs++)
-		cr_assert_eq(ttt_engine_observe(e, "s", lg->obs,
-						attacked_value(lg->obs)),
+	cr_assert_eq(ttt_engine_defer_forecasts(e, batch), 0);
+	for (int i = 0; i < N; i++)
+		cr_assert_eq(ttt_engine_observe(e, "s", i, attacked_value(i)),
 			     0);
+	cr_assert_eq(ttt_engine_flush(e), 0);
 	ttt_engine_free(e);
 	fc_model_free(m);
+}
+
+static void run(const struct ttt_params *p, struct log *lg)
+{
+	run_batched(p, lg, 1);
 }
 
 /* The observation at which the content of version v was made by an
@@ -202,4 +212,39 @@ Test(rollback, no_fall_back_when_turned_off)
 	}
 	cr_assert_geq(fails, 2, "too few rollbacks: the test is void");
 	free(lg.v);
+}
+
+/* The fall-back and the probation take the same decisions when learning
+ * waits for the flush (the calibration only: the queue's batched passes;
+ * its shadow windows score the version on probation from the batch's
+ * frozen head outputs). */
+Test(rollback, deferred_learning_decides_the_same)
+{
+	struct ttt_params p;
+	struct log l1 = {0}, l2 = {0};
+	attack_params(&p);
+	p.families = FC_ADAPT_CALIB;
+	p.lr = 0.2f;
+	p.fallback_rollbacks = 2;
+	p.fallback_within = 100;
+	p.fallback_pause = 60;
+	run_batched(&p, &l1, 1);
+	run_batched(&p, &l2, 8);
+	int fails = 0, restored = 0;
+	cr_assert_eq(l1.n, l2.n, "%d events at once, %d deferred", l1.n, l2.n);
+	for (int i = 0; i < l1.n; i++) {
+		cr_assert_eq(l1.v[i].type, l2.v[i].type, "event %d", i);
+		cr_assert_eq(l1.v[i].trigger, l2.v[i].trigger, "event %d", i);
+		cr_assert_eq(l1.v[i].obs, l2.v[i].obs, "event %d", i);
+		cr_assert_eq(l1.v[i].version_restored, l2.v[i].version_restored,
+			     "event %d", i);
+		fails += l1.v[i].trigger == TTT_TRIGGER_FALLBACK;
+		restored += l1.v[i].type == TTT_EV_ROLLBACK &&
+			    l1.v[i].version_restored > 0;
+	}
+	cr_log_info("%d fall-backs, %d rollbacks to a promoted version", fails,
+		    restored);
+	cr_assert_gt(fails, 0, "no fall-back: the test is void");
+	free(l1.v);
+	free(l2.v);
 }
