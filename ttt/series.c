@@ -322,10 +322,13 @@ int ttt_engine_restore_series(struct ttt_engine *e, const char *key,
 	} else {
 		ttt_ad_set_anchor(e, ad);
 	}
+	/* Not trusted: its probation (ttt/trust.c) is not known here, and a
+	 * restart must not make a poisoned version the rollback target. */
 	if (ad->a != e->anchor)
-		memcpy(ad->good, ad->a, e->n_ad * sizeof(float));
-	ad->good_identity = ad->identity;
-	ad->version = ad->good_version = version;
+		memcpy(ad->good, e->anchor, e->n_ad * sizeof(float));
+	ad->good_identity = 1;
+	ad->good_version = 0;
+	ad->version = version;
 	if (ad->next_version <= version)
 		ad->next_version = version + 1;
 	ttt_ad_track_reset(ad);

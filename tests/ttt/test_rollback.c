@@ -248,3 +248,47 @@ Test(rollback, deferred_learning_decides_the_same)
 	free(l1.v);
 	free(l2.v);
 }
+
+/* A restored version (a restart, another host, an operator) has no
+ * probation behind it: it is current, and the rollback target is the
+ * anchor until a version earns it. */
+Test(rollback, a_restored_version_is_not_the_rollback_target)
+{
+	struct fc_model *m = tt_small_model(L, H);
+	struct ttt_params p;
+	struct ttt_engine *e;
+	struct log lg = {0};
+	char err[256];
+	cr_assert(m);
+	size_t A = fc_adapter_len(m), off, len;
+	float *a = malloc(A * sizeof(float));
+	cr_assert(a);
+	fc_adapter_init(m, a, 1);
+	/* a bad calibration: every forecast scaled and shifted */
+	cr_assert_eq(fc_adapter_family_range(m, FC_ADAPT_CALIB, &off, &len), 0);
+	for (size_t i = 0; i < len; i++)
+		a[off + i] += 1.5f;
+	attack_params(&p);
+	cr_assert_eq(ttt_engine_new(m, &p, on_event, &lg, &e, err, sizeof(err)),
+		     0, "%s", err);
+	cr_assert_eq(ttt_engine_restore_series(e, "s", a, A, 7, INT64_MIN), 0);
+	for (int i = 0; i < A0; i++)
+		cr_assert_eq(ttt_engine_observe(e, "s", i, attacked_value(i)),
+			     0);
+	int rollbacks = 0;
+	for (int i = 0; i < lg.n; i++)
+		if (lg.v[i].type == TTT_EV_ROLLBACK) {
+			cr_assert_eq(
+			    lg.v[i].version_restored, 0,
+			    "restored version %llu",
+			    (unsigned long long)lg.v[i].version_restored);
+			rollbacks++;
+		}
+	cr_assert_gt(rollbacks, 0,
+		     "the restored version was never rolled "
+		     "back: the test is void");
+	ttt_engine_free(e);
+	fc_model_free(m);
+	free(a);
+	free(lg.v);
+}
