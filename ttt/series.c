@@ -10,11 +10,11 @@
  * An adapter state (one per series, per group or one global, by ttt.scope)
  * is one allocation: the active part of the adapter block (the ranges of
  * the adapting families, packed, n_ad floats), the last good version
- * of it and the version on probation (ttt/trust.c).  The anchor is the identity
- * adapter, shared by every series. Optimizer state, gradients, batches and the
- * full adapter block used to call forecast/ live once per engine and only
- * during an adaptation; so nothing is allocated per observation, only when a
- * series or group is first seen.
+ * of it and the version on probation (ttt/trust.c).  The anchor is the
+ * identity adapter, shared by every series.  Optimizer state, gradients,
+ * batches and the full adapter block used to call forecast/ live once per
+ * engine and only during an adaptation; so nothing is allocated per
+ * observation, only when a series or group is first seen.
  */
 #include <errno.h>
 #include <math.h>

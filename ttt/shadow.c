@@ -5,11 +5,11 @@
  * adapter and by the frozen model; both errors feed exponentially weighted
  * means with span rollback_window.  With at least rollback_window
  * samples, an adapter whose mean error exceeds the shadow's by the margin
- * is rolled back (or reset, by policy; to the frozen model when the series
- * keeps failing); which version is the last good one, the rollback
- * target, trust.c decides.  Every drift_every observations, the reconstruction
- * loss of the current lookback feeds the series' drift detector, which
- * may trigger an early adaptation.
+ * is rolled back (or reset, by policy; to the frozen model when the
+ * series keeps failing); which version is the last good one, the
+ * rollback target, trust.c decides.  Every drift_every observations, the
+ * reconstruction loss of the current lookback feeds the series' drift
+ * detector, which may trigger an early adaptation.
  */
 #include <math.h>
 #include <string.h>

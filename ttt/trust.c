@@ -1,7 +1,7 @@
 /*
  * What a rollback may restore, and the fall-back of a series that keeps
  * failing: the poisoning defences of shadow.c's rollback (docs/DESIGN.md,
- * "Poisoning").
+ * "The last good version", "The fall-back").
  *
  * Last good.  An adapter beating the frozen shadow proves little while
  * the series is under attack: the frozen model is wrong on the attacked
@@ -20,7 +20,10 @@
  * One version is on probation at a time: a copy of the current version
  * when none is, scored alongside the current adapter once newer versions
  * replace it (one more forecast per shadow window; none on the
- * calibration-only fast path, which reuses the frozen head output).
+ * calibration-only fast path, which reuses the frozen head output).  A
+ * restored adapter is not trusted (its probation is not stored).  An
+ * attack longer than a probation that raises no suspicion looks like a
+ * change of regime: the fall-back bounds what follows it.
  *
  * Fall-back.  ttt.fallback_rollbacks rollbacks or resets within
  * ttt.fallback_within observations (counted from the first of them) mean

@@ -186,9 +186,9 @@ int ttt_engine_set_params(struct ttt_engine *e, const struct ttt_params *p);
  * operator rollback: adapter (copied) holds the full block, len =
  * fc_adapter_len floats, or is NULL for the identity (anchor); version
  * becomes the current one, the anchor (0) the last good (ttt/trust.c);
- * last_ts (INT64_MIN: unknown) tells which timestamps are late.  With scope group or global this sets
- * the shared adapter.  No event is emitted.  -EINVAL on a length mismatch
- * or a non-finite weight, -ENOMEM. */
+ * last_ts (INT64_MIN: unknown) tells which timestamps are late.  With scope
+ * group or global this sets the shared adapter.  No event is emitted.  -EINVAL
+ * on a length mismatch or a non-finite weight, -ENOMEM. */
 int ttt_engine_restore_series(struct ttt_engine *e, const char *key,
 			      const float *adapter, size_t len,
 			      uint64_t version, int64_t last_ts);

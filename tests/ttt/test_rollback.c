@@ -55,6 +55,15 @@ static void attack_params(struct ttt_params *p)
 	p->fallback_rollbacks = 0;
 }
 
+/* Fall back after 2 rollbacks or resets within 100 observations, for 60
+ * observations. */
+static void with_fall_back(struct ttt_params *p)
+{
+	p->fallback_rollbacks = 2;
+	p->fallback_within = 100;
+	p->fallback_pause = 60;
+}
+
 struct rec {
 	enum ttt_event_type type;
 	enum ttt_trigger trigger;
@@ -154,9 +163,7 @@ Test(rollback, a_series_that_keeps_failing_falls_back_to_the_frozen_model)
 	struct ttt_params p;
 	struct log lg = {0};
 	attack_params(&p);
-	p.fallback_rollbacks = 2;
-	p.fallback_within = 100;
-	p.fallback_pause = 60;
+	with_fall_back(&p);
 	run(&p, &lg);
 	int fb = -1, fails = 0;
 	for (int i = 0; i < lg.n && fb < 0; i++) {
@@ -179,7 +186,7 @@ Test(rollback, a_series_that_keeps_failing_falls_back_to_the_frozen_model)
 		    lg.v[i].type == TTT_EV_RESET)
 			prev = lg.v[i].obs;
 	cr_assert_geq(prev, 0);
-	cr_assert_leq(lg.v[fb].obs - prev, 100);
+	cr_assert_leq(lg.v[fb].obs - prev, p.fallback_within);
 	/* paused: no adaptation for fallback_pause observations, then
 	 * adaptation resumes */
 	int t0 = lg.v[fb].obs, resumed = -1;
@@ -187,13 +194,14 @@ Test(rollback, a_series_that_keeps_failing_falls_back_to_the_frozen_model)
 		if (lg.v[i].type != TTT_EV_ADAPT_ACCEPTED &&
 		    lg.v[i].type != TTT_EV_ADAPT_REJECTED)
 			continue;
-		cr_assert_geq(lg.v[i].obs, t0 + 60,
+		cr_assert_geq(lg.v[i].obs, t0 + p.fallback_pause,
 			      "adapted at %d, during the pause after %d",
 			      lg.v[i].obs, t0);
 		if (resumed < 0)
 			resumed = lg.v[i].obs;
 	}
-	cr_assert_geq(resumed, t0 + 60, "adaptation never resumed");
+	cr_assert_geq(resumed, t0 + p.fallback_pause,
+		      "adaptation never resumed");
 	free(lg.v);
 }
 
@@ -225,9 +233,7 @@ Test(rollback, deferred_learning_decides_the_same)
 	attack_params(&p);
 	p.families = FC_ADAPT_CALIB;
 	p.lr = 0.2f;
-	p.fallback_rollbacks = 2;
-	p.fallback_within = 100;
-	p.fallback_pause = 60;
+	with_fall_back(&p);
 	run_batched(&p, &l1, 1);
 	run_batched(&p, &l2, 8);
 	int fails = 0, restored = 0;
