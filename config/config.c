@@ -383,6 +383,20 @@ const struct cfg_option cfg_options[] = {
 	 "anchor)."),
     DBL("ttt.reset_alpha", ttt.reset_alpha, 0, 1, "0.5", OPT_RELOAD,
 	"Soft reset: share of the way back to the anchor."),
+    INT("ttt.fallback_rollbacks", ttt.fallback_rollbacks, 0, 1000000, "3",
+	OPT_RELOAD,
+	"A series rolled back or reset this many times within "
+	"ttt.fallback_within observations falls back to the frozen model "
+	"(audit: event reset, triggered_by fallback) and pauses adapting "
+	"(0 = never)."),
+    INT("ttt.fallback_within", ttt.fallback_within, 1, 100000000, "500",
+	OPT_RELOAD,
+	"Observations from the first of those rollbacks within which the "
+	"others must come to count."),
+    INT("ttt.fallback_pause", ttt.fallback_pause, 0, 100000000, "500",
+	OPT_RELOAD,
+	"Observations a series that fell back to the frozen model waits "
+	"before it adapts again."),
     ENUM("ttt.scope", ttt.scope, ttt_scopes, "series", 0,
 	 "Who owns an adapter: each series, each group (key prefix up to "
 	 "the last group_sep) or one global adapter."),

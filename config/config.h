@@ -185,10 +185,10 @@ struct cfg {
 		int drift; /* enum cfg_ttt_drift */
 		int drift_every;
 		double ph_delta, ph_lambda, adwin_delta;
-		int drift_min_gap;
-		int shadow_every;
+		int drift_min_gap, shadow_every;
 		double rollback_margin;
-		int rollback_window;
+		int rollback_window, fallback_rollbacks, fallback_within,
+		    fallback_pause;
 		int reset; /* enum cfg_ttt_reset */
 		double reset_alpha, combine_weight;
 		int scope; /* enum cfg_ttt_scope */

@@ -21,7 +21,8 @@ _Static_assert((int)STORE_EV_FORECAST == (int)TTT_EV_FORECAST &&
 _Static_assert((int)STORE_TRIGGER_SCHEDULE == (int)TTT_TRIGGER_SCHEDULE &&
 		   (int)STORE_TRIGGER_DRIFT == (int)TTT_TRIGGER_DRIFT &&
 		   (int)STORE_TRIGGER_SHADOW == (int)TTT_TRIGGER_SHADOW &&
-		   (int)STORE_TRIGGER_MANUAL == (int)TTT_TRIGGER_MANUAL,
+		   (int)STORE_TRIGGER_MANUAL == (int)TTT_TRIGGER_MANUAL &&
+		   (int)STORE_TRIGGER_FALLBACK == (int)TTT_TRIGGER_FALLBACK,
 	       "storage/storage.h and ttt/ttt.h triggers diverged");
 
 int dc_record_event(struct store *s, const struct ttt_event *ev,

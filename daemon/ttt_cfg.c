@@ -90,6 +90,9 @@ int dc_ttt_params_from_cfg(struct ttt_params *p, const struct cfg *c, char *err,
 	p->rollback_window = c->ttt.rollback_window;
 	p->reset_policy = c->ttt.reset;
 	p->reset_alpha = (float)c->ttt.reset_alpha;
+	p->fallback_rollbacks = c->ttt.fallback_rollbacks;
+	p->fallback_within = c->ttt.fallback_within;
+	p->fallback_pause = c->ttt.fallback_pause;
 	p->scope = c->ttt.scope;
 	p->group_sep = c->ttt.group_sep[0];
 	p->ephemeral = c->ttt.ephemeral;

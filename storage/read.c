@@ -27,7 +27,7 @@ static const char *const event_names[STORE_EV__COUNT] = {
 static const char *const trigger_names[STORE_TRIGGER__COUNT] = {
     [STORE_TRIGGER_NONE] = "none",     [STORE_TRIGGER_SCHEDULE] = "schedule",
     [STORE_TRIGGER_DRIFT] = "drift",   [STORE_TRIGGER_SHADOW] = "shadow",
-    [STORE_TRIGGER_MANUAL] = "manual",
+    [STORE_TRIGGER_MANUAL] = "manual", [STORE_TRIGGER_FALLBACK] = "fallback",
 };
 
 const char *store_event_type_name(int type)

@@ -154,7 +154,7 @@ q "8. Adapted vs frozen model, week by week" \
 FROM errors GROUP BY week ORDER BY week;"
 
 q "9. Every rollback, reset and operator action, with the reason" \
-	"Automatic rollbacks (\`rollback\`, triggered by the shadow), resets and \`driftcast rollback\` (\`manual\`)." \
+	"Automatic rollbacks (\`rollback\`, triggered by the shadow), resets and \`driftcast rollback\` (\`manual\`). A series that kept failing (\`ttt.fallback_rollbacks\` rollbacks or resets within \`ttt.fallback_within\` observations) fell back to the frozen model: a \`reset\` with \`triggered_by = 'fallback'\`, e.g. \`SELECT time, series FROM v_history WHERE triggered_by = 'fallback'\`." \
 	"SELECT time, series, event, triggered_by AS trig, version_from AS v_from,
        version_to AS v_to, reason
 FROM v_history WHERE event IN ('rollback', 'reset', 'manual')

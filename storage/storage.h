@@ -73,8 +73,8 @@ int store_model_register(struct store *s, const char *name,
 
 /* ---- records ------------------------------------------------------------- */
 
-/* The values of enum ttt_event_type up to REJECTED_VALUE (daemon/record.c
- * asserts it; realised errors go to store_error_put), then storage's own. */
+/* The values of enum ttt_event_type up to REJECTED_VALUE, then storage's
+ * own; store_trigger mirrors enum ttt_trigger (daemon/record.c asserts). */
 enum store_event_type {
 	STORE_EV_FORECAST = 0,
 	STORE_EV_ADAPT_ACCEPTED,
@@ -89,13 +89,13 @@ enum store_event_type {
 	STORE_EV__COUNT
 };
 
-/* Mirror of enum ttt_trigger (same order). */
 enum store_trigger {
 	STORE_TRIGGER_NONE = 0,
 	STORE_TRIGGER_SCHEDULE,
 	STORE_TRIGGER_DRIFT,
 	STORE_TRIGGER_SHADOW,
 	STORE_TRIGGER_MANUAL,
+	STORE_TRIGGER_FALLBACK, /* a reset: the series kept failing */
 	STORE_TRIGGER__COUNT
 };
 

@@ -241,6 +241,10 @@ void ttt_adapt_run(struct ttt_engine *e, struct series *s,
 	struct ttt_event ev;
 	float before = 0, after = 0, g_before, g_after, norm;
 
+	/* this observation's shadow step fell back to the frozen model
+	 * (ttt/trust.c), after the adaptation was planned */
+	if (ttt_trust_paused(e, s))
+		return;
 	/* Candidate from the current adapter. */
 	memcpy(e->cc, ad->a, e->n_ad * sizeof(float));
 	unpack(e, e->cand, e->cc);

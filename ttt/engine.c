@@ -222,7 +222,7 @@ struct learn_plan ttt_learn_decide(const struct ttt_engine *e,
 	struct learn_plan d = {0};
 	d.shadow = e->p.shadow_every > 0 && s->n % e->p.shadow_every == 0;
 	d.drift = e->p.drift != TTT_DRIFT_NONE && s->n % e->p.drift_every == 0;
-	if (e->p.steps > 0) {
+	if (e->p.steps > 0 && !ttt_trust_paused(e, s)) {
 		if (s->since_adapt >= e->p.every)
 			d.adapt = LEARN_ADAPT_SCHEDULE;
 		else if (d.drift && s->since_adapt >= e->p.drift_min_gap)

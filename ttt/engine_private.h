@@ -2,8 +2,9 @@
  * Private to ttt/: the engine's state, shared by the files that split its
  * work -- engine.c (the object, observe() and the learning decision),
  * series.c (series, adapter states, rings), adapt.c (an adaptation),
- * shadow.c (shadow scoring, rollback, the drift sample) and queue.c
- * (deferred forecasts and learning) -- and the helpers they all use.
+ * shadow.c and trust.c (shadow scoring, rollback, the drift sample:
+ * shadow.h) and queue.c (deferred forecasts and learning) -- and the
+ * helpers they all use.
  */
 #ifndef DRIFTCAST_TTT_ENGINE_PRIVATE_H
 #define DRIFTCAST_TTT_ENGINE_PRIVATE_H
@@ -16,6 +17,7 @@
 #include "forecast/forecast.h"
 #include "ttt/combine.h"
 #include "ttt/internal.h"
+#include "ttt/shadow.h"
 #include "ttt/ttt.h"
 
 struct adstate {
@@ -27,6 +29,7 @@ struct adstate {
 	int good_identity; /* good is the anchor */
 	float ew_adapt, ew_shadow;
 	int n_track;
+	struct ttt_trust tr; /* what a rollback may restore (shadow.h) */
 	size_t bytes;
 	char key[];
 };
@@ -266,23 +269,7 @@ void ttt_adapt(struct ttt_engine *e, struct series *s, enum ttt_trigger trig);
 /* Ephemeral mode's forecast of s into e->out; 0 or a negative errno. */
 int ttt_forecast_ephemeral(struct ttt_engine *e, struct series *s);
 
-/* ---- shadow.c: shadow scoring, rollback, the drift sample ---------------- */
-
-int ttt_shadow_load(const struct ttt_engine *e, const struct series *s,
-		    float *x, float *y);
-void ttt_shadow_calib(struct ttt_engine *e, const struct adstate *ad,
-		      const struct fc_head_raw *raw, float *f, float *a);
-/* a [H] is overwritten (the published mix) */
-void ttt_shadow_score(struct ttt_engine *e, struct series *s, const float *f,
-		      float *a, const float *y);
-void ttt_shadow_step(struct ttt_engine *e, struct series *s);
-void ttt_drift_load(const struct ttt_engine *e, const struct series *s,
-		    float *x, float *m);
-int ttt_drift_update(struct ttt_engine *e, struct series *s, float recon,
-		     float *ret_stat);
-void ttt_drift_emit(struct ttt_engine *e, struct series *s, float stat,
-		    float recon);
-int ttt_drift_step(struct ttt_engine *e, struct series *s);
+/* shadow.c and trust.c: ttt/shadow.h */
 
 /* ---- engine.c and queue.c: an observation's learning, deferred forecasts */
 

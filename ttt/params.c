@@ -43,6 +43,9 @@ void ttt_params_default(struct ttt_params *p)
 	p->rollback_window = 20;
 	p->reset_policy = TTT_RESET_ROLLBACK;
 	p->reset_alpha = 0.5f;
+	p->fallback_rollbacks = 3;
+	p->fallback_within = 500;
+	p->fallback_pause = 500;
 	p->scope = TTT_SCOPE_SERIES;
 	p->group_sep = '/';
 	p->ephemeral = 0;
@@ -102,6 +105,12 @@ int ttt_params_check(const struct ttt_params *p, char *errbuf,
 	      "ttt.reset: unknown policy");
 	CHECK(p->reset_alpha >= 0.0f && p->reset_alpha <= 1.0f,
 	      "ttt.reset_alpha must be in 0..1");
+	CHECK(p->fallback_rollbacks >= 0 && p->fallback_rollbacks <= 1000000,
+	      "ttt.fallback_rollbacks must be 0..1000000");
+	CHECK(p->fallback_within >= 1 && p->fallback_within <= 100000000,
+	      "ttt.fallback_within must be 1..100000000");
+	CHECK(p->fallback_pause >= 0 && p->fallback_pause <= 100000000,
+	      "ttt.fallback_pause must be 0..100000000");
 	CHECK(p->scope >= TTT_SCOPE_SERIES && p->scope <= TTT_SCOPE_GLOBAL,
 	      "ttt.scope: unknown scope");
 	CHECK(p->max_gap >= 0 && p->max_gap <= 100000,

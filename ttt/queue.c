@@ -210,7 +210,8 @@ static void learn_run(struct ttt_engine *e, struct qslot *q)
 		if (ok)
 			ttt_shadow_calib(e, s->ad, &raw, f, a);
 		ttt_shadow_score(e, s, ok ? f : NULL, ok ? a : NULL,
-				 e->lfy + r * H);
+				 e->lfy + r * H, e->lfx + r * (size_t)e->L,
+				 &raw);
 	}
 	if (q->fired)
 		ttt_drift_emit(e, s, q->stat, q->recon);

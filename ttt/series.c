@@ -9,12 +9,12 @@
  * R = L + H + (guard_windows + step_windows) * stride floats and its key.
  * An adapter state (one per series, per group or one global, by ttt.scope)
  * is one allocation: the active part of the adapter block (the ranges of
- * the adapting families, packed, n_ad floats) and the last good version
- * of it.  The anchor is the identity adapter, shared by every series.
- * Optimizer state, gradients, batches and the full adapter block used to
- * call forecast/ live once per engine and only during an adaptation; so
- * nothing is allocated per observation, only when a series or group is
- * first seen.
+ * the adapting families, packed, n_ad floats), the last good version
+ * of it and the version on probation (ttt/trust.c).  The anchor is the
+ * identity adapter, shared by every series.  Optimizer state, gradients,
+ * batches and the full adapter block used to call forecast/ live once per
+ * engine and only during an adaptation; so nothing is allocated per
+ * observation, only when a series or group is first seen.
  */
 #include <errno.h>
 #include <math.h>
@@ -124,7 +124,7 @@ int ttt_ad_own(struct ttt_engine *e, struct adstate *ad)
 {
 	if (ad->a != e->anchor)
 		return 0;
-	size_t fl = 2 * e->n_ad * sizeof(float);
+	size_t fl = 3 * e->n_ad * sizeof(float); /* a, good, tr.pend */
 	float *b = malloc(fl);
 	if (!b)
 		return -ENOMEM;
@@ -132,6 +132,7 @@ int ttt_ad_own(struct ttt_engine *e, struct adstate *ad)
 	memcpy(b + e->n_ad, e->anchor, e->n_ad * sizeof(float));
 	ad->a = b;
 	ad->good = b + e->n_ad;
+	ad->tr.pend = b + 2 * e->n_ad;
 	ad->bytes += fl;
 	e->st.bytes_adapters += fl;
 	return 0;
@@ -322,13 +323,17 @@ int ttt_engine_restore_series(struct ttt_engine *e, const char *key,
 	} else {
 		ttt_ad_set_anchor(e, ad);
 	}
+	/* Not trusted: its probation (ttt/trust.c) is not known here, and a
+	 * restart must not make a poisoned version the rollback target. */
 	if (ad->a != e->anchor)
-		memcpy(ad->good, ad->a, e->n_ad * sizeof(float));
-	ad->good_identity = ad->identity;
-	ad->version = ad->good_version = version;
+		memcpy(ad->good, e->anchor, e->n_ad * sizeof(float));
+	ad->good_identity = 1;
+	ad->good_version = 0;
+	ad->version = version;
 	if (ad->next_version <= version)
 		ad->next_version = version + 1;
 	ttt_ad_track_reset(ad);
+	ttt_trust_restart(ad);
 	if (last_ts != INT64_MIN) {
 		s->last_ts = last_ts;
 		s->has_ts = 1;

@@ -5,10 +5,11 @@
  * adapter and by the frozen model; both errors feed exponentially weighted
  * means with span rollback_window.  With at least rollback_window
  * samples, an adapter whose mean error exceeds the shadow's by the margin
- * is rolled back (or reset, by policy), and one that does not becomes the
- * last good version.  Every drift_every observations, the reconstruction
- * loss of the current lookback feeds the series' drift detector, which
- * may trigger an early adaptation.
+ * is rolled back (or reset, by policy; to the frozen model when the
+ * series keeps failing); which version is the last good one, the
+ * rollback target, trust.c decides.  Every drift_every observations, the
+ * reconstruction loss of the current lookback feeds the series' drift
+ * detector, which may trigger an early adaptation.
  */
 #include <math.h>
 #include <string.h>
@@ -43,9 +44,11 @@ void ttt_shadow_calib(struct ttt_engine *e, const struct adstate *ad,
 
 /* Score the shadow's window from the frozen and adapted forecasts f, a
  * (NULL when its pass failed) against y [H]: the record of the realised
- * error, tracking, rollback and reset. */
+ * error, the probation of trust.c (x, raw), tracking, rollback and
+ * reset. */
 void ttt_shadow_score(struct ttt_engine *e, struct series *s, const float *f,
-		      float *a, const float *y)
+		      float *a, const float *y, const float *x,
+		      const struct fc_head_raw *raw)
 {
 	struct adstate *ad = s->ad;
 	const int H = e->H;
@@ -81,25 +84,26 @@ void ttt_shadow_score(struct ttt_engine *e, struct series *s, const float *f,
 		ad->ew_shadow += w * (es - ad->ew_shadow);
 	}
 	ad->n_track++;
-	if (ad->n_track < e->p.rollback_window)
-		return;
-	if (ad->ew_adapt <= ad->ew_shadow * (1.0f + e->p.rollback_margin)) {
-		if (ad->ew_adapt <= ad->ew_shadow &&
-		    ad->good_version != ad->version) {
-			memcpy(ad->good, ad->a, e->n_ad * sizeof(float));
-			ad->good_version = ad->version;
-			ad->good_identity = ad->identity;
-		}
+	if (ad->n_track < e->p.rollback_window ||
+	    ad->ew_adapt <= ad->ew_shadow * (1.0f + e->p.rollback_margin)) {
+		/* No excess: the window may vouch for a version (trust.c);
+		 * beating the shadow does not make the current one good. */
+		ttt_trust_sample(e, s, s->last_ts - (int64_t)H * s->step, ea,
+				 es, y, x, raw);
 		return;
 	}
-	/* Realised-worse than the frozen shadow: fall back. */
+	/* Realised-worse than the frozen shadow: a suspicion, and fall back
+	 * -- to the frozen model when the series keeps failing. */
+	ttt_trust_suspect(ad);
 	ev_init(&ev, TTT_EV_ROLLBACK, s);
 	ev.trigger = TTT_TRIGGER_SHADOW;
 	ev.version_from = ad->version;
 	ev.adapted_error = ad->ew_adapt;
 	ev.shadow_error = ad->ew_shadow;
-	if (e->p.reset_policy == TTT_RESET_ROLLBACK &&
-	    ad->good_version != ad->version) {
+	if (ttt_trust_failed(e, s)) {
+		ttt_trust_fall_back(e, s, &ev);
+	} else if (e->p.reset_policy == TTT_RESET_ROLLBACK &&
+		   ad->good_version != ad->version) {
 		/* The restored content becomes a new version (versions are
 		 * immutable; storage links it to its parent). */
 		memcpy(ad->a, ad->good, e->n_ad * sizeof(float));
@@ -162,7 +166,8 @@ void ttt_shadow_step(struct ttt_engine *e, struct series *s)
 				   : fc_forecast(e->m, expand(e, ad), e->ws,
 						 e->xb, 1, a) == 0);
 	}
-	ttt_shadow_score(e, s, ok ? f : NULL, ok ? a : NULL, e->yb);
+	ttt_shadow_score(e, s, ok ? f : NULL, ok ? a : NULL, e->yb, e->xb,
+			 ok && e->fast ? &e->raw : NULL);
 }
 
 /* The drift sample's window, the current lookback, into x [L] with its
@@ -201,6 +206,7 @@ void ttt_drift_emit(struct ttt_engine *e, struct series *s, float stat,
 	ev.reason = e->p.drift == TTT_DRIFT_PH
 			? "Page-Hinkley: reconstruction loss rose"
 			: "ADWIN: reconstruction loss changed";
+	ttt_trust_suspect(s->ad);
 	e->st.drifts++;
 	emit(e, &ev);
 }

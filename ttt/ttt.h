@@ -44,6 +44,7 @@ enum ttt_trigger {
 	TTT_TRIGGER_DRIFT,    /* early, on drift */
 	TTT_TRIGGER_SHADOW,   /* realised error worse than the frozen shadow */
 	TTT_TRIGGER_MANUAL,   /* operator (rollback command) */
+	TTT_TRIGGER_FALLBACK, /* kept failing: the frozen model, paused */
 };
 
 /* One event.  Pointers are valid only during the callback.  Versions are
@@ -69,8 +70,7 @@ struct ttt_event {
 	float value;		       /* REJECTED_VALUE, FORECAST: the value */
 	int filled;		       /* TTT_EV_GAP_FILLED: points filled */
 	float detector_stat;	       /* TTT_EV_DRIFT: statistic that fired */
-	uint64_t version_restored;     /* TTT_EV_ROLLBACK: the good version
-					  whose content version_to repeats */
+	uint64_t version_restored;     /* ROLLBACK: the version it repeats */
 	uint64_t tag; /* ttt_engine_set_tag() as of the causing observation */
 };
 
@@ -118,9 +118,10 @@ struct ttt_params {
 	char group_sep;		   /* group key = key up to the last sep */
 	int ephemeral; /* adapt per forecast on its own lookback, discard */
 	float combine_weight; /* publish f + w (a - f) (ttt/combine.h) */
-	int max_gap;	      /* gaps up to this many steps are interpolated */
-	int64_t step;	      /* series step in ts units; 0 = from the data */
-	uint64_t seed;	      /* masks */
+	int fallback_rollbacks, fallback_within, fallback_pause; /* trust.c */
+	int max_gap;   /* gaps up to this many steps are interpolated */
+	int64_t step;  /* series step in ts units; 0 = from the data */
+	uint64_t seed; /* masks */
 };
 
 void ttt_params_default(struct ttt_params *p);
@@ -183,10 +184,10 @@ int ttt_engine_set_params(struct ttt_engine *e, const struct ttt_params *p);
 /* Set the adapter of series key (created if needed) from storage or an
  * operator rollback: adapter (copied) holds the full block, len =
  * fc_adapter_len floats, or is NULL for the identity (anchor); version
- * becomes the current and last good version; last_ts (INT64_MIN: unknown)
- * tells which timestamps are late.  With scope group or global this sets
- * the shared adapter.  No event is emitted.  -EINVAL on a length mismatch
- * or a non-finite weight, -ENOMEM. */
+ * becomes the current one, the anchor (0) the last good (ttt/trust.c);
+ * last_ts (INT64_MIN: unknown) tells which timestamps are late.  With scope
+ * group or global this sets the shared adapter.  No event is emitted.  -EINVAL
+ * on a length mismatch or a non-finite weight, -ENOMEM. */
 int ttt_engine_restore_series(struct ttt_engine *e, const char *key,
 			      const float *adapter, size_t len,
 			      uint64_t version, int64_t last_ts);
@@ -233,9 +234,8 @@ int ttt_engine_series_clock(const struct ttt_engine *e, const char *key,
 			    int64_t *ret_last_ts, int64_t *ret_step);
 
 struct ttt_stats {
-	uint64_t observations, forecasts;
-	uint64_t accepted, rejected, rollbacks, resets, drifts;
-	uint64_t gap_filled, rejected_values;
+	uint64_t observations, forecasts, gap_filled, rejected_values;
+	uint64_t accepted, rejected, rollbacks, resets, drifts, fallbacks;
 	uint64_t adaptations; /* accepted + rejected */
 	double adapt_seconds; /* wall time inside adaptations */
 	size_t series, adapters;
