@@ -48,8 +48,10 @@ static void eval_usage(FILE *f)
 	    "                        ttt_nocombine, persistence,\n"
 	    "                        seasonal_naive (default all)\n"
 	    "  --columns LIST|all    channels (default: all numeric)\n"
-	    "  --split test|val      replay the test split (default) or the\n"
-	    "                        validation split, to tune settings\n"
+	    "  --split test|val|train  replay the test split (default), the\n"
+	    "                        validation split, to tune settings, or\n"
+	    "                        the training split (the model fits it:\n"
+	    "                        adaptation should cost nothing there)\n"
 	    "  --db FILE             also write the adapting arms' audit "
 	    "events\n"
 	    "                        and adapter versions to this SQLite "
@@ -246,6 +248,13 @@ static json_t *arm_json(int arm, const struct ttt_arm_result *r)
 	return o;
 }
 
+static const char *split_name(enum fc_split split)
+{
+	return split == FC_SPLIT_VAL	 ? "val"
+	       : split == FC_SPLIT_TRAIN ? "train"
+					 : "test";
+}
+
 static int write_json(const char *path, enum fc_split split,
 		      const struct fc_dataset *d, const struct fc_config *mc,
 		      const struct ttt_params *p, const char *families,
@@ -265,9 +274,8 @@ static int write_json(const char *path, enum fc_split split,
 		      fc_dataset_split_windows(d, FC_SPLIT_TEST, mc->lookback,
 					       mc->horizon),
 		      "channels", d->n_cols));
-	json_object_set_new(
-	    o, "replayed_split",
-	    json_string(split == FC_SPLIT_VAL ? "val" : "test"));
+	json_object_set_new(o, "replayed_split",
+			    json_string(split_name(split)));
 	json_object_set_new(o, "season_period",
 			    json_integer(ttt_season_period(d->step_seconds)));
 	json_object_set_new(o, "ttt", params_json(p, families));
@@ -344,9 +352,11 @@ int dc_cmd_eval(int argc, char **argv)
 				split = FC_SPLIT_TEST;
 			} else if (!strcmp(optarg, "val")) {
 				split = FC_SPLIT_VAL;
+			} else if (!strcmp(optarg, "train")) {
+				split = FC_SPLIT_TRAIN;
 			} else {
 				fprintf(stderr, "driftcast eval: --split must "
-						"be test or val\n");
+						"be test, val or train\n");
 				return DC_EXIT_USAGE;
 			}
 			break;
@@ -449,7 +459,7 @@ int dc_cmd_eval(int argc, char **argv)
 
 	printf("%s  L=%d H=%d %s  %s windows %d x %d channels\n", d->name,
 	       mc->lookback, mc->horizon, fc_backbone_name(mc->backbone),
-	       split == FC_SPLIT_VAL ? "val" : "test",
+	       split_name(split),
 	       fc_dataset_split_windows(d, split, mc->lookback, mc->horizon),
 	       d->n_cols);
 	printf("%-15s %9s %9s %8s %8s %6s %6s %9s %8s\n", "arm", "mse", "mae",

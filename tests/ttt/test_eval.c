@@ -133,6 +133,19 @@ Test(eval, frozen_arm_matches_offline_evaluation_and_naive_brute_force)
 		  "val: frozen %.9f vs offline %.9f", res[TTT_ARM_FROZEN].mse,
 		  mse);
 	cr_assert_eq(res[TTT_ARM_TTT].ran, 0);
+	/* and the training split (eval --split train): from row 0 */
+	cr_assert_eq(ttt_eval_run(m, d, FC_SPLIT_TRAIN, &p,
+				  1u << TTT_ARM_FROZEN, NULL, NULL, NULL, res,
+				  err, sizeof(err)),
+		     0, "%s", err);
+	cr_assert_eq(fc_evaluate(m, NULL, ws, d, FC_SPLIT_TRAIN, &mse, &mae),
+		     0);
+	cr_assert_eq(res[TTT_ARM_FROZEN].windows,
+		     (long)fc_dataset_split_windows(d, FC_SPLIT_TRAIN, L, H) *
+			 d->n_cols);
+	cr_assert(fabs(res[TTT_ARM_FROZEN].mse - mse) <= 1e-6 * mse,
+		  "train: frozen %.9f vs offline %.9f", res[TTT_ARM_FROZEN].mse,
+		  mse);
 	fc_workspace_free(ws);
 	fc_dataset_free(d);
 	fc_model_free(m);
