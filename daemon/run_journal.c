@@ -14,16 +14,18 @@
 #include "daemon/run_private.h"
 
 #include <errno.h>
+#include <math.h>
 #include <stdalign.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "daemon/log.h"
 #include "daemon/record.h"
+#include "daemon/run_control.h"
 #include "storage/storage.h"
 #include "ttt/ttt.h"
 
-enum { J_EVENT, J_INIT };
+enum { J_EVENT, J_INIT, J_MANUAL };
 
 struct jrec {
 	int kind;
@@ -97,6 +99,39 @@ static void store_ev(struct run *r, const struct ttt_event *ev)
 		log_ratelimited(&r->rl_store, LOG_ERR, "storage: %s", r->err);
 }
 
+/* An operator rollback (run_control.c): storage's own event type, which
+ * the engine's enum has no value for. */
+static void store_manual(struct run *r, const struct ttt_event *ev)
+{
+	struct store_event se = {
+	    .type = STORE_EV_MANUAL,
+	    .trigger = STORE_TRIGGER_MANUAL,
+	    .series = ev->series,
+	    .ts = ev->ts,
+	    .version_from = ev->version_from,
+	    .version_to = ev->version_to,
+	    .version_restored = ev->version_restored,
+	    .loss_before = NAN,
+	    .loss_after = NAN,
+	    .guard_before = NAN,
+	    .guard_after = NAN,
+	    .update_norm = NAN,
+	    .adapted_error = NAN,
+	    .shadow_error = NAN,
+	    .reason = ev->reason,
+	    .adapter = ev->adapter,
+	    .adapter_len = ev->adapter_len,
+	};
+	if (store_event_put(r->store, &se, r->err, sizeof(r->err)) < 0)
+		log_ratelimited(&r->rl_store, LOG_ERR, "storage: %s", r->err);
+}
+
+void run_write_manual(struct run *r, const struct ttt_event *ev)
+{
+	store_manual(r, ev);
+	journal_put(r, J_MANUAL, ev);
+}
+
 void run_write_event(struct run *r, const struct ttt_event *ev)
 {
 	store_ev(r, ev);
@@ -134,6 +169,8 @@ void run_journal_replay(struct run *r)
 			h.ev.adapter = (const float *)(const void *)p;
 		if (h.kind == J_INIT)
 			store_init(r, h.ev.series, h.ev.ts);
+		else if (h.kind == J_MANUAL)
+			store_manual(r, &h.ev);
 		else
 			store_ev(r, &h.ev);
 		off += h.size;

@@ -5,6 +5,7 @@
  * and, for a request from the control sidecar, its record in the control
  * table.  Nothing is deleted.
  */
+#include "storage/handover.h"
 #include "storage/storage_private.h"
 
 #include <errno.h>
@@ -124,6 +125,72 @@ out:
 	return r;
 }
 
+/* The number a series' next version takes: the highest one + 1
+ * (retention never removes the current or the last versions). */
+static int next_number(struct store *s, const struct series_row *sr,
+		       uint64_t *ret, char *errbuf, size_t errbuf_size)
+{
+	uint64_t number = (uint64_t)sr->cur_number + 1;
+	bool exists = true;
+	int r;
+	while (exists) {
+		if ((r = store_version_exists(s, sr->id, number, &exists,
+					      errbuf, errbuf_size)) < 0)
+			return r;
+		if (exists)
+			number++;
+	}
+	*ret = number;
+	return 0;
+}
+
+/* The target of a rollback and the number its new version takes.  Reads
+ * only; sees the open transaction's rows. */
+static int rollback_resolve(struct store *s, const char *series,
+			    const struct store_rollback_target *t,
+			    struct series_row *ret_sr,
+			    struct target_row *ret_tr, uint64_t *ret_number,
+			    char *errbuf, size_t errbuf_size)
+{
+	int r;
+	if ((r = store_resolve_target(s, series, t, ret_sr, ret_tr, errbuf,
+				      errbuf_size)) < 0)
+		return r;
+	return next_number(s, ret_sr, ret_number, errbuf, errbuf_size);
+}
+
+int store_rollback_prepare(struct store *s, const char *series,
+			   const struct store_rollback_target *t,
+			   const float *carried, size_t carried_len,
+			   struct store_rollback_result *ret, char *errbuf,
+			   size_t errbuf_size)
+{
+	struct series_row sr;
+	struct target_row tr = {0};
+	uint64_t number;
+	char scratch[64];
+	int r = rollback_resolve(s, series, t, &sr, &tr, &number, errbuf,
+				 errbuf_size);
+	/* a version made on another host (or pruned here): the block the
+	 * request carries, for a number below the current one */
+	bool use_carried = r == -EINVAL && carried && !t->by_time &&
+			   store_series_get(s, series, false, &sr, scratch,
+					    sizeof(scratch)) == 0 &&
+			   sr.cur_id && t->number < (uint64_t)sr.cur_number;
+	if (use_carried)
+		r = next_number(s, &sr, &number, errbuf, errbuf_size);
+	if (r < 0)
+		return r;
+	memset(ret, 0, sizeof(*ret));
+	snprintf(ret->series, sizeof(ret->series), "%s", series);
+	ret->from_version = (uint64_t)sr.cur_number;
+	ret->restored = use_carried ? t->number : tr.number;
+	ret->new_version = number;
+	ret->adapter = use_carried ? (float *)carried : s->rb_adapter;
+	ret->adapter_len = use_carried ? carried_len : tr.adapter_len;
+	return 0;
+}
+
 /* The rollback itself, inside an open transaction.  With a request q, it
  * is recorded in the control table in the same transaction. */
 static int rollback_txn(struct store *s, const char *series,
@@ -137,23 +204,13 @@ static int rollback_txn(struct store *s, const char *series,
 	struct store_rollback_result res = {0};
 	char note[STORE_REASON_MAX + 64];
 	int64_t vid;
+	uint64_t number;
 	int r;
 
-	if ((r = store_resolve_target(s, series, t, &sr, &tr, errbuf,
-				      errbuf_size)) < 0)
+	if ((r = rollback_resolve(s, series, t, &sr, &tr, &number, errbuf,
+				  errbuf_size)) < 0)
 		return r;
-	/* The new number follows the highest one; retention never removes
-	 * the current or the last versions, so this is max + 1. */
 	uint64_t from = (uint64_t)sr.cur_number;
-	uint64_t number = from + 1;
-	bool exists = true;
-	while (exists) {
-		if ((r = store_version_exists(s, sr.id, number, &exists, errbuf,
-					      errbuf_size)) < 0)
-			return r;
-		if (exists)
-			number++;
-	}
 	int64_t ts = sr.has_last_ts ? sr.last_ts : 0;
 	struct version_new v = {
 	    .reason = "manual",
@@ -180,6 +237,7 @@ static int rollback_txn(struct store *s, const char *series,
 	    .ts = ts,
 	    .version_from = from,
 	    .version_to = number,
+	    .version_restored = tr.number,
 	    .loss_before = NAN,
 	    .loss_after = NAN,
 	    .guard_before = NAN,
