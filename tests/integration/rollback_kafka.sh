@@ -1,0 +1,213 @@
+#!/usr/bin/env bash
+# An operator's rollback through Kafka reaches the series' owner (TAP; issue
+# 12 item 5).  Two `driftcast run` daemons in one group (cooperative-sticky,
+# session timeout 4 s) against driftcast-mockbroker, each with its own
+# database, with the state topic on.  Host b serves every series first and
+# makes their versions; host a joins and takes a partition (its series
+# restored from the state topic).  For a series that now lives on a:
+# `rollback --db b.db` refuses and points to the Kafka form; `rollback
+# --brokers ... --db b.db` to a version only b's database holds is applied
+# by a within seconds, in a's database once (version, parent, restored
+# version, reason and operator), and a's forecasts use it; after a stops
+# and b takes the series back, nobody applies it again.  Control records
+# for an unknown series and an unknown version land in the dead-letter
+# topic with their reasons.
+#
+# Needs: DRIFTCAST, MOCKBROKER, DATA (set by meson), kcat, python3, sqlite3.
+set -u
+HERE=$(cd "$(dirname "$0")" && pwd)
+. "$HERE/tap.sh"
+
+BIN=${DRIFTCAST:?DRIFTCAST must name the driftcast binary}
+MB=${MOCKBROKER:?MOCKBROKER must name driftcast-mockbroker}
+DATA=${DATA:?DATA must name data/ETTh1.csv}
+WORK=$(tap_workdir rollback-kafka)
+L=24
+H=4
+cleanup() {
+    tap_kill_pids
+    tap_cleanup_workdir "$WORK"
+}
+trap cleanup EXIT
+bail() {
+    echo "Bail out! $*"
+    failed=1
+    for h in a b; do
+        diag "host $h log tail:"
+        tail -n 15 "$WORK/$h.log" 2>/dev/null | sed 's/^/#   /'
+    done
+    exit 1
+}
+
+# rows FROM TO: rows [FROM, TO) of the seven ETTh1 columns
+rows() {
+    python3 - "$DATA" "$1" "$2" <<'PY'
+import sys
+lines = [l.split(",") for l in open(sys.argv[1]).read().split("\n") if l]
+print(",".join(lines[0]))
+for l in lines[1 + int(sys.argv[2]):1 + int(sys.argv[3])]:
+    print(",".join(l))
+PY
+}
+head -801 "$DATA" > "$WORK/train.csv"
+"$BIN" train --data "$WORK/train.csv" --out "$WORK/model.dcm" --lookback $L \
+    --horizon $H --epochs 1 --set model.width=16 --set model.layers=1 \
+    --quiet > "$WORK/train.log" 2>&1 || bail "driftcast train failed"
+
+"$MB" -t measurements:2 -t forecasts:2 -t driftcast-state:2 -t deadletter:1 \
+    -f "$WORK/bootstraps" > "$WORK/mb.log" 2>&1 &
+pids+=($!)
+wait_for 10 test -s "$WORK/bootstraps" || bail "mock broker did not start"
+BS=$(cat "$WORK/bootstraps")
+
+for h in a b; do
+    cat > "$WORK/$h.conf" <<EOF
+[kafka]
+brokers = $BS
+group = rollback
+input_topic = measurements
+output_topic = forecasts
+deadletter_topic = deadletter
+state_topic = driftcast-state
+session_timeout_ms = 4000
+commit_interval_ms = 200
+[storage]
+path = $WORK/$h.db
+[model]
+path = $WORK/model.dcm
+lookback = $L
+horizon = $H
+[ttt]
+every = 6
+guard = false
+[log]
+level = info
+[metrics]
+listen = off
+EOF
+done
+
+declare -A host_pid
+start_host() { # start_host NAME
+    "$BIN" run --config "$WORK/$1.conf" >> "$WORK/$1.log" 2>&1 &
+    host_pid[$1]=$!
+    pids+=($!)
+}
+produce() { # produce FROM TO: those rows of every series
+    rows "$1" "$2" > "$WORK/rows-$1.csv"
+    "$BIN" produce --brokers "$BS" --topic measurements --series-prefix ett \
+        -q "$WORK/rows-$1.csv" > /dev/null 2>&1 || bail "produce $1..$2 failed"
+}
+q() { sqlite3 "$WORK/$1.db" "$2" 2>/dev/null; } # q HOST SQL
+count_topic() {
+    kcat -C -b "$BS" -t "$1" -o beginning -e -q -f 'x\n' 2>/dev/null | wc -l
+}
+topic_ge() { test "$(count_topic "$1")" -ge "$2"; }
+active_on() { # active_on HOST: the series HOST serves, one per line
+    q "$1" "SELECT key FROM series WHERE status = 'active' ORDER BY key"
+}
+manual_rows() { # manual_rows HOST SERIES: its operator rollbacks in the audit
+    q "$1" "SELECT count(*) FROM audit a JOIN series s ON s.id = a.series_id
+            WHERE s.key = '$2' AND a.event = 'manual'"
+}
+rows_eq() { test "$(manual_rows "$1" "$2")" = "$3"; }
+
+t0=$SECONDS
+start_host b
+wait_for 20 grep -q "assigned at offset" "$WORK/b.log" || bail "host b got no partition"
+produce 0 80
+wait_for 45 test "$(q b "SELECT count(*) FROM series WHERE current_version >= 4")" -ge 7 ||
+    bail "host b made no versions"
+start_host a
+wait_for 30 grep -q "assigned at offset" "$WORK/a.log" || bail "host a got no partition"
+produce 80 100
+wait_for 30 test -n "$(active_on a)" || bail "no series on host a"
+S=$(active_on a | head -1)
+diag "series $S lives on host a now ($((SECONDS - t0)) s)"
+# a version made on b, before the move: only b's database holds it
+V=2
+check "version $V of $S is in b's database only" \
+    test "$(q b "SELECT count(*) FROM versions v JOIN series s ON s.id = v.series_id
+                WHERE s.key = '$S' AND v.number = $V")$(q a "SELECT count(*)
+                FROM versions v JOIN series s ON s.id = v.series_id
+                WHERE s.key = '$S' AND v.number = $V")" = 10
+
+# ---- the --db form on the host that handed it over --------------------------
+
+"$BIN" rollback --db "$WORK/b.db" --series "$S" --to-version $V \
+    --reason "bad sensor" > "$WORK/db.out" 2> "$WORK/db.err"
+rc=$?
+check "rollback --db on the host that handed the series over exits 1 (got $rc)" test $rc -eq 1
+check "... saying so" grep -q "handed over to another host" "$WORK/db.err"
+check "... and pointing to the Kafka form" grep -q "driftcast rollback --brokers" "$WORK/db.err"
+
+# ---- the Kafka form: applied by the owner -------------------------------------
+
+cur=$(q a "SELECT current_version FROM series WHERE key = '$S'")
+t_start=$SECONDS
+"$BIN" rollback --brokers "$BS" --topic measurements --series "$S" \
+    --to-version $V --reason "bad sensor" --by alice --db "$WORK/b.db" \
+    > "$WORK/kafka.out" 2> "$WORK/kafka.err"
+rc=$?
+check "rollback --brokers exits 0 once the broker has it (got $rc)" test $rc -eq 0
+check "... and says where it went" grep -q "sent to measurements partition" "$WORK/kafka.out"
+check "host a applies it within 10 s" wait_for 10 rows_eq a "$S" 1
+diag "applied after $((SECONDS - t_start)) s"
+check "a's log names the operator" \
+    grep -q "operator rollback from Kafka .*by alice.*: $S now runs" "$WORK/a.log"
+new=$(q a "SELECT current_version FROM series WHERE key = '$S'")
+row=$(q a "SELECT v.reason, v.parent_number, v.restored_from FROM versions v
+           JOIN series s ON s.id = v.series_id WHERE s.key = '$S' AND v.number = $new")
+check "a's new current version $new is 'manual', parent $cur, restored from $V (got $row)" \
+    test "$new" -gt "$cur" -a "$row" = "manual|$cur|$V"
+note=$(q a "SELECT a.reason FROM audit a JOIN series s ON s.id = a.series_id
+            WHERE s.key = '$S' AND a.event = 'manual'")
+check "the audit row carries reason, operator and the carried block ($note)" \
+    eval 'case "$note" in *"by alice"*"block carried"*"bad sensor"*) true ;; *) false ;; esac'
+check "its content is version $V's (the same adapter blob as in b's database)" \
+    test "$(q a "SELECT hex(v.adapter) FROM versions v JOIN series s ON s.id = v.series_id
+                 WHERE s.key = '$S' AND v.number = $new")" = \
+         "$(q b "SELECT hex(v.adapter) FROM versions v JOIN series s ON s.id = v.series_id
+                 WHERE s.key = '$S' AND v.number = $V")"
+check "host b recorded nothing" rows_eq b "$S" 0
+produce 100 110
+used() {
+    kcat -C -b "$BS" -t forecasts -o beginning -e -q -f '%s\n' 2>/dev/null |
+        python3 -c "
+import sys, json
+print(sum(1 for m in map(json.loads, sys.stdin)
+          if m['series'] == '$S' and m['adapter_version'] == $new))"
+}
+check "a's next forecasts of $S come from version $new" wait_for 10 test "$(used)" -ge 1
+
+# ---- refusals into the dead-letter topic --------------------------------------
+
+dead0=$(count_topic deadletter)
+"$BIN" rollback --brokers "$BS" --topic measurements --series ett/NOSUCH \
+    --to-version 1 --reason test > /dev/null 2>&1
+check "a record for an unknown series is delivered (exit $?)" test $? -eq 0
+"$BIN" rollback --brokers "$BS" --topic measurements --series "$S" \
+    --to-version 9999 --reason test > /dev/null 2>&1
+wait_for 10 topic_ge deadletter $((dead0 + 2))
+kcat -C -b "$BS" -t deadletter -o beginning -e -q -f '%h\n' > "$WORK/dead.hdr" 2>/dev/null
+check "the unknown series is dead-lettered as unknown_series" \
+    grep -q "driftcast-reason=unknown_series: ett/NOSUCH" "$WORK/dead.hdr"
+check "the unknown version is dead-lettered as unknown_version" \
+    grep -q "driftcast-reason=unknown_version: .*$S.*9999" "$WORK/dead.hdr"
+check "nothing else was applied on a" rows_eq a "$S" 1
+
+# ---- recorded once: the series moves back to b --------------------------------
+
+kill -TERM "${host_pid[a]}"
+wait "${host_pid[a]}"
+produce 110 120
+check "b takes the series back" wait_for 20 eval "active_on b | grep -qx '$S'"
+sleep 1
+check "b did not apply the rollback again (restored it from the state topic)" rows_eq b "$S" 0
+check "b continues from a's rollback version $new or later" \
+    test "$(q b "SELECT current_version FROM series WHERE key = '$S'")" -ge "$new"
+check "a's database holds the rollback once" rows_eq a "$S" 1
+
+diag "total $((SECONDS - t0)) s"
+echo "1..$n"
+exit $((failed > 0))
