@@ -45,8 +45,9 @@ static int target_missing(struct store *s, const struct series_row *sr,
 	} else if ((int64_t)t->number >= lo && (int64_t)t->number <= hi) {
 		r = store_set_err(
 		    errbuf, errbuf_size, -EINVAL,
-		    "version %llu of series '%s' was removed by "
-		    "retention (versions %lld..%lld remain in part)",
+		    "version %llu of series '%s' is not in this "
+		    "database (removed by retention, or made on another "
+		    "host; versions %lld..%lld remain in part)",
 		    (unsigned long long)t->number, series, (long long)lo,
 		    (long long)hi);
 	} else {
