@@ -41,7 +41,6 @@ bool run_is_control(const rd_kafka_message_t *m)
 static int apply(struct run *r, const struct dc_control *c, int32_t p,
 		 int64_t offset, char *why, size_t why_size)
 {
-	static const float identity[1]; /* version 0: stored empty */
 	struct store_rollback_result rb;
 	struct store_rollback_target t = {
 	    .by_time = c->by_time, .number = c->to_version, .at = c->at_ns};
@@ -112,7 +111,7 @@ static int apply(struct run *r, const struct dc_control *c, int32_t p,
 	    .version_to = rb.new_version,
 	    .version_restored = rb.restored,
 	    .reason = note,
-	    .adapter = rb.adapter_len ? rb.adapter : identity,
+	    .adapter = rb.adapter,
 	    .adapter_len = rb.adapter_len,
 	};
 	run_write_manual(r, &ev);

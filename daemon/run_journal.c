@@ -14,7 +14,7 @@
 #include "daemon/run_private.h"
 
 #include <errno.h>
-#include <math.h>
+#include <stdio.h>
 #include <stdalign.h>
 #include <stdlib.h>
 #include <string.h>
@@ -22,6 +22,7 @@
 #include "daemon/log.h"
 #include "daemon/record.h"
 #include "daemon/run_control.h"
+#include "storage/handover.h"
 #include "storage/storage.h"
 #include "ttt/ttt.h"
 
@@ -99,30 +100,20 @@ static void store_ev(struct run *r, const struct ttt_event *ev)
 		log_ratelimited(&r->rl_store, LOG_ERR, "storage: %s", r->err);
 }
 
-/* An operator rollback (run_control.c): storage's own event type, which
- * the engine's enum has no value for. */
+/* An operator rollback (run_control.c), kept as the event that says
+ * what store_rollback_put needs. */
 static void store_manual(struct run *r, const struct ttt_event *ev)
 {
-	struct store_event se = {
-	    .type = STORE_EV_MANUAL,
-	    .trigger = STORE_TRIGGER_MANUAL,
-	    .series = ev->series,
-	    .ts = ev->ts,
-	    .version_from = ev->version_from,
-	    .version_to = ev->version_to,
-	    .version_restored = ev->version_restored,
-	    .loss_before = NAN,
-	    .loss_after = NAN,
-	    .guard_before = NAN,
-	    .guard_after = NAN,
-	    .update_norm = NAN,
-	    .adapted_error = NAN,
-	    .shadow_error = NAN,
-	    .reason = ev->reason,
-	    .adapter = ev->adapter,
+	struct store_rollback_result rb = {
+	    .from_version = ev->version_from,
+	    .restored = ev->version_restored,
+	    .new_version = ev->version_to,
+	    .adapter = (float *)ev->adapter,
 	    .adapter_len = ev->adapter_len,
 	};
-	if (store_event_put(r->store, &se, r->err, sizeof(r->err)) < 0)
+	snprintf(rb.series, sizeof(rb.series), "%s", ev->series);
+	if (store_rollback_put(r->store, &rb, ev->ts, ev->reason, r->err,
+			       sizeof(r->err)) < 0)
 		log_ratelimited(&r->rl_store, LOG_ERR, "storage: %s", r->err);
 }
 

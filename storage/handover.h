@@ -94,4 +94,13 @@ int store_rollback_prepare(struct store *s, const char *series,
 			   struct store_rollback_result *ret, char *errbuf,
 			   size_t errbuf_size);
 
+/* The rows of rollback rb (from store_rollback_prepare) into the open
+ * batch: version rb->new_version (reason 'manual', parent the current,
+ * restored_from rb->restored, content rb->adapter: rb->adapter_len 0 is
+ * the identity) and its 'manual' audit row, both with note, at series
+ * time ts.  As store_event_put. */
+int store_rollback_put(struct store *s, const struct store_rollback_result *rb,
+		       int64_t ts, const char *note, char *errbuf,
+		       size_t errbuf_size);
+
 #endif

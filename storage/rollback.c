@@ -145,21 +145,6 @@ static int next_number(struct store *s, const struct series_row *sr,
 	return 0;
 }
 
-/* The target of a rollback and the number its new version takes.  Reads
- * only; sees the open transaction's rows. */
-static int rollback_resolve(struct store *s, const char *series,
-			    const struct store_rollback_target *t,
-			    struct series_row *ret_sr,
-			    struct target_row *ret_tr, uint64_t *ret_number,
-			    char *errbuf, size_t errbuf_size)
-{
-	int r;
-	if ((r = store_resolve_target(s, series, t, ret_sr, ret_tr, errbuf,
-				      errbuf_size)) < 0)
-		return r;
-	return next_number(s, ret_sr, ret_number, errbuf, errbuf_size);
-}
-
 int store_rollback_prepare(struct store *s, const char *series,
 			   const struct store_rollback_target *t,
 			   const float *carried, size_t carried_len,
@@ -168,10 +153,12 @@ int store_rollback_prepare(struct store *s, const char *series,
 {
 	struct series_row sr;
 	struct target_row tr = {0};
-	uint64_t number;
+	uint64_t number = 0;
 	char scratch[64];
-	int r = rollback_resolve(s, series, t, &sr, &tr, &number, errbuf,
-				 errbuf_size);
+	int r =
+	    store_resolve_target(s, series, t, &sr, &tr, errbuf, errbuf_size);
+	if (r == 0)
+		r = next_number(s, &sr, &number, errbuf, errbuf_size);
 	/* a version made on another host (or pruned here): the block the
 	 * request carries, for a number below the current one */
 	bool use_carried = r == -EINVAL && carried && !t->by_time &&
@@ -192,6 +179,33 @@ int store_rollback_prepare(struct store *s, const char *series,
 	return 0;
 }
 
+int store_rollback_put(struct store *s, const struct store_rollback_result *rb,
+		       int64_t ts, const char *note, char *errbuf,
+		       size_t errbuf_size)
+{
+	static const float identity[1]; /* version 0: stored empty */
+	struct store_event ev = {
+	    .type = STORE_EV_MANUAL,
+	    .trigger = STORE_TRIGGER_MANUAL,
+	    .series = rb->series,
+	    .ts = ts,
+	    .version_from = rb->from_version,
+	    .version_to = rb->new_version,
+	    .version_restored = rb->restored,
+	    .loss_before = NAN,
+	    .loss_after = NAN,
+	    .guard_before = NAN,
+	    .guard_after = NAN,
+	    .update_norm = NAN,
+	    .adapted_error = NAN,
+	    .shadow_error = NAN,
+	    .reason = note,
+	    .adapter = rb->adapter_len ? rb->adapter : identity,
+	    .adapter_len = rb->adapter_len,
+	};
+	return store_event_put(s, &ev, errbuf, errbuf_size);
+}
+
 /* The rollback itself, inside an open transaction.  With a request q, it
  * is recorded in the control table in the same transaction. */
 static int rollback_txn(struct store *s, const char *series,
@@ -201,61 +215,20 @@ static int rollback_txn(struct store *s, const char *series,
 			size_t errbuf_size)
 {
 	struct series_row sr;
-	struct target_row tr;
-	struct store_rollback_result res = {0};
+	struct store_rollback_result res;
 	char note[STORE_REASON_MAX + 64];
-	int64_t vid;
-	uint64_t number;
 	int r;
 
-	if ((r = rollback_resolve(s, series, t, &sr, &tr, &number, errbuf,
-				  errbuf_size)) < 0)
-		return r;
-	uint64_t from = (uint64_t)sr.cur_number;
-	int64_t ts = sr.has_last_ts ? sr.last_ts : 0;
-	struct version_new v = {
-	    .reason = "manual",
-	    .note = reason,
-	    .restored_from = (int64_t)tr.number,
-	    .ts = ts,
-	    .number = number,
-	    .loss_before = NAN,
-	    .loss_after = NAN,
-	    .guard_before = NAN,
-	    .guard_after = NAN,
-	    .adapter = s->rb_adapter,
-	    .adapter_len = tr.adapter_len,
-	};
-	if ((r = store_version_insert(s, &sr, &v, &vid, errbuf, errbuf_size)) <
-	    0)
+	if ((r = store_rollback_prepare(s, series, t, NULL, 0, &res, errbuf,
+					errbuf_size)) < 0 ||
+	    (r = store_series_get(s, series, false, &sr, errbuf, errbuf_size)) <
+		0)
 		return r;
 	snprintf(note, sizeof(note), "rollback to version %llu: %s",
-		 (unsigned long long)tr.number, reason);
-	struct store_event ev = {
-	    .type = STORE_EV_MANUAL,
-	    .trigger = STORE_TRIGGER_MANUAL,
-	    .series = series,
-	    .ts = ts,
-	    .version_from = from,
-	    .version_to = number,
-	    .version_restored = tr.number,
-	    .loss_before = NAN,
-	    .loss_after = NAN,
-	    .guard_before = NAN,
-	    .guard_after = NAN,
-	    .update_norm = NAN,
-	    .adapted_error = NAN,
-	    .shadow_error = NAN,
-	    .reason = note,
-	};
-	if ((r = store_audit_insert(s, sr.id, &ev, errbuf, errbuf_size)) < 0)
+		 (unsigned long long)res.restored, reason);
+	if ((r = store_rollback_put(s, &res, sr.has_last_ts ? sr.last_ts : 0,
+				    note, errbuf, errbuf_size)) < 0)
 		return r;
-	snprintf(res.series, sizeof(res.series), "%s", series);
-	res.from_version = from;
-	res.restored = tr.number;
-	res.new_version = number;
-	res.adapter = s->rb_adapter;
-	res.adapter_len = tr.adapter_len;
 	if (q && (r = store_control_record(s, q, &res, note, errbuf,
 					   errbuf_size)) < 0)
 		return r;

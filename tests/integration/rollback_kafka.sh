@@ -98,7 +98,7 @@ produce() { # produce FROM TO: those rows of every series
     "$BIN" produce --brokers "$BS" --topic measurements --series-prefix ett \
         -q "$WORK/rows-$1.csv" > /dev/null 2>&1 || bail "produce $1..$2 failed"
 }
-q() { sqlite3 "$WORK/$1.db" "$2" 2>/dev/null; } # q HOST SQL
+q() { sqlite3 -cmd ".timeout 5000" "$WORK/$1.db" "$2" 2>>"$WORK/sqlite.err"; } # q HOST SQL
 count_topic() {
     kcat -C -b "$BS" -t "$1" -o beginning -e -q -f 'x\n' 2>/dev/null | wc -l
 }
@@ -111,17 +111,24 @@ manual_rows() { # manual_rows HOST SERIES: its operator rollbacks in the audit
             WHERE s.key = '$2' AND a.event = 'manual'"
 }
 rows_eq() { test "$(manual_rows "$1" "$2")" = "$3"; }
+# (wait_for runs a command again and again: a $(...) in its arguments would
+# be evaluated once, so every polled condition is a function)
+versions_made() {
+    test "$(q b "SELECT count(*) FROM series WHERE current_version >= 4")" -ge 7
+}
+serves_some() { test -n "$(active_on "$1")"; }
+serves() { active_on "$1" | grep -qx "$2"; } # serves HOST SERIES
 
 t0=$SECONDS
 start_host b
 wait_for 20 grep -q "assigned at offset" "$WORK/b.log" || bail "host b got no partition"
 produce 0 80
-wait_for 45 test "$(q b "SELECT count(*) FROM series WHERE current_version >= 4")" -ge 7 ||
-    bail "host b made no versions"
+wait_for 45 versions_made ||
+    bail "host b made no versions: $(q b "SELECT key, current_version FROM series" | tr '\n' ' ')"
 start_host a
 wait_for 30 grep -q "assigned at offset" "$WORK/a.log" || bail "host a got no partition"
 produce 80 100
-wait_for 30 test -n "$(active_on a)" || bail "no series on host a"
+wait_for 30 serves_some a || bail "no series on host a"
 S=$(active_on a | head -1)
 diag "series $S lives on host a now ($((SECONDS - t0)) s)"
 # a version made on b, before the move: only b's database holds it
@@ -175,10 +182,10 @@ used() {
     kcat -C -b "$BS" -t forecasts -o beginning -e -q -f '%s\n' 2>/dev/null |
         python3 -c "
 import sys, json
-print(sum(1 for m in map(json.loads, sys.stdin)
-          if m['series'] == '$S' and m['adapter_version'] == $new))"
+sys.exit(0 if any(m['series'] == '$S' and m['adapter_version'] == $new
+                  for m in map(json.loads, sys.stdin)) else 1)"
 }
-check "a's next forecasts of $S come from version $new" wait_for 10 test "$(used)" -ge 1
+check "a's next forecasts of $S come from version $new" wait_for 10 used
 
 # ---- refusals into the dead-letter topic --------------------------------------
 
@@ -201,7 +208,7 @@ check "nothing else was applied on a" rows_eq a "$S" 1
 kill -TERM "${host_pid[a]}"
 wait "${host_pid[a]}"
 produce 110 120
-check "b takes the series back" wait_for 20 eval "active_on b | grep -qx '$S'"
+check "b takes the series back" wait_for 20 serves b "$S"
 sleep 1
 check "b did not apply the rollback again (restored it from the state topic)" rows_eq b "$S" 0
 check "b continues from a's rollback version $new or later" \
