@@ -207,6 +207,8 @@ check "nothing else was applied on a" rows_eq a "$S" 1
 
 kill -TERM "${host_pid[a]}"
 wait "${host_pid[a]}"
+rc=$?
+check "host a exits 0 after SIGTERM (got $rc; a sanitizer build fails here on a leak)" test $rc -eq 0
 produce 110 120
 check "b takes the series back" wait_for 20 serves b "$S"
 sleep 1
