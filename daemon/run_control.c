@@ -53,6 +53,20 @@ static int apply(struct run *r, const struct dc_control *c, int32_t p,
 		log_ratelimited(&r->rl_engine, LOG_ERR,
 				"forecasts of the batch lost: %s",
 				strerror(-e));
+	/* its readings arrive on another partition: the record's producer
+	 * hashes keys otherwise than theirs, and the series' owner (maybe
+	 * another host) would never see it */
+	struct store_series_where w = {.partition = -1};
+	if (store_series_where(r->store, c->series, &w, err, sizeof(err)) ==
+		0 &&
+	    w.partition >= 0 && w.partition != p) {
+		snprintf(why, why_size,
+			 "unknown_series: %s: its readings arrive on input "
+			 "partition %d, this record on %d (produce it with "
+			 "the readings' partitioner)",
+			 c->series, w.partition, p);
+		return DC_REASON_UNKNOWN_SERIES;
+	}
 	e = store_rollback_prepare(r->store, c->series, &t, c->adapter,
 				   c->adapter_len, &rb, err, sizeof(err));
 	if (e == -ENOENT) {

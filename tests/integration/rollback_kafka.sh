@@ -10,8 +10,9 @@
 # by a within seconds, in a's database once (version, parent, restored
 # version, reason and operator), and a's forecasts use it; after a stops
 # and b takes the series back, nobody applies it again.  Control records
-# for an unknown series and an unknown version land in the dead-letter
-# topic with their reasons.
+# for an unknown series, an unknown version and one on another partition
+# than the series' readings land in the dead-letter topic with their
+# reasons.
 #
 # Needs: DRIFTCAST, MOCKBROKER, DATA (set by meson), kcat, python3, sqlite3.
 set -u
@@ -195,12 +196,20 @@ dead0=$(count_topic deadletter)
 check "a record for an unknown series is delivered (exit $?)" test $? -eq 0
 "$BIN" rollback --brokers "$BS" --topic measurements --series "$S" \
     --to-version 9999 --reason test > /dev/null 2>&1
-wait_for 10 topic_ge deadletter $((dead0 + 2))
+# the right key on the wrong partition (a producer with another
+# partitioner): refused by whoever owns that partition
+P=$(q a "SELECT partition FROM series WHERE key = '$S'")
+printf '{"control":"rollback","series":"%s","to_version":1,"reason":"x"}' "$S" |
+    kcat -P -b "$BS" -t measurements -p $((1 - P)) -k "$S" \
+        -H driftcast-control=rollback 2>/dev/null
+wait_for 10 topic_ge deadletter $((dead0 + 3))
 kcat -C -b "$BS" -t deadletter -o beginning -e -q -f '%h\n' > "$WORK/dead.hdr" 2>/dev/null
 check "the unknown series is dead-lettered as unknown_series" \
     grep -q "driftcast-reason=unknown_series: ett/NOSUCH" "$WORK/dead.hdr"
 check "the unknown version is dead-lettered as unknown_version" \
     grep -q "driftcast-reason=unknown_version: .*$S.*9999" "$WORK/dead.hdr"
+check "a record on another partition than the series' readings is refused" \
+    grep -q "driftcast-reason=unknown_series: $S: its readings arrive on input partition $P, this record on $((1 - P))" "$WORK/dead.hdr"
 check "nothing else was applied on a" rows_eq a "$S" 1
 
 # ---- recorded once: the series moves back to b --------------------------------
