@@ -18,6 +18,7 @@
 set -u
 HERE=$(cd "$(dirname "$0")" && pwd)
 . "$HERE/tap.sh"
+. "$HERE/hosts.sh"
 
 BIN=${DRIFTCAST:?DRIFTCAST must name the driftcast binary}
 MB=${MOCKBROKER:?MOCKBROKER must name driftcast-mockbroker}
@@ -25,20 +26,12 @@ DATA=${DATA:?DATA must name data/ETTh1.csv}
 WORK=$(tap_workdir rollback-kafka)
 L=24
 H=4
+HOSTS=(a b)
 cleanup() {
     tap_kill_pids
     tap_cleanup_workdir "$WORK"
 }
 trap cleanup EXIT
-bail() {
-    echo "Bail out! $*"
-    failed=1
-    for h in a b; do
-        diag "host $h log tail:"
-        tail -n 15 "$WORK/$h.log" 2>/dev/null | sed 's/^/#   /'
-    done
-    exit 1
-}
 
 # rows FROM TO: rows [FROM, TO) of the seven ETTh1 columns
 rows() {
@@ -50,55 +43,9 @@ for l in lines[1 + int(sys.argv[2]):1 + int(sys.argv[3])]:
     print(",".join(l))
 PY
 }
-head -801 "$DATA" > "$WORK/train.csv"
-"$BIN" train --data "$WORK/train.csv" --out "$WORK/model.dcm" --lookback $L \
-    --horizon $H --epochs 1 --set model.width=16 --set model.layers=1 \
-    --quiet > "$WORK/train.log" 2>&1 || bail "driftcast train failed"
+hosts_cluster 800 2
 
-"$MB" -t measurements:2 -t forecasts:2 -t driftcast-state:2 -t deadletter:1 \
-    -f "$WORK/bootstraps" > "$WORK/mb.log" 2>&1 &
-pids+=($!)
-wait_for 10 test -s "$WORK/bootstraps" || bail "mock broker did not start"
-BS=$(cat "$WORK/bootstraps")
-
-for h in a b; do
-    cat > "$WORK/$h.conf" <<EOF
-[kafka]
-brokers = $BS
-group = rollback
-input_topic = measurements
-output_topic = forecasts
-deadletter_topic = deadletter
-state_topic = driftcast-state
-session_timeout_ms = 4000
-commit_interval_ms = 200
-[storage]
-path = $WORK/$h.db
-[model]
-path = $WORK/model.dcm
-lookback = $L
-horizon = $H
-[ttt]
-every = 6
-guard = false
-[log]
-level = info
-[metrics]
-listen = off
-EOF
-done
-
-declare -A host_pid
-start_host() { # start_host NAME
-    "$BIN" run --config "$WORK/$1.conf" >> "$WORK/$1.log" 2>&1 &
-    host_pid[$1]=$!
-    pids+=($!)
-}
-produce() { # produce FROM TO: those rows of every series
-    rows "$1" "$2" > "$WORK/rows-$1.csv"
-    "$BIN" produce --brokers "$BS" --topic measurements --series-prefix ett \
-        -q "$WORK/rows-$1.csv" > /dev/null 2>&1 || bail "produce $1..$2 failed"
-}
+hosts_conf rollback driftcast-state a b
 q() { sqlite3 -cmd ".timeout 5000" "$WORK/$1.db" "$2" 2>>"$WORK/sqlite.err"; } # q HOST SQL
 count_topic() {
     kcat -C -b "$BS" -t "$1" -o beginning -e -q -f 'x\n' 2>/dev/null | wc -l
