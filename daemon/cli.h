@@ -128,4 +128,13 @@ int dc_parse_timeout(const char *cmd, const char *text, double *ret);
 int dc_cfg_args_load(const struct dc_cfg_args *a, struct cfg *ret_cfg,
 		     struct cfg_sources *ret_src);
 
+/* `driftcast rollback`'s Kafka form (daemon/cmd_rollback_kafka.c): c as
+ * a control record on topic keyed by its series, waited for until the
+ * broker has it (at most timeout_ms); prints where it went, or why not.
+ * target describes it ("version 5").  Returns an exit code. */
+struct dc_control;
+int dc_rollback_send(const struct cfg *cfg, const char *brokers,
+		     const char *topic, const struct dc_control *c,
+		     const char *target, int timeout_ms);
+
 #endif

@@ -17,6 +17,7 @@
 #include "config/config.h"
 #include "daemon/changelog.h"
 #include "daemon/cli.h"
+#include "daemon/control.h"
 #include "daemon/fmt.h"
 #include "daemon/kafka.h"
 #include "daemon/log.h"

@@ -38,6 +38,9 @@ static const char *const reason_names[DC_REASON_COUNT] = {
     [DC_REASON_TOO_MANY_VALUES] = "too_many_values",
     [DC_REASON_REJECTED_VALUE] = "rejected_value",
     [DC_REASON_FUTURE_TIMESTAMP] = "future_timestamp",
+    [DC_REASON_BAD_CONTROL] = "bad_control",
+    [DC_REASON_UNKNOWN_SERIES] = "unknown_series",
+    [DC_REASON_UNKNOWN_VERSION] = "unknown_version",
 };
 
 const char *dc_reason_name(int reason)

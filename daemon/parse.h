@@ -55,6 +55,11 @@ enum dc_reason {
 				       late or off-step timestamp) */
 	DC_REASON_FUTURE_TIMESTAMP, /* dated ahead of the clocks (kafka.
 				       future_tolerance_s, max_ahead_steps) */
+	DC_REASON_BAD_CONTROL,	    /* an operator control record that does not
+				       parse (daemon/control.h) */
+	DC_REASON_UNKNOWN_SERIES,   /* a control record for a series this host
+				       has never served */
+	DC_REASON_UNKNOWN_VERSION,  /* ... for a version nobody can restore */
 	DC_REASON_COUNT
 };
 

@@ -14,16 +14,19 @@
 #include "daemon/run_private.h"
 
 #include <errno.h>
+#include <stdio.h>
 #include <stdalign.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "daemon/log.h"
 #include "daemon/record.h"
+#include "daemon/run_control.h"
+#include "storage/handover.h"
 #include "storage/storage.h"
 #include "ttt/ttt.h"
 
-enum { J_EVENT, J_INIT };
+enum { J_EVENT, J_INIT, J_MANUAL };
 
 struct jrec {
 	int kind;
@@ -97,6 +100,29 @@ static void store_ev(struct run *r, const struct ttt_event *ev)
 		log_ratelimited(&r->rl_store, LOG_ERR, "storage: %s", r->err);
 }
 
+/* An operator rollback (run_control.c), kept as the event that says
+ * what store_rollback_put needs. */
+static void store_manual(struct run *r, const struct ttt_event *ev)
+{
+	struct store_rollback_result rb = {
+	    .from_version = ev->version_from,
+	    .restored = ev->version_restored,
+	    .new_version = ev->version_to,
+	    .adapter = (float *)ev->adapter,
+	    .adapter_len = ev->adapter_len,
+	};
+	snprintf(rb.series, sizeof(rb.series), "%s", ev->series);
+	if (store_rollback_put(r->store, &rb, ev->ts, ev->reason, r->err,
+			       sizeof(r->err)) < 0)
+		log_ratelimited(&r->rl_store, LOG_ERR, "storage: %s", r->err);
+}
+
+void run_write_manual(struct run *r, const struct ttt_event *ev)
+{
+	store_manual(r, ev);
+	journal_put(r, J_MANUAL, ev);
+}
+
 void run_write_event(struct run *r, const struct ttt_event *ev)
 {
 	store_ev(r, ev);
@@ -134,6 +160,8 @@ void run_journal_replay(struct run *r)
 			h.ev.adapter = (const float *)(const void *)p;
 		if (h.kind == J_INIT)
 			store_init(r, h.ev.series, h.ev.ts);
+		else if (h.kind == J_MANUAL)
+			store_manual(r, &h.ev);
 		else
 			store_ev(r, &h.ev);
 		off += h.size;

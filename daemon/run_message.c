@@ -15,6 +15,7 @@
 
 #include "daemon/log.h"
 #include "daemon/metrics.h"
+#include "daemon/run_control.h"
 #include "daemon/run_handover.h"
 #include "daemon/status.h"
 #include "storage/storage.h"
@@ -130,8 +131,8 @@ static bool future_value(struct run *r, const struct dc_obs *o, int64_t now)
 	return true;
 }
 
-static void dead_letter(struct run *r, const rd_kafka_message_t *m,
-			const char *reason, int reason_class)
+void run_dead_letter(struct run *r, const rd_kafka_message_t *m,
+		     const char *reason, int reason_class)
 {
 	r->st.deadlettered++;
 	if (reason_class >= 0 && reason_class < DC_REASON_COUNT)
@@ -146,7 +147,7 @@ void run_handle_message(struct run *r, const rd_kafka_message_t *m)
 {
 	int32_t p = m->partition;
 	if (p < 0 || p >= MAX_PARTITIONS) {
-		dead_letter(r, m, "partition number out of range", -1);
+		run_dead_letter(r, m, "partition number out of range", -1);
 		return;
 	}
 	if (r->applied_next[p] >= 0 && m->offset < r->applied_next[p]) {
@@ -154,12 +155,17 @@ void run_handle_message(struct run *r, const rd_kafka_message_t *m)
 		return;
 	}
 	r->st.messages++;
+	if (run_is_control(m)) { /* an operator's rollback: run_control.c */
+		run_handle_control(r, m);
+		run_batch_add(r, p, m->offset);
+		return;
+	}
 
 	size_t n = 0;
 	struct dc_parse_error perr;
 	if (dc_parse(r->parser, m->payload, m->len, m->key, m->key_len, r->obs,
 		     MAX_OBS_PER_MESSAGE, &n, &perr) < 0) {
-		dead_letter(r, m, perr.text, perr.reason);
+		run_dead_letter(r, m, perr.text, perr.reason);
 	} else {
 		r->n_rejected = 0;
 		int why = DC_REASON_REJECTED_VALUE; /* the first refusal's */
@@ -205,7 +211,7 @@ void run_handle_message(struct run *r, const rd_kafka_message_t *m)
 					 " (and %d more of %zu values)",
 					 r->n_rejected - 1, n);
 			}
-			dead_letter(r, m, r->rejected, why);
+			run_dead_letter(r, m, r->rejected, why);
 		}
 	}
 	run_batch_add(r, p, m->offset);

@@ -80,4 +80,27 @@ int store_series_where(struct store *s, const char *series,
 		       struct store_series_where *ret, char *errbuf,
 		       size_t errbuf_size);
 
+/* The rollback of an operator record on the input topic (the daemon's
+ * run_control.c): resolves target t of series (checksum verified) inside
+ * the open batch, without writing, into *ret: from_version (current),
+ * restored, new_version (highest + 1) and the adapter to install (the
+ * store's copy, valid until its next rollback).  A version this database
+ * lacks (made on another host, or pruned) below the current one takes the
+ * carried block (NULL: none; not copied).  -ENOENT unknown series,
+ * -EINVAL no such version, -EBADMSG corrupt, with the reason in errbuf. */
+int store_rollback_prepare(struct store *s, const char *series,
+			   const struct store_rollback_target *t,
+			   const float *carried, size_t carried_len,
+			   struct store_rollback_result *ret, char *errbuf,
+			   size_t errbuf_size);
+
+/* The rows of rollback rb (from store_rollback_prepare) into the open
+ * batch: version rb->new_version (reason 'manual', parent the current,
+ * restored_from rb->restored, content rb->adapter: rb->adapter_len 0 is
+ * the identity) and its 'manual' audit row, both with note, at series
+ * time ts.  As store_event_put. */
+int store_rollback_put(struct store *s, const struct store_rollback_result *rb,
+		       int64_t ts, const char *note, char *errbuf,
+		       size_t errbuf_size);
+
 #endif

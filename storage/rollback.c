@@ -5,6 +5,7 @@
  * and, for a request from the control sidecar, its record in the control
  * table.  Nothing is deleted.
  */
+#include "storage/handover.h"
 #include "storage/storage_private.h"
 
 #include <errno.h>
@@ -44,8 +45,9 @@ static int target_missing(struct store *s, const struct series_row *sr,
 	} else if ((int64_t)t->number >= lo && (int64_t)t->number <= hi) {
 		r = store_set_err(
 		    errbuf, errbuf_size, -EINVAL,
-		    "version %llu of series '%s' was removed by "
-		    "retention (versions %lld..%lld remain in part)",
+		    "version %llu of series '%s' is not in this "
+		    "database (removed by retention, or made on another "
+		    "host; versions %lld..%lld remain in part)",
 		    (unsigned long long)t->number, series, (long long)lo,
 		    (long long)hi);
 	} else {
@@ -124,6 +126,86 @@ out:
 	return r;
 }
 
+/* The number a series' next version takes: the highest one + 1
+ * (retention never removes the current or the last versions). */
+static int next_number(struct store *s, const struct series_row *sr,
+		       uint64_t *ret, char *errbuf, size_t errbuf_size)
+{
+	uint64_t number = (uint64_t)sr->cur_number + 1;
+	bool exists = true;
+	int r;
+	while (exists) {
+		if ((r = store_version_exists(s, sr->id, number, &exists,
+					      errbuf, errbuf_size)) < 0)
+			return r;
+		if (exists)
+			number++;
+	}
+	*ret = number;
+	return 0;
+}
+
+int store_rollback_prepare(struct store *s, const char *series,
+			   const struct store_rollback_target *t,
+			   const float *carried, size_t carried_len,
+			   struct store_rollback_result *ret, char *errbuf,
+			   size_t errbuf_size)
+{
+	struct series_row sr;
+	struct target_row tr = {0};
+	uint64_t number = 0;
+	char scratch[64];
+	int r =
+	    store_resolve_target(s, series, t, &sr, &tr, errbuf, errbuf_size);
+	if (r == 0)
+		r = next_number(s, &sr, &number, errbuf, errbuf_size);
+	/* a version made on another host (or pruned here): the block the
+	 * request carries, for a number below the current one */
+	bool use_carried = r == -EINVAL && carried && !t->by_time &&
+			   store_series_get(s, series, false, &sr, scratch,
+					    sizeof(scratch)) == 0 &&
+			   sr.cur_id && t->number < (uint64_t)sr.cur_number;
+	if (use_carried)
+		r = next_number(s, &sr, &number, errbuf, errbuf_size);
+	if (r < 0)
+		return r;
+	memset(ret, 0, sizeof(*ret));
+	snprintf(ret->series, sizeof(ret->series), "%s", series);
+	ret->from_version = (uint64_t)sr.cur_number;
+	ret->restored = use_carried ? t->number : tr.number;
+	ret->new_version = number;
+	ret->adapter = use_carried ? (float *)carried : s->rb_adapter;
+	ret->adapter_len = use_carried ? carried_len : tr.adapter_len;
+	return 0;
+}
+
+int store_rollback_put(struct store *s, const struct store_rollback_result *rb,
+		       int64_t ts, const char *note, char *errbuf,
+		       size_t errbuf_size)
+{
+	static const float identity[1]; /* version 0: stored empty */
+	struct store_event ev = {
+	    .type = STORE_EV_MANUAL,
+	    .trigger = STORE_TRIGGER_MANUAL,
+	    .series = rb->series,
+	    .ts = ts,
+	    .version_from = rb->from_version,
+	    .version_to = rb->new_version,
+	    .version_restored = rb->restored,
+	    .loss_before = NAN,
+	    .loss_after = NAN,
+	    .guard_before = NAN,
+	    .guard_after = NAN,
+	    .update_norm = NAN,
+	    .adapted_error = NAN,
+	    .shadow_error = NAN,
+	    .reason = note,
+	    .adapter = rb->adapter_len ? rb->adapter : identity,
+	    .adapter_len = rb->adapter_len,
+	};
+	return store_event_put(s, &ev, errbuf, errbuf_size);
+}
+
 /* The rollback itself, inside an open transaction.  With a request q, it
  * is recorded in the control table in the same transaction. */
 static int rollback_txn(struct store *s, const char *series,
@@ -133,70 +215,20 @@ static int rollback_txn(struct store *s, const char *series,
 			size_t errbuf_size)
 {
 	struct series_row sr;
-	struct target_row tr;
-	struct store_rollback_result res = {0};
+	struct store_rollback_result res;
 	char note[STORE_REASON_MAX + 64];
-	int64_t vid;
 	int r;
 
-	if ((r = store_resolve_target(s, series, t, &sr, &tr, errbuf,
-				      errbuf_size)) < 0)
-		return r;
-	/* The new number follows the highest one; retention never removes
-	 * the current or the last versions, so this is max + 1. */
-	uint64_t from = (uint64_t)sr.cur_number;
-	uint64_t number = from + 1;
-	bool exists = true;
-	while (exists) {
-		if ((r = store_version_exists(s, sr.id, number, &exists, errbuf,
-					      errbuf_size)) < 0)
-			return r;
-		if (exists)
-			number++;
-	}
-	int64_t ts = sr.has_last_ts ? sr.last_ts : 0;
-	struct version_new v = {
-	    .reason = "manual",
-	    .note = reason,
-	    .restored_from = (int64_t)tr.number,
-	    .ts = ts,
-	    .number = number,
-	    .loss_before = NAN,
-	    .loss_after = NAN,
-	    .guard_before = NAN,
-	    .guard_after = NAN,
-	    .adapter = s->rb_adapter,
-	    .adapter_len = tr.adapter_len,
-	};
-	if ((r = store_version_insert(s, &sr, &v, &vid, errbuf, errbuf_size)) <
-	    0)
+	if ((r = store_rollback_prepare(s, series, t, NULL, 0, &res, errbuf,
+					errbuf_size)) < 0 ||
+	    (r = store_series_get(s, series, false, &sr, errbuf, errbuf_size)) <
+		0)
 		return r;
 	snprintf(note, sizeof(note), "rollback to version %llu: %s",
-		 (unsigned long long)tr.number, reason);
-	struct store_event ev = {
-	    .type = STORE_EV_MANUAL,
-	    .trigger = STORE_TRIGGER_MANUAL,
-	    .series = series,
-	    .ts = ts,
-	    .version_from = from,
-	    .version_to = number,
-	    .loss_before = NAN,
-	    .loss_after = NAN,
-	    .guard_before = NAN,
-	    .guard_after = NAN,
-	    .update_norm = NAN,
-	    .adapted_error = NAN,
-	    .shadow_error = NAN,
-	    .reason = note,
-	};
-	if ((r = store_audit_insert(s, sr.id, &ev, errbuf, errbuf_size)) < 0)
+		 (unsigned long long)res.restored, reason);
+	if ((r = store_rollback_put(s, &res, sr.has_last_ts ? sr.last_ts : 0,
+				    note, errbuf, errbuf_size)) < 0)
 		return r;
-	snprintf(res.series, sizeof(res.series), "%s", series);
-	res.from_version = from;
-	res.restored = tr.number;
-	res.new_version = number;
-	res.adapter = s->rb_adapter;
-	res.adapter_len = tr.adapter_len;
 	if (q && (r = store_control_record(s, q, &res, note, errbuf,
 					   errbuf_size)) < 0)
 		return r;

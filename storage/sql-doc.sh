@@ -71,7 +71,7 @@ retention deletes their rows oldest first in that order).  Blobs
 | \`errors\` | realised error of a forecast: adapted and frozen shadow | upsert, retention |
 | \`kafka_offsets\` | next offset to consume per topic-partition, committed with the state it produced | upsert |
 | \`series_recent\` | every series' recent values (ring buffer, crc32) and position, saved at a clean stop | written at a clean stop, read and deleted at the next start |
-| \`control\` | operator requests (\`driftcast rollback\`) a running daemon applied, with their outcome | insert, in the rollback's transaction |
+| \`control\` | operator requests (\`driftcast rollback --db\`) a running daemon applied, with their outcome (a rollback sent through Kafka is not here: its audit row names the partition and offset) | insert, in the rollback's transaction |
 | \`handovers\` | each move of a series between the hosts of a consumer group: partition, \`in\` or \`out\`, source (\`changelog\`, \`local\`, \`anchor\`, \`revoked\`, \`lost\`), version, input offset (schema 9) | insert only |
 
 Schema version: \`PRAGMA user_version\` (migrations run in order at start, each
@@ -154,7 +154,7 @@ q "8. Adapted vs frozen model, week by week" \
 FROM errors GROUP BY week ORDER BY week;"
 
 q "9. Every rollback, reset and operator action, with the reason" \
-	"Automatic rollbacks (\`rollback\`, triggered by the shadow), resets and \`driftcast rollback\` (\`manual\`). A series that kept failing (\`ttt.fallback_rollbacks\` rollbacks or resets within \`ttt.fallback_within\` observations) fell back to the frozen model: a \`reset\` with \`triggered_by = 'fallback'\`, e.g. \`SELECT time, series FROM v_history WHERE triggered_by = 'fallback'\`." \
+	"Automatic rollbacks (\`rollback\`, triggered by the shadow), resets and \`driftcast rollback\` (\`manual\`). A series that kept failing (\`ttt.fallback_rollbacks\` rollbacks or resets within \`ttt.fallback_within\` observations) fell back to the frozen model: a \`reset\` with \`triggered_by = 'fallback'\`, e.g. \`SELECT time, series FROM v_history WHERE triggered_by = 'fallback'\`. A \`manual\` row's reason names who asked: \`... (by alice)\` from \`driftcast rollback --db\`, \`rollback to version N by alice via Kafka (input partition P offset O): ...\` from \`driftcast rollback --brokers\` (applied by the host that owned the series; no column of its own, so no migration)." \
 	"SELECT time, series, event, triggered_by AS trig, version_from AS v_from,
        version_to AS v_to, reason
 FROM v_history WHERE event IN ('rollback', 'reset', 'manual')

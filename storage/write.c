@@ -456,7 +456,8 @@ int store_audit_insert(struct store *s, int64_t series_id,
 			sqlite3_bind_int(st, 20, ev->filled);
 		if (ev->type == STORE_EV_DRIFT)
 			bind_float(st, 21, ev->detector_stat);
-		if (ev->type == STORE_EV_ROLLBACK)
+		if (ev->type == STORE_EV_ROLLBACK ||
+		    ev->type == STORE_EV_MANUAL)
 			sqlite3_bind_int64(st, 22,
 					   (int64_t)ev->version_restored);
 	}
@@ -580,7 +581,8 @@ int store_event_put(struct store *s, const struct store_event *ev, char *errbuf,
 		struct version_new v = {
 		    .reason = version_reason(ev, &sr),
 		    .note = ev->reason,
-		    .restored_from = ev->type == STORE_EV_ROLLBACK
+		    .restored_from = ev->type == STORE_EV_ROLLBACK ||
+					     ev->type == STORE_EV_MANUAL
 					 ? (int64_t)ev->version_restored
 					 : -1,
 		    .ts = ev->ts,

@@ -13,6 +13,7 @@
 set -u
 HERE=$(cd "$(dirname "$0")" && pwd)
 . "$HERE/tap.sh"
+. "$HERE/hosts.sh"
 
 BIN=${DRIFTCAST:?DRIFTCAST must name the driftcast binary}
 MB=${MOCKBROKER:?MOCKBROKER must name driftcast-mockbroker}
@@ -20,6 +21,7 @@ DATA=${DATA:?DATA must name data/ETTh1.csv}
 WORK=$(tap_workdir scale)
 L=24
 H=4
+HOSTS=(a b c)
 pids=()
 cleanup() {
     for p in "${pids[@]}"; do kill -9 "$p" 2>/dev/null; done
@@ -27,14 +29,6 @@ cleanup() {
     tap_cleanup_workdir "$WORK"
 }
 trap cleanup EXIT
-bail() {
-    echo "Bail out! $*"
-    for h in a b c; do
-        diag "host $h log tail:"
-        tail -n 15 "$WORK/$h.log" 2>/dev/null | sed 's/^/#   /'
-    done
-    exit 1
-}
 
 # ---- data, model, cluster ---------------------------------------------------
 
@@ -56,55 +50,9 @@ for i in range(lo, hi):
 PY
 }
 NSERIES=21
-head -1201 "$DATA" > "$WORK/train.csv"
-"$BIN" train --data "$WORK/train.csv" --out "$WORK/model.dcm" --lookback $L \
-    --horizon $H --epochs 1 --set model.width=16 --set model.layers=1 \
-    --quiet > "$WORK/train.log" 2>&1 || bail "driftcast train failed"
+hosts_cluster 1200 6
 
-"$MB" -t measurements:6 -t forecasts:6 -t driftcast-state:6 -t deadletter:1 \
-    -f "$WORK/bootstraps" > "$WORK/mb.log" 2>&1 &
-pids+=($!)
-wait_for 10 test -s "$WORK/bootstraps" || bail "mock broker did not start"
-BS=$(cat "$WORK/bootstraps")
-
-for h in a b c; do
-    cat > "$WORK/$h.conf" <<EOF
-[kafka]
-brokers = $BS
-group = scale
-input_topic = measurements
-output_topic = forecasts
-deadletter_topic = deadletter
-state_topic = ${STATE_TOPIC:-driftcast-state}
-session_timeout_ms = 4000
-commit_interval_ms = 200
-[storage]
-path = $WORK/$h.db
-[model]
-path = $WORK/model.dcm
-lookback = $L
-horizon = $H
-[ttt]
-every = 6
-guard = false
-[log]
-level = info
-[metrics]
-listen = off
-EOF
-done
-
-declare -A host_pid
-start_host() { # start_host NAME
-    "$BIN" run --config "$WORK/$1.conf" >> "$WORK/$1.log" 2>&1 &
-    host_pid[$1]=$!
-    pids+=($!)
-}
-produce() { # produce FROM TO: those rows of every series
-    rows "$1" "$2" > "$WORK/rows-$1.csv"
-    "$BIN" produce --brokers "$BS" --topic measurements --series-prefix ett \
-        -q "$WORK/rows-$1.csv" > /dev/null 2>&1 || bail "produce $1..$2 failed"
-}
+hosts_conf scale "${STATE_TOPIC:-driftcast-state}" a b c
 forecasts() {
     kcat -C -b "$BS" -t forecasts -o beginning -e -q -f '%s\n' 2>/dev/null
 }

@@ -2,8 +2,10 @@
  * storage/handover.c: a series' input partition, its moves out and in,
  * versions adopted from another host (their number and parent kept), the
  * restore and the saved recent values of one partition, `driftcast
- * rollback` refusing a series this database handed over, and a schema-8
- * file's migration to 9.
+ * rollback` refusing a series this database handed over (pointing to the
+ * Kafka form), the resolution of a rollback record from Kafka (a version
+ * here, one only another host holds, unknown ones), and a schema-8 file's
+ * migration to 9.
  */
 #include <errno.h>
 #include <math.h>
@@ -141,6 +143,8 @@ Test(handover, partitions_moves_and_adopted_versions)
 	cr_assert(strstr(res.err, "handed over to another host"), "%s",
 		  res.err);
 	cr_assert(strstr(res.err, "partition 2"), "%s", res.err);
+	cr_assert(strstr(res.err, "driftcast rollback --brokers"), "%s",
+		  res.err);
 	char *rb2[] = {
 	    "driftcast",    "rollback", "--db",	    path,   "--series", "b",
 	    "--to-version", "0",	"--reason", "test", NULL};
@@ -287,5 +291,68 @@ Test(handover, schema_8_file_migrates_to_9_and_keeps_its_rows)
 				"= 'a'"),
 		     4000);
 	sqlite3_close(db);
+	su_rmdir(dir);
+}
+
+/* The owner's side of a rollback sent through Kafka: resolved inside the
+ * open batch, nothing written; a version this database lacks below the
+ * current one takes the carried block; unknown series and versions are
+ * refused with the errno run_control.c maps to a dead-letter reason. */
+Test(handover, rollback_prepare_local_carried_and_unknown)
+{
+	char dir[64], path[128], err[512];
+	float carried[SU_ADAPTER_LEN];
+	struct store_rollback_result rb;
+	su_tmpdb(dir, sizeof(dir), path, sizeof(path));
+	struct store *s = su_open(path, NULL);
+	cr_assert_eq(su_version(s, "a", STORE_EV_INIT, 0, 0, 1000, 0.0f), 0);
+	cr_assert_eq(
+	    su_version(s, "a", STORE_EV_ADAPT_ACCEPTED, 0, 1, 2000, 1.0f), 0);
+	/* versions 2..6 were made on another host; 7 came from there */
+	adopt_in(s, 7, 9000, 2, 90);
+
+	struct store_rollback_target t = {.number = 1};
+	cr_assert_eq(
+	    store_rollback_prepare(s, "a", &t, NULL, 0, &rb, err, sizeof(err)),
+	    0, "%s", err);
+	cr_assert_eq(rb.from_version, 7);
+	cr_assert_eq(rb.restored, 1);
+	cr_assert_eq(rb.new_version, 8);
+	cr_assert_eq(rb.adapter_len, SU_ADAPTER_LEN);
+	cr_assert_float_eq(rb.adapter[0], 1.0f, 0.0f);
+
+	/* version 4: not here; without a block refused, with one taken */
+	t.number = 4;
+	cr_assert_eq(
+	    store_rollback_prepare(s, "a", &t, NULL, 0, &rb, err, sizeof(err)),
+	    -EINVAL);
+	cr_assert(
+	    strstr(err, "version 4 of series 'a' is not in this database"),
+	    "%s", err);
+	su_fill(carried, SU_ADAPTER_LEN, 4.0f);
+	cr_assert_eq(store_rollback_prepare(s, "a", &t, carried, SU_ADAPTER_LEN,
+					    &rb, err, sizeof(err)),
+		     0, "%s", err);
+	cr_assert_eq(rb.restored, 4);
+	cr_assert_eq(rb.new_version, 8);
+	cr_assert_eq(rb.adapter, carried);
+	/* a number above the current one exists nowhere: refused, block or
+	 * not */
+	t.number = 9;
+	cr_assert_eq(store_rollback_prepare(s, "a", &t, carried, SU_ADAPTER_LEN,
+					    &rb, err, sizeof(err)),
+		     -EINVAL);
+	cr_assert_eq(store_rollback_prepare(s, "zz", &t, carried,
+					    SU_ADAPTER_LEN, &rb, err,
+					    sizeof(err)),
+		     -ENOENT);
+	/* nothing was written: still current 7, next 8 */
+	t.number = 1;
+	cr_assert_eq(
+	    store_rollback_prepare(s, "a", &t, NULL, 0, &rb, err, sizeof(err)),
+	    0);
+	cr_assert_eq(rb.from_version, 7);
+	cr_assert_eq(rb.new_version, 8);
+	store_free(s);
 	su_rmdir(dir);
 }

@@ -1,0 +1,68 @@
+# Several `driftcast run` hosts in one consumer group against the mock
+# cluster, sourced after tap.sh by scale.sh and rollback_kafka.sh: the
+# model and the cluster, each host's settings file, starting one, and
+# producing rows of the script's own rows() function, and bail.  Uses
+# BIN, MB, DATA, WORK, L, H and HOSTS (the host names); sets BS.
+
+declare -A host_pid
+bail() { # bail MESSAGE: stop the script, with every host's log tail
+    echo "Bail out! $*"
+    failed=1 # keeps the work directory
+    for h in "${HOSTS[@]}"; do
+        diag "host $h log tail:"
+        tail -n 15 "$WORK/$h.log" 2>/dev/null | sed 's/^/#   /'
+    done
+    exit 1
+}
+hosts_cluster() { # hosts_cluster ROWS PARTITIONS: a model trained on the
+    # first ROWS rows of DATA; the cluster with the topics, at $BS
+    head -$(($1 + 1)) "$DATA" > "$WORK/train.csv"
+    "$BIN" train --data "$WORK/train.csv" --out "$WORK/model.dcm" --lookback $L \
+        --horizon $H --epochs 1 --set model.width=16 --set model.layers=1 \
+        --quiet > "$WORK/train.log" 2>&1 || bail "driftcast train failed"
+    "$MB" -t measurements:$2 -t forecasts:$2 -t driftcast-state:$2 -t deadletter:1 \
+        -f "$WORK/bootstraps" > "$WORK/mb.log" 2>&1 &
+    pids+=($!)
+    wait_for 10 test -s "$WORK/bootstraps" || bail "mock broker did not start"
+    BS=$(cat "$WORK/bootstraps")
+}
+hosts_conf() { # hosts_conf GROUP STATE_TOPIC NAME...: $WORK/NAME.conf each
+    local group=$1 state=$2 h
+    shift 2
+    for h in "$@"; do
+        cat > "$WORK/$h.conf" <<CONF
+[kafka]
+brokers = $BS
+group = $group
+input_topic = measurements
+output_topic = forecasts
+deadletter_topic = deadletter
+state_topic = $state
+session_timeout_ms = 4000
+commit_interval_ms = 200
+[storage]
+path = $WORK/$h.db
+[model]
+path = $WORK/model.dcm
+lookback = $L
+horizon = $H
+[ttt]
+every = 6
+guard = false
+[log]
+level = info
+[metrics]
+listen = off
+CONF
+    done
+}
+start_host() { # start_host NAME
+    "$BIN" run --config "$WORK/$1.conf" >> "$WORK/$1.log" 2>&1 &
+    host_pid[$1]=$!
+    pids+=($!)
+}
+produce() { # produce FROM TO: those rows of every series (rows FROM TO)
+    rows "$1" "$2" > "$WORK/rows-$1.csv"
+    "$BIN" produce --brokers "$BS" --topic measurements --series-prefix ett \
+        -q "$WORK/rows-$1.csv" > /dev/null 2>&1 || bail "produce $1..$2 failed"
+}
