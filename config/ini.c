@@ -19,13 +19,29 @@
 
 /* ---- "did you mean" -------------------------------------------------- */
 
+/* Each char of s in none of other's classes (byte & 63) is deleted or
+ * substituted by any edit of s into other, so their count is a lower bound
+ * of the distance; counting them is far cheaper than the table below, and
+ * most names are this far from most settings. */
+static size_t alien_chars(const char *s, const char *other)
+{
+	uint64_t present = 0;
+	size_t n = 0;
+	for (; *other; other++)
+		present |= UINT64_C(1) << ((unsigned char)*other & 63);
+	for (; *s; s++)
+		n += !(present >> ((unsigned char)*s & 63) & 1);
+	return n;
+}
+
 /* Levenshtein distance of a and b, or SIZE_MAX once it must exceed bound
  * (the caller only wants distances up to it: this keeps "did you mean" for
  * thousands of unknown keys cheap). */
 static size_t edit_distance(const char *a, const char *b, size_t bound)
 {
 	size_t la = strlen(a), lb = strlen(b);
-	if (la > 64 || lb > 64 || (la > lb ? la - lb : lb - la) > bound)
+	if (la > 64 || lb > 64 || (la > lb ? la - lb : lb - la) > bound ||
+	    alien_chars(a, b) > bound || alien_chars(b, a) > bound)
 		return SIZE_MAX;
 	size_t row[65];
 	for (size_t j = 0; j <= lb; j++)
@@ -134,13 +150,6 @@ static bool suggest_more(struct cfg_loader *L)
 
 #define MAX_LINES 100000
 
-static void chomp(char *s)
-{
-	size_t n = strlen(s);
-	while (n > 0 && (s[n - 1] == '\n' || s[n - 1] == '\r'))
-		s[--n] = '\0';
-}
-
 char *cfg_trim(char *s)
 {
 	while (isspace((unsigned char)*s))
@@ -151,9 +160,71 @@ char *cfg_trim(char *s)
 	return s;
 }
 
-/* fgets-like reader for inih over the buffer: counts lines, keeps copies,
- * catches lines too long to parse, NUL bytes and section headers (inih does
- * not report those). */
+/* The line inih reads as line lineno: the text up to its newline, or
+ * empty when the reader blanked it (a NUL byte, or too long). */
+static const char *raw_line(const struct cfg_loader *L, int lineno,
+			    size_t *ret_len)
+{
+	const char *line = L->buf, *end = L->buf + L->size;
+	for (int n = 1; n < lineno && line < end; n++) {
+		const char *nl = memchr(line, '\n', (size_t)(end - line));
+		line = nl ? nl + 1 : end;
+	}
+	const char *nl = memchr(line, '\n', (size_t)(end - line));
+	size_t len = nl ? (size_t)(nl - line) + 1 : (size_t)(end - line);
+	/* the reader's tests, on the line with its newline */
+	*ret_len = memchr(line, '\0', len) || len > L->line_max ? 0
+		   : nl						? len - 1
+								: len;
+	return line;
+}
+
+/* s[0..n) without leading and trailing white space: its start, and n. */
+static const char *trim_span(const char *s, size_t *n)
+{
+	while (*n > 0 && isspace((unsigned char)*s))
+		s++, (*n)--;
+	while (*n > 0 && isspace((unsigned char)s[*n - 1]))
+		(*n)--;
+	return s;
+}
+
+/* A "[name]" line: check the name here, once, at its own line. */
+static void check_section_header(struct cfg_loader *L, const char *t, size_t n)
+{
+	const char *close = memchr(t, ']', n);
+	if (!close) {
+		/* keys below it would be blamed on the wrong section */
+		cfg_err_add(L->err,
+			    "%s:%d: syntax error: expected '[section]', got "
+			    "'%.*s'",
+			    L->file, L->lineno, (int)n, t);
+		L->in_bad_section = true;
+		L->syntax_line = L->lineno;
+		return;
+	}
+	size_t len = (size_t)(close - t - 1);
+	const char *name = trim_span(t + 1, &len);
+	L->in_bad_section =
+	    !section_known(name, len) && cfg_kscope_of(name, len) < 0;
+	if (!L->in_bad_section)
+		return;
+	char copy[CFG_LINE_MAX];
+	snprintf(copy, sizeof(copy), "%.*s", (int)len, name);
+	const char *s = suggest_more(L) ? suggest_section(copy) : NULL;
+	if (s)
+		cfg_err_add(L->err,
+			    "%s:%d: unknown section [%s] (did you mean [%s]?)",
+			    L->file, L->lineno, copy, s);
+	else
+		cfg_err_add(L->err, "%s:%d: unknown section [%s]", L->file,
+			    L->lineno, copy);
+}
+
+/* fgets-like reader for inih over the buffer: counts lines, catches lines
+ * too long to parse, NUL bytes and section headers (inih does not report
+ * those).  It copies nothing but into inih's buffer: a message that quotes
+ * a line finds it again in L->buf (raw_line). */
 static char *loader_read(char *str, int num, void *stream)
 {
 	struct cfg_loader *L = stream;
@@ -165,6 +236,7 @@ static char *loader_read(char *str, int num, void *stream)
 	size_t len = nl ? (size_t)(nl - line) + 1 : rest;
 	L->pos += len;
 	L->lineno++;
+	L->line_max = (size_t)num - 1;
 	if (memchr(line, '\0', len)) {
 		/* inih would silently drop the rest of the line */
 		cfg_err_add(L->err,
@@ -183,68 +255,15 @@ static char *loader_read(char *str, int num, void *stream)
 	}
 	memcpy(str, line, len);
 	str[len] = '\0';
-	if (L->nlines == L->cap) {
-		size_t cap = L->cap ? L->cap * 2 : 64;
-		char **p = realloc(L->lines, cap * sizeof(*p));
-		if (!p) {
-			L->oom = 1;
-			return NULL;
-		}
-		L->lines = p;
-		L->cap = cap;
-	}
-	char *copy = strdup(str);
-	if (!copy) {
-		L->oom = 1;
-		return NULL;
-	}
-	chomp(copy);
-	L->lines[L->nlines++] = copy;
-	if (L->nlines > MAX_LINES) {
+	if (L->lineno > MAX_LINES) {
 		cfg_err_add(L->err, "%s:%d: file has more than %d lines",
 			    L->file, L->lineno, MAX_LINES);
 		return NULL;
 	}
-
-	/* Section header: check the name here, once, at its own line. */
-	char tmp[CFG_LINE_MAX];
-	snprintf(tmp, sizeof(tmp), "%s", copy);
-	char *t = cfg_trim(tmp);
-	if (t[0] == '[') {
-		char *close = strchr(t, ']');
-		if (!close) {
-			/* keys below it would be blamed on the wrong section */
-			cfg_err_add(
-			    L->err,
-			    "%s:%d: syntax error: expected '[section]', got "
-			    "'%s'",
-			    L->file, L->lineno, t);
-			L->in_bad_section = true;
-			L->syntax_line = L->lineno;
-		} else {
-			*close = '\0';
-			char *name = cfg_trim(t + 1);
-			L->in_bad_section =
-			    !section_known(name, strlen(name)) &&
-			    cfg_kscope_of(name, strlen(name)) < 0;
-			if (L->in_bad_section) {
-				const char *s = suggest_more(L)
-						    ? suggest_section(name)
-						    : NULL;
-				if (s)
-					cfg_err_add(
-					    L->err,
-					    "%s:%d: unknown section [%s] "
-					    "(did you mean [%s]?)",
-					    L->file, L->lineno, name, s);
-				else
-					cfg_err_add(
-					    L->err,
-					    "%s:%d: unknown section [%s]",
-					    L->file, L->lineno, name);
-			}
-		}
-	}
+	size_t n = len;
+	const char *t = trim_span(str, &n);
+	if (n > 0 && t[0] == '[')
+		check_section_header(L, t, n);
 	return str;
 }
 
@@ -327,9 +346,6 @@ static int loader_on_value(void *user, const char *section, const char *name,
 
 void cfg_loader_free(struct cfg_loader *L)
 {
-	for (size_t i = 0; i < L->nlines; i++)
-		free(L->lines[i]);
-	free(L->lines);
 	for (size_t i = 0; i < cfg_noptions; i++)
 		free(L->text[i]);
 }
@@ -352,15 +368,15 @@ int cfg_loader_parse(struct cfg_loader *L)
 	}
 	if (r > 0 && r != L->syntax_line) {
 		/* inih reports only its first syntax error. */
-		const char *text =
-		    (size_t)r <= L->nlines ? L->lines[r - 1] : "";
-		char tmp[CFG_LINE_MAX];
-		snprintf(tmp, sizeof(tmp), "%s", text);
+		size_t n;
+		const char *text = raw_line(L, r, &n);
+		text = trim_span(text, &n);
 		cfg_err_add(
 		    L->err,
 		    "%s:%d: syntax error: expected '[section]' or 'key = "
-		    "value', got '%s'",
-		    L->file, r, cfg_trim(tmp));
+		    "value', got '%.*s'",
+		    L->file, r, n < CFG_LINE_MAX ? (int)n : CFG_LINE_MAX - 1,
+		    text);
 	}
 	return 0;
 }

@@ -103,9 +103,8 @@ struct cfg_loader {
 	const char *file; /* the name in messages */
 	const char *buf;  /* the text, size bytes (not NUL-terminated) */
 	size_t size, pos;
-	int lineno;   /* line most recently handed to inih */
-	char **lines; /* copy of every line, for messages */
-	size_t nlines, cap;
+	int lineno;	     /* line most recently handed to inih */
+	size_t line_max;     /* longest line inih takes (its buffer - 1) */
 	bool in_bad_section; /* keys under an unknown [section] */
 	int syntax_line;     /* a syntax error we reported ourselves */
 	int suggested;	     /* "did you mean"s given (ini.c caps them) */

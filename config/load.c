@@ -9,6 +9,7 @@
 
 #include <errno.h>
 #include <math.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
@@ -171,16 +172,28 @@ static int convert(const struct cfg_option *o, const char *text, void *dst,
 	return -EINVAL;
 }
 
-void cfg_defaults(struct cfg *c)
+/* The defaults never change: converted once, then copied (every load
+ * starts from them, and converting runs each value's checks). */
+static struct cfg cfg_default_values;
+static pthread_once_t cfg_default_once = PTHREAD_ONCE_INIT;
+
+static void convert_defaults(void)
 {
 	char why[256];
-	memset(c, 0, sizeof(*c));
 	for (size_t i = 0; i < cfg_noptions; i++) {
 		int r =
 		    convert(&cfg_options[i], cfg_options[i].def,
-			    (char *)c + cfg_options[i].off, why, sizeof(why));
+			    (char *)&cfg_default_values + cfg_options[i].off,
+			    why, sizeof(why));
 		(void)r; /* defaults are checked by tests/config */
 	}
+}
+
+void cfg_defaults(struct cfg *c)
+{
+	pthread_once(&cfg_default_once, convert_defaults);
+	/* memcpy, not assignment: padding too, for byte-wise comparisons */
+	memcpy(c, &cfg_default_values, sizeof(*c));
 }
 
 /* ---- cross-field checks ---------------------------------------------- */
