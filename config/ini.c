@@ -19,52 +19,56 @@
 
 /* ---- "did you mean" -------------------------------------------------- */
 
-/* Each char of s in none of other's classes (byte & 63) is deleted or
- * substituted by any edit of s into other, so their count is a lower bound
- * of the distance; counting them is far cheaper than the table below, and
- * most names are this far from most settings. */
-static size_t alien_chars(const char *s, const char *other)
+/* A name that others are compared with: for each byte, the positions at
+ * which it occurs (Myers' bit-parallel edit distance, as Hyyrö gives it
+ * for whole strings).  One pass over the other name, a few word operations
+ * per byte, instead of the full table of the textbook algorithm. */
+struct pattern {
+	uint64_t peq[256];
+	size_t len;
+};
+
+static void pattern_init(struct pattern *p, const char *a)
 {
-	uint64_t present = 0;
-	size_t n = 0;
-	for (; *other; other++)
-		present |= UINT64_C(1) << ((unsigned char)*other & 63);
-	for (; *s; s++)
-		n += !(present >> ((unsigned char)*s & 63) & 1);
-	return n;
+	memset(p->peq, 0, sizeof(p->peq));
+	p->len = strlen(a);
+	for (size_t i = 0; i < p->len && i < 64; i++)
+		p->peq[(unsigned char)a[i]] |= UINT64_C(1) << i;
 }
 
-/* Levenshtein distance of a and b, or SIZE_MAX once it must exceed bound
- * (the caller only wants distances up to it: this keeps "did you mean" for
- * thousands of unknown keys cheap). */
-static size_t edit_distance(const char *a, const char *b, size_t bound)
+/* Levenshtein distance of p's name and b, or SIZE_MAX once it must exceed
+ * bound (the caller only wants distances up to it). */
+static size_t edit_distance(const struct pattern *p, const char *b,
+			    size_t bound)
 {
-	size_t la = strlen(a), lb = strlen(b);
-	if (la > 64 || lb > 64 || (la > lb ? la - lb : lb - la) > bound ||
-	    alien_chars(a, b) > bound || alien_chars(b, a) > bound)
+	size_t m = p->len, lb = strlen(b);
+	if (m > 64 || lb > 64 || (m > lb ? m - lb : lb - m) > bound)
 		return SIZE_MAX;
-	size_t row[65];
-	for (size_t j = 0; j <= lb; j++)
-		row[j] = j;
-	for (size_t i = 1; i <= la; i++) {
-		size_t diag = row[0], low = i;
-		row[0] = i;
-		for (size_t j = 1; j <= lb; j++) {
-			size_t up = row[j];
-			size_t best = diag + (a[i - 1] != b[j - 1]);
-			if (up + 1 < best)
-				best = up + 1;
-			if (row[j - 1] + 1 < best)
-				best = row[j - 1] + 1;
-			row[j] = best;
-			diag = up;
-			if (best < low)
-				low = best;
-		}
-		if (low > bound) /* every later row is at least this */
+	if (m == 0)
+		return lb;
+	/* Pv/Mv: the vertical deltas +1/-1 of the current column, bit i for
+	 * row i + 1; score: the last row's value, the distance so far */
+	uint64_t pv = ~UINT64_C(0), mv = 0, top = UINT64_C(1) << (m - 1);
+	size_t score = m;
+	for (size_t j = 0; j < lb; j++) {
+		uint64_t eq = p->peq[(unsigned char)b[j]];
+		uint64_t xv = eq | mv;
+		uint64_t xh = (((eq & pv) + pv) ^ pv) | eq;
+		uint64_t ph = mv | ~(xh | pv), mh = pv & xh;
+		if (ph & top)
+			score++;
+		else if (mh & top)
+			score--;
+		/* the first row grows by one per column: shift in a +1 */
+		ph = ph << 1 | 1;
+		mh <<= 1;
+		pv = mh | ~(xv | ph);
+		mv = ph & xv;
+		/* each remaining column lowers it by one at most */
+		if (score > bound + (lb - 1 - j))
 			return SIZE_MAX;
 	}
-	return row[lb] <= bound ? row[lb] : SIZE_MAX;
+	return score <= bound ? score : SIZE_MAX;
 }
 
 const char *cfg_suggest_option(const char *name)
@@ -75,8 +79,10 @@ const char *cfg_suggest_option(const char *name)
 		limit = 2;
 	/* only a distance within limit and below the best so far counts */
 	size_t best_d = limit + 1;
+	struct pattern p;
+	pattern_init(&p, name);
 	for (size_t i = 0; i < cfg_noptions && best_d > 0; i++) {
-		size_t d = edit_distance(name, cfg_options[i].name, best_d - 1);
+		size_t d = edit_distance(&p, cfg_options[i].name, best_d - 1);
 		if (d < best_d) {
 			best_d = d;
 			best = cfg_options[i].name;
@@ -98,6 +104,8 @@ static const char *suggest_section(const char *section)
 {
 	static char best[64];
 	size_t best_d = SIZE_MAX;
+	struct pattern p;
+	pattern_init(&p, section);
 	best[0] = '\0';
 	for (size_t i = 0; i < cfg_noptions; i++) {
 		const char *dot = strchr(cfg_options[i].name, '.');
@@ -107,7 +115,7 @@ static const char *suggest_section(const char *section)
 			continue;
 		memcpy(sec, cfg_options[i].name, n);
 		sec[n] = '\0';
-		size_t d = edit_distance(section, sec, 2);
+		size_t d = edit_distance(&p, sec, 2);
 		if (d < best_d) {
 			best_d = d;
 			memcpy(best, sec, n + 1);
@@ -119,7 +127,7 @@ static const char *suggest_section(const char *section)
 		size_t d = strlen(section) > strlen("librdkafka.") &&
 				   !strncmp(k, section, strlen(section))
 			       ? 1
-			       : edit_distance(section, k, 2);
+			       : edit_distance(&p, k, 2);
 		if (d < best_d) {
 			best_d = d;
 			snprintf(best, sizeof(best), "%s", k);
