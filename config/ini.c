@@ -343,19 +343,25 @@ static int loader_on_value(void *user, const char *section, const char *name,
 			    L->file, L->lineno, full, L->line[i]);
 		return 1;
 	}
-	L->text[i] = strdup(value);
-	if (!L->text[i]) {
+	/* Each value stored is part of its own line, after the '=' or ':'
+	 * (which makes room for its NUL): together they fit in the file's
+	 * size.  Checked all the same. */
+	size_t len = strlen(value);
+	if (!L->values || len + 1 > L->size + 1 - L->values_len) {
 		L->oom = 1;
 		return 0;
 	}
+	char *copy = L->values + L->values_len;
+	memcpy(copy, value, len + 1);
+	L->values_len += len + 1;
+	L->text[i] = copy;
 	L->line[i] = L->lineno;
 	return 1;
 }
 
 void cfg_loader_free(struct cfg_loader *L)
 {
-	for (size_t i = 0; i < cfg_noptions; i++)
-		free(L->text[i]);
+	free(L->values);
 }
 
 int cfg_loader_parse(struct cfg_loader *L)
@@ -369,7 +375,9 @@ int cfg_loader_parse(struct cfg_loader *L)
 	ini_stop_on_first_error = false;
 	ini_allow_no_value = false;
 
-	int r = ini_parse_stream(loader_read, L, loader_on_value, L);
+	L->values = malloc(L->size + 1);
+	int r = L->values ? ini_parse_stream(loader_read, L, loader_on_value, L)
+			  : -2;
 	if (L->oom || r == -2) {
 		cfg_err_add(L->err, "%s: out of memory", L->file);
 		return -ENOMEM;

@@ -269,6 +269,8 @@ int cfg_load_buffer(const char *file, const char *text, size_t size,
 {
 	struct cfg_errors err = {errbuf, errbuf_size, 0, 0};
 	struct cfg_loader L = {0};
+	/* not zeroed: 37 KB, of which the parser fills nk entries */
+	struct cfg_kprop kp[CFG_KPROP_MAX];
 	struct provenance prov = {0};
 	struct cfg tmp;
 	int kline[CFG_KPROP_MAX] = {0}; /* of tmp.librdkafka.prop[] */
@@ -288,6 +290,7 @@ int cfg_load_buffer(const char *file, const char *text, size_t size,
 		L.buf = text;
 		L.size = size;
 		L.err = &err;
+		L.kp = kp;
 		r = cfg_loader_parse(&L);
 		if (r < 0)
 			goto out;
