@@ -19,36 +19,56 @@
 
 /* ---- "did you mean" -------------------------------------------------- */
 
-/* Levenshtein distance of a and b, or SIZE_MAX once it must exceed bound
- * (the caller only wants distances up to it: this keeps "did you mean" for
- * thousands of unknown keys cheap). */
-static size_t edit_distance(const char *a, const char *b, size_t bound)
+/* A name that others are compared with: for each byte, the positions at
+ * which it occurs (Myers' bit-parallel edit distance, as Hyyrö gives it
+ * for whole strings).  One pass over the other name, a few word operations
+ * per byte, instead of the full table of the textbook algorithm. */
+struct pattern {
+	uint64_t peq[256];
+	size_t len;
+};
+
+static void pattern_init(struct pattern *p, const char *a)
 {
-	size_t la = strlen(a), lb = strlen(b);
-	if (la > 64 || lb > 64 || (la > lb ? la - lb : lb - la) > bound)
+	memset(p->peq, 0, sizeof(p->peq));
+	p->len = strlen(a);
+	for (size_t i = 0; i < p->len && i < 64; i++)
+		p->peq[(unsigned char)a[i]] |= UINT64_C(1) << i;
+}
+
+/* Levenshtein distance of p's name and b, or SIZE_MAX once it must exceed
+ * bound (the caller only wants distances up to it). */
+static size_t edit_distance(const struct pattern *p, const char *b,
+			    size_t bound)
+{
+	size_t m = p->len, lb = strlen(b);
+	if (m > 64 || lb > 64 || (m > lb ? m - lb : lb - m) > bound)
 		return SIZE_MAX;
-	size_t row[65];
-	for (size_t j = 0; j <= lb; j++)
-		row[j] = j;
-	for (size_t i = 1; i <= la; i++) {
-		size_t diag = row[0], low = i;
-		row[0] = i;
-		for (size_t j = 1; j <= lb; j++) {
-			size_t up = row[j];
-			size_t best = diag + (a[i - 1] != b[j - 1]);
-			if (up + 1 < best)
-				best = up + 1;
-			if (row[j - 1] + 1 < best)
-				best = row[j - 1] + 1;
-			row[j] = best;
-			diag = up;
-			if (best < low)
-				low = best;
-		}
-		if (low > bound) /* every later row is at least this */
+	if (m == 0)
+		return lb;
+	/* Pv/Mv: the vertical deltas +1/-1 of the current column, bit i for
+	 * row i + 1; score: the last row's value, the distance so far */
+	uint64_t pv = ~UINT64_C(0), mv = 0, top = UINT64_C(1) << (m - 1);
+	size_t score = m;
+	for (size_t j = 0; j < lb; j++) {
+		uint64_t eq = p->peq[(unsigned char)b[j]];
+		uint64_t xv = eq | mv;
+		uint64_t xh = (((eq & pv) + pv) ^ pv) | eq;
+		uint64_t ph = mv | ~(xh | pv), mh = pv & xh;
+		if (ph & top)
+			score++;
+		else if (mh & top)
+			score--;
+		/* the first row grows by one per column: shift in a +1 */
+		ph = ph << 1 | 1;
+		mh <<= 1;
+		pv = mh | ~(xv | ph);
+		mv = ph & xv;
+		/* each remaining column lowers it by one at most */
+		if (score > bound + (lb - 1 - j))
 			return SIZE_MAX;
 	}
-	return row[lb] <= bound ? row[lb] : SIZE_MAX;
+	return score <= bound ? score : SIZE_MAX;
 }
 
 const char *cfg_suggest_option(const char *name)
@@ -59,8 +79,10 @@ const char *cfg_suggest_option(const char *name)
 		limit = 2;
 	/* only a distance within limit and below the best so far counts */
 	size_t best_d = limit + 1;
+	struct pattern p;
+	pattern_init(&p, name);
 	for (size_t i = 0; i < cfg_noptions && best_d > 0; i++) {
-		size_t d = edit_distance(name, cfg_options[i].name, best_d - 1);
+		size_t d = edit_distance(&p, cfg_options[i].name, best_d - 1);
 		if (d < best_d) {
 			best_d = d;
 			best = cfg_options[i].name;
@@ -82,6 +104,8 @@ static const char *suggest_section(const char *section)
 {
 	static char best[64];
 	size_t best_d = SIZE_MAX;
+	struct pattern p;
+	pattern_init(&p, section);
 	best[0] = '\0';
 	for (size_t i = 0; i < cfg_noptions; i++) {
 		const char *dot = strchr(cfg_options[i].name, '.');
@@ -91,7 +115,7 @@ static const char *suggest_section(const char *section)
 			continue;
 		memcpy(sec, cfg_options[i].name, n);
 		sec[n] = '\0';
-		size_t d = edit_distance(section, sec, 2);
+		size_t d = edit_distance(&p, sec, 2);
 		if (d < best_d) {
 			best_d = d;
 			memcpy(best, sec, n + 1);
@@ -103,7 +127,7 @@ static const char *suggest_section(const char *section)
 		size_t d = strlen(section) > strlen("librdkafka.") &&
 				   !strncmp(k, section, strlen(section))
 			       ? 1
-			       : edit_distance(section, k, 2);
+			       : edit_distance(&p, k, 2);
 		if (d < best_d) {
 			best_d = d;
 			snprintf(best, sizeof(best), "%s", k);
@@ -134,13 +158,6 @@ static bool suggest_more(struct cfg_loader *L)
 
 #define MAX_LINES 100000
 
-static void chomp(char *s)
-{
-	size_t n = strlen(s);
-	while (n > 0 && (s[n - 1] == '\n' || s[n - 1] == '\r'))
-		s[--n] = '\0';
-}
-
 char *cfg_trim(char *s)
 {
 	while (isspace((unsigned char)*s))
@@ -151,9 +168,71 @@ char *cfg_trim(char *s)
 	return s;
 }
 
-/* fgets-like reader for inih over the buffer: counts lines, keeps copies,
- * catches lines too long to parse, NUL bytes and section headers (inih does
- * not report those). */
+/* The line inih reads as line lineno: the text up to its newline, or
+ * empty when the reader blanked it (a NUL byte, or too long). */
+static const char *raw_line(const struct cfg_loader *L, int lineno,
+			    size_t *ret_len)
+{
+	const char *line = L->buf, *end = L->buf + L->size;
+	for (int n = 1; n < lineno && line < end; n++) {
+		const char *nl = memchr(line, '\n', (size_t)(end - line));
+		line = nl ? nl + 1 : end;
+	}
+	const char *nl = memchr(line, '\n', (size_t)(end - line));
+	size_t len = nl ? (size_t)(nl - line) + 1 : (size_t)(end - line);
+	/* the reader's tests, on the line with its newline */
+	*ret_len = memchr(line, '\0', len) || len > L->line_max ? 0
+		   : nl						? len - 1
+								: len;
+	return line;
+}
+
+/* s[0..n) without leading and trailing white space: its start, and n. */
+static const char *trim_span(const char *s, size_t *n)
+{
+	while (*n > 0 && isspace((unsigned char)*s))
+		s++, (*n)--;
+	while (*n > 0 && isspace((unsigned char)s[*n - 1]))
+		(*n)--;
+	return s;
+}
+
+/* A "[name]" line: check the name here, once, at its own line. */
+static void check_section_header(struct cfg_loader *L, const char *t, size_t n)
+{
+	const char *close = memchr(t, ']', n);
+	if (!close) {
+		/* keys below it would be blamed on the wrong section */
+		cfg_err_add(L->err,
+			    "%s:%d: syntax error: expected '[section]', got "
+			    "'%.*s'",
+			    L->file, L->lineno, (int)n, t);
+		L->in_bad_section = true;
+		L->syntax_line = L->lineno;
+		return;
+	}
+	size_t len = (size_t)(close - t - 1);
+	const char *name = trim_span(t + 1, &len);
+	L->in_bad_section =
+	    !section_known(name, len) && cfg_kscope_of(name, len) < 0;
+	if (!L->in_bad_section)
+		return;
+	char copy[CFG_LINE_MAX];
+	snprintf(copy, sizeof(copy), "%.*s", (int)len, name);
+	const char *s = suggest_more(L) ? suggest_section(copy) : NULL;
+	if (s)
+		cfg_err_add(L->err,
+			    "%s:%d: unknown section [%s] (did you mean [%s]?)",
+			    L->file, L->lineno, copy, s);
+	else
+		cfg_err_add(L->err, "%s:%d: unknown section [%s]", L->file,
+			    L->lineno, copy);
+}
+
+/* fgets-like reader for inih over the buffer: counts lines, catches lines
+ * too long to parse, NUL bytes and section headers (inih does not report
+ * those).  It copies nothing but into inih's buffer: a message that quotes
+ * a line finds it again in L->buf (raw_line). */
 static char *loader_read(char *str, int num, void *stream)
 {
 	struct cfg_loader *L = stream;
@@ -165,6 +244,7 @@ static char *loader_read(char *str, int num, void *stream)
 	size_t len = nl ? (size_t)(nl - line) + 1 : rest;
 	L->pos += len;
 	L->lineno++;
+	L->line_max = (size_t)num - 1;
 	if (memchr(line, '\0', len)) {
 		/* inih would silently drop the rest of the line */
 		cfg_err_add(L->err,
@@ -183,68 +263,15 @@ static char *loader_read(char *str, int num, void *stream)
 	}
 	memcpy(str, line, len);
 	str[len] = '\0';
-	if (L->nlines == L->cap) {
-		size_t cap = L->cap ? L->cap * 2 : 64;
-		char **p = realloc(L->lines, cap * sizeof(*p));
-		if (!p) {
-			L->oom = 1;
-			return NULL;
-		}
-		L->lines = p;
-		L->cap = cap;
-	}
-	char *copy = strdup(str);
-	if (!copy) {
-		L->oom = 1;
-		return NULL;
-	}
-	chomp(copy);
-	L->lines[L->nlines++] = copy;
-	if (L->nlines > MAX_LINES) {
+	if (L->lineno > MAX_LINES) {
 		cfg_err_add(L->err, "%s:%d: file has more than %d lines",
 			    L->file, L->lineno, MAX_LINES);
 		return NULL;
 	}
-
-	/* Section header: check the name here, once, at its own line. */
-	char tmp[CFG_LINE_MAX];
-	snprintf(tmp, sizeof(tmp), "%s", copy);
-	char *t = cfg_trim(tmp);
-	if (t[0] == '[') {
-		char *close = strchr(t, ']');
-		if (!close) {
-			/* keys below it would be blamed on the wrong section */
-			cfg_err_add(
-			    L->err,
-			    "%s:%d: syntax error: expected '[section]', got "
-			    "'%s'",
-			    L->file, L->lineno, t);
-			L->in_bad_section = true;
-			L->syntax_line = L->lineno;
-		} else {
-			*close = '\0';
-			char *name = cfg_trim(t + 1);
-			L->in_bad_section =
-			    !section_known(name, strlen(name)) &&
-			    cfg_kscope_of(name, strlen(name)) < 0;
-			if (L->in_bad_section) {
-				const char *s = suggest_more(L)
-						    ? suggest_section(name)
-						    : NULL;
-				if (s)
-					cfg_err_add(
-					    L->err,
-					    "%s:%d: unknown section [%s] "
-					    "(did you mean [%s]?)",
-					    L->file, L->lineno, name, s);
-				else
-					cfg_err_add(
-					    L->err,
-					    "%s:%d: unknown section [%s]",
-					    L->file, L->lineno, name);
-			}
-		}
-	}
+	size_t n = len;
+	const char *t = trim_span(str, &n);
+	if (n > 0 && t[0] == '[')
+		check_section_header(L, t, n);
 	return str;
 }
 
@@ -316,22 +343,25 @@ static int loader_on_value(void *user, const char *section, const char *name,
 			    L->file, L->lineno, full, L->line[i]);
 		return 1;
 	}
-	L->text[i] = strdup(value);
-	if (!L->text[i]) {
+	/* Each value stored is part of its own line, after the '=' or ':'
+	 * (which makes room for its NUL): together they fit in the file's
+	 * size.  Checked all the same. */
+	size_t len = strlen(value);
+	if (!L->values || len + 1 > L->size + 1 - L->values_len) {
 		L->oom = 1;
 		return 0;
 	}
+	char *copy = L->values + L->values_len;
+	memcpy(copy, value, len + 1);
+	L->values_len += len + 1;
+	L->text[i] = copy;
 	L->line[i] = L->lineno;
 	return 1;
 }
 
 void cfg_loader_free(struct cfg_loader *L)
 {
-	for (size_t i = 0; i < L->nlines; i++)
-		free(L->lines[i]);
-	free(L->lines);
-	for (size_t i = 0; i < cfg_noptions; i++)
-		free(L->text[i]);
+	free(L->values);
 }
 
 int cfg_loader_parse(struct cfg_loader *L)
@@ -345,22 +375,24 @@ int cfg_loader_parse(struct cfg_loader *L)
 	ini_stop_on_first_error = false;
 	ini_allow_no_value = false;
 
-	int r = ini_parse_stream(loader_read, L, loader_on_value, L);
+	L->values = malloc(L->size + 1);
+	int r = L->values ? ini_parse_stream(loader_read, L, loader_on_value, L)
+			  : -2;
 	if (L->oom || r == -2) {
 		cfg_err_add(L->err, "%s: out of memory", L->file);
 		return -ENOMEM;
 	}
 	if (r > 0 && r != L->syntax_line) {
 		/* inih reports only its first syntax error. */
-		const char *text =
-		    (size_t)r <= L->nlines ? L->lines[r - 1] : "";
-		char tmp[CFG_LINE_MAX];
-		snprintf(tmp, sizeof(tmp), "%s", text);
+		size_t n;
+		const char *text = raw_line(L, r, &n);
+		text = trim_span(text, &n);
 		cfg_err_add(
 		    L->err,
 		    "%s:%d: syntax error: expected '[section]' or 'key = "
-		    "value', got '%s'",
-		    L->file, r, cfg_trim(tmp));
+		    "value', got '%.*s'",
+		    L->file, r, n < CFG_LINE_MAX ? (int)n : CFG_LINE_MAX - 1,
+		    text);
 	}
 	return 0;
 }

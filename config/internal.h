@@ -98,21 +98,24 @@ int cfg_find_option(const char *name);
 const char *cfg_suggest_option(const char *name);
 
 /* One read of a file's text: the raw text and line of each option met, and
- * the librdkafka properties in file order.  Zero it before use. */
+ * the librdkafka properties in file order.  Zero it before use, then set
+ * kp (and the file's name, text and errors). */
 struct cfg_loader {
 	const char *file; /* the name in messages */
 	const char *buf;  /* the text, size bytes (not NUL-terminated) */
 	size_t size, pos;
-	int lineno;   /* line most recently handed to inih */
-	char **lines; /* copy of every line, for messages */
-	size_t nlines, cap;
+	int lineno;	     /* line most recently handed to inih */
+	size_t line_max;     /* longest line inih takes (its buffer - 1) */
 	bool in_bad_section; /* keys under an unknown [section] */
 	int syntax_line;     /* a syntax error we reported ourselves */
 	int suggested;	     /* "did you mean"s given (ini.c caps them) */
 	int oom;
-	char *text[CFG_MAX_OPTIONS]; /* raw value of each option seen */
+	const char *text[CFG_MAX_OPTIONS]; /* raw value of each option seen */
 	int line[CFG_MAX_OPTIONS];
-	struct cfg_kprop kp[CFG_KPROP_MAX]; /* librdkafka sections */
+	char *values; /* where text[] points: size + 1 bytes, one malloc */
+	size_t values_len;
+	struct cfg_kprop *kp; /* librdkafka sections: the caller's array of
+			       * CFG_KPROP_MAX, nk of them filled in */
 	int kline[CFG_KPROP_MAX];
 	int nk;
 	struct cfg_errors *err;

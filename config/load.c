@@ -9,6 +9,7 @@
 
 #include <errno.h>
 #include <math.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
@@ -171,16 +172,28 @@ static int convert(const struct cfg_option *o, const char *text, void *dst,
 	return -EINVAL;
 }
 
-void cfg_defaults(struct cfg *c)
+/* The defaults never change: converted once, then copied (every load
+ * starts from them, and converting runs each value's checks). */
+static struct cfg cfg_default_values;
+static pthread_once_t cfg_default_once = PTHREAD_ONCE_INIT;
+
+static void convert_defaults(void)
 {
 	char why[256];
-	memset(c, 0, sizeof(*c));
 	for (size_t i = 0; i < cfg_noptions; i++) {
 		int r =
 		    convert(&cfg_options[i], cfg_options[i].def,
-			    (char *)c + cfg_options[i].off, why, sizeof(why));
+			    (char *)&cfg_default_values + cfg_options[i].off,
+			    why, sizeof(why));
 		(void)r; /* defaults are checked by tests/config */
 	}
+}
+
+void cfg_defaults(struct cfg *c)
+{
+	pthread_once(&cfg_default_once, convert_defaults);
+	/* memcpy, not assignment: padding too, for byte-wise comparisons */
+	memcpy(c, &cfg_default_values, sizeof(*c));
 }
 
 /* ---- cross-field checks ---------------------------------------------- */
@@ -256,6 +269,8 @@ int cfg_load_buffer(const char *file, const char *text, size_t size,
 {
 	struct cfg_errors err = {errbuf, errbuf_size, 0, 0};
 	struct cfg_loader L = {0};
+	/* not zeroed: 37 KB, of which the parser fills nk entries */
+	struct cfg_kprop kp[CFG_KPROP_MAX];
 	struct provenance prov = {0};
 	struct cfg tmp;
 	int kline[CFG_KPROP_MAX] = {0}; /* of tmp.librdkafka.prop[] */
@@ -275,6 +290,7 @@ int cfg_load_buffer(const char *file, const char *text, size_t size,
 		L.buf = text;
 		L.size = size;
 		L.err = &err;
+		L.kp = kp;
 		r = cfg_loader_parse(&L);
 		if (r < 0)
 			goto out;

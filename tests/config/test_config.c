@@ -184,6 +184,53 @@ Test(config, syntax_error)
 		     "syntax error");
 }
 
+/* The loader keeps no copy of the lines: the message finds the line again
+ * in the text, trimmed, also the last one without its newline. */
+Test(config, syntax_error_quotes_its_line)
+{
+	expect_error("[kafka]\r\nbrokers = a:1\r\n  odd line\t \r\n", 3,
+		     "expected '[section]' or 'key = value', got 'odd line'");
+	expect_error("[kafka]\nbrokers = a:1\n\tno equals", 3,
+		     "got 'no equals'");
+}
+
+/* Values are kept in one buffer of the file's size: the tightest file,
+ * "k=v" lines without a final newline, still loads. */
+Test(config, values_fill_the_file)
+{
+	char err[1024];
+	struct cfg c;
+	const char *p = write_conf("[ttt]\nevery=7\nlr=0.5");
+	int r = cfg_load(p, NULL, 0, &c, NULL, err, sizeof(err));
+	cr_assert_eq(r, 0, "%s", err);
+	cr_assert_eq(c.ttt.every, 7);
+	cr_assert_float_eq(c.ttt.lr, 0.5, 1e-12);
+}
+
+/* "Did you mean": insertion, deletion, substitution and a transposition
+ * are found; a name too far from every setting gets no suggestion. */
+static const char *err_of(const char *text)
+{
+	static char err[4096];
+	struct cfg c;
+	cr_assert_lt(
+	    cfg_load(write_conf(text), NULL, 0, &c, NULL, err, sizeof(err)), 0);
+	return err;
+}
+
+Test(config, suggestions_by_edit_distance)
+{
+	expect_error("[model]\nwidthh = 8\n", 2,
+		     "(did you mean 'model.width'?)");
+	expect_error("[model]\nwdth = 8\n", 2, "(did you mean 'model.width'?)");
+	expect_error("[model]\nwidtx = 8\n", 2,
+		     "(did you mean 'model.width'?)");
+	expect_error("[model]\nwdith = 8\n", 2,
+		     "(did you mean 'model.width'?)");
+	expect_error("[model]\nqqqqqq = 8\n", 2, "unknown key 'model.qqqqqq'");
+	cr_assert(!strstr(err_of("[model]\nqqqqqq = 8\n"), "did you mean"));
+}
+
 Test(config, unclosed_section)
 {
 	expect_error("[kafka\nbrokers = a:1\n", 1, "syntax error");
