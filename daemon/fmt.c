@@ -223,6 +223,42 @@ struct store *dc_open_read_only(const char *cmd, const char *db)
 	return s;
 }
 
+bool dc_db_arg(const char *cmd, const char **dbs, int *n, const char *db)
+{
+	if (*n >= DC_DB_MAX) {
+		fprintf(stderr,
+			"driftcast %s: --db '%s': at most %d databases at once "
+			"(SQLite attaches %d to the first)\n",
+			cmd, db, DC_DB_MAX, STORE_ATTACH_MAX);
+		return false;
+	}
+	dbs[(*n)++] = db;
+	return true;
+}
+
+int dc_db_width(const char *const *dbs, int n)
+{
+	size_t w = 2;
+	for (int i = 0; i < n; i++)
+		if (strlen(dbs[i]) > w)
+			w = strlen(dbs[i]);
+	return (int)w;
+}
+
+struct store *dc_open_read_only_many(const char *cmd, const char *const *dbs,
+				     int n)
+{
+	char err[1024];
+	struct store *s = dc_open_read_only(cmd, dbs[0]);
+	for (int i = 1; s && i < n; i++)
+		if (store_attach(s, dbs[i], err, sizeof(err)) < 0) {
+			fprintf(stderr, "driftcast %s: %s\n", cmd, err);
+			store_free(s);
+			s = NULL;
+		}
+	return s;
+}
+
 int dc_output_done(const char *cmd, struct store *s, int r, const char *err)
 {
 	store_free(s);
