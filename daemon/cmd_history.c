@@ -61,7 +61,7 @@ struct out {
 	int ndb, width;
 };
 
-/* The fields that apply to one event type only: empty / null elsewhere.
+/* The fields that apply to one event type only: empty elsewhere.
  * Columns data_from,data_until,value,filled,detector_stat,
  * version_restored. */
 static void print_extra_csv(const struct store_event *ev)
@@ -91,37 +91,6 @@ static void print_extra_csv(const struct store_event *ev)
 	else
 		b[1][0] = '\0';
 	printf("%s,", b[1]);
-}
-
-static void add_extra_json(json_t *j, const struct store_event *ev)
-{
-	bool adapt = ev->type == STORE_EV_ADAPT_ACCEPTED ||
-		     ev->type == STORE_EV_ADAPT_REJECTED;
-	bool window = adapt && (ev->data_from || ev->data_until);
-	json_object_set_new(j, "data_from",
-			    window ? json_integer(ev->data_from) : json_null());
-	json_object_set_new(j, "data_until",
-			    window ? json_integer(ev->data_until)
-				   : json_null());
-	/* JSON has no infinity: a non-finite rejected value is a string */
-	json_t *v = json_null();
-	if (ev->type == STORE_EV_REJECTED_VALUE && isfinite(ev->value))
-		v = json_real((double)ev->value);
-	else if (ev->type == STORE_EV_REJECTED_VALUE && isinf(ev->value))
-		v = json_string(ev->value > 0 ? "inf" : "-inf");
-	json_object_set_new(j, "value", v);
-	json_object_set_new(j, "filled",
-			    ev->type == STORE_EV_GAP_FILLED
-				? json_integer(ev->filled)
-				: json_null());
-	json_object_set_new(j, "detector_stat",
-			    ev->type == STORE_EV_DRIFT
-				? dc_json_num(ev->detector_stat)
-				: json_null());
-	json_object_set_new(j, "version_restored",
-			    ev->type == STORE_EV_ROLLBACK
-				? json_integer((json_int_t)ev->version_restored)
-				: json_null());
 }
 
 static int print_event(void *user, int db, const struct store_event *ev)
@@ -166,35 +135,7 @@ static int print_event(void *user, int db, const struct store_event *ev)
 		}
 		putchar('\n');
 	} else {
-		json_t *j = json_object();
-		json_object_set_new(j, "id", json_integer(ev->id));
-		json_object_set_new(j, "time", json_string(t));
-		json_object_set_new(j, "ts", json_integer(ev->ts));
-		json_object_set_new(j, "series", json_string(ev->series));
-		json_object_set_new(j, "event", json_string(type));
-		json_object_set_new(j, "trigger", json_string(trig));
-		json_object_set_new(j, "version_from",
-				    json_integer((json_int_t)ev->version_from));
-		json_object_set_new(j, "version_to",
-				    json_integer((json_int_t)ev->version_to));
-		json_object_set_new(j, "steps", json_integer(ev->steps));
-		json_object_set_new(j, "loss_before",
-				    dc_json_num(ev->loss_before));
-		json_object_set_new(j, "loss_after",
-				    dc_json_num(ev->loss_after));
-		json_object_set_new(j, "guard_before",
-				    dc_json_num(ev->guard_before));
-		json_object_set_new(j, "guard_after",
-				    dc_json_num(ev->guard_after));
-		json_object_set_new(j, "update_norm",
-				    dc_json_num(ev->update_norm));
-		json_object_set_new(j, "adapted_error",
-				    dc_json_num(ev->adapted_error));
-		json_object_set_new(j, "shadow_error",
-				    dc_json_num(ev->shadow_error));
-		add_extra_json(j, ev);
-		json_object_set_new(j, "reason",
-				    json_string(ev->reason ? ev->reason : ""));
+		json_t *j = dc_event_json(ev);
 		if (dbname)
 			json_object_set_new(j, "db", json_string(dbname));
 		dc_json_emit(j, o->n);

@@ -47,6 +47,11 @@ int dc_format_parse(const char *cmd, const char *text, enum dc_format *ret);
  * every element but the first) and release it. */
 void dc_json_emit(json_t *j, size_t index);
 
+/* An audit row as JSON (`driftcast history --format json`, the audit
+ * topic: docs/OUTPUT.md), a new reference. */
+struct store_event;
+json_t *dc_event_json(const struct store_event *ev);
+
 /* The read-only commands' database, opened read-only (it works while a
  * daemon writes); NULL with "driftcast CMD: reason" printed. */
 struct store;

@@ -83,6 +83,13 @@ int store_history_last(struct store *s, int type_a, int type_b, int limit,
 		       int (*fn)(void *user, const struct store_event *ev),
 		       void *user, char *errbuf, size_t errbuf_size);
 
+/* At most `limit` audit rows from row id first_id on, by id (the audit
+ * topic's cursor: daemon/run_audit.c), as store_history() gives them.
+ * Schema 3 or later (a daemon's database is at the latest). */
+int store_history_from_id(struct store *s, int64_t first_id, int limit,
+			  int (*fn)(void *user, const struct store_event *ev),
+			  void *user, char *errbuf, size_t errbuf_size);
+
 /* Every stored Kafka position (topic, partition, next offset to consume),
  * by topic and partition. */
 typedef int (*store_offset_fn)(void *user, const char *topic, int32_t partition,
