@@ -32,7 +32,8 @@
 /* config/config.c's audit_formats, value for value */
 enum audit_format { AUDIT_JSON = 0, AUDIT_CONNECT = 1 };
 
-#define AUDIT_ROWS_PER_READ 1000
+#define AUDIT_ROWS_PER_READ  1000
+#define AUDIT_READS_PER_CALL 10
 /* The cursor's row in kafka_offsets: topic "audit:<topic>" (not a Kafka
  * topic name: those have no ':'), partition 0. */
 #define AUDIT_CURSOR_PREFIX "audit:"
@@ -195,7 +196,9 @@ void run_audit_publish(struct run *r)
 	 * round is over (run_audit_delivered) */
 	if (a->failed)
 		return;
-	for (;;) {
+	/* a backlog (the topic turned on for an old database) a slice per
+	 * batch, so the loop goes on */
+	for (int i = 0; i < AUDIT_READS_PER_CALL; i++) {
 		int64_t before = a->next;
 		int e = store_history_from_id(r->store, a->next,
 					      AUDIT_ROWS_PER_READ, audit_row, a,
