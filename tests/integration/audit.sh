@@ -185,5 +185,26 @@ start
 finish 1040 "after a kill -9 and a restart"
 compared atleast "after a kill -9 every audit row is on the topic (at least once)"
 
+# ---- 4: the broker refuses produce requests: the rows published again ------
+mbctl() { # mbctl COMMAND...: once the mock broker has carried it out
+    local before
+    before=$(grep -c "command '" "$WORK/mb.log")
+    echo "$*" > "$WORK/control"
+    wait_for 10 test "$(grep -c "command '" "$WORK/mb.log")" -gt "$before"
+}
+assigned() { test "$(grep -c 'info: assigned measurements' "$WORK/daemon.log")" -ge "$1"; }
+a0=$(grep -c 'info: assigned measurements' "$WORK/daemon.log")
+start
+wait_for 30 assigned $((a0 + 2)) || diag "no assignment after the restart"
+kill -STOP "$daemon_pid"
+produce 260 300
+mbctl "error Produce 64 TOPIC_AUTHORIZATION_FAILED"
+kill -CONT "$daemon_pid"
+refused() { grep -q 'rows not acknowledged by the broker' "$WORK/daemon.log"; }
+check "refused audit messages are logged at error" wait_for 30 refused
+mbctl "clear Produce"
+finish 1200 "after the broker refused produce requests"
+compared atleast "... and every audit row is on the topic all the same"
+
 echo "1..$n"
 exit $((failed > 0))
