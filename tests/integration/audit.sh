@@ -186,12 +186,7 @@ finish 1040 "after a kill -9 and a restart"
 compared atleast "after a kill -9 every audit row is on the topic (at least once)"
 
 # ---- 4: the broker refuses produce requests: the rows published again ------
-mbctl() { # mbctl COMMAND...: once the mock broker has carried it out
-    local before
-    before=$(grep -c "command '" "$WORK/mb.log")
-    echo "$*" > "$WORK/control"
-    wait_for 10 test "$(grep -c "command '" "$WORK/mb.log")" -gt "$before"
-}
+mbctl() { tap_mbctl "$WORK" "$@"; }
 assigned() { test "$(grep -c 'info: assigned measurements' "$WORK/daemon.log")" -ge "$1"; }
 a0=$(grep -c 'info: assigned measurements' "$WORK/daemon.log")
 start
