@@ -20,6 +20,13 @@ static int check_listen(const void *value, char *why, size_t why_size);
 static int check_families(const void *value, char *why, size_t why_size);
 static int check_one_char(const void *value, char *why, size_t why_size);
 
+/* kafka.audit_format: daemon/run_audit.c's enum audit_format */
+static const struct enum_item audit_formats[] = {
+    {"json", 0},
+    {"connect", 1},
+    {NULL, 0},
+};
+
 static const struct enum_item input_formats[] = {
     {"json", CFG_INPUT_JSON},
     {"influx", CFG_INPUT_INFLUX},
@@ -132,6 +139,19 @@ const struct cfg_option cfg_options[] = {
 	"hosts share the group: it costs throughput (0.31x when every series "
 	"changes between commits). In production: cleanup.policy=compact "
 	"(see docs/OPERATIONS.md, Running several hosts)."),
+    STR("kafka.audit_topic", kafka.audit_topic, "off", 0, check_topic,
+	"Topic every audit row (what driftcast history shows: adaptations, "
+	"rejections, drift alarms, rollbacks, resets, new series, operator "
+	"actions) is also published to, as JSON keyed by series "
+	"(docs/OUTPUT.md), once the database has committed it, at least once, "
+	"so that a fleet's history can be sunk into one database "
+	"(docs/OPERATIONS.md). Turned on for an existing database, it "
+	"publishes the whole audit log first. off (the default): none."),
+    ENUM("kafka.audit_format", kafka.audit_format, audit_formats, "json", 0,
+	 "json: the audit message is the event's JSON object. connect: "
+	 "wrapped in Kafka Connect's JsonConverter envelope "
+	 "{\"schema\":...,\"payload\":event}, as the JDBC sink connector "
+	 "needs with value.converter.schemas.enable=true."),
     ENUM("kafka.input_format", kafka.input_format, input_formats, "json", 0,
 	 "Payload format of input messages: json or influx (line "
 	 "protocol)."),

@@ -116,8 +116,10 @@ struct cfg {
 		char input_topic[CFG_NAME_MAX];
 		char output_topic[CFG_NAME_MAX];
 		char deadletter_topic[CFG_NAME_MAX];
-		char state_topic[CFG_NAME_MAX]; /* "off": none */
-		int input_format;		/* enum cfg_input_format */
+		char state_topic[CFG_NAME_MAX],
+		    audit_topic[CFG_NAME_MAX]; /* off */
+		int input_format,
+		    audit_format; /* enum cfg_(input|audit)_format */
 		int session_timeout_ms;
 		int offset_reset; /* enum cfg_offset_reset */
 		int max_poll_records;

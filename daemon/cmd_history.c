@@ -1,9 +1,10 @@
 /*
- * `driftcast history --db FILE [--series S] [--since T] [--format F]`: the
- * audit log (adaptations, rejections, drift alarms, resets, rollbacks,
- * operator actions) of one series or of all, oldest first, as a table, CSV
- * or JSON.  Opens the database read-only, so it works while a daemon
- * writes.
+ * `driftcast history --db FILE [--db FILE...] [--series S] [--since T]
+ * [--format F]`: the audit log (adaptations, rejections, drift alarms,
+ * resets, rollbacks, operator actions, handovers) of one series or of all,
+ * oldest first, as a table, CSV or JSON; with several hosts' databases,
+ * merged by time with the database of each row.  Opens the databases
+ * read-only, so it works while daemons write.
  */
 #include "daemon/cli.h"
 
@@ -21,31 +22,46 @@
 
 static void history_usage(FILE *f)
 {
-	fprintf(f,
-		"Usage: driftcast history --db FILE [--series S] [--since T] "
-		"[--format table|csv|json]\n\n"
-		"Print the audit log of one series (or all), oldest first.\n\n"
-		"Options:\n"
-		"  -d, --db FILE      the SQLite database (opened read-only)\n"
-		"  -s, --series S     only this series\n"
-		"  -S, --since T      only events at or after series time T: "
-		"epoch seconds\n"
-		"                     or YYYY-MM-DD[THH:MM[:SS[.frac]]] (UTC)\n"
-		"  -f, --format F     table (default), csv or json; csv and "
-		"json carry\n"
-		"                     a series column, and ts (also data_from, "
-		"data_until)\n"
-		"                     in nanoseconds since the epoch\n"
-		"  -h, --help         show this help\n\n"
-		"Exit status: 0 success, 1 runtime failure, 2 usage error.\n");
+	fprintf(
+	    f,
+	    "Usage: driftcast history --db FILE [--db FILE...] [--series S] "
+	    "[--since T]\n"
+	    "                         [--format table|csv|json]\n\n"
+	    "Print the audit log of one series (or all), oldest first.\n\n"
+	    "Options:\n"
+	    "  -d, --db FILE      the SQLite database (opened read-only); "
+	    "repeat it (up\n"
+	    "                     to %d) for the databases of several hosts: "
+	    "one listing\n"
+	    "                     merged by time, each row with its database "
+	    "(first\n"
+	    "                     column of the table, last csv column "
+	    "\"db\", json \"db\")\n"
+	    "  -s, --series S     only this series\n"
+	    "  -S, --since T      only events at or after series time T: "
+	    "epoch seconds\n"
+	    "                     or YYYY-MM-DD[THH:MM[:SS[.frac]]] (UTC)\n"
+	    "  -f, --format F     table (default), csv or json; csv and "
+	    "json carry\n"
+	    "                     a series column, and ts (also data_from, "
+	    "data_until)\n"
+	    "                     in nanoseconds since the epoch\n"
+	    "  -h, --help         show this help\n\n"
+	    "Exit status: 0 success, 1 runtime failure (also: a database "
+	    "missing,\n"
+	    "damaged or older than schema 7 among several), 2 usage "
+	    "error.\n",
+	    DC_DB_MAX);
 }
 
 struct out {
 	enum dc_format fmt;
 	size_t n;
+	const char *dbs[DC_DB_MAX]; /* as given; shown when more than one */
+	int ndb, width;
 };
 
-/* The fields that apply to one event type only: empty / null elsewhere.
+/* The fields that apply to one event type only: empty elsewhere.
  * Columns data_from,data_until,value,filled,detector_stat,
  * version_restored. */
 static void print_extra_csv(const struct store_event *ev)
@@ -77,45 +93,17 @@ static void print_extra_csv(const struct store_event *ev)
 	printf("%s,", b[1]);
 }
 
-static void add_extra_json(json_t *j, const struct store_event *ev)
-{
-	bool adapt = ev->type == STORE_EV_ADAPT_ACCEPTED ||
-		     ev->type == STORE_EV_ADAPT_REJECTED;
-	bool window = adapt && (ev->data_from || ev->data_until);
-	json_object_set_new(j, "data_from",
-			    window ? json_integer(ev->data_from) : json_null());
-	json_object_set_new(j, "data_until",
-			    window ? json_integer(ev->data_until)
-				   : json_null());
-	/* JSON has no infinity: a non-finite rejected value is a string */
-	json_t *v = json_null();
-	if (ev->type == STORE_EV_REJECTED_VALUE && isfinite(ev->value))
-		v = json_real((double)ev->value);
-	else if (ev->type == STORE_EV_REJECTED_VALUE && isinf(ev->value))
-		v = json_string(ev->value > 0 ? "inf" : "-inf");
-	json_object_set_new(j, "value", v);
-	json_object_set_new(j, "filled",
-			    ev->type == STORE_EV_GAP_FILLED
-				? json_integer(ev->filled)
-				: json_null());
-	json_object_set_new(j, "detector_stat",
-			    ev->type == STORE_EV_DRIFT
-				? dc_json_num(ev->detector_stat)
-				: json_null());
-	json_object_set_new(j, "version_restored",
-			    ev->type == STORE_EV_ROLLBACK
-				? json_integer((json_int_t)ev->version_restored)
-				: json_null());
-}
-
-static int print_event(void *user, const struct store_event *ev)
+static int print_event(void *user, int db, const struct store_event *ev)
 {
 	struct out *o = user;
+	const char *dbname = o->ndb > 1 ? o->dbs[db] : NULL;
 	char t[32], b[8][32];
 	store_format_time(ev->ts, t, sizeof(t));
 	const char *type = store_event_type_name(ev->type);
 	const char *trig = store_trigger_name(ev->trigger);
 	if (o->fmt == DC_FORMAT_TABLE) {
+		if (dbname)
+			printf("%-*s ", o->width, dbname);
 		printf("%-20s %-16s %-14s %-8s %5llu %5llu %9s %9s %9s %9s  "
 		       "%s\n",
 		       t, ev->series, type, trig,
@@ -141,37 +129,15 @@ static int print_event(void *user, const struct store_event *ev)
 		       dc_fmt_num(ev->shadow_error, b[6], 32, ""));
 		print_extra_csv(ev);
 		dc_csv_field(stdout, ev->reason);
+		if (dbname) {
+			putchar(',');
+			dc_csv_field(stdout, dbname);
+		}
 		putchar('\n');
 	} else {
-		json_t *j = json_object();
-		json_object_set_new(j, "id", json_integer(ev->id));
-		json_object_set_new(j, "time", json_string(t));
-		json_object_set_new(j, "ts", json_integer(ev->ts));
-		json_object_set_new(j, "series", json_string(ev->series));
-		json_object_set_new(j, "event", json_string(type));
-		json_object_set_new(j, "trigger", json_string(trig));
-		json_object_set_new(j, "version_from",
-				    json_integer((json_int_t)ev->version_from));
-		json_object_set_new(j, "version_to",
-				    json_integer((json_int_t)ev->version_to));
-		json_object_set_new(j, "steps", json_integer(ev->steps));
-		json_object_set_new(j, "loss_before",
-				    dc_json_num(ev->loss_before));
-		json_object_set_new(j, "loss_after",
-				    dc_json_num(ev->loss_after));
-		json_object_set_new(j, "guard_before",
-				    dc_json_num(ev->guard_before));
-		json_object_set_new(j, "guard_after",
-				    dc_json_num(ev->guard_after));
-		json_object_set_new(j, "update_norm",
-				    dc_json_num(ev->update_norm));
-		json_object_set_new(j, "adapted_error",
-				    dc_json_num(ev->adapted_error));
-		json_object_set_new(j, "shadow_error",
-				    dc_json_num(ev->shadow_error));
-		add_extra_json(j, ev);
-		json_object_set_new(j, "reason",
-				    json_string(ev->reason ? ev->reason : ""));
+		json_t *j = dc_event_json(ev);
+		if (dbname)
+			json_object_set_new(j, "db", json_string(dbname));
 		dc_json_emit(j, o->n);
 	}
 	o->n++;
@@ -188,16 +154,17 @@ int dc_cmd_history(int argc, char **argv)
 	    {"help", no_argument, NULL, 'h'},
 	    {NULL, 0, NULL, 0},
 	};
-	const char *db = NULL, *series = NULL;
+	const char *series = NULL;
 	int64_t since = INT64_MIN;
-	struct out o = {DC_FORMAT_TABLE, 0};
+	struct out o = {.fmt = DC_FORMAT_TABLE};
 	int c, code;
 
 	while ((c = dc_getopt(argc, argv, "d:s:S:f:h", longopts, history_usage,
 			      &code)) > 0) {
 		switch (c) {
 		case 'd':
-			db = optarg;
+			if (!dc_db_arg("history", o.dbs, &o.ndb, optarg))
+				return DC_EXIT_USAGE;
 			break;
 		case 's':
 			series = optarg;
@@ -221,15 +188,18 @@ int dc_cmd_history(int argc, char **argv)
 	if (c < 0 ||
 	    (code = dc_check_operands("history", argc, argv, 0)) != DC_EXIT_OK)
 		return code;
-	if (!db) {
+	if (!o.ndb) {
 		fprintf(stderr, "driftcast history: --db FILE is required\n");
 		return DC_EXIT_USAGE;
 	}
 
 	char err[1024];
-	struct store *s = dc_open_read_only("history", db);
+	struct store *s = dc_open_read_only_many("history", o.dbs, o.ndb);
 	if (!s)
 		return DC_EXIT_FAILURE;
+	o.width = dc_db_width(o.dbs, o.ndb);
+	if (o.fmt == DC_FORMAT_TABLE && o.ndb > 1)
+		printf("%-*s ", o.width, "db");
 	if (o.fmt == DC_FORMAT_TABLE)
 		printf("%-20s %-16s %-14s %-8s %5s %5s %9s %9s %9s %9s  %s\n",
 		       "time", "series", "event", "trigger", "from", "to",
@@ -240,11 +210,12 @@ int dc_cmd_history(int argc, char **argv)
 		       "version_to,steps,loss_before,loss_after,guard_before,"
 		       "guard_after,update_norm,adapted_error,shadow_error,"
 		       "data_from,data_until,value,filled,detector_stat,"
-		       "version_restored,reason\n");
+		       "version_restored,reason%s\n",
+		       o.ndb > 1 ? ",db" : "");
 	else
 		printf("[");
-	int r =
-	    store_history(s, series, since, print_event, &o, err, sizeof(err));
+	int r = store_history_all(s, series, since, print_event, &o, err,
+				  sizeof(err));
 	if (o.fmt == DC_FORMAT_JSON)
 		printf("%s]\n", o.n ? "\n" : "");
 	return dc_output_done("history", s, r, err);

@@ -1,7 +1,9 @@
 /*
- * `driftcast versions --db FILE --series S [--format F]`: the adapter
- * versions of one series, oldest first, with their parent, reason, losses,
- * size and checksum, and which one is current.  Read-only.
+ * `driftcast versions --db FILE [--db FILE...] --series S [--format F]`:
+ * the adapter versions of one series, oldest first, with their parent,
+ * reason, losses, size and checksum, and which one is current; with
+ * several hosts' databases, one chain by version number with the database
+ * of each row.  Read-only.
  */
 #include "daemon/cli.h"
 
@@ -18,29 +20,48 @@
 
 static void versions_usage(FILE *f)
 {
-	fprintf(f,
-		"Usage: driftcast versions --db FILE --series S "
-		"[--format table|csv|json]\n\n"
-		"Print the adapter versions of one series, oldest first.\n\n"
-		"Options:\n"
-		"  -d, --db FILE      the SQLite database (opened read-only)\n"
-		"  -s, --series S     the series (required)\n"
-		"  -f, --format F     table (default), csv or json (their ts: "
-		"series time in\n"
-		"                     nanoseconds since the epoch)\n"
-		"  -h, --help         show this help\n\n"
-		"Exit status: 0 success, 1 runtime failure (also: unknown "
-		"series), 2 usage error.\n");
+	fprintf(
+	    f,
+	    "Usage: driftcast versions --db FILE [--db FILE...] --series S "
+	    "[--format table|csv|json]\n\n"
+	    "Print the adapter versions of one series, oldest first.\n\n"
+	    "Options:\n"
+	    "  -d, --db FILE      the SQLite database (opened read-only); "
+	    "repeat it (up\n"
+	    "                     to %d) for the databases of several hosts: "
+	    "one chain\n"
+	    "                     by version number (a version that moved "
+	    "with its\n"
+	    "                     partition shows where it was made, then "
+	    "'handover'\n"
+	    "                     where it went), each row with its database "
+	    "(first\n"
+	    "                     column of the table, last csv column "
+	    "\"db\", json \"db\")\n"
+	    "  -s, --series S     the series (required)\n"
+	    "  -f, --format F     table (default), csv or json (their ts: "
+	    "series time in\n"
+	    "                     nanoseconds since the epoch)\n"
+	    "  -h, --help         show this help\n\n"
+	    "Exit status: 0 success, 1 runtime failure (also: unknown "
+	    "series; a\n"
+	    "database missing, damaged or older than schema 7 among "
+	    "several), 2 usage\n"
+	    "error.\n",
+	    DC_DB_MAX);
 }
 
 struct out {
 	enum dc_format fmt;
 	size_t n;
+	const char *dbs[DC_DB_MAX]; /* as given; shown when more than one */
+	int ndb, width;
 };
 
-static int print_version(void *user, const struct store_version *v)
+static int print_version(void *user, int db, const struct store_version *v)
 {
 	struct out *o = user;
+	const char *dbname = o->ndb > 1 ? o->dbs[db] : NULL;
 	char t[32], parent[24], b[4][32];
 	store_format_time(v->ts, t, sizeof(t));
 	if (v->parent_number >= 0)
@@ -49,6 +70,8 @@ static int print_version(void *user, const struct store_version *v)
 	else
 		parent[0] = '\0';
 	if (o->fmt == DC_FORMAT_TABLE) {
+		if (dbname)
+			printf("%-*s ", o->width, dbname);
 		printf("%7llu %7s %-8s %-20s %-3s %9s %9s %9s %9s %7zu %08x  "
 		       "%s\n",
 		       (unsigned long long)v->number, parent[0] ? parent : "-",
@@ -69,6 +92,10 @@ static int print_version(void *user, const struct store_version *v)
 		       dc_fmt_num(v->guard_after, b[3], 32, ""), v->adapter_len,
 		       v->checksum);
 		dc_csv_field(stdout, v->note);
+		if (dbname) {
+			putchar(',');
+			dc_csv_field(stdout, dbname);
+		}
 		putchar('\n');
 	} else {
 		char crc[16];
@@ -97,6 +124,8 @@ static int print_version(void *user, const struct store_version *v)
 				    json_integer((json_int_t)v->adapter_len));
 		json_object_set_new(j, "checksum", json_string(crc));
 		json_object_set_new(j, "note", json_string(v->note));
+		if (dbname)
+			json_object_set_new(j, "db", json_string(dbname));
 		dc_json_emit(j, o->n);
 	}
 	o->n++;
@@ -112,15 +141,16 @@ int dc_cmd_versions(int argc, char **argv)
 	    {"help", no_argument, NULL, 'h'},
 	    {NULL, 0, NULL, 0},
 	};
-	const char *db = NULL, *series = NULL;
-	struct out o = {DC_FORMAT_TABLE, 0};
+	const char *series = NULL;
+	struct out o = {.fmt = DC_FORMAT_TABLE};
 	int c, code;
 
 	while ((c = dc_getopt(argc, argv, "d:s:f:h", longopts, versions_usage,
 			      &code)) > 0) {
 		switch (c) {
 		case 'd':
-			db = optarg;
+			if (!dc_db_arg("versions", o.dbs, &o.ndb, optarg))
+				return DC_EXIT_USAGE;
 			break;
 		case 's':
 			series = optarg;
@@ -134,19 +164,22 @@ int dc_cmd_versions(int argc, char **argv)
 	if (c < 0 ||
 	    (code = dc_check_operands("versions", argc, argv, 0)) != DC_EXIT_OK)
 		return code;
-	if (!db || !series) {
+	if (!o.ndb || !series) {
 		fprintf(stderr, "driftcast versions: --db FILE and --series S "
 				"are required\n");
 		return DC_EXIT_USAGE;
 	}
 
 	char err[1024];
-	struct store *s = dc_open_read_only("versions", db);
+	struct store *s = dc_open_read_only_many("versions", o.dbs, o.ndb);
 	if (!s)
 		return DC_EXIT_FAILURE;
+	o.width = dc_db_width(o.dbs, o.ndb);
 	/* Print the header only once the series is known to exist. */
-	int r = store_versions(s, series, NULL, NULL, err, sizeof(err));
+	int r = store_versions_all(s, series, NULL, NULL, err, sizeof(err));
 	if (r == 0) {
+		if (o.fmt == DC_FORMAT_TABLE && o.ndb > 1)
+			printf("%-*s ", o.width, "db");
 		if (o.fmt == DC_FORMAT_TABLE)
 			printf("%7s %7s %-8s %-20s %-3s %9s %9s %9s %9s %7s "
 			       "%-8s  %s\n",
@@ -156,11 +189,12 @@ int dc_cmd_versions(int argc, char **argv)
 		else if (o.fmt == DC_FORMAT_CSV)
 			printf("series,version,parent,reason,time,ts,current,"
 			       "loss_before,loss_after,guard_before,"
-			       "guard_after,adapter_len,checksum,note\n");
+			       "guard_after,adapter_len,checksum,note%s\n",
+			       o.ndb > 1 ? ",db" : "");
 		else
 			printf("[");
-		r = store_versions(s, series, print_version, &o, err,
-				   sizeof(err));
+		r = store_versions_all(s, series, print_version, &o, err,
+				       sizeof(err));
 		if (o.fmt == DC_FORMAT_JSON)
 			printf("%s]\n", o.n ? "\n" : "");
 	}

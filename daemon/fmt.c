@@ -211,6 +211,69 @@ void dc_json_emit(json_t *j, size_t index)
 	json_decref(j);
 }
 
+/* The fields that apply to one event type only: null elsewhere. */
+static void event_json_extra(json_t *j, const struct store_event *ev)
+{
+	bool adapt = ev->type == STORE_EV_ADAPT_ACCEPTED ||
+		     ev->type == STORE_EV_ADAPT_REJECTED;
+	bool window = adapt && (ev->data_from || ev->data_until);
+	json_object_set_new(j, "data_from",
+			    window ? json_integer(ev->data_from) : json_null());
+	json_object_set_new(j, "data_until",
+			    window ? json_integer(ev->data_until)
+				   : json_null());
+	/* JSON has no infinity: a non-finite rejected value is a string */
+	json_t *v = json_null();
+	if (ev->type == STORE_EV_REJECTED_VALUE && isfinite(ev->value))
+		v = json_real((double)ev->value);
+	else if (ev->type == STORE_EV_REJECTED_VALUE && isinf(ev->value))
+		v = json_string(ev->value > 0 ? "inf" : "-inf");
+	json_object_set_new(j, "value", v);
+	json_object_set_new(j, "filled",
+			    ev->type == STORE_EV_GAP_FILLED
+				? json_integer(ev->filled)
+				: json_null());
+	json_object_set_new(j, "detector_stat",
+			    ev->type == STORE_EV_DRIFT
+				? dc_json_num(ev->detector_stat)
+				: json_null());
+	json_object_set_new(j, "version_restored",
+			    ev->type == STORE_EV_ROLLBACK
+				? json_integer((json_int_t)ev->version_restored)
+				: json_null());
+}
+
+json_t *dc_event_json(const struct store_event *ev)
+{
+	char t[32];
+	const char *type = store_event_type_name(ev->type);
+	const char *trig = store_trigger_name(ev->trigger);
+	store_format_time(ev->ts, t, sizeof(t));
+	json_t *j = json_object();
+	json_object_set_new(j, "id", json_integer(ev->id));
+	json_object_set_new(j, "time", json_string(t));
+	json_object_set_new(j, "ts", json_integer(ev->ts));
+	json_object_set_new(j, "series", json_string(ev->series));
+	json_object_set_new(j, "event", json_string(type));
+	json_object_set_new(j, "trigger", json_string(trig));
+	json_object_set_new(j, "version_from",
+			    json_integer((json_int_t)ev->version_from));
+	json_object_set_new(j, "version_to",
+			    json_integer((json_int_t)ev->version_to));
+	json_object_set_new(j, "steps", json_integer(ev->steps));
+	json_object_set_new(j, "loss_before", dc_json_num(ev->loss_before));
+	json_object_set_new(j, "loss_after", dc_json_num(ev->loss_after));
+	json_object_set_new(j, "guard_before", dc_json_num(ev->guard_before));
+	json_object_set_new(j, "guard_after", dc_json_num(ev->guard_after));
+	json_object_set_new(j, "update_norm", dc_json_num(ev->update_norm));
+	json_object_set_new(j, "adapted_error", dc_json_num(ev->adapted_error));
+	json_object_set_new(j, "shadow_error", dc_json_num(ev->shadow_error));
+	event_json_extra(j, ev);
+	json_object_set_new(j, "reason",
+			    json_string(ev->reason ? ev->reason : ""));
+	return j;
+}
+
 struct store *dc_open_read_only(const char *cmd, const char *db)
 {
 	char err[1024];
@@ -220,6 +283,42 @@ struct store *dc_open_read_only(const char *cmd, const char *db)
 		fprintf(stderr, "driftcast %s: %s\n", cmd, err);
 		return NULL;
 	}
+	return s;
+}
+
+bool dc_db_arg(const char *cmd, const char **dbs, int *n, const char *db)
+{
+	if (*n >= DC_DB_MAX) {
+		fprintf(stderr,
+			"driftcast %s: --db '%s': at most %d databases at once "
+			"(SQLite attaches %d to the first)\n",
+			cmd, db, DC_DB_MAX, STORE_ATTACH_MAX);
+		return false;
+	}
+	dbs[(*n)++] = db;
+	return true;
+}
+
+int dc_db_width(const char *const *dbs, int n)
+{
+	size_t w = 2;
+	for (int i = 0; i < n; i++)
+		if (strlen(dbs[i]) > w)
+			w = strlen(dbs[i]);
+	return (int)w;
+}
+
+struct store *dc_open_read_only_many(const char *cmd, const char *const *dbs,
+				     int n)
+{
+	char err[1024];
+	struct store *s = dc_open_read_only(cmd, dbs[0]);
+	for (int i = 1; s && i < n; i++)
+		if (store_attach(s, dbs[i], err, sizeof(err)) < 0) {
+			fprintf(stderr, "driftcast %s: %s\n", cmd, err);
+			store_free(s);
+			s = NULL;
+		}
 	return s;
 }
 

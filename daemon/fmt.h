@@ -6,11 +6,14 @@
 #ifndef DRIFTCAST_DAEMON_FMT_H
 #define DRIFTCAST_DAEMON_FMT_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
 
 #include <jansson.h>
+
+#include "storage/query.h"
 
 /* f as JSON text that strtof() reads back as the same float (up to 9
  * significant digits, plain notation between 1e-4 and 1e9, %g outside),
@@ -44,10 +47,25 @@ int dc_format_parse(const char *cmd, const char *text, enum dc_format *ret);
  * every element but the first) and release it. */
 void dc_json_emit(json_t *j, size_t index);
 
+/* An audit row as JSON (`driftcast history --format json`, the audit
+ * topic: docs/OUTPUT.md), a new reference. */
+struct store_event;
+json_t *dc_event_json(const struct store_event *ev);
+
 /* The read-only commands' database, opened read-only (it works while a
  * daemon writes); NULL with "driftcast CMD: reason" printed. */
 struct store;
 struct store *dc_open_read_only(const char *cmd, const char *db);
+/* Several hosts' databases (history, versions): --db given up to
+ * DC_DB_MAX times, collected into dbs[*n] by dc_db_arg (false with the
+ * error printed: one too many); then the first opened read-only and the
+ * others attached (store_attach), NULL with the reason printed. */
+#define DC_DB_MAX (STORE_ATTACH_MAX + 1)
+bool dc_db_arg(const char *cmd, const char **dbs, int *n, const char *db);
+/* The width of the table's db column: the longest of dbs[n] and "db". */
+int dc_db_width(const char *const *dbs, int n);
+struct store *dc_open_read_only_many(const char *cmd, const char *const *dbs,
+				     int n);
 /* The read-only commands' ending: closes s; r < 0 prints err; stdout is
  * flushed (a write error is a failure).  Returns the exit code. */
 int dc_output_done(const char *cmd, struct store *s, int r, const char *err);

@@ -459,6 +459,8 @@ static int run_open(const struct dc_run_options *opts, struct run **ret_run)
 		log_error("kafka: %s", r->err);
 		return DC_EXIT_FAILURE;
 	}
+	if (run_audit_open(r) < 0)
+		return DC_EXIT_FAILURE;
 
 	log_notice("driftcast %s running: %s -> %s (dead letters: %s), "
 		   "model %s, database %s",
@@ -533,6 +535,7 @@ static int run_finish(struct run *r)
 			    r->cfg.kafka.output_topic);
 		rc = DC_EXIT_FAILURE;
 	}
+	run_audit_tick(r, dc_now_monotonic_usec(), true); /* its cursor */
 	run_lap(r, DC_PHASE_DELIVERY_WAIT);
 	if (!r->held) /* else they would describe values not stored */
 		run_save_recent(r);
@@ -592,6 +595,7 @@ static int run_loop(struct run *r)
 			run_batch_flush(r, false);
 			return DC_EXIT_FAILURE;
 		}
+		run_audit_tick(r, now, false);
 		if (now - last_control >=
 		    (uint64_t)r->cfg.storage.control_poll_ms * 1000u) {
 			last_control = now;
@@ -630,6 +634,7 @@ static void run_close(struct run *r, struct dc_run_stats *ret_stats)
 	dc_parser_free(r->parser);
 	free(r->obs);
 	outbox_free(&r->forecasts);
+	run_audit_free(r->audit);
 	run_dead_free(&r->dead);
 	run_journal_free(&r->journal);
 	run_owners_free(r);

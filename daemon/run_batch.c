@@ -8,7 +8,8 @@
  *      next offset of every partition the batch touched;
  *   3. the batch's forecasts are handed to the producer, not waited for --
  *      they are derived data, and idempotent delivery retries them until
- *      the broker has them;
+ *      the broker has them; so are its audit rows, once committed
+ *      (run_audit.c: their cursor is stored with the next batch);
  *   4. the Kafka offsets of what SQLite made durable are committed, at most
  *      every kafka.commit_interval_ms (best effort: SQLite is the
  *      authority, and a partition resumes after the offset it holds);
@@ -209,6 +210,7 @@ int run_batch_flush(struct run *r, bool commit_kafka)
 			log_ratelimited(&r->rl_store, LOG_ERR, "storage: %s",
 					r->err);
 	}
+	run_audit_persist(r);
 	bool durable =
 	    store_batch_commit(r->store, r->err, sizeof(r->err)) == 0;
 	degrade(r, !durable, r->err);
@@ -227,6 +229,7 @@ int run_batch_flush(struct run *r, bool commit_kafka)
 	unhold(r);
 	run_journal_clear(r);
 	r->st.batches++;
+	run_audit_publish(r); /* the rows just committed */
 
 	/* 4. Kafka offsets of what SQLite made durable, for the partitions
 	 * still ours (one revoked while the batch was held is another

@@ -173,6 +173,10 @@ void run_hook_on_delivered(void *user, int64_t token, int64_t produce_us,
 {
 	struct run *r = user;
 	int64_t origin_ms = token;
+	if (token == RUN_AUDIT_TOKEN) {
+		run_audit_delivered(r, failed);
+		return;
+	}
 	if (token < 0) {
 		run_dead_delivered(r, token, failed);
 		return;

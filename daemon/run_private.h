@@ -122,6 +122,7 @@ struct run {
 	size_t batch_messages;
 
 	struct outbox forecasts;
+	struct run_audit *audit; /* kafka.audit_topic, NULL when off */
 	struct deadbox dead;
 	struct journal journal;
 	/* A batch that cannot be made durable (enum run_hold) stays open
@@ -219,6 +220,26 @@ void outbox_free(struct outbox *o);
  * forecasts (token: origin ms), dead letters' fate (token < 0). */
 void run_hook_on_delivered(void *user, int64_t token, int64_t produce_us,
 			   bool failed);
+
+/* ---- run_audit.c: the audit topic (kafka.audit_topic) */
+
+/* The delivery token of audit messages (forecasts' are > 0, dead
+ * letters' small negative numbers). */
+#define RUN_AUDIT_TOKEN INT64_MIN
+/* r->audit from the configuration and the stored cursor (NULL when the
+ * topic is off); -errno with the reason logged. */
+int run_audit_open(struct run *r);
+void run_audit_free(struct run_audit *a);
+/* After a batch's SQLite commit: the rows committed since the last call
+ * to the producer. */
+void run_audit_publish(struct run *r);
+/* Before a batch's commit: the acknowledged cursor into the batch. */
+void run_audit_persist(struct run *r);
+/* An audit message's delivery report. */
+void run_audit_delivered(struct run *r, bool failed);
+/* Between batches, every kafka.commit_interval_ms (or now: force): the
+ * cursor stored and rows committed outside a batch flush published. */
+void run_audit_tick(struct run *r, uint64_t now, bool force);
 
 /* ---- run_dead.c */
 

@@ -224,6 +224,24 @@ int store_history_last(struct store *s, int type_a, int type_b, int limit,
 	return store_history_rows(s, st, fn, user, errbuf, errbuf_size);
 }
 
+int store_history_from_id(struct store *s, int64_t first_id, int limit,
+			  int (*fn)(void *user, const struct store_event *ev),
+			  void *user, char *errbuf, size_t errbuf_size)
+{
+	sqlite3_stmt *st = NULL;
+	int r;
+
+	if (s->schema < 3 || limit < 0)
+		return store_set_err(errbuf, errbuf_size, -EINVAL,
+				     "store_history_from_id: bad argument");
+	if ((r = store_prep(s, SQ_HISTORY_FROM_ID, &st, errbuf, errbuf_size)) <
+	    0)
+		return r;
+	sqlite3_bind_int64(st, 1, first_id);
+	sqlite3_bind_int(st, 2, limit);
+	return store_history_rows(s, st, fn, user, errbuf, errbuf_size);
+}
+
 int store_offsets(struct store *s, store_offset_fn fn, void *user, char *errbuf,
 		  size_t errbuf_size)
 {

@@ -15,6 +15,7 @@
 
 struct store;
 struct store_event;
+struct store_version;
 
 /* One stored forecast.  Pointers are valid during the callback. */
 struct store_forecast {
@@ -82,6 +83,13 @@ int store_history_last(struct store *s, int type_a, int type_b, int limit,
 		       int (*fn)(void *user, const struct store_event *ev),
 		       void *user, char *errbuf, size_t errbuf_size);
 
+/* At most `limit` audit rows from row id first_id on, by id (the audit
+ * topic's cursor: daemon/run_audit.c), as store_history() gives them.
+ * Schema 3 or later (a daemon's database is at the latest). */
+int store_history_from_id(struct store *s, int64_t first_id, int limit,
+			  int (*fn)(void *user, const struct store_event *ev),
+			  void *user, char *errbuf, size_t errbuf_size);
+
 /* Every stored Kafka position (topic, partition, next offset to consume),
  * by topic and partition. */
 typedef int (*store_offset_fn)(void *user, const char *topic, int32_t partition,
@@ -95,5 +103,34 @@ int store_offsets(struct store *s, store_offset_fn fn, void *user, char *errbuf,
 int store_model_bytes(struct store *s, int64_t model_id, void **ret_bytes,
 		      size_t *ret_n, char *name, size_t name_size, char *errbuf,
 		      size_t errbuf_size);
+
+/* Several hosts' databases as one (storage/fleet.c).  ATTACH the database
+ * at path, read-only, to s, a store opened read_only: path gets the checks
+ * of store_open (its errors name it) and, like s, schema STORE_SCHEMA_NS
+ * (nanosecond times) or later; a file given twice is -EINVAL, more than
+ * SQLite's limit (STORE_ATTACH_MAX unless built otherwise) -E2BIG.  It
+ * stays attached until store_free. */
+#define STORE_ATTACH_MAX 10
+int store_attach(struct store *s, const char *path, char *errbuf,
+		 size_t errbuf_size);
+
+/* store_history and store_versions over s and its attached databases,
+ * each row with its database's index db (0: s's own, then in attach
+ * order).  History is merged by series time (then database, then row);
+ * versions by number, a version adopted from another host ('handover')
+ * after the one made there, so a lineage that moved reads as one chain;
+ * current only in a database that has not handed the series over.
+ * store_versions_all: -ENOENT when no database has series (fn may be NULL
+ * to check only that). */
+typedef int (*store_db_event_fn)(void *user, int db,
+				 const struct store_event *ev);
+typedef int (*store_db_version_fn)(void *user, int db,
+				   const struct store_version *v);
+int store_history_all(struct store *s, const char *series, int64_t since,
+		      store_db_event_fn fn, void *user, char *errbuf,
+		      size_t errbuf_size);
+int store_versions_all(struct store *s, const char *series,
+		       store_db_version_fn fn, void *user, char *errbuf,
+		       size_t errbuf_size);
 
 #endif

@@ -309,7 +309,7 @@ int store_versions(struct store *s, const char *series, store_version_fn fn,
 {
 	sqlite3_stmt *st = NULL;
 	struct series_row sr;
-	int r, rc;
+	int r;
 
 	if ((r = store_check_key(series, "series key", errbuf, errbuf_size)) <
 	    0)
@@ -322,6 +322,15 @@ int store_versions(struct store *s, const char *series, store_version_fn fn,
 	if ((r = store_prep(s, SQ_VERSIONS, &st, errbuf, errbuf_size)) < 0)
 		return r;
 	sqlite3_bind_text(st, 1, series, -1, SQLITE_STATIC);
+	return store_version_rows(s, st, series, fn, user, errbuf, errbuf_size);
+}
+
+int store_version_rows(struct store *s, sqlite3_stmt *st, const char *series,
+		       store_version_fn fn, void *user, char *errbuf,
+		       size_t errbuf_size)
+{
+	int r = 0, rc;
+
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
 		struct store_version v = {
 		    .id = sqlite3_column_int64(st, 0),

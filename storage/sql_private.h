@@ -210,6 +210,8 @@
 	  "WHERE a.event = ?1 OR a.event = ?2 ORDER BY a.id DESC LIMIT ?3")    \
 	X(HISTORY_LAST_V1, HISTORY_COLUMNS HISTORY_V1 HISTORY_FROM             \
 	  "WHERE a.event = ?1 OR a.event = ?2 ORDER BY a.id DESC LIMIT ?3")    \
+	X(HISTORY_FROM_ID, HISTORY_COLUMNS HISTORY_V3 HISTORY_FROM             \
+	  "WHERE a.id >= ?1 ORDER BY a.id LIMIT ?2")                           \
 	X(MODEL_BYTES, "SELECT name, bytes FROM models WHERE id = ?1")         \
 	X(OFFSETS, "SELECT topic, partition, next_offset FROM kafka_offsets "  \
 		   "ORDER BY topic, partition")                                \

@@ -40,6 +40,7 @@ struct store {
 	struct store_options opts;
 	sqlite3_stmt *stmt[SQ__COUNT]; /* prepared on first use (store_prep) */
 	int schema;
+	int attached; /* databases ATTACHed as dc1.. (storage/fleet.c) */
 	char renamed[PATH_MAX + 64];
 	int lock_fd;	 /* daemon lock on "<path>.lock", or -1 */
 	int64_t busy_ms; /* opts.on_busy last called (CLOCK_MONOTONIC) */
@@ -156,6 +157,10 @@ int store_event_type_parse(const char *name);
 /* Step st, a bound HISTORY_* statement, to fn (store_history's rows). */
 int store_history_rows(struct store *s, sqlite3_stmt *st, store_event_fn fn,
 		       void *user, char *errbuf, size_t errbuf_size);
+/* Step st, a bound VERSIONS statement of series, to fn. */
+int store_version_rows(struct store *s, sqlite3_stmt *st, const char *series,
+		       store_version_fn fn, void *user, char *errbuf,
+		       size_t errbuf_size);
 
 /* ---- checkpoint.c -------------------------------------------------------- */
 

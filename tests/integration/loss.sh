@@ -51,12 +51,7 @@ awk -v t0=$T0 'BEGIN { srand(3); print "date,a";
 pids+=($!)
 wait_for 10 test -s "$WORK/bootstraps" || bail "mock broker did not start"
 BS=$(cat "$WORK/bootstraps")
-mbctl() { # mbctl COMMAND...: once the mock broker has carried it out
-    local before
-    before=$(grep -c "command '" "$WORK/mb.log")
-    echo "$*" > "$WORK/control"
-    wait_for 10 test "$(grep -c "command '" "$WORK/mb.log")" -gt "$before"
-}
+mbctl() { tap_mbctl "$WORK" "$@"; }
 
 # The database directory: an 8 MB tmpfs when mounting is allowed (a real
 # ENOSPC), else a plain directory and RLIMIT_FSIZE on the daemon.

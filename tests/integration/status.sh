@@ -40,15 +40,7 @@ H=8
 T0=1700000000
 SERIES="s1 s2 s3 s4 s5 s6"
 
-awk -v t0=$T0 'BEGIN {
-    srand(7); print "date,a";
-    for (i = 0; i < 600; i++)
-        printf "%s,%.4f\n", strftime("%Y-%m-%d %H:%M:%S", t0 - 600 * 3600 + i * 3600, 1),
-            10 + 3 * sin(i * 2 * 3.14159 / 24) + rand();
-}' > "$WORK/train.csv"
-"$BIN" train --data "$WORK/train.csv" --out "$WORK/model.dcm" --lookback $L \
-    --horizon $H --epochs 1 --set model.width=16 --set model.layers=1 \
-    --quiet > "$WORK/train.log" 2>&1 || bail "driftcast train failed"
+tap_train_small "$BIN" "$WORK" $T0 $L $H 7 || bail "driftcast train failed"
 
 "$MB" -t measurements:2 -t forecasts:2 -t deadletter:1 \
     -f "$WORK/bootstraps" -c "$WORK/control" > "$WORK/mb.log" 2>&1 &

@@ -1,6 +1,7 @@
 # TAP helpers sourced by the integration scripts (demo.sh, produce.sh,
 # timestamps.sh): ok/not_ok/check count and print results, diag comments,
-# wait_for polls, tap_bail stops, tap_kill_pids ends what a script started.
+# wait_for polls, tap_bail stops, tap_kill_pids ends what a script started,
+# tap_train_small makes a tiny model, tap_mbctl commands the mock broker.
 n=0
 failed=0
 ok() { n=$((n + 1)); echo "ok $n - $*"; }
@@ -39,4 +40,25 @@ pids=() # the processes a script started, ended by tap_kill_pids
 tap_kill_pids() {
     for p in "${pids[@]}"; do kill -9 "$p" 2>/dev/null; done
     wait 2>/dev/null
+}
+tap_train_small() { # tap_train_small BIN DIR T0 L H SEED: DIR/model.dcm, a tiny GRU
+    # trained for an epoch on 600 hourly values of a noisy daily cycle
+    # ending at T0 (DIR/train.csv); fails when driftcast train does
+    awk -v t0="$3" -v seed="$6" 'BEGIN {
+        srand(seed); print "date,a";
+        for (i = 0; i < 600; i++)
+            printf "%s,%.4f\n", strftime("%Y-%m-%d %H:%M:%S", t0 - 600 * 3600 + i * 3600, 1),
+                10 + 3 * sin(i * 2 * 3.14159 / 24) + rand();
+    }' > "$2/train.csv"
+    "$1" train --data "$2/train.csv" --out "$2/model.dcm" --lookback "$4" \
+        --horizon "$5" --epochs 1 --set model.width=16 --set model.layers=1 \
+        --quiet > "$2/train.log" 2>&1
+}
+tap_mbctl() { # tap_mbctl DIR COMMAND...: once the mock broker started with
+    # -c DIR/control (its log DIR/mb.log) has carried the command out
+    local dir=$1 before
+    shift
+    before=$(grep -c "command '" "$dir/mb.log")
+    echo "$*" > "$dir/control"
+    wait_for 10 test "$(grep -c "command '" "$dir/mb.log")" -gt "$before"
 }
