@@ -6,6 +6,8 @@
 #ifndef DRIFTCAST_TESTS_TTT_SMALL_MODEL_H
 #define DRIFTCAST_TESTS_TTT_SMALL_MODEL_H
 
+#include <stdint.h>
+
 #include "forecast/forecast.h"
 
 static inline void tt_small_config(struct fc_config *c, int lookback,
@@ -22,14 +24,22 @@ static inline void tt_small_config(struct fc_config *c, int lookback,
 	c->lora_rank = 2;
 }
 
-/* The small model with one layer, seed 42 (NULL if it cannot be made). */
-static inline struct fc_model *tt_small_model(int lookback, int horizon)
+/* The small model with one layer and weights from seed (NULL if it
+ * cannot be made). */
+static inline struct fc_model *tt_small_model_seed(int lookback, int horizon,
+						   uint64_t seed)
 {
 	struct fc_config c;
 	struct fc_model *m = NULL;
 	tt_small_config(&c, lookback, horizon);
 	c.n_layers = 1;
-	return fc_model_new(&c, 42, &m, NULL, 0) == 0 ? m : NULL;
+	return fc_model_new(&c, seed, &m, NULL, 0) == 0 ? m : NULL;
+}
+
+/* ... seed 42. */
+static inline struct fc_model *tt_small_model(int lookback, int horizon)
+{
+	return tt_small_model_seed(lookback, horizon, 42);
 }
 
 #endif

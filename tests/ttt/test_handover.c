@@ -22,12 +22,8 @@
 
 static struct fc_model *model(void)
 {
-	struct fc_config c;
-	struct fc_model *m = NULL;
-	char err[256];
-	tt_small_config(&c, L, H);
-	c.n_layers = 1;
-	cr_assert_eq(fc_model_new(&c, 7, &m, err, sizeof(err)), 0, "%s", err);
+	struct fc_model *m = tt_small_model_seed(L, H, 7);
+	cr_assert(m);
 	return m;
 }
 
