@@ -751,6 +751,12 @@ static void print_totals(int rc, double total, const struct dc_run_stats *st)
 	       " rejected, %" PRIu64 " dead letters\n",
 	       rc, total, st->messages, st->forecasts, st->accepted,
 	       st->rejected, st->deadlettered);
+	if (st->states_published)
+		printf("  state topic: %" PRIu64
+		       " states published, %.0f bytes "
+		       "each\n",
+		       st->states_published,
+		       (double)st->states_bytes / (double)st->states_published);
 }
 
 /* "daemon thread X s CPU = N messages per CPU-second (U us/message);

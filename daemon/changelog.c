@@ -6,8 +6,12 @@
  * u16 0, model_hash u64, partition i32, next_offset i64, made_at_ms i64,
  * host_len u16, key_len u16, version u64, parent i64, adapter_len u32,
  * last_ts i64, step i64, position i64, since_adapt i64, adaptations u64,
- * count u32, host bytes, key bytes, adapter f32[adapter_len], values
- * f32[count], crc32 u32 of every byte before it.
+ * count u32, host bytes, key bytes, the adapter, values f32[count], crc32
+ * u32 of every byte before it.  The adapter is f32[adapter_len], or, with
+ * flag 2, only where it differs from the writer's base adapter: base_hash
+ * u64, runs u32, and per run offset u32, len u32, f32[len] (a series
+ * adapts a few hundred of the block's floats, ~1/20 at d = 64; the whole
+ * block made a record ~25 KB and its cost per commit was all copying).
  */
 #include "daemon/changelog.h"
 
@@ -53,12 +57,60 @@ static size_t host_len(const struct dc_changelog_rec *rec)
 	return strnlen(rec->host, DC_CHANGELOG_HOST_MAX - 1);
 }
 
+static bool same_bits(float a, float b)
+{
+	uint32_t x, y;
+	memcpy(&x, &a, 4);
+	memcpy(&y, &b, 4);
+	return x == y;
+}
+
+/* The next run of a that differs from base at or after *at, into *off and
+ * *len (runs apart by at most 2 equal floats are one: a run's header
+ * costs 2 floats); false when there is none. */
+static bool next_run(const float *a, const float *base, size_t n, size_t *at,
+		     size_t *off, size_t *len)
+{
+	size_t i = *at;
+	/* most of the block is the base: skip it 16 floats at a time */
+	while (i + 16 <= n && !memcmp(a + i, base + i, 16 * sizeof(float)))
+		i += 16;
+	while (i < n && same_bits(a[i], base[i]))
+		i++;
+	if (i == n)
+		return false;
+	size_t end = i + 1, j = end;
+	while (j < n && j - end <= 2) {
+		if (!same_bits(a[j], base[j]))
+			end = j + 1;
+		j++;
+	}
+	*off = i;
+	*len = end - i;
+	*at = end;
+	return true;
+}
+
+/* Bytes of rec's adapter section. */
+static size_t adapter_bytes(const struct dc_changelog_rec *rec)
+{
+	if (!rec->adapter)
+		return 0;
+	if (!rec->base)
+		return 4 * rec->adapter_len;
+	size_t n = 8 + 4, at = 0, off, len;
+	while (next_run(rec->adapter, rec->base, rec->adapter_len, &at, &off,
+			&len))
+		n += 8 + 4 * len;
+	return n;
+}
+
 size_t dc_changelog_size(const struct dc_changelog_rec *rec)
 {
 	size_t n = HEAD_LEN + host_len(rec) + 4;
 	if (rec->kind == DC_CHANGELOG_STATE)
-		n += rec->key_len + 4 * ((rec->adapter ? rec->adapter_len : 0) +
-					 (rec->has_ring ? rec->count : 0));
+		n += rec->key_len + adapter_bytes(rec) +
+		     4 * (rec->has_ring ? rec->count : 0);
 	return n;
 }
 
@@ -75,8 +127,9 @@ size_t dc_changelog_encode(const struct dc_changelog_rec *rec, void *buf,
 	struct wr w = {buf};
 	memcpy(w.p, MAGIC, 4);
 	w.p += 4;
+	bool runs = alen && rec->base;
 	put(&w, (uint64_t)rec->kind, 1);
-	put(&w, state && rec->has_ring ? 1 : 0, 1);
+	put(&w, (state && rec->has_ring ? 1 : 0) | (runs ? 2 : 0), 1);
 	put(&w, 0, 2);
 	put(&w, rec->model_hash, 8);
 	put(&w, (uint32_t)rec->partition, 4);
@@ -98,7 +151,23 @@ size_t dc_changelog_encode(const struct dc_changelog_rec *rec, void *buf,
 	if (klen)
 		memcpy(w.p, rec->key, klen);
 	w.p += klen;
-	put_floats(&w, rec->adapter, alen);
+	if (runs) {
+		size_t at = 0, off, len, nruns = 0;
+		unsigned char *count_at = w.p + 8;
+		put(&w, rec->base_hash, 8);
+		put(&w, 0, 4);
+		while (
+		    next_run(rec->adapter, rec->base, alen, &at, &off, &len)) {
+			put(&w, off, 4);
+			put(&w, len, 4);
+			put_floats(&w, rec->adapter + off, len);
+			nruns++;
+		}
+		struct wr c = {count_at};
+		put(&c, nruns, 4);
+	} else {
+		put_floats(&w, rec->adapter, alen);
+	}
 	put_floats(&w, rec->values, count);
 	put(&w, crc32(0L, buf, (uInt)(n - 4)), 4);
 	return n;
@@ -125,9 +194,33 @@ static bool get_floats(const unsigned char **p, size_t n, float *dst)
 	return true;
 }
 
-int dc_changelog_decode(const void *buf, size_t len, uint64_t model_hash,
-			size_t adapter_len, float *scratch, size_t cap,
-			struct dc_changelog_rec *ret, char *why,
+/* The runs section at p (end: where the values start) into a, over the
+ * host's base; false when a run is out of range or not finite. */
+static bool get_runs(const unsigned char *p, const unsigned char *end, size_t n,
+		     const float *base, float *a)
+{
+	uint32_t nruns = (uint32_t)get(&p, 4);
+	size_t next = 0;
+	if (a)
+		memcpy(a, base, n * sizeof(float));
+	for (uint32_t k = 0; k < nruns; k++) {
+		if (end - p < 8)
+			return false;
+		size_t off = (size_t)get(&p, 4), len = (size_t)get(&p, 4);
+		/* in order, apart, inside the block and the record */
+		if (off < next || len == 0 || len > n || off > n - len ||
+		    (size_t)(end - p) / 4 < len)
+			return false;
+		if (!get_floats(&p, len, a ? a + off : NULL))
+			return false;
+		next = off + len;
+	}
+	return p == end;
+}
+
+int dc_changelog_decode(const void *buf, size_t len,
+			const struct dc_changelog_host *host, float *scratch,
+			size_t cap, struct dc_changelog_rec *ret, char *why,
 			size_t why_size)
 {
 	const unsigned char *p = buf;
@@ -161,11 +254,15 @@ int dc_changelog_decode(const void *buf, size_t len, uint64_t model_hash,
 	r.has_ring = flags & 1;
 	if (r.kind != DC_CHANGELOG_STATE && r.kind != DC_CHANGELOG_MARK)
 		return refuse(why, why_size, -EPROTO, "unknown record kind");
-	if (HEAD_LEN + hlen + r.key_len + 4 * (r.adapter_len + r.count) + 4 !=
-	    len)
+	bool runs = (flags & 2) && r.adapter_len;
+	/* the adapter's bytes: all of them, or what the runs leave */
+	size_t fixed = HEAD_LEN + hlen + r.key_len + 4 * r.count + 4;
+	size_t abytes =
+	    runs ? (len >= fixed ? len - fixed : 0) : 4 * r.adapter_len;
+	if (fixed + abytes != len || (runs && abytes < 12))
 		return refuse(why, why_size, -EINVAL,
 			      "lengths do not add up to the record's size");
-	if (r.model_hash != model_hash)
+	if (r.model_hash != host->model_hash)
 		return refuse(why, why_size, -EPROTO,
 			      "made with another model (model file checksum "
 			      "differs)");
@@ -182,7 +279,7 @@ int dc_changelog_decode(const void *buf, size_t len, uint64_t model_hash,
 	}
 	if (r.key_len == 0)
 		return refuse(why, why_size, -EINVAL, "empty series key");
-	if (r.adapter_len && r.adapter_len != adapter_len)
+	if (r.adapter_len && r.adapter_len != host->adapter_len)
 		return refuse(why, why_size, -EPROTO,
 			      "adapter of another layout (length differs)");
 	if (r.has_ring && (r.step <= 0 || r.position < (int64_t)r.count))
@@ -196,13 +293,34 @@ int dc_changelog_decode(const void *buf, size_t len, uint64_t model_hash,
 	r.key = (const char *)p;
 	p += r.key_len;
 	float *a = scratch, *v = scratch ? scratch + r.adapter_len : NULL;
-	if (!get_floats(&p, r.adapter_len, a) || !get_floats(&p, r.count, v))
+	if (runs) {
+		const unsigned char *q = p;
+		r.base_hash = get(&q, 8);
+		if (r.base_hash != host->base_hash || !host->base)
+			return refuse(why, why_size, -EPROTO,
+				      "made from another base adapter "
+				      "(ttt.seed differs)");
+		if (!get_runs(q, p + abytes, r.adapter_len, host->base, a))
+			return refuse(why, why_size, -EINVAL,
+				      "adapter runs out of range or "
+				      "non-finite");
+		p += abytes;
+	} else if (!get_floats(&p, r.adapter_len, a)) {
+		return refuse(why, why_size, -EINVAL,
+			      "non-finite adapter weight or value");
+	}
+	if (!get_floats(&p, r.count, v))
 		return refuse(why, why_size, -EINVAL,
 			      "non-finite adapter weight or value");
 	r.adapter = r.adapter_len ? a : NULL;
 	r.values = v;
 	*ret = r;
 	return 0;
+}
+
+uint64_t dc_changelog_floats_hash(const float *f, size_t n)
+{
+	return dc_changelog_model_hash(f, n * sizeof(float));
 }
 
 uint64_t dc_changelog_model_hash(const void *bytes, size_t n)

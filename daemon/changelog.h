@@ -37,6 +37,12 @@ struct dc_changelog_rec {
 	int64_t parent;	      /* -1: none */
 	const float *adapter; /* [adapter_len], NULL: the base adapter */
 	size_t adapter_len;
+	/* Encoding: with base [adapter_len] (the writer's base adapter, of
+	 * FNV-1a base_hash), only the runs of adapter that differ from it
+	 * are written; NULL writes every float.  Decoding: base_hash of the
+	 * record (0 when it carries every float). */
+	const float *base;
+	uint64_t base_hash;
 	bool has_ring;	       /* the fields below are set */
 	int64_t last_ts, step; /* series time, ns (as the engine) */
 	int64_t position, since_adapt;
@@ -52,15 +58,29 @@ size_t dc_changelog_size(const struct dc_changelog_rec *rec);
 size_t dc_changelog_encode(const struct dc_changelog_rec *rec, void *buf,
 			   size_t cap);
 
-/* Decode len bytes into *ret, checked against the model (model_hash) and
- * adapter layout (adapter_len floats) of this host; the arrays are copied
- * into scratch (cap floats; NULL and 0 to only check) and ret->key points
- * into buf.  0, or -EINVAL / -EBADMSG / -EPROTO / -ENOBUFS with the reason
- * in why (what a log line says of a refused record). */
-int dc_changelog_decode(const void *buf, size_t len, uint64_t model_hash,
-			size_t adapter_len, float *scratch, size_t cap,
-			struct dc_changelog_rec *ret, char *why,
+/* What a reading host checks a record against: its model file's hash,
+ * its adapter layout (adapter_len floats) and its base adapter (base
+ * [adapter_len] of hash base_hash: a record that carries only what
+ * differs from the writer's base must have been made from the same). */
+struct dc_changelog_host {
+	uint64_t model_hash;
+	size_t adapter_len;
+	const float *base;
+	uint64_t base_hash;
+};
+
+/* Decode len bytes into *ret, checked against host; the arrays are
+ * copied into scratch (cap floats; NULL and 0 to only check), the adapter
+ * whole (the base where the record has no runs), and ret->key points into
+ * buf.  0, or -EINVAL / -EBADMSG / -EPROTO / -ENOBUFS with the reason in
+ * why (what a log line says of a refused record). */
+int dc_changelog_decode(const void *buf, size_t len,
+			const struct dc_changelog_host *host, float *scratch,
+			size_t cap, struct dc_changelog_rec *ret, char *why,
 			size_t why_size);
+
+/* FNV-1a of n floats' bytes: which base adapter a record's runs are on. */
+uint64_t dc_changelog_floats_hash(const float *f, size_t n);
 
 /* The restore rule, per series of a partition assigned at start: next[]
  * holds the offsets its valid records reflect, in log order.  The topic

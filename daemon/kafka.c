@@ -484,10 +484,10 @@ int dc_kafka_produce(struct dc_kafka *k, const char *topic, const void *key,
 				   token);
 }
 
-int dc_kafka_produce_to(struct dc_kafka *k, const char *topic,
-			int32_t partition, const void *key, size_t key_len,
-			const void *payload, size_t len, const char *reason,
-			size_t full_len, int64_t token)
+static int produce_flags(struct dc_kafka *k, const char *topic,
+			 int32_t partition, const void *key, size_t key_len,
+			 const void *payload, size_t len, const char *reason,
+			 size_t full_len, int64_t token, int flags)
 {
 	void *opaque = (void *)(intptr_t)token;
 	rd_kafka_resp_err_t err;
@@ -506,7 +506,7 @@ int dc_kafka_produce_to(struct dc_kafka *k, const char *topic,
 			err = rd_kafka_producev(
 			    k->producer, RD_KAFKA_V_TOPIC(topic),
 			    RD_KAFKA_V_PARTITION(partition),
-			    RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+			    RD_KAFKA_V_MSGFLAGS(flags),
 			    RD_KAFKA_V_KEY((void *)key, key_len),
 			    RD_KAFKA_V_VALUE((void *)payload, len),
 			    RD_KAFKA_V_HEADERS(h), RD_KAFKA_V_OPAQUE(opaque),
@@ -517,7 +517,7 @@ int dc_kafka_produce_to(struct dc_kafka *k, const char *topic,
 			err = rd_kafka_producev(
 			    k->producer, RD_KAFKA_V_TOPIC(topic),
 			    RD_KAFKA_V_PARTITION(partition),
-			    RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+			    RD_KAFKA_V_MSGFLAGS(flags),
 			    RD_KAFKA_V_KEY((void *)key, key_len),
 			    RD_KAFKA_V_VALUE((void *)payload, len),
 			    RD_KAFKA_V_OPAQUE(opaque), RD_KAFKA_V_END);
@@ -538,6 +538,25 @@ int dc_kafka_produce_to(struct dc_kafka *k, const char *topic,
 	}
 	k->in_flight++;
 	return 0;
+}
+
+int dc_kafka_produce_to(struct dc_kafka *k, const char *topic,
+			int32_t partition, const void *key, size_t key_len,
+			const void *payload, size_t len, const char *reason,
+			size_t full_len, int64_t token)
+{
+	return produce_flags(k, topic, partition, key, key_len, payload, len,
+			     reason, full_len, token, RD_KAFKA_MSG_F_COPY);
+}
+
+int dc_kafka_produce_borrowed(struct dc_kafka *k, const char *topic,
+			      int32_t partition, const void *key,
+			      size_t key_len, const void *payload, size_t len,
+			      int64_t token)
+{
+	/* flags 0: librdkafka points at payload (the key is always copied) */
+	return produce_flags(k, topic, partition, key, key_len, payload, len,
+			     NULL, 0, token, 0);
 }
 
 size_t dc_kafka_max_message_bytes(const struct dc_kafka *k)

@@ -126,6 +126,13 @@ int dc_kafka_produce_to(struct dc_kafka *k, const char *topic,
 			int32_t partition, const void *key, size_t key_len,
 			const void *payload, size_t len, const char *reason,
 			size_t full_len, int64_t token);
+/* dc_kafka_produce_to without the copy: payload must stay as it is until
+ * the message's delivery report (token != 0 says when), or until the
+ * producer is freed, which purges or delivers what is left. */
+int dc_kafka_produce_borrowed(struct dc_kafka *k, const char *topic,
+			      int32_t partition, const void *key,
+			      size_t key_len, const void *payload, size_t len,
+			      int64_t token);
 
 /* Read partition of topic from its low to its high watermark (as of the
  * call), each message to fn (a nonzero return stops and is returned), with

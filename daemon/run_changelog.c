@@ -38,6 +38,19 @@
 #include "ttt/ttt.h"
 
 #define READ_TIMEOUT_MS 60000
+/* State records are encoded into chunks of this size that librdkafka
+ * sends from without a copy; a larger record is copied. */
+#define CHUNK_BYTES (1u << 20)
+
+/* A chunk of encoded records, kept from commit to commit: a fresh
+ * allocation per record (librdkafka's copy) faulted new pages in at every
+ * commit (glibc gives the freed heap back between commits), which cost
+ * more than everything else a record does. */
+struct chunk {
+	struct chunk *next;
+	size_t used;
+	unsigned char data[];
+};
 
 /* One state record read from the topic: its bytes, in log order. */
 struct kept {
@@ -52,9 +65,15 @@ struct kept {
 
 struct changelog {
 	uint64_t model_hash;
+	struct dc_changelog_host check; /* what records must match */
 	char host[DC_CHANGELOG_HOST_MAX];
 	unsigned char *enc; /* encode buffer [enc_cap] */
 	size_t enc_cap;
+	/* the chunks (all kept), the one being filled, and how many records
+	 * in them librdkafka has not yet reported delivered: only at 0 are
+	 * they reused; until then records are copied */
+	struct chunk *chunks, *cur;
+	long borrowed;
 	float *ring; /* [ring_len] */
 	size_t ring_len;
 	float *dec; /* decode scratch [dec_cap] */
@@ -95,6 +114,13 @@ static struct changelog *cl_get(struct run *r)
 		return NULL;
 	}
 	c->model_hash = r->model_hash;
+	c->check = (struct dc_changelog_host){
+	    .model_hash = r->model_hash,
+	    .adapter_len = r->adapter_len,
+	    .base = ttt_engine_base_adapter(r->engine),
+	};
+	c->check.base_hash =
+	    dc_changelog_floats_hash(c->check.base, r->adapter_len);
 	if (gethostname(c->host, sizeof(c->host) - 1) < 0)
 		snprintf(c->host, sizeof(c->host), "unknown");
 	c->mark = -1;
@@ -119,6 +145,12 @@ void run_changelog_free(struct run *r)
 	kept_clear(c);
 	free(c->kept);
 	free(c->enc);
+	/* after dc_kafka_free: nothing points into the chunks any more */
+	while (c->chunks) {
+		struct chunk *next = c->chunks->next;
+		free(c->chunks);
+		c->chunks = next;
+	}
 	free(c->ring);
 	free(c->dec);
 	free(c);
@@ -127,11 +159,57 @@ void run_changelog_free(struct run *r)
 
 /* ---- writing ----------------------------------------------------------- */
 
+/* Room for n bytes in the chunks, or NULL (copy the record instead). */
+static unsigned char *chunk_room(struct changelog *c, size_t n)
+{
+	if (c->borrowed > 0 || n > CHUNK_BYTES)
+		return NULL;
+	while (c->cur && c->cur->used + n > CHUNK_BYTES) {
+		if (!c->cur->next) {
+			struct chunk *k = malloc(sizeof(*k) + CHUNK_BYTES);
+			if (!k)
+				return NULL;
+			k->next = NULL;
+			c->cur->next = k;
+		}
+		c->cur = c->cur->next;
+		c->cur->used = 0;
+	}
+	if (!c->cur) {
+		if (!(c->chunks = malloc(sizeof(*c->chunks) + CHUNK_BYTES)))
+			return NULL;
+		c->chunks->next = NULL;
+		c->chunks->used = 0;
+		c->cur = c->chunks;
+	}
+	return c->cur->data + c->cur->used;
+}
+
+void run_changelog_delivered(struct run *r)
+{
+	if (r->changelog && r->changelog->borrowed > 0)
+		r->changelog->borrowed--;
+}
+
 static int produce(struct run *r, struct changelog *c, int32_t p,
 		   const char *key, size_t key_len,
 		   const struct dc_changelog_rec *rec)
 {
 	size_t n = dc_changelog_size(rec);
+	unsigned char *room = chunk_room(c, n);
+	if (room) {
+		n = dc_changelog_encode(rec, room, n);
+		if (!n)
+			return -EINVAL;
+		int e = dc_kafka_produce_borrowed(
+		    r->kafka, r->cfg.kafka.state_topic, p, key, key_len, room,
+		    n, RUN_STATE_TOKEN);
+		if (e == 0) {
+			c->cur->used += n;
+			c->borrowed++;
+		}
+		return e;
+	}
 	if (n > c->enc_cap) {
 		unsigned char *b = realloc(c->enc, n);
 		if (!b)
@@ -176,6 +254,8 @@ static int publish_one(struct run *r, const char *key, int32_t p, bool *dirty,
 	    .parent = version ? (int64_t)version - 1 : -1,
 	    .adapter = r->adapter_buf,
 	    .adapter_len = r->adapter_len,
+	    .base = c->check.base,
+	    .base_hash = c->check.base_hash,
 	};
 	memcpy(rec.host, c->host, sizeof(rec.host));
 	struct ttt_recent rc;
@@ -197,6 +277,7 @@ static int publish_one(struct run *r, const char *key, int32_t p, bool *dirty,
 	}
 	*dirty = false;
 	x->n++;
+	r->st.states_bytes += dc_changelog_size(&rec);
 	return 0;
 }
 
@@ -210,6 +291,10 @@ int run_changelog_publish(struct run *r,
 	if (!c) {
 		log_error("state topic: out of memory; offsets not committed");
 		return -ENOMEM;
+	}
+	if (c->borrowed == 0 && c->chunks) { /* all delivered: reuse */
+		c->cur = c->chunks;
+		c->cur->used = 0;
 	}
 	/* queued learning would change the states being written */
 	if (ttt_engine_flush(r->engine) < 0)
@@ -265,8 +350,8 @@ static int read_one(void *user, int64_t offset, const void *key, size_t key_len,
 	struct dc_changelog_rec rec;
 	char why[160];
 	(void)key, (void)key_len;
-	int e = dc_changelog_decode(payload, len, c->model_hash, r->adapter_len,
-				    NULL, 0, &rec, why, sizeof(why));
+	int e = dc_changelog_decode(payload, len, &c->check, NULL, 0, &rec, why,
+				    sizeof(why));
 	if (e == 0 && rec.partition != c->part) {
 		snprintf(why, sizeof(why),
 			 "written for input partition %d, not %d",
@@ -387,9 +472,8 @@ static int apply(struct run *r, struct changelog *c, struct kept *k,
 {
 	struct dc_changelog_rec rec;
 	char why[160], key[STORE_KEY_MAX], note[512];
-	int e =
-	    dc_changelog_decode(k->bytes, k->len, c->model_hash, r->adapter_len,
-				c->dec, c->dec_cap, &rec, why, sizeof(why));
+	int e = dc_changelog_decode(k->bytes, k->len, &c->check, c->dec,
+				    c->dec_cap, &rec, why, sizeof(why));
 	if (e < 0 || rec.key_len >= sizeof(key))
 		return e < 0 ? e : -EINVAL;
 	memcpy(key, rec.key, rec.key_len);

@@ -53,6 +53,8 @@ void run_changelog_forget_restored(struct run *r);
  * them), or a negative errno (do not: the state is not in the topic). */
 int run_changelog_publish(struct run *r,
 			  const rd_kafka_topic_partition_list_t *offsets);
+/* The delivery report of a state record (token RUN_STATE_TOKEN). */
+void run_changelog_delivered(struct run *r);
 void run_changelog_free(struct run *r);
 /* kafka.state_topic, or NULL when it is off. */
 const char *run_state_topic(const struct run *r);

@@ -6,7 +6,7 @@
  * input's Kafka CreateTime and the time it was consumed to the forecast,
  * and the delivery report closes the end-to-end interval.
  */
-#include "daemon/run_private.h"
+#include "daemon/run_handover.h"
 
 #include <errno.h>
 #include <stdlib.h>
@@ -175,6 +175,10 @@ void run_hook_on_delivered(void *user, int64_t token, int64_t produce_us,
 	int64_t origin_ms = token;
 	if (token == RUN_AUDIT_TOKEN) {
 		run_audit_delivered(r, failed);
+		return;
+	}
+	if (token == RUN_STATE_TOKEN) {
+		run_changelog_delivered(r);
 		return;
 	}
 	if (token < 0) {

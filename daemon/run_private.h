@@ -226,6 +226,8 @@ void run_hook_on_delivered(void *user, int64_t token, int64_t produce_us,
 /* The delivery token of audit messages (forecasts' are > 0, dead
  * letters' small negative numbers). */
 #define RUN_AUDIT_TOKEN INT64_MIN
+/* ... and of state records (run_changelog.c) */
+#define RUN_STATE_TOKEN (INT64_MIN + 1)
 /* r->audit from the configuration and the stored cursor (NULL when the
  * topic is off); -errno with the reason logged. */
 int run_audit_open(struct run *r);

@@ -20,6 +20,10 @@ size_t ttt_engine_ring_len(const struct ttt_engine *e);
 int ttt_engine_series_recent(const struct ttt_engine *e, const char *key,
 			     float *buf, size_t len, struct ttt_recent *ret);
 
+/* The base adapter [fc_adapter_len] every series starts from (the model's
+ * identity adapter for ttt.seed), owned by the engine. */
+const float *ttt_engine_base_adapter(const struct ttt_engine *e);
+
 /* Forget series key: its ring, position, detector and (with scope
  * series) its adapter state; queued forecasts and learning are flushed
  * first.  With scope group or global the shared adapter stays.  0,

@@ -427,6 +427,11 @@ size_t ttt_engine_ring_len(const struct ttt_engine *e)
 	return (size_t)e->R;
 }
 
+const float *ttt_engine_base_adapter(const struct ttt_engine *e)
+{
+	return e->ident;
+}
+
 int ttt_engine_forget_series(struct ttt_engine *e, const char *key)
 {
 	uint64_t h = hash_key(key);

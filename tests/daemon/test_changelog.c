@@ -5,7 +5,9 @@
  * staler than the topic, and the reverse. */
 #include <criterion/criterion.h>
 #include <errno.h>
+#include <math.h>
 #include <string.h>
+#include <zlib.h>
 
 #include "daemon/daemon.h"
 
@@ -13,6 +15,14 @@
 #define R 5
 
 static const float adapter[A] = {0.5f, -1.25f, 2.0f, 0.0f, 3.5f, -0.75f};
+/* the host the records are read on: model 42, layout A, no base adapter
+ * (the records below carry every float) */
+static const struct dc_changelog_host host42 = {.model_hash = 42,
+						.adapter_len = A};
+static const struct dc_changelog_host host43 = {.model_hash = 43,
+						.adapter_len = A};
+static const struct dc_changelog_host host42_wide = {.model_hash = 42,
+						     .adapter_len = A + 1};
 static const float ring[R] = {10.0f, 11.0f, 12.5f, 13.0f, 14.25f};
 
 static size_t encode_state(unsigned char *buf, size_t cap, uint64_t model)
@@ -50,8 +60,8 @@ Test(changelog, a_state_round_trips)
 	struct dc_changelog_rec d;
 	size_t n = encode_state(buf, sizeof(buf), 42);
 	cr_assert_gt(n, 0);
-	cr_assert_eq(dc_changelog_decode(buf, n, 42, A, scratch, A + R, &d, why,
-					 sizeof(why)),
+	cr_assert_eq(dc_changelog_decode(buf, n, &host42, scratch, A + R, &d,
+					 why, sizeof(why)),
 		     0, "%s", why);
 	cr_assert_eq(d.kind, DC_CHANGELOG_STATE);
 	cr_assert_eq(d.partition, 3);
@@ -86,7 +96,7 @@ Test(changelog, a_mark_round_trips)
 				d;
 	size_t n = dc_changelog_encode(&m, buf, sizeof(buf));
 	cr_assert_gt(n, 0);
-	cr_assert_eq(dc_changelog_decode(buf, n, 42, A, NULL, 0, &d, NULL, 0),
+	cr_assert_eq(dc_changelog_decode(buf, n, &host42, NULL, 0, &d, NULL, 0),
 		     0);
 	cr_assert_eq(d.kind, DC_CHANGELOG_MARK);
 	cr_assert_eq(d.next_offset, 77);
@@ -102,39 +112,167 @@ Test(changelog, bad_records_are_refused_with_a_reason)
 	size_t n = encode_state(buf, sizeof(buf), 42);
 
 	/* another model */
-	cr_assert_eq(dc_changelog_decode(buf, n, 43, A, scratch, A + R, &d, why,
-					 sizeof(why)),
+	cr_assert_eq(dc_changelog_decode(buf, n, &host43, scratch, A + R, &d,
+					 why, sizeof(why)),
 		     -EPROTO);
 	cr_assert(strstr(why, "another model"), "%s", why);
 	/* another adapter layout */
-	cr_assert_eq(dc_changelog_decode(buf, n, 42, A + 1, scratch, A + R, &d,
-					 why, sizeof(why)),
+	cr_assert_eq(dc_changelog_decode(buf, n, &host42_wide, scratch, A + R,
+					 &d, why, sizeof(why)),
 		     -EPROTO);
 	cr_assert(strstr(why, "layout"), "%s", why);
 	/* more values than this host's ring */
-	cr_assert_eq(dc_changelog_decode(buf, n, 42, A, scratch, A + R - 1, &d,
-					 why, sizeof(why)),
+	cr_assert_eq(dc_changelog_decode(buf, n, &host42, scratch, A + R - 1,
+					 &d, why, sizeof(why)),
 		     -ENOBUFS);
 	/* one bit flipped anywhere: the checksum */
 	for (size_t i = 0; i < n; i += 7) {
 		buf[i] ^= 0x10;
-		int e = dc_changelog_decode(buf, n, 42, A, scratch, A + R, &d,
+		int e = dc_changelog_decode(buf, n, &host42, scratch, A + R, &d,
 					    why, sizeof(why));
 		cr_assert(e == -EBADMSG || (i < 4 && e == -EINVAL),
 			  "byte %zu: %d %s", i, e, why);
 		buf[i] ^= 0x10;
 	}
 	/* truncated, empty, not ours */
-	cr_assert_eq(dc_changelog_decode(buf, n - 9, 42, A, scratch, A + R, &d,
-					 why, sizeof(why)),
+	cr_assert_eq(dc_changelog_decode(buf, n - 9, &host42, scratch, A + R,
+					 &d, why, sizeof(why)),
 		     -EBADMSG);
-	cr_assert_eq(dc_changelog_decode(buf, 0, 42, A, scratch, A + R, &d, why,
-					 sizeof(why)),
+	cr_assert_eq(dc_changelog_decode(buf, 0, &host42, scratch, A + R, &d,
+					 why, sizeof(why)),
 		     -EINVAL);
-	cr_assert_eq(dc_changelog_decode("{\"series\":\"s1\"}", 16, 42, A,
+	cr_assert_eq(dc_changelog_decode("{\"series\":\"s1\"}", 16, &host42,
 					 scratch, A + R, &d, why, sizeof(why)),
 		     -EINVAL);
 	cr_assert(strstr(why, "not a driftcast state record"), "%s", why);
+}
+
+/* ---- an adapter as runs over the base adapter -----------------------------
+ */
+
+/* the fixed head of a record (daemon/changelog.c's layout) */
+#define HEAD_LEN_FOR_TEST 104
+#define BIG		  4096 /* floats: a d = 64 GRU's block is ~6000 */
+
+static float big_base[BIG], big_adapter[BIG];
+
+/* A base of distinct values and an adapter that differs from it in two
+ * runs (the shape of a series that adapted one family), one of them with
+ * a float equal to the base inside (merged into the run), plus -0.0 over
+ * +0.0 (a different bit pattern: must travel). */
+static void big_setup(void)
+{
+	for (int i = 0; i < BIG; i++)
+		big_base[i] = big_adapter[i] = (float)i * 0.25f;
+	big_base[0] = big_adapter[0] = 0.0f;
+	for (int i = 100; i < 300; i++)
+		big_adapter[i] += 1.5f;
+	big_adapter[200] = big_base[200];
+	for (int i = BIG - 8; i < BIG; i++)
+		big_adapter[i] = -big_adapter[i];
+	big_adapter[0] = -0.0f;
+}
+
+static size_t encode_big(unsigned char *buf, size_t cap, const float *base,
+			 uint64_t base_hash)
+{
+	struct dc_changelog_rec rec = {
+	    .kind = DC_CHANGELOG_STATE,
+	    .model_hash = 42,
+	    .partition = 0,
+	    .next_offset = 10,
+	    .host = "h",
+	    .key = "s",
+	    .key_len = 1,
+	    .version = 3,
+	    .parent = 2,
+	    .adapter = big_adapter,
+	    .adapter_len = BIG,
+	    .base = base,
+	    .base_hash = base_hash,
+	    .has_ring = true,
+	    .last_ts = 1,
+	    .step = 1,
+	    .position = R,
+	    .values = ring,
+	    .count = R,
+	};
+	return dc_changelog_encode(&rec, buf, cap);
+}
+
+Test(changelog, an_adapter_travels_as_its_runs_over_the_base)
+{
+	static unsigned char buf[4 * BIG + 512], dense[4 * BIG + 512];
+	static float scratch[BIG + R];
+	char why[160] = "";
+	struct dc_changelog_rec d;
+	big_setup();
+	uint64_t h = dc_changelog_floats_hash(big_base, BIG);
+	struct dc_changelog_host host = {.model_hash = 42,
+					 .adapter_len = BIG,
+					 .base = big_base,
+					 .base_hash = h};
+	size_t n = encode_big(buf, sizeof(buf), big_base, h);
+	size_t nd = encode_big(dense, sizeof(dense), NULL, 0);
+	cr_assert_gt(n, 0);
+	/* 209 floats differ: the record carries them, not the 4096 */
+	cr_assert_lt(n, 4 * 220 + 200, "%zu bytes", n);
+	cr_assert_gt(nd, 4 * BIG);
+	/* both decode to the same block, bit for bit (-0.0 included) */
+	for (int k = 0; k < 2; k++) {
+		memset(scratch, 0x7f, sizeof(scratch));
+		cr_assert_eq(dc_changelog_decode(k ? dense : buf, k ? nd : n,
+						 &host, scratch, BIG + R, &d,
+						 why, sizeof(why)),
+			     0, "%s", why);
+		cr_assert_eq(
+		    memcmp(d.adapter, big_adapter, sizeof(big_adapter)), 0);
+		cr_assert_eq(memcmp(d.values, ring, sizeof(ring)), 0);
+	}
+	cr_assert(signbit(d.adapter[0]));
+	/* the adapter equal to the base: no runs at all */
+	memcpy(big_adapter, big_base, sizeof(big_base));
+	size_t n0 = encode_big(buf, sizeof(buf), big_base, h);
+	cr_assert_lt(n0, 4 * R + 200);
+	cr_assert_eq(dc_changelog_decode(buf, n0, &host, scratch, BIG + R, &d,
+					 why, sizeof(why)),
+		     0, "%s", why);
+	cr_assert_eq(memcmp(d.adapter, big_base, sizeof(big_base)), 0);
+}
+
+Test(changelog, runs_over_another_base_or_out_of_range_are_refused)
+{
+	static unsigned char buf[4 * BIG + 512];
+	static float scratch[BIG + R], other[BIG];
+	char why[160] = "";
+	struct dc_changelog_rec d;
+	big_setup();
+	uint64_t h = dc_changelog_floats_hash(big_base, BIG);
+	size_t n = encode_big(buf, sizeof(buf), big_base, h);
+	/* a reader whose base differs (another ttt.seed) */
+	memcpy(other, big_base, sizeof(other));
+	other[7] = 99.0f;
+	struct dc_changelog_host host = {
+	    .model_hash = 42,
+	    .adapter_len = BIG,
+	    .base = other,
+	    .base_hash = dc_changelog_floats_hash(other, BIG)};
+	cr_assert_eq(dc_changelog_decode(buf, n, &host, scratch, BIG + R, &d,
+					 why, sizeof(why)),
+		     -EPROTO);
+	cr_assert(strstr(why, "base adapter"), "%s", why);
+	/* a run that leaves the block, with a valid checksum: refused */
+	host.base = big_base;
+	host.base_hash = h;
+	size_t at = HEAD_LEN_FOR_TEST + strlen("h") + 1 + 8 + 4; /* 1st run */
+	buf[at + 1] = 0x10; /* its offset 0 -> 4096: past the block */
+	uint32_t crc = (uint32_t)crc32(0L, buf, (uInt)(n - 4));
+	for (int i = 0; i < 4; i++)
+		buf[n - 4 + (size_t)i] = (unsigned char)(crc >> (8 * i));
+	cr_assert_eq(dc_changelog_decode(buf, n, &host, scratch, BIG + R, &d,
+					 why, sizeof(why)),
+		     -EINVAL);
+	cr_assert(strstr(why, "out of range"), "%s", why);
 }
 
 /* ---- the restore rule --------------------------------------------------- */

@@ -179,5 +179,29 @@ check "every version on every host names its parent" lineage
 handed=$(for h in a b c; do sqlite3 "$WORK/$h.db" "SELECT count(*) FROM handovers WHERE source = 'changelog';"; done | awk '{s += $1} END {print s}')
 check "the databases record the states taken from the state topic ($handed)" \
     test "$handed" -gt 0
+# a state taken from the topic is the state its maker had: the adapter of
+# every adopted version (its checksum) is the one the other host stored
+# under that number (the topic carries only what differs from the base
+# adapter, rebuilt on the reading host)
+python3 - "$WORK" > "$WORK/adopted" <<'PY'
+import sqlite3, sys
+w = sys.argv[1]
+made, adopted = {}, []
+for h in "abc":
+    db = sqlite3.connect(f"{w}/{h}.db")
+    for key, num, ck, note in db.execute(
+            "SELECT s.key, v.number, v.checksum, v.note FROM versions v "
+            "JOIN series s ON s.id = v.series_id WHERE v.number > 0"):
+        if note.startswith("from the state topic"):
+            adopted.append((key, num, ck))
+        else:
+            made[(key, num)] = ck
+same = sum(1 for k, n, c in adopted if made.get((k, n)) == c)
+differ = sum(1 for k, n, c in adopted if (k, n) in made and made[(k, n)] != c)
+print(same, differ)
+PY
+read -r same differ < "$WORK/adopted"
+check "adopted versions carry their maker's adapter ($same the same, $differ different)" \
+    test "$same" -gt 0 -a "$differ" -eq 0
 diag "total $((SECONDS - t0)) s"
 echo "1..$n"
