@@ -754,9 +754,13 @@ static void print_totals(int rc, double total, const struct dc_run_stats *st)
 	if (st->states_published)
 		printf("  state topic: %" PRIu64
 		       " states published, %.0f bytes "
-		       "each\n",
+		       "each, %.2f us of daemon-thread CPU each to make and "
+		       "produce; %.2f s waiting for acknowledgements\n",
 		       st->states_published,
-		       (double)st->states_bytes / (double)st->states_published);
+		       (double)st->states_bytes / (double)st->states_published,
+		       (double)st->states_cpu_ns / 1e3 /
+			   (double)st->states_published,
+		       (double)st->states_wait_us / 1e6);
 }
 
 /* "daemon thread X s CPU = N messages per CPU-second (U us/message);

@@ -91,6 +91,31 @@ static bool next_run(const float *a, const float *base, size_t n, size_t *at,
 	return true;
 }
 
+/* The runs of rec's adapter: fn(off, len, user) for each, in order,
+ * looking only where rec says it may differ from the base. */
+static void each_run(const struct dc_changelog_rec *rec,
+		     void (*fn)(size_t off, size_t len, void *user), void *user)
+{
+	size_t whole = rec->adapter_len, nseg = rec->nseg ? rec->nseg : 1;
+	for (size_t i = 0; i < nseg; i++) {
+		size_t lo = rec->nseg ? rec->seg_off[i] : 0;
+		size_t n = rec->nseg ? rec->seg_len[i] : whole;
+		size_t at = 0, off, len;
+		if (lo > whole || n > whole - lo)
+			continue; /* not in this block */
+		while (next_run(rec->adapter + lo, rec->base + lo, n, &at, &off,
+				&len))
+			fn(lo + off, len, user);
+	}
+}
+
+static void count_run(size_t off, size_t len, void *user)
+{
+	size_t *bytes = user;
+	(void)off;
+	*bytes += 8 + 4 * len;
+}
+
 /* Bytes of rec's adapter section. */
 static size_t adapter_bytes(const struct dc_changelog_rec *rec)
 {
@@ -98,10 +123,8 @@ static size_t adapter_bytes(const struct dc_changelog_rec *rec)
 		return 0;
 	if (!rec->base)
 		return 4 * rec->adapter_len;
-	size_t n = 8 + 4, at = 0, off, len;
-	while (next_run(rec->adapter, rec->base, rec->adapter_len, &at, &off,
-			&len))
-		n += 8 + 4 * len;
+	size_t n = 8 + 4;
+	each_run(rec, count_run, &n);
 	return n;
 }
 
@@ -112,6 +135,21 @@ size_t dc_changelog_size(const struct dc_changelog_rec *rec)
 		n += rec->key_len + adapter_bytes(rec) +
 		     4 * (rec->has_ring ? rec->count : 0);
 	return n;
+}
+
+struct run_wr {
+	struct wr *w;
+	const float *adapter;
+	size_t nruns;
+};
+
+static void put_run(size_t off, size_t len, void *user)
+{
+	struct run_wr *x = user;
+	put(x->w, off, 4);
+	put(x->w, len, 4);
+	put_floats(x->w, x->adapter + off, len);
+	x->nruns++;
 }
 
 size_t dc_changelog_encode(const struct dc_changelog_rec *rec, void *buf,
@@ -152,19 +190,13 @@ size_t dc_changelog_encode(const struct dc_changelog_rec *rec, void *buf,
 		memcpy(w.p, rec->key, klen);
 	w.p += klen;
 	if (runs) {
-		size_t at = 0, off, len, nruns = 0;
+		struct run_wr x = {.w = &w, .adapter = rec->adapter};
 		unsigned char *count_at = w.p + 8;
 		put(&w, rec->base_hash, 8);
 		put(&w, 0, 4);
-		while (
-		    next_run(rec->adapter, rec->base, alen, &at, &off, &len)) {
-			put(&w, off, 4);
-			put(&w, len, 4);
-			put_floats(&w, rec->adapter + off, len);
-			nruns++;
-		}
+		each_run(rec, put_run, &x);
 		struct wr c = {count_at};
-		put(&c, nruns, 4);
+		put(&c, x.nruns, 4);
 	} else {
 		put_floats(&w, rec->adapter, alen);
 	}

@@ -43,6 +43,10 @@ struct dc_changelog_rec {
 	 * record (0 when it carries every float). */
 	const float *base;
 	uint64_t base_hash;
+	/* Encoding with base: where adapter may differ from it (nseg ranges
+	 * of seg_off[i], seg_len[i] floats, in order); nseg 0: anywhere. */
+	const size_t *seg_off, *seg_len;
+	size_t nseg;
 	bool has_ring;	       /* the fields below are set */
 	int64_t last_ts, step; /* series time, ns (as the engine) */
 	int64_t position, since_adapt;
@@ -67,6 +71,10 @@ struct dc_changelog_host {
 	size_t adapter_len;
 	const float *base;
 	uint64_t base_hash;
+	/* Encoding with base: where adapter may differ from it (nseg ranges
+	 * of seg_off[i], seg_len[i] floats, in order); nseg 0: anywhere. */
+	const size_t *seg_off, *seg_len;
+	size_t nseg;
 };
 
 /* Decode len bytes into *ret, checked against host; the arrays are

@@ -40,10 +40,12 @@ struct dc_run_stats {
 	/* the state topic: states published, series restored from it,
 	 * records refused (unparsable, checksum, other model or layout) */
 	uint64_t states_published, states_restored, states_refused;
-	uint64_t states_bytes; /* of the states published */
-	uint64_t batches;      /* SQLite transactions committed */
-	uint64_t pauses;       /* input paused for backpressure */
-	bool paused;	       /* input paused now */
+	uint64_t states_bytes;	 /* of the states published */
+	uint64_t states_cpu_ns;	 /* loop thread CPU making and producing them */
+	uint64_t states_wait_us; /* waiting for their acknowledgement */
+	uint64_t batches;	 /* SQLite transactions committed */
+	uint64_t pauses;	 /* input paused for backpressure */
+	bool paused;		 /* input paused now */
 	/* Where the loop's wall time went, in microseconds, by phase */
 	uint64_t phase_us[DC_PHASE_COUNT];
 	int64_t lag; /* consumer lag, -1 unknown */

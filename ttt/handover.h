@@ -24,6 +24,12 @@ int ttt_engine_series_recent(const struct ttt_engine *e, const char *key,
  * identity adapter for ttt.seed), owned by the engine. */
 const float *ttt_engine_base_adapter(const struct ttt_engine *e);
 
+/* The ranges of the adapter block that adaptation changes (the active
+ * families, at most 4, in order): every other float of a series' block is
+ * the base adapter's.  The count; off[] and len[] get min(count, max). */
+size_t ttt_engine_adapter_segments(const struct ttt_engine *e, size_t *off,
+				   size_t *len, size_t max);
+
 /* Forget series key: its ring, position, detector and (with scope
  * series) its adapter state; queued forecasts and learning are flushed
  * first.  With scope group or global the shared adapter stays.  0,

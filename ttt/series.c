@@ -432,6 +432,16 @@ const float *ttt_engine_base_adapter(const struct ttt_engine *e)
 	return e->ident;
 }
 
+size_t ttt_engine_adapter_segments(const struct ttt_engine *e, size_t *off,
+				   size_t *len, size_t max)
+{
+	for (size_t i = 0; i < (size_t)e->nseg && i < max; i++) {
+		off[i] = e->seg_off[i];
+		len[i] = e->seg_len[i];
+	}
+	return (size_t)e->nseg;
+}
+
 int ttt_engine_forget_series(struct ttt_engine *e, const char *key)
 {
 	uint64_t h = hash_key(key);
