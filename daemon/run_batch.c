@@ -138,6 +138,8 @@ int run_drain_deliveries(struct run *r, const char *what)
 void run_commit_offsets(struct run *r, bool now, bool final, bool wait)
 {
 	uint64_t t = dc_now_monotonic_usec();
+	if (run_state_topic(r) && run_changelog_waiting(r, final, wait))
+		return;
 	if ((!r->kafka_pending && !final) ||
 	    (!now && t - r->kafka_commit_usec <
 			 (uint64_t)r->cfg.kafka.commit_interval_ms * 1000u))
@@ -167,7 +169,9 @@ void run_commit_offsets(struct run *r, bool now, bool final, bool wait)
 	r->kafka_commit_usec = t;
 	r->kafka_pending = false;
 	if (l) {
-		if (run_changelog_publish(r, l) == 0)
+		if (run_state_topic(r))
+			run_changelog_commit(r, l, final, wait);
+		else
 			dc_kafka_commit(r->kafka, l, wait);
 		rd_kafka_topic_partition_list_destroy(l);
 	}
@@ -312,6 +316,8 @@ void run_hook_on_revoke(void *user,
 	 * longer ours (applied_next < 0 below) */
 	if (!lost)
 		run_commit_offsets(r, true, true, false);
+	else
+		run_changelog_drop(r, parts);
 	run_handover_out(r, parts, lost);
 	for (int i = 0; i < parts->cnt; i++) {
 		int32_t p = parts->elems[i].partition;

@@ -71,11 +71,18 @@ struct changelog {
 	char host[DC_CHANGELOG_HOST_MAX];
 	unsigned char *enc; /* encode buffer [enc_cap] */
 	size_t enc_cap;
-	/* the chunks (all kept), the one being filled, and how many records
-	 * in them librdkafka has not yet reported delivered: only at 0 are
-	 * they reused; until then records are copied */
+	/* the chunks (all kept) and the one being filled; usable: this
+	 * publish fills them (no record of an earlier one is still in
+	 * flight, else records are copied) */
 	struct chunk *chunks, *cur;
-	long borrowed;
+	bool usable;
+	/* state records produced and not yet reported delivered, and how
+	 * many of those reported failed */
+	long inflight;
+	size_t failed;
+	/* the offsets whose states are in flight: committed once they are
+	 * all acknowledged (NULL: none) */
+	rd_kafka_topic_partition_list_t *pending;
 	float *ring; /* [ring_len] */
 	size_t ring_len;
 	float *dec; /* decode scratch [dec_cap] */
@@ -151,6 +158,8 @@ void run_changelog_free(struct run *r)
 	kept_clear(c);
 	free(c->kept);
 	free(c->enc);
+	if (c->pending)
+		rd_kafka_topic_partition_list_destroy(c->pending);
 	/* after dc_kafka_free: nothing points into the chunks any more */
 	while (c->chunks) {
 		struct chunk *next = c->chunks->next;
@@ -175,7 +184,7 @@ static uint64_t thread_cpu_ns(void)
 /* Room for n bytes in the chunks, or NULL (copy the record instead). */
 static unsigned char *chunk_room(struct changelog *c, size_t n)
 {
-	if (c->borrowed > 0 || n > CHUNK_BYTES)
+	if (!c->usable || n > CHUNK_BYTES)
 		return NULL;
 	while (c->cur && c->cur->used + n > CHUNK_BYTES) {
 		if (!c->cur->next) {
@@ -198,10 +207,13 @@ static unsigned char *chunk_room(struct changelog *c, size_t n)
 	return c->cur->data + c->cur->used;
 }
 
-void run_changelog_delivered(struct run *r)
+void run_changelog_delivered(struct run *r, bool failed)
 {
-	if (r->changelog && r->changelog->borrowed > 0)
-		r->changelog->borrowed--;
+	struct changelog *c = r->changelog;
+	if (!c || c->inflight == 0)
+		return;
+	c->inflight--;
+	c->failed += failed;
 }
 
 static int produce(struct run *r, struct changelog *c, int32_t p,
@@ -219,7 +231,7 @@ static int produce(struct run *r, struct changelog *c, int32_t p,
 		    n, RUN_STATE_TOKEN);
 		if (e == 0) {
 			c->cur->used += n;
-			c->borrowed++;
+			c->inflight++;
 		}
 		return e;
 	}
@@ -233,8 +245,11 @@ static int produce(struct run *r, struct changelog *c, int32_t p,
 	n = dc_changelog_encode(rec, c->enc, c->enc_cap);
 	if (!n)
 		return -EINVAL;
-	return dc_kafka_produce_to(r->kafka, r->cfg.kafka.state_topic, p, key,
-				   key_len, c->enc, n, NULL, 0, 0);
+	int e =
+	    dc_kafka_produce_to(r->kafka, r->cfg.kafka.state_topic, p, key,
+				key_len, c->enc, n, NULL, 0, RUN_STATE_TOKEN);
+	c->inflight += e == 0;
+	return e;
 }
 
 struct publish_ctx {
@@ -309,10 +324,13 @@ int run_changelog_publish(struct run *r,
 		return -ENOMEM;
 	}
 	uint64_t cpu0 = thread_cpu_ns();
-	if (c->borrowed == 0 && c->chunks) { /* all delivered: reuse */
+	/* every earlier record delivered: the chunks are free again */
+	c->usable = c->inflight == 0;
+	if (c->usable && c->chunks) {
 		c->cur = c->chunks;
 		c->cur->used = 0;
 	}
+	c->failed = 0;
 	/* queued learning would change the states being written */
 	if (ttt_engine_flush(r->engine) < 0)
 		log_ratelimited(&r->rl_engine, LOG_ERR,
@@ -344,20 +362,76 @@ int run_changelog_publish(struct run *r,
 		n += x.n;
 	}
 	r->st.states_cpu_ns += thread_cpu_ns() - cpu0;
-	/* the state before the offsets: a crash after the commit must find
-	 * it in the topic */
-	uint64_t t0 = dc_now_monotonic_usec();
-	int e = run_drain_deliveries(r, "state topic");
-	r->st.states_wait_us += dc_now_monotonic_usec() - t0;
-	if (e < 0) {
-		log_ratelimited(&r->rl_store, LOG_ERR,
-				"state topic %s: states not acknowledged; "
-				"offsets not committed",
-				r->cfg.kafka.state_topic);
-		return e;
-	}
 	r->st.states_published += n;
 	return 0;
+}
+
+static int settle(struct run *r, bool wait);
+
+bool run_changelog_waiting(struct run *r, bool final, bool wait)
+{
+	struct changelog *c = r->changelog;
+	if (!c || !c->pending)
+		return false;
+	int e = settle(r, final);
+	if (e == 0)
+		return true;
+	if (e > 0)
+		dc_kafka_commit(r->kafka, c->pending, wait);
+	rd_kafka_topic_partition_list_destroy(c->pending);
+	c->pending = NULL;
+	return false;
+}
+
+void run_changelog_commit(struct run *r, rd_kafka_topic_partition_list_t *l,
+			  bool final, bool wait)
+{
+	struct changelog *c = r->changelog;
+	if (run_changelog_publish(r, l) < 0 || !(c = r->changelog))
+		return;
+	if (!(c->pending = rd_kafka_topic_partition_list_copy(l))) {
+		log_error("state topic: out of memory; offsets not committed");
+		return;
+	}
+	if (final) /* a revoke or a stop: now, before anyone takes over */
+		run_changelog_waiting(r, true, wait);
+}
+
+void run_changelog_drop(struct run *r,
+			const rd_kafka_topic_partition_list_t *parts)
+{
+	struct changelog *c = r->changelog;
+	if (!c || !c->pending)
+		return;
+	for (int i = 0; i < parts->cnt; i++)
+		rd_kafka_topic_partition_list_del(c->pending,
+						  parts->elems[i].topic,
+						  parts->elems[i].partition);
+}
+
+static int settle(struct run *r, bool wait)
+{
+	struct changelog *c = r->changelog;
+	if (!c)
+		return 1;
+	if (c->inflight > 0 && wait) {
+		uint64_t t0 = dc_now_monotonic_usec();
+		int e = run_drain_deliveries(r, "state topic");
+		r->st.states_wait_us += dc_now_monotonic_usec() - t0;
+		if (e == -ETIMEDOUT)
+			return e; /* a forced stop */
+	}
+	if (c->inflight > 0)
+		return 0;
+	if (c->failed) {
+		log_ratelimited(&r->rl_store, LOG_ERR,
+				"state topic %s: %zu states not acknowledged; "
+				"offsets not committed",
+				r->cfg.kafka.state_topic, c->failed);
+		c->failed = 0;
+		return -EIO;
+	}
+	return 1;
 }
 
 /* ---- reading ----------------------------------------------------------- */

@@ -47,14 +47,26 @@ size_t run_changelog_restore(struct run *r, const struct dc_kafka_start *st);
  * host's stored state is then not used), and the end of that. */
 bool run_changelog_restored(struct run *r, const char *key);
 void run_changelog_forget_restored(struct run *r);
-/* Before offsets are committed (no batch open): the state of every
- * series of their partitions that changed since its last record, and a
- * handover mark per partition, produced and acknowledged.  0 (commit
- * them), or a negative errno (do not: the state is not in the topic). */
+/* Commit offsets l (no batch open) the state topic's way: the state of
+ * every series of their partitions that changed since its last record,
+ * and a handover mark per partition, produced now; the offsets committed
+ * once all of it is acknowledged (the loop goes on meanwhile: see
+ * run_changelog_waiting), never if some of it fails.  final (a revoke, a
+ * stop): waited for here. */
 int run_changelog_publish(struct run *r,
 			  const rd_kafka_topic_partition_list_t *offsets);
+void run_changelog_commit(struct run *r, rd_kafka_topic_partition_list_t *l,
+			  bool final, bool wait);
+/* True while a commit's states are in flight (no other commit starts
+ * meanwhile); once they are acknowledged (final: waited for) the commit
+ * is made and false returned. */
+bool run_changelog_waiting(struct run *r, bool final, bool wait);
+/* Partitions lost: their offsets are not committed by a waiting commit
+ * (another member may be ahead already). */
+void run_changelog_drop(struct run *r,
+			const rd_kafka_topic_partition_list_t *parts);
 /* The delivery report of a state record (token RUN_STATE_TOKEN). */
-void run_changelog_delivered(struct run *r);
+void run_changelog_delivered(struct run *r, bool failed);
 void run_changelog_free(struct run *r);
 /* kafka.state_topic, or NULL when it is off. */
 const char *run_state_topic(const struct run *r);

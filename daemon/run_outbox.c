@@ -178,7 +178,7 @@ void run_hook_on_delivered(void *user, int64_t token, int64_t produce_us,
 		return;
 	}
 	if (token == RUN_STATE_TOKEN) {
-		run_changelog_delivered(r);
+		run_changelog_delivered(r, failed);
 		return;
 	}
 	if (token < 0) {
