@@ -39,6 +39,7 @@
 #include "daemon/status_page.h"
 #include "daemon/notify.h"
 #include "daemon/run_handover.h"
+#include "daemon/run_audit.h"
 #include "daemon/status.h"
 #include "daemon/ttt_cfg.h"
 #include "forecast/forecast.h"

@@ -15,7 +15,7 @@
  * delivery or a crash the rows from it are published again.  At least once; a
  * row is identified by (host, db, id).
  */
-#include "daemon/run_private.h"
+#include "daemon/run_audit.h"
 
 #include <errno.h>
 #include <inttypes.h>

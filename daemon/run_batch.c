@@ -29,6 +29,7 @@
 #include "daemon/log.h"
 #include "daemon/notify.h"
 #include "daemon/run_handover.h"
+#include "daemon/run_audit.h"
 #include "storage/storage.h"
 #include "ttt/ttt.h"
 

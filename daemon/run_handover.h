@@ -71,8 +71,23 @@ void run_changelog_free(struct run *r);
 /* kafka.state_topic, or NULL when it is off. */
 const char *run_state_topic(const struct run *r);
 
-/* ---- run_restart.c: shared with the revocation */
+/* ---- run_restart.c: restoring at start, saving at a stop, and what the
+ * revocation shares */
 
+struct store_restored;
+struct store_recent;
+/* A stored adapter version into the engine (logged and counted); 0 or a
+ * negative errno. */
+int run_restore_stored(struct run *r, const struct store_restored *rs);
+/* Recent values saved at a clean stop into the engine; 0 or a negative
+ * errno (-EBADMSG: they failed their checksum). */
+int run_restore_ring(struct run *r, const struct store_recent *sr);
+/* At start: every stored series' current adapter into the engine, then
+ * the recent values saved at the last clean stop. */
+void run_restore(struct run *r);
+/* At a clean stop, after the last batch is durable: every series' recent
+ * values into SQLite. */
+void run_save_recent(struct run *r);
 struct ttt_recent;
 /* A series' recent values (ring and position) into the open batch, as a
  * clean stop saves them; 0 or a negative errno (r->err says why). */

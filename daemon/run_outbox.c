@@ -6,6 +6,7 @@
  * input's Kafka CreateTime and the time it was consumed to the forecast,
  * and the delivery report closes the end-to-end interval.
  */
+#include "daemon/run_audit.h"
 #include "daemon/run_handover.h"
 
 #include <errno.h>

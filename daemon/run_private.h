@@ -221,27 +221,13 @@ void outbox_free(struct outbox *o);
 void run_hook_on_delivered(void *user, int64_t token, int64_t produce_us,
 			   bool failed);
 
-/* ---- run_audit.c: the audit topic (kafka.audit_topic) */
+/* ---- delivery tokens of the loop's own messages (run_outbox.c) */
 
 /* The delivery token of audit messages (forecasts' are > 0, dead
  * letters' small negative numbers). */
 #define RUN_AUDIT_TOKEN INT64_MIN
 /* ... and of state records (run_changelog.c) */
 #define RUN_STATE_TOKEN (INT64_MIN + 1)
-/* r->audit from the configuration and the stored cursor (NULL when the
- * topic is off); -errno with the reason logged. */
-int run_audit_open(struct run *r);
-void run_audit_free(struct run_audit *a);
-/* After a batch's SQLite commit: the rows committed since the last call
- * to the producer. */
-void run_audit_publish(struct run *r);
-/* Before a batch's commit: the acknowledged cursor into the batch. */
-void run_audit_persist(struct run *r);
-/* An audit message's delivery report. */
-void run_audit_delivered(struct run *r, bool failed);
-/* Between batches, every kafka.commit_interval_ms (or now: force): the
- * cursor stored and rows committed outside a batch flush published. */
-void run_audit_tick(struct run *r, uint64_t now, bool force);
 
 /* ---- run_dead.c */
 
@@ -299,22 +285,5 @@ int64_t run_hook_applied_offset(void *user, const char *topic,
 void run_hook_on_revoke(void *user,
 			const rd_kafka_topic_partition_list_t *parts,
 			bool lost);
-
-/* ---- run_restart.c */
-
-struct store_restored;
-struct store_recent;
-/* A stored adapter version into the engine (logged and counted); 0 or a
- * negative errno. */
-int run_restore_stored(struct run *r, const struct store_restored *rs);
-/* Recent values saved at a clean stop into the engine; 0 or a negative
- * errno (-EBADMSG: they failed their checksum). */
-int run_restore_ring(struct run *r, const struct store_recent *sr);
-/* At start: every stored series' current adapter into the engine, then
- * the recent values saved at the last clean stop. */
-void run_restore(struct run *r);
-/* At a clean stop, after the last batch is durable: every series' recent
- * values into SQLite. */
-void run_save_recent(struct run *r);
 
 #endif
