@@ -103,6 +103,7 @@ struct mark {
 	uint64_t proc_ns;  /* the whole process's CPU time */
 	uint64_t wait_ns;  /* the daemon thread's time runnable, not running */
 	uint64_t consumed; /* messages consumed (applied or skipped) */
+	uint64_t states, states_cpu_ns; /* the state topic's, so far */
 };
 
 /* One timed ingest phase: from the first message consumed (start) to the
@@ -385,6 +386,8 @@ static bool tick(void *user, const struct dc_run_stats *st)
 		b->t_mark = dc_now_monotonic_usec();
 		b->m_mark = consumed;
 		mark_now(&b->cpu_mark, consumed);
+		b->cpu_mark.states = st->states_published;
+		b->cpu_mark.states_cpu_ns = st->states_cpu_ns;
 	}
 	if (b->produced_all && consumed >= b->target) {
 		/* the last batch's forecasts are delivered at the next flush;
@@ -393,6 +396,8 @@ static bool tick(void *user, const struct dc_run_stats *st)
 			b->t_done = dc_now_monotonic_usec();
 			b->m_done = consumed;
 			mark_now(&b->cpu_done, consumed);
+			b->cpu_done.states = st->states_published;
+			b->cpu_done.states_cpu_ns = st->states_cpu_ns;
 			return false;
 		}
 		scrape(b);
@@ -783,6 +788,14 @@ static void print_cpu(const char *what, const struct mark *a,
 	printf("  %s: daemon thread's %.2f s of wall clock: %.2f s on a core, "
 	       "%.2f s runnable waiting for a core, %.2f s blocked\n",
 	       what, wall, cpu, wait, wall - cpu - wait);
+	uint64_t states = z->states - a->states;
+	double scpu = (double)(z->states_cpu_ns - a->states_cpu_ns) / 1e9;
+	if (states && cpu > 0)
+		printf("  %s: %" PRIu64 " states published (%.3f per message), "
+		       "%.2f us of daemon-thread CPU each: %.1f %% of the "
+		       "daemon thread's CPU\n",
+		       what, states, (double)states / (double)msgs,
+		       scpu * 1e6 / (double)states, 100.0 * scpu / cpu);
 }
 
 /* Run one ingest phase over what was produced; 0 or dc_run's code. */

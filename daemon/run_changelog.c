@@ -68,6 +68,7 @@ struct changelog {
 	uint64_t model_hash;
 	struct dc_changelog_host check;	     /* what records must match */
 	size_t seg_off[4], seg_len[4], nseg; /* where adapters may differ */
+	float *block; /* [adapter_len]: the base, but in those ranges */
 	char host[DC_CHANGELOG_HOST_MAX];
 	unsigned char *enc; /* encode buffer [enc_cap] */
 	size_t enc_cap;
@@ -116,9 +117,11 @@ static struct changelog *cl_get(struct run *r)
 	c->ring = calloc(c->ring_len, sizeof(float));
 	c->dec_cap = r->adapter_len + c->ring_len;
 	c->dec = calloc(c->dec_cap ? c->dec_cap : 1, sizeof(float));
-	if (!c->ring || !c->dec) {
+	c->block = calloc(r->adapter_len ? r->adapter_len : 1, sizeof(float));
+	if (!c->ring || !c->dec || !c->block) {
 		free(c->ring);
 		free(c->dec);
+		free(c->block);
 		free(c);
 		return NULL;
 	}
@@ -134,6 +137,7 @@ static struct changelog *cl_get(struct run *r)
 	    ttt_engine_adapter_segments(r->engine, c->seg_off, c->seg_len, 4);
 	if (c->nseg > 4)
 		c->nseg = 0; /* more than we hold: look everywhere */
+	memcpy(c->block, c->check.base, r->adapter_len * sizeof(float));
 	if (gethostname(c->host, sizeof(c->host) - 1) < 0)
 		snprintf(c->host, sizeof(c->host), "unknown");
 	c->mark = -1;
@@ -168,6 +172,7 @@ void run_changelog_free(struct run *r)
 	}
 	free(c->ring);
 	free(c->dec);
+	free(c->block);
 	free(c);
 	r->changelog = NULL;
 }
@@ -267,8 +272,13 @@ static int publish_one(struct run *r, const char *key, int32_t p, bool *dirty,
 	uint64_t version = 0;
 	if (!*dirty)
 		return 0;
-	if (ttt_engine_series_adapter(r->engine, key, r->adapter_buf,
-				      r->adapter_len, &version) < 0)
+	/* only the active ranges: c->block is the base elsewhere */
+	int e = c->nseg
+		    ? ttt_engine_series_adapter_active(r->engine, key, c->block,
+						       r->adapter_len, &version)
+		    : ttt_engine_series_adapter(r->engine, key, c->block,
+						r->adapter_len, &version);
+	if (e < 0)
 		return 0; /* not in the engine: nothing to hand on */
 	struct dc_changelog_rec rec = {
 	    .kind = DC_CHANGELOG_STATE,
@@ -280,7 +290,7 @@ static int publish_one(struct run *r, const char *key, int32_t p, bool *dirty,
 	    .key_len = strlen(key),
 	    .version = version,
 	    .parent = version ? (int64_t)version - 1 : -1,
-	    .adapter = r->adapter_buf,
+	    .adapter = c->block,
 	    .adapter_len = r->adapter_len,
 	    .base = c->check.base,
 	    .base_hash = c->check.base_hash,
@@ -301,7 +311,7 @@ static int publish_one(struct run *r, const char *key, int32_t p, bool *dirty,
 		rec.values = rc.values;
 		rec.count = (size_t)rc.count;
 	}
-	int e = produce(r, c, p, key, rec.key_len, &rec);
+	e = produce(r, c, p, key, rec.key_len, &rec);
 	if (e < 0) {
 		x->err = e;
 		return e;

@@ -30,6 +30,12 @@ const float *ttt_engine_base_adapter(const struct ttt_engine *e);
 size_t ttt_engine_adapter_segments(const struct ttt_engine *e, size_t *off,
 				   size_t *len, size_t max);
 
+/* ttt_engine_series_adapter that writes only those ranges of full
+ * [len = fc_adapter_len]: the caller keeps the rest the base adapter. */
+int ttt_engine_series_adapter_active(const struct ttt_engine *e,
+				     const char *key, float *full, size_t len,
+				     uint64_t *ret_version);
+
 /* Forget series key: its ring, position, detector and (with scope
  * series) its adapter state; queued forecasts and learning are flushed
  * first.  With scope group or global the shared adapter stays.  0,

@@ -367,6 +367,21 @@ int ttt_engine_series_adapter(const struct ttt_engine *e, const char *key,
 	return 0;
 }
 
+int ttt_engine_series_adapter_active(const struct ttt_engine *e,
+				     const char *key, float *full, size_t len,
+				     uint64_t *ret_version)
+{
+	const struct series *s = series_find(e, key, hash_key(key));
+	if (!s)
+		return -ENOENT;
+	if (len != e->A)
+		return -EINVAL;
+	unpack(e, full, s->ad->a);
+	if (ret_version)
+		*ret_version = s->ad->version;
+	return 0;
+}
+
 /* s's recent values into *rc (values in buf [R]); false when it has
  * none to give (no time step or no values yet). */
 static bool fill_recent(const struct ttt_engine *e, const struct series *s,

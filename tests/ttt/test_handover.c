@@ -98,6 +98,39 @@ Test(handover, an_exported_series_continues_exactly_elsewhere)
 	cr_assert_eq(rc.last_ts, 1000 + 60 * 149);
 	cr_assert_eq(ttt_engine_series_adapter(a, "s0", ad, A, &ver), 0);
 	cr_assert_gt(ver, 1);
+	/* the active ranges over the base give the same block, and differ
+	 * from the base only inside those ranges (what a state record
+	 * carries) */
+	{
+		float *act = malloc(A * sizeof(float));
+		const float *base = ttt_engine_base_adapter(a);
+		size_t off[4], len[4],
+		    n = ttt_engine_adapter_segments(a, off, len, 4);
+		uint64_t v2 = 0;
+		cr_assert(n >= 1 && n <= 4);
+		memcpy(act, base, A * sizeof(float));
+		cr_assert_eq(
+		    ttt_engine_series_adapter_active(a, "s0", act, A, &v2), 0);
+		cr_assert_eq(v2, ver);
+		cr_assert_eq(memcmp(act, ad, A * sizeof(float)), 0);
+		size_t inside = 0, differ = 0;
+		for (size_t i = 0; i < A; i++) {
+			bool in = false;
+			for (size_t k = 0; k < n; k++)
+				in |= i >= off[k] && i < off[k] + len[k];
+			inside += in;
+			if (memcmp(&ad[i], &base[i], sizeof(float))) {
+				cr_assert(in, "float %zu differs outside", i);
+				differ++;
+			}
+		}
+		cr_assert_gt(differ, 0);
+		cr_assert_lt(inside, A);
+		cr_assert_eq(
+		    ttt_engine_series_adapter_active(a, "nope", act, A, &v2),
+		    -ENOENT);
+		free(act);
+	}
 	cr_assert_eq(ttt_engine_restore_series(b, "s0", ad, A, ver, INT64_MIN),
 		     0);
 	cr_assert_eq(ttt_engine_restore_recent(b, &rc), 0);
