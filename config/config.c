@@ -135,10 +135,11 @@ const struct cfg_option cfg_options[] = {
 	"values), keyed by series and co-partitioned with the input (at least "
 	"as many partitions): a host that is assigned a partition restores "
 	"its series from it. off (the default): none, state stays on each "
-	"host, as one host needs. Set it (e.g. driftcast-state) when several "
-	"hosts share the group: it costs throughput (0.31x when every series "
-	"changes between commits). In production: cleanup.policy=compact "
-	"(see docs/OPERATIONS.md, Running several hosts)."),
+	"host, as one host needs. Set it (e.g. driftcast-state) on every "
+	"host when several hosts share the group; create the topic first (it "
+	"costs a few per cent of the loop's CPU: docs/OPERATIONS.md). In "
+	"production: cleanup.policy=compact (see docs/OPERATIONS.md, Running "
+	"several hosts)."),
     STR("kafka.audit_topic", kafka.audit_topic, "off", 0, check_topic,
 	"Topic every audit row (what driftcast history shows: adaptations, "
 	"rejections, drift alarms, rollbacks, resets, new series, operator "

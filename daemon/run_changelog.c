@@ -378,6 +378,31 @@ int run_changelog_publish(struct run *r,
 
 static int settle(struct run *r, bool wait);
 
+static int redirty(struct run *r, const char *key, int32_t p, bool *dirty,
+		   void *user)
+{
+	(void)r, (void)key, (void)p, (void)user;
+	*dirty = true;
+	return 0;
+}
+
+/* A commit whose states did not all reach the topic: every series of its
+ * partitions is published again with the next one (which of them failed
+ * is not known), and its offsets are due again, so the next interval
+ * retries even when no new message arrives. */
+static void retry(struct run *r, const rd_kafka_topic_partition_list_t *l)
+{
+	for (int i = 0; i < l->cnt; i++) {
+		int32_t p = l->elems[i].partition;
+		if (p < 0 || p >= MAX_PARTITIONS)
+			continue;
+		run_owner_each(r, p, redirty, NULL);
+		if (r->kafka_next[p] < 0)
+			r->kafka_next[p] = l->elems[i].offset;
+		r->kafka_pending = true;
+	}
+}
+
 bool run_changelog_waiting(struct run *r, bool final, bool wait)
 {
 	struct changelog *c = r->changelog;
@@ -388,6 +413,8 @@ bool run_changelog_waiting(struct run *r, bool final, bool wait)
 		return true;
 	if (e > 0)
 		dc_kafka_commit(r->kafka, c->pending, wait);
+	else if (e != -ETIMEDOUT)
+		retry(r, c->pending);
 	rd_kafka_topic_partition_list_destroy(c->pending);
 	c->pending = NULL;
 	return false;
@@ -397,8 +424,10 @@ void run_changelog_commit(struct run *r, rd_kafka_topic_partition_list_t *l,
 			  bool final, bool wait)
 {
 	struct changelog *c = r->changelog;
-	if (run_changelog_publish(r, l) < 0 || !(c = r->changelog))
+	if (run_changelog_publish(r, l) < 0 || !(c = r->changelog)) {
+		retry(r, l);
 		return;
+	}
 	if (!(c->pending = rd_kafka_topic_partition_list_copy(l))) {
 		log_error("state topic: out of memory; offsets not committed");
 		return;
