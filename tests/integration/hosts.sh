@@ -1,8 +1,9 @@
 # Several `driftcast run` hosts in one consumer group against the mock
-# cluster, sourced after tap.sh by scale.sh and rollback_kafka.sh: the
-# model and the cluster, each host's settings file, starting one, and
-# producing rows of the script's own rows() function, and bail.  Uses
-# BIN, MB, DATA, WORK, L, H and HOSTS (the host names); sets BS.
+# cluster, sourced after tap.sh by scale.sh, rollback_kafka.sh and
+# bench/handoff: the model and the cluster, each host's settings file,
+# starting one, and producing rows of the script's own rows() function,
+# and bail.  Uses BIN, MB, DATA, WORK, L, H and HOSTS (the host names);
+# sets BS.
 
 declare -A host_pid
 bail() { # bail MESSAGE: stop the script, with every host's log tail
@@ -15,11 +16,13 @@ bail() { # bail MESSAGE: stop the script, with every host's log tail
     exit 1
 }
 hosts_cluster() { # hosts_cluster ROWS PARTITIONS: a model trained on the
-    # first ROWS rows of DATA; the cluster with the topics, at $BS
+    # first ROWS rows of DATA (unless $WORK/model.dcm is there already); the
+    # cluster with the topics, at $BS
     head -$(($1 + 1)) "$DATA" > "$WORK/train.csv"
-    "$BIN" train --data "$WORK/train.csv" --out "$WORK/model.dcm" --lookback $L \
-        --horizon $H --epochs 1 --set model.width=16 --set model.layers=1 \
-        --quiet > "$WORK/train.log" 2>&1 || bail "driftcast train failed"
+    [ -s "$WORK/model.dcm" ] || "$BIN" train --data "$WORK/train.csv" \
+        --out "$WORK/model.dcm" --lookback $L --horizon $H --epochs 1 \
+        --set model.width=16 --set model.layers=1 --quiet \
+        > "$WORK/train.log" 2>&1 || bail "driftcast train failed"
     "$MB" -t measurements:$2 -t forecasts:$2 -t driftcast-state:$2 -t deadletter:1 \
         -f "$WORK/bootstraps" > "$WORK/mb.log" 2>&1 &
     pids+=($!)
@@ -56,8 +59,8 @@ listen = off
 CONF
     done
 }
-start_host() { # start_host NAME
-    "$BIN" run --config "$WORK/$1.conf" >> "$WORK/$1.log" 2>&1 &
+start_host() { # start_host NAME [RUN-OPTION...]
+    "$BIN" run --config "$WORK/$1.conf" "${@:2}" >> "$WORK/$1.log" 2>&1 &
     host_pid[$1]=$!
     pids+=($!)
 }
