@@ -520,6 +520,7 @@ static int produce_flags(struct dc_kafka *k, const char *topic,
 			    RD_KAFKA_V_MSGFLAGS(flags),
 			    RD_KAFKA_V_KEY((void *)key, key_len),
 			    RD_KAFKA_V_VALUE((void *)payload, len),
+			    RD_KAFKA_V_TIMESTAMP(token > 0 ? token : 0),
 			    RD_KAFKA_V_OPAQUE(opaque), RD_KAFKA_V_END);
 		}
 		if (err != RD_KAFKA_RESP_ERR__QUEUE_FULL)

@@ -110,9 +110,10 @@ bool dc_kafka_fatal(const struct dc_kafka *k, const char **ret_reason);
 /* Produce a copy of payload to topic, keyed.  reason (may be NULL) goes in
  * a "driftcast-reason" header, and with it full_len, when above len (a
  * truncated payload), in "driftcast-original-size".  A token != 0 comes
- * back to the on_delivered hook (the loop's forecasts pass their origin
- * time, > 0, and dead letters a number < 0).  Blocks while the producer
- * queue is full; -EIO when the producer refused the message. */
+ * back to the on_delivered hook (the loop's forecasts pass their input's
+ * Kafka timestamp in ms, > 0, and dead letters a number < 0); a token > 0
+ * is also the message's timestamp (0: the time of producing).  Blocks while the
+ * producer queue is full; -EIO when the producer refused the message. */
 int dc_kafka_produce(struct dc_kafka *k, const char *topic, const void *key,
 		     size_t key_len, const void *payload, size_t len,
 		     const char *reason, size_t full_len, int64_t token);

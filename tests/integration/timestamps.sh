@@ -105,6 +105,14 @@ rc=$?
 check "the daemon stops cleanly (exit $rc)" test $rc -eq 0
 
 kcat -C -b "$BS" -t forecasts -o beginning -e -q -f '%s\n' 2>/dev/null > "$WORK/forecasts.json"
+# a forecast's Kafka timestamp is its input message's (docs/OUTPUT.md):
+# the input was all produced before the daemon started, so a forecast
+# stamped when it was produced would carry a later time
+kcat -C -b "$BS" -t measurements -o beginning -e -q -f '%T\n' 2>/dev/null | sort -u > "$WORK/in_ts"
+kcat -C -b "$BS" -t forecasts -o beginning -e -q -f '%T\n' 2>/dev/null | sort -u > "$WORK/fc_ts"
+stamped=$(comm -13 "$WORK/in_ts" "$WORK/fc_ts" | wc -l)
+check "forecasts carry their input's Kafka timestamp ($stamped of $(wc -l < "$WORK/fc_ts") timestamps are not an input's)" \
+    test "$stamped" -eq 0 -a -s "$WORK/fc_ts"
 kcat -C -b "$BS" -t deadletter -o beginning -e -q -f '%h %s\n' 2>/dev/null > "$WORK/dead.txt"
 diag "dead letters: $(wc -l < "$WORK/dead.txt"); $(head -c 300 "$WORK/dead.txt")"
 
