@@ -31,6 +31,7 @@ struct fc_workspace {
 	struct nn_layout lo;
 	int max_batch;
 	float *mem; /* one block: acts, grads, scratch, gp, grad adapter */
+	size_t mem_mapped; /* bytes of mem when mmap'ed, else 0 (calloc) */
 	struct nn_acts a, g;
 	float *scratch; /* [lo.scratch] merged adapted weights */
 	float *gp;	/* [lo.n_params] gradients of the effective weights */
