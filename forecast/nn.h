@@ -68,6 +68,10 @@ typedef double fc_real;
 #define nn_attention_backward_set(...)	nnd_attention_backward_set(__VA_ARGS__)
 #define nn_gru_forward(...)		nnd_gru_forward(__VA_ARGS__)
 #define nn_gru_backward(...)		nnd_gru_backward(__VA_ARGS__)
+#define nn_gru_fast_ok(...)		nnd_gru_fast_ok(__VA_ARGS__)
+#define nn_gru_pack_size(...)		nnd_gru_pack_size(__VA_ARGS__)
+#define nn_gru_pack(...)		nnd_gru_pack(__VA_ARGS__)
+#define nn_gru_forecast(...)		nnd_gru_forecast(__VA_ARGS__)
 /* nn_private.h */
 #define nn_gemm(...)		 nnd_gemm(__VA_ARGS__)
 #define nn_acts_view(...)	 nnd_acts_view(__VA_ARGS__)

@@ -565,3 +565,156 @@ void nn_gru_backward(fc_real *dinp, fc_real *dwih, fc_real *dbih, fc_real *dwhh,
 		nn_bias_backward(dbhh, dgh, B * T, G);
 	nn_linear_backward(dinp, dwih, dbih, dgi, inp, wih, B * T, C, G);
 }
+
+/* ---- the GRU without backward (nn_forecast of many windows) ----------------
+ * One kernel per step computes, for GRU_MR windows and VL units, all three
+ * gates' input and hidden projections in registers (weights packed once
+ * per pass, so each k of the sums is three vector loads) and applies the
+ * gates there: no gi, gh or gate buffers, no per-step bias copies, no
+ * GEMM packing.  The sums run in another order than nn_gru_forward's
+ * GEMMs, so h agrees with it to rounding, not bit for bit. */
+
+#define GRU_MR 3 /* windows per kernel call: 4 accumulators each */
+
+#ifdef FC_REAL_DOUBLE
+ALWAYS_INLINE void vtanh(vreal *x)
+{
+	for (int k = 0; k < VL; k++)
+		(*x)[k] = tanh((*x)[k]);
+}
+#else
+/* fast_tanhf in every lane, the same operations in the same order */
+ALWAYS_INLINE void vtanh(vreal *px)
+{
+	const vreal hi = (vreal){0} + 7.90531110763549805f, lo = -hi;
+	vreal x = *px;
+	vmask m = x < hi;
+	x = (vreal)(((vmask)x & m) | ((vmask)hi & ~m));
+	m = x > lo;
+	x = (vreal)(((vmask)x & m) | ((vmask)lo & ~m));
+	vreal x2 = x * x;
+	vreal p = (vreal){0} + -2.76076847742355e-16f;
+	p = p * x2 + 2.00018790482477e-13f;
+	p = p * x2 + -8.60467152213735e-11f;
+	p = p * x2 + 5.12229709037114e-08f;
+	p = p * x2 + 1.48572235717979e-05f;
+	p = p * x2 + 6.37261928875436e-04f;
+	p = p * x2 + 4.89352455891786e-03f;
+	p = p * x;
+	vreal q = (vreal){0} + 1.19825839466702e-06f;
+	q = q * x2 + 1.18534705686654e-04f;
+	q = q * x2 + 2.26843463243900e-03f;
+	q = q * x2 + 4.89352518554385e-03f;
+	*px = p / q;
+}
+#endif
+
+ALWAYS_INLINE void vsigm(vreal *x)
+{
+	*x = *x * R_(0.5);
+	vtanh(x);
+	*x = *x * R_(0.5) + R_(0.5);
+}
+
+int nn_gru_fast_ok(int D)
+{
+	return D % VL == 0;
+}
+
+size_t nn_gru_pack_size(int C, int D)
+{
+	return (size_t)3 * D * (C + D + 1);
+}
+
+void nn_gru_pack(fc_real *pk, const fc_real *wi, const fc_real *bi,
+		 const fc_real *whh, const fc_real *bhh, int C, int D)
+{
+	/* [D / VL][C][3][VL] input, [D / VL][D][3][VL] hidden weights: unit
+	 * block jb's k-th products of the three gates are adjacent */
+	fc_real *wp = pk, *hp = pk + (size_t)3 * D * C;
+	fc_real *bp = hp + (size_t)3 * D * D;
+	for (int jb = 0; jb < D / VL; jb++)
+		for (int g = 0; g < 3; g++)
+			for (int v = 0; v < VL; v++) {
+				size_t u = (size_t)g * D + (size_t)jb * VL + v;
+				for (int k = 0; k < C; k++)
+					wp[(((size_t)jb * C + k) * 3 + g) * VL +
+					   v] = wi[u * C + k];
+				for (int k = 0; k < D; k++)
+					hp[(((size_t)jb * D + k) * 3 + g) * VL +
+					   v] = whh[u * D + k];
+			}
+	/* r and z add both biases; n adds bhh inside r's product */
+	for (int u = 0; u < 3 * D; u++)
+		bp[u] = bi[u] + (u < 2 * D ? bhh[u] : R_(0.0));
+}
+
+/* acc[i][g] += x_i [K] against the packed block w [K][3][VL] */
+ALWAYS_INLINE void gru_dot(vreal acc[GRU_MR][4], int a0,
+			   const fc_real *const *x, const fc_real *w, int K)
+{
+	for (int k = 0; k < K; k++, w += 3 * VL) {
+		vreal w0 = vload(w), w1 = vload(w + VL), w2 = vload(w + 2 * VL);
+		for (int i = 0; i < GRU_MR; i++) {
+			vreal a = (vreal){0} + x[i][k];
+			acc[i][0] += a * w0;
+			acc[i][1] += a * w1;
+			acc[i][a0] += a * w2;
+		}
+	}
+}
+
+FC_VEC void nn_gru_forecast(fc_real *restrict h, const fc_real *restrict inp,
+			    const fc_real *restrict pk,
+			    const fc_real *restrict bhh, int B, int T, int C,
+			    int D)
+{
+	const fc_real *wp = pk, *hw = pk + (size_t)3 * D * C;
+	const fc_real *bp = hw + (size_t)3 * D * D, *bn = bhh + 2 * D;
+	for (int t = 0; t < T; t++)
+		for (int jb = 0; jb < D / VL; jb++) {
+			int j = jb * VL;
+			const fc_real *wj = wp + (size_t)jb * C * 3 * VL;
+			const fc_real *hj = hw + (size_t)jb * D * 3 * VL;
+			for (int b0 = 0; b0 < B; b0 += GRU_MR) {
+				int nb = B - b0 < GRU_MR ? B - b0 : GRU_MR;
+				const fc_real *x[GRU_MR], *hp[GRU_MR];
+				for (int i = 0; i < GRU_MR; i++) {
+					/* a short last block repeats its
+					 * last window (not written twice) */
+					size_t o =
+					    (size_t)(b0 +
+						     (i < nb ? i : nb - 1)) *
+						T +
+					    t;
+					x[i] = inp + o * C;
+					hp[i] = h + (o - (t > 0)) * D;
+				}
+				/* acc: r, z, n's input and n's hidden part */
+				vreal acc[GRU_MR][4];
+				for (int i = 0; i < GRU_MR; i++) {
+					acc[i][0] = vload(bp + j);
+					acc[i][1] = vload(bp + D + j);
+					acc[i][2] = vload(bp + 2 * D + j);
+					acc[i][3] = vload(bn + j);
+				}
+				gru_dot(acc, 2, x, wj, C);
+				if (t > 0)
+					gru_dot(acc, 3, hp, hj, D);
+				for (int i = 0; i < nb; i++) {
+					vreal r = acc[i][0], z = acc[i][1];
+					vsigm(&r);
+					vsigm(&z);
+					vreal n = acc[i][2] + r * acc[i][3];
+					vtanh(&n);
+					vreal prev = t > 0 ? vload(hp[i] + j)
+							   : (vreal){0};
+					vreal out =
+					    (R_(1.0) - z) * n + z * prev;
+					size_t o = (size_t)(b0 + i) * T + t;
+					memcpy(h + o * D + j, &out,
+					       sizeof(out));
+				}
+			}
+		}
+}

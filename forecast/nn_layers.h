@@ -120,6 +120,19 @@ void nn_gru_backward(fc_real *dinp, fc_real *dwih, fc_real *dbih, fc_real *dwhh,
 		     const fc_real *gate, const fc_real *wih,
 		     const fc_real *whh, int B, int T, int C, int D);
 
+/* The same forward when no backward follows (forecasts of many windows),
+ * for D a multiple of the vector width (nn_gru_fast_ok): only h is
+ * written.  nn_gru_pack lays wi [3D, C], bi [3D], whh [3D, D] and bhh's r
+ * and z parts out in pk [nn_gru_pack_size] for it; nn_gru_forecast takes
+ * bhh [3D] itself too (n's part sits inside r's product).  Agrees with
+ * nn_gru_forward to rounding (its sums run in another order). */
+int nn_gru_fast_ok(int D);
+size_t nn_gru_pack_size(int C, int D);
+void nn_gru_pack(fc_real *pk, const fc_real *wi, const fc_real *bi,
+		 const fc_real *whh, const fc_real *bhh, int C, int D);
+void nn_gru_forecast(fc_real *h, const fc_real *inp, const fc_real *pk,
+		     const fc_real *bhh, int B, int T, int C, int D);
+
 #ifndef FC_REAL_DOUBLE
 /* The float build's rational tanh, for its accuracy test. */
 float nn_tanh_for_test(float x);

@@ -37,6 +37,46 @@ static int chunk_windows(const struct nn_layout *lo)
 	return c < 8 ? 8 : c > 64 ? 64 : c;
 }
 
+/* Windows from which a forecast-only pass of the GRU runs the fused
+ * kernel (nn_gru_forecast) over weights packed once per pass; below, the
+ * packing would cost more than it saves, and one window keeps its GEMV
+ * path. */
+#define GRU_FAST_MIN 16
+
+/* Packs the GRU's weights for nn_gru_forecast into a's gate buffers (a
+ * forecast-only pass has no use for gi, gh and gate).  Layer 0 takes the
+ * embedding folded into its input weights, as nothing nonlinear sits
+ * between them: wih (emb_w tok + emb_b) + bih = (wih emb_w) tok + (wih
+ * emb_b + bih), 2P wide instead of D (less than half the products of
+ * both).  Returns 0, packing nothing, when the fused path does not
+ * apply. */
+static int gru_fast_prepare(const struct nn_layout *lo,
+			    const struct nn_weights *w, struct nn_acts *a,
+			    int b)
+{
+	int D = lo->D, P2 = 2 * lo->P, G = 3 * D;
+	size_t room = (size_t)b * lo->N * G;
+	if (!lo->gru || b < GRU_FAST_MIN || !nn_gru_fast_ok(D) ||
+	    nn_gru_pack_size(P2 > D ? P2 : D, D) > room ||
+	    (size_t)G * (P2 + 1) > room)
+		return 0;
+	/* the folded layer 0 in gh[0]: wf [3D, 2P], bf [3D] */
+	fc_real *wf = a->gh[0], *bf = wf + (size_t)G * P2;
+	const fc_real *wih = W(T_GRU_WIH, 0), *eb = W(T_EMB_B, 0);
+	nn_gemm(0, 0, G, P2, D, wih, D, W(T_EMB_W, 0), P2, R_(0.0), wf, P2);
+	for (int u = 0; u < G; u++) {
+		double s = (double)W(T_GRU_BIH, 0)[u];
+		for (int d = 0; d < D; d++)
+			s += (double)wih[(size_t)u * D + d] * (double)eb[d];
+		bf[u] = (fc_real)s;
+	}
+	for (int l = 0; l < lo->NL; l++)
+		nn_gru_pack(a->gate[l], l ? W(T_GRU_WIH, l) : wf,
+			    l ? W(T_GRU_BIH, l) : bf, W(T_GRU_WHH, l),
+			    W(T_GRU_BHH, l), l ? D : P2, D);
+	return 1;
+}
+
 /* Forecast head of rows [0, bf) of a (views at the first row):
  * fc = head(lnf), pred = calibrated and de-normalised fc. */
 static void forecast_head(const struct nn_layout *lo,
@@ -93,24 +133,34 @@ static void transformer_layer_forward(const struct nn_layout *lo,
 /* Forward of the rows of one chunk: bf forecast rows, then br recon rows,
  * a and w->cal_row are views at the chunk's first row.  keep: a backward
  * may follow (the activations are kept, a->dgelu replaces a->fch, and the
- * caller runs the forecast head over all chunks at once). */
+ * caller runs the forecast head over all chunks at once).  fast: the GRU
+ * runs nn_gru_forecast on what gru_fast_prepare packed. */
 static int forward_rows(const struct nn_layout *lo, const struct nn_weights *w,
-			struct nn_acts *a, int bf, int br, int keep)
+			struct nn_acts *a, int bf, int br, int keep, int fast)
 {
 	int R = bf + br, L = lo->L, N = lo->N, D = lo->D, P = lo->P;
 	int S = lo->S, RN = R * N;
 	if (nn_instnorm_forward(a->xn, a->mu, a->sd, a->x, R, L) < 0)
 		return -EINVAL;
 	nn_patch_forward(a->tok, a->xn, a->m, R, L, N, P, S);
-	if (lo->gru)
+	const fc_real *cur = a->emb;
+	if (fast) {
+		int C = 2 * P; /* layer 0 reads the tokens: the fold */
+		for (int l = 0; l < lo->NL; l++) {
+			nn_gru_forecast(a->h[l], l ? a->h[l - 1] : a->tok,
+					a->gate[l], W(T_GRU_BHH, l), R, N, C,
+					D);
+			C = D;
+		}
+		cur = a->h[lo->NL - 1];
+	} else if (lo->gru)
 		nn_linear_forward(a->emb, a->tok, W(T_EMB_W, 0), W(T_EMB_B, 0),
 				  RN, 2 * P, D);
 	else
 		nn_pos_linear_forward(a->emb, a->tok, W(T_POS, 0),
 				      W(T_EMB_W, 0), W(T_EMB_B, 0), R, N, 2 * P,
 				      D);
-	const fc_real *cur = a->emb;
-	for (int l = 0; l < lo->NL; l++) {
+	for (int l = 0; l < lo->NL && !fast; l++) {
 		if (lo->gru) {
 			nn_gru_forward(a->h[l], a->gi[l], a->gh[l], a->gate[l],
 				       cur, W(T_GRU_WIH, l), W(T_GRU_BIH, l),
@@ -155,6 +205,7 @@ static int forward_chunks(const struct nn_layout *lo,
 			  int br, int keep)
 {
 	int R = bf + br, cw = chunk_windows(lo);
+	int fast = !keep && br == 0 && gru_fast_prepare(lo, w, a, bf);
 	for (int c0 = 0; c0 < R; c0 += cw) {
 		int nr = R - c0 < cw ? R - c0 : cw;
 		int nf = chunk_forecast_rows(c0, nr, bf);
@@ -172,7 +223,7 @@ static int forward_chunks(const struct nn_layout *lo,
 		}
 		if (w->cal_row && nf > 0)
 			wc.cal_row = w->cal_row + c0;
-		int r = forward_rows(lo, &wc, &v, nf, nr - nf, keep);
+		int r = forward_rows(lo, &wc, &v, nf, nr - nf, keep, fast);
 		if (r < 0)
 			return r;
 	}

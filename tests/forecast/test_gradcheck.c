@@ -263,6 +263,38 @@ Test(gradcheck, gru)
 	check_wrt(&p, g.bhh, dbhh, G, "gru.dbhh");
 }
 
+/* The forecast-only GRU kernel against nn_gru_forward: D a multiple of the
+ * vector width (4 doubles), C not, B not a multiple of the kernel's 3
+ * windows.  The same products summed in another order: in double, errors
+ * of ~1e-16 relative per sum of ~C + D terms of size ~1, so 1e-12
+ * catches any wrong weight, gate or row while allowing the order. */
+Test(gradcheck, gru_forecast_matches_forward)
+{
+	int B = 7, T = 5, C = 6, D = 8, G = 24;
+	cr_assert(nnd_gru_fast_ok(D));
+	struct gr g = {rnd((size_t)B * T * C, 1),
+		       rnd((size_t)G * C, 0.7),
+		       rnd(G, 0.5),
+		       rnd((size_t)G * D, 0.7),
+		       rnd(G, 0.5),
+		       zeros((size_t)B * T * G),
+		       zeros((size_t)B * T * G),
+		       zeros((size_t)B * T * G),
+		       B,
+		       T,
+		       C,
+		       D};
+	size_t no = (size_t)B * T * D;
+	double *want = zeros(no), *got = zeros(no);
+	double *pk = zeros(nnd_gru_pack_size(C, D));
+	gru_f(&g, want);
+	nnd_gru_pack(pk, g.wih, g.bih, g.whh, g.bhh, C, D);
+	nnd_gru_forecast(got, g.inp, pk, g.bhh, B, T, C, D);
+	for (size_t i = 0; i < no; i++)
+		cr_assert(fabs(got[i] - want[i]) <= 1e-12 * (1 + fabs(want[i])),
+			  "h[%zu]: %.17g vs %.17g", i, got[i], want[i]);
+}
+
 /* instance normalisation -> masking and patching, with the window
  * statistics as outputs too (the de-normalisation uses them) */
 struct inp {

@@ -171,6 +171,38 @@ Test(model, forecast_is_batch_independent)
 		cr_assert_float_eq(y1[j], y8[5 * 12 + j], 1e-4);
 }
 
+/* From 16 windows a forecast-only GRU pass takes the fused kernel with the
+ * embedding folded into layer 0 (nn_gru_forecast); one window takes the
+ * GEMV path: each of 37 windows (tail blocks included; both layers of
+ * the small config) forecast alone agrees with its row of the batch.
+ * The two paths sum the same products in different orders and the fold
+ * rounds (W_ih W_emb) once instead of W_emb tok and then W_ih emb: float
+ * errors of a few 1e-7 relative (2.2e-7 measured); 1e-5 relative leaves
+ * room for other CPUs' BLAS kernels, while a wrong gate, weight, bias or
+ * row is off by 1e-2 or more. */
+Test(model, gru_fused_batch_matches_one_window)
+{
+	const int B = 37;
+	make(FC_BACKBONE_GRU, B);
+	float *x = buf(B * 48), *yb = buf(B * 12), *y1 = buf(12);
+	series(x, B * 48, 4);
+	cr_assert_eq(fc_forecast(m, NULL, ws, x, B, yb), 0);
+	double worst = 0;
+	for (int b = 0; b < B; b++) {
+		cr_assert_eq(fc_forecast(m, NULL, ws, x + b * 48, 1, y1), 0);
+		for (int j = 0; j < 12; j++) {
+			double d =
+			    fabs((double)y1[j] - (double)yb[b * 12 + j]) /
+			    (1.0 + fabs((double)y1[j]));
+			worst = d > worst ? d : worst;
+			cr_assert_float_eq(y1[j], yb[b * 12 + j],
+					   1e-5f * (1.0f + fabsf(y1[j])),
+					   "window %d step %d", b, j);
+		}
+	}
+	cr_log_info("worst relative difference %.2e", worst);
+}
+
 static void save_load(int backbone)
 {
 	make(backbone, 3);
