@@ -134,9 +134,11 @@ static void transformer_layer_forward(const struct nn_layout *lo,
  * a and w->cal_row are views at the chunk's first row.  keep: a backward
  * may follow (the activations are kept, a->dgelu replaces a->fch, and the
  * caller runs the forecast head over all chunks at once).  fast: the GRU
- * runs nn_gru_forecast on what gru_fast_prepare packed. */
+ * runs nn_gru_forecast on what gru_fast_prepare packed.  head_later: the
+ * caller runs the head (keep implies it). */
 static int forward_rows(const struct nn_layout *lo, const struct nn_weights *w,
-			struct nn_acts *a, int bf, int br, int keep, int fast)
+			struct nn_acts *a, int bf, int br, int keep, int fast,
+			int head_later)
 {
 	int R = bf + br, L = lo->L, N = lo->N, D = lo->D, P = lo->P;
 	int S = lo->S, RN = R * N;
@@ -176,7 +178,7 @@ static int forward_rows(const struct nn_layout *lo, const struct nn_weights *w,
 			     W(T_LNF_W, 0), W(T_LNF_B, 0), RN, D);
 	/* forecast head on rows [0, bf), unless the caller runs it over
 	 * all chunks' forecast rows at once */
-	if (bf > 0 && !keep)
+	if (bf > 0 && !keep && !head_later)
 		forecast_head(lo, w, a, bf);
 	/* reconstruction head on rows [bf, R) */
 	if (br > 0) {
@@ -206,6 +208,11 @@ static int forward_chunks(const struct nn_layout *lo,
 {
 	int R = bf + br, cw = chunk_windows(lo);
 	int fast = !keep && br == 0 && gru_fast_prepare(lo, w, a, bf);
+	/* a forecast pass of several chunks runs the head once too, from
+	 * lnf at the chunks' rows: the head's weights (H x N D, the largest
+	 * tensor) are packed once instead of per chunk, and its GEMM has
+	 * all rows */
+	int head_later = keep || (bf > cw && br == 0);
 	for (int c0 = 0; c0 < R; c0 += cw) {
 		int nr = R - c0 < cw ? R - c0 : cw;
 		int nf = chunk_forecast_rows(c0, nr, bf);
@@ -220,16 +227,19 @@ static int forward_chunks(const struct nn_layout *lo,
 			v.sd = a->sd + r0;
 			v.fc = a->fc + r0 * lo->H;
 			v.pred = a->pred + r0 * lo->H;
+			if (head_later)
+				v.lnf = a->lnf + r0 * lo->N * lo->D;
 		}
 		if (w->cal_row && nf > 0)
 			wc.cal_row = w->cal_row + c0;
-		int r = forward_rows(lo, &wc, &v, nf, nr - nf, keep, fast);
+		int r = forward_rows(lo, &wc, &v, nf, nr - nf, keep, fast,
+				     head_later);
 		if (r < 0)
 			return r;
 	}
 	/* with the activations kept, the head runs once over all forecast
 	 * rows: one GEMM that packs the head's weights once */
-	if (keep && bf > 0)
+	if (head_later && bf > 0)
 		forecast_head(lo, w, a, bf);
 	return 0;
 }
