@@ -36,6 +36,7 @@ struct fc_workspace {
 	float *scratch; /* [lo.scratch] merged adapted weights */
 	float *gp;	/* [lo.n_params] gradients of the effective weights */
 	float *gad;	/* [lo.n_adapter] adapter gradient (all families) */
+	float *packed;	/* [nn_forecast_scratch] nn_forecast's packed weights */
 	/* merged weights of the last adapter: reused while the same model
 	 * and an adapter with equal contents come back (a series forecasting
 	 * step after step with an unchanged adapter) */

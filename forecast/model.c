@@ -236,8 +236,8 @@ int fc_workspace_new(const struct fc_model *m, int max_batch,
 	ws->lo = m->lo;
 	ws->max_batch = max_batch;
 	size_t na = nn_acts_carve(&ws->a, NULL, &ws->lo, max_batch);
-	size_t tot =
-	    2 * na + ws->lo.scratch + ws->lo.n_params + 2 * ws->lo.n_adapter;
+	size_t tot = 2 * na + ws->lo.scratch + ws->lo.n_params +
+		     2 * ws->lo.n_adapter + nn_forecast_scratch(&ws->lo);
 	if (ws_alloc(ws, tot) < 0) {
 		free(ws);
 		return -ENOMEM;
@@ -248,6 +248,7 @@ int fc_workspace_new(const struct fc_model *m, int max_batch,
 	ws->gp = ws->scratch + ws->lo.scratch;
 	ws->gad = ws->gp + ws->lo.n_params;
 	ws->cached = ws->gad + ws->lo.n_adapter;
+	ws->packed = ws->cached + ws->lo.n_adapter;
 	*ret = ws;
 	return 0;
 }
@@ -345,7 +346,8 @@ int fc_forecast_pass(const struct fc_model *m, const float *adapter,
 	w.cal_row = cal;
 	memcpy(ws->a.x, x, sizeof(float) * (size_t)b * lo->L);
 	memset(ws->a.m, 0, sizeof(float) * (size_t)b * lo->L);
-	return nn_forecast(lo, &w, &ws->a, b);
+	return nn_forecast(lo, &w, &ws->a, b, ws->packed,
+			   nn_forecast_scratch(lo));
 }
 
 /* The same into y [b, H]. */

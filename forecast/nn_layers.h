@@ -1,7 +1,8 @@
 /*
  * Private header of forecast/: the layer kernels (nn_layers.c,
  * nn_attention.c), each a forward/backward pair over caller-owned flat
- * buffers.  Forward stores what backward needs; backward accumulates (+=)
+ * buffers (nn_fused.c: the fused forward-only kernels).  Forward stores
+ * what backward needs; backward accumulates (+=)
  * into gradient buffers unless its name ends in _set, which writes them.
  * Argument order: outputs, inputs, sizes.  Dimension letters: see nn.h;
  * B batch (windows), T tokens, C input and OC output width, BT = B * T
@@ -132,6 +133,16 @@ void nn_gru_pack(fc_real *pk, const fc_real *wi, const fc_real *bi,
 		 const fc_real *whh, const fc_real *bhh, int C, int D);
 void nn_gru_forecast(fc_real *h, const fc_real *inp, const fc_real *pk,
 		     const fc_real *bhh, int B, int T, int C, int D);
+
+/* out [BT, OC] = inp [BT, C] w^T + b (+ res [BT, OC]; then GELU if gelu),
+ * as nn_linear_forward, nn_residual_linear_forward and the GELU pass,
+ * for OC a multiple of twice the vector width (nn_linear_fast_ok), from w
+ * [OC, C] laid out by nn_linear_pack in pk [OC * C] (nn_fused.c). */
+int nn_linear_fast_ok(int OC);
+void nn_linear_pack(fc_real *pk, const fc_real *w, int C, int OC);
+void nn_linear_fast(fc_real *out, const fc_real *inp, const fc_real *pk,
+		    const fc_real *b, const fc_real *res, int gelu, int BT,
+		    int C, int OC);
 
 #ifndef FC_REAL_DOUBLE
 /* The float build's rational tanh, for its accuracy test. */
