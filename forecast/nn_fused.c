@@ -217,8 +217,8 @@ ALWAYS_INLINE void vgelu(vreal *y)
 FC_VEC void nn_linear_fast(fc_real *restrict out, const fc_real *restrict inp,
 			   const fc_real *restrict pk,
 			   const fc_real *restrict b,
-			   const fc_real *restrict res, int gelu, int BT, int C,
-			   int OC)
+			   const fc_real *restrict res, int res_rows, int gelu,
+			   int BT, int C, int OC)
 {
 	for (int i0 = 0; i0 < BT; i0 += LIN_MR) {
 		int nr = BT - i0 < LIN_MR ? BT - i0 : LIN_MR;
@@ -238,20 +238,27 @@ FC_VEC void nn_linear_fast(fc_real *restrict out, const fc_real *restrict inp,
 					acc[i][1] += a * w1;
 				}
 			}
-			for (int i = 0; i < nr; i++)
+			for (int i = 0; i < nr; i++) {
+				const fc_real *rr =
+				    res ? res +
+					      (size_t)((i0 + i) % res_rows) *
+						  OC +
+					      j
+					: NULL;
 				for (int h = 0; h < 2; h++) {
 					size_t o = (size_t)(i0 + i) * OC + j +
 						   (size_t)h * VL;
 					vreal c = b ? vload(b + j + h * VL)
 						    : (vreal){0};
 					if (res)
-						c = vload(res + o) + c;
+						c = vload(rr + h * VL) + c;
 					vreal y =
 					    res ? c + acc[i][h] : acc[i][h] + c;
 					if (gelu)
 						vgelu(&y);
 					memcpy(out + o, &y, sizeof(y));
 				}
+			}
 		}
 	}
 }

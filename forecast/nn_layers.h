@@ -134,15 +134,17 @@ void nn_gru_pack(fc_real *pk, const fc_real *wi, const fc_real *bi,
 void nn_gru_forecast(fc_real *h, const fc_real *inp, const fc_real *pk,
 		     const fc_real *bhh, int B, int T, int C, int D);
 
-/* out [BT, OC] = inp [BT, C] w^T + b (+ res [BT, OC]; then GELU if gelu),
- * as nn_linear_forward, nn_residual_linear_forward and the GELU pass,
- * for OC a multiple of twice the vector width (nn_linear_fast_ok), from w
- * [OC, C] laid out by nn_linear_pack in pk [OC * C] (nn_fused.c). */
+/* out [BT, OC] = inp [BT, C] w^T + b (+ res; then GELU if gelu), as
+ * nn_linear_forward, nn_residual_linear_forward (res [BT, OC], res_rows =
+ * BT), nn_pos_linear_forward (res = pos [T, OC], res_rows = T: row i adds
+ * res row i % res_rows) and the GELU pass, for OC a multiple of twice the
+ * vector width (nn_linear_fast_ok), from w [OC, C] laid out by
+ * nn_linear_pack in pk [OC * C] (nn_fused.c). */
 int nn_linear_fast_ok(int OC);
 void nn_linear_pack(fc_real *pk, const fc_real *w, int C, int OC);
 void nn_linear_fast(fc_real *out, const fc_real *inp, const fc_real *pk,
-		    const fc_real *b, const fc_real *res, int gelu, int BT,
-		    int C, int OC);
+		    const fc_real *b, const fc_real *res, int res_rows,
+		    int gelu, int BT, int C, int OC);
 
 #ifndef FC_REAL_DOUBLE
 /* The float build's rational tanh, for its accuracy test. */

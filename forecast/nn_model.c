@@ -47,7 +47,7 @@ struct fused {
 	int on;
 	const fc_real *gru[FC_MAX_LAYERS]; /* nn_gru_pack */
 	/* nn_linear_pack, transformer */
-	const fc_real *qkv[FC_MAX_LAYERS], *proj[FC_MAX_LAYERS];
+	const fc_real *emb, *qkv[FC_MAX_LAYERS], *proj[FC_MAX_LAYERS];
 	const fc_real *fc1[FC_MAX_LAYERS], *fc2[FC_MAX_LAYERS];
 };
 
@@ -66,7 +66,7 @@ size_t nn_forecast_scratch(const struct nn_layout *lo)
 	if (lo->gru) /* the fold of layer 0, then each layer's pack */
 		return 3 * D * (P2 + 1) + nn_gru_pack_size((int)P2, lo->D) +
 		       (NL - 1) * nn_gru_pack_size(lo->D, lo->D);
-	return NL * (3 * D * D + D * D + 2 * F * D);
+	return D * P2 + NL * (3 * D * D + D * D + 2 * F * D);
 }
 
 /* The GRU's layer 0 takes the embedding folded into its input weights, as
@@ -101,6 +101,9 @@ static void fused_transformer(struct fused *f, const struct nn_layout *lo,
 			      const struct nn_weights *w, fc_real *pk)
 {
 	int D = lo->D, F = lo->F;
+	nn_linear_pack(pk, W(T_EMB_W, 0), 2 * lo->P, D);
+	f->emb = pk;
+	pk += (size_t)D * 2 * lo->P;
 	for (int l = 0; l < lo->NL; l++) {
 		nn_linear_pack(pk, W(T_QKV_W, l), D, 3 * D);
 		f->qkv[l] = pk;
@@ -171,18 +174,18 @@ static void transformer_layer_forward(const struct nn_layout *lo,
 			     W(T_LN1_W, l), W(T_LN1_B, l), RN, D);
 	if (f->on) { /* the same layer through the fused kernels */
 		nn_linear_fast(a->qkv[l], a->ln1[l], f->qkv[l], W(T_QKV_B, l),
-			       NULL, 0, RN, D, 3 * D);
+			       NULL, 0, 0, RN, D, 3 * D);
 		nn_attention_forward(a->atty[l], a->att[l], a->qkv[l], R, N, D,
 				     lo->NH);
 		nn_linear_fast(a->res1[l], a->atty[l], f->proj[l],
-			       W(T_PROJ_B, l), cur, 0, RN, D, D);
+			       W(T_PROJ_B, l), cur, RN, 0, RN, D, D);
 		nn_layernorm_forward(a->ln2[l], a->ln2_mean[l], a->ln2_rstd[l],
 				     a->res1[l], W(T_LN2_W, l), W(T_LN2_B, l),
 				     RN, D);
 		nn_linear_fast(a->fcg[l], a->ln2[l], f->fc1[l], W(T_FC1_B, l),
-			       NULL, 1, RN, D, F);
+			       NULL, 0, 1, RN, D, F);
 		nn_linear_fast(a->res2[l], a->fcg[l], f->fc2[l], W(T_FC2_B, l),
-			       a->res1[l], 0, RN, F, D);
+			       a->res1[l], RN, 0, RN, F, D);
 		return;
 	}
 	nn_linear_forward(a->qkv[l], a->ln1[l], W(T_QKV_W, l), W(T_QKV_B, l),
@@ -232,6 +235,9 @@ static int forward_rows(const struct nn_layout *lo, const struct nn_weights *w,
 	} else if (lo->gru)
 		nn_linear_forward(a->emb, a->tok, W(T_EMB_W, 0), W(T_EMB_B, 0),
 				  RN, 2 * P, D);
+	else if (f->on) /* the positions as a residual of period N */
+		nn_linear_fast(a->emb, a->tok, f->emb, W(T_EMB_B, 0),
+			       W(T_POS, 0), N, 0, RN, 2 * P, D);
 	else
 		nn_pos_linear_forward(a->emb, a->tok, W(T_POS, 0),
 				      W(T_EMB_W, 0), W(T_EMB_B, 0), R, N, 2 * P,

@@ -295,30 +295,35 @@ Test(gradcheck, gru_forecast_matches_forward)
 			  "h[%zu]: %.17g vs %.17g", i, got[i], want[i]);
 }
 
-/* The forecast-only linear kernel against the GEMM path in its three
- * uses: bias; residual and bias; bias then GELU.  Rows not a multiple of
- * the kernel's 6, two blocks of 8 outputs.  Errors as above: 1e-12. */
+/* The forecast-only linear kernel against the GEMM path in its four
+ * uses: bias; residual and bias; positions (a residual of period T) and
+ * bias; bias then GELU.  Rows not a multiple of the kernel's 6, two
+ * blocks of 8 outputs.  Errors as above: 1e-12. */
 Test(gradcheck, linear_fast_matches_gemm_path)
 {
-	int BT = 7, C = 5, OC = 16;
+	int B = 3, T = 3, BT = B * T, C = 5, OC = 16;
 	size_t no = (size_t)BT * OC;
 	double *inp = rnd((size_t)BT * C, 1), *w = rnd((size_t)OC * C, 0.7);
 	double *b = rnd(OC, 0.5), *res = rnd(no, 1), *pk = zeros(no);
 	double *want = zeros(no), *got = zeros(no), *pre = zeros(no);
 	cr_assert(nnd_linear_fast_ok(OC));
 	nnd_linear_pack(pk, w, C, OC);
-	for (int use = 0; use < 3; use++) {
+	for (int use = 0; use < 4; use++) {
 		if (use == 0)
 			nnd_linear_forward(want, inp, w, b, BT, C, OC);
 		else if (use == 1)
 			nnd_residual_linear_forward(want, res, inp, w, b, BT, C,
 						    OC);
+		else if (use == 2) /* res's first T rows as the positions */
+			nnd_pos_linear_forward(want, inp, res, w, b, B, T, C,
+					       OC);
 		else { /* fc1 then the GELU pass that adds the bias */
 			nnd_linear_forward(pre, inp, w, NULL, BT, C, OC);
 			nnd_bias_gelu_forward(want, pre, b, BT, OC);
 		}
-		nnd_linear_fast(got, inp, pk, b, use == 1 ? res : NULL,
-				use == 2, BT, C, OC);
+		nnd_linear_fast(got, inp, pk, b,
+				use == 1 || use == 2 ? res : NULL,
+				use == 2 ? T : BT, use == 3, BT, C, OC);
 		for (size_t i = 0; i < no; i++)
 			cr_assert(fabs(got[i] - want[i]) <=
 				      1e-12 * (1 + fabs(want[i])),
