@@ -202,7 +202,7 @@ int fc_adapter_tensor(const struct fc_model *m, size_t i, const char **ret_name,
 /* Large blocks come straight from mmap: their pages are zero and cost
  * nothing until touched.  A forecast-only pass touches only its first
  * chunk's activations (nn_forecast) and none of the gradients, which are
- * most of a block of 256 rows (~47 MB for the transformer); from calloc,
+ * most of a block of 256 rows (27 MB for the transformer); from calloc,
  * a block that glibc recycles from its heap is cleared in full at every
  * allocation (measured: 3-6 % of a batched `driftcast eval` frozen arm,
  * which allocates one per run). */
