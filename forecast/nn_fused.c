@@ -39,26 +39,13 @@ ALWAYS_INLINE void vtanh(vreal *x)
 /* fast_tanhf in every lane, the same operations in the same order */
 ALWAYS_INLINE void vtanh(vreal *px)
 {
-	const vreal hi = (vreal){0} + 7.90531110763549805f, lo = -hi;
+	const vreal hi = (vreal){0} + NN_TANH_CLAMP, lo = -hi;
 	vreal x = *px;
 	vmask m = x < hi;
 	x = (vreal)(((vmask)x & m) | ((vmask)hi & ~m));
 	m = x > lo;
 	x = (vreal)(((vmask)x & m) | ((vmask)lo & ~m));
-	vreal x2 = x * x;
-	vreal p = (vreal){0} + -2.76076847742355e-16f;
-	p = p * x2 + 2.00018790482477e-13f;
-	p = p * x2 + -8.60467152213735e-11f;
-	p = p * x2 + 5.12229709037114e-08f;
-	p = p * x2 + 1.48572235717979e-05f;
-	p = p * x2 + 6.37261928875436e-04f;
-	p = p * x2 + 4.89352455891786e-03f;
-	p = p * x;
-	vreal q = (vreal){0} + 1.19825839466702e-06f;
-	q = q * x2 + 1.18534705686654e-04f;
-	q = q * x2 + 2.26843463243900e-03f;
-	q = q * x2 + 4.89352518554385e-03f;
-	*px = p / q;
+	*px = NN_TANH_RATIONAL(vreal, x);
 }
 #endif
 
