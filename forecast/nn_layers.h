@@ -1,9 +1,10 @@
 /*
  * Private header of forecast/: the layer kernels (nn_layers.c,
  * nn_attention.c), each a forward/backward pair over caller-owned flat
- * buffers (nn_fused.c: the fused forward-only kernels).  Forward stores
- * what backward needs; backward accumulates (+=)
- * into gradient buffers unless its name ends in _set, which writes them.
+ * buffers, and the fused forward-only kernels of forecast passes
+ * (nn_fused.c).  Forward stores what backward needs; backward accumulates
+ * (+=) into gradient buffers unless its name ends in _set, which writes
+ * them.
  * Argument order: outputs, inputs, sizes.  Dimension letters: see nn.h;
  * B batch (windows), T tokens, C input and OC output width, BT = B * T
  * rows.  Declared here for nn_model.c and the gradient checks.
