@@ -7,13 +7,14 @@
  * a few runs per arm.
  *
  *   build/bench/bench-eval [--data F.csv] [--model M] [--batch N] [--runs R]
+ *                          [--backbone gru|transformer] [--frozen]
  *
  * Defaults: data/ETTh1.csv (run from the checkout) and a freshly
  * initialised default model of each backbone (the cost does not depend on
- * the weights; a model file replaces both).  For the frozen arm and the
- * default adapting arm it prints CPU seconds one at a time and batched,
- * the ratio new/old, and the relative difference of the two MSEs (the
- * batch size can change a forecast's last bits: BLAS picks its kernels by
+ * the weights; a model file replaces both; --backbone keeps one).  For the
+ * frozen arm and the default adapting arm it prints CPU seconds one at a time
+ * and batched, the ratio new/old, and the relative difference of the two MSEs
+ * (the batch size can change a forecast's last bits: BLAS picks its kernels by
  * the shape).  Exit 1 if the MSEs differ by more than 1e-6 relative.
  */
 #include <getopt.h>
@@ -61,12 +62,16 @@ static double time_arm(const struct fc_model *m, const struct fc_dataset *d,
 	return best;
 }
 
+/* --frozen: the frozen arm only (repeated measurements of the ratio) */
+static int frozen_only;
+
 static int bench_model(const struct fc_model *m, const char *what,
 		       const struct fc_dataset *d, int batch, int runs)
 {
 	static const int arms[] = {TTT_ARM_FROZEN, TTT_ARM_TTT};
 	int bad = 0;
-	for (size_t i = 0; i < sizeof(arms) / sizeof(arms[0]); i++) {
+	size_t n_arms = frozen_only ? 1 : sizeof(arms) / sizeof(arms[0]);
+	for (size_t i = 0; i < n_arms; i++) {
 		struct ttt_arm_result r1, rb;
 		double t1 = time_arm(m, d, arms[i], 1, runs, &r1);
 		double tb = time_arm(m, d, arms[i], batch, runs, &rb);
@@ -91,9 +96,11 @@ int main(int argc, char **argv)
 	    {"model", required_argument, NULL, 'm'},
 	    {"batch", required_argument, NULL, 'b'},
 	    {"runs", required_argument, NULL, 'r'},
+	    {"backbone", required_argument, NULL, 'k'},
+	    {"frozen", no_argument, NULL, 'f'},
 	    {NULL, 0, NULL, 0},
 	};
-	const char *data = "data/ETTh1.csv", *model = NULL;
+	const char *data = "data/ETTh1.csv", *model = NULL, *only = NULL;
 	int batch = TTT_EVAL_BATCH, runs = 3, opt, bad = 0;
 	struct fc_dataset *d = NULL;
 	char err[512], blas[512];
@@ -111,11 +118,23 @@ int main(int argc, char **argv)
 		case 'r':
 			runs = atoi(optarg);
 			break;
+		case 'k':
+			only = optarg;
+			break;
+		case 'f':
+			frozen_only = 1;
+			break;
 		default:
 			fprintf(stderr, "usage: bench-eval [--data F.csv] "
-					"[--model M] [--batch N] [--runs R]\n");
+					"[--model M] [--batch N] [--runs R] "
+					"[--backbone gru|transformer] "
+					"[--frozen]\n");
 			return 2;
 		}
+	}
+	if (only && strcmp(only, "gru") != 0 && strcmp(only, "transformer")) {
+		fprintf(stderr, "bench-eval: --backbone gru or transformer\n");
+		return 2;
 	}
 	if (batch < 2 || runs < 1) {
 		fprintf(stderr, "bench-eval: --batch >= 2, --runs >= 1\n");
@@ -142,6 +161,8 @@ int main(int argc, char **argv)
 		for (int b = 0; b < 2; b++) {
 			struct fc_config c;
 			struct fc_model *m = NULL;
+			if (only && strcmp(only, backbones[b]) != 0)
+				continue;
 			fc_config_default(&c);
 			if (fc_backbone_parse(backbones[b], &c.backbone) < 0 ||
 			    fc_model_new(&c, 1, &m, err, sizeof(err)) < 0) {

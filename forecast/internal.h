@@ -31,10 +31,12 @@ struct fc_workspace {
 	struct nn_layout lo;
 	int max_batch;
 	float *mem; /* one block: acts, grads, scratch, gp, grad adapter */
+	size_t mem_mapped; /* bytes of mem when mmap'ed, else 0 (calloc) */
 	struct nn_acts a, g;
 	float *scratch; /* [lo.scratch] merged adapted weights */
 	float *gp;	/* [lo.n_params] gradients of the effective weights */
 	float *gad;	/* [lo.n_adapter] adapter gradient (all families) */
+	float *packed;	/* [nn_forecast_scratch] nn_forecast's packed weights */
 	/* merged weights of the last adapter: reused while the same model
 	 * and an adapter with equal contents come back (a series forecasting
 	 * step after step with an unchanged adapter) */

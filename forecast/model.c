@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 
 /* ---- models ----------------------------------------------------------------
  */
@@ -198,6 +199,31 @@ int fc_adapter_tensor(const struct fc_model *m, size_t i, const char **ret_name,
 
 /* ---- workspaces -------------------------------------------------------- */
 
+/* Large blocks come straight from mmap: their pages are zero and cost
+ * nothing until touched.  A forecast-only pass touches only its first
+ * chunk's activations (nn_forecast) and none of the gradients, which are
+ * most of a block of 256 rows (27 MB for the transformer); from calloc,
+ * a block that glibc recycles from its heap is cleared in full at every
+ * allocation (measured: 3-6 % of a batched `driftcast eval` frozen arm,
+ * which allocates one per run). */
+#define WS_MMAP_MIN (1u << 20)
+
+static int ws_alloc(struct fc_workspace *ws, size_t n)
+{
+	size_t bytes = n * sizeof(float);
+	if (bytes >= WS_MMAP_MIN) {
+		void *p = mmap(NULL, bytes, PROT_READ | PROT_WRITE,
+			       MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+		if (p == MAP_FAILED)
+			return -ENOMEM;
+		ws->mem = p;
+		ws->mem_mapped = bytes;
+		return 0;
+	}
+	ws->mem = calloc(n, sizeof(float));
+	return ws->mem ? 0 : -ENOMEM;
+}
+
 int fc_workspace_new(const struct fc_model *m, int max_batch,
 		     struct fc_workspace **ret)
 {
@@ -210,10 +236,9 @@ int fc_workspace_new(const struct fc_model *m, int max_batch,
 	ws->lo = m->lo;
 	ws->max_batch = max_batch;
 	size_t na = nn_acts_carve(&ws->a, NULL, &ws->lo, max_batch);
-	size_t tot =
-	    2 * na + ws->lo.scratch + ws->lo.n_params + 2 * ws->lo.n_adapter;
-	ws->mem = calloc(tot, sizeof(float));
-	if (!ws->mem) {
+	size_t tot = 2 * na + ws->lo.scratch + ws->lo.n_params +
+		     2 * ws->lo.n_adapter + nn_forecast_scratch(&ws->lo);
+	if (ws_alloc(ws, tot) < 0) {
 		free(ws);
 		return -ENOMEM;
 	}
@@ -223,6 +248,7 @@ int fc_workspace_new(const struct fc_model *m, int max_batch,
 	ws->gp = ws->scratch + ws->lo.scratch;
 	ws->gad = ws->gp + ws->lo.n_params;
 	ws->cached = ws->gad + ws->lo.n_adapter;
+	ws->packed = ws->cached + ws->lo.n_adapter;
 	*ret = ws;
 	return 0;
 }
@@ -231,7 +257,10 @@ void fc_workspace_free(struct fc_workspace *ws)
 {
 	if (!ws)
 		return;
-	free(ws->mem);
+	if (ws->mem_mapped)
+		munmap(ws->mem, ws->mem_mapped);
+	else
+		free(ws->mem);
 	free(ws);
 }
 
@@ -317,7 +346,8 @@ int fc_forecast_pass(const struct fc_model *m, const float *adapter,
 	w.cal_row = cal;
 	memcpy(ws->a.x, x, sizeof(float) * (size_t)b * lo->L);
 	memset(ws->a.m, 0, sizeof(float) * (size_t)b * lo->L);
-	return nn_forecast(lo, &w, &ws->a, b);
+	return nn_forecast(lo, &w, &ws->a, b, ws->packed,
+			   nn_forecast_scratch(lo));
 }
 
 /* The same into y [b, H]. */

@@ -68,6 +68,14 @@ typedef double fc_real;
 #define nn_attention_backward_set(...)	nnd_attention_backward_set(__VA_ARGS__)
 #define nn_gru_forward(...)		nnd_gru_forward(__VA_ARGS__)
 #define nn_gru_backward(...)		nnd_gru_backward(__VA_ARGS__)
+#define nn_gru_fast_ok(...)		nnd_gru_fast_ok(__VA_ARGS__)
+#define nn_gru_pack_size(...)		nnd_gru_pack_size(__VA_ARGS__)
+#define nn_gru_pack(...)		nnd_gru_pack(__VA_ARGS__)
+#define nn_gru_forecast(...)		nnd_gru_forecast(__VA_ARGS__)
+#define nn_linear_fast_ok(...)		nnd_linear_fast_ok(__VA_ARGS__)
+#define nn_linear_pack(...)		nnd_linear_pack(__VA_ARGS__)
+#define nn_linear_fast(...)		nnd_linear_fast(__VA_ARGS__)
+#define nn_forecast_scratch(...)	nnd_forecast_scratch(__VA_ARGS__)
 /* nn_private.h */
 #define nn_gemm(...)		 nnd_gemm(__VA_ARGS__)
 #define nn_acts_view(...)	 nnd_acts_view(__VA_ARGS__)
@@ -243,9 +251,12 @@ int nn_forward(const struct nn_layout *lo, const struct nn_weights *w,
 
 /* The same for b forecast rows when no backward follows: only a->pred
  * (and a->fc, mu, sd) hold results for every row afterwards; the other
- * buffers are scratch (faster: they stay in cache). */
+ * buffers are scratch (faster: they stay in cache).  From 16 rows on it
+ * runs the fused kernels (nn_fused.c) over weights it packs into pk [npk]
+ * when npk >= nn_forecast_scratch(lo). */
 int nn_forecast(const struct nn_layout *lo, const struct nn_weights *w,
-		struct nn_acts *a, int b);
+		struct nn_acts *a, int b, fc_real *pk, size_t npk);
+size_t nn_forecast_scratch(const struct nn_layout *lo);
 
 /* Losses of a forward pass; fills g->pred [bf, H] and g->recon [br, L]
  * (rows bf..) with their gradients scaled by wf and wr.  y [bf, H]. */

@@ -26,24 +26,11 @@
  * few 1e-7 of tanhf (tested); saturates to +-1 beyond |x| = 7.9. */
 static inline float fast_tanhf(float x)
 {
-	const float clamp = 7.90531110763549805f;
+	const float clamp = NN_TANH_CLAMP;
 	/* two selects that map onto minps/maxps (NaN passes through) */
 	x = x < clamp ? x : clamp;
 	x = x > -clamp ? x : -clamp;
-	float x2 = x * x;
-	float p = -2.76076847742355e-16f;
-	p = p * x2 + 2.00018790482477e-13f;
-	p = p * x2 + -8.60467152213735e-11f;
-	p = p * x2 + 5.12229709037114e-08f;
-	p = p * x2 + 1.48572235717979e-05f;
-	p = p * x2 + 6.37261928875436e-04f;
-	p = p * x2 + 4.89352455891786e-03f;
-	p = p * x;
-	float q = 1.19825839466702e-06f;
-	q = q * x2 + 1.18534705686654e-04f;
-	q = q * x2 + 2.26843463243900e-03f;
-	q = q * x2 + 4.89352518554385e-03f;
-	return p / q;
+	return NN_TANH_RATIONAL(float, x);
 }
 
 float nn_tanh_for_test(float x)

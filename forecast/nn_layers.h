@@ -1,8 +1,10 @@
 /*
  * Private header of forecast/: the layer kernels (nn_layers.c,
  * nn_attention.c), each a forward/backward pair over caller-owned flat
- * buffers.  Forward stores what backward needs; backward accumulates (+=)
- * into gradient buffers unless its name ends in _set, which writes them.
+ * buffers, and the fused forward-only kernels of forecast passes
+ * (nn_fused.c).  Forward stores what backward needs; backward accumulates
+ * (+=) into gradient buffers unless its name ends in _set, which writes
+ * them.
  * Argument order: outputs, inputs, sizes.  Dimension letters: see nn.h;
  * B batch (windows), T tokens, C input and OC output width, BT = B * T
  * rows.  Declared here for nn_model.c and the gradient checks.
@@ -119,6 +121,31 @@ void nn_gru_backward(fc_real *dinp, fc_real *dwih, fc_real *dbih, fc_real *dwhh,
 		     const fc_real *inp, const fc_real *h, const fc_real *gh,
 		     const fc_real *gate, const fc_real *wih,
 		     const fc_real *whh, int B, int T, int C, int D);
+
+/* The same forward when no backward follows (forecasts of many windows),
+ * for D a multiple of the vector width (nn_gru_fast_ok): only h is
+ * written.  nn_gru_pack lays wi [3D, C], bi [3D], whh [3D, D] and bhh's r
+ * and z parts out in pk [nn_gru_pack_size] for it; nn_gru_forecast takes
+ * bhh [3D] itself too (n's part sits inside r's product).  Agrees with
+ * nn_gru_forward to rounding (its sums run in another order). */
+int nn_gru_fast_ok(int D);
+size_t nn_gru_pack_size(int C, int D);
+void nn_gru_pack(fc_real *pk, const fc_real *wi, const fc_real *bi,
+		 const fc_real *whh, const fc_real *bhh, int C, int D);
+void nn_gru_forecast(fc_real *h, const fc_real *inp, const fc_real *pk,
+		     const fc_real *bhh, int B, int T, int C, int D);
+
+/* out [BT, OC] = inp [BT, C] w^T + b (+ res; then GELU if gelu), as
+ * nn_linear_forward, nn_residual_linear_forward (res [BT, OC], res_rows =
+ * BT), nn_pos_linear_forward (res = pos [T, OC], res_rows = T: row i adds
+ * res row i % res_rows) and the GELU pass, for OC a multiple of twice the
+ * vector width (nn_linear_fast_ok), from w [OC, C] laid out by
+ * nn_linear_pack in pk [OC * C] (nn_fused.c). */
+int nn_linear_fast_ok(int OC);
+void nn_linear_pack(fc_real *pk, const fc_real *w, int C, int OC);
+void nn_linear_fast(fc_real *out, const fc_real *inp, const fc_real *pk,
+		    const fc_real *b, const fc_real *res, int res_rows,
+		    int gelu, int BT, int C, int OC);
 
 #ifndef FC_REAL_DOUBLE
 /* The float build's rational tanh, for its accuracy test. */

@@ -37,6 +37,106 @@ static int chunk_windows(const struct nn_layout *lo)
 	return c < 8 ? 8 : c > 64 ? 64 : c;
 }
 
+/* Windows from which a forecast-only pass runs the fused kernels
+ * (nn_fused.c) over weights packed once per pass; below, the packing
+ * would cost more than it saves, and one window keeps its GEMV path. */
+#define FUSED_MIN 16
+
+/* The packed weights of a forecast-only pass, or on = 0 (GEMM path). */
+struct fused {
+	int on;
+	const fc_real *gru[FC_MAX_LAYERS]; /* nn_gru_pack */
+	/* nn_linear_pack, transformer */
+	const fc_real *emb, *qkv[FC_MAX_LAYERS], *proj[FC_MAX_LAYERS];
+	const fc_real *fc1[FC_MAX_LAYERS], *fc2[FC_MAX_LAYERS];
+};
+
+static int fused_ok(const struct nn_layout *lo)
+{
+	if (lo->gru)
+		return nn_gru_fast_ok(lo->D);
+	return nn_linear_fast_ok(3 * lo->D) && nn_linear_fast_ok(lo->D) &&
+	       nn_linear_fast_ok(lo->F);
+}
+
+size_t nn_forecast_scratch(const struct nn_layout *lo)
+{
+	size_t D = (size_t)lo->D, P2 = 2 * (size_t)lo->P, F = (size_t)lo->F;
+	size_t NL = (size_t)lo->NL;
+	if (lo->gru) /* the fold of layer 0, then each layer's pack */
+		return 3 * D * (P2 + 1) + nn_gru_pack_size((int)P2, lo->D) +
+		       (NL - 1) * nn_gru_pack_size(lo->D, lo->D);
+	return D * P2 + NL * (3 * D * D + D * D + 2 * F * D);
+}
+
+/* The GRU's layer 0 takes the embedding folded into its input weights, as
+ * nothing nonlinear sits between them: wih (emb_w tok + emb_b) + bih =
+ * (wih emb_w) tok + (wih emb_b + bih), 2P wide instead of D (less than
+ * half the products of both). */
+static void fused_gru(struct fused *f, const struct nn_layout *lo,
+		      const struct nn_weights *w, fc_real *pk)
+{
+	int D = lo->D, P2 = 2 * lo->P, G = 3 * D;
+	fc_real *wf = pk, *bf = wf + (size_t)G * P2;
+	const fc_real *wih = W(T_GRU_WIH, 0), *eb = W(T_EMB_B, 0);
+	nn_gemm(0, 0, G, P2, D, wih, D, W(T_EMB_W, 0), P2, R_(0.0), wf, P2);
+	for (int u = 0; u < G; u++) {
+		double s = (double)W(T_GRU_BIH, 0)[u];
+		for (int d = 0; d < D; d++)
+			s += (double)wih[(size_t)u * D + d] * (double)eb[d];
+		bf[u] = (fc_real)s;
+	}
+	pk = bf + G;
+	for (int l = 0; l < lo->NL; l++) {
+		int C = l ? D : P2;
+		nn_gru_pack(pk, l ? W(T_GRU_WIH, l) : wf,
+			    l ? W(T_GRU_BIH, l) : bf, W(T_GRU_WHH, l),
+			    W(T_GRU_BHH, l), C, D);
+		f->gru[l] = pk;
+		pk += nn_gru_pack_size(C, D);
+	}
+}
+
+static void fused_transformer(struct fused *f, const struct nn_layout *lo,
+			      const struct nn_weights *w, fc_real *pk)
+{
+	int D = lo->D, F = lo->F;
+	nn_linear_pack(pk, W(T_EMB_W, 0), 2 * lo->P, D);
+	f->emb = pk;
+	pk += (size_t)D * 2 * lo->P;
+	for (int l = 0; l < lo->NL; l++) {
+		nn_linear_pack(pk, W(T_QKV_W, l), D, 3 * D);
+		f->qkv[l] = pk;
+		pk += (size_t)3 * D * D;
+		nn_linear_pack(pk, W(T_PROJ_W, l), D, D);
+		f->proj[l] = pk;
+		pk += (size_t)D * D;
+		nn_linear_pack(pk, W(T_FC1_W, l), D, F);
+		f->fc1[l] = pk;
+		pk += (size_t)F * D;
+		nn_linear_pack(pk, W(T_FC2_W, l), F, D);
+		f->fc2[l] = pk;
+		pk += (size_t)D * F;
+	}
+}
+
+/* Packs a forecast pass's weights into pk [npk] when the fused kernels
+ * apply to its b rows. */
+static void fused_prepare(struct fused *f, const struct nn_layout *lo,
+			  const struct nn_weights *w, int b, fc_real *pk,
+			  size_t npk)
+{
+	memset(f, 0, sizeof(*f));
+	if (b < FUSED_MIN || !pk || npk < nn_forecast_scratch(lo) ||
+	    !fused_ok(lo))
+		return;
+	if (lo->gru)
+		fused_gru(f, lo, w, pk);
+	else
+		fused_transformer(f, lo, w, pk);
+	f->on = 1;
+}
+
 /* Forecast head of rows [0, bf) of a (views at the first row):
  * fc = head(lnf), pred = calibrated and de-normalised fc. */
 static void forecast_head(const struct nn_layout *lo,
@@ -66,11 +166,28 @@ static void forecast_head(const struct nn_layout *lo,
 static void transformer_layer_forward(const struct nn_layout *lo,
 				      const struct nn_weights *w,
 				      struct nn_acts *a, int l,
-				      const fc_real *cur, int R, int keep)
+				      const fc_real *cur, int R, int keep,
+				      const struct fused *f)
 {
 	int N = lo->N, D = lo->D, F = lo->F, RN = R * N;
 	nn_layernorm_forward(a->ln1[l], a->ln1_mean[l], a->ln1_rstd[l], cur,
 			     W(T_LN1_W, l), W(T_LN1_B, l), RN, D);
+	if (f->on) { /* the same layer through the fused kernels */
+		nn_linear_fast(a->qkv[l], a->ln1[l], f->qkv[l], W(T_QKV_B, l),
+			       NULL, 0, 0, RN, D, 3 * D);
+		nn_attention_forward(a->atty[l], a->att[l], a->qkv[l], R, N, D,
+				     lo->NH);
+		nn_linear_fast(a->res1[l], a->atty[l], f->proj[l],
+			       W(T_PROJ_B, l), cur, RN, 0, RN, D, D);
+		nn_layernorm_forward(a->ln2[l], a->ln2_mean[l], a->ln2_rstd[l],
+				     a->res1[l], W(T_LN2_W, l), W(T_LN2_B, l),
+				     RN, D);
+		nn_linear_fast(a->fcg[l], a->ln2[l], f->fc1[l], W(T_FC1_B, l),
+			       NULL, 0, 1, RN, D, F);
+		nn_linear_fast(a->res2[l], a->fcg[l], f->fc2[l], W(T_FC2_B, l),
+			       a->res1[l], RN, 0, RN, F, D);
+		return;
+	}
 	nn_linear_forward(a->qkv[l], a->ln1[l], W(T_QKV_W, l), W(T_QKV_B, l),
 			  RN, D, 3 * D);
 	nn_attention_forward(a->atty[l], a->att[l], a->qkv[l], R, N, D, lo->NH);
@@ -93,24 +210,39 @@ static void transformer_layer_forward(const struct nn_layout *lo,
 /* Forward of the rows of one chunk: bf forecast rows, then br recon rows,
  * a and w->cal_row are views at the chunk's first row.  keep: a backward
  * may follow (the activations are kept, a->dgelu replaces a->fch, and the
- * caller runs the forecast head over all chunks at once). */
+ * caller runs the forecast head over all chunks at once).  f: the fused
+ * kernels' weights, if f->on.  head_later: the caller runs the head (keep
+ * implies it). */
 static int forward_rows(const struct nn_layout *lo, const struct nn_weights *w,
-			struct nn_acts *a, int bf, int br, int keep)
+			struct nn_acts *a, int bf, int br, int keep,
+			const struct fused *f, int head_later)
 {
 	int R = bf + br, L = lo->L, N = lo->N, D = lo->D, P = lo->P;
 	int S = lo->S, RN = R * N;
 	if (nn_instnorm_forward(a->xn, a->mu, a->sd, a->x, R, L) < 0)
 		return -EINVAL;
 	nn_patch_forward(a->tok, a->xn, a->m, R, L, N, P, S);
-	if (lo->gru)
+	const fc_real *cur = a->emb;
+	int fused_gru = f->on && lo->gru;
+	if (fused_gru) {
+		int C = 2 * P; /* layer 0 reads the tokens: the fold */
+		for (int l = 0; l < lo->NL; l++) {
+			nn_gru_forecast(a->h[l], l ? a->h[l - 1] : a->tok,
+					f->gru[l], W(T_GRU_BHH, l), R, N, C, D);
+			C = D;
+		}
+		cur = a->h[lo->NL - 1];
+	} else if (lo->gru)
 		nn_linear_forward(a->emb, a->tok, W(T_EMB_W, 0), W(T_EMB_B, 0),
 				  RN, 2 * P, D);
+	else if (f->on) /* the positions as a residual of period N */
+		nn_linear_fast(a->emb, a->tok, f->emb, W(T_EMB_B, 0),
+			       W(T_POS, 0), N, 0, RN, 2 * P, D);
 	else
 		nn_pos_linear_forward(a->emb, a->tok, W(T_POS, 0),
 				      W(T_EMB_W, 0), W(T_EMB_B, 0), R, N, 2 * P,
 				      D);
-	const fc_real *cur = a->emb;
-	for (int l = 0; l < lo->NL; l++) {
+	for (int l = 0; l < lo->NL && !fused_gru; l++) {
 		if (lo->gru) {
 			nn_gru_forward(a->h[l], a->gi[l], a->gh[l], a->gate[l],
 				       cur, W(T_GRU_WIH, l), W(T_GRU_BIH, l),
@@ -118,7 +250,7 @@ static int forward_rows(const struct nn_layout *lo, const struct nn_weights *w,
 				       D, D);
 			cur = a->h[l];
 		} else {
-			transformer_layer_forward(lo, w, a, l, cur, R, keep);
+			transformer_layer_forward(lo, w, a, l, cur, R, keep, f);
 			cur = a->res2[l];
 		}
 	}
@@ -126,7 +258,7 @@ static int forward_rows(const struct nn_layout *lo, const struct nn_weights *w,
 			     W(T_LNF_W, 0), W(T_LNF_B, 0), RN, D);
 	/* forecast head on rows [0, bf), unless the caller runs it over
 	 * all chunks' forecast rows at once */
-	if (bf > 0 && !keep)
+	if (bf > 0 && !keep && !head_later)
 		forecast_head(lo, w, a, bf);
 	/* reconstruction head on rows [bf, R) */
 	if (br > 0) {
@@ -152,9 +284,16 @@ static int chunk_forecast_rows(int c0, int nr, int bf)
  * results (pred, fc, mu, sd) land at their rows. */
 static int forward_chunks(const struct nn_layout *lo,
 			  const struct nn_weights *w, struct nn_acts *a, int bf,
-			  int br, int keep)
+			  int br, int keep, fc_real *pk, size_t npk)
 {
 	int R = bf + br, cw = chunk_windows(lo);
+	struct fused f;
+	fused_prepare(&f, lo, w, keep || br ? 0 : bf, pk, npk);
+	/* a forecast pass of several chunks runs the head once too, from
+	 * lnf at the chunks' rows: the head's weights (H x N D, the largest
+	 * tensor) are packed once instead of per chunk, and its GEMM has
+	 * all rows */
+	int head_later = keep || (bf > cw && br == 0);
 	for (int c0 = 0; c0 < R; c0 += cw) {
 		int nr = R - c0 < cw ? R - c0 : cw;
 		int nf = chunk_forecast_rows(c0, nr, bf);
@@ -169,16 +308,19 @@ static int forward_chunks(const struct nn_layout *lo,
 			v.sd = a->sd + r0;
 			v.fc = a->fc + r0 * lo->H;
 			v.pred = a->pred + r0 * lo->H;
+			if (head_later)
+				v.lnf = a->lnf + r0 * lo->N * lo->D;
 		}
 		if (w->cal_row && nf > 0)
 			wc.cal_row = w->cal_row + c0;
-		int r = forward_rows(lo, &wc, &v, nf, nr - nf, keep);
+		int r = forward_rows(lo, &wc, &v, nf, nr - nf, keep, &f,
+				     head_later);
 		if (r < 0)
 			return r;
 	}
 	/* with the activations kept, the head runs once over all forecast
 	 * rows: one GEMM that packs the head's weights once */
-	if (keep && bf > 0)
+	if (head_later && bf > 0)
 		forecast_head(lo, w, a, bf);
 	return 0;
 }
@@ -186,13 +328,13 @@ static int forward_chunks(const struct nn_layout *lo,
 int nn_forward(const struct nn_layout *lo, const struct nn_weights *w,
 	       struct nn_acts *a, int bf, int br)
 {
-	return forward_chunks(lo, w, a, bf, br, 1);
+	return forward_chunks(lo, w, a, bf, br, 1, NULL, 0);
 }
 
 int nn_forecast(const struct nn_layout *lo, const struct nn_weights *w,
-		struct nn_acts *a, int b)
+		struct nn_acts *a, int b, fc_real *pk, size_t npk)
 {
-	return forward_chunks(lo, w, a, b, 0, 0);
+	return forward_chunks(lo, w, a, b, 0, 0, pk, npk);
 }
 
 void nn_loss(const struct nn_layout *lo, const struct nn_acts *a,

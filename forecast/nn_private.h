@@ -71,6 +71,29 @@ ALWAYS_INLINE fc_real hsum(const vreal *v)
 	return s[0];
 }
 
+#ifndef FC_REAL_DOUBLE
+/* tanh as a rational function (the 13/6 approximation Eigen uses for
+ * float) of x clamped to +-NN_TANH_CLAMP, for T float or vreal: one
+ * expression for the scalar fast_tanhf (nn_layers.c) and the vector
+ * kernels (nn_fused.c), which therefore round alike. */
+#define NN_TANH_CLAMP 7.90531110763549805f
+#define NN_TANH_RATIONAL(T, x)                                               \
+	({                                                                   \
+		T x_ = (x), x2_ = x_ * x_;                                   \
+		T p_ = x2_ * -2.76076847742355e-16f + 2.00018790482477e-13f; \
+		p_ = p_ * x2_ + -8.60467152213735e-11f;                      \
+		p_ = p_ * x2_ + 5.12229709037114e-08f;                       \
+		p_ = p_ * x2_ + 1.48572235717979e-05f;                       \
+		p_ = p_ * x2_ + 6.37261928875436e-04f;                       \
+		p_ = p_ * x2_ + 4.89352455891786e-03f;                       \
+		p_ = p_ * x_;                                                \
+		T q_ = x2_ * 1.19825839466702e-06f + 1.18534705686654e-04f;  \
+		q_ = q_ * x2_ + 2.26843463243900e-03f;                       \
+		q_ = q_ * x2_ + 4.89352518554385e-03f;                       \
+		p_ / q_;                                                     \
+	})
+#endif
+
 /* v = the rows [r0, ...) of a (every buffer is row-major by window) */
 void nn_acts_view(struct nn_acts *v, const struct nn_acts *a,
 		  const struct nn_layout *lo, int r0);

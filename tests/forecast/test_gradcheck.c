@@ -231,21 +231,28 @@ static void gru_f(void *c, double *out)
 			g->whh, g->bhh, g->B, g->T, g->C, g->D);
 }
 
+/* a GRU layer of random weights and input */
+static struct gr gru_case(int B, int T, int C, int D)
+{
+	int G = 3 * D;
+	return (struct gr){rnd((size_t)B * T * C, 1),
+			   rnd((size_t)G * C, 0.7),
+			   rnd(G, 0.5),
+			   rnd((size_t)G * D, 0.7),
+			   rnd(G, 0.5),
+			   zeros((size_t)B * T * G),
+			   zeros((size_t)B * T * G),
+			   zeros((size_t)B * T * G),
+			   B,
+			   T,
+			   C,
+			   D};
+}
+
 Test(gradcheck, gru)
 {
 	int B = 2, T = 4, C = 3, D = 5, G = 15;
-	struct gr g = {rnd((size_t)B * T * C, 1),
-		       rnd((size_t)G * C, 0.7),
-		       rnd(G, 0.5),
-		       rnd((size_t)G * D, 0.7),
-		       rnd(G, 0.5),
-		       zeros((size_t)B * T * G),
-		       zeros((size_t)B * T * G),
-		       zeros((size_t)B * T * G),
-		       B,
-		       T,
-		       C,
-		       D};
+	struct gr g = gru_case(B, T, C, D);
 	size_t no = (size_t)B * T * D;
 	struct probe p = {gru_f, &g, zeros(no), rnd(no, 1), no};
 	probe_loss(&p);
@@ -261,6 +268,64 @@ Test(gradcheck, gru)
 	check_wrt(&p, g.bih, dbih, G, "gru.dbih");
 	check_wrt(&p, g.whh, dwhh, (size_t)G * D, "gru.dwhh");
 	check_wrt(&p, g.bhh, dbhh, G, "gru.dbhh");
+}
+
+/* The forecast-only GRU kernel against nn_gru_forward: D a multiple of the
+ * vector width (4 doubles), C not, B not a multiple of the kernel's 3
+ * windows.  The same products summed in another order: in double, errors
+ * of ~1e-16 relative per sum of ~C + D terms of size ~1, so 1e-12
+ * catches any wrong weight, gate or row while allowing the order. */
+Test(gradcheck, gru_forecast_matches_forward)
+{
+	int B = 7, T = 5, C = 6, D = 8;
+	cr_assert(nnd_gru_fast_ok(D));
+	struct gr g = gru_case(B, T, C, D);
+	size_t no = (size_t)B * T * D;
+	double *want = zeros(no), *got = zeros(no);
+	double *pk = zeros(nnd_gru_pack_size(C, D));
+	gru_f(&g, want);
+	nnd_gru_pack(pk, g.wih, g.bih, g.whh, g.bhh, C, D);
+	nnd_gru_forecast(got, g.inp, pk, g.bhh, B, T, C, D);
+	for (size_t i = 0; i < no; i++)
+		cr_assert(fabs(got[i] - want[i]) <= 1e-12 * (1 + fabs(want[i])),
+			  "h[%zu]: %.17g vs %.17g", i, got[i], want[i]);
+}
+
+/* The forecast-only linear kernel against the GEMM path in its four
+ * uses: bias; residual and bias; positions (a residual of period T) and
+ * bias; bias then GELU.  Rows not a multiple of the kernel's 6, two
+ * blocks of 8 outputs.  Errors as above: 1e-12. */
+Test(gradcheck, linear_fast_matches_gemm_path)
+{
+	int B = 3, T = 3, BT = B * T, C = 5, OC = 16;
+	size_t no = (size_t)BT * OC;
+	double *inp = rnd((size_t)BT * C, 1), *w = rnd((size_t)OC * C, 0.7);
+	double *b = rnd(OC, 0.5), *res = rnd(no, 1), *pk = zeros(no);
+	double *want = zeros(no), *got = zeros(no), *pre = zeros(no);
+	cr_assert(nnd_linear_fast_ok(OC));
+	nnd_linear_pack(pk, w, C, OC);
+	for (int use = 0; use < 4; use++) {
+		if (use == 0)
+			nnd_linear_forward(want, inp, w, b, BT, C, OC);
+		else if (use == 1)
+			nnd_residual_linear_forward(want, res, inp, w, b, BT, C,
+						    OC);
+		else if (use == 2) /* res's first T rows as the positions */
+			nnd_pos_linear_forward(want, inp, res, w, b, B, T, C,
+					       OC);
+		else { /* fc1 then the GELU pass that adds the bias */
+			nnd_linear_forward(pre, inp, w, NULL, BT, C, OC);
+			nnd_bias_gelu_forward(want, pre, b, BT, OC);
+		}
+		nnd_linear_fast(got, inp, pk, b,
+				use == 1 || use == 2 ? res : NULL,
+				use == 2 ? T : BT, use == 3, BT, C, OC);
+		for (size_t i = 0; i < no; i++)
+			cr_assert(fabs(got[i] - want[i]) <=
+				      1e-12 * (1 + fabs(want[i])),
+				  "use %d [%zu]: %.17g vs %.17g", use, i,
+				  got[i], want[i]);
+	}
 }
 
 /* instance normalisation -> masking and patching, with the window

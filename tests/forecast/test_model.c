@@ -171,6 +171,55 @@ Test(model, forecast_is_batch_independent)
 		cr_assert_float_eq(y1[j], y8[5 * 12 + j], 1e-4);
 }
 
+/* From 16 windows a forecast-only pass takes the fused kernels (the GRU
+ * with the embedding folded into layer 0, the transformer's linear maps
+ * with their bias, residual or GELU; nn_fused.c); one window takes the
+ * GEMV path: each of 37 windows (tail blocks included; both layers of
+ * the small config, d_ff 32 so that the transformer's widths fit the
+ * kernel) forecast alone agrees with its row of the batch.  The two
+ * paths sum the same products in different orders (and the fold rounds
+ * W_ih W_emb once instead of W_emb tok and then W_ih emb): float errors
+ * of a few 1e-7 relative (2.2e-7 and 4.4e-7 measured); 1e-5 relative
+ * leaves room for other CPUs' BLAS kernels, while a wrong gate, weight,
+ * bias or row is off by 1e-2 or more. */
+static void fused_batch(int backbone)
+{
+	const int B = 37;
+	struct fc_config c;
+	char err[256];
+	small_config(&c, backbone);
+	c.d_ff = 32;
+	cr_assert_eq(fc_model_new(&c, 3, &m, err, sizeof(err)), 0, "%s", err);
+	cr_assert_eq(fc_workspace_new(m, B, &ws), 0);
+	float *x = buf(B * 48), *yb = buf(B * 12), *y1 = buf(12);
+	series(x, B * 48, 4);
+	cr_assert_eq(fc_forecast(m, NULL, ws, x, B, yb), 0);
+	double worst = 0;
+	for (int b = 0; b < B; b++) {
+		cr_assert_eq(fc_forecast(m, NULL, ws, x + b * 48, 1, y1), 0);
+		for (int j = 0; j < 12; j++) {
+			double d =
+			    fabs((double)y1[j] - (double)yb[b * 12 + j]) /
+			    (1.0 + fabs((double)y1[j]));
+			worst = d > worst ? d : worst;
+			cr_assert_float_eq(y1[j], yb[b * 12 + j],
+					   1e-5f * (1.0f + fabsf(y1[j])),
+					   "window %d step %d", b, j);
+		}
+	}
+	cr_log_info("worst relative difference %.2e", worst);
+}
+
+Test(model, fused_batch_matches_one_window_gru)
+{
+	fused_batch(FC_BACKBONE_GRU);
+}
+
+Test(model, fused_batch_matches_one_window_transformer)
+{
+	fused_batch(FC_BACKBONE_TRANSFORMER);
+}
+
 static void save_load(int backbone)
 {
 	make(backbone, 3);
