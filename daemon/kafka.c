@@ -710,7 +710,11 @@ static int reader_new(struct dc_kafka *k, char *err, size_t n)
 	    set(conf, "enable.partition.eof", "false", err, n) < 0 ||
 	    set(conf, "fetch.wait.max.ms", "20", err, n) < 0 ||
 	    dc_kafka_conf_passthrough(conf, k->cfg, CFG_KSCOPE_CONSUMER, err,
-				      n) < 0) {
+				      n) < 0 ||
+	    /* a start below the log's (records deleted since the watermark
+	     * query) restarts at its start, not at its end: after the
+	     * consumers' settings, whatever they say for the input */
+	    set(conf, "auto.offset.reset", "earliest", err, n) < 0) {
 		rd_kafka_conf_destroy(conf);
 		return -EINVAL;
 	}

@@ -124,3 +124,63 @@ Test(start_offset, a_returning_host_starts_at_the_groups_commit, .timeout = 60)
 	rd_kafka_mock_cluster_destroy(mc);
 	rd_kafka_destroy(p);
 }
+
+static int count_one(void *user, int64_t offset, const void *key,
+		     size_t key_len, const void *payload, size_t len)
+{
+	int *n = user;
+	(void)offset, (void)key, (void)key_len, (void)payload, (void)len;
+	(*n)++;
+	return 0;
+}
+
+/* The state topic's reader starts at the partition's low watermark; when
+ * the broker says that offset is out of range (a record deleted between
+ * the watermark query and the fetch: retention, or the mock's 5 MiB
+ * limit), it starts again at the new low watermark, not at the end (where
+ * it would wait for the timeout and restore from a part of the log). */
+Test(state_reader, an_offset_out_of_range_reads_from_the_start, .timeout = 60)
+{
+	char e[512];
+	rd_kafka_conf_t *pc = rd_kafka_conf_new();
+	rd_kafka_t *p = rd_kafka_new(RD_KAFKA_PRODUCER, pc, e, sizeof(e));
+	cr_assert_not_null(p, "%s", e);
+	rd_kafka_mock_cluster_t *mc = rd_kafka_mock_cluster_new(p, 1);
+	cr_assert_not_null(mc);
+	const char *boot = rd_kafka_mock_cluster_bootstraps(mc);
+	cr_assert_eq(rd_kafka_mock_topic_create(mc, "in", 1, 1), 0);
+	cr_assert_eq(rd_kafka_mock_topic_create(mc, "st", 1, 1), 0);
+	rd_kafka_conf_t *c2 = rd_kafka_conf_new();
+	rd_kafka_conf_set(c2, "bootstrap.servers", boot, e, sizeof(e));
+	rd_kafka_t *prod = rd_kafka_new(RD_KAFKA_PRODUCER, c2, e, sizeof(e));
+	for (int i = 0; i < 20; i++)
+		cr_assert_eq(
+		    rd_kafka_producev(prod, RD_KAFKA_V_TOPIC("st"),
+				      RD_KAFKA_V_PARTITION(0),
+				      RD_KAFKA_V_VALUE("x", 1),
+				      RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+				      RD_KAFKA_V_END),
+		    0);
+	cr_assert_eq(rd_kafka_flush(prod, 10000), 0);
+	rd_kafka_destroy(prod);
+
+	struct cfg c;
+	cfg_defaults(&c);
+	snprintf(c.kafka.brokers, sizeof(c.kafka.brokers), "%s", boot);
+	snprintf(c.kafka.group, sizeof(c.kafka.group), "g2");
+	snprintf(c.kafka.input_topic, sizeof(c.kafka.input_topic), "in");
+	struct dc_kafka_hooks hooks = {0};
+	struct dc_kafka *k = NULL;
+	cr_assert_eq(dc_kafka_new(&c, &hooks, &k, e, sizeof(e)), 0, "%s", e);
+	/* the reader's first fetch: OFFSET_OUT_OF_RANGE (ApiKey 1: Fetch) */
+	rd_kafka_mock_push_request_errors(
+	    mc, 1, 1, RD_KAFKA_RESP_ERR_OFFSET_OUT_OF_RANGE);
+	int n = 0;
+	int r = dc_kafka_read_partition(k, "st", 0, count_one, &n, 8000, e,
+					sizeof(e));
+	cr_expect_eq(r, 0, "%d: %s", r, e);
+	cr_expect_eq(n, 20);
+	dc_kafka_free(k);
+	rd_kafka_mock_cluster_destroy(mc);
+	rd_kafka_destroy(p);
+}
