@@ -56,7 +56,9 @@ static void on_assign(void *user, struct dc_kafka_start *st, int n)
 		seen = st[0];
 }
 
-Test(start_offset, a_returning_host_starts_at_the_groups_commit, .timeout = 60)
+/* A mock cluster (its owner in *owner) with topic "in" of one partition,
+ * and 20 one-byte messages in partition 0 of topic fill. */
+static rd_kafka_mock_cluster_t *cluster(rd_kafka_t **owner, const char *fill)
 {
 	char e[512];
 	rd_kafka_conf_t *pc = rd_kafka_conf_new();
@@ -66,15 +68,14 @@ Test(start_offset, a_returning_host_starts_at_the_groups_commit, .timeout = 60)
 	cr_assert_not_null(mc);
 	const char *boot = rd_kafka_mock_cluster_bootstraps(mc);
 	cr_assert_eq(rd_kafka_mock_topic_create(mc, "in", 1, 1), 0);
-
-	/* 20 messages; another host applied 0..11 and committed 12 */
-	rd_kafka_t *prod = NULL;
+	if (strcmp(fill, "in"))
+		cr_assert_eq(rd_kafka_mock_topic_create(mc, fill, 1, 1), 0);
 	rd_kafka_conf_t *c2 = rd_kafka_conf_new();
 	rd_kafka_conf_set(c2, "bootstrap.servers", boot, e, sizeof(e));
-	prod = rd_kafka_new(RD_KAFKA_PRODUCER, c2, e, sizeof(e));
+	rd_kafka_t *prod = rd_kafka_new(RD_KAFKA_PRODUCER, c2, e, sizeof(e));
 	for (int i = 0; i < 20; i++)
 		cr_assert_eq(
-		    rd_kafka_producev(prod, RD_KAFKA_V_TOPIC("in"),
+		    rd_kafka_producev(prod, RD_KAFKA_V_TOPIC(fill),
 				      RD_KAFKA_V_PARTITION(0),
 				      RD_KAFKA_V_VALUE("x", 1),
 				      RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
@@ -82,6 +83,17 @@ Test(start_offset, a_returning_host_starts_at_the_groups_commit, .timeout = 60)
 		    0);
 	cr_assert_eq(rd_kafka_flush(prod, 10000), 0);
 	rd_kafka_destroy(prod);
+	*owner = p;
+	return mc;
+}
+
+Test(start_offset, a_returning_host_starts_at_the_groups_commit, .timeout = 60)
+{
+	char e[512];
+	rd_kafka_t *p = NULL;
+	/* 20 messages; another host applied 0..11 and committed 12 */
+	rd_kafka_mock_cluster_t *mc = cluster(&p, "in");
+	const char *boot = rd_kafka_mock_cluster_bootstraps(mc);
 
 	rd_kafka_conf_t *cc = rd_kafka_conf_new();
 	rd_kafka_conf_set(cc, "bootstrap.servers", boot, e, sizeof(e));
@@ -142,27 +154,9 @@ static int count_one(void *user, int64_t offset, const void *key,
 Test(state_reader, an_offset_out_of_range_reads_from_the_start, .timeout = 60)
 {
 	char e[512];
-	rd_kafka_conf_t *pc = rd_kafka_conf_new();
-	rd_kafka_t *p = rd_kafka_new(RD_KAFKA_PRODUCER, pc, e, sizeof(e));
-	cr_assert_not_null(p, "%s", e);
-	rd_kafka_mock_cluster_t *mc = rd_kafka_mock_cluster_new(p, 1);
-	cr_assert_not_null(mc);
+	rd_kafka_t *p = NULL;
+	rd_kafka_mock_cluster_t *mc = cluster(&p, "st");
 	const char *boot = rd_kafka_mock_cluster_bootstraps(mc);
-	cr_assert_eq(rd_kafka_mock_topic_create(mc, "in", 1, 1), 0);
-	cr_assert_eq(rd_kafka_mock_topic_create(mc, "st", 1, 1), 0);
-	rd_kafka_conf_t *c2 = rd_kafka_conf_new();
-	rd_kafka_conf_set(c2, "bootstrap.servers", boot, e, sizeof(e));
-	rd_kafka_t *prod = rd_kafka_new(RD_KAFKA_PRODUCER, c2, e, sizeof(e));
-	for (int i = 0; i < 20; i++)
-		cr_assert_eq(
-		    rd_kafka_producev(prod, RD_KAFKA_V_TOPIC("st"),
-				      RD_KAFKA_V_PARTITION(0),
-				      RD_KAFKA_V_VALUE("x", 1),
-				      RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
-				      RD_KAFKA_V_END),
-		    0);
-	cr_assert_eq(rd_kafka_flush(prod, 10000), 0);
-	rd_kafka_destroy(prod);
 
 	struct cfg c;
 	cfg_defaults(&c);
