@@ -19,6 +19,7 @@
 
 #include "daemon/daemon.h"
 #include "forecast/forecast.h"
+#include "tests/storage/storeutil.h"
 #include "tests/ttt/small_model.h"
 
 #define PARTS  2
@@ -124,8 +125,8 @@ Test(state_commit, offsets_wait_for_their_states, .timeout = 120)
 {
 	struct world w = {0};
 	char err[512];
-	snprintf(w.dir, sizeof(w.dir), "/tmp/dc-statecommit-XXXXXX");
-	cr_assert_not_null(mkdtemp(w.dir));
+	char db[160];
+	su_tmpdb(w.dir, sizeof(w.dir), db, sizeof(db));
 
 	rd_kafka_conf_t *conf = rd_kafka_conf_new();
 	rd_kafka_conf_set(conf, "log_level", "0", err, sizeof(err));
@@ -163,10 +164,10 @@ Test(state_commit, offsets_wait_for_their_states, .timeout = 120)
 	fc_model_free(m);
 
 	produce_steps(&w, 0, STEPS);
-	char s_brokers[300], s_db[128], s_model[160];
+	char s_brokers[300], s_db[192], s_model[160];
 	snprintf(s_brokers, sizeof(s_brokers), "kafka.brokers=%s",
 		 w.bootstraps);
-	snprintf(s_db, sizeof(s_db), "storage.path=%s/db", w.dir);
+	snprintf(s_db, sizeof(s_db), "storage.path=%s", db);
 	snprintf(s_model, sizeof(s_model), "model.path=%s", model);
 	const char *sets[] = {s_brokers,
 			      s_db,
@@ -215,7 +216,5 @@ Test(state_commit, offsets_wait_for_their_states, .timeout = 120)
 	rd_kafka_destroy(w.producer);
 	rd_kafka_mock_cluster_destroy(w.mc);
 	rd_kafka_destroy(w.owner);
-	char cmd[128];
-	snprintf(cmd, sizeof(cmd), "rm -rf %s", w.dir);
-	cr_assert_eq(system(cmd), 0);
+	su_rmdir(w.dir);
 }
