@@ -65,7 +65,6 @@ struct kept {
 };
 
 struct changelog {
-	uint64_t model_hash;
 	struct dc_changelog_host check;	     /* what records must match */
 	size_t seg_off[4], seg_len[4], nseg; /* where adapters may differ */
 	float *block; /* [adapter_len]: the base, but in those ranges */
@@ -125,7 +124,6 @@ static struct changelog *cl_get(struct run *r)
 		free(c);
 		return NULL;
 	}
-	c->model_hash = r->model_hash;
 	c->check = (struct dc_changelog_host){
 	    .model_hash = r->model_hash,
 	    .adapter_len = r->adapter_len,
@@ -282,7 +280,7 @@ static int publish_one(struct run *r, const char *key, int32_t p, bool *dirty,
 		return 0; /* not in the engine: nothing to hand on */
 	struct dc_changelog_rec rec = {
 	    .kind = DC_CHANGELOG_STATE,
-	    .model_hash = c->model_hash,
+	    .model_hash = c->check.model_hash,
 	    .partition = p,
 	    .next_offset = x->next,
 	    .made_at_ms = store_now_ms(),
@@ -352,7 +350,7 @@ int run_changelog_publish(struct run *r,
 		run_owner_each(r, p, publish_one, &x);
 		struct dc_changelog_rec mark = {
 		    .kind = DC_CHANGELOG_MARK,
-		    .model_hash = c->model_hash,
+		    .model_hash = c->check.model_hash,
 		    .partition = p,
 		    .next_offset = x.next,
 		    .made_at_ms = store_now_ms(),
