@@ -608,7 +608,7 @@ int store_error_put(struct store *s, const char *series, int64_t origin_ts,
 		    char *errbuf, size_t errbuf_size)
 {
 	sqlite3_stmt *st;
-	int64_t id;
+	int64_t id = 0;
 	int r;
 
 	if ((r = put_begin(s, SQ_ERROR_PUT, series, &id, &st, errbuf,
@@ -627,7 +627,7 @@ int store_series_put(struct store *s, const char *series, int64_t last_ts,
 		     const char *status, char *errbuf, size_t errbuf_size)
 {
 	sqlite3_stmt *st;
-	int64_t id;
+	int64_t id = 0;
 	int r;
 
 	if ((r = put_begin(s, SQ_SERIES_PUT, series, &id, &st, errbuf,
@@ -665,7 +665,7 @@ int store_recent_put(struct store *s, const struct store_recent *r,
 		     char *errbuf, size_t errbuf_size)
 {
 	sqlite3_stmt *st;
-	int64_t id;
+	int64_t id = 0;
 	int r0;
 
 	if ((r0 = store_check_key(r->series, "series key", errbuf,
