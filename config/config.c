@@ -427,7 +427,7 @@ const struct cfg_option cfg_options[] = {
     BOOL("ttt.ephemeral", ttt.ephemeral, "false", OPT_RELOAD,
 	 "Adapt on each forecast's own lookback, forecast, and discard "
 	 "(per-request adaptation; no versions)."),
-    DBL("ttt.combine_weight", ttt.combine_weight, 0, 1, "0.3", OPT_RELOAD,
+    DBL("ttt.combine_weight", ttt.combine_weight, 0, 1, "0.25", OPT_RELOAD,
 	"Share w of the adapter's correction that is published: the "
 	"forecast is frozen + w (adapted - frozen). 1 publishes the adapted "
 	"forecast as it is; 0 the frozen one (adaptation still runs and is "

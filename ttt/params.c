@@ -49,7 +49,7 @@ void ttt_params_default(struct ttt_params *p)
 	p->scope = TTT_SCOPE_SERIES;
 	p->group_sep = '/';
 	p->ephemeral = 0;
-	p->combine_weight = 0.3f;
+	p->combine_weight = 0.25f;
 	p->max_gap = 4;
 	p->step = 0;
 	p->seed = 1;
