@@ -194,7 +194,9 @@ static json_t *params_json(const struct ttt_params *p, const char *families)
 	json_object_set_new(o, "w_anchor", json_real((double)p->w_anchor));
 	json_object_set_new(o, "lr", json_real((double)p->lr));
 	json_object_set_new(o, "steps", json_integer(p->steps));
+	json_object_set_new(o, "clip", json_real((double)p->clip));
 	json_object_set_new(o, "max_update", json_real((double)p->max_update));
+	json_object_set_new(o, "max_drift", json_real((double)p->max_drift));
 	json_object_set_new(o, "families", json_string(families));
 	json_object_set_new(o, "recon_windows", json_integer(p->recon_windows));
 	json_object_set_new(o, "step_windows", json_integer(p->step_windows));
@@ -203,6 +205,8 @@ static json_t *params_json(const struct ttt_params *p, const char *families)
 	json_object_set_new(o, "guard", json_boolean(p->guard));
 	json_object_set_new(o, "guard_tol", json_real((double)p->guard_tol));
 	json_object_set_new(o, "drift", json_string(drift_name(p->drift)));
+	json_object_set_new(o, "drift_every", json_integer(p->drift_every));
+	json_object_set_new(o, "drift_min_gap", json_integer(p->drift_min_gap));
 	json_object_set_new(o, "shadow_every", json_integer(p->shadow_every));
 	json_object_set_new(o, "rollback_margin",
 			    json_real((double)p->rollback_margin));
@@ -211,6 +215,17 @@ static json_t *params_json(const struct ttt_params *p, const char *families)
 	json_object_set_new(o, "reset", json_string(resets[p->reset_policy]));
 	json_object_set_new(o, "scope", json_string(scopes[p->scope]));
 	json_object_set_new(o, "ephemeral", json_boolean(p->ephemeral));
+	/* the share published by the ttt arm (ttt_nocombine publishes 1) */
+	json_object_set_new(o, "combine_weight",
+			    json_real((double)p->combine_weight));
+	json_object_set_new(o, "fallback_rollbacks",
+			    json_integer(p->fallback_rollbacks));
+	json_object_set_new(o, "fallback_within",
+			    json_integer(p->fallback_within));
+	json_object_set_new(o, "fallback_pause",
+			    json_integer(p->fallback_pause));
+	json_object_set_new(o, "max_gap", json_integer(p->max_gap));
+	json_object_set_new(o, "seed", json_integer((json_int_t)p->seed));
 	return o;
 }
 

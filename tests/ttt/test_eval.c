@@ -153,7 +153,7 @@ Test(eval, frozen_arm_matches_offline_evaluation_and_naive_brute_force)
 
 Test(eval, cli_writes_eval_md_json)
 {
-	char out[300], *argv[16];
+	char out[300], *argv[20];
 	struct run_result *r = calloc(1, sizeof(*r));
 	json_error_t jerr;
 	snprintf(out, sizeof(out), "%s.json", csv);
@@ -170,6 +170,8 @@ Test(eval, cli_writes_eval_md_json)
 	argv[i++] = "frozen,ttt,persistence";
 	argv[i++] = "--set";
 	argv[i++] = "ttt.every=5";
+	argv[i++] = "--set";
+	argv[i++] = "ttt.combine_weight=0.625";
 	argv[i++] = "-q";
 	argv[i] = NULL;
 	cr_assert_eq(tu_run(r, argv), 0);
@@ -179,6 +181,14 @@ Test(eval, cli_writes_eval_md_json)
 	cr_assert(o, "%s", jerr.text);
 	cr_assert_eq(json_integer_value(json_object_get(o, "lookback")), L);
 	cr_assert_eq(json_integer_value(json_object_get(o, "horizon")), H);
+	/* the settings that shape the ttt arm's numbers, the published share
+	 * among them (0.625: exact in binary) */
+	json_t *tp = json_object_get(o, "ttt");
+	cr_assert_eq(json_integer_value(json_object_get(tp, "every")), 5);
+	cr_assert_eq(json_real_value(json_object_get(tp, "combine_weight")),
+		     0.625);
+	cr_assert(json_is_real(json_object_get(tp, "max_drift")));
+	cr_assert(json_is_integer(json_object_get(tp, "fallback_rollbacks")));
 	json_t *split = json_object_get(o, "split");
 	cr_assert_eq(json_integer_value(json_object_get(split, "train")), 280);
 	cr_assert_eq(json_integer_value(json_object_get(split, "test")), 80);
