@@ -207,12 +207,18 @@ static json_t *params_json(const struct ttt_params *p, const char *families)
 	json_object_set_new(o, "drift", json_string(drift_name(p->drift)));
 	json_object_set_new(o, "drift_every", json_integer(p->drift_every));
 	json_object_set_new(o, "drift_min_gap", json_integer(p->drift_min_gap));
+	json_object_set_new(o, "ph_delta", json_real((double)p->ph_delta));
+	json_object_set_new(o, "ph_lambda", json_real((double)p->ph_lambda));
+	json_object_set_new(o, "adwin_delta",
+			    json_real((double)p->adwin_delta));
 	json_object_set_new(o, "shadow_every", json_integer(p->shadow_every));
 	json_object_set_new(o, "rollback_margin",
 			    json_real((double)p->rollback_margin));
 	json_object_set_new(o, "rollback_window",
 			    json_integer(p->rollback_window));
 	json_object_set_new(o, "reset", json_string(resets[p->reset_policy]));
+	json_object_set_new(o, "reset_alpha",
+			    json_real((double)p->reset_alpha));
 	json_object_set_new(o, "scope", json_string(scopes[p->scope]));
 	json_object_set_new(o, "ephemeral", json_boolean(p->ephemeral));
 	/* the share published by the ttt arm (ttt_nocombine publishes 1) */

@@ -189,6 +189,8 @@ Test(eval, cli_writes_eval_md_json)
 		     0.625);
 	cr_assert(json_is_real(json_object_get(tp, "max_drift")));
 	cr_assert(json_is_integer(json_object_get(tp, "fallback_rollbacks")));
+	cr_assert(json_is_real(json_object_get(tp, "ph_lambda")));
+	cr_assert(json_is_real(json_object_get(tp, "reset_alpha")));
 	json_t *split = json_object_get(o, "split");
 	cr_assert_eq(json_integer_value(json_object_get(split, "train")), 280);
 	cr_assert_eq(json_integer_value(json_object_get(split, "test")), 80);
