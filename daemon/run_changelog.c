@@ -630,9 +630,9 @@ static int apply(struct run *r, struct changelog *c, struct kept *k,
 		return e;
 	snprintf(note, sizeof(note),
 		 "from the state topic %s[%d] (state at offset %" PRId64
-		 "), made on %s",
+		 ", version %" PRIu64 " there), made on %s",
 		 r->cfg.kafka.state_topic, st->partition, rec.next_offset,
-		 rec.host[0] ? rec.host : "?");
+		 rec.version, rec.host[0] ? rec.host : "?");
 	struct store_adopted a = {
 	    .series = key,
 	    .number = rec.version,
@@ -642,14 +642,20 @@ static int apply(struct run *r, struct changelog *c, struct kept *k,
 	    .adapter_len = rec.adapter ? rec.adapter_len : 0,
 	    .note = note,
 	};
-	if (store_version_adopt(r->store, &a, r->err, sizeof(r->err)) < 0)
+	uint64_t number = rec.version;
+	if (store_version_adopt(r->store, &a, &number, r->err, sizeof(r->err)) <
+	    0)
 		log_ratelimited(&r->rl_store, LOG_ERR, "storage: %s", r->err);
+	if (number != rec.version) /* the lineage here went further */
+		ttt_engine_restore_series(r->engine, key, rec.adapter,
+					  rec.adapter ? rec.adapter_len : 0,
+					  number, INT64_MIN);
 	struct store_handover h = {
 	    .series = key,
 	    .partition = st->partition,
 	    .in = true,
 	    .source = "changelog",
-	    .version = (int64_t)rec.version,
+	    .version = (int64_t)number,
 	    .next_offset = rec.next_offset,
 	    .note = note,
 	};

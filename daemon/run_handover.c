@@ -245,20 +245,22 @@ static int restore_anchor(void *user, const struct store_restored *rs)
 	    .ts = rs->last_ts,
 	    .note = note,
 	};
-	if (store_version_adopt(r->store, &a, r->err, sizeof(r->err)) < 0)
+	uint64_t number = a.number;
+	if (store_version_adopt(r->store, &a, &number, r->err, sizeof(r->err)) <
+	    0)
 		log_ratelimited(&r->rl_store, LOG_ERR, "storage: %s", r->err);
 	struct store_handover h = {
 	    .series = rs->series,
 	    .partition = c->p,
 	    .in = true,
 	    .source = "anchor",
-	    .version = (int64_t)a.number,
+	    .version = (int64_t)number,
 	    .next_offset = c->start,
 	    .note = note,
 	};
 	if (store_handover_put(r->store, &h, r->err, sizeof(r->err)) < 0)
 		log_ratelimited(&r->rl_store, LOG_ERR, "storage: %s", r->err);
-	if (ttt_engine_restore_series(r->engine, rs->series, NULL, 0, a.number,
+	if (ttt_engine_restore_series(r->engine, rs->series, NULL, 0, number,
 				      INT64_MIN) == 0) {
 		run_owner_claim(r, rs->series, c->p);
 		c->anchored++;
@@ -317,6 +319,38 @@ static void assign_one(struct run *r, const struct dc_kafka_start *st)
 		   (double)(dc_now_monotonic_usec() - t0) / 1e6);
 }
 
+/* This host's state is ahead of the group's commit but its recent values
+ * were not saved (it crashed between a batch and the next commit): alone,
+ * each series would refill a lookback before forecasting again.  With the
+ * state topic, the states at the group's commit carry the recent values:
+ * start there, as another host would, and apply the messages after it
+ * again (their forecasts are published again; the states' versions join
+ * the lineage here after its newest, store_version_adopt). */
+static void after_crash(struct run *r, struct dc_kafka_start *st)
+{
+	size_t saved = 0;
+	if (!run_state_topic(r) || st->from != DC_START_APPLIED ||
+	    st->committed < 0 || st->applied_next <= st->committed)
+		return;
+	if (store_recent_count_partition(r->store, st->partition, &saved,
+					 r->err, sizeof(r->err)) < 0) {
+		log_error("storage: %s", r->err);
+		return;
+	}
+	if (saved)
+		return;
+	log_notice("%s[%d]: this host's state (offset %" PRId64
+		   ") is ahead of the group's commit (%" PRId64
+		   ") but its recent values were not saved (the last stop "
+		   "was not clean): starting at the commit from the state "
+		   "topic; the forecasts of offsets %" PRId64 "-%" PRId64
+		   " are published again",
+		   st->topic, st->partition, st->applied_next, st->committed,
+		   st->committed, st->applied_next - 1);
+	st->start = st->committed;
+	st->from = DC_START_COMMITTED;
+}
+
 void run_hook_on_assign(void *user, struct dc_kafka_start *st, int n)
 {
 	struct run *r = user;
@@ -326,8 +360,10 @@ void run_hook_on_assign(void *user, struct dc_kafka_start *st, int n)
 		int32_t p = st[i].partition;
 		if (p < 0 || p >= MAX_PARTITIONS)
 			continue;
+		after_crash(r, &st[i]);
 		run_changelog_start(r, &st[i]);
-		if (st[i].from == DC_START_COMMITTED && st[i].applied_next >= 0)
+		if (st[i].from == DC_START_COMMITTED &&
+		    st[i].applied_next >= 0 && st[i].applied_next < st[i].start)
 			log_notice("%s[%d]: this host's state (offset %" PRId64
 				   ") is older than the group's (%" PRId64
 				   "): another host served the partition "

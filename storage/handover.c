@@ -88,6 +88,25 @@ int store_recent_take_partition(struct store *s, int32_t partition,
 	    errbuf, errbuf_size);
 }
 
+int store_recent_count_partition(struct store *s, int32_t partition,
+				 size_t *ret_n, char *errbuf,
+				 size_t errbuf_size)
+{
+	sqlite3_stmt *st;
+	int r =
+	    store_prep(s, SQ_RECENT_COUNT_PARTITION, &st, errbuf, errbuf_size);
+	if (r < 0)
+		return r;
+	sqlite3_bind_int(st, 1, partition < 0 ? -1 : partition);
+	int rc = sqlite3_step(st);
+	*ret_n = rc == SQLITE_ROW ? (size_t)sqlite3_column_int64(st, 0) : 0;
+	reset_stmt(st);
+	if (rc != SQLITE_ROW)
+		return store_db_fail(s, rc, errbuf, errbuf_size,
+				     "counting saved recent values");
+	return 0;
+}
+
 int store_handover_put(struct store *s, const struct store_handover *h,
 		       char *errbuf, size_t errbuf_size)
 {
@@ -145,38 +164,56 @@ static int version_id(struct store *s, int64_t series_id, int64_t number,
 	return r;
 }
 
+/* This database's newest version number of series sr (-1: none) and the
+ * checksum of its version number (has: whether it has that one). */
+static int lineage_here(struct store *s, const struct series_row *sr,
+			uint64_t number, int64_t *ret_max, bool *ret_has,
+			int64_t *ret_checksum, char *errbuf, size_t errbuf_size)
+{
+	sqlite3_stmt *st;
+	int r = store_prep(s, SQ_VERSION_RANGE, &st, errbuf, errbuf_size);
+	if (r < 0)
+		return r;
+	sqlite3_bind_int64(st, 1, sr->id);
+	int rc = sqlite3_step(st);
+	*ret_max = rc == SQLITE_ROW && sqlite3_column_type(st, 1) != SQLITE_NULL
+		       ? sqlite3_column_int64(st, 1)
+		       : -1;
+	reset_stmt(st);
+	if (rc != SQLITE_ROW)
+		return store_db_fail(s, rc, errbuf, errbuf_size,
+				     "reading versions");
+	if ((r = store_prep(s, SQ_VERSION_BY_NUMBER, &st, errbuf,
+			    errbuf_size)) < 0)
+		return r;
+	sqlite3_bind_int64(st, 1, sr->id);
+	sqlite3_bind_int64(st, 2, (int64_t)number);
+	rc = sqlite3_step(st);
+	*ret_has = rc == SQLITE_ROW;
+	*ret_checksum = *ret_has ? sqlite3_column_int64(st, 4) : 0;
+	reset_stmt(st);
+	if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+		return store_db_fail(s, rc, errbuf, errbuf_size,
+				     "reading a version");
+	return 0;
+}
+
 int store_version_adopt(struct store *s, const struct store_adopted *a,
-			char *errbuf, size_t errbuf_size)
+			uint64_t *ret_number, char *errbuf, size_t errbuf_size)
 {
 	static const float none[1];
 	struct series_row sr;
 	sqlite3_stmt *st;
-	int64_t id, parent_id = 0;
+	int64_t id, parent_id = 0, max, checksum;
+	bool has;
 	int r;
 	if ((r = series_row(s, a->series, &sr, errbuf, errbuf_size)) < 0 ||
-	    (a->parent >= 0 && (r = version_id(s, sr.id, a->parent, &parent_id,
-					       errbuf, errbuf_size)) < 0))
+	    (r = lineage_here(s, &sr, a->number, &max, &has, &checksum, errbuf,
+			      errbuf_size)) < 0)
 		return r;
-	struct version_new v = {
-	    .reason = "handover",
-	    .note = a->note,
-	    .restored_from = -1,
-	    .ts = a->ts,
-	    .number = a->number,
-	    .loss_before = NAN,
-	    .loss_after = NAN,
-	    .guard_before = NAN,
-	    .guard_after = NAN,
-	    .adapter = a->adapter_len ? a->adapter : none,
-	    .adapter_len = a->adapter_len,
-	    /* the parent as numbered where the version was made (its row
-	     * may not be here: then only the number links them) */
-	    .parent_given = true,
-	    .parent_id = parent_id,
-	    .parent_number = a->parent,
-	};
-	r = store_version_insert(s, &sr, &v, &id, errbuf, errbuf_size);
-	if (r == -EEXIST) {
+	const float *adapter = a->adapter_len ? a->adapter : none;
+	int64_t sum = store_checksum(adapter, a->adapter_len * sizeof(float));
+	if (has && checksum == sum && max == (int64_t)a->number) {
 		/* made here before the series moved away and back: the
 		 * same lineage, current again */
 		if ((r = store_prep(s, SQ_SERIES_SET_CURRENT_NUMBER, &st,
@@ -184,13 +221,50 @@ int store_version_adopt(struct store *s, const struct store_adopted *a,
 			return r;
 		sqlite3_bind_int64(st, 1, sr.id);
 		sqlite3_bind_int64(st, 2, (int64_t)a->number);
+		if (ret_number)
+			*ret_number = a->number;
 		return row_done(s, st, "making a version current", errbuf,
 				errbuf_size);
 	}
+	uint64_t number = a->number;
+	int64_t parent = a->parent;
+	if (max >= (int64_t)a->number) {
+		/* this lineage went further here (versions made after the
+		 * state the record carries, by a host that crashed before
+		 * publishing them, or numbers another host also used): the
+		 * record's adapter becomes the next version here, so that
+		 * numbers stay unique and never go back */
+		number = (uint64_t)max + 1;
+		parent = max;
+	}
+	if (parent >= 0 && (r = version_id(s, sr.id, parent, &parent_id, errbuf,
+					   errbuf_size)) < 0)
+		return r;
+	struct version_new v = {
+	    .reason = "handover",
+	    .note = a->note,
+	    .restored_from = -1,
+	    .ts = a->ts,
+	    .number = number,
+	    .loss_before = NAN,
+	    .loss_after = NAN,
+	    .guard_before = NAN,
+	    .guard_after = NAN,
+	    .adapter = adapter,
+	    .adapter_len = a->adapter_len,
+	    /* the parent as numbered where the version was made (its row
+	     * may not be here: then only the number links them) */
+	    .parent_given = true,
+	    .parent_id = parent_id,
+	    .parent_number = parent,
+	};
+	r = store_version_insert(s, &sr, &v, &id, errbuf, errbuf_size);
 	if (r < 0)
 		return store_batch_survives(r)
 			   ? r
 			   : store_batch_fail(s, r, errbuf, errbuf_size);
+	if (ret_number)
+		*ret_number = number;
 	return 0;
 }
 

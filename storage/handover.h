@@ -33,6 +33,12 @@ int store_recent_take_partition(struct store *s, int32_t partition,
 				store_recent_fn fn, void *user, size_t *ret_n,
 				char *errbuf, size_t errbuf_size);
 
+/* How many series of partition (-1: unknown) have saved recent values
+ * (a clean stop or a revoke saved them; a crash did not). */
+int store_recent_count_partition(struct store *s, int32_t partition,
+				 size_t *ret_n, char *errbuf,
+				 size_t errbuf_size);
+
 /* One move of a series: "out" (revoked, lost) marks the series handed
  * over; "in" (local, changelog, anchor) makes it active here.  (Recent
  * values saved at a clean stop stay until the partition comes back:
@@ -53,9 +59,13 @@ int store_handover_put(struct store *s, const struct store_handover *h,
 /* A version made elsewhere joins the series' lineage here as its current
  * version (reason 'handover', note says from where): number and its
  * parent's number (-1: none) as the other host numbered them; adapter NULL
- * or len 0 for the base adapter.  When the series has that number already
- * (made here before it moved away and back), that version becomes current
- * again. */
+ * or len 0 for the base adapter.  When that number is this database's
+ * newest and holds the same adapter (made here before the series moved
+ * away and back), that version becomes current again.  When the lineage
+ * here has the number or a later one otherwise (this host went further,
+ * then crashed before publishing it), the adapter becomes a new version
+ * numbered after the newest here, its parent: numbers never repeat or go
+ * back.  *ret_number (may be NULL): the number it has here. */
 struct store_adopted {
 	const char *series;
 	uint64_t number;
@@ -66,7 +76,7 @@ struct store_adopted {
 	const char *note;
 };
 int store_version_adopt(struct store *s, const struct store_adopted *a,
-			char *errbuf, size_t errbuf_size);
+			uint64_t *ret_number, char *errbuf, size_t errbuf_size);
 
 /* Whether this database still serves series: handed_over when its last
  * move was out (then partition, -1 unknown, and when, wall-clock ms).

@@ -224,6 +224,9 @@
 	  "r.adaptations, r.vals, r.count, r.checksum FROM series_recent r "   \
 	  "JOIN series s ON s.id = r.series_id "                               \
 	  "WHERE coalesce(s.partition, -1) = ?1 ORDER BY r.series_id")         \
+	X(RECENT_COUNT_PARTITION,                                              \
+	  "SELECT count(*) FROM series_recent r JOIN series s ON s.id = "      \
+	  "r.series_id WHERE coalesce(s.partition, -1) = ?1")                  \
 	X(RECENT_CLEAR_PARTITION,                                              \
 	  "DELETE FROM series_recent WHERE series_id IN (SELECT id FROM "      \
 	  "series WHERE coalesce(partition, -1) = ?1)")                        \

@@ -184,7 +184,7 @@ check "the databases record the states taken from the state topic ($handed)" \
 # under that number (the topic carries only what differs from the base
 # adapter, rebuilt on the reading host)
 python3 - "$WORK" > "$WORK/adopted" <<'PY'
-import sqlite3, sys
+import re, sqlite3, sys
 w = sys.argv[1]
 made, adopted = {}, []
 for h in "abc":
@@ -193,7 +193,10 @@ for h in "abc":
             "SELECT s.key, v.number, v.checksum, v.note FROM versions v "
             "JOIN series s ON s.id = v.series_id WHERE v.number > 0"):
         if note.startswith("from the state topic"):
-            adopted.append((key, num, ck))
+            # numbered after this lineage's newest when it went further
+            # here (the note keeps the maker's number)
+            there = re.search(r"version (\d+) there", note)
+            adopted.append((key, int(there.group(1)) if there else num, ck))
         else:
             made[(key, num)] = ck
 same = sum(1 for k, n, c in adopted if made.get((k, n)) == c)

@@ -50,8 +50,8 @@ static void make_hosts(char *dir, size_t dn, char *a, char *b, size_t pn)
 				    .adapter = ad,
 				    .adapter_len = SU_ADAPTER_LEN,
 				    .note = "from host A"};
-	cr_assert_eq(store_version_adopt(s, &ado, err, sizeof(err)), 0, "%s",
-		     err);
+	cr_assert_eq(store_version_adopt(s, &ado, NULL, err, sizeof(err)), 0,
+		     "%s", err);
 	cr_assert_eq(su_version(s, "c", STORE_EV_INIT, 0, 0, 5000 * NS, 0), 0);
 	cr_assert_eq(
 	    su_version(s, "a", STORE_EV_ADAPT_ACCEPTED, 2, 3, 11800 * NS, 3.0f),

@@ -63,8 +63,8 @@ static void adopt(struct store *s, uint64_t number, int64_t ts)
 				  .adapter = ad,
 				  .adapter_len = 4,
 				  .note = "from the state topic"};
-	cr_assert_eq(store_version_adopt(s, &a, err, sizeof(err)), 0, "%s",
-		     err);
+	cr_assert_eq(store_version_adopt(s, &a, NULL, err, sizeof(err)), 0,
+		     "%s", err);
 }
 
 /* adopt(), and the move in of partition p recorded. */
@@ -168,6 +168,11 @@ Test(handover, partitions_moves_and_adopted_versions)
 	cr_assert_eq(g.len[0], 4);
 
 	/* the saved values of partition 2 are taken (or dropped) once */
+	size_t saved = 0;
+	cr_assert_eq(
+	    store_recent_count_partition(s, 2, &saved, err, sizeof(err)), 0,
+	    "%s", err);
+	cr_assert_eq(saved, 1);
 	int n = 0;
 	cr_assert_eq(store_recent_take_partition(s, 2, count_recent, &n, NULL,
 						 err, sizeof(err)),
@@ -178,6 +183,10 @@ Test(handover, partitions_moves_and_adopted_versions)
 						 err, sizeof(err)),
 		     0);
 	cr_assert_eq(n, 0);
+	cr_assert_eq(
+	    store_recent_count_partition(s, 2, &saved, err, sizeof(err)), 0,
+	    "%s", err);
+	cr_assert_eq(saved, 0);
 	cr_assert_eq(store_recent_take_partition(s, -1, NULL, NULL, NULL, err,
 						 sizeof(err)),
 		     0);
@@ -196,6 +205,68 @@ Test(handover, partitions_moves_and_adopted_versions)
 	cr_assert_eq(su_int(db, "SELECT current_version FROM series WHERE key "
 				"= 'a'"),
 		     7);
+	sqlite3_close(db);
+	su_rmdir(dir);
+}
+
+/* A state from the topic older than this database's lineage (this host
+ * went further, then crashed before publishing it) or a number that holds
+ * another adapter here becomes the next version here, its parent the
+ * newest: a number is never used twice, never goes back.  The same number
+ * with the same adapter at the head is the lineage coming back. */
+static uint64_t adopt_as(struct store *s, uint64_t number, float v)
+{
+	char err[512] = "";
+	float ad[4] = {v, v, v, v};
+	uint64_t got = 0;
+	struct store_adopted a = {.series = "c",
+				  .number = number,
+				  .parent = (int64_t)number - 1,
+				  .ts = 100,
+				  .adapter = ad,
+				  .adapter_len = 4,
+				  .note = "from the state topic"};
+	cr_assert_eq(store_version_adopt(s, &a, &got, err, sizeof(err)), 0,
+		     "%s", err);
+	su_commit(s);
+	return got;
+}
+
+Test(handover, adopted_state_behind_this_lineage_takes_the_next_number)
+{
+	char dir[64], path[128];
+	su_tmpdb(dir, sizeof(dir), path, sizeof(path));
+	struct store *s = su_open(path, NULL);
+	cr_assert_eq(su_version(s, "c", STORE_EV_INIT, 0, 0, 10, 0.0f), 0);
+	for (uint64_t v = 1; v <= 3; v++)
+		cr_assert_eq(su_version(s, "c", STORE_EV_ADAPT_ACCEPTED, v - 1,
+					v, 10 + (int64_t)v, (float)v),
+			     0);
+	su_commit(s);
+	/* version 2 as published before a crash; 3 was made after it */
+	cr_assert_eq(adopt_as(s, 2, 2.0f), 4);
+	/* the head again, same adapter: current again, no new row */
+	cr_assert_eq(adopt_as(s, 4, 2.0f), 4);
+	/* number 4 from elsewhere with another adapter */
+	cr_assert_eq(adopt_as(s, 4, 9.0f), 5);
+	/* ahead of this lineage: the other host's number */
+	cr_assert_eq(adopt_as(s, 8, 9.5f), 8);
+	store_free(s);
+
+	sqlite3 *db = su_raw(path);
+	cr_assert_eq(su_int(db, "SELECT count(*) FROM versions"), 7);
+	cr_assert_eq(su_int(db, "SELECT count(DISTINCT number) FROM versions"),
+		     7);
+	cr_assert_eq(su_int(db, "SELECT parent_number FROM versions WHERE "
+				"number = 4"),
+		     3);
+	cr_assert_eq(su_int(db, "SELECT parent_number FROM versions WHERE "
+				"number = 5"),
+		     4);
+	cr_assert_eq(su_int(db, "SELECT parent_number FROM versions WHERE "
+				"number = 8"),
+		     7);
+	cr_assert_eq(su_int(db, "SELECT current_version FROM series"), 8);
 	sqlite3_close(db);
 	su_rmdir(dir);
 }
