@@ -43,15 +43,6 @@ hosts_conf crash driftcast-state a
 # no periodic commit: only a clean stop (or a revoke) commits, so the
 # batches after a start are in SQLite and beyond the group's commit
 sed -i 's/^commit_interval_ms = .*/commit_interval_ms = 600000/' "$WORK/a.conf"
-forecasts() {
-    kcat -C -b "$BS" -t forecasts -o beginning -e -q -f '%s\n' 2>/dev/null
-}
-expected() { echo $((NSERIES * ($1 - L + 1))); }
-distinct_ge() {
-    test "$(forecasts | python3 -c '
-import sys, json
-print(len({(m["series"], m["origin"]) for m in map(json.loads, sys.stdin)}))')" -ge "$1"
-}
 assigned() { grep -c "assigned at offset" "$WORK/a.log" 2>/dev/null; }
 assigned_ge() { test "$(assigned)" -ge "$1"; }
 

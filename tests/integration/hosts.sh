@@ -1,9 +1,9 @@
 # Several `driftcast run` hosts in one consumer group against the mock
-# cluster, sourced after tap.sh by scale.sh, rollback_kafka.sh and
+# cluster, sourced after tap.sh by scale.sh, crash.sh, rollback_kafka.sh and
 # bench/handoff: the model and the cluster, each host's settings file,
 # starting one, and producing rows of the script's own rows() function,
-# and bail.  Uses BIN, MB, DATA, WORK, L, H and HOSTS (the host names);
-# sets BS.
+# and bail; what the forecasts topic holds.  Uses BIN, MB, DATA, WORK, L,
+# H, HOSTS (the host names) and NSERIES; sets BS.
 
 declare -A host_pid
 bail() { # bail MESSAGE: stop the script, with every host's log tail
@@ -68,4 +68,14 @@ produce() { # produce FROM TO: those rows of every series (rows FROM TO)
     rows "$1" "$2" > "$WORK/rows-$1.csv"
     "$BIN" produce --brokers "$BS" --topic measurements --series-prefix ett \
         -q "$WORK/rows-$1.csv" > /dev/null 2>&1 || bail "produce $1..$2 failed"
+}
+forecasts() { # the forecasts topic from its beginning, a JSON per line
+    kcat -C -b "$BS" -t forecasts -o beginning -e -q -f '%s\n' 2>/dev/null
+}
+# expected TO: the (series, origin) pairs of rows [0, TO), every series
+expected() { echo $((NSERIES * ($1 - L + 1))); }
+distinct_ge() { # distinct_ge N: at least N distinct (series, origin) published
+    test "$(forecasts | python3 -c '
+import sys, json
+print(len({(m["series"], m["origin"]) for m in map(json.loads, sys.stdin)}))')" -ge "$1"
 }

@@ -53,16 +53,6 @@ NSERIES=21
 hosts_cluster 1200 6
 
 hosts_conf scale "${STATE_TOPIC:-driftcast-state}" a b c
-forecasts() {
-    kcat -C -b "$BS" -t forecasts -o beginning -e -q -f '%s\n' 2>/dev/null
-}
-# every series has a forecast for every origin of rows [0, TO)
-expected() { echo $((NSERIES * ($1 - L + 1))); }
-distinct_ge() {
-    test "$(forecasts | python3 -c '
-import sys, json
-print(len({(m["series"], m["origin"]) for m in map(json.loads, sys.stdin)}))')" -ge "$1"
-}
 assigned() { grep -c "assigned at offset" "$WORK/$1.log" 2>/dev/null; }
 assigned_more() { test "$(assigned "$1")" -gt "$2"; } # assigned_more HOST N
 
