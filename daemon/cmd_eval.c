@@ -3,7 +3,8 @@
  * validation split) of a CSV through the TTT engine the daemon uses
  * (ttt_eval_run -> ttt_engine_observe), causally, as docs/EVAL.md
  * says, and report frozen vs adapted vs naive accuracy:
- * a table on stdout and, with --json, the object docs/EVAL.md describes.
+ * a table on stdout and, with --json, the object docs/EVAL.md describes;
+ * with --forecasts, every forecast of the model arms as CSV.
  * The [ttt] settings map onto the engine's parameters through
  * dc_ttt_params_from_cfg() (daemon/ttt_cfg.c), as for `driftcast run`.
  */
@@ -11,6 +12,7 @@
 
 #include <errno.h>
 #include <getopt.h>
+#include <inttypes.h>
 #include <jansson.h>
 #include <math.h>
 #include <signal.h>
@@ -43,6 +45,10 @@ static void eval_usage(FILE *f)
 	    "  --model MODEL         model file from `driftcast train`\n"
 	    "  --data FILE           .csv or .csv.gz (first column timestamp)\n"
 	    "  --json OUT            write the JSON report to OUT\n"
+	    "  --forecasts OUT       write every forecast of the model arms\n"
+	    "                        (frozen and the ttt arms) to OUT, a CSV\n"
+	    "                        row per arm, channel and window, in the\n"
+	    "                        data's units (docs/EVAL.md)\n"
 	    "  --arms LIST           comma list of frozen, ttt (what `run`\n"
 	    "                        runs), ttt_recon, ttt_supervised,\n"
 	    "                        ttt_nocombine, persistence,\n"
@@ -84,7 +90,52 @@ struct progress {
 	struct store *store;
 	long stored, store_errors;
 	char store_err[512];
+	/* --forecasts: d's rows and channels; scored as ttt/eval.c scores */
+	FILE *fc;
+	const struct fc_dataset *d;
+	int H, end;
+	long fc_rows;
 };
+
+/* --forecasts: the header, and one row per forecast event of a model
+ * arm: the window whose lookback ends at row (ev->ts, the evaluator's
+ * time) of channel ev->tag, in data units (scaled back with the train
+ * statistics), scored when its whole horizon lies in the split. */
+static void forecasts_header(FILE *f, int H)
+{
+	fputs("arm,column,row,time,scored", f);
+	for (int h = 1; h <= H; h++)
+		fprintf(f, ",f%d", h);
+	fputc('\n', f);
+}
+
+static void forecasts_row(struct progress *s, int arm,
+			  const struct ttt_event *ev)
+{
+	const struct fc_dataset *d = s->d;
+	int c = (int)ev->tag;
+	int64_t row = ev->ts;
+	char when[32];
+	if (c < 0 || c >= d->n_cols || row < 0 || row >= d->n_rows)
+		return; /* not a window of d: cannot happen */
+	if (d->step_seconds > 0) {
+		time_t t = (time_t)d->timestamps[row];
+		struct tm tm;
+		if (!gmtime_r(&t, &tm) ||
+		    !strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%SZ", &tm))
+			snprintf(when, sizeof(when), "%.0f",
+				 d->timestamps[row]);
+	} else {
+		snprintf(when, sizeof(when), "%" PRId64, row);
+	}
+	fprintf(s->fc, "%s,%s,%" PRId64 ",%s,%d", ttt_arm_name(arm),
+		d->col_names[c], row, when, row + s->H <= s->end - 1);
+	for (int h = 0; h < ev->horizon; h++)
+		fprintf(s->fc, ",%.9g",
+			(double)(ev->forecast[h] * d->std[c] + d->mean[c]));
+	fputc('\n', s->fc);
+	s->fc_rows++;
+}
 
 static int64_t mono_ms(void)
 {
@@ -94,12 +145,18 @@ static int64_t mono_ms(void)
 }
 
 /* Store every audit event of the adapting arms (not forecasts: one row
- * per window per arm would dwarf the rest), one transaction per batch. */
+ * per window per arm would dwarf the rest), one transaction per batch;
+ * forecasts go to --forecasts. */
 static void on_tap(void *user, int arm, const struct ttt_event *ev)
 {
 	struct progress *s = user;
 	char key[STORE_KEY_MAX];
-	if (!s->store || ev->type == TTT_EV_FORECAST)
+	if (ev->type == TTT_EV_FORECAST) {
+		if (s->fc)
+			forecasts_row(s, arm, ev);
+		return;
+	}
+	if (!s->store)
 		return;
 	snprintf(key, sizeof(key), "%s/%s", ttt_arm_name(arm), ev->series);
 	/* the evaluator's time is the row index; stored series time is ns:
@@ -321,6 +378,7 @@ int dc_cmd_eval(int argc, char **argv)
 		O_CONFIG,
 		O_DB,
 		O_SPLIT,
+		O_FORECASTS,
 	};
 	static const struct option longopts[] = {
 	    {"model", required_argument, NULL, O_MODEL},
@@ -331,6 +389,7 @@ int dc_cmd_eval(int argc, char **argv)
 	    {"config", required_argument, NULL, O_CONFIG},
 	    {"db", required_argument, NULL, O_DB},
 	    {"split", required_argument, NULL, O_SPLIT},
+	    {"forecasts", required_argument, NULL, O_FORECASTS},
 	    {"set", required_argument, NULL, 's'},
 	    {"quiet", no_argument, NULL, 'q'},
 	    {"help", no_argument, NULL, 'h'},
@@ -338,7 +397,7 @@ int dc_cmd_eval(int argc, char **argv)
 	};
 	struct dc_cfg_args ca = {0};
 	const char *model_path = NULL, *data = NULL, *json = NULL;
-	const char *columns = NULL, *db = NULL;
+	const char *columns = NULL, *db = NULL, *forecasts = NULL;
 	unsigned arms = (1u << TTT_ARM_COUNT) - 1;
 	int quiet = 0, c, code;
 	enum fc_split split = FC_SPLIT_TEST;
@@ -367,6 +426,9 @@ int dc_cmd_eval(int argc, char **argv)
 			break;
 		case O_DB:
 			db = optarg;
+			break;
+		case O_FORECASTS:
+			forecasts = optarg;
 			break;
 		case O_SPLIT:
 			if (!strcmp(optarg, "test")) {
@@ -443,6 +505,28 @@ int dc_cmd_eval(int argc, char **argv)
 		fc_model_free(m);
 		return DC_EXIT_FAILURE;
 	}
+	/* --forecasts: written to OUT.tmp, renamed when complete */
+	char fc_tmp[4096];
+	if (forecasts) {
+		if (snprintf(fc_tmp, sizeof(fc_tmp), "%s.tmp", forecasts) >=
+			(int)sizeof(fc_tmp) ||
+		    !(ps.fc = fopen(fc_tmp, "w"))) {
+			fprintf(stderr, "driftcast eval: %s: %s\n", fc_tmp,
+				strlen(forecasts) > sizeof(fc_tmp) - 5
+				    ? "path too long"
+				    : strerror(errno));
+			store_free(ps.store);
+			fc_dataset_free(d);
+			fc_model_free(m);
+			return DC_EXIT_FAILURE;
+		}
+		ps.d = d;
+		ps.H = mc->horizon;
+		ps.end = split == FC_SPLIT_TEST	 ? d->n_rows
+			 : split == FC_SPLIT_VAL ? d->val_end
+						 : d->train_end;
+		forecasts_header(ps.fc, mc->horizon);
+	}
 	struct sigaction sa = {0}, old;
 	sa.sa_handler = on_sigint;
 	sigaction(SIGINT, &sa, &old);
@@ -462,17 +546,39 @@ int dc_cmd_eval(int argc, char **argv)
 				"driftcast eval: %ld events stored in %s\n",
 				ps.stored, db);
 		store_free(ps.store);
-		if (ps.store_errors && rc == 0)
+		if (ps.store_errors && rc == 0) {
+			snprintf(err, sizeof(err), "storage failed");
 			rc = -EIO;
+		}
+	}
+	if (ps.fc) {
+		int bad = ferror(ps.fc), e = errno;
+		if (fclose(ps.fc) != 0 && !bad) {
+			bad = 1;
+			e = errno;
+		}
+		if (!bad && rc == 0 && rename(fc_tmp, forecasts) < 0) {
+			bad = 1;
+			e = errno;
+		}
+		if (bad && rc == 0) {
+			snprintf(err, sizeof(err), "cannot write %s: %s",
+				 forecasts, strerror(e));
+			rc = -EIO;
+		}
+		if (rc < 0)
+			unlink(fc_tmp); /* no partial file */
+		else if (!quiet)
+			fprintf(stderr,
+				"driftcast eval: %ld forecasts written to %s\n",
+				ps.fc_rows, forecasts);
 	}
 	sigaction(SIGINT, &old, NULL);
 	if (ps.tty && !quiet)
 		fprintf(stderr, "\r\033[K");
 	if (rc < 0) {
 		fprintf(stderr, "driftcast eval: %s\n",
-			rc == -ECANCELED ? "interrupted"
-			: rc == -EIO	 ? "storage failed"
-					 : err);
+			rc == -ECANCELED ? "interrupted" : err);
 		fc_dataset_free(d);
 		fc_model_free(m);
 		return DC_EXIT_FAILURE;

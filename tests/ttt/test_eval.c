@@ -2,8 +2,9 @@
  * The causal evaluator (ttt/eval.c) and `driftcast eval`: the frozen arm
  * scores exactly the windows and errors of the offline evaluation
  * (fc_evaluate on the test split), the naive arms match a brute-force
- * computation, the JSON has EVAL.md's shape, and the [ttt] defaults of
- * the settings table are the engine's defaults.
+ * computation, the JSON has EVAL.md's shape, --forecasts writes the
+ * forecasts the report scored, and the [ttt] defaults of the settings
+ * table are the engine's defaults.
  */
 #include <criterion/criterion.h>
 #include <errno.h>
@@ -260,6 +261,101 @@ Test(eval, cli_writes_eval_md_json)
 	cr_assert_eq(tu_run(r, help), 0);
 	cr_assert_eq(r->status, 0);
 	cr_assert(strstr(r->out, "Usage: driftcast eval"));
+	free(r);
+}
+
+/* --forecasts: a CSV row per model arm, channel and window in data units;
+ * the squared errors of its scored rows, recomputed from the data file,
+ * are the report's MSE.  The tolerance: each value is printed with 9
+ * significant digits (a float's exact round trip) after scaling back in
+ * float (relative rounding <= 2^-24 per value), so the recomputed MSE
+ * differs from the engine's by ~1e-7 relative; 1e-5 leaves room and still
+ * catches a window shifted by one row or a wrong scaling (> 1e-2 here). */
+Test(eval, cli_writes_every_forecast_as_csv)
+{
+	char out[300], rep[300], line[4096], err[256];
+	struct run_result *r = calloc(1, sizeof(*r));
+	snprintf(out, sizeof(out), "%s.forecasts.csv", csv);
+	snprintf(rep, sizeof(rep), "%s.forecasts.json", csv);
+	char *argv[] = {
+	    "driftcast", "eval",	"--model",     model,
+	    "--data",	 csv,		"--arms",      "frozen,ttt,persistence",
+	    "--set",	 "ttt.every=5", "--forecasts", out,
+	    "--json",	 rep,		"-q",	       NULL};
+	cr_assert_eq(tu_run(r, argv), 0);
+	cr_assert_eq(r->status, 0, "stderr: %s", r->err);
+	struct fc_dataset *d = NULL;
+	cr_assert_eq(fc_dataset_load(csv, NULL, &d, err, sizeof(err)), 0, "%s",
+		     err);
+	json_error_t jerr;
+	json_t *o = json_load_file(rep, 0, &jerr);
+	cr_assert(o, "%s", jerr.text);
+	long windows = (long)json_integer_value(
+	    json_object_get(json_object_get(o, "split"), "test_windows"));
+
+	FILE *f = fopen(out, "r");
+	cr_assert(f);
+	cr_assert(fgets(line, sizeof(line), f));
+	cr_assert_str_eq(line, "arm,column,row,time,scored,f1,f2,f3,f4,f5,f6,"
+			       "f7,f8\n");
+	double sum[2] = {0, 0};
+	long scored[2] = {0, 0}, rows = 0;
+	while (fgets(line, sizeof(line), f)) {
+		char *save = NULL, *arm = strtok_r(line, ",", &save);
+		char *col = strtok_r(NULL, ",", &save);
+		int row = atoi(strtok_r(NULL, ",", &save));
+		char *when = strtok_r(NULL, ",", &save);
+		int sc = atoi(strtok_r(NULL, ",", &save));
+		int a = !strcmp(arm, "frozen") ? 0
+			: !strcmp(arm, "ttt")  ? 1
+					       : -1;
+		cr_assert_neq(a, -1, "arm %s", arm); /* none of persistence */
+		int c = !strcmp(col, "a") ? 0 : 1;
+		cr_assert(strchr(when, 'T') && strchr(when, 'Z'), "%s", when);
+		cr_assert_geq(row, d->val_end - 1);
+		rows++;
+		for (int h = 1; h <= H; h++) {
+			char *v = strtok_r(NULL, ",\n", &save);
+			cr_assert(v, "row %d: %d values", row, h - 1);
+			if (!sc)
+				continue;
+			cr_assert_lt(row + h, d->n_rows);
+			double e = (strtod(v, NULL) -
+				    (double)d->raw[(size_t)(row + h) * 2 + c]) /
+				   (double)d->std[c];
+			sum[a] += e * e;
+		}
+		cr_assert_null(strtok_r(NULL, ",\n", &save));
+		scored[a] += sc;
+	}
+	fclose(f);
+	json_t *arms = json_object_get(o, "arms");
+	const char *names[2] = {"frozen", "ttt"};
+	for (int a = 0; a < 2; a++) {
+		cr_assert_eq(scored[a], windows * 2, "%s: %ld scored rows",
+			     names[a], scored[a]);
+		double mse = json_real_value(
+		    json_object_get(json_object_get(arms, names[a]), "mse"));
+		double got = sum[a] / (double)(scored[a] * H);
+		cr_assert_lt(fabs(got / mse - 1), 1e-5, "%s: %.9g vs %.9g",
+			     names[a], got, mse);
+	}
+	cr_assert_gt(rows, scored[0] + scored[1]); /* the unscored ends too */
+	json_decref(o);
+	fc_dataset_free(d);
+	unlink(out);
+	unlink(rep);
+
+	/* a file that cannot be made: exit 1, nothing left behind */
+	char *bad[] = {"driftcast",   "eval",
+		       "--model",     model,
+		       "--data",      csv,
+		       "--arms",      "frozen",
+		       "--forecasts", "/nonexistent-dir/f.csv",
+		       "-q",	      NULL};
+	cr_assert_eq(tu_run(r, bad), 0);
+	cr_assert_eq(r->status, 1);
+	cr_assert(strstr(r->err, "/nonexistent-dir/f.csv"), "%s", r->err);
 	free(r);
 }
 
