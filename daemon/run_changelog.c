@@ -693,6 +693,12 @@ size_t run_changelog_restore(struct run *r, const struct dc_kafka_start *st)
 	return n;
 }
 
+size_t run_changelog_read_count(const struct run *r)
+{
+	const struct changelog *c = r->changelog;
+	return c ? c->nkept + (c->mark >= 0) : 0;
+}
+
 bool run_changelog_restored(struct run *r, const char *key)
 {
 	struct changelog *c = r->changelog;

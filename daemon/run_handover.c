@@ -325,20 +325,21 @@ static void assign_one(struct run *r, const struct dc_kafka_start *st)
  * state topic, the states at the group's commit carry the recent values:
  * start there, as another host would, and apply the messages after it
  * again (their forecasts are published again; the states' versions join
- * the lineage here after its newest, store_version_adopt). */
-static void after_crash(struct run *r, struct dc_kafka_start *st)
+ * the lineage here after its newest, store_version_adopt).  True when it
+ * moved the start (crash_undo takes it back if the topic holds nothing). */
+static bool after_crash(struct run *r, struct dc_kafka_start *st)
 {
 	size_t saved = 0;
 	if (!run_state_topic(r) || st->from != DC_START_APPLIED ||
 	    st->committed < 0 || st->applied_next <= st->committed)
-		return;
+		return false;
 	if (store_recent_count_partition(r->store, st->partition, &saved,
 					 r->err, sizeof(r->err)) < 0) {
 		log_error("storage: %s", r->err);
-		return;
+		return false;
 	}
 	if (saved)
-		return;
+		return false;
 	log_notice("%s[%d]: this host's state (offset %" PRId64
 		   ") is ahead of the group's commit (%" PRId64
 		   ") but its recent values were not saved (the last stop "
@@ -349,6 +350,22 @@ static void after_crash(struct run *r, struct dc_kafka_start *st)
 		   st->committed, st->applied_next - 1);
 	st->start = st->committed;
 	st->from = DC_START_COMMITTED;
+	return true;
+}
+
+/* The state topic holds no state of the partition at all (created or
+ * emptied since): starting at the commit would put every series back on
+ * the base adapter; this host's database is the better state. */
+static void crash_undo(struct run *r, struct dc_kafka_start *st)
+{
+	if (run_changelog_read_count(r) > 0)
+		return;
+	log_notice("%s[%d]: the state topic holds no state of it: continuing "
+		   "from this host's database at offset %" PRId64
+		   " (lookbacks refill)",
+		   st->topic, st->partition, st->applied_next);
+	st->start = st->applied_next;
+	st->from = DC_START_APPLIED;
 }
 
 void run_hook_on_assign(void *user, struct dc_kafka_start *st, int n)
@@ -360,8 +377,10 @@ void run_hook_on_assign(void *user, struct dc_kafka_start *st, int n)
 		int32_t p = st[i].partition;
 		if (p < 0 || p >= MAX_PARTITIONS)
 			continue;
-		after_crash(r, &st[i]);
+		bool crashed = after_crash(r, &st[i]);
 		run_changelog_start(r, &st[i]);
+		if (crashed)
+			crash_undo(r, &st[i]);
 		if (st[i].from == DC_START_COMMITTED &&
 		    st[i].applied_next >= 0 && st[i].applied_next < st[i].start)
 			log_notice("%s[%d]: this host's state (offset %" PRId64

@@ -43,6 +43,9 @@ void run_changelog_start(struct run *r, struct dc_kafka_start *st);
 /* Restore the kept states that are newer than this host's own; returns
  * how many series were. */
 size_t run_changelog_restore(struct run *r, const struct dc_kafka_start *st);
+/* Records (states and handover marks) read for the partition being
+ * assigned. */
+size_t run_changelog_read_count(const struct run *r);
 /* Whether series key was restored from the state topic just now (this
  * host's stored state is then not used), and the end of that. */
 bool run_changelog_restored(struct run *r, const char *key);

@@ -38,7 +38,7 @@ print("\n".join(lines[1 + int(sys.argv[2]):1 + int(sys.argv[3])]))
 PY
 }
 NSERIES=7
-hosts_cluster 600 2
+hosts_cluster 600 2 driftcast-state-new:2
 hosts_conf crash driftcast-state a
 # no periodic commit: only a clean stop (or a revoke) commits, so the
 # batches after a start are in SQLite and beyond the group's commit
@@ -99,4 +99,34 @@ for by in last.values():
 print(back)' > "$WORK/back"
 check "adapter_version never goes back within a series ($(cat "$WORK/back") times)" \
     test "$(cat "$WORK/back")" -eq 0
+
+# ---- the same crash, the state topic holding nothing (just created) ----------
+# Starting at the commit would put every series back on the base adapter:
+# this host's database (its adapters, lookbacks refilling) is the better state.
+sed -i 's/^state_topic = .*/state_topic = off/' "$WORK/a.conf"
+start_host a
+wait_for 40 assigned_ge 8 || bail "host a was not assigned without a state topic"
+produce 200 230
+wait_for 60 distinct_ge "$(expected 230)" || bail "no forecasts for rows 200-229"
+sleep 1
+produce 230 260
+wait_for 60 distinct_ge "$(expected 260)" || bail "no forecasts for rows 230-259"
+sleep 0.5
+kill -9 "${host_pid[a]}"
+wait "${host_pid[a]}" 2>/dev/null
+sed -i 's/^state_topic = .*/state_topic = driftcast-state-new/' "$WORK/a.conf"
+start_host a
+wait_for 40 assigned_ge 10 || bail "host a was not assigned with the new state topic"
+check "an empty state topic: the database's state is kept" \
+    grep -q "the state topic holds no state of it: continuing from this host's database" \
+    "$WORK/a.log"
+since_start() { # the log of host a's last start
+    awk '/ running: /{buf = ""} {buf = buf $0 "\n"} END {printf "%s", buf}' "$WORK/a.log"
+}
+check "... no series back on the base adapter" \
+    test "$(since_start | grep -c '[1-9][0-9]* from the base adapter')" -eq 0
+check "... its series from the database, on both partitions" \
+    test "$(since_start | grep -c '[1-9][0-9]* series from this host.s database')" -eq 2
+kill -TERM "${host_pid[a]}"
+wait "${host_pid[a]}"
 echo "1..$n"
