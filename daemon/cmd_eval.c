@@ -90,7 +90,7 @@ struct progress {
 	struct store *store;
 	long stored, store_errors;
 	char store_err[512];
-	/* --forecasts: d's rows and channels; scored as ttt/eval.c scores */
+	/* --forecasts: d's rows and channels, the split's end */
 	FILE *fc;
 	const struct fc_dataset *d;
 	int H, end;
@@ -129,7 +129,7 @@ static void forecasts_row(struct progress *s, int arm,
 		snprintf(when, sizeof(when), "%" PRId64, row);
 	}
 	fprintf(s->fc, "%s,%s,%" PRId64 ",%s,%d", ttt_arm_name(arm),
-		d->col_names[c], row, when, row + s->H <= s->end - 1);
+		d->col_names[c], row, when, ttt_eval_scored(row, s->H, s->end));
 	for (int h = 0; h < ev->horizon; h++)
 		fprintf(s->fc, ",%.9g",
 			(double)(ev->forecast[h] * d->std[c] + d->mean[c]));
@@ -522,9 +522,7 @@ int dc_cmd_eval(int argc, char **argv)
 		}
 		ps.d = d;
 		ps.H = mc->horizon;
-		ps.end = split == FC_SPLIT_TEST	 ? d->n_rows
-			 : split == FC_SPLIT_VAL ? d->val_end
-						 : d->train_end;
+		ps.end = ttt_eval_split_end(d, split);
 		forecasts_header(ps.fc, mc->horizon);
 	}
 	struct sigaction sa = {0}, old;

@@ -104,13 +104,23 @@ static void finish(struct ttt_arm_result *res, const struct acc *a, int H,
 				 : 0.0;
 }
 
+int ttt_eval_split_end(const struct fc_dataset *d, enum fc_split split)
+{
+	return split == FC_SPLIT_TEST  ? d->n_rows
+	       : split == FC_SPLIT_VAL ? d->val_end
+				       : d->train_end;
+}
+
+int ttt_eval_scored(int64_t origin, int horizon, int end)
+{
+	return origin + horizon <= (int64_t)end - 1;
+}
+
 /* Rows [start, end) of the split replayed. */
 static int split_rows(const struct fc_dataset *d, enum fc_split split, int L,
 		      int *ret_end)
 {
-	*ret_end = split == FC_SPLIT_TEST  ? d->n_rows
-		   : split == FC_SPLIT_VAL ? d->val_end
-					   : d->train_end;
+	*ret_end = ttt_eval_split_end(d, split);
 	return fc_dataset_split_start(d, split, L);
 }
 
@@ -175,7 +185,8 @@ static void on_event(void *user, const struct ttt_event *ev)
 	/* The forecast of the window whose lookback ends at row ts (the
 	 * engine's timestamp is the row index) of channel tag (set before
 	 * each observation; a queued forecast keeps its own). */
-	if (ev->type == TTT_EV_FORECAST && ev->ts + x->H <= x->end - 1)
+	if (ev->type == TTT_EV_FORECAST &&
+	    ttt_eval_scored(ev->ts, x->H, x->end))
 		score(x->a, x->d, (int)ev->tag, (int)ev->ts, ev->forecast,
 		      x->H);
 	if (x->tap)

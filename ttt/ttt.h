@@ -283,6 +283,12 @@ typedef int (*ttt_eval_progress_fn)(void *user, int arm, long done, long total);
 typedef void (*ttt_eval_tap_fn)(void *user, int arm,
 				const struct ttt_event *ev);
 
+/* The row after the last of split (its end), and whether the window whose
+ * lookback ends at row origin is scored: its whole horizon lies before
+ * end (docs/EVAL.md).  The forecasts of the others are made, not scored. */
+int ttt_eval_split_end(const struct fc_dataset *d, enum fc_split split);
+int ttt_eval_scored(int64_t origin, int horizon, int end);
+
 /* Replay split (FC_SPLIT_TEST as docs/EVAL.md; FC_SPLIT_VAL for tuning)
  * and run the arms whose bits are set in arm_mask (1u << TTT_ARM_*) with
  * params (eval.c says what each arm changes).  d must hold the scaled values
