@@ -508,13 +508,14 @@ int dc_cmd_eval(int argc, char **argv)
 	/* --forecasts: written to OUT.tmp, renamed when complete */
 	char fc_tmp[4096];
 	if (forecasts) {
-		if (snprintf(fc_tmp, sizeof(fc_tmp), "%s.tmp", forecasts) >=
-			(int)sizeof(fc_tmp) ||
-		    !(ps.fc = fopen(fc_tmp, "w"))) {
-			fprintf(stderr, "driftcast eval: %s: %s\n", fc_tmp,
-				strlen(forecasts) > sizeof(fc_tmp) - 5
-				    ? "path too long"
-				    : strerror(errno));
+		if ((size_t)snprintf(fc_tmp, sizeof(fc_tmp), "%s.tmp",
+				     forecasts) >= sizeof(fc_tmp))
+			errno = ENAMETOOLONG;
+		else
+			ps.fc = fopen(fc_tmp, "w");
+		if (!ps.fc) {
+			fprintf(stderr, "driftcast eval: %s.tmp: %s\n",
+				forecasts, strerror(errno));
 			store_free(ps.store);
 			fc_dataset_free(d);
 			fc_model_free(m);

@@ -325,9 +325,11 @@ static void assign_one(struct run *r, const struct dc_kafka_start *st)
  * state topic, the states at the group's commit carry the recent values:
  * start there, as another host would, and apply the messages after it
  * again (their forecasts are published again; the states' versions join
- * the lineage here after its newest, store_version_adopt).  True when it
- * moved the start (crash_undo takes it back if the topic holds nothing). */
-static bool after_crash(struct run *r, struct dc_kafka_start *st)
+ * the lineage here after its newest, store_version_adopt).  Unless the
+ * topic holds nothing of the partition (created or emptied since): then
+ * every series would go back to the base adapter, and this host's
+ * database is the better state.  Reads the state topic either way. */
+static bool ahead_without_rings(struct run *r, const struct dc_kafka_start *st)
 {
 	size_t saved = 0;
 	if (!run_state_topic(r) || st->from != DC_START_APPLIED ||
@@ -338,34 +340,39 @@ static bool after_crash(struct run *r, struct dc_kafka_start *st)
 		log_error("storage: %s", r->err);
 		return false;
 	}
-	if (saved)
-		return false;
+	return saved == 0;
+}
+
+static void start_after_crash(struct run *r, struct dc_kafka_start *st)
+{
+	int64_t applied = st->applied_next;
+	if (!ahead_without_rings(r, st)) {
+		run_changelog_start(r, st);
+		return;
+	}
+	st->start = st->committed;
+	st->from = DC_START_COMMITTED;
+	run_changelog_start(r, st);
+	if (run_changelog_read_count(r) == 0) {
+		log_notice("%s[%d]: this host's state (offset %" PRId64
+			   ") is ahead of the group's commit (%" PRId64
+			   ") without its recent values (the last stop was "
+			   "not clean), and the state topic holds no state "
+			   "of it: continuing from this host's database "
+			   "(lookbacks refill)",
+			   st->topic, st->partition, applied, st->committed);
+		st->start = applied;
+		st->from = DC_START_APPLIED;
+		return;
+	}
 	log_notice("%s[%d]: this host's state (offset %" PRId64
 		   ") is ahead of the group's commit (%" PRId64
 		   ") but its recent values were not saved (the last stop "
-		   "was not clean): starting at the commit from the state "
-		   "topic; the forecasts of offsets %" PRId64 "-%" PRId64
-		   " are published again",
-		   st->topic, st->partition, st->applied_next, st->committed,
-		   st->committed, st->applied_next - 1);
-	st->start = st->committed;
-	st->from = DC_START_COMMITTED;
-	return true;
-}
-
-/* The state topic holds no state of the partition at all (created or
- * emptied since): starting at the commit would put every series back on
- * the base adapter; this host's database is the better state. */
-static void crash_undo(struct run *r, struct dc_kafka_start *st)
-{
-	if (run_changelog_read_count(r) > 0)
-		return;
-	log_notice("%s[%d]: the state topic holds no state of it: continuing "
-		   "from this host's database at offset %" PRId64
-		   " (lookbacks refill)",
-		   st->topic, st->partition, st->applied_next);
-	st->start = st->applied_next;
-	st->from = DC_START_APPLIED;
+		   "was not clean): starting at offset %" PRId64
+		   " from the state topic; the forecasts of offsets %" PRId64
+		   "-%" PRId64 " are published again",
+		   st->topic, st->partition, applied, st->committed, st->start,
+		   st->start, applied - 1);
 }
 
 void run_hook_on_assign(void *user, struct dc_kafka_start *st, int n)
@@ -377,10 +384,7 @@ void run_hook_on_assign(void *user, struct dc_kafka_start *st, int n)
 		int32_t p = st[i].partition;
 		if (p < 0 || p >= MAX_PARTITIONS)
 			continue;
-		bool crashed = after_crash(r, &st[i]);
-		run_changelog_start(r, &st[i]);
-		if (crashed)
-			crash_undo(r, &st[i]);
+		start_after_crash(r, &st[i]); /* reads the state topic */
 		if (st[i].from == DC_START_COMMITTED &&
 		    st[i].applied_next >= 0 && st[i].applied_next < st[i].start)
 			log_notice("%s[%d]: this host's state (offset %" PRId64
