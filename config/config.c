@@ -436,6 +436,22 @@ const struct cfg_option cfg_options[] = {
     INT("ttt.max_gap", ttt.max_gap, 0, 100000, "4", OPT_RELOAD,
 	"Gaps of up to this many missing steps are filled by linear "
 	"interpolation; longer gaps restart the series' history."),
+    INT("ttt.level_steps", ttt.level_steps, 0, 100000, "24", 0,
+	"Level correction: each series adds to every step it publishes the "
+	"mean error of its freshest forecasts' first level_steps steps "
+	"(weighted sums forgetting level_forget per value), shrunk toward 0 "
+	"by its own noise (level_shrink); the model's horizon if that is "
+	"shorter; 0 turns it off. Starts from zero after a restart or a move. "
+	"Chosen "
+	"on the validation and training splits (docs/RESULTS.md)."),
+    DBL("ttt.level_forget", ttt.level_forget, 0.5, 0.99999, "0.999", OPT_RELOAD,
+	"Level correction: weight kept per value by the sums of its errors "
+	"(0.999: a memory of about 1000 values)."),
+    DBL("ttt.level_shrink", ttt.level_shrink, 0, 1000, "4", OPT_RELOAD,
+	"Level correction: how hard its mean error is shrunk toward 0 by "
+	"its noise: the correction is mean (1 - level_shrink var / (n "
+	"mean^2)), at least 0, with n the number of non-overlapping "
+	"errors; 0 publishes the mean as it is."),
     INT("ttt.seed", ttt.seed, 0, 2147483647, "1", 0,
 	"Seed of the reconstruction masks and adapter initialisation."),
 

@@ -197,6 +197,8 @@ struct cfg {
 		char group_sep[8];
 		bool ephemeral;
 		int max_gap;
+		int level_steps;
+		double level_forget, level_shrink;
 		int seed;
 	} ttt;
 	struct {

@@ -288,6 +288,11 @@ static json_t *params_json(const struct ttt_params *p, const char *families)
 	json_object_set_new(o, "fallback_pause",
 			    json_integer(p->fallback_pause));
 	json_object_set_new(o, "max_gap", json_integer(p->max_gap));
+	json_object_set_new(o, "level_steps", json_integer(p->level_steps));
+	json_object_set_new(o, "level_forget",
+			    json_real((double)p->level_forget));
+	json_object_set_new(o, "level_shrink",
+			    json_real((double)p->level_shrink));
 	json_object_set_new(o, "seed", json_integer((json_int_t)p->seed));
 	return o;
 }

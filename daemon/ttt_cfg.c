@@ -98,6 +98,9 @@ int dc_ttt_params_from_cfg(struct ttt_params *p, const struct cfg *c, char *err,
 	p->ephemeral = c->ttt.ephemeral;
 	p->combine_weight = (float)c->ttt.combine_weight;
 	p->max_gap = c->ttt.max_gap;
+	p->level_steps = c->ttt.level_steps;
+	p->level_forget = (float)c->ttt.level_forget;
+	p->level_shrink = (float)c->ttt.level_shrink;
 	p->seed = (uint64_t)c->ttt.seed;
 	return ttt_params_check(p, err, n);
 }

@@ -68,6 +68,8 @@ int ttt_engine_new(const struct fc_model *m, const struct ttt_params *params,
 	e->user = user;
 	e->L = c->lookback;
 	e->H = c->horizon;
+	/* the level correction reads its forecasts' first K steps */
+	e->K = params->level_steps < e->H ? params->level_steps : e->H;
 	e->R = e->L + e->H +
 	       (params->guard_windows + params->step_windows) *
 		   params->window_stride;
@@ -156,6 +158,7 @@ int ttt_engine_set_params(struct ttt_engine *e, const struct ttt_params *p)
 	n.step_windows = e->p.step_windows;
 	n.guard_windows = e->p.guard_windows;
 	n.window_stride = e->p.window_stride;
+	n.level_steps = e->p.level_steps;
 	n.seed = e->p.seed;
 	e->p = n;
 	return 0;
@@ -203,11 +206,13 @@ static void ring_push(const struct ttt_engine *e, struct series *s, float v)
 	s->ring[(size_t)(s->n % e->R)] = v;
 	s->n++;
 	s->since_adapt++;
+	ttt_level_push(e, s);
 }
 
 /* Forget the values (a long gap): positions restart at 0. */
-static void restart_history(struct series *s)
+static void restart_history(const struct ttt_engine *e, struct series *s)
 {
+	ttt_level_clear(e, s);
 	s->n = 0;
 	s->since_adapt = 0;
 	ttt_ph_init(&s->ph);
@@ -288,7 +293,7 @@ static int observe(struct ttt_engine *e, struct series *s, int64_t ts,
 			e->st.gap_filled++;
 			emit(e, &ev);
 		} else if (missing > 0) {
-			restart_history(s);
+			restart_history(e, s);
 			ev_init(&ev, TTT_EV_GAP_FILLED, s);
 			ev.ts = ts;
 			ev.filled = 0;
@@ -308,8 +313,9 @@ static int observe(struct ttt_engine *e, struct series *s, int64_t ts,
 	/* 2. forecast, emitted (or queued with a snapshot of the adapter)
 	 * before anything can learn from this value */
 	int rc, queued = 0;
+	struct ttt_level_in lin = ttt_level_observe(e, s);
 	if (ttt_deferrable(e)) {
-		ttt_enqueue_forecast(e, s);
+		ttt_enqueue_forecast(e, s, &lin);
 		queued = 1;
 		goto learn;
 	}
@@ -321,6 +327,7 @@ static int observe(struct ttt_engine *e, struct series *s, int64_t ts,
 	}
 	if (rc < 0)
 		return rc;
+	ttt_level_publish(e, s, &lin, s->n - 1, e->out);
 	e->st.forecasts++;
 	ev_init(&ev, TTT_EV_FORECAST, s);
 	ev.value = value;

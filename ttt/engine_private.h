@@ -47,6 +47,13 @@ struct series {
 	int queued; /* learning waits in the queue (flush before more) */
 	struct ttt_ph ph;
 	struct ttt_adwin adwin;
+	/* the level correction (level.c): [K] slots and [K] flags after the
+	 * ring, the weighted sums of the errors, their squares and the
+	 * weights, and the flag the newest value replaced */
+	float *lvl;
+	unsigned char *lvbit;
+	double lv_m, lv_q, lv_w;
+	int lv_prev;
 	size_t bytes;
 	char key[];
 };
@@ -93,6 +100,7 @@ struct ttt_engine {
 	ttt_event_fn cb;
 	void *user;
 	int L, H, R;
+	int K;			       /* ttt.level_steps (level.c) */
 	size_t A;		       /* fc_adapter_len */
 	size_t seg_off[4], seg_len[4]; /* active family ranges in the block */
 	int nseg;
@@ -225,6 +233,31 @@ static inline double now_seconds(void)
 	return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
+/* ---- level.c: the level correction ------------------------------------ */
+
+/* What a forecast's correction needs from the values, taken when its
+ * origin is observed: whether the forecast K positions before it exists,
+ * and the mean of the K values since then. */
+struct ttt_level_in {
+	int valid;
+	double ymean;
+};
+/* No position of s had a forecast (positions restart). */
+void ttt_level_clear(const struct ttt_engine *e, struct series *s);
+/* ... and its sums start afresh (correction 0 until they fill again). */
+void ttt_level_reset(const struct ttt_engine *e, struct series *s);
+/* After every value pushed into s's ring (at position s->n - 1). */
+void ttt_level_push(const struct ttt_engine *e, struct series *s);
+/* At the origin s->n - 1 of a forecast about to be made. */
+struct ttt_level_in ttt_level_observe(const struct ttt_engine *e,
+				      struct series *s);
+/* fc [H], the forecast s made at position pos before the correction, in
+ * the order the forecasts were made: the error of the forecast made K
+ * positions before enters the sums, fc's first K steps are kept for K
+ * positions later, and the correction is added to every step. */
+void ttt_level_publish(const struct ttt_engine *e, struct series *s,
+		       const struct ttt_level_in *in, long pos, float *fc);
+
 /* ---- series.c: series, adapter states, windows --------------------------- */
 
 /* Series key, created on first sight (with its adapter state); NULL when
@@ -279,7 +312,8 @@ struct learn_plan ttt_learn_decide(const struct ttt_engine *e,
 				   const struct series *s);
 int ttt_deferrable(const struct ttt_engine *e);
 int ttt_learning_deferrable(const struct ttt_engine *e);
-void ttt_enqueue_forecast(struct ttt_engine *e, struct series *s);
+void ttt_enqueue_forecast(struct ttt_engine *e, struct series *s,
+			  const struct ttt_level_in *lin);
 void ttt_learn_enqueue(struct ttt_engine *e, struct series *s);
 void ttt_queue_free(struct ttt_engine *e);
 

@@ -50,6 +50,9 @@ void ttt_params_default(struct ttt_params *p)
 	p->group_sep = '/';
 	p->ephemeral = 0;
 	p->combine_weight = 0.25f;
+	p->level_steps = 24;
+	p->level_forget = 0.999f;
+	p->level_shrink = 4.0f;
 	p->max_gap = 4;
 	p->step = 0;
 	p->seed = 1;
@@ -118,5 +121,11 @@ int ttt_params_check(const struct ttt_params *p, char *errbuf,
 	CHECK(p->step >= 0, "ttt step must be >= 0");
 	CHECK(p->combine_weight >= 0.0f && p->combine_weight <= 1.0f,
 	      "ttt.combine_weight must be in [0, 1]");
+	CHECK(p->level_steps >= 0 && p->level_steps <= 100000,
+	      "ttt.level_steps must be 0..100000");
+	CHECK(p->level_forget > 0.0f && p->level_forget < 1.0f,
+	      "ttt.level_forget must be in (0, 1)");
+	CHECK(isfinite(p->level_shrink) && p->level_shrink >= 0.0f,
+	      "ttt.level_shrink must be >= 0");
 	return 0;
 }

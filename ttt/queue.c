@@ -25,6 +25,9 @@ struct qslot {
 	int64_t ts, step;
 	float value; /* the value observed at ts (the newest of the window) */
 	uint64_t version, tag;
+	struct series *ser; /* the series (flushed before it is freed) */
+	long pos;	    /* the forecast's position in it */
+	struct ttt_level_in level;
 	/* deferred learning (ttt_learn_enqueue), or s = NULL */
 	struct series *s;
 	struct learn_plan plan;
@@ -59,7 +62,8 @@ int ttt_learning_deferrable(const struct ttt_engine *e)
 	return e->lmax > 0 && e->fast && e->p.enabled && !e->p.ephemeral;
 }
 
-void ttt_enqueue_forecast(struct ttt_engine *e, struct series *s)
+void ttt_enqueue_forecast(struct ttt_engine *e, struct series *s,
+			  const struct ttt_level_in *lin)
 {
 	const int L = e->L, H = e->H;
 	int k = e->qn;
@@ -71,7 +75,10 @@ void ttt_enqueue_forecast(struct ttt_engine *e, struct series *s)
 				  .step = s->step,
 				  .value = e->qx[(size_t)k * L + L - 1],
 				  .version = s->ad->version,
-				  .tag = e->tag};
+				  .tag = e->tag,
+				  .ser = s,
+				  .pos = s->n - 1,
+				  .level = *lin};
 	e->qn++;
 }
 
@@ -256,7 +263,9 @@ int ttt_engine_flush(struct ttt_engine *e)
 			ev.step = q->step;
 			ev.value = q->value;
 			ev.version_from = ev.version_to = q->version;
-			ev.forecast = e->qy + (size_t)k * e->H;
+			float *fc = e->qy + (size_t)k * e->H;
+			ttt_level_publish(e, q->ser, &q->level, q->pos, fc);
+			ev.forecast = fc;
 			ev.horizon = e->H;
 			ev.tag = q->tag;
 			e->st.forecasts++;

@@ -206,14 +206,18 @@ struct series *ttt_series_get(struct ttt_engine *e, const char *key)
 		return NULL;
 	keylen = strlen(key);
 	bytes = (sizeof(struct series) + keylen + 1 + 15) & ~(size_t)15;
-	s = calloc(1, bytes + (size_t)e->R * sizeof(float));
+	s = calloc(1, bytes + (size_t)(e->R + e->K) * sizeof(float) +
+			  (size_t)e->K);
 	if (!s)
 		return NULL;
 	memcpy(s->key, key, keylen + 1);
 	s->ring = (float *)((char *)s + bytes);
+	s->lvl = s->ring + e->R;
+	s->lvbit = (unsigned char *)(s->lvl + e->K);
 	s->hash = h;
 	s->step = e->p.step;
-	s->bytes = bytes + (size_t)e->R * sizeof(float) + sizeof(void *);
+	s->bytes = bytes + (size_t)(e->R + e->K) * sizeof(float) +
+		   (size_t)e->K + sizeof(void *);
 	ttt_ph_init(&s->ph);
 	ttt_adwin_init(&s->adwin);
 	s->ad = ad_for_key(e, key);
@@ -518,8 +522,11 @@ int ttt_engine_restore_recent(struct ttt_engine *e, const struct ttt_recent *r)
 	}
 	if (count < e->R && pos > count)
 		pos = count;
-	struct series *s;
-	int rc = series_settled(e, r->key, &s);
+	struct series *s = NULL;
+	/* its queued forecasts, whose corrections the reset must follow */
+	int rc = e->qn > 0 ? ttt_engine_flush(e) : 0;
+	if (rc == 0)
+		rc = series_settled(e, r->key, &s);
 	if (rc < 0)
 		return rc;
 	if (s->has_ts && s->last_ts != r->last_ts)
@@ -527,6 +534,8 @@ int ttt_engine_restore_recent(struct ttt_engine *e, const struct ttt_recent *r)
 	s->n = (long)pos;
 	for (int k = 0; k < count; k++)
 		s->ring[(size_t)((s->n - count + k) % e->R)] = v[k];
+	/* the forecasts behind the saved values are not saved */
+	ttt_level_reset(e, s);
 	s->since_adapt = (long)r->since_adapt;
 	s->n_adapt = r->adaptations;
 	s->last_ts = r->last_ts;

@@ -1,0 +1,319 @@
+/*
+ * The level correction (ttt/level.c): what a series publishes is its
+ * forecast plus the shrunk mean error of its freshest forecasts.  Checked
+ * against a reference written here from the rule in level.c's comment,
+ * over a stream that starts to rise, a short gap (interpolated values, no
+ * forecast there) and a long one (positions restart); the batched path
+ * gives the same corrections; a restored series starts from zero; and a
+ * persistent offset is corrected while the adapter learns what it learns
+ * without the correction.
+ */
+#include <criterion/criterion.h>
+#include <math.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "forecast/forecast.h"
+#include "ttt/ttt.h"
+#include "tests/ttt/small_model.h"
+
+#define L	 32
+#define H	 8
+#define K	 4
+#define FORGET	 0.99f
+#define SHRINK	 1.0f
+#define MAXTS	 1300
+#define SHIFT_AT 400 /* values from here rise by 0.02 a step */
+
+static struct fc_model *small_model(void)
+{
+	struct fc_model *m = tt_small_model(L, H);
+	cr_assert(m);
+	return m;
+}
+
+static float value(int64_t ts)
+{
+	uint64_t s = (uint64_t)ts * 0x9E3779B97F4A7C15ull + 5;
+	float trend = ts >= SHIFT_AT ? 0.02f * (float)(ts - SHIFT_AT) : 0.0f;
+	return 3.0f + 0.3f * sinf((float)ts * 0.3f) + trend +
+	       0.3f * (fc_rng_uniform(&s) - 0.5f);
+}
+
+/* The timestamps fed: every step, but 2 missing before 300 (interpolated)
+ * and 20 missing before 700 (longer than ttt.max_gap: history restarts). */
+static int fed(int64_t ts)
+{
+	return !(ts >= 298 && ts < 300) && !(ts >= 680 && ts < 700);
+}
+
+struct run {
+	float fc[MAXTS][H];
+	int have[MAXTS];
+	uint64_t version[MAXTS];
+	int forecasts;
+};
+
+static void on_event(void *user, const struct ttt_event *ev)
+{
+	struct run *r = user;
+	if (ev->type != TTT_EV_FORECAST)
+		return;
+	memcpy(r->fc[ev->ts], ev->forecast, sizeof(r->fc[0]));
+	r->have[ev->ts] = 1;
+	r->version[ev->ts] = ev->version_to;
+	r->forecasts++;
+}
+
+static void params(struct ttt_params *p, int level_steps)
+{
+	ttt_params_default(p);
+	p->level_steps = level_steps;
+	p->level_forget = FORGET;
+	p->level_shrink = SHRINK;
+}
+
+static struct ttt_engine *engine(struct fc_model *m, int level_steps, int batch,
+				 struct run *r)
+{
+	struct ttt_params p;
+	struct ttt_engine *e;
+	char err[256];
+	params(&p, level_steps);
+	memset(r, 0, sizeof(*r));
+	cr_assert_eq(ttt_engine_new(m, &p, on_event, r, &e, err, sizeof(err)),
+		     0, "%s", err);
+	if (batch > 1)
+		cr_assert_eq(ttt_engine_defer_forecasts(e, batch), 0);
+	return e;
+}
+
+static void feed(struct ttt_engine *e, int64_t from, int64_t to)
+{
+	for (int64_t ts = from; ts < to; ts++)
+		if (fed(ts))
+			cr_assert_eq(ttt_engine_observe(e, "s", ts, value(ts)),
+				     0);
+	cr_assert_eq(ttt_engine_flush(e), 0);
+}
+
+/* The reference: the corrections the rule gives the forecasts of run
+ * `off` (the level off, otherwise the same engine), in double as level.c
+ * computes them; b[ts] for every origin with a forecast. */
+static void reference(const struct run *off, float *b)
+{
+	/* positions as the engine numbers them: values and interpolated
+	 * ones, restarting after the long gap */
+	static float y[MAXTS];
+	static int64_t at[MAXTS]; /* the origin's timestamp, or -1 */
+	long n = 0;
+	double sm = 0, sq = 0, sw = 0;
+	int64_t last = -1;
+	for (int64_t ts = 0; ts < MAXTS; ts++) {
+		if (!fed(ts))
+			continue;
+		if (last >= 0 && ts - last > 1) {
+			int64_t miss = ts - last - 1;
+			if (miss <= 4) {
+				float v0 = y[n - 1], v = value(ts);
+				for (int64_t k = 1; k <= miss; k++) {
+					y[n] = v0 + (v - v0) * (float)k /
+							(float)(miss + 1);
+					at[n++] = -1;
+				}
+			} else
+				n = 0;
+		}
+		last = ts;
+		y[n] = value(ts);
+		at[n] = off->have[ts] ? ts : -1;
+		n++;
+		if (at[n - 1] < 0)
+			continue;
+		long pos = n - 1;
+		if (pos >= K && at[pos - K] >= 0) {
+			double sy = 0, sf = 0;
+			for (long i = pos - K + 1; i <= pos; i++)
+				sy += (double)y[i];
+			for (int k = 0; k < K; k++)
+				sf += (double)off->fc[at[pos - K]][k];
+			double err = sy / K - (double)(float)(sf / K);
+			sm = (double)FORGET * sm + err;
+			sq = (double)FORGET * sq + err * err;
+			sw = (double)FORGET * sw + 1.0;
+		}
+		double corr = 0, nn = sw / K;
+		if (sw > 0 && nn >= 2.0) {
+			double mean = sm / sw, var = sq / sw - mean * mean;
+			var = var < 0 ? 0 : var;
+			double c = (double)SHRINK * var;
+			if (mean * mean * nn > c)
+				corr = mean * (1.0 - c / (nn * mean * mean));
+		}
+		b[ts] = (float)corr;
+	}
+}
+
+/* Every forecast is the one without the correction plus the reference's
+ * correction; the adapter's versions are the same with and without it
+ * (it learns from the model's forecasts, not from what is published). */
+Test(level, published_forecast_is_the_forecast_plus_the_rule)
+{
+	struct fc_model *m = small_model();
+	static struct run off, on;
+	static float b[MAXTS];
+	struct ttt_engine *e0 = engine(m, 0, 1, &off),
+			  *e1 = engine(m, K, 1, &on);
+	feed(e0, 0, MAXTS);
+	feed(e1, 0, MAXTS);
+	reference(&off, b);
+	int moved = 0, checked = 0;
+	for (int ts = 0; ts < MAXTS; ts++) {
+		cr_assert_eq(off.have[ts], on.have[ts], "ts %d", ts);
+		if (!on.have[ts])
+			continue;
+		cr_assert_eq(off.version[ts], on.version[ts], "ts %d", ts);
+		for (int h = 0; h < H; h++) {
+			float want = off.fc[ts][h] + b[ts];
+			/* the reference's double sums in this file's order
+			 * and contraction: the correction to a few ulps */
+			cr_assert_float_eq(on.fc[ts][h], want,
+					   1e-6f * (1.0f + fabsf(want)),
+					   "ts %d step %d: %.9g vs %.9g", ts, h,
+					   (double)on.fc[ts][h], (double)want);
+		}
+		moved += b[ts] != 0.0f;
+		checked++;
+	}
+	/* not vacuous: the rule corrected a good share of the forecasts,
+	 * and none in a refilled lookback's first 2 K origins after the
+	 * restart */
+	cr_assert_gt(checked, MAXTS / 2);
+	cr_assert_gt(moved, checked / 4, "%d of %d corrected", moved, checked);
+	ttt_engine_free(e0);
+	ttt_engine_free(e1);
+	fc_model_free(m);
+}
+
+static double mse(const struct run *r, int from, int to)
+{
+	double s = 0;
+	long n = 0;
+	for (int ts = from; ts < to - H; ts++) {
+		if (!r->have[ts])
+			continue;
+		for (int h = 0; h < H; h++) {
+			double d =
+			    (double)r->fc[ts][h] - (double)value(ts + 1 + h);
+			s += d * d;
+			n++;
+		}
+	}
+	return s / (double)n;
+}
+
+/* Once the values rise, the model (normalising each lookback by its own
+ * mean) forecasts below them by a persistent offset, and the correction
+ * takes a good part of that error away. */
+Test(level, a_persistent_offset_is_corrected)
+{
+	struct fc_model *m = small_model();
+	static struct run off, on;
+	struct ttt_engine *e0 = engine(m, 0, 1, &off),
+			  *e1 = engine(m, K, 1, &on);
+	feed(e0, 0, MAXTS);
+	feed(e1, 0, MAXTS);
+	double m0 = mse(&off, SHIFT_AT, 680), m1 = mse(&on, SHIFT_AT, 680);
+	cr_log_info("after the shift: without %.4f, with the level %.4f", m0,
+		    m1);
+	cr_assert_lt(m1, 0.9 * m0, "%g vs %g", m1, m0);
+	ttt_engine_free(e0);
+	ttt_engine_free(e1);
+	fc_model_free(m);
+}
+
+/* Forecasts batched (published from the flush, several of the series'
+ * forecasts queued at once) get the corrections of the forecasts made at
+ * once: the sums follow the forecasts in the order they were made. */
+Test(level, batched_forecasts_get_the_same_corrections)
+{
+	struct fc_model *m = small_model();
+	static struct run now, later;
+	struct ttt_engine *e1 = engine(m, K, 1, &now),
+			  *e2 = engine(m, K, 16, &later);
+	feed(e1, 0, MAXTS);
+	feed(e2, 0, MAXTS);
+	cr_assert_eq(now.forecasts, later.forecasts);
+	for (int ts = 0; ts < MAXTS; ts++) {
+		cr_assert_eq(now.have[ts], later.have[ts], "ts %d", ts);
+		if (!now.have[ts])
+			continue;
+		/* a batched pass rounds differently from a single one
+		 * (tests/ttt/test_engine.c, deferred_forecasts_...) */
+		for (int h = 0; h < H; h++)
+			cr_assert_float_eq(now.fc[ts][h], later.fc[ts][h],
+					   1e-4f *
+					       (1.0f + fabsf(now.fc[ts][h])),
+					   "ts %d step %d", ts, h);
+	}
+	ttt_engine_free(e1);
+	ttt_engine_free(e2);
+	fc_model_free(m);
+}
+
+struct saved {
+	struct ttt_recent r;
+	float v[1024];
+	char key[8];
+};
+
+static int save_one(void *user, const struct ttt_recent *r)
+{
+	struct saved *s = user;
+	cr_assert_leq(r->count, 1024);
+	s->r = *r;
+	memcpy(s->v, r->values, (size_t)r->count * sizeof(float));
+	strcpy(s->key, r->key);
+	s->r.values = s->v;
+	s->r.key = s->key;
+	return 0;
+}
+
+/* The sums are not saved with the recent values: a series given recent
+ * values publishes no correction until 2 K errors have arrived, then
+ * corrects again -- also when it had sums before (here: its own values
+ * restored into the engine that saved them).  Its forecasts for those
+ * origins equal, bit for bit, those of the level-off engine that went
+ * through the same (the same arithmetic path: the correction is not
+ * added at all). */
+Test(level, restored_recent_values_start_from_zero)
+{
+	struct fc_model *m = small_model();
+	static struct run b0, b1;
+	struct saved s0, s1;
+	struct ttt_engine *e0 = engine(m, 0, 1, &b0),
+			  *e1 = engine(m, K, 1, &b1);
+	feed(e0, 0, 900);
+	feed(e1, 0, 900);
+	cr_assert_eq(ttt_engine_each_recent(e0, save_one, &s0), 0);
+	cr_assert_eq(ttt_engine_each_recent(e1, save_one, &s1), 0);
+	cr_assert_eq(ttt_engine_restore_recent(e0, &s0.r), 0);
+	cr_assert_eq(ttt_engine_restore_recent(e1, &s1.r), 0);
+	feed(e0, 900, MAXTS);
+	feed(e1, 900, MAXTS);
+	int same = 0, differ = 0;
+	for (int ts = 900; ts < MAXTS; ts++) {
+		cr_assert(b1.have[ts], "ts %d", ts);
+		int eq = !memcmp(b0.fc[ts], b1.fc[ts], sizeof(b0.fc[ts]));
+		if (ts < 900 + 3 * K)
+			cr_assert(eq, "ts %d corrected after a restore", ts);
+		same += eq;
+		differ += !eq;
+	}
+	cr_assert_gt(differ, (MAXTS - 900) / 2, "%d corrected", differ);
+	cr_assert_geq(same, 3 * K);
+	ttt_engine_free(e0);
+	ttt_engine_free(e1);
+	fc_model_free(m);
+}
