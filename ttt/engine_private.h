@@ -47,12 +47,14 @@ struct series {
 	int queued; /* learning waits in the queue (flush before more) */
 	struct ttt_ph ph;
 	struct ttt_adwin adwin;
-	/* the level correction (level.c): [K] slots and [K] flags after the
-	 * ring, the weighted sums of the errors, their squares and the
-	 * weights, and the flag the newest value replaced */
+	/* the level correction (level.c): [2K] slots (forecast means, then
+	 * the corrections they published) and [K] flags after the ring, the
+	 * weighted sums of the errors, their squares and the weights, what
+	 * the corrections gained, and the flag the newest value replaced */
 	float *lvl;
 	unsigned char *lvbit;
-	double lv_m, lv_q, lv_w;
+	double lv_m, lv_q, lv_w, lv_gain;
+	long lv_off; /* forecasts published with the correction off */
 	int lv_prev;
 	size_t bytes;
 	char key[];

@@ -32,6 +32,9 @@
 
 #include "ttt/engine_private.h"
 
+/* Forgetting of the sum of what the corrections gained. */
+#define LEVEL_GAIN_FORGET 0.99
+
 static int level_on(const struct ttt_engine *e)
 {
 	return e->p.enabled && e->K > 0;
@@ -40,7 +43,8 @@ static int level_on(const struct ttt_engine *e)
 void ttt_level_reset(const struct ttt_engine *e, struct series *s)
 {
 	memset(s->lvbit, 0, (size_t)e->K);
-	s->lv_m = s->lv_q = s->lv_w = 0.0;
+	s->lv_m = s->lv_q = s->lv_w = s->lv_gain = 0.0;
+	s->lv_off = 0;
 }
 
 void ttt_level_clear(const struct ttt_engine *e, struct series *s)
@@ -99,7 +103,8 @@ void ttt_level_publish(const struct ttt_engine *e, struct series *s,
 {
 	if (!level_on(e))
 		return;
-	float *slot = &s->lvl[(size_t)(pos % e->K)];
+	const size_t j = (size_t)(pos % e->K);
+	float *slot = &s->lvl[j], *applied = &s->lvl[e->K + j];
 	if (in->valid && isfinite(*slot)) {
 		/* the forecast made at pos - K against its K values */
 		double err = in->ymean - (double)*slot;
@@ -107,12 +112,24 @@ void ttt_level_publish(const struct ttt_engine *e, struct series *s,
 		s->lv_m = f * s->lv_m + err;
 		s->lv_q = f * s->lv_q + err * err;
 		s->lv_w = f * s->lv_w + 1.0;
+		/* what its correction gained: squared error without it
+		 * minus with it */
+		double after = err - (double)*applied;
+		s->lv_gain =
+		    LEVEL_GAIN_FORGET * s->lv_gain + err * err - after * after;
 	}
-	float b = level_now(e, s);
+	/* a correction that lost is off for ttt.fallback_pause forecasts,
+	 * then judged afresh */
+	if (s->lv_gain < 0.0 && ++s->lv_off > e->p.fallback_pause) {
+		s->lv_gain = 0.0;
+		s->lv_off = 0;
+	}
+	float b = s->lv_gain < 0.0 ? 0.0f : level_now(e, s);
 	double sum = 0.0;
 	for (int k = 0; k < e->K; k++)
 		sum += (double)fc[k];
 	*slot = (float)(sum / e->K);
+	*applied = b;
 	if (b != 0.0f)
 		for (int h = 0; h < e->H; h++)
 			fc[h] += b;

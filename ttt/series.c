@@ -206,17 +206,17 @@ struct series *ttt_series_get(struct ttt_engine *e, const char *key)
 		return NULL;
 	keylen = strlen(key);
 	bytes = (sizeof(struct series) + keylen + 1 + 15) & ~(size_t)15;
-	s = calloc(1, bytes + (size_t)(e->R + e->K) * sizeof(float) +
+	s = calloc(1, bytes + (size_t)(e->R + 2 * e->K) * sizeof(float) +
 			  (size_t)e->K);
 	if (!s)
 		return NULL;
 	memcpy(s->key, key, keylen + 1);
 	s->ring = (float *)((char *)s + bytes);
 	s->lvl = s->ring + e->R;
-	s->lvbit = (unsigned char *)(s->lvl + e->K);
+	s->lvbit = (unsigned char *)(s->lvl + 2 * e->K);
 	s->hash = h;
 	s->step = e->p.step;
-	s->bytes = bytes + (size_t)(e->R + e->K) * sizeof(float) +
+	s->bytes = bytes + (size_t)(e->R + 2 * e->K) * sizeof(float) +
 		   (size_t)e->K + sizeof(void *);
 	ttt_ph_init(&s->ph);
 	ttt_adwin_init(&s->adwin);

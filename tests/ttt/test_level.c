@@ -18,13 +18,14 @@
 #include "ttt/ttt.h"
 #include "tests/ttt/small_model.h"
 
-#define L	 32
-#define H	 8
-#define K	 4
-#define FORGET	 0.99f
-#define SHRINK	 1.0f
-#define MAXTS	 1300
-#define SHIFT_AT 400 /* values from here rise by 0.02 a step */
+#define L	32
+#define H	8
+#define K	4
+#define FORGET	0.99f
+#define SHRINK	1.0f
+#define MAXTS	1300
+#define FLIP_AT 600 /* values rise until here, then flip by 3 every 40 */
+#define PAUSE	100
 
 static struct fc_model *small_model(void)
 {
@@ -36,8 +37,9 @@ static struct fc_model *small_model(void)
 static float value(int64_t ts)
 {
 	uint64_t s = (uint64_t)ts * 0x9E3779B97F4A7C15ull + 5;
-	float trend = ts >= SHIFT_AT ? 0.02f * (float)(ts - SHIFT_AT) : 0.0f;
-	return 3.0f + 0.3f * sinf((float)ts * 0.3f) + trend +
+	float level = ts < FLIP_AT ? 0.02f * (float)ts
+				   : 12.0f + ((ts / 40) % 2 ? 3.0f : 0.0f);
+	return 3.0f + 0.3f * sinf((float)ts * 0.3f) + level +
 	       0.3f * (fc_rng_uniform(&s) - 0.5f);
 }
 
@@ -72,6 +74,7 @@ static void params(struct ttt_params *p, int level_steps)
 	p->level_steps = level_steps;
 	p->level_forget = FORGET;
 	p->level_shrink = SHRINK;
+	p->fallback_pause = PAUSE;
 }
 
 static struct ttt_engine *engine(struct fc_model *m, int level_steps, int batch,
@@ -101,6 +104,8 @@ static void feed(struct ttt_engine *e, int64_t from, int64_t to)
 /* The reference: the corrections the rule gives the forecasts of run
  * `off` (the level off, otherwise the same engine), in double as level.c
  * computes them; b[ts] for every origin with a forecast. */
+static int gated; /* origins whose correction its losses turned off */
+
 static void reference(const struct run *off, float *b)
 {
 	/* positions as the engine numbers them: values and interpolated
@@ -108,7 +113,8 @@ static void reference(const struct run *off, float *b)
 	static float y[MAXTS];
 	static int64_t at[MAXTS]; /* the origin's timestamp, or -1 */
 	long n = 0;
-	double sm = 0, sq = 0, sw = 0;
+	double sm = 0, sq = 0, sw = 0, gain = 0;
+	long off_for = 0;
 	int64_t last = -1;
 	for (int64_t ts = 0; ts < MAXTS; ts++) {
 		if (!fed(ts))
@@ -142,6 +148,8 @@ static void reference(const struct run *off, float *b)
 			sm = (double)FORGET * sm + err;
 			sq = (double)FORGET * sq + err * err;
 			sw = (double)FORGET * sw + 1.0;
+			double after = err - (double)b[at[pos - K]];
+			gain = 0.99 * gain + err * err - after * after;
 		}
 		double corr = 0, nn = sw / K;
 		if (sw > 0 && nn >= 2.0) {
@@ -151,7 +159,12 @@ static void reference(const struct run *off, float *b)
 			if (mean * mean * nn > c)
 				corr = mean * (1.0 - c / (nn * mean * mean));
 		}
-		b[ts] = (float)corr;
+		if (gain < 0 && ++off_for > PAUSE) {
+			gain = 0;
+			off_for = 0;
+		}
+		b[ts] = gain < 0 ? 0.0f : (float)corr;
+		gated += gain < 0;
 	}
 }
 
@@ -191,6 +204,9 @@ Test(level, published_forecast_is_the_forecast_plus_the_rule)
 	 * restart */
 	cr_assert_gt(checked, MAXTS / 2);
 	cr_assert_gt(moved, checked / 4, "%d of %d corrected", moved, checked);
+	/* and where the level flips, the corrections lost and were turned
+	 * off for a while */
+	cr_assert_gt(gated, PAUSE, "%d origins without a correction", gated);
 	ttt_engine_free(e0);
 	ttt_engine_free(e1);
 	fc_model_free(m);
@@ -224,7 +240,7 @@ Test(level, a_persistent_offset_is_corrected)
 			  *e1 = engine(m, K, 1, &on);
 	feed(e0, 0, MAXTS);
 	feed(e1, 0, MAXTS);
-	double m0 = mse(&off, SHIFT_AT, 680), m1 = mse(&on, SHIFT_AT, 680);
+	double m0 = mse(&off, 100, FLIP_AT), m1 = mse(&on, 100, FLIP_AT);
 	cr_log_info("after the shift: without %.4f, with the level %.4f", m0,
 		    m1);
 	cr_assert_lt(m1, 0.9 * m0, "%g vs %g", m1, m0);
@@ -294,24 +310,24 @@ Test(level, restored_recent_values_start_from_zero)
 	struct saved s0, s1;
 	struct ttt_engine *e0 = engine(m, 0, 1, &b0),
 			  *e1 = engine(m, K, 1, &b1);
-	feed(e0, 0, 900);
-	feed(e1, 0, 900);
+	feed(e0, 0, 450);
+	feed(e1, 0, 450);
 	cr_assert_eq(ttt_engine_each_recent(e0, save_one, &s0), 0);
 	cr_assert_eq(ttt_engine_each_recent(e1, save_one, &s1), 0);
 	cr_assert_eq(ttt_engine_restore_recent(e0, &s0.r), 0);
 	cr_assert_eq(ttt_engine_restore_recent(e1, &s1.r), 0);
-	feed(e0, 900, MAXTS);
-	feed(e1, 900, MAXTS);
+	feed(e0, 450, FLIP_AT);
+	feed(e1, 450, FLIP_AT);
 	int same = 0, differ = 0;
-	for (int ts = 900; ts < MAXTS; ts++) {
+	for (int ts = 450; ts < FLIP_AT; ts++) {
 		cr_assert(b1.have[ts], "ts %d", ts);
 		int eq = !memcmp(b0.fc[ts], b1.fc[ts], sizeof(b0.fc[ts]));
-		if (ts < 900 + 3 * K)
+		if (ts < 450 + 3 * K)
 			cr_assert(eq, "ts %d corrected after a restore", ts);
 		same += eq;
 		differ += !eq;
 	}
-	cr_assert_gt(differ, (MAXTS - 900) / 2, "%d corrected", differ);
+	cr_assert_gt(differ, (FLIP_AT - 450) / 2, "%d corrected", differ);
 	cr_assert_geq(same, 3 * K);
 	ttt_engine_free(e0);
 	ttt_engine_free(e1);
