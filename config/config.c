@@ -417,7 +417,8 @@ const struct cfg_option cfg_options[] = {
     INT("ttt.fallback_pause", ttt.fallback_pause, 0, 100000000, "500",
 	OPT_RELOAD,
 	"Observations a series that fell back to the frozen model waits "
-	"before it adapts again."),
+	"before it adapts again; also the forecasts a series whose level "
+	"corrections lost publishes without one."),
     ENUM("ttt.scope", ttt.scope, ttt_scopes, "series", 0,
 	 "Who owns an adapter: each series, each group (key prefix up to "
 	 "the last group_sep) or one global adapter."),
@@ -451,7 +452,9 @@ const struct cfg_option cfg_options[] = {
 	"Level correction: how hard its mean error is shrunk toward 0 by "
 	"its noise: the correction is mean (1 - level_shrink var / (n "
 	"mean^2)), at least 0, with n the number of non-overlapping "
-	"errors; 0 publishes the mean as it is."),
+	"errors; 0 publishes the mean as it is. A series whose corrections "
+	"lost (summed with forgetting 0.99) publishes none for "
+	"ttt.fallback_pause forecasts."),
     INT("ttt.seed", ttt.seed, 0, 2147483647, "1", 0,
 	"Seed of the reconstruction masks and adapter initialisation."),
 
