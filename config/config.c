@@ -455,6 +455,8 @@ const struct cfg_option cfg_options[] = {
 	"errors; 0 publishes the mean as it is. A series whose corrections "
 	"lost (summed with forgetting 0.99) publishes none for "
 	"ttt.fallback_pause forecasts."),
+    DBL("ttt.level_share", ttt.level_share, 0, 1, "1", OPT_RELOAD,
+	"Level correction: the share of it that is published (and judged)."),
     INT("ttt.seed", ttt.seed, 0, 2147483647, "1", 0,
 	"Seed of the reconstruction masks and adapter initialisation."),
 

@@ -198,7 +198,7 @@ struct cfg {
 		bool ephemeral;
 		int max_gap;
 		int level_steps;
-		double level_forget, level_shrink;
+		double level_forget, level_shrink, level_share;
 		int seed;
 	} ttt;
 	struct {

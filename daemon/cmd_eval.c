@@ -293,6 +293,8 @@ static json_t *params_json(const struct ttt_params *p, const char *families)
 			    json_real((double)p->level_forget));
 	json_object_set_new(o, "level_shrink",
 			    json_real((double)p->level_shrink));
+	json_object_set_new(o, "level_share",
+			    json_real((double)p->level_share));
 	json_object_set_new(o, "seed", json_integer((json_int_t)p->seed));
 	return o;
 }

@@ -101,6 +101,7 @@ int dc_ttt_params_from_cfg(struct ttt_params *p, const struct cfg *c, char *err,
 	p->level_steps = c->ttt.level_steps;
 	p->level_forget = (float)c->ttt.level_forget;
 	p->level_shrink = (float)c->ttt.level_shrink;
+	p->level_share = (float)c->ttt.level_share;
 	p->seed = (uint64_t)c->ttt.seed;
 	return ttt_params_check(p, err, n);
 }

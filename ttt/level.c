@@ -124,7 +124,7 @@ void ttt_level_publish(const struct ttt_engine *e, struct series *s,
 		s->lv_gain = 0.0;
 		s->lv_off = 0;
 	}
-	float b = s->lv_gain < 0.0 ? 0.0f : level_now(e, s);
+	float b = s->lv_gain < 0.0 ? 0.0f : e->p.level_share * level_now(e, s);
 	double sum = 0.0;
 	for (int k = 0; k < e->K; k++)
 		sum += (double)fc[k];

@@ -53,6 +53,7 @@ void ttt_params_default(struct ttt_params *p)
 	p->level_steps = 24;
 	p->level_forget = 0.999f;
 	p->level_shrink = 4.0f;
+	p->level_share = 1.0f;
 	p->max_gap = 4;
 	p->step = 0;
 	p->seed = 1;
@@ -127,5 +128,7 @@ int ttt_params_check(const struct ttt_params *p, char *errbuf,
 	      "ttt.level_forget must be in (0, 1)");
 	CHECK(isfinite(p->level_shrink) && p->level_shrink >= 0.0f,
 	      "ttt.level_shrink must be >= 0");
+	CHECK(p->level_share >= 0.0f && p->level_share <= 1.0f,
+	      "ttt.level_share must be in [0, 1]");
 	return 0;
 }

@@ -119,7 +119,7 @@ struct ttt_params {
 	int ephemeral; /* adapt per forecast on its own lookback, discard */
 	float combine_weight; /* publish f + w (a - f) (ttt/combine.h) */
 	int level_steps;      /* level correction (ttt/level.c); 0: off */
-	float level_forget, level_shrink;
+	float level_forget, level_shrink, level_share;
 	int fallback_rollbacks, fallback_within, fallback_pause; /* trust.c */
 	int max_gap;   /* gaps up to this many steps are interpolated */
 	int64_t step;  /* series step in ts units; 0 = from the data */

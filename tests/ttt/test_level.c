@@ -68,12 +68,15 @@ static void on_event(void *user, const struct ttt_event *ev)
 	r->forecasts++;
 }
 
+static float share = 1.0f; /* ttt.level_share of the engines made */
+
 static void params(struct ttt_params *p, int level_steps)
 {
 	ttt_params_default(p);
 	p->level_steps = level_steps;
 	p->level_forget = FORGET;
 	p->level_shrink = SHRINK;
+	p->level_share = share;
 	p->fallback_pause = PAUSE;
 }
 
@@ -163,7 +166,7 @@ static void reference(const struct run *off, float *b)
 			gain = 0;
 			off_for = 0;
 		}
-		b[ts] = gain < 0 ? 0.0f : (float)corr;
+		b[ts] = gain < 0 ? 0.0f : share * (float)corr;
 		gated += gain < 0;
 	}
 }
@@ -171,8 +174,10 @@ static void reference(const struct run *off, float *b)
 /* Every forecast is the one without the correction plus the reference's
  * correction; the adapter's versions are the same with and without it
  * (it learns from the model's forecasts, not from what is published). */
-Test(level, published_forecast_is_the_forecast_plus_the_rule)
+static void published_is_the_rule(float share_)
 {
+	share = share_;
+	gated = 0;
 	struct fc_model *m = small_model();
 	static struct run off, on;
 	static float b[MAXTS];
@@ -210,6 +215,17 @@ Test(level, published_forecast_is_the_forecast_plus_the_rule)
 	ttt_engine_free(e0);
 	ttt_engine_free(e1);
 	fc_model_free(m);
+}
+
+Test(level, published_forecast_is_the_forecast_plus_the_rule)
+{
+	published_is_the_rule(1.0f);
+}
+
+/* ttt.level_share: that share of the correction is published, and judged */
+Test(level, a_share_of_the_correction_is_published)
+{
+	published_is_the_rule(0.5f);
 }
 
 static double mse(const struct run *r, int from, int to)
