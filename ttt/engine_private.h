@@ -34,6 +34,18 @@ struct adstate {
 	char key[];
 };
 
+/* A series' level correction (level.c): the weighted sums of the errors,
+ * their squares and the weights, what the corrections gained, the
+ * forecasts published with it off, the flag the newest value replaced;
+ * then [2K] slots (forecast means, then the corrections they published)
+ * and [K] flag bytes. */
+struct level {
+	double m, q, w, gain;
+	long off;
+	int prev;
+	float slot[];
+};
+
 struct series {
 	struct series *next; /* hash chain */
 	struct adstate *ad;
@@ -47,15 +59,7 @@ struct series {
 	int queued; /* learning waits in the queue (flush before more) */
 	struct ttt_ph ph;
 	struct ttt_adwin adwin;
-	/* the level correction (level.c): [2K] slots (forecast means, then
-	 * the corrections they published) and [K] flags after the ring, the
-	 * weighted sums of the errors, their squares and the weights, what
-	 * the corrections gained, and the flag the newest value replaced */
-	float *lvl;
-	unsigned char *lvbit;
-	double lv_m, lv_q, lv_w, lv_gain;
-	long lv_off; /* forecasts published with the correction off */
-	int lv_prev;
+	struct level *lv; /* after the ring; NULL: ttt.level_steps is 0 */
 	size_t bytes;
 	char key[];
 };

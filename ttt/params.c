@@ -50,10 +50,10 @@ void ttt_params_default(struct ttt_params *p)
 	p->group_sep = '/';
 	p->ephemeral = 0;
 	p->combine_weight = 0.25f;
-	p->level_steps = 24;
+	p->level_steps = 0; /* off: docs/RESULTS.md, "A level correction" */
 	p->level_forget = 0.999f;
 	p->level_shrink = 4.0f;
-	p->level_share = 1.0f;
+	p->level_share = 0.5f;
 	p->max_gap = 4;
 	p->step = 0;
 	p->seed = 1;

@@ -206,18 +206,20 @@ struct series *ttt_series_get(struct ttt_engine *e, const char *key)
 		return NULL;
 	keylen = strlen(key);
 	bytes = (sizeof(struct series) + keylen + 1 + 15) & ~(size_t)15;
-	s = calloc(1, bytes + (size_t)(e->R + 2 * e->K) * sizeof(float) +
-			  (size_t)e->K);
+	size_t ring = ((size_t)e->R * sizeof(float) + 7) & ~(size_t)7;
+	size_t lv =
+	    e->K ? sizeof(struct level) + (size_t)e->K * (2 * sizeof(float) + 1)
+		 : 0;
+	s = calloc(1, bytes + ring + lv);
 	if (!s)
 		return NULL;
 	memcpy(s->key, key, keylen + 1);
 	s->ring = (float *)((char *)s + bytes);
-	s->lvl = s->ring + e->R;
-	s->lvbit = (unsigned char *)(s->lvl + 2 * e->K);
+	if (lv)
+		s->lv = (struct level *)((char *)s + bytes + ring);
 	s->hash = h;
 	s->step = e->p.step;
-	s->bytes = bytes + (size_t)(e->R + 2 * e->K) * sizeof(float) +
-		   (size_t)e->K + sizeof(void *);
+	s->bytes = bytes + ring + lv + sizeof(void *);
 	ttt_ph_init(&s->ph);
 	ttt_adwin_init(&s->adwin);
 	s->ad = ad_for_key(e, key);
