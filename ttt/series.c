@@ -525,8 +525,8 @@ int ttt_engine_restore_recent(struct ttt_engine *e, const struct ttt_recent *r)
 	if (count < e->R && pos > count)
 		pos = count;
 	struct series *s = NULL;
-	/* its queued forecasts, whose corrections the reset must follow */
-	int rc = e->qn > 0 ? ttt_engine_flush(e) : 0;
+	/* queued forecasts, whose level corrections the reset must follow */
+	int rc = e->K > 0 && e->qn > 0 ? ttt_engine_flush(e) : 0;
 	if (rc == 0)
 		rc = series_settled(e, r->key, &s);
 	if (rc < 0)
