@@ -349,3 +349,54 @@ Test(level, restored_recent_values_start_from_zero)
 	ttt_engine_free(e1);
 	fc_model_free(m);
 }
+
+/* Recent values restored while some of the series' forecasts still wait
+ * in the batch (scope group: learning at once, forecasts queued): the
+ * queued forecasts are published before the reset, so the sums start
+ * from zero as when nothing was queued.  Without the flush they would
+ * reach the fresh sums after the reset and move the later corrections. */
+Test(level, a_restore_with_forecasts_queued_starts_from_zero_too)
+{
+	struct fc_model *m = small_model();
+	static struct run qa, qb;
+	struct saved sa, sb;
+	struct ttt_params p;
+	struct ttt_engine *ea, *eb;
+	char err[256];
+	params(&p, K);
+	p.scope = TTT_SCOPE_GROUP;
+	memset(&qa, 0, sizeof(qa));
+	memset(&qb, 0, sizeof(qb));
+	cr_assert_eq(
+	    ttt_engine_new(m, &p, on_event, &qa, &ea, err, sizeof(err)), 0,
+	    "%s", err);
+	cr_assert_eq(
+	    ttt_engine_new(m, &p, on_event, &qb, &eb, err, sizeof(err)), 0,
+	    "%s", err);
+	cr_assert_eq(ttt_engine_defer_forecasts(ea, 16), 0);
+	cr_assert_eq(ttt_engine_defer_forecasts(eb, 16), 0);
+	for (int64_t ts = 0; ts < 456; ts++) {
+		cr_assert_eq(ttt_engine_observe(ea, "s", ts, value(ts)), 0);
+		cr_assert_eq(ttt_engine_observe(eb, "s", ts, value(ts)), 0);
+	}
+	cr_assert_eq(ttt_engine_flush(eb), 0);
+	int before = qa.forecasts;
+	cr_assert_lt(before, qb.forecasts, "nothing was left in the batch");
+	cr_assert_eq(ttt_engine_each_recent(ea, save_one, &sa), 0);
+	cr_assert_eq(ttt_engine_each_recent(eb, save_one, &sb), 0);
+	cr_assert_eq(ttt_engine_restore_recent(ea, &sa.r), 0);
+	cr_assert_eq(ttt_engine_restore_recent(eb, &sb.r), 0);
+	cr_assert_eq(qa.forecasts, qb.forecasts);
+	feed(ea, 456, FLIP_AT);
+	feed(eb, 456, FLIP_AT);
+	for (int ts = 456; ts < FLIP_AT; ts++) {
+		cr_assert(qa.have[ts] && qb.have[ts], "ts %d", ts);
+		for (int h = 0; h < H; h++)
+			cr_assert_float_eq(qa.fc[ts][h], qb.fc[ts][h],
+					   1e-4f * (1.0f + fabsf(qb.fc[ts][h])),
+					   "ts %d step %d", ts, h);
+	}
+	ttt_engine_free(ea);
+	ttt_engine_free(eb);
+	fc_model_free(m);
+}
