@@ -74,8 +74,14 @@ wait "${host_pid[b]}"
 rc=$?
 wait $prod
 check "SIGTERM: host b exits 0 (got $rc)" test $rc -eq 0
-check "... after handing its partitions over" \
-    grep -q "revoked: .* series handed over" "$WORK/b.log"
+# Revoked, or lost when the SIGTERM lands while the group is still
+# rebalancing (the generation b stops in was already replaced): either
+# way b forgets them after they are durable, which is what is checked.
+handed_over_at_stop() {
+	sed -n '/stopping:/,$p' "$WORK/$1.log" |
+		grep -qE "(revoked|lost): .* series handed over"
+}
+check "... after handing its partitions over" handed_over_at_stop b
 wait_for 60 distinct_ge "$(expected 260)"
 check "the other hosts forecast b's series from where b stopped" \
     distinct_ge "$(expected 260)"
