@@ -6,9 +6,13 @@
 #ifndef DRIFTCAST_TESTS_TTT_SMALL_MODEL_H
 #define DRIFTCAST_TESTS_TTT_SMALL_MODEL_H
 
+#include <criterion/criterion.h>
 #include <stdint.h>
+#include <stdio.h>
+#include <string.h>
 
 #include "forecast/forecast.h"
+#include "ttt/ttt.h"
 
 static inline void tt_small_config(struct fc_config *c, int lookback,
 				   int horizon)
@@ -40,6 +44,38 @@ static inline struct fc_model *tt_small_model_seed(int lookback, int horizon,
 static inline struct fc_model *tt_small_model(int lookback, int horizon)
 {
 	return tt_small_model_seed(lookback, horizon, 42);
+}
+
+/* ... and the test fails when it cannot be made. */
+static inline struct fc_model *tt_small_model_ok(int lookback, int horizon)
+{
+	struct fc_model *m = tt_small_model(lookback, horizon);
+	cr_assert(m, "the small model cannot be made");
+	return m;
+}
+
+/* Copies of the recent values ttt_engine_each_recent hands out (which
+ * point into the engine), for up to 4 series of up to 1024 values each,
+ * to restore later; tt_save_recent is the callback. */
+struct tt_saved {
+	struct ttt_recent r[4];
+	char key[4][16];
+	float v[4][1024];
+	int n;
+};
+
+static inline int tt_save_recent(void *user, const struct ttt_recent *r)
+{
+	struct tt_saved *s = user;
+	cr_assert_lt(s->n, 4);
+	cr_assert_leq(r->count, 1024);
+	s->r[s->n] = *r;
+	snprintf(s->key[s->n], sizeof(s->key[0]), "%s", r->key);
+	memcpy(s->v[s->n], r->values, (size_t)r->count * sizeof(float));
+	s->r[s->n].key = s->key[s->n];
+	s->r[s->n].values = s->v[s->n];
+	s->n++;
+	return 0;
 }
 
 #endif

@@ -22,13 +22,6 @@
 #define L 32
 #define H 8
 
-static struct fc_model *small_model(void)
-{
-	struct fc_model *m = tt_small_model(L, H);
-	cr_assert(m);
-	return m;
-}
-
 /* A series with a daily-like cycle, noise and a level shift at 150. */
 static float series_value(int i)
 {
@@ -129,7 +122,7 @@ static void feed(struct ttt_engine *e, struct log *lg, const char *key,
 
 static void garbage_after_t(unsigned families)
 {
-	struct fc_model *m = small_model();
+	struct fc_model *m = tt_small_model_ok(L, H);
 	struct ttt_params p;
 	struct ttt_engine *ea, *eb;
 	struct log la = {0}, lb = {0};
@@ -204,7 +197,7 @@ Test(engine, garbage_after_t_changes_nothing_up_to_t_calibration)
 
 Test(engine, every_window_forecast_before_updates_that_saw_its_horizon)
 {
-	struct fc_model *m = small_model();
+	struct fc_model *m = tt_small_model_ok(L, H);
 	struct ttt_params p;
 	struct ttt_engine *e;
 	struct log lg = {0};
@@ -254,7 +247,7 @@ Test(engine, every_window_forecast_before_updates_that_saw_its_horizon)
 
 Test(engine, gaps_duplicates_late_and_nonfinite_values)
 {
-	struct fc_model *m = small_model();
+	struct fc_model *m = tt_small_model_ok(L, H);
 	struct ttt_params p;
 	struct ttt_engine *e;
 	struct fc_workspace *ws;
@@ -320,7 +313,7 @@ Test(engine, gaps_duplicates_late_and_nonfinite_values)
 
 Test(engine, guard_decides_and_updates_are_bounded)
 {
-	struct fc_model *m = small_model();
+	struct fc_model *m = tt_small_model_ok(L, H);
 	struct ttt_params p;
 	struct ttt_engine *e;
 	struct log lg = {0};
@@ -367,7 +360,7 @@ Test(engine, guard_decides_and_updates_are_bounded)
  * anchor (the identity calibration: zeros). */
 Test(engine, drift_from_the_anchor_is_bounded)
 {
-	struct fc_model *m = small_model();
+	struct fc_model *m = tt_small_model_ok(L, H);
 	struct ttt_params p;
 	struct ttt_engine *e;
 	struct log lg = {0};
@@ -431,7 +424,7 @@ static void run_unguarded(int policy, struct log *lg, struct ttt_engine **ret,
 
 Test(engine, unguarded_damage_is_rolled_back_or_reset)
 {
-	struct fc_model *m = small_model();
+	struct fc_model *m = tt_small_model_ok(L, H);
 	size_t A = fc_adapter_len(m);
 	float *ident = malloc(A * sizeof(float)),
 	      *cur = malloc(A * sizeof(float));
@@ -482,7 +475,7 @@ Test(engine, unguarded_damage_is_rolled_back_or_reset)
 
 Test(engine, restore_and_set_params)
 {
-	struct fc_model *m = small_model();
+	struct fc_model *m = tt_small_model_ok(L, H);
 	struct ttt_params p;
 	struct ttt_engine *e;
 	size_t A = fc_adapter_len(m);
@@ -537,7 +530,7 @@ Test(engine, restore_and_set_params)
 
 Test(engine, global_scope_shares_one_adapter)
 {
-	struct fc_model *m = small_model();
+	struct fc_model *m = tt_small_model_ok(L, H);
 	struct ttt_params p;
 	struct ttt_engine *e;
 	struct log lg = {0};
@@ -572,7 +565,7 @@ Test(engine, global_scope_shares_one_adapter)
 
 Test(engine, ephemeral_adapts_per_forecast_and_keeps_no_version)
 {
-	struct fc_model *m = small_model();
+	struct fc_model *m = tt_small_model_ok(L, H);
 	struct ttt_params p;
 	struct ttt_engine *ef, *ee;
 	struct log lf = {0}, le = {0};
@@ -686,7 +679,7 @@ static int late_learning(const struct log *a, const struct log *b)
 
 static void deferred_equals_immediate(unsigned families, int scope)
 {
-	struct fc_model *m = small_model();
+	struct fc_model *m = tt_small_model_ok(L, H);
 	struct ttt_params p;
 	struct ttt_engine *e1, *e2;
 	struct log l1 = {0}, l2 = {0};
@@ -857,7 +850,7 @@ static void same_events(const struct log *l1, const struct log *l2,
 /* The same stream through the fast paths and the general path. */
 static void fast_equals_general(const struct ttt_params *p, int batch)
 {
-	struct fc_model *m = small_model();
+	struct fc_model *m = tt_small_model_ok(L, H);
 	struct ttt_engine *e1, *e2;
 	struct log l1 = {0}, l2 = {0};
 	size_t off, len;
@@ -920,7 +913,7 @@ static void run_many(struct ttt_engine *e, struct log *lg, int n, int batch)
  * the general path: every event as at once, to rounding. */
 Test(engine, deferred_learning_equals_immediate_many_series)
 {
-	struct fc_model *m = small_model();
+	struct fc_model *m = tt_small_model_ok(L, H);
 	struct ttt_params p;
 	struct ttt_engine *e[4];
 	struct log lg[4] = {{0}};
@@ -977,7 +970,7 @@ static void count_events(void *user, const struct ttt_event *ev)
 Test(engine, no_allocation_per_observation)
 {
 #if INTERPOSED
-	struct fc_model *m = small_model();
+	struct fc_model *m = tt_small_model_ok(L, H);
 	struct ttt_params p;
 	struct ttt_engine *e;
 	struct ttt_stats s0, s1;
@@ -1030,7 +1023,7 @@ static int count_recent(void *user, const struct ttt_recent *r)
  * change the series' adaptation counters after the save). */
 Test(engine, recent_values_wait_for_queued_learning)
 {
-	struct fc_model *m = small_model();
+	struct fc_model *m = tt_small_model_ok(L, H);
 	struct ttt_params p;
 	struct ttt_engine *e;
 	struct log lg = {0};

@@ -27,13 +27,6 @@
 #define FLIP_AT 600 /* values rise until here, then flip by 3 every 40 */
 #define PAUSE	100
 
-static struct fc_model *small_model(void)
-{
-	struct fc_model *m = tt_small_model(L, H);
-	cr_assert(m);
-	return m;
-}
-
 static float value(int64_t ts)
 {
 	uint64_t s = (uint64_t)ts * 0x9E3779B97F4A7C15ull + 5;
@@ -178,7 +171,7 @@ static void published_is_the_rule(float share_)
 {
 	share = share_;
 	gated = 0;
-	struct fc_model *m = small_model();
+	struct fc_model *m = tt_small_model_ok(L, H);
 	static struct run off, on;
 	static float b[MAXTS];
 	struct ttt_engine *e0 = engine(m, 0, 1, &off),
@@ -250,7 +243,7 @@ static double mse(const struct run *r, int from, int to)
  * takes a good part of that error away. */
 Test(level, a_persistent_offset_is_corrected)
 {
-	struct fc_model *m = small_model();
+	struct fc_model *m = tt_small_model_ok(L, H);
 	static struct run off, on;
 	struct ttt_engine *e0 = engine(m, 0, 1, &off),
 			  *e1 = engine(m, K, 1, &on);
@@ -270,7 +263,7 @@ Test(level, a_persistent_offset_is_corrected)
  * once: the sums follow the forecasts in the order they were made. */
 Test(level, batched_forecasts_get_the_same_corrections)
 {
-	struct fc_model *m = small_model();
+	struct fc_model *m = tt_small_model_ok(L, H);
 	static struct run now, later;
 	struct ttt_engine *e1 = engine(m, K, 1, &now),
 			  *e2 = engine(m, K, 16, &later);
@@ -294,24 +287,6 @@ Test(level, batched_forecasts_get_the_same_corrections)
 	fc_model_free(m);
 }
 
-struct saved {
-	struct ttt_recent r;
-	float v[1024];
-	char key[8];
-};
-
-static int save_one(void *user, const struct ttt_recent *r)
-{
-	struct saved *s = user;
-	cr_assert_leq(r->count, 1024);
-	s->r = *r;
-	memcpy(s->v, r->values, (size_t)r->count * sizeof(float));
-	strcpy(s->key, r->key);
-	s->r.values = s->v;
-	s->r.key = s->key;
-	return 0;
-}
-
 /* The sums are not saved with the recent values: a series given recent
  * values publishes no correction until 2 K errors have arrived, then
  * corrects again -- also when it had sums before (here: its own values
@@ -321,17 +296,18 @@ static int save_one(void *user, const struct ttt_recent *r)
  * added at all). */
 Test(level, restored_recent_values_start_from_zero)
 {
-	struct fc_model *m = small_model();
+	struct fc_model *m = tt_small_model_ok(L, H);
 	static struct run b0, b1;
-	struct saved s0, s1;
+	struct tt_saved s0 = {0}, s1 = {0};
 	struct ttt_engine *e0 = engine(m, 0, 1, &b0),
 			  *e1 = engine(m, K, 1, &b1);
 	feed(e0, 0, 450);
 	feed(e1, 0, 450);
-	cr_assert_eq(ttt_engine_each_recent(e0, save_one, &s0), 0);
-	cr_assert_eq(ttt_engine_each_recent(e1, save_one, &s1), 0);
-	cr_assert_eq(ttt_engine_restore_recent(e0, &s0.r), 0);
-	cr_assert_eq(ttt_engine_restore_recent(e1, &s1.r), 0);
+	cr_assert_eq(ttt_engine_each_recent(e0, tt_save_recent, &s0), 0);
+	cr_assert_eq(ttt_engine_each_recent(e1, tt_save_recent, &s1), 0);
+	cr_assert(s0.n == 1 && s1.n == 1);
+	cr_assert_eq(ttt_engine_restore_recent(e0, &s0.r[0]), 0);
+	cr_assert_eq(ttt_engine_restore_recent(e1, &s1.r[0]), 0);
 	feed(e0, 450, FLIP_AT);
 	feed(e1, 450, FLIP_AT);
 	int same = 0, differ = 0;
@@ -357,9 +333,9 @@ Test(level, restored_recent_values_start_from_zero)
  * reach the fresh sums after the reset and move the later corrections. */
 Test(level, a_restore_with_forecasts_queued_starts_from_zero_too)
 {
-	struct fc_model *m = small_model();
+	struct fc_model *m = tt_small_model_ok(L, H);
 	static struct run qa, qb;
-	struct saved sa, sb;
+	struct tt_saved sa = {0}, sb = {0};
 	struct ttt_params p;
 	struct ttt_engine *ea, *eb;
 	char err[256];
@@ -382,10 +358,11 @@ Test(level, a_restore_with_forecasts_queued_starts_from_zero_too)
 	cr_assert_eq(ttt_engine_flush(eb), 0);
 	int before = qa.forecasts;
 	cr_assert_lt(before, qb.forecasts, "nothing was left in the batch");
-	cr_assert_eq(ttt_engine_each_recent(ea, save_one, &sa), 0);
-	cr_assert_eq(ttt_engine_each_recent(eb, save_one, &sb), 0);
-	cr_assert_eq(ttt_engine_restore_recent(ea, &sa.r), 0);
-	cr_assert_eq(ttt_engine_restore_recent(eb, &sb.r), 0);
+	cr_assert_eq(ttt_engine_each_recent(ea, tt_save_recent, &sa), 0);
+	cr_assert_eq(ttt_engine_each_recent(eb, tt_save_recent, &sb), 0);
+	cr_assert(sa.n == 1 && sb.n == 1);
+	cr_assert_eq(ttt_engine_restore_recent(ea, &sa.r[0]), 0);
+	cr_assert_eq(ttt_engine_restore_recent(eb, &sb.r[0]), 0);
 	cr_assert_eq(qa.forecasts, qb.forecasts);
 	feed(ea, 456, FLIP_AT);
 	feed(eb, 456, FLIP_AT);

@@ -72,27 +72,6 @@ static void params(struct ttt_params *p)
 	p->shadow_every = 0;
 }
 
-struct saved {
-	struct ttt_recent r[4];
-	char key[4][16];
-	float v[4][512];
-	int n;
-};
-
-static int save_one(void *user, const struct ttt_recent *r)
-{
-	struct saved *s = user;
-	cr_assert_lt(s->n, 4);
-	cr_assert_leq(r->count, 512);
-	s->r[s->n] = *r;
-	snprintf(s->key[s->n], sizeof(s->key[0]), "%s", r->key);
-	memcpy(s->v[s->n], r->values, (size_t)r->count * sizeof(float));
-	s->r[s->n].key = s->key[s->n];
-	s->r[s->n].values = s->v[s->n];
-	s->n++;
-	return 0;
-}
-
 static void feed(struct ttt_engine *e, int from, int to)
 {
 	char key[8];
@@ -114,7 +93,7 @@ Test(recent, restored_engine_continues_exactly)
 	struct ttt_params p;
 	struct ttt_engine *a = NULL, *b = NULL;
 	struct seen *sa = calloc(1, sizeof(*sa)), *sb = calloc(1, sizeof(*sb));
-	struct saved sv = {0};
+	struct tt_saved sv = {0};
 	char err[256];
 	params(&p);
 	cr_assert_eq(ttt_engine_new(m, &p, on_event, sa, &a, err, sizeof(err)),
@@ -122,7 +101,7 @@ Test(recent, restored_engine_continues_exactly)
 	cr_assert_eq(ttt_engine_new(m, &p, on_event, sb, &b, err, sizeof(err)),
 		     0, "%s", err);
 	feed(a, 0, 152);
-	cr_assert_eq(ttt_engine_each_recent(a, save_one, &sv), 0);
+	cr_assert_eq(ttt_engine_each_recent(a, tt_save_recent, &sv), 0);
 	cr_assert_eq(sv.n, 2);
 	size_t A = fc_adapter_len(m);
 	float *ad = malloc(A * sizeof(float));
