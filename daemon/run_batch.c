@@ -4,8 +4,9 @@
  * durable in this order:
  *   1. the batch's dead letters are delivered -- they are the only copy of
  *      a message, so SQLite may not mark their offsets applied before;
- *   2. one SQLite transaction: the engine's events and versions, and the
- *      next offset of every partition the batch touched;
+ *   2. one SQLite transaction: the engine's events and versions, the
+ *      recent values of the series the batch changed, and the next offset
+ *      of every partition the batch touched;
  *   3. the batch's forecasts are handed to the producer, not waited for --
  *      they are derived data, and idempotent delivery retries them until
  *      the broker has them; so are its audit rows, once committed
@@ -30,6 +31,7 @@
 #include "daemon/notify.h"
 #include "daemon/run_handover.h"
 #include "daemon/run_audit.h"
+#include "storage/handover.h"
 #include "storage/storage.h"
 #include "ttt/ttt.h"
 
@@ -214,8 +216,16 @@ int run_batch_flush(struct run *r, bool commit_kafka)
 				     sizeof(r->err)) < 0)
 			log_ratelimited(&r->rl_store, LOG_ERR, "storage: %s",
 					r->err);
+		/* revoked while the batch was held: its series are forgotten,
+		 * their saved values older than the offset just stored */
+		if (r->applied_next[p] < 0 &&
+		    store_recent_drop_partition(r->store, p, r->err,
+						sizeof(r->err)) < 0)
+			log_ratelimited(&r->rl_store, LOG_ERR, "storage: %s",
+					r->err);
 	}
 	run_audit_persist(r);
+	run_recent_changed_put(r);
 	bool durable =
 	    store_batch_commit(r->store, r->err, sizeof(r->err)) == 0;
 	degrade(r, !durable, r->err);
@@ -233,6 +243,7 @@ int run_batch_flush(struct run *r, bool commit_kafka)
 	}
 	unhold(r);
 	run_journal_clear(r);
+	ttt_engine_recent_saved(r->engine);
 	r->st.batches++;
 	run_audit_publish(r); /* the rows just committed */
 

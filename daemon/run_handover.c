@@ -10,8 +10,9 @@
  *     the base adapter with the version numbering going on;
  *   - on revocation: after the partition's batch is durable (and its
  *     state published), the series are forgotten: engine, metrics; the
- *     database marks them handed over and keeps their recent values (used
- *     only if the partition comes back with nothing applied elsewhere).
+ *     database marks them handed over and keeps their recent values, saved
+ *     with every batch (used only if the partition comes back with
+ *     nothing applied elsewhere).
  */
 #include "daemon/run_handover.h"
 
@@ -280,12 +281,15 @@ static int restore_ring(void *user, const struct store_recent *sr)
 /* The rows of a handover now, unless a batch is held (a dead letter not
  * delivered, a full disk): committing would make its rows durable before
  * their dead letters are, so they join it and commit with it. */
-static void commit_unless_held(struct run *r)
+static bool commit_unless_held(struct run *r)
 {
 	if (r->held)
-		return;
-	if (store_batch_commit(r->store, r->err, sizeof(r->err)) < 0)
+		return false;
+	if (store_batch_commit(r->store, r->err, sizeof(r->err)) < 0) {
 		log_error("storage: %s", r->err);
+		return false;
+	}
+	return true;
 }
 
 static void assign_one(struct run *r, const struct dc_kafka_start *st)
@@ -306,7 +310,12 @@ static void assign_one(struct run *r, const struct dc_kafka_start *st)
 					r->err, sizeof(r->err)) < 0)
 		log_error("storage: saved recent values of partition %d: %s",
 			  c.p, r->err);
-	commit_unless_held(r);
+	/* the take deleted the rows: the restored values (from here or the
+	 * state topic) saved again with the rows of the move, in case the
+	 * next stop or crash comes before their next value */
+	run_recent_changed_put(r);
+	if (commit_unless_held(r))
+		ttt_engine_recent_saved(r->engine);
 	run_changelog_forget_restored(r);
 	r->st.restored += from_log;
 	log_notice("%s[%d] assigned at offset %" PRId64
@@ -403,28 +412,8 @@ void run_hook_on_assign(void *user, struct dc_kafka_start *st, int n)
 
 struct revoke_ctx {
 	bool lost;
-	size_t n, saved;
-	/* the state here is durable (no batch held, storage sound): each
-	 * series' recent values are saved with it, into ring[ring_len] */
-	float *ring;
-	size_t ring_len;
+	size_t n;
 };
-
-/* Series key's recent values saved as at a clean stop: when the partition
- * comes back and nobody served it meanwhile (a lost session, a rebalance
- * that returns it), its series forecast at their next value instead of
- * refilling a lookback; when another host did, assign_one drops them. */
-static void save_ring(struct run *r, struct revoke_ctx *c, const char *key)
-{
-	struct ttt_recent rc;
-	if (ttt_engine_series_recent(r->engine, key, c->ring, c->ring_len,
-				     &rc) < 0)
-		return; /* no values yet, or learning queued: it refills */
-	if (run_recent_put(r, &rc) < 0)
-		log_ratelimited(&r->rl_store, LOG_ERR, "storage: %s", r->err);
-	else
-		c->saved++;
-}
 
 static int forget_one(struct run *r, const char *key, int32_t p, bool *dirty,
 		      void *user)
@@ -445,8 +434,6 @@ static int forget_one(struct run *r, const char *key, int32_t p, bool *dirty,
 	};
 	if (store_handover_put(r->store, &h, r->err, sizeof(r->err)) < 0)
 		log_ratelimited(&r->rl_store, LOG_ERR, "storage: %s", r->err);
-	if (c->ring)
-		save_ring(r, c, key);
 	int e = ttt_engine_forget_series(r->engine, key);
 	if (e < 0 && e != -ENOENT)
 		log_ratelimited(&r->rl_engine, LOG_ERR,
@@ -459,27 +446,29 @@ static int forget_one(struct run *r, const char *key, int32_t p, bool *dirty,
 void run_handover_out(struct run *r,
 		      const rd_kafka_topic_partition_list_t *parts, bool lost)
 {
-	size_t ring_len = ttt_engine_ring_len(r->engine);
-	float *ring = NULL;
-	if (!r->held && !store_degraded(r->store, NULL, 0) &&
-	    !(ring = malloc((ring_len ? ring_len : 1) * sizeof(float))))
-		log_warning("out of memory saving the recent values of "
-			    "revoked series: their lookbacks refill if their "
-			    "partitions come back");
 	for (int i = 0; i < parts->cnt; i++) {
 		int32_t p = parts->elems[i].partition;
-		struct revoke_ctx c = {
-		    .lost = lost, .ring = ring, .ring_len = ring_len};
+		struct revoke_ctx c = {.lost = lost};
 		if (p < 0 || p >= MAX_PARTITIONS)
 			continue;
 		run_owner_each(r, p, forget_one, &c);
 		owners_drop(r, p);
 		dc_status_partition_forgotten(dc_metrics_status(r->metrics), p);
+		/* Durable, the batch saved the series' recent values with
+		 * its offsets: when the partition comes back and nobody
+		 * served it meanwhile (a lost session, a rebalance that
+		 * returns it), they forecast at their next value; when
+		 * another host did, assign_one drops them.  Held, the batch
+		 * will store offsets past them: run_batch_flush drops them
+		 * when it commits. */
+		bool held = r->held;
 		commit_unless_held(r);
 		log_notice("%s[%d] %s: %zu series handed over and forgotten "
-			   "here (%zu with their recent values saved)",
+			   "here (%s)",
 			   parts->elems[i].topic, p, lost ? "lost" : "revoked",
-			   c.n, c.saved);
+			   c.n,
+			   held ? "the batch is held: their saved recent "
+				  "values go with it"
+				: "their recent values saved");
 	}
-	free(ring);
 }

@@ -82,15 +82,20 @@ struct store_recent;
 /* A stored adapter version into the engine (logged and counted); 0 or a
  * negative errno. */
 int run_restore_stored(struct run *r, const struct store_restored *rs);
-/* Recent values saved at a clean stop into the engine; 0 or a negative
+/* Saved recent values into the engine; 0 or a negative
  * errno (-EBADMSG: they failed their checksum). */
 int run_restore_ring(struct run *r, const struct store_recent *sr);
 /* At start: every stored series' current adapter into the engine, then
- * the recent values saved at the last clean stop. */
+ * the saved recent values. */
 void run_restore(struct run *r);
 /* At a clean stop, after the last batch is durable: every series' recent
  * values into SQLite. */
 void run_save_recent(struct run *r);
+/* The recent values of every series changed since the last durable batch
+ * into the open one (ttt_engine_recent_saved once it is durable).  On
+ * failure (r->err says why) every saved row is deleted in the batch
+ * instead, so that none is older than the offsets it stores. */
+int run_recent_changed_put(struct run *r);
 struct ttt_recent;
 /* A series' recent values (ring and position) into the open batch, as a
  * clean stop saves them; 0 or a negative errno (r->err says why). */

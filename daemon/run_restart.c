@@ -2,18 +2,20 @@
  * What survives a restart of the daemon loop.  At start the current
  * adapter version of every stored series whose input partition is not
  * recorded (written before schema 9) is restored into the engine; the
- * others are restored when their partition is assigned (run_handover.c).  At
- * a clean stop every series' recent values (its ring) are saved; the next
- * start takes the rows back (and deletes them), so forecasting resumes at
- * the first new value instead of after a refilled lookback.  After a crash
- * there are none and lookbacks refill; the offsets SQLite holds make the
- * replay apply nothing twice.
+ * others are restored when their partition is assigned (run_handover.c).
+ * Every durable batch also saves the recent values (the ring) of each
+ * series it changed, in the same transaction as its offsets, so the saved
+ * values always describe the stored state: a start -- after a clean stop
+ * or a crash -- takes them back and forecasting resumes at the first new
+ * value instead of after a refilled lookback.  The offsets SQLite holds
+ * make the replay apply nothing twice.
  */
 #include "daemon/run_handover.h"
 
 #include <errno.h>
 #include <inttypes.h>
 #include <limits.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "daemon/log.h"
@@ -99,11 +101,19 @@ static void restore_recent(struct run *r)
 			  r->err);
 		return;
 	}
-	if (n > 0)
-		log_info("recent values of %zu series restored from the last "
-			 "clean stop (%zu unusable): they forecast at their "
-			 "next value",
-			 c.done, c.bad);
+	if (n == 0)
+		return;
+	log_info("recent values of %zu series restored (%zu unusable): they "
+		 "forecast at their next value",
+		 c.done, c.bad);
+	/* taking them deleted the rows: saved again at once, in case the
+	 * next stop comes before their next value */
+	if (run_recent_changed_put(r) == 0 &&
+	    store_batch_commit(r->store, r->err, sizeof(r->err)) == 0)
+		ttt_engine_recent_saved(r->engine);
+	else
+		log_error("storage: saving the restored recent values: %s",
+			  r->err);
 }
 
 void run_restore(struct run *r)
@@ -142,6 +152,28 @@ static int save_recent_one(void *user, const struct ttt_recent *rc)
 		return e;
 	c->done++;
 	return 0;
+}
+
+int run_recent_changed_put(struct run *r)
+{
+	struct recent_count c = {.r = r};
+	r->err[0] = '\0';
+	int e = ttt_engine_each_changed_recent(r->engine, save_recent_one, &c);
+	if (e == 0)
+		return 0;
+	if (!r->err[0])
+		snprintf(r->err, sizeof(r->err), "%s", strerror(-e));
+	/* a value saved must never be older than the offsets stored with
+	 * it, or the next start would take it: without them, each series
+	 * refills its lookback instead */
+	log_ratelimited(&r->rl_store, LOG_ERR,
+			"saving recent values: %s: every saved one is "
+			"dropped (lookbacks refill after a restart)",
+			r->err);
+	if (!store_degraded(r->store, NULL, 0))
+		store_recent_drop_partition(r->store, STORE_ALL_PARTITIONS,
+					    r->err, sizeof(r->err));
+	return e;
 }
 
 /* Only after a durable last batch: the saved values must be exactly the

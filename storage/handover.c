@@ -88,6 +88,25 @@ int store_recent_take_partition(struct store *s, int32_t partition,
 	    errbuf, errbuf_size);
 }
 
+int store_recent_drop_partition(struct store *s, int32_t partition,
+				char *errbuf, size_t errbuf_size)
+{
+	sqlite3_stmt *st;
+	int r = store_batch_begin(s, errbuf, errbuf_size);
+	if (r < 0)
+		return r;
+	enum sq q = partition == STORE_ALL_PARTITIONS
+			? SQ_RECENT_CLEAR
+			: SQ_RECENT_CLEAR_PARTITION;
+	if ((r = store_prep(s, q, &st, errbuf, errbuf_size)) < 0)
+		return store_batch_fail(s, r, errbuf, errbuf_size);
+	if (partition != STORE_ALL_PARTITIONS)
+		sqlite3_bind_int(st, 1, partition < 0 ? -1 : partition);
+	r = store_step_row(s, st, "deleting saved recent values", errbuf,
+			   errbuf_size);
+	return r < 0 ? store_batch_fail(s, r, errbuf, errbuf_size) : 0;
+}
+
 int store_recent_count_partition(struct store *s, int32_t partition,
 				 size_t *ret_n, char *errbuf,
 				 size_t errbuf_size)

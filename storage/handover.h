@@ -26,15 +26,23 @@ int store_restore_partition(struct store *s, int32_t partition,
 			    store_restore_fn fn, void *user, size_t *ret_bad,
 			    char *errbuf, size_t errbuf_size);
 
-/* The recent values saved at a clean stop for the series of partition
+/* The recent values saved for the series of partition
  * (-1: unknown partition) to fn (NULL: none is used), then deleted, in one
  * transaction of its own (an open batch is committed first). */
 int store_recent_take_partition(struct store *s, int32_t partition,
 				store_recent_fn fn, void *user, size_t *ret_n,
 				char *errbuf, size_t errbuf_size);
 
+/* The saved recent values of the series of partition (-1: unknown
+ * partition; STORE_ALL_PARTITIONS: every series) deleted in the open batch:
+ * when they would no longer describe the state the batch stores. */
+#define STORE_ALL_PARTITIONS (-2)
+int store_recent_drop_partition(struct store *s, int32_t partition,
+				char *errbuf, size_t errbuf_size);
+
 /* How many series of partition (-1: unknown) have saved recent values
- * (a clean stop or a revoke saved them; a crash did not). */
+ * (every durable batch saves those it changed; a database written before
+ * that holds them only after a clean stop or a revoke). */
 int store_recent_count_partition(struct store *s, int32_t partition,
 				 size_t *ret_n, char *errbuf,
 				 size_t errbuf_size);

@@ -276,9 +276,11 @@ static const char MIGRATION_4[] =
 /*
  * A series' ring buffer (the engine's recent values, oldest first, as
  * float32 in the host's byte order with a CRC-32) and where it stands, so a
- * clean restart forecasts at once instead of refilling a lookback.  Rows
- * exist only between a clean stop and the next start, which deletes them
- * as it reads them: after a crash there are none, never stale ones.
+ * restart forecasts at once instead of refilling a lookback.  Written with
+ * every batch for the series it changed, in the transaction of its
+ * offsets, so a row always describes the stored state, after a crash too
+ * (they were once written only at a clean stop and deleted by the next
+ * start; such rows read the same).
  */
 static const char MIGRATION_5[] =
     "CREATE TABLE series_recent (\n"

@@ -183,7 +183,8 @@ int store_restore(struct store *s, const char *series, store_restore_fn fn,
 		  void *user, size_t *ret_bad, char *errbuf,
 		  size_t errbuf_size);
 /* A series' recent values (the engine's ring, oldest first) and where it
- * stands, saved at a clean stop so the next start forecasts at once. */
+ * stands, saved with every batch that changed it so the next start (clean
+ * or after a crash) forecasts at once. */
 struct store_recent {
 	const char *series;
 	int64_t last_ts, step, position, since_adapt;

@@ -307,6 +307,7 @@ static int observe(struct ttt_engine *e, struct series *s, int64_t ts,
 	s->has_ts = 1;
 	s->last_ts = ts;
 	ring_push(e, s, value);
+	ttt_series_changed(e, s);
 	if (s->n < e->L)
 		return 0;
 

@@ -60,6 +60,10 @@ struct series {
 	struct ttt_ph ph;
 	struct ttt_adwin adwin;
 	struct level *lv; /* after the ring; NULL: ttt.level_steps is 0 */
+	/* on the engine's list of series whose recent values changed since
+	 * ttt_engine_recent_saved (changed: on it) */
+	struct series *chg_prev, *chg_next;
+	int changed;
 	size_t bytes;
 	char key[];
 };
@@ -113,6 +117,7 @@ struct ttt_engine {
 	size_t n_ad; /* floats in the active ranges, packed */
 	int maxb;
 	struct table series, groups;
+	struct series *changed; /* recent values changed since saved */
 	struct adstate *global;
 	struct fc_workspace *ws;
 	/* scratch, once per engine */
@@ -269,6 +274,9 @@ void ttt_level_publish(const struct ttt_engine *e, struct series *s,
 /* Series key, created on first sight (with its adapter state); NULL when
  * out of memory. */
 struct series *ttt_series_get(struct ttt_engine *e, const char *key);
+/* s's recent values changed: onto the list ttt_engine_each_changed_recent
+ * walks (once). */
+void ttt_series_changed(struct ttt_engine *e, struct series *s);
 /* Free every series and adapter state. */
 void ttt_series_free_all(struct ttt_engine *e);
 /* Give ad its own current and last-good blocks (copies of the anchor)

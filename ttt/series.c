@@ -430,6 +430,59 @@ int ttt_engine_each_recent(const struct ttt_engine *e, ttt_recent_fn fn,
 	return r;
 }
 
+void ttt_series_changed(struct ttt_engine *e, struct series *s)
+{
+	if (s->changed)
+		return;
+	s->changed = 1;
+	s->chg_prev = NULL;
+	s->chg_next = e->changed;
+	if (e->changed)
+		e->changed->chg_prev = s;
+	e->changed = s;
+}
+
+static void changed_unlink(struct ttt_engine *e, struct series *s)
+{
+	if (!s->changed)
+		return;
+	if (s->chg_prev)
+		s->chg_prev->chg_next = s->chg_next;
+	else
+		e->changed = s->chg_next;
+	if (s->chg_next)
+		s->chg_next->chg_prev = s->chg_prev;
+	s->chg_prev = s->chg_next = NULL;
+	s->changed = 0;
+}
+
+int ttt_engine_each_changed_recent(const struct ttt_engine *e, ttt_recent_fn fn,
+				   void *user)
+{
+	if (e->ln > 0 || e->qn > 0)
+		return -EBUSY; /* queued work would change them */
+	if (!e->changed)
+		return 0;
+	float *buf = malloc((size_t)e->R * sizeof(float));
+	int r = 0;
+	if (!buf)
+		return -ENOMEM;
+	for (const struct series *s = e->changed; s && r == 0;
+	     s = s->chg_next) {
+		struct ttt_recent rc;
+		if (fill_recent(e, s, buf, &rc))
+			r = fn(user, &rc);
+	}
+	free(buf);
+	return r;
+}
+
+void ttt_engine_recent_saved(struct ttt_engine *e)
+{
+	while (e->changed)
+		changed_unlink(e, e->changed);
+}
+
 int ttt_engine_series_recent(const struct ttt_engine *e, const char *key,
 			     float *buf, size_t len, struct ttt_recent *ret)
 {
@@ -480,6 +533,7 @@ int ttt_engine_forget_series(struct ttt_engine *e, const char *key)
 	while (*pp != s)
 		pp = &(*pp)->next;
 	*pp = s->next;
+	changed_unlink(e, s);
 	e->series.count--;
 	e->st.series--;
 	e->st.bytes_series -= s->bytes;
@@ -538,6 +592,7 @@ int ttt_engine_restore_recent(struct ttt_engine *e, const struct ttt_recent *r)
 		s->ring[(size_t)((s->n - count + k) % e->R)] = v[k];
 	/* the forecasts behind the saved values are not saved */
 	ttt_level_reset(e, s);
+	ttt_series_changed(e, s);
 	s->since_adapt = (long)r->since_adapt;
 	s->n_adapt = r->adaptations;
 	s->last_ts = r->last_ts;

@@ -219,6 +219,18 @@ typedef int (*ttt_recent_fn)(void *user, const struct ttt_recent *r);
 int ttt_engine_each_recent(const struct ttt_engine *e, ttt_recent_fn fn,
 			   void *user);
 
+/* The same for every series whose recent values changed (a value
+ * appended, or restored by ttt_engine_restore_recent) since the last
+ * ttt_engine_recent_saved: what to write with a durable batch so that the
+ * saved values always describe the stored state.  -EBUSY while forecasts
+ * or learning are queued (flush first); -ENOMEM. */
+int ttt_engine_each_changed_recent(const struct ttt_engine *e, ttt_recent_fn fn,
+				   void *user);
+
+/* The changed series' values are durable: the list starts empty again.
+ * A forgotten series leaves it too. */
+void ttt_engine_recent_saved(struct ttt_engine *e);
+
 /* Give series r->key (created if needed) the recent values and position of
  * r, as if it had seen them: forecasts resume at its next value; the drift
  * detector starts afresh.  Values saved with a larger ring keep the newest;

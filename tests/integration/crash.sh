@@ -1,12 +1,16 @@
 #!/usr/bin/env bash
 # A host killed with -9 between a batch and the next offset commit (TAP):
-# its database is then ahead of the group's commit and holds no recent
-# values (only a clean stop saves them).  Started again, it must start at
-# the group's commit from the state topic, whose states carry the recent
-# values, and apply the messages after it again: every (series, origin)
-# keeps its forecast (without the state topic's values each series would
-# refill a lookback first: L - 1 origins lost), and the versions made again
-# join the lineage after the newest one here, never reusing a number.
+# its database is then ahead of the group's commit.  Every durable batch
+# saved the recent values of the series it changed with its offsets, so,
+# started again, the host continues from its own database and every
+# (series, origin) keeps its forecast (before, each series refilled a
+# lookback: L - 1 origins lost).  A database without them (written by a
+# driftcast that saved them only at a clean stop: emulated by deleting
+# them) starts at the group's commit from the state topic, whose states
+# carry the recent values, and applies the messages after it again; the
+# versions made again join the lineage after the newest one here, never
+# reusing a number.  And when the state topic holds nothing, the database
+# is kept.
 #
 # Needs: DRIFTCAST, MOCKBROKER, DATA (set by meson), kcat, python3, sqlite3.
 set -u
@@ -68,18 +72,41 @@ kill -TERM "${host_pid[a]}"
 wait "${host_pid[a]}"
 check "a clean stop exits 0" test $? -eq 0
 
+since_start() { # the log of host a's last start
+    awk '/ running: /{buf = ""} {buf = buf $0 "\n"} END {printf "%s", buf}' "$WORK/a.log"
+}
+recent_rows() { sqlite3 "$WORK/a.db" 'SELECT count(*) FROM series_recent'; }
+
+# ---- a crash: the database holds the recent values of every series ---------
 start_host a
 wait_for 40 assigned_ge 4 || bail "host a was not assigned again"
 crash_after_two_batches 100 130 160
-check "the crash left no recent values saved" \
-    test "$(sqlite3 "$WORK/a.db" 'SELECT count(*) FROM series_recent')" -eq 0
-
+check "the crash left every series' recent values saved ($(recent_rows) of $NSERIES)" \
+    test "$(recent_rows)" -eq "$NSERIES"
 start_host a
 wait_for 40 assigned_ge 6 || bail "host a was not assigned after the crash"
 produce 160 200
 wait_for 60 distinct_ge "$(expected 200)"
 check "after the crash every (series, origin) is forecast" \
     distinct_ge "$(expected 200)"
+check "... from this host's database, with the recent values" \
+    test "$(since_start | grep -c "series from this host.s database ([1-9][0-9]* with their recent values)")" -eq 2
+not_from_topic() { ! since_start | grep -q 'starting at offset [0-9]* from the state topic'; }
+check "... not from the state topic" not_from_topic
+kill -TERM "${host_pid[a]}"
+wait "${host_pid[a]}"
+
+# ---- a crash, the database without recent values: from the state topic -----
+start_host a
+wait_for 40 assigned_ge 8 || bail "host a was not assigned again"
+crash_after_two_batches 200 230 260
+sqlite3 "$WORK/a.db" 'DELETE FROM series_recent'
+start_host a
+wait_for 40 assigned_ge 10 || bail "host a was not assigned after the second crash"
+produce 260 300
+wait_for 60 distinct_ge "$(expected 300)"
+check "after a crash without saved values every (series, origin) is forecast" \
+    distinct_ge "$(expected 300)"
 check "... the restart started at the group's commit, from the state topic" \
     grep -q "ahead of the group's commit .* starting at offset [0-9]* from the state topic" \
     "$WORK/a.log"
@@ -111,17 +138,15 @@ check "adapter_version never goes back within a series ($(cat "$WORK/back") time
 # this host's database (its adapters, lookbacks refilling) is the better state.
 sed -i 's/^state_topic = .*/state_topic = off/' "$WORK/a.conf"
 start_host a
-wait_for 40 assigned_ge 8 || bail "host a was not assigned without a state topic"
-crash_after_two_batches 200 230 260
+wait_for 40 assigned_ge 12 || bail "host a was not assigned without a state topic"
+crash_after_two_batches 300 330 360
+sqlite3 "$WORK/a.db" 'DELETE FROM series_recent'
 sed -i 's/^state_topic = .*/state_topic = driftcast-state-new/' "$WORK/a.conf"
 start_host a
-wait_for 40 assigned_ge 10 || bail "host a was not assigned with the new state topic"
+wait_for 40 assigned_ge 14 || bail "host a was not assigned with the new state topic"
 check "an empty state topic: the database's state is kept" \
     grep -q "the state topic holds no state of it: continuing from this host's database" \
     "$WORK/a.log"
-since_start() { # the log of host a's last start
-    awk '/ running: /{buf = ""} {buf = buf $0 "\n"} END {printf "%s", buf}' "$WORK/a.log"
-}
 check "... no series back on the base adapter" \
     test "$(since_start | grep -c '[1-9][0-9]* from the base adapter')" -eq 0
 check "... its series from the database, on both partitions" \

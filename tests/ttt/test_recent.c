@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "forecast/forecast.h"
+#include "ttt/handover.h"
 #include "ttt/ttt.h"
 #include "tests/ttt/small_model.h"
 
@@ -218,4 +219,84 @@ Test(recent, longer_history_keeps_the_newest)
 	fc_model_free(m);
 	free(sa);
 	free(sb);
+}
+
+static int count_changed(struct ttt_engine *e, struct tt_saved *sv)
+{
+	memset(sv, 0, sizeof(*sv));
+	cr_assert_eq(ttt_engine_each_changed_recent(e, tt_save_recent, sv), 0);
+	return sv->n;
+}
+
+/* What the daemon writes with every durable batch: exactly the series
+ * whose recent values changed since the last save -- a value appended or
+ * values restored; not a refused value, not a forgotten series -- and
+ * each as ttt_engine_each_recent gives it, so a crash finds them as they
+ * are.  While forecasts are queued it refuses (they would change them). */
+Test(recent, changed_series_are_listed_until_saved)
+{
+	struct fc_model *m = model();
+	struct ttt_params p;
+	struct ttt_engine *e = NULL;
+	struct seen *se = calloc(1, sizeof(*se));
+	struct tt_saved *sv = calloc(1, sizeof(*sv)),
+			*all = calloc(1, sizeof(*all));
+	char err[256];
+	params(&p);
+	cr_assert_eq(ttt_engine_new(m, &p, on_event, se, &e, err, sizeof(err)),
+		     0);
+	cr_assert_eq(count_changed(e, sv), 0);
+	feed(e, 0, 40);
+	cr_assert_eq(count_changed(e, sv), 2);
+	cr_assert_eq(ttt_engine_each_recent(e, tt_save_recent, all), 0);
+	for (int k = 0; k < 2; k++) {
+		int j = strcmp(sv->r[k].key, all->r[0].key) == 0 ? 0 : 1;
+		cr_assert_str_eq(sv->r[k].key, all->r[j].key);
+		cr_assert_eq(sv->r[k].position, all->r[j].position);
+		cr_assert_eq(sv->r[k].last_ts, all->r[j].last_ts);
+		cr_assert_eq(sv->r[k].count, all->r[j].count);
+		cr_assert_eq(memcmp(sv->v[k], all->v[j],
+				    (size_t)sv->r[k].count * sizeof(float)),
+			     0);
+	}
+	ttt_engine_recent_saved(e);
+	cr_assert_eq(count_changed(e, sv), 0);
+
+	/* one series gets a value: only it; a refused value changes nothing */
+	cr_assert_eq(ttt_engine_observe(e, "s1", 1000 + 60 * 40, 0.25f), 0);
+	cr_assert_eq(ttt_engine_observe(e, "s0", 1000 + 60 * 39, 0.25f), 0);
+	cr_assert_eq(count_changed(e, sv), 1);
+	cr_assert_str_eq(sv->r[0].key, "s1");
+	cr_assert_eq(sv->r[0].last_ts, 1000 + 60 * 40);
+	cr_assert_eq(sv->v[0][sv->r[0].count - 1], 0.25f);
+
+	/* a forgotten series leaves the list (the others stay) */
+	cr_assert_eq(ttt_engine_observe(e, "s0", 1000 + 60 * 40, 0.5f), 0);
+	cr_assert_eq(count_changed(e, sv), 2);
+	cr_assert_eq(ttt_engine_forget_series(e, "s1"), 0);
+	cr_assert_eq(count_changed(e, sv), 1);
+	cr_assert_str_eq(sv->r[0].key, "s0");
+	ttt_engine_recent_saved(e);
+
+	/* restored values are listed: the restore's source may be gone */
+	struct ttt_recent r = all->r[0];
+	r.key = "s9";
+	cr_assert_eq(ttt_engine_restore_recent(e, &r), 0);
+	cr_assert_eq(count_changed(e, sv), 1);
+	cr_assert_str_eq(sv->r[0].key, "s9");
+	cr_assert_eq(sv->r[0].position, r.position);
+	ttt_engine_recent_saved(e);
+
+	/* queued forecasts: refused until flushed */
+	cr_assert_eq(ttt_engine_defer_forecasts(e, 8), 0);
+	cr_assert_eq(ttt_engine_observe(e, "s0", 1000 + 60 * 41, 0.5f), 0);
+	cr_assert_eq(ttt_engine_each_changed_recent(e, tt_save_recent, sv),
+		     -EBUSY);
+	cr_assert_eq(ttt_engine_flush(e), 0);
+	cr_assert_eq(count_changed(e, sv), 1);
+	ttt_engine_free(e);
+	fc_model_free(m);
+	free(se);
+	free(sv);
+	free(all);
 }
