@@ -99,15 +99,15 @@ static void restore_recent(struct run *r)
 					&n, r->err, sizeof(r->err)) < 0) {
 		log_error("storage: saved recent values: %s (lookbacks refill)",
 			  r->err);
+		store_batch_abort(r->store);
 		return;
 	}
-	if (n == 0)
-		return;
-	log_info("recent values of %zu series restored (%zu unusable): they "
-		 "forecast at their next value",
-		 c.done, c.bad);
-	/* taking them deleted the rows: saved again at once, in case the
-	 * next stop comes before their next value */
+	if (n > 0)
+		log_info("recent values of %zu series restored (%zu unusable): "
+			 "they forecast at their next value",
+			 c.done, c.bad);
+	/* taking them deleted the rows: saved again with the deletion, in
+	 * case the next stop comes before their next value */
 	if (run_recent_changed_put(r) == 0 &&
 	    store_batch_commit(r->store, r->err, sizeof(r->err)) == 0)
 		ttt_engine_recent_saved(r->engine);

@@ -78,14 +78,14 @@ int store_recent_take_partition(struct store *s, int32_t partition,
 				store_recent_fn fn, void *user, size_t *ret_n,
 				char *errbuf, size_t errbuf_size)
 {
-	/* a transaction of its own: a crash after it finds no stale rows */
-	int r = store_batch_commit(s, errbuf, errbuf_size);
-	if (r < 0)
-		return r;
+	/* in the open batch, not a transaction of its own: committing here
+	 * would also make a held batch's rows durable before their dead
+	 * letters.  Rows not deleted yet at a crash still describe the
+	 * stored state (every batch saves them with its offsets). */
 	return store_recent_take_q(
 	    s, SQ_RECENT_PARTITION, SQ_RECENT_CLEAR_PARTITION,
-	    partition < 0 ? -1 : partition, fn ? fn : skip_recent, user, ret_n,
-	    errbuf, errbuf_size);
+	    partition < 0 ? -1 : partition, false, fn ? fn : skip_recent, user,
+	    ret_n, errbuf, errbuf_size);
 }
 
 int store_recent_drop_partition(struct store *s, int32_t partition,

@@ -195,8 +195,8 @@ out:
 }
 
 int store_recent_take_q(struct store *s, enum sq walk, enum sq clear, int bind,
-			store_recent_fn fn, void *user, size_t *ret_n,
-			char *errbuf, size_t errbuf_size)
+			bool commit, store_recent_fn fn, void *user,
+			size_t *ret_n, char *errbuf, size_t errbuf_size)
 {
 	sqlite3_stmt *st = NULL;
 	size_t n = 0;
@@ -219,12 +219,14 @@ int store_recent_take_q(struct store *s, enum sq walk, enum sq clear, int bind,
 	if ((r = store_step_row(s, st, "deleting saved recent values", errbuf,
 				errbuf_size)) < 0)
 		goto fail;
-	if ((r = store_batch_commit(s, errbuf, errbuf_size)) < 0)
+	if (commit && (r = store_batch_commit(s, errbuf, errbuf_size)) < 0)
 		return r;
 	if (ret_n)
 		*ret_n = n;
 	return 0;
 fail:
+	if (!commit) /* the caller's batch: failed as any write of it */
+		return store_batch_fail(s, r, errbuf, errbuf_size);
 	store_batch_abort(s);
 	return r;
 }
@@ -233,7 +235,7 @@ int store_recent_take(struct store *s, store_recent_fn fn, void *user,
 		      size_t *ret_n, char *errbuf, size_t errbuf_size)
 {
 	return store_recent_take_q(s, SQ_RECENT_ALL, SQ_RECENT_CLEAR, INT_MIN,
-				   fn, user, ret_n, errbuf, errbuf_size);
+				   true, fn, user, ret_n, errbuf, errbuf_size);
 }
 
 int store_history(struct store *s, const char *series, int64_t since,

@@ -427,3 +427,56 @@ Test(handover, rollback_prepare_local_carried_and_unknown)
 	store_free(s);
 	su_rmdir(dir);
 }
+
+/* Taking a partition's saved recent values joins the open batch and does
+ * not commit it: an assignment while the daemon's batch is held (dead
+ * letters undelivered) must not make that batch's rows durable before
+ * them.  The rows taken and the batch's own rows are both gone when the
+ * batch is abandoned, both there when it commits; the values taken within
+ * the batch are given once. */
+Test(handover, taking_recent_values_does_not_commit_the_open_batch)
+{
+	char dir[64], path[128], err[512] = "";
+	su_tmpdb(dir, sizeof(dir), path, sizeof(path));
+	struct store *s = su_open(path, NULL);
+	cr_assert_eq(su_version(s, "a", STORE_EV_INIT, 0, 0, 1000, 0.0f), 0);
+	cr_assert_eq(store_series_partition_put(s, "a", 2, err, sizeof(err)), 0,
+		     "%s", err);
+	put_recent(s, "a");
+	su_commit(s);
+
+	/* a batch is open (the held one): a version of series b */
+	cr_assert_eq(su_version(s, "b", STORE_EV_INIT, 0, 0, 2000, 0.0f), 0);
+	int n = 0;
+	cr_assert_eq(store_recent_take_partition(s, 2, count_recent, &n, NULL,
+						 err, sizeof(err)),
+		     0, "%s", err);
+	cr_assert_eq(n, 1);
+	n = 0;
+	cr_assert_eq(store_recent_take_partition(s, 2, count_recent, &n, NULL,
+						 err, sizeof(err)),
+		     0, "%s", err);
+	cr_assert_eq(n, 0, "taken twice within the batch");
+	store_batch_abort(s); /* the held batch abandoned (a stop gave up) */
+	sqlite3 *db = su_raw(path);
+	cr_assert_eq(su_int(db, "SELECT count(*) FROM series WHERE key = 'b'"),
+		     0, "the open batch was committed by the take");
+	cr_assert_eq(su_int(db, "SELECT count(*) FROM series_recent"), 1,
+		     "the take's deletion outlived its batch");
+	sqlite3_close(db);
+
+	/* committed with its batch */
+	cr_assert_eq(su_version(s, "b", STORE_EV_INIT, 0, 0, 2000, 0.0f), 0);
+	cr_assert_eq(store_recent_take_partition(s, 2, count_recent, &n, NULL,
+						 err, sizeof(err)),
+		     0, "%s", err);
+	cr_assert_eq(n, 1);
+	su_commit(s);
+	db = su_raw(path);
+	cr_assert_eq(su_int(db, "SELECT count(*) FROM series WHERE key = 'b'"),
+		     1);
+	cr_assert_eq(su_int(db, "SELECT count(*) FROM series_recent"), 0);
+	sqlite3_close(db);
+	store_free(s);
+	su_rmdir(dir);
+}
