@@ -1,0 +1,257 @@
+/*
+ * A partition revoked while the batch is held (daemon/run_batch.c): the
+ * batch's dead letter is refused, so the batch -- with values of every
+ * series -- waits; meanwhile a second member joins the group and takes a
+ * partition, whose series this host forgets.  When the dead letter is
+ * delivered the held batch commits the offsets of both partitions, and the
+ * saved recent values of the revoked partition's series, older than those
+ * offsets, must go with it: a later start would otherwise take values that
+ * miss what the batch applied.  The kept partition's series keep theirs,
+ * up to date.  dc_run in this process against librdkafka's mock cluster.
+ */
+#include <criterion/criterion.h>
+#include <librdkafka/rdkafka.h>
+#include <librdkafka/rdkafka_mock.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "daemon/daemon.h"
+#include "forecast/forecast.h"
+#include "tests/storage/storeutil.h"
+#include "tests/ttt/small_model.h"
+
+#define PARTS	       2
+#define SERIES	       6
+#define STEPS	       30 /* durable before the hold */
+#define EXTRA	       5  /* in the held batch */
+#define GROUP	       "held-revoke"
+#define PRODUCE_APIKEY 0 /* the Kafka protocol's ApiKey of Produce */
+
+struct world {
+	rd_kafka_t *owner, *producer, *intruder;
+	rd_kafka_mock_cluster_t *mc;
+	char bootstraps[256], dir[64];
+	int phase, ticks, revoked; /* revoked: the intruder's partition */
+	int64_t want;		   /* messages produced in all */
+	uint64_t batches_at_clear;
+	bool done;
+};
+
+static void produce(struct world *w, char *key, char *payload)
+{
+	cr_assert_eq(
+	    rd_kafka_producev(w->producer, RD_KAFKA_V_TOPIC("measurements"),
+			      RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+			      RD_KAFKA_V_KEY(key, strlen(key)),
+			      RD_KAFKA_V_VALUE(payload, strlen(payload)),
+			      RD_KAFKA_V_END),
+	    0);
+	w->want++;
+}
+
+static void produce_steps(struct world *w, int from, int to)
+{
+	char key[16], payload[96];
+	for (int t = from; t < to; t++)
+		for (int s = 0; s < SERIES; s++) {
+			snprintf(key, sizeof(key), "s%d", s);
+			snprintf(payload, sizeof(payload),
+				 "{\"series\":\"s%d\",\"ts\":%d,"
+				 "\"value\":%.3f}",
+				 s, 1700000000 + 3600 * t,
+				 (double)((t * 7 + s * 3) % 11));
+			produce(w, key, payload);
+		}
+	cr_assert_eq(rd_kafka_flush(w->producer, 30000), 0);
+}
+
+static void join_intruder(struct world *w)
+{
+	char err[512];
+	rd_kafka_conf_t *conf = rd_kafka_conf_new();
+	rd_kafka_conf_set(conf, "bootstrap.servers", w->bootstraps, err,
+			  sizeof(err));
+	rd_kafka_conf_set(conf, "group.id", GROUP, err, sizeof(err));
+	rd_kafka_conf_set(conf, "partition.assignment.strategy",
+			  "cooperative-sticky", err, sizeof(err));
+	rd_kafka_conf_set(conf, "session.timeout.ms", "6000", err, sizeof(err));
+	rd_kafka_conf_set(conf, "enable.auto.commit", "false", err,
+			  sizeof(err));
+	rd_kafka_conf_set(conf, "log_level", "0", err, sizeof(err));
+	w->intruder = rd_kafka_new(RD_KAFKA_CONSUMER, conf, err, sizeof(err));
+	cr_assert_not_null(w->intruder, "%s", err);
+	rd_kafka_poll_set_consumer(w->intruder);
+	rd_kafka_topic_partition_list_t *t =
+	    rd_kafka_topic_partition_list_new(1);
+	rd_kafka_topic_partition_list_add(t, "measurements",
+					  RD_KAFKA_PARTITION_UA);
+	cr_assert_eq(rd_kafka_subscribe(w->intruder, t), 0);
+	rd_kafka_topic_partition_list_destroy(t);
+}
+
+/* The intruder's one partition once it has one, else -1; polls it (its
+ * rebalance callbacks run in the poll: the default assigns). */
+static int intruder_partition(struct world *w)
+{
+	rd_kafka_message_t *m = rd_kafka_consumer_poll(w->intruder, 0);
+	if (m)
+		rd_kafka_message_destroy(m);
+	rd_kafka_topic_partition_list_t *a = NULL;
+	int p = -1;
+	if (rd_kafka_assignment(w->intruder, &a) == 0 && a) {
+		if (a->cnt == 1)
+			p = a->elems[0].partition;
+		rd_kafka_topic_partition_list_destroy(a);
+	}
+	return p;
+}
+
+/* About every 100 ms on the loop's thread. */
+static bool tick(void *user, const struct dc_run_stats *st)
+{
+	struct world *w = user;
+	uint64_t applied = st->messages + st->skipped_replay;
+	switch (w->phase) {
+	case 0: /* the first STEPS applied and durable (batches of 1 s) */
+		if (applied < (uint64_t)w->want || ++w->ticks < 25)
+			return false;
+		/* a bad message and EXTRA steps of every series in one batch,
+		 * then every Produce refused: the dead letter holds it */
+		produce(w, "s0", "not a measurement");
+		produce_steps(w, STEPS, STEPS + EXTRA);
+		rd_kafka_resp_err_t fail[1] = {
+		    RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED};
+		for (int i = 0; i < 1000; i++)
+			rd_kafka_mock_push_request_errors_array(
+			    w->mc, PRODUCE_APIKEY, 1, fail);
+		w->phase = 1;
+		w->ticks = 0;
+		return false;
+	case 1: /* all of it applied, the batch held: a member joins */
+		if (applied < (uint64_t)w->want ||
+		    st->deadletter_undelivered == 0)
+			return ++w->ticks > 300;
+		join_intruder(w);
+		w->phase = 2;
+		w->ticks = 0;
+		return false;
+	case 2: /* it took a partition from this host, still held */
+		w->revoked = intruder_partition(w);
+		if (w->revoked < 0 || st->assigned != 1)
+			return ++w->ticks > 300;
+		cr_assert_gt(st->deadletter_undelivered, 0,
+			     "the batch was not held at the revoke");
+		rd_kafka_mock_clear_request_errors(w->mc, PRODUCE_APIKEY);
+		w->batches_at_clear = st->batches;
+		w->phase = 3;
+		w->ticks = 0;
+		return false;
+	default: /* the dead letter delivered, the held batch committed */
+		intruder_partition(w);
+		if (st->deadletter_undelivered == 0 &&
+		    st->batches > w->batches_at_clear) {
+			w->done = true;
+			return true;
+		}
+		return ++w->ticks > 300;
+	}
+}
+
+Test(held_revoke, a_partition_revoked_while_held_drops_its_saved_values,
+     .timeout = 120)
+{
+	struct world w = {0};
+	char err[512];
+	char db[160];
+	su_tmpdb(w.dir, sizeof(w.dir), db, sizeof(db));
+
+	rd_kafka_conf_t *conf = rd_kafka_conf_new();
+	rd_kafka_conf_set(conf, "log_level", "0", err, sizeof(err));
+	w.owner = rd_kafka_new(RD_KAFKA_PRODUCER, conf, err, sizeof(err));
+	cr_assert_not_null(w.owner, "%s", err);
+	w.mc = rd_kafka_mock_cluster_new(w.owner, 1);
+	cr_assert_not_null(w.mc);
+	snprintf(w.bootstraps, sizeof(w.bootstraps), "%s",
+		 rd_kafka_mock_cluster_bootstraps(w.mc));
+	rd_kafka_mock_topic_create(w.mc, "measurements", PARTS, 1);
+	rd_kafka_mock_topic_create(w.mc, "forecasts", PARTS, 1);
+	rd_kafka_mock_topic_create(w.mc, "deadletter", 1, 1);
+
+	conf = rd_kafka_conf_new();
+	rd_kafka_conf_set(conf, "bootstrap.servers", w.bootstraps, err,
+			  sizeof(err));
+	w.producer = rd_kafka_new(RD_KAFKA_PRODUCER, conf, err, sizeof(err));
+	cr_assert_not_null(w.producer, "%s", err);
+
+	char model[128];
+	snprintf(model, sizeof(model), "%s/model.dcm", w.dir);
+	struct fc_model *m = tt_small_model_ok(16, 4);
+	cr_assert_eq(fc_model_save(m, model, err, sizeof(err)), 0, "%s", err);
+	fc_model_free(m);
+
+	produce_steps(&w, 0, STEPS);
+	char s_brokers[300], s_db[192], s_model[160];
+	snprintf(s_brokers, sizeof(s_brokers), "kafka.brokers=%s",
+		 w.bootstraps);
+	snprintf(s_db, sizeof(s_db), "storage.path=%s", db);
+	snprintf(s_model, sizeof(s_model), "model.path=%s", model);
+	const char *sets[] = {s_brokers,
+			      s_db,
+			      s_model,
+			      "kafka.group=" GROUP,
+			      "kafka.deadletter_topic=deadletter",
+			      "kafka.commit_interval_ms=100",
+			      "kafka.session_timeout_ms=6000",
+			      "storage.batch_ms=1000",
+			      "storage.flush_when_idle=false",
+			      "metrics.listen=off",
+			      "model.lookback=16",
+			      "model.horizon=4",
+			      "log.level=error"};
+	struct dc_run_options o = {.sets = sets,
+				   .nsets = sizeof(sets) / sizeof(sets[0]),
+				   .tick = tick,
+				   .user = &w};
+	struct dc_run_stats st;
+	cr_assert_eq(dc_run(&o, &st), 0);
+	cr_assert(w.done, "stopped in phase %d", w.phase);
+
+	sqlite3 *d = su_raw(db);
+	char q[256];
+	snprintf(q, sizeof(q),
+		 "SELECT count(*) FROM series WHERE partition = %d", w.revoked);
+	int gone = su_int(d, q);
+	cr_assert(gone > 0 && gone < SERIES,
+		  "%d of the series on the revoked partition", gone);
+	/* the held batch's offsets of the revoked partition are stored ... */
+	snprintf(q, sizeof(q),
+		 "SELECT next_offset FROM kafka_offsets WHERE partition = %d",
+		 w.revoked);
+	int64_t lo = 0, hi = 0;
+	cr_assert_eq(rd_kafka_query_watermark_offsets(
+			 w.producer, "measurements", w.revoked, &lo, &hi, 5000),
+		     0);
+	cr_assert_eq(su_int(d, q), hi, "the held batch's offsets not stored");
+	/* ... and its series' saved values, older, went with them */
+	snprintf(q, sizeof(q),
+		 "SELECT count(*) FROM series_recent r JOIN series s ON s.id "
+		 "= r.series_id WHERE s.partition = %d",
+		 w.revoked);
+	cr_assert_eq(su_int(d, q), 0,
+		     "values older than the stored offsets kept");
+	/* the kept partition's series: saved as of the last value */
+	snprintf(q, sizeof(q),
+		 "SELECT count(*) FROM series_recent r JOIN series s ON s.id "
+		 "= r.series_id WHERE s.partition <> %d AND r.position = %d",
+		 w.revoked, STEPS + EXTRA);
+	cr_assert_eq(su_int(d, q), SERIES - gone);
+	sqlite3_close(d);
+
+	rd_kafka_consumer_close(w.intruder);
+	rd_kafka_destroy(w.intruder);
+	rd_kafka_destroy(w.producer);
+	rd_kafka_mock_cluster_destroy(w.mc);
+	rd_kafka_destroy(w.owner);
+	su_rmdir(w.dir);
+}
