@@ -11,66 +11,33 @@
  */
 #include <criterion/criterion.h>
 #include <librdkafka/rdkafka.h>
-#include <librdkafka/rdkafka_mock.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "daemon/daemon.h"
-#include "forecast/forecast.h"
-#include "tests/storage/storeutil.h"
-#include "tests/ttt/small_model.h"
+#include "tests/daemon/mockrun.h"
 
-#define PARTS	       2
-#define SERIES	       6
-#define STEPS	       30 /* durable before the hold */
-#define EXTRA	       5  /* in the held batch */
-#define GROUP	       "held-revoke"
-#define PRODUCE_APIKEY 0 /* the Kafka protocol's ApiKey of Produce */
+#define PARTS  2
+#define SERIES 6
+#define STEPS  30 /* durable before the hold */
+#define EXTRA  5  /* in the held batch */
+#define GROUP  "held-revoke"
 
 struct world {
-	rd_kafka_t *owner, *producer, *intruder;
-	rd_kafka_mock_cluster_t *mc;
-	char bootstraps[256], dir[64];
+	struct mr_world mr;
+	rd_kafka_t *intruder;
 	int phase, ticks, revoked; /* revoked: the intruder's partition */
 	int64_t want;		   /* messages produced in all */
 	uint64_t batches_at_clear;
 	bool done;
 };
 
-static void produce(struct world *w, char *key, char *payload)
-{
-	cr_assert_eq(
-	    rd_kafka_producev(w->producer, RD_KAFKA_V_TOPIC("measurements"),
-			      RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
-			      RD_KAFKA_V_KEY(key, strlen(key)),
-			      RD_KAFKA_V_VALUE(payload, strlen(payload)),
-			      RD_KAFKA_V_END),
-	    0);
-	w->want++;
-}
-
-static void produce_steps(struct world *w, int from, int to)
-{
-	char key[16], payload[96];
-	for (int t = from; t < to; t++)
-		for (int s = 0; s < SERIES; s++) {
-			snprintf(key, sizeof(key), "s%d", s);
-			snprintf(payload, sizeof(payload),
-				 "{\"series\":\"s%d\",\"ts\":%d,"
-				 "\"value\":%.3f}",
-				 s, 1700000000 + 3600 * t,
-				 (double)((t * 7 + s * 3) % 11));
-			produce(w, key, payload);
-		}
-	cr_assert_eq(rd_kafka_flush(w->producer, 30000), 0);
-}
-
 static void join_intruder(struct world *w)
 {
 	char err[512];
 	rd_kafka_conf_t *conf = rd_kafka_conf_new();
-	rd_kafka_conf_set(conf, "bootstrap.servers", w->bootstraps, err,
+	rd_kafka_conf_set(conf, "bootstrap.servers", w->mr.bootstraps, err,
 			  sizeof(err));
 	rd_kafka_conf_set(conf, "group.id", GROUP, err, sizeof(err));
 	rd_kafka_conf_set(conf, "partition.assignment.strategy",
@@ -118,13 +85,10 @@ static bool tick(void *user, const struct dc_run_stats *st)
 			return false;
 		/* a bad message and EXTRA steps of every series in one batch,
 		 * then every Produce refused: the dead letter holds it */
-		produce(w, "s0", "not a measurement");
-		produce_steps(w, STEPS, STEPS + EXTRA);
-		rd_kafka_resp_err_t fail[1] = {
-		    RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED};
-		for (int i = 0; i < 1000; i++)
-			rd_kafka_mock_push_request_errors_array(
-			    w->mc, PRODUCE_APIKEY, 1, fail);
+		mr_produce(&w->mr, "s0", "not a measurement");
+		w->want +=
+		    1 + mr_produce_steps(&w->mr, SERIES, STEPS, STEPS + EXTRA);
+		mr_refuse_produce(&w->mr);
 		w->phase = 1;
 		w->ticks = 0;
 		return false;
@@ -142,7 +106,7 @@ static bool tick(void *user, const struct dc_run_stats *st)
 			return ++w->ticks > 300;
 		cr_assert_gt(st->deadletter_undelivered, 0,
 			     "the batch was not held at the revoke");
-		rd_kafka_mock_clear_request_errors(w->mc, PRODUCE_APIKEY);
+		rd_kafka_mock_clear_request_errors(w->mr.mc, MR_PRODUCE_APIKEY);
 		w->batches_at_clear = st->batches;
 		w->phase = 3;
 		w->ticks = 0;
@@ -162,43 +126,11 @@ Test(held_revoke, a_partition_revoked_while_held_drops_its_saved_values,
      .timeout = 120)
 {
 	struct world w = {0};
-	char err[512];
-	char db[160];
-	su_tmpdb(w.dir, sizeof(w.dir), db, sizeof(db));
-
-	rd_kafka_conf_t *conf = rd_kafka_conf_new();
-	rd_kafka_conf_set(conf, "log_level", "0", err, sizeof(err));
-	w.owner = rd_kafka_new(RD_KAFKA_PRODUCER, conf, err, sizeof(err));
-	cr_assert_not_null(w.owner, "%s", err);
-	w.mc = rd_kafka_mock_cluster_new(w.owner, 1);
-	cr_assert_not_null(w.mc);
-	snprintf(w.bootstraps, sizeof(w.bootstraps), "%s",
-		 rd_kafka_mock_cluster_bootstraps(w.mc));
-	rd_kafka_mock_topic_create(w.mc, "measurements", PARTS, 1);
-	rd_kafka_mock_topic_create(w.mc, "forecasts", PARTS, 1);
-	rd_kafka_mock_topic_create(w.mc, "deadletter", 1, 1);
-
-	conf = rd_kafka_conf_new();
-	rd_kafka_conf_set(conf, "bootstrap.servers", w.bootstraps, err,
-			  sizeof(err));
-	w.producer = rd_kafka_new(RD_KAFKA_PRODUCER, conf, err, sizeof(err));
-	cr_assert_not_null(w.producer, "%s", err);
-
-	char model[128];
-	snprintf(model, sizeof(model), "%s/model.dcm", w.dir);
-	struct fc_model *m = tt_small_model_ok(16, 4);
-	cr_assert_eq(fc_model_save(m, model, err, sizeof(err)), 0, "%s", err);
-	fc_model_free(m);
-
-	produce_steps(&w, 0, STEPS);
-	char s_brokers[300], s_db[192], s_model[160];
-	snprintf(s_brokers, sizeof(s_brokers), "kafka.brokers=%s",
-		 w.bootstraps);
-	snprintf(s_db, sizeof(s_db), "storage.path=%s", db);
-	snprintf(s_model, sizeof(s_model), "model.path=%s", model);
-	const char *sets[] = {s_brokers,
-			      s_db,
-			      s_model,
+	mr_start(&w.mr, PARTS, false);
+	w.want = mr_produce_steps(&w.mr, SERIES, 0, STEPS);
+	const char *sets[] = {w.mr.s_brokers,
+			      w.mr.s_db,
+			      w.mr.s_model,
 			      "kafka.group=" GROUP,
 			      "kafka.deadletter_topic=deadletter",
 			      "kafka.commit_interval_ms=100",
@@ -217,7 +149,7 @@ Test(held_revoke, a_partition_revoked_while_held_drops_its_saved_values,
 	cr_assert_eq(dc_run(&o, &st), 0);
 	cr_assert(w.done, "stopped in phase %d", w.phase);
 
-	sqlite3 *d = su_raw(db);
+	sqlite3 *d = su_raw(w.mr.db);
 	char q[256];
 	snprintf(q, sizeof(q),
 		 "SELECT count(*) FROM series WHERE partition = %d", w.revoked);
@@ -229,8 +161,9 @@ Test(held_revoke, a_partition_revoked_while_held_drops_its_saved_values,
 		 "SELECT next_offset FROM kafka_offsets WHERE partition = %d",
 		 w.revoked);
 	int64_t lo = 0, hi = 0;
-	cr_assert_eq(rd_kafka_query_watermark_offsets(
-			 w.producer, "measurements", w.revoked, &lo, &hi, 5000),
+	cr_assert_eq(rd_kafka_query_watermark_offsets(w.mr.producer,
+						      "measurements", w.revoked,
+						      &lo, &hi, 5000),
 		     0);
 	cr_assert_eq(su_int(d, q), hi, "the held batch's offsets not stored");
 	/* ... and its series' saved values, older, went with them */
@@ -250,8 +183,5 @@ Test(held_revoke, a_partition_revoked_while_held_drops_its_saved_values,
 
 	rd_kafka_consumer_close(w.intruder);
 	rd_kafka_destroy(w.intruder);
-	rd_kafka_destroy(w.producer);
-	rd_kafka_mock_cluster_destroy(w.mc);
-	rd_kafka_destroy(w.owner);
-	su_rmdir(w.dir);
+	mr_stop(&w.mr);
 }

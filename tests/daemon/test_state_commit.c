@@ -11,58 +11,27 @@
  */
 #include <criterion/criterion.h>
 #include <librdkafka/rdkafka.h>
-#include <librdkafka/rdkafka_mock.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
 #include "daemon/daemon.h"
-#include "forecast/forecast.h"
-#include "tests/storage/storeutil.h"
-#include "tests/ttt/small_model.h"
+#include "tests/daemon/mockrun.h"
 
 #define PARTS  2
 #define SERIES 6
 #define STEPS  40
 #define GROUP  "state-commit"
-/* the Kafka protocol's ApiKey of Produce (librdkafka's public headers do
- * not name them) */
-#define PRODUCE_APIKEY 0
 
 struct world {
-	rd_kafka_t *owner, *producer, *reader;
-	rd_kafka_mock_cluster_t *mc;
-	char bootstraps[256], dir[64];
+	struct mr_world mr;
+	rd_kafka_t *reader;
 	int phase, ticks, committed_while_failing;
 	int64_t want; /* messages produced in all */
 	uint64_t applied_at_clear;
 	bool failing, done;
 };
-
-static void produce_steps(struct world *w, int from, int to)
-{
-	char key[16], payload[96];
-	for (int t = from; t < to; t++)
-		for (int s = 0; s < SERIES; s++) {
-			int kl = snprintf(key, sizeof(key), "s%d", s);
-			int n = snprintf(payload, sizeof(payload),
-					 "{\"series\":\"s%d\",\"ts\":%d,"
-					 "\"value\":%.3f}",
-					 s, 1700000000 + 3600 * t,
-					 (double)((t * 7 + s * 3) % 11));
-			cr_assert_eq(
-			    rd_kafka_producev(
-				w->producer, RD_KAFKA_V_TOPIC("measurements"),
-				RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
-				RD_KAFKA_V_KEY(key, (size_t)kl),
-				RD_KAFKA_V_VALUE(payload, (size_t)n),
-				RD_KAFKA_V_END),
-			    0);
-			w->want++;
-		}
-	cr_assert_eq(rd_kafka_flush(w->producer, 30000), 0);
-}
 
 /* The group's committed offsets summed over the partitions (none: 0). */
 static int64_t committed(struct world *w)
@@ -89,11 +58,7 @@ static bool tick(void *user, const struct dc_run_stats *st)
 		/* from the loop's first tick (the group join takes seconds:
 		 * nothing is consumed yet), the broker refuses every Produce:
 		 * no state record (nor forecast) is acknowledged */
-		rd_kafka_resp_err_t fail[1] = {
-		    RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED};
-		for (int i = 0; i < 1000; i++)
-			rd_kafka_mock_push_request_errors_array(
-			    w->mc, PRODUCE_APIKEY, 1, fail);
+		mr_refuse_produce(&w->mr);
 		w->failing = true;
 		cr_assert_eq(applied, 0);
 	}
@@ -104,7 +69,7 @@ static bool tick(void *user, const struct dc_run_stats *st)
 			return false;
 		if (committed(w) != 0)
 			w->committed_while_failing = 1;
-		rd_kafka_mock_clear_request_errors(w->mc, PRODUCE_APIKEY);
+		rd_kafka_mock_clear_request_errors(w->mr.mc, MR_PRODUCE_APIKEY);
 		w->applied_at_clear = applied;
 		w->phase = 1;
 		w->ticks = 0;
@@ -125,30 +90,11 @@ Test(state_commit, offsets_wait_for_their_states, .timeout = 120)
 {
 	struct world w = {0};
 	char err[512];
-	char db[160];
-	su_tmpdb(w.dir, sizeof(w.dir), db, sizeof(db));
-
-	rd_kafka_conf_t *conf = rd_kafka_conf_new();
-	rd_kafka_conf_set(conf, "log_level", "0", err, sizeof(err));
-	w.owner = rd_kafka_new(RD_KAFKA_PRODUCER, conf, err, sizeof(err));
-	cr_assert_not_null(w.owner, "%s", err);
-	w.mc = rd_kafka_mock_cluster_new(w.owner, 1);
-	cr_assert_not_null(w.mc);
-	snprintf(w.bootstraps, sizeof(w.bootstraps), "%s",
-		 rd_kafka_mock_cluster_bootstraps(w.mc));
-	rd_kafka_mock_topic_create(w.mc, "measurements", PARTS, 1);
-	rd_kafka_mock_topic_create(w.mc, "forecasts", PARTS, 1);
-	rd_kafka_mock_topic_create(w.mc, "deadletter", 1, 1);
-	rd_kafka_mock_topic_create(w.mc, "driftcast-state", PARTS, 1);
-
-	conf = rd_kafka_conf_new();
-	rd_kafka_conf_set(conf, "bootstrap.servers", w.bootstraps, err,
-			  sizeof(err));
-	w.producer = rd_kafka_new(RD_KAFKA_PRODUCER, conf, err, sizeof(err));
-	cr_assert_not_null(w.producer, "%s", err);
+	mr_start(&w.mr, PARTS, true);
+	rd_kafka_conf_t *conf;
 	/* reads the group's commits without joining it */
 	conf = rd_kafka_conf_new();
-	rd_kafka_conf_set(conf, "bootstrap.servers", w.bootstraps, err,
+	rd_kafka_conf_set(conf, "bootstrap.servers", w.mr.bootstraps, err,
 			  sizeof(err));
 	rd_kafka_conf_set(conf, "group.id", GROUP, err, sizeof(err));
 	rd_kafka_conf_set(conf, "partition.assignment.strategy",
@@ -156,22 +102,10 @@ Test(state_commit, offsets_wait_for_their_states, .timeout = 120)
 	w.reader = rd_kafka_new(RD_KAFKA_CONSUMER, conf, err, sizeof(err));
 	cr_assert_not_null(w.reader, "%s", err);
 
-	char model[128];
-	snprintf(model, sizeof(model), "%s/model.dcm", w.dir);
-	struct fc_model *m = tt_small_model(16, 4);
-	cr_assert_not_null(m);
-	cr_assert_eq(fc_model_save(m, model, err, sizeof(err)), 0, "%s", err);
-	fc_model_free(m);
-
-	produce_steps(&w, 0, STEPS);
-	char s_brokers[300], s_db[192], s_model[160];
-	snprintf(s_brokers, sizeof(s_brokers), "kafka.brokers=%s",
-		 w.bootstraps);
-	snprintf(s_db, sizeof(s_db), "storage.path=%s", db);
-	snprintf(s_model, sizeof(s_model), "model.path=%s", model);
-	const char *sets[] = {s_brokers,
-			      s_db,
-			      s_model,
+	w.want = mr_produce_steps(&w.mr, SERIES, 0, STEPS);
+	const char *sets[] = {w.mr.s_brokers,
+			      w.mr.s_db,
+			      w.mr.s_model,
 			      "kafka.group=" GROUP,
 			      "kafka.state_topic=driftcast-state",
 			      "kafka.deadletter_topic=deadletter",
@@ -213,8 +147,5 @@ Test(state_commit, offsets_wait_for_their_states, .timeout = 120)
 		      (long)stored);
 
 	rd_kafka_destroy(w.reader);
-	rd_kafka_destroy(w.producer);
-	rd_kafka_mock_cluster_destroy(w.mc);
-	rd_kafka_destroy(w.owner);
-	su_rmdir(w.dir);
+	mr_stop(&w.mr);
 }
