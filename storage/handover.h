@@ -28,8 +28,8 @@ int store_restore_partition(struct store *s, int32_t partition,
 
 /* The recent values saved for the series of partition
  * (-1: unknown partition) to fn (NULL: none is used), then deleted, in the
- * open batch (begun if none is): the caller commits it.  A failure fails
- * the batch, as any write of it does. */
+ * open batch (begun if none is): the caller commits it.  A failed
+ * deletion fails the batch, as any write of it does. */
 int store_recent_take_partition(struct store *s, int32_t partition,
 				store_recent_fn fn, void *user, size_t *ret_n,
 				char *errbuf, size_t errbuf_size);

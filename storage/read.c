@@ -217,17 +217,20 @@ int store_recent_take_q(struct store *s, enum sq walk, enum sq clear, int bind,
 	if (bind != INT_MIN)
 		sqlite3_bind_int(st, 1, bind);
 	if ((r = store_step_row(s, st, "deleting saved recent values", errbuf,
-				errbuf_size)) < 0)
+				errbuf_size)) < 0) {
+		if (!commit) /* the caller's batch: failed as any write */
+			return store_batch_fail(s, r, errbuf, errbuf_size);
 		goto fail;
+	}
 	if (commit && (r = store_batch_commit(s, errbuf, errbuf_size)) < 0)
 		return r;
 	if (ret_n)
 		*ret_n = n;
 	return 0;
 fail:
-	if (!commit) /* the caller's batch: failed as any write of it */
-		return store_batch_fail(s, r, errbuf, errbuf_size);
-	store_batch_abort(s);
+	/* nothing written yet: the caller's batch stays as it was */
+	if (commit)
+		store_batch_abort(s);
 	return r;
 }
 

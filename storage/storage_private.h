@@ -227,7 +227,8 @@ int store_recent_walk(struct store *s, sqlite3_stmt *st, store_recent_fn fn,
 		      size_t errbuf_size);
 /* store_recent_take with the statements walk and clear, each bound to
  * bind as ?1 (INT_MIN: not bound), in the open batch; committed when
- * commit is true (else left to the caller; a failure fails the batch). */
+ * commit is true (else left to the caller: a failed read or fn stopping
+ * leaves the batch as it was, a failed deletion fails it). */
 int store_recent_take_q(struct store *s, enum sq walk, enum sq clear, int bind,
 			bool commit, store_recent_fn fn, void *user,
 			size_t *ret_n, char *errbuf, size_t errbuf_size);
