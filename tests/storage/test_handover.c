@@ -38,6 +38,17 @@ static int count_recent(void *user, const struct store_recent *r)
 	return 0;
 }
 
+/* Take partition's saved recent values; how many there were. */
+static int take_count(struct store *s, int partition)
+{
+	char err[512] = "";
+	int n = 0;
+	cr_assert_eq(store_recent_take_partition(s, partition, count_recent, &n,
+						 NULL, err, sizeof(err)),
+		     0, "%s", err);
+	return n;
+}
+
 static void put_recent(struct store *s, const char *series)
 {
 	float v[3] = {1, 2, 3};
@@ -173,16 +184,8 @@ Test(handover, partitions_moves_and_adopted_versions)
 	    store_recent_count_partition(s, 2, &saved, err, sizeof(err)), 0,
 	    "%s", err);
 	cr_assert_eq(saved, 1);
-	int n = 0;
-	cr_assert_eq(store_recent_take_partition(s, 2, count_recent, &n, NULL,
-						 err, sizeof(err)),
-		     0, "%s", err);
-	cr_assert_eq(n, 1);
-	n = 0;
-	cr_assert_eq(store_recent_take_partition(s, 2, count_recent, &n, NULL,
-						 err, sizeof(err)),
-		     0);
-	cr_assert_eq(n, 0);
+	cr_assert_eq(take_count(s, 2), 1);
+	cr_assert_eq(take_count(s, 2), 0);
 	cr_assert_eq(
 	    store_recent_count_partition(s, 2, &saved, err, sizeof(err)), 0,
 	    "%s", err);
@@ -327,11 +330,7 @@ Test(handover, schema_8_file_migrates_to_9_and_keeps_its_rows)
 		     "%s", err);
 	adopt_in(s, 5, 4000, 1, 41);
 	su_commit(s);
-	int n = 0;
-	cr_assert_eq(store_recent_take_partition(s, 1, count_recent, &n, NULL,
-						 err, sizeof(err)),
-		     0, "%s", err);
-	cr_assert_eq(n, 1);
+	cr_assert_eq(take_count(s, 1), 1);
 	store_free(s);
 
 	db = su_raw(path);
@@ -447,16 +446,8 @@ Test(handover, taking_recent_values_does_not_commit_the_open_batch)
 
 	/* a batch is open (the held one): a version of series b */
 	cr_assert_eq(su_version(s, "b", STORE_EV_INIT, 0, 0, 2000, 0.0f), 0);
-	int n = 0;
-	cr_assert_eq(store_recent_take_partition(s, 2, count_recent, &n, NULL,
-						 err, sizeof(err)),
-		     0, "%s", err);
-	cr_assert_eq(n, 1);
-	n = 0;
-	cr_assert_eq(store_recent_take_partition(s, 2, count_recent, &n, NULL,
-						 err, sizeof(err)),
-		     0, "%s", err);
-	cr_assert_eq(n, 0, "taken twice within the batch");
+	cr_assert_eq(take_count(s, 2), 1);
+	cr_assert_eq(take_count(s, 2), 0, "taken twice within the batch");
 	store_batch_abort(s); /* the held batch abandoned (a stop gave up) */
 	sqlite3 *db = su_raw(path);
 	cr_assert_eq(su_int(db, "SELECT count(*) FROM series WHERE key = 'b'"),
@@ -467,10 +458,7 @@ Test(handover, taking_recent_values_does_not_commit_the_open_batch)
 
 	/* committed with its batch */
 	cr_assert_eq(su_version(s, "b", STORE_EV_INIT, 0, 0, 2000, 0.0f), 0);
-	cr_assert_eq(store_recent_take_partition(s, 2, count_recent, &n, NULL,
-						 err, sizeof(err)),
-		     0, "%s", err);
-	cr_assert_eq(n, 1);
+	cr_assert_eq(take_count(s, 2), 1);
 	su_commit(s);
 	db = su_raw(path);
 	cr_assert_eq(su_int(db, "SELECT count(*) FROM series WHERE key = 'b'"),
