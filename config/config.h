@@ -192,7 +192,7 @@ struct cfg {
 		int rollback_window, fallback_rollbacks, fallback_within,
 		    fallback_pause;
 		int reset; /* enum cfg_ttt_reset */
-		double reset_alpha, combine_weight;
+		double reset_alpha, combine_weight, average_rate;
 		int scope; /* enum cfg_ttt_scope */
 		char group_sep[8];
 		bool ephemeral;

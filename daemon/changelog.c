@@ -12,6 +12,9 @@
  * u64, runs u32, and per run offset u32, len u32, f32[len] (a series
  * adapts a few hundred of the block's floats, ~1/20 at d = 64; the whole
  * block made a record ~25 KB and its cost per commit was all copying).
+ * With flag 4 (ring present too), the series' published average follows
+ * the values: u16[average_len], average_version u64, average_len u32,
+ * read from the end; a host older than the flag refuses such a record.
  */
 #include "daemon/changelog.h"
 
@@ -128,12 +131,21 @@ static size_t adapter_bytes(const struct dc_changelog_rec *rec)
 	return n;
 }
 
+/* Whether rec carries a published average (flag 4). */
+static bool has_average(const struct dc_changelog_rec *rec)
+{
+	return rec->kind == DC_CHANGELOG_STATE && rec->has_ring &&
+	       rec->average && rec->average_len;
+}
+
 size_t dc_changelog_size(const struct dc_changelog_rec *rec)
 {
 	size_t n = HEAD_LEN + host_len(rec) + 4;
 	if (rec->kind == DC_CHANGELOG_STATE)
 		n += rec->key_len + adapter_bytes(rec) +
 		     4 * (rec->has_ring ? rec->count : 0);
+	if (has_average(rec))
+		n += 2 * rec->average_len + 8 + 4;
 	return n;
 }
 
@@ -160,14 +172,18 @@ size_t dc_changelog_encode(const struct dc_changelog_rec *rec, void *buf,
 	size_t alen = state && rec->adapter ? rec->adapter_len : 0;
 	size_t count = state && rec->has_ring ? rec->count : 0;
 	size_t klen = state ? rec->key_len : 0;
-	if (n > cap || klen > 65535 || alen > UINT32_MAX || count > UINT32_MAX)
+	bool avg = has_average(rec);
+	if (n > cap || klen > 65535 || alen > UINT32_MAX ||
+	    count > UINT32_MAX || (avg && rec->average_len > UINT32_MAX))
 		return 0;
 	struct wr w = {buf};
 	memcpy(w.p, MAGIC, 4);
 	w.p += 4;
 	bool runs = alen && rec->base;
 	put(&w, (uint64_t)rec->kind, 1);
-	put(&w, (state && rec->has_ring ? 1 : 0) | (runs ? 2 : 0), 1);
+	put(&w,
+	    (state && rec->has_ring ? 1 : 0) | (runs ? 2 : 0) | (avg ? 4 : 0),
+	    1);
 	put(&w, 0, 2);
 	put(&w, rec->model_hash, 8);
 	put(&w, (uint32_t)rec->partition, 4);
@@ -201,6 +217,12 @@ size_t dc_changelog_encode(const struct dc_changelog_rec *rec, void *buf,
 		put_floats(&w, rec->adapter, alen);
 	}
 	put_floats(&w, rec->values, count);
+	if (avg) {
+		for (size_t i = 0; i < rec->average_len; i++)
+			put(&w, rec->average[i], 2);
+		put(&w, rec->average_version, 8);
+		put(&w, rec->average_len, 4);
+	}
 	put(&w, crc32(0L, buf, (uInt)(n - 4)), 4);
 	return n;
 }
@@ -287,8 +309,20 @@ int dc_changelog_decode(const void *buf, size_t len,
 	if (r.kind != DC_CHANGELOG_STATE && r.kind != DC_CHANGELOG_MARK)
 		return refuse(why, why_size, -EPROTO, "unknown record kind");
 	bool runs = (flags & 2) && r.adapter_len;
+	/* the published average's trailer, read from the end */
+	size_t tail = 0;
+	if ((flags & 4) && r.has_ring) {
+		const unsigned char *q = (const unsigned char *)buf + len - 8;
+		r.average_len = (size_t)get(&q, 4);
+		/* the exact size is checked with the others below */
+		if (r.average_len == 0 || r.average_len > len / 2)
+			return refuse(why, why_size, -EINVAL,
+				      "lengths do not add up to the record's "
+				      "size");
+		tail = 2 * r.average_len + 8 + 4;
+	}
 	/* the adapter's bytes: all of them, or what the runs leave */
-	size_t fixed = HEAD_LEN + hlen + r.key_len + 4 * r.count + 4;
+	size_t fixed = HEAD_LEN + hlen + r.key_len + 4 * r.count + 4 + tail;
 	size_t abytes =
 	    runs ? (len >= fixed ? len - fixed : 0) : 4 * r.adapter_len;
 	if (fixed + abytes != len || (runs && abytes < 12))
@@ -319,7 +353,8 @@ int dc_changelog_decode(const void *buf, size_t len,
 			      "recent values out of range");
 	if (!r.has_ring && r.count)
 		return refuse(why, why_size, -EINVAL, "values without a ring");
-	if (scratch && r.adapter_len + r.count > cap)
+	size_t avg_floats = (r.average_len + 1) / 2; /* u16 pairs */
+	if (scratch && r.adapter_len + r.count + avg_floats > cap)
 		return refuse(why, why_size, -ENOBUFS,
 			      "more recent values than this host keeps");
 	r.key = (const char *)p;
@@ -344,6 +379,20 @@ int dc_changelog_decode(const void *buf, size_t len,
 	if (!get_floats(&p, r.count, v))
 		return refuse(why, why_size, -EINVAL,
 			      "non-finite adapter weight or value");
+	if (r.average_len) {
+		uint16_t *av =
+		    scratch ? (uint16_t *)(void *)(v + r.count) : NULL;
+		for (size_t i = 0; i < r.average_len; i++) {
+			uint16_t h = (uint16_t)get(&p, 2);
+			if ((h & 0x7c00u) == 0x7c00u) /* inf or NaN */
+				return refuse(why, why_size, -EINVAL,
+					      "non-finite published average");
+			if (av)
+				av[i] = h;
+		}
+		r.average = av;
+		r.average_version = get(&p, 8);
+	}
 	r.adapter = r.adapter_len ? a : NULL;
 	r.values = v;
 	*ret = r;

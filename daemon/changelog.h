@@ -53,6 +53,12 @@ struct dc_changelog_rec {
 	uint64_t adaptations;
 	const float *values; /* [count], oldest first */
 	size_t count;
+	/* with has_ring: the published average (ttt_recent), NULL: none.
+	 * Decoding, it takes (average_len + 1) / 2 floats of the scratch
+	 * after the values. */
+	const uint16_t *average;
+	size_t average_len;
+	uint64_t average_version;
 };
 
 /* The encoded size of rec. */

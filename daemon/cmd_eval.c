@@ -281,6 +281,8 @@ static json_t *params_json(const struct ttt_params *p, const char *families)
 	/* the share published by the ttt arm (ttt_nocombine publishes 1) */
 	json_object_set_new(o, "combine_weight",
 			    json_real((double)p->combine_weight));
+	json_object_set_new(o, "average_rate",
+			    json_real((double)p->average_rate));
 	json_object_set_new(o, "fallback_rollbacks",
 			    json_integer(p->fallback_rollbacks));
 	json_object_set_new(o, "fallback_within",

@@ -114,7 +114,9 @@ static struct changelog *cl_get(struct run *r)
 		return NULL;
 	c->ring_len = ttt_engine_ring_len(r->engine);
 	c->ring = calloc(c->ring_len, sizeof(float));
-	c->dec_cap = r->adapter_len + c->ring_len;
+	/* adapter, values, and a published average of at most the adapter's
+	 * length in half precision */
+	c->dec_cap = r->adapter_len + c->ring_len + (r->adapter_len + 1) / 2;
 	c->dec = calloc(c->dec_cap ? c->dec_cap : 1, sizeof(float));
 	c->block = calloc(r->adapter_len ? r->adapter_len : 1, sizeof(float));
 	if (!c->ring || !c->dec || !c->block) {
@@ -308,6 +310,9 @@ static int publish_one(struct run *r, const char *key, int32_t p, bool *dirty,
 		rec.adaptations = rc.adaptations;
 		rec.values = rc.values;
 		rec.count = (size_t)rc.count;
+		rec.average = rc.average;
+		rec.average_len = rc.average_len;
+		rec.average_version = rc.average_version;
 	}
 	e = produce(r, c, p, key, rec.key_len, &rec);
 	if (e < 0) {
@@ -597,9 +602,10 @@ void run_changelog_start(struct run *r, struct dc_kafka_start *st)
 		 (double)(dc_now_monotonic_usec() - t0) / 1e6);
 }
 
-/* Restore one chosen record into the engine and the database. */
+/* Restore one chosen record into the engine and the database; *n_avg
+ * counts the records that carried a published average. */
 static int apply(struct run *r, struct changelog *c, struct kept *k,
-		 const struct dc_kafka_start *st)
+		 const struct dc_kafka_start *st, size_t *n_avg)
 {
 	struct dc_changelog_rec rec;
 	char why[160], key[STORE_KEY_MAX], note[512];
@@ -623,11 +629,15 @@ static int apply(struct run *r, struct changelog *c, struct kept *k,
 		    .adaptations = rec.adaptations,
 		    .values = rec.values,
 		    .count = (int)rec.count,
+		    .average = rec.average,
+		    .average_len = rec.average_len,
+		    .average_version = rec.average_version,
 		};
 		e = ttt_engine_restore_recent(r->engine, &rc);
 	}
 	if (e < 0)
 		return e;
+	*n_avg += rec.has_ring && rec.average;
 	snprintf(note, sizeof(note),
 		 "from the state topic %s[%d] (state at offset %" PRId64
 		 ", version %" PRIu64 " there), made on %s",
@@ -668,14 +678,14 @@ static int apply(struct run *r, struct changelog *c, struct kept *k,
 size_t run_changelog_restore(struct run *r, const struct dc_kafka_start *st)
 {
 	struct changelog *c = r->changelog;
-	size_t n = 0;
+	size_t n = 0, n_avg = 0;
 	if (!c || !run_state_topic(r))
 		return 0;
 	for (size_t i = 0; i < c->nkept; i++) {
 		struct kept *k = &c->kept[i];
 		if (!k->chosen)
 			continue;
-		int e = apply(r, c, k, st);
+		int e = apply(r, c, k, st, &n_avg);
 		if (e < 0) {
 			r->st.states_refused++;
 			log_ratelimited(&r->rl_store, LOG_WARNING,
@@ -690,6 +700,10 @@ size_t run_changelog_restore(struct run *r, const struct dc_kafka_start *st)
 		n++;
 	}
 	r->st.states_restored += n;
+	if (n)
+		log_info("state topic %s[%d]: %zu states restored, %zu with "
+			 "a published average",
+			 r->cfg.kafka.state_topic, st->partition, n, n_avg);
 	return n;
 }
 

@@ -63,7 +63,16 @@ int run_restore_ring(struct run *r, const struct store_recent *sr)
 	    .adaptations = sr->adaptations,
 	    .values = sr->values,
 	    .count = (int)sr->count,
+	    .average = sr->average,
+	    .average_len = sr->average_len,
+	    .average_version = sr->average_version,
 	};
+	if (sr->status == 0 && sr->average_status < 0)
+		log_ratelimited(
+		    &r->rl_store, LOG_WARNING,
+		    "series %s: saved published average not used "
+		    "(%s): it starts again from the adapter version",
+		    sr->series, strerror(-sr->average_status));
 	return sr->status ? sr->status
 	       : sr->count > INT_MAX
 		   ? -EINVAL
@@ -140,6 +149,9 @@ int run_recent_put(struct run *r, const struct ttt_recent *rc)
 	    .adaptations = rc->adaptations,
 	    .values = rc->values,
 	    .count = (size_t)rc->count,
+	    .average = rc->average,
+	    .average_len = rc->average_len,
+	    .average_version = rc->average_version,
 	};
 	return store_recent_put(r->store, &sr, r->err, sizeof(r->err));
 }

@@ -97,6 +97,7 @@ int dc_ttt_params_from_cfg(struct ttt_params *p, const struct cfg *c, char *err,
 	p->group_sep = c->ttt.group_sep[0];
 	p->ephemeral = c->ttt.ephemeral;
 	p->combine_weight = (float)c->ttt.combine_weight;
+	p->average_rate = (float)c->ttt.average_rate;
 	p->max_gap = c->ttt.max_gap;
 	p->level_steps = c->ttt.level_steps;
 	p->level_forget = (float)c->ttt.level_forget;

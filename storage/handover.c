@@ -83,9 +83,11 @@ int store_recent_take_partition(struct store *s, int32_t partition,
 	 * letters.  Rows not deleted yet at a crash still describe the
 	 * stored state (every batch saves them with its offsets). */
 	return store_recent_take_q(
-	    s, SQ_RECENT_PARTITION, SQ_RECENT_CLEAR_PARTITION,
-	    partition < 0 ? -1 : partition, false, fn ? fn : skip_recent, user,
-	    ret_n, errbuf, errbuf_size);
+	    s,
+	    s->schema >= STORE_SCHEMA_AVERAGE ? SQ_RECENT_PARTITION
+					      : SQ_RECENT_PARTITION_V9,
+	    SQ_RECENT_CLEAR_PARTITION, partition < 0 ? -1 : partition, false,
+	    fn ? fn : skip_recent, user, ret_n, errbuf, errbuf_size);
 }
 
 int store_recent_drop_partition(struct store *s, int32_t partition,

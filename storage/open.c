@@ -392,6 +392,7 @@ void store_free(struct store *s)
 	if (s->lock_fd >= 0)
 		close(s->lock_fd);
 	free(s->buf);
+	free(s->abuf);
 	free(s->rb_adapter);
 	free(s);
 }

@@ -9,6 +9,7 @@
 
 #include <errno.h>
 #include <math.h>
+#include <stdlib.h>
 #include <string.h>
 
 static const char *const event_names[STORE_EV__COUNT] = {
@@ -151,6 +152,34 @@ int store_restore(struct store *s, const char *series, store_restore_fn fn,
 				  errbuf_size);
 }
 
+/* The published average of a recent-values row (columns 9-11) into
+ * rr: 0 (also when there is none), -EBADMSG (checksum or size: left out),
+ * -ENOMEM. */
+static int read_average(struct store *s, sqlite3_stmt *st,
+			struct store_recent *rr)
+{
+	if (sqlite3_column_type(st, 9) == SQLITE_NULL)
+		return 0;
+	const void *p = sqlite3_column_blob(st, 9);
+	size_t nb = (size_t)sqlite3_column_bytes(st, 9);
+	size_t len = nb / sizeof(uint16_t);
+	if (nb % sizeof(uint16_t) || nb == 0 ||
+	    store_checksum(p, nb) != (uint32_t)sqlite3_column_int64(st, 11))
+		return -EBADMSG;
+	if (len > s->abuf_cap) {
+		uint16_t *b = realloc(s->abuf, nb);
+		if (!b)
+			return -ENOMEM;
+		s->abuf = b;
+		s->abuf_cap = len;
+	}
+	memcpy(s->abuf, p, nb);
+	rr->average = s->abuf;
+	rr->average_len = len;
+	rr->average_version = (uint64_t)sqlite3_column_int64(st, 10);
+	return 0;
+}
+
 int store_recent_walk(struct store *s, sqlite3_stmt *st, store_recent_fn fn,
 		      void *user, size_t *ret_n, char *errbuf,
 		      size_t errbuf_size)
@@ -179,6 +208,13 @@ int store_recent_walk(struct store *s, sqlite3_stmt *st, store_recent_fn fn,
 		if (rr.status == 0) {
 			rr.values = s->buf;
 			rr.count = len;
+		}
+		rr.average_status = read_average(s, st, &rr);
+		if (rr.average_status == -ENOMEM) {
+			r = store_set_err(
+			    errbuf, errbuf_size, -ENOMEM,
+			    "out of memory reading recent values");
+			goto out;
 		}
 		n++;
 		if ((r = fn(user, &rr)) != 0)
@@ -237,8 +273,12 @@ fail:
 int store_recent_take(struct store *s, store_recent_fn fn, void *user,
 		      size_t *ret_n, char *errbuf, size_t errbuf_size)
 {
-	return store_recent_take_q(s, SQ_RECENT_ALL, SQ_RECENT_CLEAR, INT_MIN,
-				   true, fn, user, ret_n, errbuf, errbuf_size);
+	return store_recent_take_q(s,
+				   s->schema >= STORE_SCHEMA_AVERAGE
+				       ? SQ_RECENT_ALL
+				       : SQ_RECENT_ALL_V9,
+				   SQ_RECENT_CLEAR, INT_MIN, true, fn, user,
+				   ret_n, errbuf, errbuf_size);
 }
 
 int store_history(struct store *s, const char *series, int64_t since,

@@ -485,9 +485,20 @@ static const char MIGRATION_9[] =
     "WHERE type = 'table' AND name = 'versions';\n"
     "PRAGMA writable_schema = OFF;\n";
 
-static const char *const migrations[] = {MIGRATION_1, MIGRATION_2, MIGRATION_3,
-					 MIGRATION_4, MIGRATION_5, MIGRATION_6,
-					 MIGRATION_7, MIGRATION_8, MIGRATION_9};
+/*
+ * The published average of a series' adapter versions (ttt.average_rate):
+ * what the series publishes depends on it, so it is saved with the recent
+ * values, for the version it belongs to (a rollback or a restart from
+ * another version starts it afresh), with its own checksum.  NULL: none.
+ */
+static const char MIGRATION_10[] =
+    "ALTER TABLE series_recent ADD COLUMN average BLOB;\n"
+    "ALTER TABLE series_recent ADD COLUMN average_version INTEGER;\n"
+    "ALTER TABLE series_recent ADD COLUMN average_checksum INTEGER;\n";
+
+static const char *const migrations[] = {
+    MIGRATION_1, MIGRATION_2, MIGRATION_3, MIGRATION_4, MIGRATION_5,
+    MIGRATION_6, MIGRATION_7, MIGRATION_8, MIGRATION_9, MIGRATION_10};
 
 _Static_assert(sizeof(migrations) / sizeof(migrations[0]) ==
 		   STORE_SCHEMA_VERSION,

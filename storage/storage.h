@@ -26,7 +26,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define STORE_SCHEMA_VERSION 9	 /* the latest, PRAGMA user_version */
+#define STORE_SCHEMA_VERSION 10	 /* the latest, PRAGMA user_version */
 #define STORE_KEY_MAX	     256 /* keys, topics: bytes with the NUL */
 #define STORE_REASON_MAX     512 /* rollback reasons, likewise */
 struct store;
@@ -192,6 +192,12 @@ struct store_recent {
 	const float *values;
 	size_t count;
 	int status; /* store_recent_take: 0, or -EBADMSG (no values) */
+	/* The published average (ttt_recent), NULL: none; reading, a
+	 * checksum mismatch drops it with average_status -EBADMSG. */
+	const uint16_t *average;
+	size_t average_len;
+	uint64_t average_version;
+	int average_status;
 };
 
 /* Save r in the open batch (replaces the series' older row). */

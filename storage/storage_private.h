@@ -32,7 +32,9 @@
 #define STORE_SCHEMA_NS 7
 /* forecasts.value (the value observed at the origin) from schema 8 */
 #define STORE_SCHEMA_VALUE 8
-#define STORE_NS	   1000000000
+/* series_recent has the published average */
+#define STORE_SCHEMA_AVERAGE 10
+#define STORE_NS	     1000000000
 
 struct store {
 	sqlite3 *db;
@@ -66,6 +68,8 @@ struct store {
 
 	float *buf; /* blob copies (restore), grown as needed */
 	size_t buf_cap;
+	uint16_t *abuf; /* a published average's copy (recent values) */
+	size_t abuf_cap;
 	float *rb_adapter; /* the last rollback result's adapter */
 	size_t rb_cap;
 

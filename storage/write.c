@@ -671,12 +671,14 @@ int store_recent_put(struct store *s, const struct store_recent *r,
 	if ((r0 = store_check_key(r->series, "series key", errbuf,
 				  errbuf_size)) < 0)
 		return r0;
-	if (r->step <= 0 || r->count > INT_MAX / sizeof(float))
+	if (r->step <= 0 || r->count > INT_MAX / sizeof(float) ||
+	    r->average_len > INT_MAX / sizeof(uint16_t))
 		return store_set_err(errbuf, errbuf_size, -EINVAL,
 				     "series %s: recent values out of range",
 				     r->series);
-	if ((r0 = put_begin(s, SQ_RECENT_PUT, r->series, &id, &st, errbuf,
-			    errbuf_size)) < 0)
+	bool v10 = s->schema >= STORE_SCHEMA_AVERAGE;
+	if ((r0 = put_begin(s, v10 ? SQ_RECENT_PUT : SQ_RECENT_PUT_V9,
+			    r->series, &id, &st, errbuf, errbuf_size)) < 0)
 		return r0;
 	size_t nbytes = r->count * sizeof(float);
 	sqlite3_bind_int64(st, 1, id);
@@ -692,6 +694,12 @@ int store_recent_put(struct store *s, const struct store_recent *r,
 	    st, 9,
 	    store_checksum(nbytes ? (const void *)r->values : "", nbytes));
 	sqlite3_bind_int64(st, 10, store_now_ms());
+	if (v10 && r->average && r->average_len) {
+		size_t ab = r->average_len * sizeof(uint16_t);
+		sqlite3_bind_blob(st, 11, r->average, (int)ab, SQLITE_STATIC);
+		sqlite3_bind_int64(st, 12, (int64_t)r->average_version);
+		sqlite3_bind_int64(st, 13, store_checksum(r->average, ab));
+	}
 	return put_end(s, st, "saving a series' recent values", errbuf,
 		       errbuf_size);
 }

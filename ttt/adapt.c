@@ -314,6 +314,7 @@ void ttt_adapt_run(struct ttt_engine *e, struct series *s,
 		goto rejected;
 	}
 	memcpy(ad->a, e->cc, e->n_ad * sizeof(float));
+	ttt_avg_update(e, ad);
 	ad->identity = 0;
 	ad->version = ad->next_version++;
 	ev.type = TTT_EV_ADAPT_ACCEPTED;

@@ -17,14 +17,45 @@
  * every fixed weight on the validation and the training split
  * (docs/RESULTS.md).  The shadow's rollback is what stops an adapter that
  * realised errors show to be harmful.
+ *
+ * With ttt.average_rate r > 0, a in that formula is not the newest version
+ * but a running average of the accepted ones (Polyak averaging): each
+ * accepted version moves it by r of the way, m += r (a - m), and a
+ * rollback, a reset or a restore from storage sets it to the version then
+ * current.  A single step's noise is damped by the average and its
+ * direction kept, which published better than the newest version at
+ * every share measured, on the validation and the training splits
+ * (docs/RESULTS.md).  It is kept in half precision as its difference from
+ * the anchor (calibration deltas are small, so the difference keeps ~11
+ * significant bits where the value itself would lose the step), and it
+ * is saved with the series' recent values so that a restored series
+ * publishes what it would have.
  */
 #ifndef DRIFTCAST_TTT_COMBINE_H
 #define DRIFTCAST_TTT_COMBINE_H
 
 #include <stddef.h>
 
+#include <stdint.h>
+
+struct adstate;
+struct fc_head_raw;
 struct ttt_engine;
 struct series;
+
+/* IEEE half precision, round to nearest even (overflow to infinity). */
+uint16_t ttt_half(float f);
+float ttt_unhalf(uint16_t h);
+
+/* The published average of ad := its current adapter (a no-op while
+ * ttt.average_rate is 0 or ad has no memory of its own). */
+void ttt_avg_reset(const struct ttt_engine *e, struct adstate *ad);
+/* The published average of ad moves toward its current adapter: after an
+ * accepted version. */
+void ttt_avg_update(const struct ttt_engine *e, struct adstate *ad);
+/* The packed adapter [n_ad] whose share ad publishes: its average, decoded
+ * into the engine's scratch (valid until the next call), or ad->a. */
+const float *ttt_published(struct ttt_engine *e, const struct adstate *ad);
 
 /* Mean squared difference of a [n] and b [n], summed in double. */
 float ttt_mse(const float *a, const float *b, size_t n);
@@ -41,6 +72,12 @@ int ttt_cmb_calib(float w, const float *cal, float *out, int H);
  * combined with the frozen one.  0 or forecast/'s errno. */
 int ttt_publish_forecast(struct ttt_engine *e, struct series *s, const float *x,
 			 float *out);
+/* The same for a window of the past whose frozen forecast f [H] is known
+ * (the shadow's), from its frozen head output raw on the calibration-only
+ * path (else NULL and x [L] is forecast again). */
+int ttt_publish_window(struct ttt_engine *e, const struct adstate *ad,
+		       const float *x, const struct fc_head_raw *raw,
+		       const float *f, float *out);
 /* The calibration snapshot of s's published forecast into cal [2H] for a
  * deferred forecast (calibration-only engines); 0 when it is the
  * identity (cal unused). */

@@ -96,7 +96,7 @@ int ttt_engine_new(const struct fc_model *m, const struct ttt_params *params,
 		return rc;
 	}
 	size_t L = (size_t)e->L, H = (size_t)e->H, B = (size_t)e->maxb;
-	size_t nfl = 4 * e->A + 5 * e->n_ad + B * L * 2 + B * H * 3 + H + 2 * B;
+	size_t nfl = 4 * e->A + 6 * e->n_ad + B * L * 2 + B * H * 3 + H + 2 * B;
 	e->ident = calloc(nfl, sizeof(float));
 	if (!e->ident) {
 		ttt_engine_free(e);
@@ -109,7 +109,8 @@ int ttt_engine_new(const struct fc_model *m, const struct ttt_params *params,
 	e->anchor = e->adam + 2 * e->n_ad;
 	e->cc = e->anchor + e->n_ad;
 	e->gc = e->cc + e->n_ad;
-	e->xb = e->gc + e->n_ad;
+	e->pub = e->gc + e->n_ad;
+	e->xb = e->pub + e->n_ad;
 	e->mb = e->xb + B * L;
 	e->yb = e->mb + B * L;
 	e->yh = e->yb + B * H;

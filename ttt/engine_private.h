@@ -24,6 +24,10 @@ struct adstate {
 	struct adstate *next; /* hash chain (group and global scope) */
 	float *a;	      /* [n_ad] current, active range */
 	float *good;	      /* [n_ad] last good version */
+	/* [n_ad] with ttt.average_rate > 0 (else NULL): the running average
+	 * of the accepted versions that the series publishes (combine.h),
+	 * as half-precision differences from the anchor */
+	uint16_t *avg;
 	uint64_t version, good_version, next_version;
 	int identity;	   /* a is the anchor: forecast with the frozen path */
 	int good_identity; /* good is the anchor */
@@ -129,6 +133,7 @@ struct ttt_engine {
 	float *anchor; /* [n_ad] the identity, packed */
 	float *cc;     /* [n_ad] candidate, packed */
 	float *gc;     /* [n_ad] its gradient, packed */
+	float *pub;    /* [n_ad] a published average, decoded */
 	float *xb;     /* [maxb, L] */
 	float *yb;     /* [maxb, H] */
 	float *mb;     /* [maxb, L] masks */

@@ -330,6 +330,7 @@ int ttt_eval_run_batched(const struct fc_model *m, const struct fc_dataset *d,
 		case TTT_ARM_NOCOMBINE: /* publish the adapted forecast */
 			p.enabled = 1;
 			p.combine_weight = 1.0f;
+			p.average_rate = 0.0f; /* the newest version */
 			break;
 		default:
 			break;

@@ -50,7 +50,8 @@ void ttt_params_default(struct ttt_params *p)
 	p->group_sep = '/';
 	p->ephemeral = 0;
 	p->combine_weight = 0.25f;
-	p->level_steps = 0; /* off: docs/RESULTS.md, "A level correction" */
+	p->average_rate = 0.1f; /* docs/RESULTS.md, "The average of versions" */
+	p->level_steps = 0;	/* off: docs/RESULTS.md, "A level correction" */
 	p->level_forget = 0.999f;
 	p->level_shrink = 4.0f;
 	p->level_share = 0.5f;
@@ -122,6 +123,8 @@ int ttt_params_check(const struct ttt_params *p, char *errbuf,
 	CHECK(p->step >= 0, "ttt step must be >= 0");
 	CHECK(p->combine_weight >= 0.0f && p->combine_weight <= 1.0f,
 	      "ttt.combine_weight must be in [0, 1]");
+	CHECK(p->average_rate >= 0.0f && p->average_rate <= 1.0f,
+	      "ttt.average_rate must be in [0, 1]");
 	CHECK(p->level_steps >= 0 && p->level_steps <= 100000,
 	      "ttt.level_steps must be 0..100000");
 	CHECK(p->level_forget > 0.0f && p->level_forget < 1.0f,

@@ -124,7 +124,10 @@ int ttt_ad_own(struct ttt_engine *e, struct adstate *ad)
 {
 	if (ad->a != e->anchor)
 		return 0;
-	size_t fl = 3 * e->n_ad * sizeof(float); /* a, good, tr.pend */
+	/* a, good, tr.pend, then the published average */
+	size_t fl = 3 * e->n_ad * sizeof(float);
+	if (e->p.average_rate > 0.0f)
+		fl += e->n_ad * sizeof(uint16_t);
 	float *b = malloc(fl);
 	if (!b)
 		return -ENOMEM;
@@ -133,6 +136,10 @@ int ttt_ad_own(struct ttt_engine *e, struct adstate *ad)
 	ad->a = b;
 	ad->good = b + e->n_ad;
 	ad->tr.pend = b + 2 * e->n_ad;
+	if (e->p.average_rate > 0.0f) {
+		ad->avg = (uint16_t *)(void *)(b + 3 * e->n_ad);
+		ttt_avg_reset(e, ad); /* the anchor */
+	}
 	ad->bytes += fl;
 	e->st.bytes_adapters += fl;
 	return 0;
@@ -187,8 +194,10 @@ void ttt_ad_track_reset(struct adstate *ad)
 
 void ttt_ad_set_anchor(struct ttt_engine *e, struct adstate *ad)
 {
-	if (ad->a != e->anchor)
+	if (ad->a != e->anchor) {
 		memcpy(ad->a, e->anchor, e->n_ad * sizeof(float));
+		ttt_avg_reset(e, ad);
+	}
 	ad->identity = 1;
 }
 
@@ -325,6 +334,7 @@ int ttt_engine_restore_series(struct ttt_engine *e, const char *key,
 		if (ttt_ad_own(e, ad) < 0)
 			return -ENOMEM;
 		pack(e, ad->a, adapter);
+		ttt_avg_reset(e, ad);
 		ad->identity = 0;
 	} else {
 		ttt_ad_set_anchor(e, ad);
@@ -406,6 +416,11 @@ static bool fill_recent(const struct ttt_engine *e, const struct series *s,
 	    .values = buf,
 	    .count = (int)(s->n - first),
 	};
+	if (s->ad->avg && !s->ad->identity) {
+		rc->average = s->ad->avg;
+		rc->average_len = e->n_ad;
+		rc->average_version = s->ad->version;
+	}
 	ring_copy(e, s, first, rc->count, buf);
 	return true;
 }
@@ -566,6 +581,9 @@ int ttt_engine_restore_recent(struct ttt_engine *e, const struct ttt_recent *r)
 	for (int k = 0; k < r->count; k++)
 		if (!isfinite(r->values[k]))
 			return -EINVAL;
+	for (size_t k = 0; r->average && k < r->average_len; k++)
+		if ((r->average[k] & 0x7c00u) == 0x7c00u) /* inf or NaN */
+			return -EINVAL;
 	/* Saved by an engine with another ring size: keep the newest R; a
 	 * shorter history than the ring restarts the position at its start
 	 * (the ring must hold every position from ring_first on). */
@@ -600,5 +618,9 @@ int ttt_engine_restore_recent(struct ttt_engine *e, const struct ttt_recent *r)
 	s->has_ts = 1;
 	ttt_ph_init(&s->ph);
 	ttt_adwin_init(&s->adwin);
+	struct adstate *ad = s->ad;
+	if (r->average && ad->avg && !ad->identity &&
+	    r->average_len == e->n_ad && r->average_version == ad->version)
+		memcpy(ad->avg, r->average, e->n_ad * sizeof(uint16_t));
 	return 0;
 }

@@ -62,7 +62,12 @@ void ttt_shadow_score(struct ttt_engine *e, struct series *s, const float *f,
 	 * (storage's errors table): its origin is H steps back, and the
 	 * current adapter, combined as it is published, forecasts it. */
 	float ep = ea;
-	if (e->p.combine_weight != 1.0f) {
+	if (ad->avg && !ad->identity) {
+		/* what the series publishes is the share of its average */
+		ep = ttt_publish_window(e, ad, x, raw, f, a) == 0
+			 ? ttt_mse(a, y, (size_t)H)
+			 : NAN;
+	} else if (e->p.combine_weight != 1.0f) {
 		ttt_cmb_mix(e->p.combine_weight, f, a, H);
 		ep = ttt_mse(a, y, (size_t)H);
 	}
@@ -107,6 +112,7 @@ void ttt_shadow_score(struct ttt_engine *e, struct series *s, const float *f,
 		/* The restored content becomes a new version (versions are
 		 * immutable; storage links it to its parent). */
 		memcpy(ad->a, ad->good, e->n_ad * sizeof(float));
+		ttt_avg_reset(e, ad);
 		ev.version_restored = ad->good_version;
 		ad->version = ad->next_version++;
 		ad->identity = ad->good_identity;
@@ -117,6 +123,7 @@ void ttt_shadow_score(struct ttt_engine *e, struct series *s, const float *f,
 		const float *anc = e->anchor;
 		for (size_t k = 0; k < e->n_ad; k++)
 			ad->a[k] += e->p.reset_alpha * (anc[k] - ad->a[k]);
+		ttt_avg_reset(e, ad);
 		ad->version = ad->next_version++;
 		if (e->p.reset_alpha >= 1.0f)
 			ad->identity = 1;

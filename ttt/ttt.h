@@ -118,6 +118,7 @@ struct ttt_params {
 	char group_sep;		   /* group key = key up to the last sep */
 	int ephemeral; /* adapt per forecast on its own lookback, discard */
 	float combine_weight; /* publish f + w (a - f) (ttt/combine.h) */
+	float average_rate;   /* a: the versions' running average; 0 off */
 	int level_steps;      /* level correction (ttt/level.c); 0: off */
 	float level_forget, level_shrink, level_share;
 	int fallback_rollbacks, fallback_within, fallback_pause; /* trust.c */
@@ -210,6 +211,13 @@ struct ttt_recent {
 	uint64_t adaptations;  /* so far (they seed the masks) */
 	const float *values; /* [count], oldest first, the newest at last_ts */
 	int count;	     /* at most the ring's size, at most position */
+	/* What the series publishes the share of (ttt.average_rate > 0):
+	 * the running average of its adapter versions, [average_len] half-
+	 * precision differences from the base adapter's active ranges, made
+	 * with version average_version; NULL: none (the version itself). */
+	const uint16_t *average;
+	size_t average_len;
+	uint64_t average_version;
 };
 typedef int (*ttt_recent_fn)(void *user, const struct ttt_recent *r);
 
@@ -235,10 +243,13 @@ void ttt_engine_recent_saved(struct ttt_engine *e);
  * r, as if it had seen them: forecasts resume at its next value; the drift
  * detector starts afresh.  Values saved with a larger ring keep the newest;
  * a history shorter than this engine's ring restarts the position at its
- * start.  -ESTALE (nothing changes) when the series already has another
- * last timestamp (its stored state moved on since the save); -EINVAL for
- * a position below count, a step <= 0 or a non-finite value; -ENOMEM.  No
- * event is emitted. */
+ * start.  The published average is taken when it was made with the
+ * series' current adapter version (restore that first) and has the
+ * active ranges' length; else the series publishes from the version, as
+ * after a rollback.  -ESTALE (nothing changes) when the series already
+ * has another last timestamp (its stored state moved on since the save);
+ * -EINVAL for a position below count, a step <= 0 or a non-finite value
+ * or average; -ENOMEM.  No event is emitted. */
 int ttt_engine_restore_recent(struct ttt_engine *e, const struct ttt_recent *r);
 
 /* Number of series seen; a series' clock: its newest timestamp and step

@@ -291,6 +291,104 @@ Test(changelog, runs_over_another_base_or_out_of_range_are_refused)
 	cr_assert(strstr(why, "out of range"), "%s", why);
 }
 
+/* ---- the published average ---------------------------------------------- */
+
+static const uint16_t big_avg[3] = {0x2e66, 0x8000, 0xb3ff};
+
+static void re_crc(unsigned char *buf, size_t n)
+{
+	uint32_t crc = (uint32_t)crc32(0L, buf, (uInt)(n - 4));
+	for (int i = 0; i < 4; i++)
+		buf[n - 4 + (size_t)i] = (unsigned char)(crc >> (8 * i));
+}
+
+/* With and without runs over the base (whose length the decoder derives
+ * from the record's size), the average travels bit for bit with its
+ * version; a record without one (an older writer's) decodes as none. */
+Test(changelog, the_published_average_travels_with_the_ring)
+{
+	static unsigned char buf[4 * BIG + 512];
+	static float scratch[BIG + R + 2];
+	char why[160] = "";
+	struct dc_changelog_rec d;
+	big_setup();
+	uint64_t h = dc_changelog_floats_hash(big_base, BIG);
+	struct dc_changelog_host host = {.model_hash = 42,
+					 .adapter_len = BIG,
+					 .base = big_base,
+					 .base_hash = h};
+	for (int k = 0; k < 2; k++) {
+		struct dc_changelog_rec rec = {
+		    .kind = DC_CHANGELOG_STATE,
+		    .model_hash = 42,
+		    .host = "h",
+		    .key = "s",
+		    .key_len = 1,
+		    .version = 3,
+		    .parent = 2,
+		    .adapter = big_adapter,
+		    .adapter_len = BIG,
+		    .base = k ? big_base : NULL,
+		    .base_hash = k ? h : 0,
+		    .has_ring = true,
+		    .last_ts = 1,
+		    .step = 1,
+		    .position = R,
+		    .values = ring,
+		    .count = R,
+		    .average = big_avg,
+		    .average_len = 3,
+		    .average_version = 3,
+		};
+		size_t n = dc_changelog_encode(&rec, buf, sizeof(buf));
+		cr_assert_gt(n, 0);
+		cr_assert_eq(n, dc_changelog_size(&rec));
+		cr_assert_eq(dc_changelog_decode(buf, n, &host, scratch,
+						 BIG + R + 2, &d, why,
+						 sizeof(why)),
+			     0, "%s", why);
+		cr_assert_eq(
+		    memcmp(d.adapter, big_adapter, sizeof(big_adapter)), 0);
+		cr_assert_eq(memcmp(d.values, ring, sizeof(ring)), 0);
+		cr_assert_eq(d.average_len, 3);
+		cr_assert_eq(d.average_version, 3);
+		cr_assert_eq(memcmp(d.average, big_avg, sizeof(big_avg)), 0);
+		/* no room for it in the scratch: refused, not overrun */
+		cr_assert_eq(dc_changelog_decode(buf, n, &host, scratch,
+						 BIG + R, &d, why, sizeof(why)),
+			     -ENOBUFS);
+		/* a non-finite half, checksum made good: refused */
+		size_t at = n - 4 - 4 - 8 - 2 * 3; /* the first half */
+		buf[at + 1] = 0x7c;
+		re_crc(buf, n);
+		cr_assert_eq(dc_changelog_decode(buf, n, &host, scratch,
+						 BIG + R + 2, &d, why,
+						 sizeof(why)),
+			     -EINVAL);
+		cr_assert(strstr(why, "published average"), "%s", why);
+		/* a length that does not fit the record: refused (with runs,
+		 * whose length is what the rest leaves, the runs no longer
+		 * end where the values start) */
+		n = dc_changelog_encode(&rec, buf, sizeof(buf));
+		buf[n - 8] = 4;
+		re_crc(buf, n);
+		cr_assert_eq(dc_changelog_decode(buf, n, &host, scratch,
+						 BIG + R + 2, &d, why,
+						 sizeof(why)),
+			     -EINVAL);
+		cr_assert(
+		    strstr(why, k ? "runs out of range" : "do not add up"),
+		    "%s", why);
+	}
+	/* the records of before: no average */
+	size_t n = encode_big(buf, sizeof(buf), big_base, h);
+	cr_assert_eq(dc_changelog_decode(buf, n, &host, scratch, BIG + R + 2,
+					 &d, why, sizeof(why)),
+		     0, "%s", why);
+	cr_assert_null(d.average);
+	cr_assert_eq(d.average_len, 0);
+}
+
 /* ---- the restore rule --------------------------------------------------- */
 
 /* A host comes back: its database applied up to 150, another host served

@@ -112,6 +112,8 @@ check "... the restart started at the group's commit, from the state topic" \
     "$WORK/a.log"
 check "... whose states carried the recent values" \
     grep -q "[1-9][0-9]* from the state topic" "$WORK/a.log"
+check "... and the series' published averages" \
+    grep -q "states restored, [1-9][0-9]* with a published average" "$WORK/a.log"
 kill -TERM "${host_pid[a]}"
 wait "${host_pid[a]}"
 check "no storage error (a version number used twice)" \

@@ -482,6 +482,13 @@ check "SIGTERM: the applied offsets are committed to Kafka at the stop ($rest me
 saved=$(sqlite3 "$WORK/driftcast.db" "SELECT count(*) FROM series_recent;")
 check "SIGTERM: every series' recent values saved ($saved rows)" \
     test "$saved" -eq "$(sqlite3 "$WORK/driftcast.db" "SELECT count(*) FROM series;")"
+# what each adapted series publishes the share of, with its version
+averages() {
+    sqlite3 "$WORK/driftcast.db" "SELECT s.key, r.average_version, hex(r.average) FROM series_recent r JOIN series s ON s.id = r.series_id WHERE r.average IS NOT NULL ORDER BY s.key;"
+}
+averages > "$WORK/averages.before"
+check "SIGTERM: the published averages saved, for the current versions ($(wc -l < "$WORK/averages.before") series)" \
+    test -s "$WORK/averages.before" -a "$(sqlite3 "$WORK/driftcast.db" "SELECT count(*) FROM series_recent r JOIN series s ON s.id = r.series_id WHERE r.average IS NOT NULL AND r.average_version <> s.current_version;")" -eq 0
 
 # A replayed message would adapt again at the same series time: a second
 # ttt/drift version (or adaptation audit row) with the same ts.
@@ -504,6 +511,9 @@ check "restart: every partition assigned again" wait_for 30 all_assigned
 check "restart: the recent values taken at assignment are saved again at once (one row per series)" \
     test "$(sqlite3 "$WORK/driftcast.db" "SELECT count(*) FROM series_recent;")" -eq \
     "$(sqlite3 "$WORK/driftcast.db" "SELECT count(*) FROM series;")"
+# restarted from its version alone, a series' average would be the version
+same_averages() { averages | cmp -s - "$WORK/averages.before"; }
+check "restart: the published averages restored as they were saved" same_averages
 f0=$(count_topic forecasts)
 produce_steps 80 83
 wait_for 60 topic_ge forecasts $((f0 + 4 * 3))

@@ -61,6 +61,7 @@ struct tt_saved {
 	struct ttt_recent r[4];
 	char key[4][16];
 	float v[4][1024];
+	uint16_t avg[4][1024]; /* the published averages */
 	int n;
 };
 
@@ -74,6 +75,12 @@ static inline int tt_save_recent(void *user, const struct ttt_recent *r)
 	memcpy(s->v[s->n], r->values, (size_t)r->count * sizeof(float));
 	s->r[s->n].key = s->key[s->n];
 	s->r[s->n].values = s->v[s->n];
+	if (r->average) {
+		cr_assert_leq(r->average_len, 1024);
+		memcpy(s->avg[s->n], r->average,
+		       r->average_len * sizeof(uint16_t));
+		s->r[s->n].average = s->avg[s->n];
+	}
 	s->n++;
 	return 0;
 }

@@ -14,6 +14,7 @@
 
 #include "forecast/forecast.h"
 #include "ttt/combine.h"
+#include "ttt/handover.h"
 #include "ttt/ttt.h"
 #include "tests/ttt/small_model.h"
 
@@ -263,4 +264,290 @@ Test(combine, a_harmful_adapter_is_stopped_by_the_shadow)
 	/* reset within the first shadow window: frozen from then on */
 	cr_assert_lt(mc, mf * 1.001, "watched %g vs frozen %g", mc, mf);
 	fc_model_free(m);
+}
+
+/* ---- the published average (ttt.average_rate) ------------------------- */
+
+/* Every half comes back from float unchanged; each midpoint between two
+ * neighbours rounds to the even one and anything off it to the nearer;
+ * past the largest half is infinity; NaN stays NaN. */
+Test(combine, half_precision_rounds_to_nearest_even)
+{
+	for (uint32_t h = 0; h <= 0xffff; h++) {
+		float f = ttt_unhalf((uint16_t)h);
+		if ((h & 0x7c00u) == 0x7c00u && (h & 0x3ffu)) {
+			cr_assert(isnan(f));
+			uint16_t back = ttt_half(f);
+			cr_assert((back & 0x7c00u) == 0x7c00u &&
+				      (back & 0x3ffu),
+				  "NaN %#x came back as %#x", h, back);
+			continue;
+		}
+		cr_assert_eq(ttt_half(f), h, "%#x: %a", h, (double)f);
+		if ((h & 0x7fffu) >= 0x7bffu) /* the last finite and up */
+			continue;
+		/* h and h + 1 are neighbours away from zero */
+		float g = ttt_unhalf((uint16_t)(h + 1));
+		float mid = (float)(((double)f + (double)g) / 2.0); /* exact */
+		uint16_t even = (h & 1u) ? (uint16_t)(h + 1) : (uint16_t)h;
+		cr_assert_eq(ttt_half(mid), even, "midpoint of %#x", h);
+		float out = copysignf(INFINITY, g);
+		cr_assert_eq(ttt_half(nextafterf(mid, out)), h + 1,
+			     "beyond the midpoint of %#x", h);
+		cr_assert_eq(ttt_half(nextafterf(mid, 0.0f)), h,
+			     "short of the midpoint of %#x", h);
+	}
+	cr_assert_eq(ttt_unhalf(0x3c00), 1.0f);
+	cr_assert_eq(ttt_unhalf(0x0001), 0x1p-24f);
+	cr_assert_eq(ttt_half(65504.0f), 0x7bff);
+	cr_assert_eq(ttt_half(65519.99f), 0x7bff);
+	cr_assert_eq(ttt_half(65520.0f), 0x7c00);
+	cr_assert_eq(ttt_half(-1e30f), 0xfc00);
+	cr_assert_eq(ttt_half(1e-30f), 0x0000);
+	cr_assert_eq(ttt_half(-0.0f), 0x8000);
+}
+
+/* An engine on the drifting stream of these tests, adapting every 5
+ * values, the shadow off (no rollbacks): its events' versions kept. */
+#define NV 64
+struct vers {
+	int n;
+	uint64_t version[NV];
+	float *block[NV]; /* accepted versions' adapter blocks */
+	size_t A;
+	int nfc;
+	float fc[N][H];
+};
+
+static void on_version(void *user, const struct ttt_event *ev)
+{
+	struct vers *v = user;
+	if (ev->type == TTT_EV_FORECAST && v->nfc < N) {
+		memcpy(v->fc[v->nfc++], ev->forecast, sizeof(v->fc[0]));
+		return;
+	}
+	if (ev->type != TTT_EV_ADAPT_ACCEPTED || v->n == NV)
+		return;
+	v->version[v->n] = ev->version_to;
+	v->block[v->n] = malloc(v->A * sizeof(float));
+	memcpy(v->block[v->n++], ev->adapter, v->A * sizeof(float));
+}
+
+static struct ttt_engine *run_versions(struct fc_model *m, float rate,
+				       struct vers *v)
+{
+	struct ttt_params p;
+	struct ttt_engine *e;
+	char err[256];
+	ttt_params_default(&p);
+	p.every = 5;
+	p.drift = TTT_DRIFT_NONE;
+	p.shadow_every = 0;
+	p.guard = 0; /* every candidate a version */
+	p.average_rate = rate;
+	memset(v, 0, sizeof(*v));
+	v->A = fc_adapter_len(m);
+	cr_assert_eq(ttt_engine_new(m, &p, on_version, v, &e, err, sizeof(err)),
+		     0, "%s", err);
+	for (int i = 0; i < 300; i++)
+		cr_assert_eq(
+		    ttt_engine_observe(e, "s", i,
+				       value(i) + (i >= 150 ? 1.0f : 0.0f)),
+		    0);
+	return e;
+}
+
+static void free_versions(struct vers *v)
+{
+	for (int k = 0; k < v->n; k++)
+		free(v->block[k]);
+}
+
+static struct vers va, vb; /* large: not on the stack */
+
+/* The saved average is m <- m + r (a - m) over the accepted versions a,
+ * from the anchor; a restored version starts it afresh at that version,
+ * exactly. */
+Test(combine, the_published_average_follows_the_versions)
+{
+	struct fc_model *m = tt_small_model_ok(L, H);
+	const float r = 0.25f;
+	struct ttt_engine *e = run_versions(m, r, &va);
+	cr_assert_gt(va.n, 10, "%d versions", va.n);
+	size_t off[4], len[4];
+	size_t nseg = ttt_engine_adapter_segments(e, off, len, 4);
+	cr_assert_eq(nseg, 1);
+	cr_assert_eq(len[0], 2 * H);
+	const float *base = ttt_engine_base_adapter(e);
+	double want[2 * H] = {0}, top = 0.0;
+	for (int k = 0; k < va.n; k++)
+		for (size_t j = 0; j < len[0]; j++) {
+			double a = (double)va.block[k][off[0] + j] -
+				   (double)base[off[0] + j];
+			want[j] += (double)r * (a - want[j]);
+		}
+	for (size_t j = 0; j < len[0]; j++)
+		top = fmax(top, fabs(want[j]));
+	cr_assert_gt(top, 1e-3, "the versions did not move");
+	float ring[512];
+	struct ttt_recent rc;
+	cr_assert_eq(ttt_engine_series_recent(e, "s", ring, 512, &rc), 0);
+	cr_assert_not_null(rc.average);
+	cr_assert_eq(rc.average_len, 2 * H);
+	cr_assert_eq(rc.average_version, va.version[va.n - 1]);
+	/* each update rounds to half precision (relative 2^-11); the
+	 * recursion shrinks an old rounding by 1 - r a step, so the sum of
+	 * them stays below (2^-11 / r) of the largest value: 4 of those */
+	for (size_t j = 0; j < len[0]; j++) {
+		double got = (double)ttt_unhalf(rc.average[j]);
+		cr_assert(fabs(got - want[j]) <=
+			      4.0 * 0x1p-11 / (double)r * top,
+			  "element %zu: %g vs %g", j, got, want[j]);
+	}
+	/* a restore sets it to the restored version's difference from the
+	 * base, one rounding of the same float subtraction */
+	float *blk = va.block[va.n / 2];
+	cr_assert_eq(
+	    ttt_engine_restore_series(e, "s", blk, va.A, 77, INT64_MIN), 0);
+	cr_assert_eq(ttt_engine_series_recent(e, "s", ring, 512, &rc), 0);
+	cr_assert_eq(rc.average_version, 77);
+	for (size_t j = 0; j < len[0]; j++)
+		cr_assert_eq(rc.average[j],
+			     ttt_half(blk[off[0] + j] - base[off[0] + j]),
+			     "element %zu", j);
+	ttt_engine_free(e);
+	free_versions(&va);
+	fc_model_free(m);
+}
+
+/* The average changes what is published, not what is learnt: the same
+ * versions with and without it, the same forecasts until the first one,
+ * other forecasts after; and rate 1 (the average is the newest version,
+ * in half precision) publishes the newest version's forecasts to that
+ * precision. */
+Test(combine, the_average_changes_what_is_published_only)
+{
+	struct fc_model *m = tt_small_model_ok(L, H);
+	struct ttt_engine *e = run_versions(m, 0.0f, &va);
+	ttt_engine_free(e);
+	e = run_versions(m, 0.25f, &vb);
+	ttt_engine_free(e);
+	cr_assert_eq(va.n, vb.n);
+	cr_assert_gt(va.n, 10);
+	for (int k = 0; k < va.n; k++) {
+		cr_assert_eq(va.version[k], vb.version[k]);
+		cr_assert_arr_eq(va.block[k], vb.block[k], va.A * sizeof(float),
+				 "version %d", k);
+	}
+	cr_assert_eq(va.nfc, vb.nfc);
+	int same = 0, differ = 0;
+	for (int i = 0; i < va.nfc; i++) {
+		if (memcmp(va.fc[i], vb.fc[i], sizeof(va.fc[i])) == 0)
+			same += differ == 0;
+		else
+			differ++;
+	}
+	cr_assert_gt(same, 0, "forecasts before the first version");
+	cr_assert_gt(differ, va.nfc / 2, "%d of %d differ", differ, va.nfc);
+	free_versions(&vb);
+	e = run_versions(m, 1.0f, &vb);
+	ttt_engine_free(e);
+	cr_assert_eq(va.nfc, vb.nfc);
+	/* calibration deltas in half precision (relative 2^-11 of deltas of
+	 * at most ~1) move a forecast of values near 3 by ~1e-3 at most */
+	for (int i = 0; i < va.nfc; i++)
+		for (int h = 0; h < H; h++)
+			cr_assert_float_eq(vb.fc[i][h], va.fc[i][h], 2e-3f,
+					   "forecast %d step %d", i, h);
+	free_versions(&va);
+	free_versions(&vb);
+	fc_model_free(m);
+}
+
+/* A rollback or a reset starts the average afresh at the version it
+ * leaves current: after each, the saved average is that version's
+ * difference from the base, exactly (one rounding of the same float
+ * subtraction).  The shadow here is strict (margin 0, a short window) so
+ * that rollbacks happen on this stream. */
+struct rb_seen {
+	int rollbacks, resets, last; /* last: one happened in this observe */
+};
+
+static void on_rollback(void *user, const struct ttt_event *ev)
+{
+	struct rb_seen *s = user;
+	if (ev->type == TTT_EV_ROLLBACK && ev->version_restored > 0) {
+		s->rollbacks++;
+		s->last = 1;
+	} else if (ev->type == TTT_EV_RESET) {
+		s->resets++;
+		s->last = 1;
+	} else if (ev->type == TTT_EV_ADAPT_ACCEPTED) {
+		s->last = 0; /* the average moved on since */
+	}
+}
+
+static void rollbacks_restart_the_average(int policy)
+{
+	struct fc_model *m = tt_small_model_ok(L, H);
+	struct ttt_params p;
+	struct ttt_engine *e;
+	struct rb_seen seen = {0};
+	char err[256];
+	ttt_params_default(&p);
+	p.every = 3;
+	p.drift = TTT_DRIFT_NONE;
+	p.guard = 0;
+	p.lr = 0.05f;
+	p.shadow_every = 1;
+	p.rollback_window = 3;
+	p.rollback_margin = 0.0f;
+	p.fallback_rollbacks = 1000000; /* never give up on the series */
+	p.reset_policy = policy;
+	cr_assert_eq(
+	    ttt_engine_new(m, &p, on_rollback, &seen, &e, err, sizeof(err)), 0,
+	    "%s", err);
+	size_t A = fc_adapter_len(m), off[4], len[4];
+	cr_assert_eq(ttt_engine_adapter_segments(e, off, len, 4), 1);
+	const float *base = ttt_engine_base_adapter(e);
+	float *blk = malloc(A * sizeof(float)), ring[512];
+	int checked = 0;
+	for (int i = 0; i < N; i++) {
+		seen.last = 0;
+		cr_assert_eq(ttt_engine_observe(
+				 e, "s", i, value(i) + (float)((i / 50) % 3)),
+			     0);
+		if (!seen.last)
+			continue;
+		struct ttt_recent rc;
+		uint64_t v;
+		cr_assert_eq(ttt_engine_series_recent(e, "s", ring, 512, &rc),
+			     0);
+		cr_assert_eq(ttt_engine_series_adapter(e, "s", blk, A, &v), 0);
+		if (!rc.average)
+			continue; /* back at the anchor: the frozen model */
+		cr_assert_eq(rc.average_version, v);
+		for (size_t j = 0; j < len[0]; j++)
+			cr_assert_eq(
+			    rc.average[j],
+			    ttt_half(blk[off[0] + j] - base[off[0] + j]),
+			    "observation %d element %zu", i, j);
+		checked++;
+	}
+	cr_log_info("%d rollbacks, %d resets, %d checked", seen.rollbacks,
+		    seen.resets, checked);
+	cr_assert_gt(checked, 0, "no rollback to an adapted version");
+	free(blk);
+	ttt_engine_free(e);
+	fc_model_free(m);
+}
+
+Test(combine, a_rollback_restarts_the_average)
+{
+	rollbacks_restart_the_average(TTT_RESET_ROLLBACK);
+}
+
+Test(combine, a_soft_reset_restarts_the_average)
+{
+	rollbacks_restart_the_average(TTT_RESET_SOFT);
 }

@@ -142,6 +142,77 @@ Test(recent, restored_engine_continues_exactly)
 	free(sb);
 }
 
+/* A saved average belongs to its version: restored under another one
+ * (an operator's rollback while the daemon was stopped makes a new
+ * version) the series publishes from the version, as after a rollback --
+ * the forecasts of an engine restored without the average; under its own
+ * version the average changes them. */
+Test(recent, an_average_of_another_version_is_not_taken)
+{
+	struct fc_model *m = model();
+	struct ttt_params p;
+	struct ttt_engine *a = NULL, *e[3] = {NULL};
+	struct seen *sa = calloc(1, sizeof(*sa));
+	struct seen *se[3];
+	struct tt_saved sv = {0};
+	char err[256];
+	params(&p);
+	cr_assert_gt(p.average_rate, 0.0f, "the default publishes the average");
+	cr_assert_eq(ttt_engine_new(m, &p, on_event, sa, &a, err, sizeof(err)),
+		     0, "%s", err);
+	feed(a, 0, 152);
+	cr_assert_eq(ttt_engine_each_recent(a, tt_save_recent, &sv), 0);
+	size_t A = fc_adapter_len(m);
+	float *ad = malloc(A * sizeof(float));
+	uint64_t ver[2];
+	for (int k = 0; k < 2; k++) {
+		cr_assert_not_null(sv.r[k].average, "series %s", sv.key[k]);
+		cr_assert_eq(
+		    ttt_engine_series_adapter(a, sv.key[k], ad, A, &ver[k]), 0);
+		cr_assert_eq(sv.r[k].average_version, ver[k]);
+	}
+	/* e[0]: the average dropped; e[1]: restored under version + 1;
+	 * e[2]: under its own version */
+	for (int i = 0; i < 3; i++) {
+		se[i] = calloc(1, sizeof(*se[i]));
+		cr_assert_eq(ttt_engine_new(m, &p, on_event, se[i], &e[i], err,
+					    sizeof(err)),
+			     0, "%s", err);
+		for (int k = 0; k < 2; k++) {
+			uint64_t v;
+			cr_assert_eq(
+			    ttt_engine_series_adapter(a, sv.key[k], ad, A, &v),
+			    0);
+			cr_assert_eq(ttt_engine_restore_series(
+					 e[i], sv.key[k], ad, A,
+					 i == 1 ? v + 1 : v, sv.r[k].last_ts),
+				     0);
+			struct ttt_recent r = sv.r[k];
+			if (i == 0)
+				r.average = NULL;
+			cr_assert_eq(ttt_engine_restore_recent(e[i], &r), 0);
+		}
+		feed(e[i], 152, 160);
+	}
+	cr_assert_eq(se[0]->n, se[1]->n);
+	cr_assert_gt(se[0]->n, 0);
+	int differ = 0;
+	for (int i = 0; i < se[0]->n; i++) {
+		cr_assert_eq(se[0]->first[i], se[1]->first[i], "event %d", i);
+		cr_assert_eq(se[0]->sum[i], se[1]->sum[i], "event %d", i);
+		differ += se[0]->sum[i] != se[2]->sum[i];
+	}
+	cr_assert_gt(differ, 0, "the average changed no forecast");
+	for (int i = 0; i < 3; i++) {
+		ttt_engine_free(e[i]);
+		free(se[i]);
+	}
+	free(ad);
+	ttt_engine_free(a);
+	fc_model_free(m);
+	free(sa);
+}
+
 Test(recent, refused_restores_change_nothing)
 {
 	struct fc_model *m = model();
@@ -172,6 +243,12 @@ Test(recent, refused_restores_change_nothing)
 	cr_assert_eq(ttt_engine_restore_recent(e, &r), -EINVAL);
 	r.step = 60;
 	v[3] = NAN;
+	cr_assert_eq(ttt_engine_restore_recent(e, &r), -EINVAL);
+	v[3] = 0.0f;
+	uint16_t inf_avg[2 * H] = {0};
+	inf_avg[5] = 0x7c00; /* +infinity in half precision */
+	r.average = inf_avg;
+	r.average_len = 2 * H;
 	cr_assert_eq(ttt_engine_restore_recent(e, &r), -EINVAL);
 	/* x has no values: its next one is not forecast */
 	cr_assert_eq(ttt_engine_observe(e, "x", 9060, 1.0f), 0);
