@@ -79,6 +79,19 @@ produce 80 100
 wait_for 30 serves_some a || bail "no series on host a"
 S=$(active_on a | head -1)
 diag "series $S lives on host a now ($((SECONDS - t0)) s)"
+# a applies the rest of S's partition first: a version it made after the
+# current one is read below would be the rollback's parent instead (seen
+# on a loaded machine)
+P=$(q a "SELECT partition FROM series WHERE key = '$S'")
+end_of() { # end_of PARTITION: its next offset
+    kcat -C -b "$BS" -t measurements -p "$1" -o beginning -e -q -f '%o\n' 2>/dev/null |
+        awk 'END { print $1 + 1 }'
+}
+END_P=$(end_of "$P")
+applied_through() {
+    test "$(q a "SELECT next_offset FROM kafka_offsets WHERE topic = 'measurements' AND partition = $P")" = "$END_P"
+}
+wait_for 30 applied_through || bail "host a did not apply partition $P to its end ($END_P)"
 # a version made on b, before the move: only b's database holds it
 V=2
 check "version $V of $S is in b's database only" \
