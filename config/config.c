@@ -434,13 +434,14 @@ const struct cfg_option cfg_options[] = {
 	"forecast as it is; 0 the frozen one (adaptation still runs and is "
 	"recorded). Chosen on the validation and training splits "
 	"(docs/RESULTS.md)."),
-    DBL("ttt.average_rate", ttt.average_rate, 0, 1, "0.1", 0,
+    DBL("ttt.average_rate", ttt.average_rate, 0, 1, "0.05", 0,
 	"What a series publishes the share of: 0 its newest adapter "
 	"version; r > 0 a running average of its accepted versions, moved "
 	"by r of the way to each new one and set to the current version by "
-	"a rollback, a reset or a restart. Chosen on the validation and "
-	"training splits (docs/RESULTS.md); saved with the recent values. "
-	"Needs a restart to change."),
+	"a rollback or a reset. Saved with the recent values, so a restart "
+	"or a moved partition publishes what it would have. Chosen on the "
+	"validation and training splits (docs/RESULTS.md). Needs a restart "
+	"to change."),
     INT("ttt.max_gap", ttt.max_gap, 0, 100000, "4", OPT_RELOAD,
 	"Gaps of up to this many missing steps are filled by linear "
 	"interpolation; longer gaps restart the series' history."),
