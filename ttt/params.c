@@ -50,8 +50,9 @@ void ttt_params_default(struct ttt_params *p)
 	p->group_sep = '/';
 	p->ephemeral = 0;
 	p->combine_weight = 0.25f;
-	p->average_rate = 0.05f; /* docs/RESULTS.md, "The average of the versions" */
-	p->level_steps = 0;	/* off: docs/RESULTS.md, "A level correction" */
+	p->average_rate =
+	    0.05f;	    /* docs/RESULTS.md, "The average of the versions" */
+	p->level_steps = 0; /* off: docs/RESULTS.md, "A level correction" */
 	p->level_forget = 0.999f;
 	p->level_shrink = 4.0f;
 	p->level_share = 0.5f;

@@ -173,10 +173,11 @@ static void big_setup(void)
 	big_adapter[0] = -0.0f;
 }
 
-static size_t encode_big(unsigned char *buf, size_t cap, const float *base,
-			 uint64_t base_hash)
+/* The state of series "s" with the big adapter, over base (NULL: every
+ * float carried). */
+static struct dc_changelog_rec big_rec(const float *base, uint64_t base_hash)
 {
-	struct dc_changelog_rec rec = {
+	return (struct dc_changelog_rec){
 	    .kind = DC_CHANGELOG_STATE,
 	    .model_hash = 42,
 	    .partition = 0,
@@ -197,7 +198,21 @@ static size_t encode_big(unsigned char *buf, size_t cap, const float *base,
 	    .values = ring,
 	    .count = R,
 	};
+}
+
+static size_t encode_big(unsigned char *buf, size_t cap, const float *base,
+			 uint64_t base_hash)
+{
+	struct dc_changelog_rec rec = big_rec(base, base_hash);
 	return dc_changelog_encode(&rec, buf, cap);
+}
+
+/* A record's checksum made good again after an edit. */
+static void re_crc(unsigned char *buf, size_t n)
+{
+	uint32_t crc = (uint32_t)crc32(0L, buf, (uInt)(n - 4));
+	for (int i = 0; i < 4; i++)
+		buf[n - 4 + (size_t)i] = (unsigned char)(crc >> (8 * i));
 }
 
 Test(changelog, an_adapter_travels_as_its_runs_over_the_base)
@@ -282,9 +297,7 @@ Test(changelog, runs_over_another_base_or_out_of_range_are_refused)
 	host.base_hash = h;
 	size_t at = HEAD_LEN_FOR_TEST + strlen("h") + 1 + 8 + 4; /* 1st run */
 	buf[at + 1] = 0x10; /* its offset 0 -> 4096: past the block */
-	uint32_t crc = (uint32_t)crc32(0L, buf, (uInt)(n - 4));
-	for (int i = 0; i < 4; i++)
-		buf[n - 4 + (size_t)i] = (unsigned char)(crc >> (8 * i));
+	re_crc(buf, n);
 	cr_assert_eq(dc_changelog_decode(buf, n, &host, scratch, BIG + R, &d,
 					 why, sizeof(why)),
 		     -EINVAL);
@@ -294,13 +307,6 @@ Test(changelog, runs_over_another_base_or_out_of_range_are_refused)
 /* ---- the published average ---------------------------------------------- */
 
 static const uint16_t big_avg[3] = {0x2e66, 0x8000, 0xb3ff};
-
-static void re_crc(unsigned char *buf, size_t n)
-{
-	uint32_t crc = (uint32_t)crc32(0L, buf, (uInt)(n - 4));
-	for (int i = 0; i < 4; i++)
-		buf[n - 4 + (size_t)i] = (unsigned char)(crc >> (8 * i));
-}
 
 /* With and without runs over the base (whose length the decoder derives
  * from the record's size), the average travels bit for bit with its
@@ -318,28 +324,11 @@ Test(changelog, the_published_average_travels_with_the_ring)
 					 .base = big_base,
 					 .base_hash = h};
 	for (int k = 0; k < 2; k++) {
-		struct dc_changelog_rec rec = {
-		    .kind = DC_CHANGELOG_STATE,
-		    .model_hash = 42,
-		    .host = "h",
-		    .key = "s",
-		    .key_len = 1,
-		    .version = 3,
-		    .parent = 2,
-		    .adapter = big_adapter,
-		    .adapter_len = BIG,
-		    .base = k ? big_base : NULL,
-		    .base_hash = k ? h : 0,
-		    .has_ring = true,
-		    .last_ts = 1,
-		    .step = 1,
-		    .position = R,
-		    .values = ring,
-		    .count = R,
-		    .average = big_avg,
-		    .average_len = 3,
-		    .average_version = 3,
-		};
+		struct dc_changelog_rec rec =
+		    big_rec(k ? big_base : NULL, k ? h : 0);
+		rec.average = big_avg;
+		rec.average_len = 3;
+		rec.average_version = 3;
 		size_t n = dc_changelog_encode(&rec, buf, sizeof(buf));
 		cr_assert_gt(n, 0);
 		cr_assert_eq(n, dc_changelog_size(&rec));
