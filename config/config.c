@@ -428,13 +428,13 @@ const struct cfg_option cfg_options[] = {
     BOOL("ttt.ephemeral", ttt.ephemeral, "false", OPT_RELOAD,
 	 "Adapt on each forecast's own lookback, forecast, and discard "
 	 "(per-request adaptation; no versions)."),
-    DBL("ttt.combine_weight", ttt.combine_weight, 0, 1, "0.25", OPT_RELOAD,
+    DBL("ttt.combine_weight", ttt.combine_weight, 0, 1, "0.65", OPT_RELOAD,
 	"Share w of the adapter's correction that is published: the "
 	"forecast is frozen + w (adapted - frozen). 1 publishes the adapted "
 	"forecast as it is; 0 the frozen one (adaptation still runs and is "
 	"recorded). Chosen on the validation and training splits "
 	"(docs/RESULTS.md)."),
-    DBL("ttt.average_rate", ttt.average_rate, 0, 1, "0.05", 0,
+    DBL("ttt.average_rate", ttt.average_rate, 0, 1, "0.03", 0,
 	"What a series publishes the share of: 0 its newest adapter "
 	"version; r > 0 a running average of its accepted versions, moved "
 	"by r of the way to each new one and set to the current version by "

@@ -49,9 +49,9 @@ void ttt_params_default(struct ttt_params *p)
 	p->scope = TTT_SCOPE_SERIES;
 	p->group_sep = '/';
 	p->ephemeral = 0;
-	p->combine_weight = 0.25f;
-	p->average_rate =
-	    0.05f;	    /* docs/RESULTS.md, "The average of the versions" */
+	p->combine_weight = 0.65f;
+	/* docs/RESULTS.md, "The average of the versions" */
+	p->average_rate = 0.03f;
 	p->level_steps = 0; /* off: docs/RESULTS.md, "A level correction" */
 	p->level_forget = 0.999f;
 	p->level_shrink = 4.0f;
