@@ -215,18 +215,25 @@ static void re_crc(unsigned char *buf, size_t n)
 		buf[n - 4 + (size_t)i] = (unsigned char)(crc >> (8 * i));
 }
 
+/* big_setup(), and the host that reads records made over big_base. */
+static struct dc_changelog_host big_host(void)
+{
+	big_setup();
+	return (struct dc_changelog_host){
+	    .model_hash = 42,
+	    .adapter_len = BIG,
+	    .base = big_base,
+	    .base_hash = dc_changelog_floats_hash(big_base, BIG)};
+}
+
 Test(changelog, an_adapter_travels_as_its_runs_over_the_base)
 {
 	static unsigned char buf[4 * BIG + 512], dense[4 * BIG + 512];
 	static float scratch[BIG + R];
 	char why[160] = "";
 	struct dc_changelog_rec d;
-	big_setup();
-	uint64_t h = dc_changelog_floats_hash(big_base, BIG);
-	struct dc_changelog_host host = {.model_hash = 42,
-					 .adapter_len = BIG,
-					 .base = big_base,
-					 .base_hash = h};
+	struct dc_changelog_host host = big_host();
+	uint64_t h = host.base_hash;
 	size_t n = encode_big(buf, sizeof(buf), big_base, h);
 	size_t nd = encode_big(dense, sizeof(dense), NULL, 0);
 	cr_assert_gt(n, 0);
@@ -317,12 +324,8 @@ Test(changelog, the_published_average_travels_with_the_ring)
 	static float scratch[BIG + R + 2];
 	char why[160] = "";
 	struct dc_changelog_rec d;
-	big_setup();
-	uint64_t h = dc_changelog_floats_hash(big_base, BIG);
-	struct dc_changelog_host host = {.model_hash = 42,
-					 .adapter_len = BIG,
-					 .base = big_base,
-					 .base_hash = h};
+	struct dc_changelog_host host = big_host();
+	uint64_t h = host.base_hash;
 	for (int k = 0; k < 2; k++) {
 		struct dc_changelog_rec rec =
 		    big_rec(k ? big_base : NULL, k ? h : 0);
