@@ -40,6 +40,7 @@
 #include "daemon/notify.h"
 #include "daemon/run_handover.h"
 #include "daemon/run_audit.h"
+#include "daemon/run_control.h"
 #include "daemon/status.h"
 #include "daemon/ttt_cfg.h"
 #include "forecast/forecast.h"
@@ -168,9 +169,7 @@ static void control_poll(struct run *r)
 			log_error("operator rollback refused: %s", r->err);
 			return;
 		}
-		e = ttt_engine_restore_series(
-		    r->engine, rb.series, rb.adapter_len ? rb.adapter : NULL,
-		    rb.adapter_len, rb.new_version, INT64_MIN);
+		e = run_apply_rollback(r, &rb);
 		if (e < 0)
 			log_error("operator rollback of %s to version %" PRIu64
 				  " stored but not applied: %s",
@@ -178,8 +177,9 @@ static void control_poll(struct run *r)
 		else
 			log_notice("operator rollback: %s now runs version "
 				   "%" PRIu64 " (content of version %" PRIu64
-				   ")",
-				   rb.series, rb.new_version, rb.restored);
+				   "%s)",
+				   rb.series, rb.new_version, rb.restored,
+				   e ? ", publishing its stored average" : "");
 		r->st.manual_rollbacks++;
 	}
 }

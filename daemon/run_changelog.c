@@ -652,14 +652,21 @@ static int apply(struct run *r, struct changelog *c, struct kept *k,
 	    .adapter_len = rec.adapter ? rec.adapter_len : 0,
 	    .note = note,
 	};
+	if (rec.has_ring && rec.average && rec.average_version == rec.version) {
+		a.average = rec.average;
+		a.average_len = rec.average_len;
+	}
 	uint64_t number = rec.version;
 	if (store_version_adopt(r->store, &a, &number, r->err, sizeof(r->err)) <
 	    0)
 		log_ratelimited(&r->rl_store, LOG_ERR, "storage: %s", r->err);
-	if (number != rec.version) /* the lineage here went further */
-		ttt_engine_restore_series(r->engine, key, rec.adapter,
-					  rec.adapter ? rec.adapter_len : 0,
-					  number, INT64_MIN);
+	if (number != rec.version && /* the lineage here went further */
+	    ttt_engine_restore_series(r->engine, key, rec.adapter,
+				      rec.adapter ? rec.adapter_len : 0, number,
+				      INT64_MIN) == 0 &&
+	    a.average)
+		ttt_engine_restore_average(r->engine, key, a.average,
+					   a.average_len, number);
 	struct store_handover h = {
 	    .series = key,
 	    .partition = st->partition,

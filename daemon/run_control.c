@@ -97,9 +97,7 @@ static int apply(struct run *r, const struct dc_control *c, int32_t p,
 			 r->adapter_len);
 		return DC_REASON_UNKNOWN_VERSION;
 	}
-	e = ttt_engine_restore_series(
-	    r->engine, c->series, rb.adapter_len ? rb.adapter : NULL,
-	    rb.adapter_len, rb.new_version, INT64_MIN);
+	e = run_apply_rollback(r, &rb);
 	if (e < 0) {
 		snprintf(why, why_size,
 			 "unknown_version: version %" PRIu64 " of %s not "
@@ -127,16 +125,37 @@ static int apply(struct run *r, const struct dc_control *c, int32_t p,
 	    .reason = note,
 	    .adapter = rb.adapter,
 	    .adapter_len = rb.adapter_len,
+	    .average = rb.average,
+	    .average_len = rb.average_len,
 	};
 	run_write_manual(r, &ev);
 	run_owner_note(r, c->series, p); /* its new state to the state topic */
 	r->st.manual_rollbacks++;
 	log_notice("operator rollback from Kafka (partition %d offset %" PRId64
 		   ", by %s): %s now runs version %" PRIu64
-		   " (content of version %" PRIu64 "): %s",
+		   " (content of version %" PRIu64 "%s): %s",
 		   p, offset, c->by[0] ? c->by : "unknown", c->series,
-		   rb.new_version, rb.restored, c->reason);
+		   rb.new_version, rb.restored,
+		   e ? ", publishing its stored average" : "", c->reason);
 	return 0;
+}
+
+int run_apply_rollback(struct run *r, const struct store_rollback_result *rb)
+{
+	int e = ttt_engine_restore_series(
+	    r->engine, rb->series, rb->adapter_len ? rb->adapter : NULL,
+	    rb->adapter_len, rb->new_version, INT64_MIN);
+	if (e < 0 || !rb->average)
+		return e;
+	int a = ttt_engine_restore_average(r->engine, rb->series, rb->average,
+					   rb->average_len, rb->new_version);
+	if (a < 0)
+		log_warning("operator rollback of %s: the published average "
+			    "stored with version %" PRIu64 " does not fit this "
+			    "model's adapter (%s); it publishes the version "
+			    "itself",
+			    rb->series, rb->restored, strerror(-a));
+	return a > 0;
 }
 
 void run_handle_control(struct run *r, const rd_kafka_message_t *m)

@@ -46,9 +46,10 @@ static void journal_put(struct run *r, int kind, const struct ttt_event *ev)
 	h.reason_len = ev->reason ? strlen(ev->reason) + 1 : 0;
 	size_t nf = ev->forecast ? (size_t)ev->horizon : 0;
 	size_t na = ev->adapter ? ev->adapter_len : 0;
+	size_t nv = ev->average ? ev->average_len : 0;
 	h.size = ALIGN8(sizeof(h)) + ALIGN8(h.series_len) +
 		 ALIGN8(h.reason_len) + ALIGN8(nf * sizeof(float)) +
-		 ALIGN8(na * sizeof(float));
+		 ALIGN8(na * sizeof(float)) + ALIGN8(nv * sizeof(uint16_t));
 	if (run_reserve(&j->buf, &j->cap, j->len + h.size) < 0) {
 		/* a retry after a failed commit would miss this row */
 		log_ratelimited(&r->rl_store, LOG_ERR,
@@ -70,6 +71,9 @@ static void journal_put(struct run *r, int kind, const struct ttt_event *ev)
 	p += ALIGN8(nf * sizeof(float));
 	if (na)
 		memcpy(p, ev->adapter, na * sizeof(float));
+	p += ALIGN8(na * sizeof(float));
+	if (nv)
+		memcpy(p, ev->average, nv * sizeof(uint16_t));
 	j->len += h.size;
 	j->n++;
 }
@@ -110,6 +114,8 @@ static void store_manual(struct run *r, const struct ttt_event *ev)
 	    .new_version = ev->version_to,
 	    .adapter = (float *)ev->adapter,
 	    .adapter_len = ev->adapter_len,
+	    .average = (uint16_t *)ev->average,
+	    .average_len = ev->average ? ev->average_len : 0,
 	};
 	snprintf(rb.series, sizeof(rb.series), "%s", ev->series);
 	if (store_rollback_put(r->store, &rb, ev->ts, ev->reason, r->err,
@@ -156,8 +162,12 @@ void run_journal_replay(struct run *r)
 			h.ev.forecast = (const float *)(const void *)p;
 			p += ALIGN8((size_t)h.ev.horizon * sizeof(float));
 		}
-		if (h.ev.adapter)
+		if (h.ev.adapter) {
 			h.ev.adapter = (const float *)(const void *)p;
+			p += ALIGN8(h.ev.adapter_len * sizeof(float));
+		}
+		if (h.ev.average)
+			h.ev.average = (const uint16_t *)(const void *)p;
 		if (h.kind == J_INIT)
 			store_init(r, h.ev.series, h.ev.ts);
 		else if (h.kind == J_MANUAL)

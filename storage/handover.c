@@ -204,8 +204,11 @@ static int lineage_here(struct store *s, const struct series_row *sr,
 	if (rc != SQLITE_ROW)
 		return store_db_fail(s, rc, errbuf, errbuf_size,
 				     "reading versions");
-	if ((r = store_prep(s, SQ_VERSION_BY_NUMBER, &st, errbuf,
-			    errbuf_size)) < 0)
+	if ((r = store_prep(s,
+			    s->schema >= STORE_SCHEMA_VERSION_AVERAGE
+				? SQ_VERSION_BY_NUMBER
+				: SQ_VERSION_BY_NUMBER_V10,
+			    &st, errbuf, errbuf_size)) < 0)
 		return r;
 	sqlite3_bind_int64(st, 1, sr->id);
 	sqlite3_bind_int64(st, 2, (int64_t)number);
@@ -273,6 +276,8 @@ int store_version_adopt(struct store *s, const struct store_adopted *a,
 	    .guard_after = NAN,
 	    .adapter = adapter,
 	    .adapter_len = a->adapter_len,
+	    .average = a->average,
+	    .average_len = a->average ? a->average_len : 0,
 	    /* the parent as numbered where the version was made (its row
 	     * may not be here: then only the number links them) */
 	    .parent_given = true,

@@ -82,6 +82,8 @@ struct store_adopted {
 	int64_t ts;
 	const float *adapter;
 	size_t adapter_len;
+	const uint16_t *average; /* published from it on (ttt_event), or NULL */
+	size_t average_len;
 	const char *note;
 };
 int store_version_adopt(struct store *s, const struct store_adopted *a,

@@ -158,22 +158,10 @@ int store_restore(struct store *s, const char *series, store_restore_fn fn,
 static int read_average(struct store *s, sqlite3_stmt *st,
 			struct store_recent *rr)
 {
-	if (sqlite3_column_type(st, 9) == SQLITE_NULL)
-		return 0;
-	const void *p = sqlite3_column_blob(st, 9);
-	size_t nb = (size_t)sqlite3_column_bytes(st, 9);
-	size_t len = nb / sizeof(uint16_t);
-	if (nb % sizeof(uint16_t) || nb == 0 ||
-	    store_checksum(p, nb) != (uint32_t)sqlite3_column_int64(st, 11))
-		return -EBADMSG;
-	if (len > s->abuf_cap) {
-		uint16_t *b = realloc(s->abuf, nb);
-		if (!b)
-			return -ENOMEM;
-		s->abuf = b;
-		s->abuf_cap = len;
-	}
-	memcpy(s->abuf, p, nb);
+	size_t len;
+	int r = store_halves_copy(st, 9, 11, &s->abuf, &s->abuf_cap, &len);
+	if (r < 0 || len == 0)
+		return r;
 	rr->average = s->abuf;
 	rr->average_len = len;
 	rr->average_version = (uint64_t)sqlite3_column_int64(st, 10);

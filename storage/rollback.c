@@ -87,9 +87,11 @@ int store_resolve_target(struct store *s, const char *series,
 	if (!sr.cur_id)
 		return store_set_err(errbuf, errbuf_size, -EINVAL,
 				     "series '%s' has no versions", series);
-	if ((r = store_prep(s,
-			    t->by_time ? SQ_VERSION_AT : SQ_VERSION_BY_NUMBER,
-			    &st, errbuf, errbuf_size)) < 0)
+	bool v11 = s->schema >= STORE_SCHEMA_VERSION_AVERAGE;
+	enum sq q = t->by_time ? (v11 ? SQ_VERSION_AT : SQ_VERSION_AT_V10)
+			       : (v11 ? SQ_VERSION_BY_NUMBER
+				      : SQ_VERSION_BY_NUMBER_V10);
+	if ((r = store_prep(s, q, &st, errbuf, errbuf_size)) < 0)
 		return r;
 	sqlite3_bind_int64(st, 1, sr.id);
 	sqlite3_bind_int64(st, 2, t->by_time ? t->at : (int64_t)t->number);
@@ -117,6 +119,18 @@ int store_resolve_target(struct store *s, const char *series,
 		    s->path, (unsigned long long)tr.number, series);
 	else if (r < 0)
 		store_set_err(errbuf, errbuf_size, r, "out of memory");
+	if (r == 0) {
+		/* a damaged average leaves the adapter restorable: the series
+		 * then publishes from the version itself */
+		tr.average_status =
+		    store_halves_copy(st, 5, 6, &s->rb_average,
+				      &s->rb_average_cap, &tr.average_len);
+		if (tr.average_status == -ENOMEM)
+			r = store_set_err(errbuf, errbuf_size, -ENOMEM,
+					  "out of memory");
+		else if (tr.average_status < 0)
+			tr.average_len = 0;
+	}
 out:
 	reset_stmt(st);
 	if (r == 0) {
@@ -176,6 +190,11 @@ int store_rollback_prepare(struct store *s, const char *series,
 	ret->new_version = number;
 	ret->adapter = use_carried ? (float *)carried : s->rb_adapter;
 	ret->adapter_len = use_carried ? carried_len : tr.adapter_len;
+	if (!use_carried && tr.average_len) {
+		ret->average = s->rb_average;
+		ret->average_len = tr.average_len;
+	}
+	ret->average_damaged = !use_carried && tr.average_status == -EBADMSG;
 	return 0;
 }
 
@@ -202,6 +221,8 @@ int store_rollback_put(struct store *s, const struct store_rollback_result *rb,
 	    .reason = note,
 	    .adapter = rb->adapter_len ? rb->adapter : identity,
 	    .adapter_len = rb->adapter_len,
+	    .average = rb->average,
+	    .average_len = rb->average_len,
 	};
 	return store_event_put(s, &ev, errbuf, errbuf_size);
 }
@@ -216,7 +237,7 @@ static int rollback_txn(struct store *s, const char *series,
 {
 	struct series_row sr;
 	struct store_rollback_result res;
-	char note[STORE_REASON_MAX + 64];
+	char note[STORE_REASON_MAX + 160];
 	int r;
 
 	if ((r = store_rollback_prepare(s, series, t, NULL, 0, &res, errbuf,
@@ -224,8 +245,13 @@ static int rollback_txn(struct store *s, const char *series,
 	    (r = store_series_get(s, series, false, &sr, errbuf, errbuf_size)) <
 		0)
 		return r;
-	snprintf(note, sizeof(note), "rollback to version %llu: %s",
-		 (unsigned long long)res.restored, reason);
+	snprintf(note, sizeof(note), "rollback to version %llu%s: %s",
+		 (unsigned long long)res.restored,
+		 res.average_damaged ? " (its published average fails its "
+				       "checksum: the version itself is "
+				       "published)"
+				     : "",
+		 reason);
 	if ((r = store_rollback_put(s, &res, sr.has_last_ts ? sr.last_ts : 0,
 				    note, errbuf, errbuf_size)) < 0)
 		return r;

@@ -496,9 +496,21 @@ static const char MIGRATION_10[] =
     "ALTER TABLE series_recent ADD COLUMN average_version INTEGER;\n"
     "ALTER TABLE series_recent ADD COLUMN average_checksum INTEGER;\n";
 
-static const char *const migrations[] = {
-    MIGRATION_1, MIGRATION_2, MIGRATION_3, MIGRATION_4, MIGRATION_5,
-    MIGRATION_6, MIGRATION_7, MIGRATION_8, MIGRATION_9, MIGRATION_10};
+/*
+ * The same average with every version, as it stood when the version was
+ * made: what a series publishes is the version's share of that average,
+ * so forecasts.version names everything that made a forecast, and an
+ * operator's rollback to a version publishes what it published.  NULL:
+ * none (the version itself is published, or the version predates this).
+ */
+static const char MIGRATION_11[] =
+    "ALTER TABLE versions ADD COLUMN average BLOB;\n"
+    "ALTER TABLE versions ADD COLUMN average_checksum INTEGER;\n";
+
+static const char *const migrations[] = {MIGRATION_1,  MIGRATION_2, MIGRATION_3,
+					 MIGRATION_4,  MIGRATION_5, MIGRATION_6,
+					 MIGRATION_7,  MIGRATION_8, MIGRATION_9,
+					 MIGRATION_10, MIGRATION_11};
 
 _Static_assert(sizeof(migrations) / sizeof(migrations[0]) ==
 		   STORE_SCHEMA_VERSION,

@@ -79,6 +79,12 @@
 #define RECENT_V9   "NULL, NULL, NULL "
 #define RECENT_FROM "FROM series_recent r JOIN series s ON s.id = r.series_id "
 
+/* A rollback's target version; *_V10: files below schema 11 have no
+ * published average with their versions (read as NULL, written without). */
+#define VERSION_TARGET "id, number, adapter, adapter_len, checksum, "
+#define VERSION_V11    "average, average_checksum "
+#define VERSION_V10    "NULL, NULL "
+
 /*
  * The main database.  The *_V1 rows serve files below schema 3, which lack
  * the audit columns data_from ... version_restored: a store opened with an
@@ -110,16 +116,29 @@
 	  "INSERT INTO versions (series_id, number, parent_id, "               \
 	  "parent_number, model_id, ts, created_at, reason, note, "            \
 	  "restored_from, loss_before, loss_after, guard_before, "             \
+	  "guard_after, adapter, adapter_len, checksum, average, "             \
+	  "average_checksum) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, "     \
+	  "?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19)")                 \
+	X(VERSION_INSERT_V10,                                                  \
+	  "INSERT INTO versions (series_id, number, parent_id, "               \
+	  "parent_number, model_id, ts, created_at, reason, note, "            \
+	  "restored_from, loss_before, loss_after, guard_before, "             \
 	  "guard_after, adapter, adapter_len, checksum) VALUES (?1, ?2, "      \
 	  "?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, "    \
 	  "?17)")                                                              \
 	X(VERSION_EXISTS,                                                      \
 	  "SELECT 1 FROM versions WHERE series_id = ?1 AND number = ?2")       \
 	X(VERSION_BY_NUMBER,                                                   \
-	  "SELECT id, number, adapter, adapter_len, checksum FROM versions "   \
+	  "SELECT " VERSION_TARGET VERSION_V11 "FROM versions "                \
 	  "WHERE series_id = ?1 AND number = ?2")                              \
 	X(VERSION_AT,                                                          \
-	  "SELECT id, number, adapter, adapter_len, checksum FROM versions "   \
+	  "SELECT " VERSION_TARGET VERSION_V11 "FROM versions "                \
+	  "WHERE series_id = ?1 AND ts <= ?2 ORDER BY id DESC LIMIT 1")        \
+	X(VERSION_BY_NUMBER_V10,                                               \
+	  "SELECT " VERSION_TARGET VERSION_V10 "FROM versions "                \
+	  "WHERE series_id = ?1 AND number = ?2")                              \
+	X(VERSION_AT_V10,                                                      \
+	  "SELECT " VERSION_TARGET VERSION_V10 "FROM versions "                \
 	  "WHERE series_id = ?1 AND ts <= ?2 ORDER BY id DESC LIMIT 1")        \
 	X(VERSION_RANGE,                                                       \
 	  "SELECT min(number), max(number), min(ts) FROM versions "            \

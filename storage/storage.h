@@ -26,7 +26,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define STORE_SCHEMA_VERSION 10	 /* the latest, PRAGMA user_version */
+#define STORE_SCHEMA_VERSION 11	 /* the latest, PRAGMA user_version */
 #define STORE_KEY_MAX	     256 /* keys, topics: bytes with the NUL */
 #define STORE_REASON_MAX     512 /* rollback reasons, likewise */
 struct store;
@@ -118,6 +118,9 @@ struct store_event {
 	int horizon;
 	const float *adapter; /* a new version's adapter block, or NULL */
 	size_t adapter_len;   /* floats */
+	/* with it, the average published from it on (ttt_event), or NULL */
+	const uint16_t *average;
+	size_t average_len;
 	/* Stored only for the types named (NULL in the other audit rows): */
 	int64_t data_from, data_until; /* ADAPT_*: data window used */
 	float value;		       /* REJECTED_VALUE, FORECAST: value */
@@ -251,7 +254,14 @@ struct store_rollback_result {
 	uint64_t new_version;  /* the new version (content = restored) */
 	float *adapter;	       /* owned by the store until its next rollback */
 	size_t adapter_len;
-	bool via_daemon; /* applied by a running daemon */
+	/* The average the restored version published (ttt_event.average;
+	 * owned likewise), given to the engine with the adapter so that the
+	 * series publishes what it published then; NULL: none stored (the
+	 * version itself, or a version made before schema 11). */
+	uint16_t *average;
+	size_t average_len;
+	bool average_damaged; /* it failed its checksum: left out */
+	bool via_daemon;      /* applied by a running daemon */
 };
 
 /* A new version with the target's content (checksum verified; the current

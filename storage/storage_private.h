@@ -34,7 +34,9 @@
 #define STORE_SCHEMA_VALUE 8
 /* series_recent has the published average */
 #define STORE_SCHEMA_AVERAGE 10
-#define STORE_NS	     1000000000
+/* versions have the published average */
+#define STORE_SCHEMA_VERSION_AVERAGE 11
+#define STORE_NS		     1000000000
 
 struct store {
 	sqlite3 *db;
@@ -72,6 +74,8 @@ struct store {
 	size_t abuf_cap;
 	float *rb_adapter; /* the last rollback result's adapter */
 	size_t rb_cap;
+	uint16_t *rb_average; /* and its published average */
+	size_t rb_average_cap;
 
 	int64_t prune_cursor; /* last version id scanned by store_prune */
 
@@ -142,6 +146,10 @@ uint32_t store_checksum(const void *p, size_t n);
  * or -ENOMEM. */
 int store_blob_copy(sqlite3_stmt *st, int col_blob, int col_len, int col_crc,
 		    float **buf, size_t *cap, size_t *ret_len);
+/* The same for a half-precision blob (a published average) that may be
+ * NULL (*ret_len 0) and whose length is its size. */
+int store_halves_copy(sqlite3_stmt *st, int col_blob, int col_crc,
+		      uint16_t **buf, size_t *cap, size_t *ret_len);
 /* -EINVAL (with the reason, naming `what`) for an empty or too long key. */
 int store_check_key(const char *key, const char *what, char *errbuf,
 		    size_t errbuf_size);
@@ -204,6 +212,8 @@ struct version_new {
 	float loss_before, loss_after, guard_before, guard_after;
 	const float *adapter;
 	size_t adapter_len;
+	const uint16_t *average; /* published from it on; NULL: none */
+	size_t average_len;
 	/* the parent as given (id 0: not here; number -1: none), not the
 	 * series' current version */
 	bool parent_given;
@@ -244,6 +254,8 @@ struct target_row {
 	int64_t id;
 	uint64_t number;
 	size_t adapter_len; /* floats, copied into s->rb_adapter */
+	size_t average_len; /* its published average, into s->rb_average */
+	int average_status; /* -EBADMSG: the average failed its checksum */
 };
 
 /* An operator request read from the sidecar. */

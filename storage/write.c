@@ -324,8 +324,13 @@ int store_version_insert(struct store *s, struct series_row *sr,
 	if (v->number > (uint64_t)INT64_MAX)
 		return store_set_err(errbuf, errbuf_size, -EINVAL,
 				     "version number out of range");
-	if ((r = store_prep(s, SQ_VERSION_INSERT, &st, errbuf, errbuf_size)) <
-	    0)
+	bool v11 = s->schema >= STORE_SCHEMA_VERSION_AVERAGE;
+	if (v->average_len > (size_t)INT_MAX / sizeof(uint16_t))
+		return store_set_err(errbuf, errbuf_size, -E2BIG,
+				     "average of %zu values is too large",
+				     v->average_len);
+	if ((r = store_prep(s, v11 ? SQ_VERSION_INSERT : SQ_VERSION_INSERT_V10,
+			    &st, errbuf, errbuf_size)) < 0)
 		return r;
 	sqlite3_bind_int64(st, 1, sr->id);
 	sqlite3_bind_int64(st, 2, (int64_t)v->number);
@@ -353,6 +358,11 @@ int store_version_insert(struct store *s, struct series_row *sr,
 			  (int)nbytes, SQLITE_STATIC);
 	sqlite3_bind_int64(st, 16, (int64_t)v->adapter_len);
 	sqlite3_bind_int64(st, 17, store_checksum(v->adapter, nbytes));
+	if (v11 && v->average && v->average_len) {
+		size_t ab = v->average_len * sizeof(uint16_t);
+		sqlite3_bind_blob(st, 18, v->average, (int)ab, SQLITE_STATIC);
+		sqlite3_bind_int64(st, 19, store_checksum(v->average, ab));
+	}
 	rc = sqlite3_step(st);
 	if (rc == SQLITE_CONSTRAINT_UNIQUE) {
 		/* the statement is undone, the transaction goes on */
@@ -593,6 +603,8 @@ int store_event_put(struct store *s, const struct store_event *ev, char *errbuf,
 		    .guard_after = ev->guard_after,
 		    .adapter = ev->adapter,
 		    .adapter_len = ev->adapter_len,
+		    .average = ev->average,
+		    .average_len = ev->average ? ev->average_len : 0,
 		};
 		if ((r = store_version_insert(s, &sr, &v, &vid, errbuf,
 					      errbuf_size)) < 0)

@@ -322,6 +322,7 @@ void ttt_adapt_run(struct ttt_engine *e, struct series *s,
 	ev.reason = j->trig == TTT_TRIGGER_DRIFT ? "drift" : "schedule";
 	ev.adapter = e->cand;
 	ev.adapter_len = e->A;
+	ttt_avg_event(e, ad, &ev);
 	e->st.accepted++;
 	e->st.adapt_seconds += now_seconds() - t0;
 	emit(e, &ev);

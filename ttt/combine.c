@@ -110,6 +110,15 @@ void ttt_avg_update(const struct ttt_engine *e, struct adstate *ad)
 	}
 }
 
+void ttt_avg_event(const struct ttt_engine *e, const struct adstate *ad,
+		   struct ttt_event *ev)
+{
+	if (ad->avg && !ad->identity) {
+		ev->average = ad->avg;
+		ev->average_len = e->n_ad;
+	}
+}
+
 const float *ttt_published(struct ttt_engine *e, const struct adstate *ad)
 {
 	if (!ad->avg)

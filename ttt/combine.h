@@ -42,6 +42,7 @@ struct adstate;
 struct fc_head_raw;
 struct ttt_engine;
 struct series;
+struct ttt_event;
 
 /* IEEE half precision, round to nearest even (overflow to infinity). */
 uint16_t ttt_half(float f);
@@ -56,6 +57,11 @@ void ttt_avg_update(const struct ttt_engine *e, struct adstate *ad);
 /* The packed adapter [n_ad] whose share ad publishes: its average, decoded
  * into the engine's scratch (valid until the next call), or ad->a. */
 const float *ttt_published(struct ttt_engine *e, const struct adstate *ad);
+
+/* A new version's event carries the average ad publishes from it on (the
+ * daemon stores it with the version), unless ad publishes the version. */
+void ttt_avg_event(const struct ttt_engine *e, const struct adstate *ad,
+		   struct ttt_event *ev);
 
 /* Mean squared difference of a [n] and b [n], summed in double. */
 float ttt_mse(const float *a, const float *b, size_t n);

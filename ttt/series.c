@@ -289,6 +289,26 @@ void ttt_load_matured(const struct ttt_engine *e, const struct series *s,
 
 /* ---- restore and inspection ------------------------------------------ */
 
+/* No infinity or NaN among n half-precision values. */
+static bool halves_finite(const uint16_t *h, size_t n)
+{
+	for (size_t k = 0; k < n; k++)
+		if ((h[k] & 0x7c00u) == 0x7c00u)
+			return false;
+	return true;
+}
+
+/* ad publishes the average avg [e->n_ad], made with its version `version`:
+ * 1 taken, 0 not (no average kept, the base adapter, another version). */
+static int take_average(const struct ttt_engine *e, struct adstate *ad,
+			const uint16_t *avg, uint64_t version)
+{
+	if (!ad->avg || ad->identity || version != ad->version)
+		return 0;
+	memcpy(ad->avg, avg, e->n_ad * sizeof(uint16_t));
+	return 1;
+}
+
 /* Series key (created if needed) with its queued learning run, so that a
  * restore lands after it; 0, -ENOMEM or the flush's negative errno. */
 static int series_settled(struct ttt_engine *e, const char *key,
@@ -581,9 +601,8 @@ int ttt_engine_restore_recent(struct ttt_engine *e, const struct ttt_recent *r)
 	for (int k = 0; k < r->count; k++)
 		if (!isfinite(r->values[k]))
 			return -EINVAL;
-	for (size_t k = 0; r->average && k < r->average_len; k++)
-		if ((r->average[k] & 0x7c00u) == 0x7c00u) /* inf or NaN */
-			return -EINVAL;
+	if (r->average && !halves_finite(r->average, r->average_len))
+		return -EINVAL;
 	/* Saved by an engine with another ring size: keep the newest R; a
 	 * shorter history than the ring restarts the position at its start
 	 * (the ring must hold every position from ring_first on). */
@@ -618,9 +637,24 @@ int ttt_engine_restore_recent(struct ttt_engine *e, const struct ttt_recent *r)
 	s->has_ts = 1;
 	ttt_ph_init(&s->ph);
 	ttt_adwin_init(&s->adwin);
-	struct adstate *ad = s->ad;
-	if (r->average && ad->avg && !ad->identity &&
-	    r->average_len == e->n_ad && r->average_version == ad->version)
-		memcpy(ad->avg, r->average, e->n_ad * sizeof(uint16_t));
+	if (r->average && r->average_len == e->n_ad)
+		take_average(e, s->ad, r->average, r->average_version);
 	return 0;
+}
+
+int ttt_engine_restore_average(struct ttt_engine *e, const char *key,
+			       const uint16_t *average, size_t len,
+			       uint64_t version)
+{
+	if (!key || !average || len != e->n_ad || !halves_finite(average, len))
+		return -EINVAL;
+	struct series *s = series_find(e, key, hash_key(key));
+	if (!s)
+		return -ENOENT;
+	if (s->queued) {
+		int rc = ttt_engine_flush(e);
+		if (rc < 0)
+			return rc;
+	}
+	return take_average(e, s->ad, average, version);
 }

@@ -149,6 +149,7 @@ void ttt_shadow_score(struct ttt_engine *e, struct series *s, const float *f,
 		ev.adapter = e->full;
 	}
 	ev.adapter_len = e->A;
+	ttt_avg_event(e, ad, &ev);
 	ttt_ad_track_reset(ad);
 	emit(e, &ev);
 }

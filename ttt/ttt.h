@@ -66,6 +66,11 @@ struct ttt_event {
 	int horizon;
 	const float *adapter; /* new version's adapter block, or NULL */
 	size_t adapter_len;   /* floats */
+	/* With a new version, what the series publishes from it on
+	 * (ttt.average_rate > 0): the running average of its versions in
+	 * ttt_recent's format, [average_len]; NULL: the version itself. */
+	const uint16_t *average;
+	size_t average_len;
 	int64_t data_from, data_until; /* adaptations: oldest, newest ts used */
 	float value;		       /* REJECTED_VALUE, FORECAST: the value */
 	int filled;		       /* TTT_EV_GAP_FILLED: points filled */
@@ -251,6 +256,18 @@ void ttt_engine_recent_saved(struct ttt_engine *e);
  * -EINVAL for a position below count, a step <= 0 or a non-finite value
  * or average; -ENOMEM.  No event is emitted. */
 int ttt_engine_restore_recent(struct ttt_engine *e, const struct ttt_recent *r);
+
+/* Give series key the published average of a version (ttt_event.average,
+ * as stored with it) after ttt_engine_restore_series has made that
+ * version's content its current version `version`: an operator's rollback
+ * then publishes what the version published.  1: taken; 0: not taken (this
+ * engine keeps no average, the series runs the base adapter, or its
+ * version is not `version`: it publishes from the version itself, as
+ * after a rollback); -EINVAL (nothing changes) for another length or a
+ * non-finite value; -ENOENT for an unknown series.  No event is emitted. */
+int ttt_engine_restore_average(struct ttt_engine *e, const char *key,
+			       const uint16_t *average, size_t len,
+			       uint64_t version);
 
 /* Number of series seen; a series' clock: its newest timestamp and step
  * (0: not known yet), -ENOENT (nothing set) before its first value. */

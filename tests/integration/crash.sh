@@ -122,6 +122,9 @@ check "every version number is used once per series" test "$(sqlite3 "$WORK/a.db
     'SELECT count(*) FROM (SELECT series_id, number FROM versions GROUP BY 1, 2 HAVING count(*) > 1)')" -eq 0
 check "the versions made before the crash stay; the states taken later come after them" \
     test "$(sqlite3 "$WORK/a.db" "SELECT count(*) FROM versions v WHERE reason = 'handover' AND number <= (SELECT max(number) FROM versions w WHERE w.series_id = v.series_id AND w.reason <> 'handover' AND w.id < v.id)")" -eq 0
+hav=$(sqlite3 "$WORK/a.db" "SELECT count(*), count(average) FROM versions WHERE reason = 'handover'")
+check "the versions taken from the state topic store the averages it carried (versions, with one: $hav)" \
+    awk -F'|' '{ exit !($2 > 0) }' <<< "$hav"
 forecasts | python3 -c '
 import sys, json
 last = {}

@@ -355,7 +355,8 @@ check "SIGHUP: READY=1 again after the reload" wait_for 10 grep -q 'configuratio
 versions=$("$BIN" versions --db "$WORK/driftcast.db" --series s1 --format csv 2>/dev/null | tail -n +2 | wc -l)
 if [ "$versions" -ge 2 ]; then
     t_start=$(date +%s.%N)
-    "$BIN" rollback --db "$WORK/driftcast.db" --series s1 --to-version 0 \
+    # version 1, an adaptation: it has a published average of its own
+    "$BIN" rollback --db "$WORK/driftcast.db" --series s1 --to-version 1 \
         --reason "integration test" > "$WORK/rollback.out" 2>&1
     rc=$?
     t_end=$(date +%s.%N)
@@ -365,6 +366,15 @@ if [ "$versions" -ge 2 ]; then
     check "applied within one second" python3 -c "import sys; sys.exit(0 if $t_end - $t_start <= 1.0 else 1)"
     check "the running daemon logged the operator rollback" \
         wait_for 5 grep -q 'operator rollback: s1' "$WORK/daemon.log"
+    check "... publishing the average stored with version 1" \
+        grep -q 'operator rollback: s1 .*content of version 1, publishing its stored average' "$WORK/daemon.log"
+    same_average_as_1() {
+        test "$(sqlite3 "$WORK/driftcast.db" "SELECT count(*) FROM versions n, versions o, series s
+            WHERE s.key = 's1' AND n.series_id = s.id AND o.series_id = s.id AND o.number = 1
+            AND n.reason = 'manual' AND n.restored_from = 1 AND o.average IS NOT NULL
+            AND n.average = o.average AND n.average_checksum = o.average_checksum")" = 1
+    }
+    check "the rollback's version stores version 1's published average" same_average_as_1
 else
     not_ok "series s1 has adapter versions to roll back to (has $versions)"
 fi

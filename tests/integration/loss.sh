@@ -226,6 +226,13 @@ check "full disk: the stop afterwards exits 0 (got $rc)" test $rc -eq 0
 nv=$(sql "SELECT count(*), min(n), max(n) FROM (SELECT s.id, count(v.id) AS n FROM series s LEFT JOIN versions v ON v.series_id = s.id WHERE s.key LIKE 'f%' GROUP BY s.id);")
 check "full disk: each of the $NS series has all its versions stored (series, min, max: $nv)" \
     awk -F'|' -v ns=$NS '{ exit !($1 == ns && $2 == $3 && $2 > 1) }' <<< "$nv"
+# the batch kept in memory and written again keeps each version's average
+nav=$(sql "SELECT count(*), sum(v.average IS NULL OR v.average_checksum IS NULL) FROM versions v JOIN series s ON s.id = v.series_id WHERE s.key LIKE 'f%' AND v.reason IN ('ttt', 'drift');")
+check "full disk: every adaptation's version has its published average (versions, without: $nav)" \
+    awk -F'|' '{ exit !($1 > 0 && $2 == 0) }' <<< "$nav"
+ndiff=$(sql "SELECT count(*) FROM (SELECT v.number FROM versions v JOIN series s ON s.id = v.series_id WHERE s.key LIKE 'f%' AND v.reason IN ('ttt', 'drift') GROUP BY v.number HAVING count(DISTINCT v.average) > 1);")
+check "full disk: the same for every series, as their values are ($ndiff numbers differ)" \
+    test "$ndiff" -eq 0
 na=$(sql "SELECT count(*), count(DISTINCT a.series_id) FROM audit a JOIN series s ON s.id = a.series_id WHERE s.key LIKE 'f%' AND a.event IN ('adapt_accepted', 'adapt_rejected');")
 check "full disk: and their adaptations in the audit log (rows, series: $na)" \
     awk -F'|' -v ns=$NS '{ exit !($2 == ns && $1 % ns == 0 && $1 > 0) }' <<< "$na"

@@ -55,9 +55,11 @@ static inline void su_fill(float *a, size_t n, float v)
 		a[i] = v + 0.001f * (float)i;
 }
 
-/* One version-creating event: adapter filled from value v. */
-static inline int su_version(struct store *s, const char *series, int type,
-			     uint64_t from, uint64_t to, int64_t ts, float v)
+/* One version-creating event: adapter filled from value v, the average
+ * published from it avg [avg_len] (NULL: none). */
+static inline int su_version_avg(struct store *s, const char *series, int type,
+				 uint64_t from, uint64_t to, int64_t ts,
+				 float v, const uint16_t *avg, size_t avg_len)
 {
 	float a[SU_ADAPTER_LEN];
 	char err[1024] = "";
@@ -81,8 +83,17 @@ static inline int su_version(struct store *s, const char *series, int type,
 	    .reason = "test",
 	    .adapter = a,
 	    .adapter_len = SU_ADAPTER_LEN,
+	    .average = avg,
+	    .average_len = avg_len,
 	};
 	return store_event_put(s, &ev, err, sizeof(err));
+}
+
+/* The same without an average. */
+static inline int su_version(struct store *s, const char *series, int type,
+			     uint64_t from, uint64_t to, int64_t ts, float v)
+{
+	return su_version_avg(s, series, type, from, to, ts, v, NULL, 0);
 }
 
 static inline void su_commit(struct store *s)

@@ -1569,3 +1569,124 @@ Test(storage, daemon_checkpoints_in_the_background)
 	cr_assert_lt(with, without / 3, "WAL %lld with the thread vs %lld",
 		     with, without);
 }
+
+/* Each version keeps the average published from it (schema 11), under its
+ * own checksum; a rollback hands the target's average on with its content
+ * and stores it with the new version; a version without one restores
+ * without one; a damaged average leaves the rollback to the version itself
+ * and says so in its note. */
+Test(storage, a_versions_average_goes_with_its_rollback)
+{
+	char dir[64], path[128], err[512];
+	uint16_t a1[6] = {1, 2, 3, 0x3c00, 0x8001, 7},
+		 a2[6] = {9, 9, 9, 9, 9, 9};
+	su_tmpdb(dir, sizeof(dir), path, sizeof(path));
+	struct store *s = su_open(path, NULL);
+	cr_assert_eq(store_schema_version(s), 11);
+	cr_assert_eq(su_version(s, "v", STORE_EV_INIT, 0, 0, 1000, 0.0f), 0);
+	cr_assert_eq(su_version_avg(s, "v", STORE_EV_ADAPT_ACCEPTED, 0, 1, 2000,
+				    1.0f, a1, 6),
+		     0);
+	cr_assert_eq(su_version_avg(s, "v", STORE_EV_ADAPT_ACCEPTED, 1, 2, 3000,
+				    2.0f, a2, 6),
+		     0);
+	cr_assert_eq(
+	    su_version(s, "v", STORE_EV_ADAPT_ACCEPTED, 2, 3, 4000, 3.0f), 0);
+	su_commit(s);
+	struct store_rollback_result res;
+	struct store_rollback_target t = {.number = 1};
+	cr_assert_eq(
+	    store_rollback(s, "v", &t, "back to 1", &res, err, sizeof(err)), 0,
+	    "%s", err);
+	cr_assert_eq(res.new_version, 4);
+	cr_assert_not_null(res.average);
+	cr_assert_eq(res.average_len, 6);
+	cr_assert_arr_eq(res.average, a1, sizeof(a1));
+	cr_assert(!res.average_damaged);
+	t.number = 3;
+	cr_assert_eq(
+	    store_rollback(s, "v", &t, "back to 3", &res, err, sizeof(err)), 0,
+	    "%s", err);
+	cr_assert_null(res.average);
+	cr_assert_eq(res.average_len, 0);
+	store_free(s);
+
+	sqlite3 *db = su_raw(path);
+	/* the new versions carry their targets' averages, byte for byte */
+	cr_assert_eq(su_int(db, "SELECT a.average = b.average AND "
+				"a.average_checksum = b.average_checksum FROM "
+				"versions a, versions b WHERE a.number = 4 AND "
+				"b.number = 1"),
+		     1);
+	cr_assert_eq(su_int(db, "SELECT length(average) FROM versions WHERE "
+				"number = 2"),
+		     12);
+	cr_assert_eq(su_int(db, "SELECT count(*) FROM versions WHERE average "
+				"IS NULL AND number IN (0, 3, 5)"),
+		     3);
+	su_exec(db, "DROP TRIGGER IF EXISTS versions_immutable; "
+		    "UPDATE versions SET average = zeroblob(12) WHERE number "
+		    "= 2;");
+	sqlite3_close(db);
+
+	s = su_open(path, NULL);
+	t.number = 2;
+	cr_assert_eq(
+	    store_rollback(s, "v", &t, "back to 2", &res, err, sizeof(err)), 0,
+	    "%s", err);
+	cr_assert_null(res.average);
+	cr_assert(res.average_damaged);
+	cr_assert_float_eq(res.adapter[0], 2.0f, 0);
+	store_free(s);
+	db = su_raw(path);
+	char note[512];
+	su_text(db, "SELECT note FROM versions WHERE number = 6", note,
+		sizeof(note));
+	cr_assert(strstr(note, "average fails its checksum"), "%s", note);
+	cr_assert_eq(su_int(db, "SELECT average IS NULL FROM versions WHERE "
+				"number = 6"),
+		     1);
+	sqlite3_close(db);
+	su_rmdir(dir);
+}
+
+/* A file of schema 10 keeps its versions (without averages) and gains the
+ * columns; its rollbacks restore without an average. */
+Test(storage, schema_10_versions_migrate_without_an_average)
+{
+	char dir[64], path[128], err[512];
+	uint16_t a1[4] = {1, 2, 3, 4};
+	su_tmpdb(dir, sizeof(dir), path, sizeof(path));
+	struct store_options v10 = {.target_schema = 10};
+	struct store *s = su_open(path, &v10);
+	cr_assert_eq(store_schema_version(s), 10);
+	cr_assert_eq(su_version(s, "v", STORE_EV_INIT, 0, 0, 1000, 0.0f), 0);
+	/* an average given to a file without the column is not written */
+	cr_assert_eq(su_version_avg(s, "v", STORE_EV_ADAPT_ACCEPTED, 0, 1, 2000,
+				    1.0f, a1, 4),
+		     0);
+	su_commit(s);
+	struct store_rollback_result res;
+	struct store_rollback_target t = {.number = 1};
+	cr_assert_eq(
+	    store_rollback(s, "v", &t, "on 10", &res, err, sizeof(err)), 0,
+	    "%s", err);
+	cr_assert_null(res.average);
+	store_free(s);
+	s = su_open(path, NULL);
+	cr_assert_eq(store_schema_version(s), 11);
+	t.number = 1;
+	cr_assert_eq(
+	    store_rollback(s, "v", &t, "on 11", &res, err, sizeof(err)), 0,
+	    "%s", err);
+	cr_assert_null(res.average);
+	cr_assert_float_eq(res.adapter[0], 1.0f, 0);
+	store_free(s);
+	sqlite3 *db = su_raw(path);
+	cr_assert_eq(su_int(db, "SELECT count(*) FROM versions"), 4);
+	cr_assert_eq(su_int(db, "SELECT count(*) FROM versions WHERE average "
+				"IS NOT NULL"),
+		     0);
+	sqlite3_close(db);
+	su_rmdir(dir);
+}

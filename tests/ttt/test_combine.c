@@ -7,6 +7,7 @@
  * the shadow whatever w is.
  */
 #include <criterion/criterion.h>
+#include <errno.h>
 #include <math.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -313,7 +314,11 @@ Test(combine, half_precision_rounds_to_nearest_even)
 struct vers {
 	int n;
 	uint64_t version[NV];
-	float *block[NV]; /* accepted versions' adapter blocks */
+	float *block[NV];  /* accepted versions' adapter blocks */
+	uint16_t *avg[NV]; /* and the averages their events carry */
+	size_t avg_len[NV];
+	int at[NV]; /* the observation that made each */
+	int obs;    /* observations fed so far */
 	size_t A;
 	int nfc;
 	float fc[N][H];
@@ -330,11 +335,18 @@ static void on_version(void *user, const struct ttt_event *ev)
 		return;
 	v->version[v->n] = ev->version_to;
 	v->block[v->n] = malloc(v->A * sizeof(float));
-	memcpy(v->block[v->n++], ev->adapter, v->A * sizeof(float));
+	memcpy(v->block[v->n], ev->adapter, v->A * sizeof(float));
+	if (ev->average) {
+		v->avg[v->n] = malloc(ev->average_len * sizeof(uint16_t));
+		memcpy(v->avg[v->n], ev->average,
+		       ev->average_len * sizeof(uint16_t));
+		v->avg_len[v->n] = ev->average_len;
+	}
+	v->at[v->n++] = v->obs;
 }
 
-static struct ttt_engine *run_versions(struct fc_model *m, float rate,
-				       struct vers *v)
+static struct ttt_engine *run_until(struct fc_model *m, float rate,
+				    struct vers *v, int stop)
 {
 	struct ttt_params p;
 	struct ttt_engine *e;
@@ -349,18 +361,28 @@ static struct ttt_engine *run_versions(struct fc_model *m, float rate,
 	v->A = fc_adapter_len(m);
 	cr_assert_eq(ttt_engine_new(m, &p, on_version, v, &e, err, sizeof(err)),
 		     0, "%s", err);
-	for (int i = 0; i < 300; i++)
+	for (int i = 0; i < stop; i++) {
+		v->obs = i;
 		cr_assert_eq(
 		    ttt_engine_observe(e, "s", i,
 				       value(i) + (i >= 150 ? 1.0f : 0.0f)),
 		    0);
+	}
 	return e;
+}
+
+static struct ttt_engine *run_versions(struct fc_model *m, float rate,
+				       struct vers *v)
+{
+	return run_until(m, rate, v, 300);
 }
 
 static void free_versions(struct vers *v)
 {
-	for (int k = 0; k < v->n; k++)
+	for (int k = 0; k < v->n; k++) {
 		free(v->block[k]);
+		free(v->avg[k]);
+	}
 }
 
 static struct vers va, vb; /* large: not on the stack */
@@ -550,4 +572,134 @@ Test(combine, a_rollback_restarts_the_average)
 Test(combine, a_soft_reset_restarts_the_average)
 {
 	rollbacks_restart_the_average(TTT_RESET_SOFT);
+}
+
+/* ---- the average stored with a version ------------------------------ */
+
+#define NF 12
+struct fcs {
+	int n;
+	float fc[NF][H];
+};
+
+static void on_fc(void *user, const struct ttt_event *ev)
+{
+	struct fcs *f = user;
+	if (ev->type == TTT_EV_FORECAST && f->n < NF)
+		memcpy(f->fc[f->n++], ev->forecast, sizeof(f->fc[0]));
+}
+
+/* Adaptation off from here on: what is published is a function of the
+ * lookback, the version and the average alone. */
+static void stand_still(struct ttt_engine *e)
+{
+	struct ttt_params p;
+	ttt_params_default(&p);
+	p.every = 1000000;
+	p.drift = TTT_DRIFT_NONE;
+	p.shadow_every = 0;
+	p.average_rate = 0.25f;
+	cr_assert_eq(ttt_engine_set_params(e, &p), 0);
+}
+
+static void feed_after(struct ttt_engine *e, int from)
+{
+	for (int i = from; i < from + NF; i++)
+		cr_assert_eq(ttt_engine_observe(e, "s", i, value(i) + 1.0f), 0);
+}
+
+static struct fcs fa, fb, fc2;
+
+/* Each new version's event carries the average the series publishes from
+ * it on, which the daemon stores with the version: an engine given a
+ * version's content, then that average (an operator's rollback), publishes
+ * exactly what the series published while the version was current --
+ * and without the average it would not. */
+Test(combine, a_versions_average_republishes_its_forecasts)
+{
+	struct fc_model *m = tt_small_model_ok(L, H);
+	struct ttt_engine *e = run_versions(m, 0.25f, &va);
+	cr_assert_gt(va.n, 10, "%d versions", va.n);
+	/* the newest version's event: what the series publishes now */
+	float ring[512];
+	struct ttt_recent rc;
+	cr_assert_eq(ttt_engine_series_recent(e, "s", ring, 512, &rc), 0);
+	int last = va.n - 1;
+	cr_assert_not_null(va.avg[last]);
+	cr_assert_eq(va.avg_len[last], rc.average_len);
+	cr_assert_arr_eq(va.avg[last], rc.average,
+			 rc.average_len * sizeof(uint16_t));
+	ttt_engine_free(e);
+
+	/* version k, well after the first: its average is not the version */
+	int k = va.n / 2, t = va.at[k];
+	cr_assert_not_null(va.avg[k]);
+	e = run_until(m, 0.25f, &vb, t + 1); /* the same run, stopped at k */
+	cr_assert_eq(vb.n, k + 1);
+	cr_assert_arr_eq(vb.block[k], va.block[k], va.A * sizeof(float));
+	cr_assert_eq(ttt_engine_series_recent(e, "s", ring, 512, &rc), 0);
+	struct ttt_recent saved = rc;
+	saved.average = NULL; /* the ring only */
+	saved.key = "s";      /* not e's copy: e is freed below */
+	float *vals = malloc((size_t)rc.count * sizeof(float));
+	memcpy(vals, rc.values, (size_t)rc.count * sizeof(float));
+	saved.values = vals;
+	stand_still(e);
+	int nfc0 = vb.nfc;
+	feed_after(e, t + 1);
+	cr_assert_eq(vb.nfc, nfc0 + NF);
+	memcpy(fa.fc, vb.fc[nfc0], sizeof(fa.fc));
+	fa.n = NF;
+	ttt_engine_free(e);
+
+	struct ttt_params p;
+	char err[256];
+	ttt_params_default(&p);
+	p.average_rate = 0.25f;
+	struct ttt_engine *b, *c;
+	cr_assert_eq(ttt_engine_new(m, &p, on_fc, &fb, &b, err, sizeof(err)), 0,
+		     "%s", err);
+	cr_assert_eq(ttt_engine_new(m, &p, on_fc, &fc2, &c, err, sizeof(err)),
+		     0, "%s", err);
+	struct ttt_engine *both[2] = {b, c};
+	for (int j = 0; j < 2; j++) {
+		cr_assert_eq(ttt_engine_restore_series(both[j], "s",
+						       va.block[k], va.A, 500,
+						       INT64_MIN),
+			     0);
+		cr_assert_eq(ttt_engine_restore_recent(both[j], &saved), 0);
+		stand_still(both[j]);
+	}
+	/* refusals change nothing */
+	uint16_t bad[2 * H];
+	memcpy(bad, va.avg[k], sizeof(bad));
+	bad[3] = 0x7c00; /* infinity */
+	cr_assert_eq(ttt_engine_restore_average(b, "s", bad, 2 * H, 500),
+		     -EINVAL);
+	cr_assert_eq(
+	    ttt_engine_restore_average(b, "s", va.avg[k], 2 * H - 1, 500),
+	    -EINVAL);
+	cr_assert_eq(ttt_engine_restore_average(b, "zz", va.avg[k], 2 * H, 500),
+		     -ENOENT);
+	cr_assert_eq(ttt_engine_restore_average(b, "s", va.avg[k], 2 * H, 499),
+		     0, "another version's average is not taken");
+	cr_assert_eq(ttt_engine_series_recent(b, "s", ring, 512, &rc), 0);
+	cr_assert(memcmp(rc.average, va.avg[k], sizeof(bad)) != 0);
+	cr_assert_eq(ttt_engine_restore_average(b, "s", va.avg[k], 2 * H, 500),
+		     1);
+	feed_after(b, t + 1);
+	feed_after(c, t + 1);
+	cr_assert_eq(fa.n, NF);
+	cr_assert_eq(fb.n, NF);
+	cr_assert_eq(fc2.n, NF);
+	cr_assert_arr_eq(fb.fc, fa.fc, sizeof(fa.fc),
+			 "the version with its average publishes what it did");
+	cr_assert(memcmp(fc2.fc, fa.fc, sizeof(fa.fc)) != 0,
+		  "without the average it publishes something else");
+	free(vals);
+	ttt_engine_free(b);
+	ttt_engine_free(c);
+	free_versions(&va);
+	free_versions(&vb);
+	fc_model_free(m);
 }

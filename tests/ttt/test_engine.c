@@ -52,7 +52,7 @@ static void fast_params(struct ttt_params *p)
 struct logged {
 	struct ttt_event ev; /* pointers cleared */
 	float forecast[H];
-	uint64_t adapter_hash;
+	uint64_t adapter_hash, average_hash;
 	float cal[2 * H]; /* the adapter's calibration, with log.cal_off */
 	int64_t obs_ts;	  /* timestamp being observed when it was emitted */
 	int obs_index;	  /* which observe() call */
@@ -66,11 +66,11 @@ struct log {
 	size_t cal_off; /* nonzero: keep the calibration of ev->adapter */
 };
 
-static uint64_t hash_floats(const float *x, size_t n)
+static uint64_t hash_bytes(const void *x, size_t n)
 {
 	uint64_t h = 1469598103934665603ull;
-	const unsigned char *b = (const unsigned char *)x;
-	for (size_t i = 0; i < n * sizeof(float); i++) {
+	const unsigned char *b = x;
+	for (size_t i = 0; i < n; i++) {
 		h ^= b[i];
 		h *= 1099511628211ull;
 	}
@@ -91,11 +91,16 @@ static void on_event(void *user, const struct ttt_event *ev)
 	if (ev->forecast)
 		memcpy(x->forecast, ev->forecast, sizeof(x->forecast));
 	if (ev->adapter)
-		x->adapter_hash = hash_floats(ev->adapter, ev->adapter_len);
+		x->adapter_hash =
+		    hash_bytes(ev->adapter, ev->adapter_len * sizeof(float));
 	if (ev->adapter && lg->cal_off)
 		memcpy(x->cal, ev->adapter + lg->cal_off, sizeof(x->cal));
+	if (ev->average)
+		x->average_hash =
+		    hash_bytes(ev->average, ev->average_len * sizeof(uint16_t));
 	x->ev.forecast = NULL;
 	x->ev.adapter = NULL;
+	x->ev.average = NULL;
 	x->ev.series = NULL;
 	x->ev.reason = NULL;
 	x->obs_ts = lg->obs_ts;
@@ -439,7 +444,7 @@ Test(engine, unguarded_damage_is_rolled_back_or_reset)
 	for (int i = 0; i < l1.n; i++)
 		if (l1.v[i].ev.type == TTT_EV_RESET)
 			cr_assert_eq(l1.v[i].adapter_hash,
-				     hash_floats(ident, A));
+				     hash_bytes(ident, A * sizeof(float)));
 	ttt_engine_free(e);
 
 	struct log l2 = {0};
