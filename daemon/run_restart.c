@@ -38,12 +38,27 @@ int run_restore_stored(struct run *r, const struct store_restored *rs)
 	int e = ttt_engine_restore_series(
 	    r->engine, rs->series, rs->adapter_len ? rs->adapter : NULL,
 	    rs->adapter_len, rs->version, INT64_MIN);
-	if (e < 0)
+	if (e < 0) {
 		log_error("series %s: cannot restore version %" PRIu64 ": %s",
 			  rs->series, rs->version, strerror(-e));
-	else
-		r->st.restored++;
-	return e;
+		return e;
+	}
+	r->st.restored++;
+	/* what it published: the recent values carry it too, but not after
+	 * a rollback made while the daemon was stopped */
+	if (rs->average_status < 0)
+		log_warning("series %s: the published average stored with "
+			    "version %" PRIu64 " fails its checksum; it "
+			    "publishes the version itself",
+			    rs->series, rs->version);
+	else if (rs->average &&
+		 ttt_engine_restore_average(r->engine, rs->series, rs->average,
+					    rs->average_len, rs->version) < 0)
+		log_warning("series %s: the published average stored with "
+			    "version %" PRIu64 " does not fit this model's "
+			    "adapter; it publishes the version itself",
+			    rs->series, rs->version);
+	return 0;
 }
 
 static int restore_one(void *user, const struct store_restored *rs)

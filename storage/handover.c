@@ -57,9 +57,12 @@ int store_restore_partition(struct store *s, int32_t partition,
 			    char *errbuf, size_t errbuf_size)
 {
 	sqlite3_stmt *st = NULL;
-	int r = store_prep(
-	    s, partition < 0 ? SQ_RESTORE_UNPARTITIONED : SQ_RESTORE_PARTITION,
-	    &st, errbuf, errbuf_size);
+	bool v11 = s->schema >= STORE_SCHEMA_VERSION_AVERAGE;
+	enum sq q = partition < 0 ? (v11 ? SQ_RESTORE_UNPARTITIONED
+					 : SQ_RESTORE_UNPARTITIONED_V10)
+				  : (v11 ? SQ_RESTORE_PARTITION
+					 : SQ_RESTORE_PARTITION_V10);
+	int r = store_prep(s, q, &st, errbuf, errbuf_size);
 	if (r < 0)
 		return r;
 	if (partition >= 0)

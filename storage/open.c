@@ -393,6 +393,7 @@ void store_free(struct store *s)
 		close(s->lock_fd);
 	free(s->buf);
 	free(s->abuf);
+	free(s->vbuf);
 	free(s->rb_adapter);
 	free(s->rb_average);
 	free(s);

@@ -118,6 +118,18 @@ int store_restore_walk(struct store *s, sqlite3_stmt *st, store_restore_fn fn,
 		if (rr.status == 0) {
 			rr.adapter = s->buf;
 			rr.adapter_len = len;
+			rr.average_status = store_halves_copy(
+			    st, 7, 8, &s->vbuf, &s->vbuf_cap, &len);
+			if (rr.average_status == -ENOMEM) {
+				r = store_set_err(
+				    errbuf, errbuf_size, -ENOMEM,
+				    "out of memory restoring adapters");
+				goto out;
+			}
+			if (rr.average_status == 0 && len) {
+				rr.average = s->vbuf;
+				rr.average_len = len;
+			}
 		} else {
 			bad++;
 		}
@@ -143,8 +155,10 @@ int store_restore(struct store *s, const char *series, store_restore_fn fn,
 	sqlite3_stmt *st = NULL;
 	int r;
 
-	if ((r = store_prep(s, series ? SQ_RESTORE_ONE : SQ_RESTORE_ALL, &st,
-			    errbuf, errbuf_size)) < 0)
+	bool v11 = s->schema >= STORE_SCHEMA_VERSION_AVERAGE;
+	enum sq q = series ? (v11 ? SQ_RESTORE_ONE : SQ_RESTORE_ONE_V10)
+			   : (v11 ? SQ_RESTORE_ALL : SQ_RESTORE_ALL_V10);
+	if ((r = store_prep(s, q, &st, errbuf, errbuf_size)) < 0)
 		return r;
 	if (series)
 		sqlite3_bind_text(st, 1, series, -1, SQLITE_STATIC);

@@ -14,10 +14,15 @@
 	"version_from, version_to, steps, loss_before, loss_after, "          \
 	"guard_before, guard_after, update_norm, adapted_error, "             \
 	"shadow_error, reason"
-#define RESTORE_COLUMNS                                                      \
+/* Every series' current version; *_V10 (VERSION_V10 below): without the
+ * published average. */
+#define RESTORE_SELECT                                                       \
 	"SELECT s.key, s.current_version, s.current_version_id, s.last_ts, " \
-	"v.adapter, v.adapter_len, v.checksum FROM series s "                \
-	"JOIN versions v ON v.id = s.current_version_id"
+	"v.adapter, v.adapter_len, v.checksum, "
+#define RESTORE_FROM \
+	"FROM series s JOIN versions v ON v.id = s.current_version_id"
+#define RESTORE_COLUMNS RESTORE_SELECT VERSION_V11 RESTORE_FROM
+#define RESTORE_V10	RESTORE_SELECT VERSION_V10 RESTORE_FROM
 #define HISTORY_COLUMNS                                                       \
 	"SELECT a.id, s.key, a.ts, a.event, a.triggered_by, a.version_from, " \
 	"a.version_to, a.steps, a.loss_before, a.loss_after, "                \
@@ -81,8 +86,8 @@
 
 /* A rollback's target version; *_V10: files below schema 11 have no
  * published average with their versions (read as NULL, written without). */
-#define VERSION_TARGET "id, number, adapter, adapter_len, checksum, "
-#define VERSION_V11    "average, average_checksum "
+#define VERSION_TARGET "v.id, v.number, v.adapter, v.adapter_len, v.checksum, "
+#define VERSION_V11    "v.average, v.average_checksum "
 #define VERSION_V10    "NULL, NULL "
 
 /*
@@ -129,16 +134,16 @@
 	X(VERSION_EXISTS,                                                      \
 	  "SELECT 1 FROM versions WHERE series_id = ?1 AND number = ?2")       \
 	X(VERSION_BY_NUMBER,                                                   \
-	  "SELECT " VERSION_TARGET VERSION_V11 "FROM versions "                \
+	  "SELECT " VERSION_TARGET VERSION_V11 "FROM versions v "              \
 	  "WHERE series_id = ?1 AND number = ?2")                              \
 	X(VERSION_AT,                                                          \
-	  "SELECT " VERSION_TARGET VERSION_V11 "FROM versions "                \
+	  "SELECT " VERSION_TARGET VERSION_V11 "FROM versions v "              \
 	  "WHERE series_id = ?1 AND ts <= ?2 ORDER BY id DESC LIMIT 1")        \
 	X(VERSION_BY_NUMBER_V10,                                               \
-	  "SELECT " VERSION_TARGET VERSION_V10 "FROM versions "                \
+	  "SELECT " VERSION_TARGET VERSION_V10 "FROM versions v "              \
 	  "WHERE series_id = ?1 AND number = ?2")                              \
 	X(VERSION_AT_V10,                                                      \
-	  "SELECT " VERSION_TARGET VERSION_V10 "FROM versions "                \
+	  "SELECT " VERSION_TARGET VERSION_V10 "FROM versions v "              \
 	  "WHERE series_id = ?1 AND ts <= ?2 ORDER BY id DESC LIMIT 1")        \
 	X(VERSION_RANGE,                                                       \
 	  "SELECT min(number), max(number), min(ts) FROM versions "            \
@@ -181,6 +186,8 @@
 	  "report, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)")           \
 	X(RESTORE_ALL, RESTORE_COLUMNS " ORDER BY s.id")                       \
 	X(RESTORE_ONE, RESTORE_COLUMNS " WHERE s.key = ?1")                    \
+	X(RESTORE_ALL_V10, RESTORE_V10 " ORDER BY s.id")                       \
+	X(RESTORE_ONE_V10, RESTORE_V10 " WHERE s.key = ?1")                    \
 	X(HISTORY_ALL, HISTORY_COLUMNS HISTORY_V3 HISTORY_FROM                 \
 	  "WHERE a.ts >= ?2 ORDER BY a.ts, a.id")                              \
 	X(HISTORY_ONE, HISTORY_COLUMNS HISTORY_V3 HISTORY_FROM                 \
@@ -252,6 +259,10 @@
 					     "ORDER BY s.id")                  \
 	X(RESTORE_UNPARTITIONED,                                               \
 	  RESTORE_COLUMNS " WHERE s.partition IS NULL ORDER BY s.id")          \
+	X(RESTORE_PARTITION_V10, RESTORE_V10 " WHERE s.partition = ?1 "        \
+					     "ORDER BY s.id")                  \
+	X(RESTORE_UNPARTITIONED_V10,                                           \
+	  RESTORE_V10 " WHERE s.partition IS NULL ORDER BY s.id")              \
 	X(RECENT_PARTITION, RECENT_COLUMNS RECENT_V10 RECENT_FROM              \
 	  "WHERE coalesce(s.partition, -1) = ?1 ORDER BY r.series_id")         \
 	X(RECENT_PARTITION_V9, RECENT_COLUMNS RECENT_V9 RECENT_FROM            \

@@ -177,6 +177,11 @@ struct store_restored {
 	const float *adapter; /* NULL when status != 0 */
 	size_t adapter_len;
 	int status; /* 0, or -EBADMSG when the checksum failed */
+	/* The average published from it (store_event), NULL: none, or
+	 * average_status -EBADMSG: it failed its checksum (left out). */
+	const uint16_t *average;
+	size_t average_len;
+	int average_status;
 };
 
 typedef int (*store_restore_fn)(void *user, const struct store_restored *r);

@@ -72,6 +72,8 @@ struct store {
 	size_t buf_cap;
 	uint16_t *abuf; /* a published average's copy (recent values) */
 	size_t abuf_cap;
+	uint16_t *vbuf; /* the same of a restored version */
+	size_t vbuf_cap;
 	float *rb_adapter; /* the last rollback result's adapter */
 	size_t rb_cap;
 	uint16_t *rb_average; /* and its published average */

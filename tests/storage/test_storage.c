@@ -27,6 +27,9 @@ struct got {
 	uint64_t version[16];
 	float first[16];
 	int status[16];
+	uint16_t average0[16]; /* the first value of the average, if any */
+	size_t average_len[16];
+	int average_status[16];
 };
 
 static int collect(void *user, const struct store_restored *r)
@@ -38,6 +41,9 @@ static int collect(void *user, const struct store_restored *r)
 	g->version[g->n] = r->version;
 	g->status[g->n] = r->status;
 	g->first[g->n] = r->adapter ? r->adapter[0] : NAN;
+	g->average0[g->n] = r->average ? r->average[0] : 0;
+	g->average_len[g->n] = r->average ? r->average_len : 0;
+	g->average_status[g->n] = r->average_status;
 	if (r->status)
 		g->bad++;
 	g->n++;
@@ -1603,6 +1609,12 @@ Test(storage, a_versions_average_goes_with_its_rollback)
 	cr_assert_eq(res.average_len, 6);
 	cr_assert_arr_eq(res.average, a1, sizeof(a1));
 	cr_assert(!res.average_damaged);
+	/* a restart restores the current version with it */
+	struct got g = restore_all(s);
+	cr_assert_eq(g.n, 1);
+	cr_assert_eq(g.version[0], 4);
+	cr_assert_eq(g.average_len[0], 6);
+	cr_assert_eq(g.average0[0], a1[0]);
 	t.number = 3;
 	cr_assert_eq(
 	    store_rollback(s, "v", &t, "back to 3", &res, err, sizeof(err)), 0,
@@ -1637,6 +1649,24 @@ Test(storage, a_versions_average_goes_with_its_rollback)
 	cr_assert_null(res.average);
 	cr_assert(res.average_damaged);
 	cr_assert_float_eq(res.adapter[0], 2.0f, 0);
+	g = restore_all(s); /* version 6: none */
+	cr_assert_eq(g.average_len[0], 0);
+	cr_assert_eq(g.average_status[0], 0);
+	t.number = 4;
+	cr_assert_eq(
+	    store_rollback(s, "v", &t, "back to 4", &res, err, sizeof(err)), 0,
+	    "%s", err);
+	store_free(s);
+	db = su_raw(path);
+	su_exec(db, "UPDATE versions SET average = zeroblob(12) WHERE number "
+		    "= 7;");
+	sqlite3_close(db);
+	s = su_open(path, NULL);
+	g = restore_all(s); /* a damaged average is left out, the adapter not */
+	cr_assert_eq(g.version[0], 7);
+	cr_assert_eq(g.status[0], 0);
+	cr_assert_eq(g.average_len[0], 0);
+	cr_assert_eq(g.average_status[0], -EBADMSG);
 	store_free(s);
 	db = su_raw(path);
 	char note[512];
