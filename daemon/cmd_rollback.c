@@ -314,8 +314,9 @@ int dc_cmd_rollback(int argc, char **argv)
 	struct store_series_where w = {0};
 	if (store_series_where(s, series, &w, err, sizeof(err)) == 0 &&
 	    w.handed_over) {
-		char when[32];
-		store_format_time(w.since_ms / 1000, when, sizeof(when));
+		char when[48];
+		/* wall-clock ms of the handover; the format takes ns */
+		store_format_time(w.since_ms * 1000000, when, sizeof(when));
 		fprintf(stderr,
 			"driftcast rollback: series %s was handed over to "
 			"another host of the consumer group (input partition "

@@ -9,6 +9,7 @@
  */
 #include <errno.h>
 #include <math.h>
+#include <time.h>
 
 #include "storage/handover.h"
 #include "tests/storage/storeutil.h"
@@ -154,6 +155,15 @@ Test(handover, partitions_moves_and_adopted_versions)
 	cr_assert(strstr(res.err, "handed over to another host"), "%s",
 		  res.err);
 	cr_assert(strstr(res.err, "partition 2"), "%s", res.err);
+	/* when it left: this year, not 1970 (the time was once read as ns
+	 * after a division by 1000 of its ms) */
+	char year[64];
+	time_t now = time(NULL);
+	struct tm tm;
+	gmtime_r(&now, &tm);
+	cr_assert_gt(
+	    strftime(year, sizeof(year), "(input partition 2, %Y-", &tm), 0);
+	cr_assert(strstr(res.err, year), "%s", res.err);
 	cr_assert(strstr(res.err, "driftcast rollback --brokers"), "%s",
 		  res.err);
 	char *rb2[] = {
