@@ -309,6 +309,13 @@ static int take_average(const struct ttt_engine *e, struct adstate *ad,
 	return 1;
 }
 
+/* s's queued learning run done, so that a restore lands after it: 0 or
+ * the flush's negative errno. */
+static int settle(struct ttt_engine *e, const struct series *s)
+{
+	return s->queued ? ttt_engine_flush(e) : 0;
+}
+
 /* Series key (created if needed) with its queued learning run, so that a
  * restore lands after it; 0, -ENOMEM or the flush's negative errno. */
 static int series_settled(struct ttt_engine *e, const char *key,
@@ -317,11 +324,9 @@ static int series_settled(struct ttt_engine *e, const char *key,
 	struct series *s = ttt_series_get(e, key);
 	if (!s)
 		return -ENOMEM;
-	if (s->queued) {
-		int rc = ttt_engine_flush(e);
-		if (rc < 0)
-			return rc;
-	}
+	int rc = settle(e, s);
+	if (rc < 0)
+		return rc;
 	*ret = s;
 	return 0;
 }
@@ -651,10 +656,6 @@ int ttt_engine_restore_average(struct ttt_engine *e, const char *key,
 	struct series *s = series_find(e, key, hash_key(key));
 	if (!s)
 		return -ENOENT;
-	if (s->queued) {
-		int rc = ttt_engine_flush(e);
-		if (rc < 0)
-			return rc;
-	}
-	return take_average(e, s->ad, average, version);
+	int rc = settle(e, s);
+	return rc < 0 ? rc : take_average(e, s->ad, average, version);
 }
