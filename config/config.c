@@ -438,8 +438,10 @@ const struct cfg_option cfg_options[] = {
 	"What a series publishes the share of: 0 its newest adapter "
 	"version; r > 0 a running average of its accepted versions, moved "
 	"by r of the way to each new one and set to the current version by "
-	"a rollback or a reset. Saved with the recent values, so a restart "
-	"or a moved partition publishes what it would have. Chosen on the "
+	"the engine's rollbacks and resets. Stored with every version and "
+	"with the recent values, so a restart, a moved partition or an "
+	"operator's rollback publishes what it would have (what the version "
+	"published). Chosen on the "
 	"validation and training splits (docs/RESULTS.md). Needs a restart "
 	"to change."),
     INT("ttt.max_gap", ttt.max_gap, 0, 100000, "4", OPT_RELOAD,

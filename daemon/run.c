@@ -40,7 +40,6 @@
 #include "daemon/notify.h"
 #include "daemon/run_handover.h"
 #include "daemon/run_audit.h"
-#include "daemon/run_control.h"
 #include "daemon/status.h"
 #include "daemon/ttt_cfg.h"
 #include "forecast/forecast.h"
@@ -169,7 +168,9 @@ static void control_poll(struct run *r)
 			log_error("operator rollback refused: %s", r->err);
 			return;
 		}
-		e = run_apply_rollback(r, &rb);
+		e = run_restore_version(r, rb.series, rb.adapter,
+					rb.adapter_len, rb.new_version,
+					rb.average, rb.average_len);
 		if (e < 0)
 			log_error("operator rollback of %s to version %" PRIu64
 				  " stored but not applied: %s",

@@ -660,13 +660,10 @@ static int apply(struct run *r, struct changelog *c, struct kept *k,
 	if (store_version_adopt(r->store, &a, &number, r->err, sizeof(r->err)) <
 	    0)
 		log_ratelimited(&r->rl_store, LOG_ERR, "storage: %s", r->err);
-	if (number != rec.version && /* the lineage here went further */
-	    ttt_engine_restore_series(r->engine, key, rec.adapter,
-				      rec.adapter ? rec.adapter_len : 0, number,
-				      INT64_MIN) == 0 &&
-	    a.average)
-		ttt_engine_restore_average(r->engine, key, a.average,
-					   a.average_len, number);
+	if (number != rec.version) /* the lineage here went further */
+		run_restore_version(r, key, rec.adapter,
+				    rec.adapter ? rec.adapter_len : 0, number,
+				    a.average, a.average_len);
 	struct store_handover h = {
 	    .series = key,
 	    .partition = st->partition,

@@ -97,7 +97,8 @@ static int apply(struct run *r, const struct dc_control *c, int32_t p,
 			 r->adapter_len);
 		return DC_REASON_UNKNOWN_VERSION;
 	}
-	e = run_apply_rollback(r, &rb);
+	e = run_restore_version(r, c->series, rb.adapter, rb.adapter_len,
+				rb.new_version, rb.average, rb.average_len);
 	if (e < 0) {
 		snprintf(why, why_size,
 			 "unknown_version: version %" PRIu64 " of %s not "
@@ -138,24 +139,6 @@ static int apply(struct run *r, const struct dc_control *c, int32_t p,
 		   rb.new_version, rb.restored,
 		   e ? ", publishing its stored average" : "", c->reason);
 	return 0;
-}
-
-int run_apply_rollback(struct run *r, const struct store_rollback_result *rb)
-{
-	int e = ttt_engine_restore_series(
-	    r->engine, rb->series, rb->adapter_len ? rb->adapter : NULL,
-	    rb->adapter_len, rb->new_version, INT64_MIN);
-	if (e < 0 || !rb->average)
-		return e;
-	int a = ttt_engine_restore_average(r->engine, rb->series, rb->average,
-					   rb->average_len, rb->new_version);
-	if (a < 0)
-		log_warning("operator rollback of %s: the published average "
-			    "stored with version %" PRIu64 " does not fit this "
-			    "model's adapter (%s); it publishes the version "
-			    "itself",
-			    rb->series, rb->restored, strerror(-a));
-	return a > 0;
 }
 
 void run_handle_control(struct run *r, const rd_kafka_message_t *m)

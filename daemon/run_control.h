@@ -10,8 +10,6 @@
 
 #include "daemon/run_private.h"
 
-struct store_rollback_result;
-
 /* Whether m carries the DC_CONTROL_HEADER header (any value). */
 bool run_is_control(const rd_kafka_message_t *m);
 /* Apply the control record m of partition m->partition in order with the
@@ -30,13 +28,5 @@ void run_dead_letter(struct run *r, const rd_kafka_message_t *m,
  * version_from, version_to, version_restored, reason, adapter); kept
  * like the engine's events until the batch commits. */
 void run_write_manual(struct run *r, const struct ttt_event *ev);
-
-/* An operator rollback, stored (rb), into the engine: the restored
- * version's content as the series' version rb->new_version, publishing
- * the average it published when stored with it.  1: with that average;
- * 0: without (none stored, or one the engine cannot take: logged), the
- * series publishes the version; the engine's negative errno when the
- * adapter was not loaded. */
-int run_apply_rollback(struct run *r, const struct store_rollback_result *rb);
 
 #endif

@@ -79,6 +79,15 @@ const char *run_state_topic(const struct run *r);
 
 struct store_restored;
 struct store_recent;
+/* A version into the engine as series key's current version: its adapter
+ * block (NULL: the base adapter) and the average the series published
+ * from it (NULL: none stored; one this model cannot take is logged), so
+ * that the series publishes what it published then.  1: with that
+ * average; 0: from the version itself; the engine's negative errno when
+ * the adapter was not loaded (nothing logged). */
+int run_restore_version(struct run *r, const char *key, const float *adapter,
+			size_t len, uint64_t version, const uint16_t *average,
+			size_t average_len);
 /* A stored adapter version into the engine (logged and counted); 0 or a
  * negative errno. */
 int run_restore_stored(struct run *r, const struct store_restored *rs);

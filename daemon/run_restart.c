@@ -35,30 +35,40 @@ int run_restore_stored(struct run *r, const struct store_restored *rs)
 	/* last_ts stays unknown: the engine infers a series' step from
 	 * consecutive timestamps, and the gap across a restart is not one;
 	 * replays are already excluded by the applied offsets. */
-	int e = ttt_engine_restore_series(
-	    r->engine, rs->series, rs->adapter_len ? rs->adapter : NULL,
-	    rs->adapter_len, rs->version, INT64_MIN);
+	/* what it published: the recent values carry it too, but only for
+	 * the version they were saved with */
+	if (rs->average_status < 0)
+		log_warning("series %s: the published average stored with "
+			    "version %" PRIu64 " fails its checksum; it "
+			    "publishes the version itself",
+			    rs->series, rs->version);
+	int e = run_restore_version(r, rs->series, rs->adapter, rs->adapter_len,
+				    rs->version, rs->average, rs->average_len);
 	if (e < 0) {
 		log_error("series %s: cannot restore version %" PRIu64 ": %s",
 			  rs->series, rs->version, strerror(-e));
 		return e;
 	}
 	r->st.restored++;
-	/* what it published: the recent values carry it too, but not after
-	 * a rollback made while the daemon was stopped */
-	if (rs->average_status < 0)
-		log_warning("series %s: the published average stored with "
-			    "version %" PRIu64 " fails its checksum; it "
-			    "publishes the version itself",
-			    rs->series, rs->version);
-	else if (rs->average &&
-		 ttt_engine_restore_average(r->engine, rs->series, rs->average,
-					    rs->average_len, rs->version) < 0)
+	return 0;
+}
+
+int run_restore_version(struct run *r, const char *key, const float *adapter,
+			size_t len, uint64_t version, const uint16_t *average,
+			size_t average_len)
+{
+	int e = ttt_engine_restore_series(r->engine, key, len ? adapter : NULL,
+					  len, version, INT64_MIN);
+	if (e < 0 || !average)
+		return e;
+	e = ttt_engine_restore_average(r->engine, key, average, average_len,
+				       version);
+	if (e < 0)
 		log_warning("series %s: the published average stored with "
 			    "version %" PRIu64 " does not fit this model's "
-			    "adapter; it publishes the version itself",
-			    rs->series, rs->version);
-	return 0;
+			    "adapter (%s); it publishes the version itself",
+			    key, version, strerror(-e));
+	return e > 0;
 }
 
 static int restore_one(void *user, const struct store_restored *rs)
