@@ -467,6 +467,29 @@ const struct cfg_option cfg_options[] = {
 	"ttt.fallback_pause forecasts."),
     DBL("ttt.level_share", ttt.level_share, 0, 1, "0.5", OPT_RELOAD,
 	"Level correction: the share of it that is published (and judged)."),
+    INT("ttt.recal_steps", ttt.recal_steps, 0, 64, "0", 0,
+	"Recalibration, off by default (0): each series corrects what it "
+	"publishes by an affine map of the forecast fitted on its freshest "
+	"errors -- the first recal_steps steps of its recent forecasts, as "
+	"each value arrives -- and publishes it while it pays on them "
+	"(docs/RESULTS.md, \"A recalibration\"). The model's horizon if "
+	"that is shorter. Costs recal_steps^2 + 2 recal_steps floats per "
+	"series. Starts from zero after a restart or a move."),
+    DBL("ttt.recal_forget", ttt.recal_forget, 0.5, 0.99999, "0.9998",
+	OPT_RELOAD,
+	"Recalibration: weight kept per value by the sums it is fitted on "
+	"(0.9998: a memory of about 5000 values)."),
+    DBL("ttt.recal_ridge", ttt.recal_ridge, 0, 1e6, "10", OPT_RELOAD,
+	"Recalibration: how many values' worth of evidence its slope and "
+	"offset are shrunk toward 0 by."),
+    DBL("ttt.recal_share", ttt.recal_share, 0, 1, "0.25", OPT_RELOAD,
+	"Recalibration: the share of it that is published (and judged)."),
+    DBL("ttt.recal_judge", ttt.recal_judge, 0.5, 0.99999, "0.99", OPT_RELOAD,
+	"Recalibration: forgetting per value of what its corrections gained "
+	"on the values that arrived."),
+    DBL("ttt.recal_margin", ttt.recal_margin, 0, 10, "0.01", OPT_RELOAD,
+	"Recalibration: published while what it gained exceeds this share "
+	"of the squared errors it was judged on."),
     INT("ttt.seed", ttt.seed, 0, 2147483647, "1", 0,
 	"Seed of the reconstruction masks and adapter initialisation."),
 

@@ -199,6 +199,9 @@ struct cfg {
 		int max_gap;
 		int level_steps;
 		double level_forget, level_shrink, level_share;
+		int recal_steps;
+		double recal_forget, recal_ridge, recal_share, recal_judge,
+		    recal_margin;
 		int seed;
 	} ttt;
 	struct {

@@ -297,6 +297,17 @@ static json_t *params_json(const struct ttt_params *p, const char *families)
 			    json_real((double)p->level_shrink));
 	json_object_set_new(o, "level_share",
 			    json_real((double)p->level_share));
+	json_object_set_new(o, "recal_steps", json_integer(p->recal_steps));
+	json_object_set_new(o, "recal_forget",
+			    json_real((double)p->recal_forget));
+	json_object_set_new(o, "recal_ridge",
+			    json_real((double)p->recal_ridge));
+	json_object_set_new(o, "recal_share",
+			    json_real((double)p->recal_share));
+	json_object_set_new(o, "recal_judge",
+			    json_real((double)p->recal_judge));
+	json_object_set_new(o, "recal_margin",
+			    json_real((double)p->recal_margin));
 	json_object_set_new(o, "seed", json_integer((json_int_t)p->seed));
 	return o;
 }

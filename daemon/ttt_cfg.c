@@ -103,6 +103,12 @@ int dc_ttt_params_from_cfg(struct ttt_params *p, const struct cfg *c, char *err,
 	p->level_forget = (float)c->ttt.level_forget;
 	p->level_shrink = (float)c->ttt.level_shrink;
 	p->level_share = (float)c->ttt.level_share;
+	p->recal_steps = c->ttt.recal_steps;
+	p->recal_forget = (float)c->ttt.recal_forget;
+	p->recal_ridge = (float)c->ttt.recal_ridge;
+	p->recal_share = (float)c->ttt.recal_share;
+	p->recal_judge = (float)c->ttt.recal_judge;
+	p->recal_margin = (float)c->ttt.recal_margin;
 	p->seed = (uint64_t)c->ttt.seed;
 	return ttt_params_check(p, err, n);
 }

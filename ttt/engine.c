@@ -70,6 +70,8 @@ int ttt_engine_new(const struct fc_model *m, const struct ttt_params *params,
 	e->H = c->horizon;
 	/* the level correction reads its forecasts' first K steps */
 	e->K = params->level_steps < e->H ? params->level_steps : e->H;
+	/* the recalibration likewise */
+	e->KR = params->recal_steps < e->H ? params->recal_steps : e->H;
 	e->R = e->L + e->H +
 	       (params->guard_windows + params->step_windows) *
 		   params->window_stride;
@@ -160,6 +162,7 @@ int ttt_engine_set_params(struct ttt_engine *e, const struct ttt_params *p)
 	n.guard_windows = e->p.guard_windows;
 	n.window_stride = e->p.window_stride;
 	n.level_steps = e->p.level_steps;
+	n.recal_steps = e->p.recal_steps;
 	n.seed = e->p.seed;
 	e->p = n;
 	return 0;
@@ -208,12 +211,14 @@ static void ring_push(const struct ttt_engine *e, struct series *s, float v)
 	s->n++;
 	s->since_adapt++;
 	ttt_level_push(e, s);
+	ttt_recal_push(e, s);
 }
 
 /* Forget the values (a long gap): positions restart at 0. */
 static void restart_history(const struct ttt_engine *e, struct series *s)
 {
 	ttt_level_clear(e, s);
+	ttt_recal_clear(e, s);
 	s->n = 0;
 	s->since_adapt = 0;
 	ttt_ph_init(&s->ph);
@@ -316,6 +321,7 @@ static int observe(struct ttt_engine *e, struct series *s, int64_t ts,
 	 * before anything can learn from this value */
 	int rc, queued = 0;
 	struct ttt_level_in lin = ttt_level_observe(e, s);
+	ttt_recal_observe(e, s, &lin);
 	if (ttt_deferrable(e)) {
 		ttt_enqueue_forecast(e, s, &lin);
 		queued = 1;
@@ -330,6 +336,7 @@ static int observe(struct ttt_engine *e, struct series *s, int64_t ts,
 	if (rc < 0)
 		return rc;
 	ttt_level_publish(e, s, &lin, s->n - 1, e->out);
+	ttt_recal_publish(e, s, &lin, s->n - 1, e->out);
 	e->st.forecasts++;
 	ev_init(&ev, TTT_EV_FORECAST, s);
 	ev.value = value;

@@ -50,6 +50,17 @@ struct level {
 	float slot[];
 };
 
+/* A series' recalibration (recal.c): the weighted sums of f^2, f, the
+ * weights, f r and r; what its corrections gained and the r^2 they were
+ * judged against; whether position n - 1 - K had a forecast; then [K][K]
+ * rows, [K][2] corrections and [K] flag bytes. */
+struct recal {
+	double sum[5];
+	double gain, energy;
+	int prev;
+	float slot[];
+};
+
 struct series {
 	struct series *next; /* hash chain */
 	struct adstate *ad;
@@ -64,6 +75,7 @@ struct series {
 	struct ttt_ph ph;
 	struct ttt_adwin adwin;
 	struct level *lv; /* after the ring; NULL: ttt.level_steps is 0 */
+	struct recal *rc; /* after lv; NULL: ttt.recal_steps is 0 */
 	/* on the engine's list of series whose recent values changed since
 	 * ttt_engine_recent_saved (changed: on it) */
 	struct series *chg_prev, *chg_next;
@@ -115,6 +127,7 @@ struct ttt_engine {
 	void *user;
 	int L, H, R;
 	int K;			       /* ttt.level_steps (level.c) */
+	int KR;			       /* ttt.recal_steps (recal.c) */
 	size_t A;		       /* fc_adapter_len */
 	size_t seg_off[4], seg_len[4]; /* active family ranges in the block */
 	int nseg;
@@ -257,6 +270,10 @@ static inline double now_seconds(void)
 struct ttt_level_in {
 	int valid;
 	double ymean;
+	/* the recalibration's (recal.c): the value at the origin, and bit h
+	 * set if the forecast made h + 1 positions before exists */
+	float y;
+	uint64_t rmask;
 };
 /* No position of s had a forecast (positions restart). */
 void ttt_level_clear(const struct ttt_engine *e, struct series *s);
@@ -272,6 +289,25 @@ struct ttt_level_in ttt_level_observe(const struct ttt_engine *e,
  * positions before enters the sums, fc's first K steps are kept for K
  * positions later, and the correction is added to every step. */
 void ttt_level_publish(const struct ttt_engine *e, struct series *s,
+		       const struct ttt_level_in *in, long pos, float *fc);
+
+/* ---- recal.c: the recalibration --------------------------------------- */
+
+/* Bytes of a series' recalibration state; 0 when off. */
+size_t ttt_recal_bytes(const struct ttt_engine *e);
+/* As ttt_level_clear, ttt_level_reset and ttt_level_push. */
+void ttt_recal_clear(const struct ttt_engine *e, struct series *s);
+void ttt_recal_reset(const struct ttt_engine *e, struct series *s);
+void ttt_recal_push(const struct ttt_engine *e, struct series *s);
+/* At the origin s->n - 1 of a forecast about to be made: fills in's
+ * value and flags. */
+void ttt_recal_observe(const struct ttt_engine *e, struct series *s,
+		       struct ttt_level_in *in);
+/* fc [H], the forecast s made at position pos (after the level
+ * correction), in the order the forecasts were made: the pairs the value
+ * at pos completes enter the sums and the judgement, fc's first K steps
+ * are kept, and the correction is added while it is judged to pay. */
+void ttt_recal_publish(const struct ttt_engine *e, struct series *s,
 		       const struct ttt_level_in *in, long pos, float *fc);
 
 /* ---- series.c: series, adapter states, windows --------------------------- */

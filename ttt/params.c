@@ -56,6 +56,12 @@ void ttt_params_default(struct ttt_params *p)
 	p->level_forget = 0.999f;
 	p->level_shrink = 4.0f;
 	p->level_share = 0.5f;
+	p->recal_steps = 0;
+	p->recal_forget = 0.9998f;
+	p->recal_ridge = 10.0f;
+	p->recal_share = 0.25f;
+	p->recal_judge = 0.99f;
+	p->recal_margin = 0.01f;
 	p->max_gap = 4;
 	p->step = 0;
 	p->seed = 1;
@@ -134,5 +140,17 @@ int ttt_params_check(const struct ttt_params *p, char *errbuf,
 	      "ttt.level_shrink must be >= 0");
 	CHECK(p->level_share >= 0.0f && p->level_share <= 1.0f,
 	      "ttt.level_share must be in [0, 1]");
+	CHECK(p->recal_steps >= 0 && p->recal_steps <= 64,
+	      "ttt.recal_steps must be 0..64");
+	CHECK(p->recal_forget > 0.0f && p->recal_forget < 1.0f,
+	      "ttt.recal_forget must be in (0, 1)");
+	CHECK(isfinite(p->recal_ridge) && p->recal_ridge >= 0.0f,
+	      "ttt.recal_ridge must be >= 0");
+	CHECK(p->recal_share >= 0.0f && p->recal_share <= 1.0f,
+	      "ttt.recal_share must be in [0, 1]");
+	CHECK(p->recal_judge > 0.0f && p->recal_judge < 1.0f,
+	      "ttt.recal_judge must be in (0, 1)");
+	CHECK(isfinite(p->recal_margin) && p->recal_margin >= 0.0f,
+	      "ttt.recal_margin must be >= 0");
 	return 0;
 }

@@ -265,6 +265,7 @@ int ttt_engine_flush(struct ttt_engine *e)
 			ev.version_from = ev.version_to = q->version;
 			float *fc = e->qy + (size_t)k * e->H;
 			ttt_level_publish(e, q->ser, &q->level, q->pos, fc);
+			ttt_recal_publish(e, q->ser, &q->level, q->pos, fc);
 			ev.forecast = fc;
 			ev.horizon = e->H;
 			ev.tag = q->tag;

@@ -216,19 +216,23 @@ struct series *ttt_series_get(struct ttt_engine *e, const char *key)
 	keylen = strlen(key);
 	bytes = (sizeof(struct series) + keylen + 1 + 15) & ~(size_t)15;
 	size_t ring = ((size_t)e->R * sizeof(float) + 7) & ~(size_t)7;
-	size_t lv =
-	    e->K ? sizeof(struct level) + (size_t)e->K * (2 * sizeof(float) + 1)
-		 : 0;
-	s = calloc(1, bytes + ring + lv);
+	size_t lv = e->K ? (sizeof(struct level) +
+			    (size_t)e->K * (2 * sizeof(float) + 1) + 7) &
+			       ~(size_t)7
+			 : 0;
+	size_t rc = ttt_recal_bytes(e);
+	s = calloc(1, bytes + ring + lv + rc);
 	if (!s)
 		return NULL;
 	memcpy(s->key, key, keylen + 1);
 	s->ring = (float *)((char *)s + bytes);
 	if (lv)
 		s->lv = (struct level *)((char *)s + bytes + ring);
+	if (rc)
+		s->rc = (struct recal *)((char *)s + bytes + ring + lv);
 	s->hash = h;
 	s->step = e->p.step;
-	s->bytes = bytes + ring + lv + sizeof(void *);
+	s->bytes = bytes + ring + lv + rc + sizeof(void *);
 	ttt_ph_init(&s->ph);
 	ttt_adwin_init(&s->adwin);
 	s->ad = ad_for_key(e, key);
@@ -622,7 +626,7 @@ int ttt_engine_restore_recent(struct ttt_engine *e, const struct ttt_recent *r)
 		pos = count;
 	struct series *s = NULL;
 	/* queued forecasts, whose level corrections the reset must follow */
-	int rc = e->K > 0 && e->qn > 0 ? ttt_engine_flush(e) : 0;
+	int rc = (e->K > 0 || e->KR > 0) && e->qn > 0 ? ttt_engine_flush(e) : 0;
 	if (rc == 0)
 		rc = series_settled(e, r->key, &s);
 	if (rc < 0)
@@ -634,6 +638,7 @@ int ttt_engine_restore_recent(struct ttt_engine *e, const struct ttt_recent *r)
 		s->ring[(size_t)((s->n - count + k) % e->R)] = v[k];
 	/* the forecasts behind the saved values are not saved */
 	ttt_level_reset(e, s);
+	ttt_recal_reset(e, s);
 	ttt_series_changed(e, s);
 	s->since_adapt = (long)r->since_adapt;
 	s->n_adapt = r->adaptations;

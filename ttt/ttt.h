@@ -126,6 +126,8 @@ struct ttt_params {
 	float average_rate;   /* a: the versions' running average; 0 off */
 	int level_steps;      /* level correction (ttt/level.c); 0: off */
 	float level_forget, level_shrink, level_share;
+	int recal_steps; /* recalibration (ttt/recal.c); 0: off */
+	float recal_forget, recal_ridge, recal_share, recal_judge, recal_margin;
 	int fallback_rollbacks, fallback_within, fallback_pause; /* trust.c */
 	int max_gap;   /* gaps up to this many steps are interpolated */
 	int64_t step;  /* series step in ts units; 0 = from the data */

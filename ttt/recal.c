@@ -1,0 +1,194 @@
+/*
+ * The recalibration (off by default: ttt.recal_steps = 0): each series
+ * corrects what it publishes by an affine map fitted on its own freshest
+ * errors, y' = y + s (a (y - mu) + c).
+ *
+ * Every forecast's first K = ttt.recal_steps steps are known 1..K values
+ * after its origin.  When a value arrives it is the h-th step of the
+ * forecasts made h = 1..K positions before, and each such pair (f, the
+ * step forecast; r, the value minus f) enters exponentially weighted sums
+ * with weight 1/K (forgetting ttt.recal_forget per value): the freshest
+ * evidence there is of how the forecasts miss, at every level the series
+ * takes.  The correction regresses r on f -- the slope a toward what the
+ * misses depend on (a forecast that overshoots its swings), the intercept
+ * c the mean miss -- both shrunk toward 0 by ttt.recal_ridge values'
+ * worth of evidence:
+ *     mu = mean f,  a = cov(f, r) / (var f (1 + ridge / n)),
+ *     c = mean r n / (n + ridge),
+ * n the weights.  Both are invariant to the series' units and offset.
+ * ttt.recal_share s of it is published, and only while it is judged to
+ * pay: each pair also scores the correction its forecast was made with
+ * (r^2 minus (r - correction)^2, whether it was published or not), summed
+ * with forgetting ttt.recal_judge; the correction is published while that
+ * sum exceeds ttt.recal_margin times the likewise summed r^2.
+ *
+ * This is a second learner beside the adapter, fitted in closed form
+ * instead of by gradient steps, on the elapsed prefix of unfinished
+ * horizons (causal: a pair enters when its value has arrived).  Measured
+ * in docs/RESULTS.md, "A recalibration from the freshest errors".
+ *
+ * State (struct recal, after the series' ring and level state, only when
+ * K > 0): the sums; [K][K] floats, row p % K the first K steps of the
+ * forecast made at position p before this correction; [K][2] floats, the
+ * slope and offset of the correction it was made with (s a and s (c - a
+ * mu)); [K] flags, whether position p % K had a forecast.  The flags move
+ * with the values (push, observe), the rows and the sums with the
+ * forecasts when they are published -- at once, or from a deferred batch
+ * in the same order with the value and the flags observe() saw (struct
+ * ttt_level_in) -- so both paths publish the same.  Not saved: after a
+ * restart or a move it starts from zero (judged off until its corrections
+ * have paid).
+ */
+#include <math.h>
+#include <string.h>
+
+#include "ttt/engine_private.h"
+
+static int recal_on(const struct ttt_engine *e)
+{
+	return e->p.enabled && e->KR > 0;
+}
+
+static float *rows(struct recal *rc)
+{
+	return rc->slot;
+}
+
+static float *applied(const struct ttt_engine *e, struct recal *rc)
+{
+	return rc->slot + (size_t)e->KR * e->KR;
+}
+
+static unsigned char *rflags(const struct ttt_engine *e, struct recal *rc)
+{
+	return (unsigned char *)(rc->slot + (size_t)e->KR * (e->KR + 2));
+}
+
+size_t ttt_recal_bytes(const struct ttt_engine *e)
+{
+	if (e->KR <= 0)
+		return 0;
+	size_t k = (size_t)e->KR;
+	return sizeof(struct recal) + k * (k + 2) * sizeof(float) + k;
+}
+
+void ttt_recal_clear(const struct ttt_engine *e, struct series *s)
+{
+	if (s->rc)
+		memset(rflags(e, s->rc), 0, (size_t)e->KR);
+}
+
+void ttt_recal_reset(const struct ttt_engine *e, struct series *s)
+{
+	struct recal *rc = s->rc;
+	if (!rc)
+		return;
+	ttt_recal_clear(e, s);
+	memset(rc->sum, 0, sizeof(rc->sum));
+	rc->gain = rc->energy = 0.0;
+	rc->prev = 0;
+}
+
+void ttt_recal_push(const struct ttt_engine *e, struct series *s)
+{
+	struct recal *rc = s->rc;
+	if (!rc)
+		return;
+	unsigned char *bit = &rflags(e, rc)[(size_t)((s->n - 1) % e->KR)];
+	rc->prev = *bit; /* position n - 1 - K had a forecast */
+	*bit = 0;
+}
+
+void ttt_recal_observe(const struct ttt_engine *e, struct series *s,
+		       struct ttt_level_in *in)
+{
+	in->y = s->ring[(size_t)((s->n - 1) % e->R)];
+	in->rmask = 0;
+	if (!recal_on(e))
+		return;
+	const int K = e->KR;
+	const long pos = s->n - 1;
+	unsigned char *fl = rflags(e, s->rc);
+	/* bit h: the forecast made at pos - 1 - h exists */
+	for (int h = 0; h < K; h++) {
+		long p = pos - 1 - h;
+		if (p < 0)
+			break;
+		int had = h == K - 1 ? s->rc->prev : fl[(size_t)(p % K)];
+		if (had)
+			in->rmask |= (uint64_t)1 << h;
+	}
+	fl[(size_t)(pos % K)] = 1;
+}
+
+/* The fit's slope and offset of the published correction (s a, s (c - a
+ * mu)); 0, 0 until there is evidence. */
+static void fit(const struct ttt_engine *e, const struct recal *rc,
+		float *slope, float *offset)
+{
+	const double n = rc->sum[2];
+	*slope = *offset = 0.0f;
+	if (!(n > 0.0))
+		return;
+	const double mf = rc->sum[1] / n, mr = rc->sum[4] / n;
+	const double vf = rc->sum[0] / n - mf * mf;
+	const double cfr = rc->sum[3] / n - mf * mr;
+	const double ridge = (double)e->p.recal_ridge;
+	double a = vf > 0.0 ? cfr / (vf * (1.0 + ridge / n)) : 0.0;
+	double c = mr * n / (n + ridge);
+	double sh = (double)e->p.recal_share;
+	double A = sh * a, B = sh * (c - a * mf);
+	if (isfinite(A) && isfinite(B)) {
+		*slope = (float)A;
+		*offset = (float)B;
+	}
+}
+
+void ttt_recal_publish(const struct ttt_engine *e, struct series *s,
+		       const struct ttt_level_in *in, long pos, float *fc)
+{
+	if (!recal_on(e))
+		return;
+	struct recal *rc = s->rc;
+	const int K = e->KR;
+	float *row = rows(rc), *app = applied(e, rc);
+	if (isfinite(in->y)) {
+		const double lam = (double)e->p.recal_forget;
+		const double jf = (double)e->p.recal_judge;
+		for (int i = 0; i < 5; i++)
+			rc->sum[i] *= lam;
+		rc->gain *= jf;
+		rc->energy *= jf;
+		for (int h = 0; h < K; h++) {
+			if (!(in->rmask >> h & 1))
+				continue;
+			size_t j = (size_t)((pos - 1 - h) % K);
+			double f = (double)row[j * (size_t)K + (size_t)h];
+			if (!isfinite(f))
+				continue;
+			double r = (double)in->y - f;
+			double g =
+			    (double)app[2 * j] * f + (double)app[2 * j + 1];
+			double w = 1.0 / K;
+			rc->sum[0] += w * f * f;
+			rc->sum[1] += w * f;
+			rc->sum[2] += w;
+			rc->sum[3] += w * f * r;
+			rc->sum[4] += w * r;
+			rc->gain += r * r - (r - g) * (r - g);
+			rc->energy += r * r;
+		}
+	}
+	float A, B;
+	fit(e, rc, &A, &B);
+	const size_t j = (size_t)(pos % K);
+	memcpy(&row[j * (size_t)K], fc, (size_t)K * sizeof(float));
+	app[2 * j] = A;
+	app[2 * j + 1] = B;
+	if (!(rc->gain > (double)e->p.recal_margin * rc->energy))
+		return;
+	if (A == 0.0f && B == 0.0f)
+		return;
+	for (int h = 0; h < e->H; h++)
+		fc[h] += A * fc[h] + B;
+}
