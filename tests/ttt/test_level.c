@@ -25,41 +25,9 @@
 #define SHRINK	1.0f
 #define MAXTS	1300
 #define FLIP_AT 600 /* values rise until here, then flip by 3 every 40 */
-#define PAUSE	100
 
-static float value(int64_t ts)
-{
-	uint64_t s = (uint64_t)ts * 0x9E3779B97F4A7C15ull + 5;
-	float level = ts < FLIP_AT ? 0.02f * (float)ts
-				   : 12.0f + ((ts / 40) % 2 ? 3.0f : 0.0f);
-	return 3.0f + 0.3f * sinf((float)ts * 0.3f) + level +
-	       0.3f * (fc_rng_uniform(&s) - 0.5f);
-}
-
-/* The timestamps fed: every step, but 2 missing before 300 (interpolated)
- * and 20 missing before 700 (longer than ttt.max_gap: history restarts). */
-static int fed(int64_t ts)
-{
-	return !(ts >= 298 && ts < 300) && !(ts >= 680 && ts < 700);
-}
-
-struct run {
-	float fc[MAXTS][H];
-	int have[MAXTS];
-	uint64_t version[MAXTS];
-	int forecasts;
-};
-
-static void on_event(void *user, const struct ttt_event *ev)
-{
-	struct run *r = user;
-	if (ev->type != TTT_EV_FORECAST)
-		return;
-	memcpy(r->fc[ev->ts], ev->forecast, sizeof(r->fc[0]));
-	r->have[ev->ts] = 1;
-	r->version[ev->ts] = ev->version_to;
-	r->forecasts++;
-}
+#include "tests/ttt/shift_stream.h"
+#define PAUSE 100
 
 static float share = 1.0f; /* ttt.level_share of the engines made */
 
@@ -74,27 +42,19 @@ static void params(struct ttt_params *p, int level_steps)
 }
 
 static struct ttt_engine *engine(struct fc_model *m, int level_steps, int batch,
-				 struct run *r)
+				 struct ss_run *r)
 {
 	struct ttt_params p;
 	struct ttt_engine *e;
 	char err[256];
 	params(&p, level_steps);
 	memset(r, 0, sizeof(*r));
-	cr_assert_eq(ttt_engine_new(m, &p, on_event, r, &e, err, sizeof(err)),
-		     0, "%s", err);
+	cr_assert_eq(
+	    ttt_engine_new(m, &p, ss_on_event, r, &e, err, sizeof(err)), 0,
+	    "%s", err);
 	if (batch > 1)
 		cr_assert_eq(ttt_engine_defer_forecasts(e, batch), 0);
 	return e;
-}
-
-static void feed(struct ttt_engine *e, int64_t from, int64_t to)
-{
-	for (int64_t ts = from; ts < to; ts++)
-		if (fed(ts))
-			cr_assert_eq(ttt_engine_observe(e, "s", ts, value(ts)),
-				     0);
-	cr_assert_eq(ttt_engine_flush(e), 0);
 }
 
 /* The reference: the corrections the rule gives the forecasts of run
@@ -102,38 +62,21 @@ static void feed(struct ttt_engine *e, int64_t from, int64_t to)
  * computes them; b[ts] for every origin with a forecast. */
 static int gated; /* origins whose correction its losses turned off */
 
-static void reference(const struct run *off, float *b)
+static void reference(const struct ss_run *off, float *b)
 {
-	/* positions as the engine numbers them: values and interpolated
-	 * ones, restarting after the long gap */
-	static float y[MAXTS];
-	static int64_t at[MAXTS]; /* the origin's timestamp, or -1 */
-	long n = 0;
+	static struct ss_positions ps;
+	const float *y = ps.y;
+	const int64_t *at = ps.at;
 	double sm = 0, sq = 0, sw = 0, gain = 0;
 	long off_for = 0;
-	int64_t last = -1;
+	memset(&ps, 0, sizeof(ps));
+	ps.last = -1;
 	for (int64_t ts = 0; ts < MAXTS; ts++) {
-		if (!fed(ts))
+		if (!ss_fed(ts))
 			continue;
-		if (last >= 0 && ts - last > 1) {
-			int64_t miss = ts - last - 1;
-			if (miss <= 4) {
-				float v0 = y[n - 1], v = value(ts);
-				for (int64_t k = 1; k <= miss; k++) {
-					y[n] = v0 + (v - v0) * (float)k /
-							(float)(miss + 1);
-					at[n++] = -1;
-				}
-			} else
-				n = 0;
-		}
-		last = ts;
-		y[n] = value(ts);
-		at[n] = off->have[ts] ? ts : -1;
-		n++;
-		if (at[n - 1] < 0)
+		long pos = ss_advance(&ps, off, ts);
+		if (pos < 0)
 			continue;
-		long pos = n - 1;
 		if (pos >= K && at[pos - K] >= 0) {
 			double sy = 0, sf = 0;
 			for (long i = pos - K + 1; i <= pos; i++)
@@ -172,12 +115,12 @@ static void published_is_the_rule(float share_)
 	share = share_;
 	gated = 0;
 	struct fc_model *m = tt_small_model_ok(L, H);
-	static struct run off, on;
+	static struct ss_run off, on;
 	static float b[MAXTS];
 	struct ttt_engine *e0 = engine(m, 0, 1, &off),
 			  *e1 = engine(m, K, 1, &on);
-	feed(e0, 0, MAXTS);
-	feed(e1, 0, MAXTS);
+	ss_feed(e0, 0, MAXTS);
+	ss_feed(e1, 0, MAXTS);
 	reference(&off, b);
 	int moved = 0, checked = 0;
 	for (int ts = 0; ts < MAXTS; ts++) {
@@ -221,35 +164,18 @@ Test(level, a_share_of_the_correction_is_published)
 	published_is_the_rule(0.5f);
 }
 
-static double mse(const struct run *r, int from, int to)
-{
-	double s = 0;
-	long n = 0;
-	for (int ts = from; ts < to - H; ts++) {
-		if (!r->have[ts])
-			continue;
-		for (int h = 0; h < H; h++) {
-			double d =
-			    (double)r->fc[ts][h] - (double)value(ts + 1 + h);
-			s += d * d;
-			n++;
-		}
-	}
-	return s / (double)n;
-}
-
 /* Once the values rise, the model (normalising each lookback by its own
  * mean) forecasts below them by a persistent offset, and the correction
  * takes a good part of that error away. */
 Test(level, a_persistent_offset_is_corrected)
 {
 	struct fc_model *m = tt_small_model_ok(L, H);
-	static struct run off, on;
+	static struct ss_run off, on;
 	struct ttt_engine *e0 = engine(m, 0, 1, &off),
 			  *e1 = engine(m, K, 1, &on);
-	feed(e0, 0, MAXTS);
-	feed(e1, 0, MAXTS);
-	double m0 = mse(&off, 100, FLIP_AT), m1 = mse(&on, 100, FLIP_AT);
+	ss_feed(e0, 0, MAXTS);
+	ss_feed(e1, 0, MAXTS);
+	double m0 = ss_mse(&off, 100, FLIP_AT), m1 = ss_mse(&on, 100, FLIP_AT);
 	cr_log_info("after the shift: without %.4f, with the level %.4f", m0,
 		    m1);
 	cr_assert_lt(m1, 0.9 * m0, "%g vs %g", m1, m0);
@@ -264,24 +190,13 @@ Test(level, a_persistent_offset_is_corrected)
 Test(level, batched_forecasts_get_the_same_corrections)
 {
 	struct fc_model *m = tt_small_model_ok(L, H);
-	static struct run now, later;
+	static struct ss_run now, later;
 	struct ttt_engine *e1 = engine(m, K, 1, &now),
 			  *e2 = engine(m, K, 16, &later);
-	feed(e1, 0, MAXTS);
-	feed(e2, 0, MAXTS);
+	ss_feed(e1, 0, MAXTS);
+	ss_feed(e2, 0, MAXTS);
 	cr_assert_eq(now.forecasts, later.forecasts);
-	for (int ts = 0; ts < MAXTS; ts++) {
-		cr_assert_eq(now.have[ts], later.have[ts], "ts %d", ts);
-		if (!now.have[ts])
-			continue;
-		/* a batched pass rounds differently from a single one
-		 * (tests/ttt/test_engine.c, deferred_forecasts_...) */
-		for (int h = 0; h < H; h++)
-			cr_assert_float_eq(now.fc[ts][h], later.fc[ts][h],
-					   1e-4f *
-					       (1.0f + fabsf(now.fc[ts][h])),
-					   "ts %d step %d", ts, h);
-	}
+	ss_assert_close(&now, &later, 0, MAXTS);
 	ttt_engine_free(e1);
 	ttt_engine_free(e2);
 	fc_model_free(m);
@@ -297,19 +212,14 @@ Test(level, batched_forecasts_get_the_same_corrections)
 Test(level, restored_recent_values_start_from_zero)
 {
 	struct fc_model *m = tt_small_model_ok(L, H);
-	static struct run b0, b1;
-	struct tt_saved s0 = {0}, s1 = {0};
+	static struct ss_run b0, b1;
 	struct ttt_engine *e0 = engine(m, 0, 1, &b0),
 			  *e1 = engine(m, K, 1, &b1);
-	feed(e0, 0, 450);
-	feed(e1, 0, 450);
-	cr_assert_eq(ttt_engine_each_recent(e0, tt_save_recent, &s0), 0);
-	cr_assert_eq(ttt_engine_each_recent(e1, tt_save_recent, &s1), 0);
-	cr_assert(s0.n == 1 && s1.n == 1);
-	cr_assert_eq(ttt_engine_restore_recent(e0, &s0.r[0]), 0);
-	cr_assert_eq(ttt_engine_restore_recent(e1, &s1.r[0]), 0);
-	feed(e0, 450, FLIP_AT);
-	feed(e1, 450, FLIP_AT);
+	ss_feed(e0, 0, 450);
+	ss_feed(e1, 0, 450);
+	ss_save_restore(e0, e1);
+	ss_feed(e0, 450, FLIP_AT);
+	ss_feed(e1, 450, FLIP_AT);
 	int same = 0, differ = 0;
 	for (int ts = 450; ts < FLIP_AT; ts++) {
 		cr_assert(b1.have[ts], "ts %d", ts);
@@ -334,8 +244,7 @@ Test(level, restored_recent_values_start_from_zero)
 Test(level, a_restore_with_forecasts_queued_starts_from_zero_too)
 {
 	struct fc_model *m = tt_small_model_ok(L, H);
-	static struct run qa, qb;
-	struct tt_saved sa = {0}, sb = {0};
+	static struct ss_run qa, qb;
 	struct ttt_params p;
 	struct ttt_engine *ea, *eb;
 	char err[256];
@@ -344,35 +253,27 @@ Test(level, a_restore_with_forecasts_queued_starts_from_zero_too)
 	memset(&qa, 0, sizeof(qa));
 	memset(&qb, 0, sizeof(qb));
 	cr_assert_eq(
-	    ttt_engine_new(m, &p, on_event, &qa, &ea, err, sizeof(err)), 0,
+	    ttt_engine_new(m, &p, ss_on_event, &qa, &ea, err, sizeof(err)), 0,
 	    "%s", err);
 	cr_assert_eq(
-	    ttt_engine_new(m, &p, on_event, &qb, &eb, err, sizeof(err)), 0,
+	    ttt_engine_new(m, &p, ss_on_event, &qb, &eb, err, sizeof(err)), 0,
 	    "%s", err);
 	cr_assert_eq(ttt_engine_defer_forecasts(ea, 16), 0);
 	cr_assert_eq(ttt_engine_defer_forecasts(eb, 16), 0);
 	for (int64_t ts = 0; ts < 456; ts++) {
-		cr_assert_eq(ttt_engine_observe(ea, "s", ts, value(ts)), 0);
-		cr_assert_eq(ttt_engine_observe(eb, "s", ts, value(ts)), 0);
+		cr_assert_eq(ttt_engine_observe(ea, "s", ts, ss_value(ts)), 0);
+		cr_assert_eq(ttt_engine_observe(eb, "s", ts, ss_value(ts)), 0);
 	}
 	cr_assert_eq(ttt_engine_flush(eb), 0);
 	int before = qa.forecasts;
 	cr_assert_lt(before, qb.forecasts, "nothing was left in the batch");
-	cr_assert_eq(ttt_engine_each_recent(ea, tt_save_recent, &sa), 0);
-	cr_assert_eq(ttt_engine_each_recent(eb, tt_save_recent, &sb), 0);
-	cr_assert(sa.n == 1 && sb.n == 1);
-	cr_assert_eq(ttt_engine_restore_recent(ea, &sa.r[0]), 0);
-	cr_assert_eq(ttt_engine_restore_recent(eb, &sb.r[0]), 0);
+	ss_save_restore(ea, eb);
 	cr_assert_eq(qa.forecasts, qb.forecasts);
-	feed(ea, 456, FLIP_AT);
-	feed(eb, 456, FLIP_AT);
-	for (int ts = 456; ts < FLIP_AT; ts++) {
+	ss_feed(ea, 456, FLIP_AT);
+	ss_feed(eb, 456, FLIP_AT);
+	for (int ts = 456; ts < FLIP_AT; ts++)
 		cr_assert(qa.have[ts] && qb.have[ts], "ts %d", ts);
-		for (int h = 0; h < H; h++)
-			cr_assert_float_eq(qa.fc[ts][h], qb.fc[ts][h],
-					   1e-4f * (1.0f + fabsf(qb.fc[ts][h])),
-					   "ts %d step %d", ts, h);
-	}
+	ss_assert_close(&qa, &qb, 456, FLIP_AT);
 	ttt_engine_free(ea);
 	ttt_engine_free(eb);
 	fc_model_free(m);
