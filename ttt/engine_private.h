@@ -75,7 +75,6 @@ struct series {
 	struct ttt_ph ph;
 	struct ttt_adwin adwin;
 	struct level *lv; /* after the ring; NULL: ttt.level_steps is 0 */
-	struct recal *rc; /* after lv; NULL: ttt.recal_steps is 0 */
 	/* on the engine's list of series whose recent values changed since
 	 * ttt_engine_recent_saved (changed: on it) */
 	struct series *chg_prev, *chg_next;
@@ -126,9 +125,10 @@ struct ttt_engine {
 	ttt_event_fn cb;
 	void *user;
 	int L, H, R;
-	int K;			       /* ttt.level_steps (level.c) */
-	int KR;			       /* ttt.recal_steps (recal.c) */
-	size_t A;		       /* fc_adapter_len */
+	int K;	       /* ttt.level_steps (level.c) */
+	int KR;	       /* ttt.recal_steps (recal.c) */
+	size_t rc_off; /* a series' recalibration state from its ring */
+	size_t A;      /* fc_adapter_len */
 	size_t seg_off[4], seg_len[4]; /* active family ranges in the block */
 	int nseg;
 	size_t n_ad; /* floats in the active ranges, packed */

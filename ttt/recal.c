@@ -49,6 +49,12 @@ static int recal_on(const struct ttt_engine *e)
 	return e->p.enabled && e->KR > 0;
 }
 
+/* After the series' ring and level state (series.c); NULL when off. */
+static struct recal *state(const struct ttt_engine *e, const struct series *s)
+{
+	return e->KR > 0 ? (struct recal *)((char *)s->ring + e->rc_off) : NULL;
+}
+
 static float *rows(struct recal *rc)
 {
 	return rc->slot;
@@ -74,13 +80,14 @@ size_t ttt_recal_bytes(const struct ttt_engine *e)
 
 void ttt_recal_clear(const struct ttt_engine *e, struct series *s)
 {
-	if (s->rc)
-		memset(rflags(e, s->rc), 0, (size_t)e->KR);
+	struct recal *rc = state(e, s);
+	if (rc)
+		memset(rflags(e, rc), 0, (size_t)e->KR);
 }
 
 void ttt_recal_reset(const struct ttt_engine *e, struct series *s)
 {
-	struct recal *rc = s->rc;
+	struct recal *rc = state(e, s);
 	if (!rc)
 		return;
 	ttt_recal_clear(e, s);
@@ -91,7 +98,7 @@ void ttt_recal_reset(const struct ttt_engine *e, struct series *s)
 
 void ttt_recal_push(const struct ttt_engine *e, struct series *s)
 {
-	struct recal *rc = s->rc;
+	struct recal *rc = state(e, s);
 	if (!rc)
 		return;
 	unsigned char *bit = &rflags(e, rc)[(size_t)((s->n - 1) % e->KR)];
@@ -108,13 +115,14 @@ void ttt_recal_observe(const struct ttt_engine *e, struct series *s,
 		return;
 	const int K = e->KR;
 	const long pos = s->n - 1;
-	unsigned char *fl = rflags(e, s->rc);
+	struct recal *rc = state(e, s);
+	unsigned char *fl = rflags(e, rc);
 	/* bit h: the forecast made at pos - 1 - h exists */
 	for (int h = 0; h < K; h++) {
 		long p = pos - 1 - h;
 		if (p < 0)
 			break;
-		int had = h == K - 1 ? s->rc->prev : fl[(size_t)(p % K)];
+		int had = h == K - 1 ? rc->prev : fl[(size_t)(p % K)];
 		if (had)
 			in->rmask |= (uint64_t)1 << h;
 	}
@@ -149,7 +157,7 @@ void ttt_recal_publish(const struct ttt_engine *e, struct series *s,
 {
 	if (!recal_on(e))
 		return;
-	struct recal *rc = s->rc;
+	struct recal *rc = state(e, s);
 	const int K = e->KR;
 	float *row = rows(rc), *app = applied(e, rc);
 	if (isfinite(in->y)) {

@@ -221,6 +221,7 @@ struct series *ttt_series_get(struct ttt_engine *e, const char *key)
 			       ~(size_t)7
 			 : 0;
 	size_t rc = ttt_recal_bytes(e);
+	e->rc_off = ring + lv; /* the same for every series */
 	s = calloc(1, bytes + ring + lv + rc);
 	if (!s)
 		return NULL;
@@ -228,8 +229,6 @@ struct series *ttt_series_get(struct ttt_engine *e, const char *key)
 	s->ring = (float *)((char *)s + bytes);
 	if (lv)
 		s->lv = (struct level *)((char *)s + bytes + ring);
-	if (rc)
-		s->rc = (struct recal *)((char *)s + bytes + ring + lv);
 	s->hash = h;
 	s->step = e->p.step;
 	s->bytes = bytes + ring + lv + rc + sizeof(void *);
