@@ -3,7 +3,7 @@
  * test_recal.c): values that rise until FLIP_AT and then flip by 3 every
  * 40, with a short gap (interpolated values, no forecast there) and a
  * long one (positions restart); a run records every forecast by its
- * origin.  The includer defines H, MAXTS and FLIP_AT first.
+ * origin.  The includer defines L, H, MAXTS and FLIP_AT first.
  */
 #ifndef DRIFTCAST_TESTS_TTT_SHIFT_STREAM_H
 #define DRIFTCAST_TESTS_TTT_SHIFT_STREAM_H
@@ -140,6 +140,48 @@ static inline void ss_save_restore(struct ttt_engine *e0, struct ttt_engine *e1)
 	cr_assert(s0.n == 1 && s1.n == 1);
 	cr_assert_eq(ttt_engine_restore_recent(e0, &s0.r[0]), 0);
 	cr_assert_eq(ttt_engine_restore_recent(e1, &s1.r[0]), 0);
+}
+
+/* Recent values restored while some of the series' forecasts still wait
+ * in the batch (scope group: learning at once, forecasts queued), with
+ * the correction p turns on: the queued forecasts are published before
+ * the reset, so the correction starts from zero as when nothing was
+ * queued.  Engine a restores with forecasts queued, engine b after a
+ * flush; both then publish the same. */
+static inline void ss_restore_with_queue(struct ttt_params *p)
+{
+	struct fc_model *m = tt_small_model_ok(L, H);
+	static struct ss_run qa, qb;
+	struct ttt_engine *ea, *eb;
+	char err[256];
+	p->scope = TTT_SCOPE_GROUP;
+	memset(&qa, 0, sizeof(qa));
+	memset(&qb, 0, sizeof(qb));
+	cr_assert_eq(
+	    ttt_engine_new(m, p, ss_on_event, &qa, &ea, err, sizeof(err)), 0,
+	    "%s", err);
+	cr_assert_eq(
+	    ttt_engine_new(m, p, ss_on_event, &qb, &eb, err, sizeof(err)), 0,
+	    "%s", err);
+	cr_assert_eq(ttt_engine_defer_forecasts(ea, 16), 0);
+	cr_assert_eq(ttt_engine_defer_forecasts(eb, 16), 0);
+	for (int64_t ts = 0; ts < 456; ts++) {
+		cr_assert_eq(ttt_engine_observe(ea, "s", ts, ss_value(ts)), 0);
+		cr_assert_eq(ttt_engine_observe(eb, "s", ts, ss_value(ts)), 0);
+	}
+	cr_assert_eq(ttt_engine_flush(eb), 0);
+	cr_assert_lt(qa.forecasts, qb.forecasts,
+		     "nothing was left in the batch");
+	ss_save_restore(ea, eb);
+	cr_assert_eq(qa.forecasts, qb.forecasts);
+	ss_feed(ea, 456, FLIP_AT);
+	ss_feed(eb, 456, FLIP_AT);
+	for (int ts = 456; ts < FLIP_AT; ts++)
+		cr_assert(qa.have[ts] && qb.have[ts], "ts %d", ts);
+	ss_assert_close(&qa, &qb, 456, FLIP_AT);
+	ttt_engine_free(ea);
+	ttt_engine_free(eb);
+	fc_model_free(m);
 }
 
 #endif

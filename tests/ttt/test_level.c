@@ -243,38 +243,7 @@ Test(level, restored_recent_values_start_from_zero)
  * reach the fresh sums after the reset and move the later corrections. */
 Test(level, a_restore_with_forecasts_queued_starts_from_zero_too)
 {
-	struct fc_model *m = tt_small_model_ok(L, H);
-	static struct ss_run qa, qb;
 	struct ttt_params p;
-	struct ttt_engine *ea, *eb;
-	char err[256];
 	params(&p, K);
-	p.scope = TTT_SCOPE_GROUP;
-	memset(&qa, 0, sizeof(qa));
-	memset(&qb, 0, sizeof(qb));
-	cr_assert_eq(
-	    ttt_engine_new(m, &p, ss_on_event, &qa, &ea, err, sizeof(err)), 0,
-	    "%s", err);
-	cr_assert_eq(
-	    ttt_engine_new(m, &p, ss_on_event, &qb, &eb, err, sizeof(err)), 0,
-	    "%s", err);
-	cr_assert_eq(ttt_engine_defer_forecasts(ea, 16), 0);
-	cr_assert_eq(ttt_engine_defer_forecasts(eb, 16), 0);
-	for (int64_t ts = 0; ts < 456; ts++) {
-		cr_assert_eq(ttt_engine_observe(ea, "s", ts, ss_value(ts)), 0);
-		cr_assert_eq(ttt_engine_observe(eb, "s", ts, ss_value(ts)), 0);
-	}
-	cr_assert_eq(ttt_engine_flush(eb), 0);
-	int before = qa.forecasts;
-	cr_assert_lt(before, qb.forecasts, "nothing was left in the batch");
-	ss_save_restore(ea, eb);
-	cr_assert_eq(qa.forecasts, qb.forecasts);
-	ss_feed(ea, 456, FLIP_AT);
-	ss_feed(eb, 456, FLIP_AT);
-	for (int ts = 456; ts < FLIP_AT; ts++)
-		cr_assert(qa.have[ts] && qb.have[ts], "ts %d", ts);
-	ss_assert_close(&qa, &qb, 456, FLIP_AT);
-	ttt_engine_free(ea);
-	ttt_engine_free(eb);
-	fc_model_free(m);
+	ss_restore_with_queue(&p);
 }

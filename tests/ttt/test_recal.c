@@ -262,3 +262,13 @@ Test(recal, no_correction_reads_a_later_value)
 	ttt_engine_free(eb);
 	fc_model_free(m);
 }
+
+/* As the level correction's: recent values restored while forecasts of the
+ * series wait in the batch reset the recalibration after they are
+ * published (without the flush they would reach the fresh sums). */
+Test(recal, a_restore_with_forecasts_queued_starts_from_zero_too)
+{
+	struct ttt_params p;
+	params(&p, K);
+	ss_restore_with_queue(&p);
+}
