@@ -11,9 +11,11 @@ product code.  From a `driftcast eval --arms frozen,ttt --forecasts` file:
   freshest   the same rule on the first K = 12 steps of each forecast as
              they arrive (recal.c's evidence), unjudged
 
-each published whole (share 1) and at share 0.25, against the frozen arm.
+each published whole (share 1) and at share 0.25, against the frozen arm;
+with a second forecasts file (another split of the same model, e.g. the
+training split), also the static line fitted there and applied here.
 
-    evidence.py DATA.csv FORECASTS.csv H
+    evidence.py DATA.csv FORECASTS.csv H [OTHER_SPLIT_FORECASTS.csv]
 """
 import importlib.machinery
 import os
@@ -51,17 +53,23 @@ def main():
         return np.stack([(f * f).sum(-1), f.sum(-1),
                          np.full(f.shape[:-1], f.shape[-1]),
                          (f * r).sum(-1), r.sum(-1)])
-    # static, not causal
-    ok = scored & ~np.isnan(Y).any((0, 2))
-    f = F[:, ok].reshape(C, -1)
-    S = stats(f, Yz[:, ok].reshape(C, -1) - f)
-    S[2] = np.maximum(S[2], 1)
-    sff, sf, n, sfr, sr = S
-    mf, mr = sf / n, sr / n
-    a = (sfr / n - mf * mr) / (sff / n - mf * mf)
-    b = mr - a * mf
-    print('static (not causal), share 1: %+.2f %%' %
-          change(F + a[:, None, None] * F + b[:, None, None]))
+    def static(F, Y, scored):
+        C = F.shape[0]
+        ok = scored & ~np.isnan(Y).any((0, 2))
+        f = F[:, ok].reshape(C, -1)
+        S = stats(f, np.nan_to_num(Y)[:, ok].reshape(C, -1) - f)
+        S[2] = np.maximum(S[2], 1)
+        sff, sf, n, sfr, sr = S
+        mf, mr = sf / n, sr / n
+        a = (sfr / n - mf * mr) / (sff / n - mf * mf)
+        return a[:, None, None], (mr - a * mf)[:, None, None]
+    a, b = static(F, Y, scored)
+    print('static (not causal), share 1: %+.2f %%' % change(F + a * F + b))
+    if len(sys.argv) > 4:
+        _, sc2, out2, Y2, _ = sp.load(data, sys.argv[4], H, ['frozen', 'ttt'])
+        a, b = static(out2['frozen'], Y2, sc2)
+        print('static, fitted on %s: %+.2f %%' %
+              (os.path.basename(sys.argv[4]), change(F + a * F + b)))
     for name in ('matured', 'freshest'):
         S = np.zeros((5, C))
         A, B = np.zeros((C, T)), np.zeros((C, T))
