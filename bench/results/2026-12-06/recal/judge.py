@@ -20,6 +20,12 @@ frozen: as with ttt.combine_weight = 0) and published with share s:
              12, 48, 96, 192, 336, 720) only while, in addition, the
              current correction gained on that segment of the newest
              matured window (sampled every 5th origin, forgetting JM)
+  mid JF     as seg, but each later segment judged as diag judges the
+             first K steps, on one step of it: its middle step m, whose
+             pair (the forecast made m + 1 origins before, the value that
+             just arrived) scores the correction that forecast was made
+             with (forgetting JF per value, margin 1 %) -- evidence m
+             values old instead of H, from m + 1 stored floats
 
 Prints one JSON line: the MSE change against the frozen arm, per variant.
 """
@@ -113,6 +119,24 @@ def main():
                 msk[s0:s1] = 1
                 pub = pub + corr * (on & on0)[:, :, None] * msk
             res['seg%.2f s%.2f' % (jm, share)] = 100 * (mse(pub) / base - 1)
+        for jf in (0.99, 0.999):
+            pub = F + corr * on0[:, :, None] * (np.arange(H) < K)
+            for s0, s1 in zip(edges[:-1], edges[1:]):
+                mid = (s0 + s1 - 1) // 2
+                on = np.zeros((C, T), bool)
+                acc, en = np.zeros(C), np.zeros(C)
+                for t in range(T):
+                    acc *= jf
+                    en *= jf
+                    w = t - mid - 1
+                    if w >= 0:
+                        acc += G[:, w, mid]
+                        en += E[:, w, mid]
+                    on[:, t] = acc > MARGIN * en
+                msk = np.zeros(H)
+                msk[s0:s1] = 1
+                pub = pub + corr * (on & on0)[:, :, None] * msk
+            res['mid%.3f s%.2f' % (jf, share)] = 100 * (mse(pub) / base - 1)
     print(json.dumps({'forecasts': os.path.basename(fc), 'base': base_arm,
                       'frozen_mse': base, 'change_pct': res}))
 
