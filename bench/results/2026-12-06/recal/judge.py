@@ -5,7 +5,11 @@
 
     driftcast eval --model M --data F --split val --arms frozen,ttt \\
         --forecasts fc.csv -q
-    judge.py F fc.csv H [frozen|ttt]
+    judge.py F fc.csv H [frozen|ttt|W]
+
+W, a number: the adapter's share w in place of the default 0.65, by the
+combiner's convex identity (frozen + w / 0.65 (ttt - frozen); the ttt arm
+run at the default share).
 
 The correction is fitted as recal.c fits it (K = 12 freshest steps,
 forgetting 0.9998, ridge 10) on the forecasts of the base arm (ttt: the
@@ -48,7 +52,10 @@ def main():
     base_arm = sys.argv[4] if len(sys.argv) > 4 else 'ttt'
     org, scored, out, Y, P = sp.load(data, fc, H, ['frozen', 'ttt'])
     F0 = out['frozen']
-    F = out[base_arm]
+    if base_arm in ('frozen', 'ttt'):
+        F = out[base_arm]
+    else:
+        F = F0 + float(base_arm) / 0.65 * (out['ttt'] - F0)
 
     def mse(pub):
         return np.nanmean((pub - Y)[:, scored] ** 2)
