@@ -75,6 +75,7 @@ int ttt_engine_new(const struct fc_model *m, const struct ttt_params *params,
 	e->R = e->L + e->H +
 	       (params->guard_windows + params->step_windows) *
 		   params->window_stride;
+	ttt_series_layout(e);
 	e->A = fc_adapter_len(m);
 	if (active_segments(e, params->families) < 0) {
 		if (errbuf && errbuf_size)
@@ -320,7 +321,7 @@ static int observe(struct ttt_engine *e, struct series *s, int64_t ts,
 	/* 2. forecast, emitted (or queued with a snapshot of the adapter)
 	 * before anything can learn from this value */
 	int rc, queued = 0;
-	struct ttt_level_in lin = ttt_level_observe(e, s);
+	struct ttt_fresh_in lin = ttt_level_observe(e, s);
 	ttt_recal_observe(e, s, &lin);
 	if (ttt_deferrable(e)) {
 		ttt_enqueue_forecast(e, s, &lin);

@@ -125,10 +125,12 @@ struct ttt_engine {
 	ttt_event_fn cb;
 	void *user;
 	int L, H, R;
-	int K;	       /* ttt.level_steps (level.c) */
-	int KR;	       /* ttt.recal_steps (recal.c) */
-	size_t rc_off; /* a series' recalibration state from its ring */
-	size_t A;      /* fc_adapter_len */
+	int K;	/* ttt.level_steps (level.c) */
+	int KR; /* ttt.recal_steps (recal.c) */
+	/* a series' allocation after its key: the ring, then the level
+	 * correction's and the recalibration's state (ttt_series_layout) */
+	size_t lv_off, rc_off, tail_bytes;
+	size_t A;		       /* fc_adapter_len */
 	size_t seg_off[4], seg_len[4]; /* active family ranges in the block */
 	int nseg;
 	size_t n_ad; /* floats in the active ranges, packed */
@@ -264,14 +266,16 @@ static inline double now_seconds(void)
 
 /* ---- level.c: the level correction ------------------------------------ */
 
-/* What a forecast's correction needs from the values, taken when its
- * origin is observed: whether the forecast K positions before it exists,
- * and the mean of the K values since then. */
-struct ttt_level_in {
+/* What the corrections from the freshest errors need from the values,
+ * taken when a forecast's origin is observed (so that a forecast published
+ * later from a batch sees what one published at once sees).  The level
+ * correction's (level.c): whether the forecast K positions before exists,
+ * and the mean of the K values since then.  The recalibration's (recal.c):
+ * the value at the origin, and bit h set if the forecast made h + 1
+ * positions before exists. */
+struct ttt_fresh_in {
 	int valid;
 	double ymean;
-	/* the recalibration's (recal.c): the value at the origin, and bit h
-	 * set if the forecast made h + 1 positions before exists */
 	float y;
 	uint64_t rmask;
 };
@@ -282,14 +286,14 @@ void ttt_level_reset(const struct ttt_engine *e, struct series *s);
 /* After every value pushed into s's ring (at position s->n - 1). */
 void ttt_level_push(const struct ttt_engine *e, struct series *s);
 /* At the origin s->n - 1 of a forecast about to be made. */
-struct ttt_level_in ttt_level_observe(const struct ttt_engine *e,
+struct ttt_fresh_in ttt_level_observe(const struct ttt_engine *e,
 				      struct series *s);
 /* fc [H], the forecast s made at position pos before the correction, in
  * the order the forecasts were made: the error of the forecast made K
  * positions before enters the sums, fc's first K steps are kept for K
  * positions later, and the correction is added to every step. */
 void ttt_level_publish(const struct ttt_engine *e, struct series *s,
-		       const struct ttt_level_in *in, long pos, float *fc);
+		       const struct ttt_fresh_in *in, long pos, float *fc);
 
 /* ---- recal.c: the recalibration --------------------------------------- */
 
@@ -302,19 +306,23 @@ void ttt_recal_push(const struct ttt_engine *e, struct series *s);
 /* At the origin s->n - 1 of a forecast about to be made: fills in's
  * value and flags. */
 void ttt_recal_observe(const struct ttt_engine *e, struct series *s,
-		       struct ttt_level_in *in);
+		       struct ttt_fresh_in *in);
 /* fc [H], the forecast s made at position pos (after the level
  * correction), in the order the forecasts were made: the pairs the value
  * at pos completes enter the sums and the judgement, fc's first K steps
  * are kept, and the correction is added while it is judged to pay. */
 void ttt_recal_publish(const struct ttt_engine *e, struct series *s,
-		       const struct ttt_level_in *in, long pos, float *fc);
+		       const struct ttt_fresh_in *in, long pos, float *fc);
 
 /* ---- series.c: series, adapter states, windows --------------------------- */
 
 /* Series key, created on first sight (with its adapter state); NULL when
  * out of memory. */
 struct series *ttt_series_get(struct ttt_engine *e, const char *key);
+/* The layout of every series' ring and correction states (e->lv_off,
+ * rc_off, tail_bytes), from L, H, R, K and KR; once, when the engine is
+ * made. */
+void ttt_series_layout(struct ttt_engine *e);
 /* s's recent values changed: onto the list ttt_engine_each_changed_recent
  * walks (once). */
 void ttt_series_changed(struct ttt_engine *e, struct series *s);
@@ -368,7 +376,7 @@ struct learn_plan ttt_learn_decide(const struct ttt_engine *e,
 int ttt_deferrable(const struct ttt_engine *e);
 int ttt_learning_deferrable(const struct ttt_engine *e);
 void ttt_enqueue_forecast(struct ttt_engine *e, struct series *s,
-			  const struct ttt_level_in *lin);
+			  const struct ttt_fresh_in *lin);
 void ttt_learn_enqueue(struct ttt_engine *e, struct series *s);
 void ttt_queue_free(struct ttt_engine *e);
 

@@ -32,7 +32,7 @@
  * a refilling lookback have none).  The flags move with the values, in
  * observe(); the slots and the sums with the forecasts, when they are
  * published -- at once, or from a deferred batch in the same order, with
- * what observe() saw (struct ttt_level_in) -- so both paths give the same
+ * what observe() saw (struct ttt_fresh_in) -- so both paths give the same
  * corrections.  Not saved: after a restart or a move to another host it
  * starts from zero (no correction until 2 K new values have arrived).
  */
@@ -80,10 +80,10 @@ void ttt_level_push(const struct ttt_engine *e, struct series *s)
 	*bit = 0;
 }
 
-struct ttt_level_in ttt_level_observe(const struct ttt_engine *e,
+struct ttt_fresh_in ttt_level_observe(const struct ttt_engine *e,
 				      struct series *s)
 {
-	struct ttt_level_in in = {0};
+	struct ttt_fresh_in in = {0};
 	if (!level_on(e))
 		return in;
 	const int K = e->K;
@@ -118,7 +118,7 @@ static float level_now(const struct ttt_engine *e, const struct level *lv)
 }
 
 void ttt_level_publish(const struct ttt_engine *e, struct series *s,
-		       const struct ttt_level_in *in, long pos, float *fc)
+		       const struct ttt_fresh_in *in, long pos, float *fc)
 {
 	if (!level_on(e))
 		return;

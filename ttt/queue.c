@@ -27,7 +27,7 @@ struct qslot {
 	uint64_t version, tag;
 	struct series *ser; /* the series (flushed before it is freed) */
 	long pos;	    /* the forecast's position in it */
-	struct ttt_level_in level;
+	struct ttt_fresh_in level;
 	/* deferred learning (ttt_learn_enqueue), or s = NULL */
 	struct series *s;
 	struct learn_plan plan;
@@ -63,7 +63,7 @@ int ttt_learning_deferrable(const struct ttt_engine *e)
 }
 
 void ttt_enqueue_forecast(struct ttt_engine *e, struct series *s,
-			  const struct ttt_level_in *lin)
+			  const struct ttt_fresh_in *lin)
 {
 	const int L = e->L, H = e->H;
 	int k = e->qn;

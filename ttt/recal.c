@@ -35,7 +35,7 @@
  * with the values (push, observe), the rows and the sums with the
  * forecasts when they are published -- at once, or from a deferred batch
  * in the same order with the value and the flags observe() saw (struct
- * ttt_level_in) -- so both paths publish the same.  Not saved: after a
+ * ttt_fresh_in) -- so both paths publish the same.  Not saved: after a
  * restart or a move it starts from zero (judged off until its corrections
  * have paid).
  */
@@ -107,7 +107,7 @@ void ttt_recal_push(const struct ttt_engine *e, struct series *s)
 }
 
 void ttt_recal_observe(const struct ttt_engine *e, struct series *s,
-		       struct ttt_level_in *in)
+		       struct ttt_fresh_in *in)
 {
 	in->y = s->ring[(size_t)((s->n - 1) % e->R)];
 	in->rmask = 0;
@@ -153,39 +153,37 @@ static void fit(const struct ttt_engine *e, const struct recal *rc,
 }
 
 void ttt_recal_publish(const struct ttt_engine *e, struct series *s,
-		       const struct ttt_level_in *in, long pos, float *fc)
+		       const struct ttt_fresh_in *in, long pos, float *fc)
 {
 	if (!recal_on(e))
 		return;
 	struct recal *rc = state(e, s);
 	const int K = e->KR;
 	float *row = rows(rc), *app = applied(e, rc);
-	if (isfinite(in->y)) {
-		const double lam = (double)e->p.recal_forget;
-		const double jf = (double)e->p.recal_judge;
-		for (int i = 0; i < 5; i++)
-			rc->sum[i] *= lam;
-		rc->gain *= jf;
-		rc->energy *= jf;
-		for (int h = 0; h < K; h++) {
-			if (!(in->rmask >> h & 1))
-				continue;
-			size_t j = (size_t)((pos - 1 - h) % K);
-			double f = (double)row[j * (size_t)K + (size_t)h];
-			if (!isfinite(f))
-				continue;
-			double r = (double)in->y - f;
-			double g =
-			    (double)app[2 * j] * f + (double)app[2 * j + 1];
-			double w = 1.0 / K;
-			rc->sum[0] += w * f * f;
-			rc->sum[1] += w * f;
-			rc->sum[2] += w;
-			rc->sum[3] += w * f * r;
-			rc->sum[4] += w * r;
-			rc->gain += r * r - (r - g) * (r - g);
-			rc->energy += r * r;
-		}
+	/* the value at pos is finite: observe() refuses others */
+	const double lam = (double)e->p.recal_forget;
+	const double jf = (double)e->p.recal_judge;
+	for (int i = 0; i < 5; i++)
+		rc->sum[i] *= lam;
+	rc->gain *= jf;
+	rc->energy *= jf;
+	for (int h = 0; h < K; h++) {
+		if (!(in->rmask >> h & 1))
+			continue;
+		size_t j = (size_t)((pos - 1 - h) % K);
+		double f = (double)row[j * (size_t)K + (size_t)h];
+		if (!isfinite(f))
+			continue;
+		double r = (double)in->y - f;
+		double g = (double)app[2 * j] * f + (double)app[2 * j + 1];
+		double w = 1.0 / K;
+		rc->sum[0] += w * f * f;
+		rc->sum[1] += w * f;
+		rc->sum[2] += w;
+		rc->sum[3] += w * f * r;
+		rc->sum[4] += w * r;
+		rc->gain += r * r - (r - g) * (r - g);
+		rc->energy += r * r;
 	}
 	float A, B;
 	fit(e, rc, &A, &B);

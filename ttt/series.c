@@ -203,6 +203,18 @@ void ttt_ad_set_anchor(struct ttt_engine *e, struct adstate *ad)
 
 /* ---- series and their rings ------------------------------------------ */
 
+void ttt_series_layout(struct ttt_engine *e)
+{
+	size_t ring = ((size_t)e->R * sizeof(float) + 7) & ~(size_t)7;
+	size_t lv = e->K ? (sizeof(struct level) +
+			    (size_t)e->K * (2 * sizeof(float) + 1) + 7) &
+			       ~(size_t)7
+			 : 0;
+	e->lv_off = ring;
+	e->rc_off = ring + lv;
+	e->tail_bytes = ring + lv + ttt_recal_bytes(e);
+}
+
 struct series *ttt_series_get(struct ttt_engine *e, const char *key)
 {
 	uint64_t h = hash_key(key);
@@ -215,23 +227,16 @@ struct series *ttt_series_get(struct ttt_engine *e, const char *key)
 		return NULL;
 	keylen = strlen(key);
 	bytes = (sizeof(struct series) + keylen + 1 + 15) & ~(size_t)15;
-	size_t ring = ((size_t)e->R * sizeof(float) + 7) & ~(size_t)7;
-	size_t lv = e->K ? (sizeof(struct level) +
-			    (size_t)e->K * (2 * sizeof(float) + 1) + 7) &
-			       ~(size_t)7
-			 : 0;
-	size_t rc = ttt_recal_bytes(e);
-	e->rc_off = ring + lv; /* the same for every series */
-	s = calloc(1, bytes + ring + lv + rc);
+	s = calloc(1, bytes + e->tail_bytes);
 	if (!s)
 		return NULL;
 	memcpy(s->key, key, keylen + 1);
 	s->ring = (float *)((char *)s + bytes);
-	if (lv)
-		s->lv = (struct level *)((char *)s + bytes + ring);
+	if (e->K > 0)
+		s->lv = (struct level *)((char *)s->ring + e->lv_off);
 	s->hash = h;
 	s->step = e->p.step;
-	s->bytes = bytes + ring + lv + rc + sizeof(void *);
+	s->bytes = bytes + e->tail_bytes + sizeof(void *);
 	ttt_ph_init(&s->ph);
 	ttt_adwin_init(&s->adwin);
 	s->ad = ad_for_key(e, key);
@@ -624,7 +629,8 @@ int ttt_engine_restore_recent(struct ttt_engine *e, const struct ttt_recent *r)
 	if (count < e->R && pos > count)
 		pos = count;
 	struct series *s = NULL;
-	/* queued forecasts, whose level corrections the reset must follow */
+	/* queued forecasts, whose corrections (level, recalibration) the
+	 * reset must follow */
 	int rc = (e->K > 0 || e->KR > 0) && e->qn > 0 ? ttt_engine_flush(e) : 0;
 	if (rc == 0)
 		rc = series_settled(e, r->key, &s);
