@@ -490,6 +490,13 @@ const struct cfg_option cfg_options[] = {
     DBL("ttt.recal_margin", ttt.recal_margin, 0, 10, "0.01", OPT_RELOAD,
 	"Recalibration: published while what it gained exceeds this share "
 	"of the squared errors it was judged on."),
+    DBL("ttt.recal_later_judge", ttt.recal_later, 0, 0.99999, "0.999",
+	OPT_RELOAD,
+	"Recalibration: the steps after the first recal_steps are published "
+	"by segments (up to 48, 96, 192, 336, 720), each only while, in "
+	"addition, the corrections gained on its middle step as its values "
+	"arrived (every 4th forecast, with this forgetting per value). 0: "
+	"they follow the first steps' judge alone."),
     INT("ttt.seed", ttt.seed, 0, 2147483647, "1", 0,
 	"Seed of the reconstruction masks and adapter initialisation."),
 

@@ -201,7 +201,7 @@ struct cfg {
 		double level_forget, level_shrink, level_share;
 		int recal_steps;
 		double recal_forget, recal_ridge, recal_share, recal_judge,
-		    recal_margin;
+		    recal_margin, recal_later;
 		int seed;
 	} ttt;
 	struct {

@@ -308,6 +308,8 @@ static json_t *params_json(const struct ttt_params *p, const char *families)
 			    json_real((double)p->recal_judge));
 	json_object_set_new(o, "recal_margin",
 			    json_real((double)p->recal_margin));
+	json_object_set_new(o, "recal_later_judge",
+			    json_real((double)p->recal_later));
 	json_object_set_new(o, "seed", json_integer((json_int_t)p->seed));
 	return o;
 }

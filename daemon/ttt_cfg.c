@@ -109,6 +109,7 @@ int dc_ttt_params_from_cfg(struct ttt_params *p, const struct cfg *c, char *err,
 	p->recal_share = (float)c->ttt.recal_share;
 	p->recal_judge = (float)c->ttt.recal_judge;
 	p->recal_margin = (float)c->ttt.recal_margin;
+	p->recal_later = (float)c->ttt.recal_later;
 	p->seed = (uint64_t)c->ttt.seed;
 	return ttt_params_check(p, err, n);
 }

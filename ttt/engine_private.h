@@ -61,6 +61,26 @@ struct recal {
 	float slot[];
 };
 
+/* One later segment's judge of a series' recalibration (recal.c): what
+ * the corrections gained on the segment's middle step and the r^2 they
+ * were judged against, then the ring of that step's forecasts from every
+ * RECAL_EVERY-th origin (tag: origin + 1; 0: none). */
+struct recal_pair {
+	float f, g;
+	uint32_t tag;
+};
+struct recal_seg {
+	double gain, energy;
+	struct recal_pair slot[];
+};
+
+/* Where a later segment's steps are and its judge's state lies. */
+struct recal_geo {
+	int s0, s1, m, nslot;
+	size_t off; /* from the series' struct recal */
+};
+#define RECAL_MAX_SEGS 6
+
 struct series {
 	struct series *next; /* hash chain */
 	struct adstate *ad;
@@ -125,8 +145,10 @@ struct ttt_engine {
 	ttt_event_fn cb;
 	void *user;
 	int L, H, R;
-	int K;	/* ttt.level_steps (level.c) */
-	int KR; /* ttt.recal_steps (recal.c) */
+	int K;				       /* ttt.level_steps (level.c) */
+	int KR;				       /* ttt.recal_steps (recal.c) */
+	struct recal_geo rseg[RECAL_MAX_SEGS]; /* its later segments */
+	int nrseg;
 	/* a series' allocation after its key: the ring, then the level
 	 * correction's and the recalibration's state (ttt_series_layout) */
 	size_t lv_off, rc_off, tail_bytes;
@@ -297,8 +319,9 @@ void ttt_level_publish(const struct ttt_engine *e, struct series *s,
 
 /* ---- recal.c: the recalibration --------------------------------------- */
 
-/* Bytes of a series' recalibration state; 0 when off. */
-size_t ttt_recal_bytes(const struct ttt_engine *e);
+/* The layout of a series' recalibration state (e->rseg, nrseg); returns
+ * its bytes, 0 when off. */
+size_t ttt_recal_layout(struct ttt_engine *e);
 /* As ttt_level_clear, ttt_level_reset and ttt_level_push. */
 void ttt_recal_clear(const struct ttt_engine *e, struct series *s);
 void ttt_recal_reset(const struct ttt_engine *e, struct series *s);

@@ -62,6 +62,7 @@ void ttt_params_default(struct ttt_params *p)
 	p->recal_share = 0.25f;
 	p->recal_judge = 0.99f;
 	p->recal_margin = 0.01f;
+	p->recal_later = 0.999f;
 	p->max_gap = 4;
 	p->step = 0;
 	p->seed = 1;
@@ -152,5 +153,8 @@ int ttt_params_check(const struct ttt_params *p, char *errbuf,
 	      "ttt.recal_judge must be in (0, 1)");
 	CHECK(isfinite(p->recal_margin) && p->recal_margin >= 0.0f,
 	      "ttt.recal_margin must be >= 0");
+	CHECK(p->recal_later == 0.0f ||
+		  (p->recal_later > 0.0f && p->recal_later < 1.0f),
+	      "ttt.recal_later_judge must be 0 or in (0, 1)");
 	return 0;
 }

@@ -22,6 +22,18 @@
  * with forgetting ttt.recal_judge; the correction is published while that
  * sum exceeds ttt.recal_margin times the likewise summed r^2.
  *
+ * That judge reads the first K steps only; a correction that pays there
+ * can lose further out (exchange_rate, weather: docs/RESULTS.md).  So the
+ * later steps are published by segments -- [K, 48), [48, 96), [96, 192),
+ * [192, 336), [336, 720), cut at the horizon -- each only while, in
+ * addition, the corrections gained on its middle step m: when a value
+ * arrives it is step m of the forecast made m + 1 positions before, whose
+ * step and correction were kept (from every RECAL_EVERY-th origin), and
+ * the pair scores that correction as above, with forgetting
+ * ttt.recal_later_judge per value and the same margin.  Evidence m values
+ * old instead of the horizon's; ttt.recal_later_judge = 0 publishes the
+ * later steps on the first judge alone.
+ *
  * This is a second learner beside the adapter, fitted in closed form
  * instead of by gradient steps, on the elapsed prefix of unfinished
  * horizons (causal: a pair enters when its value has arrived).  Measured
@@ -35,7 +47,9 @@
  * with the values (push, observe), the rows and the sums with the
  * forecasts when they are published -- at once, or from a deferred batch
  * in the same order with the value and the flags observe() saw (struct
- * ttt_fresh_in) -- so both paths publish the same.  Not saved: after a
+ * ttt_fresh_in) -- so both paths publish the same.  Then one struct
+ * recal_seg per later segment, its ring of m / RECAL_EVERY + 1 kept
+ * pairs.  Not saved: after a
  * restart or a move it starts from zero (judged off until its corrections
  * have paid).
  */
@@ -43,6 +57,11 @@
 #include <string.h>
 
 #include "ttt/engine_private.h"
+
+/* The later segments' judges keep every RECAL_EVERY-th origin's middle
+ * step: a quarter of the memory, and in numpy on eleven cells the same
+ * gains as every origin's (at 8, weather's gain is lost). */
+#define RECAL_EVERY 4
 
 static int recal_on(const struct ttt_engine *e)
 {
@@ -70,19 +89,53 @@ static unsigned char *rflags(const struct ttt_engine *e, struct recal *rc)
 	return (unsigned char *)(rc->slot + (size_t)e->KR * (e->KR + 2));
 }
 
-size_t ttt_recal_bytes(const struct ttt_engine *e)
+static struct recal_seg *seg(const struct ttt_engine *e, struct recal *rc,
+			     int i)
 {
+	return (struct recal_seg *)((char *)rc + e->rseg[i].off);
+}
+
+size_t ttt_recal_layout(struct ttt_engine *e)
+{
+	static const int edge[] = {48, 96, 192, 336, 720};
+	e->nrseg = 0;
 	if (e->KR <= 0)
 		return 0;
 	size_t k = (size_t)e->KR;
-	return sizeof(struct recal) + k * (k + 2) * sizeof(float) + k;
+	size_t bytes = sizeof(struct recal) + k * (k + 2) * sizeof(float) + k;
+	int s0 = e->KR;
+	for (size_t i = 0; i <= sizeof(edge) / sizeof(edge[0]) && s0 < e->H;
+	     i++) {
+		int s1 = i < sizeof(edge) / sizeof(edge[0]) && edge[i] < e->H
+			     ? edge[i]
+			     : e->H;
+		if (s1 <= s0)
+			continue;
+		struct recal_geo *g = &e->rseg[e->nrseg++];
+		g->s0 = s0;
+		g->s1 = s1;
+		g->m = (s0 + s1 - 1) / 2;
+		/* read before the forecast at its position is kept: the
+		 * origins pos - m - 1 .. pos - 1 hold at most this many */
+		g->nslot = g->m / RECAL_EVERY + 1;
+		bytes = (bytes + 7) & ~(size_t)7;
+		g->off = bytes;
+		bytes += sizeof(struct recal_seg) +
+			 (size_t)g->nslot * sizeof(struct recal_pair);
+		s0 = s1;
+	}
+	return (bytes + 7) & ~(size_t)7;
 }
 
 void ttt_recal_clear(const struct ttt_engine *e, struct series *s)
 {
 	struct recal *rc = state(e, s);
-	if (rc)
-		memset(rflags(e, rc), 0, (size_t)e->KR);
+	if (!rc)
+		return;
+	memset(rflags(e, rc), 0, (size_t)e->KR);
+	for (int i = 0; i < e->nrseg; i++)
+		memset(seg(e, rc, i)->slot, 0,
+		       (size_t)e->rseg[i].nslot * sizeof(struct recal_pair));
 }
 
 void ttt_recal_reset(const struct ttt_engine *e, struct series *s)
@@ -94,6 +147,8 @@ void ttt_recal_reset(const struct ttt_engine *e, struct series *s)
 	memset(rc->sum, 0, sizeof(rc->sum));
 	rc->gain = rc->energy = 0.0;
 	rc->prev = 0;
+	for (int i = 0; i < e->nrseg; i++)
+		seg(e, rc, i)->gain = seg(e, rc, i)->energy = 0.0;
 }
 
 void ttt_recal_push(const struct ttt_engine *e, struct series *s)
@@ -152,6 +207,50 @@ static void fit(const struct ttt_engine *e, const struct recal *rc,
 	}
 }
 
+/* The value y at pos is step m of the forecast made at pos - m - 1: the
+ * later segments' judges score the correction it was made with. */
+static void judge_later(const struct ttt_engine *e, struct recal *rc, float y,
+			long pos)
+{
+	const double f2 = (double)e->p.recal_later * (double)e->p.recal_later;
+	const double forget = f2 * f2; /* ^RECAL_EVERY */
+	for (int i = 0; i < e->nrseg; i++) {
+		const struct recal_geo *g = &e->rseg[i];
+		struct recal_seg *sg = seg(e, rc, i);
+		long w = pos - g->m - 1;
+		if (w < 0 || w % RECAL_EVERY)
+			continue;
+		sg->gain *= forget;
+		sg->energy *= forget;
+		const struct recal_pair *p =
+		    &sg->slot[(size_t)((w / RECAL_EVERY) % g->nslot)];
+		if (p->tag != (uint32_t)(w + 1))
+			continue; /* no forecast was made there */
+		double r = (double)y - (double)p->f, c = (double)p->g;
+		sg->gain += r * r - (r - c) * (r - c);
+		sg->energy += r * r;
+	}
+}
+
+/* The forecast fc made at pos with the correction A f + B: each later
+ * segment keeps its middle step and correction from every RECAL_EVERY-th
+ * origin. */
+static void keep_later(const struct ttt_engine *e, struct recal *rc, long pos,
+		       const float *fc, float A, float B)
+{
+	if (pos % RECAL_EVERY)
+		return;
+	for (int i = 0; i < e->nrseg; i++) {
+		const struct recal_geo *g = &e->rseg[i];
+		struct recal_pair *p =
+		    &seg(e, rc, i)
+			 ->slot[(size_t)((pos / RECAL_EVERY) % g->nslot)];
+		p->f = fc[g->m];
+		p->g = (float)((double)A * (double)fc[g->m] + (double)B);
+		p->tag = (uint32_t)(pos + 1);
+	}
+}
+
 void ttt_recal_publish(const struct ttt_engine *e, struct series *s,
 		       const struct ttt_fresh_in *in, long pos, float *fc)
 {
@@ -185,16 +284,28 @@ void ttt_recal_publish(const struct ttt_engine *e, struct series *s,
 		rc->gain += r * r - (r - g) * (r - g);
 		rc->energy += r * r;
 	}
+	judge_later(e, rc, in->y, pos);
 	float A, B;
 	fit(e, rc, &A, &B);
 	const size_t j = (size_t)(pos % K);
 	memcpy(&row[j * (size_t)K], fc, (size_t)K * sizeof(float));
 	app[2 * j] = A;
 	app[2 * j + 1] = B;
-	if (!(rc->gain > (double)e->p.recal_margin * rc->energy))
+	keep_later(e, rc, pos, fc, A, B);
+	const double margin = (double)e->p.recal_margin;
+	if (!(rc->gain > margin * rc->energy))
 		return;
 	if (A == 0.0f && B == 0.0f)
 		return;
-	for (int h = 0; h < e->H; h++)
+	int upto = e->nrseg > 0 ? e->rseg[0].s0 : e->H;
+	for (int h = 0; h < upto; h++)
 		fc[h] += A * fc[h] + B;
+	for (int i = 0; i < e->nrseg; i++) {
+		const struct recal_seg *sg = seg(e, rc, i);
+		if (e->p.recal_later > 0.0f &&
+		    !(sg->gain > margin * sg->energy))
+			continue;
+		for (int h = e->rseg[i].s0; h < e->rseg[i].s1; h++)
+			fc[h] += A * fc[h] + B;
+	}
 }

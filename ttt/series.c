@@ -212,7 +212,7 @@ void ttt_series_layout(struct ttt_engine *e)
 			 : 0;
 	e->lv_off = ring;
 	e->rc_off = ring + lv;
-	e->tail_bytes = ring + lv + ttt_recal_bytes(e);
+	e->tail_bytes = ring + lv + ttt_recal_layout(e);
 }
 
 struct series *ttt_series_get(struct ttt_engine *e, const char *key)

@@ -128,6 +128,7 @@ struct ttt_params {
 	float level_forget, level_shrink, level_share;
 	int recal_steps; /* recalibration (ttt/recal.c); 0: off */
 	float recal_forget, recal_ridge, recal_share, recal_judge, recal_margin;
+	float recal_later; /* later segments' judges' forgetting; 0: none */
 	int fallback_rollbacks, fallback_within, fallback_pause; /* trust.c */
 	int max_gap;   /* gaps up to this many steps are interpolated */
 	int64_t step;  /* series step in ts units; 0 = from the data */
