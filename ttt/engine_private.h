@@ -52,8 +52,8 @@ struct level {
 
 /* A series' recalibration (recal.c): the weighted sums of f^2, f, the
  * weights, f r and r; what its corrections gained and the r^2 they were
- * judged against; whether position n - 1 - K had a forecast; then [K][K]
- * rows, [K][2] corrections and [K] flag bytes. */
+ * judged against; whether position n - 1 - K had a forecast; then the
+ * K steps' rings of kept forecasts, [K][2] corrections and [K] flags. */
 struct recal {
 	double sum[5];
 	double gain, energy;

@@ -40,8 +40,10 @@
  * in docs/RESULTS.md, "A recalibration from the freshest errors".
  *
  * State (struct recal, after the series' ring and level state, only when
- * K > 0): the sums; [K][K] floats, row p % K the first K steps of the
- * forecast made at position p before this correction; [K][2] floats, the
+ * K > 0): the sums; K (K + 1) / 2 floats, a ring of h + 1 for each step
+ * h < K, holding at p % (h + 1) step h of the forecast made at position p
+ * before this correction (read when the value at p + 1 + h arrives, just
+ * before the forecast made there takes its place); [K][2] floats, the
  * slope and offset of the correction it was made with (s a and s (c - a
  * mu)); [K] flags, whether position p % K had a forecast.  The flags move
  * with the values (push, observe), the rows and the sums with the
@@ -74,19 +76,27 @@ static struct recal *state(const struct ttt_engine *e, const struct series *s)
 	return e->KR > 0 ? (struct recal *)((char *)s->ring + e->rc_off) : NULL;
 }
 
-static float *rows(struct recal *rc)
+/* Floats of the steps' rings: K (K + 1) / 2. */
+static size_t steps_len(int K)
 {
-	return rc->slot;
+	return (size_t)K * (size_t)(K + 1) / 2;
+}
+
+/* Where step h of the forecast made at position p is kept. */
+static float *step_at(struct recal *rc, int h, long p)
+{
+	return &rc->slot[steps_len(h) + (size_t)(p % (h + 1))];
 }
 
 static float *applied(const struct ttt_engine *e, struct recal *rc)
 {
-	return rc->slot + (size_t)e->KR * e->KR;
+	return rc->slot + steps_len(e->KR);
 }
 
 static unsigned char *rflags(const struct ttt_engine *e, struct recal *rc)
 {
-	return (unsigned char *)(rc->slot + (size_t)e->KR * (e->KR + 2));
+	return (unsigned char *)(rc->slot + steps_len(e->KR) +
+				 2 * (size_t)e->KR);
 }
 
 static struct recal_seg *seg(const struct ttt_engine *e, struct recal *rc,
@@ -102,7 +112,8 @@ size_t ttt_recal_layout(struct ttt_engine *e)
 	if (e->KR <= 0)
 		return 0;
 	size_t k = (size_t)e->KR;
-	size_t bytes = sizeof(struct recal) + k * (k + 2) * sizeof(float) + k;
+	size_t bytes = sizeof(struct recal) +
+		       (steps_len(e->KR) + 2 * k) * sizeof(float) + k;
 	int s0 = e->KR;
 	for (size_t i = 0; i <= sizeof(edge) / sizeof(edge[0]) && s0 < e->H;
 	     i++) {
@@ -258,7 +269,7 @@ void ttt_recal_publish(const struct ttt_engine *e, struct series *s,
 		return;
 	struct recal *rc = state(e, s);
 	const int K = e->KR;
-	float *row = rows(rc), *app = applied(e, rc);
+	float *app = applied(e, rc);
 	/* the value at pos is finite: observe() refuses others */
 	const double lam = (double)e->p.recal_forget;
 	const double jf = (double)e->p.recal_judge;
@@ -270,7 +281,7 @@ void ttt_recal_publish(const struct ttt_engine *e, struct series *s,
 		if (!(in->rmask >> h & 1))
 			continue;
 		size_t j = (size_t)((pos - 1 - h) % K);
-		double f = (double)row[j * (size_t)K + (size_t)h];
+		double f = (double)*step_at(rc, h, pos - 1 - h);
 		if (!isfinite(f))
 			continue;
 		double r = (double)in->y - f;
@@ -288,7 +299,8 @@ void ttt_recal_publish(const struct ttt_engine *e, struct series *s,
 	float A, B;
 	fit(e, rc, &A, &B);
 	const size_t j = (size_t)(pos % K);
-	memcpy(&row[j * (size_t)K], fc, (size_t)K * sizeof(float));
+	for (int h = 0; h < K; h++)
+		*step_at(rc, h, pos) = fc[h];
 	app[2 * j] = A;
 	app[2 * j + 1] = B;
 	keep_later(e, rc, pos, fc, A, B);
