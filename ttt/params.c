@@ -49,20 +49,20 @@ void ttt_params_default(struct ttt_params *p)
 	p->scope = TTT_SCOPE_SERIES;
 	p->group_sep = '/';
 	p->ephemeral = 0;
-	p->combine_weight = 0.65f;
+	p->combine_weight = 0.4f;
 	/* docs/RESULTS.md, "The average of the versions" */
 	p->average_rate = 0.03f;
 	p->level_steps = 0; /* off: docs/RESULTS.md, "A level correction" */
 	p->level_forget = 0.999f;
 	p->level_shrink = 4.0f;
 	p->level_share = 0.5f;
-	p->recal_steps = 0;
+	p->recal_steps = 12;
 	p->recal_forget = 0.9998f;
 	p->recal_ridge = 10.0f;
 	p->recal_share = 0.25f;
 	p->recal_judge = 0.99f;
 	p->recal_margin = 0.01f;
-	p->recal_later = 0.999f;
+	p->recal_later = 0.995f;
 	p->max_gap = 4;
 	p->step = 0;
 	p->seed = 1;

@@ -146,6 +146,7 @@ static void run_fixed(struct fc_model *m, const float *cal, int enabled,
 	size_t A = fc_adapter_len(m), off, len;
 	float *block = malloc(A * sizeof(float));
 	ttt_params_default(&p);
+	p.recal_steps = 0; /* the combiner's publishing alone */
 	p.enabled = enabled;
 	p.combine_weight = w;
 	p.steps = 0; /* the adapter stays what it is set to */
@@ -352,6 +353,7 @@ static struct ttt_engine *run_until(struct fc_model *m, float rate,
 	struct ttt_engine *e;
 	char err[256];
 	ttt_params_default(&p);
+	p.recal_steps = 0; /* the combiner's publishing alone */
 	p.every = 5;
 	p.drift = TTT_DRIFT_NONE;
 	p.shadow_every = 0;
@@ -517,6 +519,7 @@ static void rollbacks_restart_the_average(int policy)
 	struct rb_seen seen = {0};
 	char err[256];
 	ttt_params_default(&p);
+	p.recal_steps = 0; /* the combiner's publishing alone */
 	p.every = 3;
 	p.drift = TTT_DRIFT_NONE;
 	p.guard = 0;
@@ -595,6 +598,7 @@ static void stand_still(struct ttt_engine *e)
 {
 	struct ttt_params p;
 	ttt_params_default(&p);
+	p.recal_steps = 0; /* the combiner's publishing alone */
 	p.every = 1000000;
 	p.drift = TTT_DRIFT_NONE;
 	p.shadow_every = 0;
@@ -655,6 +659,7 @@ Test(combine, a_versions_average_republishes_its_forecasts)
 	struct ttt_params p;
 	char err[256];
 	ttt_params_default(&p);
+	p.recal_steps = 0; /* the combiner's publishing alone */
 	p.average_rate = 0.25f;
 	struct ttt_engine *b, *c;
 	cr_assert_eq(ttt_engine_new(m, &p, on_fc, &fb, &b, err, sizeof(err)), 0,

@@ -616,11 +616,14 @@ Test(engine, memory_per_series_at_default_model_size)
 	char err[256], key[32];
 	fc_config_default(&c); /* L = 96, H = 96, D = 64 */
 	cr_assert_eq(fc_model_new(&c, 1, &m, err, sizeof(err)), 0, "%s", err);
-	const unsigned fams[] = {FC_ADAPT_CALIB,
+	const unsigned fams[] = {FC_ADAPT_CALIB, FC_ADAPT_CALIB,
 				 FC_ADAPT_ENC | FC_ADAPT_NORM | FC_ADAPT_CALIB};
-	for (size_t k = 0; k < 2; k++) {
+	size_t per_default = 0;
+	for (size_t k = 0; k < 3; k++) {
 		ttt_params_default(&p);
 		p.families = fams[k];
+		if (k == 1)
+			p.recal_steps = 0;
 		cr_assert_eq(
 		    ttt_engine_new(m, &p, NULL, NULL, &e, err, sizeof(err)), 0,
 		    "%s", err);
@@ -629,23 +632,31 @@ Test(engine, memory_per_series_at_default_model_size)
 		 * allocated (the other families are
 		 * only logged, and adapt slowly) */
 		for (int i = 0; i < 100; i++)
-			for (int t = 0; t < (k == 0 ? 300 : 100); t++) {
+			for (int t = 0; t < (k < 2 ? 300 : 100); t++) {
 				snprintf(key, sizeof(key), "meter-%05d", i);
 				ttt_engine_observe(e, key, t,
 						   sinf(0.3f * (float)t));
 			}
 		ttt_engine_stats(e, &st);
-		if (k == 0)
+		if (k < 2)
 			cr_assert_gt(st.accepted, 100, "too few adaptations");
 		size_t per = (st.bytes_series + st.bytes_adapters) / st.series;
 		cr_log_info("families %#x: %zu adapter floats, %zu bytes per "
 			    "series",
 			    fams[k], st.adapter_params, per);
-		/* the 4 KB goal, with the copy of the version on probation
-		 * before it may become the rollback target (ttt/trust.c):
-		 * 3640 B at H = 8 here */
+		/* The 4 KB goal holds without the recalibration (4072 B,
+		 * with the copy of the version on probation before it may
+		 * become the rollback target, ttt/trust.c, and the published
+		 * average); the recalibration on by default adds its 832 B
+		 * at recal_steps = 12 and H = 96 (ttt/recal.c: the goal is
+		 * missed by that, docs/RESULTS.md) and nothing more. */
 		if (k == 0)
+			per_default = per;
+		if (k == 1) {
 			cr_assert_leq(per, 4096, "%zu bytes per series", per);
+			cr_assert_eq(per_default, per + 832, "%zu vs %zu",
+				     per_default, per);
+		}
 		ttt_engine_free(e);
 	}
 	fc_model_free(m);

@@ -34,6 +34,7 @@ static float share = 1.0f; /* ttt.level_share of the engines made */
 static void params(struct ttt_params *p, int level_steps)
 {
 	ttt_params_default(p);
+	p->recal_steps = 0; /* the level correction's rule alone */
 	p->level_steps = level_steps;
 	p->level_forget = FORGET;
 	p->level_shrink = SHRINK;

@@ -7,7 +7,13 @@ frozen and the `ttt` arm's MSE of
       --set ttt.recal_steps=12 [--set ttt.combine_weight=0]
 
 (a: the defaults plus the recalibration; b: the recalibration alone, the
-adapter published with share 0).  The defaults' own `ttt` arm is read from
+adapter published with share 0), and of
+
+  driftcast eval ... --set ttt.recal_steps=12 --set ttt.combine_weight=0.5
+
+with the later segments judged on their middle steps (m: the engine of
+commit cc31477 on, ttt.recal_later_judge 0.999; a and b were run before
+it, when every step followed the first steps' judge).  The defaults' own `ttt` arm is read from
 ../average/{val,train}/*.json (the same models).  Prints per split the
 change against frozen per cell, the mean of the 12 (dataset, backbone)
 averages over H, the worst cell, and the rule (no validation and no
@@ -39,7 +45,7 @@ def main():
                 a = json.load(open(p))['arms']
                 got[(cell, split)]['default'] = 100 * (
                     a['ttt']['mse'] / a['frozen']['mse'] - 1)
-    tags = ['default', 'a', 'b']
+    tags = ['default', 'a', 'b', 'm']
     for split in ('val', 'train'):
         print(f'## {split}')
         print('| cell | ' + ' | '.join(tags) + ' |')
