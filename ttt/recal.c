@@ -1,7 +1,9 @@
 /*
- * The recalibration (off by default: ttt.recal_steps = 0): each series
- * corrects what it publishes by an affine map fitted on its own freshest
- * errors, y' = y + s (a (y - mu) + c).
+ * The recalibration (on by default: ttt.recal_steps = 12; 0 turns it off):
+ * each series corrects what it publishes by an affine map fitted on its own
+ * freshest errors, y' = y + s (a (y - mu) + c).  Chosen with the adapter's
+ * share 0.4 on the validation and training splits: docs/RESULTS.md, "The
+ * recalibration on by default".
  *
  * Every forecast's first K = ttt.recal_steps steps are known 1..K values
  * after its origin.  When a value arrives it is the h-th step of the
@@ -45,15 +47,14 @@
  * before this correction (read when the value at p + 1 + h arrives, just
  * before the forecast made there takes its place); [K][2] floats, the
  * slope and offset of the correction it was made with (s a and s (c - a
- * mu)); [K] flags, whether position p % K had a forecast.  The flags move
- * with the values (push, observe), the rows and the sums with the
- * forecasts when they are published -- at once, or from a deferred batch
- * in the same order with the value and the flags observe() saw (struct
- * ttt_fresh_in) -- so both paths publish the same.  Then one struct
- * recal_seg per later segment, its ring of m / RECAL_EVERY + 1 kept
- * pairs.  Not saved: after a
- * restart or a move it starts from zero (judged off until its corrections
- * have paid).
+ * mu)); [K] flags, whether position p % K had a forecast; then one
+ * struct recal_seg per later segment, its ring of m / RECAL_EVERY + 1
+ * kept pairs.  The flags move with the values (push, observe), the kept
+ * steps, pairs and sums with the forecasts when they are published -- at
+ * once, or from a deferred batch in the same order with the value and the
+ * flags observe() saw (struct ttt_fresh_in) -- so both paths publish the
+ * same.  Not saved: after a restart or a move it starts from zero (judged
+ * off until its corrections have paid).
  */
 #include <math.h>
 #include <string.h>
@@ -224,7 +225,8 @@ static void judge_later(const struct ttt_engine *e, struct recal *rc, float y,
 			long pos)
 {
 	const double f2 = (double)e->p.recal_later * (double)e->p.recal_later;
-	const double forget = f2 * f2; /* ^RECAL_EVERY */
+	_Static_assert(RECAL_EVERY == 4, "forget is the 4th power");
+	const double forget = f2 * f2; /* per kept origin */
 	for (int i = 0; i < e->nrseg; i++) {
 		const struct recal_geo *g = &e->rseg[i];
 		struct recal_seg *sg = seg(e, rc, i);
