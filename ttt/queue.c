@@ -25,9 +25,9 @@ struct qslot {
 	int64_t ts, step;
 	float value; /* the value observed at ts (the newest of the window) */
 	uint64_t version, tag;
-	struct series *ser; /* the series (flushed before it is freed) */
-	long pos;	    /* the forecast's position in it */
-	struct ttt_fresh_in level;
+	struct series *ser;	   /* the series (flushed before it is freed) */
+	long pos;		   /* the forecast's position in it */
+	struct ttt_fresh_in fresh; /* what observe() saw for the corrections */
 	/* deferred learning (ttt_learn_enqueue), or s = NULL */
 	struct series *s;
 	struct learn_plan plan;
@@ -78,7 +78,7 @@ void ttt_enqueue_forecast(struct ttt_engine *e, struct series *s,
 				  .tag = e->tag,
 				  .ser = s,
 				  .pos = s->n - 1,
-				  .level = *lin};
+				  .fresh = *lin};
 	e->qn++;
 }
 
@@ -264,8 +264,8 @@ int ttt_engine_flush(struct ttt_engine *e)
 			ev.value = q->value;
 			ev.version_from = ev.version_to = q->version;
 			float *fc = e->qy + (size_t)k * e->H;
-			ttt_level_publish(e, q->ser, &q->level, q->pos, fc);
-			ttt_recal_publish(e, q->ser, &q->level, q->pos, fc);
+			ttt_level_publish(e, q->ser, &q->fresh, q->pos, fc);
+			ttt_recal_publish(e, q->ser, &q->fresh, q->pos, fc);
 			ev.forecast = fc;
 			ev.horizon = e->H;
 			ev.tag = q->tag;

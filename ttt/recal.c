@@ -115,14 +115,16 @@ size_t ttt_recal_layout(struct ttt_engine *e)
 	size_t k = (size_t)e->KR;
 	size_t bytes = sizeof(struct recal) +
 		       (steps_len(e->KR) + 2 * k) * sizeof(float) + k;
-	int s0 = e->KR;
-	for (size_t i = 0; i <= sizeof(edge) / sizeof(edge[0]) && s0 < e->H;
-	     i++) {
-		int s1 = i < sizeof(edge) / sizeof(edge[0]) && edge[i] < e->H
-			     ? edge[i]
-			     : e->H;
-		if (s1 <= s0)
-			continue;
+	/* [K, 48), [48, 96), ... cut at H: the ends above K and below H,
+	 * then H */
+	int end[RECAL_MAX_SEGS], n = 0, s0 = e->KR;
+	for (size_t i = 0; i < sizeof(edge) / sizeof(edge[0]); i++)
+		if (edge[i] > e->KR && edge[i] < e->H)
+			end[n++] = edge[i];
+	if (e->KR < e->H)
+		end[n++] = e->H;
+	for (int i = 0; i < n; i++) {
+		int s1 = end[i];
 		struct recal_geo *g = &e->rseg[e->nrseg++];
 		g->s0 = s0;
 		g->s1 = s1;
