@@ -375,7 +375,8 @@ const struct cfg_option cfg_options[] = {
 	"<= the current one's * (1 + tol)."),
     ENUM("ttt.drift", ttt.drift, ttt_drifts, "page_hinkley", OPT_RELOAD,
 	 "Drift detector on the reconstruction loss: none, page_hinkley or "
-	 "adwin; a drift adapts early."),
+	 "adwin; a drift adapts early. A change at a reload starts every "
+	 "series' detector afresh."),
     INT("ttt.drift_every", ttt.drift_every, 1, 1000000, "5", OPT_RELOAD,
 	"Sample the reconstruction loss for the detector every this many "
 	"observations."),
@@ -400,7 +401,8 @@ const struct cfg_option cfg_options[] = {
 	"rollback."),
     ENUM("ttt.reset", ttt.reset, ttt_resets, "rollback", OPT_RELOAD,
 	 "What a realised-worse adapter falls back to: rollback (last good "
-	 "version), soft (toward the anchor by reset_alpha) or hard (the "
+	 "version, kept in half precision as its difference from the "
+	 "anchor), soft (toward the anchor by reset_alpha) or hard (the "
 	 "anchor)."),
     DBL("ttt.reset_alpha", ttt.reset_alpha, 0, 1, "0.5", OPT_RELOAD,
 	"Soft reset: share of the way back to the anchor."),

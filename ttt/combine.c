@@ -3,6 +3,7 @@
  * series publishes, and the published forecast itself.
  */
 #include <math.h>
+#include <stdbool.h>
 #include <string.h>
 
 #include "forecast/forecast.h"
@@ -88,14 +89,30 @@ float ttt_unhalf(uint16_t h)
 	return f32_from_bits(sign | ((ex + 112) << 23) | (man << 13));
 }
 
+/* ---- adapters kept as differences from the anchor ------------------- */
+
+bool ttt_halves_put(const struct ttt_engine *e, uint16_t *h, const float *a)
+{
+	bool finite = true;
+	for (size_t k = 0; k < e->n_ad; k++) {
+		h[k] = ttt_half(a[k] - e->anchor[k]);
+		finite &= (h[k] & 0x7c00u) != 0x7c00u;
+	}
+	return finite;
+}
+
+void ttt_halves_get(const struct ttt_engine *e, float *a, const uint16_t *h)
+{
+	for (size_t k = 0; k < e->n_ad; k++)
+		a[k] = e->anchor[k] + ttt_unhalf(h[k]);
+}
+
 /* ---- the published average ----------------------------------------- */
 
 void ttt_avg_reset(const struct ttt_engine *e, struct adstate *ad)
 {
-	if (!ad->avg)
-		return;
-	for (size_t k = 0; k < e->n_ad; k++)
-		ad->avg[k] = ttt_half(ad->a[k] - e->anchor[k]);
+	if (ad->avg)
+		ttt_halves_put(e, ad->avg, ad->a);
 }
 
 void ttt_avg_update(const struct ttt_engine *e, struct adstate *ad)
@@ -123,8 +140,7 @@ const float *ttt_published(struct ttt_engine *e, const struct adstate *ad)
 {
 	if (!ad->avg)
 		return ad->a;
-	for (size_t k = 0; k < e->n_ad; k++)
-		e->pub[k] = e->anchor[k] + ttt_unhalf(ad->avg[k]);
+	ttt_halves_get(e, e->pub, ad->avg);
 	return e->pub;
 }
 

@@ -34,8 +34,8 @@
 #ifndef DRIFTCAST_TTT_COMBINE_H
 #define DRIFTCAST_TTT_COMBINE_H
 
+#include <stdbool.h>
 #include <stddef.h>
-
 #include <stdint.h>
 
 struct adstate;
@@ -47,6 +47,13 @@ struct ttt_event;
 /* IEEE half precision, round to nearest even (overflow to infinity). */
 uint16_t ttt_half(float f);
 float ttt_unhalf(uint16_t h);
+
+/* Packed adapters [n_ad] kept in half precision as their differences from
+ * the anchor: the published average, the last good version and the one
+ * on probation (trust.c).  put is false when a difference overflows (it is
+ * then infinite); get decodes. */
+bool ttt_halves_put(const struct ttt_engine *e, uint16_t *h, const float *a);
+void ttt_halves_get(const struct ttt_engine *e, float *a, const uint16_t *h);
 
 /* The published average of ad := its current adapter (a no-op while
  * ttt.average_rate is 0 or ad has no memory of its own). */

@@ -21,6 +21,7 @@
  */
 #include <errno.h>
 #include <math.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -99,7 +100,7 @@ int ttt_engine_new(const struct fc_model *m, const struct ttt_params *params,
 		return rc;
 	}
 	size_t L = (size_t)e->L, H = (size_t)e->H, B = (size_t)e->maxb;
-	size_t nfl = 4 * e->A + 6 * e->n_ad + B * L * 2 + B * H * 3 + H + 2 * B;
+	size_t nfl = 4 * e->A + 7 * e->n_ad + B * L * 2 + B * H * 3 + H + 2 * B;
 	e->ident = calloc(nfl, sizeof(float));
 	if (!e->ident) {
 		ttt_engine_free(e);
@@ -113,7 +114,8 @@ int ttt_engine_new(const struct fc_model *m, const struct ttt_params *params,
 	e->cc = e->anchor + e->n_ad;
 	e->gc = e->cc + e->n_ad;
 	e->pub = e->gc + e->n_ad;
-	e->xb = e->pub + e->n_ad;
+	e->pdec = e->pub + e->n_ad;
+	e->xb = e->pdec + e->n_ad;
 	e->mb = e->xb + B * L;
 	e->yb = e->mb + B * L;
 	e->yh = e->yb + B * H;
@@ -165,7 +167,12 @@ int ttt_engine_set_params(struct ttt_engine *e, const struct ttt_params *p)
 	n.level_steps = e->p.level_steps;
 	n.recal_steps = e->p.recal_steps;
 	n.seed = e->p.seed;
+	bool new_detector = n.drift != e->p.drift;
 	e->p = n;
+	if (new_detector)
+		for (size_t i = 0; i < e->series.nb; i++)
+			for (struct series *s = e->series.b[i]; s; s = s->next)
+				ttt_drift_reset(e, s);
 	return 0;
 }
 
@@ -222,8 +229,7 @@ static void restart_history(const struct ttt_engine *e, struct series *s)
 	ttt_recal_clear(e, s);
 	s->n = 0;
 	s->since_adapt = 0;
-	ttt_ph_init(&s->ph);
-	ttt_adwin_init(&s->adwin);
+	ttt_drift_reset(e, s);
 }
 
 /* The one decision of what an observation's learning does; learn_now()

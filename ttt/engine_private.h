@@ -22,11 +22,14 @@
 
 struct adstate {
 	struct adstate *next; /* hash chain (group and global scope) */
-	float *a;	      /* [n_ad] current, active range */
-	float *good;	      /* [n_ad] last good version */
+	/* [n_ad] current, active range: the anchor until it first changes,
+	 * then its own block, followed by the last good version and the
+	 * version on probation as half-precision differences from the anchor
+	 * (combine.h; ad_good(), ad_pend()) */
+	float *a;
 	/* [n_ad] with ttt.average_rate > 0 (else NULL): the running average
-	 * of the accepted versions that the series publishes (combine.h),
-	 * as half-precision differences from the anchor */
+	 * of the accepted versions that the series publishes, the same way,
+	 * after those two */
 	uint16_t *avg;
 	uint64_t version, good_version, next_version;
 	int identity;	   /* a is the anchor: forecast with the frozen path */
@@ -90,15 +93,16 @@ struct series {
 	long since_adapt; /* values since the last adaptation */
 	uint64_t n_adapt; /* adaptations so far (mask seeds) */
 	uint64_t hash;
-	int has_ts;
-	int queued; /* learning waits in the queue (flush before more) */
-	struct ttt_ph ph;
-	struct ttt_adwin adwin;
-	struct level *lv; /* after the ring; NULL: ttt.level_steps is 0 */
+	unsigned char has_ts;
+	unsigned char queued; /* learning waits in the queue (flush first) */
 	/* on the engine's list of series whose recent values changed since
-	 * ttt_engine_recent_saved (changed: on it) */
+	 * ttt_engine_recent_saved (chg_prev, chg_next) */
+	unsigned char changed;
+	union { /* the drift detector of ttt.drift (ttt_drift_reset) */
+		struct ttt_ph ph;
+		struct ttt_adwin adwin;
+	} det;
 	struct series *chg_prev, *chg_next;
-	int changed;
 	size_t bytes;
 	char key[];
 };
@@ -171,6 +175,7 @@ struct ttt_engine {
 	float *cc;     /* [n_ad] candidate, packed */
 	float *gc;     /* [n_ad] its gradient, packed */
 	float *pub;    /* [n_ad] a published average, decoded */
+	float *pdec;   /* [n_ad] the version on probation, decoded */
 	float *xb;     /* [maxb, L] */
 	float *yb;     /* [maxb, H] */
 	float *mb;     /* [maxb, L] masks */
@@ -215,6 +220,21 @@ struct ttt_engine {
 };
 
 /* ---- small helpers every part uses --------------------------------------- */
+
+/* ad's last good version and its version on probation (trust.c), in its
+ * own block after the current version (ttt_ad_own); NULL while ad shares
+ * the anchor. */
+static inline uint16_t *ad_good(const struct ttt_engine *e,
+				const struct adstate *ad)
+{
+	return ad->a == e->anchor ? NULL
+				  : (uint16_t *)(void *)(ad->a + e->n_ad);
+}
+static inline uint16_t *ad_pend(const struct ttt_engine *e,
+				const struct adstate *ad)
+{
+	return ad->a == e->anchor ? NULL : ad_good(e, ad) + e->n_ad;
+}
 static inline void emit(struct ttt_engine *e, struct ttt_event *ev)
 {
 	ev->tag = e->tag;

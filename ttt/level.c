@@ -49,6 +49,14 @@ static int level_on(const struct ttt_engine *e)
 	return e->p.enabled && e->K > 0;
 }
 
+/* s's level correction, after its ring (ttt_series_layout); NULL with
+ * ttt.level_steps 0. */
+static struct level *level_of(const struct ttt_engine *e,
+			      const struct series *s)
+{
+	return e->K > 0 ? (struct level *)((char *)s->ring + e->lv_off) : NULL;
+}
+
 static unsigned char *flags(const struct ttt_engine *e, struct level *lv)
 {
 	return (unsigned char *)(lv->slot + 2 * e->K);
@@ -56,7 +64,7 @@ static unsigned char *flags(const struct ttt_engine *e, struct level *lv)
 
 void ttt_level_reset(const struct ttt_engine *e, struct series *s)
 {
-	struct level *lv = s->lv;
+	struct level *lv = level_of(e, s);
 	if (!lv)
 		return;
 	memset(flags(e, lv), 0, (size_t)e->K);
@@ -66,13 +74,14 @@ void ttt_level_reset(const struct ttt_engine *e, struct series *s)
 
 void ttt_level_clear(const struct ttt_engine *e, struct series *s)
 {
-	if (s->lv)
-		memset(flags(e, s->lv), 0, (size_t)e->K);
+	struct level *lv = level_of(e, s);
+	if (lv)
+		memset(flags(e, lv), 0, (size_t)e->K);
 }
 
 void ttt_level_push(const struct ttt_engine *e, struct series *s)
 {
-	struct level *lv = s->lv;
+	struct level *lv = level_of(e, s);
 	if (!lv)
 		return;
 	unsigned char *bit = &flags(e, lv)[(size_t)((s->n - 1) % e->K)];
@@ -88,14 +97,15 @@ struct ttt_fresh_in ttt_level_observe(const struct ttt_engine *e,
 		return in;
 	const int K = e->K;
 	const long pos = s->n - 1;
-	in.valid = s->lv->prev && pos >= K;
+	struct level *lv = level_of(e, s);
+	in.valid = lv->prev && pos >= K;
 	if (in.valid) {
 		double sum = 0.0;
 		for (long i = pos - K + 1; i <= pos; i++)
 			sum += (double)s->ring[(size_t)(i % e->R)];
 		in.ymean = sum / K;
 	}
-	flags(e, s->lv)[(size_t)(pos % K)] = 1;
+	flags(e, lv)[(size_t)(pos % K)] = 1;
 	return in;
 }
 
@@ -122,7 +132,7 @@ void ttt_level_publish(const struct ttt_engine *e, struct series *s,
 {
 	if (!level_on(e))
 		return;
-	struct level *lv = s->lv;
+	struct level *lv = level_of(e, s);
 	const size_t j = (size_t)(pos % e->K);
 	float *slot = &lv->slot[j], *applied = &lv->slot[e->K + j];
 	if (in->valid && isfinite(*slot)) {

@@ -5,12 +5,15 @@
  * points that restore or inspect that state (restart, rollback command,
  * clean restart).
  *
- * Memory.  A series is one allocation: its struct, its ring buffer of
- * R = L + H + (guard_windows + step_windows) * stride floats and its key.
- * An adapter state (one per series, per group or one global, by ttt.scope)
- * is one allocation: the active part of the adapter block (the ranges of
- * the adapting families, packed, n_ad floats), the last good version
- * of it and the version on probation (ttt/trust.c).  The anchor is the
+ * Memory.  A series is one allocation: its struct, its key, its ring
+ * buffer of R = L + H + (guard_windows + step_windows) * stride floats and
+ * the state of the level correction and the recalibration (level.c,
+ * recal.c).  An adapter state (one per series, per group or one global, by
+ * ttt.scope) is its struct and, once it first changes, one allocation: the
+ * active part of the adapter block (the ranges of the adapting families,
+ * packed, n_ad floats), then in half precision, as differences from the
+ * anchor, the last good version, the version on probation (ttt/trust.c)
+ * and the published average (combine.h).  The anchor is the
  * identity adapter, shared by every series.  Optimizer state, gradients,
  * batches and the full adapter block used to call forecast/ live once per
  * engine and only during an adaptation; so nothing is allocated per
@@ -110,7 +113,7 @@ static struct adstate *ad_new(struct ttt_engine *e, const char *key,
 		return NULL;
 	memcpy(a->key, key, keylen);
 	a->key[keylen] = '\0';
-	a->a = a->good = e->anchor;
+	a->a = e->anchor;
 	a->identity = 1;
 	a->good_identity = 1;
 	a->next_version = 1;
@@ -124,22 +127,17 @@ int ttt_ad_own(struct ttt_engine *e, struct adstate *ad)
 {
 	if (ad->a != e->anchor)
 		return 0;
-	/* a, good, tr.pend, then the published average */
-	size_t fl = 3 * e->n_ad * sizeof(float);
-	if (e->p.average_rate > 0.0f)
-		fl += e->n_ad * sizeof(uint16_t);
-	float *b = malloc(fl);
+	/* a, then in halves good (the anchor), tr.pend and the published
+	 * average */
+	size_t nh = e->p.average_rate > 0.0f ? 3 : 2;
+	size_t fl = e->n_ad * (sizeof(float) + nh * sizeof(uint16_t));
+	float *b = calloc(1, fl);
 	if (!b)
 		return -ENOMEM;
 	memcpy(b, e->anchor, e->n_ad * sizeof(float));
-	memcpy(b + e->n_ad, e->anchor, e->n_ad * sizeof(float));
 	ad->a = b;
-	ad->good = b + e->n_ad;
-	ad->tr.pend = b + 2 * e->n_ad;
-	if (e->p.average_rate > 0.0f) {
-		ad->avg = (uint16_t *)(void *)(b + 3 * e->n_ad);
-		ttt_avg_reset(e, ad); /* the anchor */
-	}
+	if (e->p.average_rate > 0.0f)
+		ad->avg = ad_pend(e, ad) + e->n_ad; /* the anchor */
 	ad->bytes += fl;
 	e->st.bytes_adapters += fl;
 	return 0;
@@ -232,13 +230,10 @@ struct series *ttt_series_get(struct ttt_engine *e, const char *key)
 		return NULL;
 	memcpy(s->key, key, keylen + 1);
 	s->ring = (float *)((char *)s + bytes);
-	if (e->K > 0)
-		s->lv = (struct level *)((char *)s->ring + e->lv_off);
 	s->hash = h;
 	s->step = e->p.step;
 	s->bytes = bytes + e->tail_bytes + sizeof(void *);
-	ttt_ph_init(&s->ph);
-	ttt_adwin_init(&s->adwin);
+	ttt_drift_reset(e, s);
 	s->ad = ad_for_key(e, key);
 	if (!s->ad) {
 		free(s);
@@ -374,8 +369,8 @@ int ttt_engine_restore_series(struct ttt_engine *e, const char *key,
 	}
 	/* Not trusted: its probation (ttt/trust.c) is not known here, and a
 	 * restart must not make a poisoned version the rollback target. */
-	if (ad->a != e->anchor)
-		memcpy(ad->good, e->anchor, e->n_ad * sizeof(float));
+	if (ad_good(e, ad))
+		memset(ad_good(e, ad), 0, e->n_ad * sizeof(uint16_t));
 	ad->good_identity = 1;
 	ad->good_version = 0;
 	ad->version = version;
@@ -650,8 +645,7 @@ int ttt_engine_restore_recent(struct ttt_engine *e, const struct ttt_recent *r)
 	s->last_ts = r->last_ts;
 	s->step = r->step;
 	s->has_ts = 1;
-	ttt_ph_init(&s->ph);
-	ttt_adwin_init(&s->adwin);
+	ttt_drift_reset(e, s);
 	if (r->average && r->average_len == e->n_ad)
 		take_average(e, s->ad, r->average, r->average_version);
 	return 0;

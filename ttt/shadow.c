@@ -111,7 +111,7 @@ void ttt_shadow_score(struct ttt_engine *e, struct series *s, const float *f,
 		   ad->good_version != ad->version) {
 		/* The restored content becomes a new version (versions are
 		 * immutable; storage links it to its parent). */
-		memcpy(ad->a, ad->good, e->n_ad * sizeof(float));
+		ttt_halves_get(e, ad->a, ad_good(e, ad));
 		ttt_avg_reset(e, ad);
 		ev.version_restored = ad->good_version;
 		ad->version = ad->next_version++;
@@ -134,7 +134,7 @@ void ttt_shadow_score(struct ttt_engine *e, struct series *s, const float *f,
 	} else {
 		ttt_ad_set_anchor(e, ad);
 		ad->version = ad->next_version++;
-		memcpy(ad->good, ad->a, e->n_ad * sizeof(float));
+		memset(ad_good(e, ad), 0, e->n_ad * sizeof(uint16_t));
 		ad->good_version = ad->version;
 		ad->good_identity = 1;
 		ev.type = TTT_EV_RESET;
@@ -190,6 +190,14 @@ void ttt_drift_load(const struct ttt_engine *e, const struct series *s,
 		       fc_model_config(e->m)->mask_seg, &rng);
 }
 
+void ttt_drift_reset(const struct ttt_engine *e, struct series *s)
+{
+	if (e->p.drift == TTT_DRIFT_PH)
+		ttt_ph_init(&s->det.ph);
+	else
+		ttt_adwin_init(&s->det.adwin);
+}
+
 /* Feed the drift detector the sampled reconstruction loss; 1 when it
  * fires (*ret_stat: the statistic). */
 int ttt_drift_update(struct ttt_engine *e, struct series *s, float recon,
@@ -197,9 +205,10 @@ int ttt_drift_update(struct ttt_engine *e, struct series *s, float recon,
 {
 	*ret_stat = 0.0f;
 	if (e->p.drift == TTT_DRIFT_PH)
-		return ttt_ph_update(&s->ph, recon, e->p.ph_delta,
+		return ttt_ph_update(&s->det.ph, recon, e->p.ph_delta,
 				     e->p.ph_lambda, ret_stat);
-	return ttt_adwin_update(&s->adwin, recon, e->p.adwin_delta, ret_stat);
+	return ttt_adwin_update(&s->det.adwin, recon, e->p.adwin_delta,
+				ret_stat);
 }
 
 void ttt_drift_emit(struct ttt_engine *e, struct series *s, float stat,

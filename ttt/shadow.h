@@ -17,17 +17,17 @@ struct ttt_event;
 
 /*
  * An adapter state's trust (trust.c).  A version becomes the last good
- * one (the rollback target) only after probation: pend holds the version
- * on probation, scored on the shadow's windows whose origin is at or after
- * the time it was first seen in use; with rollback_window of them whose
- * mean error is no worse than the frozen model's, and no suspicion (a
- * drift alarm or a rollback) while they were collected, it is promoted.  A
- * suspicion drops the version on probation.
+ * one (the rollback target) only after probation: a copy of the version
+ * on probation (ad_pend(), engine_private.h) is scored on the shadow's
+ * windows whose origin is at or after the time it was first seen in use;
+ * with rollback_window of them whose mean error is no worse than the
+ * frozen model's, and no suspicion (a drift alarm or a rollback) while
+ * they were collected, it is promoted.  A suspicion drops the version on
+ * probation.
  */
 struct ttt_trust {
-	float *pend;		 /* [n_ad] the version on probation */
-	uint64_t pend_version;	 /* its number */
-	int has_pend;		 /* pend is on probation */
+	uint64_t pend_version;	 /* the version on probation */
+	int has_pend;		 /* one is */
 	int pend_n;		 /* its windows scored so far */
 	double pend_sa, pend_ss; /* their summed adapted and frozen MSE */
 	int64_t pend_from;	 /* first origin that counts (series time) */
@@ -54,6 +54,9 @@ void ttt_shadow_score(struct ttt_engine *e, struct series *s, const float *f,
 		      float *a, const float *y, const float *x,
 		      const struct fc_head_raw *raw);
 void ttt_shadow_step(struct ttt_engine *e, struct series *s);
+/* s's drift detector starts afresh: a new or restarted series, or
+ * ttt.drift changed (the detectors share their memory). */
+void ttt_drift_reset(const struct ttt_engine *e, struct series *s);
 void ttt_drift_load(const struct ttt_engine *e, const struct series *s,
 		    float *x, float *m);
 int ttt_drift_update(struct ttt_engine *e, struct series *s, float recon,

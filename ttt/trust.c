@@ -44,15 +44,16 @@
 /* The version on probation's MSE on the shadow's window x [L] -> y [H]
  * (NAN when its pass fails): from the frozen head output raw on the
  * calibration-only fast path, else by a full pass. */
-static float pend_error(struct ttt_engine *e, const struct ttt_trust *t,
+static float pend_error(struct ttt_engine *e, const struct adstate *ad,
 			const float *y, const float *x,
 			const struct fc_head_raw *raw)
 {
 	float *p = e->yh; /* [H]: free while the shadow scores */
+	ttt_halves_get(e, e->pdec, ad_pend(e, ad));
 	if (raw) {
-		fc_calib_forecast(e->m, raw, 1, t->pend, p);
+		fc_calib_forecast(e->m, raw, 1, e->pdec, p);
 	} else {
-		unpack(e, e->full, t->pend);
+		unpack(e, e->full, e->pdec);
 		if (fc_forecast(e->m, e->full, e->ws, x, 1, p) < 0)
 			return NAN;
 	}
@@ -65,15 +66,17 @@ void ttt_trust_sample(struct ttt_engine *e, struct series *s, int64_t origin,
 {
 	struct adstate *ad = s->ad;
 	struct ttt_trust *t = &ad->tr;
-	if (ad->identity || !t->pend)
+	if (ad->identity || !ad_pend(e, ad))
 		return;
 	if (!t->seen || t->seen_version != ad->version) {
 		t->seen = 1;
 		t->seen_version = ad->version;
 		t->seen_ts = s->last_ts;
 	}
-	if (!t->has_pend && ad->version != ad->good_version) {
-		memcpy(t->pend, ad->a, e->n_ad * sizeof(float));
+	/* (a difference beyond half precision's range, from a restored
+	 * adapter, is never a rollback target) */
+	if (!t->has_pend && ad->version != ad->good_version &&
+	    ttt_halves_put(e, ad_pend(e, ad), ad->a)) {
 		t->pend_version = ad->version;
 		t->pend_from = t->seen_ts;
 		t->pend_n = 0;
@@ -83,7 +86,7 @@ void ttt_trust_sample(struct ttt_engine *e, struct series *s, int64_t origin,
 	if (!t->has_pend || origin < t->pend_from)
 		return; /* no version on probation, or a window it saw */
 	float ep =
-	    t->pend_version == ad->version ? ea : pend_error(e, t, y, x, raw);
+	    t->pend_version == ad->version ? ea : pend_error(e, ad, y, x, raw);
 	if (!isfinite(ep))
 		return;
 	t->pend_sa += (double)ep;
@@ -91,7 +94,8 @@ void ttt_trust_sample(struct ttt_engine *e, struct series *s, int64_t origin,
 	if (++t->pend_n < e->p.rollback_window)
 		return;
 	if (t->pend_sa <= t->pend_ss) {
-		memcpy(ad->good, t->pend, e->n_ad * sizeof(float));
+		memcpy(ad_good(e, ad), ad_pend(e, ad),
+		       e->n_ad * sizeof(uint16_t));
 		ad->good_version = t->pend_version;
 		ad->good_identity = 0;
 	}
@@ -143,8 +147,8 @@ void ttt_trust_fall_back(struct ttt_engine *e, struct series *s,
 	struct adstate *ad = s->ad;
 	ttt_ad_set_anchor(e, ad);
 	ad->version = ad->next_version++;
-	if (ad->good != e->anchor)
-		memcpy(ad->good, ad->a, e->n_ad * sizeof(float));
+	if (ad_good(e, ad)) /* the anchor */
+		memset(ad_good(e, ad), 0, e->n_ad * sizeof(uint16_t));
 	ad->good_version = ad->version;
 	ad->good_identity = 1;
 	ad->tr.has_pend = 0;

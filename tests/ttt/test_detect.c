@@ -8,8 +8,10 @@
 #include <string.h>
 
 #include "forecast/forecast.h"
+#include "ttt/engine_private.h"
 #include "ttt/internal.h"
 #include "ttt/ttt.h"
+#include "tests/ttt/small_model.h"
 
 /* A deterministic noisy level: level +- 0.05 (xorshift64). */
 static float noise(uint64_t *s, float level)
@@ -68,6 +70,59 @@ Test(detect, adwin_detects_a_shift_and_drops_the_old_part)
 	int n = a.n;
 	cr_assert_eq(ttt_adwin_update(&a, NAN, 0.002f, NULL), 0);
 	cr_assert_eq(a.n, n);
+}
+
+/* A series' two detectors share its memory (engine_private.h): when
+ * ttt.drift changes at a reload, every series' new detector starts afresh
+ * -- the same alarms and statistics as a new one given the same samples
+ * -- instead of reading the other's state as its own. */
+Test(detect, a_changed_detector_starts_afresh)
+{
+	struct fc_model *m = tt_small_model_ok(16, 4);
+	struct ttt_params p;
+	struct ttt_engine *e;
+	struct ttt_ph ph;
+	struct ttt_adwin aw;
+	char err[256];
+	uint64_t rng = 7;
+	float stat, want;
+	ttt_params_default(&p);
+	p.drift = TTT_DRIFT_ADWIN;
+	cr_assert_eq(ttt_engine_new(m, &p, NULL, NULL, &e, err, sizeof(err)), 0,
+		     "%s", err);
+	struct series *s = ttt_series_get(e, "s");
+	cr_assert(s);
+	for (int i = 0; i < 40; i++)
+		ttt_drift_update(e, s, noise(&rng, 0.2f), &stat);
+
+	p.drift = TTT_DRIFT_PH;
+	cr_assert_eq(ttt_engine_set_params(e, &p), 0);
+	ttt_ph_init(&ph);
+	int alarms = 0;
+	for (int i = 0; i < 300; i++) {
+		float x = noise(&rng, i < 200 ? 0.2f : 0.5f);
+		int fired =
+		    ttt_ph_update(&ph, x, p.ph_delta, p.ph_lambda, &want);
+		cr_assert_eq(ttt_drift_update(e, s, x, &stat), fired, "%d", i);
+		cr_assert_eq(stat, want, "sample %d", i);
+		alarms += fired;
+	}
+	cr_assert_gt(alarms, 0, "Page-Hinkley never fired: the test is void");
+
+	p.drift = TTT_DRIFT_ADWIN;
+	cr_assert_eq(ttt_engine_set_params(e, &p), 0);
+	ttt_adwin_init(&aw);
+	alarms = 0;
+	for (int i = 0; i < 100; i++) {
+		float x = noise(&rng, i < 50 ? 0.2f : 0.6f);
+		int fired = ttt_adwin_update(&aw, x, p.adwin_delta, &want);
+		cr_assert_eq(ttt_drift_update(e, s, x, &stat), fired, "%d", i);
+		cr_assert_eq(stat, want, "sample %d", i);
+		alarms += fired;
+	}
+	cr_assert_gt(alarms, 0, "ADWIN never fired: the test is void");
+	ttt_engine_free(e);
+	fc_model_free(m);
 }
 
 Test(naive, persistence_and_seasonal)

@@ -404,23 +404,30 @@ Test(engine, drift_from_the_anchor_is_bounded)
 	fc_model_free(m);
 }
 
+/* Unguarded, large steps on the reconstruction loss alone: damage the
+ * shadow sees and answers by policy. */
+static void unguarded_params(struct ttt_params *p, int policy)
+{
+	fast_params(p);
+	p->guard = 0;
+	p->lr = 0.5f;
+	p->steps = 5;
+	p->max_update = 50.0f;
+	p->w_recon = 1.0f;
+	p->w_matured = 0.0f;
+	p->w_anchor = 0.0f;
+	p->shadow_every = 1;
+	p->rollback_window = 3;
+	p->rollback_margin = 0.0f;
+	p->reset_policy = policy;
+}
+
 static void run_unguarded(int policy, struct log *lg, struct ttt_engine **ret,
 			  struct fc_model *m)
 {
 	struct ttt_params p;
 	char err[256];
-	fast_params(&p);
-	p.guard = 0;
-	p.lr = 0.5f;
-	p.steps = 5;
-	p.max_update = 50.0f;
-	p.w_recon = 1.0f;
-	p.w_matured = 0.0f;
-	p.w_anchor = 0.0f;
-	p.shadow_every = 1;
-	p.rollback_window = 3;
-	p.rollback_margin = 0.0f;
-	p.reset_policy = policy;
+	unguarded_params(&p, policy);
 	cr_assert_eq(ttt_engine_new(m, &p, on_event, lg, ret, err, sizeof(err)),
 		     0, "%s", err);
 	for (int i = 0; i < 300; i++)
@@ -471,6 +478,87 @@ Test(engine, unguarded_damage_is_rolled_back_or_reset)
 	free(l1.v);
 	free(l2.v);
 	free(l3.v);
+	free(ident);
+	free(cur);
+	fc_model_free(m);
+}
+
+/* Every version's content, and the newest event's that carried one. */
+struct contents {
+	size_t A;
+	uint64_t cap;
+	float *byv;  /* [cap][A] by version */
+	float *last; /* [A] */
+	enum ttt_event_type last_type;
+	int rollbacks;
+	const float *ident;
+};
+
+static void keep_contents(void *user, const struct ttt_event *ev)
+{
+	struct contents *c = user;
+	if (!ev->adapter)
+		return;
+	cr_assert_eq(ev->adapter_len, c->A);
+	cr_assert_lt(ev->version_to, c->cap);
+	if (ev->type == TTT_EV_ROLLBACK) {
+		/* The last good version, kept as half-precision differences
+		 * from the anchor: each weight within half precision's
+		 * rounding of its difference (2^-11 of it, or 2^-25 below
+		 * the smallest normal half) and the float sum's (2^-24 of
+		 * the weight). */
+		const float *good = c->byv + ev->version_restored * c->A;
+		for (size_t k = 0; k < c->A; k++) {
+			float d = good[k] - c->ident[k];
+			float tol = fabsf(d) * 0x1p-11f + 0x1p-25f +
+				    fabsf(good[k]) * 0x1p-24f;
+			cr_assert_leq(fabsf(ev->adapter[k] - good[k]), tol,
+				      "weight %zu: %g restored as %g", k,
+				      (double)good[k], (double)ev->adapter[k]);
+		}
+		c->rollbacks++;
+	}
+	memcpy(c->byv + ev->version_to * c->A, ev->adapter,
+	       c->A * sizeof(float));
+	memcpy(c->last, ev->adapter, c->A * sizeof(float));
+	c->last_type = ev->type;
+}
+
+Test(engine, a_rollback_restores_the_last_good_version_in_half_precision)
+{
+	struct fc_model *m = tt_small_model_ok(L, H);
+	struct contents c = {.A = fc_adapter_len(m), .cap = 4096};
+	float *ident = malloc(c.A * sizeof(float)),
+	      *cur = malloc(c.A * sizeof(float));
+	struct ttt_params p;
+	struct ttt_engine *e;
+	char err[256];
+	uint64_t v;
+	c.byv = calloc(c.cap * c.A, sizeof(float));
+	c.last = malloc(c.A * sizeof(float));
+	cr_assert(ident && cur && c.byv && c.last);
+	fc_adapter_init(m, ident, 1);
+	c.ident = ident;
+	memcpy(c.byv, ident, c.A * sizeof(float)); /* version 0 */
+	unguarded_params(&p, TTT_RESET_ROLLBACK);
+	cr_assert_eq(
+	    ttt_engine_new(m, &p, keep_contents, &c, &e, err, sizeof(err)), 0,
+	    "%s", err);
+	for (int i = 0; i < 300; i++) {
+		c.last_type = TTT_EV_FORECAST;
+		cr_assert_eq(ttt_engine_observe(e, "s", i, series_value(i)), 0);
+		if (c.last_type != TTT_EV_ROLLBACK)
+			continue;
+		/* what the event stored is what the series now has */
+		cr_assert_eq(ttt_engine_series_adapter(e, "s", cur, c.A, &v),
+			     0);
+		cr_assert_eq(memcmp(cur, c.last, c.A * sizeof(float)), 0,
+			     "observation %d", i);
+	}
+	cr_assert_gt(c.rollbacks, 0, "no rollback: the test is void");
+	ttt_engine_free(e);
+	free(c.byv);
+	free(c.last);
 	free(ident);
 	free(cur);
 	fc_model_free(m);
@@ -644,19 +732,19 @@ Test(engine, memory_per_series_at_default_model_size)
 		cr_log_info("families %#x: %zu adapter floats, %zu bytes per "
 			    "series",
 			    fams[k], st.adapter_params, per);
-		/* The 4 KB goal holds without the recalibration (4072 B,
-		 * with the copy of the version on probation before it may
-		 * become the rollback target, ttt/trust.c, and the published
-		 * average); the recalibration on by default adds its 832 B
-		 * at recal_steps = 12 and H = 96 (ttt/recal.c: the goal is
-		 * missed by that, docs/RESULTS.md) and nothing more. */
-		if (k == 0)
+		/* The 4 KB goal holds with the defaults (4072 B with these
+		 * 11-byte keys: the current version, the last good one and
+		 * the one on probation, ttt/trust.c, the published average,
+		 * the ring, and the recalibration's 832 B at recal_steps = 12
+		 * and H = 96, ttt/recal.c) -- and the recalibration costs
+		 * exactly that, so growth anywhere fails here. */
+		if (k == 0) {
 			per_default = per;
-		if (k == 1) {
 			cr_assert_leq(per, 4096, "%zu bytes per series", per);
+		}
+		if (k == 1)
 			cr_assert_eq(per_default, per + 832, "%zu vs %zu",
 				     per_default, per);
-		}
 		ttt_engine_free(e);
 	}
 	fc_model_free(m);
