@@ -55,6 +55,10 @@ int fc_model_new(const struct fc_config *c, uint64_t seed,
 void fc_model_free(struct fc_model *m);
 const struct fc_config *fc_model_config(const struct fc_model *m); /* in m */
 size_t fc_model_param_count(const struct fc_model *m); /* base weights */
+/* A 64-bit FNV-1a of the configuration's shape and the base weights'
+ * bytes: what state made with one model (ttt/recal.c) checks it is read
+ * back by the same. */
+uint64_t fc_model_fingerprint(const struct fc_model *m);
 /* n channels (0: none); the [n] means, stds, names live as long as m. */
 int fc_model_scaler(const struct fc_model *m, const float **ret_mean,
 		    const float **ret_std, const char *const **ret_names);

@@ -77,6 +77,8 @@ int ttt_engine_new(const struct fc_model *m, const struct ttt_params *params,
 	       (params->guard_windows + params->step_windows) *
 		   params->window_stride;
 	ttt_series_layout(e);
+	if (e->KR > 0)
+		e->model_fp = fc_model_fingerprint(m);
 	e->A = fc_adapter_len(m);
 	if (active_segments(e, params->families) < 0) {
 		if (errbuf && errbuf_size)

@@ -156,7 +156,8 @@ struct ttt_engine {
 	/* a series' allocation after its key: the ring, then the level
 	 * correction's and the recalibration's state (ttt_series_layout) */
 	size_t lv_off, rc_off, tail_bytes;
-	size_t A;		       /* fc_adapter_len */
+	uint64_t model_fp; /* fc_model_fingerprint, with the recalibration */
+	size_t A;	   /* fc_adapter_len */
 	size_t seg_off[4], seg_len[4]; /* active family ranges in the block */
 	int nseg;
 	size_t n_ad; /* floats in the active ranges, packed */
@@ -356,6 +357,20 @@ void ttt_recal_observe(const struct ttt_engine *e, struct series *s,
  * are kept, and the correction is added while it is judged to pay. */
 void ttt_recal_publish(const struct ttt_engine *e, struct series *s,
 		       const struct ttt_fresh_in *in, long pos, float *fc);
+
+/* A series' recalibration as saved with its recent values (ttt_recent):
+ * bytes of ttt_recal_save's output, 0 when off. */
+size_t ttt_recal_saved_len(const struct ttt_engine *e);
+void ttt_recal_save(const struct ttt_engine *e, const struct series *s,
+		    void *out);
+/* Whether this engine takes a saved state in [len] back at position pos:
+ * 1 yes; 0 made by another layout or model; -EINVAL its content is not
+ * one this engine could have made; -ENOMEM. */
+int ttt_recal_fits(const struct ttt_engine *e, const void *in, size_t len,
+		   long pos);
+/* Take a state that fits into s. */
+void ttt_recal_take(const struct ttt_engine *e, struct series *s,
+		    const void *in);
 
 /* ---- series.c: series, adapter states, windows --------------------------- */
 

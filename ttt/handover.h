@@ -10,10 +10,11 @@
 
 #include "ttt/ttt.h"
 
-/* Floats in a series' ring: the size of buf for ttt_engine_series_recent. */
+/* The size of buf for ttt_engine_series_recent, in floats: a series' ring
+ * and its recalibration's saved state. */
 size_t ttt_engine_ring_len(const struct ttt_engine *e);
 
-/* Series key's recent values (copied into buf, len >= the ring's length)
+/* Series key's recent values (copied into buf, len >= ttt_engine_ring_len)
  * and where it stands, in *ret (ret->key points into the engine, valid
  * until the series is forgotten).  -ENOENT unknown series, -ENODATA none
  * yet, -EBUSY while its learning is queued (flush first), -EINVAL len. */

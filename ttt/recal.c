@@ -53,10 +53,16 @@
  * steps, pairs and sums with the forecasts when they are published -- at
  * once, or from a deferred batch in the same order with the value and the
  * flags observe() saw (struct ttt_fresh_in) -- so both paths publish the
- * same.  Not saved: after a restart or a move it starts from zero (judged
- * off until its corrections have paid).
+ * same.  Saved with the series' recent values (ttt_recal_save, below):
+ * a restart or a move continues it exactly when the same model and
+ * layout read it back, else it starts from zero (judged off until its
+ * corrections have paid).
  */
+#include <errno.h>
 #include <math.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "ttt/engine_private.h"
@@ -324,4 +330,99 @@ void ttt_recal_publish(const struct ttt_engine *e, struct series *s,
 		for (int h = e->rseg[i].s0; h < e->rseg[i].s1; h++)
 			fc[h] += A * fc[h] + B;
 	}
+}
+
+/* ---- saved with the recent values ------------------------------------ */
+
+/* What a saved state says it is: its layout and the model it was made
+ * with, then the state's bytes as a series holds them. */
+struct recal_head {
+	uint32_t magic; /* RECAL_MAGIC */
+	uint32_t K, H;
+	uint32_t bytes;
+	uint64_t model; /* fc_model_fingerprint */
+};
+#define RECAL_MAGIC 0x314c4352u /* "RCL1" */
+
+static size_t region(const struct ttt_engine *e)
+{
+	return e->tail_bytes - e->rc_off;
+}
+
+size_t ttt_recal_saved_len(const struct ttt_engine *e)
+{
+	return e->KR > 0 ? sizeof(struct recal_head) + region(e) : 0;
+}
+
+void ttt_recal_save(const struct ttt_engine *e, const struct series *s,
+		    void *out)
+{
+	struct recal_head h = {RECAL_MAGIC, (uint32_t)e->KR, (uint32_t)e->H,
+			       (uint32_t)region(e), e->model_fp};
+	memcpy(out, &h, sizeof(h));
+	memcpy((char *)out + sizeof(h), state(e, s), region(e));
+}
+
+static bool finite_sums(double gain, double energy)
+{
+	return isfinite(gain) && isfinite(energy) && energy >= 0.0;
+}
+
+/* Whether rc, at position pos, is a state this engine could have made:
+ * finite sums, flags 0 or 1, corrections finite, and every kept pair
+ * finite and from an origin before pos. */
+static bool plausible(const struct ttt_engine *e, struct recal *rc, long pos)
+{
+	const size_t K = (size_t)e->KR;
+	for (int i = 0; i < 5; i++)
+		if (!isfinite(rc->sum[i]))
+			return false;
+	if (!(rc->sum[0] >= 0.0 && rc->sum[2] >= 0.0) ||
+	    !finite_sums(rc->gain, rc->energy) || (rc->prev & ~1))
+		return false;
+	const float *app = applied(e, rc);
+	const unsigned char *fl = rflags(e, rc);
+	for (size_t k = 0; k < K; k++)
+		if (!isfinite(app[2 * k]) || !isfinite(app[2 * k + 1]) ||
+		    (fl[k] & ~1))
+			return false;
+	for (int i = 0; i < e->nrseg; i++) {
+		const struct recal_seg *sg = seg(e, rc, i);
+		if (!finite_sums(sg->gain, sg->energy))
+			return false;
+		for (int k = 0; k < e->rseg[i].nslot; k++) {
+			const struct recal_pair *p = &sg->slot[k];
+			if (p->tag && ((long)p->tag > pos || !isfinite(p->f) ||
+				       !isfinite(p->g)))
+				return false;
+		}
+	}
+	return true;
+}
+
+int ttt_recal_fits(const struct ttt_engine *e, const void *in, size_t len,
+		   long pos)
+{
+	struct recal_head h;
+	if (e->KR <= 0 || len != ttt_recal_saved_len(e))
+		return 0;
+	memcpy(&h, in, sizeof(h));
+	if (h.magic != RECAL_MAGIC || h.K != (uint32_t)e->KR ||
+	    h.H != (uint32_t)e->H || h.bytes != region(e) ||
+	    h.model != e->model_fp)
+		return 0;
+	struct recal *rc = malloc(region(e)); /* aligned, to read it */
+	if (!rc)
+		return -ENOMEM;
+	memcpy(rc, (const char *)in + sizeof(h), region(e));
+	int ok = plausible(e, rc, pos);
+	free(rc);
+	return ok ? 1 : -EINVAL;
+}
+
+void ttt_recal_take(const struct ttt_engine *e, struct series *s,
+		    const void *in)
+{
+	memcpy(state(e, s), (const char *)in + sizeof(struct recal_head),
+	       region(e));
 }

@@ -426,8 +426,17 @@ int ttt_engine_series_adapter_active(const struct ttt_engine *e,
 	return 0;
 }
 
-/* s's recent values into *rc (values in buf [R]); false when it has
- * none to give (no time step or no values yet). */
+/* Floats of fill_recent's buf: the ring's R, then the recalibration's
+ * saved state. */
+static size_t recent_len(const struct ttt_engine *e)
+{
+	return (size_t)e->R +
+	       (ttt_recal_saved_len(e) + sizeof(float) - 1) / sizeof(float);
+}
+
+/* s's recent values into *rc (values and the recalibration's state in
+ * buf [recent_len]); false when it has none to give (no time step or no
+ * values yet). */
 static bool fill_recent(const struct ttt_engine *e, const struct series *s,
 			float *buf, struct ttt_recent *rc)
 {
@@ -449,6 +458,11 @@ static bool fill_recent(const struct ttt_engine *e, const struct series *s,
 		rc->average_len = e->n_ad;
 		rc->average_version = s->ad->version;
 	}
+	if (e->KR > 0) {
+		ttt_recal_save(e, s, buf + e->R);
+		rc->recal = buf + e->R;
+		rc->recal_len = ttt_recal_saved_len(e);
+	}
 	ring_copy(e, s, first, rc->count, buf);
 	return true;
 }
@@ -456,9 +470,9 @@ static bool fill_recent(const struct ttt_engine *e, const struct series *s,
 int ttt_engine_each_recent(const struct ttt_engine *e, ttt_recent_fn fn,
 			   void *user)
 {
-	if (e->ln > 0)
-		return -EBUSY; /* queued learning would change them */
-	float *buf = malloc((size_t)e->R * sizeof(float));
+	if (e->ln > 0 || e->qn > 0)
+		return -EBUSY; /* queued work would change them */
+	float *buf = malloc(recent_len(e) * sizeof(float));
 	int r = 0;
 	if (!buf)
 		return -ENOMEM;
@@ -506,7 +520,7 @@ int ttt_engine_each_changed_recent(const struct ttt_engine *e, ttt_recent_fn fn,
 		return -EBUSY; /* queued work would change them */
 	if (!e->changed)
 		return 0;
-	float *buf = malloc((size_t)e->R * sizeof(float));
+	float *buf = malloc(recent_len(e) * sizeof(float));
 	int r = 0;
 	if (!buf)
 		return -ENOMEM;
@@ -532,7 +546,7 @@ int ttt_engine_series_recent(const struct ttt_engine *e, const char *key,
 	const struct series *s = series_find(e, key, hash_key(key));
 	if (!s)
 		return -ENOENT;
-	if (len < (size_t)e->R)
+	if (len < recent_len(e))
 		return -EINVAL;
 	if (s->queued)
 		return -EBUSY;
@@ -541,7 +555,7 @@ int ttt_engine_series_recent(const struct ttt_engine *e, const char *key,
 
 size_t ttt_engine_ring_len(const struct ttt_engine *e)
 {
-	return (size_t)e->R;
+	return recent_len(e);
 }
 
 const float *ttt_engine_base_adapter(const struct ttt_engine *e)
@@ -623,6 +637,13 @@ int ttt_engine_restore_recent(struct ttt_engine *e, const struct ttt_recent *r)
 	}
 	if (count < e->R && pos > count)
 		pos = count;
+	/* the recalibration's state, while the positions continue */
+	int take_recal = 0;
+	if (r->recal && pos == r->position) {
+		take_recal = ttt_recal_fits(e, r->recal, r->recal_len, pos);
+		if (take_recal < 0)
+			return take_recal;
+	}
 	struct series *s = NULL;
 	/* queued forecasts, whose corrections (level, recalibration) the
 	 * reset must follow */
@@ -636,9 +657,12 @@ int ttt_engine_restore_recent(struct ttt_engine *e, const struct ttt_recent *r)
 	s->n = (long)pos;
 	for (int k = 0; k < count; k++)
 		s->ring[(size_t)((s->n - count + k) % e->R)] = v[k];
-	/* the forecasts behind the saved values are not saved */
+	/* the level correction's forecasts are not saved; the
+	 * recalibration's are, and continue while the positions do */
 	ttt_level_reset(e, s);
 	ttt_recal_reset(e, s);
+	if (take_recal)
+		ttt_recal_take(e, s, r->recal);
 	ttt_series_changed(e, s);
 	s->since_adapt = (long)r->since_adapt;
 	s->n_adapt = r->adaptations;

@@ -226,12 +226,18 @@ struct ttt_recent {
 	const uint16_t *average;
 	size_t average_len;
 	uint64_t average_version;
+	/* The recalibration's state (ttt.recal_steps > 0, else NULL): opaque
+	 * bytes, [recal_len], that an engine with the same model, lookback,
+	 * horizon and ttt.recal_steps takes back; another drops them and
+	 * starts it from zero. */
+	const void *recal;
+	size_t recal_len;
 };
 typedef int (*ttt_recent_fn)(void *user, const struct ttt_recent *r);
 
 /* Call fn for every series that has a time step and values; stops at the
- * first nonzero return and returns it.  -ENOMEM; -EBUSY while learning is
- * queued (ttt_engine_defer_forecasts: flush first). */
+ * first nonzero return and returns it.  -ENOMEM; -EBUSY while forecasts
+ * or learning are queued (ttt_engine_defer_forecasts: flush first). */
 int ttt_engine_each_recent(const struct ttt_engine *e, ttt_recent_fn fn,
 			   void *user);
 
@@ -251,13 +257,16 @@ void ttt_engine_recent_saved(struct ttt_engine *e);
  * r, as if it had seen them: forecasts resume at its next value; the drift
  * detector starts afresh.  Values saved with a larger ring keep the newest;
  * a history shorter than this engine's ring restarts the position at its
- * start.  The published average is taken when it was made with the
- * series' current adapter version (restore that first) and has the
- * active ranges' length; else the series publishes from the version, as
- * after a rollback.  -ESTALE (nothing changes) when the series already
- * has another last timestamp (its stored state moved on since the save);
- * -EINVAL for a position below count, a step <= 0 or a non-finite value
- * or average; -ENOMEM.  No event is emitted. */
+ * start.  The recalibration's state is taken while the position continues
+ * and it fits (see recal above), else it starts from zero; the level
+ * correction always does.  The published average is taken when it was made with
+ * the series' current adapter version (restore that first) and has the active
+ * ranges' length; else the series publishes from the version, as after a
+ * rollback.  -ESTALE (nothing changes) when the series already has another last
+ * timestamp (its stored state moved on since the save); -EINVAL for a position
+ * below count, a step <= 0, a non-finite value or average, or a recalibration
+ * state that fits but no engine could have made; -ENOMEM.  No event is emitted.
+ */
 int ttt_engine_restore_recent(struct ttt_engine *e, const struct ttt_recent *r);
 
 /* Give series key the published average of a version (ttt_event.average,

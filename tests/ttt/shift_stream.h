@@ -9,6 +9,7 @@
 #define DRIFTCAST_TESTS_TTT_SHIFT_STREAM_H
 
 #include <criterion/criterion.h>
+#include <errno.h>
 #include <math.h>
 #include <stdint.h>
 #include <string.h>
@@ -145,9 +146,11 @@ static inline void ss_save_restore(struct ttt_engine *e0, struct ttt_engine *e1)
 /* Recent values restored while some of the series' forecasts still wait
  * in the batch (scope group: learning at once, forecasts queued), with
  * the correction p turns on: the queued forecasts are published before
- * the reset, so the correction starts from zero as when nothing was
+ * the reset, so the correction starts from what was saved (the
+ * recalibration) or from zero (the level correction) as when nothing was
  * queued.  Engine a restores with forecasts queued, engine b after a
- * flush; both then publish the same. */
+ * flush, both what b saved (no engine saves with forecasts queued); both
+ * then publish the same. */
 static inline void ss_restore_with_queue(struct ttt_params *p)
 {
 	struct fc_model *m = tt_small_model_ok(L, H);
@@ -172,7 +175,12 @@ static inline void ss_restore_with_queue(struct ttt_params *p)
 	cr_assert_eq(ttt_engine_flush(eb), 0);
 	cr_assert_lt(qa.forecasts, qb.forecasts,
 		     "nothing was left in the batch");
-	ss_save_restore(ea, eb);
+	struct tt_saved sv = {0};
+	cr_assert_eq(ttt_engine_each_recent(ea, tt_save_recent, &sv), -EBUSY);
+	cr_assert_eq(ttt_engine_each_recent(eb, tt_save_recent, &sv), 0);
+	cr_assert_eq(sv.n, 1);
+	cr_assert_eq(ttt_engine_restore_recent(ea, &sv.r[0]), 0);
+	cr_assert_eq(ttt_engine_restore_recent(eb, &sv.r[0]), 0);
 	cr_assert_eq(qa.forecasts, qb.forecasts);
 	ss_feed(ea, 456, FLIP_AT);
 	ss_feed(eb, 456, FLIP_AT);

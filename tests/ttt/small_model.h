@@ -61,7 +61,8 @@ struct tt_saved {
 	struct ttt_recent r[4];
 	char key[4][16];
 	float v[4][1024];
-	uint16_t avg[4][1024]; /* the published averages */
+	uint16_t avg[4][1024];	      /* the published averages */
+	unsigned char recal[4][4096]; /* the recalibrations' states */
 	int n;
 };
 
@@ -80,6 +81,11 @@ static inline int tt_save_recent(void *user, const struct ttt_recent *r)
 		memcpy(s->avg[s->n], r->average,
 		       r->average_len * sizeof(uint16_t));
 		s->r[s->n].average = s->avg[s->n];
+	}
+	if (r->recal) {
+		cr_assert_leq(r->recal_len, sizeof(s->recal[0]));
+		memcpy(s->recal[s->n], r->recal, r->recal_len);
+		s->r[s->n].recal = s->recal[s->n];
 	}
 	s->n++;
 	return 0;

@@ -56,9 +56,6 @@ static void on_event(void *user, const struct ttt_event *ev)
 static void params(struct ttt_params *p)
 {
 	ttt_params_default(p);
-	/* the recalibration is not handed over: it starts from zero
-	 * (tests/ttt/test_recal.c, docs/OPERATIONS.md), so it is left out */
-	p->recal_steps = 0;
 	p->every = 5;
 	p->drift = TTT_DRIFT_NONE;
 	p->shadow_every = 0;

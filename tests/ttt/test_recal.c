@@ -10,12 +10,14 @@
  * later than its origin.
  */
 #include <criterion/criterion.h>
+#include <errno.h>
 #include <math.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "forecast/forecast.h"
+#include "ttt/handover.h"
 #include "ttt/ttt.h"
 #include "tests/ttt/small_model.h"
 
@@ -230,22 +232,29 @@ Test(recal, batched_forecasts_get_the_same_corrections)
 	fc_model_free(m);
 }
 
-/* The sums are not saved with the recent values: a series given recent
- * values publishes no correction until its corrections have paid again.
- * Its first forecasts after the restore equal, bit for bit, those of the
- * engine without the recalibration that went through the same (the same
- * arithmetic path: nothing is added). */
-Test(recal, restored_recent_values_start_from_zero)
+/* Recent values saved without the recalibration's state (by an engine
+ * with it off, or one that kept none): a series given them publishes no
+ * correction until its corrections have paid again.  Its first forecasts
+ * after the restore equal, bit for bit, those of the engine without the
+ * recalibration that went through the same (the same arithmetic path:
+ * nothing is added). */
+Test(recal, recent_values_without_its_state_start_it_from_zero)
 {
 	struct fc_model *m = tt_small_model_ok(L, H);
 	static struct ss_run b0, b1;
 	struct ttt_engine *e0 = engine(m, 0, 1, &b0),
 			  *e1 = engine(m, K, 1, &b1);
+	struct tt_saved s0 = {0}, s1 = {0};
 	ss_feed(e0, 0, 450);
 	ss_feed(e1, 0, 450);
 	/* corrected just before */
 	cr_assert(memcmp(b0.fc[449], b1.fc[449], sizeof(b0.fc[449])));
-	ss_save_restore(e0, e1);
+	cr_assert_eq(ttt_engine_each_recent(e0, tt_save_recent, &s0), 0);
+	cr_assert_eq(ttt_engine_each_recent(e1, tt_save_recent, &s1), 0);
+	cr_assert(!s0.r[0].recal && s1.r[0].recal);
+	s1.r[0].recal = NULL;
+	cr_assert_eq(ttt_engine_restore_recent(e0, &s0.r[0]), 0);
+	cr_assert_eq(ttt_engine_restore_recent(e1, &s1.r[0]), 0);
 	ss_feed(e0, 450, FLIP_AT);
 	ss_feed(e1, 450, FLIP_AT);
 	int differ = 0;
@@ -262,13 +271,13 @@ Test(recal, restored_recent_values_start_from_zero)
 	fc_model_free(m);
 }
 
-/* Nothing of the recalibration survives a restore: a series restored
- * publishes, bit for bit, what a new engine's series given the same
- * recent values publishes (every sum, judge, kept forecast and flag
- * starts from zero; the forecasts of the positions before the restore
- * are not scored).  The adapter's share is 0 here so that what the
- * adapter learnt before the restore, which the new engine lacks, does not
- * enter what is compared. */
+/* Without its saved state nothing of the recalibration survives a
+ * restore: a series restored publishes, bit for bit, what a new engine's
+ * series given the same recent values publishes (every sum, judge, kept
+ * forecast and flag starts from zero; the forecasts of the positions
+ * before the restore are not scored).  The adapter's share is 0 here so that
+ * what the adapter learnt before the restore, which the new engine lacks, does
+ * not enter what is compared. */
 Test(recal, a_restored_series_publishes_as_a_new_one)
 {
 	struct fc_model *m = tt_small_model_ok(L, H);
@@ -291,6 +300,7 @@ Test(recal, a_restored_series_publishes_as_a_new_one)
 	cr_assert_eq(ttt_engine_each_recent(e1, tt_save_recent, &sv), 0);
 	cr_assert_eq(sv.n, 1);
 	sv.r[0].average = NULL; /* the adapter's: not compared here */
+	sv.r[0].recal = NULL;
 	cr_assert_eq(ttt_engine_restore_recent(e1, &sv.r[0]), 0);
 	cr_assert_eq(ttt_engine_restore_recent(e2, &sv.r[0]), 0);
 	ss_feed(e1, 450, MAXTS);
@@ -319,6 +329,101 @@ Test(recal, a_restored_series_publishes_as_a_new_one)
 	ttt_engine_free(e0);
 	ttt_engine_free(e1);
 	ttt_engine_free(e2);
+	fc_model_free(m);
+}
+
+/* The recalibration is saved with the recent values: a new engine given
+ * them continues it exactly -- it publishes from then on, bit for bit,
+ * what the engine that never stopped publishes (the adapter's share is 0
+ * so that the adapter, restored from storage in the daemon, is not what
+ * is compared).  An engine with another model or another K drops the
+ * state (it publishes as with none); one that no engine could have made
+ * is refused and changes nothing. */
+Test(recal, a_restored_series_continues_its_recalibration)
+{
+	struct fc_model *m = tt_small_model_ok(L, H),
+			*m2 = tt_small_model_seed(L, H, 99);
+	static struct ss_run a, b, c, d;
+	struct ttt_params p;
+	struct ttt_engine *ea, *eb, *ec, *ed;
+	struct tt_saved sv = {0};
+	char err[256];
+	float ring[1024];
+	params(&p, K);
+	p.combine_weight = 0.0f;
+	memset(&a, 0, sizeof(a));
+	memset(&b, 0, sizeof(b));
+	memset(&c, 0, sizeof(c));
+	cr_assert_eq(ttt_engine_new(m, &p, ss_on_event, &a, &ea, err, 256), 0);
+	cr_assert_eq(ttt_engine_new(m, &p, ss_on_event, &b, &eb, err, 256), 0);
+	cr_assert_eq(ttt_engine_new(m, &p, ss_on_event, &c, &ec, err, 256), 0);
+	ss_feed(ea, 0, MAXTS);
+	ss_feed(eb, 0, 450);
+	cr_assert_eq(ttt_engine_each_recent(eb, tt_save_recent, &sv), 0);
+	cr_assert_eq(sv.n, 1);
+	cr_assert(sv.r[0].recal);
+	sv.r[0].average = NULL;
+	cr_assert_eq(ttt_engine_restore_recent(ec, &sv.r[0]), 0);
+	ss_feed(ec, 450, MAXTS);
+	int corrected = 0;
+	for (int ts = 450; ts < MAXTS; ts++) {
+		cr_assert_eq(a.have[ts], c.have[ts], "ts %d", ts);
+		cr_assert(!memcmp(a.fc[ts], c.fc[ts], sizeof(a.fc[ts])),
+			  "ts %d", ts);
+	}
+	/* not vacuous: a new engine given the values without the state
+	 * publishes otherwise right after the restore */
+	struct ttt_recent none = sv.r[0];
+	none.recal = NULL;
+	memset(&d, 0, sizeof(d));
+	cr_assert_eq(ttt_engine_new(m, &p, ss_on_event, &d, &ed, err, 256), 0);
+	cr_assert_eq(ttt_engine_restore_recent(ed, &none), 0);
+	ss_feed(ed, 450, MAXTS);
+	for (int ts = 450; ts < 500; ts++)
+		corrected +=
+		    a.have[ts] && memcmp(a.fc[ts], d.fc[ts], sizeof(a.fc[ts]));
+	cr_assert_gt(corrected, 10, "%d corrected", corrected);
+	ttt_engine_free(ed);
+
+	/* another model, another K: dropped (the same forecasts as with
+	 * none), the values taken */
+	for (int k = 0; k < 2; k++) {
+		struct ttt_params q = p;
+		struct ttt_engine *ee;
+		q.recal_steps = k ? K + 1 : K;
+		memset(&b, 0, sizeof(b));
+		memset(&d, 0, sizeof(d));
+		cr_assert_eq(ttt_engine_new(k ? m : m2, &q, ss_on_event, &b,
+					    &ed, err, 256),
+			     0);
+		cr_assert_eq(ttt_engine_new(k ? m : m2, &q, ss_on_event, &d,
+					    &ee, err, 256),
+			     0);
+		cr_assert_eq(ttt_engine_restore_recent(ed, &sv.r[0]), 0);
+		cr_assert_eq(ttt_engine_restore_recent(ee, &none), 0);
+		ss_feed(ed, 450, 600);
+		ss_feed(ee, 450, 600);
+		for (int ts = 450; ts < 600; ts++)
+			cr_assert(!memcmp(b.fc[ts], d.fc[ts], sizeof(b.fc[ts])),
+				  "model %d ts %d", k, ts);
+		ttt_engine_free(ed);
+		ttt_engine_free(ee);
+	}
+
+	/* a NaN among its sums (the first, after the 24-byte header that
+	 * names its layout and model): refused, nothing changes */
+	cr_assert_eq(ttt_engine_new(m, &p, NULL, NULL, &ed, err, 256), 0);
+	const double nan = NAN;
+	memcpy(sv.recal[0] + 24, &nan, sizeof(nan));
+	cr_assert_eq(ttt_engine_restore_recent(ed, &sv.r[0]), -EINVAL);
+	struct ttt_recent got;
+	cr_assert_eq(ttt_engine_series_recent(ed, "s", ring, 1024, &got),
+		     -ENOENT);
+	ttt_engine_free(ed);
+	ttt_engine_free(ea);
+	ttt_engine_free(eb);
+	ttt_engine_free(ec);
+	fc_model_free(m2);
 	fc_model_free(m);
 }
 

@@ -68,9 +68,6 @@ static void on_event(void *user, const struct ttt_event *ev)
 static void params(struct ttt_params *p)
 {
 	ttt_params_default(p);
-	/* the recalibration is not saved: it starts from zero after a
-	 * restore (tests/ttt/test_recal.c), so it is left out too */
-	p->recal_steps = 0;
 	p->every = 5;
 	p->drift = TTT_DRIFT_NONE;
 	p->shadow_every = 0;
