@@ -15,6 +15,9 @@
  * With flag 4 (ring present too), the series' published average follows
  * the values: u16[average_len], average_version u64, average_len u32,
  * read from the end; a host older than the flag refuses such a record.
+ * With flag 8 (ring present too), the recalibration's state follows
+ * that: u8[recal_len] (the engine's opaque bytes), recal_len u32, read
+ * from the end first; likewise refused by older hosts.
  */
 #include "daemon/changelog.h"
 
@@ -138,6 +141,13 @@ static bool has_average(const struct dc_changelog_rec *rec)
 	       rec->average && rec->average_len;
 }
 
+/* Whether rec carries the recalibration's state (flag 8). */
+static bool has_recal(const struct dc_changelog_rec *rec)
+{
+	return rec->kind == DC_CHANGELOG_STATE && rec->has_ring && rec->recal &&
+	       rec->recal_len;
+}
+
 size_t dc_changelog_size(const struct dc_changelog_rec *rec)
 {
 	size_t n = HEAD_LEN + host_len(rec) + 4;
@@ -146,6 +156,8 @@ size_t dc_changelog_size(const struct dc_changelog_rec *rec)
 		     4 * (rec->has_ring ? rec->count : 0);
 	if (has_average(rec))
 		n += 2 * rec->average_len + 8 + 4;
+	if (has_recal(rec))
+		n += rec->recal_len + 4;
 	return n;
 }
 
@@ -172,9 +184,10 @@ size_t dc_changelog_encode(const struct dc_changelog_rec *rec, void *buf,
 	size_t alen = state && rec->adapter ? rec->adapter_len : 0;
 	size_t count = state && rec->has_ring ? rec->count : 0;
 	size_t klen = state ? rec->key_len : 0;
-	bool avg = has_average(rec);
+	bool avg = has_average(rec), rcl = has_recal(rec);
 	if (n > cap || klen > 65535 || alen > UINT32_MAX ||
-	    count > UINT32_MAX || (avg && rec->average_len > UINT32_MAX))
+	    count > UINT32_MAX || (avg && rec->average_len > UINT32_MAX) ||
+	    (rcl && rec->recal_len > UINT32_MAX))
 		return 0;
 	struct wr w = {buf};
 	memcpy(w.p, MAGIC, 4);
@@ -182,7 +195,8 @@ size_t dc_changelog_encode(const struct dc_changelog_rec *rec, void *buf,
 	bool runs = alen && rec->base;
 	put(&w, (uint64_t)rec->kind, 1);
 	put(&w,
-	    (state && rec->has_ring ? 1 : 0) | (runs ? 2 : 0) | (avg ? 4 : 0),
+	    (state && rec->has_ring ? 1 : 0) | (runs ? 2 : 0) | (avg ? 4 : 0) |
+		(rcl ? 8 : 0),
 	    1);
 	put(&w, 0, 2);
 	put(&w, rec->model_hash, 8);
@@ -222,6 +236,11 @@ size_t dc_changelog_encode(const struct dc_changelog_rec *rec, void *buf,
 			put(&w, rec->average[i], 2);
 		put(&w, rec->average_version, 8);
 		put(&w, rec->average_len, 4);
+	}
+	if (rcl) {
+		memcpy(w.p, rec->recal, rec->recal_len);
+		w.p += rec->recal_len;
+		put(&w, rec->recal_len, 4);
 	}
 	put(&w, crc32(0L, buf, (uInt)(n - 4)), 4);
 	return n;
@@ -309,17 +328,30 @@ int dc_changelog_decode(const void *buf, size_t len,
 	if (r.kind != DC_CHANGELOG_STATE && r.kind != DC_CHANGELOG_MARK)
 		return refuse(why, why_size, -EPROTO, "unknown record kind");
 	bool runs = (flags & 2) && r.adapter_len;
-	/* the published average's trailer, read from the end */
+	/* the recalibration's trailer, then the published average's, read
+	 * from the end */
 	size_t tail = 0;
-	if ((flags & 4) && r.has_ring) {
+	if ((flags & 8) && r.has_ring) {
 		const unsigned char *q = (const unsigned char *)buf + len - 8;
+		r.recal_len = (size_t)get(&q, 4);
+		/* the exact size is checked with the others below */
+		if (r.recal_len == 0 || r.recal_len > len - HEAD_LEN - 8)
+			return refuse(why, why_size, -EINVAL,
+				      "lengths do not add up to the record's "
+				      "size");
+		tail = r.recal_len + 4;
+		r.recal = (const unsigned char *)buf + len - 8 - r.recal_len;
+	}
+	if ((flags & 4) && r.has_ring) {
+		const unsigned char *q =
+		    (const unsigned char *)buf + len - 8 - tail;
 		r.average_len = (size_t)get(&q, 4);
 		/* the exact size is checked with the others below */
 		if (r.average_len == 0 || r.average_len > len / 2)
 			return refuse(why, why_size, -EINVAL,
 				      "lengths do not add up to the record's "
 				      "size");
-		tail = 2 * r.average_len + 8 + 4;
+		tail += 2 * r.average_len + 8 + 4;
 	}
 	/* the adapter's bytes: all of them, or what the runs leave */
 	size_t fixed = HEAD_LEN + hlen + r.key_len + 4 * r.count + 4 + tail;

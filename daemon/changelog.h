@@ -59,6 +59,10 @@ struct dc_changelog_rec {
 	const uint16_t *average;
 	size_t average_len;
 	uint64_t average_version;
+	/* with has_ring: the recalibration's state (ttt_recent), NULL:
+	 * none.  Decoding, it points into buf. */
+	const void *recal;
+	size_t recal_len;
 };
 
 /* The encoded size of rec. */

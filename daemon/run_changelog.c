@@ -313,6 +313,8 @@ static int publish_one(struct run *r, const char *key, int32_t p, bool *dirty,
 		rec.average = rc.average;
 		rec.average_len = rc.average_len;
 		rec.average_version = rc.average_version;
+		rec.recal = rc.recal;
+		rec.recal_len = rc.recal_len;
 	}
 	e = produce(r, c, p, key, rec.key_len, &rec);
 	if (e < 0) {
@@ -632,6 +634,8 @@ static int apply(struct run *r, struct changelog *c, struct kept *k,
 		    .average = rec.average,
 		    .average_len = rec.average_len,
 		    .average_version = rec.average_version,
+		    .recal = rec.recal,
+		    .recal_len = rec.recal_len,
 		};
 		e = ttt_engine_restore_recent(r->engine, &rc);
 	}

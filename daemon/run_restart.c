@@ -91,6 +91,8 @@ int run_restore_ring(struct run *r, const struct store_recent *sr)
 	    .average = sr->average,
 	    .average_len = sr->average_len,
 	    .average_version = sr->average_version,
+	    .recal = sr->recal,
+	    .recal_len = sr->recal_len,
 	};
 	if (sr->status == 0 && sr->average_status < 0)
 		log_ratelimited(
@@ -98,6 +100,11 @@ int run_restore_ring(struct run *r, const struct store_recent *sr)
 		    "series %s: saved published average not used "
 		    "(%s): it starts again from the adapter version",
 		    sr->series, strerror(-sr->average_status));
+	if (sr->status == 0 && sr->recal_status < 0)
+		log_ratelimited(&r->rl_store, LOG_WARNING,
+				"series %s: saved recalibration not used "
+				"(%s): it starts from zero",
+				sr->series, strerror(-sr->recal_status));
 	return sr->status ? sr->status
 	       : sr->count > INT_MAX
 		   ? -EINVAL
@@ -177,6 +184,8 @@ int run_recent_put(struct run *r, const struct ttt_recent *rc)
 	    .average = rc->average,
 	    .average_len = rc->average_len,
 	    .average_version = rc->average_version,
+	    .recal = rc->recal,
+	    .recal_len = rc->recal_len,
 	};
 	return store_recent_put(r->store, &sr, r->err, sizeof(r->err));
 }

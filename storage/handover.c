@@ -87,8 +87,9 @@ int store_recent_take_partition(struct store *s, int32_t partition,
 	 * stored state (every batch saves them with its offsets). */
 	return store_recent_take_q(
 	    s,
-	    s->schema >= STORE_SCHEMA_AVERAGE ? SQ_RECENT_PARTITION
-					      : SQ_RECENT_PARTITION_V9,
+	    s->schema >= STORE_SCHEMA_RECAL	? SQ_RECENT_PARTITION
+	    : s->schema >= STORE_SCHEMA_AVERAGE ? SQ_RECENT_PARTITION_V11
+						: SQ_RECENT_PARTITION_V9,
 	    SQ_RECENT_CLEAR_PARTITION, partition < 0 ? -1 : partition, false,
 	    fn ? fn : skip_recent, user, ret_n, errbuf, errbuf_size);
 }

@@ -394,6 +394,7 @@ void store_free(struct store *s)
 	free(s->buf);
 	free(s->abuf);
 	free(s->vbuf);
+	free(s->rbuf);
 	free(s->rb_adapter);
 	free(s->rb_average);
 	free(s);

@@ -182,6 +182,32 @@ static int read_average(struct store *s, sqlite3_stmt *st,
 	return 0;
 }
 
+/* The recalibration's state of a recent-values row (columns 12-13) into
+ * rr: 0 (also when there is none), -EBADMSG (checksum: left out),
+ * -ENOMEM. */
+static int read_recal(struct store *s, sqlite3_stmt *st,
+		      struct store_recent *rr)
+{
+	if (sqlite3_column_type(st, 12) == SQLITE_NULL)
+		return 0;
+	const void *p = sqlite3_column_blob(st, 12);
+	size_t nb = (size_t)sqlite3_column_bytes(st, 12);
+	if (nb == 0 ||
+	    store_checksum(p, nb) != (uint32_t)sqlite3_column_int64(st, 13))
+		return -EBADMSG;
+	if (nb > s->rbuf_cap) {
+		unsigned char *b = realloc(s->rbuf, nb);
+		if (!b)
+			return -ENOMEM;
+		s->rbuf = b;
+		s->rbuf_cap = nb;
+	}
+	memcpy(s->rbuf, p, nb);
+	rr->recal = s->rbuf;
+	rr->recal_len = nb;
+	return 0;
+}
+
 int store_recent_walk(struct store *s, sqlite3_stmt *st, store_recent_fn fn,
 		      void *user, size_t *ret_n, char *errbuf,
 		      size_t errbuf_size)
@@ -212,7 +238,9 @@ int store_recent_walk(struct store *s, sqlite3_stmt *st, store_recent_fn fn,
 			rr.count = len;
 		}
 		rr.average_status = read_average(s, st, &rr);
-		if (rr.average_status == -ENOMEM) {
+		rr.recal_status = read_recal(s, st, &rr);
+		if (rr.average_status == -ENOMEM ||
+		    rr.recal_status == -ENOMEM) {
 			r = store_set_err(
 			    errbuf, errbuf_size, -ENOMEM,
 			    "out of memory reading recent values");
@@ -275,12 +303,13 @@ fail:
 int store_recent_take(struct store *s, store_recent_fn fn, void *user,
 		      size_t *ret_n, char *errbuf, size_t errbuf_size)
 {
-	return store_recent_take_q(s,
-				   s->schema >= STORE_SCHEMA_AVERAGE
-				       ? SQ_RECENT_ALL
-				       : SQ_RECENT_ALL_V9,
-				   SQ_RECENT_CLEAR, INT_MIN, true, fn, user,
-				   ret_n, errbuf, errbuf_size);
+	return store_recent_take_q(
+	    s,
+	    s->schema >= STORE_SCHEMA_RECAL	? SQ_RECENT_ALL
+	    : s->schema >= STORE_SCHEMA_AVERAGE ? SQ_RECENT_ALL_V11
+						: SQ_RECENT_ALL_V9,
+	    SQ_RECENT_CLEAR, INT_MIN, true, fn, user, ret_n, errbuf,
+	    errbuf_size);
 }
 
 int store_history(struct store *s, const char *series, int64_t since,

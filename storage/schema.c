@@ -25,6 +25,9 @@
  *      handovers table (a series' moves between the hosts of a consumer
  *      group) and the version reason 'handover' (a state taken over from
  *      another host, or the base adapter when the state here was stale)
+ *  10  series_recent.average: the published average of the versions
+ *  11  versions.average: the same with every version
+ *  12  series_recent.recal: the recalibration's state
  */
 #include "storage/storage_private.h"
 
@@ -507,10 +510,19 @@ static const char MIGRATION_11[] =
     "ALTER TABLE versions ADD COLUMN average BLOB;\n"
     "ALTER TABLE versions ADD COLUMN average_checksum INTEGER;\n";
 
-static const char *const migrations[] = {MIGRATION_1,  MIGRATION_2, MIGRATION_3,
-					 MIGRATION_4,  MIGRATION_5, MIGRATION_6,
-					 MIGRATION_7,  MIGRATION_8, MIGRATION_9,
-					 MIGRATION_10, MIGRATION_11};
+/*
+ * The recalibration's state (ttt.recal_steps; opaque bytes the engine
+ * names its model and layout in) with the recent values: a restart
+ * continues it instead of starting it from zero.  NULL: none.
+ */
+static const char MIGRATION_12[] =
+    "ALTER TABLE series_recent ADD COLUMN recal BLOB;\n"
+    "ALTER TABLE series_recent ADD COLUMN recal_checksum INTEGER;\n";
+
+static const char *const migrations[] = {
+    MIGRATION_1, MIGRATION_2,  MIGRATION_3,  MIGRATION_4,
+    MIGRATION_5, MIGRATION_6,  MIGRATION_7,  MIGRATION_8,
+    MIGRATION_9, MIGRATION_10, MIGRATION_11, MIGRATION_12};
 
 _Static_assert(sizeof(migrations) / sizeof(migrations[0]) ==
 		   STORE_SCHEMA_VERSION,

@@ -76,12 +76,15 @@
 	"WHERE ?1 IS NULL OR vs.series = ?1 ORDER BY vs.series"
 
 /* Saved recent values; *_V9: files below schema 10 have no published
- * average (read as NULL, written without). */
+ * average, *_V11 below 12 no recalibration (read as NULL, written
+ * without). */
 #define RECENT_COLUMNS                                                 \
 	"SELECT s.key, r.last_ts, r.step, r.position, r.since_adapt, " \
 	"r.adaptations, r.vals, r.count, r.checksum, "
-#define RECENT_V10  "r.average, r.average_version, r.average_checksum "
-#define RECENT_V9   "NULL, NULL, NULL "
+#define RECENT_V10  "r.average, r.average_version, r.average_checksum, "
+#define RECENT_V9   "NULL, NULL, NULL, "
+#define RECENT_V12  "r.recal, r.recal_checksum "
+#define RECENT_V11  "NULL, NULL "
 #define RECENT_FROM "FROM series_recent r JOIN series s ON s.id = r.series_id "
 
 /* A rollback's target version; *_V10: files below schema 11 have no
@@ -228,16 +231,24 @@
 	X(RECENT_PUT,                                                          \
 	  "INSERT OR REPLACE INTO series_recent (series_id, last_ts, step, "   \
 	  "position, since_adapt, adaptations, vals, count, checksum, "        \
+	  "saved_at, average, average_version, average_checksum, recal, "      \
+	  "recal_checksum) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, "  \
+	  "?11, ?12, ?13, ?14, ?15)")                                          \
+	X(RECENT_PUT_V11,                                                      \
+	  "INSERT OR REPLACE INTO series_recent (series_id, last_ts, step, "   \
+	  "position, since_adapt, adaptations, vals, count, checksum, "        \
 	  "saved_at, average, average_version, average_checksum) VALUES "      \
 	  "(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)")          \
 	X(RECENT_PUT_V9,                                                       \
 	  "INSERT OR REPLACE INTO series_recent (series_id, last_ts, step, "   \
 	  "position, since_adapt, adaptations, vals, count, checksum, "        \
 	  "saved_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)")        \
-	X(RECENT_ALL,                                                          \
-	  RECENT_COLUMNS RECENT_V10 RECENT_FROM "ORDER BY r.series_id")        \
-	X(RECENT_ALL_V9,                                                       \
-	  RECENT_COLUMNS RECENT_V9 RECENT_FROM "ORDER BY r.series_id")         \
+	X(RECENT_ALL, RECENT_COLUMNS RECENT_V10 RECENT_V12 RECENT_FROM         \
+	  "ORDER BY r.series_id")                                              \
+	X(RECENT_ALL_V11, RECENT_COLUMNS RECENT_V10 RECENT_V11 RECENT_FROM     \
+	  "ORDER BY r.series_id")                                              \
+	X(RECENT_ALL_V9, RECENT_COLUMNS RECENT_V9 RECENT_V11 RECENT_FROM       \
+	  "ORDER BY r.series_id")                                              \
 	X(RECENT_CLEAR, "DELETE FROM series_recent")                           \
 	X(FORECASTS_RANGE, FORECASTS_COLUMNS "f.value " FORECASTS_RANGE)       \
 	X(FORECASTS_RANGE_V6, FORECASTS_COLUMNS "NULL " FORECASTS_RANGE)       \
@@ -263,9 +274,12 @@
 					     "ORDER BY s.id")                  \
 	X(RESTORE_UNPARTITIONED_V10,                                           \
 	  RESTORE_V10 " WHERE s.partition IS NULL ORDER BY s.id")              \
-	X(RECENT_PARTITION, RECENT_COLUMNS RECENT_V10 RECENT_FROM              \
+	X(RECENT_PARTITION, RECENT_COLUMNS RECENT_V10 RECENT_V12 RECENT_FROM   \
 	  "WHERE coalesce(s.partition, -1) = ?1 ORDER BY r.series_id")         \
-	X(RECENT_PARTITION_V9, RECENT_COLUMNS RECENT_V9 RECENT_FROM            \
+	X(RECENT_PARTITION_V11,                                                \
+	  RECENT_COLUMNS RECENT_V10 RECENT_V11 RECENT_FROM                     \
+	  "WHERE coalesce(s.partition, -1) = ?1 ORDER BY r.series_id")         \
+	X(RECENT_PARTITION_V9, RECENT_COLUMNS RECENT_V9 RECENT_V11 RECENT_FROM \
 	  "WHERE coalesce(s.partition, -1) = ?1 ORDER BY r.series_id")         \
 	X(RECENT_COUNT_PARTITION,                                              \
 	  "SELECT count(*) FROM series_recent r JOIN series s ON s.id = "      \

@@ -26,7 +26,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define STORE_SCHEMA_VERSION 11	 /* the latest, PRAGMA user_version */
+#define STORE_SCHEMA_VERSION 12	 /* the latest, PRAGMA user_version */
 #define STORE_KEY_MAX	     256 /* keys, topics: bytes with the NUL */
 #define STORE_REASON_MAX     512 /* rollback reasons, likewise */
 struct store;
@@ -206,6 +206,11 @@ struct store_recent {
 	size_t average_len;
 	uint64_t average_version;
 	int average_status;
+	/* The recalibration's state (ttt_recent), NULL: none; reading, a
+	 * checksum mismatch drops it with recal_status -EBADMSG. */
+	const void *recal;
+	size_t recal_len;
+	int recal_status;
 };
 
 /* Save r in the open batch (replaces the series' older row). */

@@ -36,7 +36,9 @@
 #define STORE_SCHEMA_AVERAGE 10
 /* versions have the published average */
 #define STORE_SCHEMA_VERSION_AVERAGE 11
-#define STORE_NS		     1000000000
+/* series_recent has the recalibration's state */
+#define STORE_SCHEMA_RECAL 12
+#define STORE_NS	   1000000000
 
 struct store {
 	sqlite3 *db;
@@ -74,6 +76,8 @@ struct store {
 	size_t abuf_cap;
 	uint16_t *vbuf; /* the same of a restored version */
 	size_t vbuf_cap;
+	unsigned char *rbuf; /* a recalibration's state (recent values) */
+	size_t rbuf_cap;
 	float *rb_adapter; /* the last rollback result's adapter */
 	size_t rb_cap;
 	uint16_t *rb_average; /* and its published average */

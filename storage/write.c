@@ -688,8 +688,16 @@ int store_recent_put(struct store *s, const struct store_recent *r,
 		return store_set_err(errbuf, errbuf_size, -EINVAL,
 				     "series %s: recent values out of range",
 				     r->series);
-	bool v10 = s->schema >= STORE_SCHEMA_AVERAGE;
-	if ((r0 = put_begin(s, v10 ? SQ_RECENT_PUT : SQ_RECENT_PUT_V9,
+	bool v10 = s->schema >= STORE_SCHEMA_AVERAGE,
+	     v12 = s->schema >= STORE_SCHEMA_RECAL;
+	if (r->recal_len > INT_MAX)
+		return store_set_err(errbuf, errbuf_size, -EINVAL,
+				     "series %s: recalibration state too long",
+				     r->series);
+	if ((r0 = put_begin(s,
+			    v12	  ? SQ_RECENT_PUT
+			    : v10 ? SQ_RECENT_PUT_V11
+				  : SQ_RECENT_PUT_V9,
 			    r->series, &id, &st, errbuf, errbuf_size)) < 0)
 		return r0;
 	size_t nbytes = r->count * sizeof(float);
@@ -711,6 +719,12 @@ int store_recent_put(struct store *s, const struct store_recent *r,
 		sqlite3_bind_blob(st, 11, r->average, (int)ab, SQLITE_STATIC);
 		sqlite3_bind_int64(st, 12, (int64_t)r->average_version);
 		sqlite3_bind_int64(st, 13, store_checksum(r->average, ab));
+	}
+	if (v12 && r->recal && r->recal_len) {
+		sqlite3_bind_blob(st, 14, r->recal, (int)r->recal_len,
+				  SQLITE_STATIC);
+		sqlite3_bind_int64(st, 15,
+				   store_checksum(r->recal, r->recal_len));
 	}
 	return put_end(s, st, "saving a series' recent values", errbuf,
 		       errbuf_size);

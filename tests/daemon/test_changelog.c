@@ -381,6 +381,68 @@ Test(changelog, the_published_average_travels_with_the_ring)
 	cr_assert_eq(d.average_len, 0);
 }
 
+/* The recalibration's state travels with the ring (flag 8), byte for
+ * byte, beside the published average or alone; a length that does not
+ * fit is refused; a record without it decodes as before. */
+Test(changelog, the_recalibration_travels_with_the_ring)
+{
+	static unsigned char buf[4 * BIG + 1024];
+	static float scratch[BIG + R + 2];
+	unsigned char rcl[301];
+	char why[160] = "";
+	struct dc_changelog_rec d;
+	struct dc_changelog_host host = big_host();
+	uint64_t h = host.base_hash;
+	for (size_t i = 0; i < sizeof(rcl); i++)
+		rcl[i] = (unsigned char)(i * 13 + 5);
+	for (int k = 0; k < 4; k++) {
+		struct dc_changelog_rec rec =
+		    big_rec(k & 1 ? big_base : NULL, k & 1 ? h : 0);
+		if (k & 2) {
+			rec.average = big_avg;
+			rec.average_len = 3;
+			rec.average_version = 3;
+		}
+		rec.recal = rcl;
+		rec.recal_len = sizeof(rcl);
+		size_t n = dc_changelog_encode(&rec, buf, sizeof(buf));
+		cr_assert_gt(n, 0);
+		cr_assert_eq(n, dc_changelog_size(&rec));
+		cr_assert_eq(dc_changelog_decode(buf, n, &host, scratch,
+						 BIG + R + 2, &d, why,
+						 sizeof(why)),
+			     0, "%s", why);
+		cr_assert_eq(
+		    memcmp(d.adapter, big_adapter, sizeof(big_adapter)), 0);
+		cr_assert_eq(memcmp(d.values, ring, sizeof(ring)), 0);
+		cr_assert_eq(d.recal_len, sizeof(rcl));
+		cr_assert_eq(memcmp(d.recal, rcl, sizeof(rcl)), 0);
+		if (k & 2) {
+			cr_assert_eq(d.average_len, 3);
+			cr_assert_eq(d.average_version, 3);
+			cr_assert_eq(
+			    memcmp(d.average, big_avg, sizeof(big_avg)), 0);
+		} else {
+			cr_assert_null(d.average);
+		}
+		/* its length one more than the record holds: refused */
+		buf[n - 8] = (unsigned char)(sizeof(rcl) + 1);
+		buf[n - 7] = (unsigned char)((sizeof(rcl) + 1) >> 8);
+		re_crc(buf, n);
+		cr_assert_lt(dc_changelog_decode(buf, n, &host, scratch,
+						 BIG + R + 2, &d, why,
+						 sizeof(why)),
+			     0);
+	}
+	/* the records of before: none */
+	size_t n = encode_big(buf, sizeof(buf), big_base, h);
+	cr_assert_eq(dc_changelog_decode(buf, n, &host, scratch, BIG + R + 2,
+					 &d, why, sizeof(why)),
+		     0, "%s", why);
+	cr_assert_null(d.recal);
+	cr_assert_eq(d.recal_len, 0);
+}
+
 /* ---- the restore rule --------------------------------------------------- */
 
 /* A host comes back: its database applied up to 150, another host served

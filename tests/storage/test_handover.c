@@ -402,8 +402,8 @@ Test(handover, schema_9_file_migrates_and_keeps_its_rows)
 	store_free(s);
 
 	s = su_open(path, NULL);
-	cr_assert_eq(store_schema_version(s), 11);
-	cr_assert_eq(STORE_SCHEMA_VERSION, 11);
+	cr_assert_eq(store_schema_version(s), STORE_SCHEMA_VERSION);
+	cr_assert_eq(STORE_SCHEMA_VERSION, 12);
 	got = 0;
 	cr_assert_eq(store_recent_take_partition(s, -1, avg_len, &got, NULL,
 						 err, sizeof(err)),

@@ -1516,6 +1516,88 @@ Test(storage, recent_values_keep_the_published_average)
 	su_rmdir(dir);
 }
 
+struct took_recal {
+	int n, status;
+	size_t len;
+	unsigned char bytes[64];
+};
+
+static int take_recal(void *user, const struct store_recent *r)
+{
+	struct took_recal *t = user;
+	t->n++;
+	t->status = r->recal_status;
+	t->len = r->recal ? r->recal_len : 0;
+	if (r->recal && r->recal_len <= sizeof(t->bytes))
+		memcpy(t->bytes, r->recal, r->recal_len);
+	return 0;
+}
+
+/* The recalibration's state goes with the recent values byte for byte
+ * (schema 12), none reads as none, and a checksum mismatch drops it (the
+ * values stay). */
+Test(storage, recent_values_keep_the_recalibration)
+{
+	char dir[64], path[128], err[512];
+	su_tmpdb(dir, sizeof(dir), path, sizeof(path));
+	struct store *s = su_open(path, NULL);
+	float v[10];
+	unsigned char rc[37];
+	for (size_t i = 0; i < sizeof(rc); i++)
+		rc[i] = (unsigned char)(i * 7 + 1);
+	su_fill(v, 10, 2.0f);
+	struct store_recent a = {.series = "a",
+				 .last_ts = 5000,
+				 .step = 60,
+				 .position = 10,
+				 .values = v,
+				 .count = 10,
+				 .recal = rc,
+				 .recal_len = sizeof(rc)};
+	cr_assert_eq(store_recent_put(s, &a, err, sizeof(err)), 0, "%s", err);
+	su_commit(s);
+	struct took_recal t = {0};
+	cr_assert_eq(
+	    store_recent_take(s, take_recal, &t, NULL, err, sizeof(err)), 0,
+	    "%s", err);
+	cr_assert_eq(t.n, 1);
+	cr_assert_eq(t.status, 0);
+	cr_assert_eq(t.len, sizeof(rc));
+	cr_assert_eq(memcmp(t.bytes, rc, sizeof(rc)), 0);
+
+	a.recal = NULL;
+	a.recal_len = 0;
+	cr_assert_eq(store_recent_put(s, &a, err, sizeof(err)), 0, "%s", err);
+	su_commit(s);
+	t = (struct took_recal){0};
+	cr_assert_eq(
+	    store_recent_take(s, take_recal, &t, NULL, err, sizeof(err)), 0,
+	    "%s", err);
+	cr_assert_eq(t.n, 1);
+	cr_assert_eq(t.len, 0);
+	cr_assert_eq(t.status, 0);
+
+	a.recal = rc;
+	a.recal_len = sizeof(rc);
+	cr_assert_eq(store_recent_put(s, &a, err, sizeof(err)), 0, "%s", err);
+	su_commit(s);
+	store_free(s);
+	sqlite3 *db = su_raw(path);
+	su_exec(db, "UPDATE series_recent SET recal_checksum = "
+		    "recal_checksum + 1");
+	sqlite3_close(db);
+	s = su_open(path, NULL);
+	t = (struct took_recal){0};
+	cr_assert_eq(
+	    store_recent_take(s, take_recal, &t, NULL, err, sizeof(err)), 0,
+	    "%s", err);
+	cr_assert_eq(t.n, 1);
+	cr_assert_eq(t.len, 0);
+	cr_assert_eq(t.status, -EBADMSG);
+	store_free(s);
+	su_rmdir(dir);
+}
+
 /* ---- background checkpoints (daemon mode) ------------------------------ */
 
 static long long file_size(const char *path)
@@ -1588,7 +1670,7 @@ Test(storage, a_versions_average_goes_with_its_rollback)
 		 a2[6] = {9, 9, 9, 9, 9, 9};
 	su_tmpdb(dir, sizeof(dir), path, sizeof(path));
 	struct store *s = su_open(path, NULL);
-	cr_assert_eq(store_schema_version(s), 11);
+	cr_assert_eq(store_schema_version(s), STORE_SCHEMA_VERSION);
 	cr_assert_eq(su_version(s, "v", STORE_EV_INIT, 0, 0, 1000, 0.0f), 0);
 	cr_assert_eq(su_version_avg(s, "v", STORE_EV_ADAPT_ACCEPTED, 0, 1, 2000,
 				    1.0f, a1, 6),
@@ -1704,7 +1786,7 @@ Test(storage, schema_10_versions_migrate_without_an_average)
 	cr_assert_null(res.average);
 	store_free(s);
 	s = su_open(path, NULL);
-	cr_assert_eq(store_schema_version(s), 11);
+	cr_assert_eq(store_schema_version(s), STORE_SCHEMA_VERSION);
 	t.number = 1;
 	cr_assert_eq(
 	    store_rollback(s, "v", &t, "on 11", &res, err, sizeof(err)), 0,
