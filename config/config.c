@@ -478,7 +478,8 @@ const struct cfg_option cfg_options[] = {
 	"that is shorter. Costs about 832 B per series at 12 and H = 96 "
 	"(recal_steps (recal_steps + 5) / 2 floats, and per later segment "
 	"of the horizon 12 B for every 4 steps up to its middle step); "
-	"3688 B at H = 720. Starts from zero after a restart or a move."),
+	"3688 B at H = 720. Saved with the recent values and in the state "
+	"topic: a restart or a move continues it."),
     DBL("ttt.recal_forget", ttt.recal_forget, 0.5, 0.99999, "0.9998",
 	OPT_RELOAD,
 	"Recalibration: weight kept per value by the sums it is fitted on "
