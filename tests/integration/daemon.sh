@@ -500,6 +500,14 @@ averages > "$WORK/averages.before"
 check "SIGTERM: the published averages saved, for the current versions ($(wc -l < "$WORK/averages.before") series)" \
     test -s "$WORK/averages.before" -a "$(sqlite3 "$WORK/driftcast.db" "SELECT count(*) FROM series_recent r JOIN series s ON s.id = r.series_id WHERE r.average IS NOT NULL AND r.average_version <> s.current_version;")" -eq 0
 
+# and each series' recalibration (on by default), byte for byte
+recals() {
+    sqlite3 "$WORK/driftcast.db" "SELECT s.key, hex(r.recal) FROM series_recent r JOIN series s ON s.id = r.series_id ORDER BY s.key;"
+}
+recals > "$WORK/recals.before"
+check "SIGTERM: every series' recalibration saved" \
+    test "$(sqlite3 "$WORK/driftcast.db" "SELECT count(*) FROM series_recent WHERE recal IS NOT NULL;")" -eq "$saved"
+
 # A replayed message would adapt again at the same series time: a second
 # ttt/drift version (or adaptation audit row) with the same ts.
 dups() {
@@ -530,6 +538,9 @@ check "restart: the recent values taken at assignment are saved again at once (o
 # restarted from its version alone, a series' average would be the version
 same_averages() { averages | cmp -s - "$WORK/averages.before"; }
 check "restart: the published averages restored as they were saved (s2's from its version's row)" same_averages
+# saved again at once from the engine: the same bytes only if it took them
+same_recals() { recals | cmp -s - "$WORK/recals.before"; }
+check "restart: the recalibrations restored as they were saved" same_recals
 f0=$(count_topic forecasts)
 produce_steps 80 83
 wait_for 60 topic_ge forecasts $((f0 + 4 * 3))
