@@ -605,9 +605,10 @@ void run_changelog_start(struct run *r, struct dc_kafka_start *st)
 }
 
 /* Restore one chosen record into the engine and the database; *n_avg
- * counts the records that carried a published average. */
+ * and *n_rcl count the records that carried a published average and a
+ * recalibration. */
 static int apply(struct run *r, struct changelog *c, struct kept *k,
-		 const struct dc_kafka_start *st, size_t *n_avg)
+		 const struct dc_kafka_start *st, size_t *n_avg, size_t *n_rcl)
 {
 	struct dc_changelog_rec rec;
 	char why[160], key[STORE_KEY_MAX], note[512];
@@ -642,6 +643,7 @@ static int apply(struct run *r, struct changelog *c, struct kept *k,
 	if (e < 0)
 		return e;
 	*n_avg += rec.has_ring && rec.average;
+	*n_rcl += rec.has_ring && rec.recal;
 	snprintf(note, sizeof(note),
 		 "from the state topic %s[%d] (state at offset %" PRId64
 		 ", version %" PRIu64 " there), made on %s",
@@ -686,14 +688,14 @@ static int apply(struct run *r, struct changelog *c, struct kept *k,
 size_t run_changelog_restore(struct run *r, const struct dc_kafka_start *st)
 {
 	struct changelog *c = r->changelog;
-	size_t n = 0, n_avg = 0;
+	size_t n = 0, n_avg = 0, n_rcl = 0;
 	if (!c || !run_state_topic(r))
 		return 0;
 	for (size_t i = 0; i < c->nkept; i++) {
 		struct kept *k = &c->kept[i];
 		if (!k->chosen)
 			continue;
-		int e = apply(r, c, k, st, &n_avg);
+		int e = apply(r, c, k, st, &n_avg, &n_rcl);
 		if (e < 0) {
 			r->st.states_refused++;
 			log_ratelimited(&r->rl_store, LOG_WARNING,
@@ -710,8 +712,9 @@ size_t run_changelog_restore(struct run *r, const struct dc_kafka_start *st)
 	r->st.states_restored += n;
 	if (n)
 		log_info("state topic %s[%d]: %zu states restored, %zu with "
-			 "a published average",
-			 r->cfg.kafka.state_topic, st->partition, n, n_avg);
+			 "a published average, %zu with a recalibration",
+			 r->cfg.kafka.state_topic, st->partition, n, n_avg,
+			 n_rcl);
 	return n;
 }
 

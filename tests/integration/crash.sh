@@ -114,6 +114,8 @@ check "... whose states carried the recent values" \
     grep -q "[1-9][0-9]* from the state topic" "$WORK/a.log"
 check "... and the series' published averages" \
     grep -q "states restored, [1-9][0-9]* with a published average" "$WORK/a.log"
+check "... and their recalibrations" \
+    grep -q "states restored, .* [1-9][0-9]* with a recalibration" "$WORK/a.log"
 kill -TERM "${host_pid[a]}"
 wait "${host_pid[a]}"
 check "no storage error (a version number used twice)" \
