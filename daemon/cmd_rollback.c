@@ -312,8 +312,23 @@ int dc_cmd_rollback(int argc, char **argv)
 	/* a series another host serves now: a rollback here would change
 	 * nothing it does, and come back stale with the partition */
 	struct store_series_where w = {0};
-	if (store_series_where(s, series, &w, err, sizeof(err)) == 0 &&
-	    w.handed_over) {
+	bool where = store_series_where(s, series, &w, err, sizeof(err)) == 0;
+	if (where && w.handed_over && w.released_at_stop) {
+		/* released at this host's own stop: it takes the series back
+		 * at its next start unless another host of its group has
+		 * served the partition since, which only Kafka knows */
+		char when[48];
+		store_format_time(w.since_ms * 1000000, when, sizeof(when));
+		fprintf(stderr,
+			"driftcast rollback: note: %s released series %s at "
+			"its stop (%s) and takes it back from this database "
+			"at its next start. If another host of its consumer "
+			"group has served input partition %d since, roll it "
+			"back through Kafka instead (`driftcast rollback "
+			"--brokers LIST ...`): that host would not see this "
+			"one.\n",
+			db, series, when, w.partition);
+	} else if (where && w.handed_over) {
 		char when[48];
 		/* wall-clock ms of the handover; the format takes ns */
 		store_format_time(w.since_ms * 1000000, when, sizeof(when));

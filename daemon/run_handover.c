@@ -412,6 +412,7 @@ void run_hook_on_assign(void *user, struct dc_kafka_start *st, int n)
 
 struct revoke_ctx {
 	bool lost;
+	bool stopping; /* this host's own stop, not another host's take */
 	size_t n;
 };
 
@@ -428,7 +429,9 @@ static int forget_one(struct run *r, const char *key, int32_t p, bool *dirty,
 	    .series = key,
 	    .partition = p,
 	    .in = false,
-	    .source = c->lost ? "lost" : "revoked",
+	    .source = c->lost	    ? "lost"
+		      : c->stopping ? "stopped"
+				    : "revoked",
 	    .version = known ? (int64_t)version : -1,
 	    .next_offset = r->durable_next[p],
 	};
@@ -448,7 +451,8 @@ void run_handover_out(struct run *r,
 {
 	for (int i = 0; i < parts->cnt; i++) {
 		int32_t p = parts->elems[i].partition;
-		struct revoke_ctx c = {.lost = lost};
+		struct revoke_ctx c = {.lost = lost,
+				       .stopping = r->stop_deadline_usec != 0};
 		if (p < 0 || p >= MAX_PARTITIONS)
 			continue;
 		run_owner_each(r, p, forget_one, &c);

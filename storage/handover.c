@@ -315,6 +315,7 @@ int store_series_where(struct store *s, const char *series,
 				     ? -1
 				     : sqlite3_column_int(st, 1);
 		ret->since_ms = sqlite3_column_int64(st, 2);
+		ret->released_at_stop = sqlite3_column_int(st, 3) != 0;
 	} else if (rc == SQLITE_DONE) {
 		r = store_set_err(errbuf, errbuf_size, -ENOENT,
 				  "%s: no series '%s' in the database", s->path,

@@ -96,6 +96,9 @@ struct store_series_where {
 	bool handed_over;
 	int32_t partition;
 	int64_t since_ms;
+	/* the newest hand-over out was this host's own stop (source
+	 * 'stopped'), not another host taking the partition */
+	bool released_at_stop;
 };
 int store_series_where(struct store *s, const char *series,
 		       struct store_series_where *ret, char *errbuf,

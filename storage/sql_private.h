@@ -302,9 +302,10 @@
 	X(VERSION_ID, "SELECT id FROM versions WHERE series_id = ?1 AND "      \
 		      "number = ?2")                                           \
 	X(SERIES_WHERE,                                                        \
-	  "SELECT s.status = 'handed_over', s.partition, (SELECT "             \
-	  "max(h.created_at) FROM handovers h WHERE h.series_id = s.id AND "   \
-	  "h.direction = 'out') FROM series s WHERE s.key = ?1")
+	  "SELECT s.status = 'handed_over', s.partition, h.created_at, "       \
+	  "h.source = 'stopped' FROM series s LEFT JOIN handovers h ON h.id "  \
+	  "= (SELECT max(id) FROM handovers WHERE series_id = s.id AND "       \
+	  "direction = 'out') WHERE s.key = ?1")
 
 /* The request sidecar; its schema is a script in control.c. */
 #define CONTROL_STATEMENTS(X)                                                \

@@ -500,6 +500,11 @@ averages > "$WORK/averages.before"
 check "SIGTERM: the published averages saved, for the current versions ($(wc -l < "$WORK/averages.before") series)" \
     test -s "$WORK/averages.before" -a "$(sqlite3 "$WORK/driftcast.db" "SELECT count(*) FROM series_recent r JOIN series s ON s.id = r.series_id WHERE r.average IS NOT NULL AND r.average_version <> s.current_version;")" -eq 0
 
+# released at this host's own stop, not handed over to another host: an
+# offline `driftcast rollback --db` still acts on them
+check "SIGTERM: every series released at the stop (handovers source 'stopped')" \
+    test "$(sqlite3 "$WORK/driftcast.db" "SELECT count(DISTINCT series_id) FROM handovers WHERE direction = 'out' AND source = 'stopped';")" -eq "$saved"
+
 # and each series' recalibration (on by default), byte for byte
 recals() {
     sqlite3 "$WORK/driftcast.db" "SELECT s.key, hex(r.recal) FROM series_recent r JOIN series s ON s.id = r.series_id ORDER BY s.key;"

@@ -139,10 +139,22 @@ Test(handover, partitions_moves_and_adopted_versions)
 	cr_assert(w.handed_over);
 	cr_assert_eq(w.partition, 2);
 	cr_assert_gt(w.since_ms, 0);
+	cr_assert(!w.released_at_stop);
 	cr_assert_eq(store_series_where(s, "b", &w, err, sizeof(err)), 0);
 	cr_assert(!w.handed_over);
 	cr_assert_eq(store_series_where(s, "zz", &w, err, sizeof(err)),
 		     -ENOENT);
+	/* old was released at its host's own stop */
+	struct store_handover stop = {.series = "old",
+				      .partition = 5,
+				      .source = "stopped",
+				      .version = 0,
+				      .next_offset = 40};
+	cr_assert_eq(store_handover_put(s, &stop, err, sizeof(err)), 0, "%s",
+		     err);
+	su_commit(s);
+	cr_assert_eq(store_series_where(s, "old", &w, err, sizeof(err)), 0);
+	cr_assert(w.handed_over && w.released_at_stop);
 
 	/* `driftcast rollback` on a handed-over series says where it went */
 	store_free(s);
@@ -171,6 +183,16 @@ Test(handover, partitions_moves_and_adopted_versions)
 	    "--to-version", "0",	"--reason", "test", NULL};
 	cr_assert_eq(tu_run(&res, rb2), 0);
 	cr_assert_eq(res.status, 0, "%s", res.err);
+	/* released at this host's stop (a single host stopped cleanly):
+	 * rolled back here, with a note on the Kafka form */
+	char *rb3[] = {
+	    "driftcast",    "rollback", "--db",	    path,   "--series", "old",
+	    "--to-version", "0",	"--reason", "test", NULL};
+	cr_assert_eq(tu_run(&res, rb3), 0);
+	cr_assert_eq(res.status, 0, "%s", res.err);
+	cr_assert(strstr(res.err, "released series old at its stop"), "%s",
+		  res.err);
+	cr_assert(strstr(res.out, "restored as new version 1"), "%s", res.out);
 	s = su_open(path, NULL);
 
 	/* a comes back from another host at its version 7 (parent 6) */
@@ -214,7 +236,8 @@ Test(handover, partitions_moves_and_adopted_versions)
 	cr_assert_eq(su_int(db, "SELECT count(*) FROM versions WHERE reason = "
 				"'handover'"),
 		     1);
-	cr_assert_eq(su_int(db, "SELECT count(*) FROM handovers"), 2);
+	/* a's out and in, old's stop */
+	cr_assert_eq(su_int(db, "SELECT count(*) FROM handovers"), 3);
 	cr_assert_eq(su_int(db, "SELECT current_version FROM series WHERE key "
 				"= 'a'"),
 		     7);
