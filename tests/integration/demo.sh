@@ -107,6 +107,12 @@ dpid=
 check "SIGINT: exit 0" test $rc -eq 0
 check "SIGINT: says it stopped" grep -q "^== stopped; the broker is gone" "$WORK/demo.out"
 check "the broker is gone" bash -c "! kcat -b '$BS' -L -m 3 >/dev/null 2>&1"
+# the rollback the summary suggests works on the stopped demo's database
+# (a clean stop releases the series; it does not hand them to another host)
+"$BIN" rollback --db "$DB" --series ETTh1/OT --to-version 0 --reason test \
+    > "$WORK/rollback.out" 2> "$WORK/rollback.err"
+check "after the stop: driftcast rollback --db acts ($(head -c 200 "$WORK/rollback.err"))" \
+    grep -q "^series ETTh1/OT: version 0 restored as new version" "$WORK/rollback.out"
 
 echo "1..$n"
 [ "$failed" -eq 0 ]
