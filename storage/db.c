@@ -231,21 +231,21 @@ int store_blob_copy(sqlite3_stmt *st, int col_blob, int col_len, int col_crc,
 	return 0;
 }
 
-int store_halves_copy(sqlite3_stmt *st, int col_blob, int col_crc,
-		      uint16_t **buf, size_t *cap, size_t *ret_len)
+int store_units_copy(sqlite3_stmt *st, int col_blob, int col_crc, size_t unit,
+		     void **buf, size_t *cap, size_t *ret_len)
 {
 	*ret_len = 0;
 	if (sqlite3_column_type(st, col_blob) == SQLITE_NULL)
 		return 0;
 	const void *p = sqlite3_column_blob(st, col_blob);
 	size_t nb = (size_t)sqlite3_column_bytes(st, col_blob);
-	size_t len = nb / sizeof(uint16_t);
-	if (nb % sizeof(uint16_t) || nb == 0 ||
+	size_t len = nb / unit;
+	if (nb % unit || nb == 0 ||
 	    store_checksum(p, nb) !=
 		(uint32_t)sqlite3_column_int64(st, col_crc))
 		return -EBADMSG;
 	if (len > *cap) {
-		uint16_t *b = realloc(*buf, nb);
+		void *b = realloc(*buf, nb);
 		if (!b)
 			return -ENOMEM;
 		*buf = b;
@@ -254,6 +254,16 @@ int store_halves_copy(sqlite3_stmt *st, int col_blob, int col_crc,
 	memcpy(*buf, p, nb);
 	*ret_len = len;
 	return 0;
+}
+
+int store_halves_copy(sqlite3_stmt *st, int col_blob, int col_crc,
+		      uint16_t **buf, size_t *cap, size_t *ret_len)
+{
+	void *b = *buf;
+	int r = store_units_copy(st, col_blob, col_crc, sizeof(uint16_t), &b,
+				 cap, ret_len);
+	*buf = b;
+	return r;
 }
 
 int store_check_key(const char *key, const char *what, char *errbuf,

@@ -188,23 +188,12 @@ static int read_average(struct store *s, sqlite3_stmt *st,
 static int read_recal(struct store *s, sqlite3_stmt *st,
 		      struct store_recent *rr)
 {
-	if (sqlite3_column_type(st, 12) == SQLITE_NULL)
-		return 0;
-	const void *p = sqlite3_column_blob(st, 12);
-	size_t nb = (size_t)sqlite3_column_bytes(st, 12);
-	if (nb == 0 ||
-	    store_checksum(p, nb) != (uint32_t)sqlite3_column_int64(st, 13))
-		return -EBADMSG;
-	if (nb > s->rbuf_cap) {
-		unsigned char *b = realloc(s->rbuf, nb);
-		if (!b)
-			return -ENOMEM;
-		s->rbuf = b;
-		s->rbuf_cap = nb;
-	}
-	memcpy(s->rbuf, p, nb);
+	size_t len;
+	int r = store_units_copy(st, 12, 13, 1, &s->rbuf, &s->rbuf_cap, &len);
+	if (r < 0 || len == 0)
+		return r;
 	rr->recal = s->rbuf;
-	rr->recal_len = nb;
+	rr->recal_len = len;
 	return 0;
 }
 

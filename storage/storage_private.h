@@ -76,7 +76,7 @@ struct store {
 	size_t abuf_cap;
 	uint16_t *vbuf; /* the same of a restored version */
 	size_t vbuf_cap;
-	unsigned char *rbuf; /* a recalibration's state (recent values) */
+	void *rbuf; /* a recalibration's state (recent values) */
 	size_t rbuf_cap;
 	float *rb_adapter; /* the last rollback result's adapter */
 	size_t rb_cap;
@@ -152,8 +152,12 @@ uint32_t store_checksum(const void *p, size_t n);
  * or -ENOMEM. */
 int store_blob_copy(sqlite3_stmt *st, int col_blob, int col_len, int col_crc,
 		    float **buf, size_t *cap, size_t *ret_len);
-/* The same for a half-precision blob (a published average) that may be
- * NULL (*ret_len 0) and whose length is its size. */
+/* A blob of units of `unit` bytes that may be NULL (*ret_len 0) and whose
+ * length is its size, verified against its checksum, into *buf (grown as
+ * needed; *cap and *ret_len in units).  0, -EBADMSG or -ENOMEM. */
+int store_units_copy(sqlite3_stmt *st, int col_blob, int col_crc, size_t unit,
+		     void **buf, size_t *cap, size_t *ret_len);
+/* The same for a half-precision blob (a published average). */
 int store_halves_copy(sqlite3_stmt *st, int col_blob, int col_crc,
 		      uint16_t **buf, size_t *cap, size_t *ret_len);
 /* -EINVAL (with the reason, naming `what`) for an empty or too long key. */
