@@ -91,14 +91,19 @@ float ttt_unhalf(uint16_t h)
 
 /* ---- adapters kept as differences from the anchor ------------------- */
 
+bool ttt_halves_finite(const uint16_t *h, size_t n)
+{
+	for (size_t k = 0; k < n; k++)
+		if ((h[k] & 0x7c00u) == 0x7c00u)
+			return false;
+	return true;
+}
+
 bool ttt_halves_put(const struct ttt_engine *e, uint16_t *h, const float *a)
 {
-	bool finite = true;
-	for (size_t k = 0; k < e->n_ad; k++) {
+	for (size_t k = 0; k < e->n_ad; k++)
 		h[k] = ttt_half(a[k] - e->anchor[k]);
-		finite &= (h[k] & 0x7c00u) != 0x7c00u;
-	}
-	return finite;
+	return ttt_halves_finite(h, e->n_ad);
 }
 
 void ttt_halves_get(const struct ttt_engine *e, float *a, const uint16_t *h)

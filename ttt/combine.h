@@ -53,6 +53,8 @@ float ttt_unhalf(uint16_t h);
  * on probation (trust.c).  put is false when a difference overflows (it is
  * then infinite); get decodes. */
 bool ttt_halves_put(const struct ttt_engine *e, uint16_t *h, const float *a);
+/* No infinity or NaN among n half-precision values. */
+bool ttt_halves_finite(const uint16_t *h, size_t n);
 void ttt_halves_get(const struct ttt_engine *e, float *a, const uint16_t *h);
 
 /* The published average of ad := its current adapter (a no-op while

@@ -292,15 +292,6 @@ void ttt_load_matured(const struct ttt_engine *e, const struct series *s,
 
 /* ---- restore and inspection ------------------------------------------ */
 
-/* No infinity or NaN among n half-precision values. */
-static bool halves_finite(const uint16_t *h, size_t n)
-{
-	for (size_t k = 0; k < n; k++)
-		if ((h[k] & 0x7c00u) == 0x7c00u)
-			return false;
-	return true;
-}
-
 /* ad publishes the average avg [e->n_ad], made with its version `version`:
  * 1 taken, 0 not (no average kept, the base adapter, another version). */
 static int take_average(const struct ttt_engine *e, struct adstate *ad,
@@ -623,7 +614,7 @@ int ttt_engine_restore_recent(struct ttt_engine *e, const struct ttt_recent *r)
 	for (int k = 0; k < r->count; k++)
 		if (!isfinite(r->values[k]))
 			return -EINVAL;
-	if (r->average && !halves_finite(r->average, r->average_len))
+	if (r->average && !ttt_halves_finite(r->average, r->average_len))
 		return -EINVAL;
 	/* Saved by an engine with another ring size: keep the newest R; a
 	 * shorter history than the ring restarts the position at its start
@@ -679,7 +670,8 @@ int ttt_engine_restore_average(struct ttt_engine *e, const char *key,
 			       const uint16_t *average, size_t len,
 			       uint64_t version)
 {
-	if (!key || !average || len != e->n_ad || !halves_finite(average, len))
+	if (!key || !average || len != e->n_ad ||
+	    !ttt_halves_finite(average, len))
 		return -EINVAL;
 	struct series *s = series_find(e, key, hash_key(key));
 	if (!s)
