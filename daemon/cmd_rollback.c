@@ -312,13 +312,30 @@ int dc_cmd_rollback(int argc, char **argv)
 	/* a series another host serves now: a rollback here would change
 	 * nothing it does, and come back stale with the partition */
 	struct store_series_where w = {0};
-	bool where = store_series_where(s, series, &w, err, sizeof(err)) == 0;
-	if (where && w.handed_over && w.released_at_stop) {
+	if (store_series_where(s, series, &w, err, sizeof(err)) == 0 &&
+	    w.handed_over) {
+		char when[48];
+		/* wall-clock ms of the handover; the format takes ns */
+		store_format_time(w.since_ms * 1000000, when, sizeof(when));
+		if (!w.released_at_stop) {
+			fprintf(
+			    stderr,
+			    "driftcast rollback: series %s was handed over "
+			    "to another host of the consumer group (input "
+			    "partition %d, %s): %s no longer serves it, and "
+			    "a rollback here would change nothing that host "
+			    "does. Roll it back through Kafka: `driftcast "
+			    "rollback --brokers LIST --series %s ...` (or "
+			    "--config FILE) reaches the host that owns "
+			    "partition %d now, in order with the series' "
+			    "data.\n",
+			    series, w.partition, when, db, series, w.partition);
+			store_free(s);
+			return DC_EXIT_FAILURE;
+		}
 		/* released at this host's own stop: it takes the series back
 		 * at its next start unless another host of its group has
 		 * served the partition since, which only Kafka knows */
-		char when[48];
-		store_format_time(w.since_ms * 1000000, when, sizeof(when));
 		fprintf(stderr,
 			"driftcast rollback: note: %s released series %s at "
 			"its stop (%s) and takes it back from this database "
@@ -328,22 +345,6 @@ int dc_cmd_rollback(int argc, char **argv)
 			"--brokers LIST ...`): that host would not see this "
 			"one.\n",
 			db, series, when, w.partition);
-	} else if (where && w.handed_over) {
-		char when[48];
-		/* wall-clock ms of the handover; the format takes ns */
-		store_format_time(w.since_ms * 1000000, when, sizeof(when));
-		fprintf(stderr,
-			"driftcast rollback: series %s was handed over to "
-			"another host of the consumer group (input partition "
-			"%d, %s): %s no longer serves it, and a rollback here "
-			"would change nothing that host does. Roll it back "
-			"through Kafka: `driftcast rollback --brokers LIST "
-			"--series "
-			"%s ...` (or --config FILE) reaches the host that owns "
-			"partition %d now, in order with the series' data.\n",
-			series, w.partition, when, db, series, w.partition);
-		store_free(s);
-		return DC_EXIT_FAILURE;
 	}
 	struct store_rollback_result res;
 	char why[STORE_REASON_MAX];
