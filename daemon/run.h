@@ -61,8 +61,9 @@ struct dc_run_options {
 	const char *config_path; /* may be NULL: defaults */
 	const char *const *sets; /* --set overrides */
 	size_t nsets;
-	/* Called from the loop about every 100 ms; return true to stop as on
-	 * SIGTERM (the demo stops when it has consumed everything). */
+	/* Called after every poll of the loop -- a message, delivery reports,
+	 * or at most about 100 ms of nothing: not a clock; return true to stop
+	 * as on SIGTERM (the demo stops when it has consumed everything). */
 	bool (*tick)(void *user, const struct dc_run_stats *st);
 	void *user;
 };

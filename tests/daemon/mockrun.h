@@ -11,7 +11,9 @@
 #include <librdkafka/rdkafka.h>
 #include <librdkafka/rdkafka_mock.h>
 #include <stdbool.h>
+#include <stdint.h>
 #include <stdio.h>
+#include <time.h>
 
 #include "forecast/forecast.h"
 #include "tests/storage/storeutil.h"
@@ -109,6 +111,21 @@ static inline int64_t mr_produce_steps(struct mr_world *w, int series, int from,
 
 /* Every Produce request refused from now (1000 of them), as a broker that
  * refuses the daemon's writes. */
+/* Whether ms milliseconds have passed since the first call with *t0 = 0
+ * (which starts the wait; set *t0 = 0 again for the next one).  A tick's
+ * clock: dc_run calls the tick after every poll -- a message, a delivery
+ * report, or about 100 ms of nothing -- so a count of ticks is no measure
+ * of time (150 of them once passed in less than a second). */
+static inline bool mr_waited(int64_t *t0, int64_t ms)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	int64_t now = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+	if (*t0 == 0)
+		*t0 = now;
+	return now - *t0 >= ms;
+}
+
 static inline void mr_refuse_produce(struct mr_world *w)
 {
 	rd_kafka_resp_err_t fail[1] = {

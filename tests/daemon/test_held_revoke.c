@@ -27,8 +27,9 @@
 struct world {
 	struct mr_world mr;
 	rd_kafka_t *intruder;
-	int phase, ticks, revoked; /* revoked: the intruder's partition */
-	int64_t want;		   /* messages produced in all */
+	int phase, revoked; /* revoked: the intruder's partition */
+	int64_t t0;	    /* the current wait's start (mr_waited) */
+	int64_t want;	    /* messages produced in all */
 	uint64_t batches_at_clear;
 	bool done;
 };
@@ -74,14 +75,14 @@ static int intruder_partition(struct world *w)
 	return p;
 }
 
-/* About every 100 ms on the loop's thread. */
+/* After every poll of the loop, on its thread. */
 static bool tick(void *user, const struct dc_run_stats *st)
 {
 	struct world *w = user;
 	uint64_t applied = st->messages + st->skipped_replay;
 	switch (w->phase) {
 	case 0: /* the first STEPS applied and durable (batches of 1 s) */
-		if (applied < (uint64_t)w->want || ++w->ticks < 25)
+		if (applied < (uint64_t)w->want || !mr_waited(&w->t0, 2500))
 			return false;
 		/* a bad message and EXTRA steps of every series in one batch,
 		 * then every Produce refused: the dead letter holds it */
@@ -90,26 +91,26 @@ static bool tick(void *user, const struct dc_run_stats *st)
 		    1 + mr_produce_steps(&w->mr, SERIES, STEPS, STEPS + EXTRA);
 		mr_refuse_produce(&w->mr);
 		w->phase = 1;
-		w->ticks = 0;
+		w->t0 = 0;
 		return false;
 	case 1: /* all of it applied, the batch held: a member joins */
 		if (applied < (uint64_t)w->want ||
 		    st->deadletter_undelivered == 0)
-			return ++w->ticks > 300;
+			return mr_waited(&w->t0, 30000);
 		join_intruder(w);
 		w->phase = 2;
-		w->ticks = 0;
+		w->t0 = 0;
 		return false;
 	case 2: /* it took a partition from this host, still held */
 		w->revoked = intruder_partition(w);
 		if (w->revoked < 0 || st->assigned != 1)
-			return ++w->ticks > 300;
+			return mr_waited(&w->t0, 30000);
 		cr_assert_gt(st->deadletter_undelivered, 0,
 			     "the batch was not held at the revoke");
 		rd_kafka_mock_clear_request_errors(w->mr.mc, MR_PRODUCE_APIKEY);
 		w->batches_at_clear = st->batches;
 		w->phase = 3;
-		w->ticks = 0;
+		w->t0 = 0;
 		return false;
 	default: /* the dead letter delivered, the held batch committed */
 		intruder_partition(w);
@@ -118,7 +119,7 @@ static bool tick(void *user, const struct dc_run_stats *st)
 			w->done = true;
 			return true;
 		}
-		return ++w->ticks > 300;
+		return mr_waited(&w->t0, 30000);
 	}
 }
 

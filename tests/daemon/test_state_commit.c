@@ -27,7 +27,8 @@
 struct world {
 	struct mr_world mr;
 	rd_kafka_t *reader;
-	int phase, ticks, committed_while_failing;
+	int phase, committed_while_failing;
+	int64_t t0;   /* the current wait's start (mr_waited) */
 	int64_t want; /* messages produced in all */
 	uint64_t applied_at_clear;
 	bool failing, done;
@@ -49,7 +50,7 @@ static int64_t committed(struct world *w)
 	return sum;
 }
 
-/* About every 100 ms on the loop's thread. */
+/* After every poll of the loop, on its thread. */
 static bool tick(void *user, const struct dc_run_stats *st)
 {
 	struct world *w = user;
@@ -65,14 +66,14 @@ static bool tick(void *user, const struct dc_run_stats *st)
 	if (w->phase == 0 && applied >= (uint64_t)w->want) {
 		/* everything applied, produce refused: 2 s of commits due
 		 * (every 100 ms), none may be made */
-		if (++w->ticks < 20)
+		if (!mr_waited(&w->t0, 2000))
 			return false;
 		if (committed(w) != 0)
 			w->committed_while_failing = 1;
 		rd_kafka_mock_clear_request_errors(w->mr.mc, MR_PRODUCE_APIKEY);
 		w->applied_at_clear = applied;
 		w->phase = 1;
-		w->ticks = 0;
+		w->t0 = 0;
 		return false;
 	}
 	if (w->phase == 1) {
@@ -81,7 +82,7 @@ static bool tick(void *user, const struct dc_run_stats *st)
 			w->done = true;
 			return true;
 		}
-		return ++w->ticks > 150; /* 15 s: give up */
+		return mr_waited(&w->t0, 15000); /* give up */
 	}
 	return false;
 }
