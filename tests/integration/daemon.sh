@@ -429,8 +429,12 @@ wait_for 30 topic_ge deadletter $((dead_before + 1)) ||
 # ---- backpressure: input paused while forecasts wait for the broker ---------------------------
 
 # kafka.max_in_flight is reloadable: 100.  The daemon is stopped while 4
-# new series bring 4 * (60 - L + 1) forecasts, then the broker refuses
-# the next 40 Produce requests (retriable): the forecasts stay in flight.
+# new series bring 4 * (BP - L + 1) = 196 forecasts, then the broker
+# refuses the next 40 Produce requests (retriable): the forecasts stay in
+# flight.  Twice the limit, so that the input pauses even when the loop
+# takes them in two batches and the first is delivered before the second
+# is produced (with 4 * (60 - L + 1) = 116, one batch had to hold them).
+BP=80
 reloads=$(grep -c 'configuration reloaded' "$WORK/daemon.log")
 sed -i 's/^max_poll_records = 500$/&\nmax_in_flight = 100/' "$WORK/driftcast.conf"
 kill -HUP "$daemon_pid"
@@ -446,18 +450,19 @@ produce_bp() { # produce_bp FROM TO: steps of the series bp1..bp4
         }'
     done | kcat -P -b "$BS" -t measurements -K: 2>/dev/null
 }
-produce_bp 0 60
+produce_bp 0 $BP
 mbctl "error Produce 40 NOT_ENOUGH_REPLICAS"
 kill -CONT "$daemon_pid"
 check "backpressure: input paused above kafka.max_in_flight" \
     wait_for 30 grep -q 'input paused: [0-9]* produced messages not yet acknowledged' "$WORK/daemon.log"
+diag "$(grep -m1 -o 'input paused: [0-9]* produced' "$WORK/daemon.log")"
 check "backpressure: input resumed once half were delivered" \
     wait_for 30 grep -q 'input resumed' "$WORK/daemon.log"
 curl_metrics() { python3 -c 'import sys, urllib.request; sys.stdout.write(urllib.request.urlopen("http://127.0.0.1:'$metrics_port'/metrics").read().decode())'; }
 paused_counted() { curl_metrics | grep -q '^driftcast_input_pauses_total [1-9]'; }
 check "backpressure: metrics count the pause" wait_for 5 paused_counted
 bp_forecasts() { kcat -C -b "$BS" -t forecasts -o beginning -e -q -f '%k\n' 2>/dev/null | grep -c '^bp'; }
-bp_all() { test "$(bp_forecasts)" -eq $(( 4 * (60 - L + 1) )); }
+bp_all() { test "$(bp_forecasts)" -eq $(( 4 * (BP - L + 1) )); }
 check "backpressure: every forecast of the paused period arrives, once" wait_for 60 bp_all
 
 # storage.forecast_sample = 0 (reloadable): forecasts still reach the topic,
@@ -468,8 +473,8 @@ reloads=$(grep -c 'configuration reloaded' "$WORK/daemon.log")
 sed -i "s|^path = $WORK/driftcast.db\$|&\nforecast_sample = 0|" "$WORK/driftcast.conf"
 kill -HUP "$daemon_pid"
 wait_for 10 reloaded || diag "no reload seen"
-produce_bp 60 70
-bp_all() { test "$(bp_forecasts)" -eq $(( 4 * (70 - L + 1) )); }
+produce_bp $BP $((BP + 10))
+bp_all() { test "$(bp_forecasts)" -eq $(( 4 * (BP + 10 - L + 1) )); }
 check "forecast_sample = 0: forecasts keep reaching the topic" wait_for 60 bp_all
 check "forecast_sample = 0: no new rows in the forecasts table ($(rows) vs $rows_before)" \
     test "$(rows)" -eq "$rows_before"
