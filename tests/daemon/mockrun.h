@@ -109,8 +109,6 @@ static inline int64_t mr_produce_steps(struct mr_world *w, int series, int from,
 	return n;
 }
 
-/* Every Produce request refused from now (1000 of them), as a broker that
- * refuses the daemon's writes. */
 /* Whether ms milliseconds have passed since the first call with *t0 = 0
  * (which starts the wait; set *t0 = 0 again for the next one).  A tick's
  * clock: dc_run calls the tick after every poll -- a message, a delivery
@@ -126,6 +124,8 @@ static inline bool mr_waited(int64_t *t0, int64_t ms)
 	return now - *t0 >= ms;
 }
 
+/* Every Produce request refused from now (1000 of them), as a broker that
+ * refuses the daemon's writes. */
 static inline void mr_refuse_produce(struct mr_world *w)
 {
 	rd_kafka_resp_err_t fail[1] = {
