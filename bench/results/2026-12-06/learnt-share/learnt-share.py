@@ -1,0 +1,136 @@
+"""The recalibration's share learnt per series from its out-of-sample corrections
+(docs/RESULTS.md, "A share learnt from the corrections"). Not product code: a causal
+replay of what the engine publishes, from `driftcast eval --forecasts` files.
+
+    learnt-share.py DATA.csv FORECASTS.csv H W MODE     MODE: tau | judged | pool
+
+W is the adapter's share to replay (the files were written at 0.65)."""
+import importlib.machinery, json, os, sys
+import numpy as np
+sp = importlib.machinery.SourceFileLoader('sp', os.path.join(os.path.dirname(os.path.abspath(__file__)), '../../../screen-publish')).load_module()
+K, FORGET, RIDGE, JUDGE, MARGIN = 12, 0.9998, 10.0, 0.99, 0.01
+data, fc, H, w, MODE = sys.argv[1], sys.argv[2], int(sys.argv[3]), float(sys.argv[4]), sys.argv[5]
+org, scored, out, Y, P = sp.load(data, fc, H, ['frozen', 'ttt'])
+F0 = out['frozen']; F = F0 + w / 0.65 * (out['ttt'] - F0)
+def mse(pub): return np.nanmean((pub - Y)[:, scored] ** 2)
+base = mse(F0)
+C, T, _ = F.shape
+valid = ~np.isnan(Y); Yz = np.nan_to_num(Y); hh = np.arange(K)
+st = np.zeros((5, C, T))
+for t in range(T):
+    j = t - hh - 1; v = j >= 0
+    if v.any():
+        f = F[:, j[v], hh[v]]; r = Yz[:, j[v], hh[v]] - f
+        st[:, :, t] = np.stack([(f*f).sum(1), f.sum(1), np.full(C, v.sum()), (f*r).sum(1), r.sum(1)]) / K
+S = np.zeros((5, C)); Ss = np.zeros((5, C, T))
+for t in range(T):
+    S = FORGET * S + st[:, :, t]; Ss[:, :, t] = S
+sff, sf, n, sfr, sr = Ss
+nn = np.maximum(n, 1e-12); mf, mr = sf/nn, sr/nn
+vf, cfr = sff/nn - mf*mf, sfr/nn - mf*mr
+a = np.where(vf > 0, cfr / (np.maximum(vf, 1e-30) * (1 + RIDGE/nn)), 0); c = mr*n/(n+RIDGE)
+res = {'base w': 100*(mse(F)/base-1)}
+edges = [e for e in (K, 48, 96, 192, 336, 720) if e < H] + [H]
+corr1 = a[:, :, None]*F + (c - a*mf)[:, :, None]
+R = Yz - F
+# current rule: share 0.25 judged (first K), later segments middle step judged 0.995
+def judged(share, jf_later=0.995):
+    corr = share*corr1
+    G = np.where(valid, R**2 - (R-corr)**2, 0); E = np.where(valid, R**2, 0)
+    on0 = np.zeros((C, T), bool); acc, en = np.zeros(C), np.zeros(C)
+    for t in range(T):
+        j = t - hh - 1; v = j >= 0
+        acc *= JUDGE; en *= JUDGE
+        if v.any():
+            acc += G[:, j[v], hh[v]].sum(1); en += E[:, j[v], hh[v]].sum(1)
+        on0[:, t] = acc > MARGIN*en
+    pub = F + corr*on0[:, :, None]*(np.arange(H) < K)
+    for s0, s1 in zip(edges[:-1], edges[1:]):
+        mid = (s0+s1-1)//2
+        on = np.zeros((C, T), bool); acc, en = np.zeros(C), np.zeros(C)
+        for t in range(T):
+            w_ = t - mid - 1
+            acc *= jf_later; en *= jf_later
+            if w_ >= 0:
+                acc += G[:, w_, mid]; en += E[:, w_, mid]
+            on[:, t] = acc > MARGIN*en
+        msk = np.zeros(H); msk[s0:s1] = 1
+        pub = pub + corr*(on & on0)[:, :, None]*msk
+    return pub
+res['judged0.25'] = 100*(mse(judged(0.25))/base-1)
+# learnt share: s = clip(k * Src/(Scc+lam*Srr), 0, smax); first seg over K pairs with JUDGE, later on mid with jf
+RC = np.where(valid, R*corr1, 0); CC = np.where(valid, corr1**2, 0); RR = np.where(valid, R**2, 0)
+POOL = False
+def shr(a1, a2, a3, k, smax, tau):
+    if POOL:
+        a1 = np.full_like(a1, a1.sum()); a2 = np.full_like(a2, a2.sum()); a3 = np.full_like(a3, a3.sum())
+    s = a1/(a2 + 1e-30)
+    rho2 = a1*a1/(a2*a3 + 1e-30)
+    return np.clip(k*s*np.maximum(0, 1 - tau/np.maximum(rho2, 1e-30)), 0, smax)
+def learnt(k, smax, lam, jf0, jfl, gate):
+    s0t = np.zeros((C, T)); a1, a2, a3 = np.zeros(C), np.zeros(C), np.zeros(C)
+    for t in range(T):
+        j = t - hh - 1; v = j >= 0
+        a1 *= jf0; a2 *= jf0; a3 *= jf0
+        if v.any():
+            a1 += RC[:, j[v], hh[v]].sum(1); a2 += CC[:, j[v], hh[v]].sum(1); a3 += RR[:, j[v], hh[v]].sum(1)
+        s0t[:, t] = shr(a1, a2, a3, k, smax, lam)
+    pub = F + corr1*s0t[:, :, None]*(np.arange(H) < K)
+    for e0, e1 in zip(edges[:-1], edges[1:]):
+        mid = (e0+e1-1)//2
+        st_ = np.zeros((C, T)); a1, a2, a3 = np.zeros(C), np.zeros(C), np.zeros(C)
+        for t in range(T):
+            w_ = t - mid - 1
+            a1 *= jfl; a2 *= jfl; a3 *= jfl
+            if w_ >= 0:
+                a1 += RC[:, w_, mid]; a2 += CC[:, w_, mid]; a3 += RR[:, w_, mid]
+            st_[:, t] = shr(a1, a2, a3, k, smax, lam)
+        if gate == 'min': sh = np.minimum(st_, s0t)
+        elif gate == 'on0': sh = st_ * (s0t > 0)
+        else: sh = st_
+        msk = np.zeros(H); msk[e0:e1] = 1
+        pub = pub + corr1*sh[:, :, None]*msk
+    return pub
+
+def judge_on(pub, jf0=0.99, jfl=0.995, margin=MARGIN):
+    corr = pub - F
+    G = np.where(valid, R**2 - (R-corr)**2, 0); E = np.where(valid, R**2, 0)
+    on0 = np.zeros((C, T), bool); acc, en = np.zeros(C), np.zeros(C)
+    for t in range(T):
+        j = t - hh - 1; v = j >= 0
+        acc *= jf0; en *= jf0
+        if v.any():
+            acc += G[:, j[v], hh[v]].sum(1); en += E[:, j[v], hh[v]].sum(1)
+        on0[:, t] = acc > margin*en
+    out_ = F + corr*on0[:, :, None]*(np.arange(H) < K)
+    for s0, s1 in zip(edges[:-1], edges[1:]):
+        mid = (s0+s1-1)//2
+        on = np.zeros((C, T), bool); acc, en = np.zeros(C), np.zeros(C)
+        for t in range(T):
+            w_ = t - mid - 1
+            acc *= jfl; en *= jfl
+            if w_ >= 0:
+                acc += G[:, w_, mid]; en += E[:, w_, mid]
+            on[:, t] = acc > margin*en
+        msk = np.zeros(H); msk[s0:s1] = 1
+        out_ = out_ + corr*(on & on0)[:, :, None]*msk
+    return out_
+if MODE == 'tau':
+    for k in (0.5, 1.0):
+        for tau in (0.005, 0.01, 0.02, 0.05):
+            for jf0, jfl in ((0.99, 0.995), (0.995, 0.999)):
+                for gate in ('min', 'none'):
+                    res['k%.1f t%.3f j%.3f/%.3f %s' % (k, tau, jf0, jfl, gate)] = \
+                        100*(mse(learnt(k, 1.0, tau, jf0, jfl, gate))/base-1)
+elif MODE in ('judged', 'pool'):
+    POOL = MODE == 'pool'
+    for k in (0.25, 0.5, 1.0):
+        for smax in (0.5, 1.0):
+            for jf0, jfl in ((0.99, 0.995), (0.995, 0.999)):
+                pub = learnt(k, smax, 0.0, jf0, jfl, 'none')
+                nm = '%sk%.2f m%.1f j%.3f/%.3f' % ('pool ' if POOL else '', k, smax, jf0, jfl)
+                res[nm] = 100*(mse(pub)/base-1)
+                if not POOL:
+                    for mg in (0.01, 0.03):
+                        res[nm + ' J%.2f' % mg] = 100*(mse(judge_on(pub, margin=mg))/base-1)
+print(os.path.basename(fc), json.dumps({kk: round(v, 3) for kk, v in res.items()}))
