@@ -2,7 +2,7 @@
 (docs/RESULTS.md, "A share learnt from the corrections"). Not product code: a causal
 replay of what the engine publishes, from `driftcast eval --forecasts` files.
 
-    learnt-share.py DATA.csv FORECASTS.csv H W MODE     MODE: tau | judged | pool
+    learnt-share.py DATA.csv FORECASTS.csv H W MODE     MODE: tau | judged | pool | agree
 
 W is the adapter's share to replay (the files were written at 0.65)."""
 import importlib.machinery, json, os, sys
@@ -115,7 +115,16 @@ def judge_on(pub, jf0=0.99, jfl=0.995, margin=MARGIN):
         msk = np.zeros(H); msk[s0:s1] = 1
         out_ = out_ + corr*(on & on0)[:, :, None]*msk
     return out_
-if MODE == 'tau':
+if MODE == 'agree':
+    for k in (0.25, 0.5, 1.0):
+        for smax in (0.5, 1.0):
+            for (f1, g1), (f2, g2) in (((0.99, 0.995), (0.999, 0.9995)), ((0.98, 0.99), (0.995, 0.999)), ((0.99, 0.995), (0.9995, 0.9998))):
+                pa = learnt(k, smax, 0.0, f1, g1, 'none') - F
+                pb = learnt(k, smax, 0.0, f2, g2, 'none') - F
+                # the smaller share of the two (both have the same sign: corr1 times a share >= 0)
+                pub = F + np.where(np.abs(pa) < np.abs(pb), pa, pb)
+                res['agree k%.2f m%.1f %.3f/%.4f' % (k, smax, f1, f2)] = 100*(mse(pub)/base-1)
+elif MODE == 'tau':
     for k in (0.5, 1.0):
         for tau in (0.005, 0.01, 0.02, 0.05):
             for jf0, jfl in ((0.99, 0.995), (0.995, 0.999)):
