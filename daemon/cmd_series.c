@@ -26,8 +26,14 @@ static void series_usage(FILE *f)
 	fprintf(f,
 		"Usage: driftcast series --db FILE [--series S] [--last N] "
 		"[--format table|csv|json]\n\n"
-		"Every series in the database, one line each: its last data "
-		"time, its last\n"
+		"Every series in the database, one line each: its status "
+		"(active: this\n"
+		"host serves it; stopped: released at this host's clean "
+		"stop, taken back\n"
+		"at its next start unless another host of its group serves "
+		"it meanwhile;\n"
+		"handed_over: another host of its group took it), its last "
+		"data time, its last\n"
 		"stored forecast (and the adapter version that made it), the "
 		"current\n"
 		"adapter version, how many adaptations were accepted and "
@@ -122,7 +128,7 @@ static int print_series(void *user, const struct store_series_info *i)
 		num(i->adapted_error, ea, sizeof(ea), "%.4g", "-");
 		num(i->shadow_error, es, sizeof(es), "%.4g", "-");
 		num(gn, g, sizeof(g), "%+.1f%%", "-");
-		printf("%-18s %-8s %-20s %-20s %7s %6lld %5lld %5lld %5lld  "
+		printf("%-18s %-11s %-20s %-20s %7s %6lld %5lld %5lld %5lld  "
 		       "%5lld %9s %9s %7s  %s\n",
 		       i->series, i->status, data, fc, ver,
 		       (long long)i->adaptations, (long long)i->rejections,
@@ -260,7 +266,7 @@ int dc_cmd_series(int argc, char **argv)
 	if (!s)
 		return DC_EXIT_FAILURE;
 	if (o.fmt == DC_FORMAT_TABLE)
-		printf("%-18s %-8s %-20s %-20s %7s %6s %5s %5s %5s  %5s %9s "
+		printf("%-18s %-11s %-20s %-20s %7s %6s %5s %5s %5s  %5s %9s "
 		       "%9s %7s  %s\n",
 		       "series", "status", "last data", "last forecast",
 		       "version", "adapt", "rej", "drift", "rollb", "n",

@@ -187,16 +187,66 @@ int store_history_all(struct store *s, const char *series, int64_t since,
 	return r;
 }
 
-/* Every database's versions of ?1, as VERSIONS; current only where the
- * series was not handed over (its current version is the new owner's),
+/* Every database's versions of ?1, as VERSIONS; current where the series
+ * is served (not handed over: its current version is the new owner's; not
+ * released at its host's stop) or in database ?2 (fleet_stopped_owner),
  * and whether the row is an adoption ('handover'). */
 #define FLEET_VERSIONS                                                        \
 	"SELECT v.id, v.number, v.parent_id, v.parent_number, v.model_id, "   \
 	"v.ts, v.created_at, v.reason, v.note, v.loss_before, v.loss_after, " \
 	"v.guard_before, v.guard_after, v.adapter_len, v.checksum, "          \
-	"v.id = s.current_version_id AND s.status != 'handed_over', #, "      \
-	"v.reason = 'handover' FROM @.versions v JOIN @.series s ON s.id = "  \
-	"v.series_id WHERE s.key = ?1"
+	"v.id = s.current_version_id AND (s.status NOT IN ('handed_over', "   \
+	"'stopped') OR # = ?2), #, v.reason = 'handover' FROM @.versions v "  \
+	"JOIN @.series s ON s.id = v.series_id WHERE s.key = ?1"
+
+/* Every database's row of series ?1: its index, whether its host released
+ * it at its stop, whether it was handed over, its current version's time
+ * (wall-clock ms) and number. */
+#define FLEET_OWNER                                                         \
+	"SELECT #, s.status = 'stopped', s.status = 'handed_over', "        \
+	"coalesce(v.created_at, 0), coalesce(s.current_version, -1) FROM "  \
+	"@.series s LEFT JOIN @.versions v ON v.id = s.current_version_id " \
+	"WHERE s.key = ?1"
+
+/* The database whose current version of series is current although its
+ * host released the series at its stop: when no database serves it, the
+ * stopped one whose current version is the newest (made or adopted last;
+ * then the higher number) -- a host that stopped cannot know whether
+ * another took the series, the others' databases can.  *ret -1: none, or
+ * a database serves it (its version is the current one). */
+static int fleet_stopped_owner(struct store *s, const char *series, int *ret,
+			       char *errbuf, size_t errbuf_size)
+{
+	sqlite3_stmt *st = NULL;
+	int r = fleet_prep(s, FLEET_OWNER, "", &st, errbuf, errbuf_size);
+	if (r < 0)
+		return r;
+	sqlite3_bind_text(st, 1, series, -1, SQLITE_STATIC);
+	bool served = false;
+	int best = -1, rc;
+	int64_t best_at = 0, best_number = 0;
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		bool stopped = sqlite3_column_int(st, 1) != 0;
+		int64_t at = sqlite3_column_int64(st, 3);
+		int64_t number = sqlite3_column_int64(st, 4);
+		if (!stopped) {
+			served |= sqlite3_column_int(st, 2) == 0;
+			continue;
+		}
+		if (best < 0 || at > best_at ||
+		    (at == best_at && number > best_number)) {
+			best = sqlite3_column_int(st, 0);
+			best_at = at;
+			best_number = number;
+		}
+	}
+	sqlite3_finalize(st);
+	if (rc != SQLITE_DONE)
+		return store_db_fail(s, rc, errbuf, errbuf_size,
+				     "reading the series in every database");
+	*ret = served ? -1 : best;
+	return 0;
+}
 
 int store_versions_all(struct store *s, const char *series,
 		       store_db_version_fn fn, void *user, char *errbuf,
@@ -211,12 +261,17 @@ int store_versions_all(struct store *s, const char *series,
 	if (s->attached == 0)
 		return store_versions(s, series, fn ? fleet_version : NULL, &c,
 				      errbuf, errbuf_size);
+	int owner = -1;
+	if ((r = fleet_stopped_owner(s, series, &owner, errbuf, errbuf_size)) <
+	    0)
+		return r;
 	/* One chain: by number; a version adopted from another host after
 	 * the one made there, then by time and database. */
 	if ((r = fleet_prep(s, FLEET_VERSIONS, "ORDER BY 2, 18, 6, 17", &c.st,
 			    errbuf, errbuf_size)) < 0)
 		return r;
 	sqlite3_bind_text(c.st, 1, series, -1, SQLITE_STATIC);
+	sqlite3_bind_int(c.st, 2, owner);
 	r = store_version_rows(s, c.st, series, fleet_version, &c, errbuf,
 			       errbuf_size);
 	sqlite3_finalize(c.st);

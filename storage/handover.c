@@ -8,6 +8,7 @@
 
 #include <errno.h>
 #include <math.h>
+#include <string.h>
 
 #include "storage/storage_private.h"
 
@@ -147,10 +148,17 @@ int store_handover_put(struct store *s, const struct store_handover *h,
 		sqlite3_bind_int64(st, 1, sr.id);
 		sqlite3_bind_int(st, 2, h->partition);
 	} else {
-		if ((r = store_prep(s, SQ_SERIES_HANDED_OVER, &st, errbuf,
+		if ((r = store_prep(s, SQ_SERIES_RELEASED, &st, errbuf,
 				    errbuf_size)) < 0)
 			return r;
 		sqlite3_bind_int64(st, 1, sr.id);
+		/* released at this host's own stop: whether another host
+		 * takes it, only Kafka knows */
+		sqlite3_bind_text(st, 2,
+				  h->source && !strcmp(h->source, "stopped")
+				      ? "stopped"
+				      : "handed_over",
+				  -1, SQLITE_STATIC);
 	}
 	if ((r = row_done(s, st, "marking a series' move", errbuf,
 			  errbuf_size)) < 0 ||

@@ -48,8 +48,10 @@ int store_recent_count_partition(struct store *s, int32_t partition,
 				 size_t *ret_n, char *errbuf,
 				 size_t errbuf_size);
 
-/* One move of a series: "out" (revoked, lost) marks the series handed
- * over; "in" (local, changelog, anchor) makes it active here.  (Recent
+/* One move of a series: "out" marks the series handed_over (source
+ * revoked, lost: another host has it) or stopped (source stopped: released
+ * at this host's own stop, whether another host takes it is not known
+ * here); "in" (local, changelog, anchor) makes it active here.  (Recent
  * values saved at a clean stop stay until the partition comes back:
  * store_recent_take_partition uses or deletes them.)  version and
  * next_offset: -1 unknown. */
@@ -90,7 +92,8 @@ int store_version_adopt(struct store *s, const struct store_adopted *a,
 			uint64_t *ret_number, char *errbuf, size_t errbuf_size);
 
 /* Whether this database still serves series: handed_over when its last
- * move was out (then partition, -1 unknown, and when, wall-clock ms).
+ * move was out, to another host or at this host's stop (then partition,
+ * -1 unknown, and when, wall-clock ms).
  * -ENOENT for an unknown series. */
 struct store_series_where {
 	bool handed_over;

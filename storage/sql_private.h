@@ -293,8 +293,7 @@
 	  "UPDATE series SET current_version_id = (SELECT id FROM versions "   \
 	  "WHERE series_id = ?1 AND number = ?2), current_version = ?2 "       \
 	  "WHERE id = ?1")                                                     \
-	X(SERIES_HANDED_OVER,                                                  \
-	  "UPDATE series SET status = 'handed_over' WHERE id = ?1")            \
+	X(SERIES_RELEASED, "UPDATE series SET status = ?2 WHERE id = ?1")      \
 	X(HANDOVER_INSERT,                                                     \
 	  "INSERT INTO handovers (series_id, partition, direction, source, "   \
 	  "version, next_offset, note, created_at) VALUES (?1, ?2, ?3, ?4, "   \
@@ -302,7 +301,8 @@
 	X(VERSION_ID, "SELECT id FROM versions WHERE series_id = ?1 AND "      \
 		      "number = ?2")                                           \
 	X(SERIES_WHERE,                                                        \
-	  "SELECT s.status = 'handed_over', s.partition, h.created_at, "       \
+	  "SELECT s.status IN ('handed_over', 'stopped'), s.partition, "       \
+	  "h.created_at, "                                                     \
 	  "h.source = 'stopped' FROM series s LEFT JOIN handovers h ON h.id "  \
 	  "= (SELECT max(id) FROM handovers WHERE series_id = s.id AND "       \
 	  "direction = 'out') WHERE s.key = ?1")

@@ -515,6 +515,8 @@ check "SIGTERM: the published averages saved, for the current versions ($(wc -l 
 # offline `driftcast rollback --db` still acts on them
 check "SIGTERM: every series released at the stop (handovers source 'stopped')" \
     test "$(sqlite3 "$WORK/driftcast.db" "SELECT count(DISTINCT series_id) FROM handovers WHERE direction = 'out' AND source = 'stopped';")" -eq "$saved"
+check "... and listed as stopped, not handed over (v_series.status)" \
+    test "$(sqlite3 "$WORK/driftcast.db" "SELECT count(*) FROM v_series WHERE status = 'stopped';")" -eq "$saved"
 
 # and each series' recalibration (on by default), byte for byte
 recals() {

@@ -157,6 +157,99 @@ Test(fleet, versions_one_chain)
 	su_rmdir(dir);
 }
 
+/* The current flag (0 or 1) of series a's version number in database db,
+ * from `driftcast versions --db a --db b --series a --format csv`. */
+static int current_in(const char *a, const char *b, int number, const char *db)
+{
+	char *c[] = {"driftcast", "versions", "--db",	  (char *)a,
+		     "--db",	  (char *)b,  "--series", "a",
+		     "--format",  "csv",      NULL};
+	cr_assert_eq(tu_run(&res, c), 0);
+	cr_assert_eq(res.status, 0, "%s", res.err);
+	char l[64], tail[160];
+	snprintf(l, sizeof(l), "\na,%d,", number);
+	snprintf(tail, sizeof(tail), ",%s\n", db);
+	for (const char *p = strstr(res.out, l); p; p = strstr(p + 1, l)) {
+		const char *end = strchr(p + 1, '\n');
+		const char *t = strstr(p, tail);
+		if (!end || t != end - strlen(tail) + 1)
+			continue;
+		/* series,number,parent,reason,time,ts,current,... */
+		const char *f = p + 1;
+		for (int i = 0; i < 6; i++)
+			f = strchr(f, ',') + 1;
+		return *f == '1';
+	}
+	cr_assert_fail("no version %d of a from %s in:\n%s", number, db,
+		       res.out);
+	return -1;
+}
+
+Test(fleet, a_host_that_stopped_keeps_the_current_version)
+{
+	char dir[64], a[128], b[128], err[512] = "";
+	su_tmpdb(dir, sizeof(dir), a, sizeof(a));
+	snprintf(b, sizeof(b), "%s/b.db", dir);
+	/* host A made a's v0..v2 and stopped cleanly; B has another series */
+	struct store *s = su_open(a, NULL);
+	for (int v = 0; v <= 2; v++)
+		cr_assert_eq(
+		    su_version(s, "a",
+			       v ? STORE_EV_ADAPT_ACCEPTED : STORE_EV_INIT,
+			       v ? (uint64_t)v - 1 : 0, (uint64_t)v,
+			       (1000 + 3600 * v) * NS, (float)v),
+		    0);
+	struct store_handover stop = {.series = "a",
+				      .partition = 2,
+				      .source = "stopped",
+				      .version = 2,
+				      .next_offset = 40};
+	cr_assert_eq(store_handover_put(s, &stop, err, sizeof(err)), 0, "%s",
+		     err);
+	su_commit(s);
+	store_free(s);
+	s = su_open(b, NULL);
+	cr_assert_eq(su_version(s, "c", STORE_EV_INIT, 0, 0, 5000 * NS, 0), 0);
+	su_commit(s);
+	store_free(s);
+	/* nobody else has served it: A's v2 is its current version (the
+	 * fleet view once showed none after a clean stop) */
+	cr_assert_eq(current_in(a, b, 2, a), 1, "%s", res.out);
+
+	/* B takes it over (adopts v2, makes v3): current only on B */
+	s = su_open(b, NULL);
+	float ad[SU_ADAPTER_LEN];
+	su_fill(ad, SU_ADAPTER_LEN, 2.0f);
+	struct store_adopted ado = {.series = "a",
+				    .number = 2,
+				    .parent = 1,
+				    .ts = 8200 * NS,
+				    .adapter = ad,
+				    .adapter_len = SU_ADAPTER_LEN,
+				    .note = "from host A"};
+	cr_assert_eq(store_version_adopt(s, &ado, NULL, err, sizeof(err)), 0,
+		     "%s", err);
+	cr_assert_eq(
+	    su_version(s, "a", STORE_EV_ADAPT_ACCEPTED, 2, 3, 11800 * NS, 3.0f),
+	    0);
+	su_commit(s);
+	cr_assert_eq(current_in(a, b, 2, a), 0, "%s", res.out);
+	cr_assert_eq(current_in(a, b, 3, b), 1, "%s", res.out);
+
+	/* B stops cleanly too: the newer of the two stopped hosts' versions
+	 * (B's) is current, in either order of --db */
+	stop.version = 3;
+	cr_assert_eq(store_handover_put(s, &stop, err, sizeof(err)), 0, "%s",
+		     err);
+	su_commit(s);
+	store_free(s);
+	cr_assert_eq(current_in(a, b, 3, b), 1, "%s", res.out);
+	cr_assert_eq(current_in(a, b, 2, a), 0, "%s", res.out);
+	cr_assert_eq(current_in(b, a, 3, b), 1, "%s", res.out);
+	cr_assert_eq(current_in(b, a, 2, a), 0, "%s", res.out);
+	su_rmdir(dir);
+}
+
 Test(fleet, refusals_name_the_file)
 {
 	char dir[64], a[128], b[128], bad[160], missing[160];

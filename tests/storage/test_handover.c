@@ -155,6 +155,18 @@ Test(handover, partitions_moves_and_adopted_versions)
 	su_commit(s);
 	cr_assert_eq(store_series_where(s, "old", &w, err, sizeof(err)), 0);
 	cr_assert(w.handed_over && w.released_at_stop);
+	/* and the database says so: stopped, not handed over (a single host
+	 * that stopped cleanly once listed every series as handed to
+	 * another host) */
+	sqlite3 *raw = su_raw(path);
+	char status[32];
+	su_text(raw, "SELECT status FROM v_series WHERE series = 'old'", status,
+		sizeof(status));
+	cr_assert_str_eq(status, "stopped");
+	su_text(raw, "SELECT status FROM v_series WHERE series = 'a'", status,
+		sizeof(status));
+	cr_assert_str_eq(status, "handed_over");
+	sqlite3_close(raw);
 
 	/* `driftcast rollback` on a handed-over series says where it went */
 	store_free(s);
