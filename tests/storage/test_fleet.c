@@ -14,33 +14,10 @@ static struct run_result res;
 
 #define NS INT64_C(1000000000)
 
-/* Host A made a's v0..v2 (1000, 4600, 8200 s) and b's v0 (1000 s), then
- * handed a over; host B adopted a's v2 and made v3 (11800 s), and made
- * c's v0 at 5000 s. */
-static void make_hosts(char *dir, size_t dn, char *a, char *b, size_t pn)
+/* Host B adopts a's v2 (made on host A) and makes v3 (11800 s). */
+static void take_over_a(struct store *s)
 {
 	char err[512] = "";
-	su_tmpdb(dir, dn, a, pn);
-	snprintf(b, pn, "%s/b.db", dir);
-	struct store *s = su_open(a, NULL);
-	cr_assert_eq(su_version(s, "a", STORE_EV_INIT, 0, 0, 1000 * NS, 0), 0);
-	cr_assert_eq(su_version(s, "b", STORE_EV_INIT, 0, 0, 1000 * NS, 0), 0);
-	for (int v = 1; v <= 2; v++)
-		cr_assert_eq(su_version(s, "a", STORE_EV_ADAPT_ACCEPTED,
-					(uint64_t)v - 1, (uint64_t)v,
-					(1000 + 3600 * v) * NS, (float)v),
-			     0);
-	struct store_handover out = {.series = "a",
-				     .partition = 2,
-				     .source = "revoked",
-				     .version = 2,
-				     .next_offset = 40};
-	cr_assert_eq(store_handover_put(s, &out, err, sizeof(err)), 0, "%s",
-		     err);
-	su_commit(s);
-	store_free(s);
-
-	s = su_open(b, NULL);
 	float ad[SU_ADAPTER_LEN];
 	su_fill(ad, SU_ADAPTER_LEN, 2.0f);
 	struct store_adopted ado = {.series = "a",
@@ -52,10 +29,49 @@ static void make_hosts(char *dir, size_t dn, char *a, char *b, size_t pn)
 				    .note = "from host A"};
 	cr_assert_eq(store_version_adopt(s, &ado, NULL, err, sizeof(err)), 0,
 		     "%s", err);
-	cr_assert_eq(su_version(s, "c", STORE_EV_INIT, 0, 0, 5000 * NS, 0), 0);
 	cr_assert_eq(
 	    su_version(s, "a", STORE_EV_ADAPT_ACCEPTED, 2, 3, 11800 * NS, 3.0f),
 	    0);
+}
+
+/* Host A (database path) made a's v0..v2 (1000, 4600, 8200 s) and let it
+ * go with its partition (source: revoked, or stopped at A's own stop),
+ * with b's v0 (1000 s) if with_b. */
+static void host_a(const char *path, const char *source, bool with_b)
+{
+	char err[512] = "";
+	struct store *s = su_open(path, NULL);
+	for (int v = 0; v <= 2; v++)
+		cr_assert_eq(
+		    su_version(s, "a",
+			       v ? STORE_EV_ADAPT_ACCEPTED : STORE_EV_INIT,
+			       v ? (uint64_t)v - 1 : 0, (uint64_t)v,
+			       (1000 + 3600 * v) * NS, (float)v),
+		    0);
+	if (with_b)
+		cr_assert_eq(
+		    su_version(s, "b", STORE_EV_INIT, 0, 0, 1000 * NS, 0), 0);
+	struct store_handover out = {.series = "a",
+				     .partition = 2,
+				     .source = source,
+				     .version = 2,
+				     .next_offset = 40};
+	cr_assert_eq(store_handover_put(s, &out, err, sizeof(err)), 0, "%s",
+		     err);
+	su_commit(s);
+	store_free(s);
+}
+
+/* Host A as host_a (revoked, with b); host B adopted a's v2 and made v3
+ * (11800 s), and made c's v0 at 5000 s. */
+static void make_hosts(char *dir, size_t dn, char *a, char *b, size_t pn)
+{
+	su_tmpdb(dir, dn, a, pn);
+	snprintf(b, pn, "%s/b.db", dir);
+	host_a(a, "revoked", true);
+	struct store *s = su_open(b, NULL);
+	cr_assert_eq(su_version(s, "c", STORE_EV_INIT, 0, 0, 5000 * NS, 0), 0);
+	take_over_a(s);
 	su_commit(s);
 	store_free(s);
 }
@@ -191,24 +207,8 @@ Test(fleet, a_host_that_stopped_keeps_the_current_version)
 	su_tmpdb(dir, sizeof(dir), a, sizeof(a));
 	snprintf(b, sizeof(b), "%s/b.db", dir);
 	/* host A made a's v0..v2 and stopped cleanly; B has another series */
-	struct store *s = su_open(a, NULL);
-	for (int v = 0; v <= 2; v++)
-		cr_assert_eq(
-		    su_version(s, "a",
-			       v ? STORE_EV_ADAPT_ACCEPTED : STORE_EV_INIT,
-			       v ? (uint64_t)v - 1 : 0, (uint64_t)v,
-			       (1000 + 3600 * v) * NS, (float)v),
-		    0);
-	struct store_handover stop = {.series = "a",
-				      .partition = 2,
-				      .source = "stopped",
-				      .version = 2,
-				      .next_offset = 40};
-	cr_assert_eq(store_handover_put(s, &stop, err, sizeof(err)), 0, "%s",
-		     err);
-	su_commit(s);
-	store_free(s);
-	s = su_open(b, NULL);
+	host_a(a, "stopped", false);
+	struct store *s = su_open(b, NULL);
 	cr_assert_eq(su_version(s, "c", STORE_EV_INIT, 0, 0, 5000 * NS, 0), 0);
 	su_commit(s);
 	store_free(s);
@@ -218,27 +218,18 @@ Test(fleet, a_host_that_stopped_keeps_the_current_version)
 
 	/* B takes it over (adopts v2, makes v3): current only on B */
 	s = su_open(b, NULL);
-	float ad[SU_ADAPTER_LEN];
-	su_fill(ad, SU_ADAPTER_LEN, 2.0f);
-	struct store_adopted ado = {.series = "a",
-				    .number = 2,
-				    .parent = 1,
-				    .ts = 8200 * NS,
-				    .adapter = ad,
-				    .adapter_len = SU_ADAPTER_LEN,
-				    .note = "from host A"};
-	cr_assert_eq(store_version_adopt(s, &ado, NULL, err, sizeof(err)), 0,
-		     "%s", err);
-	cr_assert_eq(
-	    su_version(s, "a", STORE_EV_ADAPT_ACCEPTED, 2, 3, 11800 * NS, 3.0f),
-	    0);
+	take_over_a(s);
 	su_commit(s);
 	cr_assert_eq(current_in(a, b, 2, a), 0, "%s", res.out);
 	cr_assert_eq(current_in(a, b, 3, b), 1, "%s", res.out);
 
 	/* B stops cleanly too: the newer of the two stopped hosts' versions
 	 * (B's) is current, in either order of --db */
-	stop.version = 3;
+	struct store_handover stop = {.series = "a",
+				      .partition = 2,
+				      .source = "stopped",
+				      .version = 3,
+				      .next_offset = 60};
 	cr_assert_eq(store_handover_put(s, &stop, err, sizeof(err)), 0, "%s",
 		     err);
 	su_commit(s);
