@@ -2,7 +2,11 @@
 (docs/RESULTS.md, "A share learnt from the corrections"). Not product code: a causal
 replay of what the engine publishes, from `driftcast eval --forecasts` files.
 
-    learnt-share.py DATA.csv FORECASTS.csv H W MODE     MODE: tau | judged | pool | agree
+    learnt-share.py DATA.csv FORECASTS.csv H W MODE     MODE: tau | judged | pool | agree | norm
+
+NORM=1 in the environment fits the line in each window's own units (its
+lookback's mean and standard deviation, at least SDMIN=0.1), as the model
+normalises; with NORM=0 (the default) in the scaled units of the file.
 
 W is the adapter's share to replay (the files were written at 0.65)."""
 import importlib.machinery, json, os, sys
@@ -12,15 +16,44 @@ K, FORGET, RIDGE, JUDGE, MARGIN = 12, 0.9998, 10.0, 0.99, 0.01
 data, fc, H, w, MODE = sys.argv[1], sys.argv[2], int(sys.argv[3]), float(sys.argv[4]), sys.argv[5]
 org, scored, out, Y, P = sp.load(data, fc, H, ['frozen', 'ttt'])
 F0 = out['frozen']; F = F0 + w / 0.65 * (out['ttt'] - F0)
+NORM = os.environ.get('NORM', '0') == '1'
+if NORM:
+    import gzip
+    opn = gzip.open if data.endswith('.gz') else open
+    with opn(data, 'rt') as fh:
+        hdr = fh.readline().strip().split(',')[1:]
+        X = np.loadtxt(fh, delimiter=',', usecols=range(1, len(hdr) + 1), ndmin=2)
+    nX = len(X); ntr = int((0.6 if 'ETT' in data.split('/')[-1] else 0.7) * nX)
+    xs = (X - X[:ntr].mean(0)) / X[:ntr].std(0)
+    names = set()
+    with open(fc) as fh:
+        fh.readline()
+        for line in fh:
+            if line.startswith('frozen,'):
+                names.add(line.split(',', 2)[1])
+    names = sorted(names)
+    cs = np.cumsum(np.vstack([np.zeros((1, xs.shape[1])), xs]), 0)
+    cs2 = np.cumsum(np.vstack([np.zeros((1, xs.shape[1])), xs*xs]), 0)
+    LB = 96
+    lo = np.maximum(org - LB + 1, 0)
+    cnt = (org + 1 - lo)[:, None]
+    m_ = (cs[org + 1] - cs[lo]) / cnt
+    v_ = (cs2[org + 1] - cs2[lo]) / cnt - m_*m_
+    sd_ = np.maximum(np.sqrt(np.maximum(v_, 0)), float(os.environ.get("SDMIN", "0.1")))
+    MU = np.stack([m_[:, hdr.index(c)] for c in names])[:, :, None]
+    SD = np.stack([sd_[:, hdr.index(c)] for c in names])[:, :, None]
+    FF, YY = (F - MU) / SD, (Y - MU) / SD
+else:
+    FF, YY = F, Y
 def mse(pub): return np.nanmean((pub - Y)[:, scored] ** 2)
 base = mse(F0)
 C, T, _ = F.shape
-valid = ~np.isnan(Y); Yz = np.nan_to_num(Y); hh = np.arange(K)
+valid = ~np.isnan(Y); Yz = np.nan_to_num(Y); YYz = np.nan_to_num(YY); hh = np.arange(K)
 st = np.zeros((5, C, T))
 for t in range(T):
     j = t - hh - 1; v = j >= 0
     if v.any():
-        f = F[:, j[v], hh[v]]; r = Yz[:, j[v], hh[v]] - f
+        f = FF[:, j[v], hh[v]]; r = YYz[:, j[v], hh[v]] - f
         st[:, :, t] = np.stack([(f*f).sum(1), f.sum(1), np.full(C, v.sum()), (f*r).sum(1), r.sum(1)]) / K
 S = np.zeros((5, C)); Ss = np.zeros((5, C, T))
 for t in range(T):
@@ -31,7 +64,7 @@ vf, cfr = sff/nn - mf*mf, sfr/nn - mf*mr
 a = np.where(vf > 0, cfr / (np.maximum(vf, 1e-30) * (1 + RIDGE/nn)), 0); c = mr*n/(n+RIDGE)
 res = {'base w': 100*(mse(F)/base-1)}
 edges = [e for e in (K, 48, 96, 192, 336, 720) if e < H] + [H]
-corr1 = a[:, :, None]*F + (c - a*mf)[:, :, None]
+corr1 = (a[:, :, None]*FF + (c - a*mf)[:, :, None]) * (SD if NORM else 1)
 R = Yz - F
 # current rule: share 0.25 judged (first K), later segments middle step judged 0.995
 def judged(share, jf_later=0.995):
@@ -115,7 +148,15 @@ def judge_on(pub, jf0=0.99, jfl=0.995, margin=MARGIN):
         msk = np.zeros(H); msk[s0:s1] = 1
         out_ = out_ + corr*(on & on0)[:, :, None]*msk
     return out_
-if MODE == 'agree':
+if MODE == 'norm':
+    for sh in (0.25, 0.5, 1.0):
+        res['s%.2f none' % sh] = 100*(mse(F + sh*corr1)/base-1)
+    for sh in (0.5, 1.0):
+        res['s%.2f judged' % sh] = 100*(mse(judged(sh))/base-1)
+    for k in (0.25, 0.5):
+        for smax in (0.5, 1.0):
+            res['learnt k%.2f m%.1f' % (k, smax)] = 100*(mse(learnt(k, smax, 0.0, 0.995, 0.999, 'none'))/base-1)
+elif MODE == 'agree':
     for k in (0.25, 0.5, 1.0):
         for smax in (0.5, 1.0):
             for (f1, g1), (f2, g2) in (((0.99, 0.995), (0.999, 0.9995)), ((0.98, 0.99), (0.995, 0.999)), ((0.99, 0.995), (0.9995, 0.9998))):
