@@ -67,29 +67,33 @@ edges = [e for e in (K, 48, 96, 192, 336, 720) if e < H] + [H]
 corr1 = (a[:, :, None]*FF + (c - a*mf)[:, :, None]) * (SD if NORM else 1)
 R = Yz - F
 # current rule: share 0.25 judged (first K), later segments middle step judged 0.995
-def judged(share, jf_later=0.995):
-    corr = share*corr1
+def judge(corr, jf0=JUDGE, jfl=0.995, margin=MARGIN):
+    """F + corr, each segment published while it gained: the first K steps
+    on their freshest pairs (forgetting jf0), each later segment also on
+    its middle step (forgetting jfl)."""
     G = np.where(valid, R**2 - (R-corr)**2, 0); E = np.where(valid, R**2, 0)
     on0 = np.zeros((C, T), bool); acc, en = np.zeros(C), np.zeros(C)
     for t in range(T):
         j = t - hh - 1; v = j >= 0
-        acc *= JUDGE; en *= JUDGE
+        acc *= jf0; en *= jf0
         if v.any():
             acc += G[:, j[v], hh[v]].sum(1); en += E[:, j[v], hh[v]].sum(1)
-        on0[:, t] = acc > MARGIN*en
+        on0[:, t] = acc > margin*en
     pub = F + corr*on0[:, :, None]*(np.arange(H) < K)
     for s0, s1 in zip(edges[:-1], edges[1:]):
         mid = (s0+s1-1)//2
         on = np.zeros((C, T), bool); acc, en = np.zeros(C), np.zeros(C)
         for t in range(T):
             w_ = t - mid - 1
-            acc *= jf_later; en *= jf_later
+            acc *= jfl; en *= jfl
             if w_ >= 0:
                 acc += G[:, w_, mid]; en += E[:, w_, mid]
-            on[:, t] = acc > MARGIN*en
+            on[:, t] = acc > margin*en
         msk = np.zeros(H); msk[s0:s1] = 1
         pub = pub + corr*(on & on0)[:, :, None]*msk
     return pub
+def judged(share):
+    return judge(share*corr1)
 res['judged0.25'] = 100*(mse(judged(0.25))/base-1)
 # learnt share: s = clip(k * Src/(Scc+lam*Srr), 0, smax); first seg over K pairs with JUDGE, later on mid with jf
 RC = np.where(valid, R*corr1, 0); CC = np.where(valid, corr1**2, 0); RR = np.where(valid, R**2, 0)
@@ -125,29 +129,6 @@ def learnt(k, smax, lam, jf0, jfl, gate):
         pub = pub + corr1*sh[:, :, None]*msk
     return pub
 
-def judge_on(pub, jf0=0.99, jfl=0.995, margin=MARGIN):
-    corr = pub - F
-    G = np.where(valid, R**2 - (R-corr)**2, 0); E = np.where(valid, R**2, 0)
-    on0 = np.zeros((C, T), bool); acc, en = np.zeros(C), np.zeros(C)
-    for t in range(T):
-        j = t - hh - 1; v = j >= 0
-        acc *= jf0; en *= jf0
-        if v.any():
-            acc += G[:, j[v], hh[v]].sum(1); en += E[:, j[v], hh[v]].sum(1)
-        on0[:, t] = acc > margin*en
-    out_ = F + corr*on0[:, :, None]*(np.arange(H) < K)
-    for s0, s1 in zip(edges[:-1], edges[1:]):
-        mid = (s0+s1-1)//2
-        on = np.zeros((C, T), bool); acc, en = np.zeros(C), np.zeros(C)
-        for t in range(T):
-            w_ = t - mid - 1
-            acc *= jfl; en *= jfl
-            if w_ >= 0:
-                acc += G[:, w_, mid]; en += E[:, w_, mid]
-            on[:, t] = acc > margin*en
-        msk = np.zeros(H); msk[s0:s1] = 1
-        out_ = out_ + corr*(on & on0)[:, :, None]*msk
-    return out_
 if MODE == 'norm':
     for sh in (0.25, 0.5, 1.0):
         res['s%.2f none' % sh] = 100*(mse(F + sh*corr1)/base-1)
@@ -182,5 +163,5 @@ elif MODE in ('judged', 'pool'):
                 res[nm] = 100*(mse(pub)/base-1)
                 if not POOL:
                     for mg in (0.01, 0.03):
-                        res[nm + ' J%.2f' % mg] = 100*(mse(judge_on(pub, margin=mg))/base-1)
+                        res[nm + ' J%.2f' % mg] = 100*(mse(judge(pub - F, margin=mg))/base-1)
 print(os.path.basename(fc), json.dumps({kk: round(v, 3) for kk, v in res.items()}))
