@@ -191,6 +191,15 @@ int store_debug_exec(struct store *s, const char *sql, char *errbuf,
 	return r;
 }
 
+int64_t store_model_hash(const void *p, size_t n)
+{
+	const unsigned char *b = p;
+	uint64_t h = 1469598103934665603ull; /* 64-bit FNV-1a */
+	for (size_t i = 0; i < n; i++)
+		h = (h ^ b[i]) * 1099511628211ull;
+	return (int64_t)(h | (1ull << 63)); /* negative: never a CRC-32 */
+}
+
 uint32_t store_checksum(const void *p, size_t n)
 {
 	uLong c = crc32(0L, Z_NULL, 0);

@@ -182,8 +182,9 @@
 	  "excluded.next_offset, updated_at = excluded.updated_at")            \
 	X(OFFSET_GET, "SELECT next_offset FROM kafka_offsets "                 \
 		      "WHERE topic = ?1 AND partition = ?2")                   \
-	X(MODEL_FIND,                                                          \
-	  "SELECT id FROM models WHERE checksum = ?1 AND nbytes = ?2")         \
+	X(MODEL_FIND, "SELECT id, bytes FROM models "                          \
+		      "WHERE checksum = ?1 AND nbytes = ?2")                   \
+	X(MODEL_REHASH, "UPDATE models SET checksum = ?1 WHERE id = ?2")       \
 	X(MODEL_INSERT,                                                        \
 	  "INSERT INTO models (name, config, bytes, nbytes, checksum, "        \
 	  "report, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)")           \

@@ -147,6 +147,13 @@ static inline void reset_stmt(sqlite3_stmt *st)
 
 /* crc32 of n bytes: what the checksum columns hold. */
 uint32_t store_checksum(const void *p, size_t n);
+/* What identifies a base model in models.checksum: a 64-bit hash of the
+ * file's bytes, always negative.  Rows registered before it hold the
+ * CRC-32 of the file (0 .. 2^32 - 1), the same for every model file of a
+ * size, since a file that ends with its own CRC-32 -- as a model file does
+ * -- has a constant one: store_model_register gives such a row the hash
+ * when this file is its stored bytes. */
+int64_t store_model_hash(const void *p, size_t n);
 /* Copy the float blob of column col_blob into *buf (grown as needed) and
  * verify it against its stored length and checksum.  Returns 0, -EBADMSG
  * or -ENOMEM. */

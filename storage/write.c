@@ -134,6 +134,33 @@ static void bind_id(sqlite3_stmt *st, int i, int64_t id)
 		sqlite3_bind_null(st, i);
 }
 
+/* The id of the model row (checksum, nbytes) whose stored bytes are bytes,
+ * 0 when none. */
+static int model_find(struct store *s, int64_t checksum, const void *bytes,
+		      size_t nbytes, int64_t *ret_id, char *errbuf,
+		      size_t errbuf_size)
+{
+	sqlite3_stmt *st = NULL;
+	int r = store_prep(s, SQ_MODEL_FIND, &st, errbuf, errbuf_size), rc;
+	if (r < 0)
+		return r;
+	*ret_id = 0;
+	sqlite3_bind_int64(st, 1, checksum);
+	sqlite3_bind_int64(st, 2, (int64_t)nbytes);
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW)
+		if ((size_t)sqlite3_column_bytes(st, 1) == nbytes &&
+		    (nbytes == 0 ||
+		     memcmp(sqlite3_column_blob(st, 1), bytes, nbytes) == 0)) {
+			*ret_id = sqlite3_column_int64(st, 0);
+			break;
+		}
+	if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+		r = store_db_fail(s, rc, errbuf, errbuf_size,
+				  "finding a model");
+	reset_stmt(st);
+	return r;
+}
+
 int store_model_register(struct store *s, const char *name,
 			 const char *config_text, const void *bytes,
 			 size_t nbytes, const char *report, int64_t *ret_id,
@@ -148,22 +175,28 @@ int store_model_register(struct store *s, const char *name,
 				     "model: empty name or bad bytes");
 	if ((r = store_batch_commit(s, errbuf, errbuf_size)) < 0)
 		return r;
-	uint32_t crc = store_checksum(bytes, nbytes);
-	if ((r = store_prep(s, SQ_MODEL_FIND, &st, errbuf, errbuf_size)) < 0)
-		return r;
-	sqlite3_bind_int64(st, 1, crc);
-	sqlite3_bind_int64(st, 2, (int64_t)nbytes);
-	rc = sqlite3_step(st);
-	if (rc == SQLITE_ROW) {
-		id = sqlite3_column_int64(st, 0);
+	int64_t hash = store_model_hash(bytes, nbytes);
+	if ((r = model_find(s, hash, bytes, nbytes, &id, errbuf, errbuf_size)) <
+		0 ||
+	    id)
+		goto out;
+	/* registered before the hash, under its CRC-32: the row becomes
+	 * this file's */
+	if ((r = model_find(s, store_checksum(bytes, nbytes), bytes, nbytes,
+			    &id, errbuf, errbuf_size)) < 0)
+		goto out;
+	if (id) {
+		if ((r = store_prep(s, SQ_MODEL_REHASH, &st, errbuf,
+				    errbuf_size)) < 0)
+			return r;
+		sqlite3_bind_int64(st, 1, hash);
+		sqlite3_bind_int64(st, 2, id);
+		rc = sqlite3_step(st);
+		if (rc != SQLITE_DONE)
+			r = store_db_fail(s, rc, errbuf, errbuf_size,
+					  "registering a model");
 		goto out;
 	}
-	if (rc != SQLITE_DONE) {
-		r = store_db_fail(s, rc, errbuf, errbuf_size,
-				  "finding a model");
-		goto out;
-	}
-	reset_stmt(st);
 	if ((r = store_prep(s, SQ_MODEL_INSERT, &st, errbuf, errbuf_size)) < 0)
 		return r;
 	sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
@@ -171,7 +204,7 @@ int store_model_register(struct store *s, const char *name,
 			  SQLITE_STATIC);
 	sqlite3_bind_blob(st, 3, bytes, (int)nbytes, SQLITE_STATIC);
 	sqlite3_bind_int64(st, 4, (int64_t)nbytes);
-	sqlite3_bind_int64(st, 5, crc);
+	sqlite3_bind_int64(st, 5, hash);
 	if (report)
 		sqlite3_bind_text(st, 6, report, -1, SQLITE_STATIC);
 	sqlite3_bind_int64(st, 7, store_now_ms());

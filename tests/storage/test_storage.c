@@ -1802,3 +1802,78 @@ Test(storage, schema_10_versions_migrate_without_an_average)
 	sqlite3_close(db);
 	su_rmdir(dir);
 }
+
+/* Bytes that end with their own CRC-32 (little-endian), as a model file
+ * does: b[n - 4 .. n) = crc32(b[0 .. n - 4)). */
+static void crc_trailed(unsigned char *b, size_t n, unsigned char fill)
+{
+	memset(b, fill, n - 4);
+	uint32_t c = store_checksum(b, n - 4);
+	for (int i = 0; i < 4; i++)
+		b[n - 4 + (size_t)i] = (unsigned char)(c >> (8 * i));
+}
+
+/* Two model files of one size are two models.  Each ends with its own
+ * CRC-32, so the CRC-32 of the whole file -- what identified a model --
+ * is the same constant for both: the second registered as the first, and
+ * its versions and forecasts named the first one's bytes (the frozen line
+ * of `driftcast plot` came from the wrong model).  A row registered that
+ * way before is taken over by the file it holds, not by another one. */
+Test(storage, model_files_of_one_size_are_told_apart)
+{
+	char dir[64], path[128], err[512], name[64];
+	unsigned char a[64], b[64];
+	int64_t ia = 0, ib = 0, again = 0;
+	void *got = NULL;
+	size_t n = 0;
+	crc_trailed(a, sizeof(a), 'a');
+	crc_trailed(b, sizeof(b), 'b');
+	cr_assert_eq(store_checksum(a, sizeof(a)), store_checksum(b, sizeof(b)),
+		     "the premise: one CRC-32 for both files");
+	su_tmpdb(dir, sizeof(dir), path, sizeof(path));
+	struct store *s = su_open(path, NULL);
+	cr_assert_eq(store_model_register(s, "a.dcm", "", a, sizeof(a), NULL,
+					  &ia, err, sizeof(err)),
+		     0, "%s", err);
+	cr_assert_eq(store_model_register(s, "b.dcm", "", b, sizeof(b), NULL,
+					  &ib, err, sizeof(err)),
+		     0, "%s", err);
+	cr_assert_neq(ia, ib, "two model files registered as one");
+	cr_assert_eq(store_model_register(s, "a-again.dcm", "", a, sizeof(a),
+					  NULL, &again, err, sizeof(err)),
+		     0, "%s", err);
+	cr_assert_eq(again, ia);
+	cr_assert_eq(store_model_bytes(s, ib, &got, &n, name, sizeof(name), err,
+				       sizeof(err)),
+		     0, "%s", err);
+	cr_assert(n == sizeof(b) && memcmp(got, b, n) == 0);
+	cr_assert_str_eq(name, "b.dcm");
+	free(got);
+	store_free(s);
+
+	/* a row of an earlier release: the CRC-32 of the file it holds */
+	char sql[96];
+	snprintf(sql, sizeof(sql),
+		 "UPDATE models SET checksum = %u WHERE id = 1",
+		 (unsigned)store_checksum(a, sizeof(a)));
+	sqlite3 *db = su_raw(path);
+	su_exec(db, sql);
+	sqlite3_close(db);
+	s = su_open(path, NULL);
+	cr_assert_eq(store_model_register(s, "b.dcm", "", b, sizeof(b), NULL,
+					  &again, err, sizeof(err)),
+		     0, "%s", err);
+	cr_assert_eq(again, ib);
+	cr_assert_eq(store_model_register(s, "a.dcm", "", a, sizeof(a), NULL,
+					  &again, err, sizeof(err)),
+		     0, "%s", err);
+	cr_assert_eq(again, ia, "the earlier row not taken over");
+	store_free(s);
+	db = su_raw(path);
+	cr_assert_eq(su_int(db, "SELECT count(*) FROM models"), 2);
+	cr_assert_eq(su_int(db, "SELECT count(*) FROM models "
+				"WHERE checksum < 0"),
+		     2);
+	sqlite3_close(db);
+	su_rmdir(dir);
+}
