@@ -74,6 +74,12 @@ static void rollback_usage(FILE *f)
 	    "rollback within a second.  A series that database handed over "
 	    "to another\n"
 	    "host is refused (use the Kafka form).\n\n"
+	    "A version made with another base model than the series runs "
+	    "now (after a\n"
+	    "new model.path) is refused in either form: its adapter corrects "
+	    "the other\n"
+	    "model's forecasts.  Version 0, the base adapter, belongs to "
+	    "every model.\n\n"
 	    "Options:\n"
 	    "  -s, --series S        the series\n"
 	    "  -v, --to-version V    restore version V of that series\n"
@@ -101,10 +107,11 @@ static void rollback_usage(FILE *f)
 	    "  -h, --help            show this help\n\n"
 	    "Exit status: 0 done (Kafka form: delivered to the broker), 1 "
 	    "refused or\n"
-	    "failed (unknown series or version, corrupt version, handed-over "
-	    "series,\n"
-	    "database error, no answer from the daemon, not delivered), 2 "
-	    "usage error.\n");
+	    "failed (unknown series or version, corrupt version, a version of "
+	    "another\n"
+	    "base model, handed-over series, database error, no answer from "
+	    "the daemon,\n"
+	    "not delivered), 2 usage error.\n");
 }
 
 /* --by's default: the user name of this process. */

@@ -37,6 +37,9 @@ struct dc_run_stats {
 	uint64_t accepted, rejected, drifts, rollbacks, resets;
 	uint64_t manual_rollbacks; /* operator rollbacks applied */
 	uint64_t restored;	   /* series restored (start, assignment) */
+	/* ... of them, started from the base adapter: their stored version
+	 * was made with another base model (model.path changed) */
+	uint64_t model_resets;
 	/* the state topic: states published, series restored from it,
 	 * records refused (unparsable, checksum, other model or layout) */
 	uint64_t states_published, states_restored, states_refused;

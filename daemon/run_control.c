@@ -76,6 +76,10 @@ static int apply(struct run *r, const struct dc_control *c, int32_t p,
 			 c->series, p);
 		return DC_REASON_UNKNOWN_SERIES;
 	}
+	if (e == -EXDEV) { /* of another base model: no hint of a host */
+		snprintf(why, why_size, "unknown_version: %s", err);
+		return DC_REASON_UNKNOWN_VERSION;
+	}
 	if (e == -EINVAL || e == -EBADMSG) {
 		snprintf(why, why_size, "unknown_version: %s%s", err,
 			 c->adapter || c->by_time

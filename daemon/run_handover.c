@@ -296,6 +296,7 @@ static void assign_one(struct run *r, const struct dc_kafka_start *st)
 {
 	struct assign_ctx c = {.r = r, .p = st->partition, .start = st->start};
 	uint64_t t0 = dc_now_monotonic_usec();
+	uint64_t resets0 = r->st.model_resets;
 	c.fresh = st->from == DC_START_APPLIED;
 	size_t from_log = run_changelog_restore(r, st);
 	int e = store_restore_partition(
@@ -326,6 +327,12 @@ static void assign_one(struct run *r, const struct dc_kafka_start *st)
 		   st->topic, c.p, st->start, c.local, c.rings, from_log,
 		   c.anchored, c.bad,
 		   (double)(dc_now_monotonic_usec() - t0) / 1e6);
+	if (r->st.model_resets > resets0)
+		log_notice("%s[%d]: %" PRIu64 " of the series from this "
+			   "host's database start again from the base "
+			   "adapter: their versions were made with another "
+			   "base model",
+			   st->topic, c.p, r->st.model_resets - resets0);
 }
 
 /* This host's state is ahead of the group's commit but its recent values

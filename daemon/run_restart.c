@@ -23,8 +23,41 @@
 #include "storage/storage.h"
 #include "ttt/ttt.h"
 
+/* rs's version was made with another base model than this host runs (a
+ * new model.path over the database): its adapter corrects the other
+ * model's forecasts; the series starts again from the base adapter, as a
+ * new version that says so (storage/handover.h).  Its recent values stay
+ * (they are data); their published average belongs to the old version
+ * and is not taken, and the recalibration checks the model itself. */
+static int restore_other_model(struct run *r, const struct store_restored *rs)
+{
+	uint64_t number = 0;
+	if (store_model_reset(r->store, rs, &number, r->err, sizeof(r->err)) <
+	    0) {
+		log_error("series %s: storage: %s", rs->series, r->err);
+		return -EIO;
+	}
+	log_ratelimited(&r->rl_store, LOG_NOTICE,
+			"series %s: version %" PRIu64 " was made with another "
+			"base model; it starts again from the base adapter "
+			"(version %" PRIu64 ")",
+			rs->series, rs->version, number);
+	int e = ttt_engine_restore_series(r->engine, rs->series, NULL, 0,
+					  number, INT64_MIN);
+	if (e < 0) {
+		log_error("series %s: cannot restore the base adapter: %s",
+			  rs->series, strerror(-e));
+		return e;
+	}
+	r->st.restored++;
+	r->st.model_resets++;
+	return 0;
+}
+
 int run_restore_stored(struct run *r, const struct store_restored *rs)
 {
+	if (rs->model_id && r->model_id && rs->model_id != r->model_id)
+		return restore_other_model(r, rs);
 	if (rs->status < 0) {
 		log_error("series %s: stored adapter version %" PRIu64
 			  " fails its checksum; it starts from the base "
@@ -167,6 +200,11 @@ void run_restore(struct run *r)
 		log_error("storage: restore: %s", r->err);
 	log_info("restored %" PRIu64 " series from %s (%zu unusable)",
 		 r->st.restored, r->cfg.storage.path, bad);
+	if (r->st.model_resets)
+		log_notice("%" PRIu64 " of them start again from the base "
+			   "adapter: their versions were made with another "
+			   "base model",
+			   r->st.model_resets);
 	restore_recent(r);
 }
 

@@ -91,6 +91,16 @@ struct store_adopted {
 int store_version_adopt(struct store *s, const struct store_adopted *a,
 			uint64_t *ret_number, char *errbuf, size_t errbuf_size);
 
+/* A series restored (rs, from store_restore_partition) whose current
+ * version was made with another base model than the one registered here
+ * (store_model_register): the adapter corrects the other model's
+ * forecasts, so the series starts again from the base adapter, as a new
+ * version after its highest number (reason 'reset', the note naming both
+ * models) with its audit row (event 'reset', triggered by 'model'), in the
+ * open batch.  *ret_number: the new version. */
+int store_model_reset(struct store *s, const struct store_restored *rs,
+		      uint64_t *ret_number, char *errbuf, size_t errbuf_size);
+
 /* Whether this database still serves series: handed_over when its last
  * move was out, to another host or at this host's stop (then partition,
  * -1 unknown, and when, wall-clock ms).
@@ -114,7 +124,8 @@ int store_series_where(struct store *s, const char *series,
  * store's copy, valid until its next rollback).  A version this database
  * lacks (made on another host, or pruned) below the current one takes the
  * carried block (NULL: none; not copied).  -ENOENT unknown series,
- * -EINVAL no such version, -EBADMSG corrupt, with the reason in errbuf. */
+ * -EINVAL no such version, -EBADMSG corrupt, -EXDEV made with another base
+ * model than the series runs, with the reason in errbuf. */
 int store_rollback_prepare(struct store *s, const char *series,
 			   const struct store_rollback_target *t,
 			   const float *carried, size_t carried_len,

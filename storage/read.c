@@ -29,6 +29,7 @@ static const char *const trigger_names[STORE_TRIGGER__COUNT] = {
     [STORE_TRIGGER_NONE] = "none",     [STORE_TRIGGER_SCHEDULE] = "schedule",
     [STORE_TRIGGER_DRIFT] = "drift",   [STORE_TRIGGER_SHADOW] = "shadow",
     [STORE_TRIGGER_MANUAL] = "manual", [STORE_TRIGGER_FALLBACK] = "fallback",
+    [STORE_TRIGGER_MODEL] = "model",
 };
 
 const char *store_event_type_name(int type)
@@ -106,6 +107,7 @@ int store_restore_walk(struct store *s, sqlite3_stmt *st, store_restore_fn fn,
 		    .version = (uint64_t)sqlite3_column_int64(st, 1),
 		    .version_id = sqlite3_column_int64(st, 2),
 		    .last_ts = store_ts_read(s, sqlite3_column_int64(st, 3)),
+		    .model_id = sqlite3_column_int64(st, 9),
 		};
 		size_t len = 0;
 		rr.status =

@@ -63,6 +63,85 @@ out:
 	return r;
 }
 
+int store_model_label(struct store *s, int64_t model_id, char *buf, size_t size,
+		      char *errbuf, size_t errbuf_size)
+{
+	sqlite3_stmt *st = NULL;
+	int r = store_prep(s, SQ_MODEL_NAME, &st, errbuf, errbuf_size);
+	if (r < 0)
+		return r;
+	sqlite3_bind_int64(st, 1, model_id);
+	int rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW)
+		snprintf(buf, size, "base model %lld ('%.80s')",
+			 (long long)model_id,
+			 (const char *)sqlite3_column_text(st, 0));
+	else if (rc == SQLITE_DONE)
+		snprintf(buf, size, "base model %lld", (long long)model_id);
+	else
+		r = store_db_fail(s, rc, errbuf, errbuf_size,
+				  "reading a model's name");
+	reset_stmt(st);
+	return r;
+}
+
+/* The base model a series runs now: the one this process registered, or
+ * (an operator's command, which registers none) the current version's;
+ * 0 when not recorded. */
+static int series_model(struct store *s, const struct series_row *sr,
+			int64_t *ret, char *errbuf, size_t errbuf_size)
+{
+	sqlite3_stmt *st = NULL;
+	*ret = s->model_id;
+	if (*ret)
+		return 0;
+	int r = store_prep(s, SQ_VERSION_MODEL, &st, errbuf, errbuf_size);
+	if (r < 0)
+		return r;
+	sqlite3_bind_int64(st, 1, sr->cur_id);
+	int rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW)
+		*ret = sqlite3_column_int64(st, 0);
+	else if (rc != SQLITE_DONE)
+		r = store_db_fail(s, rc, errbuf, errbuf_size,
+				  "reading a version's model");
+	reset_stmt(st);
+	return r;
+}
+
+/* A version's adapter corrects the forecasts of the base model it was
+ * made with: refuse one of another model than the series runs now.  The
+ * base adapter belongs to every model: version 0, and any version stored
+ * empty (store_model_reset's). */
+static int target_model_check(struct store *s, const char *series,
+			      const struct series_row *sr,
+			      const struct target_row *tr, char *errbuf,
+			      size_t errbuf_size)
+{
+	int64_t now = 0;
+	char made[120], runs[120];
+	int r;
+	if (!tr->adapter_len || !tr->number || !tr->model_id)
+		return 0;
+	if ((r = series_model(s, sr, &now, errbuf, errbuf_size)) < 0)
+		return r;
+	if (!now || now == tr->model_id)
+		return 0;
+	if ((r = store_model_label(s, tr->model_id, made, sizeof(made), errbuf,
+				   errbuf_size)) < 0 ||
+	    (r = store_model_label(s, now, runs, sizeof(runs), errbuf,
+				   errbuf_size)) < 0)
+		return r;
+	return store_set_err(errbuf, errbuf_size, -EXDEV,
+			     "version %llu of series '%s' was made with %s, "
+			     "and the series runs %s: its adapter corrects "
+			     "the other model's forecasts (roll back to a "
+			     "version of this model, or to version 0, the "
+			     "base adapter)",
+			     (unsigned long long)tr->number, series, made,
+			     runs);
+}
+
 /* Find and verify the target version of a rollback; its adapter goes to
  * s->rb_adapter. */
 int store_resolve_target(struct store *s, const char *series,
@@ -107,6 +186,7 @@ int store_resolve_target(struct store *s, const char *series,
 	}
 	tr.id = sqlite3_column_int64(st, 0);
 	tr.number = (uint64_t)sqlite3_column_int64(st, 1);
+	tr.model_id = sqlite3_column_int64(st, 7);
 	/* The current version itself is a valid target: it re-installs that
 	 * content (a running daemon reloads it) as a new version. */
 	r = store_blob_copy(st, 2, 3, 4, &s->rb_adapter, &s->rb_cap,
@@ -133,6 +213,9 @@ int store_resolve_target(struct store *s, const char *series,
 	}
 out:
 	reset_stmt(st);
+	if (r == 0)
+		r = target_model_check(s, series, &sr, &tr, errbuf,
+				       errbuf_size);
 	if (r == 0) {
 		*ret_sr = sr;
 		*ret = tr;
@@ -156,6 +239,50 @@ static int next_number(struct store *s, const struct series_row *sr,
 			number++;
 	}
 	*ret = number;
+	return 0;
+}
+
+int store_model_reset(struct store *s, const struct store_restored *rs,
+		      uint64_t *ret_number, char *errbuf, size_t errbuf_size)
+{
+	static const float identity[1]; /* the base adapter: stored empty */
+	struct series_row sr;
+	uint64_t number;
+	char made[120], runs[120], note[STORE_REASON_MAX];
+	int r;
+	if ((r = store_series_get(s, rs->series, false, &sr, errbuf,
+				  errbuf_size)) < 0 ||
+	    (r = next_number(s, &sr, &number, errbuf, errbuf_size)) < 0 ||
+	    (r = store_model_label(s, rs->model_id, made, sizeof(made), errbuf,
+				   errbuf_size)) < 0 ||
+	    (r = store_model_label(s, s->model_id, runs, sizeof(runs), errbuf,
+				   errbuf_size)) < 0)
+		return r;
+	snprintf(note, sizeof(note),
+		 "base model changed: version %llu was made with %s, this "
+		 "host runs %s; the series starts again from the base adapter",
+		 (unsigned long long)rs->version, made, runs);
+	struct store_event ev = {
+	    .type = STORE_EV_RESET,
+	    .trigger = STORE_TRIGGER_MODEL,
+	    .series = rs->series,
+	    .ts = sr.has_last_ts ? sr.last_ts : 0,
+	    .version_from = rs->version,
+	    .version_to = number,
+	    .loss_before = NAN,
+	    .loss_after = NAN,
+	    .guard_before = NAN,
+	    .guard_after = NAN,
+	    .update_norm = NAN,
+	    .adapted_error = NAN,
+	    .shadow_error = NAN,
+	    .reason = note,
+	    .adapter = identity,
+	    .adapter_len = 0,
+	};
+	if ((r = store_event_put(s, &ev, errbuf, errbuf_size)) < 0)
+		return r;
+	*ret_number = number;
 	return 0;
 }
 
@@ -264,7 +391,7 @@ static int rollback_txn(struct store *s, const char *series,
 
 bool store_rollback_refused(int r)
 {
-	return r == -EINVAL || r == -ENOENT || r == -EBADMSG;
+	return r == -EINVAL || r == -ENOENT || r == -EBADMSG || r == -EXDEV;
 }
 
 int store_rollback_one(struct store *s, const char *series,

@@ -14,15 +14,22 @@
 	"version_from, version_to, steps, loss_before, loss_after, "          \
 	"guard_before, guard_after, update_norm, adapted_error, "             \
 	"shadow_error, reason"
-/* Every series' current version; *_V10 (VERSION_V10 below): without the
- * published average. */
+/* The base model a version v was made with, models m joined: NULL when
+ * not recorded, or when m was registered under the CRC-32 of its file,
+ * which all model files of a size share (store_model_hash). */
+#define VERSION_MODEL_ID "CASE WHEN m.checksum < 0 THEN v.model_id END"
+/* Every series' current version and the base model it was made with;
+ * *_V10 (VERSION_V10 below): without the published average. */
 #define RESTORE_SELECT                                                       \
 	"SELECT s.key, s.current_version, s.current_version_id, s.last_ts, " \
 	"v.adapter, v.adapter_len, v.checksum, "
-#define RESTORE_FROM \
-	"FROM series s JOIN versions v ON v.id = s.current_version_id"
-#define RESTORE_COLUMNS RESTORE_SELECT VERSION_V11 RESTORE_FROM
-#define RESTORE_V10	RESTORE_SELECT VERSION_V10 RESTORE_FROM
+#define RESTORE_FROM                                                    \
+	"FROM series s JOIN versions v ON v.id = s.current_version_id " \
+	"LEFT JOIN models m ON m.id = v.model_id"
+#define RESTORE_COLUMNS \
+	RESTORE_SELECT VERSION_V11 ", " VERSION_MODEL_ID " " RESTORE_FROM
+#define RESTORE_V10 \
+	RESTORE_SELECT VERSION_V10 ", " VERSION_MODEL_ID " " RESTORE_FROM
 #define HISTORY_COLUMNS                                                       \
 	"SELECT a.id, s.key, a.ts, a.event, a.triggered_by, a.version_from, " \
 	"a.version_to, a.steps, a.loss_before, a.loss_after, "                \
@@ -87,8 +94,9 @@
 #define RECENT_V11  "NULL, NULL "
 #define RECENT_FROM "FROM series_recent r JOIN series s ON s.id = r.series_id "
 
-/* A rollback's target version; *_V10: files below schema 11 have no
- * published average with their versions (read as NULL, written without). */
+/* A rollback's target version (then its model_id); *_V10: files below
+ * schema 11 have no published average with their versions (read as NULL,
+ * written without). */
 #define VERSION_TARGET "v.id, v.number, v.adapter, v.adapter_len, v.checksum, "
 #define VERSION_V11    "v.average, v.average_checksum "
 #define VERSION_V10    "NULL, NULL "
@@ -137,17 +145,21 @@
 	X(VERSION_EXISTS,                                                      \
 	  "SELECT 1 FROM versions WHERE series_id = ?1 AND number = ?2")       \
 	X(VERSION_BY_NUMBER,                                                   \
-	  "SELECT " VERSION_TARGET VERSION_V11 "FROM versions v "              \
-	  "WHERE series_id = ?1 AND number = ?2")                              \
+	  "SELECT " VERSION_TARGET VERSION_V11 ", " VERSION_MODEL_ID " "       \
+	  "FROM versions v LEFT JOIN models m ON m.id = v.model_id "           \
+	  "WHERE v.series_id = ?1 AND v.number = ?2")                          \
 	X(VERSION_AT,                                                          \
-	  "SELECT " VERSION_TARGET VERSION_V11 "FROM versions v "              \
-	  "WHERE series_id = ?1 AND ts <= ?2 ORDER BY id DESC LIMIT 1")        \
+	  "SELECT " VERSION_TARGET VERSION_V11 ", " VERSION_MODEL_ID " "       \
+	  "FROM versions v LEFT JOIN models m ON m.id = v.model_id "           \
+	  "WHERE v.series_id = ?1 AND v.ts <= ?2 ORDER BY v.id DESC LIMIT 1")  \
 	X(VERSION_BY_NUMBER_V10,                                               \
-	  "SELECT " VERSION_TARGET VERSION_V10 "FROM versions v "              \
-	  "WHERE series_id = ?1 AND number = ?2")                              \
+	  "SELECT " VERSION_TARGET VERSION_V10 ", " VERSION_MODEL_ID " "       \
+	  "FROM versions v LEFT JOIN models m ON m.id = v.model_id "           \
+	  "WHERE v.series_id = ?1 AND v.number = ?2")                          \
 	X(VERSION_AT_V10,                                                      \
-	  "SELECT " VERSION_TARGET VERSION_V10 "FROM versions v "              \
-	  "WHERE series_id = ?1 AND ts <= ?2 ORDER BY id DESC LIMIT 1")        \
+	  "SELECT " VERSION_TARGET VERSION_V10 ", " VERSION_MODEL_ID " "       \
+	  "FROM versions v LEFT JOIN models m ON m.id = v.model_id "           \
+	  "WHERE v.series_id = ?1 AND v.ts <= ?2 ORDER BY v.id DESC LIMIT 1")  \
 	X(VERSION_RANGE,                                                       \
 	  "SELECT min(number), max(number), min(ts) FROM versions "            \
 	  "WHERE series_id = ?1")                                              \
@@ -265,6 +277,10 @@
 	X(HISTORY_FROM_ID, HISTORY_COLUMNS HISTORY_V3 HISTORY_FROM             \
 	  "WHERE a.id >= ?1 ORDER BY a.id LIMIT ?2")                           \
 	X(MODEL_BYTES, "SELECT name, bytes FROM models WHERE id = ?1")         \
+	X(MODEL_NAME, "SELECT name FROM models WHERE id = ?1")                 \
+	X(VERSION_MODEL,                                                       \
+	  "SELECT " VERSION_MODEL_ID " FROM versions v "                       \
+	  "LEFT JOIN models m ON m.id = v.model_id WHERE v.id = ?1")           \
 	X(OFFSETS, "SELECT topic, partition, next_offset FROM kafka_offsets "  \
 		   "ORDER BY topic, partition")                                \
 	X(RESTORE_PARTITION, RESTORE_COLUMNS " WHERE s.partition = ?1 "        \

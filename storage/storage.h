@@ -74,7 +74,8 @@ int store_model_register(struct store *s, const char *name,
 /* ---- records ------------------------------------------------------------- */
 
 /* The values of enum ttt_event_type up to REJECTED_VALUE, then storage's
- * own; store_trigger mirrors enum ttt_trigger (daemon/record.c asserts). */
+ * own; store_trigger mirrors enum ttt_trigger up to FALLBACK
+ * (daemon/record.c asserts), then storage's own. */
 enum store_event_type {
 	STORE_EV_FORECAST = 0,
 	STORE_EV_ADAPT_ACCEPTED,
@@ -96,6 +97,9 @@ enum store_trigger {
 	STORE_TRIGGER_SHADOW,
 	STORE_TRIGGER_MANUAL,
 	STORE_TRIGGER_FALLBACK, /* a reset: the series kept failing */
+	/* storage's own: a reset because the versions were made with another
+	 * base model (store_model_reset) */
+	STORE_TRIGGER_MODEL,
 	STORE_TRIGGER__COUNT
 };
 
@@ -182,6 +186,9 @@ struct store_restored {
 	const uint16_t *average;
 	size_t average_len;
 	int average_status;
+	/* The base model the version was made with (models.id), 0 when not
+	 * recorded: its adapter corrects that model's forecasts only. */
+	int64_t model_id;
 };
 
 typedef int (*store_restore_fn)(void *user, const struct store_restored *r);

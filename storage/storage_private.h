@@ -152,7 +152,8 @@ uint32_t store_checksum(const void *p, size_t n);
  * CRC-32 of the file (0 .. 2^32 - 1), the same for every model file of a
  * size, since a file that ends with its own CRC-32 -- as a model file does
  * -- has a constant one: store_model_register gives such a row the hash
- * when this file is its stored bytes. */
+ * when this file is its stored bytes; the others stay ambiguous (their
+ * versions' model is read as not recorded). */
 int64_t store_model_hash(const void *p, size_t n);
 /* Copy the float blob of column col_blob into *buf (grown as needed) and
  * verify it against its stored length and checksum.  Returns 0, -EBADMSG
@@ -273,6 +274,7 @@ struct target_row {
 	size_t adapter_len; /* floats, copied into s->rb_adapter */
 	size_t average_len; /* its published average, into s->rb_average */
 	int average_status; /* -EBADMSG: the average failed its checksum */
+	int64_t model_id;   /* the base model it was made with, 0: unknown */
 };
 
 /* An operator request read from the sidecar. */
@@ -284,8 +286,13 @@ struct ctl_req {
 	char reason[STORE_REASON_MAX];
 };
 
+/* "base model ID ('NAME')" of models.id model_id into buf. */
+int store_model_label(struct store *s, int64_t model_id, char *buf, size_t size,
+		      char *errbuf, size_t errbuf_size);
 /* Find and verify the target version of a rollback; its adapter goes to
- * s->rb_adapter. */
+ * s->rb_adapter.  A version made with another base model than the series
+ * runs (the one registered here, else its current version's) is refused
+ * with -EXDEV: it does not cross from one model to another. */
 int store_resolve_target(struct store *s, const char *series,
 			 const struct store_rollback_target *t,
 			 struct series_row *ret_sr, struct target_row *ret,
