@@ -242,6 +242,30 @@ static int next_number(struct store *s, const struct series_row *sr,
 	return 0;
 }
 
+/* The audit event of a version no adaptation made (an operator's
+ * rollback, a change of base model): no losses, norms or errors. */
+static struct store_event unmeasured(int type, int trigger, const char *series,
+				     int64_t ts, uint64_t from, uint64_t to,
+				     const char *note)
+{
+	return (struct store_event){
+	    .type = type,
+	    .trigger = trigger,
+	    .series = series,
+	    .ts = ts,
+	    .version_from = from,
+	    .version_to = to,
+	    .loss_before = NAN,
+	    .loss_after = NAN,
+	    .guard_before = NAN,
+	    .guard_after = NAN,
+	    .update_norm = NAN,
+	    .adapted_error = NAN,
+	    .shadow_error = NAN,
+	    .reason = note,
+	};
+}
+
 int store_model_reset(struct store *s, const struct store_restored *rs,
 		      uint64_t *ret_number, char *errbuf, size_t errbuf_size)
 {
@@ -262,24 +286,10 @@ int store_model_reset(struct store *s, const struct store_restored *rs,
 		 "base model changed: version %llu was made with %s, this "
 		 "host runs %s; the series starts again from the base adapter",
 		 (unsigned long long)rs->version, made, runs);
-	struct store_event ev = {
-	    .type = STORE_EV_RESET,
-	    .trigger = STORE_TRIGGER_MODEL,
-	    .series = rs->series,
-	    .ts = sr.has_last_ts ? sr.last_ts : 0,
-	    .version_from = rs->version,
-	    .version_to = number,
-	    .loss_before = NAN,
-	    .loss_after = NAN,
-	    .guard_before = NAN,
-	    .guard_after = NAN,
-	    .update_norm = NAN,
-	    .adapted_error = NAN,
-	    .shadow_error = NAN,
-	    .reason = note,
-	    .adapter = identity,
-	    .adapter_len = 0,
-	};
+	struct store_event ev = unmeasured(
+	    STORE_EV_RESET, STORE_TRIGGER_MODEL, rs->series,
+	    sr.has_last_ts ? sr.last_ts : 0, rs->version, number, note);
+	ev.adapter = identity;
 	if ((r = store_event_put(s, &ev, errbuf, errbuf_size)) < 0)
 		return r;
 	*ret_number = number;
@@ -330,27 +340,14 @@ int store_rollback_put(struct store *s, const struct store_rollback_result *rb,
 		       size_t errbuf_size)
 {
 	static const float identity[1]; /* version 0: stored empty */
-	struct store_event ev = {
-	    .type = STORE_EV_MANUAL,
-	    .trigger = STORE_TRIGGER_MANUAL,
-	    .series = rb->series,
-	    .ts = ts,
-	    .version_from = rb->from_version,
-	    .version_to = rb->new_version,
-	    .version_restored = rb->restored,
-	    .loss_before = NAN,
-	    .loss_after = NAN,
-	    .guard_before = NAN,
-	    .guard_after = NAN,
-	    .update_norm = NAN,
-	    .adapted_error = NAN,
-	    .shadow_error = NAN,
-	    .reason = note,
-	    .adapter = rb->adapter_len ? rb->adapter : identity,
-	    .adapter_len = rb->adapter_len,
-	    .average = rb->average,
-	    .average_len = rb->average_len,
-	};
+	struct store_event ev =
+	    unmeasured(STORE_EV_MANUAL, STORE_TRIGGER_MANUAL, rb->series, ts,
+		       rb->from_version, rb->new_version, note);
+	ev.version_restored = rb->restored;
+	ev.adapter = rb->adapter_len ? rb->adapter : identity;
+	ev.adapter_len = rb->adapter_len;
+	ev.average = rb->average;
+	ev.average_len = rb->average_len;
 	return store_event_put(s, &ev, errbuf, errbuf_size);
 }
 
