@@ -187,64 +187,85 @@ int store_history_all(struct store *s, const char *series, int64_t since,
 	return r;
 }
 
-/* Every database's versions of ?1, as VERSIONS; current where the series
- * is served (not handed over: its current version is the new owner's; not
- * released at its host's stop) or in database ?2 (fleet_stopped_owner),
- * and whether the row is an adoption ('handover'). */
+/* Every database's versions of ?1, as VERSIONS; current in database ?2
+ * only (fleet_owner), and whether the row is an adoption ('handover'). */
 #define FLEET_VERSIONS                                                        \
 	"SELECT v.id, v.number, v.parent_id, v.parent_number, v.model_id, "   \
 	"v.ts, v.created_at, v.reason, v.note, v.loss_before, v.loss_after, " \
 	"v.guard_before, v.guard_after, v.adapter_len, v.checksum, "          \
-	"v.id = s.current_version_id AND (s.status NOT IN ('handed_over', "   \
-	"'stopped') OR # = ?2), #, v.reason = 'handover' FROM @.versions v "  \
-	"JOIN @.series s ON s.id = v.series_id WHERE s.key = ?1"
+	"v.id = s.current_version_id AND # = ?2, #, v.reason = 'handover' "   \
+	"FROM @.versions v JOIN @.series s ON s.id = v.series_id "            \
+	"WHERE s.key = ?1"
 
 /* Every database's row of series ?1: its index, whether its host released
  * it at its stop, whether it was handed over, its current version's time
- * (wall-clock ms) and number. */
-#define FLEET_OWNER                                                         \
-	"SELECT #, s.status = 'stopped', s.status = 'handed_over', "        \
-	"coalesce(v.created_at, 0), coalesce(s.current_version, -1) FROM "  \
-	"@.series s LEFT JOIN @.versions v ON v.id = s.current_version_id " \
+ * (wall-clock ms) and number, and its last data time (series time). */
+#define FLEET_OWNER                                                      \
+	"SELECT #, s.status = 'stopped', s.status = 'handed_over', "     \
+	"coalesce(v.created_at, 0), coalesce(s.current_version, -1), "   \
+	"coalesce(s.last_ts, -9223372036854775807 - 1) FROM @.series s " \
+	"LEFT JOIN @.versions v ON v.id = s.current_version_id "         \
 	"WHERE s.key = ?1"
 
-/* The database whose current version of series is current although its
- * host released the series at its stop: when no database serves it, the
- * stopped one whose current version is the newest (made or adopted last;
- * then the higher number) -- a host that stopped cannot know whether
- * another took the series, the others' databases can.  *ret -1: none, or
- * a database serves it (its version is the current one). */
-static int fleet_stopped_owner(struct store *s, const char *series, int *ret,
-			       char *errbuf, size_t errbuf_size)
+struct owner_row {
+	int db;
+	int64_t last_ts, at, number;
+};
+
+/* Whether o is a later holder of the series than best (best->db < 0:
+ * none yet): by last data time if by, then current version made or
+ * adopted last, then the higher number. */
+static bool owner_later(const struct owner_row *o, const struct owner_row *best,
+			bool by_data)
+{
+	if (best->db < 0)
+		return true;
+	if (by_data && o->last_ts != best->last_ts)
+		return o->last_ts > best->last_ts;
+	if (o->at != best->at)
+		return o->at > best->at;
+	return o->number > best->number;
+}
+
+/* The database whose current version of series is the current one, *ret
+ * (-1: none, every database handed the series over).  Among those that
+ * serve it (not handed over, not released at a stop), the one that saw its
+ * newest data -- two serve it when a host crashed without recording the
+ * revocation and another took the partition, and the crashed one stopped
+ * seeing data then -- then the newest current version.  When none serves
+ * it, the stopped one whose current version is the newest (made or adopted
+ * last; then the higher number): a host that stopped cannot know whether
+ * another took the series, the others' databases can (data times are not
+ * compared there: a host whose stop took the series back with its
+ * partition saw no data of it since). */
+static int fleet_owner(struct store *s, const char *series, int *ret,
+		       char *errbuf, size_t errbuf_size)
 {
 	sqlite3_stmt *st = NULL;
 	int r = fleet_prep(s, FLEET_OWNER, "", &st, errbuf, errbuf_size);
 	if (r < 0)
 		return r;
 	sqlite3_bind_text(st, 1, series, -1, SQLITE_STATIC);
-	bool served = false;
-	int best = -1, rc;
-	int64_t best_at = 0, best_number = 0;
+	struct owner_row served = {.db = -1}, stopped = {.db = -1};
+	int rc;
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-		bool stopped = sqlite3_column_int(st, 1) != 0;
-		int64_t at = sqlite3_column_int64(st, 3);
-		int64_t number = sqlite3_column_int64(st, 4);
-		if (!stopped) {
-			served |= sqlite3_column_int(st, 2) == 0;
-			continue;
-		}
-		if (best < 0 || at > best_at ||
-		    (at == best_at && number > best_number)) {
-			best = sqlite3_column_int(st, 0);
-			best_at = at;
-			best_number = number;
+		struct owner_row o = {.db = sqlite3_column_int(st, 0),
+				      .at = sqlite3_column_int64(st, 3),
+				      .number = sqlite3_column_int64(st, 4),
+				      .last_ts = sqlite3_column_int64(st, 5)};
+		if (sqlite3_column_int(st, 1)) {
+			if (owner_later(&o, &stopped, false))
+				stopped = o;
+		} else if (!sqlite3_column_int(st, 2) &&
+			   owner_later(&o, &served, true)) {
+			served = o;
 		}
 	}
 	sqlite3_finalize(st);
 	if (rc != SQLITE_DONE)
 		return store_db_fail(s, rc, errbuf, errbuf_size,
 				     "reading the series in every database");
-	*ret = served ? -1 : best;
+	*ret = served.db >= 0 ? served.db : stopped.db;
 	return 0;
 }
 
@@ -262,8 +283,7 @@ int store_versions_all(struct store *s, const char *series,
 		return store_versions(s, series, fn ? fleet_version : NULL, &c,
 				      errbuf, errbuf_size);
 	int owner = -1;
-	if ((r = fleet_stopped_owner(s, series, &owner, errbuf, errbuf_size)) <
-	    0)
+	if ((r = fleet_owner(s, series, &owner, errbuf, errbuf_size)) < 0)
 		return r;
 	/* One chain: by number; a version adopted from another host after
 	 * the one made there, then by time and database. */

@@ -1,8 +1,9 @@
 /*
  * `driftcast history` and `driftcast versions` over several hosts'
  * databases (storage/fleet.c): one listing merged by time with each row's
- * database, a lineage that moved between hosts read as one chain, and the
- * refusals (a missing, damaged or repeated file, too many files).
+ * database, a lineage that moved between hosts read as one chain, its
+ * current version marked in one database (after a stop, after a crash),
+ * and the refusals (a missing, damaged or repeated file, too many files).
  */
 #include <errno.h>
 
@@ -238,6 +239,66 @@ Test(fleet, a_host_that_stopped_keeps_the_current_version)
 	cr_assert_eq(current_in(a, b, 2, a), 0, "%s", res.out);
 	cr_assert_eq(current_in(b, a, 3, b), 1, "%s", res.out);
 	cr_assert_eq(current_in(b, a, 2, a), 0, "%s", res.out);
+	su_rmdir(dir);
+}
+
+/* Host A crashed: its database still serves series a (no revocation
+ * recorded) while host B took the partition over.  Only one database's
+ * version is current: the one that saw the newest data, whatever the
+ * order of --db (both were once marked current). */
+Test(fleet, after_a_crash_one_host_serves)
+{
+	char dir[64], a[128], b[128], err[512] = "";
+	su_tmpdb(dir, sizeof(dir), a, sizeof(a));
+	snprintf(b, sizeof(b), "%s/b.db", dir);
+	/* A: v0..v2, its last value at 8200 s, and no move out */
+	struct store *s = su_open(a, NULL);
+	for (int v = 0; v <= 2; v++)
+		cr_assert_eq(
+		    su_version(s, "a",
+			       v ? STORE_EV_ADAPT_ACCEPTED : STORE_EV_INIT,
+			       v ? (uint64_t)v - 1 : 0, (uint64_t)v,
+			       (1000 + 3600 * v) * NS, (float)v),
+		    0);
+	cr_assert_eq(
+	    store_series_put(s, "a", 8200 * NS, NULL, err, sizeof(err)), 0,
+	    "%s", err);
+	su_commit(s);
+	store_free(s);
+	/* B: adopted v2, made v3, saw values up to 11800 s */
+	s = su_open(b, NULL);
+	take_over_a(s);
+	cr_assert_eq(
+	    store_series_put(s, "a", 11800 * NS, NULL, err, sizeof(err)), 0,
+	    "%s", err);
+	su_commit(s);
+	store_free(s);
+	cr_assert_eq(current_in(a, b, 3, b), 1, "%s", res.out);
+	cr_assert_eq(current_in(a, b, 2, a), 0, "%s", res.out);
+	cr_assert_eq(current_in(b, a, 3, b), 1, "%s", res.out);
+	cr_assert_eq(current_in(b, a, 2, a), 0, "%s", res.out);
+
+	/* the data time decides before the versions' age: A (restarted,
+	 * given the partition back, its version re-made now) saw values up
+	 * to 15400 s, B none since 11800 s */
+	s = su_open(a, NULL);
+	cr_assert_eq(
+	    su_version(s, "a", STORE_EV_ADAPT_ACCEPTED, 2, 4, 15400 * NS, 4.0f),
+	    0);
+	cr_assert_eq(
+	    store_series_put(s, "a", 15400 * NS, NULL, err, sizeof(err)), 0,
+	    "%s", err);
+	su_commit(s);
+	store_free(s);
+	s = su_open(b, NULL);
+	cr_assert_eq(
+	    su_version(s, "a", STORE_EV_ADAPT_ACCEPTED, 3, 5, 11800 * NS, 5.0f),
+	    0);
+	su_commit(s);
+	store_free(s);
+	cr_assert_eq(current_in(a, b, 4, a), 1, "%s", res.out);
+	cr_assert_eq(current_in(a, b, 5, b), 0, "%s", res.out);
+	cr_assert_eq(current_in(b, a, 4, a), 1, "%s", res.out);
 	su_rmdir(dir);
 }
 
