@@ -63,8 +63,9 @@ out:
 	return r;
 }
 
-int store_model_label(struct store *s, int64_t model_id, char *buf, size_t size,
-		      char *errbuf, size_t errbuf_size)
+/* "base model ID ('NAME')" of models.id model_id into buf. */
+static int model_label(struct store *s, int64_t model_id, char *buf,
+		       size_t size, char *errbuf, size_t errbuf_size)
 {
 	sqlite3_stmt *st = NULL;
 	int r = store_prep(s, SQ_MODEL_NAME, &st, errbuf, errbuf_size);
@@ -127,10 +128,10 @@ static int target_model_check(struct store *s, const char *series,
 		return r;
 	if (!now || now == tr->model_id)
 		return 0;
-	if ((r = store_model_label(s, tr->model_id, made, sizeof(made), errbuf,
-				   errbuf_size)) < 0 ||
-	    (r = store_model_label(s, now, runs, sizeof(runs), errbuf,
-				   errbuf_size)) < 0)
+	if ((r = model_label(s, tr->model_id, made, sizeof(made), errbuf,
+			     errbuf_size)) < 0 ||
+	    (r = model_label(s, now, runs, sizeof(runs), errbuf, errbuf_size)) <
+		0)
 		return r;
 	return store_set_err(errbuf, errbuf_size, -EXDEV,
 			     "version %llu of series '%s' was made with %s, "
@@ -277,10 +278,10 @@ int store_model_reset(struct store *s, const struct store_restored *rs,
 	if ((r = store_series_get(s, rs->series, false, &sr, errbuf,
 				  errbuf_size)) < 0 ||
 	    (r = next_number(s, &sr, &number, errbuf, errbuf_size)) < 0 ||
-	    (r = store_model_label(s, rs->model_id, made, sizeof(made), errbuf,
-				   errbuf_size)) < 0 ||
-	    (r = store_model_label(s, s->model_id, runs, sizeof(runs), errbuf,
-				   errbuf_size)) < 0)
+	    (r = model_label(s, rs->model_id, made, sizeof(made), errbuf,
+			     errbuf_size)) < 0 ||
+	    (r = model_label(s, s->model_id, runs, sizeof(runs), errbuf,
+			     errbuf_size)) < 0)
 		return r;
 	snprintf(note, sizeof(note),
 		 "base model changed: version %llu was made with %s, this "

@@ -286,9 +286,6 @@ struct ctl_req {
 	char reason[STORE_REASON_MAX];
 };
 
-/* "base model ID ('NAME')" of models.id model_id into buf. */
-int store_model_label(struct store *s, int64_t model_id, char *buf, size_t size,
-		      char *errbuf, size_t errbuf_size);
 /* Find and verify the target version of a rollback; its adapter goes to
  * s->rb_adapter.  A version made with another base model than the series
  * runs (the one registered here, else its current version's) is refused
