@@ -45,6 +45,7 @@ struct dc_metrics {
 	    manual_rollbacks, resets, batches, pauses;
 	/* gauges */
 	_Atomic int64_t lag, series, assigned, degraded, restored, paused;
+	_Atomic int64_t model_resets;
 	_Atomic int64_t dead_undelivered;
 	_Atomic uint64_t phase_us[DC_PHASE_COUNT];
 	/* latency histograms (non-cumulative buckets) */
@@ -152,6 +153,7 @@ void dc_metrics_publish(struct dc_metrics *m, const struct dc_run_stats *st)
 	STORE(m->degraded, st->degraded ? 1 : 0);
 	STORE(m->dead_undelivered, (int64_t)st->deadletter_undelivered);
 	STORE(m->restored, (int64_t)st->restored);
+	STORE(m->model_resets, (int64_t)st->model_resets);
 	for (int i = 0; i < DC_PHASE_COUNT; i++)
 		STORE(m->phase_us[i], st->phase_us[i]);
 }
@@ -288,6 +290,11 @@ void dc_metrics_write(struct dc_metrics *m, FILE *f)
 	      LOAD(m->dead_undelivered));
 	gauge(f, "driftcast_series_restored",
 	      "Series restored from the database at start.", LOAD(m->restored));
+	gauge(f, "driftcast_series_restored_model_changed",
+	      "Of the series restored, those whose versions were made with "
+	      "another base model file: they started again from the base "
+	      "adapter.",
+	      LOAD(m->model_resets));
 
 	static const struct {
 		const char *name, *help;

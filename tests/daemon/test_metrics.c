@@ -89,6 +89,8 @@ Test(metrics, scrape_after_publish)
 	st.lag = 42;
 	st.series = 7;
 	st.assigned = 4;
+	st.restored = 6;
+	st.model_resets = 5;
 	dc_metrics_publish(m, &st);
 	dc_metrics_observe_latency(m, DC_LAT_E2E, 800);	     /* <= 1 ms */
 	dc_metrics_observe_latency(m, DC_LAT_E2E, 1000);     /* le is <= */
@@ -127,6 +129,8 @@ Test(metrics, scrape_after_publish)
 	cr_assert_eq(sample(b, "driftcast_consumer_lag_messages"), 42);
 	cr_assert_eq(sample(b, "driftcast_series_in_memory"), 7);
 	cr_assert_eq(sample(b, "driftcast_assigned_partitions"), 4);
+	cr_assert_eq(sample(b, "driftcast_series_restored"), 6);
+	cr_assert_eq(sample(b, "driftcast_series_restored_model_changed"), 5);
 	double rss = sample(b, "process_resident_memory_bytes");
 	cr_assert(rss > 1e5 && rss < 1e10, "rss %g", rss);
 	cr_assert_eq(
