@@ -35,13 +35,9 @@ static void take_over_a(struct store *s)
 	    0);
 }
 
-/* Host A (database path) made a's v0..v2 (1000, 4600, 8200 s) and let it
- * go with its partition (source: revoked, or stopped at A's own stop),
- * with b's v0 (1000 s) if with_b. */
-static void host_a(const char *path, const char *source, bool with_b)
+/* Series a's v0..v2 (1000, 4600, 8200 s), made on this host. */
+static void a_made_v0_to_v2(struct store *s)
 {
-	char err[512] = "";
-	struct store *s = su_open(path, NULL);
 	for (int v = 0; v <= 2; v++)
 		cr_assert_eq(
 		    su_version(s, "a",
@@ -49,6 +45,16 @@ static void host_a(const char *path, const char *source, bool with_b)
 			       v ? (uint64_t)v - 1 : 0, (uint64_t)v,
 			       (1000 + 3600 * v) * NS, (float)v),
 		    0);
+}
+
+/* Host A (database path) made a's v0..v2 (1000, 4600, 8200 s) and let it
+ * go with its partition (source: revoked, or stopped at A's own stop),
+ * with b's v0 (1000 s) if with_b. */
+static void host_a(const char *path, const char *source, bool with_b)
+{
+	char err[512] = "";
+	struct store *s = su_open(path, NULL);
+	a_made_v0_to_v2(s);
 	if (with_b)
 		cr_assert_eq(
 		    su_version(s, "b", STORE_EV_INIT, 0, 0, 1000 * NS, 0), 0);
@@ -246,33 +252,30 @@ Test(fleet, a_host_that_stopped_keeps_the_current_version)
  * recorded) while host B took the partition over.  Only one database's
  * version is current: the one that saw the newest data, whatever the
  * order of --db (both were once marked current). */
+/* Series a's last value at ts (series time) on this host; s committed and
+ * closed. */
+static void close_at(struct store *s, int64_t ts)
+{
+	char err[512] = "";
+	cr_assert_eq(store_series_put(s, "a", ts, NULL, err, sizeof(err)), 0,
+		     "%s", err);
+	su_commit(s);
+	store_free(s);
+}
+
 Test(fleet, after_a_crash_one_host_serves)
 {
-	char dir[64], a[128], b[128], err[512] = "";
+	char dir[64], a[128], b[128];
 	su_tmpdb(dir, sizeof(dir), a, sizeof(a));
 	snprintf(b, sizeof(b), "%s/b.db", dir);
 	/* A: v0..v2, its last value at 8200 s, and no move out */
 	struct store *s = su_open(a, NULL);
-	for (int v = 0; v <= 2; v++)
-		cr_assert_eq(
-		    su_version(s, "a",
-			       v ? STORE_EV_ADAPT_ACCEPTED : STORE_EV_INIT,
-			       v ? (uint64_t)v - 1 : 0, (uint64_t)v,
-			       (1000 + 3600 * v) * NS, (float)v),
-		    0);
-	cr_assert_eq(
-	    store_series_put(s, "a", 8200 * NS, NULL, err, sizeof(err)), 0,
-	    "%s", err);
-	su_commit(s);
-	store_free(s);
+	a_made_v0_to_v2(s);
+	close_at(s, 8200 * NS);
 	/* B: adopted v2, made v3, saw values up to 11800 s */
 	s = su_open(b, NULL);
 	take_over_a(s);
-	cr_assert_eq(
-	    store_series_put(s, "a", 11800 * NS, NULL, err, sizeof(err)), 0,
-	    "%s", err);
-	su_commit(s);
-	store_free(s);
+	close_at(s, 11800 * NS);
 	cr_assert_eq(current_in(a, b, 3, b), 1, "%s", res.out);
 	cr_assert_eq(current_in(a, b, 2, a), 0, "%s", res.out);
 	cr_assert_eq(current_in(b, a, 3, b), 1, "%s", res.out);
@@ -285,11 +288,7 @@ Test(fleet, after_a_crash_one_host_serves)
 	cr_assert_eq(
 	    su_version(s, "a", STORE_EV_ADAPT_ACCEPTED, 2, 4, 15400 * NS, 4.0f),
 	    0);
-	cr_assert_eq(
-	    store_series_put(s, "a", 15400 * NS, NULL, err, sizeof(err)), 0,
-	    "%s", err);
-	su_commit(s);
-	store_free(s);
+	close_at(s, 15400 * NS);
 	s = su_open(b, NULL);
 	cr_assert_eq(
 	    su_version(s, "a", STORE_EV_ADAPT_ACCEPTED, 3, 5, 11800 * NS, 5.0f),
