@@ -213,8 +213,8 @@ struct owner_row {
 };
 
 /* Whether o is a later holder of the series than best (best->db < 0:
- * none yet): by last data time if by, then current version made or
- * adopted last, then the higher number. */
+ * none yet): by last data time (with by_data), then by the current
+ * version made or adopted last, then by the higher number. */
 static bool owner_later(const struct owner_row *o, const struct owner_row *best,
 			bool by_data)
 {

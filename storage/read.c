@@ -107,8 +107,10 @@ int store_restore_walk(struct store *s, sqlite3_stmt *st, store_restore_fn fn,
 		    .version = (uint64_t)sqlite3_column_int64(st, 1),
 		    .version_id = sqlite3_column_int64(st, 2),
 		    .last_ts = store_ts_read(s, sqlite3_column_int64(st, 3)),
-		    .model_id = sqlite3_column_int64(st, 9),
 		};
+		if (!store_base_adapter(rr.version,
+					sqlite3_column_int64(st, 5)))
+			rr.model_id = sqlite3_column_int64(st, 9);
 		size_t len = 0;
 		rr.status =
 		    store_blob_copy(st, 4, 5, 6, &s->buf, &s->buf_cap, &len);

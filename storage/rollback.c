@@ -111,9 +111,8 @@ static int series_model(struct store *s, const struct series_row *sr,
 }
 
 /* A version's adapter corrects the forecasts of the base model it was
- * made with: refuse one of another model than the series runs now.  The
- * base adapter belongs to every model: version 0, and any version stored
- * empty (store_model_reset's). */
+ * made with: refuse one of another model than the series runs now (the
+ * base adapter belongs to every model). */
 static int target_model_check(struct store *s, const char *series,
 			      const struct series_row *sr,
 			      const struct target_row *tr, char *errbuf,
@@ -122,7 +121,8 @@ static int target_model_check(struct store *s, const char *series,
 	int64_t now = 0;
 	char made[120], runs[120];
 	int r;
-	if (!tr->adapter_len || !tr->number || !tr->model_id)
+	if (store_base_adapter(tr->number, (int64_t)tr->adapter_len) ||
+	    !tr->model_id)
 		return 0;
 	if ((r = series_model(s, sr, &now, errbuf, errbuf_size)) < 0)
 		return r;

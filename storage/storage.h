@@ -186,8 +186,10 @@ struct store_restored {
 	const uint16_t *average;
 	size_t average_len;
 	int average_status;
-	/* The base model the version was made with (models.id), 0 when not
-	 * recorded: its adapter corrects that model's forecasts only. */
+	/* The base model the version was made with (models.id): its
+	 * adapter corrects that model's forecasts only.  0 when not recorded,
+	 * or when the version is the base adapter (version 0 or stored
+	 * empty), which belongs to every model. */
 	int64_t model_id;
 };
 

@@ -145,6 +145,14 @@ static inline void reset_stmt(sqlite3_stmt *st)
 	}
 }
 
+/* Whether version number, of adapter_len floats, is the base adapter --
+ * version 0, or a version stored empty (store_model_reset's) -- which
+ * belongs to every base model. */
+static inline bool store_base_adapter(uint64_t number, int64_t adapter_len)
+{
+	return number == 0 || adapter_len == 0;
+}
+
 /* crc32 of n bytes: what the checksum columns hold. */
 uint32_t store_checksum(const void *p, size_t n);
 /* What identifies a base model in models.checksum: a 64-bit hash of the
