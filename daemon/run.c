@@ -31,6 +31,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "daemon/changelog.h"
 #include "daemon/cli.h"
@@ -92,8 +93,6 @@ static int register_model(struct run *r)
 		const char *base = strrchr(r->cfg.model.path, '/');
 		snprintf(r->model_name, sizeof(r->model_name), "%.120s",
 			 base ? base + 1 : r->cfg.model.path);
-		r->model_json_len =
-		    dc_json_escape(r->model_json, r->model_name);
 		r->model_hash = dc_changelog_model_hash(bytes, (size_t)n);
 		char desc[256];
 		const struct fc_config *mc = fc_model_config(r->model);
@@ -319,6 +318,8 @@ static int run_open(const struct dc_run_options *opts, struct run **ret_run)
 	if (!r)
 		return DC_EXIT_FAILURE;
 	r->opts = opts;
+	if (gethostname(r->host, sizeof(r->host) - 1) < 0 || !r->host[0])
+		snprintf(r->host, sizeof(r->host), "unknown");
 	r->rl_dead = (struct log_ratelimit)LOG_RATELIMIT_INIT(10000, 10);
 	r->rl_store = (struct log_ratelimit)LOG_RATELIMIT_INIT(10000, 10);
 	r->rl_engine = (struct log_ratelimit)LOG_RATELIMIT_INIT(10000, 10);
@@ -395,6 +396,13 @@ static int run_open(const struct dc_run_options *opts, struct run **ret_run)
 	if (register_model(r) < 0)
 		log_warning("storage: cannot register the base model: %s",
 			    r->err);
+	r->forecast_fields =
+	    outbox_forecast_fields(r->model_name, r->host, r->cfg.storage.path,
+				   &r->forecast_fields_len);
+	if (!r->forecast_fields) {
+		log_error("out of memory");
+		return DC_EXIT_FAILURE;
+	}
 
 	/* engine, restored from storage */
 	struct ttt_params tp;
@@ -642,6 +650,7 @@ static void run_close(struct run *r, struct dc_run_stats *ret_stats)
 	run_owners_free(r);
 	run_changelog_free(r);
 	free(r->adapter_buf);
+	free(r->forecast_fields);
 	ttt_engine_free(r->engine);
 	store_free(r->store);
 	fc_model_free(r->model);

@@ -23,7 +23,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #include "daemon/fmt.h"
 #include "daemon/log.h"
@@ -49,7 +48,6 @@ struct run_audit {
 	bool failed; /* a delivery since the last quiet moment failed */
 	uint64_t last_tick_usec;
 	uint64_t published, failures;
-	char host[256];
 	json_t *schema; /* AUDIT_CONNECT: the envelope's schema */
 	struct run *r;	/* for the row callback */
 };
@@ -117,8 +115,6 @@ int run_audit_open(struct run *r)
 	snprintf(a->cursor, sizeof(a->cursor), AUDIT_CURSOR_PREFIX "%s", topic);
 	a->r = r;
 	a->put = -1;
-	if (gethostname(a->host, sizeof(a->host) - 1) < 0)
-		snprintf(a->host, sizeof(a->host), "unknown");
 	if (r->cfg.kafka.audit_format == AUDIT_CONNECT &&
 	    !(a->schema = connect_schema())) {
 		free(a);
@@ -155,7 +151,7 @@ static int audit_row(void *user, const struct store_event *ev)
 	struct run_audit *a = user;
 	struct run *r = a->r;
 	json_t *j = dc_event_json(ev);
-	json_object_set_new(j, "host", json_string(a->host));
+	json_object_set_new(j, "host", json_string(r->host));
 	json_object_set_new(j, "db", json_string(r->cfg.storage.path));
 	if (a->schema) {
 		json_t *v = json_object_get(j, "value");

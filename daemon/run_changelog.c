@@ -28,7 +28,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
-#include <unistd.h>
 
 #include "daemon/changelog.h"
 #include "daemon/log.h"
@@ -138,8 +137,8 @@ static struct changelog *cl_get(struct run *r)
 	if (c->nseg > 4)
 		c->nseg = 0; /* more than we hold: look everywhere */
 	memcpy(c->block, c->check.base, r->adapter_len * sizeof(float));
-	if (gethostname(c->host, sizeof(c->host) - 1) < 0)
-		snprintf(c->host, sizeof(c->host), "unknown");
+	snprintf(c->host, sizeof(c->host), "%.*s", (int)sizeof(c->host) - 1,
+		 r->host);
 	c->mark = -1;
 	r->changelog = c;
 	return c;

@@ -47,8 +47,8 @@ void run_on_engine_event(void *user, const struct ttt_event *ev)
 	switch (ev->type) {
 	case TTT_EV_FORECAST:
 		r->st.forecasts++;
-		if (outbox_add_forecast(&r->forecasts, ev, r->model_json,
-					r->model_json_len) < 0)
+		if (outbox_add_forecast(&r->forecasts, ev, r->forecast_fields,
+					r->forecast_fields_len) < 0)
 			log_ratelimited(&r->rl_engine, LOG_ERR,
 					"out of memory queueing a forecast");
 		break;

@@ -88,18 +88,42 @@ static size_t format_u64(char *p, uint64_t v)
 	return n;
 }
 
+/* The fields every forecast message of a run shares: the model file's
+ * name, and the host and database that hold the versions adapter_version
+ * numbers -- after a crash two hosts may both have made a version N of a
+ * series, and (host, db) says whose. */
+char *outbox_forecast_fields(const char *model, const char *host,
+			     const char *db, size_t *ret_len)
+{
+	char *s = malloc(6 * (strlen(model) + strlen(host) + strlen(db)) + 64);
+	char *p = s;
+	if (!s)
+		return NULL;
+#define PUT(lit) (memcpy(p, lit, sizeof(lit) - 1), p += sizeof(lit) - 1)
+	PUT(",\"model\":\"");
+	p += dc_json_escape(p, model);
+	PUT("\",\"host\":\"");
+	p += dc_json_escape(p, host);
+	PUT("\",\"db\":\"");
+	p += dc_json_escape(p, db);
+	PUT("\",\"adapter_version\":");
+#undef PUT
+	*ret_len = (size_t)(p - s);
+	return s;
+}
+
 /* The forecast message into the outbox, formatted in place (no printf, no
  * copy: ~100 numbers per message at tens of thousands of messages a
  * second):
- *   {"series":S,"origin":T,"step_seconds":D,"model":M,
+ *   {"series":S,"origin":T,"step_seconds":D,"model":M,"host":H,"db":P,
  *    "adapter_version":V,"horizon":[...]}
  * keyed by the series. */
 int outbox_add_forecast(struct outbox *o, const struct ttt_event *ev,
-			const char *model_json, size_t model_json_len)
+			const char *fields, size_t fields_len)
 {
 	size_t key_len = strlen(ev->series);
-	size_t most = key_len + 6 * key_len + model_json_len + 192 +
-		      (size_t)ev->horizon * 32;
+	size_t most =
+	    key_len + 6 * key_len + fields_len + 192 + (size_t)ev->horizon * 32;
 	if (outbox_grow_rec(o) < 0 ||
 	    run_reserve(&o->buf, &o->cap, o->len + most) < 0)
 		return -ENOMEM;
@@ -120,10 +144,8 @@ int outbox_add_forecast(struct outbox *o, const struct ttt_event *ev,
 		p += dc_format_ns_seconds(p, ev->step);
 	else
 		PUT("null");
-	PUT(",\"model\":\"");
-	memcpy(p, model_json, model_json_len);
-	p += model_json_len;
-	PUT("\",\"adapter_version\":");
+	memcpy(p, fields, fields_len);
+	p += fields_len;
 	p += format_u64(p, ev->version_to);
 	PUT(",\"horizon\":[");
 	for (int i = 0; i < ev->horizon; i++) {

@@ -93,8 +93,11 @@ struct run {
 	struct dc_parser *parser;
 	int64_t model_id;
 	char model_name[128];
-	char model_json[6 * 128]; /* model_name escaped for JSON, no NUL */
-	size_t model_json_len;
+	char host[256]; /* gethostname(), or "unknown" */
+	/* ,"model":M,"host":H,"db":P,"adapter_version": -- the fields every
+	 * forecast message shares, escaped for JSON, no NUL */
+	char *forecast_fields;
+	size_t forecast_fields_len;
 
 	struct dc_obs *obs; /* [MAX_OBS_PER_MESSAGE] */
 
@@ -207,9 +210,15 @@ bool run_future_refused(int64_t ts_ns, int64_t now_ns, int64_t tol_ns,
  * (Kafka CreateTime) and consumed at consumed_ms (the loop's monotonic
  * clock); the outbox reads both back from each forecast. */
 uint64_t outbox_tag(int64_t created_ms, uint64_t consumed_ms);
-/* Format ev's forecast message into o; -ENOMEM. */
+/* The fields every forecast message of a run shares (model, host, db),
+ * formatted for outbox_add_forecast: a new string of *ret_len bytes, no
+ * NUL; NULL when out of memory. */
+char *outbox_forecast_fields(const char *model, const char *host,
+			     const char *db, size_t *ret_len);
+/* Format ev's forecast message into o, with the shared fields between
+ * step_seconds and the version; -ENOMEM. */
 int outbox_add_forecast(struct outbox *o, const struct ttt_event *ev,
-			const char *model_json, size_t model_json_len);
+			const char *fields, size_t fields_len);
 /* Hand every message of o to the producer for topic, observe each one's
  * processing latency in m, and empty o; -EIO if one could not be
  * produced. */

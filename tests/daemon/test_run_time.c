@@ -9,6 +9,7 @@
 #include <jansson.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "daemon/run_private.h"
@@ -69,7 +70,12 @@ static json_t *message(int64_t ts, int64_t step)
 			       .horizon = 3,
 			       .version_to = 7};
 	struct outbox o = {0};
-	cr_assert_eq(outbox_add_forecast(&o, &ev, "m", 1), 0);
+	size_t n;
+	char *fields =
+	    outbox_forecast_fields("m.dcm", "edge-\"3", "/var/lib/d c.db", &n);
+	cr_assert_not_null(fields);
+	cr_assert_eq(outbox_add_forecast(&o, &ev, fields, n), 0);
+	free(fields);
 	cr_assert_eq(o.nrec, 1);
 	const size_t *rec = o.rec;
 	cr_assert_eq(rec[1], strlen("s\"1"));
@@ -109,6 +115,13 @@ Test(run_time, forecast_message_says_when_steps_fall)
 		     3600);
 	cr_assert_eq(json_integer_value(json_object_get(j, "adapter_version")),
 		     7);
+	/* which model, and whose version 7: the host and database */
+	cr_assert_str_eq(json_string_value(json_object_get(j, "model")),
+			 "m.dcm");
+	cr_assert_str_eq(json_string_value(json_object_get(j, "host")),
+			 "edge-\"3");
+	cr_assert_str_eq(json_string_value(json_object_get(j, "db")),
+			 "/var/lib/d c.db");
 	cr_assert_eq(json_array_size(json_object_get(j, "horizon")), 3);
 	json_decref(j);
 

@@ -228,15 +228,16 @@ check "a batch is committed when the input pauses, not after batch_ms = 30 s (${
     test "$took" -lt 20
 
 kcat -C -b "$BS" -t forecasts -o beginning -e -q -f '%s\n' > "$WORK/forecasts.json" 2>/dev/null
-check "forecast messages are JSON with series, origin, model, adapter_version and $H values" \
-    python3 - "$WORK/forecasts.json" $H <<'EOF'
-import json, sys
+check "forecast messages are JSON with series, origin, model, host, db, adapter_version and $H values" \
+    python3 - "$WORK/forecasts.json" $H "$WORK/driftcast.db" <<'EOF'
+import json, socket, sys
 n = 0
 for line in open(sys.argv[1]):
     f = json.loads(line)
     assert f["series"] in ("s1", "s2", "s3", "s4"), f
     assert isinstance(f["origin"], int)
     assert "model" in f and isinstance(f["adapter_version"], int)
+    assert f["host"] == socket.gethostname() and f["db"] == sys.argv[3], f
     assert len(f["horizon"]) == int(sys.argv[2])
     assert all(isinstance(v, (int, float)) for v in f["horizon"])
     n += 1

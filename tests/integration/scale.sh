@@ -209,5 +209,33 @@ PY
 read -r same differ < "$WORK/adopted"
 check "adopted versions carry their maker's adapter ($same the same, $differ different)" \
     test "$same" -gt 0 -a "$differ" -eq 0
+# a forecast names the host and database that made it: after the kill -9 a
+# version number may name two adapters (versions c made after its last
+# published state, and the ones the host that took the partition made from
+# that state), so the number alone does not say which adapter forecast
+python3 - "$WORK/all.json" "$WORK" > "$WORK/makers" <<'PY'
+import json, socket, sqlite3, sys
+w = sys.argv[2]
+dbs = {f"{w}/{h}.db": sqlite3.connect(f"{w}/{h}.db") for h in "abc"}
+q = ("SELECT v.checksum FROM versions v JOIN series s ON s.id = v.series_id "
+     "WHERE s.key = ? AND v.number = ?")
+unknown, twice = 0, set()
+for line in open(sys.argv[1]):
+    if not line.strip():
+        continue
+    m = json.loads(line)
+    db = dbs.get(m.get("db")) if m.get("host") == socket.gethostname() else None
+    key = (m["series"], m["adapter_version"])
+    if db is None or db.execute(q, key).fetchone() is None:
+        unknown += 1
+    adapters = {r[0] for d in dbs.values() for r in d.execute(q, key)}
+    if len(adapters) > 1:
+        twice.add(key)
+print(unknown, len(twice))
+PY
+read -r unknown twice < "$WORK/makers"
+check "every forecast names the host and database holding its version ($unknown do not)" \
+    test "$unknown" -eq 0
+diag "$twice (series, adapter_version) name different adapters on different hosts"
 diag "total $((SECONDS - t0)) s"
 echo "1..$n"
