@@ -153,7 +153,8 @@ static void reload(struct run *r)
 static void control_poll(struct run *r)
 {
 	struct store_rollback_result rb;
-	/* a held batch first: a rollback would commit its rows */
+	int waited = 0;
+	/* a held batch first: its rows are not durable yet */
 	if (r->held)
 		return;
 	for (;;) {
@@ -161,8 +162,23 @@ static void control_poll(struct run *r)
 		    store_control_poll(r->store, &rb, r->err, sizeof(r->err));
 		if (e == 0)
 			return;
-		if (e > 0) /* committed with the open batch's rows */
-			run_journal_clear(r);
+		if (e == -EAGAIN) {
+			/* a request waits for the open batch: durable first,
+			 * with its offsets (a failure holds it); rows of no
+			 * message (none dirty) are committed as they are */
+			if (waited++ == 0) {
+				if (run_batch_flush(r, true) < 0 || r->held)
+					return;
+			} else if (waited > 2 ||
+				   store_batch_commit(r->store, r->err,
+						      sizeof(r->err)) < 0) {
+				log_ratelimited(&r->rl_store, LOG_ERR,
+						"operator rollback waits: %s",
+						r->err);
+				return;
+			}
+			continue;
+		}
 		if (e < 0) {
 			log_error("operator rollback refused: %s", r->err);
 			return;

@@ -396,6 +396,13 @@ int store_control_poll(struct store *s, struct store_rollback_result *ret,
 		return 0;
 	if ((r = ctl_pending(s, &q, errbuf, errbuf_size)) <= 0)
 		return r;
+	/* A rollback is its own transaction: the daemon's open batch (rows
+	 * whose offsets it writes at its flush) would be committed without
+	 * them, and the error of a write that failed in it (poisoned) taken
+	 * for the rollback's and forgotten.  The daemon flushes first. */
+	if (s->in_batch || s->poisoned)
+		return store_set_err(errbuf, errbuf_size, -EAGAIN,
+				     "a request waits for the open batch");
 
 	/* Applied before a crash, not yet acknowledged: acknowledge only. */
 	struct store_rollback_result done = {0};

@@ -303,7 +303,9 @@ int store_rollback_request(struct store *s, const char *series,
 /* The daemon's side, cheap enough for every 250 ms: 0 when nothing is
  * pending; 1 after applying the oldest request (store_rollback, once even
  * across a crash), *ret saying what to load into the engine.  A refused request
- * is acknowledged as failed and its error returned: log it and poll again. */
+ * is acknowledged as failed and its error returned: log it and poll again.
+ * -EAGAIN, nothing done, while a batch is open (or failed and not yet
+ * committed): make it durable first, then poll again. */
 int store_control_poll(struct store *s, struct store_rollback_result *ret,
 		       char *errbuf, size_t errbuf_size);
 

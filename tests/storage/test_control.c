@@ -55,6 +55,12 @@ static void daemon_child(const char *path, int fd, bool poll, int run_ms)
 			struct store_rollback_result res;
 			last_poll = now_ms();
 			int r = store_control_poll(s, &res, err, sizeof(err));
+			if (r == -EAGAIN) { /* the daemon's flush first */
+				if (store_batch_commit(s, err, 512) < 0)
+					_exit(15);
+				r = store_control_poll(s, &res, err,
+						       sizeof(err));
+			}
 			if (r == 1) {
 				int n = snprintf(
 				    line, sizeof(line), "%s %llu %g\n",
@@ -237,6 +243,105 @@ Test(storage_control, poll_is_cheap_when_nothing_changed)
 	int64_t took = now_ms() - t0;
 	/* well under a millisecond per poll, even under the sanitizers */
 	cr_assert_lt(took, 5000, "%lld ms for 10000 polls", (long long)took);
+	store_free(s);
+	su_rmdir(dir);
+}
+
+/* A rollback request of `driftcast rollback`, left as the CLI leaves it. */
+static void request(const char *path, const char *series, int target)
+{
+	char cp[160], sql[256];
+	snprintf(cp, sizeof(cp), "%s.control", path);
+	sqlite3 *c;
+	cr_assert_eq(sqlite3_open(cp, &c), SQLITE_OK);
+	snprintf(sql, sizeof(sql),
+		 "INSERT INTO requests (created_at, series, by_time, target, "
+		 "reason) VALUES (1, '%s', 0, %d, 'op');",
+		 series, target);
+	cr_assert_eq(sqlite3_exec(c, sql, NULL, NULL, NULL), SQLITE_OK, "%s",
+		     sqlite3_errmsg(c));
+	sqlite3_close(c);
+}
+
+static long long count(const char *path, const char *sql)
+{
+	sqlite3 *db = su_raw(path);
+	long long n = su_int(db, sql);
+	sqlite3_close(db);
+	return n;
+}
+
+/* A request that finds the daemon's batch open waits until the daemon has
+ * made it durable, with its offsets: a rollback commits, and took the
+ * batch's rows without their offsets (a crash then applied those messages
+ * twice), and, when a write had failed in the batch, took its error for
+ * the rollback's and forgot it (the daemon's next commit then stored
+ * offsets past the rows lost). */
+Test(storage_control, a_request_waits_for_the_open_batch)
+{
+	char dir[64], path[128], err[512];
+	su_tmpdb(dir, sizeof(dir), path, sizeof(path));
+	prepare(path);
+	struct store_options o = {.daemon = true};
+	struct store *s = su_open(path, &o);
+	struct store_rollback_result res;
+	cr_assert_eq(store_control_poll(s, &res, err, sizeof(err)), 0);
+	cr_assert_eq(store_offset_put(s, "in", 0, 10, err, sizeof(err)), 0);
+	su_commit(s);
+
+	/* an open batch (busy adapts; its offset comes at the flush) */
+	cr_assert_eq(
+	    su_version(s, "busy", STORE_EV_ADAPT_ACCEPTED, 0, 1, 20, 1.0f), 0);
+	request(path, "m", 1);
+	cr_assert_eq(store_control_poll(s, &res, err, sizeof(err)), -EAGAIN,
+		     "%s", err);
+	store_batch_abort(s); /* the daemon never made it durable */
+	cr_assert_eq(count(path, "SELECT count(*) FROM versions v JOIN series "
+				 "s ON s.id = v.series_id WHERE s.key = "
+				 "'busy'"),
+		     1, "the batch's rows were committed by the rollback");
+	/* with no batch open, the request is applied */
+	cr_assert_eq(store_control_poll(s, &res, err, sizeof(err)), 1, "%s",
+		     err);
+	cr_assert_eq(res.new_version, 4);
+
+	/* a write fails in the open batch (a full disk, then space again) */
+	cr_assert_eq(
+	    su_version(s, "busy", STORE_EV_ADAPT_ACCEPTED, 0, 1, 20, 1.0f), 0);
+	char sql[64];
+	snprintf(sql, sizeof(sql), "PRAGMA max_page_count = %lld",
+		 count(path, "PRAGMA page_count"));
+	cr_assert_eq(store_debug_exec(s, sql, err, sizeof(err)), 0);
+	static float big[16384];
+	struct store_event ev = {.type = STORE_EV_ADAPT_ACCEPTED,
+				 .series = "busy",
+				 .version_from = 1,
+				 .version_to = 2,
+				 .reason = "fill",
+				 .adapter = big,
+				 .adapter_len = 16384};
+	int r = 0;
+	for (int i = 0; i < 100 && r == 0; i++)
+		r = store_event_put(s, &ev, err, sizeof(err));
+	cr_assert_eq(r, -ENOSPC, "%d %s", r, err);
+	cr_assert_eq(
+	    store_debug_exec(s, "PRAGMA max_page_count = 1000000", err, 512),
+	    0);
+	request(path, "m", 2);
+	cr_assert_eq(store_control_poll(s, &res, err, sizeof(err)), -EAGAIN,
+		     "%s", err);
+	/* the daemon's flush still learns that its batch was lost */
+	cr_assert_eq(store_offset_put(s, "in", 0, 20, err, sizeof(err)),
+		     -ENOSPC);
+	cr_assert_eq(store_batch_commit(s, err, sizeof(err)), -ENOSPC);
+	int64_t off;
+	bool found;
+	cr_assert_eq(
+	    store_offset_get(s, "in", 0, &off, &found, err, sizeof(err)), 0);
+	cr_assert_eq(off, 10, "an offset stored past the rows lost");
+	cr_assert_eq(store_control_poll(s, &res, err, sizeof(err)), 1, "%s",
+		     err);
+	cr_assert_eq(res.new_version, 5);
 	store_free(s);
 	su_rmdir(dir);
 }
