@@ -668,6 +668,11 @@ static void run_close(struct run *r, struct dc_run_stats *ret_stats)
 	free(r->adapter_buf);
 	free(r->forecast_fields);
 	ttt_engine_free(r->engine);
+	/* a batch the stop gave up on (held): its rows are not stored, as
+	 * the log said -- its messages are applied again at the next start,
+	 * from the stored offsets; store_free would commit them without */
+	if (r->held)
+		store_batch_abort(r->store);
 	store_free(r->store);
 	fc_model_free(r->model);
 	free(r);

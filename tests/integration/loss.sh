@@ -124,7 +124,7 @@ stored_next() { local v; v=$(sql "SELECT next_offset FROM kafka_offsets WHERE to
 end_of() { kcat -C -b "$BS" -t measurements -p "$1" -o beginning -e -q -f '%o\n' 2>/dev/null | awk 'END { print (NR ? $1 + 1 : 0) }'; }
 at_end() { test "$(stored_next "$1")" = "$(end_of "$1")"; }
 # values FROM TO SERIES...: hourly values, keyed (all to one partition each)
-values() {
+lines() { # lines FROM TO SERIES...: the messages of values, KEY:VALUE
     local from=$1 to=$2
     shift 2
     for s in "$@"; do
@@ -133,8 +133,9 @@ values() {
                 printf "%s:{\"series\":\"%s\",\"ts\":%d,\"value\":%.4f}\n",
                     s, s, t0 + i * 3600, 10 + 3 * sin(i * 2 * 3.14159 / 24)
         }'
-    done | kcat -P -b "$BS" -t measurements -K: 2>/dev/null
+    done
 }
+values() { lines "$@" | kcat -P -b "$BS" -t measurements -K: 2>/dev/null; }
 # bad KEY TEXT: one malformed message, keyed (its partition is the key's)
 bad() { printf '%s' "$2" > "$WORK/bad.msg"; kcat -P -b "$BS" -t measurements -k "$1" "$WORK/bad.msg"; }
 part_of() { # the partition key K lands on (a probe message's)
@@ -252,7 +253,12 @@ wait_for 90 ready_more_than "$r0" || bail "no READY=1 after restart"
 d0=$(count_topic deadletter) # (not while it has no leader: kcat waits)
 mbctl "leader deadletter 0 -1"
 before=$(stored_next "$P")
-bad k1 '{"series":"k1","ts":"not a time either","value":1}'
+rows() { sql "SELECT (SELECT count(*) FROM forecasts) || ' ' || (SELECT count(*) FROM versions) || ' ' || (SELECT count(*) FROM audit);"; }
+rows0=$(rows)
+# the bad message and values after it, at once: the held batch holds
+# their forecasts (and adaptations) too
+{ echo 'k1:{"series":"k1","ts":"not a time either","value":1}'; lines 22 30 k1; } |
+    kcat -P -b "$BS" -t measurements -K: 2>/dev/null
 taken() { grep -q "dead letter (partition $P offset $before)" "$WORK/daemon.log"; }
 wait_for 20 taken || diag "the daemon did not take the message before SIGTERM"
 t0=$(date +%s.%N)
@@ -269,6 +275,11 @@ check "... within kafka.stop_timeout_ms = 3 s and the close (${took} s < 15 s)" 
 check "... saying what replays and from where" \
     grep -q "gave up after .* from partition $P from offset $before" "$WORK/daemon.log"
 check "... its offset not stored ($(stored_next "$P") = $before)" test "$(stored_next "$P")" = "$before"
+held=$(sed -n 's/.*gave up after .* s: \([0-9]*\) messages.*/\1/p' "$WORK/daemon.log" | tail -1)
+check "... the batch it gave up held the values after the bad message too (${held:-no} messages)" \
+    test "${held:-0}" -gt 1
+check "... and none of its rows is stored (forecasts, versions, audit: $rows0 before, $(rows) after)" \
+    test "$(rows)" = "$rows0"
 mbctl "leader deadletter 0 1"
 start_daemon
 check "restart: the message replays and its dead letter is delivered" \
