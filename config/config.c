@@ -239,7 +239,7 @@ const struct cfg_option cfg_options[] = {
     INT("storage.keep_versions", storage.keep_versions, 1, 1000000, "100",
 	OPT_RELOAD,
 	"Retention: always keep the last this many adapter versions of each "
-	"series (and the current one)."),
+	"series (and the current one, and version 0: the base adapter)."),
     INT("storage.keep_days", storage.keep_days, 0, 36500, "90", OPT_RELOAD,
 	"Retention: also keep versions, forecasts and realised errors younger "
 	"than this many days; 0 keeps everything.  Audit rows are never "

@@ -229,7 +229,7 @@
 	  "WHERE id = ?1")                                                     \
 	X(PRUNE_SCAN,                                                          \
 	  "SELECT v.id, v.id != coalesce(s.current_version_id, -1) AND "       \
-	  "(SELECT count(*) FROM versions w "                                  \
+	  "v.number != 0 AND (SELECT count(*) FROM versions w "                \
 	  "WHERE w.series_id = v.series_id AND w.number > v.number) >= ?3 "    \
 	  "FROM versions v JOIN series s ON s.id = v.series_id "               \
 	  "WHERE v.id > ?1 AND v.created_at < ?2 ORDER BY v.id LIMIT ?4")      \
