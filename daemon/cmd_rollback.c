@@ -25,6 +25,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "daemon/control.h"
@@ -122,6 +123,17 @@ static const char *user_name(void)
 	return u && *u ? u : "unknown";
 }
 
+/* A rollback acts on a database that exists: a mistyped --db is an error,
+ * as for the read-only commands, not a new empty database. */
+static bool db_missing(const char *db)
+{
+	struct stat st;
+	if (stat(db, &st) == 0)
+		return false;
+	fprintf(stderr, "driftcast rollback: %s: %s\n", db, strerror(errno));
+	return true;
+}
+
 /* The Kafka form: the record, with the version's block when a database
  * that holds it is named. */
 static int rollback_kafka(const struct dc_cfg_args *ca, const char *brokers,
@@ -133,6 +145,8 @@ static int rollback_kafka(const struct dc_cfg_args *ca, const char *brokers,
 	int code = dc_cfg_args_load(ca, &cfg, NULL);
 	if (code != DC_EXIT_OK)
 		return code;
+	if (db && db_missing(db))
+		return DC_EXIT_FAILURE;
 	if (db) {
 		struct store *s = NULL;
 		struct store_rollback_result rb;
@@ -312,6 +326,8 @@ int dc_cmd_rollback(int argc, char **argv)
 
 	char err[1024];
 	struct store *s = NULL;
+	if (db_missing(db))
+		return DC_EXIT_FAILURE;
 	if (store_open(db, NULL, &s, err, sizeof(err)) < 0) {
 		fprintf(stderr, "driftcast rollback: %s\n", err);
 		return DC_EXIT_FAILURE;

@@ -440,3 +440,19 @@ Test(cli, telegraf_sample_maps_to_the_documented_series)
 	cr_assert_eq(examples, 2);
 	cr_assert(routing && format);
 }
+
+/* A mistyped --db is refused as a missing file (exit 1), as the read-only
+ * commands refuse it; it made a new, empty database at that path. */
+Test(cli, rollback_refuses_a_database_that_does_not_exist)
+{
+	char dir[] = CLI_TEMP, path[64];
+	cr_assert_not_null(mkdtemp(dir));
+	snprintf(path, sizeof(path), "%s/typo.db", dir);
+	RUN("rollback", "--db", path, "--series", "s", "--to-version", "1",
+	    "--reason", "r");
+	cr_assert_eq(R.status, 1);
+	cr_assert(strstr(R.err, "typo.db: No such file or directory"), "%s",
+		  R.err);
+	cr_assert_neq(access(path, F_OK), 0, "rollback created %s", path);
+	rmdir(dir);
+}
