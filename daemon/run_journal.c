@@ -14,6 +14,7 @@
 #include "daemon/run_private.h"
 
 #include <errno.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdalign.h>
 #include <stdlib.h>
@@ -93,6 +94,13 @@ static void store_init(struct run *r, const char *series, int64_t ts)
 		      "base model's); stored empty",
 	    .adapter = identity,
 	    .adapter_len = 0,
+	    .loss_before = NAN,
+	    .loss_after = NAN,
+	    .guard_before = NAN,
+	    .guard_after = NAN,
+	    .update_norm = NAN,
+	    .adapted_error = NAN,
+	    .shadow_error = NAN,
 	};
 	if (store_event_put(r->store, &se, r->err, sizeof(r->err)) < 0)
 		log_ratelimited(&r->rl_store, LOG_ERR, "storage: %s", r->err);

@@ -9,6 +9,7 @@
 #ifndef DRIFTCAST_TTT_ENGINE_PRIVATE_H
 #define DRIFTCAST_TTT_ENGINE_PRIVATE_H
 
+#include <math.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <string.h>
@@ -243,10 +244,22 @@ static inline void emit(struct ttt_engine *e, struct ttt_event *ev)
 		e->cb(e->user, ev);
 }
 
+/* An event with nothing set: what it does not measure is NaN (NULL in the
+ * audit log), not a 0 that reads as a measurement. */
+static inline void ev_clear(struct ttt_event *ev)
+{
+	memset(ev, 0, sizeof(*ev));
+	ev->loss_before = ev->loss_after = NAN;
+	ev->guard_before = ev->guard_after = NAN;
+	ev->update_norm = NAN;
+	ev->adapted_error = ev->shadow_error = NAN;
+	ev->value = ev->detector_stat = NAN;
+}
+
 static inline void ev_init(struct ttt_event *ev, enum ttt_event_type type,
 			   const struct series *s)
 {
-	memset(ev, 0, sizeof(*ev));
+	ev_clear(ev);
 	ev->type = type;
 	ev->series = s->key;
 	ev->ts = s->last_ts;

@@ -256,7 +256,7 @@ int ttt_engine_flush(struct ttt_engine *e)
 		struct qslot *q = &e->qs[k];
 		if (rc == 0) {
 			struct ttt_event ev;
-			memset(&ev, 0, sizeof(ev));
+			ev_clear(&ev);
 			ev.type = TTT_EV_FORECAST;
 			ev.series = q->key;
 			ev.ts = q->ts;

@@ -1148,3 +1148,58 @@ Test(engine, recent_values_wait_for_queued_learning)
 	free(lg.v);
 	fc_model_free(m);
 }
+
+/* What an event does not measure is NaN -- NULL in the audit log and null
+ * on the audit topic -- not a 0 that reads as a measured error or loss:
+ * an adaptation has no realised error, a drift alarm no guard, a realised
+ * error no loss. */
+Test(engine, events_leave_what_they_do_not_measure_nan)
+{
+	struct fc_model *m = tt_small_model_ok(L, H);
+	struct ttt_params p;
+	struct ttt_engine *e;
+	struct log lg = {0};
+	char err[256];
+	fast_params(&p);
+	cr_assert_eq(ttt_engine_new(m, &p, on_event, &lg, &e, err, sizeof(err)),
+		     0, "%s", err);
+	for (int i = 0; i < 400; i++)
+		feed(e, &lg, "s", i, series_value(i));
+	int seen[TTT_EV_REALISED + 1] = {0};
+	for (int i = 0; i < lg.n; i++) {
+		const struct ttt_event *ev = &lg.v[i].ev;
+		switch (ev->type) {
+		case TTT_EV_ADAPT_ACCEPTED:
+			cr_assert(isfinite(ev->guard_before) &&
+				  isfinite(ev->update_norm));
+			cr_assert(isnan(ev->adapted_error) &&
+				  isnan(ev->shadow_error));
+			cr_assert(isnan(ev->detector_stat) && isnan(ev->value));
+			break;
+		case TTT_EV_DRIFT:
+			cr_assert(isfinite(ev->detector_stat));
+			cr_assert(isnan(ev->guard_before) &&
+				  isnan(ev->guard_after));
+			cr_assert(isnan(ev->update_norm) &&
+				  isnan(ev->adapted_error) &&
+				  isnan(ev->shadow_error));
+			break;
+		case TTT_EV_REALISED:
+			cr_assert(isfinite(ev->adapted_error) &&
+				  isfinite(ev->shadow_error));
+			cr_assert(isnan(ev->loss_before) &&
+				  isnan(ev->guard_before) &&
+				  isnan(ev->update_norm));
+			break;
+		default:
+			continue;
+		}
+		seen[ev->type]++;
+	}
+	cr_assert_gt(seen[TTT_EV_ADAPT_ACCEPTED], 0);
+	cr_assert_gt(seen[TTT_EV_DRIFT], 0);
+	cr_assert_gt(seen[TTT_EV_REALISED], 0);
+	ttt_engine_free(e);
+	free(lg.v);
+	fc_model_free(m);
+}
