@@ -332,7 +332,7 @@ static void draw_page(const struct plot_data *d, const struct plot_request *rq,
 	plcol0(C_FG);
 	plmtex("t", 1.0, 0.5, 0.5,
 	       "realised error of the forecast issued at each time");
-	plmtex("l", 4.0, 0.5, 0.5, "MSE over H (units\u00b2)");
+	plmtex("l", 4.0, 0.5, 0.5, "MSE over H (normalised)");
 	plmtex("b", 3.0, 0.5, 0.5, "time (UTC)");
 	draw_line(&d->err_adapted, C_ADAPTED, 1, 1.6);
 	draw_line(&d->err_frozen, C_FROZEN, 2, 1.0);
