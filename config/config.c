@@ -203,7 +203,10 @@ const struct cfg_option cfg_options[] = {
 	"offsets of what was not delivered or stored, and logs how many "
 	"messages of which partitions are replayed at the next start. Keep "
 	"it below systemd's TimeoutStopSec (60 s in the shipped unit) minus "
-	"about 15 s for the final offset commit and the producer's close."),
+	"about 15 s for the final offset commit and the producer's close. "
+	"With kafka.state_topic, also how long a revoke waits for its "
+	"partitions' states to be acknowledged before it commits (not "
+	"committed then: their next owner replays from the last commit)."),
     INT("kafka.max_in_flight", kafka.max_in_flight, 100, 1000000, "50000",
 	OPT_RELOAD,
 	"Produced messages (forecasts, dead letters) the broker has not "

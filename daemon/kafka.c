@@ -468,6 +468,12 @@ void dc_kafka_serve_producer(struct dc_kafka *k)
 	k->polls = 0;
 }
 
+void dc_kafka_wait_producer(struct dc_kafka *k, int timeout_ms)
+{
+	rd_kafka_poll(k->producer, timeout_ms);
+	k->polls = 0;
+}
+
 bool dc_kafka_fatal(const struct dc_kafka *k, const char **ret_reason)
 {
 	if (ret_reason)

@@ -103,6 +103,9 @@ rd_kafka_message_t *dc_kafka_poll(struct dc_kafka *k, int timeout_ms);
 /* Serve the producer's callbacks (delivery reports) now; dc_kafka_poll
  * serves them only every 256th message while input flows. */
 void dc_kafka_serve_producer(struct dc_kafka *k);
+/* The same, waiting up to timeout_ms for a report: a wait for some
+ * messages (the state topic's) that does not flush the others. */
+void dc_kafka_wait_producer(struct dc_kafka *k, int timeout_ms);
 
 /* True after a fatal librdkafka error; *ret_reason describes it. */
 bool dc_kafka_fatal(const struct dc_kafka *k, const char **ret_reason);

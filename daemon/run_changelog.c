@@ -31,6 +31,7 @@
 
 #include "daemon/changelog.h"
 #include "daemon/log.h"
+#include "daemon/notify.h"
 #include "forecast/forecast.h"
 #include "storage/handover.h"
 #include "storage/storage.h"
@@ -452,6 +453,43 @@ void run_changelog_drop(struct run *r,
 						  parts->elems[i].partition);
 }
 
+/* The states in flight acknowledged, waited for at most
+ * kafka.stop_timeout_ms: delivery reports served in slices, the watchdog
+ * fed.  Not a flush of the producer: forecasts and dead letters stay in
+ * flight (a forecasts topic without a leader held every rebalance, and
+ * the partitions this host keeps, until it had one again).  -ETIMEDOUT
+ * when the time is up or the stop forced: the offsets are not committed,
+ * and the partitions' next owner replays from the last commit. */
+static int wait_states(struct run *r)
+{
+	struct changelog *c = r->changelog;
+	uint64_t t0 = dc_now_monotonic_usec(), warned = t0;
+	uint64_t until = t0 + (uint64_t)r->cfg.kafka.stop_timeout_ms * 1000u;
+	while (c->inflight > 0) {
+		dc_kafka_wait_producer(r->kafka, 100);
+		uint64_t now = dc_now_monotonic_usec();
+		notify_watchdog_tick(now);
+		if (c->inflight == 0)
+			break;
+		if (run_stop_forced(r) || now >= until) {
+			log_warning("state topic %s: %ld states not "
+				    "acknowledged after %.1f s: offsets not "
+				    "committed (the partitions' next owner "
+				    "replays from the last commit)",
+				    r->cfg.kafka.state_topic, c->inflight,
+				    (double)(now - t0) / 1e6);
+			return -ETIMEDOUT;
+		}
+		if (now - warned >= 1000000) {
+			log_warning("waiting for the state topic %s to accept "
+				    "%ld states",
+				    r->cfg.kafka.state_topic, c->inflight);
+			warned = now;
+		}
+	}
+	return 0;
+}
+
 static int settle(struct run *r, bool wait)
 {
 	struct changelog *c = r->changelog;
@@ -459,10 +497,10 @@ static int settle(struct run *r, bool wait)
 		return 1;
 	if (c->inflight > 0 && wait) {
 		uint64_t t0 = dc_now_monotonic_usec();
-		int e = run_drain_deliveries(r, "state topic");
+		int e = wait_states(r);
 		r->st.states_wait_us += dc_now_monotonic_usec() - t0;
 		if (e == -ETIMEDOUT)
-			return e; /* a forced stop */
+			return e;
 	}
 	if (c->inflight > 0)
 		return 0;
