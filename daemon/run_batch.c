@@ -217,8 +217,9 @@ int run_batch_flush(struct run *r, bool commit_kafka)
 			log_ratelimited(&r->rl_store, LOG_ERR, "storage: %s",
 					r->err);
 		/* revoked while the batch was held: its series are forgotten,
-		 * their saved values older than the offset just stored */
-		if (r->applied_next[p] < 0 &&
+		 * their saved values older than the offset just stored --
+		 * unless the revoke saved them (run_held_revoke) */
+		if (r->applied_next[p] < 0 && !r->held_saved[p] &&
 		    store_recent_drop_partition(r->store, p, r->err,
 						sizeof(r->err)) < 0)
 			log_ratelimited(&r->rl_store, LOG_ERR, "storage: %s",
@@ -260,6 +261,7 @@ int run_batch_flush(struct run *r, bool commit_kafka)
 			}
 		}
 		r->batch_next[p] = -1;
+		r->held_saved[p] = false;
 	}
 	r->nbatch_parts = 0;
 	r->batch_dirty = false;
@@ -303,6 +305,14 @@ int64_t run_hook_applied_offset(void *user, const char *topic,
 			  partition, r->err);
 		found = false;
 	}
+	/* a batch held since the partition was revoked holds its rows up to
+	 * batch_next, and will store that offset: the partition continues
+	 * there, not before (its messages would be applied twice) */
+	if (r->held && r->batch_next[partition] >= 0 &&
+	    (!found || next < r->batch_next[partition])) {
+		next = r->batch_next[partition];
+		found = true;
+	}
 	r->applied_next[partition] = r->durable_next[partition] =
 	    found ? next : -1;
 	return found ? next - 1 : -1;
@@ -313,12 +323,15 @@ void run_hook_on_revoke(void *user,
 {
 	struct run *r = user;
 	char parts_held[256];
-	if (run_batch_flush(r, !lost) == -EAGAIN && !r->stop_deadline_usec)
-		log_warning(
-		    "partitions revoked while the batch is held: the "
-		    "new owner replays what is not durable here "
-		    "(partition %s)",
-		    run_batch_describe(r, parts_held, sizeof(parts_held)));
+	if (run_batch_flush(r, !lost) == -EAGAIN) {
+		if (!r->stop_deadline_usec)
+			log_warning("partitions revoked while the batch is "
+				    "held: the new owner replays what is not "
+				    "durable here (partition %s)",
+				    run_batch_describe(r, parts_held,
+						       sizeof(parts_held)));
+		run_held_revoke(r, parts);
+	}
 	/* what was applied is committed before another member takes over;
 	 * a lost partition's offsets may already be another member's.  While
 	 * the batch is held only durable offsets are (without the state

@@ -196,6 +196,61 @@ static void owners_drop(struct run *r, int32_t p)
 		}
 }
 
+/* ---- a revoke while the batch is held -------------------------------- */
+
+struct held_save {
+	struct run *r;
+	bool part[MAX_PARTITIONS];
+};
+
+static int save_if_revoked(void *user, const struct ttt_recent *rc)
+{
+	struct held_save *h = user;
+	const struct owned *w =
+	    owner_find(h->r->owners, rc->key, key_hash(rc->key));
+	if (!w || w->part < 0 || w->part >= MAX_PARTITIONS || !h->part[w->part])
+		return 0;
+	return run_recent_put(h->r, rc);
+}
+
+void run_held_revoke(struct run *r,
+		     const rd_kafka_topic_partition_list_t *parts)
+{
+	struct held_save h = {.r = r};
+	bool any = false;
+	/* a batch the database refused is written again from the journal,
+	 * without these: run_batch_flush drops the partitions' saved values */
+	if (!r->held || r->degraded)
+		return;
+	for (int i = 0; i < parts->cnt; i++) {
+		int32_t p = parts->elems[i].partition;
+		if (p < 0 || p >= MAX_PARTITIONS || r->batch_next[p] < 0)
+			continue;
+		if (store_offset_put(r->store, r->cfg.kafka.input_topic, p,
+				     r->batch_next[p], r->err,
+				     sizeof(r->err)) < 0) {
+			log_ratelimited(&r->rl_store, LOG_ERR, "storage: %s",
+					r->err);
+			return;
+		}
+		h.part[p] = any = true;
+	}
+	if (!any)
+		return;
+	/* the series that changed since the last durable batch: the others'
+	 * saved values already describe them */
+	int e = ttt_engine_each_changed_recent(r->engine, save_if_revoked, &h);
+	if (e < 0) {
+		log_ratelimited(&r->rl_store, LOG_ERR,
+				"saving the recent values of revoked series: "
+				"%s",
+				r->err[0] ? r->err : strerror(-e));
+		return;
+	}
+	for (int p = 0; p < MAX_PARTITIONS; p++)
+		r->held_saved[p] |= h.part[p];
+}
+
 /* ---- assignment: restore a partition's series ------------------------ */
 
 struct assign_ctx {
@@ -409,8 +464,11 @@ void run_hook_on_assign(void *user, struct dc_kafka_start *st, int n)
 				   "since; it is not re-applied",
 				   st[i].topic, p, st[i].applied_next,
 				   st[i].start);
-		/* messages below the start were applied by some host */
+		/* messages below the start were applied by some host (a
+		 * held batch's: durable once it commits) */
 		r->applied_next[p] = r->durable_next[p] = st[i].start;
+		if (r->held && r->batch_next[p] >= 0)
+			r->durable_next[p] = -1;
 		assign_one(r, &st[i]);
 	}
 }

@@ -33,6 +33,14 @@ void run_owner_claim(struct run *r, const char *key, int32_t p);
 void run_handover_out(struct run *r,
 		      const rd_kafka_topic_partition_list_t *parts, bool lost);
 void run_owners_free(struct run *r);
+/* A revoke while the batch is held (before run_handover_out): the held
+ * batch keeps the partitions' rows and will store the offset they reach,
+ * so their series' recent values and that offset go into it now
+ * (held_saved) -- the database then describes that state whole when the
+ * batch commits, and the partition, assigned back here meanwhile,
+ * continues from it instead of applying those messages again. */
+void run_held_revoke(struct run *r,
+		     const rd_kafka_topic_partition_list_t *parts);
 
 /* ---- run_changelog.c: the state topic (kafka.state_topic) */
 

@@ -153,8 +153,10 @@ void run_write_init(struct run *r, const char *series, int64_t ts)
 void run_journal_replay(struct run *r)
 {
 	struct journal *j = &r->journal;
-	/* forget the failed batch (and whatever a write since began) */
+	/* forget the failed batch (and whatever a write since began, the
+	 * recent values a held revoke saved among it) */
 	store_batch_abort(r->store);
+	memset(r->held_saved, 0, sizeof(r->held_saved));
 	if (j->incomplete)
 		log_error("storage: rows of the held batch were not kept (out "
 			  "of memory): its retry misses them");

@@ -118,6 +118,11 @@ struct run {
 	 * so a commit the group refused once (e.g. during a rebalance) is
 	 * made good even if that partition receives nothing more. */
 	int64_t durable_next[MAX_PARTITIONS];
+	/* ... revoked while the batch was held, its series' recent values
+	 * and its batch_next written into the held batch (run_held_revoke):
+	 * the batch commits them whole, and an assignment meanwhile reads
+	 * them (the same connection) */
+	bool held_saved[MAX_PARTITIONS];
 	uint64_t kafka_commit_usec; /* when offsets were last committed */
 	bool kafka_pending;	    /* some kafka_next[] >= 0 */
 	bool batch_dirty;
