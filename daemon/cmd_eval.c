@@ -144,6 +144,19 @@ static int64_t mono_ms(void)
 	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
+/* Row `row` of d as series time in ns: its time in the file (whole
+ * seconds kept exact), or row seconds after the epoch when the file has
+ * no time column. */
+static int64_t row_ns(const struct fc_dataset *d, int64_t row)
+{
+	if (d->step_seconds > 0 && row >= 0 && row < d->n_rows) {
+		double t = d->timestamps[row], whole = floor(t);
+		return (int64_t)whole * 1000000000 +
+		       (int64_t)llround((t - whole) * 1e9);
+	}
+	return row * 1000000000;
+}
+
 /* Store every audit event of the adapting arms (not forecasts: one row
  * per window per arm would dwarf the rest), one transaction per batch;
  * forecasts go to --forecasts. */
@@ -159,12 +172,13 @@ static void on_tap(void *user, int arm, const struct ttt_event *ev)
 	if (!s->store)
 		return;
 	snprintf(key, sizeof(key), "%s/%s", ttt_arm_name(arm), ev->series);
-	/* the evaluator's time is the row index; stored series time is ns:
-	 * row r is stored as r seconds after the epoch */
+	/* the evaluator's time is the row index; stored series time is ns */
 	struct ttt_event e = *ev;
-	e.ts *= 1000000000;
-	e.data_from *= 1000000000;
-	e.data_until *= 1000000000;
+	e.ts = row_ns(s->d, ev->ts);
+	if (ev->data_from || ev->data_until) { /* 0, 0: none */
+		e.data_from = row_ns(s->d, ev->data_from);
+		e.data_until = row_ns(s->d, ev->data_until);
+	}
 	if (dc_record_event(s->store, &e, key, s->store_err,
 			    sizeof(s->store_err)) < 0)
 		s->store_errors++;
@@ -514,8 +528,10 @@ int dc_cmd_eval(int argc, char **argv)
 	if (ns > 0 && ns != d->n_cols && !quiet)
 		fprintf(stderr,
 			"driftcast eval: note: the model was trained on %d "
-			"channels, %s has %d\n",
-			ns, data, d->n_cols);
+			"channels, %d %s of %s\n",
+			ns, d->n_cols,
+			columns ? "selected by --columns" : "are numeric",
+			data);
 
 	/* One series at a time at batch 1: BLAS threads only add overhead
 	 * (and spin on a shared machine). */
@@ -527,6 +543,7 @@ int dc_cmd_eval(int argc, char **argv)
 		fc_model_free(m);
 		return DC_EXIT_FAILURE;
 	}
+	ps.d = d; /* rows to times (--db), forecasts' rows (--forecasts) */
 	/* --forecasts: written to OUT.tmp, renamed when complete */
 	char fc_tmp[4096];
 	if (forecasts) {
@@ -543,7 +560,6 @@ int dc_cmd_eval(int argc, char **argv)
 			fc_model_free(m);
 			return DC_EXIT_FAILURE;
 		}
-		ps.d = d;
 		ps.H = mc->horizon;
 		ps.end = ttt_eval_split_end(d, split);
 		forecasts_header(ps.fc, mc->horizon);

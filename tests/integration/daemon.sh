@@ -150,6 +150,12 @@ wait_for 30 grep -q LISTENING "$WORK/notify.log" 2>/dev/null || bail "notify lis
 # garbage written over its pages 3..8.
 "$BIN" eval --model "$WORK/model.dcm" --data "$WORK/train.csv" --arms ttt \
     --db "$WORK/damaged.db" -q > "$WORK/damaged-eval.log" 2>&1 || bail "eval --db failed"
+# its rows are at the file's times (they were row numbers, as seconds
+# after 1970): train.csv's 600 hours end at T0
+eval_times() {
+    sqlite3 "$WORK/damaged.db" "SELECT count(*) > 0 AND min(ts) >= ($T0 - 600 * 3600) * 1000000000 AND max(ts) <= $T0 * 1000000000 FROM audit;" | grep -qx 1
+}
+check "eval --db stores the data's times, not row numbers" eval_times
 python3 - "$WORK/damaged.db" <<'PY' || bail "cannot damage the database"
 import os, sys
 p = sys.argv[1]
