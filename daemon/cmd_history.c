@@ -198,6 +198,14 @@ int dc_cmd_history(int argc, char **argv)
 	if (!s)
 		return DC_EXIT_FAILURE;
 	o.width = dc_db_width(o.dbs, o.ndb);
+	/* a series that is not there is an error, as for `versions` (it
+	 * printed an empty log and exited 0): versions hold every series */
+	if (series) {
+		int e =
+		    store_versions_all(s, series, NULL, NULL, err, sizeof(err));
+		if (e < 0)
+			return dc_output_done("history", s, e, err);
+	}
 	if (o.fmt == DC_FORMAT_TABLE && o.ndb > 1)
 		printf("%-*s ", o.width, "db");
 	if (o.fmt == DC_FORMAT_TABLE)

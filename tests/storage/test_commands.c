@@ -79,6 +79,14 @@ Test(storage_commands, history_formats)
 	cr_assert(strstr(res.out, "\"series\":\"b\""), "%s", res.out);
 	cr_assert(strstr(res.out, "\"version_to\":3"), "%s", res.out);
 	cr_assert(strstr(res.out, "\"loss_after\":0.5"), "%s", res.out);
+	/* a series not in the database: an error, as for `versions` (an
+	 * empty log and status 0 before) */
+	char *u[] = {"driftcast", "history", "--db", path,
+		     "--series",  "zz",	     NULL};
+	cr_assert_eq(tu_run(&res, u), 0);
+	cr_assert_eq(res.status, 1);
+	cr_assert(strstr(res.err, "no series 'zz'"), "%s", res.err);
+	cr_assert_eq(res.out[0], '\0', "%s", res.out);
 	su_rmdir(dir);
 }
 
