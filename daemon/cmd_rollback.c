@@ -123,6 +123,19 @@ static const char *user_name(void)
 	return u && *u ? u : "unknown";
 }
 
+/* Not blank, and no line break or other control character (a reason
+ * split the rows of `driftcast history`). */
+static bool one_line(const char *s)
+{
+	bool text = false;
+	for (; *s; s++) {
+		if ((unsigned char)*s < 0x20 || *s == 0x7f)
+			return false;
+		text |= *s != ' ';
+	}
+	return text;
+}
+
 /* A rollback acts on a database that exists: a mistyped --db is an error,
  * as for the read-only commands, not a new empty database. */
 static bool db_missing(const char *db)
@@ -297,6 +310,13 @@ int dc_cmd_rollback(int argc, char **argv)
 	if (!reason || !*reason) {
 		fprintf(stderr, "driftcast rollback: --reason TEXT is "
 				"required\n");
+		return DC_EXIT_USAGE;
+	}
+	if (!one_line(reason) || (by && !one_line(by))) {
+		fprintf(stderr, "driftcast rollback: --reason and --by are "
+				"one line of text each (not blank, no control "
+				"characters): they are read in the audit "
+				"log\n");
 		return DC_EXIT_USAGE;
 	}
 	if (!by)

@@ -456,3 +456,21 @@ Test(cli, rollback_refuses_a_database_that_does_not_exist)
 	cr_assert_neq(access(path, F_OK), 0, "rollback created %s", path);
 	rmdir(dir);
 }
+
+/* --reason and --by are one line of text: a blank one said nothing, a line
+ * break split the rows of `driftcast history`. */
+Test(cli, rollback_refuses_a_blank_or_multiline_reason)
+{
+	static char cases[][2][16] = {{"   ", "alice"},
+				      {"two\nlines", "alice"},
+				      {"tab\there", "alice"},
+				      {"ok", ""},
+				      {"ok", "bo\nb"}};
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		RUN("rollback", "--db", "/nonexistent/x.db", "--series", "s",
+		    "--to-version", "1", "--reason", cases[i][0], "--by",
+		    cases[i][1]);
+		cr_assert_eq(R.status, 2, "case %zu: %s", i, R.err);
+		cr_assert(strstr(R.err, "one line of text"), "%s", R.err);
+	}
+}
