@@ -66,13 +66,13 @@ retention deletes their rows oldest first in that order).  Blobs
 | \`models\` | base models: name, config, file bytes, \`checksum\` (a 64-bit hash of the file, always negative; a row written before 7 Dec 2026 holds the file's crc32, which every model file of a size shares: it gets the hash when its own file is registered again, and until then the versions made under it count as made with an unrecorded model), training report | at start, idempotent by checksum |
 | \`series\` | one row per series: key, current version, time of the last version (\`last_ts\`), status (\`active\`; \`handed_over\` once its partition moved to another host; \`stopped\` when this host released it at its own clean stop), input partition (\`partition\`, schema 9) | insert, then current/last_ts/partition/status updates |
 | \`versions\` | adapter versions: series, number (per series, 0 = initial), parent, reason (\`init\|ttt\|drift\|rollback\|reset\|manual\|handover\`: a state taken over from another host), losses, adapter blob, crc32, and what the series published from it (\`average\`, schema 11: the running average of its versions as it stood when this one was made, in the format of \`series_recent.average\`, with its own crc32 in \`average_checksum\`; NULL where the version itself is published: \`ttt.average_rate\` 0, the base adapter, a rollback target whose average failed its checksum, versions written before schema 11), so that a forecast's \`version\` names everything it was published from | insert only (a trigger refuses UPDATE); retention deletes old ones |
-| \`audit\` | every engine and operator event with all its numbers | insert only (triggers refuse UPDATE and DELETE) |
+| \`audit\` | every engine and operator event with all its numbers (NULL where an event does not measure one: an adaptation has no realised error, a drift alarm no guard; rows written before 7 Dec 2026 hold 0 there) | insert only (triggers refuse UPDATE and DELETE) |
 | \`forecasts\` | one forecast per series and origin time (horizon values, version, and \`value\`: the actual value observed at the origin, NULL in rows written before schema 8) | upsert (idempotent replays), retention |
-| \`errors\` | realised error of a forecast: adapted and frozen shadow | upsert, retention |
-| \`kafka_offsets\` | next offset to consume per topic-partition, committed with the state it produced | upsert |
-| \`series_recent\` | every series' recent values (ring buffer, crc32) and position, saved at a clean stop | written at a clean stop, read and deleted at the next start |
+| \`errors\` | realised error of a forecast (MSE over the horizon, on the series' normalised scale: each window's lookback mean and std): the current adapter's on the newest matured window, combined as it is published (\`adapted_error\`) and the frozen shadow's | upsert, retention |
+| \`kafka_offsets\` | next offset to consume per topic-partition, committed with the state it produced; with \`kafka.audit_topic\`, also the row \`audit:<topic>\`, partition 0: the first audit row id not yet acknowledged by the broker | upsert |
+| \`series_recent\` | every series' recent values (ring buffer, crc32) and position, and the published average of its adapter versions (\`average\`: half-precision differences from the base adapter's adapted floats, with \`average_version\` and its own crc32 in \`average_checksum\`; NULL while the series publishes from its version), and its recalibration's state (\`recal\`, schema 12: opaque bytes the engine names its model and layout in, with its own crc32 in \`recal_checksum\`; NULL with \`ttt.recal_steps\` 0), as of the stored offsets | written with every batch for the series it changed (and for all at a clean stop); read at the next start (clean or after a crash), deleted and written again |
 | \`control\` | operator requests (\`driftcast rollback --db\`) a running daemon applied, with their outcome (a rollback sent through Kafka is not here: its audit row names the partition and offset) | insert, in the rollback's transaction |
-| \`handovers\` | each move of a series between the hosts of a consumer group: partition, \`in\` or \`out\`, source (\`changelog\`, \`local\`, \`anchor\`, \`revoked\`, \`lost\`), version, input offset (schema 9) | insert only |
+| \`handovers\` | each move of a series between the hosts of a consumer group: partition, \`in\` or \`out\`, source (\`changelog\`, \`local\`, \`anchor\`, \`revoked\`, \`lost\`; \`stopped\`: released at the host's own clean stop), version, input offset (schema 9) | insert only |
 
 Schema version: \`PRAGMA user_version\` (migrations run in order at start, each
 in one transaction); \`PRAGMA application_id\` is 1148347508 ("Drft").
@@ -130,7 +130,7 @@ q "5. Which series adapted or rolled back most in a week" \
 	"SELECT series, sum(adaptations) AS adaptations, sum(rejections) AS rejections,
        sum(drifts) AS drifts, sum(rollbacks) AS rollbacks
 FROM v_daily_activity
-WHERE day BETWEEN '2016-07-11' AND '2016-07-17'
+WHERE day BETWEEN '2018-03-12' AND '2018-03-18'
 GROUP BY series ORDER BY adaptations + rollbacks DESC;"
 
 q "6. Daily adaptation counts" \
@@ -161,10 +161,9 @@ FROM v_history WHERE event IN ('rollback', 'reset', 'manual')
 ORDER BY ts, id LIMIT 12;"
 
 q "10. Drift alarms and what followed within two hours" \
-	"Each drift alarm (with the detector statistic that fired) and the next adaptation attempt of the same series." \
+	"Each drift alarm (with the detector statistic that fired and the reconstruction loss it watched, \`loss_after\`) and the next adaptation attempt of the same series." \
 	"SELECT d.time, d.series, round(d.detector_stat, 2) AS stat,
-       round(d.adapted_error, 3) AS adapted_err,
-       round(d.shadow_error, 3) AS frozen_err,
+       round(d.loss_after, 3) AS recon_loss,
        (SELECT a.event || ' ' || a.version_from || '->' || a.version_to
         FROM v_history a
         WHERE a.series = d.series AND a.ts BETWEEN d.ts AND d.ts + 7200 * 1000000000
@@ -173,10 +172,10 @@ q "10. Drift alarms and what followed within two hours" \
 FROM v_history d WHERE d.event = 'drift' ORDER BY d.ts LIMIT 8;"
 
 q "11. The version that was current at a given time" \
-	"What \`driftcast rollback --at 2016-07-20T00:00\` restores for a series." \
+	"What \`driftcast rollback --at 2018-04-01T00:00\` restores for a series." \
 	"SELECT s.key AS series, v.number AS version, v.reason, datetime(v.ts / 1000000000, 'unixepoch') AS since
 FROM versions v JOIN series s ON s.id = v.series_id
-WHERE s.key = 'ETTh1/MUFL' AND v.ts <= strftime('%s', '2016-07-20T00:00') * 1000000000
+WHERE s.key = 'ETTh1/MUFL' AND v.ts <= strftime('%s', '2018-04-01T00:00') * 1000000000
 ORDER BY v.id DESC LIMIT 1;"
 
 q "12. Versions that restored older content" \
