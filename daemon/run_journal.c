@@ -14,7 +14,6 @@
 #include "daemon/run_private.h"
 
 #include <errno.h>
-#include <math.h>
 #include <stdio.h>
 #include <stdalign.h>
 #include <stdlib.h>
@@ -86,22 +85,12 @@ static void journal_put(struct run *r, int kind, const struct ttt_event *ev)
 static void store_init(struct run *r, const char *series, int64_t ts)
 {
 	static const float identity[1];
-	struct store_event se = {
-	    .type = STORE_EV_INIT,
-	    .series = series,
-	    .ts = ts,
-	    .reason = "initial adapter: the identity (forecasts equal the "
-		      "base model's); stored empty",
-	    .adapter = identity,
-	    .adapter_len = 0,
-	    .loss_before = NAN,
-	    .loss_after = NAN,
-	    .guard_before = NAN,
-	    .guard_after = NAN,
-	    .update_norm = NAN,
-	    .adapted_error = NAN,
-	    .shadow_error = NAN,
-	};
+	struct store_event se = store_event_unmeasured(
+	    STORE_EV_INIT, STORE_TRIGGER_NONE, series, ts, 0, 0,
+	    "initial adapter: the identity (forecasts equal the base model's); "
+	    "stored empty");
+	se.adapter = identity;
+	se.adapter_len = 0;
 	if (store_event_put(r->store, &se, r->err, sizeof(r->err)) < 0)
 		log_ratelimited(&r->rl_store, LOG_ERR, "storage: %s", r->err);
 }

@@ -243,11 +243,10 @@ static int next_number(struct store *s, const struct series_row *sr,
 	return 0;
 }
 
-/* The audit event of a version no adaptation made (an operator's
- * rollback, a change of base model): no losses, norms or errors. */
-static struct store_event unmeasured(int type, int trigger, const char *series,
-				     int64_t ts, uint64_t from, uint64_t to,
-				     const char *note)
+struct store_event store_event_unmeasured(int type, int trigger,
+					  const char *series, int64_t ts,
+					  uint64_t from, uint64_t to,
+					  const char *note)
 {
 	return (struct store_event){
 	    .type = type,
@@ -287,7 +286,7 @@ int store_model_reset(struct store *s, const struct store_restored *rs,
 		 "base model changed: version %llu was made with %s, this "
 		 "host runs %s; the series starts again from the base adapter",
 		 (unsigned long long)rs->version, made, runs);
-	struct store_event ev = unmeasured(
+	struct store_event ev = store_event_unmeasured(
 	    STORE_EV_RESET, STORE_TRIGGER_MODEL, rs->series,
 	    sr.has_last_ts ? sr.last_ts : 0, rs->version, number, note);
 	ev.adapter = identity;
@@ -341,9 +340,9 @@ int store_rollback_put(struct store *s, const struct store_rollback_result *rb,
 		       size_t errbuf_size)
 {
 	static const float identity[1]; /* version 0: stored empty */
-	struct store_event ev =
-	    unmeasured(STORE_EV_MANUAL, STORE_TRIGGER_MANUAL, rb->series, ts,
-		       rb->from_version, rb->new_version, note);
+	struct store_event ev = store_event_unmeasured(
+	    STORE_EV_MANUAL, STORE_TRIGGER_MANUAL, rb->series, ts,
+	    rb->from_version, rb->new_version, note);
 	ev.version_restored = rb->restored;
 	ev.adapter = rb->adapter_len ? rb->adapter : identity;
 	ev.adapter_len = rb->adapter_len;

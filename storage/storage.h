@@ -139,6 +139,14 @@ struct store_event {
  * it).  Only after store_batch_commit() may the caller commit the Kafka
  * offsets it recorded with store_offset_put(). */
 
+/* The event of a version no adaptation made (an initial adapter, an
+ * operator's rollback, a change of base model): no losses, norms or
+ * errors (NULL in the audit row). */
+struct store_event store_event_unmeasured(int type, int trigger,
+					  const char *series, int64_t ts,
+					  uint64_t from, uint64_t to,
+					  const char *note);
+
 /* FORECAST: a forecast row (ts its origin, by version_to), idempotent by
  * (series, origin).  Other types: an audit row and, with an adapter, a new
  * version version_to whose parent is the series' current one (none for

@@ -26,13 +26,10 @@ trap cleanup EXIT
 bail() { tap_bail "$WORK/daemon.log" "$@"; }
 
 tap_train_small "$BIN" "$WORK" $T0 $L $H 3 || bail "driftcast train failed"
-"$MB" -t measurements:2 -t forecasts:1 -t deadletter:1 -t state:2 \
-    -f "$WORK/bootstraps" -c "$WORK/control" > "$WORK/mb.log" 2>&1 &
-pids+=($!)
-wait_for 10 test -s "$WORK/bootstraps" || bail "the mock cluster did not start"
-BS=$(cat "$WORK/bootstraps")
+tap_mock_start "$WORK" measurements:2 forecasts:1 deadletter:1 state:2 ||
+    bail "the mock cluster did not start"
 mbctl() { tap_mbctl "$WORK" "$@"; }
-port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+port=$(tap_free_port)
 cat > "$WORK/d.conf" <<CONF
 [kafka]
 brokers = $BS
@@ -55,15 +52,9 @@ listen = 127.0.0.1:$port
 [librdkafka.consumer]
 fetch.wait.max.ms = 10
 CONF
-# values FROM TO: hourly values of k1..k4 (keyed: both partitions get some)
+# values FROM TO: hourly values of k1..k4, keyed (both partitions get some)
 values() {
-    for k in k1 k2 k3 k4; do
-        awk -v k=$k -v from=$1 -v to=$2 -v t0=$T0 'BEGIN {
-            for (i = from; i < to; i++)
-                printf "%s:{\"series\":\"%s\",\"ts\":%d,\"value\":%.4f}\n",
-                    k, k, t0 + i * 3600, 10 + 3 * sin(i * 2 * 3.14159 / 24)
-        }'
-    done | kcat -P -b "$BS" -t measurements -K: 2>/dev/null
+    tap_hourly "$1" "$2" $T0 k1 k2 k3 k4 | kcat -P -b "$BS" -t measurements -K: 2>/dev/null
 }
 applied() { sqlite3 "$WORK/d.db" "SELECT coalesce(sum(next_offset), 0) FROM kafka_offsets WHERE topic = 'measurements';" 2>/dev/null; }
 applied_ge() { test "$(applied)" -ge "$1"; }

@@ -1,6 +1,7 @@
 # TAP helpers sourced by the integration scripts (demo.sh, produce.sh,
 # timestamps.sh): ok/not_ok/check count and print results, diag comments,
 # wait_for polls, tap_bail stops, tap_kill_pids ends what a script started,
+# tap_mock_start starts the mock cluster, tap_hourly makes input messages,
 # tap_train_small makes a tiny model, tap_mbctl commands the mock broker.
 n=0
 failed=0
@@ -61,4 +62,30 @@ tap_mbctl() { # tap_mbctl DIR COMMAND...: once the mock broker started with
     before=$(grep -c "command '" "$dir/mb.log")
     echo "$*" > "$dir/control"
     wait_for 10 test "$(grep -c "command '" "$dir/mb.log")" -gt "$before"
+}
+tap_mock_start() { # tap_mock_start DIR TOPIC:PARTITIONS...: driftcast-mockbroker
+    # ($MB) with those topics, its log DIR/mb.log, commands through
+    # DIR/control (tap_mbctl); sets BS to its bootstrap servers
+    local dir=$1 args=() t
+    shift
+    for t in "$@"; do args+=(-t "$t"); done
+    "$MB" "${args[@]}" -f "$dir/bootstraps" -c "$dir/control" > "$dir/mb.log" 2>&1 &
+    pids+=($!)
+    wait_for 10 test -s "$dir/bootstraps" || return 1
+    BS=$(cat "$dir/bootstraps")
+}
+tap_free_port() { # a free TCP port on 127.0.0.1
+    python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
+}
+tap_hourly() { # tap_hourly FROM TO T0 KEY...: KEY:message lines of hourly
+    # values of a daily cycle, steps [FROM, TO) after T0, for each KEY
+    local from=$1 to=$2 t0=$3 k
+    shift 3
+    for k in "$@"; do
+        awk -v k="$k" -v from="$from" -v to="$to" -v t0="$t0" 'BEGIN {
+            for (i = from; i < to; i++)
+                printf "%s:{\"series\":\"%s\",\"ts\":%d,\"value\":%.4f}\n",
+                    k, k, t0 + i * 3600, 10 + 3 * sin(i * 2 * 3.14159 / 24)
+        }'
+    done
 }
