@@ -360,6 +360,18 @@ static int target(const char *listen, char *host, size_t hsize, char *port,
 	return 0;
 }
 
+/* Whether --set argument set (K=V) sets key. */
+static bool sets_key(const char *set, const char *key)
+{
+	size_t n = strlen(key);
+	set += strspn(set, " \t");
+	if (strncmp(set, key, n))
+		return false;
+	set += n;
+	set += strspn(set, " \t");
+	return *set == '=';
+}
+
 int dc_cmd_status(int argc, char **argv)
 {
 	static const struct option longopts[] = {
@@ -408,6 +420,9 @@ int dc_cmd_status(int argc, char **argv)
 		return code;
 	const char *listen = cfg.metrics.listen;
 	const char *from = a.file ? a.file : "the defaults";
+	for (size_t i = 0; i < a.nsets; i++)
+		if (sets_key(a.sets[i], "metrics.listen"))
+			from = "--set";
 	char host[CFG_NAME_MAX], port[16];
 	if (!strcmp(listen, "off")) {
 		fprintf(stderr,

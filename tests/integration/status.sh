@@ -115,6 +115,8 @@ topic_ge() { test "$(count_topic "$1")" -ge "$2"; }
 rc=$?
 check "status with no daemon exits 3 (got $rc)" test $rc -eq 3
 check "... and says where it asked" grep -q "no answer from http://127.0.0.1:$port1/status" "$WORK/none.err"
+check "... and where that address came from (--set, not the defaults)" \
+    grep -q "(metrics.listen from --set)" "$WORK/none.err"
 "$BIN" status --set metrics.listen=off > /dev/null 2> "$WORK/off.err"
 rc=$?
 check "status with metrics.listen = off is a usage error (exit $rc)" test $rc -eq 2
