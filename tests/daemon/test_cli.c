@@ -474,3 +474,15 @@ Test(cli, rollback_refuses_a_blank_or_multiline_reason)
 		cr_assert(strstr(R.err, "one line of text"), "%s", R.err);
 	}
 }
+
+/* An --json that cannot be written is said before the evaluation runs (it
+ * was said after, without the reason). */
+Test(cli, eval_refuses_an_unwritable_json_before_running)
+{
+	RUN("eval", "--model", "/nonexistent/m.dcm", "--data",
+	    "/nonexistent/d.csv", "--json", "/nonexistent/dir/report.json");
+	cr_assert_eq(R.status, 1);
+	cr_assert(strstr(R.err, "--json /nonexistent/dir/report.json: No such "
+				"file or directory"),
+		  "%s", R.err);
+}
