@@ -360,16 +360,21 @@ static int target(const char *listen, char *host, size_t hsize, char *port,
 	return 0;
 }
 
-/* Whether --set argument set (K=V) sets key. */
-static bool sets_key(const char *set, const char *key)
+/* Where the loaded value of setting name came from, as the loader
+ * recorded it: FILE:LINE, --set or the defaults. */
+static void origin_of(const struct cfg_sources *src, const char *name,
+		      char *buf, size_t n)
 {
-	size_t n = strlen(key);
-	set += strspn(set, " \t");
-	if (strncmp(set, key, n))
-		return false;
-	set += n;
-	set += strspn(set, " \t");
-	return *set == '=';
+	snprintf(buf, n, "the defaults");
+	for (size_t i = 0; i < cfg_option_count(); i++) {
+		if (strcmp(cfg_option_name(i), name))
+			continue;
+		if (src->origin[i] == CFG_ORIGIN_FILE)
+			snprintf(buf, n, "%s:%d", src->file, src->line[i]);
+		else if (src->origin[i] == CFG_ORIGIN_COMMAND_LINE)
+			snprintf(buf, n, "--set");
+		return;
+	}
 }
 
 int dc_cmd_status(int argc, char **argv)
@@ -416,13 +421,12 @@ int dc_cmd_status(int argc, char **argv)
 		a.file = DEFAULT_CONFIG;
 
 	struct cfg cfg;
-	if ((code = dc_cfg_args_load(&a, &cfg, NULL)) != DC_EXIT_OK)
+	struct cfg_sources src;
+	if ((code = dc_cfg_args_load(&a, &cfg, &src)) != DC_EXIT_OK)
 		return code;
 	const char *listen = cfg.metrics.listen;
-	const char *from = a.file ? a.file : "the defaults";
-	for (size_t i = 0; i < a.nsets; i++)
-		if (sets_key(a.sets[i], "metrics.listen"))
-			from = "--set";
+	char from[CFG_PATH_MAX + 16];
+	origin_of(&src, "metrics.listen", from, sizeof(from));
 	char host[CFG_NAME_MAX], port[16];
 	if (!strcmp(listen, "off")) {
 		fprintf(stderr,
