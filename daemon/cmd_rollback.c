@@ -128,13 +128,8 @@ static const char *user_name(void)
  * split the rows of `driftcast history`). */
 static bool one_line(const char *s)
 {
-	bool text = false;
-	for (; *s; s++) {
-		if ((unsigned char)*s < 0x20 || *s == 0x7f)
-			return false;
-		text |= *s != ' ';
-	}
-	return text;
+	size_t len = strlen(s);
+	return strspn(s, " ") < len && dc_control_char_at(s, len) < 0;
 }
 
 /* A rollback acts on a database that exists: a mistyped --db is an error,

@@ -14,6 +14,14 @@
 #include <stdlib.h>
 #include <string.h>
 
+long dc_control_char_at(const char *s, size_t len)
+{
+	for (size_t i = 0; i < len; i++)
+		if ((unsigned char)s[i] < 0x20 || s[i] == 0x7f)
+			return (long)i;
+	return -1;
+}
+
 static int refuse(char *err, size_t n, const char *fmt, ...)
 {
 	int o = snprintf(err, n, "bad_control: ");
@@ -46,12 +54,12 @@ static int get_text(json_t *o, const char *name, bool required, char *dst,
 			      "\"%s\" is longer than %zu bytes or has "
 			      "a NUL",
 			      name, max);
-	for (size_t i = 0; i < len; i++)
-		if ((unsigned char)s[i] < 0x20 || s[i] == 0x7f)
-			return refuse(err, n,
-				      "\"%s\" has control character "
-				      "0x%02x",
-				      name, (unsigned char)s[i]);
+	long bad = dc_control_char_at(s, len);
+	if (bad >= 0)
+		return refuse(err, n,
+			      "\"%s\" has control character "
+			      "0x%02x",
+			      name, (unsigned char)s[bad]);
 	memcpy(dst, s, len + 1);
 	return 0;
 }

@@ -59,4 +59,9 @@ char *dc_control_encode(const struct dc_control *c);
 /* Free what dc_control_decode allocated (accepts a cleared struct). */
 void dc_control_clear(struct dc_control *c);
 
+/* The index of the first control character (below 0x20, or DEL) of
+ * s[0..len), or -1: a record's text fields have none, and `driftcast
+ * rollback` refuses them before it writes one. */
+long dc_control_char_at(const char *s, size_t len);
+
 #endif
