@@ -239,6 +239,7 @@ void run_held_revoke(struct run *r,
 		return;
 	/* the series that changed since the last durable batch: the others'
 	 * saved values already describe them */
+	r->err[0] = '\0';
 	int e = ttt_engine_each_changed_recent(r->engine, save_if_revoked, &h);
 	if (e < 0) {
 		log_ratelimited(&r->rl_store, LOG_ERR,
