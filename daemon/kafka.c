@@ -28,12 +28,17 @@
 #include "daemon/log.h"
 #include "daemon/notify.h"
 
+/* dc_kafka_read_partition's question for a partition's end */
+#define QUERY_TIMEOUT_MS 5000
+
 struct dc_kafka {
 	rd_kafka_t *consumer;
 	rd_kafka_t *producer;
 	rd_kafka_t *reader;    /* reads state partitions (no group), lazily */
 	const struct cfg *cfg; /* for the reader; outlives k (struct run) */
 	rd_kafka_topic_partition_list_t *assigned; /* current assignment */
+	/* ... of it, the partitions held paused until released */
+	rd_kafka_topic_partition_list_t *held;
 	struct dc_kafka_hooks hooks;
 	char input_topic[CFG_NAME_MAX];
 	bool paused;
@@ -196,7 +201,8 @@ static void committed_offsets(rd_kafka_t *rk,
 }
 
 /* Each assigned partition's start offset by the rule, offered to the
- * on_assign hook (which may move it later), into parts for assign. */
+ * on_assign hook (which may move it later, or hold it), into parts for
+ * assign. */
 static void assign_starts(struct dc_kafka *k, rd_kafka_t *rk,
 			  rd_kafka_topic_partition_list_t *parts)
 {
@@ -233,12 +239,15 @@ static void assign_starts(struct dc_kafka *k, rd_kafka_t *rk,
 		    st[i].start >= 0 ? st[i].start : RD_KAFKA_OFFSET_INVALID;
 		rd_kafka_topic_partition_list_add(k->assigned, p->topic,
 						  p->partition);
-		log_info("assigned %s[%d] from offset %lld (%s; committed "
-			 "%lld, applied here %lld)",
-			 p->topic, p->partition, (long long)st[i].start,
-			 dc_start_from_name(st[i].from),
-			 (long long)st[i].committed,
-			 (long long)st[i].applied_next);
+		if (st[i].hold)
+			rd_kafka_topic_partition_list_add(k->held, p->topic,
+							  p->partition);
+		log_info(
+		    "assigned %s[%d] from offset %lld (%s; committed "
+		    "%lld, applied here %lld)%s",
+		    p->topic, p->partition, (long long)st[i].start,
+		    dc_start_from_name(st[i].from), (long long)st[i].committed,
+		    (long long)st[i].applied_next, st[i].hold ? ", held" : "");
 	}
 	free(committed);
 	free(st);
@@ -253,9 +262,12 @@ static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
 	if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
 		assign_starts(k, rk, parts);
 		e = rd_kafka_incremental_assign(rk, parts);
-		/* paused for backpressure: so are partitions that arrive */
+		/* paused for backpressure: so are partitions that arrive; and
+		 * the held ones, before anything of them is fetched */
 		if (!e && k->paused)
 			rd_kafka_pause_partitions(rk, parts);
+		else if (!e && k->held->cnt)
+			rd_kafka_pause_partitions(rk, k->held);
 	} else if (err == RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS) {
 		bool lost = rd_kafka_assignment_lost(rk);
 		/* Make everything applied so far durable before the
@@ -265,6 +277,9 @@ static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
 		for (int i = 0; i < parts->cnt; i++) {
 			rd_kafka_topic_partition_list_del(
 			    k->assigned, parts->elems[i].topic,
+			    parts->elems[i].partition);
+			rd_kafka_topic_partition_list_del(
+			    k->held, parts->elems[i].topic,
 			    parts->elems[i].partition);
 			log_info("revoked %s[%d]%s", parts->elems[i].topic,
 				 parts->elems[i].partition,
@@ -276,6 +291,8 @@ static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
 		rd_kafka_assign(rk, NULL);
 		rd_kafka_topic_partition_list_destroy(k->assigned);
 		k->assigned = rd_kafka_topic_partition_list_new(8);
+		rd_kafka_topic_partition_list_destroy(k->held);
+		k->held = rd_kafka_topic_partition_list_new(8);
 	}
 	if (e) {
 		log_error("incremental rebalance: %s",
@@ -320,6 +337,7 @@ int dc_kafka_new(const struct cfg *c, const struct dc_kafka_hooks *hooks,
 	snprintf(k->input_topic, sizeof(k->input_topic), "%s",
 		 c->kafka.input_topic);
 	k->assigned = rd_kafka_topic_partition_list_new(8);
+	k->held = rd_kafka_topic_partition_list_new(8);
 
 	/* consumer */
 	if (!(conf = common_conf(c, k, err, n)))
@@ -436,6 +454,8 @@ void dc_kafka_free(struct dc_kafka *k)
 	}
 	if (k->assigned)
 		rd_kafka_topic_partition_list_destroy(k->assigned);
+	if (k->held)
+		rd_kafka_topic_partition_list_destroy(k->held);
 	free(k);
 }
 
@@ -637,6 +657,9 @@ int dc_kafka_pause(struct dc_kafka *k, bool pause)
 	rd_kafka_topic_partition_list_t *a = NULL;
 	if (rd_kafka_assignment(k->consumer, &a) || !a)
 		return -EIO;
+	for (int i = 0; !pause && i < k->held->cnt; i++)
+		rd_kafka_topic_partition_list_del(a, k->held->elems[i].topic,
+						  k->held->elems[i].partition);
 	rd_kafka_resp_err_t err =
 	    pause ? rd_kafka_pause_partitions(k->consumer, a)
 		  : rd_kafka_resume_partitions(k->consumer, a);
@@ -655,6 +678,54 @@ long dc_kafka_in_flight(const struct dc_kafka *k)
 bool dc_kafka_paused(const struct dc_kafka *k)
 {
 	return k->paused;
+}
+
+int dc_kafka_release(struct dc_kafka *k, int32_t partition, int64_t offset,
+		     char *err, size_t n)
+{
+	if (!rd_kafka_topic_partition_list_find(k->held, k->input_topic,
+						partition)) {
+		snprintf(err, n, "%s[%d] is not held", k->input_topic,
+			 partition);
+		return -ENOENT;
+	}
+	rd_kafka_topic_partition_list_t *l =
+	    rd_kafka_topic_partition_list_new(1);
+	rd_kafka_topic_partition_list_add(l, k->input_topic, partition)
+	    ->offset = offset;
+	/* seeking while it is still paused: a seek before a pause is lost
+	 * at the resume (librdkafka #3471) */
+	rd_kafka_error_t *e = NULL;
+	if (offset >= 0)
+		e = rd_kafka_seek_partitions(k->consumer, l, 10000);
+	int r = 0;
+	if (e) {
+		snprintf(err, n, "%s[%d]: seek to %lld: %s", k->input_topic,
+			 partition, (long long)offset,
+			 rd_kafka_error_string(e));
+		rd_kafka_error_destroy(e);
+		r = -EIO;
+	} else if (l->elems[0].err) {
+		snprintf(err, n, "%s[%d]: seek to %lld: %s", k->input_topic,
+			 partition, (long long)offset,
+			 rd_kafka_err2str(l->elems[0].err));
+		r = -EIO;
+	} else {
+		rd_kafka_topic_partition_list_del(k->held, k->input_topic,
+						  partition);
+		if (!k->paused &&
+		    rd_kafka_resume_partitions(k->consumer, l) != 0) {
+			snprintf(err, n, "%s[%d]: cannot resume it",
+				 k->input_topic, partition);
+			r = -EIO;
+		}
+	}
+	rd_kafka_topic_partition_list_destroy(l);
+	if (r < 0) { /* held, and never consumed: a restart does better */
+		snprintf(k->fatal_reason, sizeof(k->fatal_reason), "%s", err);
+		k->fatal = true;
+	}
+	return r;
 }
 
 int64_t dc_kafka_lags(struct dc_kafka *k, struct dc_partition_lag *out, int max,
@@ -732,6 +803,39 @@ static int reader_new(struct dc_kafka *k, char *err, size_t n)
 	return 0;
 }
 
+/* After a question about topic[partition] failed as unknown: -ENOENT if
+ * the cluster's metadata does not list it, else -EIO (it has no leader
+ * now, or the metadata is not known either); err appended to. */
+static int partition_listed(rd_kafka_t *rk, const char *topic,
+			    int32_t partition, char *err, size_t n)
+{
+	const struct rd_kafka_metadata *md = NULL;
+	rd_kafka_topic_t *t = rd_kafka_topic_new(rk, topic, NULL);
+	rd_kafka_resp_err_t kerr =
+	    t ? rd_kafka_metadata(rk, 0, t, &md, QUERY_TIMEOUT_MS)
+	      : RD_KAFKA_RESP_ERR__INVALID_ARG;
+	int r = -EIO;
+	if (!kerr && md->topic_cnt == 1) {
+		const rd_kafka_metadata_topic_t *mt = &md->topics[0];
+		bool listed = false;
+		for (int i = 0; i < mt->partition_cnt; i++)
+			listed |= mt->partitions[i].id == partition;
+		if (mt->err == RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART ||
+		    (!mt->err && !listed))
+			r = -ENOENT;
+	}
+	size_t l = strlen(err);
+	if (r == -EIO && l < n)
+		snprintf(err + l, n - l, " (%s)",
+			 kerr ? rd_kafka_err2str(kerr)
+			      : "it exists: no leader now");
+	if (md)
+		rd_kafka_metadata_destroy(md);
+	if (t)
+		rd_kafka_topic_destroy(t);
+	return r;
+}
+
 int dc_kafka_read_partition(struct dc_kafka *k, const char *topic,
 			    int32_t partition, dc_kafka_read_fn fn, void *user,
 			    int timeout_ms, char *err, size_t n)
@@ -740,16 +844,22 @@ int dc_kafka_read_partition(struct dc_kafka *k, const char *topic,
 	int r = 0;
 	if (!k->reader && (r = reader_new(k, err, n)) < 0)
 		return r;
+	/* the end first, within QUERY_TIMEOUT_MS: a partition without a
+	 * leader fails here at once, not after the whole read's time */
 	rd_kafka_resp_err_t kerr = rd_kafka_query_watermark_offsets(
-	    k->reader, topic, partition, &lo, &hi, timeout_ms);
+	    k->reader, topic, partition, &lo, &hi,
+	    timeout_ms < QUERY_TIMEOUT_MS ? timeout_ms : QUERY_TIMEOUT_MS);
 	if (kerr) {
 		snprintf(err, n, "%s[%d]: %s", topic, partition,
 			 rd_kafka_err2str(kerr));
-		return kerr == RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART ||
-			       kerr == RD_KAFKA_RESP_ERR__UNKNOWN_PARTITION ||
-			       kerr == RD_KAFKA_RESP_ERR__UNKNOWN_TOPIC
-			   ? -ENOENT
-			   : -EIO;
+		/* "unknown partition" is also what a partition without a
+		 * leader gives: only the metadata tells them apart */
+		if (kerr == RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART ||
+		    kerr == RD_KAFKA_RESP_ERR__UNKNOWN_PARTITION ||
+		    kerr == RD_KAFKA_RESP_ERR__UNKNOWN_TOPIC)
+			return partition_listed(k->reader, topic, partition,
+						err, n);
+		return -EIO;
 	}
 	if (hi <= lo)
 		return 0;

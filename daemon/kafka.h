@@ -37,6 +37,9 @@ struct dc_kafka_start {
 	int64_t applied_next; /* this host's next offset to apply, or -1 */
 	int64_t start;
 	enum dc_start_from from;
+	/* set by the on_assign hook: assign the partition paused, until
+	 * dc_kafka_release (its series' state could not be read yet) */
+	bool hold;
 };
 
 /* The start-offset rule: a partition starts at the later of the group's
@@ -141,7 +144,8 @@ int dc_kafka_produce_borrowed(struct dc_kafka *k, const char *topic,
 /* Read partition of topic from its low to its high watermark (as of the
  * call), each message to fn (a nonzero return stops and is returned), with
  * a reader that never joins the group; watchdog fed.  0, -ENOENT (no such
- * topic or partition), -ETIMEDOUT after timeout_ms, -EIO; err says why. */
+ * topic or partition), -ETIMEDOUT after timeout_ms, -EIO (also when the
+ * watermarks are not known within 5 s: no leader); err says why. */
 typedef int (*dc_kafka_read_fn)(void *user, int64_t offset, const void *key,
 				size_t key_len, const void *payload,
 				size_t len);
@@ -164,8 +168,16 @@ int dc_kafka_commit(struct dc_kafka *k,
 		    const rd_kafka_topic_partition_list_t *offsets, bool wait);
 
 /* Pause or resume every assigned partition, and those assigned while
- * paused (backpressure). */
+ * paused (backpressure); a partition held (dc_kafka_start.hold) stays
+ * paused until it is released. */
 int dc_kafka_pause(struct dc_kafka *k, bool pause);
+/* Release a held partition of the input topic: it is consumed from offset
+ * (-1: where it was assigned), unless the input is paused for
+ * backpressure (then from there once resumed).  -ENOENT if not held;
+ * -EIO if the seek or the resume failed, which is fatal (dc_kafka_fatal):
+ * the partition would never be consumed. */
+int dc_kafka_release(struct dc_kafka *k, int32_t partition, int64_t offset,
+		     char *err, size_t n);
 bool dc_kafka_paused(const struct dc_kafka *k);
 
 /* Messages behind the high watermark over the assignment, or -1. */

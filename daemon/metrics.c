@@ -42,11 +42,11 @@ struct dc_metrics {
 	_Atomic uint64_t messages, skipped, observations, deadlettered;
 	_Atomic uint64_t dead_by_reason[DC_REASON_COUNT];
 	_Atomic uint64_t forecasts, accepted, rejected, drifts, rollbacks,
-	    manual_rollbacks, resets, batches, pauses;
+	    manual_rollbacks, resets, batches, pauses, state_reads_failed;
 	/* gauges */
 	_Atomic int64_t lag, series, assigned, degraded, restored, paused;
 	_Atomic int64_t model_resets;
-	_Atomic int64_t dead_undelivered;
+	_Atomic int64_t dead_undelivered, restoring;
 	_Atomic uint64_t phase_us[DC_PHASE_COUNT];
 	/* latency histograms (non-cumulative buckets) */
 	struct {
@@ -147,6 +147,8 @@ void dc_metrics_publish(struct dc_metrics *m, const struct dc_run_stats *st)
 	STORE(m->batches, st->batches);
 	STORE(m->pauses, st->pauses);
 	STORE(m->paused, st->paused ? 1 : 0);
+	STORE(m->state_reads_failed, st->state_reads_failed);
+	STORE(m->restoring, st->restoring);
 	STORE(m->lag, st->lag);
 	STORE(m->series, (int64_t)st->series);
 	STORE(m->assigned, st->assigned);
@@ -282,6 +284,15 @@ void dc_metrics_write(struct dc_metrics *m, FILE *f)
 		LOAD(m->pauses));
 	gauge(f, "driftcast_input_paused",
 	      "1 while the input is paused for backpressure.", LOAD(m->paused));
+	gauge(f, "driftcast_partitions_held",
+	      "Input partitions assigned and held, nothing of them consumed, "
+	      "until their state partition is read to its end.",
+	      LOAD(m->restoring));
+	counter(f, "driftcast_state_reads_failed_total",
+		"Reads of a state-topic partition that did not reach its end "
+		"(no leader, a timeout, out of memory); the partition is held "
+		"and read again.",
+		LOAD(m->state_reads_failed));
 	gauge(f, "driftcast_storage_degraded",
 	      "1 when the database cannot be written.", LOAD(m->degraded));
 	gauge(f, "driftcast_deadletter_undelivered",

@@ -228,6 +228,7 @@ static void publish_status(struct run *r)
 	r->st.lag = dc_kafka_lags(r->kafka, lags, max, &nparts);
 	r->st.series = ttt_engine_series_count(r->engine);
 	r->st.assigned = dc_kafka_assigned_count(r->kafka);
+	r->st.restoring = r->nrestoring;
 	dc_metrics_publish(r->metrics, &r->st);
 	dc_status_publish(status, &(struct dc_status_report){
 				      .st = &r->st,
@@ -244,6 +245,10 @@ static void publish_status(struct run *r)
 	else if (r->degraded)
 		snprintf(held, sizeof(held),
 			 ", STORAGE DEGRADED, input paused");
+	else if (r->nrestoring)
+		snprintf(held, sizeof(held),
+			 ", %d PARTITIONS HELD (state topic unread)",
+			 r->nrestoring);
 	notify_status(dc_now_monotonic_usec(), false,
 		      "%d partitions, %zu series, lag %" PRId64 ", %" PRIu64
 		      " adaptations accepted, %" PRIu64 " rejected, %" PRIu64
@@ -636,6 +641,7 @@ static int run_loop(struct run *r)
 			last_status = now;
 			publish_status(r);
 		}
+		run_handover_retry(r, now);
 		backpressure(r);
 		notify_watchdog_tick(now);
 		if (got_reload) {

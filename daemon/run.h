@@ -43,6 +43,10 @@ struct dc_run_stats {
 	/* the state topic: states published, series restored from it,
 	 * records refused (unparsable, checksum, other model or layout) */
 	uint64_t states_published, states_restored, states_refused;
+	/* reads of a state partition that did not reach its end (the
+	 * partition held until one does), and the partitions held now */
+	uint64_t state_reads_failed;
+	int restoring;
 	uint64_t states_bytes;	 /* of the states published */
 	uint64_t states_cpu_ns;	 /* loop thread CPU making and producing them */
 	uint64_t states_wait_us; /* waiting for their acknowledgement */

@@ -581,11 +581,11 @@ static int kept_order(const void *x, const void *y)
 	return d ? d : (a->order > b->order) - (a->order < b->order);
 }
 
-void run_changelog_start(struct run *r, struct dc_kafka_start *st)
+int run_changelog_start(struct run *r, struct dc_kafka_start *st)
 {
 	struct changelog *c = cl_get(r);
 	if (!c)
-		return;
+		return 0;
 	kept_clear(c);
 	c->part = st->partition;
 	uint64_t t0 = dc_now_monotonic_usec();
@@ -601,8 +601,14 @@ void run_changelog_start(struct run *r, struct dc_kafka_start *st)
 				    r->err, r->cfg.kafka.input_topic);
 		c->missing_logged = true;
 	} else if (e < 0) {
-		log_error("state topic: %s (%s); using what was read", r->err,
-			  strerror(-e));
+		/* a series whose newest state was not read would start from
+		 * an older one, over this host's newer state perhaps */
+		r->st.state_reads_failed++;
+		log_error("state topic: %s (%s): %s[%d] is held, nothing of "
+			  "it applied, until its states are read whole",
+			  r->err, strerror(-e), st->topic, st->partition);
+		kept_clear(c);
+		return e;
 	}
 	/* a host that handed the partition over published every state up
 	 * to its mark: what lies before was applied */
@@ -620,7 +626,15 @@ void run_changelog_start(struct run *r, struct dc_kafka_start *st)
 	if (c->nkept) /* qsort's base may not be NULL, even for none */
 		qsort(c->kept, c->nkept, sizeof(*c->kept), kept_order);
 	int64_t *next = malloc((c->nkept ? c->nkept : 1) * sizeof(*next));
-	for (size_t i = 0; next && i < c->nkept;) {
+	if (!next) {
+		r->st.state_reads_failed++;
+		log_error("state topic: out of memory choosing states: "
+			  "%s[%d] is held until they are read again",
+			  st->topic, st->partition);
+		kept_clear(c);
+		return -ENOMEM;
+	}
+	for (size_t i = 0; i < c->nkept;) {
 		size_t j = i;
 		for (; j < c->nkept &&
 		       !key_cmp(c->kept[i].key, c->kept[i].key_len,
@@ -633,12 +647,11 @@ void run_changelog_start(struct run *r, struct dc_kafka_start *st)
 			c->kept[i + (size_t)best].chosen = true;
 		i = j;
 	}
-	if (!next)
-		log_error("state topic: out of memory choosing states");
 	free(next);
 	log_info("state topic %s[%d]: %zu records read, %zu refused, in %.3f s",
 		 r->cfg.kafka.state_topic, st->partition, c->nkept, c->refused,
 		 (double)(dc_now_monotonic_usec() - t0) / 1e6);
+	return 0;
 }
 
 /* Restore one chosen record into the engine and the database; *n_avg

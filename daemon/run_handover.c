@@ -30,6 +30,11 @@
 #include "ttt/handover.h"
 #include "ttt/ttt.h"
 
+/* a held partition's state partition read again after 1 s, then after
+ * twice as long each time, at most every 30 s */
+#define RESTORE_RETRY_MIN_USEC 1000000u
+#define RESTORE_RETRY_MAX_USEC 30000000u
+
 /* ---- the owner table: series key -> input partition ------------------ */
 
 struct owned {
@@ -415,16 +420,16 @@ static bool ahead_without_rings(struct run *r, const struct dc_kafka_start *st)
 	return saved == 0;
 }
 
-static void start_after_crash(struct run *r, struct dc_kafka_start *st)
+static int start_after_crash(struct run *r, struct dc_kafka_start *st)
 {
 	int64_t applied = st->applied_next;
-	if (!ahead_without_rings(r, st)) {
-		run_changelog_start(r, st);
-		return;
-	}
+	if (!ahead_without_rings(r, st))
+		return run_changelog_start(r, st);
 	st->start = st->committed;
 	st->from = DC_START_COMMITTED;
-	run_changelog_start(r, st);
+	int e = run_changelog_start(r, st);
+	if (e < 0)
+		return e;
 	if (run_changelog_read_count(r) == 0) {
 		log_notice("%s[%d]: this host's state (offset %" PRId64
 			   ") is ahead of the group's commit (%" PRId64
@@ -435,7 +440,7 @@ static void start_after_crash(struct run *r, struct dc_kafka_start *st)
 			   st->topic, st->partition, applied, st->committed);
 		st->start = applied;
 		st->from = DC_START_APPLIED;
-		return;
+		return 0;
 	}
 	log_notice("%s[%d]: this host's state (offset %" PRId64
 		   ") is ahead of the group's commit (%" PRId64
@@ -445,6 +450,49 @@ static void start_after_crash(struct run *r, struct dc_kafka_start *st)
 		   "-%" PRId64 " are published again",
 		   st->topic, st->partition, applied, st->committed, st->start,
 		   st->start, applied - 1);
+	return 0;
+}
+
+/* Restore partition st (p in range) and decide where it starts; false if
+ * its state partition could not be read whole: st is then as it came, and
+ * the partition is held (nothing of it applied or committed). */
+static bool assign_partition(struct run *r, struct dc_kafka_start *st)
+{
+	int32_t p = st->partition;
+	struct dc_kafka_start orig = *st;
+	if (start_after_crash(r, st) < 0) { /* reads the state topic */
+		*st = orig;
+		if (!r->restoring[p]) {
+			r->restoring[p] = true;
+			r->restore_st[p] = orig;
+			r->restore_st[p].topic = r->cfg.kafka.input_topic;
+			r->nrestoring++;
+		}
+		r->applied_next[p] = r->durable_next[p] = -1;
+		return false;
+	}
+	if (st->from == DC_START_COMMITTED && st->applied_next >= 0 &&
+	    st->applied_next < st->start)
+		log_notice("%s[%d]: this host's state (offset %" PRId64
+			   ") is older than the group's (%" PRId64
+			   "): another host served the partition since; it "
+			   "is not re-applied",
+			   st->topic, p, st->applied_next, st->start);
+	/* messages below the start were applied by some host (a held
+	 * batch's: durable once it commits) */
+	r->applied_next[p] = r->durable_next[p] = st->start;
+	if (r->held && r->batch_next[p] >= 0)
+		r->durable_next[p] = -1;
+	assign_one(r, st);
+	return true;
+}
+
+static void restoring_end(struct run *r, int32_t p)
+{
+	if (r->restoring[p]) {
+		r->restoring[p] = false;
+		r->nrestoring--;
+	}
 }
 
 void run_hook_on_assign(void *user, struct dc_kafka_start *st, int n)
@@ -456,22 +504,46 @@ void run_hook_on_assign(void *user, struct dc_kafka_start *st, int n)
 		int32_t p = st[i].partition;
 		if (p < 0 || p >= MAX_PARTITIONS)
 			continue;
-		start_after_crash(r, &st[i]); /* reads the state topic */
-		if (st[i].from == DC_START_COMMITTED &&
-		    st[i].applied_next >= 0 && st[i].applied_next < st[i].start)
-			log_notice("%s[%d]: this host's state (offset %" PRId64
-				   ") is older than the group's (%" PRId64
-				   "): another host served the partition "
-				   "since; it is not re-applied",
-				   st[i].topic, p, st[i].applied_next,
-				   st[i].start);
-		/* messages below the start were applied by some host (a
-		 * held batch's: durable once it commits) */
-		r->applied_next[p] = r->durable_next[p] = st[i].start;
-		if (r->held && r->batch_next[p] >= 0)
-			r->durable_next[p] = -1;
-		assign_one(r, &st[i]);
+		restoring_end(r, p); /* revoked while held, and back */
+		st[i].hold = !assign_partition(r, &st[i]);
 	}
+	if (r->nrestoring) {
+		r->restore_wait_usec = RESTORE_RETRY_MIN_USEC;
+		r->restore_due_usec =
+		    dc_now_monotonic_usec() + r->restore_wait_usec;
+	}
+}
+
+void run_handover_retry(struct run *r, uint64_t now)
+{
+	if (!r->nrestoring || now < r->restore_due_usec)
+		return;
+	run_batch_flush(r, true);
+	for (int32_t p = 0; p < MAX_PARTITIONS && r->nrestoring; p++) {
+		if (!r->restoring[p])
+			continue;
+		/* where it starts, asked again: a held batch may have
+		 * committed its offset meanwhile (the group's commit cannot
+		 * move: nobody else owns the partition) */
+		struct dc_kafka_start st = r->restore_st[p];
+		int64_t applied =
+		    run_hook_applied_offset(r, st.topic, st.partition);
+		st.applied_next = applied >= 0 ? applied + 1 : -1;
+		st.start = dc_kafka_start_offset(st.committed, st.applied_next,
+						 &st.from);
+		if (!assign_partition(r, &st))
+			continue;
+		restoring_end(r, p);
+		if (dc_kafka_release(r->kafka, p, st.start, r->err,
+				     sizeof(r->err)) < 0)
+			continue; /* fatal: the loop stops */
+		log_notice("%s[%d]: its states read, consumed from offset "
+			   "%" PRId64,
+			   st.topic, p, st.start);
+	}
+	if (r->restore_wait_usec < RESTORE_RETRY_MAX_USEC)
+		r->restore_wait_usec *= 2;
+	r->restore_due_usec = now + r->restore_wait_usec;
 }
 
 /* ---- revocation: forget a partition's series ------------------------- */
@@ -521,6 +593,7 @@ void run_handover_out(struct run *r,
 				       .stopping = r->stop_deadline_usec != 0};
 		if (p < 0 || p >= MAX_PARTITIONS)
 			continue;
+		restoring_end(r, p);
 		run_owner_each(r, p, forget_one, &c);
 		owners_drop(r, p);
 		dc_status_partition_forgotten(dc_metrics_status(r->metrics), p);

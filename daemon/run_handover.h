@@ -28,6 +28,11 @@ typedef int (*run_owner_fn)(struct run *r, const char *key, int32_t p,
 int run_owner_each(struct run *r, int32_t p, run_owner_fn fn, void *user);
 /* Series key is served here, on partition p (restored on assignment). */
 void run_owner_claim(struct run *r, const char *key, int32_t p);
+/* Partitions assigned while their state partition could not be read
+ * whole are held (paused, nothing of them applied): read again, with a
+ * growing pause between tries, and released once it is read; call from
+ * the loop, no batch open needed (it flushes). */
+void run_handover_retry(struct run *r, uint64_t now_usec);
 /* After a revoked (or lost) partition's batch is durable: its series
  * forgotten here, their rows marked handed over. */
 void run_handover_out(struct run *r,
@@ -46,8 +51,11 @@ void run_held_revoke(struct run *r,
 
 /* Before partition st is restored: read its state partition to the end;
  * the newest valid state of each series is kept for
- * run_changelog_restore, and st->start moves past a later handover mark. */
-void run_changelog_start(struct run *r, struct dc_kafka_start *st);
+ * run_changelog_restore, and st->start moves past a later handover mark.
+ * 0, also without a state topic or without that partition in it; < 0 if
+ * the read did not reach the end (nothing of it is kept: the partition
+ * must wait, run_handover_retry). */
+int run_changelog_start(struct run *r, struct dc_kafka_start *st);
 /* Restore the kept states that are newer than this host's own; returns
  * how many series were. */
 size_t run_changelog_restore(struct run *r, const struct dc_kafka_start *st);

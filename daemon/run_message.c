@@ -150,6 +150,14 @@ void run_handle_message(struct run *r, const rd_kafka_message_t *m)
 		run_dead_letter(r, m, "partition number out of range", -1);
 		return;
 	}
+	if (r->restoring[p]) { /* paused before any fetch: not expected */
+		log_ratelimited(&r->rl_dead, LOG_WARNING,
+				"partition %d offset %" PRId64
+				": consumed while held; it is read again from "
+				"its start once released",
+				p, m->offset);
+		return;
+	}
 	if (r->applied_next[p] >= 0 && m->offset < r->applied_next[p]) {
 		r->st.skipped_replay++; /* applied before a crash/rebalance */
 		return;

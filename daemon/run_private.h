@@ -123,6 +123,12 @@ struct run {
 	 * the batch commits them whole, and an assignment meanwhile reads
 	 * them (the same connection) */
 	bool held_saved[MAX_PARTITIONS];
+	/* ... assigned while its state partition could not be read whole:
+	 * held, as it was assigned, until it is (run_handover_retry) */
+	bool restoring[MAX_PARTITIONS];
+	struct dc_kafka_start restore_st[MAX_PARTITIONS];
+	int nrestoring;
+	uint64_t restore_due_usec, restore_wait_usec;
 	uint64_t kafka_commit_usec; /* when offsets were last committed */
 	bool kafka_pending;	    /* some kafka_next[] >= 0 */
 	bool batch_dirty;

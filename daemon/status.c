@@ -282,6 +282,14 @@ static void health_locked(const struct dc_status *s, uint64_t now_usec,
 		why_add(h, "storage degraded: the database cannot be written");
 	if (p->published && p->nparts == 0)
 		why_add(h, "no input partitions assigned");
+	if (p->published && p->st.restoring > 0) {
+		char t[96];
+		snprintf(t, sizeof(t),
+			 "%d input partitions held: their state partition is "
+			 "not read yet",
+			 p->st.restoring);
+		why_add(h, t);
+	}
 	h->ready = !h->why[0];
 }
 

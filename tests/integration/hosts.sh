@@ -17,7 +17,8 @@ bail() { # bail MESSAGE: stop the script, with every host's log tail
 }
 hosts_cluster() { # hosts_cluster ROWS PARTITIONS [TOPIC:PARTS...]: a model
     # trained on the first ROWS rows of DATA (unless $WORK/model.dcm is there
-    # already); the cluster with the topics (and those named), at $BS
+    # already); the cluster with the topics (and those named), at $BS,
+    # commanded through tap_mbctl "$WORK"
     head -$(($1 + 1)) "$DATA" > "$WORK/train.csv"
     [ -s "$WORK/model.dcm" ] || "$BIN" train --data "$WORK/train.csv" \
         --out "$WORK/model.dcm" --lookback $L --horizon $H --epochs 1 \
@@ -26,7 +27,7 @@ hosts_cluster() { # hosts_cluster ROWS PARTITIONS [TOPIC:PARTS...]: a model
     local extra=() t
     for t in "${@:3}"; do extra+=(-t "$t"); done
     "$MB" -t measurements:$2 -t forecasts:$2 -t driftcast-state:$2 -t deadletter:1 \
-        "${extra[@]}" -f "$WORK/bootstraps" > "$WORK/mb.log" 2>&1 &
+        "${extra[@]}" -f "$WORK/bootstraps" -c "$WORK/control" > "$WORK/mb.log" 2>&1 &
     pids+=($!)
     wait_for 10 test -s "$WORK/bootstraps" || bail "mock broker did not start"
     BS=$(cat "$WORK/bootstraps")
