@@ -33,6 +33,7 @@ struct dead_rec {
 	int64_t offset;
 	int state;
 	bool keyed;
+	bool valued; /* not a tombstone: a null value stays null */
 };
 
 static int dead_grow_rec(struct deadbox *d)
@@ -52,11 +53,11 @@ static void dead_produce(struct run *r, size_t i)
 {
 	struct deadbox *d = &r->dead;
 	struct dead_rec *x = &d->rec[i];
-	int e = dc_kafka_produce(r->kafka, r->cfg.kafka.deadletter_topic,
-				 x->keyed ? d->buf + x->key_off : NULL,
-				 x->key_len, d->buf + x->val_off, x->val_len,
-				 d->buf + x->reason_off, x->full_len,
-				 -(int64_t)i - 1);
+	int e = dc_kafka_produce(
+	    r->kafka, r->cfg.kafka.deadletter_topic,
+	    x->keyed ? d->buf + x->key_off : NULL, x->key_len,
+	    x->valued ? d->buf + x->val_off : NULL, x->val_len,
+	    d->buf + x->reason_off, x->full_len, -(int64_t)i - 1);
 	x->state = e < 0 ? DL_FAILED : DL_INFLIGHT;
 	if (e < 0)
 		d->failed++;
@@ -69,14 +70,25 @@ void run_dead_add(struct run *r, const rd_kafka_message_t *m,
 {
 	struct deadbox *d = &r->dead;
 	size_t max = dc_kafka_max_message_bytes(r->kafka);
+	/* a key too large to go with the reason is truncated as well (the
+	 * broker may accept larger messages on the input than the producer
+	 * makes), and the reason says so */
+	char why[1024];
+	size_t klen = m->key_len;
+	size_t fixed = strlen(reason) + 64 + DEAD_OVERHEAD;
+	if (klen > (max > fixed ? max - fixed : 0)) {
+		klen = max > fixed ? max - fixed : 0;
+		snprintf(why, sizeof(why), "%s (key truncated from %zu bytes)",
+			 reason, m->key_len);
+		reason = why;
+	}
 	size_t rlen = strlen(reason) + 1;
-	size_t room = max > m->key_len + rlen + DEAD_OVERHEAD
-			  ? max - m->key_len - rlen - DEAD_OVERHEAD
+	size_t room = max > klen + rlen + DEAD_OVERHEAD
+			  ? max - klen - rlen - DEAD_OVERHEAD
 			  : 0;
 	size_t vlen = m->len < room ? m->len : room;
 	if (dead_grow_rec(d) < 0 ||
-	    run_reserve(&d->buf, &d->cap, d->len + m->key_len + vlen + rlen) <
-		0) {
+	    run_reserve(&d->buf, &d->cap, d->len + klen + vlen + rlen) < 0) {
 		/* the batch cannot be made durable without it: held until
 		 * the loop's next try finds memory (it never will skip it) */
 		log_error("out of memory keeping a dead letter (partition %d "
@@ -88,21 +100,22 @@ void run_dead_add(struct run *r, const rd_kafka_message_t *m,
 	struct dead_rec *x = &d->rec[d->n];
 	*x = (struct dead_rec){
 	    .key_off = d->len,
-	    .key_len = m->key_len,
-	    .val_off = d->len + m->key_len,
+	    .key_len = klen,
+	    .val_off = d->len + klen,
 	    .val_len = vlen,
-	    .reason_off = d->len + m->key_len + vlen,
+	    .reason_off = d->len + klen + vlen,
 	    .full_len = m->len,
 	    .partition = m->partition,
 	    .offset = m->offset,
 	    .keyed = m->key != NULL,
+	    .valued = m->payload != NULL,
 	};
-	if (m->key_len)
-		memcpy(d->buf + x->key_off, m->key, m->key_len);
+	if (klen)
+		memcpy(d->buf + x->key_off, m->key, klen);
 	if (vlen)
 		memcpy(d->buf + x->val_off, m->payload, vlen);
 	memcpy(d->buf + x->reason_off, reason, rlen);
-	d->len += m->key_len + vlen + rlen;
+	d->len += klen + vlen + rlen;
 	if (vlen < m->len)
 		log_ratelimited(&r->rl_dead, LOG_WARNING,
 				"dead letter (partition %d offset %" PRId64

@@ -2,7 +2,8 @@
 # No silent loss in the daemon loop (issue 13 items 1, 2, 7): `driftcast
 # run` against driftcast-mockbroker, kcat as the external client (TAP).
 #   1. a dead letter larger than the producer's message.max.bytes is
-#      truncated into the dead-letter topic with its original size; one the
+#      truncated into the dead-letter topic with its original size (a key
+#      too, the reason saying so; a null value stays null); one the
 #      broker refuses holds its batch (offsets not advanced, input paused,
 #      alarm) and is produced again until it is delivered;
 #   2. a full disk holds the batch until space returns: every series keeps
@@ -160,6 +161,25 @@ check "... truncated below message.max.bytes, its size in driftcast-original-siz
     awk '$1 < 1000000 && /driftcast-original-size=1000500/ { ok = 1 } END { exit !ok }' "$WORK/dead1"
 check "... and its offset applied with the values after it" wait_for 20 at_end "$P"
 diag "dead letter: $(cut -c1-120 "$WORK/dead1" | head -1)"
+
+# ---- 1a'. a key above message.max.bytes, and no value (a tombstone) -------
+# The key was copied whole: its dead letter was refused for ever, and the
+# input stayed paused.  A tombstone's dead letter had an empty value.
+d0=$(count_topic deadletter)
+{ head -c 1000100 /dev/zero | tr '\0' K; printf ':\n'; } > "$WORK/bigkey.msg"
+kcat -P -b "$BS" -t measurements -K: -Z -X message.max.bytes=2000000 < "$WORK/bigkey.msg" ||
+    bail "kcat cannot produce a 1,000,100-byte key"
+values 22 24 k1
+check "a message with a 1,000,100-byte key reaches the dead-letter topic" \
+    wait_for 30 topic_ge deadletter $((d0 + 1))
+kcat -C -b "$BS" -t deadletter -o $d0 -e -q -f '%K %S %h\n' > "$WORK/dead1k" 2>/dev/null
+check "... its key truncated below message.max.bytes, and the reason says so" \
+    awk '$1 < 1000000 && /key truncated from 1000100 bytes/ { ok = 1 } END { exit !ok }' "$WORK/dead1k"
+check "... its value null, as it came (not empty)" \
+    awk '$2 == -1 { ok = 1 } END { exit !ok }' "$WORK/dead1k"
+check "... and the input goes on" wait_for 20 metric_is driftcast_deadletter_undelivered 0
+check "... its batch durable" wait_for 20 at_end "$P"
+diag "dead letter: $(cut -c1-160 "$WORK/dead1k" | head -1)"
 
 # ---- 1b. the broker refuses dead letters ----------------------------------
 # every Produce fails with a permanent error until the errors are cleared:
