@@ -30,6 +30,11 @@
 #include "ttt/engine_private.h"
 #include "ttt/ttt.h"
 
+/* Values in a row refused as off a series' step before it is learnt again
+ * from the next gap: one stray timestamp costs one value, a wrong step
+ * (or a new cadence) this many and a lookback. */
+#define OFF_STEP_RELEARN 8
+
 /* The ranges of the families in fam, in block order. */
 static int active_segments(struct ttt_engine *e, unsigned fam)
 {
@@ -288,11 +293,29 @@ static int observe(struct ttt_engine *e, struct series *s, int64_t ts,
 		}
 		if (s->step == 0)
 			s->step = d;
-		if (d % s->step != 0) {
+		if (d % s->step != 0 && ++s->off_step < OFF_STEP_RELEARN) {
 			reject_value(e, s, ts, value,
 				     "timestamp not on the series' step");
 			return 0;
 		}
+		if (d % s->step != 0) {
+			/* the step was learnt from a wrong first gap (a
+			 * clock not yet set, a late second value) or the
+			 * cadence changed: from this value, learnt again */
+			ev_init(&ev, TTT_EV_GAP_FILLED, s);
+			ev.ts = ts;
+			ev.filled = 0;
+			ev.reason = "values in a row off the series' step: "
+				    "history restarted, step learnt again";
+			ev.version_from = ev.version_to = s->ad->version;
+			restart_history(e, s);
+			s->step = 0;
+			s->off_step = 0;
+			e->st.gap_filled++;
+			emit(e, &ev);
+			goto append;
+		}
+		s->off_step = 0;
 		int64_t missing = d / s->step - 1;
 		if (missing > 0 && missing <= e->p.max_gap && s->n > 0) {
 			float v0 = s->ring[(size_t)((s->n - 1) % e->R)];
@@ -319,6 +342,7 @@ static int observe(struct ttt_engine *e, struct series *s, int64_t ts,
 			emit(e, &ev);
 		}
 	}
+append:
 	s->has_ts = 1;
 	s->last_ts = ts;
 	ring_push(e, s, value);

@@ -99,6 +99,9 @@ struct series {
 	/* on the engine's list of series whose recent values changed since
 	 * ttt_engine_recent_saved (chg_prev, chg_next) */
 	unsigned char changed;
+	/* values in a row refused as off the step (ttt_engine.c: at
+	 * OFF_STEP_RELEARN the step is learnt again) */
+	unsigned char off_step;
 	union { /* the drift detector of ttt.drift (ttt_drift_reset) */
 		struct ttt_ph ph;
 		struct ttt_adwin adwin;

@@ -314,6 +314,46 @@ Test(engine, gaps_duplicates_late_and_nonfinite_values)
 	fc_model_free(m);
 }
 
+/* A step learnt from a wrong first gap (a clock not yet set: the first value
+ * at 5, then hourly; or the second value a second late) refused every later
+ * value for good.  Now a stray value costs one value, and values in a row
+ * off the step make the series learn it again. */
+static void off_step_run(int64_t first_ts, int64_t second_ts)
+{
+	struct fc_model *m = tt_small_model_ok(L, H);
+	struct ttt_params p;
+	struct ttt_engine *e;
+	struct log lg = {0};
+	char err[256];
+	ttt_params_default(&p);
+	p.enabled = 0;
+	cr_assert_eq(ttt_engine_new(m, &p, on_event, &lg, &e, err, sizeof(err)),
+		     0, "%s", err);
+	feed(e, &lg, "k", first_ts, 1.0f);
+	feed(e, &lg, "k", second_ts, 1.0f);
+	int64_t ts = 3 * 3600;
+	for (int i = 0; i < 100; i++, ts += 3600)
+		feed(e, &lg, "k", ts, (float)i);
+	/* 7 refused, the 8th starts the history again: forecasts from its
+	 * L-th value on */
+	cr_assert_eq(count(&lg, TTT_EV_REJECTED_VALUE), 7);
+	cr_assert_eq(count(&lg, TTT_EV_FORECAST), 100 - 7 - L + 1);
+	/* one stray value later costs that value only */
+	feed(e, &lg, "k", ts + 1, 1.0f);
+	feed(e, &lg, "k", ts + 3600, 1.0f);
+	cr_assert_eq(count(&lg, TTT_EV_REJECTED_VALUE), 8);
+	cr_assert_eq(count(&lg, TTT_EV_FORECAST), 100 - 7 - L + 2);
+	ttt_engine_free(e);
+	free(lg.v);
+	fc_model_free(m);
+}
+
+Test(engine, a_wrong_first_step_is_learnt_again)
+{
+	off_step_run(5, 3600); /* step 3595: the hourly grid is off it */
+	off_step_run(3600, 2 * 3600 + 1); /* step 3601 */
+}
+
 /* ---- guard, bound, rollback ------------------------------------------- */
 
 Test(engine, guard_decides_and_updates_are_bounded)
