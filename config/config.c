@@ -507,6 +507,12 @@ const struct cfg_option cfg_options[] = {
 	"they follow the first steps' judge alone."),
     INT("ttt.seed", ttt.seed, 0, 2147483647, "1", 0,
 	"Seed of the reconstruction masks and adapter initialisation."),
+    INT("ttt.max_series", ttt.max_series, 0, 2147483647, "0", 0,
+	"At most this many series in memory at once (0: no limit). The "
+	"values of a series beyond them, new or restored at an assignment, "
+	"are dead-lettered as rejected_value: a bound on memory when keys "
+	"multiply by mistake (about 4 KB a series at L = H = 96; "
+	"driftcast_series_in_memory counts them)."),
 
     ENUM("log.level", log.level, log_levels, "info", OPT_RELOAD,
 	 "Least severe level logged: error, warning, notice, info or "

@@ -203,6 +203,7 @@ struct cfg {
 		double recal_forget, recal_ridge, recal_share, recal_judge,
 		    recal_margin, recal_later;
 		int seed;
+		int max_series; /* 0: no limit */
 	} ttt;
 	struct {
 		int level; /* enum cfg_log_level */

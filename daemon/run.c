@@ -437,6 +437,7 @@ static int run_open(const struct dc_run_options *opts, struct run **ret_run)
 		log_error("engine: %s", r->err);
 		return DC_EXIT_FAILURE;
 	}
+	ttt_engine_set_max_series(r->engine, (size_t)r->cfg.ttt.max_series);
 	e = ttt_engine_defer_forecasts(r->engine, r->cfg.model.forecast_batch);
 	if (e < 0) {
 		log_error("engine: forecast batches of %d: %s",

@@ -203,6 +203,15 @@ void run_handle_message(struct run *r, const rd_kafka_message_t *m)
 				run_write_init(r, o->series, o->ts_ns);
 			if (e == 0)
 				run_owner_note(r, o->series, p);
+			/* refused whole (too many series, out of memory):
+			 * the message goes to the dead letters */
+			if (e < 0 && r->n_rejected++ == 0)
+				snprintf(
+				    r->rejected, sizeof(r->rejected),
+				    "rejected_value: %.200s: %s", o->series,
+				    e == -ENOSPC ? "too many series in "
+						   "memory (ttt.max_series)"
+						 : strerror(-e));
 			if (e < 0)
 				log_ratelimited(&r->rl_engine, LOG_WARNING,
 						"series %s: observation "

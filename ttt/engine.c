@@ -391,6 +391,11 @@ learn:
 	return 0;
 }
 
+void ttt_engine_set_max_series(struct ttt_engine *e, size_t n)
+{
+	e->max_series = n;
+}
+
 int ttt_engine_observe(struct ttt_engine *e, const char *key, int64_t ts,
 		       float value)
 {
@@ -399,7 +404,7 @@ int ttt_engine_observe(struct ttt_engine *e, const char *key, int64_t ts,
 		return -EINVAL;
 	s = ttt_series_get(e, key);
 	if (!s)
-		return -ENOMEM;
+		return ttt_series_refused(e);
 	/* its queued learning first: this value must not reach it, and the
 	 * series' events stay in order */
 	int frc = s->queued ? ttt_engine_flush(e) : 0;

@@ -150,6 +150,7 @@ struct table {
 struct ttt_engine {
 	const struct fc_model *m;
 	struct ttt_params p;
+	size_t max_series; /* 0: no limit (ttt_engine_set_max_series) */
 	ttt_event_fn cb;
 	void *user;
 	int L, H, R;
@@ -393,6 +394,9 @@ void ttt_recal_take(const struct ttt_engine *e, struct series *s,
 /* Series key, created on first sight (with its adapter state); NULL when
  * out of memory. */
 struct series *ttt_series_get(struct ttt_engine *e, const char *key);
+/* Why ttt_series_get returned NULL: -ENOSPC (max_series reached) or
+ * -ENOMEM. */
+int ttt_series_refused(const struct ttt_engine *e);
 /* The layout of every series' ring and correction states (e->lv_off,
  * rc_off, tail_bytes), from L, H, R, K and KR; once, when the engine is
  * made. */

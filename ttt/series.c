@@ -213,6 +213,12 @@ void ttt_series_layout(struct ttt_engine *e)
 	e->tail_bytes = ring + lv + ttt_recal_layout(e);
 }
 
+int ttt_series_refused(const struct ttt_engine *e)
+{
+	return e->max_series && e->series.count >= e->max_series ? -ENOSPC
+								 : -ENOMEM;
+}
+
 struct series *ttt_series_get(struct ttt_engine *e, const char *key)
 {
 	uint64_t h = hash_key(key);
@@ -220,6 +226,8 @@ struct series *ttt_series_get(struct ttt_engine *e, const char *key)
 	size_t keylen, bytes;
 	if (s)
 		return s;
+	if (e->max_series && e->series.count >= e->max_series)
+		return NULL;
 	if (e->series.count + 1 > e->series.nb &&
 	    table_grow(&e->series, series_hash) < 0)
 		return NULL;
@@ -311,13 +319,15 @@ static int settle(struct ttt_engine *e, const struct series *s)
 }
 
 /* Series key (created if needed) with its queued learning run, so that a
- * restore lands after it; 0, -ENOMEM or the flush's negative errno. */
+ * restore lands after it; 0, ttt_series_refused's or the flush's negative
+ * errno. */
 static int series_settled(struct ttt_engine *e, const char *key,
 			  struct series **ret)
 {
 	struct series *s = ttt_series_get(e, key);
+	*ret = NULL;
 	if (!s)
-		return -ENOMEM;
+		return ttt_series_refused(e);
 	int rc = settle(e, s);
 	if (rc < 0)
 		return rc;

@@ -281,6 +281,10 @@ int ttt_engine_restore_average(struct ttt_engine *e, const char *key,
 			       const uint16_t *average, size_t len,
 			       uint64_t version);
 
+/* At most n series at once (0: no limit, the default): a value or a
+ * restore of a series beyond them is refused with -ENOSPC. */
+void ttt_engine_set_max_series(struct ttt_engine *e, size_t n);
+
 /* Number of series seen; a series' clock: its newest timestamp and step
  * (0: not known yet), -ENOENT (nothing set) before its first value. */
 size_t ttt_engine_series_count(const struct ttt_engine *e);
