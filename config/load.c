@@ -212,7 +212,7 @@ static const char *where(const struct provenance *p, int i, char *buf, size_t n)
 	else if (p->line[i] > 0)
 		snprintf(buf, n, "%s:%d", p->file, p->line[i]);
 	else
-		snprintf(buf, n, "%s", p->file ? p->file : "defaults");
+		snprintf(buf, n, "the default");
 	return buf;
 }
 
@@ -232,7 +232,7 @@ static void check_distinct(const struct cfg *c, const struct provenance *p,
 	int a = cfg_find_option(na), b = cfg_find_option(nb);
 	const char *va = (const char *)c + cfg_options[a].off;
 	const char *vb = (const char *)c + cfg_options[b].off;
-	if (strcmp(va, vb))
+	if (strcmp(va, vb) || !strcmp(va, "off")) /* "off": no topic */
 		return;
 	int blame = later(p, a, b), other = blame == a ? b : a;
 	char w[CFG_PATH_MAX + 64], w2[CFG_PATH_MAX + 64];
@@ -245,9 +245,26 @@ static void check_distinct(const struct cfg *c, const struct provenance *p,
 static void check_relations(const struct cfg *c, const struct provenance *p,
 			    struct cfg_errors *e)
 {
-	check_distinct(c, p, e, "kafka.input_topic", "kafka.output_topic");
-	check_distinct(c, p, e, "kafka.input_topic", "kafka.deadletter_topic");
-	check_distinct(c, p, e, "kafka.output_topic", "kafka.deadletter_topic");
+	/* every topic the daemon reads or writes is its own: a state or audit
+	 * topic that is the input would feed the daemon its own records (as
+	 * dead letters), one that is the forecasts would feed them to its
+	 * readers */
+	static const char *const topics[] = {
+	    "kafka.input_topic", "kafka.output_topic", "kafka.deadletter_topic",
+	    "kafka.state_topic", "kafka.audit_topic"};
+	size_t nt = sizeof(topics) / sizeof(topics[0]);
+	for (size_t i = 0; i < nt; i++)
+		for (size_t j = i + 1; j < nt; j++)
+			check_distinct(c, p, e, topics[i], topics[j]);
+	if (c->ttt.recon_windows + c->ttt.step_windows < 1) {
+		int a = cfg_find_option("ttt.recon_windows"),
+		    b = cfg_find_option("ttt.step_windows");
+		char w[CFG_PATH_MAX + 64];
+		cfg_err_add(e,
+			    "%s: ttt.recon_windows and ttt.step_windows are "
+			    "both 0: an adaptation needs windows of one kind",
+			    where(p, later(p, a, b), w, sizeof(w)));
+	}
 	if (c->model.width % c->model.heads) {
 		int a = cfg_find_option("model.width"),
 		    b = cfg_find_option("model.heads");

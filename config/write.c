@@ -157,9 +157,16 @@ static const char intro_text[] =
     "command line with\n"
     "`--set section.key=value`. Unknown keys, duplicate keys, empty values "
     "and values with\n"
-    "trailing text are errors that stop start-up with `FILE:LINE:`. "
-    "Settings marked *reload*\n"
-    "change on SIGHUP; the others need a restart.\n";
+    "trailing text are errors that stop start-up with `FILE:LINE:`, and "
+    "so are two of the\n"
+    "topics (input, output, dead-letter, state, audit; `off` is none) "
+    "with one name, and\n"
+    "`ttt.recon_windows` and `ttt.step_windows` both 0. A line of the "
+    "file holds at most 197\n"
+    "bytes (the INI parser's limit): a longer value, such as a long broker "
+    "list, goes in `--set`.\n"
+    "Settings marked *reload* change on SIGHUP; the others need a "
+    "restart.\n";
 
 static const char kprop_text[] =
     "librdkafka properties passed to the Kafka clients as they are: "

@@ -412,6 +412,38 @@ Test(config, cross_field_conflict_blames_later_line)
 		     "kafka.output_topic must differ from kafka.input_topic");
 }
 
+/* The state and audit topics were not checked against the others: a state
+ * topic that is the input fed the daemon its own records; an audit topic
+ * that is the forecasts fed them to its readers.  And a setting left at
+ * its default was blamed on the file. */
+Test(config, every_topic_differs_from_the_others)
+{
+	expect_error("[kafka]\nstate_topic = measurements\n", 2,
+		     "kafka.state_topic must differ from kafka.input_topic "
+		     "(the default)");
+	expect_error("[kafka]\naudit_topic = forecasts\n", 2,
+		     "kafka.audit_topic must differ from kafka.output_topic");
+	expect_error("[kafka]\naudit_topic = driftcast-deadletter\n", 2,
+		     "kafka.audit_topic must differ from "
+		     "kafka.deadletter_topic");
+	expect_error("[kafka]\nstate_topic = x\naudit_topic = x\n", 3,
+		     "kafka.audit_topic must differ from kafka.state_topic");
+	char err[1024];
+	struct cfg c;
+	/* off twice is no topic twice */
+	cr_assert_eq(cfg_load(write_conf("[kafka]\nstate_topic = off\n"), NULL,
+			      0, &c, NULL, err, sizeof(err)),
+		     0, "%s", err);
+}
+
+/* config check accepted what the engine refuses at start (after the
+ * database was made), without a line to blame */
+Test(config, adaptation_needs_windows_of_one_kind)
+{
+	expect_error("[ttt]\nrecon_windows = 0\nstep_windows = 0\n", 3,
+		     "ttt.recon_windows and ttt.step_windows are both 0");
+}
+
 Test(config, every_error_is_reported)
 {
 	char err[4096];
