@@ -9,6 +9,7 @@
 
 #include <errno.h>
 #include <getopt.h>
+#include <limits.h>
 #include <gsl/gsl_errno.h>
 #include <gsl/gsl_version.h>
 #include <jansson.h>
@@ -18,6 +19,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 #include <zlib.h>
 
 #include "daemon/kafka.h"
@@ -117,6 +120,61 @@ int dc_time_arg_ns(const char *text, int64_t *ret_ns)
 		return -EINVAL;
 	*ret_ns = t.sec * 1000000000 + t.nsec;
 	return 0;
+}
+
+/* path's directory ("." for a bare name) into dir. */
+static int dir_of(const char *path, char *dir, size_t n)
+{
+	const char *slash = strrchr(path, '/');
+	if (!slash)
+		return snprintf(dir, n, ".") < (int)n ? 0 : -ENAMETOOLONG;
+	int len = slash == path ? 1 : (int)(slash - path);
+	return snprintf(dir, n, "%.*s", len, path) < (int)n ? 0 : -ENAMETOOLONG;
+}
+
+static bool same_file(const char *a, const char *b)
+{
+	struct stat sa, sb;
+	if (stat(a, &sa) == 0 && stat(b, &sb) == 0)
+		return sa.st_dev == sb.st_dev && sa.st_ino == sb.st_ino;
+	char da[PATH_MAX], db[PATH_MAX], ra[PATH_MAX], rb[PATH_MAX];
+	const char *na = strrchr(a, '/'), *nb = strrchr(b, '/');
+	na = na ? na + 1 : a;
+	nb = nb ? nb + 1 : b;
+	if (strcmp(na, nb) || dir_of(a, da, sizeof(da)) < 0 ||
+	    dir_of(b, db, sizeof(db)) < 0 || !realpath(da, ra) ||
+	    !realpath(db, rb))
+		return false;
+	return !strcmp(ra, rb);
+}
+
+int dc_check_files(const char *cmd, const struct dc_file_arg *files, int n)
+{
+	for (int i = 0; i < n; i++) {
+		if (!files[i].path || !files[i].output)
+			continue;
+		for (int j = 0; j < n; j++) {
+			if (j == i || !files[j].path ||
+			    (files[j].output && j > i) ||
+			    !same_file(files[i].path, files[j].path))
+				continue;
+			fprintf(stderr,
+				"driftcast %s: %s %s is the file of %s: it "
+				"would be overwritten\n",
+				cmd, files[i].opt, files[i].path, files[j].opt);
+			return DC_EXIT_USAGE;
+		}
+		char dir[PATH_MAX];
+		int e = dir_of(files[i].path, dir, sizeof(dir));
+		if (e == 0 && access(dir, W_OK | X_OK) < 0)
+			e = -errno;
+		if (e < 0) {
+			fprintf(stderr, "driftcast %s: %s %s: %s\n", cmd,
+				files[i].opt, files[i].path, strerror(-e));
+			return DC_EXIT_FAILURE;
+		}
+	}
+	return DC_EXIT_OK;
 }
 
 int dc_check_operands(const char *cmd, int argc, char **argv, int max)

@@ -91,6 +91,19 @@ int dc_getopt(int argc, char **argv, const char *shortopts,
  * and returns DC_EXIT_USAGE; otherwise DC_EXIT_OK. */
 int dc_check_operands(const char *cmd, int argc, char **argv, int max);
 
+/* A command's files, named by their options: what it writes must not be
+ * what it reads, nor two outputs one file (compared by device and inode
+ * when they exist, else by their directories' real paths and names), and
+ * each output's directory must be writable -- said before the work, not
+ * after it.  files[i].path NULL: not given.  DC_EXIT_OK, or the message
+ * printed and DC_EXIT_USAGE (one file twice) or DC_EXIT_FAILURE. */
+struct dc_file_arg {
+	const char *opt; /* "--out" */
+	const char *path;
+	bool output;
+};
+int dc_check_files(const char *cmd, const struct dc_file_arg *files, int n);
+
 /* An operator's time argument (--since, --at: epoch seconds or a date,
  * fc_time_parse's FC_TIME_EPOCH grammar, fraction kept) as series time,
  * epoch ns; 0, or -EINVAL (not a time, or outside 1678..2262). */

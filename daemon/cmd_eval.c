@@ -144,22 +144,6 @@ static int64_t mono_ms(void)
 	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-/* Whether the directory of path takes a new file (errno when not). */
-static bool dir_writable(const char *path)
-{
-	char dir[4096];
-	const char *slash = strrchr(path, '/');
-	if (!slash)
-		return access(".", W_OK | X_OK) == 0;
-	if ((size_t)(slash - path) >= sizeof(dir)) {
-		errno = ENAMETOOLONG;
-		return false;
-	}
-	snprintf(dir, sizeof(dir), "%.*s",
-		 slash == path ? 1 : (int)(slash - path), path);
-	return access(dir, W_OK | X_OK) == 0;
-}
-
 /* Row `row` of d as series time in ns: its time in the file (whole
  * seconds kept exact), or row seconds after the epoch when the file has
  * no time column. */
@@ -528,13 +512,17 @@ int dc_cmd_eval(int argc, char **argv)
 	struct fc_dataset *d = NULL;
 	struct ttt_arm_result res[TTT_ARM_COUNT];
 	int rc;
-	/* an output that cannot be written is said before the run, not after
-	 * it */
-	if (json && !dir_writable(json)) {
-		fprintf(stderr, "driftcast eval: --json %s: %s\n", json,
-			strerror(errno));
-		return DC_EXIT_FAILURE;
-	}
+	/* an output that cannot be written, or would overwrite an input, is
+	 * said before the run, not after it */
+	const struct dc_file_arg files[] = {
+	    {"--model", model_path, false},
+	    {"--data", data, false},
+	    {"--json", json, true},
+	    {"--forecasts", forecasts, true},
+	    {"--db", db, true},
+	};
+	if ((rc = dc_check_files("eval", files, 5)) != DC_EXIT_OK)
+		return rc;
 	if (fc_model_load(model_path, &m, err, sizeof(err)) < 0) {
 		fprintf(stderr, "driftcast eval: %s\n", err);
 		return DC_EXIT_FAILURE;

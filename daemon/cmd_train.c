@@ -310,6 +310,14 @@ int dc_cmd_train(int argc, char **argv)
 	int r = dc_cfg_args_load(&ca, &cfg, NULL);
 	if (r != DC_EXIT_OK)
 		return r;
+	/* before hours of training, not after them */
+	const struct dc_file_arg files[] = {
+	    {"--data", data, false},
+	    {"--out", out, true},
+	    {"--json", json, true},
+	};
+	if ((r = dc_check_files("train", files, 3)) != DC_EXIT_OK)
+		return r;
 
 	struct fc_config mc;
 	struct fc_train_config tc;

@@ -486,3 +486,46 @@ Test(cli, eval_refuses_an_unwritable_json_before_running)
 				"file or directory"),
 		  "%s", R.err);
 }
+
+/* train and eval wrote over their own inputs, or one output over another:
+ * `train --out` the training data, `eval --json` the model, `eval
+ * --forecasts` the data.  And train found an --out it cannot write only
+ * after training. */
+Test(cli, outputs_never_overwrite_inputs)
+{
+	char dir[] = CLI_TEMP, data[64], json[64], model[64];
+	cr_assert_not_null(mkdtemp(dir));
+	snprintf(data, sizeof(data), "%s/d.csv", dir);
+	snprintf(json, sizeof(json), "%s/./d.csv", dir);
+	snprintf(model, sizeof(model), "%s/m.dcm", dir);
+	FILE *f = fopen(data, "w");
+	cr_assert_not_null(f);
+	fputs("date,a\n2020-01-01 00:00:00,1\n", f);
+	fclose(f);
+	struct stat before, after;
+	cr_assert_eq(stat(data, &before), 0);
+
+	RUN("train", "--data", data, "--out", data);
+	cr_assert_eq(R.status, 2, "%s", R.err);
+	cr_assert(strstr(R.err, "--out ") && strstr(R.err, "is the file of "
+							   "--data"),
+		  "%s", R.err);
+	RUN("train", "--data", data, "--out", model, "--json", model);
+	cr_assert_eq(R.status, 2, "%s", R.err);
+	cr_assert(strstr(R.err, "is the file of --out"), "%s", R.err);
+	RUN("train", "--data", data, "--out", "/nonexistent/dir/m.dcm");
+	cr_assert_eq(R.status, 1);
+	cr_assert(strstr(R.err, "--out /nonexistent/dir/m.dcm: No such file"),
+		  "%s", R.err);
+	RUN("eval", "--model", model, "--data", data, "--forecasts", json);
+	cr_assert_eq(R.status, 2, "%s", R.err);
+	cr_assert(strstr(R.err, "is the file of --data"), "%s", R.err);
+	RUN("eval", "--model", data, "--data", model, "--json", data);
+	cr_assert_eq(R.status, 2, "%s", R.err);
+	cr_assert(strstr(R.err, "is the file of --model"), "%s", R.err);
+
+	cr_assert_eq(stat(data, &after), 0);
+	cr_assert_eq(after.st_size, before.st_size, "the data was overwritten");
+	unlink(data);
+	rmdir(dir);
+}
