@@ -11,6 +11,7 @@
  * reconstruction loss of the current lookback feeds the series' drift
  * detector, which may trigger an early adaptation.
  */
+#include <limits.h>
 #include <math.h>
 #include <string.h>
 
@@ -88,7 +89,8 @@ void ttt_shadow_score(struct ttt_engine *e, struct series *s, const float *f,
 		ad->ew_adapt += w * (ea - ad->ew_adapt);
 		ad->ew_shadow += w * (es - ad->ew_shadow);
 	}
-	ad->n_track++;
+	if (ad->n_track < INT_MAX) /* only its first rollback_window count */
+		ad->n_track++;
 	if (ad->n_track < e->p.rollback_window ||
 	    ad->ew_adapt <= ad->ew_shadow * (1.0f + e->p.rollback_margin)) {
 		/* No excess: the window may vouch for a version (trust.c);

@@ -7,6 +7,7 @@
  * adapting and says so in a reset event with trigger FALLBACK.
  */
 #include <criterion/criterion.h>
+#include <limits.h>
 #include <math.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -14,6 +15,7 @@
 
 #include "forecast/forecast.h"
 #include "storage/storage.h"
+#include "ttt/engine_private.h"
 #include "ttt/ttt.h"
 #include "tests/ttt/small_model.h"
 
@@ -296,5 +298,40 @@ Test(rollback, a_restored_version_is_not_the_rollback_target)
 	ttt_engine_free(e);
 	fc_model_free(m);
 	free(a);
+	free(lg.v);
+}
+
+/* The shadow's count of scored windows (int) was never reset by an accepted
+ * adaptation: after 2^31 of them (about 124 days of a 1 kHz series scored
+ * every 5th value) it wrapped negative, and no rollback happened for the
+ * next 2^31.  It stops at INT_MAX now. */
+Test(rollback, the_shadow_count_does_not_wrap)
+{
+	struct ttt_params p;
+	attack_params(&p);
+	struct log lg = {0};
+	struct fc_model *m = tt_small_model(L, H);
+	struct ttt_engine *e;
+	char err[256];
+	cr_assert(m);
+	cr_assert_eq(ttt_engine_new(m, &p, on_event, &lg, &e, err, sizeof(err)),
+		     0, "%s", err);
+	for (int i = 0; i < N; i++) {
+		if (i == A0 - 20) {
+			struct series *s = ttt_series_get(e, "s");
+			cr_assert(s && s->ad && !s->ad->identity,
+				  "no adapted version to score");
+			s->ad->n_track = INT_MAX;
+		}
+		cr_assert_eq(ttt_engine_observe(e, "s", i, attacked_value(i)),
+			     0);
+	}
+	int rollbacks = 0;
+	for (int i = 0; i < lg.n; i++)
+		rollbacks +=
+		    lg.v[i].obs >= A0 - 20 && lg.v[i].type == TTT_EV_ROLLBACK;
+	cr_assert_gt(rollbacks, 0);
+	ttt_engine_free(e);
+	fc_model_free(m);
 	free(lg.v);
 }
