@@ -100,6 +100,34 @@ static int cmp_i64(const void *a, const void *b)
 	return (x > y) - (x < y);
 }
 
+static int64_t gcd_i64(int64_t a, int64_t b)
+{
+	while (b) {
+		int64_t t = a % b;
+		a = b;
+		b = t;
+	}
+	return a;
+}
+
+/* The step of p's origins (p->n >= 2; p->t becomes their spacings): their
+ * greatest common divisor, which storage.forecast_sample's 1 in N rows
+ * keep (the median spacing of those is N steps or so); the median where
+ * the divisor is far below it -- origins on more than one grid, the step
+ * learnt again (ttt/engine.c) -- or where none is positive. */
+static int64_t probe_step(struct probe *p)
+{
+	int64_t g = 0;
+	for (int i = 0; i + 1 < p->n; i++) {
+		p->t[i] = p->t[i + 1] - p->t[i];
+		if (p->t[i] > 0)
+			g = gcd_i64(p->t[i], g);
+	}
+	qsort(p->t, (size_t)p->n - 1, sizeof(int64_t), cmp_i64);
+	int64_t median = p->t[(p->n - 1) / 2];
+	return g > 0 && median / g <= 4096 ? g : median;
+}
+
 /* ---- the rows of the range ------------------------------------------- */
 
 struct rows {
@@ -409,10 +437,7 @@ int plot_data_load(struct store *s, const struct plot_request *request,
 		    rq->series, p->n ? "only one" : "no", p->n ? "" : "s");
 		goto out;
 	}
-	for (int i = 0; i + 1 < p->n; i++)
-		p->t[i] = p->t[i + 1] - p->t[i];
-	qsort(p->t, (size_t)p->n - 1, sizeof(int64_t), cmp_i64);
-	d->step = p->t[(p->n - 1) / 2];
+	d->step = probe_step(p);
 	d->horizon = p->horizon;
 	int64_t span;
 	if (q.last > 0 && q.until != INT64_MAX &&

@@ -361,6 +361,40 @@ Test(plot, the_last_steps_up_to_a_time)
 	su_rmdir(dir);
 }
 
+/* storage.forecast_sample keeps 1 in N forecasts, at irregular origins:
+ * the plot took the median of their spacings for the step (3 steps here)
+ * and drew every forecast that far off its time. */
+Test(plot, sampled_forecasts_keep_the_step)
+{
+	size_t expect[PLOT_MARK__COUNT];
+	char err[512] = "";
+	struct plot_stats st;
+	make_db(expect);
+	sqlite3 *db = su_raw(path);
+	/* keeps the ids 2, 5, 8 and 10 of every 11: spacings 3, 3, 2, 3 */
+	cr_assert_eq(sqlite3_exec(db,
+				  "DELETE FROM forecasts WHERE (id * 37) % 11 "
+				  "< 7",
+				  NULL, NULL, NULL),
+		     SQLITE_OK);
+	sqlite3_close(db);
+	struct store *s = open_ro();
+	FILE *f = tmpfile();
+	struct plot_request rq = {.series = SERIES,
+				  .since = SINCE,
+				  .until = UNTIL,
+				  .steps = {1, H},
+				  .nsteps = 2,
+				  .format = PLOT_SVG};
+	cr_assert_eq(plot_render(s, &rq, f, &st, err, sizeof(err)), 0, "%s",
+		     err);
+	cr_assert_eq(st.step, STEP, "step %lld s", (long long)(st.step / NS));
+	cr_assert_leq(st.to, UNTIL);
+	fclose(f);
+	store_free(s);
+	su_rmdir(dir);
+}
+
 Test(plot, errors_are_reported_not_fatal)
 {
 	size_t expect[PLOT_MARK__COUNT];
