@@ -67,11 +67,17 @@ const char *cfg_check_allowed(opt_check_fn check);
 struct cfg_errors {
 	char *buf;
 	size_t size, len;
-	int count;
+	int count, shown; /* errors, and those whole in buf */
 };
+/* Room cfg_err_add leaves at the end of buf for cfg_err_finish's line. */
+#define CFG_ERR_TAIL 48
 
+/* One error line, kept only if it fits whole (a line cut in the middle
+ * misleads); counted either way. */
 void cfg_err_add(struct cfg_errors *e, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
+/* After the last one: "(and N more errors)" for those that did not fit. */
+void cfg_err_finish(struct cfg_errors *e);
 
 /* ---- the INI file and names (ini.c) ------------------------------------ */
 

@@ -20,19 +20,36 @@
 void cfg_err_add(struct cfg_errors *e, const char *fmt, ...)
 {
 	e->count++;
-	if (!e->buf || e->size == 0 || e->len + 1 >= e->size)
+	size_t sep = e->len > 0;
+	if (!e->buf || e->size <= e->len + sep + CFG_ERR_TAIL ||
+	    e->count != e->shown + 1) /* one did not fit: none after it */
 		return;
-	if (e->len > 0)
-		e->buf[e->len++] = '\n';
+	size_t room = e->size - e->len - sep - CFG_ERR_TAIL;
 	va_list ap;
 	va_start(ap, fmt);
-	int n = vsnprintf(e->buf + e->len, e->size - e->len, fmt, ap);
+	int n = vsnprintf(e->buf + e->len + sep, room, fmt, ap);
 	va_end(ap);
-	if (n < 0)
-		n = 0;
-	e->len += (size_t)n;
-	if (e->len >= e->size)
-		e->len = e->size - 1;
+	if (n < 0 || (size_t)n >= room) {
+		e->buf[e->len] = '\0'; /* not whole: not shown */
+		return;
+	}
+	if (sep)
+		e->buf[e->len] = '\n';
+	e->len += sep + (size_t)n;
+	e->shown++;
+}
+
+void cfg_err_finish(struct cfg_errors *e)
+{
+	if (!e->buf || e->count <= e->shown || e->size <= e->len + 1)
+		return;
+	int more = e->count - e->shown;
+	snprintf(e->buf + e->len, e->size - e->len, "%s(and %d more error%s)",
+		 e->len ? "\n" : "", more, more == 1 ? "" : "s");
+	if (!e->shown) /* nothing of it fitted */
+		snprintf(e->buf, e->size, "%d error%s, too long to show", more,
+			 more == 1 ? "" : "s");
+	e->len += strlen(e->buf + e->len);
 }
 
 /* ---- value conversion ------------------------------------------------ */
@@ -284,7 +301,7 @@ int cfg_load_buffer(const char *file, const char *text, size_t size,
 		    struct cfg_sources *ret_src, char *errbuf,
 		    size_t errbuf_size)
 {
-	struct cfg_errors err = {errbuf, errbuf_size, 0, 0};
+	struct cfg_errors err = {errbuf, errbuf_size, 0, 0, 0};
 	struct cfg_loader L = {0};
 	/* not zeroed: 37 KB, of which the parser fills nk entries */
 	struct cfg_kprop kp[CFG_KPROP_MAX];
@@ -388,6 +405,7 @@ int cfg_load_buffer(const char *file, const char *text, size_t size,
 
 	/* 4. assign */
 	if (err.count > 0) {
+		cfg_err_finish(&err);
 		r = -EINVAL;
 		goto out;
 	}
@@ -460,7 +478,7 @@ int cfg_load(const char *path, const char *const *sets, size_t nsets,
 	     struct cfg *ret_cfg, struct cfg_sources *ret_src, char *errbuf,
 	     size_t errbuf_size)
 {
-	struct cfg_errors err = {errbuf, errbuf_size, 0, 0};
+	struct cfg_errors err = {errbuf, errbuf_size, 0, 0, 0};
 	char *text = NULL;
 	size_t size = 0;
 

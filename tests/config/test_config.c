@@ -444,6 +444,34 @@ Test(config, adaptation_needs_windows_of_one_kind)
 		     "ttt.recon_windows and ttt.step_windows are both 0");
 }
 
+/* Errors beyond the buffer were cut in the middle of a line, without a
+ * word of how many were left out. */
+Test(config, errors_beyond_the_buffer_are_counted)
+{
+	char text[16384], err[1024];
+	size_t n = (size_t)snprintf(text, sizeof(text), "[kafka]\n");
+	for (int i = 0; i < 200; i++)
+		n += (size_t)snprintf(text + n, sizeof(text) - n,
+				      "unknown_%d = 1\n", i);
+	struct cfg c;
+	const char *p = write_conf(text);
+	cr_assert_eq(cfg_load(p, NULL, 0, &c, NULL, err, sizeof(err)), -EINVAL);
+	int lines = 0;
+	char *last = err;
+	for (char *l = err; l; l = strchr(l, '\n')) {
+		l += *l == '\n';
+		last = l;
+		lines++;
+		if (strncmp(l, "(and ", 5))
+			cr_assert(strncmp(l, p, strlen(p)) == 0 &&
+				      strchr(l, '\'') != strrchr(l, '\''),
+				  "line %d cut: '%.60s'", lines, l);
+	}
+	char want[64];
+	snprintf(want, sizeof(want), "(and %d more errors)", 200 - (lines - 1));
+	cr_assert_str_eq(last, want);
+}
+
 Test(config, every_error_is_reported)
 {
 	char err[4096];
