@@ -179,6 +179,10 @@ static int print_series(void *user, const struct store_series_info *i)
 		json_object_set_new(j, "last_forecast_time",
 				    i->has_forecast ? json_string(fc)
 						    : json_null());
+		json_object_set_new(j, "last_forecast_ts",
+				    i->has_forecast
+					? json_integer(i->last_forecast_ts)
+					: json_null());
 		json_object_set_new(
 		    j, "last_forecast_version",
 		    i->has_forecast
@@ -216,6 +220,13 @@ static int print_series(void *user, const struct store_series_info *i)
 		dc_json_emit(j, o->n);
 	}
 	o->n++;
+	return 0;
+}
+
+static int no_row(void *user, const struct store_series_info *i)
+{
+	(void)user;
+	(void)i;
 	return 0;
 }
 
@@ -265,6 +276,10 @@ int dc_cmd_series(int argc, char **argv)
 	struct store *s = dc_open_read_only("series", db);
 	if (!s)
 		return DC_EXIT_FAILURE;
+	/* a series that is not there: the error alone, no empty table */
+	if (series && store_series_infos(s, series, last, no_row, NULL, err,
+					 sizeof(err)) < 0)
+		return dc_output_done("series", s, -1, err);
 	if (o.fmt == DC_FORMAT_TABLE)
 		printf("%-18s %-11s %-20s %-20s %7s %6s %5s %5s %5s  %5s %9s "
 		       "%9s %7s  %s\n",

@@ -103,6 +103,11 @@ Test(view_commands, series_table_csv_json)
 	json_t *m1 = json_array_get(a, 0), *m2 = json_array_get(a, 1);
 	cr_assert_eq(json_integer_value(json_object_get(m1, "last_data_ts")),
 		     T0 + 99 * STEP);
+	/* --help promises every *_ts field in json as in csv */
+	cr_assert(json_is_integer(json_object_get(m1, "last_forecast_ts")));
+	cr_assert_eq(
+	    json_integer_value(json_object_get(m1, "last_forecast_ts")),
+	    json_integer_value(json_object_get(m1, "last_data_ts")));
 	cr_assert_eq(json_integer_value(json_object_get(m1, "current_version")),
 		     3);
 	cr_assert_eq(json_integer_value(json_object_get(m1, "adaptations")), 2);
@@ -119,6 +124,13 @@ Test(view_commands, series_table_csv_json)
 		       "--last",    "0",      NULL};
 	cr_assert_eq(tu_run(&res, bad), 0);
 	cr_assert_eq(res.status, 2);
+	/* a series that is not there: the error, and no empty table */
+	char *nope[] = {"driftcast", "series",	 "--db", path, "--series",
+			"NOPE",	     "--format", "csv",	 NULL};
+	cr_assert_eq(tu_run(&res, nope), 0);
+	cr_assert_eq(res.status, 1);
+	cr_assert_str_eq(res.out, "");
+	cr_assert(strstr(res.err, "no series 'NOPE'"), "%s", res.err);
 	char *none[] = {"driftcast", "series", "--db", "/nonexistent/x.db",
 			NULL};
 	cr_assert_eq(tu_run(&res, none), 0);
