@@ -211,6 +211,17 @@ static void check_section_header(struct cfg_loader *L, const char *t, size_t n)
 		L->syntax_line = L->lineno;
 		return;
 	}
+	size_t after = n - (size_t)(close + 1 - t);
+	const char *rest = trim_span(close + 1, &after);
+	if (after > 0 && rest[0] != ';' && rest[0] != '#') {
+		cfg_err_add(L->err,
+			    "%s:%d: syntax error: text after '[section]': "
+			    "'%.*s'",
+			    L->file, L->lineno, (int)after, rest);
+		L->in_bad_section = true;
+		L->syntax_line = L->lineno;
+		return;
+	}
 	size_t len = (size_t)(close - t - 1);
 	const char *name = trim_span(t + 1, &len);
 	L->in_bad_section =

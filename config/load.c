@@ -86,7 +86,17 @@ static int convert(const struct cfg_option *o, const char *text, void *dst,
 
 	switch (o->type) {
 	case T_STR: {
-		/* One pair of surrounding double quotes is optional. */
+		/* One pair of surrounding double quotes is optional; one
+		 * alone is what an inline comment (" ;") inside the quotes
+		 * leaves of the value */
+		if ((text[0] == '"') != (len >= 2 && text[len - 1] == '"') ||
+		    (len == 1 && text[0] == '"')) {
+			snprintf(why, why_size,
+				 "unbalanced double quote (in a file, ' ;' "
+				 "starts a comment even inside quotes: such a "
+				 "value goes in --set)");
+			return -EINVAL;
+		}
 		if (len >= 2 && text[0] == '"' && text[len - 1] == '"') {
 			text++;
 			len -= 2;

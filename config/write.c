@@ -10,6 +10,7 @@
  */
 #include "config/internal.h"
 
+#include <ctype.h>
 #include <string.h>
 
 static void format_value(const struct cfg_option *o, const struct cfg *c,
@@ -161,8 +162,14 @@ static const char intro_text[] =
     "so are two of the\n"
     "topics (input, output, dead-letter, state, audit; `off` is none) "
     "with one name, and\n"
-    "`ttt.recon_windows` and `ttt.step_windows` both 0. A line of the "
-    "file holds at most 197\n"
+    "`ttt.recon_windows` and `ttt.step_windows` both 0. A driftcast "
+    "value may stand in double\n"
+    "quotes, which keep the spaces around it and are not part of it (a "
+    "librdkafka value is\n"
+    "passed as it is, quotes included); ` ;` starts a comment even inside "
+    "quotes, so a value\n"
+    "holding it goes in `--set` (a lone quote left is an error). A line "
+    "of the file holds at most 197\n"
     "bytes (the INI parser's limit): a longer value, such as a long broker "
     "list, goes in `--set`.\n"
     "Settings marked *reload* change on SIGHUP; the others need a "
@@ -328,7 +335,14 @@ void cfg_write_effective(FILE *f, const struct cfg *c,
 		if (sec) /* the first section is the first line */
 			fprintf(f, "%s[%s]\n", i > 0 ? "\n" : "", sec);
 		format_value(o, c, value, sizeof(value));
-		fprintf(f, "%s = %s", strchr(o->name, '.') + 1, value);
+		/* the quotes that keep what a file would trim or strip */
+		size_t vl = strlen(value);
+		bool quote = o->type == T_STR && vl > 0 &&
+			     (isspace((unsigned char)value[0]) ||
+			      isspace((unsigned char)value[vl - 1]) ||
+			      value[0] == '"' || value[vl - 1] == '"');
+		fprintf(f, quote ? "%s = \"%s\"" : "%s = %s",
+			strchr(o->name, '.') + 1, value);
 		if (src) {
 			switch (src->origin[i]) {
 			case CFG_ORIGIN_DEFAULT:

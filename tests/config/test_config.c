@@ -472,6 +472,26 @@ Test(config, errors_beyond_the_buffer_are_counted)
 	cr_assert_str_eq(last, want);
 }
 
+/* An inline comment inside quotes (" ;" ends the value even there) left a
+ * stray quote in the value, and text after a section header was ignored. */
+Test(config, a_quote_alone_and_text_after_a_section_are_errors)
+{
+	expect_error("[storage]\npath = \"/tmp/x ;y\"\n", 2,
+		     "storage.path: unbalanced double quote");
+	expect_error("[kafka]\ngroup = g\"\n", 2,
+		     "kafka.group: unbalanced double quote");
+	expect_error("[model] junk\nlookback = 96\n", 1,
+		     "text after '[section]': 'junk'");
+	char err[1024];
+	struct cfg c;
+	cr_assert_eq(cfg_load(write_conf("[model] ; a comment\nlookback = "
+					 "48\n[kafka]\ngroup = \"g\"\n"),
+			      NULL, 0, &c, NULL, err, sizeof(err)),
+		     0, "%s", err);
+	cr_assert_eq(c.model.lookback, 48);
+	cr_assert_str_eq(c.kafka.group, "g");
+}
+
 Test(config, every_error_is_reported)
 {
 	char err[4096];
@@ -550,10 +570,16 @@ Test(config, dump_round_trips)
 {
 	struct cfg a, b;
 	char err[1024];
-	const char *sets[] = {"ttt.every=7", "kafka.brokers=h1:1,h2:2",
-			      "log.level=warning", "ttt.enabled=false"};
-	cr_assert_eq(cfg_load(NULL, sets, 4, &a, NULL, err, sizeof(err)), 0,
+	/* a group with spaces around it, and a quoted path: the dump
+	 * wrote them bare, and read back they lost the spaces
+	 */
+	const char *sets[] = {
+	    "ttt.every=7",	     "kafka.brokers=h1:1,h2:2",
+	    "log.level=warning",     "ttt.enabled=false",
+	    "kafka.group=\"  g  \"", "storage.path=\"/tmp/x y\""};
+	cr_assert_eq(cfg_load(NULL, sets, 6, &a, NULL, err, sizeof(err)), 0,
 		     "%s", err);
+	cr_assert_str_eq(a.kafka.group, "  g  ");
 	char *s = capture(dump_fn, &a);
 	cr_assert_eq(
 	    cfg_load(write_conf(s), NULL, 0, &b, NULL, err, sizeof(err)), 0,
