@@ -427,6 +427,10 @@ int fc_model_load(const char *path, struct fc_model **ret, char *errbuf,
 		n += got;
 		if (got == 0)
 			break;
+		/* not a model file: said from its first bytes, not after
+		 * reading (and holding) all of it -- /dev/zero has no end */
+		if (n >= 8 && memcmp(buf, MAGIC, 8))
+			break;
 	}
 	int e = ferror(f) ? EIO : 0;
 	fclose(f);

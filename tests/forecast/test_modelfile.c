@@ -159,6 +159,17 @@ Test(modelfile, invalid_config)
 	refused(-EINVAL, "invalid config");
 }
 
+/* A file without the magic is refused from its first bytes: /dev/zero was
+ * read (and held) to the 4 GiB limit, and then called too large. */
+Test(modelfile, not_a_model_is_refused_before_it_is_read, .timeout = 30)
+{
+	struct fc_model *m = NULL;
+	char err[256];
+	cr_assert_eq(fc_model_load("/dev/zero", &m, err, sizeof(err)), -EINVAL);
+	cr_assert(strstr(err, "wrong magic"), "%s", err);
+	cr_assert_null(m);
+}
+
 #define NCH_AT 68 /* magic 8, version 4, size 8, config 11 x 4, ratio 4 */
 
 /* A count of scaler channels the file cannot hold is refused before
