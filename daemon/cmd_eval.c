@@ -527,10 +527,14 @@ int dc_cmd_eval(int argc, char **argv)
 		fprintf(stderr, "driftcast eval: %s\n", err);
 		return DC_EXIT_FAILURE;
 	}
-	if (fc_dataset_load(data, columns, &d, err, sizeof(err)) < 0) {
+	if ((rc = fc_dataset_load(data, columns, &d, err, sizeof(err))) < 0) {
 		fprintf(stderr, "driftcast eval: %s\n", err);
 		fc_model_free(m);
-		return DC_EXIT_FAILURE;
+		/* as train and produce: a file that is not there is a
+		 * runtime failure, one it cannot use (or a bad --columns) a
+		 * usage error */
+		return rc == -ENOENT || rc == -EACCES ? DC_EXIT_FAILURE
+						      : DC_EXIT_USAGE;
 	}
 	const struct fc_config *mc = fc_model_config(m);
 	const float *smean, *sstd;

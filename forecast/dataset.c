@@ -403,8 +403,21 @@ int fc_dataset_load(const char *path, const char *columns,
 			int first = has_ts ? 1 : 0;
 			if (!columns || !*columns ||
 			    strcmp(columns, "all") == 0) {
-				for (int i = first; i < nf; i++)
-					sel[d->n_cols++] = i;
+				/* every numeric column: one whose first cell
+				 * is text (a site name, a unit) is not */
+				for (int i = first; i < nf; i++) {
+					char *t = ds_trim(fields[i]);
+					double v;
+					if (!*t || ds_parse_number(t, &v) == 0)
+						sel[d->n_cols++] = i;
+				}
+				if (d->n_cols == 0) {
+					rc = -EINVAL;
+					ds_err(errbuf, errbuf_size,
+					       "%s:%d: no numeric column", path,
+					       r.line);
+					goto fail;
+				}
 			} else {
 				char *list = strdup(columns), *save = NULL;
 				if (!list) {
@@ -423,6 +436,18 @@ int fc_dataset_load(const char *path, const char *columns,
 						       "%s:%d: unknown column "
 						       "'%s'",
 						       path, 1, tok);
+						free(list);
+						goto fail;
+					}
+					for (int j = 0; j < d->n_cols; j++)
+						if (sel[j] == found)
+							found = -2;
+					if (found == -2) {
+						rc = -EINVAL;
+						ds_err(errbuf, errbuf_size,
+						       "%s: column '%s' named "
+						       "twice in '%s'",
+						       path, tok, columns);
 						free(list);
 						goto fail;
 					}

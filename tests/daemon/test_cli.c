@@ -14,6 +14,7 @@
 #include "daemon/cli.h"
 #include "daemon/parse.h"
 #include "forecast/forecast.h"
+#include "tests/ttt/small_model.h"
 
 /* mkstemp()'s template for a config file: it replaces the X's */
 #define CLI_TEMP "/tmp/dc-cli-XXXXXX"
@@ -526,6 +527,33 @@ Test(cli, outputs_never_overwrite_inputs)
 
 	cr_assert_eq(stat(data, &after), 0);
 	cr_assert_eq(after.st_size, before.st_size, "the data was overwritten");
+	unlink(data);
+	rmdir(dir);
+}
+
+/* eval said 1 for a --columns it cannot use, where train and produce say 2
+ * (a usage error); 1 stays for a file that is not there. */
+Test(cli, eval_exit_codes_for_data_match_train)
+{
+	char dir[] = CLI_TEMP, model[64], data[64], err[256];
+	cr_assert_not_null(mkdtemp(dir));
+	snprintf(model, sizeof(model), "%s/m.dcm", dir);
+	snprintf(data, sizeof(data), "%s/d.csv", dir);
+	struct fc_model *m = tt_small_model_ok(16, 4);
+	cr_assert_eq(fc_model_save(m, model, err, sizeof(err)), 0, "%s", err);
+	fc_model_free(m);
+	FILE *f = fopen(data, "w");
+	cr_assert_not_null(f);
+	fputs("date,a\n", f);
+	for (int i = 0; i < 100; i++)
+		fprintf(f, "2020-01-%02d %02d:00,%d\n", 1 + i / 24, i % 24, i);
+	fclose(f);
+	RUN("eval", "--model", model, "--data", data, "--columns", "NOPE");
+	cr_assert_eq(R.status, 2, "%s", R.err);
+	cr_assert(strstr(R.err, "unknown column 'NOPE'"), "%s", R.err);
+	RUN("eval", "--model", model, "--data", "/nonexistent/d.csv");
+	cr_assert_eq(R.status, 1, "%s", R.err);
+	unlink(model);
 	unlink(data);
 	rmdir(dir);
 }

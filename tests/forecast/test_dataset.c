@@ -220,6 +220,34 @@ Test(dataset, bad_csvs_report_file_and_line)
 	expect_error("nothing.csv", "", NULL, ":1: empty file");
 }
 
+/* "every numeric column" stopped at the first text column; and a column
+ * named twice in --columns was trained on twice. */
+Test(dataset, text_columns_are_not_channels_and_none_is_named_twice)
+{
+	char path[256];
+	const char *p = write_tmp(
+	    "site.csv",
+	    "date,a,site,b\n"
+	    "2020-01-01 00:00,1,north,2\n2020-01-01 01:00,2,north,3\n"
+	    "2020-01-01 02:00,3,north,4\n2020-01-01 03:00,4,north,5\n"
+	    "2020-01-01 04:00,5,north,6\n2020-01-01 05:00,6,north,7\n"
+	    "2020-01-01 06:00,7,north,8\n2020-01-01 07:00,8,north,9\n"
+	    "2020-01-01 08:00,9,north,10\n2020-01-01 09:00,10,north,11\n",
+	    path, sizeof(path));
+	struct fc_dataset *d = NULL;
+	cr_assert_eq(fc_dataset_load(p, NULL, &d, errbuf, sizeof(errbuf)), 0,
+		     "%s", errbuf);
+	cr_assert_eq(d->n_cols, 2);
+	cr_assert_str_eq(d->col_names[0], "a");
+	cr_assert_str_eq(d->col_names[1], "b");
+	fc_dataset_free(d);
+	unlink(p);
+	expect_error("twice.csv", "date,a,b\n" ROWS10, "a,b,a",
+		     ": column 'a' named twice in 'a,b,a'");
+	expect_error("text.csv", "date,site\n2020-01-01,north\n", NULL,
+		     ":2: no numeric column");
+}
+
 Test(dataset, missing_file)
 {
 	struct fc_dataset *d = NULL;
