@@ -27,6 +27,8 @@
 #include <string.h>
 #include <zlib.h>
 
+#include "forecast/fnv1a.h"
+
 #define MAGIC	 "DCS1"
 #define HEAD_LEN (4 + 4 + 8 + 4 + 8 + 8 + 2 + 2 + 8 + 8 + 4 + 8 * 5 + 4)
 
@@ -438,11 +440,7 @@ uint64_t dc_changelog_floats_hash(const float *f, size_t n)
 
 uint64_t dc_changelog_model_hash(const void *bytes, size_t n)
 {
-	const unsigned char *p = bytes;
-	uint64_t h = 1469598103934665603ull;
-	for (size_t i = 0; i < n; i++)
-		h = (h ^ p[i]) * 1099511628211ull;
-	return h;
+	return fc_fnv1a(FC_FNV1A_INIT, bytes, n);
 }
 
 long dc_changelog_pick(const int64_t *next, size_t n, int64_t start,

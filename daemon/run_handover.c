@@ -25,6 +25,7 @@
 #include "daemon/log.h"
 #include "daemon/metrics.h"
 #include "daemon/status.h"
+#include "forecast/fnv1a.h"
 #include "storage/handover.h"
 #include "storage/storage.h"
 #include "ttt/handover.h"
@@ -52,10 +53,7 @@ struct owners {
 
 static uint64_t key_hash(const char *s)
 {
-	uint64_t h = 1469598103934665603ull;
-	for (; *s; s++)
-		h = (h ^ (unsigned char)*s) * 1099511628211ull;
-	return h;
+	return fc_fnv1a_str(FC_FNV1A_INIT, s);
 }
 
 static struct owned *owner_find(const struct owners *o, const char *key,

@@ -18,6 +18,7 @@
 #include "daemon/run_control.h"
 #include "daemon/run_handover.h"
 #include "daemon/status.h"
+#include "forecast/fnv1a.h"
 #include "storage/storage.h"
 #include "ttt/ttt.h"
 
@@ -31,9 +32,7 @@ static bool keep_forecast_row(const struct run *r, const struct ttt_event *ev)
 	int n = r->cfg.storage.forecast_sample;
 	if (n <= 1)
 		return n == 1;
-	uint64_t h = 1469598103934665603ull ^ (uint64_t)ev->ts;
-	for (const char *p = ev->series; *p; p++)
-		h = (h ^ (unsigned char)*p) * 1099511628211ull;
+	uint64_t h = fc_fnv1a_str(FC_FNV1A_INIT ^ (uint64_t)ev->ts, ev->series);
 	h ^= h >> 29;
 	h *= 0xbf58476d1ce4e5b9ull;
 	h ^= h >> 32;

@@ -21,6 +21,7 @@
 
 #include "daemon/kafka.h"
 #include "daemon/status.h"
+#include "forecast/fnv1a.h"
 
 /* "Currently worse": an exponentially weighted mean of the realised
  * errors with a span of this many windows, as the engine's rollback
@@ -65,9 +66,7 @@ void status_watch_free(struct status_watch *w)
 
 static uint64_t key_hash(const char *key)
 {
-	uint64_t h = 1469598103934665603ull;
-	for (const char *p = key; *p; p++)
-		h = (h ^ (unsigned char)*p) * 1099511628211ull;
+	uint64_t h = fc_fnv1a_str(FC_FNV1A_INIT, key);
 	h ^= h >> 31;
 	h *= 0x9e3779b97f4a7c15ull;
 	h ^= h >> 29;

@@ -16,6 +16,8 @@
 #include <string.h>
 #include <sys/mman.h>
 
+#include "forecast/fnv1a.h"
+
 /* ---- models ----------------------------------------------------------------
  */
 
@@ -83,23 +85,13 @@ size_t fc_model_param_count(const struct fc_model *m)
 	return m->lo.n_params;
 }
 
-static uint64_t fnv1a(uint64_t h, const void *p, size_t n)
-{
-	const unsigned char *b = p;
-	for (size_t i = 0; i < n; i++) {
-		h ^= b[i];
-		h *= 1099511628211ull;
-	}
-	return h;
-}
-
 uint64_t fc_model_fingerprint(const struct fc_model *m)
 {
 	const struct fc_config *c = &m->cfg;
 	int32_t shape[] = {c->backbone, c->lookback, c->horizon, c->d_model,
 			   c->n_layers};
-	uint64_t h = fnv1a(1469598103934665603ull, shape, sizeof(shape));
-	return fnv1a(h, m->params, m->lo.n_params * sizeof(float));
+	uint64_t h = fc_fnv1a(FC_FNV1A_INIT, shape, sizeof(shape));
+	return fc_fnv1a(h, m->params, m->lo.n_params * sizeof(float));
 }
 
 int fc_model_set_scaler(struct fc_model *m, int n, const float *mean,

@@ -16,6 +16,8 @@
 
 #include <zlib.h>
 
+#include "forecast/fnv1a.h"
+
 #define SQL_TEXT_SQ(name, text) [SQ_##name] = text,
 const char *const store_sql_text[SQ__COUNT] = {STORE_STATEMENTS(SQL_TEXT_SQ)};
 
@@ -193,10 +195,7 @@ int store_debug_exec(struct store *s, const char *sql, char *errbuf,
 
 int64_t store_model_hash(const void *p, size_t n)
 {
-	const unsigned char *b = p;
-	uint64_t h = 1469598103934665603ull; /* 64-bit FNV-1a */
-	for (size_t i = 0; i < n; i++)
-		h = (h ^ b[i]) * 1099511628211ull;
+	uint64_t h = fc_fnv1a(FC_FNV1A_INIT, p, n);
 	return (int64_t)(h | (1ull << 63)); /* negative: never a CRC-32 */
 }
 

@@ -25,6 +25,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "forecast/fnv1a.h"
 #include "forecast/forecast.h"
 #include "ttt/engine_private.h"
 #include "ttt/handover.h"
@@ -34,22 +35,12 @@
 
 static uint64_t hash_key(const char *s)
 {
-	uint64_t h = 1469598103934665603ull;
-	for (; *s; s++) {
-		h ^= (unsigned char)*s;
-		h *= 1099511628211ull;
-	}
-	return h;
+	return fc_fnv1a_str(FC_FNV1A_INIT, s);
 }
 
 static uint64_t hash_keyn(const char *s, size_t n)
 {
-	uint64_t h = 1469598103934665603ull;
-	for (size_t i = 0; i < n; i++) {
-		h ^= (unsigned char)s[i];
-		h *= 1099511628211ull;
-	}
-	return h;
+	return fc_fnv1a(FC_FNV1A_INIT, s, n);
 }
 
 static struct series *series_find(const struct ttt_engine *e, const char *key,

@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "forecast/fnv1a.h"
 #include "forecast/forecast.h"
 #include "ttt/internal.h"
 #include "ttt/ttt.h"
@@ -68,13 +69,7 @@ struct log {
 
 static uint64_t hash_bytes(const void *x, size_t n)
 {
-	uint64_t h = 1469598103934665603ull;
-	const unsigned char *b = x;
-	for (size_t i = 0; i < n; i++) {
-		h ^= b[i];
-		h *= 1099511628211ull;
-	}
-	return h;
+	return fc_fnv1a(FC_FNV1A_INIT, x, n);
 }
 
 static void on_event(void *user, const struct ttt_event *ev)
