@@ -112,6 +112,17 @@ int fc_forecast_calibrated(const struct fc_model *m, struct fc_workspace *ws,
 			   const float *x, int b, const float *const *cal,
 			   float *y);
 
+/* The deviation a window of mean `mean` and (population) variance var is
+ * divided by, for the model's instance normalisation and the engine's
+ * normalised errors: sqrt(var + eps), eps 1e-5 from a variance of 1e-3
+ * up, below it 1e-2 var (no more than 1e-5; at least a few float ulps of
+ * the mean, and 1e-30), so that a series whose values vary by little is
+ * normalised by its own deviation: one of variance 1e-8 was divided by
+ * 300 times its deviation, and the model saw it flat.  fc_norm_dvar is
+ * d(sd^2)/d(var): 1, or 1.01 where eps is 1e-2 var. */
+double fc_norm_sd(double mean, double var);
+double fc_norm_dvar(double mean, double var);
+
 /* ---- masks and losses; splitmix64, so masks depend only on a seed */
 uint64_t fc_rng_next(uint64_t *state);
 float fc_rng_uniform(uint64_t *state); /* [0, 1) */

@@ -11,6 +11,7 @@
 
 #include <errno.h>
 #include <math.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -83,6 +84,36 @@ const struct fc_config *fc_model_config(const struct fc_model *m)
 size_t fc_model_param_count(const struct fc_model *m)
 {
 	return m->lo.n_params;
+}
+
+/* eps = 1e-5 from FC_NORM_VAR up; below, FC_NORM_REL of the variance */
+#define FC_NORM_EPS 1e-5
+#define FC_NORM_VAR 1e-3
+#define FC_NORM_REL (FC_NORM_EPS / FC_NORM_VAR)
+
+/* eps below FC_NORM_VAR, and whether it is the relative one */
+static double small_eps(double mean, double var, bool *relative)
+{
+	double ulps = fabs(mean) * 0x1p-20; /* 8 float ulps of the mean */
+	double floor = fmax(ulps * ulps, 1e-30), eps = FC_NORM_REL * var;
+	*relative = eps >= floor && eps <= FC_NORM_EPS;
+	return fmin(fmax(eps, floor), FC_NORM_EPS);
+}
+
+double fc_norm_sd(double mean, double var)
+{
+	bool rel;
+	if (var >= FC_NORM_VAR)
+		return sqrt(var + FC_NORM_EPS);
+	return sqrt(var + small_eps(mean, var, &rel));
+}
+
+double fc_norm_dvar(double mean, double var)
+{
+	bool rel = false;
+	if (var < FC_NORM_VAR)
+		small_eps(mean, var, &rel);
+	return rel ? 1.0 + FC_NORM_REL : 1.0;
 }
 
 uint64_t fc_model_fingerprint(const struct fc_model *m)

@@ -86,7 +86,6 @@ typedef float fc_real;
 
 #define NN_MAX_TOKENS 128 /* N for L = 720 is 90 */
 #define NN_LN_EPS     1e-5
-#define NN_IN_EPS     1e-5 /* instance normalisation */
 
 /* Base weights, PyTorch layout ([out, in] for linear maps).  Tensors of a
  * kind that does not apply to the backbone have length 0. */

@@ -90,7 +90,7 @@ int nn_instnorm_forward(fc_real *xn, fc_real *mu, fc_real *sd, const fc_real *x,
 		var /= L;
 		if (!isfinite(m) || !isfinite(var))
 			return -EINVAL;
-		fc_real s = (fc_real)sqrt(var + NN_IN_EPS);
+		fc_real s = (fc_real)fc_norm_sd(m, var);
 		mu[b] = (fc_real)m;
 		sd[b] = s;
 		for (int t = 0; t < L; t++)
@@ -116,6 +116,17 @@ void nn_instnorm_backward(fc_real *dx, const fc_real *dxn, const fc_real *dmu,
 		mean_dn /= (fc_real)L;
 		fc_real gmu = dmu ? dmu[b] / (fc_real)L : R_(0.0);
 		fc_real gsd = dsd ? dsd[b] / ((fc_real)L * sd[b]) : R_(0.0);
+		/* sd's own slope in the variance, where its eps follows it
+		 * (fc_norm_sd: small variances): 1 elsewhere */
+		double var = 0;
+		for (int t = 0; t < L; t++)
+			var += ((double)xb[t] - (double)mu[b]) *
+			       ((double)xb[t] - (double)mu[b]);
+		double k = fc_norm_dvar((double)mu[b], var / L);
+		if (k != 1.0) {
+			mean_dn *= (fc_real)k;
+			gsd *= (fc_real)k;
+		}
 		for (int t = 0; t < L; t++)
 			dx[(size_t)b * L + t] +=
 			    (d[t] - mean_d - n[t] * mean_dn) / sd[b] + gmu +

@@ -282,7 +282,7 @@ void ttt_load_matured(const struct ttt_engine *e, const struct series *s,
 	mean = sum / L;
 	for (int k = 0; k < L; k++)
 		sq += ((double)x[k] - mean) * ((double)x[k] - mean);
-	sd = sqrt(sq / L + 1e-5);
+	sd = fc_norm_sd(mean, sq / L);
 	for (int k = 0; k < L; k++)
 		x[k] = (float)(((double)x[k] - mean) / sd);
 	for (int k = 0; k < H; k++)

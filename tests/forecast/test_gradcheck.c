@@ -346,11 +346,15 @@ static void inp_f(void *c, double *out)
 	memcpy(out + nt + q->B, q->sd, sizeof(double) * q->B);
 }
 
-Test(gradcheck, instnorm_and_patching)
+/* windows of values scale * U(-1, 1) + offset */
+static void instnorm_case(double scale, double offset, const char *what)
 {
 	int B = 2, L = 20, P = 6, S = 3, N = (L - P) / S + 2;
 	size_t nt = (size_t)B * N * 2 * P, no = nt + 2 * (size_t)B;
-	struct inp q = {rnd((size_t)B * L, 2),
+	double *x = rnd((size_t)B * L, scale);
+	for (int i = 0; i < B * L; i++)
+		x[i] += offset;
+	struct inp q = {x,
 			zeros((size_t)B * L),
 			zeros((size_t)B * L),
 			zeros(B),
@@ -369,7 +373,15 @@ Test(gradcheck, instnorm_and_patching)
 	nnd_patch_backward(dxn, p.proj, q.m, B, L, N, P, S);
 	nnd_instnorm_backward(dx, dxn, p.proj + nt, p.proj + nt + B, q.x, q.xn,
 			      q.mu, q.sd, B, L);
-	check_wrt(&p, q.x, dx, (size_t)B * L, "instnorm+patch.dx");
+	check_wrt(&p, q.x, dx, (size_t)B * L, what);
+}
+
+Test(gradcheck, instnorm_and_patching)
+{
+	instnorm_case(2, 0, "instnorm+patch.dx");
+	/* variance about 1e-4: the normalising deviation's eps follows the
+	 * variance there (fc_norm_sd), and so does its gradient */
+	instnorm_case(0.02, 5, "instnorm+patch.dx (small variance)");
 }
 
 /* ---- the whole model ----------------------------------------------- */

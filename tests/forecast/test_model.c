@@ -819,3 +819,40 @@ Test(model, fnv1a_values_do_not_change)
 	cr_assert_eq(fc_fnv1a(FC_FNV1A_INIT, "foobar", 6),
 		     fc_fnv1a_str(FC_FNV1A_INIT, "foobar"));
 }
+
+/* A series whose values vary by little is forecast as the same series at
+ * a larger scale: the instance normalisation added an absolute 1e-5 to the
+ * variance, so a window of deviation 1e-3 was divided by about 3e-3 and
+ * the model saw it almost flat (fc_norm_sd).  Within 1 % of the forecast's
+ * range: the small-variance eps (1 % of the variance) and float32's
+ * resolution at the offset differ from the unscaled path by less. */
+static void scale_free(int backbone)
+{
+	make(backbone, 1);
+	float x[48], xs[48], y[12], ys[12];
+	series(x, 48, 5);
+	const float k = 1e-3f, off = 7.0f;
+	for (int i = 0; i < 48; i++)
+		xs[i] = off + k * (x[i] - 3.0f);
+	cr_assert_eq(fc_forecast(m, NULL, ws, x, 1, y), 0);
+	cr_assert_eq(fc_forecast(m, NULL, ws, xs, 1, ys), 0);
+	float lo = y[0], hi = y[0];
+	for (int h = 0; h < 12; h++) {
+		lo = fminf(lo, y[h]);
+		hi = fmaxf(hi, y[h]);
+	}
+	for (int h = 0; h < 12; h++) {
+		float back = (ys[h] - off) / k + 3.0f;
+		cr_assert_float_eq(back, y[h], 0.01f * (hi - lo) + 1e-3f,
+				   "step %d: %g at scale 1e-3, %g at 1", h,
+				   (double)back, (double)y[h]);
+	}
+}
+
+Test(model, a_series_of_small_variance_is_forecast_at_its_own_scale)
+{
+	scale_free(FC_BACKBONE_GRU);
+	fc_model_free(m), m = NULL;
+	fc_workspace_free(ws), ws = NULL;
+	scale_free(FC_BACKBONE_TRANSFORMER);
+}
