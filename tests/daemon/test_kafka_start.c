@@ -5,6 +5,7 @@
  * that host did.  The assignment test runs librdkafka's mock cluster in
  * this process (one group join: about 3 s). */
 #include <criterion/criterion.h>
+#include <errno.h>
 #include <librdkafka/rdkafka.h>
 #include <librdkafka/rdkafka_mock.h>
 #include <stdio.h>
@@ -174,6 +175,70 @@ Test(state_reader, an_offset_out_of_range_reads_from_the_start, .timeout = 60)
 					sizeof(e));
 	cr_expect_eq(r, 0, "%d: %s", r, e);
 	cr_expect_eq(n, 20);
+	dc_kafka_free(k);
+	rd_kafka_mock_cluster_destroy(mc);
+	rd_kafka_destroy(p);
+}
+
+static void hold_all(void *user, struct dc_kafka_start *st, int n)
+{
+	(void)user;
+	for (int i = 0; i < n; i++)
+		st[i].hold = true;
+}
+
+/* Messages of k consumed within ms milliseconds; the first one's offset in
+ * *first (-1: none). */
+static int consumed(struct dc_kafka *k, int ms, int64_t *first)
+{
+	int n = 0;
+	*first = -1;
+	for (int i = 0; i < ms / 50; i++) {
+		rd_kafka_message_t *m = dc_kafka_poll(k, 50);
+		if (!m)
+			continue;
+		if (!m->err && n++ == 0)
+			*first = m->offset;
+		rd_kafka_message_destroy(m);
+	}
+	return n;
+}
+
+/* A partition held at its assignment (its state not read yet) is consumed
+ * only once released, from the offset the release names -- also when the
+ * input was paused and resumed for backpressure meanwhile (the resume
+ * took every assigned partition). */
+Test(held, a_held_partition_waits_for_its_release, .timeout = 90)
+{
+	char e[512];
+	rd_kafka_t *p = NULL;
+	rd_kafka_mock_cluster_t *mc = cluster(&p, "in"); /* 20 messages */
+	const char *boot = rd_kafka_mock_cluster_bootstraps(mc);
+	struct cfg c;
+	cfg_defaults(&c);
+	snprintf(c.kafka.brokers, sizeof(c.kafka.brokers), "%s", boot);
+	snprintf(c.kafka.group, sizeof(c.kafka.group), "g3");
+	snprintf(c.kafka.input_topic, sizeof(c.kafka.input_topic), "in");
+	c.kafka.session_timeout_ms = 6000;
+	struct dc_kafka_hooks hooks = {.on_assign = hold_all};
+	struct dc_kafka *k = NULL;
+	cr_assert_eq(dc_kafka_new(&c, &hooks, &k, e, sizeof(e)), 0, "%s", e);
+	int64_t first;
+	int n = 0;
+	for (int i = 0; i < 60 && dc_kafka_assigned_count(k) == 0; i++)
+		n += consumed(k, 500, &first);
+	cr_assert_eq(dc_kafka_assigned_count(k), 1, "never assigned");
+	n += consumed(k, 1500, &first);
+	cr_assert_eq(n, 0, "%d messages of a held partition consumed", n);
+	cr_assert_eq(dc_kafka_pause(k, true), 0);
+	cr_assert_eq(dc_kafka_pause(k, false), 0);
+	n = consumed(k, 1500, &first);
+	cr_assert_eq(n, 0, "the backpressure resume released it: %d", n);
+	cr_assert_eq(dc_kafka_release(k, 0, 7, e, sizeof(e)), 0, "%s", e);
+	n = consumed(k, 5000, &first);
+	cr_assert_eq(n, 13, "%d consumed after the release", n);
+	cr_assert_eq(first, 7);
+	cr_assert_eq(dc_kafka_release(k, 0, 7, e, sizeof(e)), -ENOENT);
 	dc_kafka_free(k);
 	rd_kafka_mock_cluster_destroy(mc);
 	rd_kafka_destroy(p);
