@@ -81,6 +81,19 @@ static int ctl_open(struct store *s, char *errbuf, size_t errbuf_size)
 		sqlite3_extended_result_codes(s->ctl, 1);
 		sqlite3_busy_timeout(s->ctl, s->opts.busy_timeout_ms);
 		rc = sqlite3_exec(s->ctl, SQL_CTL_SCHEMA, NULL, NULL, &msg);
+		/* Two connections making the file at once (the daemon's first
+		 * poll and an operator's first request): switching it to WAL
+		 * may answer "locked" at once, without the busy handler (it
+		 * would deadlock).  Tried again for the busy timeout. */
+		for (int ms = 0;
+		     (rc & 0xff) == SQLITE_BUSY && ms < s->opts.busy_timeout_ms;
+		     ms += 10) {
+			sqlite3_free(msg);
+			msg = NULL;
+			sqlite3_sleep(10);
+			rc = sqlite3_exec(s->ctl, SQL_CTL_SCHEMA, NULL, NULL,
+					  &msg);
+		}
 	}
 	if (rc != SQLITE_OK) {
 		int r = store_set_err(errbuf, errbuf_size,
