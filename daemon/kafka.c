@@ -680,6 +680,12 @@ bool dc_kafka_paused(const struct dc_kafka *k)
 	return k->paused;
 }
 
+bool dc_kafka_held(const struct dc_kafka *k, int32_t partition)
+{
+	return rd_kafka_topic_partition_list_find(k->held, k->input_topic,
+						  partition) != NULL;
+}
+
 int dc_kafka_release(struct dc_kafka *k, int32_t partition, int64_t offset,
 		     char *err, size_t n)
 {
@@ -838,7 +844,7 @@ static int partition_listed(rd_kafka_t *rk, const char *topic,
 
 int dc_kafka_read_partition(struct dc_kafka *k, const char *topic,
 			    int32_t partition, dc_kafka_read_fn fn, void *user,
-			    int timeout_ms, char *err, size_t n)
+			    int64_t *from, int timeout_ms, char *err, size_t n)
 {
 	int64_t lo = 0, hi = 0;
 	int r = 0;
@@ -861,11 +867,14 @@ int dc_kafka_read_partition(struct dc_kafka *k, const char *topic,
 						err, n);
 		return -EIO;
 	}
-	if (hi <= lo)
+	int64_t start = *from > lo ? *from : lo;
+	if (hi <= start) {
+		*from = hi > start ? hi : start;
 		return 0;
+	}
 	rd_kafka_topic_partition_list_t *l =
 	    rd_kafka_topic_partition_list_new(1);
-	rd_kafka_topic_partition_list_add(l, topic, partition)->offset = lo;
+	rd_kafka_topic_partition_list_add(l, topic, partition)->offset = start;
 	kerr = rd_kafka_assign(k->reader, l);
 	rd_kafka_topic_partition_list_destroy(l);
 	if (kerr) {
@@ -874,7 +883,7 @@ int dc_kafka_read_partition(struct dc_kafka *k, const char *topic,
 		return -EIO;
 	}
 	uint64_t end = dc_now_monotonic_usec() + (uint64_t)timeout_ms * 1000u;
-	int64_t next = lo;
+	int64_t next = start;
 	while (next < hi && r == 0) {
 		uint64_t now = dc_now_monotonic_usec();
 		if (now > end) {
@@ -902,5 +911,6 @@ int dc_kafka_read_partition(struct dc_kafka *k, const char *topic,
 		rd_kafka_message_destroy(m);
 	}
 	rd_kafka_assign(k->reader, NULL);
+	*from = next;
 	return r;
 }

@@ -143,15 +143,17 @@ int dc_kafka_produce_borrowed(struct dc_kafka *k, const char *topic,
 
 /* Read partition of topic from its low to its high watermark (as of the
  * call), each message to fn (a nonzero return stops and is returned), with
- * a reader that never joins the group; watchdog fed.  0, -ENOENT (no such
- * topic or partition), -ETIMEDOUT after timeout_ms, -EIO (also when the
- * watermarks are not known within 5 s: no leader); err says why. */
+ * a reader that never joins the group; watchdog fed.  *from: where to
+ * start (-1: the low watermark, or where it is when *from is below it),
+ * and on return the next offset not read.  0, -ENOENT (no such topic or
+ * partition), -ETIMEDOUT after timeout_ms, -EIO (also when the watermarks
+ * are not known within 5 s: no leader); err says why. */
 typedef int (*dc_kafka_read_fn)(void *user, int64_t offset, const void *key,
 				size_t key_len, const void *payload,
 				size_t len);
 int dc_kafka_read_partition(struct dc_kafka *k, const char *topic,
 			    int32_t partition, dc_kafka_read_fn fn, void *user,
-			    int timeout_ms, char *err, size_t n);
+			    int64_t *from, int timeout_ms, char *err, size_t n);
 
 /* Messages produced and not yet delivered (or failed). */
 long dc_kafka_in_flight(const struct dc_kafka *k);
@@ -178,6 +180,8 @@ int dc_kafka_pause(struct dc_kafka *k, bool pause);
  * the partition would never be consumed. */
 int dc_kafka_release(struct dc_kafka *k, int32_t partition, int64_t offset,
 		     char *err, size_t n);
+/* Whether partition of the input topic is assigned here and held. */
+bool dc_kafka_held(const struct dc_kafka *k, int32_t partition);
 bool dc_kafka_paused(const struct dc_kafka *k);
 
 /* Messages behind the high watermark over the assignment, or -1. */

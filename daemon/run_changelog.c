@@ -92,6 +92,11 @@ struct changelog {
 	size_t nkept, capkept;
 	int64_t mark; /* newest handover mark, -1 */
 	int32_t part;
+	/* a read of partition resume_part that ran out of time: what it kept
+	 * is still kept, and the next read goes on at resume_from (-1: none)
+	 */
+	int64_t resume_from;
+	int32_t resume_part;
 	size_t refused;
 	bool missing_logged;
 };
@@ -141,6 +146,7 @@ static struct changelog *cl_get(struct run *r)
 	snprintf(c->host, sizeof(c->host), "%.*s", (int)sizeof(c->host) - 1,
 		 r->host);
 	c->mark = -1;
+	c->resume_from = -1;
 	r->changelog = c;
 	return c;
 }
@@ -152,6 +158,7 @@ static void kept_clear(struct changelog *c)
 	c->nkept = 0;
 	c->mark = -1;
 	c->refused = 0;
+	c->resume_from = -1;
 }
 
 void run_changelog_free(struct run *r)
@@ -584,14 +591,29 @@ static int kept_order(const void *x, const void *y)
 int run_changelog_start(struct run *r, struct dc_kafka_start *st)
 {
 	struct changelog *c = cl_get(r);
+	if (!c && run_state_topic(r)) { /* out of memory: read nothing */
+		r->st.state_reads_failed++;
+		log_error("state topic: out of memory: %s[%d] is held until "
+			  "its states can be read",
+			  st->topic, st->partition);
+		return -ENOMEM;
+	}
 	if (!c)
 		return 0;
-	kept_clear(c);
+	/* a read of this partition that ran out of time goes on from where
+	 * it stopped: a partition too long to read in READ_TIMEOUT_MS is
+	 * read in several */
+	int64_t from = -1;
+	if (c->resume_from >= 0 && c->resume_part == st->partition)
+		from = c->resume_from;
+	else
+		kept_clear(c);
+	c->resume_from = -1;
 	c->part = st->partition;
 	uint64_t t0 = dc_now_monotonic_usec();
 	int e = dc_kafka_read_partition(
 	    r->kafka, r->cfg.kafka.state_topic, st->partition, read_one, r,
-	    READ_TIMEOUT_MS, r->err, sizeof(r->err));
+	    &from, READ_TIMEOUT_MS, r->err, sizeof(r->err));
 	if (e == -ENOENT) {
 		if (!c->missing_logged)
 			log_warning("state topic %s has no partition %d (%s): "
@@ -607,7 +629,12 @@ int run_changelog_start(struct run *r, struct dc_kafka_start *st)
 		log_error("state topic: %s (%s): %s[%d] is held, nothing of "
 			  "it applied, until its states are read whole",
 			  r->err, strerror(-e), st->topic, st->partition);
-		kept_clear(c);
+		if (e == -ETIMEDOUT) { /* what was read is kept */
+			c->resume_part = st->partition;
+			c->resume_from = from;
+		} else {
+			kept_clear(c);
+		}
 		return e;
 	}
 	/* a host that handed the partition over published every state up

@@ -516,32 +516,38 @@ void run_handover_retry(struct run *r, uint64_t now)
 {
 	if (!r->nrestoring || now < r->restore_due_usec)
 		return;
-	run_batch_flush(r, true);
-	for (int32_t p = 0; p < MAX_PARTITIONS && r->nrestoring; p++) {
-		if (!r->restoring[p])
-			continue;
-		/* where it starts, asked again: a held batch may have
-		 * committed its offset meanwhile (the group's commit cannot
-		 * move: nobody else owns the partition) */
-		struct dc_kafka_start st = r->restore_st[p];
-		int64_t applied =
-		    run_hook_applied_offset(r, st.topic, st.partition);
-		st.applied_next = applied >= 0 ? applied + 1 : -1;
-		st.start = dc_kafka_start_offset(st.committed, st.applied_next,
-						 &st.from);
-		if (!assign_partition(r, &st))
-			continue;
+	/* one partition a turn, in turn: the loop serves the others (and
+	 * the group) between two reads */
+	int32_t p = r->restore_next;
+	for (int i = 0; i < MAX_PARTITIONS && !r->restoring[p]; i++)
+		p = (p + 1) % MAX_PARTITIONS;
+	r->restore_next = (p + 1) % MAX_PARTITIONS;
+	if (!dc_kafka_held(r->kafka, p)) { /* gone: a rebalance error */
 		restoring_end(r, p);
-		if (dc_kafka_release(r->kafka, p, st.start, r->err,
-				     sizeof(r->err)) < 0)
-			continue; /* fatal: the loop stops */
-		log_notice("%s[%d]: its states read, consumed from offset "
-			   "%" PRId64,
-			   st.topic, p, st.start);
+		return;
 	}
-	if (r->restore_wait_usec < RESTORE_RETRY_MAX_USEC)
-		r->restore_wait_usec *= 2;
-	r->restore_due_usec = now + r->restore_wait_usec;
+	run_batch_flush(r, true);
+	/* where it starts, asked again: a held batch may have committed its
+	 * offset meanwhile (the group's commit cannot move: nobody else owns
+	 * the partition) */
+	struct dc_kafka_start st = r->restore_st[p];
+	int64_t applied = run_hook_applied_offset(r, st.topic, st.partition);
+	st.applied_next = applied >= 0 ? applied + 1 : -1;
+	st.start =
+	    dc_kafka_start_offset(st.committed, st.applied_next, &st.from);
+	if (!assign_partition(r, &st)) {
+		if (r->restore_wait_usec < RESTORE_RETRY_MAX_USEC)
+			r->restore_wait_usec *= 2;
+		r->restore_due_usec = now + r->restore_wait_usec;
+		return;
+	}
+	restoring_end(r, p);
+	r->restore_wait_usec = RESTORE_RETRY_MIN_USEC;
+	r->restore_due_usec = now; /* the next one at once */
+	if (dc_kafka_release(r->kafka, p, st.start, r->err, sizeof(r->err)) < 0)
+		return; /* held, not released: fatal, the loop stops */
+	log_notice("%s[%d]: its states read, consumed from offset %" PRId64,
+		   st.topic, p, st.start);
 }
 
 /* ---- revocation: forget a partition's series ------------------------- */

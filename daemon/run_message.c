@@ -202,9 +202,16 @@ void run_handle_message(struct run *r, const rd_kafka_message_t *m)
 				run_write_init(r, o->series, o->ts_ns);
 			if (e == 0)
 				run_owner_note(r, o->series, p);
-			/* refused whole (too many series, out of memory):
-			 * the message goes to the dead letters */
-			if (e < 0 && r->n_rejected++ == 0)
+			/* refused whole -- its series could not be made (too
+			 * many series, out of memory), so the value is not in
+			 * it: the message goes to the dead letters.  An error
+			 * after the value was taken (a forecast) is logged. */
+			int64_t clk_last, clk_step;
+			if (e < 0 &&
+			    ttt_engine_series_clock(r->engine, o->series,
+						    &clk_last,
+						    &clk_step) == -ENOENT &&
+			    r->n_rejected++ == 0)
 				snprintf(
 				    r->rejected, sizeof(r->rejected),
 				    "rejected_value: %.200s: %s", o->series,

@@ -129,6 +129,7 @@ struct run {
 	struct dc_kafka_start restore_st[MAX_PARTITIONS];
 	int nrestoring;
 	uint64_t restore_due_usec, restore_wait_usec;
+	int32_t restore_next;	    /* the partition tried next, or after it */
 	uint64_t kafka_commit_usec; /* when offsets were last committed */
 	bool kafka_pending;	    /* some kafka_next[] >= 0 */
 	bool batch_dirty;

@@ -171,10 +171,23 @@ Test(state_reader, an_offset_out_of_range_reads_from_the_start, .timeout = 60)
 	rd_kafka_mock_push_request_errors(
 	    mc, 1, 1, RD_KAFKA_RESP_ERR_OFFSET_OUT_OF_RANGE);
 	int n = 0;
-	int r = dc_kafka_read_partition(k, "st", 0, count_one, &n, 8000, e,
-					sizeof(e));
+	int64_t from = -1;
+	int r = dc_kafka_read_partition(k, "st", 0, count_one, &n, &from, 8000,
+					e, sizeof(e));
 	cr_expect_eq(r, 0, "%d: %s", r, e);
 	cr_expect_eq(n, 20);
+	cr_expect_eq(from, 20);
+	/* again from where it stopped: nothing more */
+	n = 0;
+	cr_expect_eq(dc_kafka_read_partition(k, "st", 0, count_one, &n, &from,
+					     8000, e, sizeof(e)),
+		     0, "%s", e);
+	cr_expect_eq(n, 0);
+	from = 15; /* or from an offset of its own */
+	cr_expect_eq(dc_kafka_read_partition(k, "st", 0, count_one, &n, &from,
+					     8000, e, sizeof(e)),
+		     0, "%s", e);
+	cr_expect_eq(n, 5);
 	dc_kafka_free(k);
 	rd_kafka_mock_cluster_destroy(mc);
 	rd_kafka_destroy(p);
