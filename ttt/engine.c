@@ -30,9 +30,11 @@
 #include "ttt/engine_private.h"
 #include "ttt/ttt.h"
 
-/* Values in a row refused as off a series' step before it is learnt again
- * from the next gap: one stray timestamp costs one value, a wrong step
- * (or a new cadence) this many and a lookback. */
+/* Values off a series' step, of its last 16, at which it is learnt again
+ * from the next gap: one stray timestamp costs one value; a wrong step (or
+ * a new cadence) about this many and a lookback -- also a multiple of the
+ * true step (a second value missing), whose values are every other one
+ * off it. */
 #define OFF_STEP_RELEARN 8
 
 /* The ranges of the families in fam, in block order. */
@@ -291,31 +293,36 @@ static int observe(struct ttt_engine *e, struct series *s, int64_t ts,
 				     "late value (timestamp before the last)");
 			return 0;
 		}
-		if (s->step == 0)
+		if (s->step == 0 || s->relearn)
 			s->step = d;
-		if (d % s->step != 0 && ++s->off_step < OFF_STEP_RELEARN) {
+		s->relearn = 0;
+		int off = d % s->step != 0;
+		s->off_bits = (uint16_t)(s->off_bits << 1 | (unsigned)off);
+		if (off && __builtin_popcount(s->off_bits) < OFF_STEP_RELEARN) {
 			reject_value(e, s, ts, value,
 				     "timestamp not on the series' step");
 			return 0;
 		}
-		if (d % s->step != 0) {
+		if (off) {
 			/* the step was learnt from a wrong first gap (a
 			 * clock not yet set, a late second value) or the
 			 * cadence changed: from this value, learnt again */
 			ev_init(&ev, TTT_EV_GAP_FILLED, s);
 			ev.ts = ts;
 			ev.filled = 0;
-			ev.reason = "values in a row off the series' step: "
-				    "history restarted, step learnt again";
+			ev.reason = "values off the series' step: history "
+				    "restarted, step learnt again";
 			ev.version_from = ev.version_to = s->ad->version;
 			restart_history(e, s);
-			s->step = 0;
-			s->off_step = 0;
+			/* the old step stays until the next gap gives the
+			 * new one: the saved recent values (one, now) keep a
+			 * step */
+			s->relearn = 1;
+			s->off_bits = 0;
 			e->st.gap_filled++;
 			emit(e, &ev);
 			goto append;
 		}
-		s->off_step = 0;
 		int64_t missing = d / s->step - 1;
 		if (missing > 0 && missing <= e->p.max_gap && s->n > 0) {
 			float v0 = s->ring[(size_t)((s->n - 1) % e->R)];

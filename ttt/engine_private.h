@@ -99,9 +99,11 @@ struct series {
 	/* on the engine's list of series whose recent values changed since
 	 * ttt_engine_recent_saved (chg_prev, chg_next) */
 	unsigned char changed;
-	/* values in a row refused as off the step (ttt_engine.c: at
-	 * OFF_STEP_RELEARN the step is learnt again) */
-	unsigned char off_step;
+	/* the step is learnt again from the next gap (engine.c) */
+	unsigned char relearn;
+	/* of the last 16 values, those off the step (a bit each, newest
+	 * lowest): at OFF_STEP_RELEARN of them the step is learnt again */
+	uint16_t off_bits;
 	union { /* the drift detector of ttt.drift (ttt_drift_reset) */
 		struct ttt_ph ph;
 		struct ttt_adwin adwin;

@@ -349,6 +349,56 @@ Test(engine, a_wrong_first_step_is_learnt_again)
 	off_step_run(3600, 2 * 3600 + 1); /* step 3601 */
 }
 
+static int newest_step(void *user, const struct ttt_recent *r)
+{
+	*(int64_t *)user = r->step;
+	return 0;
+}
+
+/* A second value missing made the step twice the true one: every other
+ * value was refused, and since each one on the step reset the count of
+ * refusals in a row, it was never learnt again.  And a relearn set the
+ * step to 0 until the next value, so the series' saved recent values were
+ * not written and the older row stayed, behind the offsets stored. */
+Test(engine, a_step_twice_the_true_one_is_learnt_again)
+{
+	struct fc_model *m = tt_small_model_ok(L, H);
+	struct ttt_params p;
+	struct ttt_engine *e;
+	struct log lg = {0};
+	char err[256];
+	ttt_params_default(&p);
+	p.enabled = 0;
+	cr_assert_eq(ttt_engine_new(m, &p, on_event, &lg, &e, err, sizeof(err)),
+		     0, "%s", err);
+	feed(e, &lg, "k", 0, 1.0f);
+	feed(e, &lg, "k", 7200, 1.0f); /* 3600 missing: step 7200 */
+	int64_t ts = 3 * 3600, step = 0;
+	int relearnt_at = -1;
+	for (int i = 0; i < 100; i++, ts += 3600) {
+		int n0 = count(&lg, TTT_EV_GAP_FILLED);
+		feed(e, &lg, "k", ts, (float)i);
+		if (relearnt_at < 0 && count(&lg, TTT_EV_GAP_FILLED) > n0 &&
+		    lg.v[lg.n - 1].ev.filled == 0) {
+			relearnt_at = i;
+			/* the series saves a step at once, the old one */
+			cr_assert_eq(
+			    ttt_engine_each_recent(e, newest_step, &step), 0);
+			cr_assert_eq(step, 7200);
+		}
+	}
+	cr_assert_geq(relearnt_at, 0, "never learnt again");
+	cr_assert_leq(relearnt_at, 16);
+	/* from the relearn on, every value is taken and, after a lookback,
+	 * forecast */
+	cr_assert_eq(count(&lg, TTT_EV_FORECAST), 100 - relearnt_at - L + 1);
+	cr_assert_eq(ttt_engine_each_recent(e, newest_step, &step), 0);
+	cr_assert_eq(step, 3600);
+	ttt_engine_free(e);
+	free(lg.v);
+	fc_model_free(m);
+}
+
 /* ---- guard, bound, rollback ------------------------------------------- */
 
 Test(engine, guard_decides_and_updates_are_bounded)
