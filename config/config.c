@@ -509,10 +509,10 @@ const struct cfg_option cfg_options[] = {
 	"Seed of the reconstruction masks and adapter initialisation."),
     INT("ttt.max_series", ttt.max_series, 0, 2147483647, "0", 0,
 	"At most this many series in memory at once (0: no limit). The "
-	"values of a series beyond them, new or restored at an assignment, "
-	"are dead-lettered as rejected_value: a bound on memory when keys "
-	"multiply by mistake (about 4 KB a series at L = H = 96; "
-	"driftcast_series_in_memory counts them)."),
+	"values of a new series beyond them are dead-lettered as "
+	"rejected_value (series restored at an assignment are kept, and "
+	"count): a bound on memory when keys multiply by mistake (about 4 KB "
+	"a series at L = H = 96; driftcast_series_in_memory counts them)."),
 
     ENUM("log.level", log.level, log_levels, "info", OPT_RELOAD,
 	 "Least severe level logged: error, warning, notice, info or "

@@ -409,7 +409,7 @@ int ttt_engine_observe(struct ttt_engine *e, const char *key, int64_t ts,
 	struct series *s;
 	if (!key || !*key)
 		return -EINVAL;
-	s = ttt_series_get(e, key);
+	s = ttt_series_get(e, key, true);
 	if (!s)
 		return ttt_series_refused(e);
 	/* its queued learning first: this value must not reach it, and the

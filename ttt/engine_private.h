@@ -394,10 +394,11 @@ void ttt_recal_take(const struct ttt_engine *e, struct series *s,
 /* ---- series.c: series, adapter states, windows --------------------------- */
 
 /* Series key, created on first sight (with its adapter state); NULL when
- * out of memory. */
-struct series *ttt_series_get(struct ttt_engine *e, const char *key);
-/* Why ttt_series_get returned NULL: -ENOSPC (max_series reached) or
- * -ENOMEM. */
+ * out of memory, or when capped and max_series are there. */
+struct series *ttt_series_get(struct ttt_engine *e, const char *key,
+			      bool capped);
+/* Why a capped ttt_series_get returned NULL: -ENOSPC (max_series reached)
+ * or -ENOMEM. */
 int ttt_series_refused(const struct ttt_engine *e);
 /* The layout of every series' ring and correction states (e->lv_off,
  * rc_off, tail_bytes), from L, H, R, K and KR; once, when the engine is

@@ -210,14 +210,15 @@ int ttt_series_refused(const struct ttt_engine *e)
 								 : -ENOMEM;
 }
 
-struct series *ttt_series_get(struct ttt_engine *e, const char *key)
+struct series *ttt_series_get(struct ttt_engine *e, const char *key,
+			      bool capped)
 {
 	uint64_t h = hash_key(key);
 	struct series *s = series_find(e, key, h);
 	size_t keylen, bytes;
 	if (s)
 		return s;
-	if (e->max_series && e->series.count >= e->max_series)
+	if (capped && e->max_series && e->series.count >= e->max_series)
 		return NULL;
 	if (e->series.count + 1 > e->series.nb &&
 	    table_grow(&e->series, series_hash) < 0)
@@ -310,15 +311,17 @@ static int settle(struct ttt_engine *e, const struct series *s)
 }
 
 /* Series key (created if needed) with its queued learning run, so that a
- * restore lands after it; 0, ttt_series_refused's or the flush's negative
- * errno. */
+ * restore lands after it; 0, -ENOMEM or the flush's negative errno. */
 static int series_settled(struct ttt_engine *e, const char *key,
 			  struct series **ret)
 {
-	struct series *s = ttt_series_get(e, key);
+	/* a restore is not capped: the series is this host's already (its
+	 * versions in the database), and a fresh start would number them
+	 * again */
+	struct series *s = ttt_series_get(e, key, false);
 	*ret = NULL;
 	if (!s)
-		return ttt_series_refused(e);
+		return -ENOMEM;
 	int rc = settle(e, s);
 	if (rc < 0)
 		return rc;

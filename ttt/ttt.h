@@ -281,8 +281,9 @@ int ttt_engine_restore_average(struct ttt_engine *e, const char *key,
 			       const uint16_t *average, size_t len,
 			       uint64_t version);
 
-/* At most n series at once (0: no limit, the default): a value or a
- * restore of a series beyond them is refused with -ENOSPC. */
+/* At most n series at once (0: no limit, the default): a value of a new
+ * series beyond them is refused with -ENOSPC (a restore is not: the
+ * series is this host's already). */
 void ttt_engine_set_max_series(struct ttt_engine *e, size_t n);
 
 /* Number of series seen; a series' clock: its newest timestamp and step

@@ -90,7 +90,7 @@ Test(detect, a_changed_detector_starts_afresh)
 	p.drift = TTT_DRIFT_ADWIN;
 	cr_assert_eq(ttt_engine_new(m, &p, NULL, NULL, &e, err, sizeof(err)), 0,
 		     "%s", err);
-	struct series *s = ttt_series_get(e, "s");
+	struct series *s = ttt_series_get(e, "s", false);
 	cr_assert(s);
 	for (int i = 0; i < 40; i++)
 		ttt_drift_update(e, s, noise(&rng, 0.2f), &stat);

@@ -1288,3 +1288,33 @@ Test(engine, events_leave_what_they_do_not_measure_nan)
 	free(lg.v);
 	fc_model_free(m);
 }
+
+/* ttt.max_series: a value of a new series beyond it is refused; a series
+ * restored (this host's already, its versions numbered in the database) is
+ * not, and counts. */
+Test(engine, max_series_refuses_new_series_not_restores)
+{
+	struct fc_model *m = tt_small_model_ok(L, H);
+	struct ttt_params p;
+	struct ttt_engine *e;
+	struct log lg = {0};
+	char err[256];
+	ttt_params_default(&p);
+	cr_assert_eq(ttt_engine_new(m, &p, on_event, &lg, &e, err, sizeof(err)),
+		     0, "%s", err);
+	ttt_engine_set_max_series(e, 1);
+	cr_assert_eq(ttt_engine_observe(e, "a", 1, 1.0f), 0);
+	cr_assert_eq(ttt_engine_observe(e, "a", 2, 1.0f), 0);
+	cr_assert_eq(ttt_engine_observe(e, "b", 1, 1.0f), -ENOSPC);
+	cr_assert_eq(ttt_engine_series_count(e), 1);
+	cr_assert_eq(ttt_engine_restore_series(e, "c", NULL, 0, 3, INT64_MIN),
+		     0);
+	cr_assert_eq(ttt_engine_series_count(e), 2);
+	cr_assert_eq(ttt_engine_observe(e, "c", 1, 1.0f), 0);
+	cr_assert_eq(ttt_engine_observe(e, "d", 1, 1.0f), -ENOSPC);
+	ttt_engine_set_max_series(e, 0);
+	cr_assert_eq(ttt_engine_observe(e, "d", 1, 1.0f), 0);
+	ttt_engine_free(e);
+	free(lg.v);
+	fc_model_free(m);
+}

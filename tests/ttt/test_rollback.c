@@ -318,7 +318,7 @@ Test(rollback, the_shadow_count_does_not_wrap)
 		     0, "%s", err);
 	for (int i = 0; i < N; i++) {
 		if (i == A0 - 20) {
-			struct series *s = ttt_series_get(e, "s");
+			struct series *s = ttt_series_get(e, "s", false);
 			cr_assert(s && s->ad && !s->ad->identity,
 				  "no adapted version to score");
 			s->ad->n_track = INT_MAX;
