@@ -29,6 +29,13 @@ void cfg_err_add(struct cfg_errors *e, const char *fmt, ...)
 	va_start(ap, fmt);
 	int n = vsnprintf(e->buf + e->len + sep, room, fmt, ap);
 	va_end(ap);
+	if (n >= 0 && (size_t)n >= room && e->len == 0 && room > 4) {
+		/* the first one, longer than the whole buffer: its start */
+		memcpy(e->buf + room - 4, "...", 4);
+		e->len = room - 1;
+		e->shown++;
+		return;
+	}
 	if (n < 0 || (size_t)n >= room) {
 		e->buf[e->len] = '\0'; /* not whole: not shown */
 		return;
@@ -50,6 +57,7 @@ void cfg_err_finish(struct cfg_errors *e)
 		snprintf(e->buf, e->size, "%d error%s, too long to show", more,
 			 more == 1 ? "" : "s");
 	e->len += strlen(e->buf + e->len);
+	e->shown = e->count; /* said: once */
 }
 
 /* ---- value conversion ------------------------------------------------ */
@@ -434,6 +442,7 @@ int cfg_load_buffer(const char *file, const char *text, size_t size,
 		memcpy(ret_src->kprop_line, kline, sizeof(kline));
 	}
 out:
+	cfg_err_finish(&err);
 	cfg_loader_free(&L);
 	return r;
 }
@@ -496,8 +505,10 @@ int cfg_load(const char *path, const char *const *sets, size_t nsets,
 		errbuf[0] = '\0';
 	if (path) {
 		int r = read_file(path, &text, &size, &err);
-		if (r < 0)
+		if (r < 0) {
+			cfg_err_finish(&err);
 			return r;
+		}
 	}
 	int r = cfg_load_buffer(path, text, size, sets, nsets, ret_cfg, ret_src,
 				errbuf, errbuf_size);

@@ -470,6 +470,15 @@ Test(config, errors_beyond_the_buffer_are_counted)
 	char want[64];
 	snprintf(want, sizeof(want), "(and %d more errors)", 200 - (lines - 1));
 	cr_assert_str_eq(last, want);
+	/* one error longer than the whole buffer (a file name of 990 bytes
+	 * that cannot be opened): its start, not nothing */
+	char name[1000];
+	memset(name, 'x', sizeof(name));
+	memcpy(name, "/tmp/", 5);
+	name[sizeof(name) - 1] = '\0';
+	cr_assert_lt(cfg_load(name, NULL, 0, &c, NULL, err, sizeof(err)), 0);
+	cr_assert(strncmp(err, "/tmp/xxx", 8) == 0, "%s", err);
+	cr_assert(strstr(err, "..."), "%s", err);
 }
 
 /* An inline comment inside quotes (" ;" ends the value even there) left a
