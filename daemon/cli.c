@@ -177,6 +177,18 @@ int dc_check_files(const char *cmd, const struct dc_file_arg *files, int n)
 	return DC_EXIT_OK;
 }
 
+void dc_note_skipped(const char *cmd, const char *file,
+		     const struct fc_dataset *d)
+{
+	if (d->skipped[0])
+		fprintf(stderr,
+			"driftcast %s: note: %s: %s %s left out: not numeric "
+			"(the first value is text)\n",
+			cmd, file,
+			strchr(d->skipped, ',') ? "columns" : "column",
+			d->skipped);
+}
+
 int dc_check_operands(const char *cmd, int argc, char **argv, int max)
 {
 	if (argc - optind <= max)

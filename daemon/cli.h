@@ -104,6 +104,12 @@ struct dc_file_arg {
 };
 int dc_check_files(const char *cmd, const struct dc_file_arg *files, int n);
 
+struct fc_dataset;
+/* "driftcast CMD: note: FILE: column 'x' left out: ..." on stderr when
+ * the loader left columns out as not numeric (d->skipped). */
+void dc_note_skipped(const char *cmd, const char *file,
+		     const struct fc_dataset *d);
+
 /* An operator's time argument (--since, --at: epoch seconds or a date,
  * fc_time_parse's FC_TIME_EPOCH grammar, fraction kept) as series time,
  * epoch ns; 0, or -EINVAL (not a time, or outside 1678..2262). */

@@ -536,6 +536,7 @@ int dc_cmd_eval(int argc, char **argv)
 		return rc == -ENOENT || rc == -EACCES ? DC_EXIT_FAILURE
 						      : DC_EXIT_USAGE;
 	}
+	dc_note_skipped("eval", data, d);
 	const struct fc_config *mc = fc_model_config(m);
 	const float *smean, *sstd;
 	const char *const *snames;

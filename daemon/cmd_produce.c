@@ -549,6 +549,7 @@ int dc_cmd_produce(int argc, char **argv)
 		return r == -ENOENT || r == -EACCES ? DC_EXIT_FAILURE
 						    : DC_EXIT_USAGE;
 	}
+	dc_note_skipped("produce", p.file, ds);
 	/* the loader numbers the rows when the file has no time column */
 	bool timed = false;
 	for (int i = 0; i < ds->n_rows && !timed; i++)

@@ -365,6 +365,7 @@ int dc_cmd_train(int argc, char **argv)
 		return r == -ENOENT || r == -EACCES ? DC_EXIT_FAILURE
 						    : DC_EXIT_USAGE;
 	}
+	dc_note_skipped("train", data, d);
 	struct dc_train_printer ps = {
 	    .f = stderr, .tty = isatty(2), .quiet = quiet, .last = -1};
 	struct sigaction sa = {0}, old_int, old_term;

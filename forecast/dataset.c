@@ -408,8 +408,16 @@ int fc_dataset_load(const char *path, const char *columns,
 				for (int i = first; i < nf; i++) {
 					char *t = ds_trim(fields[i]);
 					double v;
-					if (!*t || ds_parse_number(t, &v) == 0)
+					if (!*t ||
+					    ds_parse_number(t, &v) == 0) {
 						sel[d->n_cols++] = i;
+						continue;
+					}
+					size_t l = strlen(d->skipped);
+					snprintf(d->skipped + l,
+						 sizeof(d->skipped) - l,
+						 "%s'%s'", l ? ", " : "",
+						 hdr[i]);
 				}
 				if (d->n_cols == 0) {
 					rc = -EINVAL;

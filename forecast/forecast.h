@@ -215,6 +215,9 @@ struct fc_dataset {
 	int train_end; /* train rows [0, train_end) */
 	int val_end;   /* val rows [train_end, val_end); test [val_end, n) */
 	double step_seconds; /* median spacing of timestamps (0 if none) */
+	/* the columns left out as not numeric (their first cell is text;
+	 * by default only), "'a', 'b'" or empty, cut at its size */
+	char skipped[256];
 };
 enum fc_split { FC_SPLIT_TRAIN, FC_SPLIT_VAL, FC_SPLIT_TEST };
 /* columns: NULL, "all" or a comma list; *ret the caller's; errors with

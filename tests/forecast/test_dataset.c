@@ -240,6 +240,7 @@ Test(dataset, text_columns_are_not_channels_and_none_is_named_twice)
 	cr_assert_eq(d->n_cols, 2);
 	cr_assert_str_eq(d->col_names[0], "a");
 	cr_assert_str_eq(d->col_names[1], "b");
+	cr_assert_str_eq(d->skipped, "'site'"); /* for the commands' note */
 	fc_dataset_free(d);
 	unlink(p);
 	expect_error("twice.csv", "date,a,b\n" ROWS10, "a,b,a",
