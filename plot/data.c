@@ -110,19 +110,26 @@ static int64_t gcd_i64(int64_t a, int64_t b)
 	return a;
 }
 
-/* The step of p's origins (p->n >= 2; p->t becomes their spacings): their
- * greatest common divisor, which storage.forecast_sample's 1 in N rows
- * keep (the median spacing of those is N steps or so); the median where
- * the divisor is far below it -- origins on more than one grid, the step
- * learnt again (ttt/engine.c) -- or where none is positive. */
-static int64_t probe_step(struct probe *p)
+/* The step of p's origins (p->n >= 2; p->t becomes their spacings): the
+ * one the engine learnt (known, 0 if none saved) when every spacing is a
+ * whole number of it; else their greatest common divisor, which
+ * storage.forecast_sample's 1 in N rows keep (the median spacing of those
+ * is N steps or so); the median where the divisor is far below it --
+ * origins on more than one grid, the step learnt again (ttt/engine.c) --
+ * or where none is positive. */
+static int64_t probe_step(struct probe *p, int64_t known)
 {
 	int64_t g = 0;
+	bool on_known = known > 0;
 	for (int i = 0; i + 1 < p->n; i++) {
 		p->t[i] = p->t[i + 1] - p->t[i];
 		if (p->t[i] > 0)
 			g = gcd_i64(p->t[i], g);
+		if (on_known) /* known > 0 */
+			on_known = p->t[i] > 0 && p->t[i] % known == 0;
 	}
+	if (on_known)
+		return known;
 	qsort(p->t, (size_t)p->n - 1, sizeof(int64_t), cmp_i64);
 	int64_t median = p->t[(p->n - 1) / 2];
 	return g > 0 && median / g <= 4096 ? g : median;
@@ -437,7 +444,10 @@ int plot_data_load(struct store *s, const struct plot_request *request,
 		    rq->series, p->n ? "only one" : "no", p->n ? "" : "s");
 		goto out;
 	}
-	d->step = probe_step(p);
+	int64_t known = 0;
+	if (store_series_step(s, rq->series, &known, NULL, 0) < 0)
+		known = 0;
+	d->step = probe_step(p, known);
 	d->horizon = p->horizon;
 	int64_t span;
 	if (q.last > 0 && q.until != INT64_MAX &&

@@ -94,6 +94,26 @@ int store_offset_get(struct store *s, const char *topic, int32_t partition,
 	return r;
 }
 
+int store_series_step(struct store *s, const char *series, int64_t *ret_step,
+		      char *errbuf, size_t errbuf_size)
+{
+	sqlite3_stmt *st = NULL;
+	int r, rc;
+	if ((r = store_prep(s, SQ_SERIES_STEP, &st, errbuf, errbuf_size)) < 0)
+		return r;
+	sqlite3_bind_text(st, 1, series, -1, SQLITE_STATIC);
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW)
+		*ret_step = sqlite3_column_int64(st, 0);
+	else if (rc == SQLITE_DONE)
+		r = -ENOENT;
+	else
+		r = store_db_fail(s, rc, errbuf, errbuf_size,
+				  "reading a series' step");
+	reset_stmt(st);
+	return r;
+}
+
 int store_restore_walk(struct store *s, sqlite3_stmt *st, store_restore_fn fn,
 		       void *user, size_t *ret_bad, char *errbuf,
 		       size_t errbuf_size)

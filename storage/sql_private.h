@@ -194,6 +194,8 @@
 	  "excluded.next_offset, updated_at = excluded.updated_at")            \
 	X(OFFSET_GET, "SELECT next_offset FROM kafka_offsets "                 \
 		      "WHERE topic = ?1 AND partition = ?2")                   \
+	X(SERIES_STEP, "SELECT r.step FROM series_recent r "                   \
+		       "JOIN series s ON s.id = r.series_id WHERE s.key = ?1") \
 	X(MODEL_FIND, "SELECT id, bytes FROM models "                          \
 		      "WHERE checksum = ?1 AND nbytes = ?2")                   \
 	X(MODEL_REHASH, "UPDATE models SET checksum = ?1 WHERE id = ?2")       \

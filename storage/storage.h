@@ -178,6 +178,12 @@ void store_batch_abort(struct store *s); /* also forgets a failed batch */
 /* ---- reads: what a callback gets is valid during the callback only; a
  * nonzero return stops the walk and is returned. */
 
+/* The step of series' saved recent values (series time, ns): what the
+ * engine learnt; -ENOENT when none is saved (an eval database, a series
+ * never forecast). */
+int store_series_step(struct store *s, const char *series, int64_t *ret_step,
+		      char *errbuf, size_t errbuf_size);
+
 /* The stored next offset; 0 and *ret_found = false when none. */
 int store_offset_get(struct store *s, const char *topic, int32_t partition,
 		     int64_t *ret_next_offset, bool *ret_found, char *errbuf,

@@ -392,6 +392,33 @@ Test(plot, sampled_forecasts_keep_the_step)
 	cr_assert_leq(st.to, UNTIL);
 	fclose(f);
 	store_free(s);
+
+	/* spacings of 2 and 4 steps only: their divisor is 2 steps; the
+	 * step the engine saved with the series' recent values is the one */
+	db = su_raw(path);
+	cr_assert_eq(sqlite3_exec(db,
+				  "DELETE FROM forecasts WHERE origin_ts / "
+				  "3600000000000 % 6 NOT IN (0, 2)",
+				  NULL, NULL, NULL),
+		     SQLITE_OK);
+	cr_assert_eq(
+	    sqlite3_exec(db,
+			 "INSERT INTO series_recent (series_id, last_ts, step, "
+			 "position, since_adapt, adaptations, vals, count, "
+			 "checksum, saved_at) SELECT id, 0, 3600000000000, 0, "
+			 "0, 0, x'00', 0, 0, 0 FROM series",
+			 NULL, NULL, NULL),
+	    SQLITE_OK, "%s", sqlite3_errmsg(db));
+	sqlite3_close(db);
+	s = open_ro();
+	f = tmpfile();
+	rq.since = T0 + 130 * STEP;
+	rq.until = T0 + 230 * STEP;
+	cr_assert_eq(plot_render(s, &rq, f, &st, err, sizeof(err)), 0, "%s",
+		     err);
+	cr_assert_eq(st.step, STEP, "step %lld s", (long long)(st.step / NS));
+	fclose(f);
+	store_free(s);
 	su_rmdir(dir);
 }
 
