@@ -57,11 +57,12 @@ tap_train_small() { # tap_train_small BIN DIR T0 L H SEED: DIR/model.dcm, a tiny
 }
 tap_mbctl() { # tap_mbctl DIR COMMAND...: once the mock broker started with
     # -c DIR/control (its log DIR/mb.log) has carried the command out
+    # (within TAP_MBCTL_WAIT seconds, 10 unless set)
     local dir=$1 before
     shift
     before=$(grep -c "command '" "$dir/mb.log")
     echo "$*" > "$dir/control"
-    wait_for 10 test "$(grep -c "command '" "$dir/mb.log")" -gt "$before"
+    wait_for "${TAP_MBCTL_WAIT:-10}" test "$(grep -c "command '" "$dir/mb.log")" -gt "$before"
 }
 tap_mock_start() { # tap_mock_start DIR TOPIC:PARTITIONS...: driftcast-mockbroker
     # ($MB) with those topics, its log DIR/mb.log, commands through
