@@ -867,9 +867,20 @@ int dc_kafka_read_partition(struct dc_kafka *k, const char *topic,
 						err, n);
 		return -EIO;
 	}
+	if (*from >= 0 && (*from < lo || *from > hi)) {
+		/* records gone before it, or a log that ends before it (the
+		 * topic made again): what was read before is no longer a
+		 * prefix of this log */
+		snprintf(err, n,
+			 "%s[%d]: offsets %lld..%lld, not where the last read "
+			 "stopped (%lld)",
+			 topic, partition, (long long)lo, (long long)hi,
+			 (long long)*from);
+		return -ERANGE;
+	}
 	int64_t start = *from > lo ? *from : lo;
 	if (hi <= start) {
-		*from = hi > start ? hi : start;
+		*from = start;
 		return 0;
 	}
 	rd_kafka_topic_partition_list_t *l =

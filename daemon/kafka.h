@@ -144,10 +144,11 @@ int dc_kafka_produce_borrowed(struct dc_kafka *k, const char *topic,
 /* Read partition of topic from its low to its high watermark (as of the
  * call), each message to fn (a nonzero return stops and is returned), with
  * a reader that never joins the group; watchdog fed.  *from: where to
- * start (-1: the low watermark, or where it is when *from is below it),
- * and on return the next offset not read.  0, -ENOENT (no such topic or
- * partition), -ETIMEDOUT after timeout_ms, -EIO (also when the watermarks
- * are not known within 5 s: no leader); err says why. */
+ * start (-1: the low watermark), and on return the next offset not read.
+ * 0, -ENOENT (no such topic or partition), -ETIMEDOUT after timeout_ms,
+ * -ERANGE (*from is outside the watermarks: read again from -1), -EIO
+ * (also when the watermarks are not known within 5 s: no leader); err
+ * says why. */
 typedef int (*dc_kafka_read_fn)(void *user, int64_t offset, const void *key,
 				size_t key_len, const void *payload,
 				size_t len);

@@ -615,6 +615,7 @@ int run_changelog_start(struct run *r, struct dc_kafka_start *st)
 	    r->kafka, r->cfg.kafka.state_topic, st->partition, read_one, r,
 	    &from, READ_TIMEOUT_MS, r->err, sizeof(r->err));
 	if (e == -ENOENT) {
+		kept_clear(c); /* a resumed read's records: no longer a log */
 		if (!c->missing_logged)
 			log_warning("state topic %s has no partition %d (%s): "
 				    "create it with at least as many "
@@ -629,10 +630,10 @@ int run_changelog_start(struct run *r, struct dc_kafka_start *st)
 		log_error("state topic: %s (%s): %s[%d] is held, nothing of "
 			  "it applied, until its states are read whole",
 			  r->err, strerror(-e), st->topic, st->partition);
-		if (e == -ETIMEDOUT) { /* what was read is kept */
+		if (e == -ETIMEDOUT || e == -EIO) { /* what was read is kept */
 			c->resume_part = st->partition;
 			c->resume_from = from;
-		} else {
+		} else { /* -ENOMEM: a record was lost; -ERANGE: not a prefix */
 			kept_clear(c);
 		}
 		return e;
@@ -793,6 +794,19 @@ size_t run_changelog_restore(struct run *r, const struct dc_kafka_start *st)
 			 r->cfg.kafka.state_topic, st->partition, n, n_avg,
 			 n_rcl);
 	return n;
+}
+
+int32_t run_changelog_resuming(const struct run *r)
+{
+	const struct changelog *c = r->changelog;
+	return c && c->resume_from >= 0 ? c->resume_part : -1;
+}
+
+void run_changelog_drop_resume(struct run *r, int32_t partition)
+{
+	struct changelog *c = r->changelog;
+	if (c && c->resume_from >= 0 && c->resume_part == partition)
+		kept_clear(c);
 }
 
 size_t run_changelog_read_count(const struct run *r)

@@ -458,7 +458,16 @@ static bool assign_partition(struct run *r, struct dc_kafka_start *st)
 {
 	int32_t p = st->partition;
 	struct dc_kafka_start orig = *st;
-	if (start_after_crash(r, st) < 0) { /* reads the state topic */
+	/* another held partition's read goes on first (its records are the
+	 * reader's): this one waits, unread */
+	int32_t busy = run_changelog_resuming(r);
+	bool wait = busy >= 0 && busy != p && busy < MAX_PARTITIONS &&
+		    r->restoring[busy];
+	if (wait && !r->restoring[p])
+		log_notice("%s[%d] is held, unread, until the read of the "
+			   "state partition %d, stopped part way, ends",
+			   st->topic, p, busy);
+	if (wait || start_after_crash(r, st) < 0) { /* reads the state topic */
 		*st = orig;
 		if (!r->restoring[p]) {
 			r->restoring[p] = true;
@@ -521,9 +530,18 @@ void run_handover_retry(struct run *r, uint64_t now)
 	int32_t p = r->restore_next;
 	for (int i = 0; i < MAX_PARTITIONS && !r->restoring[p]; i++)
 		p = (p + 1) % MAX_PARTITIONS;
+	if (!r->restoring[p]) { /* the count without its flags: none */
+		r->nrestoring = 0;
+		return;
+	}
 	r->restore_next = (p + 1) % MAX_PARTITIONS;
+	/* a read that stopped part way goes on first, to its end */
+	int32_t busy = run_changelog_resuming(r);
+	if (busy >= 0 && busy < MAX_PARTITIONS && r->restoring[busy])
+		p = busy;
 	if (!dc_kafka_held(r->kafka, p)) { /* gone: a rebalance error */
 		restoring_end(r, p);
+		run_changelog_drop_resume(r, p);
 		return;
 	}
 	run_batch_flush(r, true);
@@ -598,6 +616,7 @@ void run_handover_out(struct run *r,
 		if (p < 0 || p >= MAX_PARTITIONS)
 			continue;
 		restoring_end(r, p);
+		run_changelog_drop_resume(r, p);
 		run_owner_each(r, p, forget_one, &c);
 		owners_drop(r, p);
 		dc_status_partition_forgotten(dc_metrics_status(r->metrics), p);

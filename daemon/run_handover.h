@@ -59,6 +59,10 @@ int run_changelog_start(struct run *r, struct dc_kafka_start *st);
 /* Restore the kept states that are newer than this host's own; returns
  * how many series were. */
 size_t run_changelog_restore(struct run *r, const struct dc_kafka_start *st);
+/* The partition whose state read stopped part way and goes on at its next
+ * read (-1: none); that progress dropped (the partition revoked). */
+int32_t run_changelog_resuming(const struct run *r);
+void run_changelog_drop_resume(struct run *r, int32_t partition);
 /* Records (states and handover marks) read for the partition being
  * assigned. */
 size_t run_changelog_read_count(const struct run *r);

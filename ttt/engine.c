@@ -30,11 +30,12 @@
 #include "ttt/engine_private.h"
 #include "ttt/ttt.h"
 
-/* Values off a series' step, of its last 16, at which it is learnt again
- * from the next gap: one stray timestamp costs one value; a wrong step (or
- * a new cadence) about this many and a lookback -- also a multiple of the
- * true step (a second value missing), whose values are every other one
- * off it. */
+/* Values off a series' step (or after a gap too long to fill), of its
+ * last 16, at which it is learnt again from the next gap: one stray
+ * timestamp costs one value; a wrong step (or a new cadence) about this
+ * many and a lookback -- also a multiple of the true step (a second value
+ * missing), whose values are every other one off it, and a cadence slowed
+ * to a multiple beyond ttt.max_gap. */
 #define OFF_STEP_RELEARN 8
 
 /* The ranges of the families in fam, in block order. */
@@ -297,21 +298,28 @@ static int observe(struct ttt_engine *e, struct series *s, int64_t ts,
 			s->step = d;
 		s->relearn = 0;
 		int off = d % s->step != 0;
-		s->off_bits = (uint16_t)(s->off_bits << 1 | (unsigned)off);
-		if (off && __builtin_popcount(s->off_bits) < OFF_STEP_RELEARN) {
+		/* a gap too long to fill counts as well: a cadence slowed to
+		 * a multiple of the step restarted the history at every value
+		 * and was never forecast */
+		int lost = off || (d / s->step - 1 > e->p.max_gap);
+		s->off_bits = (uint16_t)(s->off_bits << 1 | (unsigned)lost);
+		int relearn =
+		    __builtin_popcount(s->off_bits) >= OFF_STEP_RELEARN;
+		if (off && !relearn) {
 			reject_value(e, s, ts, value,
 				     "timestamp not on the series' step");
 			return 0;
 		}
-		if (off) {
+		if (relearn) {
 			/* the step was learnt from a wrong first gap (a
 			 * clock not yet set, a late second value) or the
 			 * cadence changed: from this value, learnt again */
 			ev_init(&ev, TTT_EV_GAP_FILLED, s);
 			ev.ts = ts;
 			ev.filled = 0;
-			ev.reason = "values off the series' step: history "
-				    "restarted, step learnt again";
+			ev.reason = "values off the series' step (or after "
+				    "long gaps): history restarted, step "
+				    "learnt again";
 			ev.version_from = ev.version_to = s->ad->version;
 			restart_history(e, s);
 			/* the old step stays until the next gap gives the

@@ -664,6 +664,10 @@ int ttt_engine_restore_recent(struct ttt_engine *e, const struct ttt_recent *r)
 	s->last_ts = r->last_ts;
 	s->step = r->step;
 	s->has_ts = 1;
+	/* a step learnt again is saved once its next gap gave it; one saved
+	 * before that (a single value since) is taken as it is */
+	s->relearn = 0;
+	s->off_bits = 0;
 	ttt_drift_reset(e, s);
 	if (r->average && r->average_len == e->n_ad)
 		take_average(e, s->ad, r->average, r->average_version);

@@ -188,6 +188,12 @@ Test(state_reader, an_offset_out_of_range_reads_from_the_start, .timeout = 60)
 					     8000, e, sizeof(e)),
 		     0, "%s", e);
 	cr_expect_eq(n, 5);
+	/* from beyond the end (the topic made again since): refused, to be
+	 * read again from its start */
+	from = 25;
+	cr_expect_eq(dc_kafka_read_partition(k, "st", 0, count_one, &n, &from,
+					     8000, e, sizeof(e)),
+		     -ERANGE);
 	dc_kafka_free(k);
 	rd_kafka_mock_cluster_destroy(mc);
 	rd_kafka_destroy(p);

@@ -1292,6 +1292,37 @@ Test(engine, events_leave_what_they_do_not_measure_nan)
 /* ttt.max_series: a value of a new series beyond it is refused; a series
  * restored (this host's already, its versions numbered in the database) is
  * not, and counts. */
+/* A cadence slowed to ten times the learnt step: every value was a gap too
+ * long to fill, restarted the history and was never forecast (499 audit
+ * rows for 500 values).  The step is learnt again. */
+Test(engine, a_cadence_slowed_past_max_gap_is_learnt_again)
+{
+	struct fc_model *m = tt_small_model_ok(L, H);
+	struct ttt_params p;
+	struct ttt_engine *e;
+	struct log lg = {0};
+	char err[256];
+	ttt_params_default(&p);
+	p.enabled = 0;
+	cr_assert_eq(ttt_engine_new(m, &p, on_event, &lg, &e, err, sizeof(err)),
+		     0, "%s", err);
+	int64_t ts = 0;
+	for (int i = 0; i < 10; i++, ts += 60) /* step 60 s */
+		feed(e, &lg, "k", ts, (float)i);
+	int gaps0 = count(&lg, TTT_EV_GAP_FILLED);
+	for (int i = 0; i < 200; i++, ts += 600)
+		feed(e, &lg, "k", ts, (float)i);
+	int gaps = count(&lg, TTT_EV_GAP_FILLED) - gaps0;
+	cr_assert_leq(gaps, 9, "%d history restarts", gaps);
+	cr_assert_geq(count(&lg, TTT_EV_FORECAST), 200 - 9 - L + 1);
+	int64_t step = 0;
+	cr_assert_eq(ttt_engine_each_recent(e, newest_step, &step), 0);
+	cr_assert_eq(step, 600);
+	ttt_engine_free(e);
+	free(lg.v);
+	fc_model_free(m);
+}
+
 Test(engine, max_series_refuses_new_series_not_restores)
 {
 	struct fc_model *m = tt_small_model_ok(L, H);
