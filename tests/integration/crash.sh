@@ -33,14 +33,7 @@ cleanup() {
 }
 trap cleanup EXIT
 
-rows() { # rows FROM TO: the 7 ETTh1 columns of rows [FROM, TO)
-    python3 - "$DATA" "$1" "$2" <<'PY'
-import sys
-lines = [l for l in open(sys.argv[1]).read().split("\n") if l]
-print(lines[0])
-print("\n".join(lines[1 + int(sys.argv[2]):1 + int(sys.argv[3])]))
-PY
-}
+rows() { hosts_ett_rows "$@"; } # the 7 ETTh1 columns of rows [FROM, TO)
 NSERIES=7
 hosts_cluster 600 2 driftcast-state-new:2
 hosts_conf crash driftcast-state a

@@ -1,7 +1,9 @@
 # Several `driftcast run` hosts in one consumer group against the mock
-# cluster, sourced after tap.sh by scale.sh, crash.sh, rollback_kafka.sh and
-# bench/handoff: the model and the cluster, each host's settings file,
-# starting one, and producing rows of the script's own rows() function,
+# cluster, sourced after tap.sh by scale.sh, crash.sh, rollback_kafka.sh,
+# state_read.sh and bench/handoff: the model and the cluster (its commands
+# through tap_mbctl), each host's settings file,
+# starting one, and producing rows of the script's own rows() function
+# (hosts_ett_rows: DATA's rows as they are),
 # and bail; what the forecasts topic holds.  Uses BIN, MB, DATA, WORK, L,
 # H, HOSTS (the host names) and NSERIES; sets BS.
 
@@ -71,6 +73,14 @@ produce() { # produce FROM TO: those rows of every series (rows FROM TO)
     rows "$1" "$2" > "$WORK/rows-$1.csv"
     "$BIN" produce --brokers "$BS" --topic measurements --series-prefix ett \
         -q "$WORK/rows-$1.csv" > /dev/null 2>&1 || bail "produce $1..$2 failed"
+}
+hosts_ett_rows() { # hosts_ett_rows FROM TO: DATA's header and rows [FROM, TO)
+    python3 - "$DATA" "$1" "$2" <<'PY'
+import sys
+lines = [l for l in open(sys.argv[1]).read().split("\n") if l]
+print(lines[0])
+print("\n".join(lines[1 + int(sys.argv[2]):1 + int(sys.argv[3])]))
+PY
 }
 forecasts() { # the forecasts topic from its beginning, a JSON per line
     kcat -C -b "$BS" -t forecasts -o beginning -e -q -f '%s\n' 2>/dev/null

@@ -34,15 +34,7 @@ cleanup() {
 trap cleanup EXIT
 
 # rows FROM TO: rows [FROM, TO) of the seven ETTh1 columns
-rows() {
-    python3 - "$DATA" "$1" "$2" <<'PY'
-import sys
-lines = [l.split(",") for l in open(sys.argv[1]).read().split("\n") if l]
-print(",".join(lines[0]))
-for l in lines[1 + int(sys.argv[2]):1 + int(sys.argv[3])]:
-    print(",".join(l))
-PY
-}
+rows() { hosts_ett_rows "$@"; }
 hosts_cluster 800 2
 
 hosts_conf rollback driftcast-state a b
