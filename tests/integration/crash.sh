@@ -120,16 +120,7 @@ check "the versions made before the crash stay; the states taken later come afte
 hav=$(sqlite3 "$WORK/a.db" "SELECT count(*), count(average) FROM versions WHERE reason = 'handover'")
 check "the versions taken from the state topic store the averages it carried (versions, with one: $hav)" \
     awk -F'|' '{ exit !($2 > 0) }' <<< "$hav"
-forecasts | python3 -c '
-import sys, json
-last = {}
-for m in map(json.loads, sys.stdin):
-    last.setdefault(m["series"], {})[m["origin"]] = m["adapter_version"]
-back = 0
-for by in last.values():
-    vs = [by[o] for o in sorted(by)]
-    back += sum(1 for a, b in zip(vs, vs[1:]) if b < a)
-print(back)' > "$WORK/back"
+hosts_versions_back > "$WORK/back"
 check "adapter_version never goes back within a series ($(cat "$WORK/back") times)" \
     test "$(cat "$WORK/back")" -eq 0
 

@@ -82,6 +82,20 @@ print(lines[0])
 print("\n".join(lines[1 + int(sys.argv[2]):1 + int(sys.argv[3])]))
 PY
 }
+hosts_versions_back() { # how often a series' adapter_version goes back
+    # from one origin to the next, over the forecasts topic (each origin's
+    # last forecast)
+    forecasts | python3 -c '
+import sys, json
+last = {}
+for m in map(json.loads, sys.stdin):
+    last.setdefault(m["series"], {})[m["origin"]] = m["adapter_version"]
+back = 0
+for by in last.values():
+    vs = [by[o] for o in sorted(by)]
+    back += sum(1 for a, b in zip(vs, vs[1:]) if b < a)
+print(back)'
+}
 forecasts() { # the forecasts topic from its beginning, a JSON per line
     kcat -C -b "$BS" -t forecasts -o beginning -e -q -f '%s\n' 2>/dev/null
 }

@@ -91,16 +91,7 @@ check "... its series restored from the state topic" \
 total=$(forecasts | wc -l)
 check "no (series, origin) published twice ($total forecasts)" \
     test "$total" -eq "$(expected 130)"
-forecasts | python3 -c '
-import sys, json
-last = {}
-for m in map(json.loads, sys.stdin):
-    last.setdefault(m["series"], {})[m["origin"]] = m["adapter_version"]
-back = 0
-for by in last.values():
-    vs = [by[o] for o in sorted(by)]
-    back += sum(1 for a, b in zip(vs, vs[1:]) if b < a)
-print(back)' > "$WORK/back"
+hosts_versions_back > "$WORK/back"
 check "adapter_version never goes back within a series ($(cat "$WORK/back") times)" \
     test "$(cat "$WORK/back")" -eq 0
 kill -TERM "${host_pid[b]}"
