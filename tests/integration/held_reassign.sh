@@ -93,10 +93,20 @@ kill -TERM $kc 2>/dev/null
 wait $kc 2>/dev/null
 assigned() { test "$(grep -c 'assigned at offset' "$WORK/daemon.log")" -ge 3; }
 check "... and assigned back while it is still held" wait_for 60 assigned
-# partition 0 holds k4 (20 values durable, then a bad one and 12 held),
-# partition 1 k1-k3 (60, then 3 and 36): assigned back past the held ones
-check "... continuing after the held batch's messages, not before them" \
-    grep -Eq "assigned measurements\[[01]\] from offset (33|99) " "$WORK/daemon.log"
+# partition 0 holds k4 (20 values durable, then a bad one and up to 12
+# held), partition 1 k1-k3 (60, then 3 and up to 36): assigned back past
+# the durable offset, where the held batch ends (how many values it holds
+# depends on how many were consumed before the input paused: under the
+# sanitizers, once, only the bad one: offset 21); before the fix, from 20
+# or 60
+past_held() {
+    awk '/assigned measurements\[[01]\] from offset/ {
+        p = substr($0, index($0, "[") + 1, 1); n = $0
+        sub(/.* from offset /, "", n); n += 0
+        if ((p == 0 && n > 20 && n <= 33) || (p == 1 && n > 60 && n <= 99)) ok = 1
+    } END { exit !ok }' "$WORK/daemon.log"
+}
+check "... continuing after the held batch's messages, not before them" past_held
 mbctl "leader deadletter 0 1"
 # 80 + 4 bad + 48 values
 check "the hold clears and every message is applied" wait_for 60 applied_is 132
